@@ -1,0 +1,154 @@
+"""Assemble the mixing pipeline from a validated config."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import os
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+
+import apache_beam as beam
+
+from schemas.config import PipelineConfig
+from schemas.records import DOCUMENT_SCHEMA, DUPLICATE_SCHEMA, FILTERED_SCHEMA, REJECTION_SCHEMA
+from transforms.dedup import Deduplicate, SketchDocuments, lsh_shape
+from transforms.ingest import InputPlan, ReadCorpora, checksum_file, plan_inputs
+from transforms.minhash import shingle_hash32
+from transforms.mixture import MixSources
+from transforms.output import (
+    MaterializeDocuments,
+    WriteShards,
+    label_by_split,
+    order_by_id,
+    order_by_lineage,
+)
+from transforms.publish import PublishRun
+from transforms.quality import FilterQuality
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything about one run that is not the config: where, which files, which id."""
+
+    base_dir: str
+    out_dir: str
+    stage_dir: str
+    run_id: str
+    config_digest: str
+    started_at: str
+    plan: InputPlan
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("hybridmix", "apache-beam", "pyarrow", "datasketch", "pydantic", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "unknown"
+    return out
+
+
+def default_run_id(config_digest: str, plan: InputPlan) -> str:
+    """Same config and same input files give the same id, so a rerun is byte-identical."""
+    return "hm-" + hashlib.sha256(f"{config_digest}\n{plan.fingerprint()}".encode()).hexdigest()[:16]
+
+
+def stage_dir_for(out_dir: str, run_id: str) -> str:
+    if "://" in out_dir:
+        return f"{out_dir.rstrip('/')}/_temporary/{run_id}"
+    parent, name = os.path.split(os.path.abspath(out_dir))
+    return os.path.join(parent, f".{name}.{run_id}.inprogress")
+
+
+def prepare_run(config: PipelineConfig, base_dir: str, out_dir: str, run_id: str | None = None) -> RunContext:
+    """Plan inputs (reads file footers) and name the run; raises on unusable inputs."""
+    plan = plan_inputs(config, base_dir)
+    digest = config.digest()
+    rid = run_id or default_run_id(digest, plan)
+    out = out_dir if "://" in out_dir else os.path.abspath(out_dir)
+    return RunContext(
+        base_dir=base_dir,
+        out_dir=out,
+        stage_dir=stage_dir_for(out, rid),
+        run_id=rid,
+        config_digest=digest,
+        started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        plan=plan,
+    )
+
+
+def dedup_params(config: PipelineConfig) -> dict:
+    near = config.dedup.near
+    bands, rows = lsh_shape(near)
+    return {
+        "exact": {"enabled": config.dedup.exact, "key": "blake2b-128 of NFKC-lowercased, whitespace-collapsed text"},
+        "near": {
+            "enabled": near.enabled,
+            "num_perm": near.num_perm,
+            "threshold": near.threshold,
+            "ngram": near.ngram,
+            "seed": near.seed,
+            "bands": bands,
+            "rows": rows,
+            "verify": near.verify,
+            "scheme": "datasketch affine32",
+            "hashfunc": f"{shingle_hash32.__module__}.{shingle_hash32.__name__}",
+            "clustering": "large-star/small-star connected components",
+            "max_cc_rounds": near.max_cc_rounds,
+        },
+        "survivor_policy": config.dedup.survivor,
+    }
+
+
+def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) -> beam.PCollection:
+    """Add the whole run to `p`; returns the PCollection holding the published manifest."""
+    parts = config.partitions
+    files = [f.display for f in ctx.plan.files]
+    origins = {c.name: c.origin.value for c in config.corpora}
+    stage, out_cfg = ctx.stage_dir, config.output
+
+    read = p | "ReadCorpora" >> ReadCorpora(config, ctx.plan, ctx.run_id)
+    scored = read.docs | "FilterQuality" >> FilterQuality(config.quality, files, ctx.run_id)
+    sketch = scored.kept | "Sketch" >> SketchDocuments(config.dedup, parts)
+    dedup = (sketch.info, sketch.signatures) | "Deduplicate" >> Deduplicate(config.dedup, parts, files, ctx.run_id)
+    mix = dedup.survivors | "Mix" >> MixSources(config.mixture, origins, config.seed)
+    records = mix.selected | "Materialize" >> MaterializeDocuments(config, ctx.plan, ctx.run_id, ctx.config_digest)
+
+    lineage = ["source_file", "source_row"]
+    data = records | "WriteData" >> WriteShards(
+        "data", DOCUMENT_SCHEMA, stage, out_cfg, functools.partial(order_by_id, seed=config.seed), ["id"],
+        label=label_by_split, count_sources=True)
+    rejects = read.rejected | "WriteRejects" >> WriteShards(
+        "rejects", REJECTION_SCHEMA, stage, out_cfg, order_by_lineage, lineage)
+    filtered = scored.filtered | "WriteFiltered" >> WriteShards(
+        "filtered", FILTERED_SCHEMA, stage, out_cfg, order_by_lineage, lineage)
+    duplicates = dedup.duplicates | "WriteDuplicates" >> WriteShards(
+        "duplicates", DUPLICATE_SCHEMA, stage, out_cfg, order_by_lineage, lineage)
+
+    stats = (
+        (read.stats, scored.stats, dedup.stats, mix.stats, data.stats)
+        | "MergeStats" >> beam.Flatten()
+        | "SumStats" >> beam.CombinePerKey(sum)
+    )
+    sources = [config.corpora[f.corpus].name for f in ctx.plan.files]
+    inputs = (
+        p
+        | "ListInputs" >> beam.Create(list(zip(ctx.plan.files, sources)))
+        | "ChecksumInputs" >> beam.MapTuple(checksum_file)
+    )
+    outputs = (data.files, rejects.files, filtered.files, duplicates.files) | "MergeOutputs" >> beam.Flatten()
+    return {"stats": stats, "plan": mix.plan, "inputs": inputs, "outputs": outputs} | "Publish" >> PublishRun(
+        stage_dir=stage,
+        out_dir=ctx.out_dir,
+        config=config,
+        run_id=ctx.run_id,
+        config_digest=ctx.config_digest,
+        base_dir=ctx.base_dir,
+        started_at=ctx.started_at,
+        versions=versions(),
+        dedup_params=dedup_params(config),
+    )

@@ -1,0 +1,72 @@
+"""Plain-text views of a run for the terminal: summary tables, schema, sample rows."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def safe_text(value: Any, limit: int = 100) -> str:
+    """Text that cannot drive the terminal: control, bidi and escape characters are shown as \\uXXXX."""
+    text = "" if value is None else str(value)
+    cut = len(text) > limit
+    text = text[:limit].replace("\n", "\\n").replace("\t", "\\t")
+    text = _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text + ("..." if cut else "")
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[safe_text(h, 40) for h in headers]] + [[safe_text(c, 40) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for i, row in enumerate(cells):
+        lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def summary(manifest: dict[str, Any]) -> str:
+    """Per-source fates and the achieved mixture, from a manifest."""
+    origin_of = {c["name"]: c["origin"] for c in manifest["config"]["corpora"]}
+    mix = manifest["mixture"]
+    rows = []
+    for name, c in manifest["counts"].items():
+        s = mix["sources"].get(name, {})
+        rows.append([
+            name, origin_of.get(name, ""), f"{c['read']:,}", f"{c['rejected']:,}", f"{c['filtered']:,}",
+            f"{c['exact_duplicates']:,}", f"{c['near_duplicates']:,}", f"{c['not_selected']:,}",
+            f"{c['selected']:,}", f"{c['written']:,}", f"{s.get('selected_tokens', 0):,}",
+        ])
+    t = manifest["totals"]
+    rows.append([
+        "TOTAL", "", f"{t['read']:,}", f"{t['rejected']:,}", f"{t['filtered']:,}", f"{t['exact_duplicates']:,}",
+        f"{t['near_duplicates']:,}", f"{t['not_selected']:,}", f"{t['selected']:,}", f"{t['written']:,}",
+        f"{sum(s['selected_tokens'] for s in mix['sources'].values()):,}",
+    ])
+    headers = ["source", "origin", "read", "rejected", "filtered", "exact dup", "near dup",
+               "not selected", "selected", "written", "tokens"]
+    lines = [f"run {manifest['run_id']}  (config {manifest['config_digest'][:12]}, seed {manifest['seed']})", "",
+             _table(headers, rows), ""]
+    origin_rows = []
+    for origin, g in mix["origins"].items():
+        origin_rows.append([
+            origin, f"{g['target_fraction']:.2%}", f"{g['achieved_fraction']:.2%}",
+            f"{g['fraction_error'] * 100:+.3f} pp", f"{g['selected_units']:,}", f"{g['written_rows']:,}",
+        ])
+    lines.append(f"mixture by {mix['unit']} (budget: {mix['budget']}, max_repeats {mix['max_repeats']})")
+    lines.append(_table(["origin", "target", "achieved", "error", mix["unit"], "rows"], origin_rows))
+    return "\n".join(lines)
+
+
+def schema_text(schema: Any) -> str:
+    return "\n".join(f"  {f.name}: {f.type}{'' if f.nullable else ' not null'}" for f in schema)
+
+
+def sample_rows(rows: list[dict[str, Any]], columns: list[str], limit: int = 80) -> str:
+    out = []
+    for row in rows:
+        out.append("  " + "  ".join(f"{c}={safe_text(row.get(c), limit if c == 'text' else 40)}" for c in columns))
+    return "\n".join(out)

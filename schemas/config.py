@@ -1,0 +1,344 @@
+"""The run configuration: one YAML file validated by these pydantic models.
+
+Every default a run uses is declared here, so the resolved config written to the manifest
+says everything that shaped the output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from schemas.errors import ConfigError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Origin(StrEnum):
+    HUMAN = "human"
+    SYNTHETIC = "synthetic"
+
+
+ORIGIN_RANK = {Origin.HUMAN: 0, Origin.SYNTHETIC: 1}
+
+
+class ProvenanceColumns(_Model):
+    """Input columns that hold provenance values, per corpus (all optional)."""
+
+    generator: str | None = None
+    generation: str | None = None
+    license: str | None = None
+    url: str | None = None
+    parent_id: str | None = None
+
+
+class ProvenanceDefaults(_Model):
+    """Constant provenance values for rows whose mapped column is absent or null."""
+
+    generator: str | None = None
+    generation: int | None = Field(default=None, ge=0, le=127)
+    license: str | None = None
+    url: str | None = None
+
+
+class CorpusConfig(_Model):
+    """One input corpus: a set of Parquet files of one origin."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=128)
+    origin: Origin
+    paths: list[str] = Field(min_length=1)
+    text_column: str = "text"
+    id_column: str | None = None
+    columns: ProvenanceColumns = ProvenanceColumns()
+    defaults: ProvenanceDefaults = ProvenanceDefaults()
+    keep_columns: list[str] = Field(default_factory=list)
+    prompt_column: str | None = None
+
+    @model_validator(mode="after")
+    def _check_generation(self) -> CorpusConfig:
+        gen = self.defaults.generation
+        if self.origin is Origin.HUMAN and gen not in (None, 0):
+            raise ValueError(f"defaults.generation: human text has generation 0, got {gen}")
+        if self.origin is Origin.SYNTHETIC and gen == 0:
+            raise ValueError("defaults.generation: synthetic text has generation >= 1, got 0")
+        reserved = {self.text_column}
+        for key in self.keep_columns:
+            if key in reserved:
+                raise ValueError(f"keep_columns: {key!r} is the text column; it is always kept")
+        return self
+
+    @property
+    def default_generation(self) -> int:
+        if self.defaults.generation is not None:
+            return self.defaults.generation
+        return 0 if self.origin is Origin.HUMAN else 1
+
+
+class TokenizerConfig(_Model):
+    """How `tokens` is counted. All are offline and deterministic.
+
+    words: runs of word characters plus single punctuation marks (close to a BPE
+    pre-tokenizer's count); whitespace: whitespace-separated words; bytes4: UTF-8 bytes / 4,
+    rounded up (a common rule of thumb for BPE tokens of English).
+    """
+
+    kind: Literal["words", "whitespace", "bytes4"] = "words"
+
+
+class FilterSpec(_Model):
+    """One quality filter, by registered name, with its parameters and scope."""
+
+    name: str
+    params: dict[str, float | int | str | bool | list[str]] = Field(default_factory=dict)
+    origins: list[Origin] | None = None
+    sources: list[str] | None = None
+    mode: Literal["drop", "flag"] = "drop"
+
+
+def _default_filters() -> list[FilterSpec]:
+    return [
+        FilterSpec(name="min_words", params={"min_words": 3}),
+        FilterSpec(name="refusal", origins=[Origin.SYNTHETIC]),
+    ]
+
+
+class QualityConfig(_Model):
+    enabled: bool = True
+    filters: list[FilterSpec] = Field(default_factory=_default_filters)
+
+
+class NearDedupConfig(_Model):
+    """MinHash LSH near-duplicate detection over word n-grams of the normalized text."""
+
+    enabled: bool = True
+    num_perm: int = Field(default=128, ge=8, le=1024)
+    threshold: float = Field(default=0.8, gt=0.0, lt=1.0)
+    ngram: int = Field(default=5, ge=1, le=32)
+    seed: int = Field(default=1, ge=0, lt=2**32)
+    bands: int | None = Field(default=None, ge=1)
+    rows: int | None = Field(default=None, ge=1)
+    false_positive_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    verify: bool = True
+    # Buckets up to this size yield all their pairs; larger ones a star on their
+    # smallest member plus a chain, which keeps the work linear in bucket size.
+    all_pairs_bucket_limit: int = Field(default=64, ge=2)
+    max_cc_rounds: int = Field(default=12, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _check_bands(self) -> NearDedupConfig:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("bands and rows: give both or neither")
+        if self.bands is not None and self.rows is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(
+                f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        return self
+
+
+class DedupConfig(_Model):
+    exact: bool = True
+    near: NearDedupConfig = NearDedupConfig()
+    survivor: Literal["prefer_human", "longest", "lowest_id", "highest_quality"] = "prefer_human"
+
+
+class GuardsConfig(_Model):
+    """Limits against collapse-prone mixes; a violation stops the run before publishing."""
+
+    max_synthetic_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_generation: int | None = Field(default=None, ge=0, le=127)
+    min_human_tokens: int | None = Field(default=None, ge=0)
+
+
+class MixtureConfig(_Model):
+    """Target composition of the output. Fractions are of `unit` (tokens or documents)."""
+
+    unit: Literal["tokens", "documents"] = "tokens"
+    targets: dict[Origin, Annotated[float, Field(ge=0.0, le=1.0)]]
+    source_weights: dict[str, Annotated[float, Field(gt=0.0)]] = Field(default_factory=dict)
+    total_tokens: int | None = Field(default=None, gt=0)
+    total_documents: int | None = Field(default=None, gt=0)
+    max_repeats: int = Field(default=1, ge=1, le=1000)
+    on_infeasible: Literal["fail", "shrink"] = "fail"
+    validation_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
+    guards: GuardsConfig = GuardsConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> MixtureConfig:
+        total = sum(self.targets.values())
+        if not self.targets or not math.isclose(total, 1.0, abs_tol=1e-9):
+            raise ValueError(f"targets: fractions must sum to 1, they sum to {total:g}")
+        if self.total_tokens is not None and self.total_documents is not None:
+            raise ValueError("total_tokens and total_documents: give at most one")
+        if self.total_tokens is not None and self.unit != "tokens":
+            raise ValueError("total_tokens: the unit is documents; use total_documents")
+        if self.total_documents is not None and self.unit != "documents":
+            raise ValueError("total_documents: the unit is tokens; use total_tokens")
+        limit = self.guards.max_synthetic_fraction
+        wanted = self.targets.get(Origin.SYNTHETIC, 0.0)
+        if limit is not None and wanted > limit + 1e-12:
+            raise ValueError(
+                f"guards.max_synthetic_fraction: target synthetic fraction {wanted:g} "
+                f"exceeds the guard {limit:g}")
+        return self
+
+    @property
+    def total(self) -> int | None:
+        return self.total_tokens if self.unit == "tokens" else self.total_documents
+
+
+class OutputConfig(_Model):
+    path: str | None = None
+    rows_per_shard: int = Field(default=100_000, ge=1)
+    row_group_rows: int = Field(default=10_000, ge=1)
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+
+
+class PipelineConfig(_Model):
+    """The root of a run's configuration."""
+
+    corpora: list[CorpusConfig] = Field(min_length=1)
+    mixture: MixtureConfig
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    quality: QualityConfig = QualityConfig()
+    dedup: DedupConfig = DedupConfig()
+    output: OutputConfig = OutputConfig()
+    seed: int = Field(default=0, ge=0, lt=2**63)
+    # Number of hash partitions of every keyed stage; the unit of parallelism on a
+    # distributed runner. More partitions than workers keeps them all busy.
+    partitions: int = Field(default=16, ge=1, le=4096)
+    read_batch_rows: int = Field(default=8192, ge=16, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _check(self) -> PipelineConfig:
+        names = [c.name for c in self.corpora]
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                raise ValueError(f"corpora[{i}].name: {name!r} is used by more than one corpus")
+            seen.add(name)
+        origins = {c.origin for c in self.corpora}
+        for origin, fraction in self.mixture.targets.items():
+            if fraction > 0 and origin not in origins:
+                raise ValueError(
+                    f"mixture.targets.{origin.value}: target {fraction:g} but no corpus has "
+                    f"origin {origin.value}")
+        for origin in origins:
+            if origin not in self.mixture.targets:
+                raise ValueError(
+                    f"mixture.targets: corpora of origin {origin.value} exist but have no target "
+                    f"(set mixture.targets.{origin.value}, 0 to leave them out)")
+        for name in self.mixture.source_weights:
+            if name not in seen:
+                raise ValueError(f"mixture.source_weights.{name}: no corpus has that name")
+        for i, spec in enumerate(self.quality.filters):
+            for name in spec.sources or []:
+                if name not in seen:
+                    raise ValueError(
+                        f"quality.filters[{i}].sources: no corpus named {name!r}")
+        return self
+
+    def with_overrides(self, *, seed: int | None = None, output_path: str | None = None) -> PipelineConfig:
+        """A copy with CLI overrides applied and validated again."""
+        data = self.model_dump(mode="json")
+        if seed is not None:
+            data["seed"] = seed
+        if output_path is not None:
+            data["output"]["path"] = output_path
+        return parse_config(data, origin="command line")
+
+    def digest(self) -> str:
+        """Hash of everything that shapes the output (the output location does not)."""
+        payload = self.model_dump(mode="json")
+        payload["output"].pop("path", None)
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(root)"
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line per problem: `key.path: message`, joined with '; '."""
+    parts = []
+    for item in error.errors(include_url=False):
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg = item["msg"]
+        if item["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+            # Cross-field validators name their key themselves, relative to the model.
+            head, sep, tail = msg.partition(": ")
+            if sep and " " not in head:
+                loc = loc + (head,)
+                msg = tail
+        elif "input" in item and item["type"] not in ("missing",):
+            shown = repr(item["input"])
+            if len(shown) > 60:
+                shown = shown[:57] + "..."
+            msg = f"{msg} (got {shown})"
+        parts.append(f"{_key_path(loc)}: {msg}")
+    return "; ".join(parts)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML (no tags that build objects) that also refuses repeated keys."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice", key_node.start_mark)
+        mapping[key] = loader.construct_object(value_node, deep=deep)
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_config(data: Any, *, origin: str = "config") -> PipelineConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {format_validation_error(exc)}") from None
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a YAML (or JSON) config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc})") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
+    return parse_config(data, origin=str(path))

@@ -1,0 +1,91 @@
+"""Typed errors. Each says what the runner (a person or a scheduler) should do next.
+
+The exit code is part of the error type, so the CLI maps every failure to a documented
+code without string matching: 2 config, 3 data, 4 guard violation, 1 anything else.
+"""
+
+from __future__ import annotations
+
+
+class HybridmixError(Exception):
+    """Base of every error hybridmix raises on purpose."""
+
+    exit_code = 1
+    # A stable prefix survives runners that re-wrap worker exceptions as plain text
+    # (portable runners, Flink): the CLI finds it in the message and restores the type.
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"[hybridmix:{self.code}] {self.message}"
+
+
+class ConfigError(HybridmixError):
+    """The configuration is invalid; fix the named key and rerun."""
+
+    exit_code = 2
+    code = "config"
+
+
+class InfeasibleMixtureError(ConfigError):
+    """The data cannot satisfy the configured targets; change targets, budget or max_repeats."""
+
+    code = "infeasible"
+
+
+class DataError(HybridmixError):
+    """An input file is missing, unreadable or has the wrong shape; fix the data and rerun."""
+
+    exit_code = 3
+    code = "data"
+
+
+class SchemaError(DataError):
+    """An input file's columns do not match what the corpus config names."""
+
+    code = "schema"
+
+
+class RecordError(HybridmixError):
+    """One record cannot be processed; it is dead-lettered, never raised out of a pipeline."""
+
+    code = "record"
+
+
+class GuardViolation(HybridmixError):
+    """A collapse guard was violated; nothing was published."""
+
+    exit_code = 4
+    code = "guard"
+
+
+class OutputError(HybridmixError):
+    """The output folder cannot be used (finished run without --force, locked, inside an input)."""
+
+    exit_code = 2
+    code = "output"
+
+
+class FatalError(HybridmixError):
+    """An internal invariant broke; abort and report."""
+
+    code = "fatal"
+
+
+ERRORS_BY_CODE: dict[str, type[HybridmixError]] = {
+    cls.code: cls
+    for cls in (
+        HybridmixError,
+        ConfigError,
+        InfeasibleMixtureError,
+        DataError,
+        SchemaError,
+        RecordError,
+        GuardViolation,
+        OutputError,
+        FatalError,
+    )
+}

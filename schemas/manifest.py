@@ -1,0 +1,104 @@
+"""manifest.json: what went in, where every input row ended up, what came out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_FORMAT = 1
+
+COUNT_FIELDS = (
+    "read",
+    "rejected",
+    "filtered",
+    "exact_duplicates",
+    "near_duplicates",
+    "not_selected",
+    "selected",
+)
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceCounts(_M):
+    """Fates of one source's input rows. `read` equals the sum of the six fates."""
+
+    read: int = 0
+    rejected: int = 0
+    filtered: int = 0
+    exact_duplicates: int = 0
+    near_duplicates: int = 0
+    not_selected: int = 0
+    selected: int = 0
+    written: int = 0
+
+    @property
+    def accounted(self) -> int:
+        return sum(getattr(self, name) for name in COUNT_FIELDS[1:])
+
+    @property
+    def balanced(self) -> bool:
+        return self.read == self.accounted
+
+
+class InputFile(_M):
+    path: str
+    source: str
+    size_bytes: int
+    rows: int
+    sha256: str
+
+
+class OutputFile(_M):
+    path: str
+    rows: int
+    size_bytes: int
+
+
+class MixtureGroup(_M):
+    """Figures for one origin or one source. Units follow `MixtureReport.unit`."""
+
+    available_tokens: int
+    available_documents: int
+    target_fraction: float
+    achieved_fraction: float
+    fraction_error: float
+    target_units: float
+    selected_units: int
+    selected_tokens: int
+    selected_documents: int
+    written_rows: int
+    repeats: float = Field(description="written rows / selected distinct documents")
+
+
+class MixtureReport(_M):
+    unit: str
+    targets: dict[str, float]
+    achieved: dict[str, float]
+    total_units: int
+    budget: str
+    max_repeats: int
+    origins: dict[str, MixtureGroup]
+    sources: dict[str, MixtureGroup]
+
+
+class Manifest(_M):
+    format_version: int = MANIFEST_FORMAT
+    run_id: str
+    config_digest: str
+    seed: int
+    started_at: str
+    finished_at: str
+    versions: dict[str, str]
+    config: dict[str, Any]
+    base_dir: str
+    inputs: list[InputFile]
+    counts: dict[str, SourceCounts]
+    totals: SourceCounts
+    mixture: MixtureReport
+    dedup: dict[str, Any]
+    quality: dict[str, Any]
+    outputs: dict[str, list[OutputFile]]

@@ -1,0 +1,37 @@
+"""Reason codes: why a row left the main path. Values are stable; they appear in output files."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RejectReason(StrEnum):
+    """Why an input row was rejected at ingest (written to `rejects/`)."""
+
+    NULL_TEXT = "ingest_null_text"
+    EMPTY_TEXT = "ingest_empty_text"
+    TEXT_NOT_STRING = "ingest_text_not_string"
+    INVALID_UTF8 = "ingest_invalid_utf8"
+    NULL_ID = "ingest_null_id"
+    DUPLICATE_ID = "ingest_duplicate_id"
+    BAD_GENERATION = "ingest_bad_generation"
+    UNREADABLE_FILE = "ingest_unreadable_file"
+    MISSING_COLUMN = "ingest_missing_column"
+
+
+class DuplicateKind(StrEnum):
+    """How a record was found to duplicate the record kept in its place."""
+
+    EXACT = "exact"
+    NEAR = "near"
+
+
+class Fate(StrEnum):
+    """Where an input row ended up; every row has exactly one fate (the manifest counts them)."""
+
+    REJECTED = "rejected"
+    FILTERED = "filtered"
+    EXACT_DUPLICATE = "exact_duplicates"
+    NEAR_DUPLICATE = "near_duplicates"
+    NOT_SELECTED = "not_selected"
+    SELECTED = "selected"

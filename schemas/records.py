@@ -1,0 +1,172 @@
+"""Output record types: a pydantic model and an Arrow schema side by side for each.
+
+Writers always pass these Arrow schemas explicitly; tests/schemas checks that each pair agrees.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.config import Origin
+from schemas.reasons import DuplicateKind
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Document(_Record):
+    """One row of the mixture (`data/`)."""
+
+    id: str
+    doc_id: str
+    text: str
+    origin: Origin
+    source: str
+    generator: str | None
+    generation: int = Field(ge=0, le=127)
+    parent_id: str | None
+    license: str | None
+    url: str | None
+    source_file: str
+    source_row: int = Field(ge=0)
+    content_hash: str
+    tokens: int = Field(ge=0)
+    chars: int = Field(ge=0)
+    quality_flags: list[str]
+    dup_cluster: str | None
+    dup_cluster_size: int = Field(ge=1)
+    repeat: int = Field(ge=0)
+    split: str
+    run_id: str
+    config_digest: str
+    meta: str | None
+
+
+DOCUMENT_SCHEMA = pa.schema([
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("doc_id", pa.string(), nullable=False),
+    pa.field("text", pa.string(), nullable=False),
+    pa.field("origin", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("generator", pa.string()),
+    pa.field("generation", pa.int8(), nullable=False),
+    pa.field("parent_id", pa.string()),
+    pa.field("license", pa.string()),
+    pa.field("url", pa.string()),
+    pa.field("source_file", pa.string(), nullable=False),
+    pa.field("source_row", pa.int64(), nullable=False),
+    pa.field("content_hash", pa.string(), nullable=False),
+    pa.field("tokens", pa.int32(), nullable=False),
+    pa.field("chars", pa.int32(), nullable=False),
+    pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
+    pa.field("dup_cluster", pa.string()),
+    pa.field("dup_cluster_size", pa.int32(), nullable=False),
+    pa.field("repeat", pa.int16(), nullable=False),
+    pa.field("split", pa.string(), nullable=False),
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("config_digest", pa.string(), nullable=False),
+    pa.field("meta", pa.string()),
+])
+
+
+class Rejection(_Record):
+    """An input row that could not be used (`rejects/`)."""
+
+    source: str
+    source_file: str
+    source_row: int | None
+    doc_id: str | None
+    reason: str
+    detail: str
+    text: str | None
+    run_id: str
+
+
+REJECTION_SCHEMA = pa.schema([
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("source_file", pa.string(), nullable=False),
+    pa.field("source_row", pa.int64()),
+    pa.field("doc_id", pa.string()),
+    pa.field("reason", pa.string(), nullable=False),
+    pa.field("detail", pa.string(), nullable=False),
+    pa.field("text", pa.string()),
+    pa.field("run_id", pa.string(), nullable=False),
+])
+
+
+class FilteredRecord(_Record):
+    """A document a quality filter dropped (`filtered/`): which filter, what it measured."""
+
+    doc_id: str
+    origin: Origin
+    source: str
+    source_file: str
+    source_row: int = Field(ge=0)
+    filter: str
+    reason: str
+    value: float | None
+    threshold: str
+    detail: str
+    text: str
+    run_id: str
+
+
+FILTERED_SCHEMA = pa.schema([
+    pa.field("doc_id", pa.string(), nullable=False),
+    pa.field("origin", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("source_file", pa.string(), nullable=False),
+    pa.field("source_row", pa.int64(), nullable=False),
+    pa.field("filter", pa.string(), nullable=False),
+    pa.field("reason", pa.string(), nullable=False),
+    pa.field("value", pa.float64()),
+    pa.field("threshold", pa.string(), nullable=False),
+    pa.field("detail", pa.string(), nullable=False),
+    pa.field("text", pa.string(), nullable=False),
+    pa.field("run_id", pa.string(), nullable=False),
+])
+
+
+class DuplicateRecord(_Record):
+    """A document removed as a duplicate of the one kept in its place (`duplicates/`)."""
+
+    doc_id: str
+    kept_doc_id: str
+    cluster: str
+    cluster_size: int = Field(ge=2)
+    kind: DuplicateKind
+    similarity: float = Field(ge=0.0, le=1.0)
+    origin: Origin
+    source: str
+    kept_origin: Origin
+    kept_source: str
+    source_file: str
+    source_row: int = Field(ge=0)
+    run_id: str
+
+
+DUPLICATE_SCHEMA = pa.schema([
+    pa.field("doc_id", pa.string(), nullable=False),
+    pa.field("kept_doc_id", pa.string(), nullable=False),
+    pa.field("cluster", pa.string(), nullable=False),
+    pa.field("cluster_size", pa.int32(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),
+    pa.field("similarity", pa.float32(), nullable=False),
+    pa.field("origin", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("kept_origin", pa.string(), nullable=False),
+    pa.field("kept_source", pa.string(), nullable=False),
+    pa.field("source_file", pa.string(), nullable=False),
+    pa.field("source_row", pa.int64(), nullable=False),
+    pa.field("run_id", pa.string(), nullable=False),
+])
+
+
+RECORD_TYPES: dict[str, tuple[type[_Record], pa.Schema]] = {
+    "data": (Document, DOCUMENT_SCHEMA),
+    "rejects": (Rejection, REJECTION_SCHEMA),
+    "filtered": (FilteredRecord, FILTERED_SCHEMA),
+    "duplicates": (DuplicateRecord, DUPLICATE_SCHEMA),
+}

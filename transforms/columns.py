@@ -1,0 +1,67 @@
+"""Arrow schemas of the data passed between stages (internal; output schemas live in `schemas/`)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# A validated input row with its provenance, text measures and lineage key (`uid`).
+DOCUMENT_FIELDS = [
+    pa.field("uid", pa.int64(), nullable=False),
+    pa.field("doc_id", pa.string(), nullable=False),
+    pa.field("text", pa.string(), nullable=False),
+    pa.field("origin", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("generator", pa.string()),
+    pa.field("generation", pa.int8(), nullable=False),
+    pa.field("parent_id", pa.string()),
+    pa.field("license", pa.string()),
+    pa.field("url", pa.string()),
+    pa.field("prompt", pa.string()),
+    pa.field("meta", pa.string()),
+    pa.field("content_hash", pa.string(), nullable=False),
+    pa.field("tokens", pa.int32(), nullable=False),
+    pa.field("chars", pa.int32(), nullable=False),
+]
+DOCUMENT = pa.schema(DOCUMENT_FIELDS)
+
+QUALITY_FIELDS = [
+    pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
+    pa.field("quality_score", pa.float32(), nullable=False),
+]
+SCORED_DOCUMENT = pa.schema(DOCUMENT_FIELDS + QUALITY_FIELDS)
+
+# What dedup and mixing need of a document: no text. `skey` orders duplicates for the
+# survivor policy (smallest wins); `exact_count` is how many input rows it stands for.
+INFO = pa.schema([
+    pa.field("uid", pa.int64(), nullable=False),
+    pa.field("doc_id", pa.string(), nullable=False),
+    pa.field("origin", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("generator", pa.string()),
+    pa.field("generation", pa.int8(), nullable=False),
+    pa.field("content_hash", pa.string(), nullable=False),
+    pa.field("tokens", pa.int32(), nullable=False),
+    pa.field("chars", pa.int32(), nullable=False),
+    pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
+    pa.field("quality_score", pa.float32(), nullable=False),
+    pa.field("skey", pa.string(), nullable=False),
+    pa.field("has_sig", pa.bool_(), nullable=False),
+    # LSH band keys of the MinHash signature; empty when the text has no words.
+    pa.field("bands", pa.list_(pa.uint64()), nullable=False),
+    pa.field("exact_count", pa.int32(), nullable=False),
+    pa.field("dup_cluster", pa.string()),
+    pa.field("dup_cluster_size", pa.int32(), nullable=False),
+])
+
+# A selected document's fate: how many copies go out, and where to find its row again.
+SELECTION = pa.schema([
+    pa.field("uid", pa.int64(), nullable=False),
+    pa.field("doc_id", pa.string(), nullable=False),
+    pa.field("copies", pa.int32(), nullable=False),
+    pa.field("content_hash", pa.string(), nullable=False),
+    pa.field("tokens", pa.int32(), nullable=False),
+    pa.field("chars", pa.int32(), nullable=False),
+    pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
+    pa.field("dup_cluster", pa.string()),
+    pa.field("dup_cluster_size", pa.int32(), nullable=False),
+])

@@ -1,0 +1,184 @@
+"""Pure functions of deduplication: survivor keys, exact groups, LSH buckets, connected components.
+
+No Beam here. Each function works on one hash partition's data as numpy / Arrow, so the
+Beam transforms in `transforms.dedup` are thin and these can be tested directly.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.config import ORIGIN_RANK, Origin
+from transforms.batches import group_bounds
+
+SURVIVOR_POLICIES = ("prefer_human", "longest", "lowest_id", "highest_quality")
+_MAX_TOKENS = 2**31 - 1
+
+
+def survivor_keys(
+    policy: str,
+    doc_ids: list[str],
+    origins: list[str],
+    tokens: np.ndarray,
+    quality: np.ndarray,
+    uids: np.ndarray,
+) -> list[str]:
+    """A string per document; in each duplicate group the smallest one is kept.
+
+    Fixed-width numeric prefixes make string order equal the policy's order; the doc id
+    and then the row key break ties, so the choice never depends on arrival order.
+    """
+    keys = []
+    for doc_id, origin, tok, q, uid in zip(doc_ids, origins, tokens, quality, uids):
+        rank = ORIGIN_RANK[Origin(origin)]
+        if policy == "prefer_human":
+            prefix = f"{rank}|"
+        elif policy == "longest":
+            prefix = f"{_MAX_TOKENS - int(tok):010d}|"
+        elif policy == "lowest_id":
+            prefix = ""
+        elif policy == "highest_quality":
+            prefix = f"{int(round((1.0 - float(q)) * 1_000_000)):07d}|"
+        else:
+            raise ValueError(f"unknown survivor policy {policy!r}")
+        keys.append(f"{prefix}{doc_id}\x00{int(uid):019d}")
+    return keys
+
+
+class ExactGroups(NamedTuple):
+    survivors: np.ndarray  # row index of each group's survivor
+    losers: np.ndarray  # row index of each duplicate
+    loser_survivor: np.ndarray  # row index of the survivor each duplicate maps to
+    group_size: np.ndarray  # per survivor
+
+
+def exact_groups(content_hashes: pa.Array, skeys: pa.Array) -> ExactGroups:
+    """Group rows by content hash; the row with the smallest survivor key is kept."""
+    n = len(content_hashes)
+    if n == 0:
+        empty = np.zeros(0, np.int64)
+        return ExactGroups(empty, empty, empty, empty)
+    table = pa.table({"h": content_hashes, "k": skeys, "i": pa.array(np.arange(n), pa.int64())})
+    order = pc.sort_indices(table, sort_keys=[("h", "ascending"), ("k", "ascending")]).to_numpy()
+    hashes_sorted = np.asarray(content_hashes.take(pa.array(order)).to_pylist(), dtype=object)
+    bounds = group_bounds(hashes_sorted)
+    starts, ends = bounds[:-1], bounds[1:]
+    sizes = ends - starts
+    survivors = order[starts]
+    is_loser = np.ones(n, bool)
+    is_loser[starts] = False
+    losers = order[is_loser]
+    loser_survivor = np.repeat(survivors, sizes)[is_loser]
+    return ExactGroups(survivors, losers, loser_survivor, sizes)
+
+
+def bucket_pairs(keys: np.ndarray, uids: np.ndarray, all_pairs_limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (a < b) from LSH buckets: documents that share a band key.
+
+    A bucket of up to `all_pairs_limit` members yields all its pairs. A larger one yields a
+    star on its smallest member plus a chain through the rest: that connects the bucket
+    with work linear in its size, and verification then keeps the edges that hold.
+    """
+    if len(keys) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.lexsort((uids, keys))
+    keys_s, uids_s = keys[order], uids[order]
+    bounds = group_bounds(keys_s)
+    sizes = np.diff(bounds)
+    out_a: list[np.ndarray] = []
+    out_b: list[np.ndarray] = []
+    for g in np.nonzero(sizes >= 2)[0]:
+        members = np.unique(uids_s[bounds[g]:bounds[g + 1]])
+        k = len(members)
+        if k < 2:
+            continue
+        if k <= all_pairs_limit:
+            ia, ib = np.triu_indices(k, 1)
+            out_a.append(members[ia])
+            out_b.append(members[ib])
+        else:
+            out_a.append(np.repeat(members[0], k - 1))
+            out_b.append(members[1:])
+            out_a.append(members[1:-1])
+            out_b.append(members[2:])
+    if not out_a:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return unique_pairs(np.concatenate(out_a), np.concatenate(out_b))
+
+
+def unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct undirected pairs as (smaller, larger), self-pairs removed."""
+    lo = np.minimum(a, b).astype(np.int64)
+    hi = np.maximum(a, b).astype(np.int64)
+    keep = lo != hi
+    if not keep.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    stacked = np.unique(np.stack([lo[keep], hi[keep]], axis=1), axis=0)
+    return stacked[:, 0], stacked[:, 1]
+
+
+def directed(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both directions of each undirected edge, as (source, target)."""
+    return np.concatenate([a, b]), np.concatenate([b, a])
+
+
+def _grouped(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    order = np.lexsort((dst, src))
+    src, dst = src[order], dst[order]
+    bounds = group_bounds(src)
+    return src, dst, bounds[:-1], np.diff(bounds)
+
+
+def large_star(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Large-star step (Kiveris et al., 2014) for the nodes whose adjacency is given.
+
+    For each node u with neighbours N(u): m = min(N(u) + u); every neighbour v > u is
+    linked to m instead of u. Input: directed edges holding all of each node's neighbours.
+    """
+    if len(src) == 0:
+        return src.copy(), dst.copy()
+    src, dst, starts, counts = _grouped(src, dst)
+    mins = np.minimum(np.minimum.reduceat(dst, starts), src[starts])
+    m = np.repeat(mins, counts)
+    sel = dst > src
+    return unique_pairs(dst[sel], m[sel])
+
+
+def small_star(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Small-star step: each node u and its smaller neighbours are all linked to their minimum."""
+    sel = dst < src
+    src, dst = src[sel], dst[sel]
+    if len(src) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    src, dst, starts, counts = _grouped(src, dst)
+    mins = np.minimum.reduceat(dst, starts)
+    m = np.repeat(mins, counts)
+    a = np.concatenate([dst, src[starts]])
+    b = np.concatenate([m, mins])
+    return unique_pairs(a, b)
+
+
+class StarCheck(NamedTuple):
+    children: np.ndarray
+    parents: np.ndarray
+    roots: np.ndarray
+    violations: int
+
+
+def star_labels(node: np.ndarray, parent: np.ndarray, is_child: np.ndarray) -> StarCheck:
+    """Check that the edges of one partition's nodes form stars; return child -> root labels.
+
+    Rows: (node, parent, True) says "node has this parent"; (node, _, False) says "node is
+    someone's parent". Converged means every child has exactly one parent and no node is
+    both a child and a parent; anything else counts as a violation.
+    """
+    pairs = np.unique(np.stack([node[is_child], parent[is_child]], axis=1), axis=0)
+    children, first, n_parents = np.unique(pairs[:, 0], return_index=True, return_counts=True)
+    parent_nodes = np.unique(node[~is_child])
+    violations = int(np.sum(n_parents > 1)) + len(np.intersect1d(children, parent_nodes))
+    roots = np.setdiff1d(parent_nodes, children)
+    return StarCheck(children, pairs[first, 1], roots, violations)

@@ -1,0 +1,208 @@
+"""MixSources: choose how many copies of each surviving document go into the mixture."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.config import MixtureConfig
+from transforms import columns
+from transforms.mixture_core import (
+    PRIORITY_BITS,
+    MixturePlan,
+    SourceTally,
+    plan_mixture,
+    resolve_boundary,
+)
+from transforms.text import stable_hash64
+
+STATS = "stats"
+BOUNDARY = "boundary"
+
+
+def selection_priority(doc_ids: list[str], seed: int) -> np.ndarray:
+    """Seeded priority per doc id; a source is taken in ascending priority."""
+    return stable_hash64(doc_ids, salt=f"select/{seed}")
+
+
+def split_of(doc_ids: list[str], seed: int, validation_fraction: float) -> list[str]:
+    """`train` or `validation`, decided by doc id so every copy of a document lands together."""
+    if validation_fraction <= 0:
+        return ["train"] * len(doc_ids)
+    u = stable_hash64(doc_ids, salt=f"split/{seed}").astype(np.float64) / 2.0**64
+    return ["validation" if x < validation_fraction else "train" for x in u]
+
+
+def _units(batch: pa.RecordBatch, unit: str) -> np.ndarray:
+    if unit == "tokens":
+        return batch.column("tokens").to_numpy().astype(np.int64)
+    return np.ones(batch.num_rows, np.int64)
+
+
+def _by_source(batch: pa.RecordBatch):
+    sources = np.asarray(batch.column("source").to_pylist(), dtype=object)
+    for name in np.unique(sources):
+        yield str(name), np.nonzero(sources == name)[0]
+
+
+class _TallyFn(beam.DoFn):
+    """INFO batch -> (source, SourceTally) per source present in the batch."""
+
+    def __init__(self, unit: str, seed: int) -> None:
+        self._unit = unit
+        self._seed = seed
+
+    def process(self, batch: pa.RecordBatch):
+        buckets = selection_priority(batch.column("doc_id").to_pylist(), self._seed) >> np.uint64(64 - PRIORITY_BITS)
+        units = _units(batch, self._unit)
+        tokens = batch.column("tokens").to_numpy().astype(np.int64)
+        generation = batch.column("generation").to_numpy().astype(np.int64)
+        for name, rows in _by_source(batch):
+            yield name, SourceTally(
+                documents=len(rows),
+                tokens=int(tokens[rows].sum()),
+                max_generation=int(generation[rows].max()),
+                bucket_units=np.bincount(buckets[rows].astype(np.int64), weights=units[rows],
+                                         minlength=1 << PRIORITY_BITS).astype(np.int64),
+            )
+
+
+class _MergeTallies(beam.CombineFn):
+    def create_accumulator(self) -> SourceTally:
+        return SourceTally()
+
+    def add_input(self, acc: SourceTally, tally: SourceTally) -> SourceTally:
+        return acc.merge(tally)
+
+    def merge_accumulators(self, accs) -> SourceTally:
+        out = SourceTally()
+        for acc in accs:
+            out = out.merge(acc)
+        return out
+
+    def extract_output(self, acc: SourceTally) -> SourceTally:
+        return acc
+
+
+def _make_plan(tallies: dict[str, SourceTally], config: MixtureConfig, origins: dict[str, str]) -> MixturePlan:
+    return plan_mixture(config, origins, tallies)
+
+
+class _BoundaryFn(beam.DoFn):
+    """Documents that fall in their source's boundary bucket -> (source, (priority, uid, units))."""
+
+    def __init__(self, unit: str, seed: int) -> None:
+        self._unit = unit
+        self._seed = seed
+
+    def process(self, batch: pa.RecordBatch, plan: MixturePlan):
+        priority = selection_priority(batch.column("doc_id").to_pylist(), self._seed)
+        bucket = (priority >> np.uint64(64 - PRIORITY_BITS)).astype(np.int64)
+        uids = batch.column("uid").to_numpy()
+        units = _units(batch, self._unit)
+        for name, rows in _by_source(batch):
+            boundary = plan.sources[name].boundary_bucket
+            if boundary < 0:
+                continue
+            sel = rows[bucket[rows] == boundary]
+            if len(sel):
+                yield name, (priority[sel], uids[sel], units[sel])
+
+
+def _resolve(element, plan: MixturePlan):
+    name, blocks = element
+    blocks = list(blocks)
+    priority = np.concatenate([b[0] for b in blocks])
+    uids = np.concatenate([b[1] for b in blocks])
+    units = np.concatenate([b[2] for b in blocks])
+    yield from resolve_boundary(priority, uids, units, plan.sources[name].boundary_need).tolist()
+
+
+class _SelectFn(beam.DoFn):
+    """INFO batch -> SELECTION batch of documents with at least one copy; counts every fate."""
+
+    def __init__(self, config: MixtureConfig, seed: int) -> None:
+        self._config = config
+        self._seed = seed
+
+    def process(self, batch: pa.RecordBatch, plan: MixturePlan, boundary: list[int]):
+        doc_ids = batch.column("doc_id").to_pylist()
+        bucket = (selection_priority(doc_ids, self._seed) >> np.uint64(64 - PRIORITY_BITS)).astype(np.int64)
+        copies = np.zeros(batch.num_rows, np.int32)
+        for name, rows in _by_source(batch):
+            copies[rows] = plan.copies_for_bucket(name, bucket[rows])
+        if boundary:
+            copies += np.isin(batch.column("uid").to_numpy(), np.asarray(boundary, np.int64)).astype(np.int32)
+        tokens = batch.column("tokens").to_numpy().astype(np.int64)
+        units = _units(batch, self._config.unit)
+        splits = np.asarray(split_of(doc_ids, self._seed, self._config.validation_fraction), dtype=object)
+        for name, rows in _by_source(batch):
+            chosen = rows[copies[rows] > 0]
+            yield beam.pvalue.TaggedOutput(STATS, ((name, "selected"), len(chosen)))
+            yield beam.pvalue.TaggedOutput(STATS, ((name, "not_selected"), len(rows) - len(chosen)))
+            yield beam.pvalue.TaggedOutput(STATS, ((name, "selected_rows"), int(copies[rows].sum())))
+            yield beam.pvalue.TaggedOutput(STATS, ((name, "selected_tokens"), int((copies[rows] * tokens[rows]).sum())))
+            yield beam.pvalue.TaggedOutput(STATS, ((name, "selected_units"), int((copies[rows] * units[rows]).sum())))
+            for split in np.unique(splits[chosen]):
+                in_split = chosen[splits[chosen] == split]
+                yield beam.pvalue.TaggedOutput(STATS, (("_rows", str(split)), int(copies[in_split].sum())))
+        keep = pa.array(copies > 0)
+        if not pc.any(keep).as_py():
+            return
+        chosen = batch.filter(keep)
+        yield pa.RecordBatch.from_arrays(
+            [
+                chosen.column("uid"),
+                chosen.column("doc_id"),
+                pa.array(copies[copies > 0], pa.int32()),
+                chosen.column("content_hash"),
+                chosen.column("tokens"),
+                chosen.column("chars"),
+                chosen.column("quality_flags"),
+                chosen.column("dup_cluster"),
+                chosen.column("dup_cluster_size"),
+            ],
+            schema=columns.SELECTION,
+        )
+
+
+class MixOutputs(NamedTuple):
+    selected: beam.PCollection
+    plan: beam.PCollection
+    stats: beam.PCollection
+
+
+class MixSources(beam.PTransform):
+    """Plan quotas from per-source tallies, then mark each survivor with its number of copies."""
+
+    def __init__(self, config: MixtureConfig, source_origins: dict[str, str], seed: int) -> None:
+        super().__init__()
+        self._config = config
+        self._origins = source_origins
+        self._seed = seed
+
+    def expand(self, survivors: beam.PCollection) -> MixOutputs:
+        unit, seed = self._config.unit, self._seed
+        plan = (
+            survivors
+            # (source, tally) -> {source: tally}: a few KB per source, one element in all.
+            | "TallySources" >> beam.ParDo(_TallyFn(unit, seed))
+            | "MergeTallies" >> beam.CombinePerKey(_MergeTallies())
+            | "CollectTallies" >> beam.combiners.ToDict()
+            | "PlanQuotas" >> beam.Map(_make_plan, self._config, self._origins)
+        )
+        plan_side = beam.pvalue.AsSingleton(plan)
+        boundary = (
+            survivors
+            | "FindBoundary" >> beam.ParDo(_BoundaryFn(unit, seed), plan=plan_side)
+            | "GroupBoundary" >> beam.GroupByKey()
+            | "ResolveBoundary" >> beam.FlatMap(_resolve, plan=plan_side)
+        )
+        selected = survivors | "Select" >> beam.ParDo(
+            _SelectFn(self._config, seed), plan=plan_side, boundary=beam.pvalue.AsList(boundary),
+        ).with_outputs(STATS, main="selected")
+        return MixOutputs(selected=selected["selected"], plan=plan, stats=selected[STATS])

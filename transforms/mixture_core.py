@@ -1,0 +1,211 @@
+"""The mixture planner: from what each source has left to how much of it goes out.
+
+Pure functions. Selection order inside a source is a seeded hash of the doc id, bucketed
+into a fixed histogram; the plan finds each source's boundary bucket from the histogram
+alone, so no worker ever sorts or holds a whole source.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from schemas.config import MixtureConfig, Origin
+from schemas.errors import GuardViolation, InfeasibleMixtureError
+
+PRIORITY_BITS = 12
+BUCKETS = 1 << PRIORITY_BITS
+# Float slack when comparing planned units with what a source can give.
+_EPS = 1e-9
+
+
+@dataclass
+class SourceTally:
+    """What one source has left after filters and dedup (all in exact integers)."""
+
+    documents: int = 0
+    tokens: int = 0
+    max_generation: int = 0
+    # Units (tokens or documents) per selection-priority bucket.
+    bucket_units: np.ndarray = field(default_factory=lambda: np.zeros(BUCKETS, np.int64))
+
+    def merge(self, other: SourceTally) -> SourceTally:
+        return SourceTally(
+            documents=self.documents + other.documents,
+            tokens=self.tokens + other.tokens,
+            max_generation=max(self.max_generation, other.max_generation),
+            bucket_units=self.bucket_units + other.bucket_units,
+        )
+
+    def units(self, unit: str) -> int:
+        return self.tokens if unit == "tokens" else self.documents
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    name: str
+    origin: str
+    available_documents: int
+    available_tokens: int
+    available_units: int
+    share: float  # target fraction of the whole mixture
+    quota_units: float
+    full_repeats: int
+    remainder_units: float  # taken from one more pass, in priority order
+    boundary_bucket: int  # -1: no partial pass
+    boundary_need: float  # units to take inside the boundary bucket
+
+
+@dataclass(frozen=True)
+class MixturePlan:
+    unit: str
+    total_units: float
+    budget: str  # "fixed", "max" (as large as the data allows) or "shrunk"
+    max_repeats: int
+    targets: dict[str, float]
+    sources: dict[str, SourcePlan]
+
+    def copies_for_bucket(self, source: str, bucket: np.ndarray) -> np.ndarray:
+        """Copies per document from its bucket alone; the boundary bucket is resolved apart."""
+        plan = self.sources[source]
+        copies = np.full(len(bucket), plan.full_repeats, np.int32)
+        if plan.boundary_bucket >= 0:
+            copies[bucket < plan.boundary_bucket] += 1
+        return copies
+
+
+def _weights(names: list[str], tallies: dict[str, SourceTally], config: MixtureConfig) -> dict[str, float]:
+    explicit = {n: config.source_weights[n] for n in names if n in config.source_weights}
+    if explicit:
+        return {n: explicit.get(n, 0.0) for n in names}
+    return {n: float(tallies[n].units(config.unit)) for n in names}
+
+
+def plan_mixture(
+    config: MixtureConfig,
+    source_origins: dict[str, str],
+    tallies: dict[str, SourceTally],
+) -> MixturePlan:
+    """Quota per source; raises InfeasibleMixtureError or GuardViolation before anything is written."""
+    tallies = {name: tallies.get(name, SourceTally()) for name in source_origins}
+    unit = config.unit
+    shares: dict[str, float] = {}
+    for origin in Origin:
+        names = [n for n, o in source_origins.items() if o == origin.value]
+        fraction = config.targets.get(origin, 0.0)
+        if not names:
+            continue
+        weights = _weights(names, tallies, config)
+        total_weight = sum(weights.values())
+        for n in names:
+            if fraction == 0.0:
+                shares[n] = 0.0
+            elif total_weight <= 0:
+                raise InfeasibleMixtureError(
+                    f"origin {origin.value}: target {fraction:g} but its sources "
+                    f"({', '.join(names)}) have no documents left after filters and dedup")
+            else:
+                shares[n] = fraction * weights[n] / total_weight
+
+    def capacity(n: str) -> float:
+        return tallies[n].units(unit) * config.max_repeats
+
+    limits = {n: capacity(n) / s for n, s in shares.items() if s > 0}
+    max_total = min(limits.values()) if limits else 0.0
+    requested = config.total
+    budget = "max"
+    total = max_total
+    if requested is not None:
+        budget = "fixed"
+        total = float(requested)
+        short = [n for n in sorted(limits) if total * shares[n] > capacity(n) * (1 + _EPS) + _EPS]
+        if short:
+            if config.on_infeasible == "shrink":
+                total, budget = max_total, "shrunk"
+            else:
+                n = short[0]
+                raise InfeasibleMixtureError(
+                    f"source {n!r} ({source_origins[n]}) has {tallies[n].units(unit):,} {unit} after "
+                    f"filters and dedup; the mixture needs {total * shares[n]:,.0f} "
+                    f"({shares[n]:.2%} of {total:,.0f}), more than max_repeats={config.max_repeats} "
+                    f"copies give. Lower mixture.total_{unit}, raise mixture.max_repeats, or set "
+                    "mixture.on_infeasible: shrink")
+    if total <= 0 and limits:
+        empty = [n for n in limits if tallies[n].units(unit) == 0]
+        raise InfeasibleMixtureError(
+            f"source {empty[0]!r} has no {unit} left after filters and dedup, but its target share is "
+            f"{shares[empty[0]]:.2%}")
+
+    plans: dict[str, SourcePlan] = {}
+    for n, share in shares.items():
+        available = tallies[n].units(unit)
+        quota = total * share
+        if available == 0 or quota <= 0:
+            plans[n] = SourcePlan(n, source_origins[n], tallies[n].documents, tallies[n].tokens, available,
+                                  share, quota, 0, 0.0, -1, 0.0)
+            continue
+        repeats = int(math.floor(quota / available + _EPS))
+        remainder = quota - repeats * available
+        if remainder <= _EPS * max(1.0, quota):
+            remainder = 0.0
+        bucket, need = -1, 0.0
+        if remainder > 0:
+            cum = np.cumsum(tallies[n].bucket_units)
+            bucket = int(np.searchsorted(cum, remainder - _EPS, side="left"))
+            bucket = min(bucket, BUCKETS - 1)
+            need = remainder - (float(cum[bucket - 1]) if bucket > 0 else 0.0)
+        plans[n] = SourcePlan(n, source_origins[n], tallies[n].documents, tallies[n].tokens, available,
+                              share, quota, repeats, remainder, bucket, need)
+
+    plan = MixturePlan(
+        unit=unit,
+        total_units=total,
+        budget=budget,
+        max_repeats=config.max_repeats,
+        targets={o.value: f for o, f in config.targets.items()},
+        sources=plans,
+    )
+    check_guards(config, plan, tallies)
+    return plan
+
+
+def check_guards(config: MixtureConfig, plan: MixturePlan, tallies: dict[str, SourceTally]) -> None:
+    guards = config.guards
+    if guards.max_generation is not None:
+        for n, sp in sorted(plan.sources.items()):
+            depth = tallies[n].max_generation
+            if sp.quota_units > 0 and depth > guards.max_generation:
+                raise GuardViolation(
+                    f"guards.max_generation: source {n!r} holds generation-{depth} synthetic text, "
+                    f"the limit is {guards.max_generation}")
+    if guards.max_synthetic_fraction is not None:
+        share = sum(sp.share for sp in plan.sources.values() if sp.origin == Origin.SYNTHETIC.value)
+        if share > guards.max_synthetic_fraction + _EPS:
+            raise GuardViolation(
+                f"guards.max_synthetic_fraction: planned synthetic fraction {share:.4f} exceeds "
+                f"the limit {guards.max_synthetic_fraction:g}")
+    if guards.min_human_tokens is not None and plan.unit == "tokens":
+        human = sum(sp.quota_units for sp in plan.sources.values() if sp.origin == Origin.HUMAN.value)
+        if human < guards.min_human_tokens:
+            raise GuardViolation(
+                f"guards.min_human_tokens: the mixture would hold {human:,.0f} human tokens, "
+                f"the minimum is {guards.min_human_tokens:,}")
+
+
+def check_human_tokens(config: MixtureConfig, human_tokens: int) -> None:
+    """The min_human_tokens guard on what was actually selected (documents unit)."""
+    limit = config.guards.min_human_tokens
+    if limit is not None and human_tokens < limit:
+        raise GuardViolation(
+            f"guards.min_human_tokens: the mixture holds {human_tokens:,} human tokens, "
+            f"the minimum is {limit:,}")
+
+
+def resolve_boundary(priorities: np.ndarray, uids: np.ndarray, units: np.ndarray, need: float) -> np.ndarray:
+    """uids taken from the boundary bucket: the priority-ordered prefix whose units come closest to `need`."""
+    order = np.lexsort((uids, priorities))
+    cum = np.concatenate([[0], np.cumsum(units[order])])
+    best = int(np.argmin(np.abs(cum - need)))
+    return uids[order[:best]]
