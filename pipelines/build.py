@@ -85,7 +85,7 @@ def dedup_params(config: PipelineConfig) -> dict:
     near = config.dedup.near
     bands, rows = lsh_shape(near)
     return {
-        "exact": {"enabled": config.dedup.exact, "key": "blake2b-128 of NFKC-lowercased, whitespace-collapsed text"},
+        "exact": {"enabled": config.dedup.exact, "key": "blake2b-128 of NFKD-normalized, lowercased, whitespace-collapsed text"},
         "near": {
             "enabled": near.enabled,
             "num_perm": near.num_perm,

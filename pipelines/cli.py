@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -194,25 +195,32 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+_PREFIX = re.compile(r"^\s*\[hybridmix:([a-z_]+)\]\s*")
+
+
+def _clean(message: str) -> str:
+    """The first line of a message, without our type prefix or Beam's step suffix."""
+    text = _PREFIX.sub("", message.strip())
+    text = text.splitlines()[0] if text else text
+    return text.split(" [while running")[0].strip().rstrip("'\"")
+
+
 def _as_hybridmix_error(exc: BaseException) -> HybridmixError | None:
     seen = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, HybridmixError):
-            return current
+            return type(current)(_clean(current.message))
         current = current.__cause__ or current.__context__
     # Runners that re-raise worker failures as plain text keep our "[hybridmix:code]" prefix.
     text = str(exc)
     marker = text.rfind("[hybridmix:")
-    if marker >= 0:
-        end = text.find("]", marker)
-        code = text[marker + len("[hybridmix:"):end]
-        message = text[end + 1:].strip().splitlines()[0] if end > 0 else text
-        for stop in (" [while running", "\n"):
-            message = message.split(stop)[0]
-        return ERRORS_BY_CODE.get(code, HybridmixError)(message.strip().rstrip("'\""))
-    return None
+    if marker < 0:
+        return None
+    code = _PREFIX.match(text[marker:])
+    cls = ERRORS_BY_CODE.get(code.group(1), HybridmixError) if code else HybridmixError
+    return cls(_clean(text[marker:]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -224,8 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose:
-        # Beam logs at WARNING for conditions that are normal here (e.g. pickling notes).
-        logging.getLogger("apache_beam").setLevel(logging.ERROR)
+        # Beam logs each worker failure with its traceback; the CLI reports it in one line.
+        logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
     if rest and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:

@@ -141,7 +141,7 @@ class NearDedupConfig(_Model):
             raise ValueError("bands and rows: give both or neither")
         if self.bands is not None and self.rows is not None and self.bands * self.rows > self.num_perm:
             raise ValueError(
-                f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+                f"bands: bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
         return self
 
 

@@ -24,10 +24,12 @@ _TOKEN_PATTERNS = {
 def normalize(texts: pa.Array) -> pa.Array:
     """Normalized form used for hashing and shingling, never for output.
 
-    NFKC folds compatibility forms (full-width letters, ligatures, non-breaking spaces),
-    then lower case, and every whitespace run becomes one space.
+    NFKD folds compatibility forms (full-width letters, ligatures, non-breaking spaces) and
+    decomposes accents, then lower case, and every whitespace run becomes one space.
+    (Not NFKC: pyarrow 25's NFKC leaves text decomposed, so its output would change the day
+    that is fixed; NFKD is correct today and stays the same.)
     """
-    out = pc.utf8_normalize(texts, form="NFKC")
+    out = pc.utf8_normalize(texts, form="NFKD")
     out = pc.utf8_lower(out)
     out = pc.replace_substring_regex(out, pattern=r"\s+", replacement=" ")
     return pc.utf8_trim_whitespace(out)

@@ -1,0 +1,89 @@
+"""Small builders for test inputs: deterministic texts, Parquet files, configs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from schemas.config import PipelineConfig, parse_config
+from transforms import columns
+from transforms.text import content_hashes, normalize
+
+_VOCAB = (
+    "river stone garden window market signal harbor lantern meadow copper engine forest "
+    "winter letter bridge valley pencil rocket candle thunder orchard canvas mirror basket "
+    "planet silver ladder castle island anchor feather violin glacier compass tunnel desert "
+    "saddle beacon quartz marble falcon cedar velvet summit harvest prism timber canyon"
+).split()
+
+
+def words(seed: int, n: int) -> str:
+    """A deterministic pseudo-sentence of n words; different seeds give unrelated texts."""
+    rng = np.random.RandomState(seed)
+    return " ".join(_VOCAB[i] for i in rng.randint(0, len(_VOCAB), n)) + "."
+
+
+def near_copy(text: str, changes: int = 1) -> str:
+    """The text with its last `changes` words replaced: a near duplicate of a long text."""
+    parts = text.rstrip(".").split(" ")
+    for k in range(1, changes + 1):
+        parts[-k] = "zeppelin"
+    return " ".join(parts) + "."
+
+
+def write_parquet(path: str | os.PathLike, rows: list[dict[str, Any]], schema: pa.Schema | None = None,
+                  row_group_size: int | None = None) -> str:
+    os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+    table = pa.Table.from_pylist(rows, schema=schema)
+    pq.write_table(table, str(path), row_group_size=row_group_size)
+    return str(path)
+
+
+def make_config(**overrides: Any) -> PipelineConfig:
+    """A valid config with one human and one synthetic corpus; keys in `overrides` replace the defaults."""
+    data: dict[str, Any] = {
+        "corpora": [
+            {"name": "human", "origin": "human", "paths": ["human/*.parquet"], "id_column": "id"},
+            {"name": "synth", "origin": "synthetic", "paths": ["synth/*.parquet"], "id_column": "id",
+             "columns": {"generator": "model"}},
+        ],
+        "mixture": {"targets": {"human": 0.5, "synthetic": 0.5}},
+    }
+    data.update(overrides)
+    return parse_config(data)
+
+
+def write_config(path: str | os.PathLike, data: dict[str, Any]) -> str:
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(data, fh, sort_keys=False)
+    return str(path)
+
+
+def make_documents(rows: list[dict[str, Any]]) -> pa.RecordBatch:
+    """A batch in the internal document schema; each row needs text, the rest defaults."""
+    out = []
+    for i, r in enumerate(rows):
+        base = {
+            "uid": i, "doc_id": f"d{i}", "origin": "synthetic", "source": "s", "generator": None,
+            "generation": 1, "parent_id": None, "license": None, "url": None, "prompt": None, "meta": None,
+            "content_hash": content_hashes(normalize(pa.array([r["text"]])))[0],
+            "tokens": len(r["text"].split()), "chars": len(r["text"]),
+        }
+        base.update(r)
+        out.append(base)
+    return pa.RecordBatch.from_pylist(out, schema=columns.DOCUMENT)
+
+
+def make_scored(rows: list[dict[str, Any]]) -> pa.RecordBatch:
+    """Documents as they leave the quality filters (no flags, score 1)."""
+    docs = make_documents(rows)
+    n = docs.num_rows
+    return pa.RecordBatch.from_arrays(
+        list(docs.columns) + [pa.array([[]] * n, pa.list_(pa.string())), pa.array([1.0] * n, pa.float32())],
+        schema=columns.SCORED_DOCUMENT,
+    )

@@ -1,0 +1,215 @@
+"""End to end: the `hybridmix` entry point on tiny real Parquet files, outputs read back with pyarrow."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.cli import main
+from schemas.records import DOCUMENT_SCHEMA, DUPLICATE_SCHEMA, FILTERED_SCHEMA, REJECTION_SCHEMA
+from tests.builders import near_copy, words, write_config, write_parquet
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _corpus(tmp_path):
+    human = [{"id": f"h{i:02d}", "text": words(100 + i, 60 + i * 3), "lic": "CC-BY-SA"} for i in range(30)]
+    human[1]["text"] = words(500, 200)
+    synth = [{"id": f"s{i:02d}", "text": words(1000 + i, 50 + i * 4), "model": f"m{i % 3}"} for i in range(40)]
+    synth += [
+        {"id": "s_exact_h00", "text": human[0]["text"].upper(), "model": "m0"},
+        {"id": "s_near_h01", "text": near_copy(human[1]["text"]), "model": "m1"},
+        {"id": "s_refusal", "text": "As an AI language model, I cannot help with that request.", "model": "m2"},
+        {"id": "s_short", "text": "ok", "model": "m2"},
+        {"id": "s_null", "text": None, "model": "m2"},
+        {"id": "s_empty", "text": "", "model": "m2"},
+        {"id": "s_dup_a", "text": words(7777, 80), "model": "m0"},
+        {"id": "s_dup_b", "text": words(7777, 80), "model": "m1"},
+    ]
+    write_parquet(tmp_path / "in" / "human" / "part-0.parquet", human[:15])
+    write_parquet(tmp_path / "in" / "human" / "part-1.parquet", human[15:])
+    write_parquet(tmp_path / "in" / "synth" / "answers.parquet", synth, row_group_size=16)
+    return human, synth
+
+
+def _config(tmp_path, **mixture):
+    mix = {"targets": {"human": 0.6, "synthetic": 0.4}, "validation_fraction": 0.2}
+    mix.update(mixture)
+    return write_config(tmp_path / "in" / "config.yaml", {
+        "seed": 3,
+        "corpora": [
+            {"name": "wiki", "origin": "human", "paths": ["human/*.parquet"], "id_column": "id",
+             "columns": {"license": "lic"}},
+            {"name": "chat", "origin": "synthetic", "paths": ["synth/*.parquet"], "id_column": "id",
+             "columns": {"generator": "model"}, "defaults": {"license": "CC-BY-NC-4.0"}},
+        ],
+        "mixture": mix,
+        "output": {"rows_per_shard": 20},
+        "partitions": 4,
+    })
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("e2e")
+    human, synth = _corpus(tmp_path)
+    config = _config(tmp_path)
+    out = tmp_path / "out"
+    assert main(["run", config, "--output", str(out)]) == 0
+    return tmp_path, out, human, synth
+
+
+def _read(out, folder, schema):
+    files = sorted(glob.glob(str(out / folder / "*.parquet")))
+    if not files:
+        return schema.empty_table()
+    return pa.concat_tables([pq.read_table(f) for f in files])
+
+
+def test_output_has_the_record_schema_and_success_marker(finished_run):
+    _, out, _, _ = finished_run
+    assert (out / "_SUCCESS").exists()
+    for f in glob.glob(str(out / "data" / "*.parquet")):
+        assert pq.read_schema(f).equals(DOCUMENT_SCHEMA)
+        assert pq.ParquetFile(f).metadata.row_group(0).column(0).compression == "ZSTD"
+    assert not [p for p in os.listdir(out.parent) if p.endswith(".inprogress")]
+
+
+def test_every_input_row_is_accounted_for(finished_run):
+    _, out, human, synth = finished_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    counts = manifest["counts"]
+    assert counts["wiki"]["read"] == len(human)
+    assert counts["chat"]["read"] == len(synth)
+    for source, c in counts.items():
+        assert c["read"] == (c["rejected"] + c["filtered"] + c["exact_duplicates"] + c["near_duplicates"]
+                             + c["not_selected"] + c["selected"]), source
+    totals = manifest["totals"]
+    assert _read(out, "rejects", REJECTION_SCHEMA).num_rows == totals["rejected"] == 2
+    assert _read(out, "filtered", FILTERED_SCHEMA).num_rows == totals["filtered"] == 2
+    dups = _read(out, "duplicates", DUPLICATE_SCHEMA)
+    assert dups.num_rows == totals["exact_duplicates"] + totals["near_duplicates"]
+    data = _read(out, "data", DOCUMENT_SCHEMA)
+    assert data.num_rows == totals["written"] == sum(o["rows"] for o in manifest["outputs"]["data"])
+    assert len(set(data.column("id").to_pylist())) == data.num_rows
+
+
+def test_duplicates_across_origins_keep_the_human_copy(finished_run):
+    _, out, _, _ = finished_run
+    dups = {r["doc_id"]: r for r in _read(out, "duplicates", DUPLICATE_SCHEMA).to_pylist()}
+    assert dups["s_exact_h00"]["kept_doc_id"] == "h00" and dups["s_exact_h00"]["kind"] == "exact"
+    assert dups["s_near_h01"]["kept_doc_id"] == "h01" and dups["s_near_h01"]["kind"] == "near"
+    assert dups["s_near_h01"]["kept_origin"] == "human" and dups["s_near_h01"]["origin"] == "synthetic"
+    assert dups["s_dup_b"]["kept_doc_id"] == "s_dup_a"
+    rejects = {r["doc_id"]: r["reason"] for r in _read(out, "rejects", REJECTION_SCHEMA).to_pylist()}
+    assert rejects == {"s_null": "ingest_null_text", "s_empty": "ingest_empty_text"}
+    filtered = {r["doc_id"]: r["reason"] for r in _read(out, "filtered", FILTERED_SCHEMA).to_pylist()}
+    assert filtered == {"s_refusal": "quality_refusal", "s_short": "quality_min_words"}
+
+
+def test_achieved_fractions_within_one_document_of_target(finished_run):
+    _, out, _, _ = finished_run
+    data = _read(out, "data", DOCUMENT_SCHEMA).to_pylist()
+    total = sum(r["tokens"] for r in data)
+    for origin, target in (("human", 0.6), ("synthetic", 0.4)):
+        rows = [r for r in data if r["origin"] == origin]
+        got = sum(r["tokens"] for r in rows)
+        assert abs(got - target * total) <= max(r["tokens"] for r in rows), origin
+    manifest = json.loads((out / "manifest.json").read_text())
+    for origin, target in (("human", 0.6), ("synthetic", 0.4)):
+        assert manifest["mixture"]["achieved"][origin] == pytest.approx(target, abs=0.02)
+
+
+def test_provenance_points_at_the_exact_input_row(finished_run):
+    tmp_path, out, _, _ = finished_run
+    data = _read(out, "data", DOCUMENT_SCHEMA).to_pylist()
+    manifest = json.loads((out / "manifest.json").read_text())
+    for row in data[:25]:
+        source = pq.read_table(tmp_path / "in" / row["source_file"]).to_pylist()[row["source_row"]]
+        assert source["text"] == row["text"]
+        assert source["id"] == row["doc_id"]
+        assert row["run_id"] == manifest["run_id"] and row["config_digest"] == manifest["config_digest"]
+        if row["origin"] == "human":
+            assert (row["generation"], row["generator"], row["license"]) == (0, None, "CC-BY-SA")
+        else:
+            assert row["generation"] == 1 and row["generator"] == source["model"]
+            assert row["license"] == "CC-BY-NC-4.0"
+    assert {r["split"] for r in data} == {"train", "validation"}
+
+
+def test_same_inputs_config_and_seed_give_byte_identical_data(finished_run, tmp_path):
+    src, out, _, _ = finished_run
+    again = tmp_path / "again"
+    assert main(["run", str(src / "in" / "config.yaml"), "--output", str(again)]) == 0
+    first = sorted(os.listdir(out / "data"))
+    assert first == sorted(os.listdir(again / "data"))
+    for name in first:
+        assert (out / "data" / name).read_bytes() == (again / "data" / name).read_bytes()
+
+
+def test_inspect_and_validate(finished_run, capsys):
+    tmp_path, out, _, _ = finished_run
+    assert main(["inspect", str(out), "--json"]) == 0
+    manifest = json.loads(capsys.readouterr().out)
+    assert manifest["run_id"].startswith("hm-")
+    assert main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "mixture by tokens" in text and "schema of data/" in text and "wiki" in text
+    assert main(["validate", str(tmp_path / "in" / "config.yaml")]) == 0
+    assert "wiki (human): 2 file(s), 30 rows" in capsys.readouterr().out
+
+
+def test_finished_output_is_not_overwritten_without_force(finished_run, capsys):
+    tmp_path, out, _, _ = finished_run
+    config = str(tmp_path / "in" / "config.yaml")
+    assert main(["run", config, "--output", str(out)]) == 2
+    assert "holds a finished run; pass --force" in capsys.readouterr().err
+
+
+def _cli(*args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "case, code, message",
+    [
+        ("bad-config", 2, "mixture.targets: fractions must sum to 1"),
+        ("missing-files", 3, "no file matches 'nothing/*.parquet'"),
+        ("guard", 4, "guards.max_generation: source 'chat' holds generation-1"),
+        ("infeasible", 2, "source 'chat' (synthetic) has 5,241 tokens after filters and dedup; the mixture needs 4,000,000"),
+        ("unknown-flag", 2, "unknown option(s): --runer"),
+    ],
+    ids=["bad-config", "missing-files", "guard", "infeasible", "unknown-flag"],
+)
+def test_errors_exit_with_documented_code_and_one_line(tmp_path, case, code, message):
+    _corpus(tmp_path)
+    extra = []
+    if case == "bad-config":
+        config = _config(tmp_path, targets={"human": 0.6, "synthetic": 0.3})
+    elif case == "missing-files":
+        config = _config(tmp_path)
+        text = open(config).read().replace("human/*.parquet", "nothing/*.parquet")
+        open(config, "w").write(text)
+    elif case == "guard":
+        config = _config(tmp_path, guards={"max_generation": 0})
+    elif case == "infeasible":
+        config = _config(tmp_path, total_tokens=10_000_000)
+    else:
+        config = _config(tmp_path)
+        extra = ["--runer=FlinkRunner"]
+    result = _cli("run", config, "--output", str(tmp_path / "out"), *extra)
+    assert result.returncode == code, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("hybridmix: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / "_SUCCESS").exists()
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".inprogress")]

@@ -1,0 +1,107 @@
+import pytest
+
+from schemas.config import load_config, parse_config
+from schemas.errors import ConfigError
+from tests.builders import make_config, write_config
+
+BASE = {
+    "corpora": [{"name": "h", "origin": "human", "paths": ["h.parquet"]},
+                {"name": "s", "origin": "synthetic", "paths": ["s.parquet"]}],
+    "mixture": {"targets": {"human": 0.7, "synthetic": 0.3}},
+}
+
+
+def with_changes(**changes):
+    data = {k: (v.copy() if isinstance(v, dict) else [dict(c) for c in v]) for k, v in BASE.items()}
+    for path, value in changes.items():
+        node = data
+        keys = path.split("__")
+        for key in keys[:-1]:
+            node = node[int(key)] if key.isdigit() else node[key]
+        last = keys[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return data
+
+
+def test_minimal_config_gets_declared_defaults():
+    cfg = parse_config(with_changes())
+    assert cfg.mixture.unit == "tokens"
+    assert cfg.dedup.near.num_perm == 128
+    assert cfg.corpora[1].default_generation == 1
+    assert cfg.corpora[0].default_generation == 0
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"corpora__0__tex_column": "t"}, "corpora[0].tex_column: unknown key"),
+        ({"corpora__0__origin": "robot"}, "corpora[0].origin: Input should be 'human' or 'synthetic'"),
+        ({"mixture": {"targets": {"human": 0.7, "synthetic": 0.2}}}, "mixture.targets: fractions must sum to 1"),
+        ({"mixture": {"targets": {"human": 1.0, "synthetic": 0.0}, "max_repeats": 0}},
+         "mixture.max_repeats: Input should be greater than or equal to 1"),
+        ({"mixture": {"targets": {"human": 1.0, "synthetic": 0.0}, "total_tokens": -5}},
+         "mixture.total_tokens: Input should be greater than 0"),
+        ({"mixture": {"targets": {"human": 0.5, "synthetic": 0.5}, "guards": {"max_synthetic_fraction": 0.4}}},
+         "mixture.guards.max_synthetic_fraction: target synthetic fraction 0.5 exceeds the guard 0.4"),
+        ({"corpora__1__name": "h"}, "corpora[1].name: 'h' is used by more than one corpus"),
+        ({"corpora__0__defaults": {"generation": 2}}, "corpora[0].defaults.generation: human text has generation 0"),
+        ({"mixture": {"targets": {"human": 1.0}}}, "mixture.targets: corpora of origin synthetic exist but have no target"),
+        ({"mixture": {"targets": {"human": 0.7, "synthetic": 0.3}, "source_weights": {"x": 1}}},
+         "mixture.source_weights.x: no corpus has that name"),
+        ({"dedup": {"near": {"bands": 20, "rows": 10}}}, "dedup.near.bands: bands x rows = 200 exceeds num_perm = 128"),
+        ({"corpora": []}, "corpora: List should have at least 1 item"),
+    ],
+    ids=["unknown-key", "bad-origin", "fractions-sum", "zero-repeats", "negative-total", "guard-vs-target",
+         "duplicate-name", "human-generation", "missing-target", "unknown-weight-source", "bands-too-many",
+         "no-corpora"],
+)
+def test_errors_name_the_key_path(changes, expected):
+    with pytest.raises(ConfigError) as info:
+        parse_config(with_changes(**changes))
+    assert expected in info.value.message
+    assert "\n" not in info.value.message
+
+
+def test_several_problems_are_reported_on_one_line():
+    with pytest.raises(ConfigError) as info:
+        parse_config(with_changes(corpora__0__bogus=1, seed=-1))
+    assert "corpora[0].bogus: unknown key" in info.value.message
+    assert "seed: Input should be greater than or equal to 0" in info.value.message
+
+
+def test_yaml_with_repeated_key_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 1\nseed: 2\ncorpora: []\n")
+    with pytest.raises(ConfigError, match="key 'seed' appears twice"):
+        load_config(path)
+
+
+def test_yaml_cannot_build_python_objects(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(path)
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_load_config_round_trip(tmp_path):
+    path = write_config(tmp_path / "c.yaml", BASE)
+    assert load_config(path) == parse_config(BASE)
+
+
+def test_digest_ignores_output_path_but_not_seed():
+    cfg = make_config()
+    assert cfg.digest() == cfg.with_overrides(output_path="/elsewhere").digest()
+    assert cfg.digest() != cfg.with_overrides(seed=7).digest()
+
+
+def test_overrides_are_validated():
+    with pytest.raises(ConfigError, match="seed"):
+        make_config().with_overrides(seed=-3)

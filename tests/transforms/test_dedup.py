@@ -1,0 +1,81 @@
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from schemas.config import DedupConfig
+from tests.builders import make_scored, near_copy, words
+from tests.conftest import local_pipeline
+from tests.transforms.test_dedup_core import _union_find
+from transforms.dedup import ConnectedComponents, Deduplicate, SketchDocuments
+
+A, B, C = words(1, 200), words(2, 200), words(3, 200)
+ROWS = [
+    {"doc_id": "h0", "origin": "human", "source": "wiki", "text": A},
+    {"doc_id": "s0", "source": "gen", "text": "  " + A.upper()},
+    {"doc_id": "s1", "source": "gen", "text": near_copy(A)},
+    {"doc_id": "s2", "source": "gen", "text": near_copy(A) + "  "},
+    {"doc_id": "s3", "source": "gen", "text": B},
+    {"doc_id": "s4", "source": "gen", "text": near_copy(B, 2)},
+    {"doc_id": "h1", "origin": "human", "source": "wiki", "text": C},
+    {"doc_id": "s5", "source": "gen", "text": "Tiny text"},
+    {"doc_id": "s6", "source": "gen", "text": "tiny   text"},
+]
+SURVIVORS = [("h0", 4), ("s3", 2), ("h1", 1), ("s5", 2)]
+DUPLICATES = [
+    ("s0", "h0", "exact", 4), ("s1", "h0", "near", 4), ("s2", "h0", "exact", 4),
+    ("s4", "s3", "near", 2), ("s6", "s5", "exact", 2),
+]
+
+
+def _run_dedup(batches, partitions):
+    p = local_pipeline()
+    docs = p | beam.Create(batches)
+    sketch = docs | SketchDocuments(DedupConfig(), partitions)
+    out = (sketch.info, sketch.signatures) | Deduplicate(DedupConfig(), partitions, ["f0"], "run")
+    survivors = out.survivors | "Survivors" >> beam.FlatMap(
+        lambda b: zip(b.column("doc_id").to_pylist(), b.column("dup_cluster_size").to_pylist()))
+    dups = out.duplicates | "Dups" >> beam.FlatMap(lambda b: [
+        (r["doc_id"], r["kept_doc_id"], r["kind"], r["cluster_size"]) for r in b.to_pylist()])
+    similarity = out.duplicates | "Similarity" >> beam.FlatMap(lambda b: [
+        (r["doc_id"], r["kind"] == "exact" or 0.8 <= r["similarity"] < 1.0, r["cluster"] == r["kept_doc_id"])
+        for r in b.to_pylist()])
+    stats = out.stats | beam.CombinePerKey(sum)
+    assert_that(survivors, equal_to(SURVIVORS), label="survivors")
+    assert_that(dups, equal_to(DUPLICATES), label="duplicates")
+    assert_that(similarity, equal_to([(d[0], True, True) for d in DUPLICATES]), label="similarity")
+    assert_that(stats | beam.Filter(lambda kv: kv[0][0] == "gen"),
+                equal_to([(("gen", "exact_duplicates"), 3), (("gen", "near_duplicates"), 2)]), label="counts")
+    p.run().wait_until_finish()
+
+
+@pytest.mark.parametrize("partitions, batch_size", [(1, 9), (4, 2), (7, 1)], ids=["one-part", "four-parts", "seven"])
+def test_exact_and_near_dedup_keep_the_human_copy(partitions, batch_size):
+    batch = make_scored(ROWS)
+    batches = [batch.slice(i, batch_size) for i in range(0, batch.num_rows, batch_size)]
+    _run_dedup(batches, partitions)
+
+
+def test_connected_components_in_beam_match_union_find():
+    rng = np.random.default_rng(11)
+    a, b = rng.integers(0, 500, 400).astype(np.int64), rng.integers(0, 500, 400).astype(np.int64)
+    keep = a != b
+    a, b = a[keep], b[keep]
+    expected = _union_find(a, b)
+    p = local_pipeline()
+    edges = p | beam.Create([(a[i:i + 50], b[i:i + 50]) for i in range(0, len(a), 50)])
+    labels = (edges | ConnectedComponents(partitions=5, rounds=12)
+              | beam.FlatMap(lambda blk: zip(blk[0].tolist(), blk[1].tolist())))
+    assert_that(labels, equal_to(list(expected.items())))
+    p.run().wait_until_finish()
+
+
+def test_connected_components_fail_loudly_when_rounds_are_too_few():
+    n = 2000
+    perm = np.random.default_rng(1).permutation(n).astype(np.int64)
+    p = local_pipeline()
+    edges = p | beam.Create([(perm[:-1], perm[1:])])
+    _ = edges | ConnectedComponents(partitions=3, rounds=1)
+    with pytest.raises(Exception, match="did not converge in 1 rounds"):
+        p.run().wait_until_finish()

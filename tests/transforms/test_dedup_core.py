@@ -1,0 +1,119 @@
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from transforms.batches import int_partitions, split_rows
+from transforms.dedup_core import (
+    bucket_pairs,
+    directed,
+    exact_groups,
+    large_star,
+    small_star,
+    star_labels,
+    survivor_keys,
+    unique_pairs,
+)
+
+
+def _keys(policy, rows):
+    doc_ids, origins, tokens, quality = zip(*rows)
+    return survivor_keys(policy, list(doc_ids), list(origins), np.array(tokens), np.array(quality),
+                         np.arange(len(rows)))
+
+
+@pytest.mark.parametrize(
+    "policy, rows, winner",
+    [
+        ("prefer_human", [("b", "synthetic", 50, 1.0), ("z", "human", 10, 0.0)], 1),
+        ("prefer_human", [("b", "human", 5, 1.0), ("a", "human", 9, 1.0)], 1),
+        ("longest", [("a", "human", 10, 1.0), ("b", "synthetic", 90, 1.0)], 1),
+        ("longest", [("b", "human", 10, 1.0), ("a", "synthetic", 10, 1.0)], 1),
+        ("lowest_id", [("b", "human", 10, 1.0), ("a", "synthetic", 10, 1.0)], 1),
+        ("highest_quality", [("a", "human", 10, 0.5), ("b", "synthetic", 10, 0.9)], 1),
+    ],
+    ids=["human-over-synthetic", "human-tie-lowest-id", "longest", "longest-tie-id", "lowest-id", "quality"],
+)
+def test_survivor_policies(policy, rows, winner):
+    keys = _keys(policy, rows)
+    assert keys.index(min(keys)) == winner
+
+
+def test_survivor_key_ties_break_on_row_not_arrival():
+    keys = survivor_keys("lowest_id", ["same", "same"], ["human", "human"], np.array([1, 1]),
+                         np.array([1.0, 1.0]), np.array([9, 3]))
+    assert min(keys) == keys[1]
+
+
+def test_exact_groups_keep_smallest_key():
+    hashes = pa.array(["h1", "h2", "h1", "h1", "h3"])
+    skeys = pa.array(["c", "a", "a", "b", "z"])
+    g = exact_groups(hashes, skeys)
+    assert sorted(g.survivors.tolist()) == [1, 2, 4]
+    assert dict(zip(g.losers.tolist(), g.loser_survivor.tolist())) == {0: 2, 3: 2}
+    assert dict(zip(g.survivors.tolist(), g.group_size.tolist())) == {2: 3, 1: 1, 4: 1}
+
+
+def test_bucket_pairs_all_pairs_then_star_and_chain():
+    keys = np.array([5, 5, 5, 7, 9, 9], np.uint64)
+    uids = np.array([3, 1, 2, 4, 6, 6], np.int64)
+    a, b = bucket_pairs(keys, uids, all_pairs_limit=8)
+    assert list(zip(a.tolist(), b.tolist())) == [(1, 2), (1, 3), (2, 3)]
+    big_keys = np.full(6, 1, np.uint64)
+    a, b = bucket_pairs(big_keys, np.arange(6, dtype=np.int64), all_pairs_limit=3)
+    pairs = set(zip(a.tolist(), b.tolist()))
+    assert {(0, k) for k in range(1, 6)} <= pairs
+    assert len(pairs) <= 2 * 6
+
+
+def _components_by_stars(a, b, partitions=3, rounds=20):
+    for _ in range(rounds):
+        for step in (large_star, small_star):
+            src, dst = directed(a, b)
+            outs = [step(src[i], dst[i]) for _, i in split_rows(int_partitions(src, partitions), partitions)]
+            a = np.concatenate([o[0] for o in outs] or [np.zeros(0, np.int64)])
+            b = np.concatenate([o[1] for o in outs] or [np.zeros(0, np.int64)])
+    child, parent = np.maximum(a, b), np.minimum(a, b)
+    check = star_labels(np.concatenate([child, parent]), np.concatenate([parent, parent]),
+                        np.concatenate([np.ones(len(child), bool), np.zeros(len(parent), bool)]))
+    return check, dict(zip(check.children.tolist(), check.parents.tolist()))
+
+
+def _union_find(a, b):
+    parent = {}
+
+    def find(x):
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for x, y in zip(a.tolist(), b.tolist()):
+        rx, ry = find(x), find(y)
+        if rx != ry:
+            parent[max(rx, ry)] = min(rx, ry)
+    return {x: find(x) for x in parent}
+
+
+@pytest.mark.parametrize("shape", ["path", "random", "two-stars"])
+def test_star_rounds_find_the_same_components_as_union_find(shape):
+    rng = np.random.default_rng(3)
+    if shape == "path":
+        perm = rng.permutation(300)
+        a, b = perm[:-1], perm[1:]
+    elif shape == "random":
+        a, b = rng.integers(0, 400, 300), rng.integers(0, 400, 300)
+    else:
+        a, b = np.array([10, 10, 10, 50, 50]), np.array([11, 12, 13, 51, 13])
+    a, b = unique_pairs(a.astype(np.int64), b.astype(np.int64))
+    check, labels = _components_by_stars(a, b)
+    assert check.violations == 0
+    expected = _union_find(a, b)
+    got = {node: labels.get(node, node) for node in expected}
+    assert got == expected
+
+
+def test_star_check_reports_unfinished_graphs():
+    # 3 -> 2 -> 1 is a path, not a star: node 2 is both a child and a parent.
+    check = star_labels(np.array([3, 2, 2, 1]), np.array([2, 1, 2, 1]), np.array([True, True, False, False]))
+    assert check.violations == 1

@@ -1,0 +1,143 @@
+import json
+import os
+
+import apache_beam as beam
+import pyarrow as pa
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from schemas.errors import DataError, SchemaError
+from schemas.reasons import RejectReason
+from tests.builders import make_config, words, write_parquet
+from tests.conftest import local_pipeline
+from transforms.ingest import ReadCorpora, build_documents, plan_inputs
+
+
+def _corpus(tmp_path, rows, schema=None, **corpus):
+    write_parquet(tmp_path / "human" / "a.parquet", rows, schema=schema)
+    write_parquet(tmp_path / "synth" / "b.parquet", [{"id": "s1", "text": words(9, 20), "model": "m"}])
+    base = {"name": "human", "origin": "human", "paths": ["human/*.parquet"], "id_column": "id"}
+    base.update(corpus)
+    targets = {"human": 0.5, "synthetic": 0.5} if base["origin"] == "human" else {"synthetic": 1.0}
+    config = make_config(corpora=[base, {"name": "synth", "origin": "synthetic", "paths": ["synth/*.parquet"],
+                                         "id_column": "id", "columns": {"generator": "model"}}],
+                         mixture={"targets": targets})
+    plan = plan_inputs(config, str(tmp_path))
+    return config, plan
+
+
+def _build(config, plan, file_index=0):
+    import pyarrow.parquet as pq
+
+    f = plan.files[file_index]
+    batch = pq.read_table(f.path).to_batches()[0]
+    return build_documents(batch, config.corpora[f.corpus], f, 0, "words", "run-1")
+
+
+def test_bad_rows_are_rejected_with_reason_file_and_row(tmp_path):
+    rows = [
+        {"id": "a", "text": "good text here"},
+        {"id": "b", "text": None},
+        {"id": "c", "text": ""},
+        {"id": "d", "text": "   \n\t "},
+        {"id": None, "text": "no id"},
+        {"id": "f", "text": "also good"},
+    ]
+    config, plan = _corpus(tmp_path, rows)
+    built = _build(config, plan)
+    assert built.docs.column("doc_id").to_pylist() == ["a", "f"]
+    rejects = built.rejects.to_pylist()
+    assert [(r["source_row"], r["reason"]) for r in rejects] == [
+        (1, RejectReason.NULL_TEXT), (2, RejectReason.EMPTY_TEXT), (3, RejectReason.EMPTY_TEXT),
+        (4, RejectReason.NULL_ID)]
+    assert {r["source_file"] for r in rejects} == {os.path.join("human", "a.parquet")}
+    assert rejects[3]["text"] == "no id"
+
+
+def test_text_column_of_wrong_type_rejects_every_row(tmp_path):
+    config, plan = _corpus(tmp_path, [{"id": "a", "text": 5}, {"id": "b", "text": 6}])
+    built = _build(config, plan)
+    assert built.docs.num_rows == 0
+    assert built.rejects.column("reason").to_pylist() == [RejectReason.TEXT_NOT_STRING] * 2
+    assert "int64" in built.rejects.column("detail")[0].as_py()
+
+
+def test_binary_text_decodes_or_rejects_invalid_utf8(tmp_path):
+    schema = pa.schema([("id", pa.string()), ("text", pa.binary())])
+    config, plan = _corpus(tmp_path, [{"id": "a", "text": "fine".encode()}, {"id": "b", "text": b"\xff\xfe bad"}],
+                           schema=schema)
+    built = _build(config, plan)
+    assert built.docs.column("text").to_pylist() == ["fine"]
+    assert built.rejects.column("reason").to_pylist() == [RejectReason.INVALID_UTF8]
+
+
+def test_provenance_mapping_defaults_and_meta(tmp_path):
+    rows = [{"id": "a", "text": "x y z", "lic": None, "gen": 2, "m": "gpt", "p": "seed-1", "extra": 7},
+            {"id": "b", "text": "u v w", "lic": "MIT", "gen": None, "m": None, "p": None, "extra": 8}]
+    config, plan = _corpus(
+        tmp_path, rows, name="human", origin="synthetic",
+        columns={"license": "lic", "generation": "gen", "generator": "m", "parent_id": "p"},
+        defaults={"license": "CC0", "generator": "unknown"}, keep_columns=["extra"])
+    docs = _build(config, plan).docs.to_pylist()
+    assert [d["license"] for d in docs] == ["CC0", "MIT"]
+    assert [d["generation"] for d in docs] == [2, 1]
+    assert [d["generator"] for d in docs] == ["gpt", "unknown"]
+    assert [d["parent_id"] for d in docs] == ["seed-1", None]
+    assert json.loads(docs[0]["meta"]) == {"extra": 7}
+    assert docs[0]["origin"] == "synthetic"
+
+
+def test_generation_outside_the_origin_range_is_rejected(tmp_path):
+    rows = [{"id": "a", "text": "x", "gen": 0}, {"id": "b", "text": "y", "gen": 3}]
+    config, plan = _corpus(tmp_path, rows, origin="synthetic", columns={"generation": "gen"})
+    built = _build(config, plan)
+    assert built.docs.column("doc_id").to_pylist() == ["b"]
+    assert built.rejects.column("reason").to_pylist() == [RejectReason.BAD_GENERATION]
+
+
+def test_derived_ids_are_content_addressed(tmp_path):
+    config, plan = _corpus(tmp_path, [{"text": "Same text"}, {"text": "same  TEXT"}, {"text": "other"}],
+                           id_column=None)
+    ids = _build(config, plan).docs.column("doc_id").to_pylist()
+    assert ids[0] == ids[1] != ids[2]
+    assert ids[0].startswith("human/")
+
+
+def test_plan_errors_name_the_file(tmp_path):
+    config, _ = _corpus(tmp_path, [{"id": "a", "text": "x"}])
+    (tmp_path / "human" / "zz.parquet").write_bytes(b"this is not parquet")
+    with pytest.raises(DataError, match=r"zz.parquet: cannot read as Parquet"):
+        plan_inputs(config, str(tmp_path))
+    (tmp_path / "human" / "zz.parquet").write_bytes(b"")
+    with pytest.raises(DataError, match=r"zz.parquet: file is empty"):
+        plan_inputs(config, str(tmp_path))
+    os.remove(tmp_path / "human" / "zz.parquet")
+    write_parquet(tmp_path / "human" / "zz.parquet", [{"id": "a", "body": "x"}])
+    with pytest.raises(SchemaError, match=r"zz.parquet: column 'text' \(corpora\[0\].text_column\) not found"):
+        plan_inputs(config, str(tmp_path))
+
+
+def test_glob_matching_nothing_is_an_error(tmp_path):
+    config, _ = _corpus(tmp_path, [{"id": "a", "text": "x"}])
+    os.remove(tmp_path / "human" / "a.parquet")
+    with pytest.raises(DataError, match=r"corpora\[0\] \(human\): no file matches 'human/\*.parquet'"):
+        plan_inputs(config, str(tmp_path))
+
+
+def test_read_corpora_splits_rows_and_counts_them(tmp_path):
+    rows = [{"id": f"h{i}", "text": words(i, 12) if i % 4 else None} for i in range(40)]
+    write_parquet(tmp_path / "human" / "a.parquet", rows, row_group_size=7)
+    write_parquet(tmp_path / "synth" / "b.parquet", [{"id": "s1", "text": words(99, 12), "model": "m"}])
+    config = make_config(read_batch_rows=16)
+    plan = plan_inputs(config, str(tmp_path))
+    assert plan.files[0].row_group_rows == (7, 7, 7, 7, 7, 5)
+    p = local_pipeline()
+    out = p | ReadCorpora(config, plan, "run-1")
+    doc_ids = out.docs | "DocIds" >> beam.FlatMap(lambda b: b.column("doc_id").to_pylist())
+    rejected_rows = out.rejected | "RejectRows" >> beam.FlatMap(lambda b: b.column("source_row").to_pylist())
+    stats = out.stats | beam.CombinePerKey(sum)
+    assert_that(doc_ids, equal_to([f"h{i}" for i in range(40) if i % 4] + ["s1"]), label="docs")
+    assert_that(rejected_rows, equal_to([i for i in range(40) if i % 4 == 0]), label="rejects")
+    assert_that(stats, equal_to([(("human", "read"), 40), (("synth", "read"), 1), (("human", "rejected"), 10),
+                                 (("human", "rejected:ingest_null_text"), 10)]), label="stats")
+    p.run().wait_until_finish()

@@ -1,0 +1,68 @@
+import numpy as np
+import pyarrow as pa
+import pytest
+from datasketch import MinHash, MinHashLSH
+
+from tests.builders import near_copy, words
+from transforms import minhash as mh
+
+TEXTS = [
+    words(1, 120),
+    near_copy(words(1, 120)),
+    "Short text.",
+    "",
+    "!!! ???",
+    "Ünïcode ﬁne  TEXT with\u00a0spaces and 数字 123 tokens here",
+    words(2, 4),
+]
+
+
+@pytest.mark.parametrize("num_perm, seed, ngram", [(128, 1, 5), (64, 7, 3), (256, 42, 1)],
+                         ids=["default", "small-trigram", "large-unigram"])
+def test_signatures_are_bit_identical_to_datasketch(num_perm, seed, ngram):
+    sig = mh.signatures(pa.array(TEXTS), ngram, num_perm, seed)
+    for i, text in enumerate(TEXTS):
+        ref = MinHash(num_perm=num_perm, seed=seed, hashfunc=mh.shingle_hash32)
+        ref.update_batch(mh.document_shingles(text, ngram))
+        assert np.array_equal(sig[i], ref.hashvalues), f"text {i}"
+
+
+def test_batch_shingle_hashes_match_the_reference_hash():
+    hashes, offsets = mh.shingle_hashes(mh.split_words(mh.normalize(pa.array(TEXTS))), 5)
+    for i, text in enumerate(TEXTS):
+        expected = [mh.shingle_hash32(s) for s in mh.document_shingles(text, 5)]
+        assert hashes[offsets[i]:offsets[i + 1]].tolist() == expected
+
+
+def test_signatures_do_not_depend_on_batch_composition():
+    together = mh.signatures(pa.array(TEXTS), 5, 128, 1)
+    alone = np.vstack([mh.signatures(pa.array([t]), 5, 128, 1) for t in TEXTS])
+    assert np.array_equal(together, alone)
+
+
+def test_empty_text_has_the_empty_signature():
+    sig = mh.signatures(pa.array(["", "..."]), 5, 16, 1)
+    assert (sig == mh.EMPTY_HASH).all()
+
+
+def test_near_copies_estimate_high_similarity_and_unrelated_low():
+    sig = mh.signatures(pa.array([words(1, 300), near_copy(words(1, 300)), words(3, 300)]), 5, 256, 1)
+    assert mh.estimate_jaccard(sig[0], sig[1]) > 0.9
+    assert mh.estimate_jaccard(sig[0], sig[2]) < 0.1
+
+
+@pytest.mark.parametrize("threshold, num_perm", [(0.5, 64), (0.8, 128), (0.9, 256), (0.7, 128)])
+def test_band_shape_matches_datasketch_lsh(threshold, num_perm):
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    assert mh.optimal_bands(threshold, num_perm) == (lsh.b, lsh.r)
+
+
+def test_band_keys_equal_exactly_when_bands_equal():
+    sig = np.array([[1, 2, 3, 4], [1, 2, 9, 9], [5, 5, 3, 4]], np.uint32)
+    keys = mh.band_keys(sig, 2, 2)
+    assert keys[0, 0] == keys[1, 0]
+    assert keys[0, 1] != keys[1, 1]
+    assert keys[0, 1] != keys[2, 0]
+    # Same values in different bands must not collide.
+    same = mh.band_keys(np.array([[7, 7, 7, 7]], np.uint32), 2, 2)
+    assert same[0, 0] != same[0, 1]

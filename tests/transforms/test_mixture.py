@@ -1,0 +1,88 @@
+import json
+import uuid
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from schemas.config import MixtureConfig
+from tests.conftest import local_pipeline
+from transforms import columns
+from transforms.mixture import MixSources
+
+ORIGINS = {"h": "human", "s": "synthetic"}
+
+
+def info_batches(n_per_source=400, batch=97):
+    rng = np.random.default_rng(5)
+    rows = []
+    for source, origin in ORIGINS.items():
+        for i in range(n_per_source):
+            rows.append({
+                "uid": len(rows), "doc_id": f"{source}-{i:05d}", "origin": origin, "source": source,
+                "generator": None, "generation": 0 if origin == "human" else 1, "content_hash": f"{len(rows):032x}",
+                "tokens": int(rng.integers(5, 400)), "chars": 10, "quality_flags": [], "quality_score": 1.0,
+                "skey": "", "has_sig": False, "bands": [], "exact_count": 1, "dup_cluster": None,
+                "dup_cluster_size": 1,
+            })
+    table = pa.Table.from_pylist(rows, schema=columns.INFO)
+    return table, [table.slice(i, batch).to_batches()[0] for i in range(0, table.num_rows, batch)]
+
+
+def _dump(items, path):
+    with open(path, "w") as fh:
+        json.dump(sorted(items), fh)
+
+
+def run_mix(config, tmp_path, seed=0):
+    table, batches = info_batches()
+    p = local_pipeline()
+    out = p | beam.Create(batches) | MixSources(config, ORIGINS, seed)
+    path = str(tmp_path / f"selected-{seed}-{uuid.uuid4().hex}.json")
+    _ = (out.selected
+         | beam.FlatMap(lambda b: zip(b.column("doc_id").to_pylist(), b.column("copies").to_pylist()))
+         | beam.combiners.ToList()
+         | beam.Map(_dump, path))
+    p.run().wait_until_finish()
+    with open(path) as fh:
+        selected = {d: c for d, c in json.load(fh)}
+    tokens = dict(zip(table.column("doc_id").to_pylist(), table.column("tokens").to_pylist()))
+    return selected, tokens, table
+
+
+@pytest.mark.parametrize("total", [None, 30_000], ids=["max", "fixed"])
+def test_selection_meets_quota_within_one_document(total, tmp_path):
+    config = MixtureConfig(targets={"human": 0.7, "synthetic": 0.3}, total_tokens=total)
+    sel, tokens, table = run_mix(config, tmp_path)
+    by_source = {s: sum(tokens[d] * c for d, c in sel.items() if d.startswith(s)) for s in ORIGINS}
+    total_units = sum(by_source.values())
+    biggest = max(tokens.values())
+    if total is None:
+        human_all = sum(v for k, v in tokens.items() if k.startswith("h"))
+        assert by_source["h"] == human_all
+    assert abs(by_source["h"] - 0.7 * (total or total_units)) <= biggest
+    assert abs(by_source["s"] - 0.3 * (total or total_units)) <= biggest
+
+
+def test_upsampling_gives_whole_repeats(tmp_path):
+    config = MixtureConfig(targets={"human": 0.9, "synthetic": 0.1}, total_tokens=200_000, max_repeats=3)
+    sel, tokens, _ = run_mix(config, tmp_path)
+    human = {d: c for d, c in sel.items() if d.startswith("h")}
+    available = sum(v for d, v in tokens.items() if d.startswith("h"))
+    full = int(180_000 // available)
+    assert full >= 2
+    assert set(human.values()) == {full, full + 1}
+    assert len(human) == 400
+    assert abs(sum(tokens[d] * c for d, c in human.items()) - 180_000) <= max(tokens.values())
+
+
+def test_same_seed_same_selection_other_seed_other_selection(tmp_path):
+    config = MixtureConfig(targets={"human": 0.5, "synthetic": 0.5}, total_tokens=40_000)
+    a, tokens, _ = run_mix(config, tmp_path, seed=1)
+    b, _, _ = run_mix(config, tmp_path, seed=1)
+    c, _, _ = run_mix(config, tmp_path, seed=2)
+    assert a == b
+    assert a != c
+    size = lambda sel: sum(tokens[d] * k for d, k in sel.items())  # noqa: E731
+    assert abs(size(a) - size(c)) <= 2 * max(tokens.values())

@@ -1,0 +1,141 @@
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from schemas.config import MixtureConfig
+from schemas.errors import GuardViolation, InfeasibleMixtureError
+from transforms.mixture_core import BUCKETS, SourceTally, plan_mixture, resolve_boundary
+
+
+def tally(units_per_bucket, documents=None, tokens=None, generation=1):
+    hist = np.zeros(BUCKETS, np.int64)
+    for b, u in units_per_bucket.items():
+        hist[b] = u
+    total = int(hist.sum())
+    return SourceTally(documents=documents if documents is not None else total,
+                       tokens=tokens if tokens is not None else total,
+                       max_generation=generation, bucket_units=hist)
+
+
+def mix(**kw):
+    kw.setdefault("targets", {"human": 0.7, "synthetic": 0.3})
+    return MixtureConfig(**kw)
+
+
+ORIGINS = {"h": "human", "s": "synthetic"}
+
+
+def test_as_large_as_data_allows_uses_the_scarce_origin_fully():
+    plan = plan_mixture(mix(), ORIGINS, {"h": tally({0: 700}), "s": tally({0: 1000})})
+    assert plan.budget == "max"
+    assert plan.total_units == pytest.approx(1000)
+    assert plan.sources["h"].quota_units == pytest.approx(700)
+    assert plan.sources["h"].full_repeats == 1 and plan.sources["h"].boundary_bucket == -1
+    assert plan.sources["s"].quota_units == pytest.approx(300)
+
+
+def test_boundary_bucket_is_found_from_the_histogram():
+    plan = plan_mixture(mix(), ORIGINS, {"h": tally({0: 700}), "s": tally({0: 100, 5: 100, 9: 800})})
+    s = plan.sources["s"]
+    assert s.full_repeats == 0
+    assert s.boundary_bucket == 9
+    assert s.boundary_need == pytest.approx(100)
+
+
+def test_fixed_total_with_upsampling():
+    plan = plan_mixture(mix(total_tokens=2000, max_repeats=3), ORIGINS, {"h": tally({0: 500}), "s": tally({0: 5000})})
+    h = plan.sources["h"]
+    assert h.quota_units == pytest.approx(1400)
+    assert h.full_repeats == 2
+    assert h.remainder_units == pytest.approx(400)
+
+
+def test_infeasible_names_source_what_it_has_and_needs():
+    with pytest.raises(InfeasibleMixtureError) as info:
+        plan_mixture(mix(total_tokens=2000), ORIGINS, {"h": tally({0: 500}), "s": tally({0: 5000})})
+    msg = info.value.message
+    assert "'h'" in msg and "500 tokens" in msg and "1,400" in msg and "max_repeats=1" in msg
+
+
+def test_shrink_instead_of_failing():
+    plan = plan_mixture(mix(total_tokens=2000, on_infeasible="shrink"), ORIGINS,
+                        {"h": tally({0: 500}), "s": tally({0: 5000})})
+    assert plan.budget == "shrunk"
+    assert plan.total_units == pytest.approx(500 / 0.7)
+
+
+def test_origin_with_nothing_left_is_infeasible():
+    with pytest.raises(InfeasibleMixtureError, match="no documents left"):
+        plan_mixture(mix(), ORIGINS, {"h": tally({}), "s": tally({0: 10})})
+
+
+def test_source_weights_split_an_origin():
+    origins = {"h": "human", "s1": "synthetic", "s2": "synthetic"}
+    plan = plan_mixture(mix(source_weights={"s1": 1, "s2": 3}), origins,
+                        {"h": tally({0: 700}), "s1": tally({0: 1000}), "s2": tally({0: 1000})})
+    assert plan.sources["s1"].share == pytest.approx(0.075)
+    assert plan.sources["s2"].share == pytest.approx(0.225)
+
+
+@pytest.mark.parametrize(
+    "guards, error",
+    [({"max_generation": 1}, "guards.max_generation: source 's' holds generation-2"),
+     ({"min_human_tokens": 10_000}, "guards.min_human_tokens: the mixture would hold 700 human tokens")],
+    ids=["generation", "human-tokens"],
+)
+def test_guards_stop_the_plan(guards, error):
+    with pytest.raises(GuardViolation, match=error):
+        plan_mixture(mix(guards=guards), ORIGINS, {"h": tally({0: 700}), "s": tally({0: 1000}, generation=2)})
+
+
+def test_boundary_prefix_closest_to_need():
+    prio = np.array([5, 1, 3, 2], np.uint64)
+    uids = np.array([10, 11, 12, 13], np.int64)
+    units = np.array([10, 10, 10, 10])
+    assert resolve_boundary(prio, uids, units, 24).tolist() == [11, 13]
+    assert resolve_boundary(prio, uids, units, 26).tolist() == [11, 13, 12]
+    assert resolve_boundary(prio, uids, units, 0).tolist() == []
+
+
+sizes = st.integers(min_value=0, max_value=10_000)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    human=st.lists(sizes, min_size=1, max_size=3),
+    synth=st.lists(sizes, min_size=1, max_size=3),
+    frac=st.floats(min_value=0.05, max_value=0.95),
+    repeats=st.integers(min_value=1, max_value=4),
+    total=st.one_of(st.none(), st.integers(min_value=1, max_value=50_000)),
+)
+def test_plan_properties(human, synth, frac, repeats, total):
+    names = {f"h{i}": "human" for i in range(len(human))} | {f"s{i}": "synthetic" for i in range(len(synth))}
+    units = dict(zip(names, human + synth))
+    tallies = {n: tally({i % BUCKETS: u}) for i, (n, u) in enumerate(units.items())}
+    config = mix(targets={"human": frac, "synthetic": 1 - frac}, max_repeats=repeats, total_tokens=total)
+    try:
+        plan = plan_mixture(config, names, tallies)
+    except InfeasibleMixtureError:
+        assume(False)
+        return
+    shares = sum(sp.share for sp in plan.sources.values())
+    assert shares == pytest.approx(1.0)
+    for n, sp in plan.sources.items():
+        assert sp.quota_units <= units[n] * repeats * (1 + 1e-9) + 1e-6
+        rebuilt = sp.full_repeats * units[n] + sp.remainder_units
+        assert rebuilt == pytest.approx(sp.quota_units, rel=1e-9, abs=1e-6)
+        assert sp.full_repeats <= repeats
+    if total is not None:
+        assert plan.total_units == pytest.approx(total)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=500), min_size=1, max_size=60), st.data())
+def test_boundary_choice_is_within_one_document(units, data):
+    need = data.draw(st.floats(min_value=0, max_value=float(sum(units))))
+    n = len(units)
+    chosen = resolve_boundary(np.arange(n, dtype=np.uint64)[::-1].copy(), np.arange(n, dtype=np.int64),
+                              np.array(units), need)
+    taken = sum(units[i] for i in chosen.tolist())
+    assert abs(taken - need) <= max(units) / 2 + 1e-9
