@@ -30,7 +30,9 @@ from transforms.publish import MANIFEST, SUCCESS
 
 log = logging.getLogger("hybridmix")
 
-DEFAULT_RUNNER = "FnApiRunner"
+# Beam's in-process runner, by its full name: Beam 2.62 has no short name for it, and its
+# DirectRunner may hand pipelines to runners that fetch components from the network.
+DEFAULT_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 EXIT_CODES = """exit codes:
   0  success
   1  internal or unexpected error
@@ -55,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Run the mixing pipeline described by CONFIG. Options not listed here are passed to "
             "Apache Beam as pipeline options, e.g. --runner=FlinkRunner --flink_master=host:8081. "
-            f"Without --runner the in-process {DEFAULT_RUNNER} is used (no network access)."),
+            "Without --runner Beam's in-process FnApiRunner is used (no network access)."),
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
