@@ -129,11 +129,14 @@ def _check_output(out_dir: str, force: bool, input_paths: list[str]) -> None:
 def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
     started = time.monotonic()
     config = load_config(args.config).with_overrides(seed=args.seed, output_path=args.output)
+    base_dir = os.path.dirname(os.path.abspath(args.config))
     out_dir = config.output.path
     if not out_dir:
         raise ConfigError("output.path: no output folder; pass --output DIR or set output.path")
+    if args.output is None and "://" not in out_dir:
+        # Like the corpus paths, output.path in a config file is relative to that file.
+        out_dir = os.path.join(base_dir, out_dir)
     options = beam_options(beam_flags)
-    base_dir = os.path.dirname(os.path.abspath(args.config))
     ctx = prepare_run(config, base_dir, out_dir, args.run_id)
     _check_output(ctx.out_dir, args.force, [f.path for f in ctx.plan.files])
     if "://" not in ctx.stage_dir and os.path.exists(ctx.stage_dir):

@@ -213,3 +213,23 @@ def test_errors_exit_with_documented_code_and_one_line(tmp_path, case, code, mes
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out" / "_SUCCESS").exists()
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".inprogress")]
+
+
+def _network_namespace_available():
+    try:
+        return subprocess.run(["unshare", "-rn", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.skipif(not _network_namespace_available(), reason="needs unshare -rn (user + network namespaces)")
+def test_local_run_needs_no_network(tmp_path):
+    """The default runner must not even try to download anything: run with no network at all."""
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    result = subprocess.run(
+        ["unshare", "-rn", sys.executable, "-m", "pipelines.cli", "run", config, "--output", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "_SUCCESS").exists()
