@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from schemas.records import DOCUMENT_SCHEMA, DUPLICATE_SCHEMA
+
+
+def _output_fields(schema: pa.Schema, *names: str) -> list[pa.Field]:
+    return [schema.field(n) for n in names]
+
+
 # A validated input row with its provenance, text measures and lineage key (`uid`).
-DOCUMENT_FIELDS = [
-    pa.field("uid", pa.int64(), nullable=False),
-    pa.field("doc_id", pa.string(), nullable=False),
-    pa.field("text", pa.string(), nullable=False),
-    pa.field("origin", pa.string(), nullable=False),
-    pa.field("source", pa.string(), nullable=False),
-    pa.field("generator", pa.string()),
-    pa.field("generation", pa.int8(), nullable=False),
-    pa.field("parent_id", pa.string()),
-    pa.field("license", pa.string()),
-    pa.field("url", pa.string()),
-    pa.field("prompt", pa.string()),
-    pa.field("meta", pa.string()),
-    pa.field("content_hash", pa.string(), nullable=False),
-    pa.field("tokens", pa.int32(), nullable=False),
-    pa.field("chars", pa.int32(), nullable=False),
-]
+DOCUMENT_FIELDS = (
+    [pa.field("uid", pa.int64(), nullable=False)]
+    + _output_fields(DOCUMENT_SCHEMA, "doc_id", "text", "origin", "source", "generator", "generation",
+                     "parent_id", "license", "url")
+    + [pa.field("prompt", pa.string())]
+    + _output_fields(DOCUMENT_SCHEMA, "meta", "content_hash", "tokens", "chars")
+)
 DOCUMENT = pa.schema(DOCUMENT_FIELDS)
 
 QUALITY_FIELDS = [
@@ -65,3 +62,10 @@ SELECTION = pa.schema([
     pa.field("dup_cluster", pa.string()),
     pa.field("dup_cluster_size", pa.int32(), nullable=False),
 ])
+
+# Duplicate rows inside the pipeline: the output columns that do not need the file table,
+# plus the row keys that resolve chains (an exact duplicate of a near duplicate).
+DUPLICATE = pa.schema(
+    [pa.field("uid", pa.int64(), nullable=False), pa.field("kept_uid", pa.int64(), nullable=False)]
+    + [f for f in DUPLICATE_SCHEMA if f.name not in ("source_file", "source_row", "run_id")]
+)

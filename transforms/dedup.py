@@ -50,22 +50,7 @@ SIGNATURES = "signatures"
 SINGLETONS = "singletons"
 MEMBERS = "members"
 
-# Internal duplicate rows: the output columns plus the row keys needed to resolve chains
-# (an exact duplicate of a document that is itself a near duplicate).
-DUP_INTERNAL = pa.schema([
-    pa.field("uid", pa.int64(), nullable=False),
-    pa.field("kept_uid", pa.int64(), nullable=False),
-    pa.field("doc_id", pa.string(), nullable=False),
-    pa.field("kept_doc_id", pa.string(), nullable=False),
-    pa.field("cluster", pa.string(), nullable=False),
-    pa.field("cluster_size", pa.int32(), nullable=False),
-    pa.field("kind", pa.string(), nullable=False),
-    pa.field("similarity", pa.float32(), nullable=False),
-    pa.field("origin", pa.string(), nullable=False),
-    pa.field("source", pa.string(), nullable=False),
-    pa.field("kept_origin", pa.string(), nullable=False),
-    pa.field("kept_source", pa.string(), nullable=False),
-])
+DUP_INTERNAL = columns.DUPLICATE
 
 
 def lsh_shape(config: NearDedupConfig) -> tuple[int, int]:
