@@ -12,7 +12,8 @@ import yaml
 
 from schemas.config import PipelineConfig, parse_config
 from transforms import columns
-from transforms.text import content_hashes, normalize
+from transforms.batches import list_array
+from transforms.text import analyze, content_hashes, normalize
 
 _VOCAB = (
     "river stone garden window market signal harbor lantern meadow copper engine forest "
@@ -76,6 +77,10 @@ def make_documents(rows: list[dict[str, Any]]) -> pa.RecordBatch:
         }
         base.update(r)
         out.append(base)
+    analysis = analyze(pa.array([r["text"] for r in out], pa.string()))
+    words = list_array(analysis.word_hashes, analysis.word_offsets).to_pylist()
+    for row, w in zip(out, words):
+        row.setdefault("word_hashes", w)
     return pa.RecordBatch.from_pylist(out, schema=columns.DOCUMENT)
 
 

@@ -81,3 +81,14 @@ def group_bounds(sorted_keys: np.ndarray) -> np.ndarray:
         return np.zeros(1, np.int64)
     change = np.nonzero(sorted_keys[1:] != sorted_keys[:-1])[0] + 1
     return np.concatenate([[0], change, [len(sorted_keys)]]).astype(np.int64)
+
+
+def list_parts(values: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
+    """(flat values, offsets from 0) of a list array, respecting slicing."""
+    offsets = values.offsets.to_numpy().astype(np.int64)
+    flat = values.flatten().to_numpy(zero_copy_only=False)
+    return flat, offsets - offsets[0]
+
+
+def list_array(flat: np.ndarray, offsets: np.ndarray) -> pa.ListArray:
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat))

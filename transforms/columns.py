@@ -18,6 +18,8 @@ DOCUMENT_FIELDS = (
                      "parent_id", "license", "url")
     + [pa.field("prompt", pa.string())]
     + _output_fields(DOCUMENT_SCHEMA, "meta", "content_hash", "tokens", "chars")
+    # Hash of every word of the normalized text, in order: what filters and MinHash read.
+    + [pa.field("word_hashes", pa.list_(pa.uint32()), nullable=False)]
 )
 DOCUMENT = pa.schema(DOCUMENT_FIELDS)
 

@@ -19,11 +19,12 @@ from schemas.config import DedupConfig, NearDedupConfig
 from schemas.errors import FatalError
 from schemas.reasons import DuplicateKind
 from schemas.records import DUPLICATE_SCHEMA
-from transforms import columns, minhash
+from transforms import columns, kernels, minhash
 from transforms.batches import (
     concat,
     hex_partitions,
     int_partitions,
+    list_parts,
     split_batch,
     split_rows,
     table_to_batch,
@@ -40,7 +41,6 @@ from transforms.dedup_core import (
     survivor_keys,
     unique_pairs,
 )
-from transforms.text import normalize, split_words
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +91,10 @@ class _SketchFn(beam.DoFn):
         bands = [[] for _ in range(n)]
         has_sig = np.zeros(n, bool)
         if near.enabled:
-            words = split_words(normalize(docs.column("text")))
-            hashes, offsets = minhash.shingle_hashes(words, near.ngram)
+            word_hashes, offsets = list_parts(docs.column("word_hashes"))
             has_sig = np.diff(offsets) > 0
-            sig = minhash.signatures_from_hashes(hashes, offsets, near.num_perm, near.seed)
+            a, b = minhash.permutations(near.num_perm, near.seed)
+            sig = kernels.minhash(word_hashes, offsets, near.ngram, a, b)
             keys = minhash.band_keys(sig, self._bands, self._rows)
             bands = [list(row) if ok else [] for row, ok in zip(keys, has_sig)]
             for p, rows in split_rows(int_partitions(uids[has_sig], self._partitions), self._partitions):

@@ -29,8 +29,8 @@ from schemas.errors import DataError, SchemaError
 from schemas.reasons import RejectReason
 from schemas.records import REJECTION_SCHEMA
 from transforms import columns
-from transforms.batches import make_uids
-from transforms.text import char_counts, content_hashes, count_tokens, normalize
+from transforms.batches import list_array, make_uids
+from transforms.text import analyze, char_counts, content_hashes, count_tokens
 
 log = logging.getLogger(__name__)
 
@@ -334,8 +334,8 @@ def build_documents(
     keep = np.nonzero(~rejected)[0]
     take = pa.array(keep, pa.int64())
     kept_text = text.take(take)
-    norm = normalize(kept_text)
-    hashes = content_hashes(norm)
+    analysis = analyze(kept_text)
+    hashes = content_hashes(analysis.normalized)
     if ids is not None:
         doc_ids = ids.take(take)
     else:
@@ -363,8 +363,9 @@ def build_documents(
             prompt.take(take) if prompt is not None else pa.nulls(m, pa.string()),
             _meta(batch, corpus, take),
             pa.array(hashes, pa.string()),
-            pa.array(count_tokens(kept_text, tokenizer), pa.int32()),
+            pa.array(count_tokens(kept_text, tokenizer, analysis), pa.int32()),
             pa.array(char_counts(kept_text), pa.int32()),
+            list_array(analysis.word_hashes, analysis.word_offsets),
         ],
         schema=columns.DOCUMENT,
     )

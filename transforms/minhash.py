@@ -1,51 +1,77 @@
 """MinHash signatures over whole batches, bit-identical to datasketch, plus LSH banding.
 
-A document's shingles are its word n-grams (words of the normalized text, see
-`transforms.text.split_words`), joined by single spaces. Each shingle is hashed with
-`shingle_hash32`, a word-wise polynomial hash that can be evaluated over a whole batch in
-numpy; datasketch users get identical signatures with
+A document's shingles are its word n-grams: words are maximal runs of letters, numbers,
+marks and '_' in the NFKD-normalized, lower-cased text (see `transforms.kernels`), and a
+shingle is its words joined by single spaces. `shingle_hash32` hashes one shingle; it can be
+given to datasketch, so that
 
     MinHash(num_perm=P, seed=S, hashfunc=shingle_hash32).update_batch(document_shingles(text, n))
 
-Permutations follow datasketch 2.x's default `affine32` scheme: the input hash is pre-mixed
-with the MurmurHash3 32-bit finalizer, then h -> a*h + b in wrapping uint32 arithmetic, with
-(a, b) drawn from `np.random.RandomState(seed)` exactly as datasketch draws them.
+gives exactly the signature hybridmix computes (and stores) for `text`. Permutations follow
+datasketch 2.x's default `affine32` scheme: the input hash is pre-mixed with the MurmurHash3
+32-bit finalizer, then h -> a*h + b in wrapping uint32 arithmetic, with (a, b) drawn from
+`np.random.RandomState(seed)` exactly as datasketch draws them.
+
+The batch path never builds shingle strings: words are hashed once, in a compiled pass over
+the UTF-8 bytes, and n-gram hashes are rolled from word hashes.
 """
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
 
-from transforms.text import normalize, split_words
+from transforms import kernels
+from transforms.text import TextAnalysis, analyze, nfkd_lower
 
-EMPTY_HASH = np.uint32(0xFFFFFFFF)
-_SHINGLE_MULT = np.uint32(0x01000193)  # FNV-1 32-bit prime: odd, so each step is a bijection
-_FMIX_C1 = np.uint32(0x85EBCA6B)
-_FMIX_C2 = np.uint32(0xC2B2AE35)
-# Shingle matrix rows per block: bounds the (shingles x num_perm) uint32 scratch to ~64 MB.
-_BLOCK_CELLS = 16 * 1024 * 1024
+EMPTY_HASH = kernels.EMPTY
+_M32 = 0xFFFFFFFF
+
+
+def _fmix32(h: int) -> int:
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & _M32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & _M32
+    return h ^ (h >> 16)
 
 
 def word_hash32(word: bytes) -> int:
-    """First four bytes of SHA-1, little-endian: datasketch's `sha1_hash32` of one word."""
-    return int.from_bytes(hashlib.sha1(word).digest()[:4], "little")
+    """fmix32 of the 32-bit FNV-1a hash of a word's UTF-8 bytes."""
+    h = 0x811C9DC5
+    for byte in word:
+        h = ((h ^ byte) * 0x01000193) & _M32
+    return _fmix32(h)
 
 
 def shingle_hash32(shingle: bytes) -> int:
     """Hash of one shingle (words joined by b' '); pass as `hashfunc` to datasketch.MinHash."""
     h = 0
     for word in shingle.split(b" "):
-        h = (h * 0x01000193 + word_hash32(word)) & 0xFFFFFFFF
+        h = (h * 0x01000193 + word_hash32(word)) & _M32
     return h
 
 
+def document_words(text: str) -> list[str]:
+    """Words of one document, by the same rules as the compiled batch path."""
+    classes = kernels.char_classes()
+    words, current = [], []
+    for ch in nfkd_lower(pa.array([text], pa.string()))[0].as_py():
+        if classes[ord(ch)] == kernels.WORD:
+            current.append(ch)
+        elif current:
+            words.append("".join(current))
+            current = []
+    if current:
+        words.append("".join(current))
+    return words
+
+
 def document_shingles(text: str, ngram: int) -> list[bytes]:
-    """The shingles of one document, as hybridmix computes them (for use with datasketch)."""
-    words = split_words(normalize(pa.array([text], pa.string()))).to_pylist()[0]
+    """The shingles of one document (for use with datasketch)."""
+    words = document_words(text)
     if not words:
         return []
     if len(words) < ngram:
@@ -62,95 +88,15 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def fmix32(h: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        h = h ^ (h >> np.uint32(16))
-        h = h * _FMIX_C1
-        h = h ^ (h >> np.uint32(13))
-        h = h * _FMIX_C2
-        return h ^ (h >> np.uint32(16))
-
-
-def shingle_hashes(words: pa.ListArray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
-    """All shingle hashes of a batch: (hashes uint32, per-document offsets into them, int64).
-
-    Words are hashed once per distinct word in the batch; n-gram hashes are then combined
-    column-wise, so the cost is a few numpy passes over the batch's word count.
-    """
-    n_docs = len(words)
-    word_offsets = words.offsets.to_numpy().astype(np.int64)
-    word_offsets = word_offsets - word_offsets[0]
-    lengths = np.diff(word_offsets)
-    flat = words.flatten()
-    if len(flat) == 0:
-        return np.empty(0, np.uint32), np.zeros(n_docs + 1, np.int64)
-    encoded = flat.dictionary_encode()
-    distinct = encoded.dictionary.to_pylist()
-    distinct_hashes = np.fromiter(
-        (word_hash32(w.encode("utf-8")) for w in distinct), dtype=np.uint32, count=len(distinct))
-    wh = distinct_hashes[encoded.indices.to_numpy()]
-
-    # counts[d]: n-grams of a long document, one shingle of all words for a short one.
-    counts = np.where(lengths >= ngram, lengths - ngram + 1, np.minimum(lengths, 1))
-    offsets = np.zeros(n_docs + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
-
-    total_words = len(wh)
-    with np.errstate(over="ignore"):
-        # rolling[i] = sum_k wh[i+k] * M^(n-1-k) over a window that may cross documents;
-        # only windows that start and end inside one document are used below.
-        padded = np.concatenate([wh, np.zeros(ngram, np.uint32)])
-        rolling = np.zeros(total_words, np.uint32)
-        for k in range(ngram):
-            rolling = rolling * _SHINGLE_MULT + padded[k:k + total_words]
-    long_docs = lengths >= ngram
-    starts = word_offsets[:-1]
-    out = np.empty(int(offsets[-1]), np.uint32)
-    if long_docs.any():
-        long_counts = counts[long_docs]
-        doc_ids = np.repeat(np.arange(n_docs)[long_docs], long_counts)
-        long_starts = np.cumsum(long_counts) - long_counts
-        within = np.arange(len(doc_ids)) - np.repeat(long_starts, long_counts)
-        positions = starts[doc_ids] + within
-        out_pos = offsets[:-1][doc_ids] + within
-        out[out_pos] = rolling[positions]
-    for d in np.nonzero((lengths > 0) & ~long_docs)[0]:
-        h = np.uint32(0)
-        with np.errstate(over="ignore"):
-            for v in wh[starts[d]:starts[d] + lengths[d]]:
-                h = h * _SHINGLE_MULT + v
-        out[offsets[d]] = h
-    return out, offsets
-
-
-def signatures_from_hashes(hashes: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
-    """MinHash signature per document (rows), EMPTY_HASH everywhere for a document with no shingles."""
+def signatures_of(analysis: TextAnalysis, ngram: int, num_perm: int, seed: int) -> np.ndarray:
+    """MinHash signature per document (rows); EMPTY_HASH everywhere for a document without words."""
     a, b = permutations(num_perm, seed)
-    n_docs = len(offsets) - 1
-    sig = np.full((n_docs, num_perm), EMPTY_HASH, dtype=np.uint32)
-    mixed = fmix32(hashes)
-    block = max(1, _BLOCK_CELLS // num_perm)
-    doc = 0
-    while doc < n_docs:
-        # Take whole documents until the block is full (at least one document).
-        end = int(np.searchsorted(offsets, offsets[doc] + block, side="right")) - 1
-        end = min(max(end, doc + 1), n_docs)
-        lo, hi = int(offsets[doc]), int(offsets[end])
-        if hi > lo:
-            with np.errstate(over="ignore"):
-                phv = mixed[lo:hi, None] * a[None, :] + b[None, :]
-            seg = offsets[doc:end] - lo
-            nonempty = np.diff(offsets[doc:end + 1]) > 0
-            mins = np.minimum.reduceat(phv, seg[nonempty], axis=0)
-            sig[doc:end][nonempty] = mins
-        doc = end
-    return sig
+    return kernels.minhash(analysis.word_hashes, analysis.word_offsets, ngram, a, b)
 
 
 def signatures(texts: pa.Array, ngram: int, num_perm: int, seed: int) -> np.ndarray:
     """MinHash signatures of raw texts (normalized and shingled here)."""
-    hashes, offsets = shingle_hashes(split_words(normalize(texts)), ngram)
-    return signatures_from_hashes(hashes, offsets, num_perm, seed)
+    return signatures_of(analyze(texts), ngram, num_perm, seed)
 
 
 def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:

@@ -23,8 +23,8 @@ from schemas.config import FilterSpec, QualityConfig, format_validation_error
 from schemas.errors import ConfigError
 from schemas.records import FILTERED_SCHEMA
 from transforms import columns
-from transforms.batches import uid_file, uid_row
-from transforms.text import normalize, split_words
+from transforms.batches import list_parts, uid_file, uid_row
+from transforms.text import analyze
 
 KEPT = "kept"
 FILTERED = "filtered"
@@ -32,11 +32,13 @@ STATS = "stats"
 
 
 class TextView:
-    """Lazily computed views of one batch's texts, shared by all filters."""
+    """Views of one batch's texts shared by all filters; the costly ones are computed on first use."""
 
-    def __init__(self, texts: pa.Array, prompts: pa.Array | None = None) -> None:
+    def __init__(self, texts: pa.Array, prompts: pa.Array | None = None,
+                 word_hashes: pa.ListArray | None = None) -> None:
         self.texts = texts
         self.prompts = prompts
+        self._word_hashes = word_hashes
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -46,16 +48,16 @@ class TextView:
         return pc.utf8_lower(self.texts)
 
     @cached_property
-    def normalized(self) -> pa.Array:
-        return normalize(self.texts)
-
-    @cached_property
-    def words(self) -> pa.ListArray:
-        return split_words(self.normalized)
+    def words(self) -> tuple[np.ndarray, np.ndarray]:
+        """(word hashes, offsets per text) of the normalized text."""
+        if self._word_hashes is not None:
+            return list_parts(self._word_hashes)
+        analysis = analyze(self.texts)
+        return analysis.word_hashes, analysis.word_offsets
 
     @cached_property
     def word_counts(self) -> np.ndarray:
-        return pc.list_value_length(self.words).to_numpy(zero_copy_only=False).astype(np.int64)
+        return np.diff(self.words[1])
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ def score_documents(
     n = docs.num_rows
     origins = docs.column("origin").to_numpy(zero_copy_only=False)
     sources = docs.column("source").to_numpy(zero_copy_only=False)
-    view = TextView(docs.column("text"), docs.column("prompt"))
+    view = TextView(docs.column("text"), docs.column("prompt"), docs.column("word_hashes"))
     dropped_by = np.full(n, -1, np.int64)
     drop_values = np.full(n, np.nan)
     flags: list[list[str]] = [[] for _ in range(n)]

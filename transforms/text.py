@@ -1,78 +1,88 @@
-"""Text measures over whole Arrow arrays: normalization, hashing, token counts, word lists.
+"""Text measures over whole Arrow arrays: normalization, hashing, token counts, word hashes.
 
-Everything here is vectorized with pyarrow.compute (RE2 regexes, so `\\w` would be ASCII-only;
-the patterns spell out Unicode letter and number classes instead).
+Normalization is Arrow's NFKD and lower-casing; the rest is one compiled pass over the
+UTF-8 bytes (`transforms.kernels.analyze`), because RE2 regexes with Unicode classes were
+the slowest step of the whole pipeline.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# A word: a run of Unicode letters, numbers, marks or underscores.
-WORD_CHARS = r"\pL\pN\pM_"
-_TOKEN_PATTERNS = {
-    # Words plus each punctuation mark on its own: close to how BPE pre-tokenizers split.
-    "words": rf"[{WORD_CHARS}]+|[^{WORD_CHARS}\s]",
-    "whitespace": r"\S+",
-}
+from transforms import kernels
+
+
+@dataclass(frozen=True)
+class TextAnalysis:
+    """What one pass over a batch of texts yields, row-aligned with the input."""
+
+    normalized: pa.Array  # NFKD, lower case, whitespace runs -> one space, trimmed
+    word_hashes: np.ndarray  # uint32, every word of every text, in order
+    word_offsets: np.ndarray  # int64, len(texts) + 1: text i's words are [off[i], off[i+1])
+    word_tokens: np.ndarray  # int32: words plus punctuation marks
+    space_tokens: np.ndarray  # int32: whitespace-separated tokens
+
+    @property
+    def word_counts(self) -> np.ndarray:
+        return np.diff(self.word_offsets)
+
+
+def nfkd_lower(texts: pa.Array) -> pa.Array:
+    """NFKD (folds full-width forms, ligatures, odd spaces; splits accents), then lower case.
+
+    Not NFKC: pyarrow's NFKC has left text decomposed in some releases, so its output
+    would change with the pyarrow version; NFKD is the same everywhere.
+    """
+    return pc.utf8_lower(pc.utf8_normalize(texts, form="NFKD"))
+
+
+def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    arr = arr.cast(pa.string()) if arr.type != pa.string() else arr
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
+    data_buf = arr.buffers()[2]
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    return data, offsets
+
+
+def analyze(texts: pa.Array) -> TextAnalysis:
+    """Normalize, split into words and hash them, count tokens: one pass per batch."""
+    texts = pc.fill_null(texts, "")
+    data, offsets = _string_buffers(nfkd_lower(texts))
+    out, out_off, hashes, word_off, tok_words, tok_space = kernels.analyze(data, offsets, kernels.char_classes())
+    normalized = pa.StringArray.from_buffers(
+        len(texts), pa.py_buffer(out_off.astype(np.int32)), pa.py_buffer(out))
+    return TextAnalysis(normalized, hashes, word_off, tok_words, tok_space)
 
 
 def normalize(texts: pa.Array) -> pa.Array:
-    """Normalized form used for hashing and shingling, never for output.
-
-    NFKD folds compatibility forms (full-width letters, ligatures, non-breaking spaces) and
-    decomposes accents, then lower case, and every whitespace run becomes one space.
-    (Not NFKC: pyarrow 25's NFKC leaves text decomposed, so its output would change the day
-    that is fixed; NFKD is correct today and stays the same.)
-    """
-    out = pc.utf8_normalize(texts, form="NFKD")
-    out = pc.utf8_lower(out)
-    out = pc.replace_substring_regex(out, pattern=r"\s+", replacement=" ")
-    return pc.utf8_trim_whitespace(out)
+    """Normalized form used for the exact-duplicate key, never for output."""
+    return analyze(texts).normalized
 
 
 def content_hashes(normalized: pa.Array) -> list[str]:
-    """128-bit BLAKE2b of the normalized text, as hex: the exact-duplicate key."""
-    return [
-        hashlib.blake2b(s.encode("utf-8"), digest_size=16).hexdigest()
-        for s in normalized.to_pylist()
-    ]
+    """128-bit BLAKE2b of each normalized text, as hex: the exact-duplicate key."""
+    data, offsets = _string_buffers(normalized)
+    view = memoryview(data)
+    return [hashlib.blake2b(view[s:e], digest_size=16).hexdigest() for s, e in zip(offsets[:-1], offsets[1:])]
 
 
-def count_tokens(texts: pa.Array, kind: str) -> np.ndarray:
+def count_tokens(texts: pa.Array, kind: str, analysis: TextAnalysis | None = None) -> np.ndarray:
     """Token count per text for a `TokenizerConfig.kind`."""
     if kind == "bytes4":
         nbytes = pc.binary_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
         return ((nbytes + 3) // 4).astype(np.int32)
-    pattern = _TOKEN_PATTERNS[kind]
-    counts = pc.count_substring_regex(texts, pattern=pattern)
-    return counts.to_numpy(zero_copy_only=False).astype(np.int32)
+    analysis = analysis or analyze(texts)
+    return analysis.word_tokens if kind == "words" else analysis.space_tokens
 
 
 def char_counts(texts: pa.Array) -> np.ndarray:
     return pc.utf8_length(texts).to_numpy(zero_copy_only=False).astype(np.int32)
-
-
-def split_words(normalized: pa.Array) -> pa.ListArray:
-    """Words of each normalized text, in order; punctuation and symbols separate words."""
-    spaced = pc.replace_substring_regex(normalized, pattern=rf"[^{WORD_CHARS}]+", replacement=" ")
-    spaced = pc.utf8_trim_whitespace(spaced)
-    words = pc.split_pattern(spaced, pattern=" ")
-    # split("") gives [""]; a text with no word characters has no words.
-    lengths = pc.list_value_length(words)
-    empty = pc.equal(pc.utf8_length(spaced), 0)
-    if pc.any(empty).as_py():
-        offsets = np.zeros(len(words) + 1, dtype=np.int32)
-        keep_len = np.where(empty.to_numpy(zero_copy_only=False), 0,
-                            lengths.to_numpy(zero_copy_only=False))
-        np.cumsum(keep_len, out=offsets[1:])
-        flat = pc.filter(words.flatten(), pc.not_equal(words.flatten(), ""))
-        words = pa.ListArray.from_arrays(pa.array(offsets), flat)
-    return words
 
 
 def stable_hash64(values: list[str], salt: str) -> np.ndarray:

@@ -1,3 +1,5 @@
+import unicodedata
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -27,11 +29,17 @@ def test_signatures_are_bit_identical_to_datasketch(num_perm, seed, ngram):
         assert np.array_equal(sig[i], ref.hashvalues), f"text {i}"
 
 
-def test_batch_shingle_hashes_match_the_reference_hash():
-    hashes, offsets = mh.shingle_hashes(mh.split_words(mh.normalize(pa.array(TEXTS))), 5)
+def test_batch_word_hashes_match_the_reference_words():
+    analysis = mh.analyze(pa.array(TEXTS))
     for i, text in enumerate(TEXTS):
-        expected = [mh.shingle_hash32(s) for s in mh.document_shingles(text, 5)]
-        assert hashes[offsets[i]:offsets[i + 1]].tolist() == expected
+        expected = [mh.word_hash32(w.encode("utf-8")) for w in mh.document_words(text)]
+        got = analysis.word_hashes[analysis.word_offsets[i]:analysis.word_offsets[i + 1]].tolist()
+        assert got == expected, text
+
+
+def test_reference_words_follow_unicode_classes():
+    assert mh.document_words("Don't stop—ever! Ünïcode_ok 数字123") == ["don", "t", "stop", "ever", \
+        unicodedata.normalize("NFKD", "ünïcode_ok"), "数字123"]
 
 
 def test_signatures_do_not_depend_on_batch_composition():

@@ -1,10 +1,8 @@
-import unicodedata
-
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from transforms.text import content_hashes, count_tokens, normalize, split_words, stable_hash64
+from transforms.text import analyze, content_hashes, count_tokens, normalize, stable_hash64
 
 
 def test_normalize_folds_case_width_and_whitespace():
@@ -29,10 +27,12 @@ def test_count_tokens(kind, text, expected):
     assert count_tokens(pa.array([text]), kind).tolist() == [expected]
 
 
-def test_split_words_handles_punctuation_and_empty():
-    words = split_words(normalize(pa.array(["Hi, there -- friend!", "", "!!!", "über café"]))).to_pylist()
-    nfkd = [unicodedata.normalize("NFKD", w) for w in ("über", "café")]
-    assert words == [["hi", "there", "friend"], [], [], nfkd]
+def test_analysis_counts_words_and_tokens():
+    analysis = analyze(pa.array(["Hi, there -- friend!", "", "!!!", "über café"]))
+    assert analysis.word_counts.tolist() == [3, 0, 0, 2]
+    assert analysis.word_tokens.tolist() == [7, 0, 3, 2]
+    assert analysis.space_tokens.tolist() == [4, 0, 1, 2]
+    assert analysis.normalized.to_pylist()[0] == "hi, there -- friend!"
 
 
 def test_composed_and_decomposed_accents_hash_alike():
