@@ -95,6 +95,8 @@ def dedup_params(config: PipelineConfig) -> dict:
             "bands": bands,
             "rows": rows,
             "verify": near.verify,
+            "verify_threshold": round(near.effective_verify_threshold, 6),
+            "false_positive_weight": near.false_positive_weight,
             "scheme": "datasketch affine32",
             "hashfunc": f"{shingle_hash32.__module__}.{shingle_hash32.__name__}",
             "clustering": "large-star/small-star connected components",

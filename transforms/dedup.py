@@ -320,7 +320,8 @@ class _VerifyFn(beam.DoFn):
         sig_a = np.concatenate([x[2] for x in pairs])
         sig_b = _SigIndex(list(joined["sigs"]), self._config.num_perm).lookup(b)
         sim = minhash.estimate_jaccard(sig_a, sig_b)
-        keep = sim >= self._config.threshold if self._config.verify else np.ones(len(a), bool)
+        cut = self._config.effective_verify_threshold
+        keep = sim >= cut - 1e-9 if self._config.verify else np.ones(len(a), bool)
         yield beam.pvalue.TaggedOutput(STATS, (("_dedup", "candidate_pairs"), len(a)))
         yield beam.pvalue.TaggedOutput(STATS, (("_dedup", "verified_pairs"), int(keep.sum())))
         if keep.any():
