@@ -29,7 +29,8 @@ def with_changes(**changes):
 def test_minimal_config_gets_declared_defaults():
     cfg = parse_config(with_changes())
     assert cfg.mixture.unit == "tokens"
-    assert cfg.dedup.near.num_perm == 128
+    assert cfg.dedup.near.num_perm == 256
+    assert cfg.dedup.near.effective_verify_threshold == pytest.approx(0.75)
     assert cfg.corpora[1].default_generation == 1
     assert cfg.corpora[0].default_generation == 0
 
@@ -51,7 +52,7 @@ def test_minimal_config_gets_declared_defaults():
         ({"mixture": {"targets": {"human": 1.0}}}, "mixture.targets: corpora of origin synthetic exist but have no target"),
         ({"mixture": {"targets": {"human": 0.7, "synthetic": 0.3}, "source_weights": {"x": 1}}},
          "mixture.source_weights.x: no corpus has that name"),
-        ({"dedup": {"near": {"bands": 20, "rows": 10}}}, "dedup.near.bands: bands x rows = 200 exceeds num_perm = 128"),
+        ({"dedup": {"near": {"bands": 30, "rows": 10}}}, "dedup.near.bands: bands x rows = 300 exceeds num_perm = 256"),
         ({"corpora": []}, "corpora: List should have at least 1 item"),
     ],
     ids=["unknown-key", "bad-origin", "fractions-sum", "zero-repeats", "negative-total", "guard-vs-target",
