@@ -58,6 +58,13 @@ def summary(manifest: dict[str, Any]) -> str:
         ])
     lines.append(f"mixture by {mix['unit']} (budget: {mix['budget']}, max_repeats {mix['max_repeats']})")
     lines.append(_table(["origin", "target", "achieved", "error", mix["unit"], "rows"], origin_rows))
+    dedup = manifest.get("dedup", {})
+    cross = dedup.get("cross_origin", {})
+    stats = dedup.get("stats", {})
+    lines.append("")
+    lines.append(
+        f"near-duplicate clusters: {stats.get('near_clusters', 0):,}; clusters mixing human and synthetic "
+        f"text: {cross.get('clusters', 0):,} ({cross.get('synthetic_documents', 0):,} synthetic documents)")
     return "\n".join(lines)
 
 

@@ -140,8 +140,10 @@ class DuplicateRecord(_Record):
     similarity: float = Field(ge=0.0, le=1.0)
     origin: Origin
     source: str
+    generator: str | None
     kept_origin: Origin
     kept_source: str
+    kept_generator: str | None
     source_file: str
     source_row: int = Field(ge=0)
     run_id: str
@@ -156,8 +158,10 @@ DUPLICATE_SCHEMA = pa.schema([
     pa.field("similarity", pa.float32(), nullable=False),
     pa.field("origin", pa.string(), nullable=False),
     pa.field("source", pa.string(), nullable=False),
+    pa.field("generator", pa.string()),
     pa.field("kept_origin", pa.string(), nullable=False),
     pa.field("kept_source", pa.string(), nullable=False),
+    pa.field("kept_generator", pa.string()),
     pa.field("source_file", pa.string(), nullable=False),
     pa.field("source_row", pa.int64(), nullable=False),
     pa.field("run_id", pa.string(), nullable=False),

@@ -41,6 +41,7 @@ from transforms.dedup_core import (
     survivor_keys,
     unique_pairs,
 )
+from transforms.text import stable_hash64
 
 log = logging.getLogger(__name__)
 
@@ -151,22 +152,25 @@ class SketchDocuments(beam.PTransform):
 def _dup_rows(
     losers: pa.Table, kept: pa.Table, kind: DuplicateKind, cluster_size: np.ndarray, similarity: np.ndarray,
 ) -> pa.RecordBatch:
+    """Duplicate rows for `losers`, each replaced by the row of `kept` at the same position."""
     n = losers.num_rows
-    return table_to_batch(pa.Table.from_arrays(
-        [
-            losers.column("uid"),
-            kept.column("uid"),
-            losers.column("doc_id"),
-            kept.column("doc_id"),
-            kept.column("doc_id"),
-            pa.array(cluster_size.astype(np.int32), pa.int32()),
-            pa.array([kind.value] * n, pa.string()),
-            pa.array(similarity.astype(np.float32), pa.float32()),
-            losers.column("origin"),
-            losers.column("source"),
-            kept.column("origin"),
-            kept.column("source"),
-        ],
+    return table_to_batch(pa.table(
+        {
+            "uid": losers.column("uid"),
+            "kept_uid": kept.column("uid"),
+            "doc_id": losers.column("doc_id"),
+            "kept_doc_id": kept.column("doc_id"),
+            "cluster": kept.column("doc_id"),
+            "cluster_size": pa.array(cluster_size.astype(np.int32), pa.int32()),
+            "kind": pa.array([kind.value] * n, pa.string()),
+            "similarity": pa.array(similarity.astype(np.float32), pa.float32()),
+            "origin": losers.column("origin"),
+            "source": losers.column("source"),
+            "generator": losers.column("generator"),
+            "kept_origin": kept.column("origin"),
+            "kept_source": kept.column("source"),
+            "kept_generator": kept.column("generator"),
+        },
         schema=DUP_INTERNAL,
     ))
 
@@ -491,6 +495,7 @@ class _ClusterFn(beam.DoFn):
                 "kept_doc_id": members_kept.column("doc_id"),
                 "kept_origin": members_kept.column("origin"),
                 "kept_source": members_kept.column("source"),
+                "kept_generator": members_kept.column("generator"),
                 "cluster_size": pa.array(np.repeat(cluster_size, sizes), pa.int32()),
                 "similarity": pa.array(similarity.astype(np.float32), pa.float32()),
             })),
@@ -537,7 +542,8 @@ class _ResolveChainsFn(beam.DoFn):
         take = pa.array(pos)
         cols = {name: dups.column(name) for name in DUP_INTERNAL.names}
         mask = pa.array(hit)
-        for name in ("kept_uid", "kept_doc_id", "kept_origin", "kept_source", "cluster_size", "similarity"):
+        for name in ("kept_uid", "kept_doc_id", "kept_origin", "kept_source", "kept_generator", "cluster_size",
+                     "similarity"):
             cols[name] = pc.if_else(mask, table.column(name).take(take), cols[name])
         cols["cluster"] = cols["kept_doc_id"]
         yield table_to_batch(pa.Table.from_pydict(cols, schema=DUP_INTERNAL))
@@ -545,6 +551,44 @@ class _ResolveChainsFn(beam.DoFn):
 
 def _key_dups_by_kept(batch: pa.RecordBatch, partitions: int):
     yield from split_batch(batch, int_partitions(batch.column("kept_uid").to_numpy(), partitions), partitions)
+
+
+CROSS_SEP = "\x1f"  # joins source and generator in statistic names; not allowed in either
+
+
+def _key_by_cluster(batch: pa.RecordBatch, partitions: int):
+    part = (stable_hash64(batch.column("cluster").to_pylist(), "cluster") % np.uint64(partitions)).astype(np.int64)
+    yield from split_batch(batch, part, partitions)
+
+
+def cross_origin_counts(rows: list[dict]) -> list[tuple[tuple[str, str], int]]:
+    """Statistics of clusters holding both human and synthetic text, from their duplicate rows.
+
+    Counts each such cluster once, and its synthetic members (removed or kept) per source and
+    per (source, generator): synthetic text that copies human text, or is copied by it.
+    """
+    clusters: dict[str, list[dict]] = {}
+    for row in rows:
+        clusters.setdefault(row["cluster"], []).append(row)
+    stats: dict[tuple[str, str], int] = {}
+    for members in clusters.values():
+        kept = members[0]
+        people = [(m["origin"], m["source"], m["generator"]) for m in members]
+        people.append((kept["kept_origin"], kept["kept_source"], kept["kept_generator"]))
+        if {o for o, _, _ in people} != {"human", "synthetic"}:
+            continue
+        stats[("_cross", "clusters")] = stats.get(("_cross", "clusters"), 0) + 1
+        for origin, source, generator in people:
+            if origin == "synthetic":
+                for key in (f"source{CROSS_SEP}{source}",
+                            f"generator{CROSS_SEP}{source}{CROSS_SEP}{generator or '(none)'}"):
+                    stats[("_cross", key)] = stats.get(("_cross", key), 0) + 1
+    return sorted(stats.items())
+
+
+def _cross_origin(element):
+    _, batches = element
+    yield from cross_origin_counts(concat(batches, DUP_INTERNAL).to_pylist())
 
 
 class DedupNear(beam.PTransform):
@@ -644,10 +688,16 @@ class Deduplicate(beam.PTransform):
             all_dups = (resolved, near.duplicates) | "MergeDuplicates" >> beam.Flatten()
         else:
             all_dups = exact_dups
+        stats.append(
+            all_dups
+            # (cluster partition, duplicate rows): every row of a cluster meets in one group.
+            | "KeyByCluster" >> beam.FlatMap(_key_by_cluster, parts)
+            | "GroupByCluster" >> beam.GroupByKey()
+            | "CountCrossOrigin" >> beam.FlatMap(_cross_origin)
+        )
         duplicates = all_dups | "ToOutputRows" >> beam.Map(
             _to_output_rows, file_names=self._file_names, run_id=self._run_id)
-        merged_stats = stats | "MergeDedupStats" >> beam.Flatten() if stats else (
-            info.pipeline | "NoDedupStats" >> beam.Create([]))
+        merged_stats = stats | "MergeDedupStats" >> beam.Flatten()
         return DedupOutputs(survivors=survivors, duplicates=duplicates, stats=merged_stats)
 
 

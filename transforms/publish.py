@@ -27,6 +27,7 @@ from schemas.manifest import (
     OutputFile,
     SourceCounts,
 )
+from transforms.dedup import CROSS_SEP
 from transforms.mixture_core import MixturePlan, check_human_tokens
 
 MANIFEST = "manifest.json"
@@ -103,6 +104,7 @@ def build_manifest(
     totals = SourceCounts(**{f: sum(getattr(c, f) for c in counts.values()) for f in COUNT_FIELDS + ("written",)})
     quality: dict[str, Any] = defaultdict(dict)
     dedup_stats: dict[str, Any] = {}
+    cross: dict[str, int] = {}
     rejects: dict[str, dict[str, int]] = defaultdict(dict)
     for (scope, name), value in sorted(stats.items()):
         if scope.startswith("_quality:"):
@@ -111,6 +113,8 @@ def build_manifest(
             quality[f"{label}"].setdefault("by_source", {})[name] = value
         elif scope == "_dedup":
             dedup_stats[name] = value
+        elif scope == "_cross":
+            cross[name] = value
         elif name.startswith("rejected:"):
             rejects[name.split(":", 1)[1]][scope] = value
     for entry in quality.values():
@@ -131,7 +135,7 @@ def build_manifest(
         counts=counts,
         totals=totals,
         mixture=mixture_report(plan, config, stats),
-        dedup={**dedup_params, "stats": _dedup_summary(dedup_stats)},
+        dedup={**dedup_params, "stats": _dedup_summary(dedup_stats), "cross_origin": _cross_summary(cross)},
         quality={"filters": dict(quality), "rejects_by_reason": dict(rejects)},
         outputs=by_folder,
     )
@@ -142,6 +146,24 @@ def _dedup_summary(raw: dict[str, int]) -> dict[str, Any]:
     out = {k: v for k, v in raw.items() if ":" not in k}
     out["near_cluster_documents_by_size"] = sizes
     return out
+
+
+def _cross_summary(raw: dict[str, int]) -> dict[str, Any]:
+    """Clusters mixing human and synthetic text, and their synthetic members per source and generator."""
+    by_source: dict[str, int] = {}
+    by_generator: dict[str, dict[str, int]] = {}
+    for key, value in raw.items():
+        parts = key.split(CROSS_SEP)
+        if parts[0] == "source":
+            by_source[parts[1]] = value
+        elif parts[0] == "generator":
+            by_generator.setdefault(parts[1], {})[parts[2]] = value
+    return {
+        "clusters": raw.get("clusters", 0),
+        "synthetic_documents": sum(by_source.values()),
+        "by_source": dict(sorted(by_source.items())),
+        "by_generator": {s: dict(sorted(g.items())) for s, g in sorted(by_generator.items())},
+    }
 
 
 def _now() -> str:

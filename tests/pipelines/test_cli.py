@@ -106,6 +106,10 @@ def test_duplicates_across_origins_keep_the_human_copy(finished_run):
     assert dups["s_near_h01"]["kept_doc_id"] == "h01" and dups["s_near_h01"]["kind"] == "near"
     assert dups["s_near_h01"]["kept_origin"] == "human" and dups["s_near_h01"]["origin"] == "synthetic"
     assert dups["s_dup_b"]["kept_doc_id"] == "s_dup_a"
+    assert dups["s_near_h01"]["generator"] == "m1" and dups["s_near_h01"]["kept_generator"] is None
+    cross = json.loads((out / "manifest.json").read_text())["dedup"]["cross_origin"]
+    assert cross == {"clusters": 2, "synthetic_documents": 2, "by_source": {"chat": 2},
+                     "by_generator": {"chat": {"m0": 1, "m1": 1}}}
     rejects = {r["doc_id"]: r["reason"] for r in _read(out, "rejects", REJECTION_SCHEMA).to_pylist()}
     assert rejects == {"s_null": "ingest_null_text", "s_empty": "ingest_empty_text"}
     filtered = {r["doc_id"]: r["reason"] for r in _read(out, "filtered", FILTERED_SCHEMA).to_pylist()}

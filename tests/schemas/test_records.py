@@ -51,7 +51,8 @@ def test_document_schema_has_every_design_column():
 def test_records_round_trip_through_arrow():
     model, schema = RECORD_TYPES["duplicates"]
     record = model(doc_id="a", kept_doc_id="b", cluster="b", cluster_size=2, kind="near", similarity=0.75,
-                   origin="synthetic", source="s", kept_origin="human", kept_source="h", source_file="f",
+                   origin="synthetic", source="s", generator="g", kept_origin="human", kept_source="h",
+                   kept_generator=None, source_file="f",
                    source_row=3, run_id="r")
     table = pa.Table.from_pylist([record.model_dump(mode="json")], schema=schema)
     assert model.model_validate(table.to_pylist()[0]) == record

@@ -8,7 +8,7 @@ from schemas.config import DedupConfig
 from tests.builders import make_scored, near_copy, words
 from tests.conftest import local_pipeline
 from tests.transforms.test_dedup_core import _union_find
-from transforms.dedup import ConnectedComponents, Deduplicate, SketchDocuments
+from transforms.dedup import CROSS_SEP, ConnectedComponents, Deduplicate, SketchDocuments, cross_origin_counts
 
 A, B, C = words(1, 200), words(2, 200), words(3, 200)
 ROWS = [
@@ -45,8 +45,10 @@ def _run_dedup(batches, partitions):
     assert_that(survivors, equal_to(SURVIVORS), label="survivors")
     assert_that(dups, equal_to(DUPLICATES), label="duplicates")
     assert_that(similarity, equal_to([(d[0], True, True) for d in DUPLICATES]), label="similarity")
-    assert_that(stats | beam.Filter(lambda kv: kv[0][0] == "gen"),
-                equal_to([(("gen", "exact_duplicates"), 3), (("gen", "near_duplicates"), 2)]), label="counts")
+    assert_that(stats | beam.Filter(lambda kv: kv[0][0] in ("gen", "_cross")),
+                equal_to([(("gen", "exact_duplicates"), 3), (("gen", "near_duplicates"), 2),
+                          (("_cross", "clusters"), 1), (("_cross", f"source{CROSS_SEP}gen"), 3),
+                          (("_cross", f"generator{CROSS_SEP}gen{CROSS_SEP}(none)"), 3)]), label="counts")
     p.run().wait_until_finish()
 
 
@@ -79,3 +81,21 @@ def test_connected_components_fail_loudly_when_rounds_are_too_few():
     _ = edges | ConnectedComponents(partitions=3, rounds=1)
     with pytest.raises(Exception, match="did not converge in 1 rounds"):
         p.run().wait_until_finish()
+
+
+def test_cross_origin_counts_cover_kept_and_removed_synthetic_members():
+    def row(cluster, origin, source, generator, kept_origin, kept_source, kept_generator):
+        return {"cluster": cluster, "origin": origin, "source": source, "generator": generator,
+                "kept_origin": kept_origin, "kept_source": kept_source, "kept_generator": kept_generator}
+
+    rows = [
+        row("h1", "synthetic", "chat", "gpt", "human", "wiki", None),
+        row("h1", "synthetic", "chat", "llama", "human", "wiki", None),
+        row("s9", "human", "wiki", None, "synthetic", "chat", "gpt"),  # synthetic kept (longest policy)
+        row("s7", "synthetic", "chat", "gpt", "synthetic", "chat", "gpt"),  # synthetic only: not counted
+    ]
+    stats = dict(cross_origin_counts(rows))
+    assert stats[("_cross", "clusters")] == 2
+    assert stats[("_cross", f"source{CROSS_SEP}chat")] == 3
+    assert stats[("_cross", f"generator{CROSS_SEP}chat{CROSS_SEP}gpt")] == 2
+    assert stats[("_cross", f"generator{CROSS_SEP}chat{CROSS_SEP}llama")] == 1
