@@ -14,7 +14,7 @@ import apache_beam as beam
 
 from schemas.config import PipelineConfig
 from schemas.records import DOCUMENT_SCHEMA, DUPLICATE_SCHEMA, FILTERED_SCHEMA, REJECTION_SCHEMA
-from transforms.dedup import Deduplicate, SketchDocuments, lsh_shape
+from transforms.dedup import CandidateSignatures, Deduplicate, SketchDocuments, lsh_shape
 from transforms.ingest import InputPlan, ReadCorpora, checksum_file, plan_inputs
 from transforms.minhash import shingle_hash32
 from transforms.mixture import MixSources
@@ -116,14 +116,15 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     read = p | "ReadCorpora" >> ReadCorpora(config, ctx.plan, ctx.run_id)
     scored = read.docs | "FilterQuality" >> FilterQuality(config.quality, files, ctx.run_id)
     sketch = scored.kept | "Sketch" >> SketchDocuments(config.dedup, parts)
-    dedup = (sketch.info, sketch.signatures) | "Deduplicate" >> Deduplicate(config.dedup, parts, files, ctx.run_id)
+    dedup = (sketch.info, sketch.bands) | "Deduplicate" >> Deduplicate(
+        config.dedup, parts, files, ctx.run_id, CandidateSignatures(config, ctx.plan, ctx.run_id))
     mix = dedup.survivors | "Mix" >> MixSources(config.mixture, origins, config.seed)
     records = mix.selected | "Materialize" >> MaterializeDocuments(config, ctx.plan, ctx.run_id, ctx.config_digest)
 
     lineage = ["source_file", "source_row"]
     data = records | "WriteData" >> WriteShards(
         "data", DOCUMENT_SCHEMA, stage, out_cfg, functools.partial(order_by_id, seed=config.seed), ["id"],
-        label=label_by_split, count_sources=True)
+        label=label_by_split, count_sources=True, counts=mix.split_rows)
     rejects = read.rejected | "WriteRejects" >> WriteShards(
         "rejects", REJECTION_SCHEMA, stage, out_cfg, order_by_lineage, lineage)
     filtered = scored.filtered | "WriteFiltered" >> WriteShards(

@@ -92,3 +92,41 @@ def make_scored(rows: list[dict[str, Any]]) -> pa.RecordBatch:
         list(docs.columns) + [pa.array([[]] * n, pa.list_(pa.string())), pa.array([1.0] * n, pa.float32())],
         schema=columns.SCORED_DOCUMENT,
     )
+
+
+def dedup_inputs(p, tmp_path, rows: list[dict[str, Any]], dedup: dict[str, Any] | None = None, partitions: int = 4):
+    """Write `rows` as one Parquet corpus per source and read them the way a run does.
+
+    Each row needs doc_id and text; origin (default synthetic), source (default "gen") and
+    generator are optional. Returns ((INFO, band blocks) PCollections, Deduplicate transform).
+    """
+    from transforms.dedup import CandidateSignatures, Deduplicate, SketchDocuments
+    from transforms.ingest import ReadCorpora, plan_inputs
+    from transforms.quality import FilterQuality
+
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    origins: dict[str, str] = {}
+    for r in rows:
+        source = r.get("source", "gen")
+        origins[source] = r.get("origin", "synthetic")
+        by_source.setdefault(source, []).append(
+            {"id": r["doc_id"], "text": r["text"], "generator": r.get("generator")})
+    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("generator", pa.string())])
+    for source, items in by_source.items():
+        write_parquet(os.path.join(str(tmp_path), "in", f"{source}.parquet"), items, schema=schema)
+    config = parse_config({
+        "corpora": [{"name": s, "origin": o, "paths": [f"in/{s}.parquet"], "id_column": "id",
+                     "columns": {"generator": "generator"}} for s, o in origins.items()],
+        "mixture": {"targets": {o: 1.0 / len(set(origins.values())) for o in set(origins.values())}},
+        "quality": {"enabled": False},
+        "dedup": dedup or {},
+        "partitions": partitions,
+        "read_batch_rows": 50,
+    })
+    plan = plan_inputs(config, str(tmp_path))
+    docs = p | ReadCorpora(config, plan, "run")
+    kept = docs.docs | FilterQuality(config.quality, [f.display for f in plan.files], "run")
+    sketch = kept.kept | SketchDocuments(config.dedup, partitions)
+    dedup_transform = Deduplicate(config.dedup, partitions, [f.display for f in plan.files], "run",
+                                  CandidateSignatures(config, plan, "run"))
+    return (sketch.info, sketch.bands), dedup_transform

@@ -44,9 +44,6 @@ INFO = pa.schema([
     pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
     pa.field("quality_score", pa.float32(), nullable=False),
     pa.field("skey", pa.string(), nullable=False),
-    pa.field("has_sig", pa.bool_(), nullable=False),
-    # LSH band keys of the MinHash signature; empty when the text has no words.
-    pa.field("bands", pa.list_(pa.uint64()), nullable=False),
     pa.field("exact_count", pa.int32(), nullable=False),
     pa.field("dup_cluster", pa.string()),
     pa.field("dup_cluster_size", pa.int32(), nullable=False),

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
-from schemas.config import DedupConfig, NearDedupConfig
+from schemas.config import DedupConfig, NearDedupConfig, PipelineConfig
 from schemas.errors import FatalError
 from schemas.reasons import DuplicateKind
 from schemas.records import DUPLICATE_SCHEMA
@@ -24,6 +24,7 @@ from transforms.batches import (
     concat,
     hex_partitions,
     int_partitions,
+    list_array,
     list_parts,
     split_batch,
     split_rows,
@@ -41,13 +42,15 @@ from transforms.dedup_core import (
     survivor_keys,
     unique_pairs,
 )
+from transforms.ingest import InputPlan
+from transforms.reread import ReadRowsAgain
 from transforms.text import stable_hash64
 
 log = logging.getLogger(__name__)
 
 STATS = "stats"
+BANDS = "bands"
 DUPLICATES = "duplicates"
-SIGNATURES = "signatures"
 SINGLETONS = "singletons"
 MEMBERS = "members"
 
@@ -66,7 +69,10 @@ def lsh_shape(config: NearDedupConfig) -> tuple[int, int]:
 
 
 class _SketchFn(beam.DoFn):
-    """Per document batch: survivor key, MinHash signature, LSH band keys."""
+    """Per document batch: INFO rows with survivor keys, and LSH band keys keyed by partition.
+
+    The signature itself is not kept: LSH candidates are signed again later.
+    """
 
     def __init__(self, config: DedupConfig, partitions: int) -> None:
         self._config = config
@@ -89,19 +95,16 @@ class _SketchFn(beam.DoFn):
             uids,
         )
         near = self._config.near
-        bands = [[] for _ in range(n)]
-        has_sig = np.zeros(n, bool)
         if near.enabled:
             word_hashes, offsets = list_parts(docs.column("word_hashes"))
-            has_sig = np.diff(offsets) > 0
-            a, b = minhash.permutations(near.num_perm, near.seed)
-            sig = kernels.minhash(word_hashes, offsets, near.ngram, a, b)
-            keys = minhash.band_keys(sig, self._bands, self._rows)
-            bands = [list(row) if ok else [] for row, ok in zip(keys, has_sig)]
-            for p, rows in split_rows(int_partitions(uids[has_sig], self._partitions), self._partitions):
-                sel = np.nonzero(has_sig)[0][rows]
-                yield beam.pvalue.TaggedOutput(SIGNATURES, (p, (uids[sel], sig[sel])))
-        info = pa.RecordBatch.from_arrays(
+            has_words = np.diff(offsets) > 0
+            sig = signatures_from_words(word_hashes, offsets, near)[has_words]
+            # (band partition, (band keys, uids)): every band of every document with words.
+            keys = minhash.band_keys(sig, self._bands, self._rows).ravel()
+            owners = np.repeat(uids[has_words], self._bands)
+            for p, rows in split_rows(int_partitions(keys, self._partitions), self._partitions):
+                yield beam.pvalue.TaggedOutput(BANDS, (p, (keys[rows], owners[rows])))
+        yield pa.RecordBatch.from_arrays(
             [
                 docs.column("uid"),
                 docs.column("doc_id"),
@@ -115,24 +118,26 @@ class _SketchFn(beam.DoFn):
                 docs.column("quality_flags"),
                 docs.column("quality_score"),
                 pa.array(skeys, pa.string()),
-                pa.array(has_sig, pa.bool_()),
-                pa.array(bands, pa.list_(pa.uint64())),
                 pa.array(np.ones(n, np.int32)),
                 pa.nulls(n, pa.string()),
                 pa.array(np.ones(n, np.int32)),
             ],
             schema=columns.INFO,
         )
-        yield info
+
+
+def signatures_from_words(word_hashes: np.ndarray, offsets: np.ndarray, near: NearDedupConfig) -> np.ndarray:
+    a, b = minhash.permutations(near.num_perm, near.seed)
+    return kernels.minhash(word_hashes, offsets, near.ngram, a, b)
 
 
 class SketchOutputs(NamedTuple):
     info: beam.PCollection
-    signatures: beam.PCollection
+    bands: beam.PCollection
 
 
 class SketchDocuments(beam.PTransform):
-    """Drop the text: keep what dedup and mixing need, plus MinHash signatures keyed by partition."""
+    """Drop the text: INFO rows for dedup and mixing, and LSH band keys for near dedup."""
 
     def __init__(self, config: DedupConfig, partitions: int) -> None:
         super().__init__()
@@ -140,9 +145,61 @@ class SketchDocuments(beam.PTransform):
         self._partitions = partitions
 
     def expand(self, docs: beam.PCollection) -> SketchOutputs:
-        out = docs | "SignAndKey" >> beam.ParDo(_SketchFn(self._config, self._partitions)).with_outputs(
-            SIGNATURES, main="info")
-        return SketchOutputs(info=out["info"], signatures=out[SIGNATURES])
+        out = docs | "KeyAndBand" >> beam.ParDo(_SketchFn(self._config, self._partitions)).with_outputs(
+            BANDS, main="info")
+        return SketchOutputs(info=out["info"], bands=out[BANDS])
+
+
+CANDIDATE = pa.schema([pa.field("uid", pa.int64(), nullable=False)])
+
+
+def _key_candidates(pairs, partitions: int):
+    """(partition, (a, b)) candidate pairs -> (uid partition, uids) of both ends."""
+    _, (a, b) = pairs
+    uids = np.unique(np.concatenate([a, b]))
+    for p, rows in split_rows(int_partitions(uids, partitions), partitions):
+        yield p, uids[rows]
+
+
+def _distinct_candidates(element) -> pa.RecordBatch:
+    _, blocks = element
+    uids = np.unique(np.concatenate(list(blocks)))
+    return pa.RecordBatch.from_arrays([pa.array(uids, pa.int64())], schema=CANDIDATE)
+
+
+def _sign_again(read: tuple[pa.RecordBatch, pa.Table], near: NearDedupConfig, partitions: int):
+    """(documents read again, requests) -> (uid partition, (uids, signatures))."""
+    docs, _ = read
+    uids = docs.column("uid").to_numpy()
+    sig = signatures_from_words(*list_parts(docs.column("word_hashes")), near)
+    for p, rows in split_rows(int_partitions(uids, partitions), partitions):
+        yield p, (uids[rows], sig[rows])
+
+
+class CandidateSignatures(beam.PTransform):
+    """Candidate pairs -> MinHash signatures of the documents in them, keyed by uid partition.
+
+    Only LSH candidates need a full signature, and usually they are a small share of the
+    corpus: their rows are read again and signed, instead of carrying every signature
+    through the shuffles.
+    """
+
+    def __init__(self, config: PipelineConfig, plan: InputPlan, run_id: str) -> None:
+        super().__init__()
+        self._config = config
+        self._plan = plan
+        self._run_id = run_id
+
+    def expand(self, pairs: beam.PCollection) -> beam.PCollection:
+        parts = self._config.partitions
+        return (
+            pairs
+            | "KeyCandidates" >> beam.FlatMap(_key_candidates, parts)
+            | "GroupCandidates" >> beam.GroupByKey()
+            | "DistinctCandidates" >> beam.Map(_distinct_candidates)
+            | "ReadCandidates" >> ReadRowsAgain(self._config, self._plan, self._run_id, CANDIDATE)
+            | "SignCandidates" >> beam.FlatMap(_sign_again, near=self._config.dedup.near, partitions=parts)
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -245,19 +302,6 @@ class DedupExact(beam.PTransform):
 
 # ---------------------------------------------------------------------------------------
 # Near dedup
-
-
-def _band_entries(batch: pa.RecordBatch, partitions: int):
-    """INFO batch -> (band-key partition, (band keys, uids)) for documents with a signature."""
-    sel = batch.filter(batch.column("has_sig"))
-    if sel.num_rows == 0:
-        return
-    bands = sel.column("bands")
-    keys = bands.flatten().to_numpy().astype(np.uint64)
-    lengths = pc.list_value_length(bands).to_numpy(zero_copy_only=False)
-    uids = np.repeat(sel.column("uid").to_numpy(), lengths)
-    for p, rows in split_rows(int_partitions(keys, partitions), partitions):
-        yield p, (keys[rows], uids[rows])
 
 
 def _pairs_in_buckets(element, all_pairs_limit: int, partitions: int):
@@ -591,27 +635,38 @@ def _cross_origin(element):
     yield from cross_origin_counts(concat(batches, DUP_INTERNAL).to_pylist())
 
 
+class NearOutputs(NamedTuple):
+    survivors: beam.PCollection
+    duplicates: beam.PCollection
+    assignments: beam.PCollection
+    stats: beam.PCollection
+
+
 class DedupNear(beam.PTransform):
     """Near-duplicate removal: LSH candidate pairs, verified by signature similarity, clustered.
 
-    Input: exact survivors (INFO batches) and the signature blocks from SketchDocuments.
+    Input: (exact survivors as INFO batches, band blocks from SketchDocuments). `signatures`
+    turns candidate pairs into signature blocks keyed by uid partition (CandidateSignatures).
     """
 
-    def __init__(self, config: NearDedupConfig, partitions: int) -> None:
+    def __init__(self, config: NearDedupConfig, partitions: int, signatures: beam.PTransform) -> None:
         super().__init__()
         self._config = config
         self._partitions = partitions
+        self._signatures = signatures
 
-    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> NamedTuple:
-        info, sigs = inputs
+    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> NearOutputs:
+        info, bands = inputs
         cfg, parts = self._config, self._partitions
-        # (band partition, (band keys, uids)) -> candidate pairs (partition of a, (a, b))
+        # (band partition, (band keys, uids)) -> candidate pairs (partition of a, (a, b)).
+        # Exact duplicates are in the buckets too; having identical signatures, they add
+        # edges but never connectivity, and only exact survivors (`info`) join clusters.
         pairs = (
-            info
-            | "KeyBands" >> beam.FlatMap(_band_entries, parts)
+            bands
             | "GroupBands" >> beam.GroupByKey()
             | "PairsInBuckets" >> beam.FlatMap(_pairs_in_buckets, cfg.all_pairs_bucket_limit, parts)
         )
+        sigs = pairs | "Sign" >> self._signatures
         # Two joins with the signatures: attach sig(a) keyed by a, then compare with sig(b).
         with_a = (
             {"pairs": pairs, "sigs": sigs}
@@ -645,25 +700,24 @@ class DedupNear(beam.PTransform):
         return NearOutputs(survivors, clusters[DUPLICATES], clusters["assignments"], stats)
 
 
-class NearOutputs(NamedTuple):
-    survivors: beam.PCollection
-    duplicates: beam.PCollection
-    assignments: beam.PCollection
-    stats: beam.PCollection
-
-
 class Deduplicate(beam.PTransform):
-    """Exact then near dedup; duplicates of duplicates point at the document finally kept."""
+    """Exact then near dedup; duplicates of duplicates point at the document finally kept.
 
-    def __init__(self, config: DedupConfig, partitions: int, file_names: list[str], run_id: str) -> None:
+    Input: (INFO batches, band blocks) from SketchDocuments. `signatures` is CandidateSignatures (or any
+    transform of candidate pairs to signature blocks keyed by uid partition).
+    """
+
+    def __init__(self, config: DedupConfig, partitions: int, file_names: list[str], run_id: str,
+                 signatures: beam.PTransform) -> None:
         super().__init__()
         self._config = config
         self._partitions = partitions
         self._file_names = file_names
         self._run_id = run_id
+        self._signatures = signatures
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> DedupOutputs:
-        info, sigs = inputs
+        info, bands = inputs
         parts = self._partitions
         stats = []
         if self._config.exact:
@@ -674,7 +728,7 @@ class Deduplicate(beam.PTransform):
             survivors = info
             exact_dups = info.pipeline | "NoExactDuplicates" >> beam.Create([])
         if self._config.near.enabled:
-            near = (survivors, sigs) | "Near" >> DedupNear(self._config.near, parts)
+            near = (survivors, bands) | "Near" >> DedupNear(self._config.near, parts, self._signatures)
             survivors = near.survivors
             stats.append(near.stats)
             resolved = (

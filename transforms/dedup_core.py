@@ -83,19 +83,26 @@ def bucket_pairs(keys: np.ndarray, uids: np.ndarray, all_pairs_limit: int) -> tu
     star on its smallest member plus a chain through the rest: that connects the bucket
     with work linear in its size, and verification then keeps the edges that hold.
     """
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     if len(keys) < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return empty
     order = np.lexsort((uids, keys))
     keys_s, uids_s = keys[order], uids[order]
+    # A document appears once per bucket even if listed twice.
+    first = np.ones(len(keys_s), bool)
+    first[1:] = (keys_s[1:] != keys_s[:-1]) | (uids_s[1:] != uids_s[:-1])
+    keys_s, uids_s = keys_s[first], uids_s[first]
     bounds = group_bounds(keys_s)
-    sizes = np.diff(bounds)
+    starts, sizes = bounds[:-1], np.diff(bounds)
     out_a: list[np.ndarray] = []
     out_b: list[np.ndarray] = []
-    for g in np.nonzero(sizes >= 2)[0]:
-        members = np.unique(uids_s[bounds[g]:bounds[g + 1]])
+    # Most buckets hold two documents: their pairs in one vectorized step.
+    two = starts[sizes == 2]
+    out_a.append(uids_s[two])
+    out_b.append(uids_s[two + 1])
+    for g in np.nonzero(sizes > 2)[0]:
+        members = uids_s[bounds[g]:bounds[g + 1]]
         k = len(members)
-        if k < 2:
-            continue
         if k <= all_pairs_limit:
             ia, ib = np.triu_indices(k, 1)
             out_a.append(members[ia])
@@ -105,8 +112,6 @@ def bucket_pairs(keys: np.ndarray, uids: np.ndarray, all_pairs_limit: int) -> tu
             out_b.append(members[1:])
             out_a.append(members[1:-1])
             out_b.append(members[2:])
-    if not out_a:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return unique_pairs(np.concatenate(out_a), np.concatenate(out_b))
 
 

@@ -276,11 +276,22 @@ def build_documents(
     first_row: int,
     tokenizer: str,
     run_id: str,
+    positions: np.ndarray | None = None,
+    measure: bool = True,
 ) -> BuiltDocuments:
-    """Validate one batch of input rows and map it to the internal document schema."""
+    """Validate one batch of input rows and map it to the internal document schema.
+
+    `positions` picks rows of the batch (a second read of chosen rows); default: all.
+    With `measure=False` only text, provenance and lineage are filled (content hash, derived
+    ids, token counts and word hashes are left empty): enough to write a selected row again.
+    """
+    if positions is None:
+        positions = np.arange(batch.num_rows, dtype=np.int64)
+    else:
+        batch = batch.take(pa.array(positions, pa.int64()))
     n = batch.num_rows
-    uids = make_uids(file.index, first_row, n)
-    rows = np.arange(first_row, first_row + n, dtype=np.int64)
+    rows = first_row + positions.astype(np.int64)
+    uids = make_uids(file.index, rows)
     reasons = np.full(n, "", dtype=object)
     details = np.full(n, "", dtype=object)
 
@@ -334,13 +345,21 @@ def build_documents(
     keep = np.nonzero(~rejected)[0]
     take = pa.array(keep, pa.int64())
     kept_text = text.take(take)
-    analysis = analyze(kept_text)
-    hashes = content_hashes(analysis.normalized)
+    m = len(keep)
+    if measure:
+        analysis = analyze(kept_text)
+        hashes = content_hashes(analysis.normalized)
+        tokens = count_tokens(kept_text, tokenizer, analysis)
+        chars = char_counts(kept_text)
+        words = list_array(analysis.word_hashes, analysis.word_offsets)
+    else:
+        hashes = [""] * m
+        tokens = chars = np.zeros(m, np.int32)
+        words = list_array(np.zeros(0, np.uint32), np.zeros(m + 1, np.int64))
     if ids is not None:
         doc_ids = ids.take(take)
     else:
         doc_ids = pa.array([f"{corpus.name}/{h[:16]}" for h in hashes], pa.string())
-    m = len(keep)
 
     def mapped(role: str, default: str | None) -> pa.Array:
         column = getattr(corpus.columns, role)
@@ -363,9 +382,9 @@ def build_documents(
             prompt.take(take) if prompt is not None else pa.nulls(m, pa.string()),
             _meta(batch, corpus, take),
             pa.array(hashes, pa.string()),
-            pa.array(count_tokens(kept_text, tokenizer, analysis), pa.int32()),
-            pa.array(char_counts(kept_text), pa.int32()),
-            list_array(analysis.word_hashes, analysis.word_offsets),
+            pa.array(tokens, pa.int32()),
+            pa.array(chars, pa.int32()),
+            words,
         ],
         schema=columns.DOCUMENT,
     )

@@ -174,6 +174,7 @@ class MixOutputs(NamedTuple):
     selected: beam.PCollection
     plan: beam.PCollection
     stats: beam.PCollection
+    split_rows: beam.PCollection  # one dict: output rows per split
 
 
 class MixSources(beam.PTransform):
@@ -205,4 +206,10 @@ class MixSources(beam.PTransform):
         selected = survivors | "Select" >> beam.ParDo(
             _SelectFn(self._config, seed), plan=plan_side, boundary=beam.pvalue.AsList(boundary),
         ).with_outputs(STATS, main="selected")
-        return MixOutputs(selected=selected["selected"], plan=plan, stats=selected[STATS])
+        split_rows = (
+            selected[STATS]
+            | "SplitRowCounts" >> beam.FlatMap(lambda kv: [(kv[0][1], kv[1])] if kv[0][0] == "_rows" else [])
+            | "SumSplitRows" >> beam.CombinePerKey(sum)
+            | "CollectSplitRows" >> beam.combiners.ToDict()
+        )
+        return MixOutputs(selected=selected["selected"], plan=plan, stats=selected[STATS], split_rows=split_rows)

@@ -1,14 +1,13 @@
 """Materialize selected documents from their input rows and write sharded Parquet.
 
 Dedup and mixing work without text; the text of the selected documents is read again
-here, row group by row group, so it crosses the shuffle once (into its output shard).
+(`transforms.reread`), so it crosses a shuffle once: into its output shard.
 """
 
 from __future__ import annotations
 
-import bisect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -19,82 +18,22 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.config import OutputConfig, PipelineConfig
-from schemas.errors import FatalError
 from schemas.records import DOCUMENT_SCHEMA
 from transforms import columns
-from transforms.batches import concat, split_rows, uid_file, uid_row
-from transforms.ingest import InputPlan, build_documents, corpus_columns, iter_row_group
+from transforms.batches import split_rows, uid_file, uid_row
+from transforms.ingest import InputPlan
+from transforms.reread import ReadRowsAgain
 from transforms.mixture import split_of
 from transforms.text import stable_hash64
 
 STATS = "stats"
+SPILL_FOLDER = "_spill"
 
 
-def _row_group_starts(plan: InputPlan) -> list[list[int]]:
-    starts = []
-    for f in plan.files:
-        acc, s = 0, []
-        for rows in f.row_group_rows:
-            s.append(acc)
-            acc += rows
-        starts.append(s)
-    return starts
-
-
-def _key_by_row_group(batch: pa.RecordBatch, starts: list[list[int]]):
-    """SELECTION batch -> ((file, row group), rows of that row group)."""
-    uids = batch.column("uid").to_numpy()
-    files, rows = uid_file(uids), uid_row(uids)
-    keys = np.array([bisect.bisect_right(starts[f], r) - 1 for f, r in zip(files, rows)], np.int64)
-    combined = files * (1 << 24) + keys
-    uniq, inverse = np.unique(combined, return_inverse=True)
-    for i, key in enumerate(uniq):
-        yield (int(key >> 24), int(key & ((1 << 24) - 1))), batch.filter(pa.array(inverse == i))
-
-
-class _ReadSelectedFn(beam.DoFn):
-    """((file, row group), selections) -> output records, one per copy."""
-
-    def __init__(self, config: PipelineConfig, plan: InputPlan, run_id: str, config_digest: str) -> None:
-        self._config = config
-        self._plan = plan
-        self._run_id = run_id
-        self._digest = config_digest
-
-    def process(self, element):
-        (file_index, row_group), batches = element
-        selection = concat(batches, columns.SELECTION)
-        file = self._plan.files[file_index]
-        corpus = self._config.corpora[file.corpus]
-        wanted = sorted(set(corpus_columns(corpus).values()))
-        sel_uids = selection.column("uid").to_numpy()
-        order = np.argsort(sel_uids)
-        selection = selection.take(pa.array(order))
-        sel_uids = sel_uids[order]
-        found = 0
-        row = sum(file.row_group_rows[:row_group])
-        for batch in iter_row_group(file, row_group, self._config.read_batch_rows, wanted):
-            first = row
-            row += batch.num_rows
-            lo, hi = np.searchsorted(sel_uids, [file_index << 40 | first, file_index << 40 | row])
-            if hi == lo:
-                continue
-            docs = build_documents(batch, corpus, file, first, self._config.tokenizer.kind, self._run_id).docs
-            doc_uids = docs.column("uid").to_numpy()
-            pos = np.searchsorted(doc_uids, sel_uids[lo:hi])
-            if np.any(pos >= len(doc_uids)) or not np.array_equal(doc_uids[np.minimum(pos, len(doc_uids) - 1)], sel_uids[lo:hi]):
-                raise FatalError(f"{file.display}: a selected row was not found when read again; "
-                                 "did the file change during the run?")
-            found += hi - lo
-            yield _records(docs.take(pa.array(pos)), selection.slice(lo, hi - lo), file.display,
-                           self._config, self._run_id, self._digest)
-        if found != selection.num_rows:
-            raise FatalError(f"{file.display}: {selection.num_rows - found} selected rows of row group "
-                             f"{row_group} were not found when read again")
-
-
-def _records(docs: pa.RecordBatch, sel: pa.Table, display: str, config: PipelineConfig,
+def _records(read: tuple[pa.RecordBatch, pa.Table], file_names: list[str], config: PipelineConfig,
              run_id: str, digest: str) -> pa.RecordBatch:
+    """Output rows of selected documents: one per copy, ids `<doc_id>#r<k>` for repeats."""
+    docs, sel = read
     copies = sel.column("copies").to_numpy()
     n = int(copies.sum())
     rep = np.repeat(np.arange(len(copies)), copies)
@@ -117,7 +56,7 @@ def _records(docs: pa.RecordBatch, sel: pa.Table, display: str, config: Pipeline
             d.column("parent_id"),
             d.column("license"),
             d.column("url"),
-            pa.array([display] * n, pa.string()),
+            pa.array([file_names[f] for f in uid_file(d.column("uid").to_numpy())], pa.string()),
             pa.array(uid_row(d.column("uid").to_numpy()), pa.int64()),
             s.column("content_hash").combine_chunks(),
             s.column("tokens").combine_chunks(),
@@ -136,7 +75,7 @@ def _records(docs: pa.RecordBatch, sel: pa.Table, display: str, config: Pipeline
 
 
 class MaterializeDocuments(beam.PTransform):
-    """Selections -> output records: read each selected row again, once per row group."""
+    """Selections -> output records: each selected row is read again, once per row group."""
 
     def __init__(self, config: PipelineConfig, plan: InputPlan, run_id: str, config_digest: str) -> None:
         super().__init__()
@@ -146,12 +85,13 @@ class MaterializeDocuments(beam.PTransform):
         self._digest = config_digest
 
     def expand(self, selected: beam.PCollection) -> beam.PCollection:
+        file_names = [f.display for f in self._plan.files]
         return (
             selected
-            # ((file, row group), SELECTION rows): one read per row group that holds a selected row.
-            | "KeyByRowGroup" >> beam.FlatMap(_key_by_row_group, _row_group_starts(self._plan))
-            | "GroupByRowGroup" >> beam.GroupByKey()
-            | "ReadSelected" >> beam.ParDo(_ReadSelectedFn(self._config, self._plan, self._run_id, self._digest))
+            | "ReadSelected" >> ReadRowsAgain(self._config, self._plan, self._run_id, columns.SELECTION,
+                                              measure=False)
+            | "ToRecords" >> beam.Map(_records, file_names=file_names, config=self._config,
+                                           run_id=self._run_id, digest=self._digest)
         )
 
 
@@ -186,8 +126,13 @@ def _count_labels(batch: pa.RecordBatch, label: Callable | None):
         yield str(name), int(np.sum(labels == name))
 
 
-def _assign_shards(batch: pa.RecordBatch, counts: dict[str, int], label: Callable | None,
-                   order: Callable, rows_per_shard: int):
+def _spill_fragments(batch: pa.RecordBatch, counts: dict[str, int], label: Callable | None,
+                     order: Callable, rows_per_shard: int, spill_dir: str):
+    """Write a batch's rows as one fragment per target shard; emit only the fragment's path.
+
+    Fragment names derive from the rows they hold, so a retried bundle rewrites the same
+    files. Each row carries its order key in `__order` for the merge.
+    """
     labels = _labels(batch, label)
     keys = order(batch)
     for name in np.unique(labels):
@@ -196,30 +141,106 @@ def _assign_shards(batch: pa.RecordBatch, counts: dict[str, int], label: Callabl
         shard = (keys[rows] % np.uint64(n)).astype(np.int64)
         for s, idx in split_rows(shard, n):
             picked = rows[idx]
-            sub = batch.take(pa.array(picked))
-            yield (str(name), s, n), (sub, keys[picked])
+            fragment = batch.take(pa.array(picked))
+            fragment = pa.Table.from_batches([fragment]).append_column(
+                ORDER_COLUMN, pa.array(keys[picked], pa.uint64()))
+            tag = f"{int(keys[picked].min()):016x}-{int(keys[picked].max()):016x}-{len(picked)}"
+            path = f"{spill_dir}/{name}/{s:05d}/{tag}.parquet"
+            _write_fragment(fragment, path)
+            yield (str(name), s, n), (path, len(picked))
+
+
+ORDER_COLUMN = "__order"
+
+
+def _write_fragment(table: pa.Table, path: str) -> None:
+    # Fragments live minutes and are read once: no compression beats a smaller file.
+    tmp = path + ".inprogress"
+    if "://" in path:
+        with FileSystems.create(tmp) as fh:
+            pq.write_table(table, fh, compression="none")
+        FileSystems.rename([tmp], [path])
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pq.write_table(table, tmp, compression="none")
+    os.replace(tmp, path)
+
+
+def _read_fragment(path: str) -> pa.Table:
+    if "://" in path:
+        with FileSystems.open(path) as fh:
+            return pq.read_table(fh)
+    return pq.read_table(path)
+
+
+def _delete_fragments(paths: list[str]) -> None:
+    if paths and "://" in paths[0]:
+        FileSystems.delete(paths)
+        return
+    for path in paths:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass  # a retried merge already removed it
 
 
 def shard_file_name(label: str, shard: int, count: int) -> str:
     return f"{label}-{shard:05d}-of-{count:05d}.parquet"
 
 
-def write_parquet(table: pa.Table, path: str, output: OutputConfig) -> int:
-    """Write a Parquet file under a temporary name, then rename it; returns its size in bytes."""
+def write_parquet(row_groups: Iterable[pa.Table], schema: pa.Schema, path: str, output: OutputConfig) -> int:
+    """Write row groups to a Parquet file under a temporary name, then rename it; returns its size.
+
+    Row groups arrive one at a time, so a shard is never held twice in memory.
+    """
     compression = None if output.compression == "none" else output.compression
     tmp = path + ".inprogress"
-    if "://" in path:
-        with FileSystems.create(tmp) as fh:
-            pq.write_table(table, fh, compression=compression, row_group_size=output.row_group_rows)
+    remote = "://" in path
+    if not remote:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    sink = FileSystems.create(tmp) if remote else tmp
+    try:
+        with pq.ParquetWriter(sink, schema, compression=compression) as writer:
+            for table in row_groups:
+                writer.write_table(table, row_group_size=output.row_group_rows)
+    finally:
+        if remote:
+            sink.close()
+    if remote:
         FileSystems.rename([tmp], [path])
         return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    pq.write_table(table, tmp, compression=compression, row_group_size=output.row_group_rows)
     os.replace(tmp, path)
     return os.path.getsize(path)
 
 
-class _WriteShardFn(beam.DoFn):
+def sorted_row_groups(parts: list[pa.RecordBatch], keys: list[np.ndarray], tiebreak: list[str],
+                      rows_per_group: int) -> Iterator[pa.Table]:
+    """The rows of `parts` ordered by (key, tiebreak columns), `rows_per_group` rows at a time.
+
+    Only the sort keys are gathered up front; each row group is taken from the parts it
+    draws on, so the rows are copied once.
+    """
+    part_of = np.concatenate([np.full(len(k), i, np.int64) for i, k in enumerate(keys)])
+    row_of = np.concatenate([np.arange(len(k), dtype=np.int64) for k in keys])
+    index = {"__order": pa.array(np.concatenate(keys), pa.uint64())}
+    for column in tiebreak:
+        index[column] = pa.chunked_array([p.column(column) for p in parts], type=parts[0].schema.field(column).type)
+    order = pc.sort_indices(pa.table(index), sort_keys=[(c, "ascending") for c in index]).to_numpy()
+    part_of, row_of = part_of[order], row_of[order]
+    for start in range(0, len(order), rows_per_group):
+        chunk_parts, chunk_rows = part_of[start:start + rows_per_group], row_of[start:start + rows_per_group]
+        pieces, positions = [], []
+        for p in np.unique(chunk_parts):
+            sel = np.nonzero(chunk_parts == p)[0]
+            pieces.append(parts[p].take(pa.array(chunk_rows[sel])))
+            positions.append(sel)
+        chunk = pa.Table.from_batches(pieces).combine_chunks()
+        yield chunk.take(pa.array(np.argsort(np.concatenate(positions), kind="stable")))
+
+
+class _MergeShardFn(beam.DoFn):
+    """((label, shard, count), fragment paths) -> one sorted shard file, written in row groups."""
+
     def __init__(self, folder: str, schema: pa.Schema, stage_dir: str, output: OutputConfig,
                  tiebreak: list[str], count_sources: bool) -> None:
         self._folder = folder
@@ -230,35 +251,44 @@ class _WriteShardFn(beam.DoFn):
         self._count_sources = count_sources
 
     def process(self, element):
-        (label, shard, count), parts = element
-        parts = list(parts)
-        table = pa.Table.from_batches([p[0] for p in parts], schema=self._schema)
-        keys = np.concatenate([p[1] for p in parts])
-        table = table.append_column("__order", pa.array(keys, pa.uint64()))
-        sort_keys = [("__order", "ascending")] + [(c, "ascending") for c in self._tiebreak]
-        table = table.take(pc.sort_indices(table, sort_keys=sort_keys)).drop_columns(["__order"])
-        table = table.combine_chunks()
-        name = shard_file_name(label, shard, count)
-        rel = f"{self._folder}/{name}"
-        size = write_parquet(table, f"{self._stage_dir.rstrip('/')}/{rel}", self._output)
+        (label, shard, count), fragments = element
+        paths = sorted({path for path, _ in fragments})
+        tables = [_read_fragment(path) for path in paths]
+        batches = [b for t in tables for b in t.drop_columns([ORDER_COLUMN]).cast(self._schema).to_batches()]
+        keys = [k for t in tables for k in (c.to_numpy() for c in t.column(ORDER_COLUMN).chunks)]
+        rows = sum(b.num_rows for b in batches)
+        rel = f"{self._folder}/{shard_file_name(label, shard, count)}"
+        groups = sorted_row_groups(batches, keys, self._tiebreak, self._output.row_group_rows)
+        size = write_parquet(groups, self._schema, f"{self._stage_dir.rstrip('/')}/{rel}", self._output)
+        _delete_fragments(paths)
         if self._count_sources:
-            for item in pc.value_counts(table.column("source")).to_pylist():
-                yield beam.pvalue.TaggedOutput(STATS, ((item["values"], "written"), item["counts"]))
-        yield {"folder": self._folder, "path": rel, "rows": table.num_rows, "size_bytes": size}
+            written: dict[str, int] = {}
+            for b in batches:
+                for item in pc.value_counts(b.column("source")).to_pylist():
+                    written[item["values"]] = written.get(item["values"], 0) + item["counts"]
+            for source, n in sorted(written.items()):
+                yield beam.pvalue.TaggedOutput(STATS, ((source, "written"), n))
+        yield {"folder": self._folder, "path": rel, "rows": rows, "size_bytes": size}
 
 
 class WriteShards(beam.PTransform):
     """Write record batches as `<folder>/<label>-NNNNN-of-MMMMM.parquet` with about `rows_per_shard` rows.
 
     A row's shard and its position in the shard come from `order` (a seeded hash), so the
-    files are the same whatever the order rows arrive in.
+    files are the same whatever the order rows arrive in. Rows reach their shard through
+    fragment files in the staging folder (`_spill/`), a shuffle through the file system:
+    the runner moves only fragment paths, so memory holds one shard at a time, not the
+    whole output.
     """
 
     def __init__(self, folder: str, schema: pa.Schema, stage_dir: str, output: OutputConfig,
                  order: Callable[[pa.RecordBatch], np.ndarray], tiebreak: list[str],
                  label: Callable[[pa.RecordBatch], np.ndarray] | None = None,
-                 count_sources: bool = False) -> None:
+                 count_sources: bool = False, counts: beam.PCollection | None = None) -> None:
         super().__init__()
+        # Rows per label, when known before the rows exist (a one-element dict PCollection).
+        # Without it the rows are counted here, which holds them all until the count is done.
+        self._counts = counts
         self._folder = folder
         self._schema = schema
         self._stage_dir = stage_dir
@@ -269,7 +299,7 @@ class WriteShards(beam.PTransform):
         self._count_sources = count_sources
 
     def expand(self, batches: beam.PCollection) -> Any:
-        counts = (
+        counts = self._counts or (
             batches
             | "CountRows" >> beam.FlatMap(_count_labels, self._label)
             | "SumRows" >> beam.CombinePerKey(sum)
@@ -277,12 +307,13 @@ class WriteShards(beam.PTransform):
         )
         written = (
             batches
-            | "AssignShards" >> beam.FlatMap(
-                _assign_shards, counts=beam.pvalue.AsSingleton(counts), label=self._label,
-                order=self._order, rows_per_shard=self._output.rows_per_shard)
-            # ((label, shard, shard count), (rows, order keys))
+            | "SpillByShard" >> beam.FlatMap(
+                _spill_fragments, counts=beam.pvalue.AsSingleton(counts), label=self._label,
+                order=self._order, rows_per_shard=self._output.rows_per_shard,
+                spill_dir=f"{self._stage_dir.rstrip('/')}/{SPILL_FOLDER}/{self._folder}")
+            # ((label, shard, shard count), (fragment path, rows)): paths, not rows, are shuffled.
             | "GroupByShard" >> beam.GroupByKey()
-            | "WriteShard" >> beam.ParDo(_WriteShardFn(
+            | "MergeShard" >> beam.ParDo(_MergeShardFn(
                 self._folder, self._schema, self._stage_dir, self._output, self._tiebreak,
                 self._count_sources)).with_outputs(STATS, main="files")
         )

@@ -29,6 +29,7 @@ from schemas.manifest import (
 )
 from transforms.dedup import CROSS_SEP
 from transforms.mixture_core import MixturePlan, check_human_tokens
+from transforms.output import SPILL_FOLDER
 
 MANIFEST = "manifest.json"
 SUCCESS = "_SUCCESS"
@@ -172,6 +173,7 @@ def _now() -> str:
 
 def publish_local(stage_dir: str, out_dir: str, manifest: Manifest) -> None:
     """Move the staged folder into place with renames; `_SUCCESS` goes in last."""
+    shutil.rmtree(os.path.join(stage_dir, SPILL_FOLDER), ignore_errors=True)
     with open(os.path.join(stage_dir, MANIFEST), "w", encoding="utf-8") as fh:
         fh.write(manifest.model_dump_json(indent=2))
         fh.write("\n")
@@ -194,7 +196,8 @@ def publish_remote(stage_dir: str, out_dir: str, manifest: Manifest) -> None:
         FileSystems.delete(old)
     with FileSystems.create(f"{stage_dir}/{MANIFEST}") as fh:
         fh.write(manifest.model_dump_json(indent=2).encode("utf-8") + b"\n")
-    staged = [m.path for m in FileSystems.match([stage_dir + "/**"])[0].metadata_list]
+    staged = [m.path for m in FileSystems.match([stage_dir + "/**"])[0].metadata_list
+              if f"/{SPILL_FOLDER}/" not in m.path]
     FileSystems.rename(staged, [out_dir + p[len(stage_dir):] for p in staged])
     with FileSystems.create(f"{out_dir}/{SUCCESS}") as fh:
         fh.write(manifest.run_id.encode("utf-8") + b"\n")

@@ -4,11 +4,10 @@ import pyarrow as pa
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas.config import DedupConfig
-from tests.builders import make_scored, near_copy, words
+from tests.builders import dedup_inputs, near_copy, words
 from tests.conftest import local_pipeline
 from tests.transforms.test_dedup_core import _union_find
-from transforms.dedup import CROSS_SEP, ConnectedComponents, Deduplicate, SketchDocuments, cross_origin_counts
+from transforms.dedup import CROSS_SEP, ConnectedComponents, cross_origin_counts
 
 A, B, C = words(1, 200), words(2, 200), words(3, 200)
 ROWS = [
@@ -29,17 +28,16 @@ DUPLICATES = [
 ]
 
 
-def _run_dedup(batches, partitions):
+def _run_dedup(tmp_path, partitions):
     p = local_pipeline()
-    docs = p | beam.Create(batches)
-    sketch = docs | SketchDocuments(DedupConfig(), partitions)
-    out = (sketch.info, sketch.signatures) | Deduplicate(DedupConfig(), partitions, ["f0"], "run")
+    info, dedup = dedup_inputs(p, tmp_path, ROWS, partitions=partitions)
+    out = info | dedup
     survivors = out.survivors | "Survivors" >> beam.FlatMap(
         lambda b: zip(b.column("doc_id").to_pylist(), b.column("dup_cluster_size").to_pylist()))
     dups = out.duplicates | "Dups" >> beam.FlatMap(lambda b: [
         (r["doc_id"], r["kept_doc_id"], r["kind"], r["cluster_size"]) for r in b.to_pylist()])
     similarity = out.duplicates | "Similarity" >> beam.FlatMap(lambda b: [
-        (r["doc_id"], r["kind"] == "exact" or 0.8 <= r["similarity"] < 1.0, r["cluster"] == r["kept_doc_id"])
+        (r["doc_id"], r["kind"] == "exact" or 0.75 <= r["similarity"] < 1.0, r["cluster"] == r["kept_doc_id"])
         for r in b.to_pylist()])
     stats = out.stats | beam.CombinePerKey(sum)
     assert_that(survivors, equal_to(SURVIVORS), label="survivors")
@@ -52,11 +50,9 @@ def _run_dedup(batches, partitions):
     p.run().wait_until_finish()
 
 
-@pytest.mark.parametrize("partitions, batch_size", [(1, 9), (4, 2), (7, 1)], ids=["one-part", "four-parts", "seven"])
-def test_exact_and_near_dedup_keep_the_human_copy(partitions, batch_size):
-    batch = make_scored(ROWS)
-    batches = [batch.slice(i, batch_size) for i in range(0, batch.num_rows, batch_size)]
-    _run_dedup(batches, partitions)
+@pytest.mark.parametrize("partitions", [1, 4, 7])
+def test_exact_and_near_dedup_keep_the_human_copy(tmp_path, partitions):
+    _run_dedup(tmp_path, partitions)
 
 
 def test_connected_components_in_beam_match_union_find():

@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 
 from benchmarks.dedup_eval import evaluate
-from schemas.config import DedupConfig
-from tests.builders import make_scored, words
+from tests.builders import dedup_inputs, words
 from tests.conftest import local_pipeline
-from transforms.dedup import Deduplicate, SketchDocuments
 
 
 def _edited(text: str, rate: float, rng: np.random.RandomState) -> str:
@@ -27,7 +25,9 @@ def _fixture():
     rows = []
     for i in range(60):
         base = words(4000 + i, int(rng.randint(120, 260)))
-        rows.append({"doc_id": f"b{i:03d}", "origin": "human" if i % 3 == 0 else "synthetic", "text": base})
+        human = i % 3 == 0
+        rows.append({"doc_id": f"b{i:03d}", "origin": "human" if human else "synthetic",
+                     "source": "wiki" if human else "gen", "text": base})
         if i < 45:
             rate = 0.001 + 0.04 * i / 45  # Jaccard from about 0.99 down to 0.6, dense near 0.8
             rows.append({"doc_id": f"e{i:03d}", "text": _edited(base, rate, rng)})
@@ -48,13 +48,10 @@ def _dump(batches, path):
 @pytest.mark.parametrize("threshold", [0.8, 0.9])
 def test_near_dedup_matches_brute_force(tmp_path, threshold):
     rows = _fixture()
-    config = DedupConfig(near={"threshold": threshold})
-    batch = make_scored(rows)
     path = str(tmp_path / f"dups-{uuid.uuid4().hex}.json")
     p = local_pipeline()
-    sketch = p | beam.Create([batch.slice(i, 50) for i in range(0, batch.num_rows, 50)]) | SketchDocuments(config, 5)
-    out = (sketch.info, sketch.signatures) | Deduplicate(config, 5, ["f"], "run")
-    _ = out.duplicates | beam.combiners.ToList() | beam.Map(_dump, path)
+    info, dedup = dedup_inputs(p, tmp_path, rows, dedup={"near": {"threshold": threshold}}, partitions=5)
+    _ = (info | dedup).duplicates | beam.combiners.ToList() | beam.Map(_dump, path)
     p.run().wait_until_finish()
     dups = json.load(open(path))
     kept_of = {d["doc_id"]: d["kept_doc_id"] for d in dups}

@@ -23,7 +23,7 @@ def info_batches(n_per_source=400, batch=97):
                 "uid": len(rows), "doc_id": f"{source}-{i:05d}", "origin": origin, "source": source,
                 "generator": None, "generation": 0 if origin == "human" else 1, "content_hash": f"{len(rows):032x}",
                 "tokens": int(rng.integers(5, 400)), "chars": 10, "quality_flags": [], "quality_score": 1.0,
-                "skey": "", "has_sig": False, "bands": [], "exact_count": 1, "dup_cluster": None,
+                "skey": "", "exact_count": 1, "dup_cluster": None,
                 "dup_cluster_size": 1,
             })
     table = pa.Table.from_pylist(rows, schema=columns.INFO)

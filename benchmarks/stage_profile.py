@@ -1,0 +1,81 @@
+"""Time and memory per Beam stage of a local run (in-process FnApiRunner).
+
+    .venv/bin/python -m benchmarks.stage_profile CONFIG --output DIR [hybridmix run flags]
+
+FnApiRunner logs the start of every bundle at DEBUG level; this listens to that log,
+samples the process's resident memory at each start, and prints, per fused stage, the
+wall time until the next stage started and the largest RSS seen. Stage names are Beam's
+fused step names, e.g. `ReadCorpora/ReadAndValidate+FilterQuality/...`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+
+from pipelines.cli import main as hybridmix
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * _PAGE / 2**20
+
+
+class StageRecorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.events: list[tuple[float, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if msg.startswith("Running bundle for stage "):
+            self.events.append((time.perf_counter(), msg.split("\n")[0][len("Running bundle for stage "):]))
+
+
+def profile(argv: list[str]) -> dict:
+    recorder = StageRecorder()
+    bundle_logger = logging.getLogger("apache_beam.runners.portability.fn_api_runner.fn_runner.run_bundle")
+    bundle_logger.addHandler(recorder)
+    bundle_logger.setLevel(logging.DEBUG)
+    samples: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            samples.append((time.perf_counter(), rss_mb()))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    start = time.perf_counter()
+    sampler.start()
+    code = hybridmix(["run", *argv])
+    end = time.perf_counter()
+    done.set()
+    sampler.join()
+    stages: dict[str, dict[str, float]] = {}
+    events = recorder.events + [(end, "(end)")]
+    for (t0, name), (t1, _) in zip(events, events[1:]):
+        peak = max((m for t, m in samples if t0 <= t <= t1), default=0.0)
+        entry = stages.setdefault(name, {"seconds": 0.0, "bundles": 0, "peak_rss_mb": 0.0})
+        entry["seconds"] += t1 - t0
+        entry["bundles"] += 1
+        entry["peak_rss_mb"] = max(entry["peak_rss_mb"], peak)
+    return {
+        "exit_code": code,
+        "wall_seconds": round(end - start, 2),
+        "before_first_stage_seconds": round((events[0][0] if recorder.events else end) - start, 2),
+        "peak_rss_mb": round(max(m for _, m in samples), 1),
+        "stages": {k: {"seconds": round(v["seconds"], 2), "bundles": v["bundles"],
+                       "peak_rss_mb": round(v["peak_rss_mb"], 1)}
+                   for k, v in sorted(stages.items(), key=lambda kv: -kv[1]["seconds"])},
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(profile(sys.argv[1:]), indent=2))
