@@ -74,3 +74,14 @@ def test_band_keys_equal_exactly_when_bands_equal():
     # Same values in different bands must not collide.
     same = mh.band_keys(np.array([[7, 7, 7, 7]], np.uint32), 2, 2)
     assert same[0, 0] != same[0, 1]
+
+
+def test_signatures_load_into_datasketch_lsh():
+    texts = [words(1, 300), near_copy(words(1, 300)), words(5, 300)]
+    sig = mh.signatures(pa.array(texts), 5, 128, 1)
+    lsh = MinHashLSH(threshold=0.8, num_perm=128)
+    for i, row in enumerate(sig):
+        lsh.insert(f"d{i}", MinHash(num_perm=128, seed=1, hashvalues=row, scheme="affine32"))
+    query = MinHash(num_perm=128, seed=1, hashfunc=mh.shingle_hash32)
+    query.update_batch(mh.document_shingles(texts[0], 5))
+    assert sorted(lsh.query(query)) == ["d0", "d1"]
