@@ -24,6 +24,7 @@ from transforms.output import (
     label_by_split,
     order_by_id,
     order_by_lineage,
+    shards_by_split,
 )
 from transforms.publish import PublishRun
 from transforms.quality import FilterQuality
@@ -122,15 +123,18 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     records = mix.selected | "Materialize" >> MaterializeDocuments(config, ctx.plan, ctx.run_id, ctx.config_digest)
 
     lineage = ["source_file", "source_row"]
+    # Nothing is written before the mixture plan and its guards have passed.
+    gate = mix.plan
+    data_shards = mix.split_sizes | "DataShards" >> beam.Map(shards_by_split, out_cfg)
     data = records | "WriteData" >> WriteShards(
         "data", DOCUMENT_SCHEMA, stage, out_cfg, functools.partial(order_by_id, seed=config.seed), ["id"],
-        label=label_by_split, count_sources=True, counts=mix.split_rows)
+        label=label_by_split, count_sources=True, shards=data_shards, gate=gate)
     rejects = read.rejected | "WriteRejects" >> WriteShards(
-        "rejects", REJECTION_SCHEMA, stage, out_cfg, order_by_lineage, lineage)
+        "rejects", REJECTION_SCHEMA, stage, out_cfg, order_by_lineage, lineage, gate=gate)
     filtered = scored.filtered | "WriteFiltered" >> WriteShards(
-        "filtered", FILTERED_SCHEMA, stage, out_cfg, order_by_lineage, lineage)
+        "filtered", FILTERED_SCHEMA, stage, out_cfg, order_by_lineage, lineage, gate=gate)
     duplicates = dedup.duplicates | "WriteDuplicates" >> WriteShards(
-        "duplicates", DUPLICATE_SCHEMA, stage, out_cfg, order_by_lineage, lineage)
+        "duplicates", DUPLICATE_SCHEMA, stage, out_cfg, order_by_lineage, lineage, gate=gate)
 
     stats = (
         (read.stats, scored.stats, dedup.stats, mix.stats, data.stats)

@@ -176,11 +176,18 @@ class GuardsConfig(_Model):
 
 
 class MixtureConfig(_Model):
-    """Target composition of the output. Fractions are of `unit` (tokens or documents)."""
+    """Target composition of the output. Fractions are of `unit` (tokens or documents).
+
+    Either `targets` (a fraction per origin, split inside an origin by `source_weights` or by
+    size) or `weights` (one weight per source, across origins). Without explicit weights,
+    sources weigh by size, or by size^(1/temperature) when a temperature is set.
+    """
 
     unit: Literal["tokens", "documents"] = "tokens"
-    targets: dict[Origin, Annotated[float, Field(ge=0.0, le=1.0)]]
+    targets: dict[Origin, Annotated[float, Field(ge=0.0, le=1.0)]] | None = None
     source_weights: dict[str, Annotated[float, Field(gt=0.0)]] = Field(default_factory=dict)
+    weights: dict[str, Annotated[float, Field(ge=0.0)]] | None = None
+    temperature: float | None = Field(default=None, gt=0.0)
     total_tokens: int | None = Field(default=None, gt=0)
     total_documents: int | None = Field(default=None, gt=0)
     max_repeats: int = Field(default=1, ge=1, le=1000)
@@ -190,21 +197,31 @@ class MixtureConfig(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> MixtureConfig:
-        total = sum(self.targets.values())
-        if not self.targets or not math.isclose(total, 1.0, abs_tol=1e-9):
-            raise ValueError(f"targets: fractions must sum to 1, they sum to {total:g}")
+        if (self.targets is None) == (self.weights is None):
+            raise ValueError("targets: give either targets (per origin) or weights (per source), not both")
+        if self.targets is not None:
+            total = sum(self.targets.values())
+            if not self.targets or not math.isclose(total, 1.0, abs_tol=1e-9):
+                raise ValueError(f"targets: fractions must sum to 1, they sum to {total:g}")
+            limit = self.guards.max_synthetic_fraction
+            wanted = self.targets.get(Origin.SYNTHETIC, 0.0)
+            if limit is not None and wanted > limit + 1e-12:
+                raise ValueError(
+                    f"guards.max_synthetic_fraction: target synthetic fraction {wanted:g} "
+                    f"exceeds the guard {limit:g}")
+        else:
+            if self.source_weights:
+                raise ValueError("source_weights: only with targets; with weights, weigh sources there")
+            if not any(w > 0 for w in self.weights.values()):
+                raise ValueError("weights: at least one source needs a weight above 0")
+        if self.temperature is not None and (self.source_weights or self.weights):
+            raise ValueError("temperature: weights sources by size; it cannot be combined with explicit weights")
         if self.total_tokens is not None and self.total_documents is not None:
             raise ValueError("total_tokens and total_documents: give at most one")
         if self.total_tokens is not None and self.unit != "tokens":
             raise ValueError("total_tokens: the unit is documents; use total_documents")
         if self.total_documents is not None and self.unit != "documents":
             raise ValueError("total_documents: the unit is tokens; use total_tokens")
-        limit = self.guards.max_synthetic_fraction
-        wanted = self.targets.get(Origin.SYNTHETIC, 0.0)
-        if limit is not None and wanted > limit + 1e-12:
-            raise ValueError(
-                f"guards.max_synthetic_fraction: target synthetic fraction {wanted:g} "
-                f"exceeds the guard {limit:g}")
         return self
 
     @property
@@ -213,8 +230,12 @@ class MixtureConfig(_Model):
 
 
 class OutputConfig(_Model):
+    """Where and how the mixture is written. A shard holds about `rows_per_shard` rows, or
+    about `bytes_per_shard` bytes of (uncompressed) text when that is set."""
+
     path: str | None = None
     rows_per_shard: int = Field(default=100_000, ge=1)
+    bytes_per_shard: int | None = Field(default=None, ge=1)
     row_group_rows: int = Field(default=10_000, ge=1)
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
 
@@ -243,19 +264,38 @@ class PipelineConfig(_Model):
                 raise ValueError(f"corpora[{i}].name: {name!r} is used by more than one corpus")
             seen.add(name)
         origins = {c.origin for c in self.corpora}
-        for origin, fraction in self.mixture.targets.items():
-            if fraction > 0 and origin not in origins:
-                raise ValueError(
-                    f"mixture.targets.{origin.value}: target {fraction:g} but no corpus has "
-                    f"origin {origin.value}")
-        for origin in origins:
-            if origin not in self.mixture.targets:
-                raise ValueError(
-                    f"mixture.targets: corpora of origin {origin.value} exist but have no target "
-                    f"(set mixture.targets.{origin.value}, 0 to leave them out)")
-        for name in self.mixture.source_weights:
+        mixture = self.mixture
+        if mixture.targets is not None:
+            for origin, fraction in mixture.targets.items():
+                if fraction > 0 and origin not in origins:
+                    raise ValueError(
+                        f"mixture.targets.{origin.value}: target {fraction:g} but no corpus has "
+                        f"origin {origin.value}")
+            for origin in origins:
+                if origin not in mixture.targets:
+                    raise ValueError(
+                        f"mixture.targets: corpora of origin {origin.value} exist but have no target "
+                        f"(set mixture.targets.{origin.value}, 0 to leave them out)")
+        for name in mixture.source_weights:
             if name not in seen:
                 raise ValueError(f"mixture.source_weights.{name}: no corpus has that name")
+        if mixture.source_weights:
+            for origin in origins:
+                names = [c.name for c in self.corpora if c.origin is origin]
+                named = [n for n in names if n in mixture.source_weights]
+                if named and len(named) != len(names):
+                    missing = sorted(set(names) - set(named))
+                    raise ValueError(
+                        f"mixture.source_weights: weigh every {origin.value} source or none; "
+                        f"missing {', '.join(missing)}")
+        if mixture.weights is not None:
+            for name in mixture.weights:
+                if name not in seen:
+                    raise ValueError(f"mixture.weights.{name}: no corpus has that name")
+            missing = sorted(seen - set(mixture.weights))
+            if missing:
+                raise ValueError(f"mixture.weights: every corpus needs a weight (0 leaves it out); "
+                                 f"missing {', '.join(missing)}")
         for i, spec in enumerate(self.quality.filters):
             for name in spec.sources or []:
                 if name not in seen:

@@ -73,7 +73,7 @@ def make_documents(rows: list[dict[str, Any]]) -> pa.RecordBatch:
             "uid": i, "doc_id": f"d{i}", "origin": "synthetic", "source": "s", "generator": None,
             "generation": 1, "parent_id": None, "license": None, "url": None, "prompt": None, "meta": None,
             "content_hash": content_hashes(normalize(pa.array([r["text"]])))[0],
-            "tokens": len(r["text"].split()), "chars": len(r["text"]),
+            "tokens": len(r["text"].split()), "chars": len(r["text"]), "bytes": len(r["text"].encode()),
         }
         base.update(r)
         out.append(base)

@@ -18,6 +18,7 @@ DOCUMENT_FIELDS = (
                      "parent_id", "license", "url")
     + [pa.field("prompt", pa.string())]
     + _output_fields(DOCUMENT_SCHEMA, "meta", "content_hash", "tokens", "chars")
+    + [pa.field("bytes", pa.int32(), nullable=False)]  # UTF-8 length of the text
     # Hash of every word of the normalized text, in order: what filters and MinHash read.
     + [pa.field("word_hashes", pa.list_(pa.uint32()), nullable=False)]
 )
@@ -41,6 +42,7 @@ INFO = pa.schema([
     pa.field("content_hash", pa.string(), nullable=False),
     pa.field("tokens", pa.int32(), nullable=False),
     pa.field("chars", pa.int32(), nullable=False),
+    pa.field("bytes", pa.int32(), nullable=False),
     pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
     pa.field("quality_score", pa.float32(), nullable=False),
     pa.field("skey", pa.string(), nullable=False),
@@ -57,6 +59,7 @@ SELECTION = pa.schema([
     pa.field("content_hash", pa.string(), nullable=False),
     pa.field("tokens", pa.int32(), nullable=False),
     pa.field("chars", pa.int32(), nullable=False),
+    pa.field("bytes", pa.int32(), nullable=False),
     pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
     pa.field("dup_cluster", pa.string()),
     pa.field("dup_cluster_size", pa.int32(), nullable=False),

@@ -115,6 +115,7 @@ class _SketchFn(beam.DoFn):
                 docs.column("content_hash"),
                 docs.column("tokens"),
                 docs.column("chars"),
+                docs.column("bytes"),
                 docs.column("quality_flags"),
                 docs.column("quality_score"),
                 pa.array(skeys, pa.string()),

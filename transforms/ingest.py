@@ -384,6 +384,7 @@ def build_documents(
             pa.array(hashes, pa.string()),
             pa.array(tokens, pa.int32()),
             pa.array(chars, pa.int32()),
+            pc.binary_length(kept_text).cast(pa.int32()),
             words,
         ],
         schema=columns.DOCUMENT,

@@ -15,6 +15,7 @@ from transforms.mixture_core import (
     PRIORITY_BITS,
     MixturePlan,
     SourceTally,
+    check_human_tokens,
     plan_mixture,
     resolve_boundary,
 )
@@ -138,6 +139,7 @@ class _SelectFn(beam.DoFn):
         if boundary:
             copies += np.isin(batch.column("uid").to_numpy(), np.asarray(boundary, np.int64)).astype(np.int32)
         tokens = batch.column("tokens").to_numpy().astype(np.int64)
+        text_bytes = batch.column("bytes").to_numpy().astype(np.int64)
         units = _units(batch, self._config.unit)
         splits = np.asarray(split_of(doc_ids, self._seed, self._config.validation_fraction), dtype=object)
         for name, rows in _by_source(batch):
@@ -150,6 +152,8 @@ class _SelectFn(beam.DoFn):
             for split in np.unique(splits[chosen]):
                 in_split = chosen[splits[chosen] == split]
                 yield beam.pvalue.TaggedOutput(STATS, (("_rows", str(split)), int(copies[in_split].sum())))
+                yield beam.pvalue.TaggedOutput(
+                    STATS, (("_bytes", str(split)), int((copies[in_split] * text_bytes[in_split]).sum())))
         keep = pa.array(copies > 0)
         if not pc.any(keep).as_py():
             return
@@ -162,6 +166,7 @@ class _SelectFn(beam.DoFn):
                 chosen.column("content_hash"),
                 chosen.column("tokens"),
                 chosen.column("chars"),
+                chosen.column("bytes"),
                 chosen.column("quality_flags"),
                 chosen.column("dup_cluster"),
                 chosen.column("dup_cluster_size"),
@@ -172,9 +177,25 @@ class _SelectFn(beam.DoFn):
 
 class MixOutputs(NamedTuple):
     selected: beam.PCollection
-    plan: beam.PCollection
+    plan: beam.PCollection  # one MixturePlan, after the post-selection guards passed
     stats: beam.PCollection
-    split_rows: beam.PCollection  # one dict: output rows per split
+    split_sizes: beam.PCollection  # one dict: split -> {"rows": ..., "bytes": ...} of output text
+
+
+def _split_sizes(stats: list[tuple[tuple[str, str], int]]) -> dict[str, dict[str, int]]:
+    sizes: dict[str, dict[str, int]] = {}
+    for (scope, split), value in stats:
+        if scope in ("_rows", "_bytes"):
+            entry = sizes.setdefault(split, {"rows": 0, "bytes": 0})
+            entry[scope[1:]] += value
+    return sizes
+
+
+def _check_selection(plan: MixturePlan, stats: list, config: MixtureConfig, origins: dict[str, str]) -> MixturePlan:
+    """Guards that need the selection itself (human tokens when the unit is documents)."""
+    human = sum(v for (name, field), v in stats if field == "selected_tokens" and origins.get(name) == "human")
+    check_human_tokens(config, human)
+    return plan
 
 
 class MixSources(beam.PTransform):
@@ -206,10 +227,9 @@ class MixSources(beam.PTransform):
         selected = survivors | "Select" >> beam.ParDo(
             _SelectFn(self._config, seed), plan=plan_side, boundary=beam.pvalue.AsList(boundary),
         ).with_outputs(STATS, main="selected")
-        split_rows = (
-            selected[STATS]
-            | "SplitRowCounts" >> beam.FlatMap(lambda kv: [(kv[0][1], kv[1])] if kv[0][0] == "_rows" else [])
-            | "SumSplitRows" >> beam.CombinePerKey(sum)
-            | "CollectSplitRows" >> beam.combiners.ToDict()
-        )
-        return MixOutputs(selected=selected["selected"], plan=plan, stats=selected[STATS], split_rows=split_rows)
+        totals = selected[STATS] | "SumSelection" >> beam.CombinePerKey(sum)
+        checked = plan | "CheckSelection" >> beam.Map(
+            _check_selection, stats=beam.pvalue.AsList(totals), config=self._config, origins=self._origins)
+        split_sizes = totals | "SplitSizes" >> beam.combiners.ToList() | "ToSplitSizes" >> beam.Map(_split_sizes)
+        return MixOutputs(selected=selected["selected"], plan=checked, stats=selected[STATS],
+                          split_sizes=split_sizes)

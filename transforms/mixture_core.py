@@ -64,7 +64,7 @@ class MixturePlan:
     total_units: float
     budget: str  # "fixed", "max" (as large as the data allows) or "shrunk"
     max_repeats: int
-    targets: dict[str, float]
+    targets: dict[str, float]  # fraction per origin (given, or the sum of its sources' shares)
     sources: dict[str, SourcePlan]
 
     def copies_for_bucket(self, source: str, bucket: np.ndarray) -> np.ndarray:
@@ -76,11 +76,39 @@ class MixturePlan:
         return copies
 
 
-def _weights(names: list[str], tallies: dict[str, SourceTally], config: MixtureConfig) -> dict[str, float]:
-    explicit = {n: config.source_weights[n] for n in names if n in config.source_weights}
-    if explicit:
-        return {n: explicit.get(n, 0.0) for n in names}
-    return {n: float(tallies[n].units(config.unit)) for n in names}
+def source_shares(config: MixtureConfig, source_origins: dict[str, str],
+                  tallies: dict[str, SourceTally]) -> dict[str, float]:
+    """Target fraction of the whole mixture for each source."""
+
+    def size(name: str) -> float:
+        return float(tallies[name].units(config.unit))
+
+    def by_size(names: list[str]) -> dict[str, float]:
+        if config.temperature is None:
+            return {n: size(n) for n in names}
+        return {n: size(n) ** (1.0 / config.temperature) if size(n) > 0 else 0.0 for n in names}
+
+    if config.weights is not None:
+        total = sum(config.weights.values())
+        return {n: config.weights.get(n, 0.0) / total for n in source_origins}
+    shares: dict[str, float] = {}
+    for origin in Origin:
+        names = [n for n, o in source_origins.items() if o == origin.value]
+        if not names:
+            continue
+        fraction = config.targets.get(origin, 0.0)
+        if any(n in config.source_weights for n in names):
+            weights = {n: config.source_weights.get(n, 0.0) for n in names}
+        else:
+            weights = by_size(names)
+        total_weight = sum(weights.values())
+        if fraction > 0 and total_weight <= 0:
+            raise InfeasibleMixtureError(
+                f"origin {origin.value}: target {fraction:g} but its sources ({', '.join(names)}) "
+                "have no documents left after filters and dedup")
+        for n in names:
+            shares[n] = fraction * weights[n] / total_weight if fraction > 0 else 0.0
+    return shares
 
 
 def plan_mixture(
@@ -91,23 +119,7 @@ def plan_mixture(
     """Quota per source; raises InfeasibleMixtureError or GuardViolation before anything is written."""
     tallies = {name: tallies.get(name, SourceTally()) for name in source_origins}
     unit = config.unit
-    shares: dict[str, float] = {}
-    for origin in Origin:
-        names = [n for n, o in source_origins.items() if o == origin.value]
-        fraction = config.targets.get(origin, 0.0)
-        if not names:
-            continue
-        weights = _weights(names, tallies, config)
-        total_weight = sum(weights.values())
-        for n in names:
-            if fraction == 0.0:
-                shares[n] = 0.0
-            elif total_weight <= 0:
-                raise InfeasibleMixtureError(
-                    f"origin {origin.value}: target {fraction:g} but its sources "
-                    f"({', '.join(names)}) have no documents left after filters and dedup")
-            else:
-                shares[n] = fraction * weights[n] / total_weight
+    shares = source_shares(config, source_origins, tallies)
 
     def capacity(n: str) -> float:
         return tallies[n].units(unit) * config.max_repeats
@@ -164,7 +176,8 @@ def plan_mixture(
         total_units=total,
         budget=budget,
         max_repeats=config.max_repeats,
-        targets={o.value: f for o, f in config.targets.items()},
+        targets={o.value: round(sum(sh for n, sh in shares.items() if source_origins[n] == o.value), 12)
+                 for o in Origin if o.value in source_origins.values()},
         sources=plans,
     )
     check_guards(config, plan, tallies)

@@ -126,8 +126,23 @@ def _count_labels(batch: pa.RecordBatch, label: Callable | None):
         yield str(name), int(np.sum(labels == name))
 
 
-def _spill_fragments(batch: pa.RecordBatch, counts: dict[str, int], label: Callable | None,
-                     order: Callable, rows_per_shard: int, spill_dir: str):
+def shard_count(rows: int, text_bytes: int, output: OutputConfig) -> int:
+    """Shards for a split: about `rows_per_shard` rows, or `bytes_per_shard` bytes of text."""
+    if output.bytes_per_shard is not None:
+        return max(1, -(-text_bytes // output.bytes_per_shard))
+    return max(1, -(-rows // output.rows_per_shard))
+
+
+def shards_by_split(sizes: dict[str, dict[str, int]], output: OutputConfig) -> dict[str, int]:
+    return {split: shard_count(size["rows"], size["bytes"], output) for split, size in sizes.items()}
+
+
+def _shards_by_rows(counts: dict[str, int], output: OutputConfig) -> dict[str, int]:
+    return {label: max(1, -(-rows // output.rows_per_shard)) for label, rows in counts.items()}
+
+
+def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, int], label: Callable | None,
+                     order: Callable, spill_dir: str, gate=None):
     """Write a batch's rows as one fragment per target shard; emit only the fragment's path.
 
     Fragment names derive from the rows they hold, so a retried bundle rewrites the same
@@ -137,7 +152,7 @@ def _spill_fragments(batch: pa.RecordBatch, counts: dict[str, int], label: Calla
     keys = order(batch)
     for name in np.unique(labels):
         rows = np.nonzero(labels == name)[0]
-        n = max(1, -(-counts[str(name)] // rows_per_shard))
+        n = shards[str(name)]
         shard = (keys[rows] % np.uint64(n)).astype(np.int64)
         for s, idx in split_rows(shard, n):
             picked = rows[idx]
@@ -284,11 +299,15 @@ class WriteShards(beam.PTransform):
     def __init__(self, folder: str, schema: pa.Schema, stage_dir: str, output: OutputConfig,
                  order: Callable[[pa.RecordBatch], np.ndarray], tiebreak: list[str],
                  label: Callable[[pa.RecordBatch], np.ndarray] | None = None,
-                 count_sources: bool = False, counts: beam.PCollection | None = None) -> None:
+                 count_sources: bool = False, shards: beam.PCollection | None = None,
+                 gate: beam.PCollection | None = None) -> None:
         super().__init__()
-        # Rows per label, when known before the rows exist (a one-element dict PCollection).
-        # Without it the rows are counted here, which holds them all until the count is done.
-        self._counts = counts
+        # Shards per label, when known before the rows exist (a one-element dict PCollection);
+        # without it rows are counted here, which holds them all until the count is done.
+        self._shards = shards
+        # A one-element PCollection that must exist before anything is written (the checked
+        # mixture plan): a guard violation then stops the run with nothing on disk.
+        self._gate = gate
         self._folder = folder
         self._schema = schema
         self._stage_dir = stage_dir
@@ -299,18 +318,20 @@ class WriteShards(beam.PTransform):
         self._count_sources = count_sources
 
     def expand(self, batches: beam.PCollection) -> Any:
-        counts = self._counts or (
+        shards = self._shards or (
             batches
             | "CountRows" >> beam.FlatMap(_count_labels, self._label)
             | "SumRows" >> beam.CombinePerKey(sum)
             | "CollectCounts" >> beam.combiners.ToDict()
+            | "ShardsByRows" >> beam.Map(_shards_by_rows, self._output)
         )
+        gate = {"gate": beam.pvalue.AsSingleton(self._gate)} if self._gate is not None else {}
         written = (
             batches
             | "SpillByShard" >> beam.FlatMap(
-                _spill_fragments, counts=beam.pvalue.AsSingleton(counts), label=self._label,
-                order=self._order, rows_per_shard=self._output.rows_per_shard,
-                spill_dir=f"{self._stage_dir.rstrip('/')}/{SPILL_FOLDER}/{self._folder}")
+                _spill_fragments, shards=beam.pvalue.AsSingleton(shards), label=self._label,
+                order=self._order, spill_dir=f"{self._stage_dir.rstrip('/')}/{SPILL_FOLDER}/{self._folder}",
+                **gate)
             # ((label, shard, shard count), (fragment path, rows)): paths, not rows, are shuffled.
             | "GroupByShard" >> beam.GroupByKey()
             | "MergeShard" >> beam.ParDo(_MergeShardFn(

@@ -16,7 +16,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.config import MixtureConfig, Origin, PipelineConfig
+from schemas.config import Origin, PipelineConfig
 from schemas.errors import FatalError
 from schemas.manifest import (
     COUNT_FIELDS,
@@ -28,7 +28,7 @@ from schemas.manifest import (
     SourceCounts,
 )
 from transforms.dedup import CROSS_SEP
-from transforms.mixture_core import MixturePlan, check_human_tokens
+from transforms.mixture_core import MixturePlan
 from transforms.output import SPILL_FOLDER
 
 MANIFEST = "manifest.json"
@@ -210,20 +210,13 @@ class _PublishFn(beam.DoFn):
     def process(self, _, stats, plan, inputs, outputs):
         ctx = dict(self._context)
         stage_dir, out_dir = ctx.pop("stage_dir"), ctx.pop("out_dir")
-        config: PipelineConfig = ctx["config"]
         stats = dict(stats)
-        _check_selected_guards(config.mixture, config, stats)
         manifest = build_manifest(stats=stats, plan=plan, inputs=list(inputs), outputs=list(outputs), **ctx)
         if "://" in out_dir:
             publish_remote(stage_dir, out_dir, manifest)
         else:
             publish_local(stage_dir, out_dir, manifest)
         yield json.loads(manifest.model_dump_json())
-
-
-def _check_selected_guards(mixture: MixtureConfig, config: PipelineConfig, stats: dict) -> None:
-    human = sum(int(stats.get((c.name, "selected_tokens"), 0)) for c in config.corpora if c.origin is Origin.HUMAN)
-    check_human_tokens(mixture, human)
 
 
 class PublishRun(beam.PTransform):

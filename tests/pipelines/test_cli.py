@@ -37,7 +37,7 @@ def _corpus(tmp_path):
     return human, synth
 
 
-def _config(tmp_path, **mixture):
+def _config(tmp_path, output=None, **mixture):
     mix = {"targets": {"human": 0.6, "synthetic": 0.4}, "validation_fraction": 0.2}
     mix.update(mixture)
     return write_config(tmp_path / "in" / "config.yaml", {
@@ -49,7 +49,7 @@ def _config(tmp_path, **mixture):
              "columns": {"generator": "model"}, "defaults": {"license": "CC-BY-NC-4.0"}},
         ],
         "mixture": mix,
-        "output": {"rows_per_shard": 20},
+        "output": output or {"rows_per_shard": 20},
         "partitions": 4,
     })
 
@@ -215,7 +215,7 @@ def test_errors_exit_with_documented_code_and_one_line(tmp_path, case, code, mes
     assert lines[0].startswith("hybridmix: error: ")
     assert message in lines[0]
     assert "Traceback" not in result.stderr
-    assert not (tmp_path / "out" / "_SUCCESS").exists()
+    assert not (tmp_path / "out").exists()
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".inprogress")]
 
 
@@ -237,3 +237,45 @@ def test_local_run_needs_no_network(tmp_path):
         capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "_SUCCESS").exists()
+
+
+def test_other_seed_other_selection_same_sizes(finished_run, tmp_path):
+    src, out, _, _ = finished_run
+    other = tmp_path / "seed4"
+    assert main(["run", str(src / "in" / "config.yaml"), "--output", str(other), "--seed", "4"]) == 0
+    first = json.loads((out / "manifest.json").read_text())
+    second = json.loads((other / "manifest.json").read_text())
+    ids = lambda o: set(_read(o, "data", DOCUMENT_SCHEMA).column("doc_id").to_pylist())  # noqa: E731
+    assert ids(out) != ids(other)
+    assert second["seed"] == 4 and second["run_id"] != first["run_id"]
+    for origin in ("human", "synthetic"):
+        assert second["mixture"]["achieved"][origin] == pytest.approx(first["mixture"]["achieved"][origin], abs=0.03)
+
+
+def test_upsampling_splits_and_shard_layout(tmp_path):
+    _corpus(tmp_path)
+    config = _config(tmp_path, output={"bytes_per_shard": 20_000, "row_group_rows": 7},
+                     targets={"human": 0.8, "synthetic": 0.2}, total_tokens=10_000, max_repeats=3,
+                     validation_fraction=0.3)
+    out = tmp_path / "out"
+    assert main(["run", config, "--output", str(out)]) == 0
+    data = _read(out, "data", DOCUMENT_SCHEMA).to_pylist()
+    human = [r for r in data if r["origin"] == "human"]
+    assert {r["repeat"] for r in human} >= {0, 1, 2}
+    for r in data:
+        assert r["id"] == (r["doc_id"] if r["repeat"] == 0 else f"{r['doc_id']}#r{r['repeat']}")
+    assert len({r["id"] for r in data}) == len(data)
+    split_of = {}
+    for r in data:
+        assert split_of.setdefault(r["doc_id"], r["split"]) == r["split"], "a document is in both splits"
+    train_bytes = sum(len(r["text"].encode()) for r in data if r["split"] == "train")
+    files = sorted(os.listdir(out / "data"))
+    train = [f for f in files if f.startswith("train-")]
+    assert len(train) == -(-train_bytes // 20_000)
+    assert all(f.endswith(f"-of-{len(train):05d}.parquet") for f in train)
+    meta = pq.ParquetFile(out / "data" / train[0]).metadata
+    assert max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) == 7
+    manifest = json.loads((out / "manifest.json").read_text())
+    wiki = manifest["mixture"]["sources"]["wiki"]
+    assert wiki["repeats"] > 2 and wiki["target_units"] == pytest.approx(8_000)
+    assert abs(wiki["selected_units"] - 8_000) <= max(r["tokens"] for r in human)

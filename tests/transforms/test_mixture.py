@@ -22,7 +22,7 @@ def info_batches(n_per_source=400, batch=97):
             rows.append({
                 "uid": len(rows), "doc_id": f"{source}-{i:05d}", "origin": origin, "source": source,
                 "generator": None, "generation": 0 if origin == "human" else 1, "content_hash": f"{len(rows):032x}",
-                "tokens": int(rng.integers(5, 400)), "chars": 10, "quality_flags": [], "quality_score": 1.0,
+                "tokens": int(rng.integers(5, 400)), "chars": 10, "bytes": 10, "quality_flags": [], "quality_score": 1.0,
                 "skey": "", "exact_count": 1, "dup_cluster": None,
                 "dup_cluster_size": 1,
             })
@@ -86,3 +86,54 @@ def test_same_seed_same_selection_other_seed_other_selection(tmp_path):
     assert a != c
     size = lambda sel: sum(tokens[d] * k for d, k in sel.items())  # noqa: E731
     assert abs(size(a) - size(c)) <= 2 * max(tokens.values())
+
+
+ORIGINS3 = {"h": "human", "s1": "synthetic", "s2": "synthetic"}
+
+
+def _big_batch(index: int, rows: int = 5000) -> pa.RecordBatch:
+    """Batch `index` of a 100k-document INFO table, generated inside the pipeline.
+
+    (beam.Create would pickle and compress the whole table into the pipeline graph.)
+    """
+    rng = np.random.default_rng(1000 + index)
+    source = rng.choice(list(ORIGINS3), size=rows, p=[0.5, 0.3, 0.2])
+    tokens = rng.integers(5, 3000, size=rows).astype(np.int32)
+    uid = np.arange(index * rows, (index + 1) * rows, dtype=np.int64)
+    return pa.RecordBatch.from_pydict({
+        "uid": uid, "doc_id": [f"d{u:07d}" for u in uid], "origin": [ORIGINS3[s] for s in source],
+        "source": source.astype(str), "generator": pa.nulls(rows, pa.string()),
+        "generation": np.where(source == "h", 0, 1).astype(np.int8), "content_hash": [""] * rows,
+        "tokens": tokens, "chars": tokens, "bytes": tokens,
+        "quality_flags": pa.array([[]] * rows, pa.list_(pa.string())), "quality_score": np.ones(rows, np.float32),
+        "skey": [""] * rows, "exact_count": np.ones(rows, np.int32), "dup_cluster": pa.nulls(rows, pa.string()),
+        "dup_cluster_size": np.ones(rows, np.int32),
+    }, schema=columns.INFO)
+
+
+def test_exact_quotas_at_100k_documents(tmp_path):
+    """Each source lands within one document of its quota; fractions within 0.01 pp plus one document."""
+    batches = 20
+    table = pa.Table.from_batches([_big_batch(i) for i in range(batches)])
+    n = table.num_rows
+    source = np.asarray(table.column("source").to_pylist())
+    tokens = table.column("tokens").to_numpy()
+    total = int(tokens.sum() * 0.4)
+    config = MixtureConfig(targets={"human": 0.55, "synthetic": 0.45}, total_tokens=total)
+    p = local_pipeline()
+    out = p | beam.Create(list(range(batches))) | beam.Map(_big_batch) | MixSources(config, ORIGINS3, seed=0)
+    path = str(tmp_path / "sel.json")
+    _ = (out.selected | beam.FlatMap(lambda b: zip(b.column("uid").to_pylist(), b.column("copies").to_pylist()))
+         | beam.combiners.ToList() | beam.Map(_dump, path))
+    p.run().wait_until_finish()
+    copies = np.zeros(n, np.int64)
+    for uid, c in json.load(open(path)):
+        copies[uid] = c
+    assert n == 100_000 and copies.max() == 1
+    got = {s: int((tokens * copies)[source == s].sum()) for s in ORIGINS3}
+    syn = {s: tokens[source == s].sum() for s in ("s1", "s2")}
+    shares = {"h": 0.55, **{s: 0.45 * syn[s] / (syn["s1"] + syn["s2"]) for s in syn}}
+    for s in ORIGINS3:
+        assert abs(got[s] - shares[s] * total) <= tokens[source == s].max(), s
+    achieved = sum(got.values())
+    assert abs(got["h"] / achieved - 0.55) <= 0.0001 + tokens.max() / achieved

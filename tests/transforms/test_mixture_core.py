@@ -139,3 +139,61 @@ def test_boundary_choice_is_within_one_document(units, data):
                               np.array(units), need)
     taken = sum(units[i] for i in chosen.tolist())
     assert abs(taken - need) <= max(units) / 2 + 1e-9
+
+
+def test_flat_weights_across_origins():
+    origins = {"h": "human", "s1": "synthetic", "s2": "synthetic"}
+    config = MixtureConfig(weights={"h": 2, "s1": 1, "s2": 1}, total_tokens=400)
+    plan = plan_mixture(config, origins, {"h": tally({0: 1000}), "s1": tally({0: 1000}), "s2": tally({0: 1000})})
+    assert plan.sources["h"].quota_units == pytest.approx(200)
+    assert plan.sources["s1"].quota_units == pytest.approx(100)
+    assert plan.targets == {"human": 0.5, "synthetic": 0.5}
+
+
+def test_temperature_flattens_sizes():
+    origins = {"a": "synthetic", "b": "synthetic"}
+    tallies = {"a": tally({0: 100}), "b": tally({0: 10_000})}
+    natural = plan_mixture(MixtureConfig(targets={"synthetic": 1.0}, total_tokens=100), origins, tallies)
+    hot = plan_mixture(MixtureConfig(targets={"synthetic": 1.0}, total_tokens=100, temperature=2.0), origins, tallies)
+    assert natural.sources["a"].share == pytest.approx(100 / 10_100)
+    # size^(1/2): 10 vs 100
+    assert hot.sources["a"].share == pytest.approx(10 / 110)
+
+
+def test_weights_and_temperature_config_rules():
+    from schemas.errors import ConfigError
+    from tests.builders import make_config
+
+    with pytest.raises(ConfigError, match="mixture.weights: every corpus needs a weight"):
+        make_config(mixture={"weights": {"human": 1}})
+    with pytest.raises(ConfigError, match="give either targets .* or weights"):
+        make_config(mixture={"weights": {"human": 1, "synth": 1}, "targets": {"human": 1, "synthetic": 0}})
+    with pytest.raises(ConfigError, match="temperature: weights sources by size"):
+        make_config(mixture={"targets": {"human": 0.5, "synthetic": 0.5}, "temperature": 2,
+                             "source_weights": {"human": 1}})
+    with pytest.raises(ConfigError, match="weigh every synthetic source or none"):
+        make_config(corpora=[
+            {"name": "h", "origin": "human", "paths": ["h"]},
+            {"name": "s1", "origin": "synthetic", "paths": ["s1"]},
+            {"name": "s2", "origin": "synthetic", "paths": ["s2"]}],
+            mixture={"targets": {"human": 0.5, "synthetic": 0.5}, "source_weights": {"s1": 1}})
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    sizes_=st.lists(st.integers(min_value=1, max_value=10_000), min_size=2, max_size=5),
+    temperature=st.one_of(st.none(), st.floats(min_value=0.5, max_value=10)),
+    flat=st.booleans(),
+)
+def test_shares_sum_to_one_in_every_mode(sizes_, temperature, flat):
+    names = {f"s{i}": ("human" if i % 2 == 0 else "synthetic") for i in range(len(sizes_))}
+    tallies = {n: tally({0: u}) for n, u in zip(names, sizes_)}
+    if flat:
+        config = MixtureConfig(weights={n: float(i + 1) for i, n in enumerate(names)})
+    else:
+        config = MixtureConfig(targets={"human": 0.6, "synthetic": 0.4}, temperature=temperature)
+    plan = plan_mixture(config, names, tallies)
+    assert sum(sp.share for sp in plan.sources.values()) == pytest.approx(1.0)
+    assert sum(plan.targets.values()) == pytest.approx(1.0)
+    for n, sp in plan.sources.items():
+        assert sp.quota_units <= tallies[n].tokens * (1 + 1e-9)
