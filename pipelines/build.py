@@ -15,7 +15,7 @@ import apache_beam as beam
 from schemas.config import PipelineConfig
 from schemas.records import DOCUMENT_SCHEMA, DUPLICATE_SCHEMA, FILTERED_SCHEMA, REJECTION_SCHEMA
 from transforms.dedup import CandidateSignatures, Deduplicate, SketchDocuments, lsh_shape
-from transforms.ingest import InputPlan, ReadCorpora, checksum_file, plan_inputs
+from transforms.ingest import CheckIds, InputPlan, ReadCorpora, checksum_file, plan_inputs
 from transforms.minhash import shingle_hash32
 from transforms.mixture import MixSources
 from transforms.output import (
@@ -117,7 +117,8 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     read = p | "ReadCorpora" >> ReadCorpora(config, ctx.plan, ctx.run_id)
     scored = read.docs | "FilterQuality" >> FilterQuality(config.quality, files, ctx.run_id)
     sketch = scored.kept | "Sketch" >> SketchDocuments(config.dedup, parts)
-    dedup = (sketch.info, sketch.bands) | "Deduplicate" >> Deduplicate(
+    ids = sketch.info | "CheckIds" >> CheckIds(config, files, ctx.run_id)
+    dedup = (ids.docs, sketch.bands) | "Deduplicate" >> Deduplicate(
         config.dedup, parts, files, ctx.run_id, CandidateSignatures(config, ctx.plan, ctx.run_id))
     mix = dedup.survivors | "Mix" >> MixSources(config.mixture, origins, config.seed)
     records = mix.selected | "Materialize" >> MaterializeDocuments(config, ctx.plan, ctx.run_id, ctx.config_digest)
@@ -129,7 +130,8 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     data = records | "WriteData" >> WriteShards(
         "data", DOCUMENT_SCHEMA, stage, out_cfg, functools.partial(order_by_id, seed=config.seed), ["id"],
         label=label_by_split, count_sources=True, shards=data_shards, gate=gate)
-    rejects = read.rejected | "WriteRejects" >> WriteShards(
+    all_rejects = (read.rejected, ids.rejected) | "MergeRejects" >> beam.Flatten()
+    rejects = all_rejects | "WriteRejects" >> WriteShards(
         "rejects", REJECTION_SCHEMA, stage, out_cfg, order_by_lineage, lineage, gate=gate)
     filtered = scored.filtered | "WriteFiltered" >> WriteShards(
         "filtered", FILTERED_SCHEMA, stage, out_cfg, order_by_lineage, lineage, gate=gate)
@@ -137,16 +139,24 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
         "duplicates", DUPLICATE_SCHEMA, stage, out_cfg, order_by_lineage, lineage, gate=gate)
 
     stats = (
-        (read.stats, scored.stats, dedup.stats, mix.stats, data.stats)
+        (read.stats, ids.stats, scored.stats, dedup.stats, mix.stats, data.stats)
         | "MergeStats" >> beam.Flatten()
         | "SumStats" >> beam.CombinePerKey(sum)
     )
     sources = [config.corpora[f.corpus].name for f in ctx.plan.files]
+    quarantined = [
+        {"path": b.display, "source": config.corpora[b.corpus].name, "size_bytes": b.size_bytes, "rows": b.rows,
+         "sha256": None, "status": "quarantined", "problem": b.detail}
+        for b in ctx.plan.bad_files
+    ]
     inputs = (
-        p
-        | "ListInputs" >> beam.Create(list(zip(ctx.plan.files, sources)))
-        | "ChecksumInputs" >> beam.MapTuple(checksum_file)
-    )
+        (
+            p
+            | "ListInputs" >> beam.Create(list(zip(ctx.plan.files, sources)))
+            | "ChecksumInputs" >> beam.MapTuple(checksum_file)
+        ),
+        p | "ListQuarantined" >> beam.Create(quarantined),
+    ) | "MergeInputs" >> beam.Flatten()
     outputs = (data.files, rejects.files, filtered.files, duplicates.files) | "MergeOutputs" >> beam.Flatten()
     return {"stats": stats, "plan": mix.plan, "inputs": inputs, "outputs": outputs} | "Publish" >> PublishRun(
         stage_dir=stage,

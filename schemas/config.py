@@ -250,6 +250,10 @@ class PipelineConfig(_Model):
     dedup: DedupConfig = DedupConfig()
     output: OutputConfig = OutputConfig()
     seed: int = Field(default=0, ge=0, lt=2**63)
+    # What a bad input does: stop the run naming the file (fail), or go to rejects/ with the
+    # reason and let the run go on (quarantine). Bad inputs: unreadable, empty, corrupt or
+    # non-Parquet files, files missing a configured column, and ids that repeat.
+    on_bad_file: Literal["fail", "quarantine"] = "fail"
     # Number of hash partitions of every keyed stage; the unit of parallelism on a
     # distributed runner. More partitions than workers keeps them all busy.
     partitions: int = Field(default=16, ge=1, le=4096)

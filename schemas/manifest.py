@@ -45,11 +45,15 @@ class SourceCounts(_M):
 
 
 class InputFile(_M):
+    """One input file. A quarantined file says why; its rows are unknown if it could not be read."""
+
     path: str
     source: str
-    size_bytes: int
-    rows: int
-    sha256: str
+    size_bytes: int | None
+    rows: int | None
+    sha256: str | None
+    status: str = "ok"  # ok | quarantined
+    problem: str | None = None
 
 
 class OutputFile(_M):

@@ -16,6 +16,7 @@ class RejectReason(StrEnum):
     DUPLICATE_ID = "ingest_duplicate_id"
     BAD_GENERATION = "ingest_bad_generation"
     UNREADABLE_FILE = "ingest_unreadable_file"
+    UNREADABLE_ROW_GROUP = "ingest_unreadable_row_group"
     MISSING_COLUMN = "ingest_missing_column"
 
 

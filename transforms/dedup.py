@@ -162,10 +162,23 @@ def _key_candidates(pairs, partitions: int):
         yield p, uids[rows]
 
 
-def _distinct_candidates(element) -> pa.RecordBatch:
-    _, blocks = element
-    uids = np.unique(np.concatenate(list(blocks)))
-    return pa.RecordBatch.from_arrays([pa.array(uids, pa.int64())], schema=CANDIDATE)
+def _key_eligible(batch: pa.RecordBatch, partitions: int):
+    """INFO batch -> (uid partition, uids): the documents still in play after exact dedup."""
+    uids = batch.column("uid").to_numpy()
+    for p, rows in split_rows(int_partitions(uids, partitions), partitions):
+        yield p, uids[rows]
+
+
+def _eligible_candidates(element):
+    """Candidates that are still in play; exact duplicates and rejected rows drop out here."""
+    _, joined = element
+    candidates = list(joined["candidates"])
+    eligible = list(joined["eligible"])
+    if not candidates or not eligible:
+        return
+    uids = np.intersect1d(np.concatenate(candidates), np.concatenate(eligible))
+    if len(uids):
+        yield pa.RecordBatch.from_arrays([pa.array(uids, pa.int64())], schema=CANDIDATE)
 
 
 def _sign_again(read: tuple[pa.RecordBatch, pa.Table], near: NearDedupConfig, partitions: int):
@@ -178,11 +191,12 @@ def _sign_again(read: tuple[pa.RecordBatch, pa.Table], near: NearDedupConfig, pa
 
 
 class CandidateSignatures(beam.PTransform):
-    """Candidate pairs -> MinHash signatures of the documents in them, keyed by uid partition.
+    """(candidate pairs, eligible INFO) -> signatures of eligible candidates, keyed by uid partition.
 
     Only LSH candidates need a full signature, and usually they are a small share of the
     corpus: their rows are read again and signed, instead of carrying every signature
-    through the shuffles.
+    through the shuffles. Candidates that are no longer in play (exact duplicates, rejected
+    rows) get no signature, so pairs with them drop out at verification.
     """
 
     def __init__(self, config: PipelineConfig, plan: InputPlan, run_id: str) -> None:
@@ -191,13 +205,16 @@ class CandidateSignatures(beam.PTransform):
         self._plan = plan
         self._run_id = run_id
 
-    def expand(self, pairs: beam.PCollection) -> beam.PCollection:
+    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
+        pairs, info = inputs
         parts = self._config.partitions
         return (
-            pairs
-            | "KeyCandidates" >> beam.FlatMap(_key_candidates, parts)
-            | "GroupCandidates" >> beam.GroupByKey()
-            | "DistinctCandidates" >> beam.Map(_distinct_candidates)
+            {
+                "candidates": pairs | "KeyCandidates" >> beam.FlatMap(_key_candidates, parts),
+                "eligible": info | "KeyEligible" >> beam.FlatMap(_key_eligible, parts),
+            }
+            | "JoinCandidates" >> beam.CoGroupByKey()
+            | "EligibleCandidates" >> beam.FlatMap(_eligible_candidates)
             | "ReadCandidates" >> ReadRowsAgain(self._config, self._plan, self._run_id, CANDIDATE)
             | "SignCandidates" >> beam.FlatMap(_sign_again, near=self._config.dedup.near, partitions=parts)
         )
@@ -333,11 +350,18 @@ class _SigIndex:
         order = np.argsort(self.uids)
         self.uids, self.sigs = self.uids[order], self.sigs[order]
 
+    def find(self, uids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(signatures, found) for `uids`; rows not found hold garbage and found=False."""
+        if len(self.uids) == 0:
+            return np.zeros((len(uids), self.sigs.shape[1]), np.uint32), np.zeros(len(uids), bool)
+        pos = np.minimum(np.searchsorted(self.uids, uids), len(self.uids) - 1)
+        return self.sigs[pos], self.uids[pos] == uids
+
     def lookup(self, uids: np.ndarray) -> np.ndarray:
-        pos = np.searchsorted(self.uids, uids)
-        if len(uids) and (pos.max(initial=0) >= len(self.uids) or not np.array_equal(self.uids[pos], uids)):
-            raise FatalError("near dedup: a candidate document has no signature in its partition")
-        return self.sigs[pos]
+        sigs, found = self.find(uids)
+        if not found.all():
+            raise FatalError("near dedup: a clustered document has no signature in its partition")
+        return sigs
 
 
 def _attach_sig_a(element, num_perm: int, partitions: int):
@@ -349,8 +373,8 @@ def _attach_sig_a(element, num_perm: int, partitions: int):
     a = np.concatenate([x[0] for x in pairs])
     b = np.concatenate([x[1] for x in pairs])
     a, b = unique_pairs(a, b)
-    index = _SigIndex(list(joined["sigs"]), num_perm)
-    yield from _key_pairs(a, b, partitions, "b", index.lookup(a))
+    sig_a, found = _SigIndex(list(joined["sigs"]), num_perm).find(a)
+    yield from _key_pairs(a[found], b[found], partitions, "b", sig_a[found])
 
 
 class _VerifyFn(beam.DoFn):
@@ -367,7 +391,8 @@ class _VerifyFn(beam.DoFn):
         a = np.concatenate([x[0] for x in pairs])
         b = np.concatenate([x[1] for x in pairs])
         sig_a = np.concatenate([x[2] for x in pairs])
-        sig_b = _SigIndex(list(joined["sigs"]), self._config.num_perm).lookup(b)
+        sig_b, found = _SigIndex(list(joined["sigs"]), self._config.num_perm).find(b)
+        a, b, sig_a, sig_b = a[found], b[found], sig_a[found], sig_b[found]
         sim = minhash.estimate_jaccard(sig_a, sig_b)
         cut = self._config.effective_verify_threshold
         keep = sim >= cut - 1e-9 if self._config.verify else np.ones(len(a), bool)
@@ -667,7 +692,7 @@ class DedupNear(beam.PTransform):
             | "GroupBands" >> beam.GroupByKey()
             | "PairsInBuckets" >> beam.FlatMap(_pairs_in_buckets, cfg.all_pairs_bucket_limit, parts)
         )
-        sigs = pairs | "Sign" >> self._signatures
+        sigs = (pairs, info) | "Sign" >> self._signatures
         # Two joins with the signatures: attach sig(a) keyed by a, then compare with sig(b).
         with_a = (
             {"pairs": pairs, "sigs": sigs}

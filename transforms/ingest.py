@@ -29,8 +29,8 @@ from schemas.errors import DataError, SchemaError
 from schemas.reasons import RejectReason
 from schemas.records import REJECTION_SCHEMA
 from transforms import columns
-from transforms.batches import list_array, make_uids
-from transforms.text import analyze, char_counts, content_hashes, count_tokens
+from transforms.batches import concat, list_array, make_uids, split_batch, table_to_batch, uid_file, uid_row
+from transforms.text import analyze, char_counts, content_hashes, count_tokens, stable_hash64
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,27 @@ class InputFile:
 
 
 @dataclass(frozen=True)
+class BadFile:
+    """An input file that cannot be used, kept (quarantine) so its rows are accounted for."""
+
+    corpus: int
+    path: str
+    display: str
+    size_bytes: int
+    rows: int | None  # known when the footer could be read
+    reason: str
+    detail: str
+
+    def error(self) -> DataError:
+        cls = SchemaError if self.reason == RejectReason.MISSING_COLUMN else DataError
+        return cls(self.detail)
+
+
+@dataclass(frozen=True)
 class InputPlan:
     base_dir: str
     files: tuple[InputFile, ...] = field(default_factory=tuple)
+    bad_files: tuple[BadFile, ...] = field(default_factory=tuple)
 
     def work_items(self) -> list[tuple[int, int, int, int]]:
         """(file index, row group, first row in file, rows) for every non-empty row group."""
@@ -78,6 +96,8 @@ class InputPlan:
         h = hashlib.sha256()
         for f in self.files:
             h.update(f"{f.display}\x00{f.size_bytes}\x00{f.fingerprint}\n".encode())
+        for b in self.bad_files:
+            h.update(f"bad\x00{b.display}\x00{b.size_bytes}\x00{b.reason}\n".encode())
         return h.hexdigest()
 
 
@@ -146,8 +166,13 @@ def _key_for_role(index: int, role: str) -> str:
 
 
 def plan_inputs(config: PipelineConfig, base_dir: str) -> InputPlan:
-    """List every corpus's files and read their footers; raise on anything unusable."""
+    """List every corpus's files and read their footers.
+
+    A glob that matches nothing is always an error. A file that cannot be used raises
+    (on_bad_file: fail) or is set aside in `bad_files` (on_bad_file: quarantine).
+    """
     files: list[InputFile] = []
+    bad: list[BadFile] = []
     seen: dict[str, str] = {}
     for ci, corpus in enumerate(config.corpora):
         matched: list[tuple[str, int]] = []
@@ -169,26 +194,39 @@ def plan_inputs(config: PipelineConfig, base_dir: str) -> InputPlan:
                     f"{path}: matched by both corpus {seen[path]!r} and corpus {corpus.name!r}; "
                     "a file belongs to one corpus")
             seen[path] = corpus.name
-            files.append(_describe_file(len(files), ci, corpus, path, size, base_dir))
-    return InputPlan(base_dir=base_dir, files=tuple(files))
+            described = _describe_file(len(files), ci, corpus, path, size, base_dir)
+            if isinstance(described, BadFile):
+                if config.on_bad_file == "fail":
+                    raise described.error()
+                log.warning("quarantined %s: %s", described.display, described.detail)
+                bad.append(described)
+            else:
+                files.append(described)
+    return InputPlan(base_dir=base_dir, files=tuple(files), bad_files=tuple(bad))
 
 
-def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: int, base_dir: str) -> InputFile:
+def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: int,
+                   base_dir: str) -> InputFile | BadFile:
     display = _display(path, base_dir)
+
+    def bad(reason: RejectReason, detail: str, rows: int | None = None) -> BadFile:
+        return BadFile(ci, path, display, size, rows, reason.value, detail)
+
     if size == 0:
-        raise DataError(f"{display}: file is empty (0 bytes), not Parquet")
+        return bad(RejectReason.UNREADABLE_FILE, f"{display}: file is empty (0 bytes), not Parquet")
     try:
         pf = open_parquet(path)
         meta = pf.metadata
         schema = pf.schema_arrow
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for bad files
-        raise DataError(f"{display}: cannot read as Parquet: {exc}") from None
+        fingerprint = _tail_fingerprint(path, size)
+    except Exception as exc:  # noqa: BLE001 - pyarrow and filesystems raise many types for bad files
+        return bad(RejectReason.UNREADABLE_FILE, f"{display}: cannot read as Parquet: {exc}")
     names = tuple(schema.names)
     for role, column in corpus_columns(corpus).items():
         if column not in names:
-            raise SchemaError(
-                f"{display}: column {column!r} ({_key_for_role(ci, role)}) not found; "
-                f"the file has {', '.join(names) or 'no columns'}")
+            return bad(RejectReason.MISSING_COLUMN,
+                       f"{display}: column {column!r} ({_key_for_role(ci, role)}) not found; "
+                       f"the file has {', '.join(names) or 'no columns'}", rows=meta.num_rows)
     rg_rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
     return InputFile(
         index=index,
@@ -198,7 +236,7 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
         size_bytes=size,
         rows=meta.num_rows,
         row_group_rows=rg_rows,
-        fingerprint=_tail_fingerprint(path, size),
+        fingerprint=fingerprint,
         columns=names,
     )
 
@@ -438,6 +476,34 @@ def iter_row_group(file: InputFile, row_group: int, batch_rows: int, columns_: l
         raise DataError(f"{file.display}: cannot read row group {row_group}: {exc}") from None
 
 
+def reject_rows(source: str, display: str, first: int | None, end: int | None, reason: str, detail: str,
+                run_id: str, chunk: int = 100_000) -> Iterator[pa.RecordBatch]:
+    """Reject records for rows [first, end) of a file that could not be read; one record with no
+    row number when not even the row count is known."""
+    spans = [(None, 1)] if first is None else [
+        (start, min(end, start + chunk) - start) for start in range(first, end, chunk)]
+    for start, n in spans:
+        rows = pa.nulls(n, pa.int64()) if start is None else pa.array(np.arange(start, start + n), pa.int64())
+        yield pa.RecordBatch.from_arrays(
+            [pa.array([source] * n, pa.string()), pa.array([display] * n, pa.string()), rows,
+             pa.nulls(n, pa.string()), pa.array([reason] * n, pa.string()), pa.array([detail] * n, pa.string()),
+             pa.nulls(n, pa.string()), pa.array([run_id] * n, pa.string())],
+            schema=REJECTION_SCHEMA,
+        )
+
+
+def _rejected_outputs(source: str, rejects: pa.RecordBatch, read: int):
+    """Tagged outputs for rejected rows that also count as read."""
+    if read:
+        yield beam.pvalue.TaggedOutput(STATS, ((source, "read"), read))
+    counted = int(pc.sum(pc.is_valid(rejects.column("source_row"))).as_py() or 0)
+    for reason, count in _value_counts(rejects.column("reason")):
+        yield beam.pvalue.TaggedOutput(STATS, ((source, f"rejected:{reason}"), count))
+    if counted:
+        yield beam.pvalue.TaggedOutput(STATS, ((source, "rejected"), counted))
+    yield beam.pvalue.TaggedOutput(REJECTED, rejects)
+
+
 class _ReadRowGroupFn(beam.DoFn):
     """Read one row group, validate and map its rows; route rejects to their own output."""
 
@@ -450,27 +516,40 @@ class _ReadRowGroupFn(beam.DoFn):
         ns = ReadCorpora.__name__
         self._rows = Metrics.counter(ns, "rows_read")
         self._rejected = Metrics.counter(ns, "rows_rejected")
-        self._chars = Metrics.distribution(ns, "chars")
 
     def process(self, item: tuple[int, int, int, int]):
-        file_index, row_group, first_row, _ = item
+        file_index, row_group, first_row, count = item
         file = self._plan.files[file_index]
         corpus = self._config.corpora[file.corpus]
         wanted = sorted(set(corpus_columns(corpus).values()))
         row = first_row
-        for batch in iter_row_group(file, row_group, self._config.read_batch_rows, wanted):
-            built = build_documents(batch, corpus, file, row, self._config.tokenizer.kind, self._run_id)
-            row += batch.num_rows
-            self._rows.inc(batch.num_rows)
-            yield beam.pvalue.TaggedOutput(STATS, ((corpus.name, "read"), batch.num_rows))
-            if built.rejects.num_rows:
-                self._rejected.inc(built.rejects.num_rows)
-                for reason, count in _value_counts(built.rejects.column("reason")):
-                    yield beam.pvalue.TaggedOutput(STATS, ((corpus.name, "rejected"), count))
-                    yield beam.pvalue.TaggedOutput(STATS, ((corpus.name, f"rejected:{reason}"), count))
-                yield beam.pvalue.TaggedOutput(REJECTED, built.rejects)
-            if built.docs.num_rows:
-                yield built.docs
+        try:
+            for batch in iter_row_group(file, row_group, self._config.read_batch_rows, wanted):
+                built = build_documents(batch, corpus, file, row, self._config.tokenizer.kind, self._run_id)
+                row += batch.num_rows
+                self._rows.inc(batch.num_rows)
+                if built.rejects.num_rows:
+                    self._rejected.inc(built.rejects.num_rows)
+                    yield from _rejected_outputs(corpus.name, built.rejects, 0)
+                yield beam.pvalue.TaggedOutput(STATS, ((corpus.name, "read"), batch.num_rows))
+                if built.docs.num_rows:
+                    yield built.docs
+        except DataError as exc:
+            end = first_row + count
+            detail = f"{file.display}: rows {row}..{end - 1} (row group {row_group}) cannot be read: {exc.message}"
+            if self._config.on_bad_file == "fail":
+                raise DataError(detail) from None
+            log.warning("quarantined %s", detail)
+            for rejects in reject_rows(corpus.name, file.display, row, end, RejectReason.UNREADABLE_ROW_GROUP.value,
+                                       detail, self._run_id):
+                yield from _rejected_outputs(corpus.name, rejects, rejects.num_rows)
+
+
+def _quarantine_file(bad: BadFile, sources: list[str], run_id: str):
+    source = sources[bad.corpus]
+    first, end = (None, None) if bad.rows is None else (0, bad.rows)
+    for rejects in reject_rows(source, bad.display, first, end, bad.reason, bad.detail, run_id):
+        yield from _rejected_outputs(source, rejects, 0 if bad.rows is None else rejects.num_rows)
 
 
 def _value_counts(values: pa.Array) -> list[tuple[str, int]]:
@@ -501,7 +580,18 @@ class ReadCorpora(beam.PTransform):
             | "ReadAndValidate" >> beam.ParDo(_ReadRowGroupFn(self._config, self._plan, self._run_id))
             .with_outputs(REJECTED, STATS, main=DOCS)
         )
-        return ReadOutputs(docs=outputs[DOCS], rejected=outputs[REJECTED], stats=outputs[STATS])
+        rejected, stats = outputs[REJECTED], outputs[STATS]
+        if self._plan.bad_files:
+            quarantined = (
+                pbegin
+                | "ListBadFiles" >> beam.Create(list(self._plan.bad_files))
+                | "QuarantineFiles" >> beam.FlatMap(
+                    _quarantine_file, [c.name for c in self._config.corpora], self._run_id)
+                .with_outputs(REJECTED, STATS)
+            )
+            rejected = (rejected, quarantined[REJECTED]) | "MergeRejected" >> beam.Flatten()
+            stats = (stats, quarantined[STATS]) | "MergeReadStats" >> beam.Flatten()
+        return ReadOutputs(docs=outputs[DOCS], rejected=rejected, stats=stats)
 
 
 def checksum_file(file: InputFile, source: str) -> dict[str, Any]:
@@ -517,3 +607,100 @@ def checksum_file(file: InputFile, source: str) -> dict[str, Any]:
         "rows": file.rows,
         "sha256": h.hexdigest(),
     }
+
+
+# ---------------------------------------------------------------------------------------
+# Ids must be unique across all corpora that have an id column
+
+
+def _key_by_doc_id(batch: pa.RecordBatch, partitions: int, checked: frozenset[str]):
+    """INFO batch -> (doc_id partition, rows) for sources with input ids; other rows pass through."""
+    in_scope = np.isin(np.asarray(batch.column("source").to_pylist(), dtype=object), list(checked))
+    if (~in_scope).any():
+        yield beam.pvalue.TaggedOutput("unchecked", batch.filter(pa.array(~in_scope)))
+    if in_scope.any():
+        sub = batch.filter(pa.array(in_scope))
+        keys = stable_hash64(sub.column("doc_id").to_pylist(), "doc_id")
+        yield from split_batch(sub, (keys % np.uint64(partitions)).astype(np.int64), partitions)
+
+
+class _CheckIdsFn(beam.DoFn):
+    """(doc_id partition, INFO rows) -> rows with a unique id; a repeated id fails or is rejected."""
+
+    def __init__(self, on_bad_file: str, file_names: list[str], run_id: str) -> None:
+        self._mode = on_bad_file
+        self._file_names = file_names
+        self._run_id = run_id
+
+    def process(self, element):
+        _, batches = element
+        table = concat(batches, columns.INFO)
+        order = pc.sort_indices(table, sort_keys=[("doc_id", "ascending"), ("uid", "ascending")])
+        table = table.take(order)
+        ids = np.asarray(table.column("doc_id").to_pylist(), dtype=object)
+        repeat = np.zeros(len(ids), bool)
+        repeat[1:] = ids[1:] == ids[:-1]
+        if not repeat.any():
+            yield table_to_batch(table)
+            return
+        uids = table.column("uid").to_numpy()
+        first_of = np.maximum.accumulate(np.where(~repeat, np.arange(len(ids)), 0))
+        where = [f"{self._file_names[f]} row {r}" for f, r in zip(uid_file(uids), uid_row(uids))]
+        dup = np.nonzero(repeat)[0]
+        if self._mode == "fail":
+            i = dup[0]
+            raise DataError(f"{where[i]}: doc_id {ids[i]!r} is already used by {where[first_of[i]]} "
+                            "(ids must be unique across corpora; on_bad_file: quarantine rejects the repeats)")
+        yield table_to_batch(table.filter(pa.array(~repeat)))
+        sources = table.column("source").take(pa.array(dup))
+        rejects = pa.RecordBatch.from_arrays(
+            [
+                sources,
+                pa.array([self._file_names[f] for f in uid_file(uids[dup])], pa.string()),
+                pa.array(uid_row(uids[dup]), pa.int64()),
+                pa.array(list(ids[dup]), pa.string()),
+                pa.array([RejectReason.DUPLICATE_ID.value] * len(dup), pa.string()),
+                pa.array([f"doc_id already used by {where[first_of[i]]}" for i in dup], pa.string()),
+                pa.nulls(len(dup), pa.string()),
+                pa.array([self._run_id] * len(dup), pa.string()),
+            ],
+            schema=REJECTION_SCHEMA,
+        )
+        yield from _rejected_outputs_tagged(rejects)
+
+
+def _rejected_outputs_tagged(rejects: pa.RecordBatch):
+    for item in pc.value_counts(rejects.column("source")).to_pylist():
+        yield beam.pvalue.TaggedOutput(STATS, ((item["values"], "rejected"), item["counts"]))
+        yield beam.pvalue.TaggedOutput(
+            STATS, ((item["values"], f"rejected:{RejectReason.DUPLICATE_ID.value}"), item["counts"]))
+    yield beam.pvalue.TaggedOutput(REJECTED, rejects)
+
+
+class CheckIds(beam.PTransform):
+    """Keep the first row (by file, then row) of every doc_id; later rows with it fail or are rejected.
+
+    Only corpora with an `id_column` are checked: derived ids are content hashes, and equal
+    content is the exact-dedup stage's business.
+    """
+
+    def __init__(self, config: PipelineConfig, file_names: list[str], run_id: str) -> None:
+        super().__init__()
+        self._config = config
+        self._file_names = file_names
+        self._run_id = run_id
+
+    def expand(self, info: beam.PCollection) -> ReadOutputs:
+        checked = frozenset(c.name for c in self._config.corpora if c.id_column)
+        parts = self._config.partitions
+        keyed = info | "KeyByDocId" >> beam.FlatMap(_key_by_doc_id, parts, checked).with_outputs(
+            "unchecked", main="keyed")
+        result = (
+            keyed["keyed"]
+            | "GroupByDocId" >> beam.GroupByKey()
+            | "KeepFirstOfEachId" >> beam.ParDo(
+                _CheckIdsFn(self._config.on_bad_file, self._file_names, self._run_id))
+            .with_outputs(REJECTED, STATS, main=DOCS)
+        )
+        docs = (result[DOCS], keyed["unchecked"]) | "MergeChecked" >> beam.Flatten()
+        return ReadOutputs(docs=docs, rejected=result[REJECTED], stats=result[STATS])
