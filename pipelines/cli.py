@@ -7,11 +7,14 @@ print what happened. Everything a run decides is in the config or in the pipelin
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import re
 import shutil
+import socket
 import sys
 import time
 import traceback
@@ -23,7 +26,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.build import build_pipeline, prepare_run
 from pipelines.report import sample_rows, schema_text, summary
-from schemas.config import load_config
+from schemas.config import PipelineConfig, load_config
 from schemas.errors import ERRORS_BY_CODE, ConfigError, HybridmixError, OutputError
 from transforms.ingest import plan_inputs
 from transforms.publish import MANIFEST, SUCCESS
@@ -49,10 +52,18 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
+    parser.add_argument("--log-file", help="also write the log (progress, warnings, tracebacks) to this file")
+    # The same two flags after the command name; SUPPRESS keeps them from resetting the above.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log progress and show tracebacks")
+    common.add_argument("--log-file", default=argparse.SUPPRESS,
+                        help="also write the log (progress, warnings, tracebacks) to this file")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(
         "run",
+        parents=[common],
         help="run the mixing pipeline",
         description=(
             "Run the mixing pipeline described by CONFIG. Options not listed here are passed to "
@@ -69,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser(
         "validate",
+        parents=[common],
         help="check a config and its input files without running",
         description="Validate CONFIG, list each corpus's files and check that the configured columns exist.",
     )
@@ -76,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
 
     inspect = sub.add_parser(
         "inspect",
+        parents=[common],
         help="show a finished run: counts, mixture, schema, sample rows",
         description="Summarize the output folder OUT of a run.",
     )
@@ -89,10 +102,13 @@ def beam_options(flags: list[str]) -> PipelineOptions:
     """Pipeline options from the flags hybridmix does not own; unknown flags are errors."""
     known = set(PipelineOptions(flags).get_all_options(retain_unknown_options=False))
     everything = PipelineOptions(flags).get_all_options(retain_unknown_options=True)
-    unknown = sorted(set(everything) - known)
+    unknown = set(everything) - known
     if unknown:
+        # Beam keys options by destination (dashes become underscores); show them as typed.
+        typed = [f.split("=", 1)[0] for f in flags if f.startswith("--")]
+        shown = sorted({t for t in typed if t[2:].replace("-", "_") in unknown} or {"--" + u for u in unknown})
         raise ConfigError(
-            f"unknown option(s): {', '.join('--' + u for u in unknown)} "
+            f"unknown option(s): {', '.join(shown)} "
             "(not a hybridmix option and not an Apache Beam pipeline option)")
     expects_value = False
     for flag in flags:
@@ -113,10 +129,25 @@ def beam_options(flags: list[str]) -> PipelineOptions:
     return options
 
 
-def _check_output(out_dir: str, force: bool, input_paths: list[str]) -> None:
+def _glob_base(pattern: str) -> str:
+    """The folder a glob searches: its path up to the first wildcard."""
+    head = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    return head if head.endswith(os.sep) else os.path.dirname(head)
+
+
+def _check_output(out_dir: str, force: bool, config: PipelineConfig, base_dir: str, input_paths: list[str]) -> None:
     if "://" in out_dir:
         return
     out = os.path.abspath(out_dir)
+    for i, corpus in enumerate(config.corpora):
+        for pattern in corpus.paths:
+            if "://" in pattern:
+                continue
+            folder = os.path.abspath(_glob_base(os.path.join(base_dir, pattern)))
+            if out == folder or out.startswith(folder + os.sep):
+                raise OutputError(
+                    f"output folder {out_dir} is inside input folder {folder} (corpora[{i}].paths); "
+                    "choose an output folder outside the inputs")
     for path in input_paths:
         if "://" not in path and os.path.abspath(path).startswith(out + os.sep):
             raise OutputError(f"output folder {out_dir} holds input file {path}; choose another output folder")
@@ -124,6 +155,47 @@ def _check_output(out_dir: str, force: bool, input_paths: list[str]) -> None:
         raise OutputError(f"{out_dir} holds a finished run; pass --force to replace it")
     if os.path.exists(out) and not os.path.isdir(out):
         raise OutputError(f"{out_dir} exists and is not a folder")
+
+
+@contextlib.contextmanager
+def output_lock(out_dir: str, run_id: str):
+    """Hold an exclusive lock on the output folder for the whole run.
+
+    flock is released by the kernel when the process ends, however it ends, so a killed run
+    never leaves a stale lock behind.
+    """
+    if "://" in out_dir:
+        yield
+        return
+    parent, name = os.path.split(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    path = os.path.join(parent, f".{name}.lock")
+    fh = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise OutputError(f"{out_dir} is being written by another run ({holder}); "
+                              "wait for it to finish or choose another output folder") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"run {run_id}, pid {os.getpid()} on {socket.gethostname()}, "
+                 f"since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def _remove_stale_staging(out_dir: str) -> None:
+    """Staging folders of earlier runs into this output that did not finish (the lock is held)."""
+    parent, name = os.path.split(os.path.abspath(out_dir))
+    for entry in os.listdir(parent):
+        if entry.startswith(f".{name}.") and (entry.endswith(".inprogress") or entry.endswith(".replaced")):
+            log.info("removing unfinished staging folder %s", entry)
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
 
 def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
@@ -138,17 +210,20 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
         out_dir = os.path.join(base_dir, out_dir)
     options = beam_options(beam_flags)
     ctx = prepare_run(config, base_dir, out_dir, args.run_id)
-    _check_output(ctx.out_dir, args.force, [f.path for f in ctx.plan.files])
-    if "://" not in ctx.stage_dir and os.path.exists(ctx.stage_dir):
-        shutil.rmtree(ctx.stage_dir)  # left by an earlier run of the same id that did not finish
-    log.info("run %s: %d input files, staging in %s", ctx.run_id, len(ctx.plan.files), ctx.stage_dir)
-    pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, config, ctx)
-    try:
-        pipeline.run().wait_until_finish()
-    finally:
-        if "://" not in ctx.stage_dir and os.path.exists(ctx.stage_dir):
-            shutil.rmtree(ctx.stage_dir, ignore_errors=True)
+    with output_lock(ctx.out_dir, ctx.run_id):
+        _check_output(ctx.out_dir, args.force, config, base_dir, [f.path for f in ctx.plan.files])
+        local = "://" not in ctx.stage_dir
+        if local:
+            _remove_stale_staging(ctx.out_dir)
+        log.info("run %s: %d input files (%d quarantined), staging in %s", ctx.run_id, len(ctx.plan.files),
+                 len(ctx.plan.bad_files), ctx.stage_dir)
+        pipeline = beam.Pipeline(options=options)
+        build_pipeline(pipeline, config, ctx)
+        try:
+            pipeline.run().wait_until_finish()
+        finally:
+            if local and os.path.exists(ctx.stage_dir):
+                shutil.rmtree(ctx.stage_dir, ignore_errors=True)
     manifest = _read_manifest(ctx.out_dir)
     print(summary(manifest))
     print(f"\nwrote {ctx.out_dir} in {time.monotonic() - started:.1f} s")
@@ -228,17 +303,39 @@ def _as_hybridmix_error(exc: BaseException) -> HybridmixError | None:
     return cls(_clean(text[marker:]))
 
 
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _setup_logging(verbose: bool, log_file: str | None) -> None:
+    """stderr: warnings (everything with --verbose); --log-file: progress and tracebacks too."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_hybridmix", False):
+            root.removeHandler(handler)
+    root.setLevel(logging.DEBUG if log_file else (logging.INFO if verbose else logging.WARNING))
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.setFormatter(logging.Formatter(_LOG_FORMAT))
+    handlers = [console]
+    if log_file:
+        to_file = logging.FileHandler(log_file, encoding="utf-8")
+        to_file.setLevel(logging.DEBUG)
+        to_file.setFormatter(logging.Formatter(_LOG_FORMAT))
+        handlers.append(to_file)
+    for handler in handlers:
+        handler._hybridmix = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    # Beam logs each worker failure with its traceback; the CLI reports it in one line.
+    beam_level = logging.INFO if verbose else (logging.WARNING if log_file else logging.CRITICAL)
+    logging.getLogger("apache_beam").setLevel(beam_level)
+    if not verbose:
+        console.addFilter(lambda record: not record.name.startswith("apache_beam"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose:
-        # Beam logs each worker failure with its traceback; the CLI reports it in one line.
-        logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
+    _setup_logging(args.verbose, args.log_file)
     if rest and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
@@ -254,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, SystemExit):
             raise
         known = _as_hybridmix_error(exc)
+        log.debug("run failed", exc_info=True)
         if args.verbose:
             traceback.print_exc()
         if known is not None:

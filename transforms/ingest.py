@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -20,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import CompressionTypes, FileSystem
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -65,7 +66,7 @@ class BadFile:
     corpus: int
     path: str
     display: str
-    size_bytes: int
+    size_bytes: int | None
     rows: int | None  # known when the footer could be read
     reason: str
     detail: str
@@ -109,6 +110,23 @@ def _resolve(pattern: str, base_dir: str) -> str:
     if _is_remote(pattern) or os.path.isabs(pattern):
         return pattern
     return os.path.normpath(os.path.join(base_dir, pattern))
+
+
+def _unstattable_local(pattern: str) -> list[str]:
+    if _is_remote(pattern):
+        return []
+    head = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    base = head if head.endswith(os.sep) else os.path.dirname(head)
+    if not os.path.isdir(base):
+        return []
+    regex = re.compile(FileSystem.translate_pattern(pattern))
+    missing = []
+    for dirpath, _, names in os.walk(base):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            if regex.match(path) and not os.path.exists(path):
+                missing.append(path)
+    return sorted(missing)
 
 
 def _display(path: str, base_dir: str) -> str:
@@ -183,6 +201,9 @@ def plan_inputs(config: PipelineConfig, base_dir: str) -> InputPlan:
             except Exception as exc:  # noqa: BLE001 - filesystems raise their own types
                 raise DataError(f"corpora[{ci}] ({corpus.name}): cannot list {pattern!r}: {exc}") from None
             found = sorted((m.path, m.size_in_bytes) for m in results if not m.path.endswith("/"))
+            # Beam's local listing skips entries it cannot stat (a dangling link, say): find
+            # them, so an unreadable file is reported instead of silently missing.
+            found += [(path, -1) for path in _unstattable_local(resolved)]
             if not found:
                 raise DataError(
                     f"corpora[{ci}] ({corpus.name}): no file matches {pattern!r} "
@@ -210,8 +231,10 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
     display = _display(path, base_dir)
 
     def bad(reason: RejectReason, detail: str, rows: int | None = None) -> BadFile:
-        return BadFile(ci, path, display, size, rows, reason.value, detail)
+        return BadFile(ci, path, display, size if size >= 0 else None, rows, reason.value, detail)
 
+    if size < 0:
+        return bad(RejectReason.UNREADABLE_FILE, f"{display}: cannot read: no such file (a dangling link?)")
     if size == 0:
         return bad(RejectReason.UNREADABLE_FILE, f"{display}: file is empty (0 bytes), not Parquet")
     try:
@@ -652,7 +675,7 @@ class _CheckIdsFn(beam.DoFn):
             raise DataError(f"{where[i]}: doc_id {ids[i]!r} is already used by {where[first_of[i]]} "
                             "(ids must be unique across corpora; on_bad_file: quarantine rejects the repeats)")
         yield table_to_batch(table.filter(pa.array(~repeat)))
-        sources = table.column("source").take(pa.array(dup))
+        sources = table.column("source").take(pa.array(dup)).combine_chunks()
         rejects = pa.RecordBatch.from_arrays(
             [
                 sources,

@@ -81,6 +81,9 @@ class _ReadAgainFn(beam.DoFn):
                 found += hi - lo
                 yield docs, requests.slice(lo, hi - lo)
             first += batch.num_rows
+            if found == requests.num_rows:
+                # Stop early: a quarantined row group may be unreadable past its last good row.
+                break
         if found != requests.num_rows:
             raise FatalError(f"{file.display}: {requests.num_rows - found} requested rows of row group "
                              f"{row_group} were not found when read again")

@@ -279,3 +279,15 @@ def test_upsampling_splits_and_shard_layout(tmp_path):
     wiki = manifest["mixture"]["sources"]["wiki"]
     assert wiki["repeats"] > 2 and wiki["target_units"] == pytest.approx(8_000)
     assert abs(wiki["selected_units"] - 8_000) <= max(r["tokens"] for r in human)
+
+
+def test_log_file_after_the_command(finished_run, tmp_path):
+    src, _, _, _ = finished_run
+    log_file = tmp_path / "run.log"
+    result = _cli("run", str(src / "in" / "config.yaml"), "--output", str(tmp_path / "o"), "--log-file",
+                  str(log_file), "--total-nonsense")
+    assert result.returncode == 2 and "unknown option(s): --total-nonsense" in result.stderr
+    assert "Traceback" in log_file.read_text()
+    result = _cli("run", str(src / "in" / "config.yaml"), "--output", str(tmp_path / "o"), "--log-file", str(log_file))
+    assert result.returncode == 0, result.stderr
+    assert "hybridmix: run hm-" in log_file.read_text()

@@ -1,0 +1,242 @@
+"""Bad inputs, each in both modes: `on_bad_file: fail` stops with a clear error naming the file
+(and row); `quarantine` routes the rows to rejects/ with the reason and the accounting holds."""
+
+import glob
+import json
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.cli import main
+from schemas.records import DOCUMENT_SCHEMA, REJECTION_SCHEMA
+from tests.builders import words, write_config, write_parquet
+
+HUMAN = [{"id": f"h{i:02d}", "text": words(300 + i, 40)} for i in range(12)]
+SYNTH = [{"id": f"s{i:02d}", "text": words(600 + i, 40), "model": "m"} for i in range(12)]
+
+
+def _setup(tmp_path, on_bad_file="fail", mixture=None, **corpus_overrides):
+    write_parquet(tmp_path / "in" / "human" / "a.parquet", HUMAN)
+    write_parquet(tmp_path / "in" / "synth" / "b.parquet", SYNTH)
+    human = {"name": "wiki", "origin": "human", "paths": ["human/*.parquet"], "id_column": "id"}
+    human.update(corpus_overrides)
+    return write_config(tmp_path / "in" / "config.yaml", {
+        "corpora": [human, {"name": "chat", "origin": "synthetic", "paths": ["synth/*.parquet"],
+                            "id_column": "id", "columns": {"generator": "model"}}],
+        "mixture": mixture or {"targets": {"human": 0.5, "synthetic": 0.5}},
+        "on_bad_file": on_bad_file,
+        "partitions": 3,
+    })
+
+
+def _run(tmp_path, config, capsys):
+    out = tmp_path / "out"
+    code = main(["run", config, "--output", str(out)])
+    err = capsys.readouterr().err
+    return code, err, out
+
+
+def _rejects(out):
+    files = sorted(glob.glob(str(out / "rejects" / "*.parquet")))
+    return pa.concat_tables([pq.read_table(f) for f in files]) if files else REJECTION_SCHEMA.empty_table()
+
+
+def _accounted(out):
+    manifest = json.loads((out / "manifest.json").read_text())
+    for source, c in manifest["counts"].items():
+        assert c["read"] == sum(c[k] for k in ("rejected", "filtered", "exact_duplicates", "near_duplicates",
+                                               "not_selected", "selected")), source
+    rows = _rejects(out).column("source_row")
+    assert (pa.compute.sum(rows.is_valid()).as_py() or 0) == manifest["totals"]["rejected"]
+    return manifest
+
+
+def _truncated(path):
+    write_parquet(path, HUMAN[:5])
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])
+
+
+def _not_parquet(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "w").write("id,text\n1,hello\n")
+
+
+def _empty(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "wb").close()
+
+
+def _broken_link(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.symlink(str(path) + ".gone", path)
+
+
+FILE_PROBLEMS = {
+    "truncated": (_truncated, "cannot read as Parquet"),
+    "not-parquet": (_not_parquet, "cannot read as Parquet"),
+    "empty-file": (_empty, "file is empty (0 bytes), not Parquet"),
+    "unreadable": (_broken_link, "cannot read: no such file (a dangling link?)"),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(FILE_PROBLEMS))
+def test_unusable_file_fails_naming_it(tmp_path, capsys, problem):
+    make, message = FILE_PROBLEMS[problem]
+    config = _setup(tmp_path)
+    make(tmp_path / "in" / "human" / "z.parquet")
+    code, err, out = _run(tmp_path, config, capsys)
+    assert code == 3, err
+    assert f"human/z.parquet: {message}" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("problem", sorted(FILE_PROBLEMS))
+def test_unusable_file_is_quarantined(tmp_path, capsys, problem):
+    make, message = FILE_PROBLEMS[problem]
+    config = _setup(tmp_path, on_bad_file="quarantine")
+    make(tmp_path / "in" / "human" / "z.parquet")
+    code, err, out = _run(tmp_path, config, capsys)
+    assert code == 0, err
+    manifest = _accounted(out)
+    bad = [r for r in _rejects(out).to_pylist() if r["source_file"] == os.path.join("human", "z.parquet")]
+    assert len(bad) == 1 and bad[0]["source_row"] is None
+    assert bad[0]["reason"] == "ingest_unreadable_file" and message in bad[0]["detail"]
+    listed = {i["path"]: i for i in manifest["inputs"]}
+    assert listed[os.path.join("human", "z.parquet")]["status"] == "quarantined"
+    assert manifest["counts"]["wiki"]["read"] == len(HUMAN)
+
+
+def test_zero_row_file_is_fine(tmp_path, capsys):
+    config = _setup(tmp_path)
+    write_parquet(tmp_path / "in" / "human" / "z.parquet", [], schema=pa.schema([("id", pa.string()), ("text", pa.string())]))
+    code, err, out = _run(tmp_path, config, capsys)
+    assert code == 0, err
+    manifest = _accounted(out)
+    assert {i["path"]: i["rows"] for i in manifest["inputs"]}[os.path.join("human", "z.parquet")] == 0
+
+
+@pytest.mark.parametrize("mode", ["fail", "quarantine"])
+def test_file_without_the_text_column(tmp_path, capsys, mode):
+    config = _setup(tmp_path, on_bad_file=mode)
+    write_parquet(tmp_path / "in" / "human" / "z.parquet", [{"id": f"z{i}", "body": "x"} for i in range(7)])
+    code, err, out = _run(tmp_path, config, capsys)
+    if mode == "fail":
+        assert code == 3, err
+        assert "human/z.parquet: column 'text' (corpora[0].text_column) not found; the file has id, body" in err
+        return
+    assert code == 0, err
+    manifest = _accounted(out)
+    bad = [r for r in _rejects(out).to_pylist() if r["reason"] == "ingest_missing_column"]
+    assert sorted(r["source_row"] for r in bad) == list(range(7))
+    assert manifest["counts"]["wiki"]["read"] == len(HUMAN) + 7
+
+
+@pytest.mark.parametrize("mode", ["fail", "quarantine"])
+def test_files_of_one_corpus_with_different_schemas(tmp_path, capsys, mode):
+    config = _setup(tmp_path, on_bad_file=mode, columns={"url": "link"})
+    write_parquet(tmp_path / "in" / "human" / "a.parquet", [dict(r, link="u") for r in HUMAN])
+    # Same corpus: large_string text and no `link` column.
+    write_parquet(tmp_path / "in" / "human" / "b.parquet", [{"id": "h99", "text": words(99, 30)}],
+                  schema=pa.schema([("id", pa.string()), ("text", pa.large_string())]))
+    code, err, out = _run(tmp_path, config, capsys)
+    if mode == "fail":
+        assert code == 3 and "human/b.parquet: column 'link' (corpora[0].columns.url) not found" in err
+        return
+    assert code == 0, err
+    _accounted(out)
+    assert [r["source_file"] for r in _rejects(out).to_pylist()] == [os.path.join("human", "b.parquet")]
+
+
+@pytest.mark.parametrize(
+    "values, arrow_type, reason",
+    [([1, 2], pa.int64(), "ingest_text_not_string"),
+     ([b"ok text", b"\xff\xfe bad"], pa.binary(), "ingest_invalid_utf8"),
+     ([["a", "b"], ["c"]], pa.list_(pa.string()), "ingest_text_not_string")],
+    ids=["integer", "binary-invalid-utf8", "list"],
+)
+def test_text_of_the_wrong_type_is_rejected_per_row(tmp_path, capsys, values, arrow_type, reason):
+    config = _setup(tmp_path)
+    schema = pa.schema([("id", pa.string()), ("text", arrow_type)])
+    write_parquet(tmp_path / "in" / "human" / "z.parquet",
+                  [{"id": f"z{i}", "text": v} for i, v in enumerate(values)], schema=schema)
+    code, err, out = _run(tmp_path, config, capsys)
+    assert code == 0, err
+    _accounted(out)
+    rows = [r for r in _rejects(out).to_pylist() if r["source_file"].endswith("z.parquet")]
+    assert reason in {r["reason"] for r in rows}
+
+
+@pytest.mark.parametrize("mode", ["fail", "quarantine"])
+@pytest.mark.parametrize("where", ["within", "across"])
+def test_duplicate_ids(tmp_path, capsys, mode, where):
+    config = _setup(tmp_path, on_bad_file=mode)
+    clash = "h03" if where == "within" else "s05"
+    write_parquet(tmp_path / "in" / "human" / "z.parquet", [{"id": clash, "text": words(999, 30)}])
+    code, err, out = _run(tmp_path, config, capsys)
+    first = "human/a.parquet row 3" if where == "within" else "synth/b.parquet row 5"
+    if where == "across":
+        # Files are ordered by corpus, then path: the human file comes first.
+        first = "human/z.parquet row 0"
+    if mode == "fail":
+        assert code == 3, err
+        assert f"doc_id '{clash}' is already used by {first}" in err
+        return
+    assert code == 0, err
+    manifest = _accounted(out)
+    dup = [r for r in _rejects(out).to_pylist() if r["reason"] == "ingest_duplicate_id"]
+    assert len(dup) == 1 and dup[0]["doc_id"] == clash
+    assert manifest["quality"]["rejects_by_reason"]["ingest_duplicate_id"]
+
+
+@pytest.mark.parametrize("mode", ["fail", "quarantine"])
+def test_corrupt_row_group(tmp_path, capsys, mode):
+    config = _setup(tmp_path, on_bad_file=mode)
+    path = tmp_path / "in" / "human" / "z.parquet"
+    rows = [{"id": f"z{i:03d}", "text": words(2000 + i, 30)} for i in range(60)]
+    pq.write_table(pa.Table.from_pylist(rows), path, compression="zstd", row_group_size=20)
+    page = pq.ParquetFile(path).metadata.row_group(1).column(1).data_page_offset
+    data = bytearray(open(path, "rb").read())
+    for k in range(page + 20, page + 60):
+        data[k] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    code, err, out = _run(tmp_path, config, capsys)
+    if mode == "fail":
+        assert code == 3, err
+        assert "human/z.parquet: rows 20..39 (row group 1) cannot be read" in err
+        return
+    assert code == 0, err
+    manifest = _accounted(out)
+    bad = [r["source_row"] for r in _rejects(out).to_pylist() if r["reason"] == "ingest_unreadable_row_group"]
+    assert sorted(bad) == list(range(20, 40))
+    assert manifest["counts"]["wiki"]["read"] == len(HUMAN) + 60
+
+
+def test_ten_megabyte_document(tmp_path, capsys):
+    config = _setup(tmp_path, mixture={"targets": {"human": 1.0, "synthetic": 0.0}})
+    big = (words(77, 200) + " ") * (10_000_000 // len(words(77, 200)) + 1)
+    write_parquet(tmp_path / "in" / "human" / "z.parquet", [{"id": "big", "text": big}])
+    code, err, out = _run(tmp_path, config, capsys)
+    assert code == 0, err
+    _accounted(out)
+    data = pa.concat_tables([pq.read_table(f) for f in glob.glob(str(out / "data" / "*.parquet"))])
+    assert data.schema.equals(DOCUMENT_SCHEMA)
+    texts = {r["doc_id"]: r["text"] for r in data.select(["doc_id", "text"]).to_pylist()}
+    assert len(texts["big"]) == len(big) >= 10_000_000
+
+
+def test_unknown_origin_label(tmp_path, capsys):
+    config = _setup(tmp_path, origin="robot")
+    code, err, _ = _run(tmp_path, config, capsys)
+    assert code == 2
+    assert "corpora[0].origin: Input should be 'human' or 'synthetic' (got 'robot')" in err
+
+
+@pytest.mark.parametrize("mode", ["fail", "quarantine"])
+def test_glob_matching_nothing_is_an_error_in_both_modes(tmp_path, capsys, mode):
+    config = _setup(tmp_path, on_bad_file=mode, paths=["nowhere/*.parquet"])
+    code, err, _ = _run(tmp_path, config, capsys)
+    assert code == 3
+    assert "corpora[0] (wiki): no file matches 'nowhere/*.parquet'" in err

@@ -1,0 +1,180 @@
+"""The same `hybridmix run` on a real Apache Flink cluster and on the local runner gives the same output.
+
+Runs only when HYBRIDMIX_FLINK_JOB_ENDPOINT names a Beam Flink job server (e.g. localhost:8099);
+.ci/flink/setup.sh starts one, with a Flink 1.19 standalone cluster whose REST API is at
+HYBRIDMIX_FLINK_REST (default http://localhost:8081). When the variable is set, an unreachable
+job server or REST API fails the test instead of skipping it.
+"""
+
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.pipelines.test_cli import ROOT, _config, _corpus
+
+JOB_ENDPOINT = os.environ.get("HYBRIDMIX_FLINK_JOB_ENDPOINT", "").strip()
+FLINK_REST = os.environ.get("HYBRIDMIX_FLINK_REST", "http://localhost:8081").strip().rstrip("/")
+
+pytestmark = pytest.mark.skipif(
+    not JOB_ENDPOINT,
+    reason="set HYBRIDMIX_FLINK_JOB_ENDPOINT (e.g. localhost:8099) to run on Flink; see .ci/flink/setup.sh")
+
+FLINK_FLAGS = ["--runner=PortableRunner", f"--job_endpoint={JOB_ENDPOINT}", "--environment_type=LOOPBACK"]
+RUN_TIMEOUT_S = 900
+# Manifest keys that legitimately differ between two runs of the same thing.
+VOLATILE_KEYS = {"started_at", "finished_at"}
+# Columns that identify a row of each output folder.
+ROW_KEYS = {
+    "data": ["id"],
+    "rejects": ["source_file", "source_row"],
+    "filtered": ["source_file", "source_row", "filter"],
+    "duplicates": ["source_file", "source_row"],
+}
+
+
+def _reachable(endpoint: str, timeout: float = 5.0) -> str | None:
+    """None when a TCP connection to host:port succeeds, else why not."""
+    host, _, port = endpoint.rpartition(":")
+    try:
+        with socket.create_connection((host or "localhost", int(port)), timeout=timeout):
+            return None
+    except (OSError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _flink_jobs() -> dict[str, dict]:
+    try:
+        with urllib.request.urlopen(f"{FLINK_REST}/jobs/overview", timeout=10) as resp:
+            return {job["jid"]: job for job in json.load(resp)["jobs"]}
+    except OSError as exc:
+        pytest.fail(f"Flink REST API {FLINK_REST}/jobs/overview is unreachable: {exc}")
+
+
+def _run(*args: str, cwd) -> tuple[subprocess.CompletedProcess, float]:
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
+                            cwd=cwd, env=env, timeout=RUN_TIMEOUT_S)
+    return result, time.monotonic() - started
+
+
+def _files(out, folder: str) -> list[str]:
+    return sorted(os.path.basename(f) for f in glob.glob(str(out / folder / "*.parquet")))
+
+
+def _table(out, folder: str) -> pa.Table:
+    files = sorted(glob.glob(str(out / folder / "*.parquet")))
+    if not files:
+        return pa.table({})
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    return table.sort_by([(k, "ascending") for k in ROW_KEYS[folder]])
+
+
+def _normalized_manifest(out) -> dict:
+    """manifest.json without timestamps, with the run's own output folder replaced by OUT."""
+    out_dir = str(out)
+
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if k not in VOLATILE_KEYS}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, str):
+            return value.replace(out_dir, "OUT")
+        return value
+
+    return clean(json.loads((out / "manifest.json").read_text()))
+
+
+def _first_difference(a, b, path="manifest"):
+    if type(a) is not type(b):
+        return f"{path}: {a!r} != {b!r}"
+    if isinstance(a, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            if key not in a or key not in b:
+                return f"{path}.{key}: only in the {'local' if key in a else 'Flink'} run"
+            diff = _first_difference(a[key], b[key], f"{path}.{key}")
+            if diff:
+                return diff
+        return None
+    if isinstance(a, list):
+        if len(a) != len(b):
+            return f"{path}: {len(a)} items locally, {len(b)} on Flink"
+        for i, (x, y) in enumerate(zip(a, b)):
+            diff = _first_difference(x, y, f"{path}[{i}]")
+            if diff:
+                return diff
+        return None
+    return None if a == b else f"{path}: {a!r} locally, {b!r} on Flink"
+
+
+def _summary(stdout: str) -> list[str]:
+    """The printed run summary without the wall-time line."""
+    return [line for line in stdout.splitlines() if not line.startswith("wrote ")]
+
+
+def test_flink_run_matches_local_run(tmp_path):
+    problem = _reachable(JOB_ENDPOINT)
+    if problem:
+        pytest.fail(f"HYBRIDMIX_FLINK_JOB_ENDPOINT={JOB_ENDPOINT} is set but unreachable ({problem}); "
+                    "start it with .ci/flink/setup.sh or unset the variable")
+    jobs_before = _flink_jobs()
+
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    local_out, flink_out = tmp_path / "out-local", tmp_path / "out-flink"
+
+    local, local_s = _run("run", config, "--output", str(local_out), cwd=tmp_path)
+    assert local.returncode == 0, f"local run failed:\n{local.stderr}"
+    submitted_ms = time.time() * 1000
+    flink, flink_s = _run("--verbose", "run", config, "--output", str(flink_out), *FLINK_FLAGS, cwd=tmp_path)
+    assert flink.returncode == 0, f"Flink run failed:\n{flink.stderr[-20000:]}"
+    print(f"\nwall time: local run {local_s:.1f} s, Flink run {flink_s:.1f} s")
+
+    # A job really ran on the cluster, and finished.
+    new_jobs = {jid: job for jid, job in _flink_jobs().items() if jid not in jobs_before}
+    assert new_jobs, f"no new job on the Flink cluster at {FLINK_REST} (jobs before: {sorted(jobs_before)})"
+    states = {job["name"]: job["state"] for job in new_jobs.values()}
+    assert "FINISHED" in states.values(), f"no new Flink job FINISHED: {states}"
+    assert not {"FAILED", "CANCELED"} & set(states.values()), f"a Flink job did not finish: {states}"
+    finished = [job for job in new_jobs.values() if job["state"] == "FINISHED"]
+    assert any(job["start-time"] >= submitted_ms - 60_000 for job in finished), new_jobs
+    print("Flink job(s): " + ", ".join(f"{j['name']} {j['state']} {j['duration'] / 1000:.1f} s, "
+                                       f"{j['tasks']['total']} tasks" for j in finished))
+
+    for out in (local_out, flink_out):
+        assert (out / "_SUCCESS").exists(), out
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".inprogress")]
+
+    # Same files, same rows: data/ and the three side outputs.
+    for folder in ("data", "rejects", "filtered", "duplicates"):
+        assert _files(local_out, folder) == _files(flink_out, folder), folder
+        expected, got = _table(local_out, folder), _table(flink_out, folder)
+        assert got.schema.equals(expected.schema), f"{folder}/: schema differs:\n{expected.schema}\n{got.schema}"
+        assert got.num_rows == expected.num_rows, f"{folder}/: {expected.num_rows} rows locally, {got.num_rows} on Flink"
+        keys = ROW_KEYS[folder]
+        if folder == "data":
+            assert got.column("id").to_pylist() == expected.column("id").to_pylist(), "selected ids differ"
+        for i, (want, have) in enumerate(zip(expected.to_pylist(), got.to_pylist())):
+            assert have == want, f"{folder}/ row {i} ({', '.join(str(want[k]) for k in keys)}) differs"
+    assert _table(local_out, "data").num_rows > 0
+
+    # Same data files, byte for byte (the same rows in the same shards and order, same Parquet layout).
+    for name in _files(local_out, "data"):
+        assert (flink_out / "data" / name).read_bytes() == (local_out / "data" / name).read_bytes(), name
+
+    # Same manifest figures (counts, totals, mixture, dedup, filters, outputs, ids); timestamps ignored.
+    expected, got = _normalized_manifest(local_out), _normalized_manifest(flink_out)
+    for section in ("counts", "totals", "mixture", "dedup"):
+        assert section in expected, f"manifest has no {section!r}"
+    assert got == expected, _first_difference(expected, got)
+    assert _summary(flink.stdout) == _summary(local.stdout)
