@@ -189,8 +189,9 @@ def _cli(*args, cwd=None):
         ("guard", 4, "guards.max_generation: source 'chat' holds generation-1"),
         ("infeasible", 2, "source 'chat' (synthetic) has 5,241 tokens after filters and dedup; the mixture needs 4,000,000"),
         ("unknown-flag", 2, "unknown option(s): --runer"),
+        ("output-inside-input", 2, "is inside input folder"),
     ],
-    ids=["bad-config", "missing-files", "guard", "infeasible", "unknown-flag"],
+    ids=["bad-config", "missing-files", "guard", "infeasible", "unknown-flag", "output-inside-input"],
 )
 def test_errors_exit_with_documented_code_and_one_line(tmp_path, case, code, message):
     _corpus(tmp_path)
@@ -205,18 +206,21 @@ def test_errors_exit_with_documented_code_and_one_line(tmp_path, case, code, mes
         config = _config(tmp_path, guards={"max_generation": 0})
     elif case == "infeasible":
         config = _config(tmp_path, total_tokens=10_000_000)
-    else:
+    elif case == "unknown-flag":
         config = _config(tmp_path)
         extra = ["--runer=FlinkRunner"]
-    result = _cli("run", config, "--output", str(tmp_path / "out"), *extra)
+    else:
+        config = _config(tmp_path)
+    out = tmp_path / "in" / "human" / "out" if case == "output-inside-input" else tmp_path / "out"
+    result = _cli("run", config, "--output", str(out), *extra)
     assert result.returncode == code, result.stderr
     lines = [line for line in result.stderr.strip().splitlines() if line]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("hybridmix: error: ")
     assert message in lines[0]
     assert "Traceback" not in result.stderr
-    assert not (tmp_path / "out").exists()
-    assert not [p for p in os.listdir(tmp_path) if p.endswith(".inprogress")]
+    assert not out.exists()
+    assert not [p for p in os.listdir(out.parent) if p.endswith(".inprogress")]
 
 
 def _network_namespace_available():
