@@ -15,6 +15,7 @@ import apache_beam as beam
 from schemas.config import PipelineConfig
 from schemas.records import DOCUMENT_SCHEMA, DUPLICATE_SCHEMA, FILTERED_SCHEMA, REJECTION_SCHEMA
 from transforms.dedup import CandidateSignatures, Deduplicate, SketchDocuments, lsh_shape
+from transforms.indicators import CollapseIndicators
 from transforms.ingest import CheckIds, InputPlan, ReadCorpora, checksum_file, plan_inputs
 from transforms.minhash import shingle_hash32
 from transforms.mixture import MixSources
@@ -158,7 +159,12 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
         p | "ListQuarantined" >> beam.Create(quarantined),
     ) | "MergeInputs" >> beam.Flatten()
     outputs = (data.files, rejects.files, filtered.files, duplicates.files) | "MergeOutputs" >> beam.Flatten()
-    return {"stats": stats, "plan": mix.plan, "inputs": inputs, "outputs": outputs} | "Publish" >> PublishRun(
+    if config.indicators.enabled:
+        collapse = records | "CollapseIndicators" >> CollapseIndicators(config.seed, config.indicators.sample_documents)
+    else:
+        collapse = p | "NoIndicators" >> beam.Create([{}])
+    return {"stats": stats, "plan": mix.plan, "inputs": inputs, "outputs": outputs,
+            "collapse": collapse} | "Publish" >> PublishRun(
         stage_dir=stage,
         out_dir=ctx.out_dir,
         config=config,

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.build import build_pipeline, prepare_run
-from pipelines.report import sample_rows, schema_text, summary
+from pipelines.report import collapse_table, sample_rows, schema_text, summary
 from schemas.config import PipelineConfig, load_config
 from schemas.errors import ERRORS_BY_CODE, ConfigError, HybridmixError, OutputError
 from transforms.ingest import plan_inputs
@@ -262,6 +262,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if not os.path.exists(os.path.join(args.out, SUCCESS)):
         print(f"warning: {args.out} has no {SUCCESS}; the run did not finish", file=sys.stderr)
     print(summary(manifest))
+    print()
+    print(collapse_table(manifest))
     data = manifest["outputs"].get("data", [])
     if data:
         first = os.path.join(args.out, data[0]["path"])

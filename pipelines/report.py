@@ -77,3 +77,36 @@ def sample_rows(rows: list[dict[str, Any]], columns: list[str], limit: int = 80)
     for row in rows:
         out.append("  " + "  ".join(f"{c}={safe_text(row.get(c), limit if c == 'text' else 40)}" for c in columns))
     return "\n".join(out)
+
+
+_INDICATORS = [
+    ("documents", "documents in sample", "{:,}"),
+    ("words", "words measured", "{:,}"),
+    ("distinct_1", "distinct-1", "{:.4f}"),
+    ("distinct_2", "distinct-2", "{:.4f}"),
+    ("distinct_3", "distinct-3", "{:.4f}"),
+    ("vocabulary", "vocabulary", "{:,}"),
+    ("unigram_entropy_bits", "unigram entropy (bits)", "{:.3f}"),
+    ("zlib_ratio", "zlib ratio", "{:.4f}"),
+    ("tokens_mean", "tokens, mean", "{:.1f}"),
+    ("near_duplicate_rate", "near-duplicate rate", "{:.2%}"),
+    ("exact_duplicate_rate", "exact-duplicate rate", "{:.2%}"),
+]
+
+
+def collapse_table(manifest: dict[str, Any]) -> str:
+    """Collapse indicators side by side: origins first, then sources."""
+    collapse = manifest.get("collapse") or {}
+    groups = [(g, v) for g, v in (collapse.get("by_origin") or {}).items()]
+    groups += [(f"{g} (source)", v) for g, v in (collapse.get("by_source") or {}).items()]
+    if not groups:
+        return "collapse indicators: not computed"
+    rows = []
+    for key, label, fmt in _INDICATORS:
+        rows.append([label] + ["-" if v.get(key) is None else fmt.format(v[key]) for _, v in groups])
+    for q in ("p10", "p50", "p90", "p99"):
+        rows.append([f"tokens, {q}"] + [
+            "-" if not v.get("tokens_quantiles") else f"{v['tokens_quantiles'][q]:,.0f}" for _, v in groups])
+    title = (f"collapse indicators (sample of up to {collapse.get('sample_documents')} output rows per group, "
+             "diversity over the same number of words)")
+    return title + "\n" + _table(["indicator"] + [g for g, _ in groups], rows)

@@ -107,9 +107,24 @@ class FilterSpec(_Model):
 
 
 def _default_filters() -> list[FilterSpec]:
+    """The measured defaults (README, "Quality filters"): Gopher-style rules for all text, and
+    rules for what failing models produce on synthetic text only."""
+    synthetic = [Origin.SYNTHETIC]
     return [
-        FilterSpec(name="min_words", params={"min_words": 3}),
-        FilterSpec(name="refusal", origins=[Origin.SYNTHETIC]),
+        FilterSpec(name="word_count", params={"min_words": 3, "max_words": 100_000}),
+        FilterSpec(name="mean_word_length", params={"min_chars": 3.0, "max_chars": 10.0}),
+        FilterSpec(name="alpha_words", params={"min_share": 0.6}),
+        FilterSpec(name="duplicate_lines", params={"max_line_share": 0.3, "max_char_share": 0.2}),
+        FilterSpec(name="repeated_ngrams", params={"ngram": 5, "max_coverage": 0.3}),
+        FilterSpec(name="char_repetition", params={"max_share": 0.5}),
+        FilterSpec(name="ellipsis_lines", params={"max_share": 0.3}),
+        FilterSpec(name="symbol_ratio", params={"max_ratio": 0.1}, origins=[Origin.HUMAN]),
+        FilterSpec(name="bullet_lines", params={"max_share": 0.9}, mode="flag"),
+        FilterSpec(name="refusal", origins=synthetic),
+        FilterSpec(name="repetition_loop", params={"ngram": 10, "max_coverage": 0.5}, origins=synthetic),
+        FilterSpec(name="template_markers", origins=synthetic),
+        FilterSpec(name="truncated", params={"min_words": 40}, origins=synthetic),
+        FilterSpec(name="prompt_echo", origins=synthetic),
     ]
 
 
@@ -229,6 +244,13 @@ class MixtureConfig(_Model):
         return self.total_tokens if self.unit == "tokens" else self.total_documents
 
 
+class IndicatorsConfig(_Model):
+    """Collapse indicators of the output, measured on a deterministic sample per origin and source."""
+
+    enabled: bool = True
+    sample_documents: int = Field(default=2000, ge=10, le=1_000_000)
+
+
 class OutputConfig(_Model):
     """Where and how the mixture is written. A shard holds about `rows_per_shard` rows, or
     about `bytes_per_shard` bytes of (uncompressed) text when that is set."""
@@ -249,6 +271,7 @@ class PipelineConfig(_Model):
     quality: QualityConfig = QualityConfig()
     dedup: DedupConfig = DedupConfig()
     output: OutputConfig = OutputConfig()
+    indicators: IndicatorsConfig = IndicatorsConfig()
     seed: int = Field(default=0, ge=0, lt=2**63)
     # What a bad input does: stop the run naming the file (fail), or go to rejects/ with the
     # reason and let the run go on (quarantine). Bad inputs: unreadable, empty, corrupt or

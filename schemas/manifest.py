@@ -105,4 +105,5 @@ class Manifest(_M):
     mixture: MixtureReport
     dedup: dict[str, Any]
     quality: dict[str, Any]
+    collapse: dict[str, Any]
     outputs: dict[str, list[OutputFile]]

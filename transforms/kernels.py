@@ -189,3 +189,212 @@ def minhash(word_hashes, word_offsets, ngram, perm_a, perm_b):
         for k in range(num_perm):
             sig[d, k] = acc[k]
     return sig
+
+
+# Columns of `doc_stats`: one row per text.
+STAT_COLUMNS = (
+    "lines",  # non-blank lines
+    "ellipsis_lines",  # lines ending in "..." or "\u2026"
+    "bullet_lines",  # lines starting with a bullet mark
+    "dup_lines",  # lines equal to an earlier line of the same text
+    "dup_line_chars",  # characters in those lines
+    "line_chars",  # characters in non-blank lines
+    "hashes",  # "#" characters
+    "ellipses",  # "..." or "\u2026" occurrences
+    "code_points",
+    "letters",
+    "words",
+    "alpha_words",  # words with at least one letter
+    "word_chars",  # code points inside words
+    "char_ngrams",  # 10-grams of code points
+    "dup_char_ngrams",  # 10-grams that occur more than once in the text
+)
+_BULLETS = (0x2D, 0x2A, 0x2022, 0x2023, 0x25E6, 0x00B7, 0x2013, 0x25AA, 0x25CF)
+LETTER = np.uint8(4)
+_CHAR_NGRAM = 10
+_ROLL = np.uint64(0x100000001B3)
+_ROLL_TOP = np.uint64(pow(0x100000001B3, _CHAR_NGRAM - 1, 2**64))
+
+
+@lru_cache(maxsize=1)
+def letter_classes() -> np.ndarray:
+    """char_classes() plus the LETTER bit for letters (category L*)."""
+    table = char_classes().copy()
+    for cp in range(0x110000):
+        if unicodedata.category(chr(cp))[0] == "L":
+            table[cp] |= LETTER
+    return table
+
+
+@nb.njit(cache=True)
+def _count_dups(keys):
+    """Number of entries equal to an earlier entry (keys is sorted in place)."""
+    keys.sort()
+    dups = 0
+    for i in range(1, len(keys)):
+        if keys[i] == keys[i - 1]:
+            dups += 1
+    return dups
+
+
+@nb.njit(cache=True)
+def _repeated_count(keys):
+    """How many entries of `keys` have an equal entry elsewhere (open addressing, linear time)."""
+    size = 1
+    while size < 2 * len(keys):
+        size *= 2
+    mask = size - 1
+    slots = np.zeros(size, np.uint64)
+    counts = np.zeros(size, np.int64)
+    for key in keys:
+        k = key | np.uint64(1)  # 0 marks an empty slot
+        pos = np.int64((k * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & mask
+        while slots[pos] != 0 and slots[pos] != k:
+            pos = (pos + 1) & mask
+        slots[pos] = k
+        counts[pos] += 1
+    total = 0
+    for c in counts:
+        if c > 1:
+            total += c
+    return total
+
+
+@nb.njit(cache=True)
+def doc_stats(data, offsets, classes):
+    """Counts per text for the quality heuristics (see STAT_COLUMNS), from raw UTF-8 bytes."""
+    n = len(offsets) - 1
+    out = np.zeros((n, 15), np.float64)
+    bullets = np.array(_BULLETS, np.int64)
+    for d in range(n):
+        i = offsets[d]
+        end = offsets[d + 1]
+        cps = np.empty(end - i, np.int64)
+        m = 0
+        while i < end:
+            cp, size = _decode(data, i, end)
+            cps[m] = cp
+            m += 1
+            i += size
+        out[d, 8] = m
+        # Lines: hash each non-blank line (trimmed) to find repeats.
+        line_hash = np.empty(m + 1, np.uint64)
+        line_len = np.empty(m + 1, np.int64)
+        lines = 0
+        start = 0
+        for j in range(m + 1):
+            if j == m or cps[j] == 10:
+                a, b = start, j
+                while a < b and (classes[cps[a]] & 2) != 0:
+                    a += 1
+                while b > a and (classes[cps[b - 1]] & 2) != 0:
+                    b -= 1
+                if b > a:
+                    h = FNV_OFFSET
+                    for k in range(a, b):
+                        h = ((h ^ np.uint64(cps[k] & 0xFFFFFFFF)) * FNV_PRIME) & MASK32
+                    line_hash[lines] = (h << np.uint64(20)) ^ np.uint64(b - a)
+                    line_len[lines] = b - a
+                    lines += 1
+                    out[d, 5] += b - a
+                    if cps[b - 1] == 0x2026 or (b - a >= 3 and cps[b - 1] == 46 and cps[b - 2] == 46 and cps[b - 3] == 46):
+                        out[d, 1] += 1
+                    for bullet in bullets:
+                        if cps[a] == bullet:
+                            out[d, 2] += 1
+                            break
+                start = j + 1
+        out[d, 0] = lines
+        if lines > 1:
+            order = np.argsort(line_hash[:lines])
+            for k in range(1, lines):
+                if line_hash[order[k]] == line_hash[order[k - 1]]:
+                    out[d, 3] += 1
+                    out[d, 4] += line_len[order[k]]
+        # Characters, words, symbols.
+        in_word = False
+        has_letter = False
+        dots = 0
+        for j in range(m):
+            cp = cps[j]
+            cls = classes[cp] if cp < 0x110000 else 0
+            if cp == 35:
+                out[d, 6] += 1
+            if cp == 0x2026:
+                out[d, 7] += 1
+            if cp == 46:
+                dots += 1
+                if dots == 3:
+                    out[d, 7] += 1
+            else:
+                dots = 0
+            if (cls & 4) != 0:
+                out[d, 9] += 1
+            if (cls & 1) != 0:
+                out[d, 12] += 1
+                if not in_word:
+                    in_word = True
+                    has_letter = False
+                if (cls & 4) != 0:
+                    has_letter = True
+            elif in_word:
+                in_word = False
+                out[d, 10] += 1
+                if has_letter:
+                    out[d, 11] += 1
+        if in_word:
+            out[d, 10] += 1
+            if has_letter:
+                out[d, 11] += 1
+        # Character 10-grams that repeat inside the text.
+        grams = m - _CHAR_NGRAM + 1
+        if grams > 1:
+            # Rolling polynomial hash: uint64 arithmetic wraps, which is exact mod 2^64.
+            keys = np.empty(grams, np.uint64)
+            h = np.uint64(0)
+            for k in range(_CHAR_NGRAM):
+                h = h * _ROLL + np.uint64(cps[k])
+            keys[0] = h
+            for j in range(1, grams):
+                h = (h - np.uint64(cps[j - 1]) * _ROLL_TOP) * _ROLL + np.uint64(cps[j + _CHAR_NGRAM - 1])
+                keys[j] = h
+            out[d, 13] = grams
+            out[d, 14] = _repeated_count(keys)
+    return out
+
+
+@nb.njit(cache=True)
+def repeated_ngram_coverage(word_hashes, word_offsets, ngram):
+    """Per text: the share of its words covered by a word n-gram that occurs more than once in it."""
+    n = len(word_offsets) - 1
+    out = np.zeros(n, np.float64)
+    for d in range(n):
+        lo = word_offsets[d]
+        length = word_offsets[d + 1] - lo
+        grams = length - ngram + 1
+        if grams < 2:
+            continue
+        top = np.uint64(1)
+        for _ in range(ngram - 1):
+            top = top * _ROLL
+        keys = np.empty(grams, np.uint64)
+        h = np.uint64(0)
+        for k in range(ngram):
+            h = h * _ROLL + np.uint64(word_hashes[lo + k])
+        keys[0] = h
+        for j in range(1, grams):
+            h = (h - np.uint64(word_hashes[lo + j - 1]) * top) * _ROLL + np.uint64(word_hashes[lo + j + ngram - 1])
+            keys[j] = h
+        order = np.argsort(keys)
+        repeated = np.zeros(grams, np.bool_)
+        for j in range(1, grams):
+            if keys[order[j]] == keys[order[j - 1]]:
+                repeated[order[j]] = True
+                repeated[order[j - 1]] = True
+        covered = np.zeros(length, np.bool_)
+        for j in range(grams):
+            if repeated[j]:
+                for k in range(j, j + ngram):
+                    covered[k] = True
+        out[d] = covered.sum() / length
+    return out

@@ -28,6 +28,7 @@ from schemas.manifest import (
     SourceCounts,
 )
 from transforms.dedup import CROSS_SEP
+from transforms.indicators import near_duplicate_rates
 from transforms.mixture_core import MixturePlan
 from transforms.output import SPILL_FOLDER
 
@@ -96,6 +97,7 @@ def build_manifest(
     plan: MixturePlan,
     inputs: list[dict[str, Any]],
     outputs: list[dict[str, Any]],
+    collapse: dict[str, Any] | None = None,
 ) -> Manifest:
     sources = [c.name for c in config.corpora]
     counts = _counts(stats, sources)
@@ -138,6 +140,7 @@ def build_manifest(
         mixture=mixture_report(plan, config, stats),
         dedup={**dedup_params, "stats": _dedup_summary(dedup_stats), "cross_origin": _cross_summary(cross)},
         quality={"filters": dict(quality), "rejects_by_reason": dict(rejects)},
+        collapse=_collapse_report(collapse or {}, counts, {c.name: c.origin.value for c in config.corpora}),
         outputs=by_folder,
     )
 
@@ -146,6 +149,17 @@ def _dedup_summary(raw: dict[str, int]) -> dict[str, Any]:
     sizes = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("near_cluster_docs:")}
     out = {k: v for k, v in raw.items() if ":" not in k}
     out["near_cluster_documents_by_size"] = sizes
+    return out
+
+
+def _collapse_report(measured: dict[str, Any], counts: dict[str, SourceCounts],
+                     origins: dict[str, str]) -> dict[str, Any]:
+    """Sample-based indicators of the output, plus duplicate rates from the counts."""
+    rates = near_duplicate_rates({s: c.model_dump() for s, c in counts.items()}, origins)
+    out: dict[str, Any] = {"sample_documents": measured.get("sample_documents"), "by_origin": {}, "by_source": {}}
+    for kind in ("by_origin", "by_source"):
+        for group in sorted(set(rates[kind]) | set(measured.get(kind, {}))):
+            out[kind][group] = {**measured.get(kind, {}).get(group, {}), **rates[kind].get(group, {})}
     return out
 
 
@@ -207,11 +221,12 @@ class _PublishFn(beam.DoFn):
     def __init__(self, **context: Any) -> None:
         self._context = context
 
-    def process(self, _, stats, plan, inputs, outputs):
+    def process(self, _, stats, plan, inputs, outputs, collapse):
         ctx = dict(self._context)
         stage_dir, out_dir = ctx.pop("stage_dir"), ctx.pop("out_dir")
         stats = dict(stats)
-        manifest = build_manifest(stats=stats, plan=plan, inputs=list(inputs), outputs=list(outputs), **ctx)
+        manifest = build_manifest(stats=stats, plan=plan, inputs=list(inputs), outputs=list(outputs),
+                                  collapse=collapse, **ctx)
         if "://" in out_dir:
             publish_remote(stage_dir, out_dir, manifest)
         else:
@@ -237,5 +252,6 @@ class PublishRun(beam.PTransform):
                 plan=beam.pvalue.AsSingleton(inputs["plan"]),
                 inputs=beam.pvalue.AsList(inputs["inputs"]),
                 outputs=beam.pvalue.AsList(inputs["outputs"]),
+                collapse=beam.pvalue.AsSingleton(inputs["collapse"]),
             )
         )

@@ -48,7 +48,10 @@ die() { echo "flink-setup: ERROR: $*" >&2; exit 1; }
 for tool in java javac mvn curl; do
   command -v "$tool" >/dev/null || die "$tool is not on PATH"
 done
-if [[ -n "${PYTHON:-}" ]]; then PY="$PYTHON"; else PY=python3; fi
+PY="${PYTHON:-python3}"
+if ! "$PY" -m pip --version >/dev/null 2>&1 && [[ -z "${PYTHON:-}" && -x "$HERE/../../.venv/bin/python" ]]; then
+  PY="$HERE/../../.venv/bin/python"  # the project's venv (make install) when python3 has no pip
+fi
 "$PY" -m pip --version >/dev/null 2>&1 || die "$PY has no pip (set PYTHON to a Python 3 with pip)"
 mkdir -p "$WORK" "$RUN" "$LOG" "$WORK/tmp" "$WORK/downloads" "$JS"
 
@@ -240,33 +243,42 @@ echo "localhost:$REST_PORT" > "$FLINK/conf/masters"
 
 # ---------------------------------------------------------------- 4. cluster
 overview() { curl -sf --max-time 3 "$REST/overview" 2>/dev/null; }
-cluster_ready() {
-  overview | "$PY" -c 'import json,sys; o=json.load(sys.stdin); sys.exit(0 if o["taskmanagers"] >= 1 and o["slots-available"] > 0 else 1)' 2>/dev/null
+# cluster_has registered|free: a TaskManager is registered (and, with "free", has a free slot)
+cluster_has() {
+  overview | "$PY" -c 'import json, sys; o = json.load(sys.stdin)
+sys.exit(0 if o["taskmanagers"] >= 1 and (sys.argv[1] != "free" or o["slots-available"] > 0) else 1)' "$1" 2>/dev/null
 }
-flink_pids_alive() {
-  local f alive=0
-  for f in "$RUN"/flink-*-standalonesession.pid "$RUN"/flink-*-taskexecutor.pid; do
-    [[ -s "$f" ]] || continue
-    while read -r p; do kill -0 "$p" 2>/dev/null && alive=1; done < "$f"
+# flink_alive all|any: the JobManager and TaskManager PIDs Flink recorded in $RUN are alive
+flink_alive() {
+  local kind n=0 p
+  for kind in standalonesession taskexecutor; do
+    for p in $(cat "$RUN"/flink-*-"$kind".pid 2>/dev/null); do
+      if kill -0 "$p" 2>/dev/null; then n=$((n + 1)); break; fi
+    done
   done
-  [[ $alive == 1 ]]
+  if [[ $1 == all ]]; then (( n == 2 )); else (( n > 0 )); fi
 }
-if cluster_ready && flink_pids_alive; then
+if flink_alive all && cluster_has registered; then
   say "Flink cluster: already running ($REST)"
 else
-  if port_open "$REST_PORT" && ! flink_pids_alive; then
-    die "port $REST_PORT is in use by a process this script did not start"
+  if flink_alive any; then
+    say "Flink cluster: partly running or not answering; stopping it first"
+    "$HERE/stop.sh"
   fi
+  port_open "$REST_PORT" && die "port $REST_PORT is in use by a process this script did not start"
   T=$(now_ms)
   say "Flink cluster: bin/start-cluster.sh ..."
   FLINK_CONF_DIR="$FLINK/conf" "$FLINK/bin/start-cluster.sh" > "$LOG/start-cluster.log" 2>&1 \
     || { cat "$LOG/start-cluster.log" >&2; die "start-cluster.sh failed"; }
   deadline=$(( $(date +%s) + CLUSTER_TIMEOUT ))
-  until cluster_ready; do
-    if (( $(date +%s) >= deadline )); then
+  until cluster_has free; do
+    problem=""
+    flink_alive all || problem="a Flink process exited"
+    (( $(date +%s) >= deadline )) && problem="not ready (1 TaskManager with a free slot) within ${CLUSTER_TIMEOUT}s"
+    if [[ -n "$problem" ]]; then
       echo "--- $REST/overview: $(overview || echo unreachable)" >&2
-      for f in "$FLINK"/log/*.log; do [[ -f "$f" ]] && { echo "--- $f" >&2; tail -30 "$f" >&2; }; done
-      die "Flink cluster not ready (1 TaskManager with free slots) within ${CLUSTER_TIMEOUT}s"
+      for f in "$FLINK"/log/*.log "$FLINK"/log/*.out; do [[ -s "$f" ]] && { echo "--- $f" >&2; tail -30 "$f" >&2; }; done
+      die "Flink cluster: $problem (logs: $FLINK/log; stop leftovers with $HERE/stop.sh)"
     fi
     sleep 0.5
   done
@@ -282,7 +294,13 @@ else
     port_open "$p" && die "port $p is in use by a process this script did not start"
   done
   T=$(now_ms)
-  say "job server: starting on port $JOB_PORT ..."
+  # HYBRIDMIX_FLINK_THIN_STAGING=0: Beam's own driver, which stages the whole classpath (~150 MB) per job
+  if [[ "${HYBRIDMIX_FLINK_THIN_STAGING:-1}" == 0 ]]; then
+    JS_MAIN=org.apache.beam.runners.flink.FlinkJobServerDriver
+  else
+    JS_MAIN=hybridmix.ci.flink.FlinkJobServer
+  fi
+  say "job server: starting $JS_MAIN on port $JOB_PORT ..."
   mkdir -p "$WORK/tmp/artifacts"
   # java.util.logging (slf4j-jdk14): one line per record; FlinkPipelineRunner would log every job's
   # final metrics as ~17,000 lines of JSON at INFO, and the Flink client its whole configuration.
@@ -295,7 +313,7 @@ org.apache.beam.runners.flink.FlinkPipelineRunner.level = WARNING
 org.apache.flink.configuration.GlobalConfiguration.level = WARNING
 PROPS
   nohup java -Xmx1g -Djava.io.tmpdir="$WORK/tmp" -Djava.util.logging.config.file="$JS/logging.properties" \
-      -cp "$THIN_JAR" hybridmix.ci.flink.FlinkJobServer \
+      -cp "$THIN_JAR" "$JS_MAIN" \
       --flink-master="localhost:$REST_PORT" --flink-conf-dir="$FLINK/conf" \
       --job-host=localhost --job-port="$JOB_PORT" --artifact-port="$ARTIFACT_PORT" \
       --expansion-port="$EXPANSION_PORT" --artifacts-dir="$WORK/tmp/artifacts" \
@@ -319,5 +337,5 @@ Flink $FLINK_VERSION cluster + Beam $BEAM_VERSION job server are up (setup took 
   Flink REST / web UI:  $REST
   Beam job endpoint:    localhost:$JOB_PORT   (artifacts localhost:$ARTIFACT_PORT, expansion localhost:$EXPANSION_PORT)
   run the Flink test:   HYBRIDMIX_FLINK_JOB_ENDPOINT=localhost:$JOB_PORT HYBRIDMIX_FLINK_REST=$REST .venv/bin/python -m pytest -q tests/pipelines/test_flink.py
-  stop:                 $HERE/stop.sh
+  stop:                 ${HYBRIDMIX_FLINK_HOME:+HYBRIDMIX_FLINK_HOME=$WORK }$HERE/stop.sh
 EOF

@@ -5,6 +5,7 @@ import glob
 import json
 import os
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -214,13 +215,30 @@ def test_corrupt_row_group(tmp_path, capsys, mode):
     assert manifest["counts"]["wiki"]["read"] == len(HUMAN) + 60
 
 
-def test_ten_megabyte_document(tmp_path, capsys):
+@pytest.mark.parametrize("quality", ["defaults", "off"])
+def test_ten_megabyte_document(tmp_path, capsys, quality):
     config = _setup(tmp_path, mixture={"targets": {"human": 1.0, "synthetic": 0.0}})
-    big = (words(77, 200) + " ") * (10_000_000 // len(words(77, 200)) + 1)
+    if quality == "off":
+        text = open(config).read() + "quality: {enabled: false}\n"
+        open(config, "w").write(text)
+    rng = np.random.default_rng(5)
+    letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", np.uint8)
+    chunks = []
+    while sum(len(c) for c in chunks) < 10_000_000:
+        lengths = rng.integers(3, 10, 10_000)
+        raw = letters[rng.integers(0, 26, int(lengths.sum()))].tobytes().decode()
+        cuts = np.concatenate([[0], np.cumsum(lengths)])
+        chunks.append(" ".join(raw[a:b] for a, b in zip(cuts[:-1], cuts[1:])) + ". ")
+    big = "".join(chunks)
     write_parquet(tmp_path / "in" / "human" / "z.parquet", [{"id": "big", "text": big}])
     code, err, out = _run(tmp_path, config, capsys)
     assert code == 0, err
     _accounted(out)
+    if quality == "defaults":
+        # Gopher's 100,000-word ceiling: filtered, with the reason, not lost.
+        filtered = pa.concat_tables([pq.read_table(f) for f in glob.glob(str(out / "filtered" / "*.parquet"))])
+        assert filtered.select(["doc_id", "filter"]).to_pylist() == [{"doc_id": "big", "filter": "word_count_v1"}]
+        return
     data = pa.concat_tables([pq.read_table(f) for f in glob.glob(str(out / "data" / "*.parquet"))])
     assert data.schema.equals(DOCUMENT_SCHEMA)
     texts = {r["doc_id"]: r["text"] for r in data.select(["doc_id", "text"]).to_pylist()}

@@ -113,7 +113,7 @@ def test_duplicates_across_origins_keep_the_human_copy(finished_run):
     rejects = {r["doc_id"]: r["reason"] for r in _read(out, "rejects", REJECTION_SCHEMA).to_pylist()}
     assert rejects == {"s_null": "ingest_null_text", "s_empty": "ingest_empty_text"}
     filtered = {r["doc_id"]: r["reason"] for r in _read(out, "filtered", FILTERED_SCHEMA).to_pylist()}
-    assert filtered == {"s_refusal": "quality_refusal", "s_short": "quality_min_words"}
+    assert filtered == {"s_refusal": "quality_refusal", "s_short": "quality_word_count"}
 
 
 def test_achieved_fractions_within_one_document_of_target(finished_run):

@@ -1,0 +1,115 @@
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from schemas.config import FilterSpec, QualityConfig
+from schemas.errors import ConfigError
+from tests.builders import make_documents
+from transforms.filters import REGISTRY, TextView, build_filters, score_documents
+
+WIKI = ("The castle was built in 1120 by Count Henry, who held the valley until his death in 1141. "
+        "Its keep, 30 m high, survived the siege of 1347; the outer walls did not.")
+LIST_ANSWER = ("Here are three options:\n- Take the train, which is fastest.\n- Drive, which is flexible.\n"
+               "- Fly, which is expensive but short.\nI hope this helps!")
+NOVEL = ('"I\'m sorry, but I cannot stay," she said, turning to the window. "The carriage leaves at dawn, '
+         'and I will not miss it again." He said nothing; the fire had burned low.')
+LOOP = " ".join(["The answer is to keep trying until it works and then try again."] * 12)
+CODE = "Use this:\n```python\nfor i in range(10):\n    print(i * i)\n```\nIt prints squares."
+
+
+def verdict(name, texts, prompts=None, **params):
+    filt = REGISTRY[name](params)
+    view = TextView(pa.array(texts, pa.string()), None if prompts is None else pa.array(prompts, pa.string()))
+    return filt.evaluate(view).failed.tolist()
+
+
+CASES = [
+    # (filter, params, failing text, passing texts)
+    ("word_count", {"min_words": 3}, "Yes.", [WIKI]),
+    ("word_count", {"min_words": 1, "max_words": 20}, WIKI, ["Short and sweet."]),
+    ("mean_word_length", {}, "a b c d e f g h i j k l m n o p q r s t", [WIKI, LIST_ANSWER]),
+    ("mean_word_length", {}, " ".join(["supercalifragilisticexpialidociousword"] * 12), [WIKI]),
+    ("alpha_words", {"min_share": 0.6}, "1 2 3 4 5 6 7 8 9 10 11 12 13 word", [WIKI]),
+    ("duplicate_lines", {}, "\n".join(["Buy now!", "Buy now!", "Buy now!", "Great deals"]), [LIST_ANSWER]),
+    ("repeated_ngrams", {}, LOOP, [WIKI, NOVEL, LIST_ANSWER]),
+    ("char_repetition", {}, "ha" * 300, [WIKI + " " + NOVEL + " " + LIST_ANSWER]),
+    ("ellipsis_lines", {}, "Read more...\nClick here...\nAnd this...", [WIKI]),
+    ("symbol_ratio", {}, "#tag #more #fun #wow #yes #no #more2 #ok #hey #gogo", [WIKI]),
+    ("bullet_lines", {}, "- a\n- b\n- c\n- d", [LIST_ANSWER]),
+    ("refusal", {}, "As an AI language model, I cannot browse the internet.", [WIKI, LIST_ANSWER, NOVEL]),
+    ("refusal", {}, "I'm sorry, but I can't help with creating malware.", [WIKI]),
+    ("refusal", {}, "I apologize, but my knowledge cutoff is September 2021.", [WIKI]),
+    ("refusal", {}, "I\u2019m sorry, but I cannot provide that information.", [WIKI]),
+    ("repetition_loop", {}, LOOP, [WIKI, NOVEL, CODE]),
+    ("template_markers", {}, "Sure!<|im_end|>\n<|im_start|>user", [WIKI, CODE]),
+    ("template_markers", {}, "[INST] Write a poem [/INST] Roses are red.", [NOVEL]),
+    ("template_markers", {}, "Answer here.\n### Human: and another question", [LIST_ANSWER]),
+    ("truncated", {"min_words": 10}, WIKI + " The northern tower was rebuilt after the fire of", [WIKI, LIST_ANSWER, CODE]),
+]
+
+
+@pytest.mark.parametrize("name, params, bad, goods", CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_filter_catches_bad_and_passes_good(name, params, bad, goods):
+    assert verdict(name, [bad] + goods, **params) == [True] + [False] * len(goods)
+
+
+def test_a_novels_apology_is_not_a_refusal():
+    """Dialogue with "I'm sorry, but I cannot" deep in the text passes; so it would at the start
+    of a human text, because the default config applies refusal to synthetic text only."""
+    assert verdict("refusal", ["Chapter one. " * 40 + NOVEL]) == [False]
+    defaults = {s.name: s for s in QualityConfig().filters}
+    assert [o.value for o in defaults["refusal"].origins] == ["synthetic"]
+
+
+def test_prompt_echo():
+    prompt = "Write a short poem about the sea and the moon at night"
+    answers = ["Write a short poem about the sea and the moon at night.",
+               "The tide climbs silver stairs; the moon keeps count of every wave that breaks."]
+    assert verdict("prompt_echo", answers, prompts=[prompt, prompt]) == [True, False]
+    assert verdict("prompt_echo", answers, prompts=None) == [False, False]
+
+
+def test_defaults_are_valid_and_cover_both_kinds_of_rule():
+    built = build_filters(QualityConfig())
+    names = {f.name for _, f in built}
+    assert {"word_count", "repeated_ngrams", "refusal", "truncated", "prompt_echo", "template_markers"} <= names
+
+
+def test_unknown_filter_and_bad_params_name_the_key():
+    with pytest.raises(ConfigError, match=r"quality.filters\[0\].name: unknown filter 'nope'"):
+        build_filters(QualityConfig(filters=[FilterSpec(name="nope")]))
+    with pytest.raises(ConfigError, match=r"quality.filters\[0\].params: min_wrds: unknown key"):
+        build_filters(QualityConfig(filters=[FilterSpec(name="word_count", params={"min_wrds": 2})]))
+
+
+def test_scope_mode_and_first_failing_filter_decides():
+    docs = make_documents([
+        {"text": "As an AI language model I refuse.", "origin": "synthetic"},
+        {"text": "As an AI language model I refuse.", "origin": "human", "source": "h"},
+        {"text": "Hi.", "origin": "synthetic"},
+        {"text": "A perfectly ordinary answer with more than enough words here.", "origin": "synthetic"},
+    ])
+    filters = build_filters(QualityConfig(filters=[
+        FilterSpec(name="refusal", origins=["synthetic"]),
+        FilterSpec(name="word_count", params={"min_words": 3}),
+        FilterSpec(name="word_count", params={"min_words": 8}, mode="flag"),
+    ]))
+    scored = score_documents(docs, filters, ["file.parquet"], "run")
+    assert scored.kept.column("doc_id").to_pylist() == ["d1", "d3"]
+    assert scored.filtered.column("doc_id").to_pylist() == ["d0", "d2"]
+    assert scored.filtered.column("reason").to_pylist() == ["quality_refusal", "quality_word_count"]
+    assert scored.filtered.column("filter").to_pylist() == ["refusal_v2", "word_count_v1"]
+    assert scored.filtered.column("value").to_pylist() == [1.0, 1.0]
+    assert scored.filtered.column("source_file").to_pylist() == ["file.parquet"] * 2
+    flags = dict(zip(scored.kept.column("doc_id").to_pylist(), scored.kept.column("quality_flags").to_pylist()))
+    assert flags == {"d1": ["word_count_v1"], "d3": []}
+    assert scored.kept.num_rows + scored.filtered.num_rows == docs.num_rows
+    scores = dict(zip(scored.kept.column("doc_id").to_pylist(), scored.kept.column("quality_score").to_pylist()))
+    assert scores["d3"] == 1.0 and scores["d1"] == pytest.approx(0.5)
+
+
+def test_quality_disabled_via_empty_filter_list_keeps_everything():
+    docs = make_documents([{"text": "x"}])
+    scored = score_documents(docs, [], ["f"], "run")
+    assert scored.kept.num_rows == 1 and scored.filtered.num_rows == 0

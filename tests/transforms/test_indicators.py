@@ -1,0 +1,75 @@
+import math
+import zlib
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from tests.conftest import local_pipeline
+from transforms.indicators import CollapseIndicators, indicators, near_duplicate_rates
+from transforms.text import stable_hash64
+
+
+def test_known_values():
+    out = indicators(["a a a a", "b c"], [4, 2])
+    # unigrams: a a a a b c -> 3 distinct of 6; bigrams (within texts): aa aa aa | bc -> 2 of 4
+    assert out["distinct_1"] == pytest.approx(3 / 6)
+    assert out["distinct_2"] == pytest.approx(2 / 4)
+    assert out["distinct_3"] == pytest.approx(1 / 2)  # aaa aaa | (none in "b c")
+    assert out["vocabulary"] == 3
+    p = np.array([4, 1, 1]) / 6
+    assert out["unigram_entropy_bits"] == pytest.approx(-(p * np.log2(p)).sum(), abs=1e-6)
+    raw = "a a a a\nb c".encode()
+    assert out["zlib_ratio"] == pytest.approx(len(zlib.compress(raw, 6)) / len(raw), abs=1e-6)
+    assert out["tokens_quantiles"]["p50"] == 2.0 and out["tokens_mean"] == 3.0
+
+
+def test_uniform_text_has_maximal_entropy_and_diversity():
+    words = [f"w{i}" for i in range(64)]
+    out = indicators([" ".join(words)], [64])
+    assert out["distinct_1"] == 1.0 and out["distinct_3"] == 1.0
+    assert out["unigram_entropy_bits"] == pytest.approx(math.log2(64))
+
+
+def test_repetition_lowers_every_diversity_measure():
+    varied = indicators([f"alpha beta gamma delta {i} epsilon zeta" for i in range(50)], [7] * 50)
+    looped = indicators(["alpha beta gamma delta epsilon zeta"] * 50, [6] * 50)
+    for key in ("distinct_1", "distinct_2", "distinct_3", "zlib_ratio", "vocabulary"):
+        assert looped[key] < varied[key], key
+
+
+def test_diversity_is_measured_over_the_same_number_of_words():
+    texts = [" ".join(f"t{i}w{j}" for j in range(100)) for i in range(50)]
+    out = indicators(texts, [100] * 50, window_words=1000)
+    assert out["words"] == 1000 and out["documents"] == 10
+
+
+def test_near_duplicate_rates():
+    counts = {"a": {"read": 10, "rejected": 1, "filtered": 1, "near_duplicates": 2, "exact_duplicates": 4},
+              "b": {"read": 10, "rejected": 0, "filtered": 0, "near_duplicates": 0, "exact_duplicates": 0}}
+    rates = near_duplicate_rates(counts, {"a": "synthetic", "b": "human"})
+    assert rates["by_source"]["a"] == {"near_duplicate_rate": 0.25, "exact_duplicate_rate": 0.5}
+    assert rates["by_origin"]["human"]["near_duplicate_rate"] == 0.0
+
+
+@pytest.mark.parametrize("batch_rows", [1, 7, 40])
+def test_sample_is_the_same_whatever_the_batching(batch_rows):
+    ids = [f"d{i}" for i in range(40)]
+    texts = {i: f"text number {i} " + "filler " * (int(i[1:]) % 5) for i in ids}
+
+    def batch(chunk):
+        return pa.RecordBatch.from_pydict({
+            "id": chunk, "text": [texts[i] for i in chunk], "origin": ["human"] * len(chunk),
+            "source": ["wiki"] * len(chunk), "tokens": [len(texts[i].split()) for i in chunk]})
+
+    keys = stable_hash64(ids, "indicators/3")
+    sample = [ids[k] for k in np.argsort(keys)[:10]]
+    measured = indicators([texts[i] for i in sample], [len(texts[i].split()) for i in sample])
+    expected = {"sample_documents": 10, "by_origin": {"human": measured}, "by_source": {"wiki": measured}}
+    p = local_pipeline()
+    parts = [batch(ids[i:i + batch_rows]) for i in range(0, 40, batch_rows)]
+    out = p | beam.Create(parts) | CollapseIndicators(seed=3, sample_documents=10)
+    assert_that(out, equal_to([expected]))
+    p.run().wait_until_finish()

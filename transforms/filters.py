@@ -1,0 +1,596 @@
+"""Quality filters: a registry of named, versioned measures over whole Arrow batches. No Beam here.
+
+A filter measures one value per document and says which documents fail its threshold.
+Scoring is kept apart from the decision: the config says whether a failure drops the record
+(to `filtered/`, with the value and threshold) or only adds a `quality_flags` entry. A filter
+whose behaviour changes gets a new version, so `filtered/` rows stay comparable.
+
+The general rules follow Gopher (Rae et al., 2021), C4 and FineWeb; the synthetic-text
+rules target what models produce when they fail: refusals and disclaimers, repetition loops,
+cut-off answers, leaked chat-template markup, and answers that only repeat the prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.config import FilterSpec, QualityConfig, format_validation_error
+from schemas.errors import ConfigError
+from schemas.records import FILTERED_SCHEMA
+from transforms import columns, kernels
+from transforms.batches import list_parts, uid_file, uid_row
+from transforms.text import _string_buffers, analyze
+
+_STAT = {name: i for i, name in enumerate(kernels.STAT_COLUMNS)}
+
+
+class TextView:
+    """Views of one batch's texts shared by all filters; each is computed on first use."""
+
+    def __init__(self, texts: pa.Array, prompts: pa.Array | None = None,
+                 word_hashes: pa.ListArray | None = None) -> None:
+        self.texts = texts
+        self.prompts = prompts
+        self._word_hashes = word_hashes
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @cached_property
+    def lower(self) -> pa.Array:
+        return pc.utf8_lower(self.texts)
+
+    @cached_property
+    def words(self) -> tuple[np.ndarray, np.ndarray]:
+        """(word hashes, offsets per text) of the normalized text."""
+        if self._word_hashes is not None:
+            return list_parts(self._word_hashes)
+        analysis = analyze(self.texts)
+        return analysis.word_hashes, analysis.word_offsets
+
+    @cached_property
+    def word_counts(self) -> np.ndarray:
+        return np.diff(self.words[1])
+
+    @cached_property
+    def _stats(self) -> np.ndarray:
+        data, offsets = _string_buffers(self.texts)
+        return kernels.doc_stats(data, offsets, kernels.letter_classes())
+
+    def stat(self, name: str) -> np.ndarray:
+        """A column of `kernels.doc_stats` (see kernels.STAT_COLUMNS)."""
+        return self._stats[:, _STAT[name]]
+
+    def repeated_coverage(self, ngram: int) -> np.ndarray:
+        cache = self.__dict__.setdefault("_coverage", {})
+        if ngram not in cache:
+            hashes, offsets = self.words
+            cache[ngram] = kernels.repeated_ngram_coverage(hashes, offsets, ngram)
+        return cache[ngram]
+
+    @cached_property
+    def tail(self) -> pa.Array:
+        """The last 200 characters, trailing whitespace trimmed: where truncation shows."""
+        return pc.utf8_slice_codeunits(pc.utf8_rtrim_whitespace(self.texts), -200)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    values: np.ndarray  # float64, the measured value per document
+    failed: np.ndarray  # bool
+    threshold: str  # how the threshold reads in `filtered/`
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class QualityFilter:
+    """Base of registered filters. Subclasses set `name`, `version`, `Params` and `evaluate`."""
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    Params: ClassVar[type[_Params]] = _Params
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = self.Params.model_validate(params)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}_v{self.version}"
+
+    @property
+    def reason(self) -> str:
+        return f"quality_{self.name}"
+
+    def evaluate(self, view: TextView) -> Verdict:
+        raise NotImplementedError
+
+    def description_of(self, value: float) -> str:
+        """One line for `filtered/`'s detail column."""
+        return f"{self.name} = {value:.4g}"
+
+
+REGISTRY: dict[str, type[QualityFilter]] = {}
+
+
+def register(cls: type[QualityFilter]) -> type[QualityFilter]:
+    if cls.name in REGISTRY:
+        raise ValueError(f"quality filter {cls.name!r} registered twice")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.zeros(len(num)), where=den > 0)
+
+
+def _outside(values: np.ndarray, low: float | None, high: float | None) -> np.ndarray:
+    failed = np.zeros(len(values), bool)
+    if low is not None:
+        failed |= values < low
+    if high is not None:
+        failed |= values > high
+    return failed
+
+
+def _bounds(low: float | None, high: float | None) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"< {low:g}")
+    if high is not None:
+        parts.append(f"> {high:g}")
+    return " or ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------
+# General rules (Gopher, C4, FineWeb)
+
+
+@register
+class WordCount(QualityFilter):
+    """Too few or too many words (Gopher keeps 50..100,000 for web pages; answers can be short)."""
+
+    name = "word_count"
+    version = 1
+
+    class Params(_Params):
+        min_words: int | None = Field(default=3, ge=0)
+        max_words: int | None = Field(default=100_000, ge=1)
+
+    def evaluate(self, view: TextView) -> Verdict:
+        values = view.word_counts.astype(np.float64)
+        p = self.params
+        return Verdict(values, _outside(values, p.min_words, p.max_words), _bounds(p.min_words, p.max_words))
+
+
+@register
+class MinWords(WordCount):
+    """Fewer words than `min_words` (kept for configs written before word_count)."""
+
+    name = "min_words"
+    version = 1
+
+    class Params(_Params):
+        min_words: int = Field(default=3, ge=0)
+        max_words: None = None
+
+
+@register
+class MeanWordLength(QualityFilter):
+    """Mean word length outside 3..10 characters (Gopher): symbol soup, or glued tokens and URLs."""
+
+    name = "mean_word_length"
+    version = 1
+
+    class Params(_Params):
+        min_chars: float | None = 3.0
+        max_chars: float | None = 10.0
+        min_words: int = 10  # shorter texts are too small to judge
+
+    def evaluate(self, view: TextView) -> Verdict:
+        words = view.stat("words")
+        values = _ratio(view.stat("word_chars"), words)
+        p = self.params
+        failed = _outside(values, p.min_chars, p.max_chars) & (words >= p.min_words)
+        return Verdict(values, failed, _bounds(p.min_chars, p.max_chars))
+
+
+@register
+class SymbolRatio(QualityFilter):
+    """Hash marks and ellipses per word above 0.1 (Gopher): tag lists, link farms, teasers."""
+
+    name = "symbol_ratio"
+    version = 1
+
+    class Params(_Params):
+        max_ratio: float = 0.1
+        count_hashes: bool = True  # False: ellipses only (markdown headings use '#')
+
+    def evaluate(self, view: TextView) -> Verdict:
+        symbols = view.stat("ellipses") + (view.stat("hashes") if self.params.count_hashes else 0)
+        values = _ratio(symbols, view.stat("words"))
+        return Verdict(values, values > self.params.max_ratio, f"> {self.params.max_ratio:g}")
+
+
+@register
+class EllipsisLines(QualityFilter):
+    """More than 30 % of lines end in an ellipsis (Gopher): truncated previews."""
+
+    name = "ellipsis_lines"
+    version = 1
+
+    class Params(_Params):
+        max_share: float = 0.3
+        min_lines: int = 2
+
+    def evaluate(self, view: TextView) -> Verdict:
+        lines = view.stat("lines")
+        values = _ratio(view.stat("ellipsis_lines"), lines)
+        failed = (values > self.params.max_share) & (lines >= self.params.min_lines)
+        return Verdict(values, failed, f"> {self.params.max_share:g}")
+
+
+@register
+class BulletLines(QualityFilter):
+    """More than 90 % of lines start with a bullet (Gopher): menus and link lists."""
+
+    name = "bullet_lines"
+    version = 1
+
+    class Params(_Params):
+        max_share: float = 0.9
+        min_lines: int = 3
+
+    def evaluate(self, view: TextView) -> Verdict:
+        lines = view.stat("lines")
+        values = _ratio(view.stat("bullet_lines"), lines)
+        failed = (values > self.params.max_share) & (lines >= self.params.min_lines)
+        return Verdict(values, failed, f"> {self.params.max_share:g}")
+
+
+@register
+class DuplicateLines(QualityFilter):
+    """Repeated lines: over 30 % of lines or 20 % of line characters (Gopher)."""
+
+    name = "duplicate_lines"
+    version = 1
+
+    class Params(_Params):
+        max_line_share: float = 0.3
+        max_char_share: float = 0.2
+
+    def evaluate(self, view: TextView) -> Verdict:
+        line_share = _ratio(view.stat("dup_lines"), view.stat("lines"))
+        char_share = _ratio(view.stat("dup_line_chars"), view.stat("line_chars"))
+        p = self.params
+        failed = (line_share > p.max_line_share) | (char_share > p.max_char_share)
+        return Verdict(np.maximum(line_share, char_share), failed,
+                       f"lines > {p.max_line_share:g} or chars > {p.max_char_share:g}")
+
+
+@register
+class RepeatedNgrams(QualityFilter):
+    """Words covered by a word n-gram that occurs twice or more (Gopher's duplicate n-gram rule)."""
+
+    name = "repeated_ngrams"
+    version = 1
+
+    class Params(_Params):
+        ngram: int = Field(default=5, ge=2, le=32)
+        max_coverage: float = 0.3
+        min_words: int = 20
+
+    def evaluate(self, view: TextView) -> Verdict:
+        values = view.repeated_coverage(self.params.ngram)
+        failed = (values > self.params.max_coverage) & (view.word_counts >= self.params.min_words)
+        return Verdict(values, failed, f"> {self.params.max_coverage:g} ({self.params.ngram}-grams)")
+
+
+@register
+class CharRepetition(QualityFilter):
+    """Share of character 10-grams that repeat inside the text (BigScience ROOTS-style)."""
+
+    name = "char_repetition"
+    version = 1
+
+    class Params(_Params):
+        max_share: float = 0.5
+        min_chars: int = 200
+
+    def evaluate(self, view: TextView) -> Verdict:
+        values = _ratio(view.stat("dup_char_ngrams"), view.stat("char_ngrams"))
+        failed = (values > self.params.max_share) & (view.stat("code_points") >= self.params.min_chars)
+        return Verdict(values, failed, f"> {self.params.max_share:g}")
+
+
+@register
+class AlphaWords(QualityFilter):
+    """Fewer than 80 % of words contain a letter (Gopher): tables of numbers, code dumps, noise."""
+
+    name = "alpha_words"
+    version = 1
+
+    class Params(_Params):
+        min_share: float = 0.8
+        min_words: int = 10
+
+    def evaluate(self, view: TextView) -> Verdict:
+        words = view.stat("words")
+        values = _ratio(view.stat("alpha_words"), words)
+        failed = (values < self.params.min_share) & (words >= self.params.min_words)
+        return Verdict(values, failed, f"< {self.params.min_share:g}")
+
+
+# ---------------------------------------------------------------------------------------
+# Synthetic text
+
+
+_REFUSAL_PATTERNS = [
+    r"\bas an ai\b",
+    r"\bas a(?:n)? (?:large )?(?:language|ai|artificial intelligence) model\b",
+    r"\bi(?: am|'m) (?:just |only |merely )?an? (?:ai|artificial intelligence|language model|large language model|"
+    r"chatbot|virtual assistant|text-based)",
+    r"\bi(?: am|'m) (?:so |very |really )?sorry,? (?:but|i)\b",
+    r"\bi apologi[sz]e,? (?:but|for any confusion)\b",
+    r"\bi (?:cannot|can't|can ?not|won't|will not|am unable to|'m unable to|am not able to|'m not able to|"
+    r"do not have the ability to|don't have the ability to) (?:help|assist|provide|fulfill|fulfil|comply|create|"
+    r"generate|write|do that|answer|engage|support|offer|give|browse|access|share|recommend|predict|perform)",
+    r"\bmy (?:knowledge|training)(?: data)? (?:cutoff|cut-off|only goes|is limited|extends)",
+    r"\b(?:as of|since) my (?:last|latest) (?:knowledge|training|update)",
+    r"\bi do(?: not|n't) have (?:access to|personal|real-time|the ability|feelings|opinions|emotions|"
+    r"preferences|a physical|the capability)",
+    r"\bi(?:'m| am) not (?:able|capable|programmed|designed) to\b",
+    r"\bit(?: is|'s) not (?:appropriate|ethical) (?:for me )?to\b",
+    r"\bi must (?:decline|refuse|respectfully)\b",
+]
+
+
+@register
+class Refusal(QualityFilter):
+    """Refusals and model disclaimers ("As an AI language model", "I'm sorry, but I can't ...").
+
+    Only the opening counts by default: a refusal is stated up front, while a long helpful
+    answer may mention its limits in passing. Text in double quotes is skipped: quoted
+    speech is not the writer refusing.
+    """
+
+    name = "refusal"
+    version = 2
+
+    class Params(_Params):
+        window_chars: int = Field(default=300, ge=1)
+
+    def evaluate(self, view: TextView) -> Verdict:
+        head = pc.utf8_slice_codeunits(view.lower, 0, self.params.window_chars)
+        head = pc.replace_substring(head, "\u2019", "'")
+        # Quoted speech is someone else talking ("I'm sorry, but I cannot stay," she said).
+        head = pc.replace_substring_regex(head, r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}', "")
+        hit = np.zeros(len(view), bool)
+        for pattern in _REFUSAL_PATTERNS:
+            hit |= pc.match_substring_regex(head, pattern).to_numpy(zero_copy_only=False)
+        return Verdict(hit.astype(np.float64), hit, "refusal or disclaimer in the opening")
+
+
+@register
+class RepetitionLoop(QualityFilter):
+    """Degenerate loops: most of the text is covered by long word n-grams that repeat."""
+
+    name = "repetition_loop"
+    version = 1
+
+    class Params(_Params):
+        ngram: int = Field(default=10, ge=3, le=64)
+        max_coverage: float = 0.5
+        min_words: int = 30
+
+    def evaluate(self, view: TextView) -> Verdict:
+        values = view.repeated_coverage(self.params.ngram)
+        failed = (values > self.params.max_coverage) & (view.word_counts >= self.params.min_words)
+        return Verdict(values, failed, f"> {self.params.max_coverage:g} ({self.params.ngram}-grams)")
+
+
+_TEMPLATE_MARKERS = (
+    r"<\|(?:im_start|im_end|endoftext|eot_id|start_header_id|end_header_id|system|user|assistant|end)\|>"
+    r"|\[/?INST\]|<</?SYS>>|<start_of_turn>|<end_of_turn>|</?s>|<\|begin_of_text\|>"
+    r"|(?:^|\n)\s*(?:###\s*)?(?:Human|Assistant|User|USER|ASSISTANT|Instruction|Response)\s*:"
+)
+
+
+@register
+class TemplateMarkers(QualityFilter):
+    """Leftover chat-template tokens or role markers ("<|im_end|>", "[INST]", "### Human:")."""
+
+    name = "template_markers"
+    version = 1
+
+    def evaluate(self, view: TextView) -> Verdict:
+        hit = pc.match_substring_regex(view.texts, _TEMPLATE_MARKERS).to_numpy(zero_copy_only=False)
+        return Verdict(hit.astype(np.float64), hit, "chat-template marker present")
+
+
+# A finished answer ends in sentence punctuation, a closing bracket or quote, an emoji, a
+# code fence, a URL or a number; a cut-off one stops mid-word or on a connective.
+_COMPLETE_END = (r"(?:[.!?)\]}\"'`*_>:|]|\x{2019}|\x{201d}|[\x{2600}-\x{27bf}]|[\x{1F300}-\x{1FAFF}]|```|\d"
+                 r"|\w+/\S*)\s*$")
+
+
+@register
+class Truncated(QualityFilter):
+    """Answers that stop mid-sentence: no closing punctuation, long enough to have needed it."""
+
+    name = "truncated"
+    version = 1
+
+    class Params(_Params):
+        min_words: int = 40
+
+    def evaluate(self, view: TextView) -> Verdict:
+        complete = pc.match_substring_regex(view.tail, _COMPLETE_END).to_numpy(zero_copy_only=False)
+        failed = ~complete & (view.word_counts >= self.params.min_words)
+        return Verdict(failed.astype(np.float64), failed, "ends without closing punctuation")
+
+
+@register
+class PromptEcho(QualityFilter):
+    """Answers that only repeat the prompt: nearly all their words are the prompt's words.
+
+    Needs the corpus's `prompt_column`; documents without a prompt pass.
+    """
+
+    name = "prompt_echo"
+    version = 1
+
+    class Params(_Params):
+        min_overlap: float = 0.9  # share of the answer's distinct words found in the prompt
+        max_length_ratio: float = 1.5  # answer words / prompt words
+
+    def evaluate(self, view: TextView) -> Verdict:
+        values = np.zeros(len(view))
+        failed = np.zeros(len(view), bool)
+        if view.prompts is None or view.prompts.null_count == len(view):
+            return Verdict(values, failed, f">= {self.params.min_overlap:g} of words from the prompt")
+        answer_hashes, answer_off = view.words
+        prompts = analyze(pc.fill_null(view.prompts, ""))
+        has_prompt = view.prompts.is_valid().to_numpy(zero_copy_only=False)
+        for i in np.nonzero(has_prompt)[0]:
+            answer = set(answer_hashes[answer_off[i]:answer_off[i + 1]].tolist())
+            prompt_words = prompts.word_hashes[prompts.word_offsets[i]:prompts.word_offsets[i + 1]]
+            if not answer or len(prompt_words) == 0:
+                continue
+            values[i] = len(answer & set(prompt_words.tolist())) / len(answer)
+            ratio = (answer_off[i + 1] - answer_off[i]) / len(prompt_words)
+            failed[i] = values[i] >= self.params.min_overlap and ratio <= self.params.max_length_ratio
+        return Verdict(values, failed, f">= {self.params.min_overlap:g} of words from the prompt")
+
+
+def build_filters(config: QualityConfig) -> list[tuple[FilterSpec, QualityFilter]]:
+    """Instantiate the configured filters; unknown names or bad params are config errors."""
+    built = []
+    for i, spec in enumerate(config.filters):
+        cls = REGISTRY.get(spec.name)
+        if cls is None:
+            raise ConfigError(
+                f"quality.filters[{i}].name: unknown filter {spec.name!r}; "
+                f"registered: {', '.join(sorted(REGISTRY))}")
+        try:
+            built.append((spec, cls(spec.params)))
+        except ValidationError as exc:
+            raise ConfigError(
+                f"quality.filters[{i}].params: {format_validation_error(exc)}") from None
+    return built
+
+
+class Scored(NamedTuple):
+    kept: pa.RecordBatch
+    filtered: pa.RecordBatch
+    stats: list[tuple[tuple[str, str], int]]
+
+
+def _in_scope(spec: FilterSpec, origins: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    mask = np.ones(len(origins), bool)
+    if spec.origins is not None:
+        mask &= np.isin(origins, [o.value for o in spec.origins])
+    if spec.sources is not None:
+        mask &= np.isin(sources, spec.sources)
+    return mask
+
+
+def score_documents(
+    docs: pa.RecordBatch,
+    filters: list[tuple[FilterSpec, QualityFilter]],
+    file_names: list[str],
+    run_id: str,
+) -> Scored:
+    """Apply every filter to a document batch; the first failing drop-filter decides the reason.
+
+    quality_score is the share of the filters in scope that a document passes (flag-mode
+    failures included), the input of the `highest_quality` survivor policy.
+    """
+    n = docs.num_rows
+    origins = docs.column("origin").to_numpy(zero_copy_only=False)
+    sources = docs.column("source").to_numpy(zero_copy_only=False)
+    view = TextView(docs.column("text"), docs.column("prompt"), docs.column("word_hashes"))
+    dropped_by = np.full(n, -1, np.int64)
+    drop_values = np.full(n, np.nan)
+    flags: list[list[str]] = [[] for _ in range(n)]
+    applied = np.zeros(n, np.int64)
+    failed_any = np.zeros(n, np.int64)
+    verdicts: list[Verdict | None] = []
+    stats: list[tuple[tuple[str, str], int]] = []
+    for index, (spec, filt) in enumerate(filters):
+        scope = _in_scope(spec, origins, sources)
+        if not scope.any():
+            verdicts.append(None)
+            continue
+        verdict = filt.evaluate(view)
+        verdicts.append(verdict)
+        failed = verdict.failed & scope
+        applied += scope
+        failed_any += failed
+        if spec.mode == "drop":
+            newly = failed & (dropped_by < 0)
+            dropped_by[newly] = index
+            drop_values[newly] = verdict.values[newly]
+        else:
+            for row in np.nonzero(failed)[0]:
+                flags[row].append(filt.label)
+        for source in np.unique(sources[failed]):
+            count = int(np.sum(failed & (sources == source)))
+            stats.append(((f"_quality:{filt.label}:{spec.mode}", str(source)), count))
+
+    keep = dropped_by < 0
+    score = 1.0 - failed_any / np.maximum(applied, 1)
+    kept_idx = pa.array(np.nonzero(keep)[0], pa.int64())
+    kept = pa.RecordBatch.from_arrays(
+        list(docs.take(kept_idx).columns) + [
+            pa.array([flags[i] for i in np.nonzero(keep)[0]], pa.list_(pa.string())),
+            pa.array(score[keep], pa.float32()),
+        ],
+        schema=columns.SCORED_DOCUMENT,
+    )
+    drop_rows = np.nonzero(~keep)[0]
+    filtered = _filtered_batch(
+        docs, drop_rows, dropped_by[drop_rows], drop_values[drop_rows], filters, verdicts, file_names, run_id)
+    for source in np.unique(sources[~keep]):
+        stats.append(((str(source), "filtered"), int(np.sum(~keep & (sources == source)))))
+    return Scored(kept=kept, filtered=filtered, stats=stats)
+
+
+def _filtered_batch(
+    docs: pa.RecordBatch,
+    rows: np.ndarray,
+    by: np.ndarray,
+    values: np.ndarray,
+    filters: list[tuple[FilterSpec, QualityFilter]],
+    verdicts: list[Verdict | None],
+    file_names: list[str],
+    run_id: str,
+) -> pa.RecordBatch:
+    k = len(rows)
+    sub = docs.take(pa.array(rows, pa.int64()))
+    uids = sub.column("uid").to_numpy()
+    return pa.RecordBatch.from_arrays(
+        [
+            sub.column("doc_id"),
+            sub.column("origin"),
+            sub.column("source"),
+            pa.array([file_names[f] for f in uid_file(uids)], pa.string()),
+            pa.array(uid_row(uids), pa.int64()),
+            pa.array([filters[i][1].label for i in by], pa.string()),
+            pa.array([filters[i][1].reason for i in by], pa.string()),
+            pa.array(values, pa.float64()),
+            pa.array([verdicts[i].threshold for i in by], pa.string()),
+            pa.array([filters[i][1].description_of(v) for i, v in zip(by, values)], pa.string()),
+            sub.column("text"),
+            pa.array([run_id] * k, pa.string()),
+        ],
+        schema=FILTERED_SCHEMA,
+    )

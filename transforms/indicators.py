@@ -1,0 +1,155 @@
+"""Collapse indicators of the written mixture, per origin and per source.
+
+Model collapse shows as text that is less diverse and more repetitive than human text.
+These measures are computed inside the pipeline on a deterministic sample of each group's
+output rows (the `sample_documents` rows with the smallest seeded hash of their id, which
+any runner picks the same way), so human and synthetic text can be compared side by side.
+"""
+
+from __future__ import annotations
+
+import heapq
+import zlib
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+
+from transforms.text import analyze, stable_hash64
+
+QUANTILES = (0.1, 0.5, 0.9, 0.99)
+
+
+def distinct_ngrams(word_hashes: np.ndarray, word_offsets: np.ndarray, n: int) -> tuple[int, int]:
+    """(distinct, total) word n-grams over all texts; n-grams never span two texts."""
+    keys = []
+    with np.errstate(over="ignore"):
+        for i in range(len(word_offsets) - 1):
+            w = word_hashes[word_offsets[i]:word_offsets[i + 1]].astype(np.uint64)
+            if len(w) < n:
+                continue
+            key = np.zeros(len(w) - n + 1, np.uint64)
+            for k in range(n):
+                key = key * np.uint64(0x100000001B3) + w[k:len(w) - n + 1 + k]
+            keys.append(key)
+    if not keys:
+        return 0, 0
+    allkeys = np.concatenate(keys)
+    return int(len(np.unique(allkeys))), int(len(allkeys))
+
+
+# Diversity measures fall as a sample grows, so they are taken over the same number of
+# words in every group: whole documents, in sample order, until this many words.
+WINDOW_WORDS = 50_000
+
+
+def indicators(texts: list[str], tokens: list[int], window_words: int = WINDOW_WORDS) -> dict[str, Any]:
+    """Diversity and repetition measures of a sample of texts (see the README for definitions)."""
+    if not texts:
+        return {"documents": 0}
+    analysis = analyze(pa.array(texts, pa.string()))
+    counts_per_doc = np.diff(analysis.word_offsets)
+    take = int(np.searchsorted(np.cumsum(counts_per_doc), window_words) + 1)
+    if take < len(texts):
+        texts, tokens = texts[:take], tokens[:take]
+        analysis = analyze(pa.array(texts, pa.string()))
+    out: dict[str, Any] = {"documents": len(texts), "words": int(analysis.word_offsets[-1])}
+    for n in (1, 2, 3):
+        distinct, total = distinct_ngrams(analysis.word_hashes, analysis.word_offsets, n)
+        out[f"distinct_{n}"] = round(distinct / total, 6) if total else None
+    _, counts = np.unique(analysis.word_hashes, return_counts=True)
+    out["vocabulary"] = int(len(counts))
+    p = counts / counts.sum() if len(counts) else counts
+    out["unigram_entropy_bits"] = round(float(-(p * np.log2(p)).sum()), 6) if len(counts) else None
+    raw = "\n".join(texts).encode("utf-8")
+    out["zlib_ratio"] = round(len(zlib.compress(raw, 6)) / len(raw), 6) if raw else None
+    lengths = np.asarray(tokens, np.float64)
+    out["tokens_quantiles"] = {f"p{int(q * 100)}": float(np.quantile(lengths, q, method="lower")) for q in QUANTILES}
+    out["tokens_mean"] = round(float(lengths.mean()), 3)
+    return out
+
+
+class _BottomK(beam.CombineFn):
+    """The k (key, text, tokens) triples with the smallest keys: a sample every runner agrees on."""
+
+    def __init__(self, k: int) -> None:
+        self._k = k
+
+    def create_accumulator(self) -> list:
+        return []
+
+    def add_input(self, acc: list, item: tuple) -> list:
+        return self.merge_accumulators([acc, [item]])
+
+    def add_inputs(self, acc: list, items) -> list:
+        return self.merge_accumulators([acc, list(items)])
+
+    def merge_accumulators(self, accs) -> list:
+        return heapq.nsmallest(self._k, (x for acc in accs for x in acc))
+
+    def extract_output(self, acc: list) -> list:
+        return sorted(acc)
+
+
+def _sample_candidates(batch: pa.RecordBatch, seed: int, k: int):
+    """Output rows -> ((group kind, group), (key, text, tokens)), at most k per group per batch."""
+    keys = stable_hash64(batch.column("id").to_pylist(), f"indicators/{seed}")
+    texts = batch.column("text").to_pylist()
+    tokens = batch.column("tokens").to_pylist()
+    for kind in ("origin", "source"):
+        groups = np.asarray(batch.column(kind).to_pylist(), dtype=object)
+        for group in np.unique(groups):
+            rows = np.nonzero(groups == group)[0]
+            chosen = rows[np.argsort(keys[rows], kind="stable")[:k]]
+            for r in chosen:
+                yield (kind, str(group)), (int(keys[r]), texts[r], int(tokens[r]))
+
+
+def _measure(element) -> tuple[tuple[str, str], dict[str, Any]]:
+    group, sample = element
+    return group, indicators([s[1] for s in sample], [s[2] for s in sample])
+
+
+def _collect(items: list[tuple[tuple[str, str], dict[str, Any]]], sample_documents: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"sample_documents": sample_documents, "by_origin": {}, "by_source": {}}
+    for (kind, group), values in sorted(items):
+        out[f"by_{kind}"][group] = values
+    return out
+
+
+class CollapseIndicators(beam.PTransform):
+    """Output record batches -> one dict of indicators per origin and per source."""
+
+    def __init__(self, seed: int, sample_documents: int) -> None:
+        super().__init__()
+        self._seed = seed
+        self._k = sample_documents
+
+    def expand(self, records: beam.PCollection) -> beam.PCollection:
+        return (
+            records
+            | "SampleCandidates" >> beam.FlatMap(_sample_candidates, self._seed, self._k)
+            # ((kind, group), [k smallest (key, text, tokens)]): bounded by k per group.
+            | "BottomK" >> beam.CombinePerKey(_BottomK(self._k))
+            | "Measure" >> beam.Map(_measure)
+            | "ToList" >> beam.combiners.ToList()
+            | "Collect" >> beam.Map(_collect, self._k)
+        )
+
+
+def near_duplicate_rates(counts: dict[str, dict[str, int]], origins: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Share of documents entering dedup that were removed as near (and exact) duplicates."""
+
+    def rate(rows: list[dict[str, int]]) -> dict[str, float | None]:
+        entered = sum(r["read"] - r["rejected"] - r["filtered"] for r in rows)
+        near = sum(r["near_duplicates"] for r in rows)
+        exact = sum(r["exact_duplicates"] for r in rows)
+        return {"near_duplicate_rate": round(near / entered, 6) if entered else None,
+                "exact_duplicate_rate": round(exact / entered, 6) if entered else None}
+
+    out = {"by_source": {s: rate([c]) for s, c in counts.items()}, "by_origin": {}}
+    for origin in sorted(set(origins.values())):
+        out["by_origin"][origin] = rate([c for s, c in counts.items() if origins.get(s) == origin])
+    return out
+
