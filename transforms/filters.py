@@ -351,6 +351,7 @@ _REFUSAL_PATTERNS = [
     r"\bit(?: is|'s) not (?:appropriate|ethical) (?:for me )?to\b",
     r"\bi must (?:decline|refuse|respectfully)\b",
 ]
+_REFUSAL = "|".join(f"(?:{p})" for p in _REFUSAL_PATTERNS)  # one RE2 pass instead of one per phrase
 
 
 @register
@@ -369,13 +370,11 @@ class Refusal(QualityFilter):
         window_chars: int = Field(default=300, ge=1)
 
     def evaluate(self, view: TextView) -> Verdict:
-        head = pc.utf8_slice_codeunits(view.lower, 0, self.params.window_chars)
+        head = pc.utf8_lower(pc.utf8_slice_codeunits(view.texts, 0, self.params.window_chars))
         head = pc.replace_substring(head, "\u2019", "'")
         # Quoted speech is someone else talking ("I'm sorry, but I cannot stay," she said).
         head = pc.replace_substring_regex(head, r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}', "")
-        hit = np.zeros(len(view), bool)
-        for pattern in _REFUSAL_PATTERNS:
-            hit |= pc.match_substring_regex(head, pattern).to_numpy(zero_copy_only=False)
+        hit = pc.match_substring_regex(head, _REFUSAL).to_numpy(zero_copy_only=False)
         return Verdict(hit.astype(np.float64), hit, "refusal or disclaimer in the opening")
 
 

@@ -71,7 +71,10 @@ def indicators(texts: list[str], tokens: list[int], window_words: int = WINDOW_W
 
 
 class _BottomK(beam.CombineFn):
-    """The k (key, text, tokens) triples with the smallest keys: a sample every runner agrees on."""
+    """The k (key, text, tokens) triples with the smallest keys: a sample every runner agrees on.
+
+    Inputs are lists (one per batch and group), so the work is a merge per batch, not per row.
+    """
 
     def __init__(self, k: int) -> None:
         self._k = k
@@ -79,31 +82,28 @@ class _BottomK(beam.CombineFn):
     def create_accumulator(self) -> list:
         return []
 
-    def add_input(self, acc: list, item: tuple) -> list:
-        return self.merge_accumulators([acc, [item]])
-
-    def add_inputs(self, acc: list, items) -> list:
-        return self.merge_accumulators([acc, list(items)])
+    def add_input(self, acc: list, items: list) -> list:
+        return self.merge_accumulators([acc, items])
 
     def merge_accumulators(self, accs) -> list:
-        return heapq.nsmallest(self._k, (x for acc in accs for x in acc))
+        merged = [x for acc in accs for x in acc]
+        return heapq.nsmallest(self._k, merged) if len(merged) > self._k else merged
 
     def extract_output(self, acc: list) -> list:
         return sorted(acc)
 
 
 def _sample_candidates(batch: pa.RecordBatch, seed: int, k: int):
-    """Output rows -> ((group kind, group), (key, text, tokens)), at most k per group per batch."""
+    """Output rows -> ((group kind, group), [(key, text, tokens)]): a batch's k smallest per group."""
     keys = stable_hash64(batch.column("id").to_pylist(), f"indicators/{seed}")
-    texts = batch.column("text").to_pylist()
-    tokens = batch.column("tokens").to_pylist()
     for kind in ("origin", "source"):
         groups = np.asarray(batch.column(kind).to_pylist(), dtype=object)
         for group in np.unique(groups):
             rows = np.nonzero(groups == group)[0]
             chosen = rows[np.argsort(keys[rows], kind="stable")[:k]]
-            for r in chosen:
-                yield (kind, str(group)), (int(keys[r]), texts[r], int(tokens[r]))
+            texts = batch.column("text").take(pa.array(chosen)).to_pylist()
+            tokens = batch.column("tokens").take(pa.array(chosen)).to_pylist()
+            yield (kind, str(group)), [(int(keys[r]), t, n) for r, t, n in zip(chosen, texts, tokens)]
 
 
 def _measure(element) -> tuple[tuple[str, str], dict[str, Any]]:

@@ -62,22 +62,88 @@ def _decode(data, i, end):
     return 0xFFFD, 1
 
 
-@nb.njit(cache=True)
-def analyze(data, offsets, classes):
-    """One pass over normalized UTF-8 texts.
+@lru_cache(maxsize=1)
+def fold_table() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per code point, its normalized form: NFKD, lower case, NFKD again (e.g. "\ufb01" -> "fi").
 
-    Returns (collapsed bytes, collapsed offsets, word hashes, word offsets per text,
-    word-and-punctuation token counts, whitespace token counts). `collapsed` is each text
-    with whitespace runs turned into one space and the ends trimmed (the exact-dedup key).
-    A word is a maximal run of WORD code points; its hash is fmix32(FNV-1a of its bytes).
+    (start, length, data, utf8 bytes): start is -1 where a code point stays as it is (all but
+    about 18,000). Applied one code point at a time, so unlike full NFKD it does not reorder
+    combining marks.
+    """
+    start = np.full(0x110000, -1, np.int32)
+    length = np.zeros(0x110000, np.int8)
+    nbytes = np.zeros(0x110000, np.int16)
+    data: list[int] = []
+    for cp in range(0x110000):
+        ch = chr(cp)
+        folded = fold_char(ch)
+        if folded != ch:
+            start[cp] = len(data)
+            length[cp] = len(folded)
+            nbytes[cp] = len(folded.encode("utf-8", "surrogatepass"))
+            data.extend(ord(c) for c in folded)
+    return start, length, np.array(data, np.int32), nbytes
+
+
+def fold_char(ch: str) -> str:
+    """The normalized form of one character (the rule `fold_table` tabulates)."""
+    return unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", ch).lower())
+
+
+@nb.njit(cache=True, inline="always")
+def _utf8(cp, buf):
+    """Encode one code point into buf; returns its length."""
+    if cp < 0x80:
+        buf[0] = cp
+        return 1
+    if cp < 0x800:
+        buf[0] = 0xC0 | (cp >> 6)
+        buf[1] = 0x80 | (cp & 0x3F)
+        return 2
+    if cp < 0x10000:
+        buf[0] = 0xE0 | (cp >> 12)
+        buf[1] = 0x80 | ((cp >> 6) & 0x3F)
+        buf[2] = 0x80 | (cp & 0x3F)
+        return 3
+    buf[0] = 0xF0 | (cp >> 18)
+    buf[1] = 0x80 | ((cp >> 12) & 0x3F)
+    buf[2] = 0x80 | ((cp >> 6) & 0x3F)
+    buf[3] = 0x80 | (cp & 0x3F)
+    return 4
+
+
+@nb.njit(cache=True)
+def _folded_size(data, offsets, fold_start, fold_bytes):
+    """Exact size in bytes of the folded texts (a first pass, so the main one never reallocates)."""
+    total = 0
+    for d in range(len(offsets) - 1):
+        i = offsets[d]
+        end = offsets[d + 1]
+        while i < end:
+            cp, size = _decode(data, i, end)
+            i += size
+            total += size if cp >= 0x110000 or fold_start[cp] < 0 else fold_bytes[cp]
+    return total
+
+
+@nb.njit(cache=True)
+def analyze(data, offsets, classes, fold_start, fold_len, fold_data, fold_bytes):
+    """One pass over raw UTF-8 texts: normalize (fold_table), find words, hash them, count tokens.
+
+    Returns (normalized bytes, their offsets, word hashes, word offsets per text,
+    word-and-punctuation token counts, whitespace token counts). The normalized text has every
+    whitespace run turned into one space and the ends trimmed (the exact-dedup key). A word is a
+    maximal run of WORD code points; its hash is fmix32(FNV-1a of its normalized UTF-8 bytes).
     """
     n = len(offsets) - 1
-    out = np.empty(len(data), np.uint8)
+    size_out = _folded_size(data, offsets, fold_start, fold_bytes)
+    out = np.empty(size_out + 1, np.uint8)
     out_off = np.zeros(n + 1, np.int64)
-    hashes = np.empty(len(data) // 2 + n + 1, np.uint32)
+    hashes = np.empty(size_out // 2 + n + 1, np.uint32)
     word_off = np.zeros(n + 1, np.int64)
     tok_words = np.zeros(n, np.int32)
     tok_space = np.zeros(n, np.int32)
+    buf = np.empty(4, np.uint8)
     o = 0
     w = 0
     for d in range(n):
@@ -91,25 +157,31 @@ def analyze(data, offsets, classes):
         punct = 0
         space_tokens = 0
         while i < end:
-            cp, size = _decode(data, i, end)
-            cls = classes[cp] if cp < 0x110000 else 0
-            if cls == SPACE:
-                if in_word:
-                    hashes[w] = _fmix32(h)
-                    w += 1
-                    words += 1
-                    in_word = False
-                in_token = False
-                if o > out_off[d]:
-                    pending_space = True
-            else:
+            raw, size = _decode(data, i, end)
+            i += size
+            first = fold_start[raw] if raw < 0x110000 else -1
+            count = 1 if first < 0 else fold_len[raw]
+            for j in range(count):
+                cp = raw if first < 0 else np.int64(fold_data[first + j])
+                cls = classes[cp] if cp < 0x110000 else 0
+                if cls == SPACE:
+                    if in_word:
+                        hashes[w] = _fmix32(h)
+                        w += 1
+                        words += 1
+                        in_word = False
+                    in_token = False
+                    if o > out_off[d]:
+                        pending_space = True
+                    continue
+                nbytes = _utf8(cp, buf)
                 if pending_space:
                     out[o] = 32
                     o += 1
                     pending_space = False
-                for k in range(size):
-                    out[o + k] = data[i + k]
-                o += size
+                for k in range(nbytes):
+                    out[o + k] = buf[k]
+                o += nbytes
                 if not in_token:
                     space_tokens += 1
                     in_token = True
@@ -117,8 +189,8 @@ def analyze(data, offsets, classes):
                     if not in_word:
                         in_word = True
                         h = FNV_OFFSET
-                    for k in range(size):
-                        h = ((h ^ np.uint64(data[i + k])) * FNV_PRIME) & MASK32
+                    for k in range(nbytes):
+                        h = ((h ^ np.uint64(buf[k])) * FNV_PRIME) & MASK32
                 else:
                     if in_word:
                         hashes[w] = _fmix32(h)
@@ -126,7 +198,6 @@ def analyze(data, offsets, classes):
                         words += 1
                         in_word = False
                     punct += 1
-            i += size
         if in_word:
             hashes[w] = _fmix32(h)
             w += 1
@@ -238,25 +309,50 @@ def _count_dups(keys):
 
 
 @nb.njit(cache=True)
-def _repeated_count(keys):
-    """How many entries of `keys` have an equal entry elsewhere (open addressing, linear time)."""
+def _occurrences(keys):
+    """For each entry of `keys`, how often its value occurs in `keys` (open addressing, linear time)."""
     size = 1
     while size < 2 * len(keys):
         size *= 2
     mask = size - 1
     slots = np.zeros(size, np.uint64)
     counts = np.zeros(size, np.int64)
-    for key in keys:
-        k = key | np.uint64(1)  # 0 marks an empty slot
+    where = np.empty(len(keys), np.int64)
+    for j in range(len(keys)):
+        k = keys[j] | np.uint64(1)  # 0 marks an empty slot
         pos = np.int64((k * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & mask
         while slots[pos] != 0 and slots[pos] != k:
             pos = (pos + 1) & mask
         slots[pos] = k
         counts[pos] += 1
+        where[j] = pos
+    out = np.empty(len(keys), np.int64)
+    for j in range(len(keys)):
+        out[j] = counts[where[j]]
+    return out
+
+
+@nb.njit(cache=True)
+def _repeated_in(keys, n, slots, counts, where):
+    """How many of keys[:n] have an equal entry elsewhere, using (and then clearing) a
+    caller-owned open-addressing table large enough for n keys."""
+    mask = len(slots) - 1
+    for j in range(n):
+        k = keys[j] | np.uint64(1)  # 0 marks an empty slot
+        pos = np.int64((k * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & mask
+        while slots[pos] != 0 and slots[pos] != k:
+            pos = (pos + 1) & mask
+        slots[pos] = k
+        counts[pos] += 1
+        where[j] = pos
     total = 0
-    for c in counts:
+    for j in range(n):
+        c = counts[where[j]]
         if c > 1:
-            total += c
+            total += 1
+    for j in range(n):
+        slots[where[j]] = 0
+        counts[where[j]] = 0
     return total
 
 
@@ -266,10 +362,24 @@ def doc_stats(data, offsets, classes):
     n = len(offsets) - 1
     out = np.zeros((n, 15), np.float64)
     bullets = np.array(_BULLETS, np.int64)
+    # Scratch space sized for the longest text, allocated once: allocating per text cost more
+    # than the counting.
+    longest = 1
+    for d in range(n):
+        longest = max(longest, offsets[d + 1] - offsets[d])
+    cps = np.empty(longest + 1, np.int64)
+    line_hash = np.empty(longest + 2, np.uint64)
+    line_len = np.empty(longest + 2, np.int64)
+    keys = np.empty(longest + 1, np.uint64)
+    size = 1
+    while size < 2 * longest + 2:
+        size *= 2
+    slots = np.zeros(size, np.uint64)
+    counts = np.zeros(size, np.int64)
+    where = np.empty(longest + 1, np.int64)
     for d in range(n):
         i = offsets[d]
         end = offsets[d + 1]
-        cps = np.empty(end - i, np.int64)
         m = 0
         while i < end:
             cp, size = _decode(data, i, end)
@@ -278,8 +388,6 @@ def doc_stats(data, offsets, classes):
             i += size
         out[d, 8] = m
         # Lines: hash each non-blank line (trimmed) to find repeats.
-        line_hash = np.empty(m + 1, np.uint64)
-        line_len = np.empty(m + 1, np.int64)
         lines = 0
         start = 0
         for j in range(m + 1):
@@ -350,7 +458,6 @@ def doc_stats(data, offsets, classes):
         grams = m - _CHAR_NGRAM + 1
         if grams > 1:
             # Rolling polynomial hash: uint64 arithmetic wraps, which is exact mod 2^64.
-            keys = np.empty(grams, np.uint64)
             h = np.uint64(0)
             for k in range(_CHAR_NGRAM):
                 h = h * _ROLL + np.uint64(cps[k])
@@ -359,7 +466,7 @@ def doc_stats(data, offsets, classes):
                 h = (h - np.uint64(cps[j - 1]) * _ROLL_TOP) * _ROLL + np.uint64(cps[j + _CHAR_NGRAM - 1])
                 keys[j] = h
             out[d, 13] = grams
-            out[d, 14] = _repeated_count(keys)
+            out[d, 14] = _repeated_in(keys, grams, slots, counts, where)
     return out
 
 
@@ -385,15 +492,10 @@ def repeated_ngram_coverage(word_hashes, word_offsets, ngram):
         for j in range(1, grams):
             h = (h - np.uint64(word_hashes[lo + j - 1]) * top) * _ROLL + np.uint64(word_hashes[lo + j + ngram - 1])
             keys[j] = h
-        order = np.argsort(keys)
-        repeated = np.zeros(grams, np.bool_)
-        for j in range(1, grams):
-            if keys[order[j]] == keys[order[j - 1]]:
-                repeated[order[j]] = True
-                repeated[order[j - 1]] = True
+        counts = _occurrences(keys)
         covered = np.zeros(length, np.bool_)
         for j in range(grams):
-            if repeated[j]:
+            if counts[j] > 1:
                 for k in range(j, j + ngram):
                     covered[k] = True
         out[d] = covered.sum() / length

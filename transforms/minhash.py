@@ -1,7 +1,7 @@
 """MinHash signatures over whole batches, bit-identical to datasketch, plus LSH banding.
 
 A document's shingles are its word n-grams: words are maximal runs of letters, numbers,
-marks and '_' in the NFKD-normalized, lower-cased text (see `transforms.kernels`), and a
+marks and '_' in the normalized text (`transforms.text.fold`: NFKD, lower case), and a
 shingle is its words joined by single spaces. `shingle_hash32` hashes one shingle; it can be
 given to datasketch, so that
 
@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from transforms import kernels
-from transforms.text import TextAnalysis, analyze, nfkd_lower
+from transforms.text import TextAnalysis, analyze, fold
 
 EMPTY_HASH = kernels.EMPTY
 _M32 = 0xFFFFFFFF
@@ -58,7 +58,7 @@ def document_words(text: str) -> list[str]:
     """Words of one document, by the same rules as the compiled batch path."""
     classes = kernels.char_classes()
     words, current = [], []
-    for ch in nfkd_lower(pa.array([text], pa.string()))[0].as_py():
+    for ch in fold(text):
         if classes[ord(ch)] == kernels.WORD:
             current.append(ch)
         elif current:

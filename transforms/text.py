@@ -1,8 +1,8 @@
 """Text measures over whole Arrow arrays: normalization, hashing, token counts, word hashes.
 
-Normalization is Arrow's NFKD and lower-casing; the rest is one compiled pass over the
-UTF-8 bytes (`transforms.kernels.analyze`), because RE2 regexes with Unicode classes were
-the slowest step of the whole pipeline.
+Normalization, word splitting, hashing and token counting are one compiled pass over the
+UTF-8 bytes (`transforms.kernels.analyze`): RE2 regexes with Unicode classes, then Arrow's
+NFKD, were the slowest steps of the whole pipeline.
 """
 
 from __future__ import annotations
@@ -32,13 +32,11 @@ class TextAnalysis:
         return np.diff(self.word_offsets)
 
 
-def nfkd_lower(texts: pa.Array) -> pa.Array:
-    """NFKD (folds full-width forms, ligatures, odd spaces; splits accents), then lower case.
-
-    Not NFKC: pyarrow's NFKC has left text decomposed in some releases, so its output
-    would change with the pyarrow version; NFKD is the same everywhere.
-    """
-    return pc.utf8_lower(pc.utf8_normalize(texts, form="NFKD"))
+def fold(text: str) -> str:
+    """The normalized form of a text, character by character (see `kernels.fold_table`):
+    compatibility forms folded (full-width letters, ligatures, odd spaces), accents split off,
+    lower case. The compiled pass applies the same rule; this is its reference."""
+    return "".join(kernels.fold_char(ch) for ch in text)
 
 
 def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -51,10 +49,13 @@ def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def analyze(texts: pa.Array) -> TextAnalysis:
-    """Normalize, split into words and hash them, count tokens: one pass per batch."""
+    """Normalize, split into words and hash them, count tokens: one compiled pass per batch."""
     texts = pc.fill_null(texts, "")
-    data, offsets = _string_buffers(nfkd_lower(texts))
-    out, out_off, hashes, word_off, tok_words, tok_space = kernels.analyze(data, offsets, kernels.char_classes())
+    if texts.type != pa.string():
+        texts = texts.cast(pa.string())
+    data, offsets = _string_buffers(texts)
+    out, out_off, hashes, word_off, tok_words, tok_space = kernels.analyze(
+        data, offsets, kernels.char_classes(), *kernels.fold_table())
     normalized = pa.StringArray.from_buffers(
         len(texts), pa.py_buffer(out_off.astype(np.int32)), pa.py_buffer(out))
     return TextAnalysis(normalized, hashes, word_off, tok_words, tok_space)
