@@ -16,6 +16,7 @@ import re
 import shutil
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -220,7 +221,8 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
         pipeline = beam.Pipeline(options=options)
         build_pipeline(pipeline, config, ctx)
         try:
-            pipeline.run().wait_until_finish()
+            with _main_thread_stderr(not args.verbose, args.log_file):
+                pipeline.run().wait_until_finish()
         finally:
             if local and os.path.exists(ctx.stage_dir):
                 shutil.rmtree(ctx.stage_dir, ignore_errors=True)
@@ -331,7 +333,47 @@ def _setup_logging(verbose: bool, log_file: str | None) -> None:
     beam_level = logging.INFO if verbose else (logging.WARNING if log_file else logging.CRITICAL)
     logging.getLogger("apache_beam").setLevel(beam_level)
     if not verbose:
-        console.addFilter(lambda record: not record.name.startswith("apache_beam"))
+        beam_dir = os.path.dirname(os.path.abspath(beam.__file__)) + os.sep
+        # Beam also logs on the root logger (PortableRunner: the job's error messages).
+        console.addFilter(lambda record: not record.name.startswith("apache_beam")
+                          and not record.pathname.startswith(beam_dir))
+
+
+@contextlib.contextmanager
+def _main_thread_stderr(enabled: bool, log_file: str | None):
+    """With --environment_type=LOOPBACK Beam's SDK harness runs in this process, and its threads
+    print worker tracebacks straight to stderr (or die with uncaught gRPC errors). The CLI
+    reports a failure in one line, so those go to the log file, if any, instead."""
+    if not enabled:
+        yield
+        return
+    saved = sys.stderr
+    sink = open(log_file, "a", encoding="utf-8") if log_file else None
+    sys.stderr = _MainThreadOnly(saved, sink)
+    try:
+        yield
+    finally:
+        sys.stderr = saved
+        if sink:
+            sink.close()
+
+
+class _MainThreadOnly:
+    """A stderr for the main thread only; other threads' writes go to `sink` (or nowhere)."""
+
+    def __init__(self, stream, sink) -> None:
+        self._stream = stream
+        self._sink = sink
+
+    def write(self, text: str) -> int:
+        if threading.current_thread() is threading.main_thread():
+            return self._stream.write(text)
+        if self._sink is not None:
+            self._sink.write(text)
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -224,10 +224,6 @@ def test_flink_failure_keeps_exit_code_and_message(guard_failure):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".inprogress")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known, see .ci/flink/NOTES.md: with LOOPBACK the SDK harness runs in the CLI's process and prints "
-    "the worker traceback to stderr (sdk_worker.py), PortableRunner logs the job's error message on the "
-    "root logger, and the data-plane reader thread may die with an uncaught gRPC CANCELLED"))
 def test_flink_failure_is_one_line_on_stderr(guard_failure):
     _require_job_server()
     _, _, result, _ = guard_failure
