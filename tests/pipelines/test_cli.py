@@ -295,3 +295,28 @@ def test_log_file_after_the_command(finished_run, tmp_path):
     result = _cli("run", str(src / "in" / "config.yaml"), "--output", str(tmp_path / "o"), "--log-file", str(log_file))
     assert result.returncode == 0, result.stderr
     assert "hybridmix: run hm-" in log_file.read_text()
+
+
+def test_two_local_worker_processes_give_the_same_output(finished_run, tmp_path):
+    """The parallel local mode we offer (multi_processing) loses nothing: same rows, same files."""
+    src, out, _, _ = finished_run
+    parallel = tmp_path / "parallel"
+    result = _cli("run", str(src / "in" / "config.yaml"), "--output", str(parallel),
+                  "--direct_num_workers=2", "--direct_running_mode=multi_processing")
+    assert result.returncode == 0, result.stderr
+    first = json.loads((out / "manifest.json").read_text())
+    second = json.loads((parallel / "manifest.json").read_text())
+    assert second["counts"] == first["counts"] and second["totals"]["written"] == first["totals"]["written"]
+    for folder in ("data", "rejects", "filtered", "duplicates"):
+        names = sorted(os.listdir(out / folder)) if (out / folder).exists() else []
+        assert names == (sorted(os.listdir(parallel / folder)) if (parallel / folder).exists() else [])
+        for name in names:
+            assert (out / folder / name).read_bytes() == (parallel / folder / name).read_bytes(), name
+
+
+def test_threaded_local_mode_is_refused(finished_run, tmp_path):
+    src, _, _, _ = finished_run
+    result = _cli("run", str(src / "in" / "config.yaml"), "--output", str(tmp_path / "t"),
+                  "--direct_running_mode=multi_threading")
+    assert result.returncode == 2
+    assert "multi_threading is not supported" in result.stderr
