@@ -25,14 +25,3 @@ class DuplicateKind(StrEnum):
 
     EXACT = "exact"
     NEAR = "near"
-
-
-class Fate(StrEnum):
-    """Where an input row ended up; every row has exactly one fate (the manifest counts them)."""
-
-    REJECTED = "rejected"
-    FILTERED = "filtered"
-    EXACT_DUPLICATE = "exact_duplicates"
-    NEAR_DUPLICATE = "near_duplicates"
-    NOT_SELECTED = "not_selected"
-    SELECTED = "selected"

@@ -141,6 +141,16 @@ def _outside(values: np.ndarray, low: float | None, high: float | None) -> np.nd
     return failed
 
 
+def _share(view: TextView, part: str, whole: str, limit: float, above: bool, size: str | None = None,
+           min_size: float = 0) -> Verdict:
+    """stat(part) / stat(whole) beyond `limit`, for texts whose `size` stat is at least `min_size`."""
+    values = _ratio(view.stat(part), view.stat(whole))
+    failed = values > limit if above else values < limit
+    if size is not None:
+        failed &= view.stat(size) >= min_size
+    return Verdict(values, failed, f"{'>' if above else '<'} {limit:g}")
+
+
 def _bounds(low: float | None, high: float | None) -> str:
     parts = []
     if low is not None:
@@ -169,18 +179,6 @@ class WordCount(QualityFilter):
         values = view.word_counts.astype(np.float64)
         p = self.params
         return Verdict(values, _outside(values, p.min_words, p.max_words), _bounds(p.min_words, p.max_words))
-
-
-@register
-class MinWords(WordCount):
-    """Fewer words than `min_words` (kept for configs written before word_count)."""
-
-    name = "min_words"
-    version = 1
-
-    class Params(_Params):
-        min_words: int = Field(default=3, ge=0)
-        max_words: None = None
 
 
 @register
@@ -232,10 +230,7 @@ class EllipsisLines(QualityFilter):
         min_lines: int = 2
 
     def evaluate(self, view: TextView) -> Verdict:
-        lines = view.stat("lines")
-        values = _ratio(view.stat("ellipsis_lines"), lines)
-        failed = (values > self.params.max_share) & (lines >= self.params.min_lines)
-        return Verdict(values, failed, f"> {self.params.max_share:g}")
+        return _share(view, "ellipsis_lines", "lines", self.params.max_share, True, "lines", self.params.min_lines)
 
 
 @register
@@ -250,10 +245,7 @@ class BulletLines(QualityFilter):
         min_lines: int = 3
 
     def evaluate(self, view: TextView) -> Verdict:
-        lines = view.stat("lines")
-        values = _ratio(view.stat("bullet_lines"), lines)
-        failed = (values > self.params.max_share) & (lines >= self.params.min_lines)
-        return Verdict(values, failed, f"> {self.params.max_share:g}")
+        return _share(view, "bullet_lines", "lines", self.params.max_share, True, "lines", self.params.min_lines)
 
 
 @register
@@ -306,9 +298,8 @@ class CharRepetition(QualityFilter):
         min_chars: int = 200
 
     def evaluate(self, view: TextView) -> Verdict:
-        values = _ratio(view.stat("dup_char_ngrams"), view.stat("char_ngrams"))
-        failed = (values > self.params.max_share) & (view.stat("code_points") >= self.params.min_chars)
-        return Verdict(values, failed, f"> {self.params.max_share:g}")
+        return _share(view, "dup_char_ngrams", "char_ngrams", self.params.max_share, True, "code_points",
+                      self.params.min_chars)
 
 
 @register
@@ -323,10 +314,7 @@ class AlphaWords(QualityFilter):
         min_words: int = 10
 
     def evaluate(self, view: TextView) -> Verdict:
-        words = view.stat("words")
-        values = _ratio(view.stat("alpha_words"), words)
-        failed = (values < self.params.min_share) & (words >= self.params.min_words)
-        return Verdict(values, failed, f"< {self.params.min_share:g}")
+        return _share(view, "alpha_words", "words", self.params.min_share, False, "words", self.params.min_words)
 
 
 # ---------------------------------------------------------------------------------------

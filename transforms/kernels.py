@@ -298,44 +298,11 @@ def letter_classes() -> np.ndarray:
 
 
 @nb.njit(cache=True)
-def _count_dups(keys):
-    """Number of entries equal to an earlier entry (keys is sorted in place)."""
-    keys.sort()
-    dups = 0
-    for i in range(1, len(keys)):
-        if keys[i] == keys[i - 1]:
-            dups += 1
-    return dups
+def _count_into(keys, n, slots, counts, where):
+    """Count keys[:n] in an open-addressing table (linear time); where[j] is key j's slot.
 
-
-@nb.njit(cache=True)
-def _occurrences(keys):
-    """For each entry of `keys`, how often its value occurs in `keys` (open addressing, linear time)."""
-    size = 1
-    while size < 2 * len(keys):
-        size *= 2
-    mask = size - 1
-    slots = np.zeros(size, np.uint64)
-    counts = np.zeros(size, np.int64)
-    where = np.empty(len(keys), np.int64)
-    for j in range(len(keys)):
-        k = keys[j] | np.uint64(1)  # 0 marks an empty slot
-        pos = np.int64((k * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & mask
-        while slots[pos] != 0 and slots[pos] != k:
-            pos = (pos + 1) & mask
-        slots[pos] = k
-        counts[pos] += 1
-        where[j] = pos
-    out = np.empty(len(keys), np.int64)
-    for j in range(len(keys)):
-        out[j] = counts[where[j]]
-    return out
-
-
-@nb.njit(cache=True)
-def _repeated_in(keys, n, slots, counts, where):
-    """How many of keys[:n] have an equal entry elsewhere, using (and then clearing) a
-    caller-owned open-addressing table large enough for n keys."""
+    The table must have room for n keys; `_clear` empties the slots used afterwards.
+    """
     mask = len(slots) - 1
     for j in range(n):
         k = keys[j] | np.uint64(1)  # 0 marks an empty slot
@@ -345,14 +312,24 @@ def _repeated_in(keys, n, slots, counts, where):
         slots[pos] = k
         counts[pos] += 1
         where[j] = pos
-    total = 0
-    for j in range(n):
-        c = counts[where[j]]
-        if c > 1:
-            total += 1
+
+
+@nb.njit(cache=True)
+def _clear(n, slots, counts, where):
     for j in range(n):
         slots[where[j]] = 0
         counts[where[j]] = 0
+
+
+@nb.njit(cache=True)
+def _repeated_in(keys, n, slots, counts, where):
+    """How many of keys[:n] have an equal entry elsewhere."""
+    _count_into(keys, n, slots, counts, where)
+    total = 0
+    for j in range(n):
+        if counts[where[j]] > 1:
+            total += 1
+    _clear(n, slots, counts, where)
     return total
 
 
@@ -475,6 +452,15 @@ def repeated_ngram_coverage(word_hashes, word_offsets, ngram):
     """Per text: the share of its words covered by a word n-gram that occurs more than once in it."""
     n = len(word_offsets) - 1
     out = np.zeros(n, np.float64)
+    longest = 1
+    for d in range(n):
+        longest = max(longest, word_offsets[d + 1] - word_offsets[d])
+    size = 1
+    while size < 2 * longest + 2:
+        size *= 2
+    slots = np.zeros(size, np.uint64)
+    counts = np.zeros(size, np.int64)
+    where = np.empty(longest + 1, np.int64)
     for d in range(n):
         lo = word_offsets[d]
         length = word_offsets[d + 1] - lo
@@ -492,11 +478,12 @@ def repeated_ngram_coverage(word_hashes, word_offsets, ngram):
         for j in range(1, grams):
             h = (h - np.uint64(word_hashes[lo + j - 1]) * top) * _ROLL + np.uint64(word_hashes[lo + j + ngram - 1])
             keys[j] = h
-        counts = _occurrences(keys)
+        _count_into(keys, grams, slots, counts, where)
         covered = np.zeros(length, np.bool_)
         for j in range(grams):
-            if counts[j] > 1:
+            if counts[where[j]] > 1:
                 for k in range(j, j + ngram):
                     covered[k] = True
+        _clear(grams, slots, counts, where)
         out[d] = covered.sum() / length
     return out
