@@ -11,7 +11,6 @@ Prints one JSON line: wall time per stage, peak RSS (this process and its larges
 from __future__ import annotations
 
 import json
-import os
 import resource
 import shutil
 import sys

@@ -24,7 +24,6 @@ from transforms.batches import (
     concat,
     hex_partitions,
     int_partitions,
-    list_array,
     list_parts,
     split_batch,
     split_rows,

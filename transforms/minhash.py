@@ -139,8 +139,8 @@ def optimal_bands(threshold: float, num_perm: int, false_positive_weight: float 
     best_err = float("inf")
     for b in range(1, num_perm + 1):
         for r in range(1, num_perm // b + 1):
-            fp = _integrate(lambda s: 1 - (1 - s ** r) ** b, 0.0, threshold)
-            fn = _integrate(lambda s: (1 - s ** r) ** b, threshold, 1.0)
+            fp = _integrate(lambda s, r=r, b=b: 1 - (1 - s ** r) ** b, 0.0, threshold)
+            fn = _integrate(lambda s, r=r, b=b: (1 - s ** r) ** b, threshold, 1.0)
             err = fp * false_positive_weight + fn * fn_weight
             if err < best_err:
                 best_err, best = err, (b, r)
