@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import logging
 import os
 import re
 import shutil
-import socket
 import sys
 import threading
 import time
@@ -26,8 +24,9 @@ import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.build import build_pipeline, prepare_run
+from pipelines.outputs import check_output, output_lock, remove_stale_staging
 from pipelines.report import collapse_table, sample_rows, schema_text, summary
-from schemas.config import PipelineConfig, load_config
+from schemas.config import load_config
 from schemas.errors import ERRORS_BY_CODE, ConfigError, HybridmixError, OutputError
 from transforms.ingest import plan_inputs
 from transforms.publish import MANIFEST, SUCCESS
@@ -130,75 +129,6 @@ def beam_options(flags: list[str]) -> PipelineOptions:
     return options
 
 
-def _glob_base(pattern: str) -> str:
-    """The folder a glob searches: its path up to the first wildcard."""
-    head = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
-    return head if head.endswith(os.sep) else os.path.dirname(head)
-
-
-def _check_output(out_dir: str, force: bool, config: PipelineConfig, base_dir: str, input_paths: list[str]) -> None:
-    if "://" in out_dir:
-        return
-    out = os.path.abspath(out_dir)
-    for i, corpus in enumerate(config.corpora):
-        for pattern in corpus.paths:
-            if "://" in pattern:
-                continue
-            folder = os.path.abspath(_glob_base(os.path.join(base_dir, pattern)))
-            if out == folder or out.startswith(folder + os.sep):
-                raise OutputError(
-                    f"output folder {out_dir} is inside input folder {folder} (corpora[{i}].paths); "
-                    "choose an output folder outside the inputs")
-    for path in input_paths:
-        if "://" not in path and os.path.abspath(path).startswith(out + os.sep):
-            raise OutputError(f"output folder {out_dir} holds input file {path}; choose another output folder")
-    if os.path.exists(os.path.join(out, SUCCESS)) and not force:
-        raise OutputError(f"{out_dir} holds a finished run; pass --force to replace it")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise OutputError(f"{out_dir} exists and is not a folder")
-
-
-@contextlib.contextmanager
-def output_lock(out_dir: str, run_id: str):
-    """Hold an exclusive lock on the output folder for the whole run.
-
-    flock is released by the kernel when the process ends, however it ends, so a killed run
-    never leaves a stale lock behind.
-    """
-    if "://" in out_dir:
-        yield
-        return
-    parent, name = os.path.split(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    path = os.path.join(parent, f".{name}.lock")
-    fh = open(path, "a+", encoding="utf-8")
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise OutputError(f"{out_dir} is being written by another run ({holder}); "
-                              "wait for it to finish or choose another output folder") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"run {run_id}, pid {os.getpid()} on {socket.gethostname()}, "
-                 f"since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
-        fh.flush()
-        yield
-    finally:
-        fh.close()
-
-
-def _remove_stale_staging(out_dir: str) -> None:
-    """Staging folders of earlier runs into this output that did not finish (the lock is held)."""
-    parent, name = os.path.split(os.path.abspath(out_dir))
-    for entry in os.listdir(parent):
-        if entry.startswith(f".{name}.") and (entry.endswith(".inprogress") or entry.endswith(".replaced")):
-            log.info("removing unfinished staging folder %s", entry)
-            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
-
-
 def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
     started = time.monotonic()
     config = load_config(args.config).with_overrides(seed=args.seed, output_path=args.output)
@@ -212,10 +142,10 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
     options = beam_options(beam_flags)
     ctx = prepare_run(config, base_dir, out_dir, args.run_id)
     with output_lock(ctx.out_dir, ctx.run_id):
-        _check_output(ctx.out_dir, args.force, config, base_dir, [f.path for f in ctx.plan.files])
+        check_output(ctx.out_dir, args.force, config, base_dir, [f.path for f in ctx.plan.files])
         local = "://" not in ctx.stage_dir
         if local:
-            _remove_stale_staging(ctx.out_dir)
+            remove_stale_staging(ctx.out_dir)
         log.info("run %s: %d input files (%d quarantined), staging in %s", ctx.run_id, len(ctx.plan.files),
                  len(ctx.plan.bad_files), ctx.stage_dir)
         pipeline = beam.Pipeline(options=options)

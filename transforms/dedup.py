@@ -6,7 +6,6 @@ all documents or all edges; the shapes of the keyed data are noted at each step.
 
 from __future__ import annotations
 
-import logging
 from typing import NamedTuple
 
 import apache_beam as beam
@@ -45,16 +44,11 @@ from transforms.ingest import InputPlan
 from transforms.reread import ReadRowsAgain
 from transforms.text import stable_hash64
 
-log = logging.getLogger(__name__)
-
 STATS = "stats"
 BANDS = "bands"
 DUPLICATES = "duplicates"
 SINGLETONS = "singletons"
 MEMBERS = "members"
-
-DUP_INTERNAL = columns.DUPLICATE
-
 
 def lsh_shape(config: NearDedupConfig) -> tuple[int, int]:
     """(bands, rows) from the config, or the datasketch-style optimum for its threshold."""
@@ -245,7 +239,7 @@ def _dup_rows(
             "kept_source": kept.column("source"),
             "kept_generator": kept.column("generator"),
         },
-        schema=DUP_INTERNAL,
+        schema=columns.DUPLICATE,
     ))
 
 
@@ -401,7 +395,7 @@ class _VerifyFn(beam.DoFn):
             yield a[keep], b[keep]
 
 
-def _star_step(element, step: str, partitions: int):
+def _star_step(element, step: str):
     """(node partition, [(src, dst)]) -> edge blocks after one large- or small-star step."""
     _, blocks = element
     src = np.concatenate([x[0] for x in blocks])
@@ -470,7 +464,7 @@ class ConnectedComponents(beam.PTransform):
                     edges
                     | f"KeyForStep{step.title()}Round{r}" >> beam.FlatMap(_key_directed, self._partitions)
                     | f"GroupForStep{step.title()}Round{r}" >> beam.GroupByKey()
-                    | f"Star{step.title()}Round{r}" >> beam.FlatMap(_star_step, step, self._partitions)
+                    | f"Star{step.title()}Round{r}" >> beam.FlatMap(_star_step, step)
                 )
         return (
             edges
@@ -591,7 +585,7 @@ class _ResolveChainsFn(beam.DoFn):
 
     def process(self, element):
         _, joined = element
-        dups = concat(joined["dups"], DUP_INTERNAL)
+        dups = concat(joined["dups"], columns.DUPLICATE)
         if dups.num_rows == 0:
             return
         assigned = list(joined["assignments"])
@@ -609,13 +603,13 @@ class _ResolveChainsFn(beam.DoFn):
             yield table_to_batch(dups)
             return
         take = pa.array(pos)
-        cols = {name: dups.column(name) for name in DUP_INTERNAL.names}
+        cols = {name: dups.column(name) for name in columns.DUPLICATE.names}
         mask = pa.array(hit)
         for name in ("kept_uid", "kept_doc_id", "kept_origin", "kept_source", "kept_generator", "cluster_size",
                      "similarity"):
             cols[name] = pc.if_else(mask, table.column(name).take(take), cols[name])
         cols["cluster"] = cols["kept_doc_id"]
-        yield table_to_batch(pa.Table.from_pydict(cols, schema=DUP_INTERNAL))
+        yield table_to_batch(pa.Table.from_pydict(cols, schema=columns.DUPLICATE))
 
 
 def _key_dups_by_kept(batch: pa.RecordBatch, partitions: int):
@@ -657,7 +651,7 @@ def cross_origin_counts(rows: list[dict]) -> list[tuple[tuple[str, str], int]]:
 
 def _cross_origin(element):
     _, batches = element
-    yield from cross_origin_counts(concat(batches, DUP_INTERNAL).to_pylist())
+    yield from cross_origin_counts(concat(batches, columns.DUPLICATE).to_pylist())
 
 
 class NearOutputs(NamedTuple):
@@ -783,7 +777,7 @@ class Deduplicate(beam.PTransform):
 def _to_output_rows(batch: pa.RecordBatch, file_names: list[str], run_id: str) -> pa.RecordBatch:
     uids = batch.column("uid").to_numpy()
     n = batch.num_rows
-    cols = {name: batch.column(name) for name in DUP_INTERNAL.names if name in DUPLICATE_SCHEMA.names}
+    cols = {name: batch.column(name) for name in columns.DUPLICATE.names if name in DUPLICATE_SCHEMA.names}
     cols["source_file"] = pa.array([file_names[f] for f in uid_file(uids)], pa.string())
     cols["source_row"] = pa.array(uid_row(uids), pa.int64())
     cols["run_id"] = pa.array([run_id] * n, pa.string())

@@ -112,11 +112,16 @@ def _resolve(pattern: str, base_dir: str) -> str:
     return os.path.normpath(os.path.join(base_dir, pattern))
 
 
+def glob_base(pattern: str) -> str:
+    """The folder a glob searches: its path up to the first wildcard."""
+    head = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    return head if head.endswith(os.sep) else os.path.dirname(head)
+
+
 def _unstattable_local(pattern: str) -> list[str]:
     if _is_remote(pattern):
         return []
-    head = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
-    base = head if head.endswith(os.sep) else os.path.dirname(head)
+    base = glob_base(pattern)
     if not os.path.isdir(base):
         return []
     regex = re.compile(FileSystem.translate_pattern(pattern))
