@@ -298,6 +298,15 @@ def letter_classes() -> np.ndarray:
 
 
 @nb.njit(cache=True)
+def _counting_table(capacity):
+    """(slots, counts, where) for `_count_into` with up to `capacity` keys at a time."""
+    size = 1
+    while size < 2 * capacity + 2:
+        size *= 2
+    return np.zeros(size, np.uint64), np.zeros(size, np.int64), np.empty(capacity + 1, np.int64)
+
+
+@nb.njit(cache=True)
 def _count_into(keys, n, slots, counts, where):
     """Count keys[:n] in an open-addressing table (linear time); where[j] is key j's slot.
 
@@ -348,12 +357,7 @@ def doc_stats(data, offsets, classes):
     line_hash = np.empty(longest + 2, np.uint64)
     line_len = np.empty(longest + 2, np.int64)
     keys = np.empty(longest + 1, np.uint64)
-    size = 1
-    while size < 2 * longest + 2:
-        size *= 2
-    slots = np.zeros(size, np.uint64)
-    counts = np.zeros(size, np.int64)
-    where = np.empty(longest + 1, np.int64)
+    slots, counts, where = _counting_table(longest)
     for d in range(n):
         i = offsets[d]
         end = offsets[d + 1]
@@ -455,12 +459,7 @@ def repeated_ngram_coverage(word_hashes, word_offsets, ngram):
     longest = 1
     for d in range(n):
         longest = max(longest, word_offsets[d + 1] - word_offsets[d])
-    size = 1
-    while size < 2 * longest + 2:
-        size *= 2
-    slots = np.zeros(size, np.uint64)
-    counts = np.zeros(size, np.int64)
-    where = np.empty(longest + 1, np.int64)
+    slots, counts, where = _counting_table(longest)
     for d in range(n):
         lo = word_offsets[d]
         length = word_offsets[d + 1] - lo
