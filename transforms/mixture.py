@@ -38,6 +38,15 @@ def split_of(doc_ids: list[str], seed: int, validation_fraction: float) -> list[
     return ["validation" if x < validation_fraction else "train" for x in u]
 
 
+def _with_priority(batch: pa.RecordBatch, seed: int) -> tuple[pa.RecordBatch, np.ndarray]:
+    """Survivors with their selection priorities, hashed once for the three steps that read them."""
+    return batch, selection_priority(batch.column("doc_id").to_pylist(), seed)
+
+
+def _bucket(priority: np.ndarray) -> np.ndarray:
+    return (priority >> np.uint64(64 - PRIORITY_BITS)).astype(np.int64)
+
+
 def _units(batch: pa.RecordBatch, unit: str) -> np.ndarray:
     if unit == "tokens":
         return batch.column("tokens").to_numpy().astype(np.int64)
@@ -51,14 +60,14 @@ def _by_source(batch: pa.RecordBatch):
 
 
 class _TallyFn(beam.DoFn):
-    """INFO batch -> (source, SourceTally) per source present in the batch."""
+    """(INFO batch, priorities) -> (source, SourceTally) per source present in the batch."""
 
-    def __init__(self, unit: str, seed: int) -> None:
+    def __init__(self, unit: str) -> None:
         self._unit = unit
-        self._seed = seed
 
-    def process(self, batch: pa.RecordBatch):
-        buckets = selection_priority(batch.column("doc_id").to_pylist(), self._seed) >> np.uint64(64 - PRIORITY_BITS)
+    def process(self, element: tuple[pa.RecordBatch, np.ndarray]):
+        batch, priority = element
+        buckets = _bucket(priority)
         units = _units(batch, self._unit)
         tokens = batch.column("tokens").to_numpy().astype(np.int64)
         generation = batch.column("generation").to_numpy().astype(np.int64)
@@ -67,7 +76,7 @@ class _TallyFn(beam.DoFn):
                 documents=len(rows),
                 tokens=int(tokens[rows].sum()),
                 max_generation=int(generation[rows].max()),
-                bucket_units=np.bincount(buckets[rows].astype(np.int64), weights=units[rows],
+                bucket_units=np.bincount(buckets[rows], weights=units[rows],
                                          minlength=1 << PRIORITY_BITS).astype(np.int64),
             )
 
@@ -96,13 +105,12 @@ def _make_plan(tallies: dict[str, SourceTally], config: MixtureConfig, origins: 
 class _BoundaryFn(beam.DoFn):
     """Documents that fall in their source's boundary bucket -> (source, (priority, uid, units))."""
 
-    def __init__(self, unit: str, seed: int) -> None:
+    def __init__(self, unit: str) -> None:
         self._unit = unit
-        self._seed = seed
 
-    def process(self, batch: pa.RecordBatch, plan: MixturePlan):
-        priority = selection_priority(batch.column("doc_id").to_pylist(), self._seed)
-        bucket = (priority >> np.uint64(64 - PRIORITY_BITS)).astype(np.int64)
+    def process(self, element: tuple[pa.RecordBatch, np.ndarray], plan: MixturePlan):
+        batch, priority = element
+        bucket = _bucket(priority)
         uids = batch.column("uid").to_numpy()
         units = _units(batch, self._unit)
         for name, rows in _by_source(batch):
@@ -124,15 +132,16 @@ def _resolve(element, plan: MixturePlan):
 
 
 class _SelectFn(beam.DoFn):
-    """INFO batch -> SELECTION batch of documents with at least one copy; counts every fate."""
+    """(INFO batch, priorities) -> SELECTION batch of documents with at least one copy; counts every fate."""
 
     def __init__(self, config: MixtureConfig, seed: int) -> None:
         self._config = config
         self._seed = seed
 
-    def process(self, batch: pa.RecordBatch, plan: MixturePlan, boundary: list[int]):
+    def process(self, element: tuple[pa.RecordBatch, np.ndarray], plan: MixturePlan, boundary: list[int]):
+        batch, priority = element
         doc_ids = batch.column("doc_id").to_pylist()
-        bucket = (selection_priority(doc_ids, self._seed) >> np.uint64(64 - PRIORITY_BITS)).astype(np.int64)
+        bucket = _bucket(priority)
         copies = np.zeros(batch.num_rows, np.int32)
         for name, rows in _by_source(batch):
             copies[rows] = plan.copies_for_bucket(name, bucket[rows])
@@ -209,22 +218,23 @@ class MixSources(beam.PTransform):
 
     def expand(self, survivors: beam.PCollection) -> MixOutputs:
         unit, seed = self._config.unit, self._seed
+        prioritized = survivors | "Prioritize" >> beam.Map(_with_priority, seed)
         plan = (
-            survivors
+            prioritized
             # (source, tally) -> {source: tally}: a few KB per source, one element in all.
-            | "TallySources" >> beam.ParDo(_TallyFn(unit, seed))
+            | "TallySources" >> beam.ParDo(_TallyFn(unit))
             | "MergeTallies" >> beam.CombinePerKey(_MergeTallies())
             | "CollectTallies" >> beam.combiners.ToDict()
             | "PlanQuotas" >> beam.Map(_make_plan, self._config, self._origins)
         )
         plan_side = beam.pvalue.AsSingleton(plan)
         boundary = (
-            survivors
-            | "FindBoundary" >> beam.ParDo(_BoundaryFn(unit, seed), plan=plan_side)
+            prioritized
+            | "FindBoundary" >> beam.ParDo(_BoundaryFn(unit), plan=plan_side)
             | "GroupBoundary" >> beam.GroupByKey()
             | "ResolveBoundary" >> beam.FlatMap(_resolve, plan=plan_side)
         )
-        selected = survivors | "Select" >> beam.ParDo(
+        selected = prioritized | "Select" >> beam.ParDo(
             _SelectFn(self._config, seed), plan=plan_side, boundary=beam.pvalue.AsList(boundary),
         ).with_outputs(STATS, main="selected")
         totals = selected[STATS] | "SumSelection" >> beam.CombinePerKey(sum)
