@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from transforms.text import analyze
+from hybridmix.transforms.text import analyze
 
 
 def shingle_sets(texts: list[str], ngram: int) -> list[np.ndarray]:

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from benchmarks.dedup_eval import evaluate
-from pipelines.cli import main as hybridmix
+from hybridmix.pipelines.cli import main as hybridmix
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -22,11 +22,13 @@ import time
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.cli import DEFAULT_RUNNER
-from schemas.config import parse_config
-from transforms.dedup import CandidateSignatures, Deduplicate, SketchDocuments
-from transforms.ingest import ReadCorpora, plan_inputs
-from transforms.quality import FilterQuality
+from hybridmix.pipelines.cli import DEFAULT_RUNNER
+from hybridmix.schemas.config import parse_config
+from hybridmix.transforms.dedup import Deduplicate
+from hybridmix.transforms.ingest import ReadCorpora
+from hybridmix.transforms.inputs import ReadSpec, plan_inputs
+from hybridmix.transforms.quality import FilterQuality
+from hybridmix.transforms.sketch import CandidateSignatures, SketchDocuments
 
 
 def _config(corpus: str) -> dict:
@@ -44,18 +46,19 @@ def _config(corpus: str) -> dict:
 
 def run_one(corpus: str, mode: str) -> dict:
     config = parse_config(_config(corpus))
-    plan = plan_inputs(config, corpus)
-    files = [f.display for f in plan.files]
+    plan = plan_inputs(config.ingest, corpus)
+    spec = ReadSpec(config.ingest, plan, "bench")
     started = time.perf_counter()
     with beam.Pipeline(options=PipelineOptions([f"--runner={DEFAULT_RUNNER}"])) as p:
-        read = p | ReadCorpora(config, plan, "bench")
+        read = p | ReadCorpora(spec)
         if mode == "read":
             _ = read.docs | beam.Map(lambda b: b.num_rows) | beam.CombineGlobally(sum)
         else:
-            kept = read.docs | FilterQuality(config.quality, files, "bench")
+            kept = read.docs | FilterQuality(config.quality, spec.lineage)
             sketch = kept.kept | SketchDocuments(config.dedup, config.partitions)
             out = (sketch.info, sketch.bands) | Deduplicate(
-                config.dedup, config.partitions, files, "bench", CandidateSignatures(config, plan, "bench"))
+                config.dedup, config.partitions, spec.lineage,
+                CandidateSignatures(spec, config.dedup.near, config.partitions))
             _ = out.survivors | "CountSurvivors" >> beam.Map(lambda b: b.num_rows) | "SumSurvivors" >> beam.CombineGlobally(sum)
             _ = out.duplicates | "CountDuplicates" >> beam.Map(lambda b: b.num_rows) | "SumDuplicates" >> beam.CombineGlobally(sum)
     wall = time.perf_counter() - started

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.parquetio import ReadFromParquetBatched, WriteToParquetBatched
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.cli import DEFAULT_RUNNER
+from hybridmix.pipelines.cli import DEFAULT_RUNNER
 
 
 def run(corpus: str, out: str, *beam_flags: str) -> dict:

@@ -25,7 +25,7 @@ def main() -> None:
     tool, argv = sys.argv[1], sys.argv[2:]
     started = time.perf_counter()
     if tool == "hybridmix":
-        from pipelines.cli import main as run
+        from hybridmix.pipelines.cli import main as run
 
         code = run(argv)
         detail = {}

@@ -29,9 +29,15 @@ import pyarrow.parquet as pq
 import yaml
 from scipy.stats import spearmanr
 
-from schemas.config import PipelineConfig, QualityConfig, load_config, parse_config
-from transforms.filters import TextView, _in_scope, build_filters
-from transforms.ingest import build_documents, iter_row_group, plan_inputs
+from hybridmix.schemas.config import (
+    PipelineConfig,
+    QualityConfig,
+    load_config,
+    parse_config,
+)
+from hybridmix.transforms.filters import TextView, build_filters, in_scope
+from hybridmix.transforms.ingest import build_documents
+from hybridmix.transforms.inputs import ReadSpec, iter_row_group, plan_inputs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -49,7 +55,8 @@ def _documents(data: str) -> tuple[PipelineConfig, list]:
         ],
         "mixture": {"targets": {"human": 0.5, "synthetic": 0.5}},
     })
-    plan = plan_inputs(config, work)
+    plan = plan_inputs(config.ingest, work)
+    spec = ReadSpec(config.ingest, plan, "eval")
     batches = []
     for file_index, rg, first, _ in plan.work_items():
         f = plan.files[file_index]
@@ -57,7 +64,7 @@ def _documents(data: str) -> tuple[PipelineConfig, list]:
         wanted = sorted({corpus.text_column, corpus.id_column, "generator", "prompt"} & set(f.columns))
         row = first
         for batch in iter_row_group(f, rg, 8192, wanted):
-            batches.append(build_documents(batch, corpus, f, row, "words", "eval").docs)
+            batches.append(build_documents(batch, spec, f, row).docs)
             row += batch.num_rows
     return config, batches
 
@@ -73,7 +80,7 @@ def _drops(batches: list, quality: QualityConfig) -> tuple[dict[str, np.ndarray]
         source = docs.column("source").to_numpy(zero_copy_only=False)
         dropped = np.zeros(docs.num_rows, bool)
         for spec, filt in filters:
-            failed = filt.evaluate(view).failed & _in_scope(spec, origin, source)
+            failed = filt.evaluate(view).failed & in_scope(spec, origin, source)
             if spec.mode == "drop":
                 dropped |= failed
             per.setdefault(filt.label + ("" if spec.mode == "drop" else " (flag)"), []).append(failed)

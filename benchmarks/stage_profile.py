@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-from pipelines.cli import main as hybridmix
+from hybridmix.pipelines.cli import main as hybridmix
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 

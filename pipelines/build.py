@@ -12,23 +12,36 @@ from importlib import metadata
 
 import apache_beam as beam
 
-from schemas.config import PipelineConfig
-from schemas.records import DOCUMENT_SCHEMA, DUPLICATE_SCHEMA, FILTERED_SCHEMA, REJECTION_SCHEMA
-from transforms.dedup import CandidateSignatures, Deduplicate, SketchDocuments, lsh_shape
-from transforms.indicators import CollapseIndicators
-from transforms.ingest import CheckIds, InputPlan, ReadCorpora, checksum_file, plan_inputs
-from transforms.minhash import shingle_hash32
-from transforms.mixture import MixSources
-from transforms.output import (
-    MaterializeDocuments,
+from hybridmix.schemas.config import PipelineConfig
+from hybridmix.schemas.records import (
+    DOCUMENT_SCHEMA,
+    DUPLICATE_SCHEMA,
+    FILTERED_SCHEMA,
+    REJECTION_SCHEMA,
+)
+from hybridmix.transforms.dedup import Deduplicate
+from hybridmix.transforms.ids import CheckIds
+from hybridmix.transforms.indicators import CollapseIndicators
+from hybridmix.transforms.ingest import ReadCorpora
+from hybridmix.transforms.inputs import InputPlan, ReadSpec, checksum_file, plan_inputs
+from hybridmix.transforms.materialize import MaterializeDocuments, RecordStamp
+from hybridmix.transforms.minhash import shingle_hash32
+from hybridmix.transforms.mixture import MixSources
+from hybridmix.transforms.publish import PublishRun, RunResults
+from hybridmix.transforms.quality import FilterQuality
+from hybridmix.transforms.shards import (
+    SPILL_FOLDER,
+    ShardSpec,
     WriteShards,
     label_by_split,
     order_by_id,
     order_by_lineage,
     shards_by_split,
 )
-from transforms.publish import PublishRun
-from transforms.quality import FilterQuality
+from hybridmix.transforms.sketch import CandidateSignatures, SketchDocuments, lsh_shape
+from hybridmix.transforms.storage import is_remote
+
+LINEAGE_ORDER = ("source_file", "source_row")
 
 
 @dataclass(frozen=True)
@@ -60,7 +73,7 @@ def default_run_id(config_digest: str, plan: InputPlan) -> str:
 
 
 def stage_dir_for(out_dir: str, run_id: str) -> str:
-    if "://" in out_dir:
+    if is_remote(out_dir):
         return f"{out_dir.rstrip('/')}/_temporary/{run_id}"
     parent, name = os.path.split(os.path.abspath(out_dir))
     return os.path.join(parent, f".{name}.{run_id}.inprogress")
@@ -68,10 +81,10 @@ def stage_dir_for(out_dir: str, run_id: str) -> str:
 
 def prepare_run(config: PipelineConfig, base_dir: str, out_dir: str, run_id: str | None = None) -> RunContext:
     """Plan inputs (reads file footers) and name the run; raises on unusable inputs."""
-    plan = plan_inputs(config, base_dir)
+    plan = plan_inputs(config.ingest, base_dir)
     digest = config.digest()
     rid = run_id or default_run_id(digest, plan)
-    out = out_dir if "://" in out_dir else os.path.abspath(out_dir)
+    out = out_dir if is_remote(out_dir) else os.path.abspath(out_dir)
     return RunContext(
         base_dir=base_dir,
         out_dir=out,
@@ -108,36 +121,49 @@ def dedup_params(config: PipelineConfig) -> dict:
     }
 
 
+def _quarantined_inputs(config: PipelineConfig, plan: InputPlan) -> list[dict]:
+    return [
+        {"path": b.display, "source": config.corpora[b.corpus].name, "size_bytes": b.size_bytes, "rows": b.rows,
+         "sha256": None, "status": "quarantined", "problem": b.detail}
+        for b in plan.bad_files
+    ]
+
+
 def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) -> beam.PCollection:
     """Add the whole run to `p`; returns the PCollection holding the published manifest."""
     parts = config.partitions
-    files = [f.display for f in ctx.plan.files]
+    spec = ReadSpec(config.ingest, ctx.plan, ctx.run_id)
+    lineage = spec.lineage
     origins = {c.name: c.origin.value for c in config.corpora}
     stage, out_cfg = ctx.stage_dir, config.output
 
-    read = p | "ReadCorpora" >> ReadCorpora(config, ctx.plan, ctx.run_id)
-    scored = read.docs | "FilterQuality" >> FilterQuality(config.quality, files, ctx.run_id)
+    read = p | "ReadCorpora" >> ReadCorpora(spec)
+    scored = read.docs | "FilterQuality" >> FilterQuality(config.quality, lineage)
     sketch = scored.kept | "Sketch" >> SketchDocuments(config.dedup, parts)
-    ids = sketch.info | "CheckIds" >> CheckIds(config, files, ctx.run_id)
+    ids = sketch.info | "CheckIds" >> CheckIds(spec, parts)
     dedup = (ids.docs, sketch.bands) | "Deduplicate" >> Deduplicate(
-        config.dedup, parts, files, ctx.run_id, CandidateSignatures(config, ctx.plan, ctx.run_id))
+        config.dedup, parts, lineage, CandidateSignatures(spec, config.dedup.near, parts))
     mix = dedup.survivors | "Mix" >> MixSources(config.mixture, origins, config.seed)
-    records = mix.selected | "Materialize" >> MaterializeDocuments(config, ctx.plan, ctx.run_id, ctx.config_digest)
+    stamp = RecordStamp(lineage, config.seed, config.mixture.validation_fraction, ctx.config_digest)
+    records = mix.selected | "Materialize" >> MaterializeDocuments(spec, stamp)
 
-    lineage = ["source_file", "source_row"]
     # Nothing is written before the mixture plan and its guards have passed.
     gate = mix.plan
     data_shards = mix.split_sizes | "DataShards" >> beam.Map(shards_by_split, out_cfg)
     data = records | "WriteData" >> WriteShards(
-        "data", DOCUMENT_SCHEMA, stage, out_cfg, functools.partial(order_by_id, seed=config.seed), ["id"],
-        label=label_by_split, count_sources=True, shards=data_shards, gate=gate)
-    all_rejects = (read.rejected, ids.rejected) | "MergeRejects" >> beam.Flatten()
-    rejects = all_rejects | "WriteRejects" >> WriteShards(
-        "rejects", REJECTION_SCHEMA, stage, out_cfg, order_by_lineage, lineage, gate=gate)
-    filtered = scored.filtered | "WriteFiltered" >> WriteShards(
-        "filtered", FILTERED_SCHEMA, stage, out_cfg, order_by_lineage, lineage, gate=gate)
-    duplicates = dedup.duplicates | "WriteDuplicates" >> WriteShards(
-        "duplicates", DUPLICATE_SCHEMA, stage, out_cfg, order_by_lineage, lineage, gate=gate)
+        ShardSpec("data", DOCUMENT_SCHEMA, functools.partial(order_by_id, seed=config.seed), ("id",),
+                  label=label_by_split, count_sources=True),
+        out_cfg, stage, shards=data_shards, gate=gate)
+    side_outputs = [
+        ("Rejects", REJECTION_SCHEMA, (read.rejected, ids.rejected) | "MergeRejects" >> beam.Flatten()),
+        ("Filtered", FILTERED_SCHEMA, scored.filtered),
+        ("Duplicates", DUPLICATE_SCHEMA, dedup.duplicates),
+    ]
+    written = [data.files] + [
+        (rows | f"Write{name}" >> WriteShards(
+            ShardSpec(name.lower(), schema, order_by_lineage, LINEAGE_ORDER), out_cfg, stage, gate=gate)).files
+        for name, schema, rows in side_outputs
+    ]
 
     stats = (
         (read.stats, ids.stats, scored.stats, dedup.stats, mix.stats, data.stats)
@@ -145,28 +171,24 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
         | "SumStats" >> beam.CombinePerKey(sum)
     )
     sources = [config.corpora[f.corpus].name for f in ctx.plan.files]
-    quarantined = [
-        {"path": b.display, "source": config.corpora[b.corpus].name, "size_bytes": b.size_bytes, "rows": b.rows,
-         "sha256": None, "status": "quarantined", "problem": b.detail}
-        for b in ctx.plan.bad_files
-    ]
     inputs = (
         (
             p
             | "ListInputs" >> beam.Create(list(zip(ctx.plan.files, sources)))
             | "ChecksumInputs" >> beam.MapTuple(checksum_file)
         ),
-        p | "ListQuarantined" >> beam.Create(quarantined),
+        p | "ListQuarantined" >> beam.Create(_quarantined_inputs(config, ctx.plan)),
     ) | "MergeInputs" >> beam.Flatten()
-    outputs = (data.files, rejects.files, filtered.files, duplicates.files) | "MergeOutputs" >> beam.Flatten()
     if config.indicators.enabled:
         collapse = records | "CollapseIndicators" >> CollapseIndicators(config.seed, config.indicators.sample_documents)
     else:
         collapse = p | "NoIndicators" >> beam.Create([{}])
-    return {"stats": stats, "plan": mix.plan, "inputs": inputs, "outputs": outputs,
-            "collapse": collapse} | "Publish" >> PublishRun(
+    results = RunResults(stats=stats, plan=mix.plan, inputs=inputs,
+                         outputs=written | "MergeOutputs" >> beam.Flatten(), collapse=collapse)
+    return results | "Publish" >> PublishRun(
         stage_dir=stage,
         out_dir=ctx.out_dir,
+        scratch=(SPILL_FOLDER,),
         config=config,
         run_id=ctx.run_id,
         config_digest=ctx.config_digest,

@@ -7,14 +7,12 @@ print what happened. Everything a run decides is in the config or in the pipelin
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import re
 import shutil
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -23,13 +21,20 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.build import build_pipeline, prepare_run
-from pipelines.outputs import check_output, output_lock, remove_stale_staging
-from pipelines.report import collapse_table, sample_rows, schema_text, summary
-from schemas.config import load_config
-from schemas.errors import ERRORS_BY_CODE, ConfigError, HybridmixError, OutputError
-from transforms.ingest import plan_inputs
-from transforms.publish import MANIFEST, SUCCESS
+from hybridmix.pipelines.build import build_pipeline, prepare_run
+from hybridmix.pipelines.logs import setup_logging, worker_stderr_to_log
+from hybridmix.pipelines.outputs import check_output, output_lock, remove_stale_staging
+from hybridmix.pipelines.report import collapse_table, sample_rows, schema_text, summary
+from hybridmix.schemas.config import load_config
+from hybridmix.schemas.errors import (
+    ERRORS_BY_CODE,
+    ConfigError,
+    HybridmixError,
+    OutputError,
+)
+from hybridmix.transforms.inputs import plan_inputs
+from hybridmix.transforms.publish import MANIFEST, SUCCESS
+from hybridmix.transforms.storage import is_remote
 
 log = logging.getLogger("hybridmix")
 
@@ -136,14 +141,14 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
     out_dir = config.output.path
     if not out_dir:
         raise ConfigError("output.path: no output folder; pass --output DIR or set output.path")
-    if args.output is None and "://" not in out_dir:
+    if args.output is None and not is_remote(out_dir):
         # Like the corpus paths, output.path in a config file is relative to that file.
         out_dir = os.path.join(base_dir, out_dir)
     options = beam_options(beam_flags)
     ctx = prepare_run(config, base_dir, out_dir, args.run_id)
     with output_lock(ctx.out_dir, ctx.run_id):
         check_output(ctx.out_dir, args.force, config, base_dir, [f.path for f in ctx.plan.files])
-        local = "://" not in ctx.stage_dir
+        local = not is_remote(ctx.stage_dir)
         if local:
             remove_stale_staging(ctx.out_dir)
         log.info("run %s: %d input files (%d quarantined), staging in %s", ctx.run_id, len(ctx.plan.files),
@@ -151,7 +156,7 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
         pipeline = beam.Pipeline(options=options)
         build_pipeline(pipeline, config, ctx)
         try:
-            with _main_thread_stderr(not args.verbose, args.log_file):
+            with worker_stderr_to_log(not args.verbose, args.log_file):
                 pipeline.run().wait_until_finish()
         finally:
             if local and os.path.exists(ctx.stage_dir):
@@ -165,7 +170,7 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     base_dir = os.path.dirname(os.path.abspath(args.config))
-    plan = plan_inputs(config, base_dir)
+    plan = plan_inputs(config.ingest, base_dir)
     print(f"{args.config}: config is valid (digest {config.digest()[:12]})")
     for ci, corpus in enumerate(config.corpora):
         files = [f for f in plan.files if f.corpus == ci]
@@ -237,79 +242,10 @@ def _as_hybridmix_error(exc: BaseException) -> HybridmixError | None:
     return cls(_clean(text[marker:]))
 
 
-_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def _setup_logging(verbose: bool, log_file: str | None) -> None:
-    """stderr: warnings (everything with --verbose); --log-file: progress and tracebacks too."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_hybridmix", False):
-            root.removeHandler(handler)
-    root.setLevel(logging.DEBUG if log_file else (logging.INFO if verbose else logging.WARNING))
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.INFO if verbose else logging.WARNING)
-    console.setFormatter(logging.Formatter(_LOG_FORMAT))
-    handlers = [console]
-    if log_file:
-        to_file = logging.FileHandler(log_file, encoding="utf-8")
-        to_file.setLevel(logging.DEBUG)
-        to_file.setFormatter(logging.Formatter(_LOG_FORMAT))
-        handlers.append(to_file)
-    for handler in handlers:
-        handler._hybridmix = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-    # Beam logs each worker failure with its traceback; the CLI reports it in one line.
-    beam_level = logging.INFO if verbose else (logging.WARNING if log_file else logging.CRITICAL)
-    logging.getLogger("apache_beam").setLevel(beam_level)
-    if not verbose:
-        beam_dir = os.path.dirname(os.path.abspath(beam.__file__)) + os.sep
-        # Beam also logs on the root logger (PortableRunner: the job's error messages).
-        console.addFilter(lambda record: not record.name.startswith("apache_beam")
-                          and not record.pathname.startswith(beam_dir))
-
-
-@contextlib.contextmanager
-def _main_thread_stderr(enabled: bool, log_file: str | None):
-    """With --environment_type=LOOPBACK Beam's SDK harness runs in this process, and its threads
-    print worker tracebacks straight to stderr (or die with uncaught gRPC errors). The CLI
-    reports a failure in one line, so those go to the log file, if any, instead."""
-    if not enabled:
-        yield
-        return
-    saved = sys.stderr
-    sink = open(log_file, "a", encoding="utf-8") if log_file else None
-    sys.stderr = _MainThreadOnly(saved, sink)
-    try:
-        yield
-    finally:
-        sys.stderr = saved
-        if sink:
-            sink.close()
-
-
-class _MainThreadOnly:
-    """A stderr for the main thread only; other threads' writes go to `sink` (or nowhere)."""
-
-    def __init__(self, stream, sink) -> None:
-        self._stream = stream
-        self._sink = sink
-
-    def write(self, text: str) -> int:
-        if threading.current_thread() is threading.main_thread():
-            return self._stream.write(text)
-        if self._sink is not None:
-            self._sink.write(text)
-        return len(text)
-
-    def __getattr__(self, name: str):
-        return getattr(self._stream, name)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
-    _setup_logging(args.verbose, args.log_file)
+    setup_logging(args.verbose, args.log_file)
     if rest and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:

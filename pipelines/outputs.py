@@ -11,21 +11,22 @@ import shutil
 import socket
 import time
 
-from schemas.config import PipelineConfig
-from schemas.errors import OutputError
-from transforms.ingest import glob_base
-from transforms.publish import SUCCESS
+from hybridmix.schemas.config import PipelineConfig
+from hybridmix.schemas.errors import OutputError
+from hybridmix.transforms.inputs import glob_base
+from hybridmix.transforms.publish import SUCCESS
+from hybridmix.transforms.storage import is_remote
 
 log = logging.getLogger("hybridmix")
 
 
 def check_output(out_dir: str, force: bool, config: PipelineConfig, base_dir: str, input_paths: list[str]) -> None:
-    if "://" in out_dir:
+    if is_remote(out_dir):
         return
     out = os.path.abspath(out_dir)
     for i, corpus in enumerate(config.corpora):
         for pattern in corpus.paths:
-            if "://" in pattern:
+            if is_remote(pattern):
                 continue
             folder = os.path.abspath(glob_base(os.path.join(base_dir, pattern)))
             if out == folder or out.startswith(folder + os.sep):
@@ -33,7 +34,7 @@ def check_output(out_dir: str, force: bool, config: PipelineConfig, base_dir: st
                     f"output folder {out_dir} is inside input folder {folder} (corpora[{i}].paths); "
                     "choose an output folder outside the inputs")
     for path in input_paths:
-        if "://" not in path and os.path.abspath(path).startswith(out + os.sep):
+        if not is_remote(path) and os.path.abspath(path).startswith(out + os.sep):
             raise OutputError(f"output folder {out_dir} holds input file {path}; choose another output folder")
     if os.path.exists(os.path.join(out, SUCCESS)) and not force:
         raise OutputError(f"{out_dir} holds a finished run; pass --force to replace it")
@@ -48,7 +49,7 @@ def output_lock(out_dir: str, run_id: str):
     flock is released by the kernel when the process ends, however it ends, so a killed run
     never leaves a stale lock behind.
     """
-    if "://" in out_dir:
+    if is_remote(out_dir):
         yield
         return
     parent, name = os.path.split(os.path.abspath(out_dir))

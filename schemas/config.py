@@ -1,7 +1,8 @@
 """The run configuration: one YAML file validated by these pydantic models.
 
-Every default a run uses is declared here, so the resolved config written to the manifest
-says everything that shaped the output.
+Every default a run uses is declared here (and, for quality filters' parameters, in
+`schemas/filters.py`), so the resolved config written to the manifest says everything that
+shaped the output.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from schemas.errors import ConfigError
+from hybridmix.schemas.errors import ConfigError
+from hybridmix.schemas.filters import FILTER_PARAMS
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 
@@ -97,33 +99,53 @@ class TokenizerConfig(_Model):
 
 
 class FilterSpec(_Model):
-    """One quality filter, by registered name, with its parameters and scope."""
+    """One quality filter, by registered name, with its parameters and scope.
+
+    `params` is completed with every default of the filter (`schemas/filters.py`), so the
+    resolved config names every parameter a run used.
+    """
 
     name: str
-    params: dict[str, float | int | str | bool | list[str]] = Field(default_factory=dict)
+    params: dict[str, float | int | str | bool | list[str] | None] = Field(default_factory=dict)
     origins: list[Origin] | None = None
     sources: list[str] | None = None
     mode: Literal["drop", "flag"] = "drop"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _complete_params(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            return data
+        model = FILTER_PARAMS.get(data["name"])
+        if model is None:
+            raise ValueError(f"name: unknown filter {data['name']!r}; registered: {', '.join(sorted(FILTER_PARAMS))}")
+        params = data.get("params")
+        try:
+            full = model.model_validate({} if params is None else params).model_dump()
+        except ValidationError as exc:
+            raise ValueError(f"params.{format_validation_error(exc)}") from None
+        return {**data, "params": full}
+
 
 def _default_filters() -> list[FilterSpec]:
     """The measured defaults (README, "Quality filters"): Gopher-style rules for all text, and
-    rules for what failing models produce on synthetic text only."""
+    rules for what failing models produce on synthetic text only. Parameters: the filters' own
+    defaults in `schemas/filters.py`."""
     synthetic = [Origin.SYNTHETIC]
     return [
-        FilterSpec(name="word_count", params={"min_words": 3, "max_words": 100_000}),
-        FilterSpec(name="mean_word_length", params={"min_chars": 3.0, "max_chars": 10.0}),
-        FilterSpec(name="alpha_words", params={"min_share": 0.6}),
-        FilterSpec(name="duplicate_lines", params={"max_line_share": 0.3, "max_char_share": 0.2}),
-        FilterSpec(name="repeated_ngrams", params={"ngram": 5, "max_coverage": 0.3}),
-        FilterSpec(name="char_repetition", params={"max_share": 0.5}),
-        FilterSpec(name="ellipsis_lines", params={"max_share": 0.3}),
-        FilterSpec(name="symbol_ratio", params={"max_ratio": 0.1}, origins=[Origin.HUMAN]),
-        FilterSpec(name="bullet_lines", params={"max_share": 0.9}, mode="flag"),
+        FilterSpec(name="word_count"),
+        FilterSpec(name="mean_word_length"),
+        FilterSpec(name="alpha_words"),
+        FilterSpec(name="duplicate_lines"),
+        FilterSpec(name="repeated_ngrams"),
+        FilterSpec(name="char_repetition"),
+        FilterSpec(name="ellipsis_lines"),
+        FilterSpec(name="symbol_ratio", origins=[Origin.HUMAN]),
+        FilterSpec(name="bullet_lines", mode="flag"),
         FilterSpec(name="refusal", origins=synthetic),
-        FilterSpec(name="repetition_loop", params={"ngram": 10, "max_coverage": 0.5}, origins=synthetic),
+        FilterSpec(name="repetition_loop", origins=synthetic),
         FilterSpec(name="template_markers", origins=synthetic),
-        FilterSpec(name="truncated", params={"min_words": 40}, origins=synthetic),
+        FilterSpec(name="truncated", origins=synthetic),
         FilterSpec(name="prompt_echo", origins=synthetic),
     ]
 
@@ -262,6 +284,15 @@ class OutputConfig(_Model):
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
 
 
+class IngestConfig(_Model):
+    """What reading and validating input rows needs: the ingest stages' view of a run's config."""
+
+    corpora: tuple[CorpusConfig, ...]
+    tokenizer: TokenizerConfig
+    read_batch_rows: int
+    on_bad_file: Literal["fail", "quarantine"]
+
+
 class PipelineConfig(_Model):
     """The root of a run's configuration."""
 
@@ -329,6 +360,11 @@ class PipelineConfig(_Model):
                     raise ValueError(
                         f"quality.filters[{i}].sources: no corpus named {name!r}")
         return self
+
+    @property
+    def ingest(self) -> IngestConfig:
+        return IngestConfig(corpora=tuple(self.corpora), tokenizer=self.tokenizer,
+                            read_batch_rows=self.read_batch_rows, on_bad_file=self.on_bad_file)
 
     def with_overrides(self, *, seed: int | None = None, output_path: str | None = None) -> PipelineConfig:
         """A copy with CLI overrides applied and validated again."""

@@ -49,12 +49,6 @@ class SchemaError(DataError):
     code = "schema"
 
 
-class RecordError(HybridmixError):
-    """One record cannot be processed; it is dead-lettered, never raised out of a pipeline."""
-
-    code = "record"
-
-
 class GuardViolation(HybridmixError):
     """A collapse guard was violated; nothing was published."""
 
@@ -83,7 +77,6 @@ ERRORS_BY_CODE: dict[str, type[HybridmixError]] = {
         InfeasibleMixtureError,
         DataError,
         SchemaError,
-        RecordError,
         GuardViolation,
         OutputError,
         FatalError,

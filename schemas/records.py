@@ -8,8 +8,8 @@ from __future__ import annotations
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.config import Origin
-from schemas.reasons import DuplicateKind
+from hybridmix.schemas.config import Origin
+from hybridmix.schemas.reasons import DuplicateKind
 
 
 class _Record(BaseModel):

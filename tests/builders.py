@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from schemas.config import PipelineConfig, parse_config
-from transforms import columns
-from transforms.batches import list_array
-from transforms.text import analyze, content_hashes, normalize
+from hybridmix.schemas.config import PipelineConfig, parse_config
+from hybridmix.transforms import columns
+from hybridmix.transforms.batches import list_array
+from hybridmix.transforms.text import analyze, content_hashes
 
 _VOCAB = (
     "river stone garden window market signal harbor lantern meadow copper engine forest "
@@ -72,7 +72,7 @@ def make_documents(rows: list[dict[str, Any]]) -> pa.RecordBatch:
         base = {
             "uid": i, "doc_id": f"d{i}", "origin": "synthetic", "source": "s", "generator": None,
             "generation": 1, "parent_id": None, "license": None, "url": None, "prompt": None, "meta": None,
-            "content_hash": content_hashes(normalize(pa.array([r["text"]])))[0],
+            "content_hash": content_hashes(analyze(pa.array([r["text"]])).normalized)[0],
             "tokens": len(r["text"].split()), "chars": len(r["text"]), "bytes": len(r["text"].encode()),
         }
         base.update(r)
@@ -100,9 +100,11 @@ def dedup_inputs(p, tmp_path, rows: list[dict[str, Any]], dedup: dict[str, Any] 
     Each row needs doc_id and text; origin (default synthetic), source (default "gen") and
     generator are optional. Returns ((INFO, band blocks) PCollections, Deduplicate transform).
     """
-    from transforms.dedup import CandidateSignatures, Deduplicate, SketchDocuments
-    from transforms.ingest import ReadCorpora, plan_inputs
-    from transforms.quality import FilterQuality
+    from hybridmix.transforms.dedup import Deduplicate
+    from hybridmix.transforms.ingest import ReadCorpora
+    from hybridmix.transforms.inputs import ReadSpec, plan_inputs
+    from hybridmix.transforms.quality import FilterQuality
+    from hybridmix.transforms.sketch import CandidateSignatures, SketchDocuments
 
     by_source: dict[str, list[dict[str, Any]]] = {}
     origins: dict[str, str] = {}
@@ -123,10 +125,10 @@ def dedup_inputs(p, tmp_path, rows: list[dict[str, Any]], dedup: dict[str, Any] 
         "partitions": partitions,
         "read_batch_rows": 50,
     })
-    plan = plan_inputs(config, str(tmp_path))
-    docs = p | ReadCorpora(config, plan, "run")
-    kept = docs.docs | FilterQuality(config.quality, [f.display for f in plan.files], "run")
+    spec = ReadSpec(config.ingest, plan_inputs(config.ingest, str(tmp_path)), "run")
+    docs = p | ReadCorpora(spec)
+    kept = docs.docs | FilterQuality(config.quality, spec.lineage)
     sketch = kept.kept | SketchDocuments(config.dedup, partitions)
-    dedup_transform = Deduplicate(config.dedup, partitions, [f.display for f in plan.files], "run",
-                                  CandidateSignatures(config, plan, "run"))
+    dedup_transform = Deduplicate(config.dedup, partitions, spec.lineage,
+                                  CandidateSignatures(spec, config.dedup.near, partitions))
     return (sketch.info, sketch.bands), dedup_transform

@@ -1,14 +1,10 @@
 import os
-import sys
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 
-# Tests import the project's top-level packages from a checkout without installing it.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from pipelines.cli import DEFAULT_RUNNER  # noqa: E402
+from hybridmix.pipelines.cli import DEFAULT_RUNNER
 
 SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 

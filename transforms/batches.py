@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from transforms.text import mix64
+from hybridmix.transforms.text import mix64
 
 ROW_BITS = 40
 ROW_MASK = (1 << ROW_BITS) - 1
@@ -58,11 +58,27 @@ def split_batch(batch: pa.RecordBatch, part: np.ndarray, partitions: int) -> Ite
         yield p, batch.take(pa.array(rows))
 
 
+def key_by_uid(batch: pa.RecordBatch, partitions: int) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """A batch with a `uid` column -> (uid partition, its rows in that partition)."""
+    yield from split_batch(batch, int_partitions(batch.column("uid").to_numpy(), partitions), partitions)
+
+
 def concat(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
     batches = [b for b in batches if b.num_rows]
     if not batches:
         return schema.empty_table()
     return pa.Table.from_batches(batches, schema=schema).combine_chunks()
+
+
+def concat_blocks(blocks: Iterable[tuple[np.ndarray, ...]], *dtypes: type) -> tuple[np.ndarray, ...]:
+    """Row-aligned numpy blocks (a, b, ...) -> each column concatenated over all blocks.
+
+    `dtypes` gives the columns' types, so that no blocks at all yields empty columns.
+    """
+    blocks = list(blocks)
+    if not blocks:
+        return tuple(np.zeros(0, d) for d in dtypes)
+    return tuple(np.concatenate(parts) for parts in zip(*blocks))
 
 
 def table_to_batch(table: pa.Table) -> pa.RecordBatch:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from schemas.records import DOCUMENT_SCHEMA, DUPLICATE_SCHEMA
+from hybridmix.schemas.records import DOCUMENT_SCHEMA, DUPLICATE_SCHEMA
 
 
 def _output_fields(schema: pa.Schema, *names: str) -> list[pa.Field]:

@@ -1,7 +1,7 @@
 """Pure functions of deduplication: survivor keys, exact groups, LSH buckets, connected components.
 
 No Beam here. Each function works on one hash partition's data as numpy / Arrow, so the
-Beam transforms in `transforms.dedup` are thin and these can be tested directly.
+Beam transforms (`transforms.exact`, `transforms.near`, `transforms.components`) are thin and these can be tested directly.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.config import ORIGIN_RANK, Origin
-from transforms.batches import group_bounds
+from hybridmix.schemas.config import ORIGIN_RANK, Origin
+from hybridmix.transforms.batches import group_bounds
 
-SURVIVOR_POLICIES = ("prefer_human", "longest", "lowest_id", "highest_quality")
 _MAX_TOKENS = 2**31 - 1
 
 

@@ -12,21 +12,23 @@ cut-off answers, leaked chat-template markup, and answers that only repeat the p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from schemas.config import FilterSpec, QualityConfig, format_validation_error
-from schemas.errors import ConfigError
-from schemas.records import FILTERED_SCHEMA
-from transforms import columns, kernels
-from transforms.batches import list_parts, uid_file, uid_row
-from transforms.text import _string_buffers, analyze
+from hybridmix.schemas.config import FilterSpec, QualityConfig
+from hybridmix.schemas.filters import FILTER_PARAMS, FilterParams
+from hybridmix.schemas.records import FILTERED_SCHEMA
+from hybridmix.schemas.stats import Figure, stat
+from hybridmix.transforms import columns, kernels
+from hybridmix.transforms.batches import list_parts
+from hybridmix.transforms.inputs import Lineage
+from hybridmix.transforms.text import analyze, string_buffers
 
 _STAT = {name: i for i, name in enumerate(kernels.STAT_COLUMNS)}
 
@@ -61,7 +63,7 @@ class TextView:
 
     @cached_property
     def _stats(self) -> np.ndarray:
-        data, offsets = _string_buffers(self.texts)
+        data, offsets = string_buffers(self.texts)
         return kernels.doc_stats(data, offsets, kernels.letter_classes())
 
     def stat(self, name: str) -> np.ndarray:
@@ -88,19 +90,17 @@ class Verdict:
     threshold: str  # how the threshold reads in `filtered/`
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class QualityFilter:
-    """Base of registered filters. Subclasses set `name`, `version`, `Params` and `evaluate`."""
+    """A registered measure, configured: `evaluate` measures a value per document and says which fail.
 
-    name: ClassVar[str]
-    version: ClassVar[int]
-    Params: ClassVar[type[_Params]] = _Params
+    One measure may be registered under several names, each with its own parameter defaults
+    (`schemas/filters.py`) and version.
+    """
 
-    def __init__(self, params: dict[str, Any]) -> None:
-        self.params = self.Params.model_validate(params)
+    def __init__(self, name: str, version: int, params: FilterParams) -> None:
+        self.name = name
+        self.version = version
+        self.params = params
 
     @property
     def label(self) -> str:
@@ -118,14 +118,27 @@ class QualityFilter:
         return f"{self.name} = {value:.4g}"
 
 
-REGISTRY: dict[str, type[QualityFilter]] = {}
+@dataclass(frozen=True)
+class Registered:
+    measure: type[QualityFilter]
+    version: int
 
 
-def register(cls: type[QualityFilter]) -> type[QualityFilter]:
-    if cls.name in REGISTRY:
-        raise ValueError(f"quality filter {cls.name!r} registered twice")
-    REGISTRY[cls.name] = cls
-    return cls
+REGISTRY: dict[str, Registered] = {}
+
+
+def register(name: str, version: int) -> Callable[[type[QualityFilter]], type[QualityFilter]]:
+    """Register a measure under `name`; its parameters are `FILTER_PARAMS[name]`."""
+
+    def decorate(cls: type[QualityFilter]) -> type[QualityFilter]:
+        if name in REGISTRY:
+            raise ValueError(f"quality filter {name!r} registered twice")
+        if name not in FILTER_PARAMS:
+            raise ValueError(f"quality filter {name!r} has no parameters in schemas/filters.py")
+        REGISTRY[name] = Registered(cls, version)
+        return cls
+
+    return decorate
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -164,16 +177,9 @@ def _bounds(low: float | None, high: float | None) -> str:
 # General rules (Gopher, C4, FineWeb)
 
 
-@register
+@register("word_count", 1)
 class WordCount(QualityFilter):
     """Too few or too many words (Gopher keeps 50..100,000 for web pages; answers can be short)."""
-
-    name = "word_count"
-    version = 1
-
-    class Params(_Params):
-        min_words: int | None = Field(default=3, ge=0)
-        max_words: int | None = Field(default=100_000, ge=1)
 
     def evaluate(self, view: TextView) -> Verdict:
         values = view.word_counts.astype(np.float64)
@@ -181,17 +187,9 @@ class WordCount(QualityFilter):
         return Verdict(values, _outside(values, p.min_words, p.max_words), _bounds(p.min_words, p.max_words))
 
 
-@register
+@register("mean_word_length", 1)
 class MeanWordLength(QualityFilter):
     """Mean word length outside 3..10 characters (Gopher): symbol soup, or glued tokens and URLs."""
-
-    name = "mean_word_length"
-    version = 1
-
-    class Params(_Params):
-        min_chars: float | None = 3.0
-        max_chars: float | None = 10.0
-        min_words: int = 10  # shorter texts are too small to judge
 
     def evaluate(self, view: TextView) -> Verdict:
         words = view.stat("words")
@@ -201,16 +199,9 @@ class MeanWordLength(QualityFilter):
         return Verdict(values, failed, _bounds(p.min_chars, p.max_chars))
 
 
-@register
+@register("symbol_ratio", 1)
 class SymbolRatio(QualityFilter):
     """Hash marks and ellipses per word above 0.1 (Gopher): tag lists, link farms, teasers."""
-
-    name = "symbol_ratio"
-    version = 1
-
-    class Params(_Params):
-        max_ratio: float = 0.1
-        count_hashes: bool = True  # False: ellipses only (markdown headings use '#')
 
     def evaluate(self, view: TextView) -> Verdict:
         symbols = view.stat("ellipses") + (view.stat("hashes") if self.params.count_hashes else 0)
@@ -218,46 +209,25 @@ class SymbolRatio(QualityFilter):
         return Verdict(values, values > self.params.max_ratio, f"> {self.params.max_ratio:g}")
 
 
-@register
+@register("ellipsis_lines", 1)
 class EllipsisLines(QualityFilter):
     """More than 30 % of lines end in an ellipsis (Gopher): truncated previews."""
-
-    name = "ellipsis_lines"
-    version = 1
-
-    class Params(_Params):
-        max_share: float = 0.3
-        min_lines: int = 2
 
     def evaluate(self, view: TextView) -> Verdict:
         return _share(view, "ellipsis_lines", "lines", self.params.max_share, True, "lines", self.params.min_lines)
 
 
-@register
+@register("bullet_lines", 1)
 class BulletLines(QualityFilter):
     """More than 90 % of lines start with a bullet (Gopher): menus and link lists."""
-
-    name = "bullet_lines"
-    version = 1
-
-    class Params(_Params):
-        max_share: float = 0.9
-        min_lines: int = 3
 
     def evaluate(self, view: TextView) -> Verdict:
         return _share(view, "bullet_lines", "lines", self.params.max_share, True, "lines", self.params.min_lines)
 
 
-@register
+@register("duplicate_lines", 1)
 class DuplicateLines(QualityFilter):
     """Repeated lines: over 30 % of lines or 20 % of line characters (Gopher)."""
-
-    name = "duplicate_lines"
-    version = 1
-
-    class Params(_Params):
-        max_line_share: float = 0.3
-        max_char_share: float = 0.2
 
     def evaluate(self, view: TextView) -> Verdict:
         line_share = _ratio(view.stat("dup_lines"), view.stat("lines"))
@@ -268,17 +238,14 @@ class DuplicateLines(QualityFilter):
                        f"lines > {p.max_line_share:g} or chars > {p.max_char_share:g}")
 
 
-@register
+@register("repeated_ngrams", 1)
+@register("repetition_loop", 1)
 class RepeatedNgrams(QualityFilter):
-    """Words covered by a word n-gram that occurs twice or more (Gopher's duplicate n-gram rule)."""
+    """Words covered by a word n-gram that occurs twice or more (Gopher's duplicate n-gram rule).
 
-    name = "repeated_ngrams"
-    version = 1
-
-    class Params(_Params):
-        ngram: int = Field(default=5, ge=2, le=32)
-        max_coverage: float = 0.3
-        min_words: int = 20
+    Registered twice: `repeated_ngrams` (5-grams covering 30 %) and `repetition_loop`
+    (degenerate loops: 10-grams covering most of the text).
+    """
 
     def evaluate(self, view: TextView) -> Verdict:
         values = view.repeated_coverage(self.params.ngram)
@@ -286,32 +253,18 @@ class RepeatedNgrams(QualityFilter):
         return Verdict(values, failed, f"> {self.params.max_coverage:g} ({self.params.ngram}-grams)")
 
 
-@register
+@register("char_repetition", 1)
 class CharRepetition(QualityFilter):
     """Share of character 10-grams that repeat inside the text (BigScience ROOTS-style)."""
-
-    name = "char_repetition"
-    version = 1
-
-    class Params(_Params):
-        max_share: float = 0.5
-        min_chars: int = 200
 
     def evaluate(self, view: TextView) -> Verdict:
         return _share(view, "dup_char_ngrams", "char_ngrams", self.params.max_share, True, "code_points",
                       self.params.min_chars)
 
 
-@register
+@register("alpha_words", 1)
 class AlphaWords(QualityFilter):
-    """Fewer than 80 % of words contain a letter (Gopher): tables of numbers, code dumps, noise."""
-
-    name = "alpha_words"
-    version = 1
-
-    class Params(_Params):
-        min_share: float = 0.8
-        min_words: int = 10
+    """Too few words contain a letter (Gopher): tables of numbers, code dumps, noise."""
 
     def evaluate(self, view: TextView) -> Verdict:
         return _share(view, "alpha_words", "words", self.params.min_share, False, "words", self.params.min_words)
@@ -342,7 +295,7 @@ _REFUSAL_PATTERNS = [
 _REFUSAL = "|".join(f"(?:{p})" for p in _REFUSAL_PATTERNS)  # one RE2 pass instead of one per phrase
 
 
-@register
+@register("refusal", 2)
 class Refusal(QualityFilter):
     """Refusals and model disclaimers ("As an AI language model", "I'm sorry, but I can't ...").
 
@@ -351,11 +304,7 @@ class Refusal(QualityFilter):
     speech is not the writer refusing.
     """
 
-    name = "refusal"
-    version = 2
 
-    class Params(_Params):
-        window_chars: int = Field(default=300, ge=1)
 
     def evaluate(self, view: TextView) -> Verdict:
         head = pc.utf8_lower(pc.utf8_slice_codeunits(view.texts, 0, self.params.window_chars))
@@ -366,24 +315,6 @@ class Refusal(QualityFilter):
         return Verdict(hit.astype(np.float64), hit, "refusal or disclaimer in the opening")
 
 
-@register
-class RepetitionLoop(QualityFilter):
-    """Degenerate loops: most of the text is covered by long word n-grams that repeat."""
-
-    name = "repetition_loop"
-    version = 1
-
-    class Params(_Params):
-        ngram: int = Field(default=10, ge=3, le=64)
-        max_coverage: float = 0.5
-        min_words: int = 30
-
-    def evaluate(self, view: TextView) -> Verdict:
-        values = view.repeated_coverage(self.params.ngram)
-        failed = (values > self.params.max_coverage) & (view.word_counts >= self.params.min_words)
-        return Verdict(values, failed, f"> {self.params.max_coverage:g} ({self.params.ngram}-grams)")
-
-
 _TEMPLATE_MARKERS = (
     r"<\|(?:im_start|im_end|endoftext|eot_id|start_header_id|end_header_id|system|user|assistant|end)\|>"
     r"|\[/?INST\]|<</?SYS>>|<start_of_turn>|<end_of_turn>|</?s>|<\|begin_of_text\|>"
@@ -391,12 +322,10 @@ _TEMPLATE_MARKERS = (
 )
 
 
-@register
+@register("template_markers", 1)
 class TemplateMarkers(QualityFilter):
     """Leftover chat-template tokens or role markers ("<|im_end|>", "[INST]", "### Human:")."""
 
-    name = "template_markers"
-    version = 1
 
     def evaluate(self, view: TextView) -> Verdict:
         hit = pc.match_substring_regex(view.texts, _TEMPLATE_MARKERS).to_numpy(zero_copy_only=False)
@@ -409,15 +338,9 @@ _COMPLETE_END = (r"(?:[.!?)\]}\"'`*_>:|]|\x{2019}|\x{201d}|[\x{2600}-\x{27bf}]|[
                  r"|\w+/\S*)\s*$")
 
 
-@register
+@register("truncated", 1)
 class Truncated(QualityFilter):
     """Answers that stop mid-sentence: no closing punctuation, long enough to have needed it."""
-
-    name = "truncated"
-    version = 1
-
-    class Params(_Params):
-        min_words: int = 40
 
     def evaluate(self, view: TextView) -> Verdict:
         complete = pc.match_substring_regex(view.tail, _COMPLETE_END).to_numpy(zero_copy_only=False)
@@ -425,19 +348,12 @@ class Truncated(QualityFilter):
         return Verdict(failed.astype(np.float64), failed, "ends without closing punctuation")
 
 
-@register
+@register("prompt_echo", 1)
 class PromptEcho(QualityFilter):
     """Answers that only repeat the prompt: nearly all their words are the prompt's words.
 
     Needs the corpus's `prompt_column`; documents without a prompt pass.
     """
-
-    name = "prompt_echo"
-    version = 1
-
-    class Params(_Params):
-        min_overlap: float = 0.9  # share of the answer's distinct words found in the prompt
-        max_length_ratio: float = 1.5  # answer words / prompt words
 
     def evaluate(self, view: TextView) -> Verdict:
         values = np.zeros(len(view))
@@ -458,30 +374,24 @@ class PromptEcho(QualityFilter):
         return Verdict(values, failed, f">= {self.params.min_overlap:g} of words from the prompt")
 
 
+def build_filter(spec: FilterSpec) -> QualityFilter:
+    """The filter a spec names, with its parameters (checked when the spec was validated)."""
+    registered = REGISTRY[spec.name]
+    return registered.measure(spec.name, registered.version, FILTER_PARAMS[spec.name].model_validate(spec.params))
+
+
 def build_filters(config: QualityConfig) -> list[tuple[FilterSpec, QualityFilter]]:
-    """Instantiate the configured filters; unknown names or bad params are config errors."""
-    built = []
-    for i, spec in enumerate(config.filters):
-        cls = REGISTRY.get(spec.name)
-        if cls is None:
-            raise ConfigError(
-                f"quality.filters[{i}].name: unknown filter {spec.name!r}; "
-                f"registered: {', '.join(sorted(REGISTRY))}")
-        try:
-            built.append((spec, cls(spec.params)))
-        except ValidationError as exc:
-            raise ConfigError(
-                f"quality.filters[{i}].params: {format_validation_error(exc)}") from None
-    return built
+    return [(spec, build_filter(spec)) for spec in config.filters]
 
 
 class Scored(NamedTuple):
     kept: pa.RecordBatch
     filtered: pa.RecordBatch
-    stats: list[tuple[tuple[str, str], int]]
+    stats: list[tuple[tuple[str, str, str], int]]
 
 
-def _in_scope(spec: FilterSpec, origins: np.ndarray, sources: np.ndarray) -> np.ndarray:
+def in_scope(spec: FilterSpec, origins: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Which documents a filter applies to, by its `origins` and `sources`."""
     mask = np.ones(len(origins), bool)
     if spec.origins is not None:
         mask &= np.isin(origins, [o.value for o in spec.origins])
@@ -493,8 +403,7 @@ def _in_scope(spec: FilterSpec, origins: np.ndarray, sources: np.ndarray) -> np.
 def score_documents(
     docs: pa.RecordBatch,
     filters: list[tuple[FilterSpec, QualityFilter]],
-    file_names: list[str],
-    run_id: str,
+    lineage: Lineage,
 ) -> Scored:
     """Apply every filter to a document batch; the first failing drop-filter decides the reason.
 
@@ -511,9 +420,9 @@ def score_documents(
     applied = np.zeros(n, np.int64)
     failed_any = np.zeros(n, np.int64)
     verdicts: list[Verdict | None] = []
-    stats: list[tuple[tuple[str, str], int]] = []
+    stats: list[tuple[tuple[str, str, str], int]] = []
     for index, (spec, filt) in enumerate(filters):
-        scope = _in_scope(spec, origins, sources)
+        scope = in_scope(spec, origins, sources)
         if not scope.any():
             verdicts.append(None)
             continue
@@ -529,9 +438,9 @@ def score_documents(
         else:
             for row in np.nonzero(failed)[0]:
                 flags[row].append(filt.label)
+        figure = Figure.FILTER_DROPS if spec.mode == "drop" else Figure.FILTER_FLAGS
         for source in np.unique(sources[failed]):
-            count = int(np.sum(failed & (sources == source)))
-            stats.append(((f"_quality:{filt.label}:{spec.mode}", str(source)), count))
+            stats.append(stat(figure, int(np.sum(failed & (sources == source))), str(source), filt.label))
 
     keep = dropped_by < 0
     score = 1.0 - failed_any / np.maximum(applied, 1)
@@ -545,9 +454,9 @@ def score_documents(
     )
     drop_rows = np.nonzero(~keep)[0]
     filtered = _filtered_batch(
-        docs, drop_rows, dropped_by[drop_rows], drop_values[drop_rows], filters, verdicts, file_names, run_id)
+        docs, drop_rows, dropped_by[drop_rows], drop_values[drop_rows], filters, verdicts, lineage)
     for source in np.unique(sources[~keep]):
-        stats.append(((str(source), "filtered"), int(np.sum(~keep & (sources == source)))))
+        stats.append(stat(Figure.FILTERED, int(np.sum(~keep & (sources == source))), str(source)))
     return Scored(kept=kept, filtered=filtered, stats=stats)
 
 
@@ -558,8 +467,7 @@ def _filtered_batch(
     values: np.ndarray,
     filters: list[tuple[FilterSpec, QualityFilter]],
     verdicts: list[Verdict | None],
-    file_names: list[str],
-    run_id: str,
+    lineage: Lineage,
 ) -> pa.RecordBatch:
     k = len(rows)
     sub = docs.take(pa.array(rows, pa.int64()))
@@ -569,15 +477,15 @@ def _filtered_batch(
             sub.column("doc_id"),
             sub.column("origin"),
             sub.column("source"),
-            pa.array([file_names[f] for f in uid_file(uids)], pa.string()),
-            pa.array(uid_row(uids), pa.int64()),
+            lineage.source_files(uids),
+            lineage.source_rows(uids),
             pa.array([filters[i][1].label for i in by], pa.string()),
             pa.array([filters[i][1].reason for i in by], pa.string()),
             pa.array(values, pa.float64()),
             pa.array([verdicts[i].threshold for i in by], pa.string()),
             pa.array([filters[i][1].description_of(v) for i, v in zip(by, values)], pa.string()),
             sub.column("text"),
-            pa.array([run_id] * k, pa.string()),
+            lineage.run_ids(k),
         ],
         schema=FILTERED_SCHEMA,
     )

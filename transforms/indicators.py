@@ -16,27 +16,16 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from transforms.text import analyze, stable_hash64
+from hybridmix.transforms import kernels
+from hybridmix.transforms.text import analyze, stable_hash64
 
 QUANTILES = (0.1, 0.5, 0.9, 0.99)
 
 
 def distinct_ngrams(word_hashes: np.ndarray, word_offsets: np.ndarray, n: int) -> tuple[int, int]:
     """(distinct, total) word n-grams over all texts; n-grams never span two texts."""
-    keys = []
-    with np.errstate(over="ignore"):
-        for i in range(len(word_offsets) - 1):
-            w = word_hashes[word_offsets[i]:word_offsets[i + 1]].astype(np.uint64)
-            if len(w) < n:
-                continue
-            key = np.zeros(len(w) - n + 1, np.uint64)
-            for k in range(n):
-                key = key * np.uint64(0x100000001B3) + w[k:len(w) - n + 1 + k]
-            keys.append(key)
-    if not keys:
-        return 0, 0
-    allkeys = np.concatenate(keys)
-    return int(len(np.unique(allkeys))), int(len(allkeys))
+    keys = kernels.ngram_hashes(word_hashes, word_offsets, n)
+    return int(len(np.unique(keys))), int(len(keys))
 
 
 # Diversity measures fall as a sample grows, so they are taken over the same number of

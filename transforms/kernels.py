@@ -1,9 +1,9 @@
-"""Compiled loops over whole batches of UTF-8 text: word spans, word hashes, MinHash.
+"""Compiled loops over whole batches of UTF-8 text: normalization, words, MinHash, quality counts.
 
-Pure functions (numba, no Beam). The text arrives already NFKD-normalized and lower-cased
-by Arrow; these loops decode UTF-8 once and classify each code point with a table built
-from Python's `unicodedata`, so the pure-Python reference in `transforms.minhash` can apply
-exactly the same rules.
+Pure functions (numba, no Beam). The loops decode the raw UTF-8 bytes once, fold each code
+point with a table built from Python's `unicodedata` (`fold_table`) and classify it with
+another (`char_classes`), so the pure-Python references in `transforms.text` and
+`transforms.minhash` apply exactly the same rules.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from functools import lru_cache
 import numba as nb
 import numpy as np
 
+# Bits of a code point's class (`char_classes`, `letter_classes`).
 WORD = np.uint8(1)
 SPACE = np.uint8(2)
+LETTER = np.uint8(4)
 MASK32 = np.uint64(0xFFFFFFFF)
 FNV_OFFSET = np.uint64(0x811C9DC5)
 FNV_PRIME = np.uint64(0x01000193)
@@ -280,11 +282,14 @@ STAT_COLUMNS = (
     "char_ngrams",  # 10-grams of code points
     "dup_char_ngrams",  # 10-grams that occur more than once in the text
 )
+(_LINES, _ELLIPSIS_LINES, _BULLET_LINES, _DUP_LINES, _DUP_LINE_CHARS, _LINE_CHARS, _HASHES, _ELLIPSES,
+ _CODE_POINTS, _LETTERS, _WORDS, _ALPHA_WORDS, _WORD_CHARS, _CHAR_NGRAMS, _DUP_CHAR_NGRAMS) = range(len(STAT_COLUMNS))
+_N_STATS = len(STAT_COLUMNS)
 _BULLETS = (0x2D, 0x2A, 0x2022, 0x2023, 0x25E6, 0x00B7, 0x2013, 0x25AA, 0x25CF)
-LETTER = np.uint8(4)
 _CHAR_NGRAM = 10
+# Multiplier of the rolling n-gram hash (the 64-bit FNV prime): n-gram keys are
+# sum(x[i+k] * R^(n-1-k)) mod 2^64 over the n values (code points or word hashes).
 _ROLL = np.uint64(0x100000001B3)
-_ROLL_TOP = np.uint64(pow(0x100000001B3, _CHAR_NGRAM - 1, 2**64))
 
 
 @lru_cache(maxsize=1)
@@ -343,10 +348,46 @@ def _repeated_in(keys, n, slots, counts, where):
 
 
 @nb.njit(cache=True)
+def _ngram_keys(values, lo, length, n, keys):
+    """keys[j] = rolling hash of values[lo+j : lo+j+n] for every j; returns the number of n-grams.
+
+    uint64 arithmetic wraps, which is exact mod 2^64, so removing the oldest value is exact.
+    """
+    grams = length - n + 1
+    if grams < 1:
+        return 0
+    top = np.uint64(1)
+    for _ in range(n - 1):
+        top = top * _ROLL
+    h = np.uint64(0)
+    for k in range(n):
+        h = h * _ROLL + np.uint64(values[lo + k])
+    keys[0] = h
+    for j in range(1, grams):
+        h = (h - np.uint64(values[lo + j - 1]) * top) * _ROLL + np.uint64(values[lo + j + n - 1])
+        keys[j] = h
+    return grams
+
+
+@nb.njit(cache=True)
+def ngram_hashes(word_hashes, word_offsets, n):
+    """Rolling hashes of every word n-gram of every text, concatenated; n-grams never span two texts."""
+    total = 0
+    for d in range(len(word_offsets) - 1):
+        total += max(0, word_offsets[d + 1] - word_offsets[d] - n + 1)
+    keys = np.empty(total, np.uint64)
+    at = 0
+    for d in range(len(word_offsets) - 1):
+        lo = word_offsets[d]
+        at += _ngram_keys(word_hashes, lo, word_offsets[d + 1] - lo, n, keys[at:])
+    return keys
+
+
+@nb.njit(cache=True)
 def doc_stats(data, offsets, classes):
     """Counts per text for the quality heuristics (see STAT_COLUMNS), from raw UTF-8 bytes."""
     n = len(offsets) - 1
-    out = np.zeros((n, 15), np.float64)
+    out = np.zeros((n, _N_STATS), np.float64)
     bullets = np.array(_BULLETS, np.int64)
     # Scratch space sized for the longest text, allocated once: allocating per text cost more
     # than the counting.
@@ -367,16 +408,16 @@ def doc_stats(data, offsets, classes):
             cps[m] = cp
             m += 1
             i += size
-        out[d, 8] = m
+        out[d, _CODE_POINTS] = m
         # Lines: hash each non-blank line (trimmed) to find repeats.
         lines = 0
         start = 0
         for j in range(m + 1):
             if j == m or cps[j] == 10:
                 a, b = start, j
-                while a < b and (classes[cps[a]] & 2) != 0:
+                while a < b and (classes[cps[a]] & SPACE) != 0:
                     a += 1
-                while b > a and (classes[cps[b - 1]] & 2) != 0:
+                while b > a and (classes[cps[b - 1]] & SPACE) != 0:
                     b -= 1
                 if b > a:
                     h = FNV_OFFSET
@@ -385,21 +426,21 @@ def doc_stats(data, offsets, classes):
                     line_hash[lines] = (h << np.uint64(20)) ^ np.uint64(b - a)
                     line_len[lines] = b - a
                     lines += 1
-                    out[d, 5] += b - a
+                    out[d, _LINE_CHARS] += b - a
                     if cps[b - 1] == 0x2026 or (b - a >= 3 and cps[b - 1] == 46 and cps[b - 2] == 46 and cps[b - 3] == 46):
-                        out[d, 1] += 1
+                        out[d, _ELLIPSIS_LINES] += 1
                     for bullet in bullets:
                         if cps[a] == bullet:
-                            out[d, 2] += 1
+                            out[d, _BULLET_LINES] += 1
                             break
                 start = j + 1
-        out[d, 0] = lines
+        out[d, _LINES] = lines
         if lines > 1:
             order = np.argsort(line_hash[:lines])
             for k in range(1, lines):
                 if line_hash[order[k]] == line_hash[order[k - 1]]:
-                    out[d, 3] += 1
-                    out[d, 4] += line_len[order[k]]
+                    out[d, _DUP_LINES] += 1
+                    out[d, _DUP_LINE_CHARS] += line_len[order[k]]
         # Characters, words, symbols.
         in_word = False
         has_letter = False
@@ -408,46 +449,39 @@ def doc_stats(data, offsets, classes):
             cp = cps[j]
             cls = classes[cp] if cp < 0x110000 else 0
             if cp == 35:
-                out[d, 6] += 1
+                out[d, _HASHES] += 1
             if cp == 0x2026:
-                out[d, 7] += 1
+                out[d, _ELLIPSES] += 1
             if cp == 46:
                 dots += 1
                 if dots == 3:
-                    out[d, 7] += 1
+                    out[d, _ELLIPSES] += 1
             else:
                 dots = 0
-            if (cls & 4) != 0:
-                out[d, 9] += 1
-            if (cls & 1) != 0:
-                out[d, 12] += 1
+            if (cls & LETTER) != 0:
+                out[d, _LETTERS] += 1
+            if (cls & WORD) != 0:
+                out[d, _WORD_CHARS] += 1
                 if not in_word:
                     in_word = True
                     has_letter = False
-                if (cls & 4) != 0:
+                if (cls & LETTER) != 0:
                     has_letter = True
             elif in_word:
                 in_word = False
-                out[d, 10] += 1
+                out[d, _WORDS] += 1
                 if has_letter:
-                    out[d, 11] += 1
+                    out[d, _ALPHA_WORDS] += 1
         if in_word:
-            out[d, 10] += 1
+            out[d, _WORDS] += 1
             if has_letter:
-                out[d, 11] += 1
+                out[d, _ALPHA_WORDS] += 1
         # Character 10-grams that repeat inside the text.
         grams = m - _CHAR_NGRAM + 1
         if grams > 1:
-            # Rolling polynomial hash: uint64 arithmetic wraps, which is exact mod 2^64.
-            h = np.uint64(0)
-            for k in range(_CHAR_NGRAM):
-                h = h * _ROLL + np.uint64(cps[k])
-            keys[0] = h
-            for j in range(1, grams):
-                h = (h - np.uint64(cps[j - 1]) * _ROLL_TOP) * _ROLL + np.uint64(cps[j + _CHAR_NGRAM - 1])
-                keys[j] = h
-            out[d, 13] = grams
-            out[d, 14] = _repeated_in(keys, grams, slots, counts, where)
+            _ngram_keys(cps, 0, m, _CHAR_NGRAM, keys)
+            out[d, _CHAR_NGRAMS] = grams
+            out[d, _DUP_CHAR_NGRAMS] = _repeated_in(keys, grams, slots, counts, where)
     return out
 
 
@@ -460,29 +494,21 @@ def repeated_ngram_coverage(word_hashes, word_offsets, ngram):
     for d in range(n):
         longest = max(longest, word_offsets[d + 1] - word_offsets[d])
     slots, counts, where = _counting_table(longest)
+    keys = np.empty(longest + 1, np.uint64)
+    covered = np.empty(longest + 1, np.bool_)
     for d in range(n):
         lo = word_offsets[d]
         length = word_offsets[d + 1] - lo
         grams = length - ngram + 1
         if grams < 2:
             continue
-        top = np.uint64(1)
-        for _ in range(ngram - 1):
-            top = top * _ROLL
-        keys = np.empty(grams, np.uint64)
-        h = np.uint64(0)
-        for k in range(ngram):
-            h = h * _ROLL + np.uint64(word_hashes[lo + k])
-        keys[0] = h
-        for j in range(1, grams):
-            h = (h - np.uint64(word_hashes[lo + j - 1]) * top) * _ROLL + np.uint64(word_hashes[lo + j + ngram - 1])
-            keys[j] = h
+        _ngram_keys(word_hashes, lo, length, ngram, keys)
         _count_into(keys, grams, slots, counts, where)
-        covered = np.zeros(length, np.bool_)
+        covered[:length] = False
         for j in range(grams):
             if counts[where[j]] > 1:
                 for k in range(j, j + ngram):
                     covered[k] = True
         _clear(grams, slots, counts, where)
-        out[d] = covered.sum() / length
+        out[d] = covered[:length].sum() / length
     return out

@@ -21,10 +21,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import pyarrow as pa
 
-from transforms import kernels
-from transforms.text import TextAnalysis, analyze, fold
+from hybridmix.transforms import kernels
+from hybridmix.transforms.text import fold
 
 EMPTY_HASH = kernels.EMPTY
 _M32 = 0xFFFFFFFF
@@ -88,15 +87,11 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def signatures_of(analysis: TextAnalysis, ngram: int, num_perm: int, seed: int) -> np.ndarray:
-    """MinHash signature per document (rows); EMPTY_HASH everywhere for a document without words."""
+def signatures(word_hashes: np.ndarray, word_offsets: np.ndarray, ngram: int, num_perm: int, seed: int) -> np.ndarray:
+    """MinHash signature per document (rows) from its word hashes (`transforms.text.analyze`);
+    EMPTY_HASH everywhere for a document without words."""
     a, b = permutations(num_perm, seed)
-    return kernels.minhash(analysis.word_hashes, analysis.word_offsets, ngram, a, b)
-
-
-def signatures(texts: pa.Array, ngram: int, num_perm: int, seed: int) -> np.ndarray:
-    """MinHash signatures of raw texts (normalized and shingled here)."""
-    return signatures_of(analyze(texts), ngram, num_perm, seed)
+    return kernels.minhash(word_hashes, word_offsets, ngram, a, b)
 
 
 def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:

@@ -9,9 +9,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.config import MixtureConfig
-from transforms import columns
-from transforms.mixture_core import (
+from hybridmix.schemas.config import MixtureConfig
+from hybridmix.schemas.stats import Figure, RunStats
+from hybridmix.transforms import columns
+from hybridmix.transforms.batches import concat_blocks
+from hybridmix.transforms.mixture_core import (
     PRIORITY_BITS,
     MixturePlan,
     SourceTally,
@@ -19,10 +21,10 @@ from transforms.mixture_core import (
     plan_mixture,
     resolve_boundary,
 )
-from transforms.text import stable_hash64
+from hybridmix.transforms.stats import STATS, emit
+from hybridmix.transforms.text import stable_hash64
 
-STATS = "stats"
-BOUNDARY = "boundary"
+SELECTED = "selected"
 
 
 def selection_priority(doc_ids: list[str], seed: int) -> np.ndarray:
@@ -125,9 +127,7 @@ class _BoundaryFn(beam.DoFn):
 def _resolve(element, plan: MixturePlan):
     name, blocks = element
     blocks = list(blocks)
-    priority = np.concatenate([b[0] for b in blocks])
-    uids = np.concatenate([b[1] for b in blocks])
-    units = np.concatenate([b[2] for b in blocks])
+    priority, uids, units = concat_blocks(blocks)
     yield from resolve_boundary(priority, uids, units, plan.sources[name].boundary_need).tolist()
 
 
@@ -153,16 +153,15 @@ class _SelectFn(beam.DoFn):
         splits = np.asarray(split_of(doc_ids, self._seed, self._config.validation_fraction), dtype=object)
         for name, rows in _by_source(batch):
             chosen = rows[copies[rows] > 0]
-            yield beam.pvalue.TaggedOutput(STATS, ((name, "selected"), len(chosen)))
-            yield beam.pvalue.TaggedOutput(STATS, ((name, "not_selected"), len(rows) - len(chosen)))
-            yield beam.pvalue.TaggedOutput(STATS, ((name, "selected_rows"), int(copies[rows].sum())))
-            yield beam.pvalue.TaggedOutput(STATS, ((name, "selected_tokens"), int((copies[rows] * tokens[rows]).sum())))
-            yield beam.pvalue.TaggedOutput(STATS, ((name, "selected_units"), int((copies[rows] * units[rows]).sum())))
+            yield emit(Figure.SELECTED, len(chosen), name)
+            yield emit(Figure.NOT_SELECTED, len(rows) - len(chosen), name)
+            yield emit(Figure.SELECTED_ROWS, int(copies[rows].sum()), name)
+            yield emit(Figure.SELECTED_TOKENS, int((copies[rows] * tokens[rows]).sum()), name)
+            yield emit(Figure.SELECTED_UNITS, int((copies[rows] * units[rows]).sum()), name)
             for split in np.unique(splits[chosen]):
                 in_split = chosen[splits[chosen] == split]
-                yield beam.pvalue.TaggedOutput(STATS, (("_rows", str(split)), int(copies[in_split].sum())))
-                yield beam.pvalue.TaggedOutput(
-                    STATS, (("_bytes", str(split)), int((copies[in_split] * text_bytes[in_split]).sum())))
+                yield emit(Figure.SPLIT_ROWS, int(copies[in_split].sum()), detail=str(split))
+                yield emit(Figure.SPLIT_BYTES, int((copies[in_split] * text_bytes[in_split]).sum()), detail=str(split))
         keep = pa.array(copies > 0)
         if not pc.any(keep).as_py():
             return
@@ -191,19 +190,14 @@ class MixOutputs(NamedTuple):
     split_sizes: beam.PCollection  # one dict: split -> {"rows": ..., "bytes": ...} of output text
 
 
-def _split_sizes(stats: list[tuple[tuple[str, str], int]]) -> dict[str, dict[str, int]]:
-    sizes: dict[str, dict[str, int]] = {}
-    for (scope, split), value in stats:
-        if scope in ("_rows", "_bytes"):
-            entry = sizes.setdefault(split, {"rows": 0, "bytes": 0})
-            entry[scope[1:]] += value
-    return sizes
+def _split_sizes(stats: list[tuple[tuple[str, str, str], int]]) -> dict[str, dict[str, int]]:
+    return RunStats(stats).split_sizes()
 
 
 def _check_selection(plan: MixturePlan, stats: list, config: MixtureConfig, origins: dict[str, str]) -> MixturePlan:
     """Guards that need the selection itself (human tokens when the unit is documents)."""
-    human = sum(v for (name, field), v in stats if field == "selected_tokens" and origins.get(name) == "human")
-    check_human_tokens(config, human)
+    selected = RunStats(stats).by_source(Figure.SELECTED_TOKENS)
+    check_human_tokens(config, sum(n for name, n in selected.items() if origins.get(name) == "human"))
     return plan
 
 
@@ -236,10 +230,10 @@ class MixSources(beam.PTransform):
         )
         selected = prioritized | "Select" >> beam.ParDo(
             _SelectFn(self._config, seed), plan=plan_side, boundary=beam.pvalue.AsList(boundary),
-        ).with_outputs(STATS, main="selected")
+        ).with_outputs(STATS, main=SELECTED)
         totals = selected[STATS] | "SumSelection" >> beam.CombinePerKey(sum)
         checked = plan | "CheckSelection" >> beam.Map(
             _check_selection, stats=beam.pvalue.AsList(totals), config=self._config, origins=self._origins)
         split_sizes = totals | "SplitSizes" >> beam.combiners.ToList() | "ToSplitSizes" >> beam.Map(_split_sizes)
-        return MixOutputs(selected=selected["selected"], plan=checked, stats=selected[STATS],
+        return MixOutputs(selected=selected[SELECTED], plan=checked, stats=selected[STATS],
                           split_sizes=split_sizes)

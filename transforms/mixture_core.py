@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from schemas.config import MixtureConfig, Origin
-from schemas.errors import GuardViolation, InfeasibleMixtureError
+from hybridmix.schemas.config import MixtureConfig, Origin
+from hybridmix.schemas.errors import GuardViolation, InfeasibleMixtureError
 
 PRIORITY_BITS = 12
 BUCKETS = 1 << PRIORITY_BITS

@@ -8,19 +8,19 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
-from schemas.config import QualityConfig
-from transforms.filters import build_filters, score_documents
+from hybridmix.schemas.config import QualityConfig
+from hybridmix.transforms.filters import build_filters, score_documents
+from hybridmix.transforms.inputs import Lineage
+from hybridmix.transforms.stats import STATS
 
 KEPT = "kept"
 FILTERED = "filtered"
-STATS = "stats"
 
 
 class _ScoreFn(beam.DoFn):
-    def __init__(self, config: QualityConfig, file_names: list[str], run_id: str) -> None:
+    def __init__(self, config: QualityConfig, lineage: Lineage) -> None:
         self._config = config
-        self._file_names = file_names
-        self._run_id = run_id
+        self._lineage = lineage
 
     def setup(self) -> None:
         self._filters = build_filters(self._config) if self._config.enabled else []
@@ -28,10 +28,10 @@ class _ScoreFn(beam.DoFn):
         self._dropped = Metrics.counter(FilterQuality.__name__, "filtered")
 
     def process(self, docs: pa.RecordBatch):
-        scored = score_documents(docs, self._filters, self._file_names, self._run_id)
+        scored = score_documents(docs, self._filters, self._lineage)
         self._kept.inc(scored.kept.num_rows)
-        for stat in scored.stats:
-            yield beam.pvalue.TaggedOutput(STATS, stat)
+        for item in scored.stats:
+            yield beam.pvalue.TaggedOutput(STATS, item)
         if scored.filtered.num_rows:
             self._dropped.inc(scored.filtered.num_rows)
             yield beam.pvalue.TaggedOutput(FILTERED, scored.filtered)
@@ -48,14 +48,12 @@ class FilterOutputs(NamedTuple):
 class FilterQuality(beam.PTransform):
     """Route each document to `kept` (with flags and a score) or `filtered` (with the reason)."""
 
-    def __init__(self, config: QualityConfig, file_names: list[str], run_id: str) -> None:
+    def __init__(self, config: QualityConfig, lineage: Lineage) -> None:
         super().__init__()
-        build_filters(config)  # fail at construction, naming the bad key
         self._config = config
-        self._file_names = file_names
-        self._run_id = run_id
+        self._lineage = lineage
 
     def expand(self, docs: beam.PCollection) -> FilterOutputs:
-        routed = docs | "ScoreAndRoute" >> beam.ParDo(
-            _ScoreFn(self._config, self._file_names, self._run_id)).with_outputs(FILTERED, STATS, main=KEPT)
+        routed = docs | "ScoreAndRoute" >> beam.ParDo(_ScoreFn(self._config, self._lineage)).with_outputs(
+            FILTERED, STATS, main=KEPT)
         return FilterOutputs(kept=routed[KEPT], filtered=routed[FILTERED], stats=routed[STATS])

@@ -14,27 +14,15 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from schemas.config import PipelineConfig
-from schemas.errors import FatalError
-from transforms.batches import concat, uid_file, uid_row
-from transforms.ingest import InputPlan, build_documents, corpus_columns, iter_row_group
+from hybridmix.schemas.errors import FatalError
+from hybridmix.transforms.batches import concat, make_uids, uid_file, uid_row
+from hybridmix.transforms.ingest import build_documents
+from hybridmix.transforms.inputs import ReadSpec, corpus_columns, iter_row_group
 
 _RG_BITS = 24
 
 
-def row_group_starts(plan: InputPlan) -> list[list[int]]:
-    """First row of every row group, per file."""
-    starts = []
-    for f in plan.files:
-        acc, s = 0, []
-        for rows in f.row_group_rows:
-            s.append(acc)
-            acc += rows
-        starts.append(s)
-    return starts
-
-
-def key_by_row_group(batch: pa.RecordBatch, starts: list[list[int]]) -> Iterator[tuple[tuple[int, int], pa.RecordBatch]]:
+def key_by_row_group(batch: pa.RecordBatch, starts: list[tuple[int, ...]]) -> Iterator[tuple[tuple[int, int], pa.RecordBatch]]:
     """A batch with a `uid` column -> ((file, row group), its rows in that row group)."""
     uids = batch.column("uid").to_numpy()
     files, rows = uid_file(uids), uid_row(uids)
@@ -48,33 +36,28 @@ def key_by_row_group(batch: pa.RecordBatch, starts: list[list[int]]) -> Iterator
 class _ReadAgainFn(beam.DoFn):
     """((file, row group), requests) -> (documents, requests) pairs, row-aligned, by batch."""
 
-    def __init__(self, config: PipelineConfig, plan: InputPlan, run_id: str, schema: pa.Schema,
-                 measure: bool) -> None:
-        self._config = config
-        self._plan = plan
-        self._run_id = run_id
+    def __init__(self, spec: ReadSpec, schema: pa.Schema, measure: bool) -> None:
+        self._spec = spec
         self._schema = schema
         self._measure = measure
 
     def process(self, element):
         (file_index, row_group), batches = element
+        spec = self._spec
         requests = concat(batches, self._schema)
-        file = self._plan.files[file_index]
-        corpus = self._config.corpora[file.corpus]
-        wanted = sorted(set(corpus_columns(corpus).values()))
+        file = spec.plan.files[file_index]
+        wanted = sorted(set(corpus_columns(spec.corpus(file)).values()))
         order = np.argsort(requests.column("uid").to_numpy(), kind="stable")
         requests = requests.take(pa.array(order))
         uids = requests.column("uid").to_numpy()
         found = 0
-        first = sum(file.row_group_rows[:row_group])
-        for batch in iter_row_group(file, row_group, self._config.read_batch_rows, wanted):
-            base = (file_index << 40) | first
+        first = file.row_group_starts[row_group]
+        for batch in iter_row_group(file, row_group, spec.config.read_batch_rows, wanted):
+            base = int(make_uids(file_index, np.array([first]))[0])
             lo, hi = np.searchsorted(uids, [base, base + batch.num_rows])
             if hi > lo:
                 positions = uids[lo:hi] - base
-                docs = build_documents(batch, self._config.corpora[file.corpus], file, first,
-                                       self._config.tokenizer.kind, self._run_id, positions=positions,
-                                       measure=self._measure).docs
+                docs = build_documents(batch, spec, file, first, positions=positions, measure=self._measure).docs
                 if not np.array_equal(docs.column("uid").to_numpy(), uids[lo:hi]):
                     raise FatalError(f"{file.display}: rows of row group {row_group} changed between reads; "
                                      "was the file modified during the run?")
@@ -95,21 +78,18 @@ class ReadRowsAgain(beam.PTransform):
     `measure` as in `build_documents`: False when only text and provenance are needed.
     """
 
-    def __init__(self, config: PipelineConfig, plan: InputPlan, run_id: str, schema: pa.Schema,
-                 measure: bool = True) -> None:
+    def __init__(self, spec: ReadSpec, schema: pa.Schema, measure: bool = True) -> None:
         super().__init__()
-        self._config = config
-        self._plan = plan
-        self._run_id = run_id
+        self._spec = spec
         self._schema = schema
         self._measure = measure
 
     def expand(self, requests: beam.PCollection) -> beam.PCollection:
+        starts = [f.row_group_starts for f in self._spec.plan.files]
         return (
             requests
             # ((file, row group), request rows): one read per row group holding a requested row.
-            | "KeyByRowGroup" >> beam.FlatMap(key_by_row_group, row_group_starts(self._plan))
+            | "KeyByRowGroup" >> beam.FlatMap(key_by_row_group, starts)
             | "GroupByRowGroup" >> beam.GroupByKey()
-            | "ReadRows" >> beam.ParDo(
-                _ReadAgainFn(self._config, self._plan, self._run_id, self._schema, self._measure))
+            | "ReadRows" >> beam.ParDo(_ReadAgainFn(self._spec, self._schema, self._measure))
         )

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms import kernels
+from hybridmix.transforms import kernels
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,6 @@ class TextAnalysis:
     word_tokens: np.ndarray  # int32: words plus punctuation marks
     space_tokens: np.ndarray  # int32: whitespace-separated tokens
 
-    @property
-    def word_counts(self) -> np.ndarray:
-        return np.diff(self.word_offsets)
-
 
 def fold(text: str) -> str:
     """The normalized form of a text, character by character (see `kernels.fold_table`):
@@ -39,7 +35,7 @@ def fold(text: str) -> str:
     return "".join(kernels.fold_char(ch) for ch in text)
 
 
-def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     arr = arr.cast(pa.string()) if arr.type != pa.string() else arr
     n = len(arr)
     offsets = np.frombuffer(arr.buffers()[1], np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
@@ -53,7 +49,7 @@ def analyze(texts: pa.Array) -> TextAnalysis:
     texts = pc.fill_null(texts, "")
     if texts.type != pa.string():
         texts = texts.cast(pa.string())
-    data, offsets = _string_buffers(texts)
+    data, offsets = string_buffers(texts)
     out, out_off, hashes, word_off, tok_words, tok_space = kernels.analyze(
         data, offsets, kernels.char_classes(), *kernels.fold_table())
     normalized = pa.StringArray.from_buffers(
@@ -61,14 +57,9 @@ def analyze(texts: pa.Array) -> TextAnalysis:
     return TextAnalysis(normalized, hashes, word_off, tok_words, tok_space)
 
 
-def normalize(texts: pa.Array) -> pa.Array:
-    """Normalized form used for the exact-duplicate key, never for output."""
-    return analyze(texts).normalized
-
-
 def content_hashes(normalized: pa.Array) -> list[str]:
     """128-bit BLAKE2b of each normalized text, as hex: the exact-duplicate key."""
-    data, offsets = _string_buffers(normalized)
+    data, offsets = string_buffers(normalized)
     view = memoryview(data)
     return [hashlib.blake2b(view[s:e], digest_size=16).hexdigest() for s, e in zip(offsets[:-1], offsets[1:])]
 

@@ -37,7 +37,7 @@ def slow_corpus(tmp_path_factory):
 
 def _start(config, out, *extra):
     env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", config, "--output", str(out), *extra],
+    return subprocess.Popen([sys.executable, "-m", "hybridmix.pipelines.cli", "run", config, "--output", str(out), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.cli import main
-from schemas.records import DOCUMENT_SCHEMA, REJECTION_SCHEMA
+from hybridmix.pipelines.cli import main
+from hybridmix.schemas.records import DOCUMENT_SCHEMA, REJECTION_SCHEMA
 from tests.builders import words, write_config, write_parquet
 
 HUMAN = [{"id": f"h{i:02d}", "text": words(300 + i, 40)} for i in range(12)]

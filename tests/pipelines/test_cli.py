@@ -10,8 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.cli import main
-from schemas.records import DOCUMENT_SCHEMA, DUPLICATE_SCHEMA, FILTERED_SCHEMA, REJECTION_SCHEMA
+from hybridmix.pipelines.cli import main
+from hybridmix.schemas.records import (
+    DOCUMENT_SCHEMA,
+    DUPLICATE_SCHEMA,
+    FILTERED_SCHEMA,
+    REJECTION_SCHEMA,
+)
 from tests.builders import near_copy, words, write_config, write_parquet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -177,7 +182,7 @@ def test_finished_output_is_not_overwritten_without_force(finished_run, capsys):
 
 def _cli(*args, cwd=None):
     env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "hybridmix.pipelines.cli", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=300)
 
 
@@ -237,7 +242,7 @@ def test_local_run_needs_no_network(tmp_path):
     config = _config(tmp_path)
     env = dict(os.environ, PYTHONPATH=ROOT)
     result = subprocess.run(
-        ["unshare", "-rn", sys.executable, "-m", "pipelines.cli", "run", config, "--output", str(tmp_path / "out")],
+        ["unshare", "-rn", sys.executable, "-m", "hybridmix.pipelines.cli", "run", config, "--output", str(tmp_path / "out")],
         capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "_SUCCESS").exists()

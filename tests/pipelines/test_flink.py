@@ -56,7 +56,7 @@ def _flink_jobs() -> dict[str, dict]:
 def _run(*args: str, cwd) -> tuple[subprocess.CompletedProcess, float]:
     env = dict(os.environ, PYTHONPATH=ROOT)
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "hybridmix.pipelines.cli", *args], capture_output=True, text=True,
                             cwd=cwd, env=env, timeout=RUN_TIMEOUT_S)
     return result, time.monotonic() - started
 

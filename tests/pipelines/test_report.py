@@ -1,7 +1,7 @@
 import json
 
-from pipelines.cli import main
-from pipelines.report import safe_text
+from hybridmix.pipelines.cli import main
+from hybridmix.pipelines.report import safe_text
 from tests.builders import words, write_config, write_parquet
 
 HOSTILE = "\x1b[2J\x1b[31mred\x07 bell \u202eevil\u202c \r\nnext"

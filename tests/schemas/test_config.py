@@ -1,7 +1,7 @@
 import pytest
 
-from schemas.config import load_config, parse_config
-from schemas.errors import ConfigError
+from hybridmix.schemas.config import load_config, parse_config
+from hybridmix.schemas.errors import ConfigError
 from tests.builders import make_config, write_config
 
 BASE = {

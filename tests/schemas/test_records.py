@@ -4,9 +4,9 @@ import typing
 import pyarrow as pa
 import pytest
 
-from schemas.config import Origin
-from schemas.records import RECORD_TYPES
-from schemas.reasons import DuplicateKind
+from hybridmix.schemas.config import Origin
+from hybridmix.schemas.reasons import DuplicateKind
+from hybridmix.schemas.records import RECORD_TYPES
 
 # Which Arrow types may carry each pydantic annotation.
 _ARROW_FOR = {

@@ -3,10 +3,12 @@ import numpy as np
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
+from hybridmix.schemas.stats import Figure, RunStats
+from hybridmix.transforms.components import ConnectedComponents
+from hybridmix.transforms.duplicates import cross_origin_counts
 from tests.builders import dedup_inputs, near_copy, words
 from tests.conftest import local_pipeline
 from tests.transforms.test_dedup_core import _union_find
-from transforms.dedup import CROSS_SEP, ConnectedComponents, cross_origin_counts
 
 A, B, C = words(1, 200), words(2, 200), words(3, 200)
 ROWS = [
@@ -42,10 +44,12 @@ def _run_dedup(tmp_path, partitions):
     assert_that(survivors, equal_to(SURVIVORS), label="survivors")
     assert_that(dups, equal_to(DUPLICATES), label="duplicates")
     assert_that(similarity, equal_to([(d[0], True, True) for d in DUPLICATES]), label="similarity")
-    assert_that(stats | beam.Filter(lambda kv: kv[0][0] in ("gen", "_cross")),
-                equal_to([(("gen", "exact_duplicates"), 3), (("gen", "near_duplicates"), 2),
-                          (("_cross", "clusters"), 1), (("_cross", f"source{CROSS_SEP}gen"), 3),
-                          (("_cross", f"generator{CROSS_SEP}gen{CROSS_SEP}(none)"), 3)]), label="counts")
+    kinds = {Figure.EXACT_DUPLICATES.value, Figure.NEAR_DUPLICATES.value, Figure.CROSS_ORIGIN_CLUSTERS.value,
+             Figure.CROSS_ORIGIN_SYNTHETIC.value}
+    assert_that(stats | beam.Filter(lambda kv: kv[0][0] in kinds),
+                equal_to([(("exact_duplicates", "gen", ""), 3), (("near_duplicates", "gen", ""), 2),
+                          (("cross_origin_clusters", "", ""), 1), (("cross_origin_synthetic", "gen", ""), 3),
+                          (("cross_origin_synthetic", "gen", "(none)"), 3)]), label="counts")
     p.run().wait_until_finish()
 
 
@@ -89,8 +93,8 @@ def test_cross_origin_counts_cover_kept_and_removed_synthetic_members():
         row("s9", "human", "wiki", None, "synthetic", "chat", "gpt"),  # synthetic kept (longest policy)
         row("s7", "synthetic", "chat", "gpt", "synthetic", "chat", "gpt"),  # synthetic only: not counted
     ]
-    stats = dict(cross_origin_counts(rows))
-    assert stats[("_cross", "clusters")] == 2
-    assert stats[("_cross", f"source{CROSS_SEP}chat")] == 3
-    assert stats[("_cross", f"generator{CROSS_SEP}chat{CROSS_SEP}gpt")] == 2
-    assert stats[("_cross", f"generator{CROSS_SEP}chat{CROSS_SEP}llama")] == 1
+    stats = RunStats(cross_origin_counts(rows))
+    assert stats.total(Figure.CROSS_ORIGIN_CLUSTERS) == 2
+    assert stats.get(Figure.CROSS_ORIGIN_SYNTHETIC, "chat") == 3
+    assert stats.get(Figure.CROSS_ORIGIN_SYNTHETIC, "chat", "gpt") == 2
+    assert stats.get(Figure.CROSS_ORIGIN_SYNTHETIC, "chat", "llama") == 1

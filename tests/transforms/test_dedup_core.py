@@ -2,8 +2,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from transforms.batches import int_partitions, split_rows
-from transforms.dedup_core import (
+from hybridmix.transforms.batches import int_partitions, split_rows
+from hybridmix.transforms.dedup_core import (
     bucket_pairs,
     directed,
     exact_groups,

@@ -1,10 +1,18 @@
 import pyarrow as pa
 import pytest
 
-from schemas.config import FilterSpec, QualityConfig
-from schemas.errors import ConfigError
-from tests.builders import make_documents
-from transforms.filters import REGISTRY, TextView, build_filters, score_documents
+from hybridmix.schemas.config import FilterSpec, QualityConfig
+from hybridmix.schemas.errors import ConfigError
+from hybridmix.schemas.filters import FILTER_PARAMS
+from hybridmix.transforms.filters import (
+    REGISTRY,
+    TextView,
+    build_filter,
+    build_filters,
+    score_documents,
+)
+from hybridmix.transforms.inputs import Lineage
+from tests.builders import make_config, make_documents
 
 WIKI = ("The castle was built in 1120 by Count Henry, who held the valley until his death in 1141. "
         "Its keep, 30 m high, survived the siege of 1347; the outer walls did not.")
@@ -17,7 +25,7 @@ CODE = "Use this:\n```python\nfor i in range(10):\n    print(i * i)\n```\nIt pri
 
 
 def verdict(name, texts, prompts=None, **params):
-    filt = REGISTRY[name](params)
+    filt = build_filter(FilterSpec(name=name, params=params))
     view = TextView(pa.array(texts, pa.string()), None if prompts is None else pa.array(prompts, pa.string()))
     return filt.evaluate(view).failed.tolist()
 
@@ -77,9 +85,32 @@ def test_defaults_are_valid_and_cover_both_kinds_of_rule():
 
 def test_unknown_filter_and_bad_params_name_the_key():
     with pytest.raises(ConfigError, match=r"quality.filters\[0\].name: unknown filter 'nope'"):
-        build_filters(QualityConfig(filters=[FilterSpec(name="nope")]))
-    with pytest.raises(ConfigError, match=r"quality.filters\[0\].params: min_wrds: unknown key"):
-        build_filters(QualityConfig(filters=[FilterSpec(name="word_count", params={"min_wrds": 2})]))
+        make_config(quality={"filters": [{"name": "nope"}]})
+    with pytest.raises(ConfigError, match=r"quality.filters\[0\].params.min_wrds: unknown key"):
+        make_config(quality={"filters": [{"name": "word_count", "params": {"min_wrds": 2}}]})
+    with pytest.raises(ConfigError, match=r"quality.filters\[1\].params.min_share: Input should be a valid number"):
+        make_config(quality={"filters": [{"name": "word_count"}, {"name": "alpha_words", "params": {"min_share": "x"}}]})
+
+
+def test_every_registered_filter_declares_its_parameters_and_back():
+    assert set(REGISTRY) == set(FILTER_PARAMS)
+
+
+def test_resolved_config_lists_every_parameter_of_every_filter():
+    resolved = {spec.name: spec.params for spec in make_config().quality.filters}
+    for name, params in resolved.items():
+        assert set(params) == set(FILTER_PARAMS[name].model_fields), name
+    assert resolved["alpha_words"] == {"min_share": 0.6, "min_words": 10}
+    # Given params keep their value; the rest are filled in.
+    spec = FilterSpec(name="repeated_ngrams", params={"ngram": 4})
+    assert spec.params == {"ngram": 4, "max_coverage": 0.3, "min_words": 20}
+
+
+def test_repetition_loop_is_the_repeated_ngram_measure_with_its_own_defaults():
+    loop, ngrams = build_filter(FilterSpec(name="repetition_loop")), build_filter(FilterSpec(name="repeated_ngrams"))
+    assert type(loop) is type(ngrams)
+    assert (loop.label, loop.params.ngram, ngrams.label, ngrams.params.ngram) == (
+        "repetition_loop_v1", 10, "repeated_ngrams_v1", 5)
 
 
 def test_scope_mode_and_first_failing_filter_decides():
@@ -94,7 +125,7 @@ def test_scope_mode_and_first_failing_filter_decides():
         FilterSpec(name="word_count", params={"min_words": 3}),
         FilterSpec(name="word_count", params={"min_words": 8}, mode="flag"),
     ]))
-    scored = score_documents(docs, filters, ["file.parquet"], "run")
+    scored = score_documents(docs, filters, Lineage(("file.parquet",), "run"))
     assert scored.kept.column("doc_id").to_pylist() == ["d1", "d3"]
     assert scored.filtered.column("doc_id").to_pylist() == ["d0", "d2"]
     assert scored.filtered.column("reason").to_pylist() == ["quality_refusal", "quality_word_count"]
@@ -110,5 +141,5 @@ def test_scope_mode_and_first_failing_filter_decides():
 
 def test_quality_disabled_via_empty_filter_list_keeps_everything():
     docs = make_documents([{"text": "x"}])
-    scored = score_documents(docs, [], ["f"], "run")
+    scored = score_documents(docs, [], Lineage(("f",), "run"))
     assert scored.kept.num_rows == 1 and scored.filtered.num_rows == 0

@@ -7,9 +7,14 @@ import pyarrow as pa
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
+from hybridmix.transforms.indicators import (
+    CollapseIndicators,
+    distinct_ngrams,
+    indicators,
+    near_duplicate_rates,
+)
+from hybridmix.transforms.text import analyze, stable_hash64
 from tests.conftest import local_pipeline
-from transforms.indicators import CollapseIndicators, indicators, near_duplicate_rates
-from transforms.text import stable_hash64
 
 
 def test_known_values():
@@ -73,3 +78,11 @@ def test_sample_is_the_same_whatever_the_batching(batch_rows):
     out = p | beam.Create(parts) | CollapseIndicators(seed=3, sample_documents=10)
     assert_that(out, equal_to([expected]))
     p.run().wait_until_finish()
+
+
+def test_distinct_ngrams_match_a_reference_count():
+    texts = ["the cat sat on the mat the cat sat", "", "one", "the cat sat on the mat"]
+    analysis = analyze(pa.array(texts))
+    for n in (1, 2, 3, 5):
+        grams = [tuple(t.split()[i:i + n]) for t in texts for i in range(len(t.split()) - n + 1)]
+        assert distinct_ngrams(analysis.word_hashes, analysis.word_offsets, n) == (len(set(grams)), len(grams)), n

@@ -6,11 +6,13 @@ import pyarrow as pa
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas.errors import DataError, SchemaError
-from schemas.reasons import RejectReason
+from hybridmix.schemas.errors import DataError, SchemaError
+from hybridmix.schemas.reasons import RejectReason
+from hybridmix.schemas.stats import Figure
+from hybridmix.transforms.ingest import ReadCorpora, build_documents
+from hybridmix.transforms.inputs import ReadSpec, plan_inputs
 from tests.builders import make_config, words, write_parquet
 from tests.conftest import local_pipeline
-from transforms.ingest import ReadCorpora, build_documents, plan_inputs
 
 
 def _corpus(tmp_path, rows, schema=None, **corpus):
@@ -22,7 +24,7 @@ def _corpus(tmp_path, rows, schema=None, **corpus):
     config = make_config(corpora=[base, {"name": "synth", "origin": "synthetic", "paths": ["synth/*.parquet"],
                                          "id_column": "id", "columns": {"generator": "model"}}],
                          mixture={"targets": targets})
-    plan = plan_inputs(config, str(tmp_path))
+    plan = plan_inputs(config.ingest, str(tmp_path))
     return config, plan
 
 
@@ -31,7 +33,7 @@ def _build(config, plan, file_index=0):
 
     f = plan.files[file_index]
     batch = pq.read_table(f.path).to_batches()[0]
-    return build_documents(batch, config.corpora[f.corpus], f, 0, "words", "run-1")
+    return build_documents(batch, ReadSpec(config.ingest, plan, "run-1"), f, 0)
 
 
 def test_bad_rows_are_rejected_with_reason_file_and_row(tmp_path):
@@ -107,21 +109,21 @@ def test_plan_errors_name_the_file(tmp_path):
     config, _ = _corpus(tmp_path, [{"id": "a", "text": "x"}])
     (tmp_path / "human" / "zz.parquet").write_bytes(b"this is not parquet")
     with pytest.raises(DataError, match=r"zz.parquet: cannot read as Parquet"):
-        plan_inputs(config, str(tmp_path))
+        plan_inputs(config.ingest, str(tmp_path))
     (tmp_path / "human" / "zz.parquet").write_bytes(b"")
     with pytest.raises(DataError, match=r"zz.parquet: file is empty"):
-        plan_inputs(config, str(tmp_path))
+        plan_inputs(config.ingest, str(tmp_path))
     os.remove(tmp_path / "human" / "zz.parquet")
     write_parquet(tmp_path / "human" / "zz.parquet", [{"id": "a", "body": "x"}])
     with pytest.raises(SchemaError, match=r"zz.parquet: column 'text' \(corpora\[0\].text_column\) not found"):
-        plan_inputs(config, str(tmp_path))
+        plan_inputs(config.ingest, str(tmp_path))
 
 
 def test_glob_matching_nothing_is_an_error(tmp_path):
     config, _ = _corpus(tmp_path, [{"id": "a", "text": "x"}])
     os.remove(tmp_path / "human" / "a.parquet")
     with pytest.raises(DataError, match=r"corpora\[0\] \(human\): no file matches 'human/\*.parquet'"):
-        plan_inputs(config, str(tmp_path))
+        plan_inputs(config.ingest, str(tmp_path))
 
 
 def test_read_corpora_splits_rows_and_counts_them(tmp_path):
@@ -129,15 +131,17 @@ def test_read_corpora_splits_rows_and_counts_them(tmp_path):
     write_parquet(tmp_path / "human" / "a.parquet", rows, row_group_size=7)
     write_parquet(tmp_path / "synth" / "b.parquet", [{"id": "s1", "text": words(99, 12), "model": "m"}])
     config = make_config(read_batch_rows=16)
-    plan = plan_inputs(config, str(tmp_path))
+    plan = plan_inputs(config.ingest, str(tmp_path))
     assert plan.files[0].row_group_rows == (7, 7, 7, 7, 7, 5)
     p = local_pipeline()
-    out = p | ReadCorpora(config, plan, "run-1")
+    out = p | ReadCorpora(ReadSpec(config.ingest, plan, "run-1"))
     doc_ids = out.docs | "DocIds" >> beam.FlatMap(lambda b: b.column("doc_id").to_pylist())
     rejected_rows = out.rejected | "RejectRows" >> beam.FlatMap(lambda b: b.column("source_row").to_pylist())
     stats = out.stats | beam.CombinePerKey(sum)
     assert_that(doc_ids, equal_to([f"h{i}" for i in range(40) if i % 4] + ["s1"]), label="docs")
     assert_that(rejected_rows, equal_to([i for i in range(40) if i % 4 == 0]), label="rejects")
-    assert_that(stats, equal_to([(("human", "read"), 40), (("synth", "read"), 1), (("human", "rejected"), 10),
-                                 (("human", "rejected:ingest_null_text"), 10)]), label="stats")
+    assert_that(stats, equal_to([
+        ((Figure.READ.value, "human", ""), 40), ((Figure.READ.value, "synth", ""), 1),
+        ((Figure.REJECTED.value, "human", ""), 10),
+        ((Figure.REJECTED_BY_REASON.value, "human", "ingest_null_text"), 10)]), label="stats")
     p.run().wait_until_finish()

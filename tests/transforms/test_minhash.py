@@ -5,8 +5,15 @@ import pyarrow as pa
 import pytest
 from datasketch import MinHash, MinHashLSH
 
+from hybridmix.transforms import minhash as mh
+from hybridmix.transforms.text import analyze
+
+
+def signatures(texts: list[str], ngram: int, num_perm: int, seed: int) -> np.ndarray:
+    """What a run computes: words of the normalized text hashed in one pass, then MinHash."""
+    analysis = analyze(pa.array(texts, pa.string()))
+    return mh.signatures(analysis.word_hashes, analysis.word_offsets, ngram, num_perm, seed)
 from tests.builders import near_copy, words
-from transforms import minhash as mh
 
 TEXTS = [
     words(1, 120),
@@ -22,7 +29,7 @@ TEXTS = [
 @pytest.mark.parametrize("num_perm, seed, ngram", [(128, 1, 5), (64, 7, 3), (256, 42, 1)],
                          ids=["default", "small-trigram", "large-unigram"])
 def test_signatures_are_bit_identical_to_datasketch(num_perm, seed, ngram):
-    sig = mh.signatures(pa.array(TEXTS), ngram, num_perm, seed)
+    sig = signatures(TEXTS, ngram, num_perm, seed)
     for i, text in enumerate(TEXTS):
         ref = MinHash(num_perm=num_perm, seed=seed, hashfunc=mh.shingle_hash32)
         ref.update_batch(mh.document_shingles(text, ngram))
@@ -30,7 +37,7 @@ def test_signatures_are_bit_identical_to_datasketch(num_perm, seed, ngram):
 
 
 def test_batch_word_hashes_match_the_reference_words():
-    analysis = mh.analyze(pa.array(TEXTS))
+    analysis = analyze(pa.array(TEXTS))
     for i, text in enumerate(TEXTS):
         expected = [mh.word_hash32(w.encode("utf-8")) for w in mh.document_words(text)]
         got = analysis.word_hashes[analysis.word_offsets[i]:analysis.word_offsets[i + 1]].tolist()
@@ -43,18 +50,18 @@ def test_reference_words_follow_unicode_classes():
 
 
 def test_signatures_do_not_depend_on_batch_composition():
-    together = mh.signatures(pa.array(TEXTS), 5, 128, 1)
-    alone = np.vstack([mh.signatures(pa.array([t]), 5, 128, 1) for t in TEXTS])
+    together = signatures(TEXTS, 5, 128, 1)
+    alone = np.vstack([signatures([t], 5, 128, 1) for t in TEXTS])
     assert np.array_equal(together, alone)
 
 
 def test_empty_text_has_the_empty_signature():
-    sig = mh.signatures(pa.array(["", "..."]), 5, 16, 1)
+    sig = signatures(["", "..."], 5, 16, 1)
     assert (sig == mh.EMPTY_HASH).all()
 
 
 def test_near_copies_estimate_high_similarity_and_unrelated_low():
-    sig = mh.signatures(pa.array([words(1, 300), near_copy(words(1, 300)), words(3, 300)]), 5, 256, 1)
+    sig = signatures([words(1, 300), near_copy(words(1, 300)), words(3, 300)], 5, 256, 1)
     assert mh.estimate_jaccard(sig[0], sig[1]) > 0.9
     assert mh.estimate_jaccard(sig[0], sig[2]) < 0.1
 
@@ -78,7 +85,7 @@ def test_band_keys_equal_exactly_when_bands_equal():
 
 def test_signatures_load_into_datasketch_lsh():
     texts = [words(1, 300), near_copy(words(1, 300)), words(5, 300)]
-    sig = mh.signatures(pa.array(texts), 5, 128, 1)
+    sig = signatures(texts, 5, 128, 1)
     lsh = MinHashLSH(threshold=0.8, num_perm=128)
     for i, row in enumerate(sig):
         lsh.insert(f"d{i}", MinHash(num_perm=128, seed=1, hashvalues=row, scheme="affine32"))

@@ -6,10 +6,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from schemas.config import MixtureConfig
+from hybridmix.schemas.config import MixtureConfig
+from hybridmix.transforms import columns
+from hybridmix.transforms.mixture import MixSources
 from tests.conftest import local_pipeline
-from transforms import columns
-from transforms.mixture import MixSources
 
 ORIGINS = {"h": "human", "s": "synthetic"}
 

@@ -3,9 +3,14 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from schemas.config import MixtureConfig
-from schemas.errors import GuardViolation, InfeasibleMixtureError
-from transforms.mixture_core import BUCKETS, SourceTally, plan_mixture, resolve_boundary
+from hybridmix.schemas.config import MixtureConfig
+from hybridmix.schemas.errors import GuardViolation, InfeasibleMixtureError
+from hybridmix.transforms.mixture_core import (
+    BUCKETS,
+    SourceTally,
+    plan_mixture,
+    resolve_boundary,
+)
 
 
 def tally(units_per_bucket, documents=None, tokens=None, generation=1):
@@ -161,7 +166,7 @@ def test_temperature_flattens_sizes():
 
 
 def test_weights_and_temperature_config_rules():
-    from schemas.errors import ConfigError
+    from hybridmix.schemas.errors import ConfigError
     from tests.builders import make_config
 
     with pytest.raises(ConfigError, match="mixture.weights: every corpus needs a weight"):

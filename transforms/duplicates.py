@@ -1,0 +1,140 @@
+"""Duplicate records: who was removed in favour of whom, chains resolved to the final survivor,
+clusters that mix human and synthetic text, and the rows written to `duplicates/`."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hybridmix.schemas.reasons import DuplicateKind
+from hybridmix.schemas.records import DUPLICATE_SCHEMA
+from hybridmix.schemas.stats import Figure, stat
+from hybridmix.transforms import columns
+from hybridmix.transforms.batches import (
+    concat,
+    int_partitions,
+    split_batch,
+    table_to_batch,
+)
+from hybridmix.transforms.inputs import Lineage
+from hybridmix.transforms.text import stable_hash64
+
+DUPS = "dups"
+ASSIGNMENTS = "assignments"
+# What a near cluster's assignment says about its survivor, copied onto exact duplicates of members.
+_KEPT_FIELDS = ("kept_uid", "kept_doc_id", "kept_origin", "kept_source", "kept_generator", "cluster_size",
+                "similarity")
+
+
+def duplicate_rows(losers: pa.Table, kept: pa.Table, kind: DuplicateKind, cluster_size: np.ndarray,
+                   similarity: np.ndarray) -> pa.RecordBatch:
+    """Duplicate rows for `losers`, each replaced by the row of `kept` at the same position."""
+    n = losers.num_rows
+    return table_to_batch(pa.table(
+        {
+            "uid": losers.column("uid"),
+            "kept_uid": kept.column("uid"),
+            "doc_id": losers.column("doc_id"),
+            "kept_doc_id": kept.column("doc_id"),
+            "cluster": kept.column("doc_id"),
+            "cluster_size": pa.array(cluster_size.astype(np.int32), pa.int32()),
+            "kind": pa.array([kind.value] * n, pa.string()),
+            "similarity": pa.array(similarity.astype(np.float32), pa.float32()),
+            "origin": losers.column("origin"),
+            "source": losers.column("source"),
+            "generator": losers.column("generator"),
+            "kept_origin": kept.column("origin"),
+            "kept_source": kept.column("source"),
+            "kept_generator": kept.column("generator"),
+        },
+        schema=columns.DUPLICATE,
+    ))
+
+
+class ResolveChainsFn(beam.DoFn):
+    """(kept-uid partition, {dups, assignments}) -> duplicate rows pointing at the final survivor.
+
+    An exact duplicate points at its group's survivor; when near dedup later clustered that
+    survivor under another document, the row is repointed to the cluster's survivor.
+    """
+
+    def process(self, element):
+        _, joined = element
+        dups = concat(joined[DUPS], columns.DUPLICATE)
+        if dups.num_rows == 0:
+            return
+        assigned = list(joined[ASSIGNMENTS])
+        if not assigned:
+            yield table_to_batch(dups)
+            return
+        table = pa.concat_tables([pa.Table.from_batches([a]) for a in assigned]).combine_chunks()
+        table = table.take(pa.array(np.argsort(table.column("uid").to_numpy())))
+        a_uid = table.column("uid").to_numpy()
+        kept_uid = dups.column("kept_uid").to_numpy()
+        pos = np.minimum(np.searchsorted(a_uid, kept_uid), len(a_uid) - 1)
+        hit = a_uid[pos] == kept_uid
+        if not hit.any():
+            yield table_to_batch(dups)
+            return
+        take = pa.array(pos)
+        cols = {name: dups.column(name) for name in columns.DUPLICATE.names}
+        mask = pa.array(hit)
+        for name in _KEPT_FIELDS:
+            cols[name] = pc.if_else(mask, table.column(name).take(take), cols[name])
+        cols["cluster"] = cols["kept_doc_id"]
+        yield table_to_batch(pa.Table.from_pydict(cols, schema=columns.DUPLICATE))
+
+
+def key_by_kept(batch: pa.RecordBatch, partitions: int):
+    yield from split_batch(batch, int_partitions(batch.column("kept_uid").to_numpy(), partitions), partitions)
+
+
+def key_by_cluster(batch: pa.RecordBatch, partitions: int):
+    part = (stable_hash64(batch.column("cluster").to_pylist(), "cluster") % np.uint64(partitions)).astype(np.int64)
+    yield from split_batch(batch, part, partitions)
+
+
+def cross_origin_counts(rows: list[dict]) -> list[tuple[tuple[str, str, str], int]]:
+    """Statistics of clusters holding both human and synthetic text, from their duplicate rows.
+
+    Counts each such cluster once, and its synthetic members (removed or kept) per source and
+    per (source, generator): synthetic text that copies human text, or is copied by it.
+    """
+    clusters: dict[str, list[dict]] = {}
+    for row in rows:
+        clusters.setdefault(row["cluster"], []).append(row)
+    counts: dict[tuple[str, str], int] = {}
+    mixed = 0
+    for members in clusters.values():
+        kept = members[0]
+        people = [(m["origin"], m["source"], m["generator"]) for m in members]
+        people.append((kept["kept_origin"], kept["kept_source"], kept["kept_generator"]))
+        if {o for o, _, _ in people} != {"human", "synthetic"}:
+            continue
+        mixed += 1
+        for origin, source, generator in people:
+            if origin == "synthetic":
+                for key in ((source, ""), (source, generator or "(none)")):
+                    counts[key] = counts.get(key, 0) + 1
+    out = [stat(Figure.CROSS_ORIGIN_SYNTHETIC, n, source, detail) for (source, detail), n in sorted(counts.items())]
+    if mixed:
+        out.append(stat(Figure.CROSS_ORIGIN_CLUSTERS, mixed))
+    return out
+
+
+def cross_origin(element):
+    """(cluster partition, duplicate rows) -> cross-origin statistics of the clusters in it."""
+    _, batches = element
+    yield from cross_origin_counts(concat(batches, columns.DUPLICATE).to_pylist())
+
+
+def to_output_rows(batch: pa.RecordBatch, lineage: Lineage) -> pa.RecordBatch:
+    """Internal duplicate rows -> `duplicates/` rows with their input file and row."""
+    uids = batch.column("uid").to_numpy()
+    cols = {name: batch.column(name) for name in columns.DUPLICATE.names if name in DUPLICATE_SCHEMA.names}
+    cols["source_file"] = lineage.source_files(uids)
+    cols["source_row"] = lineage.source_rows(uids)
+    cols["run_id"] = lineage.run_ids(batch.num_rows)
+    return pa.RecordBatch.from_pydict({k: cols[k] for k in DUPLICATE_SCHEMA.names}, schema=DUPLICATE_SCHEMA)

@@ -1,0 +1,302 @@
+"""Input planning: resolve every corpus's globs, read the files' footers, and name rows.
+
+Files are listed and their footers read when the pipeline is built (`plan_inputs`), so a
+missing or unreadable file stops the run before any work starts, and the work is split by row
+group. Every stage that reads rows gets a `ReadSpec`: the plan, the ingest config and the run id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from apache_beam.io.filesystem import FileSystem
+from apache_beam.io.filesystems import FileSystems
+
+from hybridmix.schemas.config import CorpusConfig, IngestConfig
+from hybridmix.schemas.errors import DataError, SchemaError
+from hybridmix.schemas.reasons import RejectReason
+from hybridmix.transforms.batches import uid_file, uid_row
+from hybridmix.transforms.storage import is_remote, open_parquet, open_raw
+
+log = logging.getLogger(__name__)
+
+_FINGERPRINT_TAIL_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file, as planned when the pipeline is built."""
+
+    index: int
+    corpus: int
+    path: str  # what FileSystems opens
+    display: str  # how records and the manifest name it (relative to the config's folder)
+    size_bytes: int
+    rows: int
+    row_group_rows: tuple[int, ...]
+    fingerprint: str
+    columns: tuple[str, ...]
+
+    @cached_property
+    def row_group_starts(self) -> tuple[int, ...]:
+        """First row (in the file) of every row group."""
+        starts, first = [], 0
+        for rows in self.row_group_rows:
+            starts.append(first)
+            first += rows
+        return tuple(starts)
+
+
+@dataclass(frozen=True)
+class BadFile:
+    """An input file that cannot be used, kept (quarantine) so its rows are accounted for."""
+
+    corpus: int
+    path: str
+    display: str
+    size_bytes: int | None
+    rows: int | None  # known when the footer could be read
+    reason: str
+    detail: str
+
+    def error(self) -> DataError:
+        cls = SchemaError if self.reason == RejectReason.MISSING_COLUMN else DataError
+        return cls(self.detail)
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    base_dir: str
+    files: tuple[InputFile, ...] = field(default_factory=tuple)
+    bad_files: tuple[BadFile, ...] = field(default_factory=tuple)
+
+    def work_items(self) -> list[tuple[int, int, int, int]]:
+        """(file index, row group, first row in file, rows) for every non-empty row group."""
+        return [(f.index, rg, first, rows)
+                for f in self.files
+                for rg, (first, rows) in enumerate(zip(f.row_group_starts, f.row_group_rows)) if rows]
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for f in self.files:
+            h.update(f"{f.display}\x00{f.size_bytes}\x00{f.fingerprint}\n".encode())
+        for b in self.bad_files:
+            h.update(f"bad\x00{b.display}\x00{b.size_bytes}\x00{b.reason}\n".encode())
+        return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Turns internal row keys (uids) into the lineage columns of output records."""
+
+    file_names: tuple[str, ...]
+    run_id: str
+
+    def source_files(self, uids: np.ndarray) -> pa.Array:
+        return pa.array([self.file_names[f] for f in uid_file(uids)], pa.string())
+
+    def source_rows(self, uids: np.ndarray) -> pa.Array:
+        return pa.array(uid_row(uids), pa.int64())
+
+    def run_ids(self, n: int) -> pa.Array:
+        return pa.array([self.run_id] * n, pa.string())
+
+    def where(self, uid: int) -> str:
+        """`<file> row <n>` for messages."""
+        return f"{self.file_names[int(uid_file(np.array([uid]))[0])]} row {int(uid_row(np.array([uid]))[0])}"
+
+
+@dataclass(frozen=True)
+class ReadSpec:
+    """What every stage that reads input rows needs: the ingest config, the planned files, the run."""
+
+    config: IngestConfig
+    plan: InputPlan
+    run_id: str
+
+    def corpus(self, file: InputFile) -> CorpusConfig:
+        return self.config.corpora[file.corpus]
+
+    @property
+    def lineage(self) -> Lineage:
+        return Lineage(tuple(f.display for f in self.plan.files), self.run_id)
+
+
+def _resolve(pattern: str, base_dir: str) -> str:
+    if is_remote(pattern) or os.path.isabs(pattern):
+        return pattern
+    return os.path.normpath(os.path.join(base_dir, pattern))
+
+
+def glob_base(pattern: str) -> str:
+    """The folder a glob searches: its path up to the first wildcard."""
+    head = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    return head if head.endswith(os.sep) else os.path.dirname(head)
+
+
+def _unstattable_local(pattern: str) -> list[str]:
+    if is_remote(pattern):
+        return []
+    base = glob_base(pattern)
+    if not os.path.isdir(base):
+        return []
+    regex = re.compile(FileSystem.translate_pattern(pattern))
+    missing = []
+    for dirpath, _, names in os.walk(base):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            if regex.match(path) and not os.path.exists(path):
+                missing.append(path)
+    return sorted(missing)
+
+
+def _display(path: str, base_dir: str) -> str:
+    if is_remote(path):
+        return path
+    rel = os.path.relpath(path, base_dir)
+    return path if rel.startswith("..") else rel
+
+
+def _tail_fingerprint(path: str, size: int) -> str:
+    # The footer holds row counts and column statistics: cheap to read, and it changes
+    # whenever the content does. Full checksums are computed inside the pipeline.
+    with open_raw(path) as fh:
+        start = max(0, size - _FINGERPRINT_TAIL_BYTES)
+        fh.seek(start)
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def corpus_columns(corpus: CorpusConfig) -> dict[str, str]:
+    """Input column for each role this corpus reads (role -> column name)."""
+    roles = {"text": corpus.text_column}
+    if corpus.id_column:
+        roles["id"] = corpus.id_column
+    if corpus.prompt_column:
+        roles["prompt"] = corpus.prompt_column
+    for role, column in corpus.columns.model_dump().items():
+        if column:
+            roles[role] = column
+    for column in corpus.keep_columns:
+        roles[f"keep:{column}"] = column
+    return roles
+
+
+def _key_for_role(index: int, role: str) -> str:
+    if role in ("text", "id", "prompt"):
+        return f"corpora[{index}].{role}_column"
+    if role.startswith("keep:"):
+        return f"corpora[{index}].keep_columns"
+    return f"corpora[{index}].columns.{role}"
+
+
+def plan_inputs(config: IngestConfig, base_dir: str) -> InputPlan:
+    """List every corpus's files and read their footers.
+
+    A glob that matches nothing is always an error. A file that cannot be used raises
+    (on_bad_file: fail) or is set aside in `bad_files` (on_bad_file: quarantine).
+    """
+    files: list[InputFile] = []
+    bad: list[BadFile] = []
+    seen: dict[str, str] = {}
+    for ci, corpus in enumerate(config.corpora):
+        matched: list[tuple[str, int]] = []
+        for pattern in corpus.paths:
+            resolved = _resolve(pattern, base_dir)
+            try:
+                results = FileSystems.match([resolved])[0].metadata_list
+            except Exception as exc:  # noqa: BLE001 - filesystems raise their own types
+                raise DataError(f"corpora[{ci}] ({corpus.name}): cannot list {pattern!r}: {exc}") from None
+            found = sorted((m.path, m.size_in_bytes) for m in results if not m.path.endswith("/"))
+            # Beam's local listing skips entries it cannot stat (a dangling link, say): find
+            # them, so an unreadable file is reported instead of silently missing.
+            found += [(path, -1) for path in _unstattable_local(resolved)]
+            if not found:
+                raise DataError(
+                    f"corpora[{ci}] ({corpus.name}): no file matches {pattern!r} "
+                    f"(resolved to {resolved})")
+            matched.extend(found)
+        for path, size in sorted(set(matched)):
+            if path in seen:
+                raise DataError(
+                    f"{path}: matched by both corpus {seen[path]!r} and corpus {corpus.name!r}; "
+                    "a file belongs to one corpus")
+            seen[path] = corpus.name
+            described = _describe_file(len(files), ci, corpus, path, size, base_dir)
+            if isinstance(described, BadFile):
+                if config.on_bad_file == "fail":
+                    raise described.error()
+                log.warning("quarantined %s: %s", described.display, described.detail)
+                bad.append(described)
+            else:
+                files.append(described)
+    return InputPlan(base_dir=base_dir, files=tuple(files), bad_files=tuple(bad))
+
+
+def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: int,
+                   base_dir: str) -> InputFile | BadFile:
+    display = _display(path, base_dir)
+
+    def bad(reason: RejectReason, detail: str, rows: int | None = None) -> BadFile:
+        return BadFile(ci, path, display, size if size >= 0 else None, rows, reason.value, detail)
+
+    if size < 0:
+        return bad(RejectReason.UNREADABLE_FILE, f"{display}: cannot read: no such file (a dangling link?)")
+    if size == 0:
+        return bad(RejectReason.UNREADABLE_FILE, f"{display}: file is empty (0 bytes), not Parquet")
+    try:
+        pf = open_parquet(path)
+        meta = pf.metadata
+        schema = pf.schema_arrow
+        fingerprint = _tail_fingerprint(path, size)
+    except Exception as exc:  # noqa: BLE001 - pyarrow and filesystems raise many types for bad files
+        return bad(RejectReason.UNREADABLE_FILE, f"{display}: cannot read as Parquet: {exc}")
+    names = tuple(schema.names)
+    for role, column in corpus_columns(corpus).items():
+        if column not in names:
+            return bad(RejectReason.MISSING_COLUMN,
+                       f"{display}: column {column!r} ({_key_for_role(ci, role)}) not found; "
+                       f"the file has {', '.join(names) or 'no columns'}", rows=meta.num_rows)
+    rg_rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
+    return InputFile(
+        index=index,
+        corpus=ci,
+        path=path,
+        display=display,
+        size_bytes=size,
+        rows=meta.num_rows,
+        row_group_rows=rg_rows,
+        fingerprint=fingerprint,
+        columns=names,
+    )
+
+
+def iter_row_group(file: InputFile, row_group: int, batch_rows: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    try:
+        pf = open_parquet(file.path)
+        yield from pf.iter_batches(batch_size=batch_rows, row_groups=[row_group], columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{file.display}: cannot read row group {row_group}: {exc}") from None
+
+
+def checksum_file(file: InputFile, source: str) -> dict[str, Any]:
+    """Manifest entry for one input file, with a SHA-256 of its bytes."""
+    h = hashlib.sha256()
+    with open_raw(file.path) as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return {
+        "path": file.display,
+        "source": source,
+        "size_bytes": file.size_bytes,
+        "rows": file.rows,
+        "sha256": h.hexdigest(),
+    }

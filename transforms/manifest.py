@@ -1,0 +1,171 @@
+"""manifest.json from a run's statistics: counts per source, the mixture, dedup and quality figures."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hybridmix.schemas.config import Origin, PipelineConfig
+from hybridmix.schemas.errors import FatalError
+from hybridmix.schemas.manifest import (
+    COUNT_FIELDS,
+    InputFile,
+    Manifest,
+    MixtureGroup,
+    MixtureReport,
+    OutputFile,
+    SourceCounts,
+)
+from hybridmix.schemas.stats import Figure, RunStats
+from hybridmix.transforms.indicators import near_duplicate_rates
+from hybridmix.transforms.mixture_core import MixturePlan
+
+OUTPUT_FOLDERS = ("data", "rejects", "filtered", "duplicates")
+_COUNTED = COUNT_FIELDS + ("written",)
+
+
+def _counts(stats: RunStats, sources: list[str]) -> dict[str, SourceCounts]:
+    return {s: SourceCounts(**{f: stats.get(Figure(f), s) for f in _COUNTED}) for s in sources}
+
+
+def _group(plan: MixturePlan, names: list[str], stats: RunStats, total_units: int) -> MixtureGroup:
+    planned = [plan.sources[n] for n in names if n in plan.sources]
+
+    def summed(figure: Figure) -> int:
+        return sum(stats.get(figure, n) for n in names)
+
+    units = summed(Figure.SELECTED_UNITS)
+    target = sum(sp.share for sp in planned)
+    achieved = units / total_units if total_units else 0.0
+    docs = summed(Figure.SELECTED)
+    rows = summed(Figure.SELECTED_ROWS)
+    return MixtureGroup(
+        available_tokens=sum(sp.available_tokens for sp in planned),
+        available_documents=sum(sp.available_documents for sp in planned),
+        target_fraction=round(target, 10),
+        achieved_fraction=round(achieved, 10),
+        fraction_error=round(achieved - target, 10),
+        target_units=round(sum(sp.quota_units for sp in planned), 3),
+        selected_units=units,
+        selected_tokens=summed(Figure.SELECTED_TOKENS),
+        selected_documents=docs,
+        written_rows=rows,
+        repeats=round(rows / docs, 6) if docs else 0.0,
+    )
+
+
+def mixture_report(plan: MixturePlan, config: PipelineConfig, stats: RunStats) -> MixtureReport:
+    sources = [c.name for c in config.corpora]
+    units_total = sum(stats.get(Figure.SELECTED_UNITS, n) for n in sources)
+    by_origin = {}
+    for origin in Origin:
+        names = [c.name for c in config.corpora if c.origin is origin]
+        if names:
+            by_origin[origin.value] = _group(plan, names, stats, units_total)
+    return MixtureReport(
+        unit=plan.unit,
+        targets=plan.targets,
+        achieved={o: g.achieved_fraction for o, g in by_origin.items()},
+        total_units=units_total,
+        budget=plan.budget,
+        max_repeats=plan.max_repeats,
+        origins=by_origin,
+        sources={n: _group(plan, [n], stats, units_total) for n in sources},
+    )
+
+
+def _quality_report(stats: RunStats) -> dict[str, Any]:
+    filters: dict[str, Any] = {}
+    for figure, mode in ((Figure.FILTER_DROPS, "drop"), (Figure.FILTER_FLAGS, "flag")):
+        for label, by_source in stats.by_detail(figure).items():
+            filters[label] = {"mode": mode, "by_source": by_source, "total": sum(by_source.values())}
+    return {
+        "filters": dict(sorted(filters.items())),
+        "rejects_by_reason": stats.by_detail(Figure.REJECTED_BY_REASON),
+    }
+
+
+def _dedup_report(dedup_params: dict[str, Any], stats: RunStats) -> dict[str, Any]:
+    by_generator: dict[str, dict[str, int]] = {}
+    for generator, by_source in stats.by_detail(Figure.CROSS_ORIGIN_SYNTHETIC).items():
+        for source, n in by_source.items():
+            if generator:
+                by_generator.setdefault(source, {})[generator] = n
+    by_source = stats.by_source(Figure.CROSS_ORIGIN_SYNTHETIC)
+    return {
+        **dedup_params,
+        "stats": {
+            "candidate_pairs": stats.total(Figure.CANDIDATE_PAIRS),
+            "verified_pairs": stats.total(Figure.VERIFIED_PAIRS),
+            "near_clusters": stats.total(Figure.NEAR_CLUSTERS),
+            "near_cluster_documents_by_size": {
+                bucket: sum(counts.values())
+                for bucket, counts in stats.by_detail(Figure.NEAR_CLUSTER_DOCUMENTS).items()},
+        },
+        "cross_origin": {
+            "clusters": stats.total(Figure.CROSS_ORIGIN_CLUSTERS),
+            "synthetic_documents": sum(by_source.values()),
+            "by_source": by_source,
+            "by_generator": {s: dict(sorted(g.items())) for s, g in sorted(by_generator.items())},
+        },
+    }
+
+
+def _collapse_report(measured: dict[str, Any], counts: dict[str, SourceCounts],
+                     origins: dict[str, str]) -> dict[str, Any]:
+    """Sample-based indicators of the output, plus duplicate rates from the counts."""
+    rates = near_duplicate_rates({s: c.model_dump() for s, c in counts.items()}, origins)
+    out: dict[str, Any] = {"sample_documents": measured.get("sample_documents"), "by_origin": {}, "by_source": {}}
+    for kind in ("by_origin", "by_source"):
+        for group in sorted(set(rates[kind]) | set(measured.get(kind, {}))):
+            out[kind][group] = {**measured.get(kind, {}).get(group, {}), **rates[kind].get(group, {})}
+    return out
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def build_manifest(
+    *,
+    config: PipelineConfig,
+    run_id: str,
+    config_digest: str,
+    base_dir: str,
+    started_at: str,
+    versions: dict[str, str],
+    dedup_params: dict[str, Any],
+    stats: RunStats,
+    plan: MixturePlan,
+    inputs: list[dict[str, Any]],
+    outputs: list[dict[str, Any]],
+    collapse: dict[str, Any] | None = None,
+) -> Manifest:
+    """The manifest of a finished run; fails when the row accounting does not add up."""
+    sources = [c.name for c in config.corpora]
+    counts = _counts(stats, sources)
+    unbalanced = [f"{s}: read {c.read} != accounted {c.accounted}" for s, c in counts.items() if not c.balanced]
+    if unbalanced:
+        raise FatalError("row accounting does not add up (" + "; ".join(unbalanced) + ")")
+    totals = SourceCounts(**{f: sum(getattr(c, f) for c in counts.values()) for f in _COUNTED})
+    by_folder: dict[str, list[OutputFile]] = {f: [] for f in OUTPUT_FOLDERS}
+    for item in sorted(outputs, key=lambda o: o["path"]):
+        by_folder[item["folder"]].append(OutputFile(path=item["path"], rows=item["rows"], size_bytes=item["size_bytes"]))
+    return Manifest(
+        run_id=run_id,
+        config_digest=config_digest,
+        seed=config.seed,
+        started_at=started_at,
+        finished_at=now(),
+        versions=versions,
+        config=config.model_dump(mode="json"),
+        base_dir=base_dir,
+        inputs=[InputFile(**i) for i in sorted(inputs, key=lambda i: i["path"])],
+        counts=counts,
+        totals=totals,
+        mixture=mixture_report(plan, config, stats),
+        dedup=_dedup_report(dedup_params, stats),
+        quality=_quality_report(stats),
+        collapse=_collapse_report(collapse or {}, counts, {c.name: c.origin.value for c in config.corpora}),
+        outputs=by_folder,
+    )

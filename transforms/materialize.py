@@ -1,0 +1,89 @@
+"""MaterializeDocuments: selected documents, read again from their input rows, as output records.
+
+Dedup and mixing work without text; the text of the selected documents is read again
+(`transforms.reread`), so it crosses a shuffle once: into its output shard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+
+from hybridmix.schemas.records import DOCUMENT_SCHEMA
+from hybridmix.transforms import columns
+from hybridmix.transforms.inputs import Lineage, ReadSpec
+from hybridmix.transforms.mixture import split_of
+from hybridmix.transforms.reread import ReadRowsAgain
+
+
+@dataclass(frozen=True)
+class RecordStamp:
+    """What every output record carries about its run: lineage names, split seed and fraction, config digest."""
+
+    lineage: Lineage
+    seed: int
+    validation_fraction: float
+    config_digest: str
+
+
+def records(read: tuple[pa.RecordBatch, pa.Table], stamp: RecordStamp) -> pa.RecordBatch:
+    """Output rows of selected documents: one per copy, ids `<doc_id>#r<k>` for repeats."""
+    docs, sel = read
+    copies = sel.column("copies").to_numpy()
+    n = int(copies.sum())
+    rep = np.repeat(np.arange(len(copies)), copies)
+    repeat = np.concatenate([np.arange(c) for c in copies]).astype(np.int16) if n else np.zeros(0, np.int16)
+    take = pa.array(rep, pa.int64())
+    d = docs.take(take)
+    s = sel.take(take)
+    doc_ids = s.column("doc_id").to_pylist()
+    ids = [doc if k == 0 else f"{doc}#r{k}" for doc, k in zip(doc_ids, repeat.tolist())]
+    splits = split_of(doc_ids, stamp.seed, stamp.validation_fraction)
+    uids = d.column("uid").to_numpy()
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array(ids, pa.string()),
+            s.column("doc_id").combine_chunks(),
+            d.column("text"),
+            d.column("origin"),
+            d.column("source"),
+            d.column("generator"),
+            d.column("generation"),
+            d.column("parent_id"),
+            d.column("license"),
+            d.column("url"),
+            stamp.lineage.source_files(uids),
+            stamp.lineage.source_rows(uids),
+            s.column("content_hash").combine_chunks(),
+            s.column("tokens").combine_chunks(),
+            s.column("chars").combine_chunks(),
+            s.column("quality_flags").combine_chunks(),
+            s.column("dup_cluster").combine_chunks(),
+            s.column("dup_cluster_size").combine_chunks(),
+            pa.array(repeat, pa.int16()),
+            pa.array(splits, pa.string()),
+            stamp.lineage.run_ids(n),
+            pa.array([stamp.config_digest] * n, pa.string()),
+            d.column("meta"),
+        ],
+        schema=DOCUMENT_SCHEMA,
+    )
+
+
+class MaterializeDocuments(beam.PTransform):
+    """Selections -> output records: each selected row is read again, once per row group."""
+
+    def __init__(self, spec: ReadSpec, stamp: RecordStamp) -> None:
+        super().__init__()
+        self._spec = spec
+        self._stamp = stamp
+
+    def expand(self, selected: beam.PCollection) -> beam.PCollection:
+        return (
+            selected
+            | "ReadSelected" >> ReadRowsAgain(self._spec, columns.SELECTION, measure=False)
+            | "ToRecords" >> beam.Map(records, stamp=self._stamp)
+        )

@@ -1,0 +1,170 @@
+"""MinHash sketches of documents: the text-free INFO rows and LSH band keys that dedup works on,
+and full signatures for the LSH candidates, which are signed again from their input rows."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from apache_beam.metrics import Metrics
+
+from hybridmix.schemas.config import DedupConfig, NearDedupConfig
+from hybridmix.transforms import columns, minhash
+from hybridmix.transforms.batches import int_partitions, list_parts, split_rows
+from hybridmix.transforms.dedup_core import survivor_keys
+from hybridmix.transforms.inputs import ReadSpec
+from hybridmix.transforms.reread import ReadRowsAgain
+
+INFO = "info"
+BANDS = "bands"
+CANDIDATES = "candidates"
+ELIGIBLE = "eligible"
+
+
+def lsh_shape(config: NearDedupConfig) -> tuple[int, int]:
+    """(bands, rows) from the config, or the datasketch-style optimum for its threshold."""
+    if config.bands is not None and config.rows is not None:
+        return config.bands, config.rows
+    return minhash.optimal_bands(config.threshold, config.num_perm, config.false_positive_weight)
+
+
+def signatures_of(docs: pa.RecordBatch, near: NearDedupConfig) -> np.ndarray:
+    """MinHash signature of every document of a batch, from its word hashes."""
+    word_hashes, offsets = list_parts(docs.column("word_hashes"))
+    return minhash.signatures(word_hashes, offsets, near.ngram, near.num_perm, near.seed)
+
+
+class _SketchFn(beam.DoFn):
+    """Per document batch: INFO rows with survivor keys, and LSH band keys keyed by partition.
+
+    The signature itself is not kept: LSH candidates are signed again later.
+    """
+
+    def __init__(self, config: DedupConfig, partitions: int) -> None:
+        self._config = config
+        self._partitions = partitions
+
+    def setup(self) -> None:
+        self._bands, self._rows = lsh_shape(self._config.near)
+        self._docs = Metrics.counter(SketchDocuments.__name__, "documents")
+
+    def process(self, docs: pa.RecordBatch):
+        n = docs.num_rows
+        self._docs.inc(n)
+        uids = docs.column("uid").to_numpy()
+        skeys = survivor_keys(
+            self._config.survivor,
+            docs.column("doc_id").to_pylist(),
+            docs.column("origin").to_pylist(),
+            docs.column("tokens").to_numpy(),
+            docs.column("quality_score").to_numpy(),
+            uids,
+        )
+        if self._config.near.enabled:
+            has_words = np.diff(list_parts(docs.column("word_hashes"))[1]) > 0
+            sig = signatures_of(docs, self._config.near)[has_words]
+            # (band partition, (band keys, uids)): every band of every document with words.
+            keys = minhash.band_keys(sig, self._bands, self._rows).ravel()
+            owners = np.repeat(uids[has_words], self._bands)
+            for p, rows in split_rows(int_partitions(keys, self._partitions), self._partitions):
+                yield beam.pvalue.TaggedOutput(BANDS, (p, (keys[rows], owners[rows])))
+        yield pa.RecordBatch.from_arrays(
+            [docs.column(name) for name in columns.INFO.names[:columns.INFO.get_field_index("skey")]]
+            + [
+                pa.array(skeys, pa.string()),
+                pa.array(np.ones(n, np.int32)),
+                pa.nulls(n, pa.string()),
+                pa.array(np.ones(n, np.int32)),
+            ],
+            schema=columns.INFO,
+        )
+
+
+class SketchOutputs(NamedTuple):
+    info: beam.PCollection
+    bands: beam.PCollection
+
+
+class SketchDocuments(beam.PTransform):
+    """Drop the text: INFO rows for dedup and mixing, and LSH band keys for near dedup."""
+
+    def __init__(self, config: DedupConfig, partitions: int) -> None:
+        super().__init__()
+        self._config = config
+        self._partitions = partitions
+
+    def expand(self, docs: beam.PCollection) -> SketchOutputs:
+        out = docs | "KeyAndBand" >> beam.ParDo(_SketchFn(self._config, self._partitions)).with_outputs(
+            BANDS, main=INFO)
+        return SketchOutputs(info=out[INFO], bands=out[BANDS])
+
+
+CANDIDATE = pa.schema([pa.field("uid", pa.int64(), nullable=False)])
+
+
+def _key_candidates(pairs, partitions: int):
+    """(partition, (a, b)) candidate pairs -> (uid partition, uids) of both ends."""
+    _, (a, b) = pairs
+    uids = np.unique(np.concatenate([a, b]))
+    for p, rows in split_rows(int_partitions(uids, partitions), partitions):
+        yield p, uids[rows]
+
+
+def _key_eligible(batch: pa.RecordBatch, partitions: int):
+    """INFO batch -> (uid partition, uids): the documents still in play after exact dedup."""
+    uids = batch.column("uid").to_numpy()
+    for p, rows in split_rows(int_partitions(uids, partitions), partitions):
+        yield p, uids[rows]
+
+
+def _eligible_candidates(element):
+    """Candidates that are still in play; exact duplicates and rejected rows drop out here."""
+    _, joined = element
+    candidates = list(joined[CANDIDATES])
+    eligible = list(joined[ELIGIBLE])
+    if not candidates or not eligible:
+        return
+    uids = np.intersect1d(np.concatenate(candidates), np.concatenate(eligible))
+    if len(uids):
+        yield pa.RecordBatch.from_arrays([pa.array(uids, pa.int64())], schema=CANDIDATE)
+
+
+def _sign_again(read: tuple[pa.RecordBatch, pa.Table], near: NearDedupConfig, partitions: int):
+    """(documents read again, requests) -> (uid partition, (uids, signatures))."""
+    docs, _ = read
+    uids = docs.column("uid").to_numpy()
+    sig = signatures_of(docs, near)
+    for p, rows in split_rows(int_partitions(uids, partitions), partitions):
+        yield p, (uids[rows], sig[rows])
+
+
+class CandidateSignatures(beam.PTransform):
+    """(candidate pairs, eligible INFO) -> signatures of eligible candidates, keyed by uid partition.
+
+    Only LSH candidates need a full signature, and usually they are a small share of the
+    corpus: their rows are read again and signed, instead of carrying every signature
+    through the shuffles. Candidates that are no longer in play (exact duplicates, rejected
+    rows) get no signature, so pairs with them drop out at verification.
+    """
+
+    def __init__(self, spec: ReadSpec, near: NearDedupConfig, partitions: int) -> None:
+        super().__init__()
+        self._spec = spec
+        self._near = near
+        self._partitions = partitions
+
+    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
+        pairs, info = inputs
+        parts = self._partitions
+        return (
+            {
+                CANDIDATES: pairs | "KeyCandidates" >> beam.FlatMap(_key_candidates, parts),
+                ELIGIBLE: info | "KeyEligible" >> beam.FlatMap(_key_eligible, parts),
+            }
+            | "JoinCandidates" >> beam.CoGroupByKey()
+            | "EligibleCandidates" >> beam.FlatMap(_eligible_candidates)
+            | "ReadCandidates" >> ReadRowsAgain(self._spec, CANDIDATE)
+            | "SignCandidates" >> beam.FlatMap(_sign_again, near=self._near, partitions=parts)
+        )
