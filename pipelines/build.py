@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import os
 import platform
 from dataclasses import dataclass
 from importlib import metadata
 
 import apache_beam as beam
 
+from hybridmix.pipelines.outputs import check_run_id, resolve_output
 from hybridmix.schemas.config import PipelineConfig
 from hybridmix.schemas.records import (
     DOCUMENT_SCHEMA,
@@ -27,7 +27,7 @@ from hybridmix.transforms.inputs import InputPlan, ReadSpec, checksum_file, plan
 from hybridmix.transforms.materialize import MaterializeDocuments, RecordStamp
 from hybridmix.transforms.minhash import shingle_hash32
 from hybridmix.transforms.mixture import MixSources
-from hybridmix.transforms.publish import PublishRun, RunResults
+from hybridmix.transforms.publish import PublishRun, RunResults, staging_dir
 from hybridmix.transforms.quality import FilterQuality
 from hybridmix.transforms.shards import (
     SPILL_FOLDER,
@@ -39,7 +39,6 @@ from hybridmix.transforms.shards import (
     shards_by_split,
 )
 from hybridmix.transforms.sketch import CandidateSignatures, SketchDocuments, lsh_shape
-from hybridmix.transforms.storage import is_remote
 
 LINEAGE_ORDER = ("source_file", "source_row")
 
@@ -72,23 +71,16 @@ def default_run_id(config_digest: str, plan: InputPlan) -> str:
     return "hm-" + hashlib.sha256(f"{config_digest}\n{plan.fingerprint()}".encode()).hexdigest()[:16]
 
 
-def stage_dir_for(out_dir: str, run_id: str) -> str:
-    if is_remote(out_dir):
-        return f"{out_dir.rstrip('/')}/_temporary/{run_id}"
-    parent, name = os.path.split(os.path.abspath(out_dir))
-    return os.path.join(parent, f".{name}.{run_id}.inprogress")
-
-
 def prepare_run(config: PipelineConfig, base_dir: str, out_dir: str, run_id: str | None = None) -> RunContext:
     """Plan inputs (reads file footers) and name the run; raises on unusable inputs."""
     plan = plan_inputs(config.ingest, base_dir)
     digest = config.digest()
-    rid = run_id or default_run_id(digest, plan)
-    out = out_dir if is_remote(out_dir) else os.path.abspath(out_dir)
+    rid = check_run_id(run_id) if run_id is not None else default_run_id(digest, plan)
+    out = resolve_output(out_dir)
     return RunContext(
         base_dir=base_dir,
         out_dir=out,
-        stage_dir=stage_dir_for(out, rid),
+        stage_dir=staging_dir(out, rid),
         run_id=rid,
         config_digest=digest,
         started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -152,7 +144,7 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     data_shards = mix.split_sizes | "DataShards" >> beam.Map(shards_by_split, out_cfg)
     data = records | "WriteData" >> WriteShards(
         ShardSpec("data", DOCUMENT_SCHEMA, functools.partial(order_by_id, seed=config.seed), ("id",),
-                  label=label_by_split, count_sources=True),
+                  label=label_by_split, count_sources=True, unique="id"),
         out_cfg, stage, shards=data_shards, gate=gate)
     side_outputs = [
         ("Rejects", REJECTION_SCHEMA, (read.rejected, ids.rejected) | "MergeRejects" >> beam.Flatten()),
@@ -189,6 +181,7 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
         stage_dir=stage,
         out_dir=ctx.out_dir,
         scratch=(SPILL_FOLDER,),
+        planned_files=ctx.plan.files,
         config=config,
         run_id=ctx.run_id,
         config_digest=ctx.config_digest,

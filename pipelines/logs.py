@@ -10,7 +10,16 @@ import threading
 
 import apache_beam as beam
 
+from hybridmix.pipelines.report import escape_controls
+
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _TerminalFormatter(logging.Formatter):
+    """Log lines for a terminal: file names and ids in messages cannot drive it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().format(record))
 
 
 def setup_logging(verbose: bool, log_file: str | None) -> None:
@@ -22,7 +31,7 @@ def setup_logging(verbose: bool, log_file: str | None) -> None:
     root.setLevel(logging.DEBUG if log_file else (logging.INFO if verbose else logging.WARNING))
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.WARNING)
-    console.setFormatter(logging.Formatter(_LOG_FORMAT))
+    console.setFormatter(_TerminalFormatter(_LOG_FORMAT))
     handlers = [console]
     if log_file:
         to_file = logging.FileHandler(log_file, encoding="utf-8")

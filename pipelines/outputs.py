@@ -1,69 +1,137 @@
-"""The output folder of a run: checks before writing, a lock while writing, leftovers of runs
-that did not finish."""
+"""The output folder of a run: checks before anything runs, a lock while writing, and the leftovers
+of runs that did not finish (removed only when this program wrote them).
+
+A local output path is usable when it is absent, an empty folder, or a finished hybridmix output
+(replaced only on request). Anything else is refused: hybridmix never deletes what it did not write.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import json
 import logging
 import os
+import re
 import shutil
 import socket
 import time
+from enum import StrEnum
 
 from hybridmix.schemas.config import PipelineConfig
-from hybridmix.schemas.errors import OutputError
-from hybridmix.transforms.inputs import glob_base
-from hybridmix.transforms.publish import SUCCESS
+from hybridmix.schemas.errors import OutputError, OutputLocked
+from hybridmix.transforms.inputs import glob_base, has_wildcards
+from hybridmix.transforms.publish import (
+    MANIFEST,
+    OUTPUT_ENTRIES,
+    PARKED_SUFFIX,
+    STAGING_SUFFIX,
+    SUCCESS,
+)
 from hybridmix.transforms.storage import is_remote
 
 log = logging.getLogger("hybridmix")
 
+# Run ids name staging folders (`.OUT.<run id>.inprogress`): no dots, so the folders of `mix` and
+# `mix.v2` can never be mistaken for each other, and nothing that walks out of the parent folder.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 
-def check_output(out_dir: str, force: bool, config: PipelineConfig, base_dir: str, input_paths: list[str]) -> None:
+
+class Existing(StrEnum):
+    """What the output path holds before a run."""
+
+    NOTHING = "nothing"  # absent, or an empty folder
+    FINISHED = "finished"  # a finished hybridmix output
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        raise OutputError(
+            f"--run-id {run_id!r}: use 1 to 100 letters, digits, '_' or '-', starting with a letter or digit")
+    return run_id
+
+
+def resolve_output(out_dir: str) -> str:
+    """The absolute output path with symlinks resolved (so a link cannot get around the lock)."""
     if is_remote(out_dir):
-        return
-    out = os.path.abspath(out_dir)
+        return out_dir
+    out = os.path.realpath(os.path.abspath(out_dir))
+    if os.path.dirname(out) == out:
+        raise OutputError(f"{out_dir}: the root of a file system cannot be an output folder; name a folder in it")
+    return out
+
+
+def finished_run_id(out: str) -> str | None:
+    """The run id of the finished hybridmix output at `out`, or None."""
+    if not os.path.isfile(os.path.join(out, SUCCESS)):
+        return None
+    try:
+        with open(os.path.join(out, MANIFEST), encoding="utf-8") as fh:
+            manifest = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    run_id = manifest.get("run_id") if isinstance(manifest, dict) else None
+    return run_id if isinstance(run_id, str) else None
+
+
+def check_output(out: str, config: PipelineConfig, base_dir: str, input_paths: list[str]) -> Existing:
+    """Refuse an output that would overlap the inputs or replace something hybridmix did not write."""
+    if is_remote(out):
+        return Existing.NOTHING
     for i, corpus in enumerate(config.corpora):
         for pattern in corpus.paths:
-            if is_remote(pattern):
-                continue
-            folder = os.path.abspath(glob_base(os.path.join(base_dir, pattern)))
+            if is_remote(pattern) or not has_wildcards(pattern):
+                continue  # single files are checked below
+            folder = os.path.realpath(glob_base(os.path.join(base_dir, pattern)))
             if out == folder or out.startswith(folder + os.sep):
                 raise OutputError(
-                    f"output folder {out_dir} is inside input folder {folder} (corpora[{i}].paths); "
+                    f"output folder {out} is inside input folder {folder} (corpora[{i}].paths); "
                     "choose an output folder outside the inputs")
     for path in input_paths:
-        if not is_remote(path) and os.path.abspath(path).startswith(out + os.sep):
-            raise OutputError(f"output folder {out_dir} holds input file {path}; choose another output folder")
-    if os.path.exists(os.path.join(out, SUCCESS)) and not force:
-        raise OutputError(f"{out_dir} holds a finished run; pass --force to replace it")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise OutputError(f"{out_dir} exists and is not a folder")
+        real = os.path.realpath(path) if not is_remote(path) else path
+        if real == out or real.startswith(out + os.sep):
+            raise OutputError(f"output folder {out} holds input file {path}; choose another output folder")
+    if not os.path.lexists(out):
+        return Existing.NOTHING
+    if not os.path.isdir(out):
+        raise OutputError(f"{out} exists and is not a folder; choose another output path")
+    entries = sorted(os.listdir(out))
+    if not entries:
+        return Existing.NOTHING
+    foreign = [e for e in entries if e not in OUTPUT_ENTRIES]
+    if foreign or finished_run_id(out) is None:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "") if foreign else ", ".join(entries[:5])
+        raise OutputError(
+            f"{out} is not empty and is not a finished hybridmix output (it holds {shown}); hybridmix only "
+            "writes into a new or empty folder, or replaces its own finished output: choose another folder")
+    return Existing.FINISHED
 
 
 @contextlib.contextmanager
-def output_lock(out_dir: str, run_id: str):
+def output_lock(out: str, run_id: str):
     """Hold an exclusive lock on the output folder for the whole run.
 
     flock is released by the kernel when the process ends, however it ends, so a killed run
     never leaves a stale lock behind.
     """
-    if is_remote(out_dir):
+    if is_remote(out):
         yield
         return
-    parent, name = os.path.split(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    path = os.path.join(parent, f".{name}.lock")
-    fh = open(path, "a+", encoding="utf-8")
+    parent, name = os.path.split(out)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        fh = open(os.path.join(parent, f".{name}.lock"), "a+", encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create the output folder's lock in {parent} ({exc.strerror})") from None
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fh.seek(0)
             holder = fh.read().strip() or "another process"
-            raise OutputError(f"{out_dir} is being written by another run ({holder}); "
-                              "wait for it to finish or choose another output folder") from None
+            raise OutputLocked(f"{out} is being written by another run ({holder}); "
+                               "wait for it to finish or choose another output folder") from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"run {run_id}, pid {os.getpid()} on {socket.gethostname()}, "
@@ -74,10 +142,54 @@ def output_lock(out_dir: str, run_id: str):
         fh.close()
 
 
-def remove_stale_staging(out_dir: str) -> None:
-    """Staging folders of earlier runs into this output that did not finish (the lock is held)."""
-    parent, name = os.path.split(os.path.abspath(out_dir))
-    for entry in os.listdir(parent):
-        if entry.startswith(f".{name}.") and (entry.endswith(".inprogress") or entry.endswith(".replaced")):
-            log.info("removing unfinished staging folder %s", entry)
-            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+def _own_leftovers(out: str) -> tuple[list[str], list[str]]:
+    """(staging folders, parked outputs) of earlier runs into exactly this output."""
+    parent, name = os.path.split(out)
+    pattern = re.compile(rf"\.{re.escape(name)}\.{RUN_ID_PATTERN.pattern}{re.escape(STAGING_SUFFIX)}"
+                         rf"(?P<parked>{re.escape(PARKED_SUFFIX)})?")
+    staging, parked = [], []
+    for entry in sorted(os.listdir(parent)):
+        found = pattern.fullmatch(entry)
+        if found and os.path.isdir(os.path.join(parent, entry)):
+            (parked if found.group("parked") else staging).append(os.path.join(parent, entry))
+    return staging, parked
+
+
+def recover_and_clean(out: str) -> None:
+    """Finish what an interrupted run left (the lock is held).
+
+    A publish that was killed after it moved the old output aside and before it moved the new
+    one in leaves the old output parked: it goes back into place. A parked output whose
+    replacement was published is removed (that run was asked to replace it). Staging folders of
+    unfinished runs are removed.
+    """
+    staging, parked = _own_leftovers(out)
+    for path in parked:
+        if not os.path.lexists(out):
+            log.warning("restoring %s: a run was interrupted while replacing it", out)
+            os.replace(path, out)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    for path in staging:
+        log.info("removing the staging folder of an unfinished run: %s", path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def make_staging(stage_dir: str) -> None:
+    """Create the run's staging folder now, so an unusable output location fails before any work."""
+    if is_remote(stage_dir):
+        return
+    try:
+        os.mkdir(stage_dir)
+    except FileExistsError:
+        shutil.rmtree(stage_dir)
+        os.mkdir(stage_dir)
+    except OSError as exc:
+        reason = "permission denied" if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else exc.strerror
+        raise OutputError(f"cannot write next to the output folder ({os.path.dirname(stage_dir)}): {reason}") from None
+
+
+def remove_staging(stage_dir: str) -> None:
+    """The staging folder of this run, after it failed or was interrupted (its files are ours)."""
+    if not is_remote(stage_dir) and os.path.exists(stage_dir):
+        shutil.rmtree(stage_dir, ignore_errors=True)

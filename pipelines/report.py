@@ -8,13 +8,17 @@ from typing import Any
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
-def safe_text(value: Any, limit: int = 100) -> str:
+def escape_controls(text: str) -> str:
     """Text that cannot drive the terminal: control, bidi and escape characters are shown as \\uXXXX."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def safe_text(value: Any, limit: int = 100) -> str:
+    """One line of at most `limit` characters that cannot drive the terminal."""
     text = "" if value is None else str(value)
     cut = len(text) > limit
     text = text[:limit].replace("\n", "\\n").replace("\t", "\\t")
-    text = _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-    return text + ("..." if cut else "")
+    return escape_controls(text) + ("..." if cut else "")
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -58,6 +62,11 @@ def summary(manifest: dict[str, Any]) -> str:
         ])
     lines.append(f"mixture by {mix['unit']} (budget: {mix['budget']}, max_repeats {mix['max_repeats']})")
     lines.append(_table(["origin", "target", "achieved", "error", mix["unit"], "rows"], origin_rows))
+    quarantined = [i for i in manifest.get("inputs", []) if i.get("status") == "quarantined"]
+    if quarantined:
+        lines.append("")
+        lines.append(f"quarantined input files: {len(quarantined)} (their rows are in rejects/)")
+        lines.extend(f"  {safe_text(i['path'], 200)}: {safe_text(i.get('problem'), 200)}" for i in quarantined)
     dedup = manifest.get("dedup", {})
     cross = dedup.get("cross_origin", {})
     stats = dedup.get("stats", {})

@@ -10,12 +10,22 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import reprlib
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
 
 from hybridmix.schemas.errors import ConfigError
 from hybridmix.schemas.filters import FILTER_PARAMS
@@ -24,7 +34,8 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Numbers are numbers: `seed: true`, `seed: '5'` or `weights: {x: .inf}` are errors, not 1, 5 and inf.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Origin(StrEnum):
@@ -49,7 +60,7 @@ class ProvenanceDefaults(_Model):
     """Constant provenance values for rows whose mapped column is absent or null."""
 
     generator: str | None = None
-    generation: int | None = Field(default=None, ge=0, le=127)
+    generation: StrictInt | None = Field(default=None, ge=0, le=127)
     license: str | None = None
     url: str | None = None
 
@@ -151,7 +162,7 @@ def _default_filters() -> list[FilterSpec]:
 
 
 class QualityConfig(_Model):
-    enabled: bool = True
+    enabled: StrictBool = True
     filters: list[FilterSpec] = Field(default_factory=_default_filters)
 
 
@@ -163,23 +174,23 @@ class NearDedupConfig(_Model):
     extra candidates), and a verification cut two standard errors below the threshold.
     """
 
-    enabled: bool = True
-    num_perm: int = Field(default=256, ge=8, le=1024)
-    threshold: float = Field(default=0.8, gt=0.0, lt=1.0)
-    ngram: int = Field(default=5, ge=1, le=32)
-    seed: int = Field(default=1, ge=0, lt=2**32)
-    bands: int | None = Field(default=None, ge=1)
-    rows: int | None = Field(default=None, ge=1)
-    false_positive_weight: float = Field(default=0.02, ge=0.0, le=1.0)
-    verify: bool = True
+    enabled: StrictBool = True
+    num_perm: StrictInt = Field(default=256, ge=8, le=1024)
+    threshold: StrictFloat = Field(default=0.8, gt=0.0, lt=1.0)
+    ngram: StrictInt = Field(default=5, ge=1, le=32)
+    seed: StrictInt = Field(default=1, ge=0, lt=2**32)
+    bands: StrictInt | None = Field(default=None, ge=1)
+    rows: StrictInt | None = Field(default=None, ge=1)
+    false_positive_weight: StrictFloat = Field(default=0.02, ge=0.0, le=1.0)
+    verify: StrictBool = True
     # Pairs are kept when their signature similarity reaches this; None: threshold minus two
     # standard errors of the estimate, sqrt(t(1-t)/num_perm), so pairs that truly sit at the
     # threshold are not lost to estimation noise.
-    verify_threshold: float | None = Field(default=None, gt=0.0, le=1.0)
+    verify_threshold: StrictFloat | None = Field(default=None, gt=0.0, le=1.0)
     # Buckets up to this size yield all their pairs; larger ones a star on their
     # smallest member plus a chain, which keeps the work linear in bucket size.
-    all_pairs_bucket_limit: int = Field(default=64, ge=2)
-    max_cc_rounds: int = Field(default=12, ge=1, le=64)
+    all_pairs_bucket_limit: StrictInt = Field(default=64, ge=2)
+    max_cc_rounds: StrictInt = Field(default=12, ge=1, le=64)
 
     @model_validator(mode="after")
     def _check_bands(self) -> NearDedupConfig:
@@ -199,7 +210,7 @@ class NearDedupConfig(_Model):
 
 
 class DedupConfig(_Model):
-    exact: bool = True
+    exact: StrictBool = True
     near: NearDedupConfig = NearDedupConfig()
     survivor: Literal["prefer_human", "longest", "lowest_id", "highest_quality"] = "prefer_human"
 
@@ -207,9 +218,9 @@ class DedupConfig(_Model):
 class GuardsConfig(_Model):
     """Limits against collapse-prone mixes; a violation stops the run before publishing."""
 
-    max_synthetic_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
-    max_generation: int | None = Field(default=None, ge=0, le=127)
-    min_human_tokens: int | None = Field(default=None, ge=0)
+    max_synthetic_fraction: StrictFloat | None = Field(default=None, ge=0.0, le=1.0)
+    max_generation: StrictInt | None = Field(default=None, ge=0, le=127)
+    min_human_tokens: StrictInt | None = Field(default=None, ge=0)
 
 
 class MixtureConfig(_Model):
@@ -221,15 +232,15 @@ class MixtureConfig(_Model):
     """
 
     unit: Literal["tokens", "documents"] = "tokens"
-    targets: dict[Origin, Annotated[float, Field(ge=0.0, le=1.0)]] | None = None
-    source_weights: dict[str, Annotated[float, Field(gt=0.0)]] = Field(default_factory=dict)
-    weights: dict[str, Annotated[float, Field(ge=0.0)]] | None = None
-    temperature: float | None = Field(default=None, gt=0.0)
-    total_tokens: int | None = Field(default=None, gt=0)
-    total_documents: int | None = Field(default=None, gt=0)
-    max_repeats: int = Field(default=1, ge=1, le=1000)
+    targets: dict[Origin, Annotated[StrictFloat, Field(ge=0.0, le=1.0)]] | None = None
+    source_weights: dict[str, Annotated[StrictFloat, Field(gt=0.0)]] = Field(default_factory=dict)
+    weights: dict[str, Annotated[StrictFloat, Field(ge=0.0)]] | None = None
+    temperature: StrictFloat | None = Field(default=None, gt=0.0)
+    total_tokens: StrictInt | None = Field(default=None, gt=0)
+    total_documents: StrictInt | None = Field(default=None, gt=0)
+    max_repeats: StrictInt = Field(default=1, ge=1, le=1000)
     on_infeasible: Literal["fail", "shrink"] = "fail"
-    validation_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
+    validation_fraction: StrictFloat = Field(default=0.0, ge=0.0, lt=1.0)
     guards: GuardsConfig = GuardsConfig()
 
     @model_validator(mode="after")
@@ -269,8 +280,8 @@ class MixtureConfig(_Model):
 class IndicatorsConfig(_Model):
     """Collapse indicators of the output, measured on a deterministic sample per origin and source."""
 
-    enabled: bool = True
-    sample_documents: int = Field(default=2000, ge=10, le=1_000_000)
+    enabled: StrictBool = True
+    sample_documents: StrictInt = Field(default=2000, ge=10, le=1_000_000)
 
 
 class OutputConfig(_Model):
@@ -278,9 +289,9 @@ class OutputConfig(_Model):
     about `bytes_per_shard` bytes of (uncompressed) text when that is set."""
 
     path: str | None = None
-    rows_per_shard: int = Field(default=100_000, ge=1)
-    bytes_per_shard: int | None = Field(default=None, ge=1)
-    row_group_rows: int = Field(default=10_000, ge=1)
+    rows_per_shard: StrictInt = Field(default=100_000, ge=1)
+    bytes_per_shard: StrictInt | None = Field(default=None, ge=1)
+    row_group_rows: StrictInt = Field(default=10_000, ge=1)
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
 
 
@@ -289,7 +300,8 @@ class IngestConfig(_Model):
 
     corpora: tuple[CorpusConfig, ...]
     tokenizer: TokenizerConfig
-    read_batch_rows: int
+    read_batch_rows: StrictInt
+    max_text_bytes: StrictInt
     on_bad_file: Literal["fail", "quarantine"]
 
 
@@ -303,15 +315,17 @@ class PipelineConfig(_Model):
     dedup: DedupConfig = DedupConfig()
     output: OutputConfig = OutputConfig()
     indicators: IndicatorsConfig = IndicatorsConfig()
-    seed: int = Field(default=0, ge=0, lt=2**63)
+    seed: StrictInt = Field(default=0, ge=0, lt=2**63)
     # What a bad input does: stop the run naming the file (fail), or go to rejects/ with the
     # reason and let the run go on (quarantine). Bad inputs: unreadable, empty, corrupt or
     # non-Parquet files, files missing a configured column, and ids that repeat.
     on_bad_file: Literal["fail", "quarantine"] = "fail"
     # Number of hash partitions of every keyed stage; the unit of parallelism on a
     # distributed runner. More partitions than workers keeps them all busy.
-    partitions: int = Field(default=16, ge=1, le=4096)
-    read_batch_rows: int = Field(default=8192, ge=16, le=1_000_000)
+    partitions: StrictInt = Field(default=16, ge=1, le=4096)
+    read_batch_rows: StrictInt = Field(default=8192, ge=16, le=1_000_000)
+    # Longer texts go to rejects/ (ingest_too_large): one document must not decide a run's memory.
+    max_text_bytes: StrictInt = Field(default=16_000_000, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> PipelineConfig:
@@ -364,7 +378,8 @@ class PipelineConfig(_Model):
     @property
     def ingest(self) -> IngestConfig:
         return IngestConfig(corpora=tuple(self.corpora), tokenizer=self.tokenizer,
-                            read_batch_rows=self.read_batch_rows, on_bad_file=self.on_bad_file)
+                            read_batch_rows=self.read_batch_rows, max_text_bytes=self.max_text_bytes,
+                            on_bad_file=self.on_bad_file)
 
     def with_overrides(self, *, seed: int | None = None, output_path: str | None = None) -> PipelineConfig:
         """A copy with CLI overrides applied and validated again."""
@@ -393,6 +408,11 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     return out or "(root)"
 
 
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxlist, _SHORT_REPR.maxdict = 2, 4, 4
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = 60
+
+
 def format_validation_error(error: ValidationError) -> str:
     """One line per problem: `key.path: message`, joined with '; '."""
     parts = []
@@ -409,7 +429,8 @@ def format_validation_error(error: ValidationError) -> str:
                 loc = loc + (head,)
                 msg = tail
         elif "input" in item and item["type"] not in ("missing",):
-            shown = repr(item["input"])
+            # A bounded repr: a value may be huge (a YAML alias bomb expands to billions of items).
+            shown = _SHORT_REPR.repr(item["input"])
             if len(shown) > 60:
                 shown = shown[:57] + "..."
             msg = f"{msg} (got {shown})"

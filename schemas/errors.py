@@ -1,7 +1,9 @@
 """Typed errors. Each says what the runner (a person or a scheduler) should do next.
 
-The exit code is part of the error type, so the CLI maps every failure to a documented
-code without string matching: 2 config, 3 data, 4 guard violation, 1 anything else.
+The exit code is part of the error type, so the CLI maps every failure to a documented code
+without string matching (README, "Exit codes"): 2 config or unusable output, 3 data, 4 guard
+violation, 5 targets the data cannot meet, 75 output locked (retry later), 128+N interrupted by
+signal N, 1 anything else.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ class ConfigError(HybridmixError):
     code = "config"
 
 
-class InfeasibleMixtureError(ConfigError):
-    """The data cannot satisfy the configured targets; change targets, budget or max_repeats."""
+class InfeasibleMixtureError(HybridmixError):
+    """The data cannot satisfy the configured targets; change targets, budget or max_repeats, or the data."""
 
+    exit_code = 5
     code = "infeasible"
 
 
@@ -63,6 +66,23 @@ class OutputError(HybridmixError):
     code = "output"
 
 
+class OutputLocked(OutputError):
+    """Another run is writing the same output; retry later (EX_TEMPFAIL)."""
+
+    exit_code = 75
+    code = "locked"
+
+
+class Interrupted(HybridmixError):
+    """The run was stopped by a signal; its staging folder was removed and nothing was published."""
+
+    code = "interrupted"
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(f"interrupted by {name}; nothing was published and the output folder is as it was")
+        self.exit_code = 128 + signum
+
+
 class FatalError(HybridmixError):
     """An internal invariant broke; abort and report."""
 
@@ -79,6 +99,7 @@ ERRORS_BY_CODE: dict[str, type[HybridmixError]] = {
         SchemaError,
         GuardViolation,
         OutputError,
+        OutputLocked,
         FatalError,
     )
 }

@@ -13,7 +13,7 @@ import yaml
 from hybridmix.schemas.config import PipelineConfig, parse_config
 from hybridmix.transforms import columns
 from hybridmix.transforms.batches import list_array
-from hybridmix.transforms.text import analyze, content_hashes
+from hybridmix.transforms.text import analyze, content_hashes, text_hashes
 
 _VOCAB = (
     "river stone garden window market signal harbor lantern meadow copper engine forest "
@@ -79,8 +79,10 @@ def make_documents(rows: list[dict[str, Any]]) -> pa.RecordBatch:
         out.append(base)
     analysis = analyze(pa.array([r["text"] for r in out], pa.string()))
     words = list_array(analysis.word_hashes, analysis.word_offsets).to_pylist()
-    for row, w in zip(out, words):
+    text_hash = text_hashes(pa.array([r["text"] for r in out], pa.string()))
+    for row, w, h in zip(out, words, text_hash.tolist()):
         row.setdefault("word_hashes", w)
+        row.setdefault("text_hash", h)
     return pa.RecordBatch.from_pylist(out, schema=columns.DOCUMENT)
 
 
@@ -132,3 +134,27 @@ def dedup_inputs(p, tmp_path, rows: list[dict[str, Any]], dedup: dict[str, Any] 
     dedup_transform = Deduplicate(config.dedup, partitions, spec.lineage,
                                   CandidateSignatures(spec, config.dedup.near, partitions))
     return (sketch.info, sketch.bands), dedup_transform
+
+
+def slow_config(root, rows: int = 16_000) -> str:
+    """A human and a synthetic corpus big enough that a run lasts several seconds (long enough to
+    interrupt), and their config; `root/in` holds both."""
+    from benchmarks.make_corpus import generate
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    texts, _ = generate(rows, seed=3, mean_bytes=800, exact_share=0.02, near_share=0.02,
+                        sources=[os.path.join(repo, "examples", "data", "human_wikipedia.parquet")])
+    half = len(texts) // 2
+    root = str(root)
+    write_parquet(os.path.join(root, "in", "human.parquet"),
+                  [{"id": f"h{i}", "text": t} for i, t in enumerate(texts[:half])], row_group_size=2000)
+    write_parquet(os.path.join(root, "in", "synth.parquet"),
+                  [{"id": f"s{i}", "text": t, "model": "m"} for i, t in enumerate(texts[half:])], row_group_size=2000)
+    return write_config(os.path.join(root, "in", "config.yaml"), {
+        "corpora": [
+            {"name": "wiki", "origin": "human", "paths": ["human.parquet"], "id_column": "id"},
+            {"name": "chat", "origin": "synthetic", "paths": ["synth.parquet"], "id_column": "id",
+             "columns": {"generator": "model"}},
+        ],
+        "mixture": {"targets": {"human": 0.6, "synthetic": 0.4}},
+    })

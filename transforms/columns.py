@@ -19,6 +19,8 @@ DOCUMENT_FIELDS = (
     + [pa.field("prompt", pa.string())]
     + _output_fields(DOCUMENT_SCHEMA, "meta", "content_hash", "tokens", "chars")
     + [pa.field("bytes", pa.int32(), nullable=False)]  # UTF-8 length of the text
+    # Hash of the text as read: a row read again must have the same (`transforms.reread`).
+    + [pa.field("text_hash", pa.uint64(), nullable=False)]
     # Hash of every word of the normalized text, in order: what filters and MinHash read.
     + [pa.field("word_hashes", pa.list_(pa.uint32()), nullable=False)]
 )
@@ -43,6 +45,7 @@ INFO = pa.schema([
     pa.field("tokens", pa.int32(), nullable=False),
     pa.field("chars", pa.int32(), nullable=False),
     pa.field("bytes", pa.int32(), nullable=False),
+    pa.field("text_hash", pa.uint64(), nullable=False),
     pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
     pa.field("quality_score", pa.float32(), nullable=False),
     pa.field("skey", pa.string(), nullable=False),
@@ -60,6 +63,7 @@ SELECTION = pa.schema([
     pa.field("tokens", pa.int32(), nullable=False),
     pa.field("chars", pa.int32(), nullable=False),
     pa.field("bytes", pa.int32(), nullable=False),
+    pa.field("text_hash", pa.uint64(), nullable=False),
     pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
     pa.field("dup_cluster", pa.string()),
     pa.field("dup_cluster_size", pa.int32(), nullable=False),

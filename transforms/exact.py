@@ -20,6 +20,7 @@ from hybridmix.transforms.batches import (
 )
 from hybridmix.transforms.dedup_core import exact_groups
 from hybridmix.transforms.duplicates import duplicate_rows
+from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.stats import STATS, emit_by_source
 
 KEPT = "kept"
@@ -35,6 +36,7 @@ class _ExactDedupFn(beam.DoFn):
 
     def process(self, element: tuple[int, list[pa.RecordBatch]]):
         _, batches = element
+        crash_point("deduplicated")
         table = concat(batches, columns.INFO)
         if table.num_rows == 0:
             return

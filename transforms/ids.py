@@ -1,4 +1,10 @@
-"""CheckIds: input ids must be unique across all corpora that have an id column."""
+"""CheckIds: doc_ids are unique across all corpora before anything is deduplicated or selected.
+
+Input ids (a corpus's `id_column`) must not repeat: a repeat fails the run or is rejected.
+Derived ids (`<source>/<16 hex of the content hash>`) repeat when a corpus holds the same text
+twice: the later rows get `-<k>` appended (k = 1, 2, ... in input order), so every document
+has its own id whether or not exact dedup then removes the copies.
+"""
 
 from __future__ import annotations
 
@@ -22,26 +28,19 @@ from hybridmix.transforms.inputs import ReadSpec
 from hybridmix.transforms.stats import STATS
 from hybridmix.transforms.text import stable_hash64
 
-KEYED = "keyed"
-UNCHECKED = "unchecked"
 
-
-def _key_by_doc_id(batch: pa.RecordBatch, partitions: int, checked: frozenset[str]):
-    """INFO batch -> (doc_id partition, rows) for sources with input ids; other rows pass through."""
-    in_scope = np.isin(np.asarray(batch.column("source").to_pylist(), dtype=object), list(checked))
-    if (~in_scope).any():
-        yield beam.pvalue.TaggedOutput(UNCHECKED, batch.filter(pa.array(~in_scope)))
-    if in_scope.any():
-        sub = batch.filter(pa.array(in_scope))
-        keys = stable_hash64(sub.column("doc_id").to_pylist(), "doc_id")
-        yield from split_batch(sub, (keys % np.uint64(partitions)).astype(np.int64), partitions)
+def _key_by_doc_id(batch: pa.RecordBatch, partitions: int):
+    """INFO batch -> (doc_id partition, rows)."""
+    keys = stable_hash64(batch.column("doc_id").to_pylist(), "doc_id")
+    yield from split_batch(batch, (keys % np.uint64(partitions)).astype(np.int64), partitions)
 
 
 class _CheckIdsFn(beam.DoFn):
-    """(doc_id partition, INFO rows) -> rows with a unique id; a repeated id fails or is rejected."""
+    """(doc_id partition, INFO rows) -> rows with a unique id; a repeated input id fails or is rejected."""
 
     def __init__(self, spec: ReadSpec) -> None:
         self._spec = spec
+        self._derived = [c.name for c in spec.config.corpora if not c.id_column]
 
     def process(self, element):
         _, batches = element
@@ -54,16 +53,28 @@ class _CheckIdsFn(beam.DoFn):
         if not repeat.any():
             yield table_to_batch(table)
             return
-        uids = table.column("uid").to_numpy()
         first_of = np.maximum.accumulate(np.where(~repeat, np.arange(len(ids)), 0))
+        derived = np.isin(np.asarray(table.column("source").to_pylist(), dtype=object), self._derived)
+        # Same text twice in corpora without ids: number the copies instead of rejecting them.
+        renamed = repeat & derived & derived[first_of]
+        if renamed.any():
+            k = np.arange(len(ids)) - first_of
+            ids[renamed] = [f"{i}-{n}" for i, n in zip(ids[renamed], k[renamed])]
+            table = table.set_column(table.schema.get_field_index("doc_id"), columns.INFO.field("doc_id"),
+                                     pa.array(list(ids), pa.string()))
+        clash = repeat & ~renamed
+        if not clash.any():
+            yield table_to_batch(table)
+            return
+        uids = table.column("uid").to_numpy()
         lineage = self._spec.lineage
-        dup = np.nonzero(repeat)[0]
+        dup = np.nonzero(clash)[0]
         if self._spec.config.on_bad_file == "fail":
             i = dup[0]
             raise DataError(f"{lineage.where(uids[i])}: doc_id {ids[i]!r} is already used by "
                             f"{lineage.where(uids[first_of[i]])} "
                             "(ids must be unique across corpora; on_bad_file: quarantine rejects the repeats)")
-        yield table_to_batch(table.filter(pa.array(~repeat)))
+        yield table_to_batch(table.filter(pa.array(~clash)))
         yield from emit_rejects(rejections(
             len(dup),
             source=table.column("source").take(pa.array(dup)).combine_chunks(),
@@ -77,11 +88,7 @@ class _CheckIdsFn(beam.DoFn):
 
 
 class CheckIds(beam.PTransform):
-    """Keep the first row (by file, then row) of every doc_id; later rows with it fail or are rejected.
-
-    Only corpora with an `id_column` are checked: derived ids are content hashes, and equal
-    content is the exact-dedup stage's business.
-    """
+    """Keep the first row (by file, then row) of every input id; number repeated derived ids."""
 
     def __init__(self, spec: ReadSpec, partitions: int) -> None:
         super().__init__()
@@ -89,13 +96,10 @@ class CheckIds(beam.PTransform):
         self._partitions = partitions
 
     def expand(self, info: beam.PCollection) -> ReadOutputs:
-        checked = frozenset(c.name for c in self._spec.config.corpora if c.id_column)
-        keyed = info | "KeyByDocId" >> beam.FlatMap(_key_by_doc_id, self._partitions, checked).with_outputs(
-            UNCHECKED, main=KEYED)
         result = (
-            keyed[KEYED]
+            info
+            | "KeyByDocId" >> beam.FlatMap(_key_by_doc_id, self._partitions)
             | "GroupByDocId" >> beam.GroupByKey()
             | "KeepFirstOfEachId" >> beam.ParDo(_CheckIdsFn(self._spec)).with_outputs(REJECTED, STATS, main=DOCS)
         )
-        docs = (result[DOCS], keyed[UNCHECKED]) | "MergeChecked" >> beam.Flatten()
-        return ReadOutputs(docs=docs, rejected=result[REJECTED], stats=result[STATS])
+        return ReadOutputs(docs=result[DOCS], rejected=result[REJECTED], stats=result[STATS])

@@ -25,6 +25,7 @@ from hybridmix.schemas.records import REJECTION_SCHEMA
 from hybridmix.schemas.stats import Figure
 from hybridmix.transforms import columns
 from hybridmix.transforms.batches import list_array, make_uids
+from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.inputs import (
     BadFile,
     InputFile,
@@ -33,7 +34,7 @@ from hybridmix.transforms.inputs import (
     iter_row_group,
 )
 from hybridmix.transforms.stats import STATS, emit, emit_by_source
-from hybridmix.transforms.text import analyze, char_counts, content_hashes, count_tokens
+from hybridmix.transforms.text import analyze, char_counts, content_hashes, count_tokens, text_hashes
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ REJECTED = "rejected"
 
 # Rejected values are kept for inspection, cut to this many characters.
 MAX_REJECT_TEXT_CHARS = 4096
+# Output ids of upsampled copies are `<doc_id>#r<k>`; input ids may not end like that.
+REPEAT_ID_SUFFIX = r"#r[0-9]+$"
 
 
 class BuiltDocuments(NamedTuple):
@@ -49,57 +52,70 @@ class BuiltDocuments(NamedTuple):
     rejects: pa.RecordBatch
 
 
-def _as_text(values: pa.Array) -> tuple[pa.Array | None, np.ndarray, str]:
-    """Text column as pa.string(), plus a per-row mask of values that are not valid text.
-
-    Returns (strings or None, bad mask, reason when bad).
-    """
-    t = values.type
-    if pa.types.is_dictionary(t):
-        values = values.dictionary_decode()
-        t = values.type
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return values.cast(pa.string()), np.zeros(len(values), bool), ""
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t) or pa.types.is_binary_view(t):
-        decoded: list[str | None] = []
-        bad = np.zeros(len(values), bool)
-        for i, raw in enumerate(values.to_pylist()):
-            if raw is None:
-                decoded.append(None)
-                continue
-            try:
-                decoded.append(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                decoded.append(None)
-                bad[i] = True
-        return pa.array(decoded, pa.string()), bad, RejectReason.INVALID_UTF8.value
-    return None, np.ones(len(values), bool), RejectReason.TEXT_NOT_STRING.value
+def _is_stringlike(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
 
-def _shown(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        text = value.decode("utf-8", errors="replace")
-    elif isinstance(value, str):
-        text = value
-    else:
-        text = json.dumps(value, default=str, ensure_ascii=False)
-    return text[:MAX_REJECT_TEXT_CHARS]
+def _is_binarylike(t: pa.DataType) -> bool:
+    return (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)
+            or pa.types.is_binary_view(t))
 
 
-def _string_column(batch: pa.RecordBatch, column: str | None) -> pa.Array | None:
-    if column is None:
-        return None
-    values = batch.column(column)
+def _decoded(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """String or binary values as valid pa.string(), and a mask of rows that were not valid UTF-8
+    (null in the result). Parquet readers do not check that string columns hold UTF-8."""
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
-    if pa.types.is_string(values.type):
-        return values
     try:
-        return values.cast(pa.string())
+        # Casting binary to string checks UTF-8; a string column is checked here too.
+        out = values.cast(pa.string())
+        out.validate(full=True)
+        return out, np.zeros(len(values), bool)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pa.array([None if v is None else json.dumps(v, default=str) for v in values.to_pylist()], pa.string())
+        pass
+    raw = values.view(pa.large_binary() if pa.types.is_large_string(values.type) else pa.binary()) \
+        if _is_stringlike(values.type) else values
+    decoded: list[str | None] = []
+    bad = np.zeros(len(values), bool)
+    for i, item in enumerate(raw.to_pylist()):
+        try:
+            decoded.append(None if item is None else item.decode("utf-8"))
+        except UnicodeDecodeError:
+            decoded.append(None)
+            bad[i] = True
+    return pa.array(decoded, pa.string()), bad
+
+
+def _string_column(batch: pa.RecordBatch, column: str | None) -> tuple[pa.Array | None, np.ndarray]:
+    """A column as strings (other types as JSON), and a mask of rows that were not valid UTF-8."""
+    if column is None:
+        return None, np.zeros(batch.num_rows, bool)
+    values = batch.column(column)
+    t = values.value_type if pa.types.is_dictionary(values.type) else values.type
+    if _is_stringlike(t) or _is_binarylike(t):
+        return _decoded(values)
+    try:
+        return values.cast(pa.string()), np.zeros(batch.num_rows, bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return (pa.array([None if v is None else json.dumps(v, default=str) for v in values.to_pylist()], pa.string()),
+                np.zeros(batch.num_rows, bool))
+
+
+def _shown_texts(values: pa.Array) -> list[str | None]:
+    """Rejected values as text for `rejects/`: cut, undecodable bytes replaced, other types as JSON."""
+    if _is_stringlike(values.type):
+        values = values.view(pa.large_binary() if pa.types.is_large_string(values.type) else pa.binary())
+    shown: list[str | None] = []
+    for value in values.to_pylist():
+        if value is None:
+            shown.append(None)
+            continue
+        if isinstance(value, bytes):
+            value = value[:4 * MAX_REJECT_TEXT_CHARS].decode("utf-8", errors="replace")
+        elif not isinstance(value, str):
+            value = json.dumps(value, default=str, ensure_ascii=False)
+        shown.append(value[:MAX_REJECT_TEXT_CHARS])
+    return shown
 
 
 def _filled(values: pa.Array | None, default: str | None, n: int) -> pa.Array:
@@ -135,29 +151,46 @@ def build_documents(
     reasons = np.full(n, "", dtype=object)
     details = np.full(n, "", dtype=object)
 
-    raw_text = batch.column(corpus.text_column)
-    text, bad, bad_reason = _as_text(raw_text)
-    if text is None:
-        reasons[:] = bad_reason
-        details[:] = f"column {corpus.text_column!r} has type {raw_text.type}, not text"
-        text = pa.nulls(n, pa.string())
-    else:
-        reasons[bad] = bad_reason
-        details[bad] = "not valid UTF-8"
-        nulls = text.is_null().to_numpy(zero_copy_only=False) & ~bad
-        reasons[nulls] = RejectReason.NULL_TEXT.value
-        details[nulls] = "text is null"
-        stripped_len = pc.utf8_length(pc.utf8_trim_whitespace(pc.fill_null(text, ""))).to_numpy(zero_copy_only=False)
-        empty = (stripped_len == 0) & (reasons == "")
-        reasons[empty] = RejectReason.EMPTY_TEXT.value
-        details[empty] = "text is empty or only whitespace"
+    def reject(mask: np.ndarray, reason: RejectReason, detail: str | list[str]) -> None:
+        """Give rows in `mask` that have no reason yet this one: the first problem found is reported."""
+        fresh = mask & (reasons == "")
+        reasons[fresh] = reason.value
+        details[fresh] = detail if isinstance(detail, str) else [d for d, f in zip(detail, fresh[mask]) if f]
 
-    ids = _string_column(batch, corpus.id_column)
+    raw_text = batch.column(corpus.text_column)
+    if _is_stringlike(raw_text.type) or _is_binarylike(raw_text.type) or (
+            pa.types.is_dictionary(raw_text.type) and _is_stringlike(raw_text.type.value_type)):
+        text, bad = _decoded(raw_text)
+        reject(bad, RejectReason.INVALID_UTF8, f"column {corpus.text_column!r} is not valid UTF-8")
+        reject(text.is_null().to_numpy(zero_copy_only=False), RejectReason.NULL_TEXT, "text is null")
+        nbytes = pc.fill_null(pc.binary_length(text), 0).to_numpy(zero_copy_only=False)
+        limit = spec.config.max_text_bytes
+        reject(nbytes > limit, RejectReason.TOO_LARGE,
+               [f"text is {b:,} bytes; the limit is {limit:,} (max_text_bytes)" for b in nbytes[nbytes > limit]])
+        stripped_len = pc.utf8_length(pc.utf8_trim_whitespace(pc.fill_null(text, ""))).to_numpy(zero_copy_only=False)
+        reject(stripped_len == 0, RejectReason.EMPTY_TEXT, "text is empty or only whitespace")
+    else:
+        reject(np.ones(n, bool), RejectReason.TEXT_NOT_STRING,
+               f"column {corpus.text_column!r} has type {raw_text.type}, not text")
+        text = pa.nulls(n, pa.string())
+
+    # Every other string column read is checked too: a record must be readable by every reader.
+    strings = {}
+    for role, column in corpus_columns(corpus).items():
+        if role in ("text", "generation"):
+            continue
+        if role.startswith("keep:"):
+            t = batch.column(column).type
+            bad = _decoded(batch.column(column))[1] if _is_stringlike(t) or _is_binarylike(t) else np.zeros(n, bool)
+        else:
+            strings[role], bad = _string_column(batch, column)
+        reject(bad, RejectReason.INVALID_UTF8, f"column {column!r} is not valid UTF-8")
+    ids = strings.get("id")
     if ids is not None:
-        id_missing = pc.fill_null(pc.equal(pc.utf8_length(ids), 0), True).to_numpy(zero_copy_only=False)
-        fresh = id_missing & (reasons == "")
-        reasons[fresh] = RejectReason.NULL_ID.value
-        details[fresh] = f"id column {corpus.id_column!r} is null or empty"
+        reject(pc.fill_null(pc.equal(pc.utf8_length(ids), 0), True).to_numpy(zero_copy_only=False),
+               RejectReason.NULL_ID, f"id column {corpus.id_column!r} is null or empty")
+        reject(pc.fill_null(pc.match_substring_regex(ids, REPEAT_ID_SUFFIX), False).to_numpy(zero_copy_only=False),
+               RejectReason.RESERVED_ID, "ids ending in '#r<number>' are reserved for upsampled copies")
 
     generation = np.full(n, corpus.default_generation, dtype=np.int64)
     if corpus.columns.generation:
@@ -166,24 +199,22 @@ def build_documents(
             gen_vals = gen_raw.cast(pa.int64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             gen_vals = pa.nulls(n, pa.int64())
-            fresh = reasons == ""
-            reasons[fresh] = RejectReason.BAD_GENERATION.value
-            details[fresh] = f"generation column has type {gen_raw.type}, not an integer"
+            reject(np.ones(n, bool), RejectReason.BAD_GENERATION,
+                   f"generation column has type {gen_raw.type}, not an integer")
         mask = gen_vals.is_valid().to_numpy(zero_copy_only=False)
         generation[mask] = gen_vals.to_numpy(zero_copy_only=False)[mask]
     lo = 0 if corpus.origin is Origin.HUMAN else 1
     hi = 0 if corpus.origin is Origin.HUMAN else 127
-    out_of_range = ((generation < lo) | (generation > hi)) & (reasons == "")
-    reasons[out_of_range] = RejectReason.BAD_GENERATION.value
-    details[out_of_range] = [
-        f"generation {g} is outside {lo}..{hi} for {corpus.origin.value} text" for g in generation[out_of_range]]
+    out_of_range = (generation < lo) | (generation > hi)
+    reject(out_of_range, RejectReason.BAD_GENERATION,
+           [f"generation {g} is outside {lo}..{hi} for {corpus.origin.value} text" for g in generation[out_of_range]])
 
     rejected = reasons != ""
     bad_rows = pa.array(np.nonzero(rejected)[0], pa.int64())
     rejects = rejections(
         len(bad_rows), source=corpus.name, source_file=file.display, source_rows=rows[rejected],
         doc_ids=ids.take(bad_rows) if ids is not None else None, reasons=reasons[rejected],
-        details=details[rejected], texts=[_shown(v) for v in raw_text.take(bad_rows).to_pylist()],
+        details=details[rejected], texts=_shown_texts(raw_text.take(bad_rows)),
         run_id=spec.run_id)
 
     keep = np.nonzero(~rejected)[0]
@@ -206,11 +237,10 @@ def build_documents(
         doc_ids = pa.array([f"{corpus.name}/{h[:16]}" for h in hashes], pa.string())
 
     def mapped(role: str, default: str | None) -> pa.Array:
-        column = getattr(corpus.columns, role)
-        values = _string_column(batch, column)
+        values = strings.get(role)
         return _filled(values.take(take) if values is not None else None, default, m)
 
-    prompt = _string_column(batch, corpus.prompt_column)
+    prompt = strings.get("prompt")
     docs = pa.RecordBatch.from_arrays(
         [
             pa.array(uids[keep], pa.int64()),
@@ -229,6 +259,7 @@ def build_documents(
             pa.array(tokens, pa.int32()),
             pa.array(chars, pa.int32()),
             pc.binary_length(kept_text).cast(pa.int32()),
+            pa.array(text_hashes(kept_text), pa.uint64()),
             words,
         ],
         schema=columns.DOCUMENT,
@@ -317,6 +348,8 @@ class _ReadRowGroupFn(beam.DoFn):
         corpus = spec.corpus(file)
         wanted = sorted(set(corpus_columns(corpus).values()))
         row = first_row
+        crash_point("read")
+        file.check_unchanged()
         try:
             for batch in iter_row_group(file, row_group, spec.config.read_batch_rows, wanted):
                 built = build_documents(batch, spec, file, row)

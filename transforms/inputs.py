@@ -22,10 +22,10 @@ from apache_beam.io.filesystem import FileSystem
 from apache_beam.io.filesystems import FileSystems
 
 from hybridmix.schemas.config import CorpusConfig, IngestConfig
-from hybridmix.schemas.errors import DataError, SchemaError
+from hybridmix.schemas.errors import ConfigError, DataError, SchemaError
 from hybridmix.schemas.reasons import RejectReason
 from hybridmix.transforms.batches import uid_file, uid_row
-from hybridmix.transforms.storage import is_remote, open_parquet, open_raw
+from hybridmix.transforms.storage import file_identity, is_remote, open_parquet, open_raw
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,19 @@ class InputFile:
     path: str  # what FileSystems opens
     display: str  # how records and the manifest name it (relative to the config's folder)
     size_bytes: int
+    modified: float  # modification time (seconds) when planned: with the size, the file's identity
     rows: int
     row_group_rows: tuple[int, ...]
     fingerprint: str
     columns: tuple[str, ...]
+
+    def check_unchanged(self) -> None:
+        """Fail when the file is not the one that was planned: rows read twice must be the same rows."""
+        now = file_identity(self.path)
+        if now != (self.size_bytes, self.modified):
+            raise DataError(
+                f"{self.display} changed during the run (size or modification time differs from when the run "
+                "started); nothing was published: rerun once the input files are stable")
 
     @cached_property
     def row_group_starts(self) -> tuple[int, ...]:
@@ -137,6 +146,10 @@ def _resolve(pattern: str, base_dir: str) -> str:
     return os.path.normpath(os.path.join(base_dir, pattern))
 
 
+def has_wildcards(pattern: str) -> bool:
+    return bool(re.search(r"[*?\[]", pattern))
+
+
 def glob_base(pattern: str) -> str:
     """The folder a glob searches: its path up to the first wildcard."""
     head = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
@@ -208,29 +221,33 @@ def plan_inputs(config: IngestConfig, base_dir: str) -> InputPlan:
     bad: list[BadFile] = []
     seen: dict[str, str] = {}
     for ci, corpus in enumerate(config.corpora):
-        matched: list[tuple[str, int]] = []
+        matched: list[tuple[str, int, float]] = []
         for pattern in corpus.paths:
             resolved = _resolve(pattern, base_dir)
+            if not is_remote(resolved) and not has_wildcards(resolved) and os.path.isdir(resolved):
+                raise ConfigError(f"corpora[{ci}].paths: {pattern!r} is a folder; give its files as a glob, "
+                                  f"such as {os.path.join(pattern, '*.parquet')!r}")
             try:
                 results = FileSystems.match([resolved])[0].metadata_list
             except Exception as exc:  # noqa: BLE001 - filesystems raise their own types
                 raise DataError(f"corpora[{ci}] ({corpus.name}): cannot list {pattern!r}: {exc}") from None
-            found = sorted((m.path, m.size_in_bytes) for m in results if not m.path.endswith("/"))
+            found = sorted((m.path, m.size_in_bytes, m.last_updated_in_seconds)
+                           for m in results if not m.path.endswith("/"))
             # Beam's local listing skips entries it cannot stat (a dangling link, say): find
             # them, so an unreadable file is reported instead of silently missing.
-            found += [(path, -1) for path in _unstattable_local(resolved)]
+            found += [(path, -1, 0.0) for path in _unstattable_local(resolved)]
             if not found:
                 raise DataError(
                     f"corpora[{ci}] ({corpus.name}): no file matches {pattern!r} "
                     f"(resolved to {resolved})")
             matched.extend(found)
-        for path, size in sorted(set(matched)):
+        for path, size, modified in sorted(set(matched)):
             if path in seen:
                 raise DataError(
                     f"{path}: matched by both corpus {seen[path]!r} and corpus {corpus.name!r}; "
                     "a file belongs to one corpus")
             seen[path] = corpus.name
-            described = _describe_file(len(files), ci, corpus, path, size, base_dir)
+            described = _describe_file(len(files), ci, corpus, path, size, modified, base_dir)
             if isinstance(described, BadFile):
                 if config.on_bad_file == "fail":
                     raise described.error()
@@ -241,7 +258,7 @@ def plan_inputs(config: IngestConfig, base_dir: str) -> InputPlan:
     return InputPlan(base_dir=base_dir, files=tuple(files), bad_files=tuple(bad))
 
 
-def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: int,
+def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: int, modified: float,
                    base_dir: str) -> InputFile | BadFile:
     display = _display(path, base_dir)
 
@@ -272,6 +289,7 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
         path=path,
         display=display,
         size_bytes=size,
+        modified=modified,
         rows=meta.num_rows,
         row_group_rows=rg_rows,
         fingerprint=fingerprint,
@@ -293,6 +311,7 @@ def checksum_file(file: InputFile, source: str) -> dict[str, Any]:
     with open_raw(file.path) as fh:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
+    file.check_unchanged()  # the checksum must be of the file that was planned and read
     return {
         "path": file.display,
         "source": source,

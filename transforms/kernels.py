@@ -212,6 +212,19 @@ def analyze(data, offsets, classes, fold_start, fold_len, fold_data, fold_bytes)
 
 
 @nb.njit(cache=True)
+def raw_hashes(data, offsets):
+    """64-bit FNV-1a of each text's raw UTF-8 bytes: tells whether a row read twice is the same row."""
+    n = len(offsets) - 1
+    out = np.empty(n, np.uint64)
+    for d in range(n):
+        h = np.uint64(0xCBF29CE484222325)
+        for i in range(offsets[d], offsets[d + 1]):
+            h = (h ^ np.uint64(data[i])) * np.uint64(0x100000001B3)
+        out[d] = h
+    return out
+
+
+@nb.njit(cache=True)
 def minhash(word_hashes, word_offsets, ngram, perm_a, perm_b):
     """MinHash signature per text over its word n-gram shingles (datasketch affine32 scheme).
 
@@ -318,9 +331,15 @@ def _count_into(keys, n, slots, counts, where):
     The table must have room for n keys; `_clear` empties the slots used afterwards.
     """
     mask = len(slots) - 1
+    # Fibonacci hashing: the slot is the top log2(size) bits of k * phi. (A fixed shift used only
+    # 2^24 slots whatever the size, and past ~16M keys probing turned quadratic.)
+    bits = 0
+    while (1 << bits) < len(slots):
+        bits += 1
+    shift = np.uint64(64 - bits)
     for j in range(n):
         k = keys[j] | np.uint64(1)  # 0 marks an empty slot
-        pos = np.int64((k * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & mask
+        pos = np.int64((k * np.uint64(0x9E3779B97F4A7C15)) >> shift) & mask
         while slots[pos] != 0 and slots[pos] != k:
             pos = (pos + 1) & mask
         slots[pos] = k

@@ -13,6 +13,7 @@ from hybridmix.schemas.config import MixtureConfig
 from hybridmix.schemas.stats import Figure, RunStats
 from hybridmix.transforms import columns
 from hybridmix.transforms.batches import concat_blocks
+from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.mixture_core import (
     PRIORITY_BITS,
     MixturePlan,
@@ -139,6 +140,7 @@ class _SelectFn(beam.DoFn):
         self._seed = seed
 
     def process(self, element: tuple[pa.RecordBatch, np.ndarray], plan: MixturePlan, boundary: list[int]):
+        crash_point("selected")
         batch, priority = element
         doc_ids = batch.column("doc_id").to_pylist()
         bucket = _bucket(priority)
@@ -175,6 +177,7 @@ class _SelectFn(beam.DoFn):
                 chosen.column("tokens"),
                 chosen.column("chars"),
                 chosen.column("bytes"),
+                chosen.column("text_hash"),
                 chosen.column("quality_flags"),
                 chosen.column("dup_cluster"),
                 chosen.column("dup_cluster_size"),

@@ -1,7 +1,10 @@
 """The last step of a run: write the manifest and publish the staged output atomically.
 
-Everything is written under a staging folder first. Publishing moves it into place with a
-rename and writes `_SUCCESS` last, so a reader never sees a half-written output as finished.
+Everything is written under a staging folder next to the output (`.OUT.<run id>.inprogress`),
+`manifest.json` and then `_SUCCESS` last. Publishing is a rename of that folder into place, so a
+reader sees the previous output or the new one, complete. Replacing an output takes two renames
+(old aside to `<staging>.replaced`, new in); a run killed between them leaves the old output
+parked, and the next run into that folder puts it back before doing anything else.
 """
 
 from __future__ import annotations
@@ -16,29 +19,48 @@ from apache_beam.io.filesystems import FileSystems
 
 from hybridmix.schemas.manifest import Manifest
 from hybridmix.schemas.stats import RunStats
-from hybridmix.transforms.manifest import build_manifest
+from hybridmix.transforms.faults import crash_point
+from hybridmix.transforms.manifest import OUTPUT_FOLDERS, build_manifest
 from hybridmix.transforms.storage import is_remote
 
 MANIFEST = "manifest.json"
 SUCCESS = "_SUCCESS"
+# Everything a finished output holds; a folder holding anything else is not hybridmix's to replace.
+OUTPUT_ENTRIES = frozenset(OUTPUT_FOLDERS + (MANIFEST, SUCCESS))
+STAGING_SUFFIX = ".inprogress"
+PARKED_SUFFIX = ".replaced"
+
+
+def staging_dir(out_dir: str, run_id: str) -> str:
+    """Where a run writes before it publishes: next to a local output, under it on an object store."""
+    if is_remote(out_dir):
+        return f"{out_dir.rstrip('/')}/_temporary/{run_id}"
+    parent, name = os.path.split(out_dir)
+    return os.path.join(parent, f".{name}.{run_id}{STAGING_SUFFIX}")
+
+
+def parked_dir(stage_dir: str) -> str:
+    """Where a replaced output waits while the new one moves in."""
+    return stage_dir + PARKED_SUFFIX
 
 
 def publish_local(stage_dir: str, out_dir: str, manifest: Manifest, scratch: tuple[str, ...]) -> None:
-    """Move the staged folder into place with renames; `_SUCCESS` goes in last."""
+    """Finish the staged folder (manifest, then `_SUCCESS`) and rename it into place."""
     for folder in scratch:
         shutil.rmtree(os.path.join(stage_dir, folder), ignore_errors=True)
     with open(os.path.join(stage_dir, MANIFEST), "w", encoding="utf-8") as fh:
         fh.write(manifest.model_dump_json(indent=2))
         fh.write("\n")
-    if os.path.exists(out_dir):
-        parked = f"{stage_dir}.replaced"
-        os.replace(out_dir, parked)
-        os.replace(stage_dir, out_dir)
-        shutil.rmtree(parked, ignore_errors=True)
-    else:
-        os.replace(stage_dir, out_dir)
-    with open(os.path.join(out_dir, SUCCESS), "w", encoding="utf-8") as fh:
+    with open(os.path.join(stage_dir, SUCCESS), "w", encoding="utf-8") as fh:
         fh.write(manifest.run_id + "\n")
+    crash_point("publish:staged")
+    parked = parked_dir(stage_dir)
+    if os.path.lexists(out_dir):
+        os.replace(out_dir, parked)
+        crash_point("publish:parked")
+    os.replace(stage_dir, out_dir)
+    crash_point("publish:moved")
+    shutil.rmtree(parked, ignore_errors=True)
 
 
 def publish_remote(stage_dir: str, out_dir: str, manifest: Manifest, scratch: tuple[str, ...]) -> None:
@@ -63,6 +85,9 @@ class _PublishFn(beam.DoFn):
     def process(self, _, stats, plan, inputs, outputs, collapse):
         ctx = dict(self._context)
         stage_dir, out_dir, scratch = ctx.pop("stage_dir"), ctx.pop("out_dir"), ctx.pop("scratch")
+        # Every input must still be the file that was planned, read and checksummed.
+        for file in ctx.pop("planned_files"):
+            file.check_unchanged()
         manifest = build_manifest(stats=RunStats(stats), plan=plan, inputs=list(inputs), outputs=list(outputs),
                                   collapse=collapse, **ctx)
         publish = publish_remote if is_remote(out_dir) else publish_local
@@ -84,12 +109,15 @@ class PublishRun(beam.PTransform):
     """After every writer has finished: write manifest.json, move the run into place, write _SUCCESS.
 
     `scratch` names folders of the staging folder that are not part of the output (spill files);
-    `context` is the rest of `build_manifest`'s arguments.
+    `planned_files` are the input files, checked once more to be unchanged; `context` is the rest
+    of `build_manifest`'s arguments.
     """
 
-    def __init__(self, *, stage_dir: str, out_dir: str, scratch: tuple[str, ...], **context: Any) -> None:
+    def __init__(self, *, stage_dir: str, out_dir: str, scratch: tuple[str, ...], planned_files: tuple,
+                 **context: Any) -> None:
         super().__init__()
-        self._context = {"stage_dir": stage_dir, "out_dir": out_dir, "scratch": scratch, **context}
+        self._context = {"stage_dir": stage_dir, "out_dir": out_dir, "scratch": scratch,
+                         "planned_files": planned_files, **context}
 
     def expand(self, results: RunResults) -> beam.PCollection:
         # The side inputs make this step wait for every writer and every statistic.

@@ -9,6 +9,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from hybridmix.schemas.config import QualityConfig
+from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.filters import build_filters, score_documents
 from hybridmix.transforms.inputs import Lineage
 from hybridmix.transforms.stats import STATS
@@ -28,6 +29,7 @@ class _ScoreFn(beam.DoFn):
         self._dropped = Metrics.counter(FilterQuality.__name__, "filtered")
 
     def process(self, docs: pa.RecordBatch):
+        crash_point("filtered")
         scored = score_documents(docs, self._filters, self._lineage)
         self._kept.inc(scored.kept.num_rows)
         for item in scored.stats:

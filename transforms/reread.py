@@ -14,7 +14,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from hybridmix.schemas.errors import FatalError
+from hybridmix.schemas.errors import DataError
 from hybridmix.transforms.batches import concat, make_uids, uid_file, uid_row
 from hybridmix.transforms.ingest import build_documents
 from hybridmix.transforms.inputs import ReadSpec, corpus_columns, iter_row_group
@@ -31,6 +31,17 @@ def key_by_row_group(batch: pa.RecordBatch, starts: list[tuple[int, ...]]) -> It
     keys, inverse = np.unique(combined, return_inverse=True)
     for i, key in enumerate(keys):
         yield (int(key >> _RG_BITS), int(key & ((1 << _RG_BITS) - 1))), batch.filter(pa.array(inverse == i))
+
+
+def _check_same_rows(docs: pa.RecordBatch, requests: pa.Table, display: str) -> None:
+    """Rows read again must be the rows read the first time: same rows, same text, byte for byte."""
+    uids = requests.column("uid").to_numpy()
+    same = np.array_equal(docs.column("uid").to_numpy(), uids) and np.array_equal(
+        docs.column("text_hash").to_numpy(), requests.column("text_hash").to_numpy())
+    if not same:
+        raise DataError(f"{display} changed during the run: rows read a second time differ from the first read "
+                        f"(near row {int(uid_row(uids[:1])[0]) if len(uids) else 0}); nothing was published: rerun "
+                        "once the input files are stable")
 
 
 class _ReadAgainFn(beam.DoFn):
@@ -52,24 +63,24 @@ class _ReadAgainFn(beam.DoFn):
         uids = requests.column("uid").to_numpy()
         found = 0
         first = file.row_group_starts[row_group]
+        file.check_unchanged()
         for batch in iter_row_group(file, row_group, spec.config.read_batch_rows, wanted):
             base = int(make_uids(file_index, np.array([first]))[0])
             lo, hi = np.searchsorted(uids, [base, base + batch.num_rows])
             if hi > lo:
                 positions = uids[lo:hi] - base
                 docs = build_documents(batch, spec, file, first, positions=positions, measure=self._measure).docs
-                if not np.array_equal(docs.column("uid").to_numpy(), uids[lo:hi]):
-                    raise FatalError(f"{file.display}: rows of row group {row_group} changed between reads; "
-                                     "was the file modified during the run?")
+                asked = requests.slice(lo, hi - lo)
+                _check_same_rows(docs, asked, file.display)
                 found += hi - lo
-                yield docs, requests.slice(lo, hi - lo)
+                yield docs, asked
             first += batch.num_rows
             if found == requests.num_rows:
                 # Stop early: a quarantined row group may be unreadable past its last good row.
                 break
         if found != requests.num_rows:
-            raise FatalError(f"{file.display}: {requests.num_rows - found} requested rows of row group "
-                             f"{row_group} were not found when read again")
+            raise DataError(f"{file.display} changed during the run: {requests.num_rows - found} rows of row group "
+                            f"{row_group} were not found when read again; nothing was published")
 
 
 class ReadRowsAgain(beam.PTransform):

@@ -13,8 +13,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hybridmix.schemas.config import OutputConfig
+from hybridmix.schemas.errors import FatalError
 from hybridmix.schemas.stats import Figure
 from hybridmix.transforms.batches import split_rows
+from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.stats import STATS, emit_by_source
 from hybridmix.transforms.storage import (
     delete_files,
@@ -52,6 +54,8 @@ class ShardSpec:
     `order` gives each row a uint64 key that decides its shard and its place in the shard,
     `tiebreak` columns order equal keys; `label` names the file group of each row (a split),
     default "part". With `count_sources` the rows written per source are counted (Figure.WRITTEN).
+    `unique` names a column that `order` derives from (equal values, equal keys): its values are
+    checked for repeats as the sorted rows go by, at no extra cost.
     """
 
     folder: str
@@ -60,6 +64,7 @@ class ShardSpec:
     tiebreak: tuple[str, ...]
     label: Callable[[pa.RecordBatch], np.ndarray] | None = None
     count_sources: bool = False
+    unique: str | None = None  # a column whose values must not repeat (checked while merging)
 
     def labels(self, batch: pa.RecordBatch) -> np.ndarray:
         if self.label is None:
@@ -157,6 +162,20 @@ def sorted_row_groups(parts: list[pa.RecordBatch], keys: list[np.ndarray], tiebr
         yield chunk.take(pa.array(np.argsort(np.concatenate(positions), kind="stable")))
 
 
+def _unique_rows(groups: Iterator[pa.Table], column: str, where: str) -> Iterator[pa.Table]:
+    """Pass sorted row groups through, failing on a value of `column` that repeats."""
+    last = None
+    for table in groups:
+        values = table.column(column).to_numpy(zero_copy_only=False)
+        if len(values):
+            repeats = values[1:] == values[:-1]
+            if values[0] == last or repeats.any():
+                value = last if values[0] == last else values[1:][repeats][0]
+                raise FatalError(f"{where}: {column} {value!r} occurs twice; nothing was published")
+            last = values[-1]
+        yield table
+
+
 class _MergeShardFn(beam.DoFn):
     """((label, shard, count), fragment paths) -> one sorted shard file, written in row groups."""
 
@@ -175,7 +194,10 @@ class _MergeShardFn(beam.DoFn):
         rows = sum(b.num_rows for b in batches)
         rel = f"{spec.folder}/{shard_file_name(label, shard, count)}"
         groups = sorted_row_groups(batches, keys, spec.tiebreak, self._output.row_group_rows)
+        if spec.unique is not None:
+            groups = _unique_rows(groups, spec.unique, rel)
         size = write_parquet(groups, spec.schema, f"{self._stage_dir}/{rel}", self._output)
+        crash_point("written")
         delete_files(paths)
         if spec.count_sources:
             for b in batches:

@@ -12,7 +12,7 @@ from apache_beam.metrics import Metrics
 
 from hybridmix.schemas.config import DedupConfig, NearDedupConfig
 from hybridmix.transforms import columns, minhash
-from hybridmix.transforms.batches import int_partitions, list_parts, split_rows
+from hybridmix.transforms.batches import concat_blocks, int_partitions, list_parts, split_rows
 from hybridmix.transforms.dedup_core import survivor_keys
 from hybridmix.transforms.inputs import ReadSpec
 from hybridmix.transforms.reread import ReadRowsAgain
@@ -101,7 +101,8 @@ class SketchDocuments(beam.PTransform):
         return SketchOutputs(info=out[INFO], bands=out[BANDS])
 
 
-CANDIDATE = pa.schema([pa.field("uid", pa.int64(), nullable=False)])
+# A candidate to sign again: its row, and the hash of its text when it was first read.
+CANDIDATE = pa.schema([pa.field("uid", pa.int64(), nullable=False), pa.field("text_hash", pa.uint64(), nullable=False)])
 
 
 def _key_candidates(pairs, partitions: int):
@@ -113,22 +114,25 @@ def _key_candidates(pairs, partitions: int):
 
 
 def _key_eligible(batch: pa.RecordBatch, partitions: int):
-    """INFO batch -> (uid partition, uids): the documents still in play after exact dedup."""
+    """INFO batch -> (uid partition, (uids, text hashes)): the documents still in play after exact dedup."""
     uids = batch.column("uid").to_numpy()
+    hashes = batch.column("text_hash").to_numpy()
     for p, rows in split_rows(int_partitions(uids, partitions), partitions):
-        yield p, uids[rows]
+        yield p, (uids[rows], hashes[rows])
 
 
 def _eligible_candidates(element):
     """Candidates that are still in play; exact duplicates and rejected rows drop out here."""
     _, joined = element
     candidates = list(joined[CANDIDATES])
-    eligible = list(joined[ELIGIBLE])
-    if not candidates or not eligible:
+    if not candidates or not joined[ELIGIBLE]:
         return
-    uids = np.intersect1d(np.concatenate(candidates), np.concatenate(eligible))
-    if len(uids):
-        yield pa.RecordBatch.from_arrays([pa.array(uids, pa.int64())], schema=CANDIDATE)
+    uids, hashes = concat_blocks(joined[ELIGIBLE])
+    keep = np.isin(uids, np.concatenate(candidates))
+    if keep.any():
+        order = np.argsort(uids[keep], kind="stable")
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(uids[keep][order], pa.int64()), pa.array(hashes[keep][order], pa.uint64())], schema=CANDIDATE)
 
 
 def _sign_again(read: tuple[pa.RecordBatch, pa.Table], near: NearDedupConfig, partitions: int):

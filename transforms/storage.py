@@ -48,6 +48,17 @@ def write_atomically(path: str, write: Callable[[str | IO[bytes]], None]) -> Non
     os.replace(tmp, path)
 
 
+def file_identity(path: str) -> tuple[int, float] | None:
+    """(size, modification time in seconds) as Beam's listing reports them; None when the file is gone."""
+    if is_remote(path):
+        found = FileSystems.match([path])[0].metadata_list
+        return (found[0].size_in_bytes, found[0].last_updated_in_seconds) if found else None
+    try:
+        return os.path.getsize(path), os.path.getmtime(path)
+    except OSError:
+        return None
+
+
 def file_size(path: str) -> int:
     if is_remote(path):
         return FileSystems.match([path])[0].metadata_list[0].size_in_bytes

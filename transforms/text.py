@@ -73,6 +73,12 @@ def count_tokens(texts: pa.Array, kind: str, analysis: TextAnalysis | None = Non
     return analysis.word_tokens if kind == "words" else analysis.space_tokens
 
 
+def text_hashes(texts: pa.Array) -> np.ndarray:
+    """A 64-bit hash of each text exactly as read (no normalization): the identity of a row's text."""
+    data, offsets = string_buffers(pc.fill_null(texts, ""))
+    return kernels.raw_hashes(data, offsets)
+
+
 def char_counts(texts: pa.Array) -> np.ndarray:
     return pc.utf8_length(texts).to_numpy(zero_copy_only=False).astype(np.int32)
 

@@ -177,7 +177,8 @@ def test_finished_output_is_not_overwritten_without_force(finished_run, capsys):
     tmp_path, out, _, _ = finished_run
     config = str(tmp_path / "in" / "config.yaml")
     assert main(["run", config, "--output", str(out)]) == 2
-    assert "holds a finished run; pass --force" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds a finished run" in err and "pass --force to replace it" in err
 
 
 def _cli(*args, cwd=None):
@@ -192,7 +193,7 @@ def _cli(*args, cwd=None):
         ("bad-config", 2, "mixture.targets: fractions must sum to 1"),
         ("missing-files", 3, "no file matches 'nothing/*.parquet'"),
         ("guard", 4, "guards.max_generation: source 'chat' holds generation-1"),
-        ("infeasible", 2, "source 'chat' (synthetic) has 5,241 tokens after filters and dedup; the mixture needs 4,000,000"),
+        ("infeasible", 5, "source 'chat' (synthetic) has 5,241 tokens after filters and dedup; the mixture needs 4,000,000"),
         ("unknown-flag", 2, "unknown option(s): --runer"),
         ("output-inside-input", 2, "is inside input folder"),
     ],

@@ -12,12 +12,12 @@ from hybridmix.pipelines.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DEMO_FILES = {
-    "data/train-00000-of-00003.parquet": "24649db466e2a463065bd6231fdbf93e7dce10e417ed9f66afea20bb1c51c33d",
-    "data/train-00001-of-00003.parquet": "9e618548278de98c1fa7a130c9c9d05ac8f204fcea0008607e1115ac616a90ea",
-    "data/train-00002-of-00003.parquet": "41260503767cb1b2d36ec00b76efa3a1418eefd74551f2b82ba0163550b4dab8",
-    "data/validation-00000-of-00001.parquet": "02be1465c1b92ae0f89880771ea7a4b66644c54389e889a3e84398fc13c1623c",
-    "duplicates/part-00000-of-00001.parquet": "d5169f2942e8d695c0153d55e2e3caf441de32db5a7c106582651b3799c96b82",
+    "data/train-00000-of-00003.parquet": "9c97fcf9345b58960fbda5ac8cf4e2fc595a396a2f92bdb3e92c5e49f9ab8c6a",
+    "data/train-00001-of-00003.parquet": "95dc9a14c51e926d300c0f223e6cef28f58d25bfd599e15f8b0b8303ce84a8da",
+    "data/train-00002-of-00003.parquet": "ccdeaa762ae0a8e7d3f35b93efad2f9ace61f5362be26f13fe23badd7aa184cd",
+    "data/validation-00000-of-00001.parquet": "f2fed3c5ac24a45481de7083dc33c0150362b2a7e4bb6e56416055bcaca793b3",
     "filtered/part-00000-of-00001.parquet": "2bfd3358991bbb3db414f82dda0ca15721fcbb1fff9dec06fb6f1ad61c3c9e85",
+    "duplicates/part-00000-of-00001.parquet": "d5169f2942e8d695c0153d55e2e3caf441de32db5a7c106582651b3799c96b82",
 }
 
 

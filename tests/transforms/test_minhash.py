@@ -7,13 +7,13 @@ from datasketch import MinHash, MinHashLSH
 
 from hybridmix.transforms import minhash as mh
 from hybridmix.transforms.text import analyze
+from tests.builders import near_copy, words
 
 
 def signatures(texts: list[str], ngram: int, num_perm: int, seed: int) -> np.ndarray:
     """What a run computes: words of the normalized text hashed in one pass, then MinHash."""
     analysis = analyze(pa.array(texts, pa.string()))
     return mh.signatures(analysis.word_hashes, analysis.word_offsets, ngram, num_perm, seed)
-from tests.builders import near_copy, words
 
 TEXTS = [
     words(1, 120),

@@ -104,7 +104,7 @@ def _big_batch(index: int, rows: int = 5000) -> pa.RecordBatch:
         "uid": uid, "doc_id": [f"d{u:07d}" for u in uid], "origin": [ORIGINS3[s] for s in source],
         "source": source.astype(str), "generator": pa.nulls(rows, pa.string()),
         "generation": np.where(source == "h", 0, 1).astype(np.int8), "content_hash": [""] * rows,
-        "tokens": tokens, "chars": tokens, "bytes": tokens,
+        "tokens": tokens, "chars": tokens, "bytes": tokens, "text_hash": np.zeros(rows, np.uint64),
         "quality_flags": pa.array([[]] * rows, pa.list_(pa.string())), "quality_score": np.ones(rows, np.float32),
         "skey": [""] * rows, "exact_count": np.ones(rows, np.int32), "dup_cluster": pa.nulls(rows, pa.string()),
         "dup_cluster_size": np.ones(rows, np.int32),

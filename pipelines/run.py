@@ -1,0 +1,163 @@
+"""`hybridmix run` and `hybridmix validate`: check everything that can be checked before the pipeline
+starts, then run it with the output folder locked."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from enum import StrEnum
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from hybridmix.pipelines.build import RunContext, build_pipeline, prepare_run
+from hybridmix.pipelines.inspection import read_manifest
+from hybridmix.pipelines.logs import worker_stderr_to_log
+from hybridmix.pipelines.outputs import (
+    Existing,
+    check_output,
+    finished_run_id,
+    make_staging,
+    output_lock,
+    recover_and_clean,
+    remove_staging,
+    resolve_output,
+)
+from hybridmix.pipelines.report import summary
+from hybridmix.schemas.config import PipelineConfig, load_config
+from hybridmix.schemas.errors import ConfigError, OutputError
+from hybridmix.transforms.inputs import plan_inputs
+from hybridmix.transforms.sketch import lsh_shape
+from hybridmix.transforms.storage import is_remote
+
+log = logging.getLogger("hybridmix")
+
+# Beam's in-process runner, by its full name: Beam 2.62 has no short name for it, and its
+# DirectRunner may hand pipelines to runners that fetch components from the network.
+DEFAULT_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
+
+
+class IfExists(StrEnum):
+    """What `run` does when the output folder already holds a finished run."""
+
+    FAIL = "fail"  # refuse (exit 2)
+    SKIP = "skip"  # exit 0 without work if it is the same run (same config and inputs); else refuse
+    REPLACE = "replace"  # replace it (--force)
+
+
+def beam_options(flags: list[str]) -> PipelineOptions:
+    """Pipeline options from the flags hybridmix does not own; unknown flags are errors."""
+    for flag in flags:
+        if flag.split("=", 1)[0] in ("--dry_run", "--dry-run"):
+            # Beam knows --dry_run, but the local runner ignores it: the run would publish.
+            raise ConfigError(f"{flag}: hybridmix run has no dry run; `hybridmix validate CONFIG` checks the "
+                              "config, the input files and the output folder without running")
+    known = set(PipelineOptions(flags).get_all_options(retain_unknown_options=False))
+    everything = PipelineOptions(flags).get_all_options(retain_unknown_options=True)
+    unknown = set(everything) - known
+    if unknown:
+        # Beam keys options by destination (dashes become underscores); show them as typed.
+        typed = [f.split("=", 1)[0] for f in flags if f.startswith("--")]
+        shown = sorted({t for t in typed if t[2:].replace("-", "_") in unknown} or {"--" + u for u in unknown})
+        raise ConfigError(
+            f"unknown option(s): {', '.join(shown)} "
+            "(not a hybridmix option and not an Apache Beam pipeline option)")
+    expects_value = False
+    for flag in flags:
+        if flag.startswith("-"):
+            expects_value = flag.startswith("--") and "=" not in flag
+        elif expects_value:
+            expects_value = False
+        else:
+            raise ConfigError(f"unexpected argument {flag!r} (run takes one CONFIG)")
+    options = PipelineOptions(flags)
+    values = options.get_all_options()
+    if values.get("direct_running_mode") == "multi_threading":
+        raise ConfigError(
+            "--direct_running_mode=multi_threading is not supported: Beam's threaded mode was "
+            "measured to lose elements; use multi_processing or in_memory")
+    if not values.get("runner"):
+        options = PipelineOptions(flags + [f"--runner={DEFAULT_RUNNER}"])
+    return options
+
+
+def _output_path(config: PipelineConfig, base_dir: str, given: str | None) -> str:
+    out_dir = config.output.path
+    if not out_dir:
+        raise ConfigError("output.path: no output folder; pass --output DIR or set output.path")
+    if given is None and not is_remote(out_dir):
+        # Like the corpus paths, output.path in a config file is relative to that file.
+        out_dir = os.path.join(base_dir, out_dir)
+    return out_dir
+
+
+def _ready_output(ctx: RunContext, config: PipelineConfig, if_exists: IfExists) -> bool:
+    """With the lock held: finish what an interrupted run left, check the output folder, create the
+    staging folder. False when the output already holds this very run and `if_exists` is skip."""
+    if not is_remote(ctx.out_dir):
+        recover_and_clean(ctx.out_dir)
+    existing = check_output(ctx.out_dir, config, ctx.base_dir, [f.path for f in ctx.plan.files])
+    if existing is Existing.FINISHED and if_exists is not IfExists.REPLACE:
+        done = finished_run_id(ctx.out_dir)
+        if if_exists is IfExists.SKIP and done == ctx.run_id:
+            return False
+        hint = f" (run {done}; this run is {ctx.run_id})" if if_exists is IfExists.SKIP else f" (run {done})"
+        raise OutputError(f"{ctx.out_dir} holds a finished run{hint}; pass --force to replace it")
+    make_staging(ctx.stage_dir)
+    return True
+
+
+def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
+    started = time.monotonic()
+    config = load_config(args.config).with_overrides(seed=args.seed, output_path=args.output)
+    base_dir = os.path.dirname(os.path.abspath(args.config))
+    out_dir = _output_path(config, base_dir, args.output)
+    options = beam_options(beam_flags)
+    if_exists = IfExists.REPLACE if args.force else IfExists(args.if_exists)
+    ctx = prepare_run(config, base_dir, out_dir, args.run_id)
+    with output_lock(ctx.out_dir, ctx.run_id):
+        if not _ready_output(ctx, config, if_exists):
+            print(f"{ctx.out_dir} already holds run {ctx.run_id} (same config and inputs); nothing to do")
+            return 0
+        log.info("run %s: %d input files (%d quarantined), staging in %s", ctx.run_id, len(ctx.plan.files),
+                 len(ctx.plan.bad_files), ctx.stage_dir)
+        try:
+            pipeline = beam.Pipeline(options=options)
+            build_pipeline(pipeline, config, ctx)
+            with worker_stderr_to_log(not args.verbose, args.log_file):
+                pipeline.run().wait_until_finish()
+        finally:
+            # After a successful publish the staging folder is the output. After a failure or an
+            # interrupt it goes, and an output parked by an interrupted publish goes back in place.
+            remove_staging(ctx.stage_dir)
+            if not is_remote(ctx.out_dir):
+                recover_and_clean(ctx.out_dir)
+    print(summary(read_manifest(ctx.out_dir)))
+    print(f"\nwrote {ctx.out_dir} in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Everything `run` checks before it starts the pipeline, without running or writing anything."""
+    config = load_config(args.config)
+    base_dir = os.path.dirname(os.path.abspath(args.config))
+    plan = plan_inputs(config.ingest, base_dir)
+    lsh_shape(config.dedup.near)
+    print(f"{args.config}: config is valid (digest {config.digest()[:12]})")
+    for ci, corpus in enumerate(config.corpora):
+        files = [f for f in plan.files if f.corpus == ci]
+        bad = [b for b in plan.bad_files if b.corpus == ci]
+        rows = sum(f.rows for f in files)
+        print(f"  {corpus.name} ({corpus.origin.value}): {len(files)} file(s), {rows:,} rows, "
+              f"text column {corpus.text_column!r}" + (f", {len(bad)} quarantined file(s)" if bad else ""))
+    if config.output.path:
+        out = resolve_output(_output_path(config, base_dir, None))
+        existing = check_output(out, config, base_dir, [f.path for f in plan.files])
+        state = "holds a finished run (run replaces it only with --force)" if existing is Existing.FINISHED \
+            else "can be written"
+        print(f"  output {out}: {state}")
+    print("  not checked until the run reads the rows: ids unique across corpora, row contents, mixture "
+          "feasibility")
+    return 0
