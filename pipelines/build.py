@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import os
 import platform
 from dataclasses import dataclass
 from importlib import metadata
@@ -12,7 +13,8 @@ from importlib import metadata
 import apache_beam as beam
 
 from hybridmix.pipelines.outputs import check_run_id, resolve_output
-from hybridmix.schemas.config import PipelineConfig
+from hybridmix.schemas.config import Origin, PipelineConfig
+from hybridmix.schemas.errors import ConfigError
 from hybridmix.schemas.records import (
     DOCUMENT_SCHEMA,
     DUPLICATE_SCHEMA,
@@ -29,6 +31,7 @@ from hybridmix.transforms.minhash import shingle_hash32
 from hybridmix.transforms.mixture import MixSources
 from hybridmix.transforms.publish import PublishRun, RunResults, staging_dir
 from hybridmix.transforms.quality import FilterQuality
+from hybridmix.transforms.scorer import DEFAULT_SCORER, load_scorer
 from hybridmix.transforms.shards import (
     SPILL_FOLDER,
     ShardSpec,
@@ -39,6 +42,7 @@ from hybridmix.transforms.shards import (
     shards_by_split,
 )
 from hybridmix.transforms.sketch import CandidateSignatures, SketchDocuments, lsh_shape
+from hybridmix.transforms.storage import is_remote
 
 LINEAGE_ORDER = ("source_file", "source_row")
 
@@ -54,6 +58,8 @@ class RunContext:
     config_digest: str
     started_at: str
     plan: InputPlan
+    scorer_path: str | None  # the scorer file, absolute; None: the bundled scorer (or no scoring)
+    scorer: dict | None  # what the manifest says of the scorer: file, digest, training and metrics
 
 
 def versions() -> dict[str, str]:
@@ -66,16 +72,33 @@ def versions() -> dict[str, str]:
     return out
 
 
-def default_run_id(config_digest: str, plan: InputPlan) -> str:
-    """Same config and same input files give the same id, so a rerun is byte-identical."""
-    return "hm-" + hashlib.sha256(f"{config_digest}\n{plan.fingerprint()}".encode()).hexdigest()[:16]
+def default_run_id(config_digest: str, plan: InputPlan, scorer_digest: str = "") -> str:
+    """Same config, input files and scorer give the same id, so a rerun is byte-identical."""
+    text = f"{config_digest}\n{plan.fingerprint()}" + (f"\n{scorer_digest}" if scorer_digest else "")
+    return "hm-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_run_scorer(config: PipelineConfig, base_dir: str) -> tuple[str | None, dict | None]:
+    """(resolved scorer path, manifest summary), or (None, None) when nothing is scored."""
+    if not any(config.quality.scores(o) for o in Origin):
+        return None, None
+    path = config.quality.scorer.path
+    if path is not None and not is_remote(path) and not os.path.isabs(path):
+        path = os.path.normpath(os.path.join(base_dir, path))
+    try:
+        scorer = load_scorer(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"quality.scorer.path: cannot load {path}: {exc}") from None
+    return path, {"file": path or f"(bundled) {DEFAULT_SCORER}", "digest": scorer.digest, **scorer.meta}
 
 
 def prepare_run(config: PipelineConfig, base_dir: str, out_dir: str, run_id: str | None = None) -> RunContext:
     """Plan inputs (reads file footers) and name the run; raises on unusable inputs."""
     plan = plan_inputs(config.ingest, base_dir)
     digest = config.digest()
-    rid = check_run_id(run_id) if run_id is not None else default_run_id(digest, plan)
+    scorer_path, scorer = load_run_scorer(config, base_dir)
+    rid = check_run_id(run_id) if run_id is not None else default_run_id(
+        digest, plan, scorer["digest"] if scorer else "")
     out = resolve_output(out_dir)
     return RunContext(
         base_dir=base_dir,
@@ -85,6 +108,8 @@ def prepare_run(config: PipelineConfig, base_dir: str, out_dir: str, run_id: str
         config_digest=digest,
         started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         plan=plan,
+        scorer_path=scorer_path,
+        scorer=scorer,
     )
 
 
@@ -130,7 +155,7 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     stage, out_cfg = ctx.stage_dir, config.output
 
     read = p | "ReadCorpora" >> ReadCorpora(spec)
-    scored = read.docs | "FilterQuality" >> FilterQuality(config.quality, lineage)
+    scored = read.docs | "FilterQuality" >> FilterQuality(config.quality, lineage, ctx.scorer_path)
     sketch = scored.kept | "Sketch" >> SketchDocuments(config.dedup, parts)
     ids = sketch.info | "CheckIds" >> CheckIds(spec, parts)
     dedup = (ids.docs, sketch.bands) | "Deduplicate" >> Deduplicate(
@@ -189,4 +214,5 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
         started_at=ctx.started_at,
         versions=versions(),
         dedup_params=dedup_params(config),
+        scorer=ctx.scorer,
     )

@@ -1,4 +1,4 @@
-"""The `hybridmix` command: run, validate, inspect.
+"""The `hybridmix` command: run, validate, inspect, train-scorer.
 
 Thin by design: parse flags, dispatch to the command, and turn every failure into one line on
 stderr and a documented exit code. Everything a run decides is in the config or in the pipeline.
@@ -20,6 +20,8 @@ from hybridmix.pipelines.inspection import cmd_inspect
 from hybridmix.pipelines.logs import setup_logging
 from hybridmix.pipelines.report import safe_text
 from hybridmix.pipelines.run import DEFAULT_RUNNER, IfExists, cmd_run, cmd_validate
+from hybridmix.pipelines.train import add_parser as add_train_parser
+from hybridmix.pipelines.train import cmd_train
 from hybridmix.schemas.errors import ERRORS_BY_CODE, ConfigError, HybridmixError, Interrupted
 
 __all__ = ["DEFAULT_RUNNER", "main"]
@@ -99,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("out", help="output folder of a run")
     inspect.add_argument("--json", action="store_true", help="print manifest.json and nothing else")
     inspect.add_argument("--rows", type=int, default=3, help="sample rows to show (default 3)")
+    add_train_parser(sub)
     return parser
 
 
@@ -175,6 +178,8 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
         return cmd_run(args, rest)
     if args.command == "validate":
         return cmd_validate(args)
+    if args.command == "train-scorer":
+        return cmd_train(args)
     return cmd_inspect(args)
 
 

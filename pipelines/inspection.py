@@ -9,7 +9,7 @@ import sys
 
 import pyarrow.parquet as pq
 
-from hybridmix.pipelines.report import collapse_table, sample_rows, schema_text, summary
+from hybridmix.pipelines.report import collapse_table, sample_rows, schema_text, scores_table, summary
 from hybridmix.schemas.errors import OutputError
 from hybridmix.transforms.publish import MANIFEST, SUCCESS
 
@@ -55,6 +55,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(summary(manifest))
     print()
     print(collapse_table(manifest))
+    print()
+    print(scores_table(manifest))
     data = [d for d in manifest["outputs"].get("data", []) if d["path"] not in missing]
     if data:
         pf = pq.ParquetFile(os.path.join(args.out, data[0]["path"]))

@@ -119,3 +119,23 @@ def collapse_table(manifest: dict[str, Any]) -> str:
     title = (f"collapse indicators (sample of up to {collapse.get('sample_documents')} output rows per group, "
              "diversity over the same number of words)")
     return title + "\n" + _table(["indicator"] + [g for g, _ in groups], rows)
+
+
+def scores_table(manifest: dict[str, Any]) -> str:
+    """Per scored source: documents, mean and quartiles of quality_score in the pool, the selection
+    and what the filters dropped."""
+    scores = (manifest.get("quality") or {}).get("scores") or {}
+    if not scores:
+        return "quality scores: none (no scorer ran)"
+    rows = []
+    for source, groups in scores.items():
+        for group in ("pool", "selected", "filtered"):
+            g = groups.get(group) or {}
+            if not g.get("documents"):
+                rows.append([source, group, "0", "-", "-", "-", "-"])
+                continue
+            rows.append([source, group, f"{g['documents']:,}", f"{g['mean']:.3f}", f"{g['p25']:.3f}",
+                         f"{g['p50']:.3f}", f"{g['p75']:.3f}"])
+    scorer = (manifest.get("quality") or {}).get("scorer") or {}
+    title = f"quality scores ({safe_text(scorer.get('file'), 80)}; histograms in the manifest)"
+    return title + "\n" + _table(["source", "documents", "count", "mean", "p25", "p50", "p75"], rows)

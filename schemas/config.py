@@ -139,31 +139,51 @@ class FilterSpec(_Model):
 
 
 def _default_filters() -> list[FilterSpec]:
-    """The measured defaults (README, "Quality filters"): Gopher-style rules for all text, and
-    rules for what failing models produce on synthetic text only. Parameters: the filters' own
-    defaults in `schemas/filters.py`."""
-    synthetic = [Origin.SYNTHETIC]
+    """The measured defaults (README, "Quality filters"): rules that remove synthetic text an
+    external judge likes less, and Gopher-style rules for human text. Rules that removed answers
+    the judge liked as much or more (mean word length, share of words with letters, repeated
+    n-grams, truncation, prompt echo) only flag synthetic text. Parameters: the filters' own
+    defaults in `schemas/filters.py`, unless given here."""
+    synthetic, human = [Origin.SYNTHETIC], [Origin.HUMAN]
     return [
         FilterSpec(name="word_count"),
-        FilterSpec(name="mean_word_length"),
-        FilterSpec(name="alpha_words"),
+        FilterSpec(name="too_short", origins=synthetic),
+        FilterSpec(name="refusal", params={"max_words": 100}, origins=synthetic),
         FilterSpec(name="duplicate_lines"),
-        FilterSpec(name="repeated_ngrams"),
-        FilterSpec(name="char_repetition"),
-        FilterSpec(name="ellipsis_lines"),
-        FilterSpec(name="symbol_ratio", origins=[Origin.HUMAN]),
-        FilterSpec(name="bullet_lines", mode="flag"),
-        FilterSpec(name="refusal", origins=synthetic),
         FilterSpec(name="repetition_loop", origins=synthetic),
         FilterSpec(name="template_markers", origins=synthetic),
-        FilterSpec(name="truncated", origins=synthetic),
-        FilterSpec(name="prompt_echo", origins=synthetic),
+        FilterSpec(name="mean_word_length", origins=human),
+        FilterSpec(name="alpha_words", origins=human),
+        FilterSpec(name="repeated_ngrams", origins=human),
+        FilterSpec(name="char_repetition", origins=human),
+        FilterSpec(name="ellipsis_lines", origins=human),
+        FilterSpec(name="symbol_ratio", origins=human),
+        FilterSpec(name="repeated_ngrams", origins=synthetic, mode="flag"),
+        FilterSpec(name="char_repetition", origins=synthetic, mode="flag"),
+        FilterSpec(name="truncated", origins=synthetic, mode="flag"),
+        FilterSpec(name="prompt_echo", origins=synthetic, mode="flag"),
+        FilterSpec(name="bullet_lines", mode="flag"),
     ]
+
+
+class ScorerConfig(_Model):
+    """The learned quality scorer: a `quality_score` in [0, 1] for every document of `origins`."""
+
+    enabled: StrictBool = True
+    # A scorer file written by `hybridmix train-scorer`, relative to the config file; default: the
+    # scorer that ships with hybridmix (trained on AlpacaEval judge labels, README "Quality scores").
+    path: str | None = None
+    origins: list[Origin] = Field(default_factory=lambda: [Origin.SYNTHETIC], min_length=1)
 
 
 class QualityConfig(_Model):
     enabled: StrictBool = True
     filters: list[FilterSpec] = Field(default_factory=_default_filters)
+    scorer: ScorerConfig = ScorerConfig()
+
+    def scores(self, origin: Origin) -> bool:
+        """Whether documents of this origin get a quality_score."""
+        return self.enabled and self.scorer.enabled and origin in self.scorer.origins
 
 
 class NearDedupConfig(_Model):
@@ -223,6 +243,20 @@ class GuardsConfig(_Model):
     min_human_tokens: StrictInt | None = Field(default=None, ge=0)
 
 
+Selection = Literal["random", "top", "weighted"]
+
+
+class SourceMixConfig(_Model):
+    """One source's settings in the mixture (`mixture.sources.NAME`); unset keys follow the mixture's."""
+
+    # Copies of a document this source may contribute at most; only sources short of their
+    # quota are upsampled, so a cap on the small source is how to upsample just that one.
+    max_repeats: StrictInt | None = Field(default=None, ge=1, le=1000)
+    selection: Selection | None = None
+    # Documents with a lower quality_score are not selected (counted as not_selected).
+    min_score: StrictFloat | None = Field(default=None, ge=0.0, le=1.0)
+
+
 class MixtureConfig(_Model):
     """Target composition of the output. Fractions are of `unit` (tokens or documents).
 
@@ -242,6 +276,13 @@ class MixtureConfig(_Model):
     on_infeasible: Literal["fail", "shrink"] = "fail"
     validation_fraction: StrictFloat = Field(default=0.0, ge=0.0, lt=1.0)
     guards: GuardsConfig = GuardsConfig()
+    # Which documents a source contributes when it has more than its quota, per origin:
+    # random (seeded hash), top (highest quality_score first) or weighted (the chance rises with
+    # the score: weight exp(selection_sharpness * z), z the score as a normal quantile, sampled
+    # without replacement; 2 measured best, README "Quality-aware selection").
+    selection: dict[Origin, Selection] = Field(default_factory=dict)
+    selection_sharpness: StrictFloat = Field(default=2.0, gt=0.0, le=20.0)
+    sources: dict[str, SourceMixConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> MixtureConfig:
@@ -275,6 +316,20 @@ class MixtureConfig(_Model):
     @property
     def total(self) -> int | None:
         return self.total_tokens if self.unit == "tokens" else self.total_documents
+
+    def repeat_cap(self, source: str) -> int:
+        own = self.sources.get(source)
+        return own.max_repeats if own is not None and own.max_repeats is not None else self.max_repeats
+
+    def selection_of(self, source: str, origin: Origin) -> Selection:
+        own = self.sources.get(source)
+        if own is not None and own.selection is not None:
+            return own.selection
+        return self.selection.get(origin, "random")
+
+    def min_score_of(self, source: str) -> float | None:
+        own = self.sources.get(source)
+        return own.min_score if own is not None else None
 
 
 class IndicatorsConfig(_Model):
@@ -368,6 +423,16 @@ class PipelineConfig(_Model):
             if missing:
                 raise ValueError(f"mixture.weights: every corpus needs a weight (0 leaves it out); "
                                  f"missing {', '.join(missing)}")
+        for name in mixture.sources:
+            if name not in seen:
+                raise ValueError(f"mixture.sources.{name}: no corpus has that name")
+        for corpus in self.corpora:
+            uses_scores = (mixture.selection_of(corpus.name, corpus.origin) != "random"
+                           or mixture.min_score_of(corpus.name) is not None)
+            if uses_scores and not self.quality.scores(corpus.origin):
+                raise ValueError(
+                    f"mixture: source {corpus.name!r} is selected by quality_score, but no scorer scores "
+                    f"{corpus.origin.value} text (quality.scorer)")
         for i, spec in enumerate(self.quality.filters):
             for name in spec.sources or []:
                 if name not in seen:

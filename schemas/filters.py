@@ -76,6 +76,12 @@ class AlphaWordsParams(FilterParams):
 
 class RefusalParams(FilterParams):
     window_chars: int = Field(default=300, ge=1)
+    # Refusals in answers of this many words or more pass: they are a disclaimer and then an answer.
+    max_words: int | None = Field(default=None, ge=1)
+
+
+class TooShortParams(FilterParams):
+    min_chars: int = Field(default=20, ge=1)
 
 
 class TemplateMarkersParams(FilterParams):
@@ -102,6 +108,7 @@ FILTER_PARAMS: dict[str, type[FilterParams]] = {
     "char_repetition": CharRepetitionParams,
     "alpha_words": AlphaWordsParams,
     "refusal": RefusalParams,
+    "too_short": TooShortParams,
     "repetition_loop": RepetitionLoopParams,
     "template_markers": TemplateMarkersParams,
     "truncated": TruncatedParams,

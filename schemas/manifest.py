@@ -76,6 +76,10 @@ class MixtureGroup(_M):
     selected_documents: int
     written_rows: int
     repeats: float = Field(description="written rows / selected distinct documents")
+    # Sources only: how the source was selected, its repeat cap and score floor.
+    selection: str | None = None
+    max_repeats: int | None = None
+    min_score: float | None = None
 
 
 class MixtureReport(_M):

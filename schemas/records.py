@@ -35,6 +35,7 @@ class Document(_Record):
     tokens: int = Field(ge=0)
     chars: int = Field(ge=0)
     quality_flags: list[str]
+    quality_score: float | None
     dup_cluster: str | None
     dup_cluster_size: int = Field(ge=1)
     repeat: int = Field(ge=0)
@@ -61,6 +62,7 @@ DOCUMENT_SCHEMA = pa.schema([
     pa.field("tokens", pa.int32(), nullable=False),
     pa.field("chars", pa.int32(), nullable=False),
     pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
+    pa.field("quality_score", pa.float32()),
     pa.field("dup_cluster", pa.string()),
     pa.field("dup_cluster_size", pa.int32(), nullable=False),
     pa.field("repeat", pa.int16(), nullable=False),
@@ -109,6 +111,7 @@ class FilteredRecord(_Record):
     value: float | None
     threshold: str
     detail: str
+    quality_score: float | None
     text: str
     run_id: str
 
@@ -124,6 +127,7 @@ FILTERED_SCHEMA = pa.schema([
     pa.field("value", pa.float64()),
     pa.field("threshold", pa.string(), nullable=False),
     pa.field("detail", pa.string(), nullable=False),
+    pa.field("quality_score", pa.float32()),
     pa.field("text", pa.string(), nullable=False),
     pa.field("run_id", pa.string(), nullable=False),
 ])

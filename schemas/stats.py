@@ -43,6 +43,11 @@ class Figure(StrEnum):
     # (detail: generator, or "" for the source's total).
     CROSS_ORIGIN_CLUSTERS = "cross_origin_clusters"
     CROSS_ORIGIN_SYNTHETIC = "cross_origin_synthetic"
+    # Per source, detail: the bin of a quality_score histogram (mixture_core.SCORE_BINS over [0, 1]),
+    # for the documents the mixture could use, those it selected, and those the filters dropped.
+    SCORES_POOL = "scores_pool"
+    SCORES_SELECTED = "scores_selected"
+    SCORES_FILTERED = "scores_filtered"
     # Per output split (detail): rows and bytes of text written.
     SPLIT_ROWS = "split_rows"
     SPLIT_BYTES = "split_bytes"

@@ -28,7 +28,7 @@ DOCUMENT = pa.schema(DOCUMENT_FIELDS)
 
 QUALITY_FIELDS = [
     pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
-    pa.field("quality_score", pa.float32(), nullable=False),
+    pa.field("quality_score", pa.float32()),
 ]
 SCORED_DOCUMENT = pa.schema(DOCUMENT_FIELDS + QUALITY_FIELDS)
 
@@ -47,7 +47,7 @@ INFO = pa.schema([
     pa.field("bytes", pa.int32(), nullable=False),
     pa.field("text_hash", pa.uint64(), nullable=False),
     pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
-    pa.field("quality_score", pa.float32(), nullable=False),
+    pa.field("quality_score", pa.float32()),
     pa.field("skey", pa.string(), nullable=False),
     pa.field("exact_count", pa.int32(), nullable=False),
     pa.field("dup_cluster", pa.string()),
@@ -65,6 +65,7 @@ SELECTION = pa.schema([
     pa.field("bytes", pa.int32(), nullable=False),
     pa.field("text_hash", pa.uint64(), nullable=False),
     pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
+    pa.field("quality_score", pa.float32()),
     pa.field("dup_cluster", pa.string()),
     pa.field("dup_cluster_size", pa.int32(), nullable=False),
 ])

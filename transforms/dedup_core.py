@@ -41,7 +41,7 @@ def survivor_keys(
         elif policy == "lowest_id":
             prefix = ""
         elif policy == "highest_quality":
-            prefix = f"{int(round((1.0 - float(q)) * 1_000_000)):07d}|"
+            prefix = f"{int(round((1.0 - (0.0 if np.isnan(q) else float(q))) * 1_000_000)):07d}|"
         else:
             raise ValueError(f"unknown survivor policy {policy!r}")
         keys.append(f"{prefix}{doc_id}\x00{int(uid):019d}")

@@ -28,6 +28,7 @@ from hybridmix.schemas.stats import Figure, stat
 from hybridmix.transforms import columns, kernels
 from hybridmix.transforms.batches import list_parts
 from hybridmix.transforms.inputs import Lineage
+from hybridmix.transforms.scorer import score_histogram
 from hybridmix.transforms.text import analyze, string_buffers
 
 _STAT = {name: i for i, name in enumerate(kernels.STAT_COLUMNS)}
@@ -187,6 +188,15 @@ class WordCount(QualityFilter):
         return Verdict(values, _outside(values, p.min_words, p.max_words), _bounds(p.min_words, p.max_words))
 
 
+@register("too_short", 1)
+class TooShort(QualityFilter):
+    """Texts under `min_chars` characters (not counting surrounding whitespace): too short to be an answer."""
+
+    def evaluate(self, view: TextView) -> Verdict:
+        values = pc.utf8_length(pc.utf8_trim_whitespace(view.texts)).to_numpy(zero_copy_only=False).astype(np.float64)
+        return Verdict(values, values < self.params.min_chars, f"< {self.params.min_chars} characters")
+
+
 @register("mean_word_length", 1)
 class MeanWordLength(QualityFilter):
     """Mean word length outside 3..10 characters (Gopher): symbol soup, or glued tokens and URLs."""
@@ -295,13 +305,14 @@ _REFUSAL_PATTERNS = [
 _REFUSAL = "|".join(f"(?:{p})" for p in _REFUSAL_PATTERNS)  # one RE2 pass instead of one per phrase
 
 
-@register("refusal", 2)
+@register("refusal", 3)
 class Refusal(QualityFilter):
     """Refusals and model disclaimers ("As an AI language model", "I'm sorry, but I can't ...").
 
     Only the opening counts by default: a refusal is stated up front, while a long helpful
     answer may mention its limits in passing. Text in double quotes is skipped: quoted
-    speech is not the writer refusing.
+    speech is not the writer refusing. With `max_words`, only answers shorter than that count:
+    a disclaimer followed by a full answer is an answer (v3).
     """
 
 
@@ -312,7 +323,11 @@ class Refusal(QualityFilter):
         # Quoted speech is someone else talking ("I'm sorry, but I cannot stay," she said).
         head = pc.replace_substring_regex(head, r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}', "")
         hit = pc.match_substring_regex(head, _REFUSAL).to_numpy(zero_copy_only=False)
-        return Verdict(hit.astype(np.float64), hit, "refusal or disclaimer in the opening")
+        if self.params.max_words is None:
+            return Verdict(hit.astype(np.float64), hit, "refusal or disclaimer in the opening")
+        failed = hit & (view.word_counts < self.params.max_words)
+        return Verdict(hit.astype(np.float64), failed,
+                       f"refusal or disclaimer in the opening, under {self.params.max_words} words")
 
 
 _TEMPLATE_MARKERS = (
@@ -404,21 +419,25 @@ def score_documents(
     docs: pa.RecordBatch,
     filters: list[tuple[FilterSpec, QualityFilter]],
     lineage: Lineage,
+    scorer: Callable[[TextView], np.ndarray] | None = None,
+    scored_origins: frozenset[str] = frozenset(),
 ) -> Scored:
     """Apply every filter to a document batch; the first failing drop-filter decides the reason.
 
-    quality_score is the share of the filters in scope that a document passes (flag-mode
-    failures included), the input of the `highest_quality` survivor policy.
+    With a `scorer`, documents of `scored_origins` get its quality_score (kept and filtered
+    alike, so filtered/ shows what the filters removed); the others get null.
     """
     n = docs.num_rows
     origins = docs.column("origin").to_numpy(zero_copy_only=False)
     sources = docs.column("source").to_numpy(zero_copy_only=False)
     view = TextView(docs.column("text"), docs.column("prompt"), docs.column("word_hashes"))
+    score = np.full(n, np.nan, np.float32)
+    scored = np.isin(origins, list(scored_origins))
+    if scorer is not None and scored.any():
+        score[scored] = scorer(view)[scored]
     dropped_by = np.full(n, -1, np.int64)
     drop_values = np.full(n, np.nan)
     flags: list[list[str]] = [[] for _ in range(n)]
-    applied = np.zeros(n, np.int64)
-    failed_any = np.zeros(n, np.int64)
     verdicts: list[Verdict | None] = []
     stats: list[tuple[tuple[str, str, str], int]] = []
     for index, (spec, filt) in enumerate(filters):
@@ -429,8 +448,6 @@ def score_documents(
         verdict = filt.evaluate(view)
         verdicts.append(verdict)
         failed = verdict.failed & scope
-        applied += scope
-        failed_any += failed
         if spec.mode == "drop":
             newly = failed & (dropped_by < 0)
             dropped_by[newly] = index
@@ -443,21 +460,28 @@ def score_documents(
             stats.append(stat(figure, int(np.sum(failed & (sources == source))), str(source), filt.label))
 
     keep = dropped_by < 0
-    score = 1.0 - failed_any / np.maximum(applied, 1)
     kept_idx = pa.array(np.nonzero(keep)[0], pa.int64())
     kept = pa.RecordBatch.from_arrays(
         list(docs.take(kept_idx).columns) + [
             pa.array([flags[i] for i in np.nonzero(keep)[0]], pa.list_(pa.string())),
-            pa.array(score[keep], pa.float32()),
+            _scores(score[keep]),
         ],
         schema=columns.SCORED_DOCUMENT,
     )
     drop_rows = np.nonzero(~keep)[0]
     filtered = _filtered_batch(
-        docs, drop_rows, dropped_by[drop_rows], drop_values[drop_rows], filters, verdicts, lineage)
+        docs, drop_rows, dropped_by[drop_rows], drop_values[drop_rows], score[drop_rows], filters, verdicts, lineage)
     for source in np.unique(sources[~keep]):
-        stats.append(stat(Figure.FILTERED, int(np.sum(~keep & (sources == source))), str(source)))
+        dropped = ~keep & (sources == source)
+        stats.append(stat(Figure.FILTERED, int(dropped.sum()), str(source)))
+        histogram = score_histogram(score[dropped].astype(np.float64))
+        stats.extend(stat(Figure.SCORES_FILTERED, int(c), str(source), str(b)) for b, c in enumerate(histogram) if c)
     return Scored(kept=kept, filtered=filtered, stats=stats)
+
+
+def _scores(values: np.ndarray) -> pa.Array:
+    """quality_score as Arrow: null where a document was not scored."""
+    return pa.array(values, pa.float32(), mask=np.isnan(values))
 
 
 def _filtered_batch(
@@ -465,6 +489,7 @@ def _filtered_batch(
     rows: np.ndarray,
     by: np.ndarray,
     values: np.ndarray,
+    scores: np.ndarray,
     filters: list[tuple[FilterSpec, QualityFilter]],
     verdicts: list[Verdict | None],
     lineage: Lineage,
@@ -484,6 +509,7 @@ def _filtered_batch(
             pa.array(values, pa.float64()),
             pa.array([verdicts[i].threshold for i in by], pa.string()),
             pa.array([filters[i][1].description_of(v) for i, v in zip(by, values)], pa.string()),
+            _scores(scores),
             sub.column("text"),
             lineage.run_ids(k),
         ],

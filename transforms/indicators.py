@@ -28,8 +28,8 @@ def distinct_ngrams(word_hashes: np.ndarray, word_offsets: np.ndarray, n: int) -
     return int(len(np.unique(keys))), int(len(keys))
 
 
-# Diversity measures fall as a sample grows, so they are taken over the same number of
-# words in every group: whole documents, in sample order, until this many words.
+# Diversity measures fall as a sample grows, so they are taken over exactly the same number of
+# words in every group: documents in sample order, the last one cut at this many words.
 WINDOW_WORDS = 50_000
 
 
@@ -38,16 +38,20 @@ def indicators(texts: list[str], tokens: list[int], window_words: int = WINDOW_W
     if not texts:
         return {"documents": 0}
     analysis = analyze(pa.array(texts, pa.string()))
-    counts_per_doc = np.diff(analysis.word_offsets)
-    take = int(np.searchsorted(np.cumsum(counts_per_doc), window_words) + 1)
-    if take < len(texts):
-        texts, tokens = texts[:take], tokens[:take]
-        analysis = analyze(pa.array(texts, pa.string()))
-    out: dict[str, Any] = {"documents": len(texts), "words": int(analysis.word_offsets[-1])}
+    word_hashes, offsets = analysis.word_hashes, analysis.word_offsets
+    if offsets[-1] > window_words:
+        take = int(np.searchsorted(offsets[1:], window_words)) + 1
+        last = len(texts[take - 1])
+        kept = window_words - int(offsets[take - 1])
+        # The zlib ratio reads the same documents, the last one cut at the same share of its words.
+        cut = texts[take - 1][:round(last * kept / int(offsets[take] - offsets[take - 1]))]
+        texts, tokens = texts[:take - 1] + [cut], tokens[:take]
+        word_hashes, offsets = word_hashes[:window_words], np.minimum(offsets[:take + 1], window_words)
+    out: dict[str, Any] = {"documents": len(texts), "words": int(offsets[-1])}
     for n in (1, 2, 3):
-        distinct, total = distinct_ngrams(analysis.word_hashes, analysis.word_offsets, n)
+        distinct, total = distinct_ngrams(word_hashes, offsets, n)
         out[f"distinct_{n}"] = round(distinct / total, 6) if total else None
-    _, counts = np.unique(analysis.word_hashes, return_counts=True)
+    _, counts = np.unique(word_hashes, return_counts=True)
     out["vocabulary"] = int(len(counts))
     p = counts / counts.sum() if len(counts) else counts
     out["unigram_entropy_bits"] = round(float(-(p * np.log2(p)).sum()), 6) if len(counts) else None

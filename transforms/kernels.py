@@ -18,6 +18,8 @@ import numpy as np
 WORD = np.uint8(1)
 SPACE = np.uint8(2)
 LETTER = np.uint8(4)
+UPPER = np.uint8(8)  # category Lu
+DIGIT = np.uint8(16)  # category Nd
 MASK32 = np.uint64(0xFFFFFFFF)
 FNV_OFFSET = np.uint64(0x811C9DC5)
 FNV_PRIME = np.uint64(0x01000193)
@@ -294,9 +296,22 @@ STAT_COLUMNS = (
     "word_chars",  # code points inside words
     "char_ngrams",  # 10-grams of code points
     "dup_char_ngrams",  # 10-grams that occur more than once in the text
+    "question_marks",  # "?"
+    "exclamations",  # "!"
+    "colons",  # ":"
+    "bold_marks",  # "**", counted left to right without overlap
+    "fences",  # "```", counted left to right without overlap
+    "numbered_lines",  # lines starting (after spaces) with ASCII digits, then "." or ")", then whitespace
+    "paragraph_breaks",  # whitespace runs holding two or more line breaks
+    "uppers",  # upper-case letters (category Lu)
+    "digits",  # decimal digits (category Nd)
+    "ends_sentence",  # 1 when the last non-space character is one of . ! ? ) ] " ' ` *
 )
 (_LINES, _ELLIPSIS_LINES, _BULLET_LINES, _DUP_LINES, _DUP_LINE_CHARS, _LINE_CHARS, _HASHES, _ELLIPSES,
- _CODE_POINTS, _LETTERS, _WORDS, _ALPHA_WORDS, _WORD_CHARS, _CHAR_NGRAMS, _DUP_CHAR_NGRAMS) = range(len(STAT_COLUMNS))
+ _CODE_POINTS, _LETTERS, _WORDS, _ALPHA_WORDS, _WORD_CHARS, _CHAR_NGRAMS, _DUP_CHAR_NGRAMS,
+ _QUESTION_MARKS, _EXCLAMATIONS, _COLONS, _BOLD_MARKS, _FENCES, _NUMBERED_LINES, _PARAGRAPH_BREAKS, _UPPERS,
+ _DIGITS, _ENDS_SENTENCE) = range(len(STAT_COLUMNS))
+_SENTENCE_ENDS = (46, 33, 63, 41, 93, 34, 39, 96, 42)  # . ! ? ) ] " ' ` *
 _N_STATS = len(STAT_COLUMNS)
 _BULLETS = (0x2D, 0x2A, 0x2022, 0x2023, 0x25E6, 0x00B7, 0x2013, 0x25AA, 0x25CF)
 _CHAR_NGRAM = 10
@@ -307,11 +322,16 @@ _ROLL = np.uint64(0x100000001B3)
 
 @lru_cache(maxsize=1)
 def letter_classes() -> np.ndarray:
-    """char_classes() plus the LETTER bit for letters (category L*)."""
+    """char_classes() plus the LETTER bit for letters (category L*), UPPER (Lu) and DIGIT (Nd)."""
     table = char_classes().copy()
     for cp in range(0x110000):
-        if unicodedata.category(chr(cp))[0] == "L":
+        category = unicodedata.category(chr(cp))
+        if category[0] == "L":
             table[cp] |= LETTER
+        if category == "Lu":
+            table[cp] |= UPPER
+        elif category == "Nd":
+            table[cp] |= DIGIT
     return table
 
 
@@ -328,7 +348,9 @@ def _counting_table(capacity):
 def _count_into(keys, n, slots, counts, where):
     """Count keys[:n] in an open-addressing table (linear time); where[j] is key j's slot.
 
-    The table must have room for n keys; `_clear` empties the slots used afterwards.
+    Keys equal but for their lowest bit count as one (0 marks an empty slot): fine for 64-bit
+    hashes; give small or 32-bit keys as 2 * key + 1. The table must have room for n keys;
+    `_clear` empties the slots used afterwards.
     """
     mask = len(slots) - 1
     # Fibonacci hashing: the slot is the top log2(size) bits of k * phi. (A fixed shift used only
@@ -408,6 +430,7 @@ def doc_stats(data, offsets, classes):
     n = len(offsets) - 1
     out = np.zeros((n, _N_STATS), np.float64)
     bullets = np.array(_BULLETS, np.int64)
+    sentence_ends = np.array(_SENTENCE_ENDS, np.int64)
     # Scratch space sized for the longest text, allocated once: allocating per text cost more
     # than the counting.
     longest = 1
@@ -464,9 +487,47 @@ def doc_stats(data, offsets, classes):
         in_word = False
         has_letter = False
         dots = 0
+        stars = 0
+        ticks = 0
+        newlines = 0
+        line_start = True
         for j in range(m):
             cp = cps[j]
             cls = classes[cp] if cp < 0x110000 else 0
+            if cp == 63:
+                out[d, _QUESTION_MARKS] += 1
+            elif cp == 33:
+                out[d, _EXCLAMATIONS] += 1
+            elif cp == 58:
+                out[d, _COLONS] += 1
+            stars = stars + 1 if cp == 42 else 0
+            if stars == 2:
+                out[d, _BOLD_MARKS] += 1
+                stars = 0
+            ticks = ticks + 1 if cp == 96 else 0
+            if ticks == 3:
+                out[d, _FENCES] += 1
+                ticks = 0
+            if (cls & SPACE) != 0:
+                if cp == 10:
+                    newlines += 1
+                    line_start = True
+            else:
+                if newlines >= 2:
+                    out[d, _PARAGRAPH_BREAKS] += 1
+                newlines = 0
+                if line_start:
+                    line_start = False
+                    k = j
+                    while k < m and 48 <= cps[k] <= 57:
+                        k += 1
+                    if k > j and k + 1 < m and (cps[k] == 46 or cps[k] == 41) and (
+                            classes[cps[k + 1]] & SPACE) != 0:
+                        out[d, _NUMBERED_LINES] += 1
+            if (cls & UPPER) != 0:
+                out[d, _UPPERS] += 1
+            if (cls & DIGIT) != 0:
+                out[d, _DIGITS] += 1
             if cp == 35:
                 out[d, _HASHES] += 1
             if cp == 0x2026:
@@ -495,6 +556,13 @@ def doc_stats(data, offsets, classes):
             out[d, _WORDS] += 1
             if has_letter:
                 out[d, _ALPHA_WORDS] += 1
+        last = m - 1
+        while last >= 0 and (classes[cps[last]] & SPACE) != 0:
+            last -= 1
+        if last >= 0:
+            for end in sentence_ends:
+                if cps[last] == end:
+                    out[d, _ENDS_SENTENCE] = 1
         # Character 10-grams that repeat inside the text.
         grams = m - _CHAR_NGRAM + 1
         if grams > 1:
@@ -530,4 +598,32 @@ def repeated_ngram_coverage(word_hashes, word_offsets, ngram):
                     covered[k] = True
         _clear(grams, slots, counts, where)
         out[d] = covered[:length].sum() / length
+    return out
+
+
+@nb.njit(cache=True)
+def distinct_words(word_hashes, word_offsets):
+    """Per text: how many distinct words it has (by word hash)."""
+    n = len(word_offsets) - 1
+    out = np.zeros(n, np.int64)
+    longest = 1
+    for d in range(n):
+        longest = max(longest, word_offsets[d + 1] - word_offsets[d])
+    slots, counts, where = _counting_table(longest)
+    keys = np.empty(longest + 1, np.uint64)
+    for d in range(n):
+        lo = word_offsets[d]
+        length = word_offsets[d + 1] - lo
+        for j in range(length):
+            # 2 * hash + 1: the table reserves 0 and ignores the lowest bit.
+            keys[j] = (np.uint64(word_hashes[lo + j]) << np.uint64(1)) | np.uint64(1)
+        _count_into(keys, length, slots, counts, where)
+        distinct = 0
+        for j in range(length):
+            if counts[where[j]] > 0:
+                distinct += 1
+                counts[where[j]] = 0
+        for j in range(length):
+            slots[where[j]] = 0
+        out[d] = distinct
     return out

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import numpy as np
+
 from hybridmix.schemas.config import Origin, PipelineConfig
 from hybridmix.schemas.errors import FatalError
 from hybridmix.schemas.manifest import (
@@ -19,6 +21,7 @@ from hybridmix.schemas.manifest import (
 from hybridmix.schemas.stats import Figure, RunStats
 from hybridmix.transforms.indicators import near_duplicate_rates
 from hybridmix.transforms.mixture_core import MixturePlan
+from hybridmix.transforms.scorer import SCORE_BINS
 
 OUTPUT_FOLDERS = ("data", "rejects", "filtered", "duplicates")
 _COUNTED = COUNT_FIELDS + ("written",)
@@ -70,18 +73,51 @@ def mixture_report(plan: MixturePlan, config: PipelineConfig, stats: RunStats) -
         budget=plan.budget,
         max_repeats=plan.max_repeats,
         origins=by_origin,
-        sources={n: _group(plan, [n], stats, units_total) for n in sources},
+        sources={c.name: _group(plan, [c.name], stats, units_total).model_copy(update={
+            "selection": config.mixture.selection_of(c.name, c.origin),
+            "max_repeats": config.mixture.repeat_cap(c.name),
+            "min_score": config.mixture.min_score_of(c.name)}) for c in config.corpora},
     )
 
 
-def _quality_report(stats: RunStats) -> dict[str, Any]:
+def _score_summary(histogram: list[int]) -> dict[str, Any]:
+    """Count, mean and quartiles of scores from their histogram (bin midpoints)."""
+    counts = np.asarray(histogram, np.float64)
+    n = int(counts.sum())
+    if n == 0:
+        return {"documents": 0, "histogram": histogram}
+    mids = (np.arange(SCORE_BINS) + 0.5) / SCORE_BINS
+    cum = np.cumsum(counts) / n
+    quartile = {f"p{q}": round(float(mids[int(np.searchsorted(cum, q / 100))]), 3) for q in (25, 50, 75)}
+    return {"documents": n, "mean": round(float((counts * mids).sum() / n), 4), **quartile, "histogram": histogram}
+
+
+def _scores_report(config: PipelineConfig, stats: RunStats) -> dict[str, Any]:
+    """Per scored source: the quality_score distribution of the pool the mixture chose from, of what
+    it selected, and of what the filters dropped."""
+    out: dict[str, Any] = {}
+    for corpus in config.corpora:
+        if not config.quality.scores(corpus.origin):
+            continue
+        groups = {}
+        for name, figure in (("pool", Figure.SCORES_POOL), ("selected", Figure.SCORES_SELECTED),
+                             ("filtered", Figure.SCORES_FILTERED)):
+            groups[name] = _score_summary([stats.get(figure, corpus.name, str(b)) for b in range(SCORE_BINS)])
+        out[corpus.name] = groups
+    return out
+
+
+def _quality_report(config: PipelineConfig, stats: RunStats, scorer: dict[str, Any] | None) -> dict[str, Any]:
+    # A filter may drop some text and flag other text (human vs synthetic): both are counted.
     filters: dict[str, Any] = {}
-    for figure, mode in ((Figure.FILTER_DROPS, "drop"), (Figure.FILTER_FLAGS, "flag")):
+    for figure, mode in ((Figure.FILTER_DROPS, "dropped"), (Figure.FILTER_FLAGS, "flagged")):
         for label, by_source in stats.by_detail(figure).items():
-            filters[label] = {"mode": mode, "by_source": by_source, "total": sum(by_source.values())}
+            filters.setdefault(label, {})[mode] = {"by_source": by_source, "total": sum(by_source.values())}
     return {
         "filters": dict(sorted(filters.items())),
         "rejects_by_reason": stats.by_detail(Figure.REJECTED_BY_REASON),
+        "scorer": scorer,
+        "scores": _scores_report(config, stats),
     }
 
 
@@ -140,6 +176,7 @@ def build_manifest(
     inputs: list[dict[str, Any]],
     outputs: list[dict[str, Any]],
     collapse: dict[str, Any] | None = None,
+    scorer: dict[str, Any] | None = None,
 ) -> Manifest:
     """The manifest of a finished run; fails when the row accounting does not add up."""
     sources = [c.name for c in config.corpora]
@@ -165,7 +202,7 @@ def build_manifest(
         totals=totals,
         mixture=mixture_report(plan, config, stats),
         dedup=_dedup_report(dedup_params, stats),
-        quality=_quality_report(stats),
+        quality=_quality_report(config, stats, scorer),
         collapse=_collapse_report(collapse or {}, counts, {c.name: c.origin.value for c in config.corpora}),
         outputs=by_folder,
     )

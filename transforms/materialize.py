@@ -61,6 +61,7 @@ def records(read: tuple[pa.RecordBatch, pa.Table], stamp: RecordStamp) -> pa.Rec
             s.column("tokens").combine_chunks(),
             s.column("chars").combine_chunks(),
             s.column("quality_flags").combine_chunks(),
+            s.column("quality_score").combine_chunks(),
             s.column("dup_cluster").combine_chunks(),
             s.column("dup_cluster_size").combine_chunks(),
             pa.array(repeat, pa.int16()),

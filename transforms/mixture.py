@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hybridmix.schemas.config import MixtureConfig
+from hybridmix.schemas.config import MixtureConfig, Origin
 from hybridmix.schemas.stats import Figure, RunStats
 from hybridmix.transforms import columns
 from hybridmix.transforms.batches import concat_blocks
@@ -21,8 +21,11 @@ from hybridmix.transforms.mixture_core import (
     check_human_tokens,
     plan_mixture,
     resolve_boundary,
+    top_priority,
+    weighted_priority,
 )
-from hybridmix.transforms.stats import STATS, emit
+from hybridmix.transforms.scorer import score_histogram
+from hybridmix.transforms.stats import STATS, emit, emit_histogram
 from hybridmix.transforms.text import stable_hash64
 
 SELECTED = "selected"
@@ -41,9 +44,32 @@ def split_of(doc_ids: list[str], seed: int, validation_fraction: float) -> list[
     return ["validation" if x < validation_fraction else "train" for x in u]
 
 
-def _with_priority(batch: pa.RecordBatch, seed: int) -> tuple[pa.RecordBatch, np.ndarray]:
-    """Survivors with their selection priorities, hashed once for the three steps that read them."""
-    return batch, selection_priority(batch.column("doc_id").to_pylist(), seed)
+class _Prioritize:
+    """Survivors -> (batch, selection priority, eligible): computed once for the three steps that read them.
+
+    Each source is taken in ascending priority: a seeded hash of the doc id (random), or a key from
+    the quality score (top, weighted). Documents below their source's min_score are not eligible.
+    """
+
+    def __init__(self, config: MixtureConfig, origins: dict[str, str], seed: int) -> None:
+        self._config = config
+        self._origins = origins
+        self._seed = seed
+
+    def __call__(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, np.ndarray, np.ndarray]:
+        priority = selection_priority(batch.column("doc_id").to_pylist(), self._seed)
+        eligible = np.ones(batch.num_rows, bool)
+        scores = batch.column("quality_score").to_numpy(zero_copy_only=False).astype(np.float64)
+        for name, rows in _by_source(batch):
+            mode = self._config.selection_of(name, Origin(self._origins[name]))
+            if mode == "top":
+                priority[rows] = top_priority(scores[rows], priority[rows])
+            elif mode == "weighted":
+                priority[rows] = weighted_priority(scores[rows], priority[rows], self._config.selection_sharpness)
+            floor = self._config.min_score_of(name)
+            if floor is not None:
+                eligible[rows] = np.nan_to_num(scores[rows], nan=-1.0) >= floor
+        return batch, priority, eligible
 
 
 def _bucket(priority: np.ndarray) -> np.ndarray:
@@ -63,18 +89,21 @@ def _by_source(batch: pa.RecordBatch):
 
 
 class _TallyFn(beam.DoFn):
-    """(INFO batch, priorities) -> (source, SourceTally) per source present in the batch."""
+    """(INFO batch, priorities, eligible) -> (source, SourceTally) of its eligible documents per source."""
 
     def __init__(self, unit: str) -> None:
         self._unit = unit
 
-    def process(self, element: tuple[pa.RecordBatch, np.ndarray]):
-        batch, priority = element
+    def process(self, element: tuple[pa.RecordBatch, np.ndarray, np.ndarray]):
+        batch, priority, eligible = element
         buckets = _bucket(priority)
         units = _units(batch, self._unit)
         tokens = batch.column("tokens").to_numpy().astype(np.int64)
         generation = batch.column("generation").to_numpy().astype(np.int64)
         for name, rows in _by_source(batch):
+            rows = rows[eligible[rows]]
+            if not len(rows):
+                continue
             yield name, SourceTally(
                 documents=len(rows),
                 tokens=int(tokens[rows].sum()),
@@ -111,8 +140,8 @@ class _BoundaryFn(beam.DoFn):
     def __init__(self, unit: str) -> None:
         self._unit = unit
 
-    def process(self, element: tuple[pa.RecordBatch, np.ndarray], plan: MixturePlan):
-        batch, priority = element
+    def process(self, element: tuple[pa.RecordBatch, np.ndarray, np.ndarray], plan: MixturePlan):
+        batch, priority, eligible = element
         bucket = _bucket(priority)
         uids = batch.column("uid").to_numpy()
         units = _units(batch, self._unit)
@@ -120,7 +149,7 @@ class _BoundaryFn(beam.DoFn):
             boundary = plan.sources[name].boundary_bucket
             if boundary < 0:
                 continue
-            sel = rows[bucket[rows] == boundary]
+            sel = rows[(bucket[rows] == boundary) & eligible[rows]]
             if len(sel):
                 yield name, (priority[sel], uids[sel], units[sel])
 
@@ -139,9 +168,10 @@ class _SelectFn(beam.DoFn):
         self._config = config
         self._seed = seed
 
-    def process(self, element: tuple[pa.RecordBatch, np.ndarray], plan: MixturePlan, boundary: list[int]):
+    def process(self, element: tuple[pa.RecordBatch, np.ndarray, np.ndarray], plan: MixturePlan,
+                boundary: list[int]):
         crash_point("selected")
-        batch, priority = element
+        batch, priority, eligible = element
         doc_ids = batch.column("doc_id").to_pylist()
         bucket = _bucket(priority)
         copies = np.zeros(batch.num_rows, np.int32)
@@ -149,6 +179,8 @@ class _SelectFn(beam.DoFn):
             copies[rows] = plan.copies_for_bucket(name, bucket[rows])
         if boundary:
             copies += np.isin(batch.column("uid").to_numpy(), np.asarray(boundary, np.int64)).astype(np.int32)
+        copies[~eligible] = 0
+        scores = batch.column("quality_score").to_numpy(zero_copy_only=False).astype(np.float64)
         tokens = batch.column("tokens").to_numpy().astype(np.int64)
         text_bytes = batch.column("bytes").to_numpy().astype(np.int64)
         units = _units(batch, self._config.unit)
@@ -160,6 +192,8 @@ class _SelectFn(beam.DoFn):
             yield emit(Figure.SELECTED_ROWS, int(copies[rows].sum()), name)
             yield emit(Figure.SELECTED_TOKENS, int((copies[rows] * tokens[rows]).sum()), name)
             yield emit(Figure.SELECTED_UNITS, int((copies[rows] * units[rows]).sum()), name)
+            yield from emit_histogram(Figure.SCORES_POOL, score_histogram(scores[rows]), name)
+            yield from emit_histogram(Figure.SCORES_SELECTED, score_histogram(scores[chosen]), name)
             for split in np.unique(splits[chosen]):
                 in_split = chosen[splits[chosen] == split]
                 yield emit(Figure.SPLIT_ROWS, int(copies[in_split].sum()), detail=str(split))
@@ -179,6 +213,7 @@ class _SelectFn(beam.DoFn):
                 chosen.column("bytes"),
                 chosen.column("text_hash"),
                 chosen.column("quality_flags"),
+                chosen.column("quality_score"),
                 chosen.column("dup_cluster"),
                 chosen.column("dup_cluster_size"),
             ],
@@ -215,7 +250,7 @@ class MixSources(beam.PTransform):
 
     def expand(self, survivors: beam.PCollection) -> MixOutputs:
         unit, seed = self._config.unit, self._seed
-        prioritized = survivors | "Prioritize" >> beam.Map(_with_priority, seed)
+        prioritized = survivors | "Prioritize" >> beam.Map(_Prioritize(self._config, self._origins, seed))
         plan = (
             prioritized
             # (source, tally) -> {source: tally}: a few KB per source, one element in all.

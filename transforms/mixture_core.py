@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import ndtri
 
 from hybridmix.schemas.config import MixtureConfig, Origin
 from hybridmix.schemas.errors import GuardViolation, InfeasibleMixtureError
@@ -122,7 +123,7 @@ def plan_mixture(
     shares = source_shares(config, source_origins, tallies)
 
     def capacity(n: str) -> float:
-        return tallies[n].units(unit) * config.max_repeats
+        return tallies[n].units(unit) * config.repeat_cap(n)
 
     limits = {n: capacity(n) / s for n, s in shares.items() if s > 0}
     max_total = min(limits.values()) if limits else 0.0
@@ -141,8 +142,9 @@ def plan_mixture(
                 raise InfeasibleMixtureError(
                     f"source {n!r} ({source_origins[n]}) has {tallies[n].units(unit):,} {unit} after "
                     f"filters and dedup; the mixture needs {total * shares[n]:,.0f} "
-                    f"({shares[n]:.2%} of {total:,.0f}), more than max_repeats={config.max_repeats} "
-                    f"copies give. Lower mixture.total_{unit}, raise mixture.max_repeats, or set "
+                    f"({shares[n]:.2%} of {total:,.0f}), more than max_repeats={config.repeat_cap(n)} "
+                    f"copies give. Lower mixture.total_{unit}, raise mixture.max_repeats (or "
+                    f"mixture.sources.{n}.max_repeats), or set "
                     "mixture.on_infeasible: shrink")
     if total <= 0 and limits:
         empty = [n for n in limits if tallies[n].units(unit) == 0]
@@ -214,6 +216,28 @@ def check_human_tokens(config: MixtureConfig, human_tokens: int) -> None:
         raise GuardViolation(
             f"guards.min_human_tokens: the mixture holds {human_tokens:,} human tokens, "
             f"the minimum is {limit:,}")
+
+
+def top_priority(scores: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """Selection priority (ascending) for `top`: the highest score first, ties in seeded-hash order."""
+    level = np.floor((1.0 - np.clip(np.nan_to_num(scores, nan=0.0), 0.0, 1.0)) * float(2**32 - 1))
+    return (level.astype(np.uint64) << np.uint64(32)) | (hashes >> np.uint64(32))
+
+
+def weighted_priority(scores: np.ndarray, hashes: np.ndarray, sharpness: float) -> np.ndarray:
+    """Selection priority (ascending) for `weighted`: weighted sampling without replacement.
+
+    Each document draws an exponential clock E / w with E ~ Exp(1) from its seeded hash and weight
+    w = exp(sharpness * z), z the score as a standard normal quantile (quality_score is the share of
+    the scorer's training documents that score lower, so z is a standardized score). Taking the
+    smallest clocks first (Efraimidis and Spirakis, 2006) is a sample in which a document's chance
+    rises with its score and no document's is zero.
+    """
+    u = ((hashes >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
+    z = ndtri(np.clip(np.nan_to_num(scores, nan=0.0), 1e-6, 1.0 - 1e-6))
+    clock = -np.log(u) * np.exp(-sharpness * z)
+    # A monotone map of (0, inf) onto the uint64 keys the planner's histogram buckets read.
+    return (np.floor(clock / (1.0 + clock) * 2.0**63).astype(np.uint64) << np.uint64(1)) | (hashes & np.uint64(1))
 
 
 def resolve_boundary(priorities: np.ndarray, uids: np.ndarray, units: np.ndarray, need: float) -> np.ndarray:

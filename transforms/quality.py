@@ -8,10 +8,11 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
-from hybridmix.schemas.config import QualityConfig
+from hybridmix.schemas.config import Origin, QualityConfig
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.filters import build_filters, score_documents
 from hybridmix.transforms.inputs import Lineage
+from hybridmix.transforms.scorer import load_scorer
 from hybridmix.transforms.stats import STATS
 
 KEPT = "kept"
@@ -19,18 +20,21 @@ FILTERED = "filtered"
 
 
 class _ScoreFn(beam.DoFn):
-    def __init__(self, config: QualityConfig, lineage: Lineage) -> None:
+    def __init__(self, config: QualityConfig, lineage: Lineage, scorer_path: str | None) -> None:
         self._config = config
         self._lineage = lineage
+        self._scorer_path = scorer_path
+        self._scored = frozenset(o.value for o in Origin if config.scores(o))
 
     def setup(self) -> None:
         self._filters = build_filters(self._config) if self._config.enabled else []
+        self._scorer = load_scorer(self._scorer_path).score if self._scored else None
         self._kept = Metrics.counter(FilterQuality.__name__, "kept")
         self._dropped = Metrics.counter(FilterQuality.__name__, "filtered")
 
     def process(self, docs: pa.RecordBatch):
         crash_point("filtered")
-        scored = score_documents(docs, self._filters, self._lineage)
+        scored = score_documents(docs, self._filters, self._lineage, self._scorer, self._scored)
         self._kept.inc(scored.kept.num_rows)
         for item in scored.stats:
             yield beam.pvalue.TaggedOutput(STATS, item)
@@ -48,14 +52,19 @@ class FilterOutputs(NamedTuple):
 
 
 class FilterQuality(beam.PTransform):
-    """Route each document to `kept` (with flags and a score) or `filtered` (with the reason)."""
+    """Route each document to `kept` (with flags and its quality score) or `filtered` (with the reason).
 
-    def __init__(self, config: QualityConfig, lineage: Lineage) -> None:
+    `scorer_path` is the scorer file the config names, resolved (None: the bundled scorer).
+    """
+
+    def __init__(self, config: QualityConfig, lineage: Lineage, scorer_path: str | None = None) -> None:
         super().__init__()
         self._config = config
         self._lineage = lineage
+        self._scorer_path = scorer_path
 
     def expand(self, docs: beam.PCollection) -> FilterOutputs:
-        routed = docs | "ScoreAndRoute" >> beam.ParDo(_ScoreFn(self._config, self._lineage)).with_outputs(
+        routed = docs | "ScoreAndRoute" >> beam.ParDo(
+            _ScoreFn(self._config, self._lineage, self._scorer_path)).with_outputs(
             FILTERED, STATS, main=KEPT)
         return FilterOutputs(kept=routed[KEPT], filtered=routed[FILTERED], stats=routed[STATS])

@@ -59,7 +59,7 @@ class _SketchFn(beam.DoFn):
             docs.column("doc_id").to_pylist(),
             docs.column("origin").to_pylist(),
             docs.column("tokens").to_numpy(),
-            docs.column("quality_score").to_numpy(),
+            docs.column("quality_score").to_numpy(zero_copy_only=False),
             uids,
         )
         if self._config.near.enabled:

@@ -28,3 +28,9 @@ def emit_by_source(figure: Figure, sources: pa.Array | np.ndarray, detail: str =
         sources = pa.array(np.asarray(sources, dtype=object), pa.string())
     for item in pc.value_counts(sources).to_pylist():
         yield emit(figure, item["counts"], item["values"], detail)
+
+
+def emit_histogram(figure: Figure, counts: np.ndarray, source: str) -> Iterator[beam.pvalue.TaggedOutput]:
+    """A histogram as one statistic per non-empty bin (detail: the bin's index)."""
+    for index in np.nonzero(counts)[0]:
+        yield emit(figure, int(counts[index]), source, str(int(index)))

@@ -12,12 +12,11 @@ from hybridmix.pipelines.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DEMO_FILES = {
-    "data/train-00000-of-00003.parquet": "9c97fcf9345b58960fbda5ac8cf4e2fc595a396a2f92bdb3e92c5e49f9ab8c6a",
-    "data/train-00001-of-00003.parquet": "95dc9a14c51e926d300c0f223e6cef28f58d25bfd599e15f8b0b8303ce84a8da",
-    "data/train-00002-of-00003.parquet": "ccdeaa762ae0a8e7d3f35b93efad2f9ace61f5362be26f13fe23badd7aa184cd",
-    "data/validation-00000-of-00001.parquet": "f2fed3c5ac24a45481de7083dc33c0150362b2a7e4bb6e56416055bcaca793b3",
-    "filtered/part-00000-of-00001.parquet": "2bfd3358991bbb3db414f82dda0ca15721fcbb1fff9dec06fb6f1ad61c3c9e85",
-    "duplicates/part-00000-of-00001.parquet": "d5169f2942e8d695c0153d55e2e3caf441de32db5a7c106582651b3799c96b82",
+    "data/train-00000-of-00002.parquet": "d1d198697fdcd2781632fdfc99b00638e5ff3f42161e2d7fbcf11a5a3352adbb",
+    "data/train-00001-of-00002.parquet": "9f8fc7f90ee9954e5d71d58af924cd8d0bc40259f05dc90df31201f75153f337",
+    "data/validation-00000-of-00001.parquet": "b456bc5f1a5ae94137ad210ed3e96f1d29d8b6394d6b9de4d79f17d67155726f",
+    "filtered/part-00000-of-00001.parquet": "cd00064748b835b0ec0ef1e2d8f9a7695a5927a4c71ee27f0e7782309d013769",
+    "duplicates/part-00000-of-00001.parquet": "b486f6068d03268c040160e77aa8d8d59bca4a15b4f72a12ba384f7cbd9fdfff",
 }
 
 

@@ -1,3 +1,4 @@
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -129,14 +130,48 @@ def test_scope_mode_and_first_failing_filter_decides():
     assert scored.kept.column("doc_id").to_pylist() == ["d1", "d3"]
     assert scored.filtered.column("doc_id").to_pylist() == ["d0", "d2"]
     assert scored.filtered.column("reason").to_pylist() == ["quality_refusal", "quality_word_count"]
-    assert scored.filtered.column("filter").to_pylist() == ["refusal_v2", "word_count_v1"]
+    assert scored.filtered.column("filter").to_pylist() == ["refusal_v3", "word_count_v1"]
     assert scored.filtered.column("value").to_pylist() == [1.0, 1.0]
     assert scored.filtered.column("source_file").to_pylist() == ["file.parquet"] * 2
     flags = dict(zip(scored.kept.column("doc_id").to_pylist(), scored.kept.column("quality_flags").to_pylist()))
     assert flags == {"d1": ["word_count_v1"], "d3": []}
     assert scored.kept.num_rows + scored.filtered.num_rows == docs.num_rows
-    scores = dict(zip(scored.kept.column("doc_id").to_pylist(), scored.kept.column("quality_score").to_pylist()))
-    assert scores["d3"] == 1.0 and scores["d1"] == pytest.approx(0.5)
+    # Without a scorer nothing is scored.
+    assert scored.kept.column("quality_score").null_count == scored.kept.num_rows
+
+
+def test_scored_documents_carry_the_score_kept_and_filtered():
+    docs = make_documents([
+        {"text": "Hi.", "origin": "synthetic"},
+        {"text": "A perfectly ordinary answer with more than enough words here.", "origin": "synthetic"},
+        {"text": "A human paragraph with enough words to pass every rule here.", "origin": "human"},
+    ])
+    filters = build_filters(QualityConfig(filters=[FilterSpec(name="word_count", params={"min_words": 3})]))
+    scored = score_documents(docs, filters, Lineage(("f",), "run"), lambda view: np.arange(len(view)) / 10.0,
+                             frozenset({"synthetic"}))
+    assert scored.filtered.column("quality_score").to_pylist() == [0.0]
+    kept = scored.kept.column("quality_score").to_pylist()
+    assert kept[0] == pytest.approx(0.1) and kept[1] is None  # human text is not scored here
+
+
+def test_refusal_v3_lets_a_disclaimer_with_a_full_answer_through():
+    refusal = "As an AI language model, I cannot browse the internet. "
+    answer = refusal + " ".join(["Here is what I know about the topic in some detail."] * 15)
+    assert verdict("refusal", [refusal, answer]) == [True, True]
+    assert verdict("refusal", [refusal, answer], max_words=100) == [True, False]
+
+
+def test_too_short_counts_characters_without_surrounding_space():
+    assert verdict("too_short", ["  Yes, indeed.  ", "This one is long enough to pass."]) == [True, False]
+
+
+def test_default_filters_drop_synthetic_failures_and_flag_the_rest():
+    defaults = QualityConfig().filters
+    drop_synthetic = {s.name for s in defaults if s.mode == "drop" and (s.origins is None or "synthetic" in s.origins)}
+    assert drop_synthetic == {"word_count", "too_short", "refusal", "duplicate_lines", "repetition_loop",
+                              "template_markers"}
+    human_only = {s.name for s in defaults if s.origins == ["human"]}
+    assert {"mean_word_length", "alpha_words"} <= human_only
 
 
 def test_quality_disabled_via_empty_filter_list_keeps_everything():

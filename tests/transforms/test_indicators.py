@@ -14,6 +14,7 @@ from hybridmix.transforms.indicators import (
     near_duplicate_rates,
 )
 from hybridmix.transforms.text import analyze, stable_hash64
+from tests.builders import words
 from tests.conftest import local_pipeline
 
 
@@ -86,3 +87,15 @@ def test_distinct_ngrams_match_a_reference_count():
     for n in (1, 2, 3, 5):
         grams = [tuple(t.split()[i:i + n]) for t in texts for i in range(len(t.split()) - n + 1)]
         assert distinct_ngrams(analysis.word_hashes, analysis.word_offsets, n) == (len(set(grams)), len(grams)), n
+
+
+def test_every_group_is_measured_over_exactly_the_window():
+    """A sample that ends in a long document is cut inside it: equal corpora compare equal."""
+    short = [words(i, 100) for i in range(40)]
+    long_last = short[:30] + [words(999, 5000)]
+    for texts in (short, long_last):
+        out = indicators(texts, [100] * len(texts), window_words=3_050)
+        assert out["words"] == 3_050
+    assert indicators(long_last, [100] * 31, window_words=3_050)["documents"] == 31
+    # Fewer words than the window: everything is measured, and says so.
+    assert indicators(short[:5], [100] * 5, window_words=3_050)["words"] == 500

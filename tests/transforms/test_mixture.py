@@ -22,7 +22,9 @@ def info_batches(n_per_source=400, batch=97):
             rows.append({
                 "uid": len(rows), "doc_id": f"{source}-{i:05d}", "origin": origin, "source": source,
                 "generator": None, "generation": 0 if origin == "human" else 1, "content_hash": f"{len(rows):032x}",
-                "tokens": int(rng.integers(5, 400)), "chars": 10, "bytes": 10, "quality_flags": [], "quality_score": 1.0,
+                "tokens": int(rng.integers(5, 400)), "chars": 10, "bytes": 10, "quality_flags": [],
+                # Synthetic documents have distinct scores (a permutation); human ones are not scored.
+                "quality_score": (i * 37 % n_per_source) / n_per_source if origin == "synthetic" else None,
                 "skey": "", "exact_count": 1, "dup_cluster": None,
                 "dup_cluster_size": 1,
             })
@@ -86,6 +88,48 @@ def test_same_seed_same_selection_other_seed_other_selection(tmp_path):
     assert a != c
     size = lambda sel: sum(tokens[d] * k for d, k in sel.items())  # noqa: E731
     assert abs(size(a) - size(c)) <= 2 * max(tokens.values())
+
+
+def _scores(table):
+    return {d: s for d, s in zip(table.column("doc_id").to_pylist(), table.column("quality_score").to_pylist())}
+
+
+def test_top_selection_takes_the_highest_scores(tmp_path):
+    config = MixtureConfig(unit="documents", targets={"human": 0.8, "synthetic": 0.2}, total_documents=100,
+                           selection={"synthetic": "top"})
+    sel, _, table = run_mix(config, tmp_path)
+    scores = _scores(table)
+    chosen = sorted(scores[d] for d in sel if d.startswith("s"))
+    best = sorted(v for d, v in scores.items() if d.startswith("s"))[-20:]
+    assert chosen == best
+
+
+def test_weighted_selection_prefers_high_scores_without_cutting_the_tail(tmp_path):
+    config = MixtureConfig(unit="documents", targets={"human": 0.5, "synthetic": 0.5}, total_documents=200,
+                           selection={"synthetic": "weighted"})
+    sel, _, table = run_mix(config, tmp_path)
+    scores = _scores(table)
+    chosen = np.array([scores[d] for d in sel if d.startswith("s")])
+    pool = np.array([v for d, v in scores.items() if d.startswith("s")])
+    assert len(chosen) == 100
+    assert chosen.mean() > pool.mean() + 0.1
+    assert (chosen < np.median(pool)).sum() >= 1  # the tail keeps a chance
+    again, _, _ = run_mix(config, tmp_path)
+    assert again == sel
+
+
+def test_min_score_and_per_source_repeat_caps(tmp_path):
+    config = MixtureConfig(unit="documents", targets={"human": 0.2, "synthetic": 0.8},
+                           sources={"s": {"max_repeats": 3, "min_score": 0.5}})
+    sel, _, table = run_mix(config, tmp_path)
+    scores = _scores(table)
+    synthetic = {d: c for d, c in sel.items() if d.startswith("s")}
+    assert min(scores[d] for d in synthetic) >= 0.5
+    eligible = sum(1 for d, v in scores.items() if d.startswith("s") and v >= 0.5)
+    # Only the small source is upsampled, up to its own cap; human text is used at most once.
+    assert len(synthetic) == eligible and set(synthetic.values()) == {3}
+    human = {d: c for d, c in sel.items() if d.startswith("h")}
+    assert set(human.values()) == {1} and abs(len(human) - 3 * eligible / 4) <= 1
 
 
 ORIGINS3 = {"h": "human", "s1": "synthetic", "s2": "synthetic"}

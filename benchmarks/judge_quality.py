@@ -1,0 +1,146 @@
+"""Filters and selection against AlpacaEval's judge, with the shared scorers (../shared/tools).
+
+Runs the demo config on the shared corpora (../shared/data: 1,856 Wikipedia paragraphs, 16,100
+answers of 20 models) and scores the output with `judge_filters.py` (what the filters dropped) and
+`judge_selection.py` (what the mixture selected, against the pool it chose from). At the demo's
+70/30 token targets the synthetic quota is about 2 % of the pool (a pool 50x the quota); `--human-share`
+moves it.
+
+    .venv/bin/python -m benchmarks.judge_quality [--selection weighted] [--human-share 0.7] [--out DIR]
+
+The bundled scorer was trained on these labels, so the selection figures of a plain run are
+in-sample. `--out-of-fold` measures what a scorer does on answers it never saw: each labelled
+answer is scored by a scorer trained without its generator's fold and its prompt's fold (the
+product's `train_scorer` folds), the unlabelled generators by one trained on all labels; then the
+run's filters and its weighted (or top) selection pick the same share of the pool with the
+product's own priority functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+from hybridmix.pipelines.cli import main as hybridmix
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(ROOT, "..", "shared")
+
+
+def shared_config(path: str, selection: str, human_share: float, sharpness: float | None) -> str:
+    with open(os.path.join(ROOT, "examples", "demo.yaml"), encoding="utf-8") as fh:
+        config = yaml.safe_load(fh)
+    data = os.path.abspath(os.path.join(SHARED, "data"))
+    for corpus in config["corpora"]:
+        corpus["paths"] = [os.path.join(data, "human", "wikipedia.parquet") if corpus["origin"] == "human"
+                           else os.path.join(data, "synthetic", "alpaca_eval_outputs.parquet")]
+    config["mixture"]["targets"] = {"human": human_share, "synthetic": round(1.0 - human_share, 6)}
+    config["mixture"]["selection"]["synthetic"] = selection
+    if sharpness is not None:
+        config["mixture"]["selection_sharpness"] = sharpness
+    config["mixture"]["guards"]["max_synthetic_fraction"] = 1.0
+    config["output"].pop("path", None)
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(config, fh, sort_keys=False)
+    return path
+
+
+def judge(tool: str, out: str, *extra: str) -> str:
+    result = subprocess.run([sys.executable, os.path.join(SHARED, "tools", tool), out, *extra],
+                            capture_output=True, text=True, check=True)
+    return result.stdout
+
+
+def out_of_fold(run: str, selection: str, sharpness: float, out: str) -> None:
+    """Write `out/data` with the doc ids a cross-fitted scorer's selection takes from `run`'s pool."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hybridmix.transforms.mixture_core import top_priority, weighted_priority
+    from hybridmix.transforms.scorer import DENSE_FEATURES
+    from hybridmix.transforms.scorer_fit import featurize, fit, fold_of
+    from hybridmix.transforms.text import stable_hash64
+
+    data = os.path.join(SHARED, "data")
+    answers = pq.read_table(os.path.join(data, "synthetic", "alpaca_eval_outputs.parquet"),
+                            columns=["id", "text", "generator", "prompt_id"])
+    labels = pq.read_table(os.path.join(data, "labels", "judge_labels.parquet"),
+                           columns=["id", "preference", "reference"])
+    table = answers.join(labels, "id", join_type="left outer").sort_by("id")
+    ids = np.asarray(table.column("id").to_pylist())
+    labelled = table.column("preference").is_valid().to_numpy(zero_copy_only=False)
+    target = np.nan_to_num(table.column("preference").to_numpy(zero_copy_only=False).astype(float) - 1.0)
+    generators = np.asarray(table.column("generator").to_pylist())
+    prompts = np.asarray([str(p) for p in table.column("prompt_id").to_pylist()])
+    judges = np.asarray([str(r) for r in table.column("reference").to_pylist()])
+    features = featurize(table.column("text").combine_chunks(), 18, tuple(DENSE_FEATURES))
+    gfold = fold_of(generators, 4, "scorer/group")
+    pfold = fold_of(prompts, 5, "scorer/holdout")
+    z = np.zeros(len(ids))
+    rows = np.flatnonzero(labelled)
+    full = fit(features, rows, target, [judges, prompts], 1.0, 1.0, 5.0, 300)
+    z[~labelled] = full.log_odds(features, np.flatnonzero(~labelled))
+    for g in range(4):
+        for k in range(5):
+            test = labelled & (gfold == g) & (pfold == k)
+            train = labelled & (gfold != g) & (pfold != k)
+            model = fit(features, np.flatnonzero(train), target, [judges, prompts], 1.0, 1.0, 5.0, 300)
+            z[test] = model.log_odds(features, np.flatnonzero(test))
+    # The same quota and filters as the run: what the run could choose from, and how many it took.
+    kept = pq.read_table(os.path.join(run, "data"), columns=["doc_id", "source"])
+    quota = sum(1 for s in kept.column("source").to_pylist() if s == "alpaca_eval")
+    removed = set()
+    for folder in ("filtered", "duplicates", "rejects"):
+        path = os.path.join(run, folder)
+        if os.path.isdir(path) and os.listdir(path):
+            removed |= set(pq.read_table(path, columns=["doc_id"]).column("doc_id").to_pylist())
+    pool = np.asarray([i not in removed for i in ids])
+    score = (np.argsort(np.argsort(z)) + 0.5) / len(z)  # a rank score in (0, 1), as quality_score is
+    hashes = stable_hash64(list(ids), "select/0")
+    priority = top_priority(score, hashes) if selection == "top" else weighted_priority(score, hashes, sharpness)
+    priority = np.where(pool, priority, np.iinfo(np.uint64).max)
+    chosen = ids[np.argsort(priority, kind="stable")[:quota]]
+    os.makedirs(os.path.join(out, "data"), exist_ok=True)
+    pq.write_table(pa.table({"doc_id": chosen}), os.path.join(out, "data", "selected.parquet"))
+    print(f"out of fold: {quota} of {int(pool.sum())} pool answers, {selection} selection")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--selection", default="weighted", choices=["random", "top", "weighted"])
+    parser.add_argument("--sharpness", type=float, help="mixture.selection_sharpness (default: the config's)")
+    parser.add_argument("--human-share", type=float, default=0.7, help="human target (default 0.7, as the demo)")
+    parser.add_argument("--out", help="keep the run here (default: a temporary folder)")
+    parser.add_argument("--full", action="store_true", help="print the judges' whole reports")
+    parser.add_argument("--out-of-fold", action="store_true",
+                        help="score the selection with scorers that never saw the answers they rank")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or os.path.join(tmp, "out")
+        config = shared_config(os.path.join(tmp, "shared.yaml"), args.selection, args.human_share, args.sharpness)
+        code = hybridmix(["run", config, "--output", out, "--force"])
+        if code != 0:
+            sys.exit(code)
+        filters = judge("judge_filters.py", out, "--min-docs", "100")
+        if args.out_of_fold:
+            cross = os.path.join(tmp, "out_of_fold")
+            out_of_fold(out, args.selection, args.sharpness or 2.0, cross)
+            selection = judge("judge_selection.py", cross)
+        else:
+            selection = judge("judge_selection.py", out)
+        if args.full:
+            print(filters)
+            print(selection)
+        else:
+            print("filters:   " + " ".join(filters.strip().splitlines()[-2:]))
+            print("selection: " + selection.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from hybridmix.transforms import kernels
+from hybridmix.transforms.batches import list_array
+from hybridmix.transforms.filters import TextView
+from hybridmix.transforms.minhash import word_hash32
+from hybridmix.transforms.scorer import (
+    DENSE_FEATURES,
+    hashed_dot,
+    hashed_features,
+    load_scorer,
+    score_histogram,
+)
+from hybridmix.transforms.scorer_fit import auc, train_scorer
+from hybridmix.transforms.text import analyze
+from tests.builders import words
+
+
+def _view(texts):
+    analysis = analyze(pa.array(texts, pa.string()))
+    return TextView(pa.array(texts, pa.string()), None, list_array(analysis.word_hashes, analysis.word_offsets))
+
+
+def _fmix32(h):
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    return h ^ (h >> 16)
+
+
+def test_hashed_features_follow_the_documented_definition():
+    """Buckets of unigrams (the word hash) and bigrams (fmix32 of h1*0x01000193 + h2 + 0x9E3779B9), log1p, L2."""
+    text, bits = "the cat saw the cat", 8
+    hashes = [word_hash32(w.encode()) for w in text.split()]
+    keys = [h & 255 for h in hashes]
+    keys += [_fmix32((a * 0x01000193 + b + 0x9E3779B9) & 0xFFFFFFFF) & 255 for a, b in zip(hashes, hashes[1:])]
+    counts = {k: keys.count(k) for k in set(keys)}
+    norm = np.sqrt(sum(np.log1p(c) ** 2 for c in counts.values()))
+    analysis = analyze(pa.array([text]))
+    indptr, indices, values = hashed_features(analysis.word_hashes, analysis.word_offsets, bits)
+    got = dict(zip(indices.tolist(), values.tolist()))
+    assert got == pytest.approx({k: np.log1p(c) / norm for k, c in counts.items()}, rel=1e-6)
+
+
+def test_hashed_dot_is_the_feature_vector_times_the_weights():
+    texts = [words(i, 30 + i) for i in range(20)] + ["", "one"]
+    analysis = analyze(pa.array(texts))
+    weights = np.random.default_rng(0).normal(size=1 << 10).astype(np.float32)
+    indptr, indices, values = hashed_features(analysis.word_hashes, analysis.word_offsets, 10)
+    expected = [float((weights[indices[a:b]] * values[a:b]).sum()) for a, b in zip(indptr[:-1], indptr[1:])]
+    got = hashed_dot(analysis.word_hashes, analysis.word_offsets, weights, 10)
+    assert got == pytest.approx(expected, abs=1e-5)
+
+
+def test_new_document_statistics():
+    texts = ["Is it? Yes! Note: **bold** and ***more***.\n\n1. First\n2) Second\n\nDone",
+             "```python\nx = 1\n```\nÜber 42 ÉCOLES",
+             "no end here  "]
+    view = _view(texts)
+    assert view.stat("question_marks").tolist() == [1, 0, 0]
+    assert view.stat("exclamations").tolist() == [1, 0, 0]
+    assert view.stat("colons").tolist() == [1, 0, 0]
+    assert view.stat("bold_marks").tolist() == [4, 0, 0]  # ** ** then *** *** (one pair each)
+    assert view.stat("fences").tolist() == [0, 2, 0]
+    assert view.stat("numbered_lines").tolist() == [2, 0, 0]
+    assert view.stat("paragraph_breaks").tolist() == [2, 0, 0]
+    assert view.stat("uppers").tolist()[1] == 7  # Ü, É, C, O, L, E, S
+    assert view.stat("digits").tolist()[1] == 3  # 1, 4, 2
+    assert view.stat("ends_sentence").tolist() == [0, 0, 0]
+    assert _view(["Done.", "A list)", "x **", "none"]).stat("ends_sentence").tolist() == [1, 1, 1, 0]
+
+
+def test_dense_features_have_one_value_per_document():
+    view = _view([words(1, 50), "", "As an AI language model, I cannot help."])
+    for name, measure in DENSE_FEATURES.items():
+        values = np.asarray(measure(view), np.float64)
+        assert values.shape == (3,) and np.isfinite(values).all(), name
+
+
+def test_distinct_words():
+    analysis = analyze(pa.array(["a b a c b a", "", "x"]))
+    assert kernels.distinct_words(analysis.word_hashes, analysis.word_offsets).tolist() == [3, 0, 1]
+
+
+def _labelled(n_groups=4, per_group=60):
+    """Answers whose quality shows in their words: good ones explain, bad ones refuse or ramble."""
+    rng = np.random.default_rng(5)
+    texts, target, groups, judge = [], [], [], []
+    for g in range(n_groups):
+        for i in range(per_group):
+            good = rng.random() < 0.5
+            body = words(1000 * g + i, 40)
+            if good:
+                text = f"Here is a clear explanation with steps. First, {body} Second, compare the results."
+            else:
+                text = f"I'm sorry, but I cannot help with that. {words(5000 + i, 8)}"
+            texts.append(text)
+            target.append(1.0 if good else 0.0)
+            groups.append(f"model{g}")
+            judge.append("a" if i % 2 else "b")
+    return pa.array(texts), np.array(target), np.array(groups), np.array(judge)
+
+
+def test_training_measures_on_held_out_groups_and_the_scorer_round_trips(tmp_path):
+    texts, target, groups, judge = _labelled()
+    scorer, metrics = train_scorer(texts, target, groups, [judge], bits=12, maxiter=100, strata=judge)
+    held = metrics["held_out"]
+    assert held["groups"] == 4 and held["auc"] > 0.9
+    assert set(held["auc_by_group"]) == {"model0", "model1", "model2", "model3"}
+    path = str(tmp_path / "scorer.npz")
+    scorer.save(path)
+    loaded = load_scorer(path)
+    view = _view(texts.to_pylist())
+    scores = loaded.score(view)
+    assert ((scores >= 0) & (scores <= 1)).all()
+    assert auc(scores, target > 0.5) > 0.95
+    # float16 weights on disk: the same ranking as the trained model
+    assert np.corrcoef(scorer.log_odds(view), loaded.log_odds(view))[0, 1] > 0.999
+    assert loaded.meta["training"]["documents"] == len(target) and loaded.digest == load_scorer(path).digest
+
+
+def test_the_bundled_scorer_loads_and_prefers_an_answer_to_a_refusal():
+    scorer = load_scorer(None)
+    answer = ("To make a good cup of tea, first boil fresh water. Warm the pot, add one teaspoon of leaves per "
+              "cup, pour the water and let it steep for three to five minutes. Then strain and serve.")
+    low, high = scorer.score(_view(["I'm sorry, but I can't help with that.", answer]))
+    assert 0.0 <= low < high <= 1.0
+    assert scorer.meta["training"]["documents"] == 7241
+
+
+def test_score_histogram_ignores_unscored_documents():
+    counts = score_histogram(np.array([0.0, 0.01, 0.5, 0.99, 1.0, np.nan]))
+    assert counts.sum() == 5 and counts[0] == 2 and counts[-1] == 2 and counts[10] == 1

@@ -1,0 +1,289 @@
+"""The learned quality scorer: features of a document, and a linear model over them. No Beam here.
+
+A score is a logistic model's log-odds over two kinds of features, both computed from what the
+ingest pass already produced (the normalized words' uint32 hashes and `kernels.doc_stats`):
+
+  hashed   word unigrams and bigrams in 2^bits buckets: unigram key = the word's hash h, bigram key
+           = fmix32((h1 * 0x01000193 + h2 + 0x9E3779B9) mod 2^32), bucket = key & (2^bits - 1);
+           value = log1p(count in the document), the document's vector L2-normalized.
+  dense    per-document statistics (DENSE_FEATURES: length, lines and lists, repetition, refusal
+           and truncation markers, ...), standardized with the training set's mean and deviation and
+           clipped to +-clip.
+
+`quality_score` is the log-odds mapped through the training set's distribution of log-odds: the
+share of the scorer's training documents that score lower (0.5 is a median answer). That keeps
+`min_score` and weighted selection meaningful whatever the model's scale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numba as nb
+import numpy as np
+
+from hybridmix.schemas.config import FilterSpec
+from hybridmix.transforms.kernels import MASK32, _count_into, _counting_table, _fmix32, distinct_words
+
+FORMAT = "hybridmix-scorer-1"
+# Score histograms in the manifest: this many equal bins over [0, 1].
+SCORE_BINS = 20
+DEFAULT_SCORER = "alpaca_judge_v1.npz"
+
+
+@nb.njit(cache=True, inline="always")
+def _bigram_key(h1, h2):
+    return _fmix32((np.uint64(h1) * np.uint64(0x01000193) + np.uint64(h2) + np.uint64(0x9E3779B9)) & MASK32)
+
+
+@nb.njit(cache=True)
+def _bucket_counts(hashes, lo, length, mask, keys):
+    """Sorted bucket keys of one document's unigrams and bigrams into `keys`; returns how many."""
+    m = 0
+    for j in range(length):
+        keys[m] = np.int64(np.uint64(hashes[lo + j]) & mask)
+        m += 1
+    for j in range(length - 1):
+        keys[m] = np.int64(_bigram_key(hashes[lo + j], hashes[lo + j + 1]) & mask)
+        m += 1
+    keys[:m].sort()
+    return m
+
+
+@nb.njit(cache=True)
+def hashed_features(hashes, offsets, bits):
+    """CSR (indptr, indices, values) of every document's L2-normalized log1p bucket counts."""
+    n = len(offsets) - 1
+    mask = np.uint64((1 << bits) - 1)
+    longest = 1
+    total = 0
+    for d in range(n):
+        length = offsets[d + 1] - offsets[d]
+        longest = max(longest, 2 * length)
+        total += max(0, 2 * length - 1)
+    keys = np.empty(longest, np.int64)
+    indices = np.empty(total, np.int32)
+    values = np.empty(total, np.float32)
+    indptr = np.zeros(n + 1, np.int64)
+    o = 0
+    for d in range(n):
+        m = _bucket_counts(hashes, offsets[d], offsets[d + 1] - offsets[d], mask, keys)
+        start = o
+        norm = 0.0
+        j = 0
+        while j < m:
+            k = j
+            while k < m and keys[k] == keys[j]:
+                k += 1
+            v = np.log1p(k - j)
+            indices[o] = keys[j]
+            values[o] = v
+            norm += v * v
+            o += 1
+            j = k
+        if norm > 0:
+            scale = 1.0 / np.sqrt(norm)
+            for i in range(start, o):
+                values[i] = values[i] * scale
+        indptr[d + 1] = o
+    return indptr, indices[:o], values[:o]
+
+
+@nb.njit(cache=True)
+def hashed_dot(hashes, offsets, weights, bits):
+    """Per document: weights . x, x its L2-normalized log1p bucket counts (`hashed_features`).
+
+    Counts buckets in an open-addressing table rather than sorting them: linear in the words.
+    """
+    n = len(offsets) - 1
+    mask = np.uint64((1 << bits) - 1)
+    longest = 1
+    for d in range(n):
+        longest = max(longest, 2 * (offsets[d + 1] - offsets[d]))
+    keys = np.empty(longest, np.uint64)
+    slots, counts, where = _counting_table(longest)
+    out = np.zeros(n, np.float64)
+    for d in range(n):
+        lo = offsets[d]
+        length = offsets[d + 1] - lo
+        # Keys are 2 * bucket + 1: the table reserves 0 and ignores the lowest bit.
+        m = 0
+        for j in range(length):
+            keys[m] = ((np.uint64(hashes[lo + j]) & mask) << np.uint64(1)) | np.uint64(1)
+            m += 1
+        for j in range(length - 1):
+            keys[m] = ((_bigram_key(hashes[lo + j], hashes[lo + j + 1]) & mask) << np.uint64(1)) | np.uint64(1)
+            m += 1
+        _count_into(keys, m, slots, counts, where)
+        dot = 0.0
+        norm = 0.0
+        for j in range(m):
+            c = counts[where[j]]
+            if c > 0:
+                v = np.log1p(c)
+                dot += v * np.float64(weights[np.int64(keys[j] >> np.uint64(1))])
+                norm += v * v
+                counts[where[j]] = 0  # each bucket once
+        for j in range(m):
+            slots[where[j]] = 0
+        if norm > 0:
+            out[d] = dot / np.sqrt(norm)
+    return out
+
+
+def _per(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return num / np.maximum(den, 1.0)
+
+
+def _flag(name: str) -> Callable:
+    """A filter's verdict as a 0/1 feature (the filter with its own defaults, whatever the run's config)."""
+
+    def measure(view) -> np.ndarray:
+        from hybridmix.transforms.filters import build_filter  # filters import this module
+
+        cache = view.__dict__.setdefault("_scorer_flags", {})
+        if name not in cache:
+            cache[name] = build_filter(FilterSpec(name=name)).evaluate(view).failed.astype(np.float64)
+        return cache[name]
+
+    return measure
+
+
+def _type_token(view) -> np.ndarray:
+    hashes, offsets = view.words
+    return _per(distinct_words(hashes, offsets.astype(np.int64)).astype(np.float64), np.diff(offsets).astype(np.float64))
+
+
+# Dense features by name, each a column of `kernels.doc_stats` or a kernel over the word hashes (one
+# compiled pass), or a filter's verdict. A scorer file names the ones it uses, in its order; adding
+# one here never changes an existing scorer.
+DENSE_FEATURES: dict[str, Callable] = {
+    "log_chars": lambda v: np.log1p(v.stat("code_points")),
+    "log_words": lambda v: np.log1p(v.stat("words")),
+    "log_lines": lambda v: np.log1p(v.stat("lines")),
+    "bullet_share": lambda v: _per(v.stat("bullet_lines"), v.stat("lines")),
+    "hash_per_word": lambda v: _per(v.stat("hashes"), v.stat("words")),
+    "mean_word_len": lambda v: _per(v.stat("word_chars"), v.stat("words")),
+    "alpha_share": lambda v: _per(v.stat("alpha_words"), v.stat("words")),
+    "letter_share": lambda v: _per(v.stat("letters"), v.stat("code_points")),
+    "dup_line_share": lambda v: _per(v.stat("dup_lines"), v.stat("lines")),
+    "dup_char10_share": lambda v: _per(v.stat("dup_char_ngrams"), v.stat("char_ngrams")),
+    "rep3_cov": lambda v: v.repeated_coverage(3),
+    "rep5_cov": lambda v: v.repeated_coverage(5),
+    "rep10_cov": lambda v: v.repeated_coverage(10),
+    "refusal": _flag("refusal"),
+    "refusal_short100": lambda v: _flag("refusal")(v) * (v.stat("words") < 100),
+    "truncated": _flag("truncated"),
+    "fence_any": lambda v: (v.stat("fences") > 0).astype(np.float64),
+    "fence_unbalanced": lambda v: (v.stat("fences") % 2 == 1).astype(np.float64),
+    "numbered_share": lambda v: _per(v.stat("numbered_lines"), v.stat("lines")),
+    "type_token": _type_token,
+    "ends_sentence": lambda v: v.stat("ends_sentence"),
+    "qmark_per_word": lambda v: _per(v.stat("question_marks"), v.stat("words")),
+    "excl_per_word": lambda v: _per(v.stat("exclamations"), v.stat("words")),
+    "bold_per_word": lambda v: _per(v.stat("bold_marks"), v.stat("words")),
+    "log_paragraphs": lambda v: np.log1p(v.stat("paragraph_breaks") + 1),
+    "upper_share": lambda v: _per(v.stat("uppers"), v.stat("letters")),
+    "digit_share": lambda v: _per(v.stat("digits"), v.stat("code_points")),
+    "colon_per_word": lambda v: _per(v.stat("colons"), v.stat("words")),
+    "short20": lambda v: (v.stat("code_points") < 20).astype(np.float64),
+}
+
+
+def dense_features(view, names: tuple[str, ...]) -> np.ndarray:
+    """(documents x features) matrix of the named dense features."""
+    if not names:
+        return np.zeros((len(view), 0))
+    return np.column_stack([DENSE_FEATURES[name](view) for name in names]).astype(np.float64)
+
+
+def score_histogram(scores: np.ndarray) -> np.ndarray:
+    """Counts of scored documents in SCORE_BINS equal bins over [0, 1] (unscored: NaN, not counted)."""
+    scored = scores[~np.isnan(scores)]
+    return np.bincount(np.minimum((np.clip(scored, 0.0, 1.0) * SCORE_BINS).astype(np.int64), SCORE_BINS - 1),
+                       minlength=SCORE_BINS)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A trained scorer: weights, the feature spec they go with, and what it was trained on."""
+
+    bits: int
+    hashed_weights: np.ndarray  # float32 [2^bits]
+    dense_names: tuple[str, ...]
+    dense_mean: np.ndarray
+    dense_scale: np.ndarray
+    dense_weights: np.ndarray
+    clip: float
+    bias: float
+    quantiles: np.ndarray  # log-odds of the training documents at 0, 1/Q, ..., 1 (the score's map)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for part in (self.hashed_weights, self.dense_mean, self.dense_scale, self.dense_weights, self.quantiles):
+            h.update(np.ascontiguousarray(part).tobytes())
+        h.update(json.dumps([self.bits, list(self.dense_names), self.clip, self.bias]).encode())
+        return h.hexdigest()
+
+    def log_odds(self, view) -> np.ndarray:
+        hashes, offsets = view.words
+        z = hashed_dot(hashes, offsets.astype(np.int64), self.hashed_weights, self.bits)
+        if self.dense_names:
+            dense = (dense_features(view, self.dense_names) - self.dense_mean) / self.dense_scale
+            z = z + np.clip(dense, -self.clip, self.clip) @ self.dense_weights
+        return z + self.bias
+
+    def score(self, view) -> np.ndarray:
+        """quality_score in [0, 1]: the share of training documents with lower log-odds."""
+        z = self.log_odds(view)
+        grid = np.linspace(0.0, 1.0, len(self.quantiles))
+        return np.interp(z, self.quantiles, grid).astype(np.float32)
+
+    def save(self, path: str) -> None:
+        np.savez_compressed(
+            path,
+            format=np.array(FORMAT),
+            bits=np.array(self.bits, np.int32),
+            hashed_weights=self.hashed_weights.astype(np.float16),
+            dense_names=np.array(self.dense_names, dtype=str),
+            dense_mean=self.dense_mean.astype(np.float32),
+            dense_scale=self.dense_scale.astype(np.float32),
+            dense_weights=self.dense_weights.astype(np.float32),
+            clip=np.array(self.clip, np.float32),
+            bias=np.array(self.bias, np.float32),
+            quantiles=self.quantiles.astype(np.float32),
+            meta=np.array(json.dumps(self.meta, sort_keys=True)),
+        )
+
+
+def load_scorer(path: str | None) -> Scorer:
+    """A scorer file (`hybridmix train-scorer`), or the bundled default when `path` is None."""
+    if path is None:
+        source = resources.files("hybridmix.transforms").joinpath("scorers", DEFAULT_SCORER)
+        with resources.as_file(source) as local:
+            return load_scorer(str(local))
+    with np.load(path, allow_pickle=False) as data:
+        if "format" not in data.files or str(data["format"]) != FORMAT:
+            raise ValueError(f"{path}: not a hybridmix scorer file ({FORMAT})")
+        unknown = [n for n in data["dense_names"].tolist() if n not in DENSE_FEATURES]
+        if unknown:
+            raise ValueError(f"{path}: uses features this hybridmix does not have: {', '.join(unknown)}")
+        return Scorer(
+            bits=int(data["bits"]),
+            hashed_weights=data["hashed_weights"].astype(np.float32),
+            dense_names=tuple(data["dense_names"].tolist()),
+            dense_mean=data["dense_mean"].astype(np.float64),
+            dense_scale=data["dense_scale"].astype(np.float64),
+            dense_weights=data["dense_weights"].astype(np.float64),
+            clip=float(data["clip"]),
+            bias=float(data["bias"]),
+            quantiles=data["quantiles"].astype(np.float64),
+            meta=json.loads(str(data["meta"])),
+        )
