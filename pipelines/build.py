@@ -21,6 +21,7 @@ from hybridmix.schemas.records import (
     FILTERED_SCHEMA,
     REJECTION_SCHEMA,
 )
+from hybridmix.transforms.decontam import BuildEvalIndex, EvalFile, plan_eval_sets
 from hybridmix.transforms.dedup import Deduplicate
 from hybridmix.transforms.ids import CheckIds
 from hybridmix.transforms.indicators import CollapseIndicators
@@ -60,6 +61,7 @@ class RunContext:
     plan: InputPlan
     scorer_path: str | None  # the scorer file, absolute; None: the bundled scorer (or no scoring)
     scorer: dict | None  # what the manifest says of the scorer: file, digest, training and metrics
+    eval_files: tuple[EvalFile, ...] = ()  # decontaminate.against, listed and checksummed
 
 
 def versions() -> dict[str, str]:
@@ -72,9 +74,11 @@ def versions() -> dict[str, str]:
     return out
 
 
-def default_run_id(config_digest: str, plan: InputPlan, scorer_digest: str = "") -> str:
-    """Same config, input files and scorer give the same id, so a rerun is byte-identical."""
+def default_run_id(config_digest: str, plan: InputPlan, scorer_digest: str = "",
+                   eval_files: tuple[EvalFile, ...] = ()) -> str:
+    """Same config, input files, scorer and evaluation sets give the same id, so a rerun is byte-identical."""
     text = f"{config_digest}\n{plan.fingerprint()}" + (f"\n{scorer_digest}" if scorer_digest else "")
+    text += "".join(f"\neval\0{f.set_name}\0{f.display}\0{f.sha256}" for f in eval_files)
     return "hm-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -97,8 +101,9 @@ def prepare_run(config: PipelineConfig, base_dir: str, out_dir: str, run_id: str
     plan = plan_inputs(config.ingest, base_dir)
     digest = config.digest()
     scorer_path, scorer = load_run_scorer(config, base_dir)
+    eval_files = plan_eval_sets(config.decontaminate, base_dir)
     rid = check_run_id(run_id) if run_id is not None else default_run_id(
-        digest, plan, scorer["digest"] if scorer else "")
+        digest, plan, scorer["digest"] if scorer else "", eval_files)
     out = resolve_output(out_dir)
     return RunContext(
         base_dir=base_dir,
@@ -110,6 +115,7 @@ def prepare_run(config: PipelineConfig, base_dir: str, out_dir: str, run_id: str
         plan=plan,
         scorer_path=scorer_path,
         scorer=scorer,
+        eval_files=eval_files,
     )
 
 
@@ -155,7 +161,9 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     stage, out_cfg = ctx.stage_dir, config.output
 
     read = p | "ReadCorpora" >> ReadCorpora(spec)
-    scored = read.docs | "FilterQuality" >> FilterQuality(config.quality, lineage, ctx.scorer_path)
+    evals = (p | "EvalIndex" >> BuildEvalIndex(config.decontaminate, ctx.eval_files)) if ctx.eval_files else None
+    scored = read.docs | "FilterQuality" >> FilterQuality(
+        config.quality, lineage, ctx.scorer_path, config.decontaminate, evals.index if evals else None)
     sketch = scored.kept | "Sketch" >> SketchDocuments(config.dedup, parts)
     ids = sketch.info | "CheckIds" >> CheckIds(spec, parts)
     dedup = (ids.docs, sketch.bands) | "Deduplicate" >> Deduplicate(
@@ -183,7 +191,7 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     ]
 
     stats = (
-        (read.stats, ids.stats, scored.stats, dedup.stats, mix.stats, data.stats)
+        (read.stats, ids.stats, scored.stats, dedup.stats, mix.stats, data.stats, *([evals.stats] if evals else []))
         | "MergeStats" >> beam.Flatten()
         | "SumStats" >> beam.CombinePerKey(sum)
     )
@@ -215,4 +223,6 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
         versions=versions(),
         dedup_params=dedup_params(config),
         scorer=ctx.scorer,
+        eval_files=[{"set": f.set_name, "path": f.display, "size_bytes": f.size, "sha256": f.sha256}
+                    for f in ctx.eval_files],
     )

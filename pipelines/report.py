@@ -74,7 +74,30 @@ def summary(manifest: dict[str, Any]) -> str:
     lines.append(
         f"near-duplicate clusters: {stats.get('near_clusters', 0):,}; clusters mixing human and synthetic "
         f"text: {cross.get('clusters', 0):,} ({cross.get('synthetic_documents', 0):,} synthetic documents)")
+    decon = manifest.get("decontamination")
+    if decon:
+        lines.append("")
+        lines.append(decontamination_table(decon))
     return "\n".join(lines)
+
+
+def decontamination_table(decon: dict[str, Any]) -> str:
+    """Per evaluation set: items read and indexed, and the documents (and tokens) it matched."""
+    rows = []
+    for name, figures in decon["sets"].items():
+        matched = figures["documents"]
+        rows.append([
+            safe_text(name, 60), f"{figures.get('items', 0):,}", f"{figures.get('indexed', 0):,}",
+            f"{figures.get('too_short', 0):,}", f"{figures.get('boilerplate_only', 0):,}",
+            f"{matched['total']:,}", f"{figures['tokens']['total']:,}",
+            ", ".join(f"{safe_text(s, 40)} {n:,}" for s, n in matched["by_source"].items()) or "-",
+        ])
+    verb = "removed" if decon["mode"] == "drop" else "flagged"
+    title = (f"decontamination ({decon['threshold']}, {verb}; boilerplate: {decon['common_ngrams_ignored']:,} "
+             f"n-grams found in more than {decon['max_items_per_ngram']} items)")
+    return title + "\n" + _table(
+        ["evaluation set", "items", "indexed", "too short", "boilerplate only", "documents", "tokens", "by source"],
+        rows)
 
 
 def schema_text(schema: Any) -> str:

@@ -28,6 +28,7 @@ from hybridmix.pipelines.outputs import (
 from hybridmix.pipelines.report import summary
 from hybridmix.schemas.config import PipelineConfig, load_config
 from hybridmix.schemas.errors import ConfigError, OutputError
+from hybridmix.transforms.decontam import plan_eval_sets
 from hybridmix.transforms.inputs import plan_inputs
 from hybridmix.transforms.sketch import lsh_shape
 from hybridmix.transforms.storage import is_remote
@@ -152,6 +153,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         rows = sum(f.rows for f in files)
         print(f"  {corpus.name} ({corpus.origin.value}): {len(files)} file(s), {rows:,} rows, "
               f"text column {corpus.text_column!r}" + (f", {len(bad)} quarantined file(s)" if bad else ""))
+    eval_files = plan_eval_sets(config.decontaminate, base_dir)
+    for spec in config.decontaminate.against:
+        files = [f for f in eval_files if f.set_name == spec.name]
+        print(f"  evaluation set {spec.name}: {len(files)} file(s), {sum(f.size for f in files):,} bytes, "
+              f"text column {spec.text_column!r}")
     if config.output.path:
         out = resolve_output(_output_path(config, base_dir, None))
         existing = check_output(out, config, base_dir, [f.path for f in plan.files])
@@ -159,5 +165,5 @@ def cmd_validate(args: argparse.Namespace) -> int:
             else "can be written"
         print(f"  output {out}: {state}")
     print("  not checked until the run reads the rows: ids unique across corpora, row contents, mixture "
-          "feasibility")
+          "feasibility" + (", evaluation set columns" if eval_files else ""))
     return 0

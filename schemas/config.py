@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import (
     BaseModel,
@@ -360,6 +361,62 @@ class IngestConfig(_Model):
     on_bad_file: Literal["fail", "quarantine"]
 
 
+class EvalSetConfig(_Model):
+    """An evaluation set whose items must stay out of the mix."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=128)
+    paths: list[str] = Field(min_length=1)  # Parquet or JSON Lines files or globs, relative to the config
+    text_column: str = "text"
+    id_column: str | None = None  # default: <file name>:<row>
+    # Default: JSON Lines for names ending in .jsonl, .ndjson or .json, Parquet otherwise.
+    format: Literal["parquet", "jsonl"] | None = None
+
+
+class DecontaminateConfig(_Model):
+    """Documents sharing word n-grams with an evaluation item (README, "Decontamination")."""
+
+    against: list[EvalSetConfig] = Field(default_factory=list)
+    # n-gram length in words of the compiled text pass (13: GPT-3's and NeMo Curator's choice)
+    ngram: StrictInt = Field(default=13, ge=3, le=64)
+    # A document is contaminated by an item when it holds at least this many of the item's
+    # n-grams (an integer), or this share of them (a number below 1).
+    min_matches: StrictInt | StrictFloat = 1
+    mode: Literal["drop", "flag"] = "drop"
+    # Items (or what is left of them once boilerplate is cut) shorter than `ngram` words are
+    # matched whole from this many words; shorter ones are not indexed (the manifest counts them).
+    min_item_words: StrictInt = Field(default=4, ge=1)
+    # An n-gram found in more items than this is boilerplate the items share, cut out of them.
+    max_items_per_ngram: StrictInt = Field(default=3, ge=1)
+    # The index is a side input every worker holds, with its lookup table: 60 to 90 bytes per
+    # n-gram. Past this bound the run stops with a config error rather than exhaust memory.
+    max_index_ngrams: StrictInt = Field(default=10_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> DecontaminateConfig:
+        names = [s.name for s in self.against]
+        if len(set(names)) != len(names):
+            raise ValueError("decontaminate.against: evaluation set names must be unique")
+        if isinstance(self.min_matches, bool) or not (
+                (isinstance(self.min_matches, int) and self.min_matches >= 1)
+                or (isinstance(self.min_matches, float) and 0.0 < self.min_matches < 1.0)):
+            raise ValueError("decontaminate.min_matches: an integer >= 1 (n-grams) or a share in (0, 1)")
+        if self.min_item_words > self.ngram:
+            raise ValueError(f"decontaminate.min_item_words ({self.min_item_words}) must not exceed "
+                             f"decontaminate.ngram ({self.ngram})")
+        return self
+
+    def matched(self, count: np.ndarray, share: np.ndarray) -> np.ndarray:
+        """Which documents are contaminated, from their best item's matching n-grams."""
+        if isinstance(self.min_matches, int):
+            return count >= self.min_matches
+        return (count > 0) & (share >= self.min_matches)
+
+    def threshold(self) -> str:
+        if isinstance(self.min_matches, int):
+            return f">= {self.min_matches} {self.ngram}-grams"
+        return f">= {self.min_matches:g} of the item's {self.ngram}-grams"
+
+
 class PipelineConfig(_Model):
     """The root of a run's configuration."""
 
@@ -370,6 +427,7 @@ class PipelineConfig(_Model):
     dedup: DedupConfig = DedupConfig()
     output: OutputConfig = OutputConfig()
     indicators: IndicatorsConfig = IndicatorsConfig()
+    decontaminate: DecontaminateConfig = DecontaminateConfig()
     seed: StrictInt = Field(default=0, ge=0, lt=2**63)
     # What a bad input does: stop the run naming the file (fail), or go to rejects/ with the
     # reason and let the run go on (quarantine). Bad inputs: unreadable, empty, corrupt or
@@ -459,6 +517,8 @@ class PipelineConfig(_Model):
         """Hash of everything that shapes the output (the output location does not)."""
         payload = self.model_dump(mode="json")
         payload["output"].pop("path", None)
+        if not self.decontaminate.against:  # unused: runs before it existed keep their digest
+            payload.pop("decontaminate")
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

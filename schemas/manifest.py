@@ -109,5 +109,7 @@ class Manifest(_M):
     mixture: MixtureReport
     dedup: dict[str, Any]
     quality: dict[str, Any]
+    # null without decontaminate.against; else per evaluation set: files, index, matches
+    decontamination: dict[str, Any] | None = None
     collapse: dict[str, Any]
     outputs: dict[str, list[OutputFile]]

@@ -112,6 +112,10 @@ class FilteredRecord(_Record):
     threshold: str
     detail: str
     quality_score: float | None
+    # For filter "decontaminate": the evaluation set, the item, and the first span they share.
+    eval_set: str | None = None
+    eval_item: str | None = None
+    matched_span: str | None = None
     text: str
     run_id: str
 
@@ -128,6 +132,9 @@ FILTERED_SCHEMA = pa.schema([
     pa.field("threshold", pa.string(), nullable=False),
     pa.field("detail", pa.string(), nullable=False),
     pa.field("quality_score", pa.float32()),
+    pa.field("eval_set", pa.string()),
+    pa.field("eval_item", pa.string()),
+    pa.field("matched_span", pa.string()),
     pa.field("text", pa.string(), nullable=False),
     pa.field("run_id", pa.string(), nullable=False),
 ])

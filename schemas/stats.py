@@ -48,6 +48,13 @@ class Figure(StrEnum):
     SCORES_POOL = "scores_pool"
     SCORES_SELECTED = "scores_selected"
     SCORES_FILTERED = "scores_filtered"
+    # Decontamination. Per evaluation set (source), detail: what its index holds (items,
+    # distinct_items, indexed, too_short, boilerplate_only, items_with_boilerplate, ngrams);
+    # per run (source ""), detail common_ngrams_ignored.
+    EVAL_INDEX = "eval_index"
+    # Per source, detail: the evaluation set; documents matched and their tokens.
+    CONTAMINATED = "contaminated"
+    CONTAMINATED_TOKENS = "contaminated_tokens"
     # Per output split (detail): rows and bytes of text written.
     SPLIT_ROWS = "split_rows"
     SPLIT_BYTES = "split_bytes"

@@ -21,12 +21,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hybridmix.schemas.config import FilterSpec, QualityConfig
+from hybridmix.schemas.config import DecontaminateConfig, FilterSpec, QualityConfig
 from hybridmix.schemas.filters import FILTER_PARAMS, FilterParams
 from hybridmix.schemas.records import FILTERED_SCHEMA
 from hybridmix.schemas.stats import Figure, stat
 from hybridmix.transforms import columns, kernels
 from hybridmix.transforms.batches import list_parts
+from hybridmix.transforms.decontam_core import EvalIndex, find_matches, matched_span
 from hybridmix.transforms.inputs import Lineage
 from hybridmix.transforms.scorer import score_histogram
 from hybridmix.transforms.text import analyze, string_buffers
@@ -399,6 +400,43 @@ def build_filters(config: QualityConfig) -> list[tuple[FilterSpec, QualityFilter
     return [(spec, build_filter(spec)) for spec in config.filters]
 
 
+DECONTAMINATE = "decontaminate"
+CONTAMINATED = "contaminated"  # the reason in filtered/, and the flag's prefix in quality_flags
+_CONTAMINATED_BY = -2  # `dropped_by` of a document an evaluation item contaminates
+
+
+class Contamination(NamedTuple):
+    """The evaluation index of a run and how its matches are judged."""
+
+    index: EvalIndex
+    config: DecontaminateConfig
+
+
+class _Matched(NamedTuple):
+    mask: np.ndarray  # contaminated documents
+    sets: list[str | None]
+    items: list[str | None]
+    spans: list[str | None]
+    counts: np.ndarray
+
+
+def _contamination(view: TextView, contamination: Contamination) -> _Matched:
+    hashes, offsets = view.words
+    found = find_matches(contamination.index, hashes, offsets)
+    mask = (found.item >= 0) & contamination.config.matched(found.count, found.share)
+    index = contamination.index
+    sets: list[str | None] = [None] * len(mask)
+    items: list[str | None] = [None] * len(mask)
+    spans: list[str | None] = [None] * len(mask)
+    texts = view.texts
+    for row in np.flatnonzero(mask):
+        item = found.item[row]
+        sets[row] = index.sets[index.item_sets[item]]
+        items[row] = index.item_ids[item]
+        spans[row] = matched_span(texts[int(row)].as_py(), int(found.word_start[row]), int(found.word_len[row]))
+    return _Matched(mask, sets, items, spans, found.count)
+
+
 class Scored(NamedTuple):
     kept: pa.RecordBatch
     filtered: pa.RecordBatch
@@ -421,11 +459,14 @@ def score_documents(
     lineage: Lineage,
     scorer: Callable[[TextView], np.ndarray] | None = None,
     scored_origins: frozenset[str] = frozenset(),
+    contamination: Contamination | None = None,
 ) -> Scored:
     """Apply every filter to a document batch; the first failing drop-filter decides the reason.
 
     With a `scorer`, documents of `scored_origins` get its quality_score (kept and filtered
-    alike, so filtered/ shows what the filters removed); the others get null.
+    alike, so filtered/ shows what the filters removed); the others get null. With a
+    `contamination` index, documents holding an evaluation item are dropped before any filter
+    (or flagged, by its mode).
     """
     n = docs.num_rows
     origins = docs.column("origin").to_numpy(zero_copy_only=False)
@@ -440,6 +481,23 @@ def score_documents(
     flags: list[list[str]] = [[] for _ in range(n)]
     verdicts: list[Verdict | None] = []
     stats: list[tuple[tuple[str, str, str], int]] = []
+    matched = None
+    if contamination is not None and not contamination.index.empty:
+        matched = _contamination(view, contamination)
+        drop = contamination.config.mode == "drop"
+        tokens = docs.column("tokens").to_numpy()
+        for row in np.flatnonzero(matched.mask):
+            if drop:
+                dropped_by[row] = _CONTAMINATED_BY
+                drop_values[row] = matched.counts[row]
+            else:
+                flags[row].append(f"{CONTAMINATED}:{matched.sets[row]}")
+        pairs = np.asarray([f"{sources[r]}\0{matched.sets[r]}" for r in np.flatnonzero(matched.mask)])
+        for pair in np.unique(pairs):
+            source, name = pair.split("\0")
+            rows = np.flatnonzero(matched.mask)[pairs == pair]
+            stats.append(stat(Figure.CONTAMINATED, len(rows), source, name))
+            stats.append(stat(Figure.CONTAMINATED_TOKENS, int(tokens[rows].sum()), source, name))
     for index, (spec, filt) in enumerate(filters):
         scope = in_scope(spec, origins, sources)
         if not scope.any():
@@ -449,7 +507,7 @@ def score_documents(
         verdicts.append(verdict)
         failed = verdict.failed & scope
         if spec.mode == "drop":
-            newly = failed & (dropped_by < 0)
+            newly = failed & (dropped_by == -1)
             dropped_by[newly] = index
             drop_values[newly] = verdict.values[newly]
         else:
@@ -459,7 +517,7 @@ def score_documents(
         for source in np.unique(sources[failed]):
             stats.append(stat(figure, int(np.sum(failed & (sources == source))), str(source), filt.label))
 
-    keep = dropped_by < 0
+    keep = dropped_by == -1
     kept_idx = pa.array(np.nonzero(keep)[0], pa.int64())
     kept = pa.RecordBatch.from_arrays(
         list(docs.take(kept_idx).columns) + [
@@ -470,7 +528,8 @@ def score_documents(
     )
     drop_rows = np.nonzero(~keep)[0]
     filtered = _filtered_batch(
-        docs, drop_rows, dropped_by[drop_rows], drop_values[drop_rows], score[drop_rows], filters, verdicts, lineage)
+        docs, drop_rows, dropped_by[drop_rows], drop_values[drop_rows], score[drop_rows], filters, verdicts, lineage,
+        matched, contamination.config if contamination is not None else None)
     for source in np.unique(sources[~keep]):
         dropped = ~keep & (sources == source)
         stats.append(stat(Figure.FILTERED, int(dropped.sum()), str(source)))
@@ -493,10 +552,33 @@ def _filtered_batch(
     filters: list[tuple[FilterSpec, QualityFilter]],
     verdicts: list[Verdict | None],
     lineage: Lineage,
+    matched: _Matched | None = None,
+    decontaminate: DecontaminateConfig | None = None,
 ) -> pa.RecordBatch:
     k = len(rows)
     sub = docs.take(pa.array(rows, pa.int64()))
     uids = sub.column("uid").to_numpy()
+    label, reason, threshold, detail = [], [], [], []
+    eval_set, eval_item, span = [], [], []
+    for row, i, value in zip(rows, by, values):
+        if i == _CONTAMINATED_BY:
+            label.append(DECONTAMINATE)
+            reason.append(CONTAMINATED)
+            threshold.append(decontaminate.threshold())
+            detail.append(f"{int(value)} {decontaminate.ngram}-gram(s) of item {matched.items[row]!r} "
+                          f"of evaluation set {matched.sets[row]!r}")
+            eval_set.append(matched.sets[row])
+            eval_item.append(matched.items[row])
+            span.append(matched.spans[row])
+        else:
+            filt = filters[i][1]
+            label.append(filt.label)
+            reason.append(filt.reason)
+            threshold.append(verdicts[i].threshold)
+            detail.append(filt.description_of(value))
+            eval_set.append(None)
+            eval_item.append(None)
+            span.append(None)
     return pa.RecordBatch.from_arrays(
         [
             sub.column("doc_id"),
@@ -504,12 +586,15 @@ def _filtered_batch(
             sub.column("source"),
             lineage.source_files(uids),
             lineage.source_rows(uids),
-            pa.array([filters[i][1].label for i in by], pa.string()),
-            pa.array([filters[i][1].reason for i in by], pa.string()),
+            pa.array(label, pa.string()),
+            pa.array(reason, pa.string()),
             pa.array(values, pa.float64()),
-            pa.array([verdicts[i].threshold for i in by], pa.string()),
-            pa.array([filters[i][1].description_of(v) for i, v in zip(by, values)], pa.string()),
+            pa.array(threshold, pa.string()),
+            pa.array(detail, pa.string()),
             _scores(scores),
+            pa.array(eval_set, pa.string()),
+            pa.array(eval_item, pa.string()),
+            pa.array(span, pa.string()),
             sub.column("text"),
             lineage.run_ids(k),
         ],

@@ -211,6 +211,30 @@ def _key_for_role(index: int, role: str) -> str:
     return f"corpora[{index}].columns.{role}"
 
 
+def match_files(pattern: str, base_dir: str, key: str, name: str) -> list[tuple[str, int, float]]:
+    """(path, size, modified) of every file a configured pattern matches; matching nothing is an error.
+
+    Files that cannot be stat'ed have size -1. `key` and `name` say in errors which entry of the
+    config the pattern belongs to.
+    """
+    resolved = _resolve(pattern, base_dir)
+    if not is_remote(resolved) and not has_wildcards(resolved) and os.path.isdir(resolved):
+        raise ConfigError(f"{key}.paths: {pattern!r} is a folder; give its files as a glob, "
+                          f"such as {os.path.join(pattern, '*.parquet')!r}")
+    try:
+        results = FileSystems.match([resolved])[0].metadata_list
+    except Exception as exc:  # noqa: BLE001 - filesystems raise their own types
+        raise DataError(f"{key} ({name}): cannot list {pattern!r}: {exc}") from None
+    found = sorted((m.path, m.size_in_bytes, m.last_updated_in_seconds)
+                   for m in results if not m.path.endswith("/"))
+    # Beam's local listing skips entries it cannot stat (a dangling link, say): find
+    # them, so an unreadable file is reported instead of silently missing.
+    found += [(path, -1, 0.0) for path in _unstattable_local(resolved)]
+    if not found:
+        raise DataError(f"{key} ({name}): no file matches {pattern!r} (resolved to {resolved})")
+    return found
+
+
 def plan_inputs(config: IngestConfig, base_dir: str) -> InputPlan:
     """List every corpus's files and read their footers.
 
@@ -223,23 +247,7 @@ def plan_inputs(config: IngestConfig, base_dir: str) -> InputPlan:
     for ci, corpus in enumerate(config.corpora):
         matched: list[tuple[str, int, float]] = []
         for pattern in corpus.paths:
-            resolved = _resolve(pattern, base_dir)
-            if not is_remote(resolved) and not has_wildcards(resolved) and os.path.isdir(resolved):
-                raise ConfigError(f"corpora[{ci}].paths: {pattern!r} is a folder; give its files as a glob, "
-                                  f"such as {os.path.join(pattern, '*.parquet')!r}")
-            try:
-                results = FileSystems.match([resolved])[0].metadata_list
-            except Exception as exc:  # noqa: BLE001 - filesystems raise their own types
-                raise DataError(f"corpora[{ci}] ({corpus.name}): cannot list {pattern!r}: {exc}") from None
-            found = sorted((m.path, m.size_in_bytes, m.last_updated_in_seconds)
-                           for m in results if not m.path.endswith("/"))
-            # Beam's local listing skips entries it cannot stat (a dangling link, say): find
-            # them, so an unreadable file is reported instead of silently missing.
-            found += [(path, -1, 0.0) for path in _unstattable_local(resolved)]
-            if not found:
-                raise DataError(
-                    f"corpora[{ci}] ({corpus.name}): no file matches {pattern!r} "
-                    f"(resolved to {resolved})")
+            found = match_files(pattern, base_dir, f"corpora[{ci}]", corpus.name)
             matched.extend(found)
         for path, size, modified in sorted(set(matched)):
             if path in seen:

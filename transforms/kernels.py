@@ -627,3 +627,176 @@ def distinct_words(word_hashes, word_offsets):
             slots[where[j]] = 0
         out[d] = distinct
     return out
+
+
+# Evaluation-set n-grams (`transforms.decontam_core`): a key is a word n-gram's rolling hash,
+# mixed with its length so that n-grams of different lengths never share a key.
+_LENGTH_SALT = np.uint64(0x9E3779B97F4A7C15)
+
+
+@nb.njit(cache=True, inline="always")
+def _splitmix(z):
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return z
+
+
+@nb.njit(cache=True)
+def mix64(values):
+    out = np.empty(len(values), np.uint64)
+    for j in range(len(values)):
+        out[j] = _splitmix(values[j])
+    return out
+
+
+@nb.njit(cache=True)
+def tag_keys(keys, length):
+    """The n-gram keys `probe_ngrams` computes, from `ngram_hashes` of the same length."""
+    salt = np.uint64(length) * _LENGTH_SALT
+    out = np.empty(len(keys), np.uint64)
+    for j in range(len(keys)):
+        out[j] = _splitmix(keys[j] ^ salt)
+    return out
+
+
+@nb.njit(cache=True)
+def probe_table(unique_keys, ids):
+    """(slots, where, bits) for `probe_ngrams`: an open-addressing table of `unique_keys`
+    (where[slot] = ids[the key's index]) and a bitset with one bit per key, 16 bits per key,
+    that rejects most n-grams without touching the table."""
+    size = 1
+    while size < 2 * len(unique_keys) + 2:
+        size *= 2
+    slots = np.zeros(size, np.uint64)
+    where = np.full(size, -1, np.int64)
+    shift = np.uint64(64 - int(np.log2(size)))
+    mask = size - 1
+    bits = np.zeros(max(1, size // 4), np.uint64)  # 16 bits per key (size >= 2 keys)
+    nbits = np.uint64(len(bits) * 64)
+    for u in range(len(unique_keys)):
+        k = unique_keys[u]
+        pos = np.int64((k * np.uint64(0x9E3779B97F4A7C15)) >> shift) & mask
+        while where[pos] >= 0:
+            pos = (pos + 1) & mask
+        slots[pos] = k
+        where[pos] = ids[u]
+        b = k % nbits
+        bits[b >> np.uint64(6)] |= np.uint64(1) << (b & np.uint64(63))
+    return slots, where, bits
+
+
+@nb.njit(cache=True)
+def probe_ngrams(word_hashes, word_offsets, lengths, slots, where, bits, ptr, entry_len, entry_full):
+    """Every word n-gram (of each of `lengths`) of every text looked up in a `probe_table`.
+
+    Key k's entries are ptr[k]..ptr[k + 1]. An entry of length 0 matches the n-gram itself; an
+    entry of length L (a short item, keyed by its first words) matches when the L words from the
+    n-gram's start have the key `entry_full`. Returns (text, entry, first word of the match within
+    its text, its length in words) per matching entry.
+    """
+    cap = 1024
+    hit_doc = np.empty(cap, np.int64)
+    hit_entry = np.empty(cap, np.int64)
+    hit_pos = np.empty(cap, np.int64)
+    hit_len = np.empty(cap, np.int64)
+    found = 0
+    mask = len(slots) - 1
+    shift = np.uint64(64 - int(np.log2(len(slots))))
+    nbits = np.uint64(len(bits) * 64)
+    for d in range(len(word_offsets) - 1):
+        lo = word_offsets[d]
+        words = word_offsets[d + 1] - lo
+        for li in range(len(lengths)):
+            n = lengths[li]
+            if words < n:
+                continue
+            salt = np.uint64(n) * _LENGTH_SALT
+            top = np.uint64(1)
+            for _ in range(n - 1):
+                top = top * _ROLL
+            h = np.uint64(0)
+            for k in range(n):
+                h = h * _ROLL + np.uint64(word_hashes[lo + k])
+            for j in range(words - n + 1):
+                if j > 0:
+                    h = (h - np.uint64(word_hashes[lo + j - 1]) * top) * _ROLL + np.uint64(word_hashes[lo + j + n - 1])
+                key = _splitmix(h ^ salt)
+                b = key % nbits
+                if (bits[b >> np.uint64(6)] >> (b & np.uint64(63))) & np.uint64(1) == 0:
+                    continue
+                pos = np.int64((key * np.uint64(0x9E3779B97F4A7C15)) >> shift) & mask
+                while where[pos] >= 0 and slots[pos] != key:
+                    pos = (pos + 1) & mask
+                if where[pos] < 0:
+                    continue
+                u = where[pos]
+                for e in range(ptr[u], ptr[u + 1]):
+                    length = entry_len[e]
+                    if length == 0:
+                        length = n
+                    else:
+                        if j + length > words:
+                            continue
+                        full = np.uint64(0)
+                        for k in range(length):
+                            full = full * _ROLL + np.uint64(word_hashes[lo + j + k])
+                        if _splitmix(full ^ (np.uint64(length) * _LENGTH_SALT)) != entry_full[e]:
+                            continue
+                    if found == cap:
+                        cap *= 2
+                        hit_doc = _grow(hit_doc, cap)
+                        hit_entry = _grow(hit_entry, cap)
+                        hit_pos = _grow(hit_pos, cap)
+                        hit_len = _grow(hit_len, cap)
+                    hit_doc[found] = d
+                    hit_entry[found] = e
+                    hit_pos[found] = j
+                    hit_len[found] = length
+                    found += 1
+    return hit_doc[:found], hit_entry[:found], hit_pos[:found], hit_len[:found]
+
+
+@nb.njit(cache=True)
+def _grow(values, cap):
+    out = np.empty(cap, values.dtype)
+    out[:len(values)] = values
+    return out
+
+
+@nb.njit(cache=True)
+def word_spans(data, offsets, classes, fold_start, fold_len, fold_data):
+    """Byte (start, end) in the raw text of every word `analyze` finds, for texts[offsets]."""
+    n_bytes = offsets[len(offsets) - 1] - offsets[0]
+    starts = np.empty(n_bytes + 1, np.int64)
+    ends = np.empty(n_bytes + 1, np.int64)
+    w = 0
+    for d in range(len(offsets) - 1):
+        i = offsets[d]
+        end = offsets[d + 1]
+        in_word = False
+        while i < end:
+            at = i
+            raw, size = _decode(data, i, end)
+            i += size
+            first = fold_start[raw] if raw < 0x110000 else -1
+            count = 1 if first < 0 else fold_len[raw]
+            for j in range(count):
+                cp = raw if first < 0 else np.int64(fold_data[first + j])
+                cls = classes[cp] if cp < 0x110000 else 0
+                if cls == WORD:
+                    if not in_word:
+                        in_word = True
+                        if w == len(starts):  # folding can make more words than bytes
+                            starts = _grow(starts, 2 * w)
+                            ends = _grow(ends, 2 * w)
+                        starts[w] = at
+                    ends[w] = i
+                elif in_word:
+                    in_word = False
+                    w += 1
+        if in_word:
+            w += 1
+    return starts[:w], ends[:w]

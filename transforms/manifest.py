@@ -107,6 +107,35 @@ def _scores_report(config: PipelineConfig, stats: RunStats) -> dict[str, Any]:
     return out
 
 
+def _decontamination_report(config: PipelineConfig, stats: RunStats,
+                            eval_files: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Per evaluation set: its files, what its index holds, and the documents it matched per source."""
+    decon = config.decontaminate
+    if not decon.against:
+        return None
+    matched = stats.by_detail(Figure.CONTAMINATED)
+    tokens = stats.by_detail(Figure.CONTAMINATED_TOKENS)
+    sets = {}
+    for spec in decon.against:
+        index = {k: v for k, v in stats.by_detail(Figure.EVAL_INDEX).items() if spec.name in v}
+        by_source = matched.get(spec.name, {})
+        by_tokens = tokens.get(spec.name, {})
+        sets[spec.name] = {
+            "files": [{k: v for k, v in f.items() if k != "set"} for f in eval_files if f["set"] == spec.name],
+            **{detail: values[spec.name] for detail, values in sorted(index.items())},
+            "documents": {"by_source": by_source, "total": sum(by_source.values())},
+            "tokens": {"by_source": by_tokens, "total": sum(by_tokens.values())},
+        }
+    return {
+        "mode": decon.mode,
+        "ngram": decon.ngram,
+        "threshold": decon.threshold(),
+        "max_items_per_ngram": decon.max_items_per_ngram,
+        "common_ngrams_ignored": stats.get(Figure.EVAL_INDEX, "", "common_ngrams_ignored"),
+        "sets": sets,
+    }
+
+
 def _quality_report(config: PipelineConfig, stats: RunStats, scorer: dict[str, Any] | None) -> dict[str, Any]:
     # A filter may drop some text and flag other text (human vs synthetic): both are counted.
     filters: dict[str, Any] = {}
@@ -177,6 +206,7 @@ def build_manifest(
     outputs: list[dict[str, Any]],
     collapse: dict[str, Any] | None = None,
     scorer: dict[str, Any] | None = None,
+    eval_files: list[dict[str, Any]] | None = None,
 ) -> Manifest:
     """The manifest of a finished run; fails when the row accounting does not add up."""
     sources = [c.name for c in config.corpora]
@@ -203,6 +233,7 @@ def build_manifest(
         mixture=mixture_report(plan, config, stats),
         dedup=_dedup_report(dedup_params, stats),
         quality=_quality_report(config, stats, scorer),
+        decontamination=_decontamination_report(config, stats, eval_files or []),
         collapse=_collapse_report(collapse or {}, counts, {c.name: c.origin.value for c in config.corpora}),
         outputs=by_folder,
     )

@@ -8,9 +8,9 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
-from hybridmix.schemas.config import Origin, QualityConfig
+from hybridmix.schemas.config import DecontaminateConfig, Origin, QualityConfig
 from hybridmix.transforms.faults import crash_point
-from hybridmix.transforms.filters import build_filters, score_documents
+from hybridmix.transforms.filters import Contamination, build_filters, score_documents
 from hybridmix.transforms.inputs import Lineage
 from hybridmix.transforms.scorer import load_scorer
 from hybridmix.transforms.stats import STATS
@@ -20,10 +20,12 @@ FILTERED = "filtered"
 
 
 class _ScoreFn(beam.DoFn):
-    def __init__(self, config: QualityConfig, lineage: Lineage, scorer_path: str | None) -> None:
+    def __init__(self, config: QualityConfig, lineage: Lineage, scorer_path: str | None,
+                 decontaminate: DecontaminateConfig | None) -> None:
         self._config = config
         self._lineage = lineage
         self._scorer_path = scorer_path
+        self._decontaminate = decontaminate
         self._scored = frozenset(o.value for o in Origin if config.scores(o))
 
     def setup(self) -> None:
@@ -32,9 +34,10 @@ class _ScoreFn(beam.DoFn):
         self._kept = Metrics.counter(FilterQuality.__name__, "kept")
         self._dropped = Metrics.counter(FilterQuality.__name__, "filtered")
 
-    def process(self, docs: pa.RecordBatch):
+    def process(self, docs: pa.RecordBatch, index=None):
         crash_point("filtered")
-        scored = score_documents(docs, self._filters, self._lineage, self._scorer, self._scored)
+        contamination = Contamination(index, self._decontaminate) if index is not None else None
+        scored = score_documents(docs, self._filters, self._lineage, self._scorer, self._scored, contamination)
         self._kept.inc(scored.kept.num_rows)
         for item in scored.stats:
             yield beam.pvalue.TaggedOutput(STATS, item)
@@ -55,16 +58,22 @@ class FilterQuality(beam.PTransform):
     """Route each document to `kept` (with flags and its quality score) or `filtered` (with the reason).
 
     `scorer_path` is the scorer file the config names, resolved (None: the bundled scorer).
+    With `decontaminate` and an evaluation index (a PCollection of one `EvalIndex`), documents
+    holding an evaluation item are routed to `filtered` first (or flagged).
     """
 
-    def __init__(self, config: QualityConfig, lineage: Lineage, scorer_path: str | None = None) -> None:
+    def __init__(self, config: QualityConfig, lineage: Lineage, scorer_path: str | None = None,
+                 decontaminate: DecontaminateConfig | None = None, index: beam.PCollection | None = None) -> None:
         super().__init__()
         self._config = config
         self._lineage = lineage
         self._scorer_path = scorer_path
+        self._decontaminate = decontaminate
+        self._index = index
 
     def expand(self, docs: beam.PCollection) -> FilterOutputs:
+        side = {} if self._index is None else {"index": beam.pvalue.AsSingleton(self._index)}
         routed = docs | "ScoreAndRoute" >> beam.ParDo(
-            _ScoreFn(self._config, self._lineage, self._scorer_path)).with_outputs(
+            _ScoreFn(self._config, self._lineage, self._scorer_path, self._decontaminate), **side).with_outputs(
             FILTERED, STATS, main=KEPT)
         return FilterOutputs(kept=routed[KEPT], filtered=routed[FILTERED], stats=routed[STATS])

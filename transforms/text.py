@@ -98,11 +98,4 @@ def stable_hash64(values: list[str], salt: str) -> np.ndarray:
 
 def mix64(values: np.ndarray) -> np.ndarray:
     """SplitMix64 finalizer over uint64: spreads integer keys before taking them modulo."""
-    z = values.astype(np.uint64, copy=True)
-    with np.errstate(over="ignore"):
-        z ^= z >> np.uint64(30)
-        z *= np.uint64(0xBF58476D1CE4E5B9)
-        z ^= z >> np.uint64(27)
-        z *= np.uint64(0x94D049BB133111EB)
-        z ^= z >> np.uint64(31)
-    return z
+    return kernels.mix64(np.ascontiguousarray(values, np.uint64))

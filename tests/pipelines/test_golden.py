@@ -15,7 +15,7 @@ DEMO_FILES = {
     "data/train-00000-of-00002.parquet": "d1d198697fdcd2781632fdfc99b00638e5ff3f42161e2d7fbcf11a5a3352adbb",
     "data/train-00001-of-00002.parquet": "9f8fc7f90ee9954e5d71d58af924cd8d0bc40259f05dc90df31201f75153f337",
     "data/validation-00000-of-00001.parquet": "b456bc5f1a5ae94137ad210ed3e96f1d29d8b6394d6b9de4d79f17d67155726f",
-    "filtered/part-00000-of-00001.parquet": "cd00064748b835b0ec0ef1e2d8f9a7695a5927a4c71ee27f0e7782309d013769",
+    "filtered/part-00000-of-00001.parquet": "389999bb3d48b90014b234100c83704feb8c8a6aa11151ea5eecda69b99e0138",
     "duplicates/part-00000-of-00001.parquet": "b486f6068d03268c040160e77aa8d8d59bca4a15b4f72a12ba384f7cbd9fdfff",
 }
 

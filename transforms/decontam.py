@@ -1,0 +1,178 @@
+"""BuildEvalIndex: the evaluation sets' n-gram index, built once per run as a side input.
+
+Each evaluation file is read and turned into n-gram keys by its own worker; one combine merges
+them into the index every `FilterQuality` worker holds (`transforms.decontam_core`). Evaluation
+sets are small next to a corpus (10,000 items of 100 words: about 1M n-grams, 60-90 MB with the
+lookup table); `decontaminate.max_index_ngrams` bounds the index, and a run whose sets exceed it
+stops with a config error before any output is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from typing import NamedTuple
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.json as pj
+import pyarrow.parquet as pq
+
+from hybridmix.schemas.config import DecontaminateConfig, EvalSetConfig
+from hybridmix.schemas.errors import ConfigError, DataError
+from hybridmix.schemas.stats import Figure, stat
+from hybridmix.transforms.decontam_core import EvalIndex, PartialIndex, build_index, item_words
+from hybridmix.transforms.inputs import _display, match_files
+from hybridmix.transforms.storage import open_raw
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+
+
+class EvalFile(NamedTuple):
+    set_name: str
+    path: str
+    display: str
+    size: int
+    sha256: str
+    format: str
+
+
+def _file_format(spec: EvalSetConfig, path: str) -> str:
+    if spec.format:
+        return spec.format
+    return "jsonl" if path.lower().endswith(JSONL_SUFFIXES) else "parquet"
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open_raw(path) as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def plan_eval_sets(config: DecontaminateConfig, base_dir: str) -> tuple[EvalFile, ...]:
+    """Every evaluation file with its size and checksum; a pattern that matches nothing is an error."""
+    files: list[EvalFile] = []
+    for si, spec in enumerate(config.against):
+        for pattern in spec.paths:
+            found = match_files(pattern, base_dir, f"decontaminate.against[{si}]", spec.name)
+            for path, size, _ in found:
+                try:
+                    checksum = _sha256(path)
+                except OSError as exc:
+                    raise DataError(f"{path}: cannot read evaluation file: {exc}") from None
+                file = EvalFile(spec.name, path, _display(path, base_dir), size, checksum, _file_format(spec, path))
+                _check_columns(file, spec)
+                files.append(file)
+    return tuple(sorted(set(files), key=lambda f: (f.set_name, f.path)))
+
+
+def _columns(file: EvalFile) -> list[str]:
+    with open_raw(file.path) as fh:
+        if file.format == "parquet":
+            return pq.read_schema(fh).names
+        for line in fh:  # JSON Lines: the keys of the first row
+            if line.strip():
+                row = json.loads(line)
+                return list(row) if isinstance(row, dict) else []
+    return []
+
+
+def _check_columns(file: EvalFile, spec: EvalSetConfig) -> None:
+    try:
+        names = _columns(file)
+    except (pa.ArrowInvalid, OSError, ValueError) as exc:
+        raise DataError(f"{file.display}: cannot read evaluation set {spec.name!r} as {file.format}: {exc}") from None
+    _require_columns(names, file, spec)
+
+
+def _require_columns(names: list[str], file: EvalFile, spec: EvalSetConfig) -> None:
+    for role, column in (("text_column", spec.text_column), ("id_column", spec.id_column)):
+        if column is not None and column not in names:
+            raise DataError(f"decontaminate.against ({spec.name}).{role}: {file.display} has no column "
+                            f"{column!r} (columns: {', '.join(map(str, names)) or 'none'})")
+
+
+def read_eval_file(file: EvalFile, config: DecontaminateConfig) -> PartialIndex:
+    """One evaluation file's n-gram keys; the file must be the one the run planned with."""
+    with open_raw(file.path) as fh:
+        data = fh.read()
+    if hashlib.sha256(data).hexdigest() != file.sha256:
+        raise DataError(f"{file.display}: evaluation file changed during the run; run again")
+    spec = next(s for s in config.against if s.name == file.set_name)
+    try:
+        table = (pj.read_json(io.BytesIO(data)) if file.format == "jsonl"
+                 else pq.read_table(io.BytesIO(data)))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{file.display}: cannot read evaluation set {spec.name!r} as {file.format}: {exc}") from None
+    _require_columns(table.column_names, file, spec)  # JSON Lines rows may differ from the first
+    texts = table.column(spec.text_column).combine_chunks()
+    if not pa.types.is_string(texts.type) and not pa.types.is_large_string(texts.type):
+        try:
+            texts = texts.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise DataError(f"decontaminate.against ({spec.name}).text_column: {spec.text_column!r} in "
+                            f"{file.display} is {texts.type}, not text") from None
+    texts = texts.cast(pa.string())
+    if spec.id_column is not None:
+        ids = [str(v) if v is not None else f"{os.path.basename(file.path)}:{row}"
+               for row, v in enumerate(table.column(spec.id_column).to_pylist())]
+    else:
+        ids = [f"{os.path.basename(file.path)}:{row}" for row in range(table.num_rows)]
+    return item_words(spec.name, ids, texts)
+
+
+class _MergeIndex(beam.CombineFn):
+    def __init__(self, config: DecontaminateConfig) -> None:
+        self._config = config
+
+    def create_accumulator(self) -> PartialIndex:
+        return PartialIndex()
+
+    def add_input(self, acc: PartialIndex, part: PartialIndex) -> PartialIndex:
+        return acc.merge(part)
+
+    def merge_accumulators(self, accs) -> PartialIndex:
+        out = PartialIndex()
+        for acc in accs:
+            out.merge(acc)
+        return out
+
+    def extract_output(self, acc: PartialIndex) -> EvalIndex:
+        try:
+            config = self._config
+            return build_index(acc, [s.name for s in config.against], config.ngram, config.min_item_words,
+                               config.max_items_per_ngram, config.max_index_ngrams)
+        except ValueError as exc:
+            raise ConfigError(f"decontaminate: {exc}; raise max_index_ngrams or split the run") from None
+
+
+def index_stats(index: EvalIndex):
+    for name, figures in index.report["sets"].items():
+        for detail, value in figures.items():
+            yield stat(Figure.EVAL_INDEX, value, name, detail)
+    yield stat(Figure.EVAL_INDEX, index.report["common_ngrams_ignored"], "", "common_ngrams_ignored")
+
+
+class EvalIndexOutputs(NamedTuple):
+    index: beam.PCollection  # one EvalIndex
+    stats: beam.PCollection
+
+
+class BuildEvalIndex(beam.PTransform):
+    def __init__(self, config: DecontaminateConfig, files: tuple[EvalFile, ...]) -> None:
+        super().__init__()
+        self._config = config
+        self._files = files
+
+    def expand(self, p: beam.pvalue.PBegin) -> EvalIndexOutputs:
+        index = (
+            p
+            | "ListEvalFiles" >> beam.Create(list(self._files))
+            | "ReadEvalFiles" >> beam.Map(read_eval_file, self._config)
+            | "MergeIndex" >> beam.CombineGlobally(_MergeIndex(self._config))
+        )
+        return EvalIndexOutputs(index=index, stats=index | "IndexStats" >> beam.FlatMap(index_stats))
