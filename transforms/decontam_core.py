@@ -4,13 +4,13 @@ Units are the words of the compiled text pass (`kernels.analyze`): normalized (c
 accents folded, compatibility forms unified) and split at spaces and punctuation, so changes of
 casing, whitespace and punctuation leave every n-gram as it was.
 
-Boilerplate. An n-gram found in more than `max_items_per_ngram` items is text the items share
-("Below is an instruction that describes a task ...", "Answer with one of the options"): it
-says nothing about which item leaked, and clean text in the same format holds it too. Its words
-are boilerplate of every item it occurs in, and are cut out of the item, with the words at the
-edges of what remains that the boilerplate also holds; what remains (the item's own text, in
-runs between boilerplate) is indexed: a run of at least `ngram` words by
-all its word `ngram`-grams, a shorter run of at least `min_item_words` words whole, shorter
+Boilerplate. An n-gram found in more than `max_items_per_ngram` items (items of the same text
+count once) is text the items share ("Below is an instruction that describes a task ...",
+"Answer with one of the options"): it says nothing about which item leaked, and clean text in
+the same format holds it too. Its words are boilerplate of every item it occurs in and are cut
+out, with the words at the edges of what remains that the boilerplate also holds. What remains
+(the item's own text, in runs between boilerplate) is indexed: a run of at least `ngram` words
+by all its word `ngram`-grams, a shorter run of at least `min_item_words` words whole, shorter
 runs not at all. An item with nothing left to index is counted (too short, or boilerplate only).
 """
 
@@ -136,9 +136,12 @@ def build_index(part: PartialIndex, sets: list[str], ngram: int, min_item_words:
     words = [chosen[item] for item in ordered]
     item_sets = np.asarray([names[name] for name, _ in ordered], np.int32)
 
-    # Boilerplate: the words of n-grams that more than max_items_per_ngram items hold.
+    # Boilerplate: the words of n-grams that more than max_items_per_ngram items hold. Items
+    # of the same text count once: an evaluation set that repeats a question is not boilerplate.
+    text_of: dict[bytes, int] = {}
+    same_text = np.asarray([text_of.setdefault(w.tobytes(), i) for i, w in enumerate(words)], np.int64)
     keys, owner, position = _ngram_keys(words, ngram)
-    distinct, holders = _items_per_key(keys, owner)
+    distinct, holders = _items_per_key(keys, same_text[owner] if len(owner) else owner)
     common = distinct[holders > max_items_per_ngram]
     sizes = np.asarray([len(w) for w in words], np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -190,7 +193,7 @@ def build_index(part: PartialIndex, sets: list[str], ngram: int, min_item_words:
             full[chosen], _, _ = _ngram_keys([runs[short[c]] for c in chosen], int(length))
         prefix, _, _ = _ngram_keys([runs[r][:min_item_words] for r in short], min_item_words)
         # Whole runs that many items repeat (the same short question everywhere) are boilerplate too.
-        distinct, holders = _items_per_key(full, run_owner_arr[short])
+        distinct, holders = _items_per_key(full, same_text[run_owner_arr[short]])
         shared = distinct[holders > max_items_per_ngram]
         keep = ~np.isin(full, shared)
         keys = np.concatenate([keys, prefix[keep]])

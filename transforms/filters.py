@@ -418,6 +418,7 @@ class _Matched(NamedTuple):
     items: list[str | None]
     spans: list[str | None]
     counts: np.ndarray
+    lengths: np.ndarray  # words of the first shared n-gram (or whole short item)
 
 
 def _contamination(view: TextView, contamination: Contamination) -> _Matched:
@@ -434,7 +435,7 @@ def _contamination(view: TextView, contamination: Contamination) -> _Matched:
         sets[row] = index.sets[index.item_sets[item]]
         items[row] = index.item_ids[item]
         spans[row] = matched_span(texts[int(row)].as_py(), int(found.word_start[row]), int(found.word_len[row]))
-    return _Matched(mask, sets, items, spans, found.count)
+    return _Matched(mask, sets, items, spans, found.count, found.word_len)
 
 
 class Scored(NamedTuple):
@@ -492,10 +493,10 @@ def score_documents(
                 drop_values[row] = matched.counts[row]
             else:
                 flags[row].append(f"{CONTAMINATED}:{matched.sets[row]}")
-        pairs = np.asarray([f"{sources[r]}\0{matched.sets[r]}" for r in np.flatnonzero(matched.mask)])
-        for pair in np.unique(pairs):
-            source, name = pair.split("\0")
-            rows = np.flatnonzero(matched.mask)[pairs == pair]
+        by_pair: dict[tuple[str, str], list[int]] = {}
+        for row in np.flatnonzero(matched.mask):
+            by_pair.setdefault((str(sources[row]), matched.sets[row]), []).append(row)
+        for (source, name), rows in sorted(by_pair.items()):
             stats.append(stat(Figure.CONTAMINATED, len(rows), source, name))
             stats.append(stat(Figure.CONTAMINATED_TOKENS, int(tokens[rows].sum()), source, name))
     for index, (spec, filt) in enumerate(filters):
@@ -565,8 +566,9 @@ def _filtered_batch(
             label.append(DECONTAMINATE)
             reason.append(CONTAMINATED)
             threshold.append(decontaminate.threshold())
-            detail.append(f"{int(value)} {decontaminate.ngram}-gram(s) of item {matched.items[row]!r} "
-                          f"of evaluation set {matched.sets[row]!r}")
+            shared = (f"{int(value)} {decontaminate.ngram}-gram(s)" if matched.lengths[row] == decontaminate.ngram
+                      else f"the whole of its {int(matched.lengths[row])} words")
+            detail.append(f"{shared} of item {matched.items[row]!r} of evaluation set {matched.sets[row]!r}")
             eval_set.append(matched.sets[row])
             eval_item.append(matched.items[row])
             span.append(matched.spans[row])

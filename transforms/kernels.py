@@ -116,6 +116,20 @@ def _utf8(cp, buf):
     return 4
 
 
+@nb.njit(cache=True, inline="always")
+def _fold_range(raw, fold_start, fold_len):
+    """(first, count): code point `raw` folds to fold_data[first:first + count], or to itself when first < 0."""
+    first = fold_start[raw] if raw < 0x110000 else -1
+    return first, (1 if first < 0 else fold_len[raw])
+
+
+@nb.njit(cache=True, inline="always")
+def _folded(raw, first, j, fold_data, classes):
+    """The j-th code point `raw` folds to, and its class."""
+    cp = raw if first < 0 else np.int64(fold_data[first + j])
+    return cp, (classes[cp] if cp < 0x110000 else 0)
+
+
 @nb.njit(cache=True)
 def _folded_size(data, offsets, fold_start, fold_bytes):
     """Exact size in bytes of the folded texts (a first pass, so the main one never reallocates)."""
@@ -163,11 +177,9 @@ def analyze(data, offsets, classes, fold_start, fold_len, fold_data, fold_bytes)
         while i < end:
             raw, size = _decode(data, i, end)
             i += size
-            first = fold_start[raw] if raw < 0x110000 else -1
-            count = 1 if first < 0 else fold_len[raw]
+            first, count = _fold_range(raw, fold_start, fold_len)
             for j in range(count):
-                cp = raw if first < 0 else np.int64(fold_data[first + j])
-                cls = classes[cp] if cp < 0x110000 else 0
+                cp, cls = _folded(raw, first, j, fold_data, classes)
                 if cls == SPACE:
                     if in_word:
                         hashes[w] = _fmix32(h)
@@ -572,14 +584,21 @@ def doc_stats(data, offsets, classes):
     return out
 
 
+@nb.njit(cache=True, inline="always")
+def _longest_text(offsets):
+    """The most words (or code points) of any one text: the size per-text tables need."""
+    longest = 1
+    for d in range(len(offsets) - 1):
+        longest = max(longest, offsets[d + 1] - offsets[d])
+    return longest
+
+
 @nb.njit(cache=True)
 def repeated_ngram_coverage(word_hashes, word_offsets, ngram):
     """Per text: the share of its words covered by a word n-gram that occurs more than once in it."""
     n = len(word_offsets) - 1
     out = np.zeros(n, np.float64)
-    longest = 1
-    for d in range(n):
-        longest = max(longest, word_offsets[d + 1] - word_offsets[d])
+    longest = _longest_text(word_offsets)
     slots, counts, where = _counting_table(longest)
     keys = np.empty(longest + 1, np.uint64)
     covered = np.empty(longest + 1, np.bool_)
@@ -606,9 +625,7 @@ def distinct_words(word_hashes, word_offsets):
     """Per text: how many distinct words it has (by word hash)."""
     n = len(word_offsets) - 1
     out = np.zeros(n, np.int64)
-    longest = 1
-    for d in range(n):
-        longest = max(longest, word_offsets[d + 1] - word_offsets[d])
+    longest = _longest_text(word_offsets)
     slots, counts, where = _counting_table(longest)
     keys = np.empty(longest + 1, np.uint64)
     for d in range(n):
@@ -706,24 +723,15 @@ def probe_ngrams(word_hashes, word_offsets, lengths, slots, where, bits, ptr, en
     mask = len(slots) - 1
     shift = np.uint64(64 - int(np.log2(len(slots))))
     nbits = np.uint64(len(bits) * 64)
+    grams = np.empty(_longest_text(word_offsets) + 1, np.uint64)
     for d in range(len(word_offsets) - 1):
         lo = word_offsets[d]
         words = word_offsets[d + 1] - lo
         for li in range(len(lengths)):
             n = lengths[li]
-            if words < n:
-                continue
             salt = np.uint64(n) * _LENGTH_SALT
-            top = np.uint64(1)
-            for _ in range(n - 1):
-                top = top * _ROLL
-            h = np.uint64(0)
-            for k in range(n):
-                h = h * _ROLL + np.uint64(word_hashes[lo + k])
-            for j in range(words - n + 1):
-                if j > 0:
-                    h = (h - np.uint64(word_hashes[lo + j - 1]) * top) * _ROLL + np.uint64(word_hashes[lo + j + n - 1])
-                key = _splitmix(h ^ salt)
+            for j in range(_ngram_keys(word_hashes, lo, words, n, grams)):
+                key = _splitmix(grams[j] ^ salt)
                 b = key % nbits
                 if (bits[b >> np.uint64(6)] >> (b & np.uint64(63))) & np.uint64(1) == 0:
                     continue
@@ -781,11 +789,9 @@ def word_spans(data, offsets, classes, fold_start, fold_len, fold_data):
             at = i
             raw, size = _decode(data, i, end)
             i += size
-            first = fold_start[raw] if raw < 0x110000 else -1
-            count = 1 if first < 0 else fold_len[raw]
+            first, count = _fold_range(raw, fold_start, fold_len)
             for j in range(count):
-                cp = raw if first < 0 else np.int64(fold_data[first + j])
-                cls = classes[cp] if cp < 0x110000 else 0
+                cp, cls = _folded(raw, first, j, fold_data, classes)
                 if cls == WORD:
                     if not in_word:
                         in_word = True

@@ -72,6 +72,8 @@ def test_planted_items_are_removed_with_their_item_and_span(tmp_path, sample, ca
     for hit in hits:
         assert hit["reason"] == "contaminated" and hit["value"] >= 1 and hit["threshold"] == ">= 1 13-grams"
         assert hit["matched_span"] and hit["matched_span"] in hit["text"]  # original characters
+        assert hit["detail"] == (f"{int(hit['value'])} 13-gram(s) of item {hit['eval_item']!r} "
+                                 f"of evaluation set {hit['eval_set']!r}")
     data_ids = set(pq.read_table(out / "data", columns=["doc_id"]).column("doc_id").to_pylist())
     assert not data_ids & {h["doc_id"] for h in hits}
 

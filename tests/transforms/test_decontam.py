@@ -82,6 +82,13 @@ def test_boilerplate_many_items_share_is_cut_out_and_each_items_own_text_still_m
     assert lookup(kept, [template.format(paragraphs[100])]).item[0] >= 0  # the template alone matches
 
 
+def test_an_item_repeated_under_many_ids_is_not_boilerplate(paragraphs):
+    index = index_of([paragraphs[0]] * 5 + [paragraphs[1]])
+    assert index.report["sets"]["eval"]["indexed"] == 6 and index.report["common_ngrams_ignored"] == 0
+    assert index.item_ids[lookup(index, [paragraphs[1]]).item[0]] == "item-5"
+    assert lookup(index, [paragraphs[0]]).item[0] >= 0
+
+
 def test_the_best_item_wins_and_share_thresholds_apply(paragraphs):
     a, b = paragraphs[200], paragraphs[201]
     index = index_of([a, b])
