@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/hybridmix run examples/demo.yaml --output out/demo --force
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadgroup
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

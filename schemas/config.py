@@ -387,7 +387,7 @@ class DecontaminateConfig(_Model):
     min_item_words: StrictInt = Field(default=4, ge=1)
     # An n-gram found in more items than this is boilerplate the items share, cut out of them.
     max_items_per_ngram: StrictInt = Field(default=3, ge=1)
-    # The index is a side input every worker holds, with its lookup table: 60 to 90 bytes per
+    # The index is a side input every worker holds, with its lookup table: 70 to 110 bytes per
     # n-gram. Past this bound the run stops with a config error rather than exhaust memory.
     max_index_ngrams: StrictInt = Field(default=10_000_000, ge=1)
 

@@ -1,10 +1,10 @@
 """BuildEvalIndex: the evaluation sets' n-gram index, built once per run as a side input.
 
-Each evaluation file is read and turned into n-gram keys by its own worker; one combine merges
-them into the index every `FilterQuality` worker holds (`transforms.decontam_core`). Evaluation
-sets are small next to a corpus (10,000 items of 100 words: about 1M n-grams, 60-90 MB with the
-lookup table); `decontaminate.max_index_ngrams` bounds the index, and a run whose sets exceed it
-stops with a config error before any output is written.
+Each evaluation file is read and its items analysed into word hashes by its own worker; one
+combine builds the index every `FilterQuality` worker holds (`transforms.decontam_core`).
+Evaluation sets are small next to a corpus (10,000 items of 100 words: about 750,000 n-grams,
+50-80 MB with the lookup tables); `decontaminate.max_index_ngrams` bounds the index, and a run
+whose sets exceed it stops with a config error before any output is written.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ class EvalIndex:
     keys: np.ndarray  # uint64, distinct, sorted
     ptr: np.ndarray  # int64, len(keys) + 1: key k's entries are ptr[k]..ptr[k + 1]
     items: np.ndarray  # int32, per entry: its item
-    entry_len: np.ndarray  # int64, per entry: 0 for an n-gram; L for a short run keyed by its first words
+    entry_len: np.ndarray  # int32, per entry: 0 for an n-gram; L for a short run keyed by its first words
     entry_full: np.ndarray  # uint64, per entry: the key of the whole short run (0 for n-grams)
     item_sets: np.ndarray  # int32, evaluation set of each item (index into `sets`)
     item_ids: tuple[str, ...]
@@ -181,7 +181,7 @@ def build_index(part: PartialIndex, sets: list[str], ngram: int, min_item_words:
     long_runs = np.flatnonzero(run_lengths >= ngram)
     keys, o, _ = _ngram_keys([runs[r] for r in long_runs], ngram)
     items = run_owner_arr[long_runs][o] if len(long_runs) else np.zeros(0, np.int64)
-    entry_len = np.zeros(len(keys), np.int64)
+    entry_len = np.zeros(len(keys), np.int32)
     entry_full = np.zeros(len(keys), np.uint64)
     # Shorter runs are matched whole: keyed by their first min_item_words words (one lookup
     # length for all of them), with the key of the whole run to check.
@@ -198,7 +198,7 @@ def build_index(part: PartialIndex, sets: list[str], ngram: int, min_item_words:
         keep = ~np.isin(full, shared)
         keys = np.concatenate([keys, prefix[keep]])
         items = np.concatenate([items, run_owner_arr[short][keep]])
-        entry_len = np.concatenate([entry_len, run_lengths[short][keep]])
+        entry_len = np.concatenate([entry_len, run_lengths[short][keep].astype(np.int32)])
         entry_full = np.concatenate([entry_full, full[keep]])
     else:
         shared = np.zeros(0, np.uint64)

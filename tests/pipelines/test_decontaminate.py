@@ -116,6 +116,19 @@ def test_unusable_evaluation_sets_stop_the_run_before_any_work(tmp_path, sample,
     assert not (tmp_path / "out").exists()
 
 
+def test_an_index_past_its_bound_stops_the_run_with_nothing_written(tmp_path, sample, capsys):
+    root = tmp_path / "in"
+    config = _inputs(root, sample, _write_eval(root, sample[2]))
+    with open(config, encoding="utf-8") as fh:
+        text = fh.read()
+    with open(config, "w", encoding="utf-8") as fh:
+        fh.write(text.replace("decontaminate:", "decontaminate:\n  max_index_ngrams: 50"))
+    assert main(["run", config, "--output", str(tmp_path / "out")]) == 2
+    assert "more than decontaminate.max_index_ngrams (50)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".inprogress")]  # no staging left
+
+
 def test_the_run_id_follows_the_evaluation_files(tmp_path, sample, capsys):
     root = tmp_path / "in"
     config = _inputs(root, sample, _write_eval(root, sample[2]))

@@ -25,13 +25,12 @@ from tests.pipelines.test_cli import ROOT, _config, _corpus
 JOB_ENDPOINT = os.environ.get("HYBRIDMIX_FLINK_JOB_ENDPOINT", "").strip()
 FLINK_REST = os.environ.get("HYBRIDMIX_FLINK_REST", "http://localhost:8081").strip().rstrip("/")
 
-pytestmark = [
-    pytest.mark.skipif(
-        not JOB_ENDPOINT,
-        reason="set HYBRIDMIX_FLINK_JOB_ENDPOINT (e.g. localhost:8099) to run on Flink; see .ci/flink/setup.sh"),
-    # One Flink cluster with two task slots: its jobs run one after another, on one test worker.
-    pytest.mark.xdist_group("flink"),
-]
+# `make test` runs test files on parallel workers, each file's tests on one worker (--dist
+# loadfile): the Flink tests run one after another, as the one cluster (two task slots) and the
+# check that no job of a test failed need.
+pytestmark = pytest.mark.skipif(
+    not JOB_ENDPOINT,
+    reason="set HYBRIDMIX_FLINK_JOB_ENDPOINT (e.g. localhost:8099) to run on Flink; see .ci/flink/setup.sh")
 
 FLINK_FLAGS = ["--runner=PortableRunner", f"--job_endpoint={JOB_ENDPOINT}", "--environment_type=LOOPBACK"]
 RUN_TIMEOUT_S = 900
