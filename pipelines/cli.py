@@ -150,22 +150,39 @@ class _Signals:
     def __init__(self) -> None:
         self.received: Interrupted | None = None
         self._saved: dict[int, object] = {}
+        self._swallowed = False
+        self._saved_hook = None
 
     def _handle(self, signum: int, _frame) -> None:
         # Only the first signal interrupts; later ones would break off the cleanup it started.
-        if self.received is None:
-            self.received = Interrupted(signum, _STOP_SIGNALS[signum])
+        # The exception is raised again only when the first one was swallowed (see _unraisable).
+        if self.received is None or self._swallowed:
+            self._swallowed = False
+            self.received = self.received or Interrupted(signum, _STOP_SIGNALS[signum])
             raise self.received
+
+    def _unraisable(self, unraisable) -> None:
+        # A signal that lands in a finalizer (a ParquetWriter's __del__, say) raises where Python
+        # ignores exceptions: the run would go on and publish. Deliver it again to the main thread.
+        if unraisable.exc_value is not None and unraisable.exc_value is self.received:
+            self._swallowed = True
+            # From another thread, a moment later: raised in here, it would be swallowed again.
+            threading.Timer(0.01, os.kill, (os.getpid(), self.received.signum)).start()
+            return
+        self._saved_hook(unraisable)
 
     def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
             for signum in _STOP_SIGNALS:
                 self._saved[signum] = signal.signal(signum, self._handle)
+            self._saved_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         return self
 
     def __exit__(self, *exc) -> None:
         for signum, handler in self._saved.items():
             signal.signal(signum, handler)
+        if self._saved_hook is not None:
+            sys.unraisablehook = self._saved_hook
 
 
 def _fail(message: str) -> None:

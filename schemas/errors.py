@@ -80,6 +80,7 @@ class Interrupted(HybridmixError):
 
     def __init__(self, signum: int, name: str) -> None:
         super().__init__(f"interrupted by {name}; nothing was published and the output folder is as it was")
+        self.signum = signum
         self.exit_code = 128 + signum
 
 

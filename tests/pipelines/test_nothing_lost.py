@@ -256,6 +256,28 @@ def test_signals_clean_up_and_exit_128_plus_the_signal(slow_run, tmp_path, signu
     assert _cli("run", config, "--output", out).returncode == 0
 
 
+def test_a_signal_that_lands_in_a_finalizer_still_interrupts():
+    """A signal handled inside __del__ (a ParquetWriter's, in a run) raises where Python ignores
+    exceptions: the run went on. It is delivered again, and the run stops."""
+    from hybridmix.pipelines.cli import _Signals
+    from hybridmix.schemas.errors import Interrupted
+
+    class Finalizer:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            deadline = time.monotonic() + 1
+            while time.monotonic() < deadline:  # the handler runs here, inside __del__
+                pass
+
+    with pytest.raises(Interrupted) as caught:
+        with _Signals():
+            Finalizer()  # collected at once
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:  # the delivery again interrupts this loop
+                pass
+    assert caught.value.exit_code == 128 + signal.SIGTERM
+
+
 def test_an_input_replaced_during_the_run_fails_and_publishes_nothing(slow_run, tmp_path):
     root, config = slow_run
     work = tmp_path / "in"
