@@ -31,6 +31,7 @@ from hybridmix.transforms.materialize import MaterializeDocuments, RecordStamp
 from hybridmix.transforms.minhash import shingle_hash32
 from hybridmix.transforms.mixture import MixSources
 from hybridmix.transforms.publish import PublishRun, RunResults, staging_dir
+from hybridmix.transforms.text import load_tokenizer
 from hybridmix.transforms.quality import FilterQuality
 from hybridmix.transforms.scorer import DEFAULT_SCORER, load_scorer
 from hybridmix.transforms.shards import (
@@ -62,6 +63,7 @@ class RunContext:
     scorer_path: str | None  # the scorer file, absolute; None: the bundled scorer (or no scoring)
     scorer: dict | None  # what the manifest says of the scorer: file, digest, training and metrics
     eval_files: tuple[EvalFile, ...] = ()  # decontaminate.against, listed and checksummed
+    tokenizer: dict | None = None  # tokenizer kind file: {"path": absolute, "sha256": ...}
 
 
 def versions() -> dict[str, str]:
@@ -75,11 +77,32 @@ def versions() -> dict[str, str]:
 
 
 def default_run_id(config_digest: str, plan: InputPlan, scorer_digest: str = "",
-                   eval_files: tuple[EvalFile, ...] = ()) -> str:
-    """Same config, input files, scorer and evaluation sets give the same id, so a rerun is byte-identical."""
+                   eval_files: tuple[EvalFile, ...] = (), tokenizer: dict | None = None) -> str:
+    """Same config, input files, scorer, evaluation sets and tokenizer file give the same id, so a
+    rerun is byte-identical."""
     text = f"{config_digest}\n{plan.fingerprint()}" + (f"\n{scorer_digest}" if scorer_digest else "")
     text += "".join(f"\neval\0{f.set_name}\0{f.display}\0{f.sha256}" for f in eval_files)
+    if tokenizer is not None:
+        text += f"\ntokenizer\0{tokenizer['sha256']}"
     return "hm-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_run_tokenizer(config: PipelineConfig, base_dir: str) -> dict | None:
+    """The tokenizer file of `tokenizer.kind: file`, resolved, checksummed and loaded once to check it."""
+    if config.tokenizer.kind != "file":
+        return None
+    path = config.tokenizer.path
+    if not is_remote(path) and not os.path.isabs(path):
+        path = os.path.normpath(os.path.join(base_dir, path))
+    try:
+        with open(path, "rb") as fh:
+            sha256 = hashlib.sha256(fh.read()).hexdigest()
+        load_tokenizer(path)
+    except ImportError as exc:
+        raise ConfigError(f"tokenizer.kind: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the tokenizers library raises its own exception types
+        raise ConfigError(f"tokenizer.path: cannot load {path} as a tokenizer.json: {exc}") from None
+    return {"path": path, "sha256": sha256}
 
 
 def load_run_scorer(config: PipelineConfig, base_dir: str) -> tuple[str | None, dict | None]:
@@ -102,8 +125,9 @@ def prepare_run(config: PipelineConfig, base_dir: str, out_dir: str, run_id: str
     digest = config.digest()
     scorer_path, scorer = load_run_scorer(config, base_dir)
     eval_files = plan_eval_sets(config.decontaminate, base_dir)
+    tokenizer = load_run_tokenizer(config, base_dir)
     rid = check_run_id(run_id) if run_id is not None else default_run_id(
-        digest, plan, scorer["digest"] if scorer else "", eval_files)
+        digest, plan, scorer["digest"] if scorer else "", eval_files, tokenizer)
     out = resolve_output(out_dir)
     return RunContext(
         base_dir=base_dir,
@@ -116,6 +140,7 @@ def prepare_run(config: PipelineConfig, base_dir: str, out_dir: str, run_id: str
         scorer_path=scorer_path,
         scorer=scorer,
         eval_files=eval_files,
+        tokenizer=tokenizer,
     )
 
 
@@ -155,7 +180,11 @@ def _quarantined_inputs(config: PipelineConfig, plan: InputPlan) -> list[dict]:
 def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) -> beam.PCollection:
     """Add the whole run to `p`; returns the PCollection holding the published manifest."""
     parts = config.partitions
-    spec = ReadSpec(config.ingest, ctx.plan, ctx.run_id)
+    ingest = config.ingest
+    if ctx.tokenizer is not None:  # workers open the file by its resolved path
+        ingest = ingest.model_copy(update={"tokenizer": config.tokenizer.model_copy(
+            update={"path": ctx.tokenizer["path"]})})
+    spec = ReadSpec(ingest, ctx.plan, ctx.run_id)
     lineage = spec.lineage
     origins = {c.name: c.origin.value for c in config.corpora}
     stage, out_cfg = ctx.stage_dir, config.output
@@ -223,6 +252,7 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
         versions=versions(),
         dedup_params=dedup_params(config),
         scorer=ctx.scorer,
+        tokenizer=ctx.tokenizer,
         eval_files=[{"set": f.set_name, "path": f.display, "size_bytes": f.size, "sha256": f.sha256}
                     for f in ctx.eval_files],
     )

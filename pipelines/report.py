@@ -62,6 +62,15 @@ def summary(manifest: dict[str, Any]) -> str:
         ])
     lines.append(f"mixture by {mix['unit']} (budget: {mix['budget']}, max_repeats {mix['max_repeats']})")
     lines.append(_table(["origin", "target", "achieved", "error", mix["unit"], "rows"], origin_rows))
+    scripts = mix.get("scripts", {})
+    if any(len(per) > 1 or any(g["target_fraction"] is not None for g in per.values()) for per in scripts.values()):
+        script_rows = [
+            [origin, script, "-" if g["target_fraction"] is None else f"{g['target_fraction']:.2%}",
+             f"{g['achieved_fraction']:.2%}", f"{g['selected_units']:,}", f"{g['written_rows']:,}"]
+            for origin, per in scripts.items() for script, g in per.items()]
+        lines.append("")
+        lines.append("by script (of the whole mixture; targets from mixture.scripts)")
+        lines.append(_table(["origin", "script", "target", "achieved", mix["unit"], "rows"], script_rows))
     quarantined = [i for i in manifest.get("inputs", []) if i.get("status") == "quarantined"]
     if quarantined:
         lines.append("")

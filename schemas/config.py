@@ -30,6 +30,7 @@ from pydantic import (
 
 from hybridmix.schemas.errors import ConfigError
 from hybridmix.schemas.filters import FILTER_PARAMS
+from hybridmix.schemas.scripts import SCRIPTS
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 
@@ -102,12 +103,23 @@ class CorpusConfig(_Model):
 class TokenizerConfig(_Model):
     """How `tokens` is counted. All are offline and deterministic.
 
-    words: runs of word characters plus single punctuation marks (close to a BPE
-    pre-tokenizer's count); whitespace: whitespace-separated words; bytes4: UTF-8 bytes / 4,
-    rounded up (a common rule of thumb for BPE tokens of English).
+    estimate (default): what a BPE tokenizer would count, estimated per script from the units
+    of the text pass (README "Languages and scripts": within a few percent of cl100k_base,
+    o200k_base and DeepSeek-V3 on average, in Chinese, Japanese, Korean, Russian and English);
+    file: the exact count of a Hugging Face `tokenizer.json` at `path` (relative to the config
+    file; needs the `tokenizers` package, `pip install 'hybridmix[tokenizers]'`; nothing is
+    downloaded); words: units plus punctuation marks; whitespace: whitespace-separated words;
+    bytes4: UTF-8 bytes / 4, rounded up.
     """
 
-    kind: Literal["words", "whitespace", "bytes4"] = "words"
+    kind: Literal["estimate", "file", "words", "whitespace", "bytes4"] = "estimate"
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _check_path(self) -> TokenizerConfig:
+        if (self.kind == "file") != (self.path is not None):
+            raise ValueError("tokenizer.path: give a tokenizer.json path with kind: file, and only then")
+        return self
 
 
 class FilterSpec(_Model):
@@ -284,6 +296,10 @@ class MixtureConfig(_Model):
     selection: dict[Origin, Selection] = Field(default_factory=dict)
     selection_sharpness: StrictFloat = Field(default=2.0, gt=0.0, le=20.0)
     sources: dict[str, SourceMixConfig] = Field(default_factory=dict)
+    # Per origin, the fraction of its share per script (the `script` column, ISO 15924: Hani for
+    # Chinese, Jpan Japanese, Hang Korean, Latn English and other Latin-script languages, ...),
+    # e.g. {human: {Hani: 0.6, Latn: 0.4}}. Documents in a script not listed are not selected.
+    scripts: dict[Origin, dict[str, Annotated[StrictFloat, Field(ge=0.0, le=1.0)]]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> MixtureConfig:
@@ -304,6 +320,16 @@ class MixtureConfig(_Model):
                 raise ValueError("source_weights: only with targets; with weights, weigh sources there")
             if not any(w > 0 for w in self.weights.values()):
                 raise ValueError("weights: at least one source needs a weight above 0")
+        for origin, fractions in self.scripts.items():
+            where = f"scripts.{origin.value}"
+            if self.targets is None:
+                raise ValueError(f"{where}: script fractions need targets per origin, not weights")
+            unknown = sorted(set(fractions) - set(SCRIPTS))
+            if unknown:
+                raise ValueError(f"{where}: unknown script {unknown[0]!r} (ISO 15924 codes: {', '.join(SCRIPTS)})")
+            total = sum(fractions.values())
+            if not fractions or not math.isclose(total, 1.0, abs_tol=1e-9):
+                raise ValueError(f"{where}: fractions must sum to 1, they sum to {total:g}")
         if self.temperature is not None and (self.source_weights or self.weights):
             raise ValueError("temperature: weights sources by size; it cannot be combined with explicit weights")
         if self.total_tokens is not None and self.total_documents is not None:
@@ -327,6 +353,10 @@ class MixtureConfig(_Model):
         if own is not None and own.selection is not None:
             return own.selection
         return self.selection.get(origin, "random")
+
+    def scripts_of(self, origin: Origin | str) -> dict[str, float] | None:
+        """The script fractions of an origin's share, or None when its sources are not split by script."""
+        return self.scripts.get(Origin(origin))
 
     def min_score_of(self, source: str) -> float | None:
         own = self.sources.get(source)

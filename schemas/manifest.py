@@ -82,9 +82,24 @@ class MixtureGroup(_M):
     min_score: float | None = None
 
 
+class ScriptGroup(_M):
+    """What the mixture took of one origin in one script (`script` column). Fractions are of the whole
+    mixture; target and error are null where `mixture.scripts` sets no target for the origin."""
+
+    target_fraction: float | None
+    achieved_fraction: float
+    fraction_error: float | None
+    selected_units: int
+    selected_tokens: int
+    selected_documents: int
+    written_rows: int
+
+
 class MixtureReport(_M):
     unit: str
     targets: dict[str, float]
+    # Per origin, per script: see ScriptGroup.
+    scripts: dict[str, dict[str, ScriptGroup]]
     achieved: dict[str, float]
     total_units: int
     budget: str
@@ -111,5 +126,7 @@ class Manifest(_M):
     quality: dict[str, Any]
     # null without decontaminate.against; else per evaluation set: files, index, matches
     decontamination: dict[str, Any] | None = None
+    # How `tokens` was counted: kind, and for kind file the tokenizer file and its sha256.
+    tokens: dict[str, Any] = Field(default_factory=dict)
     collapse: dict[str, Any]
     outputs: dict[str, list[OutputFile]]

@@ -34,6 +34,7 @@ class Document(_Record):
     content_hash: str
     tokens: int = Field(ge=0)
     chars: int = Field(ge=0)
+    script: str  # ISO 15924 code of the script most of the text's units are in (README, "Languages")
     quality_flags: list[str]
     quality_score: float | None
     dup_cluster: str | None
@@ -61,6 +62,7 @@ DOCUMENT_SCHEMA = pa.schema([
     pa.field("content_hash", pa.string(), nullable=False),
     pa.field("tokens", pa.int32(), nullable=False),
     pa.field("chars", pa.int32(), nullable=False),
+    pa.field("script", pa.string(), nullable=False),
     pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
     pa.field("quality_score", pa.float32()),
     pa.field("dup_cluster", pa.string()),

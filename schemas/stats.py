@@ -30,6 +30,11 @@ class Figure(StrEnum):
     SELECTED_ROWS = "selected_rows"
     SELECTED_TOKENS = "selected_tokens"
     SELECTED_UNITS = "selected_units"
+    # Per source, detail: the script (`script` column): documents selected, rows, tokens and units.
+    SCRIPT_SELECTED = "script_selected"
+    SCRIPT_SELECTED_ROWS = "script_selected_rows"
+    SCRIPT_SELECTED_TOKENS = "script_selected_tokens"
+    SCRIPT_SELECTED_UNITS = "script_selected_units"
     # Per source, with a detail: rejected rows by reason; documents failing a filter by its label.
     REJECTED_BY_REASON = "rejected_by_reason"
     FILTER_DROPS = "filter_drops"

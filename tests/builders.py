@@ -13,7 +13,7 @@ import yaml
 from hybridmix.schemas.config import PipelineConfig, parse_config
 from hybridmix.transforms import columns
 from hybridmix.transforms.batches import list_array
-from hybridmix.transforms.text import analyze, content_hashes, text_hashes
+from hybridmix.transforms.text import analyze, content_hashes, text_hashes, scripts
 
 _VOCAB = (
     "river stone garden window market signal harbor lantern meadow copper engine forest "
@@ -74,6 +74,7 @@ def make_documents(rows: list[dict[str, Any]]) -> pa.RecordBatch:
             "generation": 1, "parent_id": None, "license": None, "url": None, "prompt": None, "meta": None,
             "content_hash": content_hashes(analyze(pa.array([r["text"]])).normalized)[0],
             "tokens": len(r["text"].split()), "chars": len(r["text"]), "bytes": len(r["text"].encode()),
+            "script": scripts(analyze(pa.array([r["text"]]))).to_pylist()[0],
         }
         base.update(r)
         out.append(base)

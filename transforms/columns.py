@@ -17,7 +17,7 @@ DOCUMENT_FIELDS = (
     + _output_fields(DOCUMENT_SCHEMA, "doc_id", "text", "origin", "source", "generator", "generation",
                      "parent_id", "license", "url")
     + [pa.field("prompt", pa.string())]
-    + _output_fields(DOCUMENT_SCHEMA, "meta", "content_hash", "tokens", "chars")
+    + _output_fields(DOCUMENT_SCHEMA, "meta", "content_hash", "tokens", "chars", "script")
     + [pa.field("bytes", pa.int32(), nullable=False)]  # UTF-8 length of the text
     # Hash of the text as read: a row read again must have the same (`transforms.reread`).
     + [pa.field("text_hash", pa.uint64(), nullable=False)]
@@ -44,6 +44,7 @@ INFO = pa.schema([
     pa.field("content_hash", pa.string(), nullable=False),
     pa.field("tokens", pa.int32(), nullable=False),
     pa.field("chars", pa.int32(), nullable=False),
+    pa.field("script", pa.string(), nullable=False),
     pa.field("bytes", pa.int32(), nullable=False),
     pa.field("text_hash", pa.uint64(), nullable=False),
     pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
@@ -62,6 +63,7 @@ SELECTION = pa.schema([
     pa.field("content_hash", pa.string(), nullable=False),
     pa.field("tokens", pa.int32(), nullable=False),
     pa.field("chars", pa.int32(), nullable=False),
+    pa.field("script", pa.string(), nullable=False),
     pa.field("bytes", pa.int32(), nullable=False),
     pa.field("text_hash", pa.uint64(), nullable=False),
     pa.field("quality_flags", pa.list_(pa.string()), nullable=False),

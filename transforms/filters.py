@@ -30,19 +30,28 @@ from hybridmix.transforms.batches import list_parts
 from hybridmix.transforms.decontam_core import EvalIndex, find_matches, matched_span
 from hybridmix.transforms.inputs import Lineage
 from hybridmix.transforms.scorer import score_histogram
-from hybridmix.transforms.text import analyze, string_buffers
+from hybridmix.transforms.text import analyze, scripts, string_buffers
 
 _STAT = {name: i for i, name in enumerate(kernels.STAT_COLUMNS)}
+
+
+# Characters per word of scripts written without spaces, rounded (Chinese words average 1.5-2
+# characters; Japanese mixes them with longer kana words; a Korean word has 2-4 syllables).
+# Measured on Debian Reference paragraphs: with these, repeated_ngrams drops 0.5 % of the Chinese
+# and 1.0 % of the Japanese ones, 0.6 % of the English original (benchmarks/multilingual.py).
+_CHARS_PER_WORD = {"Hani": 2, "Bopo": 2, "Yiii": 2, "Jpan": 3, "Hang": 3, "Thai": 3, "Laoo": 3, "Khmr": 3,
+                   "Mymr": 3}
 
 
 class TextView:
     """Views of one batch's texts shared by all filters; each is computed on first use."""
 
     def __init__(self, texts: pa.Array, prompts: pa.Array | None = None,
-                 word_hashes: pa.ListArray | None = None) -> None:
+                 word_hashes: pa.ListArray | None = None, scripts: pa.Array | None = None) -> None:
         self.texts = texts
         self.prompts = prompts
         self._word_hashes = word_hashes
+        self._scripts = scripts
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -71,6 +80,19 @@ class TextView:
     def stat(self, name: str) -> np.ndarray:
         """A column of `kernels.doc_stats` (see kernels.STAT_COLUMNS)."""
         return self._stats[:, _STAT[name]]
+
+    @cached_property
+    def unspaced(self) -> np.ndarray:
+        """Texts mostly in scripts written without spaces: more single-character units than spaced words."""
+        return self.stat("solo_units") > self.stat("spaced_words")
+
+    @cached_property
+    def chars_per_word(self) -> np.ndarray:
+        """Units that stand for one word: 1, or in texts written mostly without spaces about the
+        characters of a word in their script (an n-word rule reads n times as many characters)."""
+        codes = (self._scripts if self._scripts is not None else scripts(analyze(self.texts))).to_pylist()
+        per_word = np.array([_CHARS_PER_WORD.get(code, 2) for code in codes], np.int64)
+        return np.where(self.unspaced, per_word, 1)
 
     def repeated_coverage(self, ngram: int) -> np.ndarray:
         cache = self.__dict__.setdefault("_coverage", {})
@@ -189,30 +211,46 @@ class WordCount(QualityFilter):
         return Verdict(values, _outside(values, p.min_words, p.max_words), _bounds(p.min_words, p.max_words))
 
 
-@register("too_short", 1)
+@register("too_short", 2)
 class TooShort(QualityFilter):
-    """Texts under `min_chars` characters (not counting surrounding whitespace): too short to be an answer."""
+    """Texts under `min_chars` characters (not counting surrounding whitespace): too short to be an answer.
+
+    A character (unit) of a script written without spaces (Chinese, Japanese, Korean, Thai, ...) counts
+    as three (v2): it carries about what a short word and its space carry elsewhere, so a 16-character
+    Chinese sentence is not "too short" as 16 Latin letters are.
+    """
 
     def evaluate(self, view: TextView) -> Verdict:
         values = pc.utf8_length(pc.utf8_trim_whitespace(view.texts)).to_numpy(zero_copy_only=False).astype(np.float64)
+        values += 2 * view.stat("solo_units")
         return Verdict(values, values < self.params.min_chars, f"< {self.params.min_chars} characters")
 
 
-@register("mean_word_length", 1)
+@register("mean_word_length", 2)
 class MeanWordLength(QualityFilter):
-    """Mean word length outside 3..10 characters (Gopher): symbol soup, or glued tokens and URLs."""
+    """Mean word length outside 3..10 characters (Gopher): symbol soup, or glued tokens and URLs.
+
+    Only words between spaces count, and only in texts written mostly with spaces: in scripts
+    without them (Chinese, Japanese, Thai, ...) a "word" is a whole clause, and every unit is one
+    character (v2; v1 dropped every Chinese paragraph of ten clauses or more). A text with fewer
+    than `min_words` such words passes.
+    """
 
     def evaluate(self, view: TextView) -> Verdict:
-        words = view.stat("words")
-        values = _ratio(view.stat("word_chars"), words)
+        words = view.stat("spaced_words")
+        values = _ratio(view.stat("spaced_word_chars"), words)
         p = self.params
-        failed = _outside(values, p.min_chars, p.max_chars) & (words >= p.min_words)
+        # In Chinese or Japanese text, the words between spaces are English terms, commands and numbers.
+        failed = _outside(values, p.min_chars, p.max_chars) & (words >= p.min_words) & ~view.unspaced
         return Verdict(values, failed, _bounds(p.min_chars, p.max_chars))
 
 
-@register("symbol_ratio", 1)
+@register("symbol_ratio", 2)
 class SymbolRatio(QualityFilter):
-    """Hash marks and ellipses per word above 0.1 (Gopher): tag lists, link farms, teasers."""
+    """Hash marks and ellipses per word above 0.1 (Gopher): tag lists, link farms, teasers.
+
+    The Chinese ellipsis "……" is one mark (v2; v1 counted two).
+    """
 
     def evaluate(self, view: TextView) -> Verdict:
         symbols = view.stat("ellipses") + (view.stat("hashes") if self.params.count_hashes else 0)
@@ -249,17 +287,23 @@ class DuplicateLines(QualityFilter):
                        f"lines > {p.max_line_share:g} or chars > {p.max_char_share:g}")
 
 
-@register("repeated_ngrams", 1)
-@register("repetition_loop", 1)
+@register("repeated_ngrams", 2)
+@register("repetition_loop", 2)
 class RepeatedNgrams(QualityFilter):
     """Words covered by a word n-gram that occurs twice or more (Gopher's duplicate n-gram rule).
 
     Registered twice: `repeated_ngrams` (5-grams covering 30 %) and `repetition_loop`
-    (degenerate loops: 10-grams covering most of the text).
+    (degenerate loops: 10-grams covering most of the text). In texts written mostly without
+    spaces the units are single characters: n-grams of n words are read as n-grams of
+    n * `TextView.chars_per_word` characters (v2; v1 dropped 2.4 % of the Chinese and 7.7 % of the
+    Japanese Debian Reference paragraphs, against 0.6 % of the English original).
     """
 
     def evaluate(self, view: TextView) -> Verdict:
         values = view.repeated_coverage(self.params.ngram)
+        scale = view.chars_per_word
+        for k in np.unique(scale[scale > 1]):
+            values = np.where(scale == k, view.repeated_coverage(int(k) * self.params.ngram), values)
         failed = (values > self.params.max_coverage) & (view.word_counts >= self.params.min_words)
         return Verdict(values, failed, f"> {self.params.max_coverage:g} ({self.params.ngram}-grams)")
 
@@ -302,6 +346,16 @@ _REFUSAL_PATTERNS = [
     r"\bi(?:'m| am) not (?:able|capable|programmed|designed) to\b",
     r"\bit(?: is|'s) not (?:appropriate|ethical) (?:for me )?to\b",
     r"\bi must (?:decline|refuse|respectfully)\b",
+    # Chinese, Japanese, Korean: the common openings of a refusal or a model disclaimer.
+    r"作为(?:一个|一款|一名)?(?:ai|人工智能)|作为(?:一个|一款)?(?:大型)?语言模型",
+    r"我(?:只)?是(?:一个|一款)?(?:ai|人工智能|语言模型|大型语言模型)",
+    r"(?:抱歉|对不起|很遗憾)[，,！!。]?\s*(?:我|但|作为)",
+    r"我(?:无法|不能|没有办法|不可以|不会)(?:为你|为您|帮你|帮您)?(?:提供|帮助|协助|回答|完成|满足|生成|访问|浏览|预测|"
+    r"执行|分享|推荐|给出|创作|撰写|编写|参与|支持)",
+    r"我(?:没有|不具备)(?:个人|实时|访问|能力|感情|情感|观点|偏好|意识|身体)",
+    r"我的(?:知识|训练数据)(?:截止|有限|仅|只)",
+    r"申し訳(?:ありません|ございません)が|(?:ai|人工知能)(?:言語モデル)?として|お答えできません|お手伝いできません",
+    r"죄송(?:하지만|합니다만|합니다)|(?:ai|인공지능) ?(?:언어 ?모델|어시스턴트)(?:로서|으로서|입니다)",
 ]
 _REFUSAL = "|".join(f"(?:{p})" for p in _REFUSAL_PATTERNS)  # one RE2 pass instead of one per phrase
 
@@ -351,10 +405,13 @@ class TemplateMarkers(QualityFilter):
 # A finished answer ends in sentence punctuation, a closing bracket or quote, an emoji, a
 # code fence, a URL or a number; a cut-off one stops mid-word or on a connective.
 _COMPLETE_END = (r"(?:[.!?)\]}\"'`*_>:|]|\x{2019}|\x{201d}|[\x{2600}-\x{27bf}]|[\x{1F300}-\x{1FAFF}]|```|\d"
+                 # Ideographic and full-width closing marks (v2): 。！？」』）】〉》… and the Arabic "؟".
+                 r"|[\x{3002}\x{FF01}\x{FF1F}\x{FF0E}\x{300D}\x{300F}\x{FF09}\x{3011}\x{3009}\x{300B}\x{2026}"
+                 r"\x{FF5E}\x{061F}\x{06D4}\x{0964}]"
                  r"|\w+/\S*)\s*$")
 
 
-@register("truncated", 1)
+@register("truncated", 2)
 class Truncated(QualityFilter):
     """Answers that stop mid-sentence: no closing punctuation, long enough to have needed it."""
 
@@ -472,7 +529,7 @@ def score_documents(
     n = docs.num_rows
     origins = docs.column("origin").to_numpy(zero_copy_only=False)
     sources = docs.column("source").to_numpy(zero_copy_only=False)
-    view = TextView(docs.column("text"), docs.column("prompt"), docs.column("word_hashes"))
+    view = TextView(docs.column("text"), docs.column("prompt"), docs.column("word_hashes"), docs.column("script"))
     score = np.full(n, np.nan, np.float32)
     scored = np.isin(origins, list(scored_origins))
     if scorer is not None and scored.any():

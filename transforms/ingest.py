@@ -34,7 +34,7 @@ from hybridmix.transforms.inputs import (
     iter_row_group,
 )
 from hybridmix.transforms.stats import STATS, emit, emit_by_source
-from hybridmix.transforms.text import analyze, char_counts, content_hashes, count_tokens, text_hashes
+from hybridmix.transforms.text import analyze, char_counts, content_hashes, count_tokens, scripts, text_hashes
 
 log = logging.getLogger(__name__)
 
@@ -224,12 +224,15 @@ def build_documents(
     if measure:
         analysis = analyze(kept_text)
         hashes = content_hashes(analysis.normalized)
-        tokens = count_tokens(kept_text, spec.config.tokenizer.kind, analysis)
+        tokenizer = spec.config.tokenizer
+        tokens = count_tokens(kept_text, tokenizer.kind, analysis, tokenizer.path)
         chars = char_counts(kept_text)
+        script = scripts(analysis)
         words = list_array(analysis.word_hashes, analysis.word_offsets)
     else:
         hashes = [""] * m
         tokens = chars = np.zeros(m, np.int32)
+        script = pa.array([""] * m, pa.string())
         words = list_array(np.zeros(0, np.uint32), np.zeros(m + 1, np.int64))
     if ids is not None:
         doc_ids = ids.take(take)
@@ -258,6 +261,7 @@ def build_documents(
             pa.array(hashes, pa.string()),
             pa.array(tokens, pa.int32()),
             pa.array(chars, pa.int32()),
+            script,
             pc.binary_length(kept_text).cast(pa.int32()),
             pa.array(text_hashes(kept_text), pa.uint64()),
             words,

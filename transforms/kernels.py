@@ -14,12 +14,18 @@ from functools import lru_cache
 import numba as nb
 import numpy as np
 
+from hybridmix.schemas.scripts import SCRIPTS as RECORD_SCRIPTS
+
 # Bits of a code point's class (`char_classes`, `letter_classes`).
 WORD = np.uint8(1)
 SPACE = np.uint8(2)
 LETTER = np.uint8(4)
 UPPER = np.uint8(8)  # category Lu
 DIGIT = np.uint8(16)  # category Nd
+# Scripts written without spaces between words (Han, kana, Hangul, Thai, ...): every code point
+# is a unit of its own, as a word is elsewhere; marks that follow it (JOIN) stay part of it.
+SOLO = np.uint8(32)
+JOIN = np.uint8(64)  # combining marks and Hangul medial/final jamo: continue the unit before them
 MASK32 = np.uint64(0xFFFFFFFF)
 FNV_OFFSET = np.uint64(0x811C9DC5)
 FNV_PRIME = np.uint64(0x01000193)
@@ -27,16 +33,108 @@ SHINGLE_MULT = np.uint64(0x01000193)
 EMPTY = np.uint32(0xFFFFFFFF)
 
 
+# Unicode names (the first words) of the code points that are units on their own; Hangul
+# syllables fold (NFKD) into jamo, so a syllable is its leading consonant (choseong) plus the
+# vowel and final jamo that JOIN it.
+_SOLO_NAMES = ("CJK UNIFIED IDEOGRAPH", "CJK COMPATIBILITY IDEOGRAPH", "IDEOGRAPHIC", "HIRAGANA", "KATAKANA",
+               "HALFWIDTH KATAKANA", "BOPOMOFO", "HANGUL SYLLABLE", "HANGUL CHOSEONG", "THAI", "LAO", "KHMER",
+               "MYANMAR", "YI SYLLABLE")
+_JOIN_NAMES = ("HANGUL JUNGSEONG", "HANGUL JONGSEONG")
+
+
 @lru_cache(maxsize=1)
 def char_classes() -> np.ndarray:
-    """Class of every code point: WORD for letters, numbers, marks and '_'; SPACE for whitespace."""
+    """Class of every code point: WORD for letters, numbers, marks and '_'; SPACE for whitespace;
+    SOLO and JOIN as above (`_breaks_before`)."""
     table = np.zeros(0x110000, np.uint8)
     for cp in range(0x110000):
         ch = chr(cp)
-        if unicodedata.category(ch)[0] in "LNM" or ch == "_":
+        category = unicodedata.category(ch)
+        if category[0] in "LNM" or ch == "_":
             table[cp] = WORD
+            name = unicodedata.name(ch, "")
+            if category[0] == "M" or name.startswith(_JOIN_NAMES):
+                table[cp] |= JOIN
+            elif name.startswith(_SOLO_NAMES):
+                table[cp] |= SOLO
         elif ch.isspace():
             table[cp] = SPACE
+    return table
+
+
+@nb.njit(cache=True, inline="always")
+def _breaks_before(cls, in_unit, in_solo):
+    """Whether a WORD code point of class `cls` starts a new unit (closing the one in progress).
+
+    The unit rules: a unit is a maximal run of WORD code points (letters, numbers, marks, '_'),
+    except that a SOLO code point always starts a unit of its own, which only the JOIN code
+    points right after it (combining marks, Hangul vowel and final jamo) extend.
+    """
+    if not in_unit:
+        return True
+    if (cls & SOLO) != 0:
+        return True
+    return in_solo and (cls & JOIN) == 0
+
+
+# Script of a unit, by its first code point (schemas.scripts.SCRIPTS); a text's script is the one
+# most of its units start in, and Han with enough kana is "Jpan" (see analyze).
+SCRIPTS = RECORD_SCRIPTS
+_SCRIPT_NAMES = {
+    "LATIN": "Latn", "CYRILLIC": "Cyrl", "GREEK": "Grek", "ARABIC": "Arab", "HEBREW": "Hebr",
+    "DEVANAGARI": "Deva", "BENGALI": "Beng", "GURMUKHI": "Guru", "GUJARATI": "Gujr", "ORIYA": "Orya",
+    "TAMIL": "Taml", "TELUGU": "Telu", "KANNADA": "Knda", "MALAYALAM": "Mlym", "SINHALA": "Sinh",
+    "THAI": "Thai", "LAO": "Laoo", "TIBETAN": "Tibt", "MYANMAR": "Mymr", "GEORGIAN": "Geor",
+    "ARMENIAN": "Armn", "ETHIOPIC": "Ethi", "KHMER": "Khmr", "HANGUL": "Hang", "CJK": "Hani",
+    "IDEOGRAPHIC": "Hani", "HIRAGANA": "Jpan", "KATAKANA": "Jpan", "BOPOMOFO": "Bopo",
+    "YI": "Yiii",
+}
+# The default token estimate (`analyze`): a unit of script s counts base[s] + per_char[s] * (its
+# code points - 1) tokens, a punctuation mark _PUNCT_TOKENS. Fitted (non-negative least squares,
+# each language weighted alike) to the geometric mean of three BPE tokenizers (cl100k_base,
+# o200k_base, DeepSeek-V3) on real text in ten languages: benchmarks/multilingual.py, README
+# "Languages and scripts". Scripts not measured take the values of a measured script like them.
+_TOKENS = {
+    "Latn": (0.63, 0.155),
+    "Cyrl": (1.14, 0.28),  # and every other alphabet written with spaces (Greek, Arabic, Hebrew, Indic, ...)
+    "Hani": (1.0, 0.0),
+    "Jpan": (0.72, 0.0),  # a kana
+    "Hang": (1.02, 0.0),  # a Hangul syllable
+    "Thai": (0.65, 0.0),  # a code point of Thai, Lao, Khmer or Myanmar (fitted on little text)
+    "Zyyy": (0.49, 1.02),  # numbers: about one token per digit
+}
+_TOKEN_LIKE = {"Laoo": "Thai", "Khmr": "Thai", "Mymr": "Thai", "Bopo": "Hani", "Yiii": "Hani"}
+_PUNCT_TOKENS = 0.82
+
+
+def token_weights() -> tuple[np.ndarray, np.ndarray, float]:
+    """(base, per_char, punct) of the default token estimate, indexed by SCRIPTS."""
+    base = np.empty(len(SCRIPTS))
+    per_char = np.empty(len(SCRIPTS))
+    for i, code in enumerate(SCRIPTS):
+        b, c = _TOKENS.get(_TOKEN_LIKE.get(code, code), _TOKENS["Cyrl"])
+        base[i], per_char[i] = b, c
+    return base, per_char, _PUNCT_TOKENS
+
+
+_HANI = SCRIPTS.index("Hani")
+_JPAN = SCRIPTS.index("Jpan")
+
+
+@lru_cache(maxsize=1)
+def script_table() -> np.ndarray:
+    """Index into SCRIPTS of every code point's script (letters only; 0 for everything else)."""
+    table = np.zeros(0x110000, np.uint8)
+    index = {code: i for i, code in enumerate(SCRIPTS)}
+    for cp in range(0x110000):
+        ch = chr(cp)
+        if unicodedata.category(ch)[0] != "L":
+            continue
+        name = unicodedata.name(ch, "")
+        words = name.replace("-", " ").split(" ")
+        first = words[1] if words[0] in ("HALFWIDTH", "FULLWIDTH") and len(words) > 1 else words[0]
+        code = _SCRIPT_NAMES.get(first)
+        table[cp] = index[code] if code else 1
     return table
 
 
@@ -144,23 +242,50 @@ def _folded_size(data, offsets, fold_start, fold_bytes):
     return total
 
 
-@nb.njit(cache=True)
-def analyze(data, offsets, classes, fold_start, fold_len, fold_data, fold_bytes):
-    """One pass over raw UTF-8 texts: normalize (fold_table), find words, hash them, count tokens.
+@nb.njit(cache=True, inline="always")
+def _doc_script(counts):
+    """Index into SCRIPTS of the script most units of a text are in (see SCRIPTS); resets counts."""
+    han = counts[_HANI]
+    kana = counts[_JPAN]
+    if kana > 0 and 10 * kana >= han + kana:  # Japanese: Han with at least 10 % kana
+        counts[_JPAN] = han + kana
+        counts[_HANI] = 0
+    best = 0  # Zyyy when no unit starts with a letter
+    most = 0
+    for k in range(1, len(counts)):
+        if counts[k] > most:
+            best = k
+            most = counts[k]
+    counts[:] = 0
+    return best
 
-    Returns (normalized bytes, their offsets, word hashes, word offsets per text,
-    word-and-punctuation token counts, whitespace token counts). The normalized text has every
-    whitespace run turned into one space and the ends trimmed (the exact-dedup key). A word is a
-    maximal run of WORD code points; its hash is fmix32(FNV-1a of its normalized UTF-8 bytes).
+
+@nb.njit(cache=True)
+def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_punct,
+            fold_start, fold_len, fold_data, fold_bytes):
+    """One pass over raw UTF-8 texts: normalize (fold_table), cut into units, hash them, count tokens.
+
+    Returns (normalized bytes, their offsets, unit hashes, unit offsets per text,
+    unit-and-punctuation token counts, whitespace token counts, script per text, estimated
+    BPE tokens per text: token_base[s] + token_per_char[s] * (code points - 1) per unit of
+    script s, plus token_punct per punctuation mark; see `token_weights`). The normalized
+    text has every whitespace run turned into one space and the ends trimmed (the exact-dedup
+    key). Units follow `_breaks_before`; a unit's hash is fmix32(FNV-1a of its normalized UTF-8
+    bytes). A text's script is the one (SCRIPTS) most of its units start in.
     """
     n = len(offsets) - 1
     size_out = _folded_size(data, offsets, fold_start, fold_bytes)
     out = np.empty(size_out + 1, np.uint8)
     out_off = np.zeros(n + 1, np.int64)
+    # Every unit but a text's last takes two bytes or more: an ASCII word is followed by a byte
+    # that is not part of it, and a solo code point is three bytes or more.
     hashes = np.empty(size_out // 2 + n + 1, np.uint32)
     word_off = np.zeros(n + 1, np.int64)
     tok_words = np.zeros(n, np.int32)
     tok_space = np.zeros(n, np.int32)
+    doc_script = np.zeros(n, np.uint8)
+    tok_est = np.zeros(n, np.int32)
+    script_counts = np.zeros(len(SCRIPTS), np.int64)
     buf = np.empty(4, np.uint8)
     o = 0
     w = 0
@@ -168,12 +293,16 @@ def analyze(data, offsets, classes, fold_start, fold_len, fold_data, fold_bytes)
         i = offsets[d]
         end = offsets[d + 1]
         in_word = False
+        in_solo = False
         in_token = False
         pending_space = False
         h = FNV_OFFSET
         words = 0
         punct = 0
         space_tokens = 0
+        est = 0.0
+        unit_script = 0
+        unit_len = 0
         while i < end:
             raw, size = _decode(data, i, end)
             i += size
@@ -185,6 +314,7 @@ def analyze(data, offsets, classes, fold_start, fold_len, fold_data, fold_bytes)
                         hashes[w] = _fmix32(h)
                         w += 1
                         words += 1
+                        est += token_base[unit_script] + token_per_char[unit_script] * (unit_len - 1)
                         in_word = False
                     in_token = False
                     if o > out_off[d]:
@@ -201,10 +331,20 @@ def analyze(data, offsets, classes, fold_start, fold_len, fold_data, fold_bytes)
                 if not in_token:
                     space_tokens += 1
                     in_token = True
-                if cls == WORD:
-                    if not in_word:
+                if (cls & WORD) != 0:
+                    if _breaks_before(cls, in_word, in_solo):
+                        if in_word:
+                            hashes[w] = _fmix32(h)
+                            w += 1
+                            words += 1
+                            est += token_base[unit_script] + token_per_char[unit_script] * (unit_len - 1)
                         in_word = True
+                        in_solo = (cls & SOLO) != 0
                         h = FNV_OFFSET
+                        unit_script = scripts[cp]
+                        unit_len = 0
+                        script_counts[unit_script] += 1
+                    unit_len += 1
                     for k in range(nbytes):
                         h = ((h ^ np.uint64(buf[k])) * FNV_PRIME) & MASK32
                 else:
@@ -212,17 +352,21 @@ def analyze(data, offsets, classes, fold_start, fold_len, fold_data, fold_bytes)
                         hashes[w] = _fmix32(h)
                         w += 1
                         words += 1
+                        est += token_base[unit_script] + token_per_char[unit_script] * (unit_len - 1)
                         in_word = False
                     punct += 1
         if in_word:
             hashes[w] = _fmix32(h)
             w += 1
             words += 1
+            est += token_base[unit_script] + token_per_char[unit_script] * (unit_len - 1)
+        tok_est[d] = np.int32(est + punct * token_punct + 0.5)
         out_off[d + 1] = o
         word_off[d + 1] = w
         tok_words[d] = words + punct
         tok_space[d] = space_tokens
-    return out[:o], out_off, hashes[:w], word_off, tok_words, tok_space
+        doc_script[d] = _doc_script(script_counts)
+    return out[:o], out_off, hashes[:w], word_off, tok_words, tok_space, doc_script, tok_est
 
 
 @nb.njit(cache=True)
@@ -300,12 +444,12 @@ STAT_COLUMNS = (
     "dup_line_chars",  # characters in those lines
     "line_chars",  # characters in non-blank lines
     "hashes",  # "#" characters
-    "ellipses",  # "..." or "\u2026" occurrences
+    "ellipses",  # "..." or a run of "\u2026" (the Chinese "\u2026\u2026" is one mark)
     "code_points",
     "letters",
-    "words",
-    "alpha_words",  # words with at least one letter
-    "word_chars",  # code points inside words
+    "words",  # units (_breaks_before): words, and single code points of scripts without spaces
+    "alpha_words",  # units with at least one letter
+    "word_chars",  # code points inside units
     "char_ngrams",  # 10-grams of code points
     "dup_char_ngrams",  # 10-grams that occur more than once in the text
     "question_marks",  # "?"
@@ -318,11 +462,14 @@ STAT_COLUMNS = (
     "uppers",  # upper-case letters (category Lu)
     "digits",  # decimal digits (category Nd)
     "ends_sentence",  # 1 when the last non-space character is one of . ! ? ) ] " ' ` *
+    "solo_units",  # units of scripts written without spaces (one code point each, see _breaks_before)
+    "spaced_words",  # the other units: words between spaces and punctuation
+    "spaced_word_chars",  # code points inside those
 )
 (_LINES, _ELLIPSIS_LINES, _BULLET_LINES, _DUP_LINES, _DUP_LINE_CHARS, _LINE_CHARS, _HASHES, _ELLIPSES,
  _CODE_POINTS, _LETTERS, _WORDS, _ALPHA_WORDS, _WORD_CHARS, _CHAR_NGRAMS, _DUP_CHAR_NGRAMS,
  _QUESTION_MARKS, _EXCLAMATIONS, _COLONS, _BOLD_MARKS, _FENCES, _NUMBERED_LINES, _PARAGRAPH_BREAKS, _UPPERS,
- _DIGITS, _ENDS_SENTENCE) = range(len(STAT_COLUMNS))
+ _DIGITS, _ENDS_SENTENCE, _SOLO_UNITS, _SPACED_WORDS, _SPACED_WORD_CHARS) = range(len(STAT_COLUMNS))
 _SENTENCE_ENDS = (46, 33, 63, 41, 93, 34, 39, 96, 42)  # . ! ? ) ] " ' ` *
 _N_STATS = len(STAT_COLUMNS)
 _BULLETS = (0x2D, 0x2A, 0x2022, 0x2023, 0x25E6, 0x00B7, 0x2013, 0x25AA, 0x25CF)
@@ -436,6 +583,17 @@ def ngram_hashes(word_hashes, word_offsets, n):
     return keys
 
 
+@nb.njit(cache=True, inline="always")
+def _close_unit(out, d, has_letter, solo):
+    out[d, _WORDS] += 1
+    if has_letter:
+        out[d, _ALPHA_WORDS] += 1
+    if solo:
+        out[d, _SOLO_UNITS] += 1
+    else:
+        out[d, _SPACED_WORDS] += 1
+
+
 @nb.njit(cache=True)
 def doc_stats(data, offsets, classes):
     """Counts per text for the quality heuristics (see STAT_COLUMNS), from raw UTF-8 bytes."""
@@ -497,6 +655,7 @@ def doc_stats(data, offsets, classes):
                     out[d, _DUP_LINE_CHARS] += line_len[order[k]]
         # Characters, words, symbols.
         in_word = False
+        in_solo = False
         has_letter = False
         dots = 0
         stars = 0
@@ -542,7 +701,7 @@ def doc_stats(data, offsets, classes):
                 out[d, _DIGITS] += 1
             if cp == 35:
                 out[d, _HASHES] += 1
-            if cp == 0x2026:
+            if cp == 0x2026 and (j == 0 or cps[j - 1] != 0x2026):  # "……" is one mark (Chinese ellipsis)
                 out[d, _ELLIPSES] += 1
             if cp == 46:
                 dots += 1
@@ -554,20 +713,21 @@ def doc_stats(data, offsets, classes):
                 out[d, _LETTERS] += 1
             if (cls & WORD) != 0:
                 out[d, _WORD_CHARS] += 1
-                if not in_word:
+                if _breaks_before(cls, in_word, in_solo):
+                    if in_word:
+                        _close_unit(out, d, has_letter, in_solo)
                     in_word = True
+                    in_solo = (cls & SOLO) != 0
                     has_letter = False
                 if (cls & LETTER) != 0:
                     has_letter = True
+                if not in_solo:
+                    out[d, _SPACED_WORD_CHARS] += 1
             elif in_word:
                 in_word = False
-                out[d, _WORDS] += 1
-                if has_letter:
-                    out[d, _ALPHA_WORDS] += 1
+                _close_unit(out, d, has_letter, in_solo)
         if in_word:
-            out[d, _WORDS] += 1
-            if has_letter:
-                out[d, _ALPHA_WORDS] += 1
+            _close_unit(out, d, has_letter, in_solo)
         last = m - 1
         while last >= 0 and (classes[cps[last]] & SPACE) != 0:
             last -= 1
@@ -776,7 +936,7 @@ def _grow(values, cap):
 
 @nb.njit(cache=True)
 def word_spans(data, offsets, classes, fold_start, fold_len, fold_data):
-    """Byte (start, end) in the raw text of every word `analyze` finds, for texts[offsets]."""
+    """Byte (start, end) in the raw text of every unit `analyze` finds, for texts[offsets]."""
     n_bytes = offsets[len(offsets) - 1] - offsets[0]
     starts = np.empty(n_bytes + 1, np.int64)
     ends = np.empty(n_bytes + 1, np.int64)
@@ -785,6 +945,7 @@ def word_spans(data, offsets, classes, fold_start, fold_len, fold_data):
         i = offsets[d]
         end = offsets[d + 1]
         in_word = False
+        in_solo = False
         while i < end:
             at = i
             raw, size = _decode(data, i, end)
@@ -792,9 +953,12 @@ def word_spans(data, offsets, classes, fold_start, fold_len, fold_data):
             first, count = _fold_range(raw, fold_start, fold_len)
             for j in range(count):
                 cp, cls = _folded(raw, first, j, fold_data, classes)
-                if cls == WORD:
-                    if not in_word:
+                if (cls & WORD) != 0:
+                    if _breaks_before(cls, in_word, in_solo):
+                        if in_word:
+                            w += 1
                         in_word = True
+                        in_solo = (cls & SOLO) != 0
                         if w == len(starts):  # folding can make more words than bytes
                             starts = _grow(starts, 2 * w)
                             ends = _grow(ends, 2 * w)

@@ -16,6 +16,7 @@ from hybridmix.schemas.manifest import (
     MixtureGroup,
     MixtureReport,
     OutputFile,
+    ScriptGroup,
     SourceCounts,
 )
 from hybridmix.schemas.stats import Figure, RunStats
@@ -32,7 +33,7 @@ def _counts(stats: RunStats, sources: list[str]) -> dict[str, SourceCounts]:
 
 
 def _group(plan: MixturePlan, names: list[str], stats: RunStats, total_units: int) -> MixtureGroup:
-    planned = [plan.sources[n] for n in names if n in plan.sources]
+    planned = [sp for sp in plan.sources.values() if sp.source in names]
 
     def summed(figure: Figure) -> int:
         return sum(stats.get(figure, n) for n in names)
@@ -68,6 +69,7 @@ def mixture_report(plan: MixturePlan, config: PipelineConfig, stats: RunStats) -
     return MixtureReport(
         unit=plan.unit,
         targets=plan.targets,
+        scripts=_scripts_report(plan, config, stats, units_total),
         achieved={o: g.achieved_fraction for o, g in by_origin.items()},
         total_units=units_total,
         budget=plan.budget,
@@ -78,6 +80,38 @@ def mixture_report(plan: MixturePlan, config: PipelineConfig, stats: RunStats) -
             "max_repeats": config.mixture.repeat_cap(c.name),
             "min_score": config.mixture.min_score_of(c.name)}) for c in config.corpora},
     )
+
+
+def _scripts_report(plan: MixturePlan, config: PipelineConfig, stats: RunStats,
+                    total_units: int) -> dict[str, dict[str, ScriptGroup]]:
+    """Per origin and script: what the mixture took, and the target where `mixture.scripts` sets one."""
+    origin_of = {c.name: c.origin.value for c in config.corpora}
+    selected: dict[str, dict[str, dict[Figure, int]]] = {}
+    for figure in (Figure.SCRIPT_SELECTED, Figure.SCRIPT_SELECTED_ROWS, Figure.SCRIPT_SELECTED_TOKENS,
+                   Figure.SCRIPT_SELECTED_UNITS):
+        for script, per_source in stats.by_detail(figure).items():
+            for source, value in per_source.items():
+                cell = selected.setdefault(origin_of[source], {}).setdefault(script, {})
+                cell[figure] = cell.get(figure, 0) + value
+    out: dict[str, dict[str, ScriptGroup]] = {}
+    for origin, scripts in sorted(selected.items()):
+        targeted = config.mixture.scripts_of(origin) is not None
+        for script in sorted(set(scripts) | set(config.mixture.scripts_of(origin) or {})):
+            cell = scripts.get(script, {})
+            units = cell.get(Figure.SCRIPT_SELECTED_UNITS, 0)
+            achieved = units / total_units if total_units else 0.0
+            target = sum(sp.share for sp in plan.sources.values()
+                         if sp.origin == origin and sp.script == script) if targeted else None
+            out.setdefault(origin, {})[script] = ScriptGroup(
+                target_fraction=None if target is None else round(target, 10),
+                achieved_fraction=round(achieved, 10),
+                fraction_error=None if target is None else round(achieved - target, 10),
+                selected_units=units,
+                selected_tokens=cell.get(Figure.SCRIPT_SELECTED_TOKENS, 0),
+                selected_documents=cell.get(Figure.SCRIPT_SELECTED, 0),
+                written_rows=cell.get(Figure.SCRIPT_SELECTED_ROWS, 0),
+            )
+    return out
 
 
 def _score_summary(histogram: list[int]) -> dict[str, Any]:
@@ -207,6 +241,7 @@ def build_manifest(
     collapse: dict[str, Any] | None = None,
     scorer: dict[str, Any] | None = None,
     eval_files: list[dict[str, Any]] | None = None,
+    tokenizer: dict[str, Any] | None = None,
 ) -> Manifest:
     """The manifest of a finished run; fails when the row accounting does not add up."""
     sources = [c.name for c in config.corpora]
@@ -234,6 +269,8 @@ def build_manifest(
         dedup=_dedup_report(dedup_params, stats),
         quality=_quality_report(config, stats, scorer),
         decontamination=_decontamination_report(config, stats, eval_files or []),
+        tokens={"kind": config.tokenizer.kind, "file": (tokenizer or {}).get("path"),
+                "sha256": (tokenizer or {}).get("sha256")},
         collapse=_collapse_report(collapse or {}, counts, {c.name: c.origin.value for c in config.corpora}),
         outputs=by_folder,
     )

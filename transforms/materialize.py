@@ -60,6 +60,7 @@ def records(read: tuple[pa.RecordBatch, pa.Table], stamp: RecordStamp) -> pa.Rec
             s.column("content_hash").combine_chunks(),
             s.column("tokens").combine_chunks(),
             s.column("chars").combine_chunks(),
+            s.column("script").combine_chunks(),
             s.column("quality_flags").combine_chunks(),
             s.column("quality_score").combine_chunks(),
             s.column("dup_cluster").combine_chunks(),

@@ -1,8 +1,10 @@
 """MinHash signatures over whole batches, bit-identical to datasketch, plus LSH banding.
 
-A document's shingles are its word n-grams: words are maximal runs of letters, numbers,
-marks and '_' in the normalized text (`transforms.text.fold`: NFKD, lower case), and a
-shingle is its words joined by single spaces. `shingle_hash32` hashes one shingle; it can be
+A document's shingles are its unit n-grams. Units are the words of the normalized text
+(`transforms.text.fold`: NFKD, lower case): maximal runs of letters, numbers, marks and '_',
+except that in scripts written without spaces (Han, kana, Hangul, Thai, ...) every code point
+is a unit, with the marks that follow it (`kernels._breaks_before`), so Chinese and Japanese
+shingles are character n-grams. A shingle is its units joined by single spaces. `shingle_hash32` hashes one shingle; it can be
 given to datasketch, so that
 
     MinHash(num_perm=P, seed=S, hashfunc=shingle_hash32).update_batch(document_shingles(text, n))
@@ -54,15 +56,24 @@ def shingle_hash32(shingle: bytes) -> int:
 
 
 def document_words(text: str) -> list[str]:
-    """Words of one document, by the same rules as the compiled batch path."""
+    """Units of one document (`kernels._breaks_before`), by the same rules as the compiled batch path."""
     classes = kernels.char_classes()
-    words, current = [], []
+    words: list[str] = []
+    current: list[str] = []
+    solo = False
     for ch in fold(text):
-        if classes[ord(ch)] == kernels.WORD:
-            current.append(ch)
-        elif current:
-            words.append("".join(current))
+        cls = int(classes[ord(ch)])
+        if not cls & kernels.WORD:
+            if current:
+                words.append("".join(current))
+                current = []
+            continue
+        if not current or cls & kernels.SOLO or (solo and not cls & kernels.JOIN):
+            if current:
+                words.append("".join(current))
             current = []
+            solo = bool(cls & kernels.SOLO)
+        current.append(ch)
     if current:
         words.append("".join(current))
     return words

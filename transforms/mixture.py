@@ -19,8 +19,10 @@ from hybridmix.transforms.mixture_core import (
     MixturePlan,
     SourceTally,
     check_human_tokens,
+    plan_keys,
     plan_mixture,
     resolve_boundary,
+    stratum,
     top_priority,
     weighted_priority,
 )
@@ -88,19 +90,41 @@ def _by_source(batch: pa.RecordBatch):
         yield str(name), np.nonzero(sources == name)[0]
 
 
-class _TallyFn(beam.DoFn):
-    """(INFO batch, priorities, eligible) -> (source, SourceTally) of its eligible documents per source."""
+def _by_key(batch: pa.RecordBatch, config: MixtureConfig, origins: dict[str, str]):
+    """(planner key, rows): a source's rows, split by script where its origin has script targets."""
+    if not config.scripts:
+        yield from _by_source(batch)
+        return
+    scripts = np.asarray(batch.column("script").to_pylist(), dtype=object)
+    for name, rows in _by_source(batch):
+        if config.scripts_of(origins[name]) is None:
+            yield name, rows
+            continue
+        for script in np.unique(scripts[rows]):
+            yield stratum(name, str(script)), rows[scripts[rows] == script]
 
-    def __init__(self, unit: str) -> None:
-        self._unit = unit
+
+def _by_source_script(batch: pa.RecordBatch):
+    scripts = np.asarray(batch.column("script").to_pylist(), dtype=object)
+    for name, rows in _by_source(batch):
+        for script in np.unique(scripts[rows]):
+            yield name, str(script), rows[scripts[rows] == script]
+
+
+class _TallyFn(beam.DoFn):
+    """(INFO batch, priorities, eligible) -> (planner key, SourceTally) of its eligible documents per key."""
+
+    def __init__(self, config: MixtureConfig, origins: dict[str, str]) -> None:
+        self._config = config
+        self._origins = origins
 
     def process(self, element: tuple[pa.RecordBatch, np.ndarray, np.ndarray]):
         batch, priority, eligible = element
         buckets = _bucket(priority)
-        units = _units(batch, self._unit)
+        units = _units(batch, self._config.unit)
         tokens = batch.column("tokens").to_numpy().astype(np.int64)
         generation = batch.column("generation").to_numpy().astype(np.int64)
-        for name, rows in _by_source(batch):
+        for name, rows in _by_key(batch, self._config, self._origins):
             rows = rows[eligible[rows]]
             if not len(rows):
                 continue
@@ -131,22 +155,24 @@ class _MergeTallies(beam.CombineFn):
 
 
 def _make_plan(tallies: dict[str, SourceTally], config: MixtureConfig, origins: dict[str, str]) -> MixturePlan:
-    return plan_mixture(config, origins, tallies)
+    return plan_mixture(config, plan_keys(config, origins, sorted(tallies)), tallies)
 
 
 class _BoundaryFn(beam.DoFn):
-    """Documents that fall in their source's boundary bucket -> (source, (priority, uid, units))."""
+    """Documents that fall in their key's boundary bucket -> (planner key, (priority, uid, units))."""
 
-    def __init__(self, unit: str) -> None:
-        self._unit = unit
+    def __init__(self, config: MixtureConfig, origins: dict[str, str]) -> None:
+        self._config = config
+        self._origins = origins
 
     def process(self, element: tuple[pa.RecordBatch, np.ndarray, np.ndarray], plan: MixturePlan):
         batch, priority, eligible = element
         bucket = _bucket(priority)
         uids = batch.column("uid").to_numpy()
-        units = _units(batch, self._unit)
-        for name, rows in _by_source(batch):
-            boundary = plan.sources[name].boundary_bucket
+        units = _units(batch, self._config.unit)
+        for name, rows in _by_key(batch, self._config, self._origins):
+            planned = plan.sources.get(name)
+            boundary = planned.boundary_bucket if planned is not None else -1
             if boundary < 0:
                 continue
             sel = rows[(bucket[rows] == boundary) & eligible[rows]]
@@ -164,8 +190,9 @@ def _resolve(element, plan: MixturePlan):
 class _SelectFn(beam.DoFn):
     """(INFO batch, priorities) -> SELECTION batch of documents with at least one copy; counts every fate."""
 
-    def __init__(self, config: MixtureConfig, seed: int) -> None:
+    def __init__(self, config: MixtureConfig, origins: dict[str, str], seed: int) -> None:
         self._config = config
+        self._origins = origins
         self._seed = seed
 
     def process(self, element: tuple[pa.RecordBatch, np.ndarray, np.ndarray], plan: MixturePlan,
@@ -175,7 +202,7 @@ class _SelectFn(beam.DoFn):
         doc_ids = batch.column("doc_id").to_pylist()
         bucket = _bucket(priority)
         copies = np.zeros(batch.num_rows, np.int32)
-        for name, rows in _by_source(batch):
+        for name, rows in _by_key(batch, self._config, self._origins):
             copies[rows] = plan.copies_for_bucket(name, bucket[rows])
         if boundary:
             copies += np.isin(batch.column("uid").to_numpy(), np.asarray(boundary, np.int64)).astype(np.int32)
@@ -198,6 +225,11 @@ class _SelectFn(beam.DoFn):
                 in_split = chosen[splits[chosen] == split]
                 yield emit(Figure.SPLIT_ROWS, int(copies[in_split].sum()), detail=str(split))
                 yield emit(Figure.SPLIT_BYTES, int((copies[in_split] * text_bytes[in_split]).sum()), detail=str(split))
+        for name, script, rows in _by_source_script(batch):
+            yield emit(Figure.SCRIPT_SELECTED, int((copies[rows] > 0).sum()), name, script)
+            yield emit(Figure.SCRIPT_SELECTED_ROWS, int(copies[rows].sum()), name, script)
+            yield emit(Figure.SCRIPT_SELECTED_TOKENS, int((copies[rows] * tokens[rows]).sum()), name, script)
+            yield emit(Figure.SCRIPT_SELECTED_UNITS, int((copies[rows] * units[rows]).sum()), name, script)
         keep = pa.array(copies > 0)
         if not pc.any(keep).as_py():
             return
@@ -210,6 +242,7 @@ class _SelectFn(beam.DoFn):
                 chosen.column("content_hash"),
                 chosen.column("tokens"),
                 chosen.column("chars"),
+                chosen.column("script"),
                 chosen.column("bytes"),
                 chosen.column("text_hash"),
                 chosen.column("quality_flags"),
@@ -249,12 +282,12 @@ class MixSources(beam.PTransform):
         self._seed = seed
 
     def expand(self, survivors: beam.PCollection) -> MixOutputs:
-        unit, seed = self._config.unit, self._seed
+        seed = self._seed
         prioritized = survivors | "Prioritize" >> beam.Map(_Prioritize(self._config, self._origins, seed))
         plan = (
             prioritized
-            # (source, tally) -> {source: tally}: a few KB per source, one element in all.
-            | "TallySources" >> beam.ParDo(_TallyFn(unit))
+            # (key, tally) -> {key: tally}: a few KB per source (or source and script), one element in all.
+            | "TallySources" >> beam.ParDo(_TallyFn(self._config, self._origins))
             | "MergeTallies" >> beam.CombinePerKey(_MergeTallies())
             | "CollectTallies" >> beam.combiners.ToDict()
             | "PlanQuotas" >> beam.Map(_make_plan, self._config, self._origins)
@@ -262,12 +295,12 @@ class MixSources(beam.PTransform):
         plan_side = beam.pvalue.AsSingleton(plan)
         boundary = (
             prioritized
-            | "FindBoundary" >> beam.ParDo(_BoundaryFn(unit), plan=plan_side)
+            | "FindBoundary" >> beam.ParDo(_BoundaryFn(self._config, self._origins), plan=plan_side)
             | "GroupBoundary" >> beam.GroupByKey()
             | "ResolveBoundary" >> beam.FlatMap(_resolve, plan=plan_side)
         )
         selected = prioritized | "Select" >> beam.ParDo(
-            _SelectFn(self._config, seed), plan=plan_side, boundary=beam.pvalue.AsList(boundary),
+            _SelectFn(self._config, self._origins, seed), plan=plan_side, boundary=beam.pvalue.AsList(boundary),
         ).with_outputs(STATS, main=SELECTED)
         totals = selected[STATS] | "SumSelection" >> beam.CombinePerKey(sum)
         checked = plan | "CheckSelection" >> beam.Map(

@@ -44,9 +44,48 @@ class SourceTally:
         return self.tokens if unit == "tokens" else self.documents
 
 
+# With script targets (`mixture.scripts`), the planner's unit is a source's documents in one
+# script: the key "<source>\x1f<script>" (a separator no corpus name holds).
+_STRATUM = "\x1f"
+
+
+def stratum(source: str, script: str) -> str:
+    return f"{source}{_STRATUM}{script}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(source, script) of a planner key; script "" for a whole source."""
+    source, _, script = key.partition(_STRATUM)
+    return source, script
+
+
+def plan_keys(config: MixtureConfig, source_origins: dict[str, str], seen: list[str] = ()) -> dict[str, str]:
+    """Planner key -> origin: a source, or one key per (source, script) for origins with script targets.
+
+    `seen`: keys found in the data, so that scripts without a target are planned too (at share 0).
+    """
+    out: dict[str, str] = {}
+    for name, origin in source_origins.items():
+        scripts = config.scripts_of(origin)
+        if scripts is None:
+            out[name] = origin
+        else:
+            out.update({stratum(name, script): origin for script in scripts})
+    for key in seen:
+        source, script = split_key(key)
+        if script and source in source_origins:
+            out.setdefault(key, source_origins[source])
+    return out
+
+
+def key_label(key: str) -> str:
+    source, script = split_key(key)
+    return f"{source} (script {script})" if script else source
+
+
 @dataclass(frozen=True)
 class SourcePlan:
-    name: str
+    name: str  # the planner key (`plan_keys`)
     origin: str
     available_documents: int
     available_tokens: int
@@ -57,6 +96,15 @@ class SourcePlan:
     remainder_units: float  # taken from one more pass, in priority order
     boundary_bucket: int  # -1: no partial pass
     boundary_need: float  # units to take inside the boundary bucket
+
+    @property
+    def source(self) -> str:
+        return split_key(self.name)[0]
+
+    @property
+    def script(self) -> str:
+        """The script this plan covers, or "" for all of its source."""
+        return split_key(self.name)[1]
 
 
 @dataclass(frozen=True)
@@ -70,7 +118,9 @@ class MixturePlan:
 
     def copies_for_bucket(self, source: str, bucket: np.ndarray) -> np.ndarray:
         """Copies per document from its bucket alone; the boundary bucket is resolved apart."""
-        plan = self.sources[source]
+        plan = self.sources.get(source)
+        if plan is None:  # a script without a target whose documents were all ineligible
+            return np.zeros(len(bucket), np.int32)
         copies = np.full(len(bucket), plan.full_repeats, np.int32)
         if plan.boundary_bucket >= 0:
             copies[bucket < plan.boundary_bucket] += 1
@@ -98,17 +148,25 @@ def source_shares(config: MixtureConfig, source_origins: dict[str, str],
         if not names:
             continue
         fraction = config.targets.get(origin, 0.0)
-        if any(n in config.source_weights for n in names):
-            weights = {n: config.source_weights.get(n, 0.0) for n in names}
-        else:
-            weights = by_size(names)
-        total_weight = sum(weights.values())
-        if fraction > 0 and total_weight <= 0:
-            raise InfeasibleMixtureError(
-                f"origin {origin.value}: target {fraction:g} but its sources ({', '.join(names)}) "
-                "have no documents left after filters and dedup")
+        scripts = config.scripts_of(origin)
+        groups = {"": fraction} if scripts is None else {s: fraction * f for s, f in scripts.items()}
+        for script, group_fraction in groups.items():
+            members = names if scripts is None else [n for n in names if split_key(n)[1] == script]
+            if any(split_key(n)[0] in config.source_weights for n in members):
+                weights = {n: config.source_weights.get(split_key(n)[0], 0.0) for n in members}
+            else:
+                weights = by_size(members)
+            total_weight = sum(weights.values())
+            if group_fraction > 0 and total_weight <= 0:
+                what = f"origin {origin.value}" + (f", script {script}" if script else "")
+                sources = ", ".join(sorted({split_key(n)[0] for n in members}))
+                raise InfeasibleMixtureError(
+                    f"{what}: target {group_fraction:g} but its sources ({sources}) "
+                    "have no documents left after filters and dedup")
+            for n in members:
+                shares[n] = group_fraction * weights[n] / total_weight if group_fraction > 0 else 0.0
         for n in names:
-            shares[n] = fraction * weights[n] / total_weight if fraction > 0 else 0.0
+            shares.setdefault(n, 0.0)  # a script without a target
     return shares
 
 
@@ -123,7 +181,7 @@ def plan_mixture(
     shares = source_shares(config, source_origins, tallies)
 
     def capacity(n: str) -> float:
-        return tallies[n].units(unit) * config.repeat_cap(n)
+        return tallies[n].units(unit) * config.repeat_cap(split_key(n)[0])
 
     limits = {n: capacity(n) / s for n, s in shares.items() if s > 0}
     max_total = min(limits.values()) if limits else 0.0
@@ -139,18 +197,19 @@ def plan_mixture(
                 total, budget = max_total, "shrunk"
             else:
                 n = short[0]
+                source = split_key(n)[0]
                 raise InfeasibleMixtureError(
-                    f"source {n!r} ({source_origins[n]}) has {tallies[n].units(unit):,} {unit} after "
-                    f"filters and dedup; the mixture needs {total * shares[n]:,.0f} "
-                    f"({shares[n]:.2%} of {total:,.0f}), more than max_repeats={config.repeat_cap(n)} "
+                    f"source {key_label(n)!r} ({source_origins[n]}) has {tallies[n].units(unit):,} {unit} "
+                    f"after filters and dedup; the mixture needs {total * shares[n]:,.0f} "
+                    f"({shares[n]:.2%} of {total:,.0f}), more than max_repeats={config.repeat_cap(source)} "
                     f"copies give. Lower mixture.total_{unit}, raise mixture.max_repeats (or "
-                    f"mixture.sources.{n}.max_repeats), or set "
+                    f"mixture.sources.{source}.max_repeats), or set "
                     "mixture.on_infeasible: shrink")
     if total <= 0 and limits:
         empty = [n for n in limits if tallies[n].units(unit) == 0]
         raise InfeasibleMixtureError(
-            f"source {empty[0]!r} has no {unit} left after filters and dedup, but its target share is "
-            f"{shares[empty[0]]:.2%}")
+            f"source {key_label(empty[0])!r} has no {unit} left after filters and dedup, but its target "
+            f"share is {shares[empty[0]]:.2%}")
 
     plans: dict[str, SourcePlan] = {}
     for n, share in shares.items():
@@ -193,7 +252,7 @@ def check_guards(config: MixtureConfig, plan: MixturePlan, tallies: dict[str, So
             depth = tallies[n].max_generation
             if sp.quota_units > 0 and depth > guards.max_generation:
                 raise GuardViolation(
-                    f"guards.max_generation: source {n!r} holds generation-{depth} synthetic text, "
+                    f"guards.max_generation: source {key_label(n)!r} holds generation-{depth} synthetic text, "
                     f"the limit is {guards.max_generation}")
     if guards.max_synthetic_fraction is not None:
         share = sum(sp.share for sp in plan.sources.values() if sp.origin == Origin.SYNTHETIC.value)

@@ -20,7 +20,7 @@ from scipy.stats import rankdata, spearmanr
 from hybridmix.transforms.batches import list_array
 from hybridmix.transforms.filters import TextView
 from hybridmix.transforms.scorer import DENSE_FEATURES, Scorer, dense_features, hashed_features
-from hybridmix.transforms.text import analyze, stable_hash64
+from hybridmix.transforms.text import analyze, scripts, stable_hash64
 
 QUANTILES = 1001
 
@@ -34,7 +34,7 @@ class Features:
 
 def featurize(texts: pa.Array, bits: int, dense_names: tuple[str, ...]) -> Features:
     analysis = analyze(texts)
-    view = TextView(texts, None, list_array(analysis.word_hashes, analysis.word_offsets))
+    view = TextView(texts, None, list_array(analysis.word_hashes, analysis.word_offsets), scripts(analysis))
     indptr, indices, values = hashed_features(analysis.word_hashes, analysis.word_offsets, bits)
     hashed = sp.csr_matrix((values.astype(np.float64), indices, indptr), shape=(len(texts), 1 << bits))
     return Features(hashed, dense_features(view, dense_names), np.log1p(view.stat("code_points")))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -24,8 +25,10 @@ class TextAnalysis:
     normalized: pa.Array  # NFKD, lower case, whitespace runs -> one space, trimmed
     word_hashes: np.ndarray  # uint32, every word of every text, in order
     word_offsets: np.ndarray  # int64, len(texts) + 1: text i's words are [off[i], off[i+1])
-    word_tokens: np.ndarray  # int32: words plus punctuation marks
+    word_tokens: np.ndarray  # int32: units plus punctuation marks
     space_tokens: np.ndarray  # int32: whitespace-separated tokens
+    script: np.ndarray  # uint8 per text: index into kernels.SCRIPTS (`scripts`)
+    estimated_tokens: np.ndarray  # int32: a BPE tokenizer's count, estimated per script (kernels.token_weights)
 
 
 def fold(text: str) -> str:
@@ -50,11 +53,18 @@ def analyze(texts: pa.Array) -> TextAnalysis:
     if texts.type != pa.string():
         texts = texts.cast(pa.string())
     data, offsets = string_buffers(texts)
-    out, out_off, hashes, word_off, tok_words, tok_space = kernels.analyze(
-        data, offsets, kernels.char_classes(), *kernels.fold_table())
+    out, out_off, hashes, word_off, tok_words, tok_space, script, tok_est = kernels.analyze(
+        data, offsets, kernels.char_classes(), kernels.script_table(), *kernels.token_weights(),
+        *kernels.fold_table())
     normalized = pa.StringArray.from_buffers(
         len(texts), pa.py_buffer(out_off.astype(np.int32)), pa.py_buffer(out))
-    return TextAnalysis(normalized, hashes, word_off, tok_words, tok_space)
+    return TextAnalysis(normalized, hashes, word_off, tok_words, tok_space, script, tok_est)
+
+
+def scripts(analysis: TextAnalysis) -> pa.Array:
+    """The script of each text as an ISO 15924 code ("Latn", "Hani", "Jpan", "Hang", ...)."""
+    codes = pa.array(kernels.SCRIPTS, pa.string())
+    return codes.take(pa.array(analysis.script.astype(np.int32)))
 
 
 def content_hashes(normalized: pa.Array) -> list[str]:
@@ -64,12 +74,29 @@ def content_hashes(normalized: pa.Array) -> list[str]:
     return [hashlib.blake2b(view[s:e], digest_size=16).hexdigest() for s, e in zip(offsets[:-1], offsets[1:])]
 
 
-def count_tokens(texts: pa.Array, kind: str, analysis: TextAnalysis | None = None) -> np.ndarray:
-    """Token count per text for a `TokenizerConfig.kind`."""
+@lru_cache(maxsize=4)
+def load_tokenizer(path: str):
+    """A Hugging Face tokenizer from a local tokenizer.json (never the network)."""
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        raise ImportError("tokenizer kind 'file' needs the tokenizers package: "
+                          "pip install 'hybridmix[tokenizers]'") from None
+    return Tokenizer.from_file(path)
+
+
+def count_tokens(texts: pa.Array, kind: str, analysis: TextAnalysis | None = None,
+                 path: str | None = None) -> np.ndarray:
+    """Token count per text for a `TokenizerConfig.kind` (`path`: the tokenizer file of kind file)."""
+    if kind == "file":
+        encoded = load_tokenizer(path).encode_batch(pc.fill_null(texts, "").to_pylist(), add_special_tokens=False)
+        return np.array([len(e.ids) for e in encoded], np.int32)
     if kind == "bytes4":
         nbytes = pc.binary_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
         return ((nbytes + 3) // 4).astype(np.int32)
     analysis = analysis or analyze(texts)
+    if kind == "estimate":
+        return analysis.estimated_tokens
     return analysis.word_tokens if kind == "words" else analysis.space_tokens
 
 

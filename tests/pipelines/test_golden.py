@@ -12,10 +12,10 @@ from hybridmix.pipelines.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DEMO_FILES = {
-    "data/train-00000-of-00002.parquet": "d1d198697fdcd2781632fdfc99b00638e5ff3f42161e2d7fbcf11a5a3352adbb",
-    "data/train-00001-of-00002.parquet": "9f8fc7f90ee9954e5d71d58af924cd8d0bc40259f05dc90df31201f75153f337",
-    "data/validation-00000-of-00001.parquet": "b456bc5f1a5ae94137ad210ed3e96f1d29d8b6394d6b9de4d79f17d67155726f",
-    "filtered/part-00000-of-00001.parquet": "389999bb3d48b90014b234100c83704feb8c8a6aa11151ea5eecda69b99e0138",
+    "data/train-00000-of-00002.parquet": "2103abc72eafedbf00bb3da76a6fd9c1cb4ddd28e9fcd3ccc5043c28e4a40606",
+    "data/train-00001-of-00002.parquet": "2274a0e4ea49be185d45215bc0502ff574f5609932585e39ceaa7306d587b29b",
+    "data/validation-00000-of-00001.parquet": "d04fabe67ee1f5a59ac8e2fd6c5298534b1d2d755c2e6110c99edd20bc3e37c2",
+    "filtered/part-00000-of-00001.parquet": "b421982a8de0910e4e65cbf96e949ab6f67351c9abc205066a05ae1d307dccbc",
     "duplicates/part-00000-of-00001.parquet": "b486f6068d03268c040160e77aa8d8d59bca4a15b4f72a12ba384f7cbd9fdfff",
 }
 

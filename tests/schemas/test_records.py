@@ -40,7 +40,7 @@ def test_pydantic_model_and_arrow_schema_agree(folder):
 
 def test_document_schema_has_every_design_column():
     design = ["id", "doc_id", "text", "origin", "source", "generator", "generation", "parent_id", "license",
-              "source_file", "source_row", "content_hash", "tokens", "chars", "quality_flags", "dup_cluster",
+              "source_file", "source_row", "content_hash", "tokens", "chars", "script", "quality_flags", "dup_cluster",
               "dup_cluster_size", "repeat", "split", "run_id", "config_digest", "meta"]
     schema = RECORD_TYPES["data"][1]
     assert set(design) <= set(schema.names)

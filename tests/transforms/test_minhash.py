@@ -45,8 +45,21 @@ def test_batch_word_hashes_match_the_reference_words():
 
 
 def test_reference_words_follow_unicode_classes():
+    # Han is written without spaces: each ideograph is a unit of its own, and digits after it are a word.
     assert mh.document_words("Don't stop—ever! Ünïcode_ok 数字123") == ["don", "t", "stop", "ever", \
-        unicodedata.normalize("NFKD", "ünïcode_ok"), "数字123"]
+        unicodedata.normalize("NFKD", "ünïcode_ok"), "数", "字", "123"]
+
+
+def test_units_of_scripts_without_spaces_keep_their_marks():
+    nfkd = lambda s: unicodedata.normalize("NFKD", s)  # noqa: E731
+    # Kana with a voicing mark (two code points after NFKD) is one unit; so is a Thai consonant
+    # with its tone mark, and a Hangul syllable (three jamo after NFKD).
+    assert mh.document_words("がぎ") == [nfkd("が"), nfkd("ぎ")]
+    assert mh.document_words("ป็น") == ["ป็", "น"]
+    assert mh.document_words("한국 어") == [nfkd("한"), nfkd("국"), nfkd("어")]
+    # Mixed Chinese and English: English words stay whole.
+    assert mh.document_words("用Python写代码") == ["用", "python", "写", "代", "码"]
+    assert mh.document_words("مرحبا بالعالم") == ["مرحبا", "بالعالم"]
 
 
 def test_signatures_do_not_depend_on_batch_composition():

@@ -22,7 +22,7 @@ def info_batches(n_per_source=400, batch=97):
             rows.append({
                 "uid": len(rows), "doc_id": f"{source}-{i:05d}", "origin": origin, "source": source,
                 "generator": None, "generation": 0 if origin == "human" else 1, "content_hash": f"{len(rows):032x}",
-                "tokens": int(rng.integers(5, 400)), "chars": 10, "bytes": 10, "quality_flags": [],
+                "tokens": int(rng.integers(5, 400)), "chars": 10, "script": "Latn", "bytes": 10, "quality_flags": [],
                 # Synthetic documents have distinct scores (a permutation); human ones are not scored.
                 "quality_score": (i * 37 % n_per_source) / n_per_source if origin == "synthetic" else None,
                 "skey": "", "exact_count": 1, "dup_cluster": None,
@@ -148,7 +148,7 @@ def _big_batch(index: int, rows: int = 5000) -> pa.RecordBatch:
         "uid": uid, "doc_id": [f"d{u:07d}" for u in uid], "origin": [ORIGINS3[s] for s in source],
         "source": source.astype(str), "generator": pa.nulls(rows, pa.string()),
         "generation": np.where(source == "h", 0, 1).astype(np.int8), "content_hash": [""] * rows,
-        "tokens": tokens, "chars": tokens, "bytes": tokens, "text_hash": np.zeros(rows, np.uint64),
+        "tokens": tokens, "chars": tokens, "script": ["Latn"] * rows, "bytes": tokens, "text_hash": np.zeros(rows, np.uint64),
         "quality_flags": pa.array([[]] * rows, pa.list_(pa.string())), "quality_score": np.ones(rows, np.float32),
         "skey": [""] * rows, "exact_count": np.ones(rows, np.int32), "dup_cluster": pa.nulls(rows, pa.string()),
         "dup_cluster_size": np.ones(rows, np.int32),

@@ -8,8 +8,10 @@ from hybridmix.schemas.errors import GuardViolation, InfeasibleMixtureError
 from hybridmix.transforms.mixture_core import (
     BUCKETS,
     SourceTally,
+    plan_keys,
     plan_mixture,
     resolve_boundary,
+    stratum,
 )
 
 
@@ -202,3 +204,41 @@ def test_shares_sum_to_one_in_every_mode(sizes_, temperature, flat):
     assert sum(plan.targets.values()) == pytest.approx(1.0)
     for n, sp in plan.sources.items():
         assert sp.quota_units <= tallies[n].tokens * (1 + 1e-9)
+
+
+def test_script_targets_split_an_origin_by_script_across_its_sources():
+    config = mix(targets={"human": 0.5, "synthetic": 0.5}, scripts={"human": {"Hani": 0.6, "Latn": 0.4}},
+                 total_tokens=1000)
+    origins = {"h1": "human", "h2": "human", "s": "synthetic"}
+    tallies = {stratum("h1", "Hani"): tally({0: 300}), stratum("h2", "Hani"): tally({0: 100}),
+               stratum("h1", "Latn"): tally({0: 900}), stratum("h2", "Jpan"): tally({0: 50}), "s": tally({0: 800})}
+    keys = plan_keys(config, origins, sorted(tallies))
+    assert set(keys) == set(tallies) | {stratum("h2", "Latn")}  # every listed script of every source
+    plan = plan_mixture(config, keys, tallies)
+    quota = {k: p.quota_units for k, p in plan.sources.items()}
+    # Hani gets 0.5 * 0.6 of 1000, split by size between the two sources; Latn 0.5 * 0.4.
+    assert quota[stratum("h1", "Hani")] == pytest.approx(225)
+    assert quota[stratum("h2", "Hani")] == pytest.approx(75)
+    assert quota[stratum("h1", "Latn")] == pytest.approx(200)
+    assert quota[stratum("h2", "Latn")] == 0 and quota[stratum("h2", "Jpan")] == 0  # no data, no target
+    assert quota["s"] == pytest.approx(500)
+    assert plan.sources[stratum("h1", "Hani")].source == "h1" and plan.sources[stratum("h1", "Hani")].script == "Hani"
+
+
+def test_a_script_target_without_documents_is_infeasible():
+    config = mix(scripts={"human": {"Hani": 0.5, "Hang": 0.5}})
+    origins = {"h": "human", "s": "synthetic"}
+    tallies = {stratum("h", "Hani"): tally({0: 300}), "s": tally({0: 300})}
+    with pytest.raises(InfeasibleMixtureError, match="script Hang"):
+        plan_mixture(config, plan_keys(config, origins, sorted(tallies)), tallies)
+
+
+@pytest.mark.parametrize("scripts, message", [
+    ({"human": {"Hani": 0.5}}, "sum to 1"),
+    ({"human": {"chinese": 1.0}}, "unknown script"),
+])
+def test_script_targets_are_checked(scripts, message):
+    with pytest.raises(ValueError, match=message):
+        mix(scripts=scripts)
+    with pytest.raises(ValueError, match="need targets per origin"):
+        MixtureConfig(weights={"a": 1.0}, scripts={"human": {"Hani": 1.0}})

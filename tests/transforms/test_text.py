@@ -25,8 +25,9 @@ def test_equal_after_normalization_means_equal_hash():
 @pytest.mark.parametrize(
     "kind, text, expected",
     [("words", "Hello, world! It's 2024.", 9), ("whitespace", "Hello, world! It's 2024.", 4),
-     ("bytes4", "abcdefgh", 2), ("bytes4", "abcdefghi", 3), ("words", "日本語 テキスト", 2)],
-    ids=["words", "whitespace", "bytes-even", "bytes-round-up", "unicode-words"],
+     ("bytes4", "abcdefgh", 2), ("bytes4", "abcdefghi", 3), ("words", "日本語 テキスト", 7),
+     ("words", "我们用Python写代码。", 8)],
+    ids=["words", "whitespace", "bytes-even", "bytes-round-up", "japanese-characters", "mixed-chinese-english"],
 )
 def test_count_tokens(kind, text, expected):
     assert count_tokens(pa.array([text]), kind).tolist() == [expected]

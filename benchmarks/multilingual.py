@@ -1,0 +1,410 @@
+"""Text in every language, measured on real text: near-dedup, default filters, token counts, speed.
+
+    .venv/bin/python -m benchmarks.multilingual [--work benchmarks/work/multilingual] [--data ../shared/data]
+                                                [--only dedup filters tokens speed]
+
+Real text comes from packages, fetched once into WORK/cache by their ordinary clients (never by
+hybridmix at run time): the Debian Reference in Simplified Chinese and Japanese, and the
+fortunes-zh collection (Chinese prose and Tang poems), with `apt-get download`; bills of the
+Korean National Assembly from konlpy's corpus with `pip download`; English Wikipedia
+paragraphs from ../shared/data. Thai and Arabic: the paragraphs of tests/multilingual.py.
+
+Token counts are compared with real BPE tokenizers whose vocabularies ship inside the litellm
+wheel for offline use (OpenAI's cl100k_base and o200k_base as tiktoken files, DeepSeek-V3's
+tokenizer.json); the benchmark needs `pip install tiktoken tokenizers` for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from benchmarks.dedup_eval import evaluate
+from hybridmix.pipelines.cli import main as hybridmix
+from hybridmix.transforms import kernels, minhash
+from hybridmix.transforms.text import analyze, scripts, string_buffers
+from tests.multilingual import PARAGRAPHS
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEBIAN = ("debian-reference-en", "debian-reference-zh-cn", "debian-reference-ja", "fortunes-zh", "fortunes-ru",
+          "fortunes-de", "fortunes-es")
+KONLPY = "konlpy==0.6.0"
+LITELLM = "litellm==1.110.2"
+# Inside the litellm wheel: tiktoken's cache files are named by the SHA-1 of their download URL.
+TOKENIZER_FILES = {
+    "cl100k_base": "litellm/litellm_core_utils/tokenizers/9b5ad71b2ce5302211f9c61530b329a4922fc6a4",
+    "o200k_base": "litellm/litellm_core_utils/tokenizers/fb374d419588a4632f3f557e76b4b70aebbca790",
+    "deepseek": "litellm/litellm_core_utils/tokenizers/deepseek_tokenizer.json",
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Corpora
+
+
+def fetch(cache: str) -> None:
+    """Download and unpack the packages the corpora come from (once)."""
+    os.makedirs(cache, exist_ok=True)
+    unpacked = os.path.join(cache, "root")
+    for package in DEBIAN:
+        if not glob.glob(os.path.join(cache, f"{package}_*.deb")):
+            subprocess.run(["apt-get", "download", package], cwd=cache, check=True, capture_output=True)
+        deb = glob.glob(os.path.join(cache, f"{package}_*.deb"))[0]
+        if not os.path.exists(deb + ".done"):
+            subprocess.run(["dpkg-deb", "-x", deb, unpacked], check=True)
+            open(deb + ".done", "w").close()
+    for requirement in (KONLPY, LITELLM):
+        name = requirement.split("==")[0]
+        if not glob.glob(os.path.join(cache, f"{name}-*.whl")):
+            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", requirement, "-d", cache],
+                           check=True)
+
+
+def _wheel(cache: str, name: str) -> zipfile.ZipFile:
+    return zipfile.ZipFile(glob.glob(os.path.join(cache, f"{name}-*.whl"))[0])
+
+
+def _debian_reference(cache: str, lang: str) -> list[str]:
+    out = []
+    for path in sorted(glob.glob(os.path.join(cache, "root", "usr/share/debian-reference", f"ch*.{lang}.html"))):
+        page = open(path, encoding="utf-8").read()
+        for m in re.finditer(r"<p>(.*?)</p>", page, re.S):
+            text = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", m.group(1)))).strip()
+            if len(text) >= 60:
+                out.append(text)
+    return out
+
+
+def _fortunes(cache: str, name: str) -> list[str]:
+    """Whole fortune entries: prose, quotations, poems, and tables drawn with box characters."""
+    try:
+        raw = open(os.path.join(cache, "root", "usr/share/games/fortunes", name), encoding="utf-8").read()
+    except UnicodeDecodeError:  # a few files of the Spanish collection are in Latin-1
+        raw = open(os.path.join(cache, "root", "usr/share/games/fortunes", name), encoding="latin-1").read()
+    raw = re.sub(r"\x1b\[[0-9;]*m", "", raw)  # terminal colours around titles
+    return [t.strip() for t in raw.split("\n%\n") if len(t.strip()) >= 60]
+
+
+def _prose(entries: list[str]) -> list[str]:
+    """The paragraphs of fortune entries: blocks between blank lines, lines joined, without the
+    text-mode tables (box-drawing characters) that some entries render."""
+    out = []
+    for entry in entries:
+        for block in re.split(r"\n\s*\n", entry):
+            if re.search(r"[\u2500-\u257f]", block) or block.lstrip().startswith("--"):
+                continue
+            text = re.sub(r"\s*\n\s*", "", block.strip())
+            if len(text) >= 60:
+                out.append(text)
+    return out
+
+
+def _kobill(cache: str) -> list[str]:
+    """Lines of at least 60 characters of the bills and of the constitution in konlpy's corpus."""
+    out = []
+    with _wheel(cache, "konlpy") as wheel:
+        for name in sorted(n for n in wheel.namelist() if re.search(r"/corpus/(kobill|kolaw)/.*\.txt$", n)):
+            for line in wheel.read(name).decode("utf-8", errors="replace").splitlines():
+                line = re.sub(r"\s+", " ", line).strip()
+                if len(line) >= 60:
+                    out.append(line)
+    return out
+
+
+def paragraphs(cache: str, data_dir: str) -> dict[str, list[str]]:
+    """Real paragraphs per language, each kept only when its script is the language's."""
+    found = {
+        # Prose paragraphs and Tang poems; the fortune collection apart (quotations, classical texts
+        # with refrains, chat logs, shell transcripts): the filters treat those as they treat English.
+        "zh": _debian_reference(cache, "zh-cn") + _fortunes(cache, "tang300"),
+        "zh-fortunes": _prose(_fortunes(cache, "chinese")),
+        "ja": _debian_reference(cache, "ja"),
+        "ko": _kobill(cache),
+        "th": PARAGRAPHS["th"],
+        "ar": PARAGRAPHS["ar"],
+    }
+    wiki = os.path.join(data_dir, "human", "wikipedia.parquet")
+    if os.path.exists(wiki):
+        found["en"] = pq.read_table(wiki)["text"].to_pylist()
+    expected = {"zh": "Hani", "zh-fortunes": "Hani", "ja": "Jpan", "ko": "Hang", "th": "Thai", "ar": "Arab",
+                "en": "Latn"}
+    out = {}
+    for lang, texts in found.items():
+        texts = list(dict.fromkeys(texts))
+        script = scripts(analyze(pa.array(texts, pa.string()))).to_pylist()
+        out[lang] = [t for t, s in zip(texts, script) if s == expected[lang]]
+    # Russian, German and Spanish fortunes: token counts only (the estimate's weights were fitted on them too).
+    for lang in ("ru", "de", "es"):
+        folder = os.path.join(cache, "root", "usr/share/games/fortunes", lang)
+        entries = [t for name in sorted(os.listdir(folder)) if not name.endswith((".dat", ".u8"))
+                   and os.path.isfile(os.path.join(folder, name)) and not os.path.islink(os.path.join(folder, name))
+                   for t in _fortunes(cache, os.path.join(lang, name))]
+        out[f"{lang}-fortunes"] = entries[:3000]
+    # Whole fortune entries as they are, tables included: reported apart.
+    out["zh-entries"] = [t for t, s in zip(*_with_scripts(_fortunes(cache, "chinese"))) if s == "Hani"]
+    out["en-debref"] = _debian_reference(cache, "en")  # the English original of the zh-CN and ja paragraphs
+    return out
+
+
+def near_copy(text: str, rate: float, rng: np.random.RandomState) -> str:
+    """Replace about `rate` of the units: characters in scripts without spaces, words elsewhere."""
+    units = minhash.document_words(text)
+    classes = kernels.char_classes()
+    solo = any(int(classes[ord(u[0])]) & kernels.SOLO for u in units[:50])
+    if not solo:
+        words = text.split(" ")
+        return " ".join(f"w{rng.randint(10**6)}" if rng.rand() < rate else w for w in words)
+    chars = list(text)
+    for i, ch in enumerate(chars):
+        if int(classes[ord(ch)]) & kernels.SOLO and rng.rand() < rate:
+            chars[i] = chr(0x4E00 + rng.randint(20000))  # another ideograph
+    return "".join(chars)
+
+
+# ---------------------------------------------------------------------------------------
+# Measures
+
+
+def _run(config: dict, work: str, name: str) -> tuple[str, float]:
+    cfg = os.path.join(work, f"{name}.yaml")
+    with open(cfg, "w") as fh:
+        yaml.safe_dump(config, fh, allow_unicode=True)
+    out = os.path.join(work, f"out-{name}")
+    started = time.perf_counter()
+    code = hybridmix(["run", cfg, "--output", out, "--force"])
+    assert code == 0, f"hybridmix exited {code}"
+    return out, time.perf_counter() - started
+
+
+def _write(work: str, name: str, ids: list[str], texts: list[str]) -> str:
+    path = os.path.join(work, "in", f"{name}.parquet")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pq.write_table(pa.table({"id": ids, "text": texts}), path)
+    return path
+
+
+def dedup(paras: dict[str, list[str]], work: str, per_language: int, threshold: float) -> dict:
+    """Near-dedup against brute-force Jaccard of unit 5-grams, per language, with near copies."""
+    rng = np.random.RandomState(14)
+    ids, texts, lang_of = [], [], {}
+    pools: dict[str, list[str]] = {}
+    for lang, pool in paras.items():
+        if lang in ("zh", "zh-fortunes", "ja", "ko", "th", "ar", "en"):  # one set per language
+            pools.setdefault(lang.split("-")[0], []).extend(pool)  # Chinese as one set: zh, zh-fortunes
+    for lang, pool in pools.items():
+        pool = [t for t in pool if len(minhash.document_words(t)) >= 30]
+        take = pool if len(pool) <= per_language else [pool[i] for i in sorted(
+            rng.choice(len(pool), per_language, replace=False))]
+        for i, text in enumerate(take):
+            ids.append(f"{lang}-{i:05d}")
+            texts.append(text)
+            # A quarter gets a near copy, 0.5-12 % of its units replaced: Jaccard ~0.6 to ~0.98.
+            if rng.rand() < 0.25:
+                ids.append(f"{lang}-{i:05d}~edit")
+                texts.append(near_copy(text, rng.uniform(0.005, 0.12), rng))
+        lang_of.update({d: lang for d in ids if d not in lang_of})
+    path = _write(work, "dedup", ids, texts)
+    config = {
+        "corpora": [{"name": "multi", "origin": "human", "paths": [path], "id_column": "id"}],
+        "quality": {"enabled": False},
+        "dedup": {"near": {"threshold": threshold, "ngram": 5}},
+        "mixture": {"targets": {"human": 1.0}},
+    }
+    out, wall = _run(config, work, "dedup")
+    dups = pq.read_table(os.path.join(out, "duplicates")).to_pylist()
+    kept_of = {d["doc_id"]: d["kept_doc_id"] for d in dups}
+    near = {d["doc_id"] for d in dups if d["kind"] == "near"}
+    result = {"threshold": threshold, "documents": len(ids), "pipeline_seconds": round(wall, 1), "languages": {}}
+    for lang in sorted(set(lang_of.values())):
+        rows = [i for i, d in enumerate(ids) if lang_of[d] == lang]
+        sub_ids = [ids[i] for i in rows]
+        q = evaluate(sub_ids, [texts[i] for i in rows], 5, threshold, kept_of, near & set(sub_ids))
+        result["languages"][lang] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in q.as_dict().items()}
+    return result
+
+
+def filters(paras: dict[str, list[str]], work: str) -> dict:
+    """Share of clean human paragraphs the default filters drop, per language and per filter."""
+    result = {}
+    for lang, texts in paras.items():
+        if lang in ("ru-fortunes", "de-fortunes", "es-fortunes"):
+            continue
+        ids = [f"{lang}-{i:05d}" for i in range(len(texts))]
+        path = _write(work, f"filters-{lang}", ids, texts)
+        config = {
+            "corpora": [{"name": lang, "origin": "human", "paths": [path], "id_column": "id"}],
+            "dedup": {"exact": False, "near": {"enabled": False}},
+            "mixture": {"targets": {"human": 1.0}},
+        }
+        out, _ = _run(config, work, f"filters-{lang}")
+        dropped = pq.read_table(os.path.join(out, "filtered")) if os.path.exists(os.path.join(out, "filtered")) else None
+        by_filter: dict[str, int] = {}
+        if dropped is not None:
+            for name in dropped["filter"].to_pylist():
+                by_filter[name] = by_filter.get(name, 0) + 1
+        n_dropped = 0 if dropped is None else dropped.num_rows
+        result[lang] = {"paragraphs": len(texts), "dropped": n_dropped,
+                        "dropped_share": round(n_dropped / max(1, len(texts)), 4), "by_filter": by_filter}
+    return result
+
+
+def _bpe_counters(cache: str):
+    """name -> function(list of texts) -> token counts, for the BPE tokenizers that load here."""
+    counters = {}
+    tok_dir = os.path.join(cache, "tokenizers")
+    os.makedirs(tok_dir, exist_ok=True)
+    with _wheel(cache, "litellm") as wheel:
+        for member in TOKENIZER_FILES.values():
+            target = os.path.join(tok_dir, os.path.basename(member))
+            if not os.path.exists(target):
+                with open(target, "wb") as fh:
+                    fh.write(wheel.read(member))
+    try:
+        os.environ["TIKTOKEN_CACHE_DIR"] = tok_dir  # tiktoken reads its cached files, never the network
+        import tiktoken
+        for name in ("cl100k_base", "o200k_base"):
+            enc = tiktoken.get_encoding(name)
+            counters[name] = lambda texts, enc=enc: [len(t) for t in enc.encode_ordinary_batch(texts)]
+    except ImportError:
+        print("tiktoken is not installed: cl100k_base and o200k_base skipped", file=sys.stderr)
+    try:
+        from tokenizers import Tokenizer
+        tok = Tokenizer.from_file(os.path.join(tok_dir, "deepseek_tokenizer.json"))
+        counters["deepseek_v3"] = lambda texts: [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
+    except ImportError:
+        print("tokenizers is not installed: deepseek skipped", file=sys.stderr)
+    return counters
+
+
+def tokens(paras: dict[str, list[str]], cache: str) -> dict:
+    """hybridmix's default token count over each BPE tokenizer's, per language (1.0 = the same)."""
+    counters = _bpe_counters(cache)
+    result = {}
+    for lang, texts in paras.items():
+        analysis = analyze(pa.array(texts, pa.string()))
+        ours = int(analysis.estimated_tokens.sum())
+        words = int(analysis.word_tokens.sum())
+        row = {"paragraphs": len(texts), "chars": sum(len(t) for t in texts), "estimate": ours, "words": words}
+        ratios = []
+        for name, count in counters.items():
+            theirs = int(sum(count(texts)))
+            ratios.append(ours / theirs)
+            row[name] = {"tokens": theirs, "ratio": round(ours / theirs, 3), "words_ratio": round(words / theirs, 3)}
+        if ratios:
+            row["ratio_geometric_mean"] = round(float(np.exp(np.mean(np.log(ratios)))), 3)
+        result[lang] = row
+    return result
+
+
+def speed(paras: dict[str, list[str]], work: str, megabytes: float) -> dict:
+    """MB/s per language: the compiled pass (analyze, doc_stats, MinHash) and a whole default run.
+
+    Each language gets the same number of bytes in documents of about 2 KB, each a seeded random
+    draw of that language's paragraphs (so documents differ, as in a real corpus, and the
+    languages have about as many documents per byte).
+    """
+    rng = np.random.RandomState(17)
+    pools = {"en": paras.get("en", []), "zh": paras["zh"] + paras["zh-fortunes"], "ja": paras["ja"]}
+    # One small run first, so that no measured run pays for loading the compiled kernels.
+    warm = [t for pool in pools.values() for t in pool[:100]]
+    path = _write(work, "speed-warmup", [f"w{i}" for i in range(len(warm))], warm)
+    _run({"corpora": [{"name": "warm", "origin": "human", "paths": [path], "id_column": "id"}],
+          "mixture": {"targets": {"human": 1.0}}}, work, "speed-warmup")
+    result = {}
+    for lang, pool in pools.items():
+        if not pool:
+            continue
+        texts, total = [], 0
+        while total < megabytes * 1e6:
+            parts, size = [], 0
+            while size < 2000:
+                parts.append(pool[rng.randint(len(pool))])
+                size += len(parts[-1].encode())
+            texts.append("\n\n".join(parts))
+            total += len(texts[-1].encode())
+        arr = pa.array(texts, pa.string())
+        a, b = minhash.permutations(256, 1)
+
+        def compiled_pass(batch: pa.Array) -> None:
+            analysis = analyze(batch)
+            data, offsets = string_buffers(batch)
+            kernels.doc_stats(data, offsets, kernels.letter_classes())
+            kernels.minhash(analysis.word_hashes, analysis.word_offsets, 5, a, b)
+
+        compiled_pass(arr[:10])  # load the compiled kernels and their tables first
+        started = time.perf_counter()
+        compiled_pass(arr)
+        kernel_s = time.perf_counter() - started
+        path = _write(work, f"speed-{lang}", [f"{lang}-{i:06d}" for i in range(len(texts))], texts)
+        config = {"corpora": [{"name": lang, "origin": "human", "paths": [path], "id_column": "id"}],
+                  "dedup": {"near": {"threshold": 0.8}}, "mixture": {"targets": {"human": 1.0}}}
+        _, wall = _run(config, work, f"speed-{lang}")
+        result[lang] = {"bytes": total, "documents": len(texts), "kernel_mb_s": round(total / kernel_s / 1e6, 1),
+                        "end_to_end_s": round(wall, 1), "end_to_end_mb_s": round(total / wall / 1e6, 2)}
+    if "en" in result:
+        for lang in result:
+            result[lang]["seconds_per_byte_vs_en"] = round(
+                (result[lang]["end_to_end_s"] / result[lang]["bytes"]) / (result["en"]["end_to_end_s"] / result["en"]["bytes"]), 2)
+    return result
+
+
+def write_sample(cache: str, out_dir: str) -> str:
+    """examples/data/human_zh.parquet: Debian Reference paragraphs (zh-CN) and Tang poems."""
+    paras = [t for t, s in zip(*_with_scripts(_debian_reference(cache, "zh-cn"))) if s == "Hani"][:400]
+    poems = _fortunes(cache, "tang300")[:120]
+    rows = [{"id": f"debref-zh-{i:04d}", "text": t, "source": "debian-reference:zh-cn", "license": "GPL-2.0-or-later",
+             "url": "https://www.debian.org/doc/manuals/debian-reference/"} for i, t in enumerate(paras)]
+    rows += [{"id": f"tang300-{i:03d}", "text": t, "source": "fortunes-zh:tang300", "license": "public-domain",
+              "url": "https://salsa.debian.org/chinese-team/fortunes-zh"} for i, t in enumerate(poems)]
+    path = os.path.join(out_dir, "human_zh.parquet")
+    pq.write_table(pa.Table.from_pylist(rows), path, compression="zstd")
+    return path
+
+
+def _with_scripts(texts: list[str]) -> tuple[list[str], list[str]]:
+    return texts, scripts(analyze(pa.array(texts, pa.string()))).to_pylist()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", default=os.path.join(HERE, "work", "multilingual"))
+    parser.add_argument("--data", default=os.path.join(HERE, "..", "..", "shared", "data"))
+    parser.add_argument("--only", nargs="*", default=["dedup", "filters", "tokens", "speed"])
+    parser.add_argument("--per-language", type=int, default=1500, help="paragraphs per language in the dedup set")
+    parser.add_argument("--threshold", type=float, default=0.8)
+    parser.add_argument("--megabytes", type=float, default=10.0, help="text per language in the speed runs")
+    parser.add_argument("--write-sample", metavar="DIR", help="only write the bundled human_zh.parquet into DIR")
+    args = parser.parse_args()
+    cache = os.path.join(args.work, "cache")
+    fetch(cache)
+    if args.write_sample:
+        print(write_sample(cache, args.write_sample))
+        return
+    paras = paragraphs(cache, args.data)
+    results: dict = {"paragraphs": {k: len(v) for k, v in paras.items()}}
+    if "dedup" in args.only:
+        results["dedup"] = dedup(paras, args.work, args.per_language, args.threshold)
+    if "filters" in args.only:
+        results["filters"] = filters(paras, args.work)
+    if "tokens" in args.only:
+        results["tokens"] = tokens(paras, cache)
+    if "speed" in args.only:
+        results["speed"] = speed(paras, args.work, args.megabytes)
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

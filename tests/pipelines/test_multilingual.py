@@ -1,0 +1,166 @@
+"""Text in every language end to end: filters, near-dedup, the script column, mixing by script, tokens."""
+
+import hashlib
+import json
+import os
+
+import pyarrow.parquet as pq
+import pytest
+
+from hybridmix.pipelines.cli import main
+from tests.builders import write_config, write_parquet
+from tests.multilingual import ANSWERS, PARAGRAPHS, REFUSALS, edited
+
+EDITED = ("zh", "ja", "ko", "th")
+
+
+def _read(out, folder):
+    path = os.path.join(out, folder)
+    return pq.read_table(path).to_pylist() if os.path.isdir(path) else []
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("multilingual")
+    human, copies = [], {}
+    for lang, texts in PARAGRAPHS.items():
+        for i, text in enumerate(texts):
+            human.append({"id": f"{lang}-{i}", "text": text})
+            if lang in EDITED:
+                human.append({"id": f"{lang}-{i}-copy", "text": edited(text)})
+                copies[f"{lang}-{i}-copy"] = f"{lang}-{i}"
+    answers = [{"id": f"refusal-{i}", "text": t} for i, t in enumerate(REFUSALS)]
+    answers += [{"id": f"answer-{i}", "text": t} for i, t in enumerate(ANSWERS)]
+    write_parquet(root / "human.parquet", human)
+    write_parquet(root / "answers.parquet", answers)
+    config = write_config(root / "mix.yaml", {
+        "corpora": [
+            {"name": "pages", "origin": "human", "paths": ["human.parquet"], "id_column": "id"},
+            {"name": "answers", "origin": "synthetic", "paths": ["answers.parquet"], "id_column": "id"},
+        ],
+        "quality": {"scorer": {"enabled": False}},
+        # The answers are few: repeat them so that every human paragraph fits in the mix.
+        "mixture": {"unit": "documents", "targets": {"human": 0.8, "synthetic": 0.2},
+                    "sources": {"answers": {"max_repeats": 10}}},
+    })
+    out = str(root / "out")
+    assert main(["run", config, "--output", out]) == 0
+    return out, copies
+
+
+def test_clean_paragraphs_of_every_script_pass_the_default_filters(run):
+    out, _ = run
+    assert [r["doc_id"] for r in _read(out, "filtered") if r["source"] == "pages"] == []
+
+
+def test_refusals_in_cjk_are_filtered(run):
+    out, _ = run
+    dropped = {r["doc_id"]: r["filter"] for r in _read(out, "filtered") if r["source"] == "answers"}
+    assert dropped == {f"refusal-{i}": "refusal_v3" for i in range(len(REFUSALS))}
+
+
+def test_near_copies_without_spaces_are_clustered_with_their_original(run):
+    out, copies = run
+    near = {r["doc_id"]: r["kept_doc_id"] for r in _read(out, "duplicates") if r["kind"] == "near"}
+    assert near == copies
+
+
+def test_every_record_carries_its_script_and_the_manifest_counts_them(run):
+    out, _ = run
+    rows = _read(out, "data")
+    script = {r["doc_id"]: r["script"] for r in rows}
+    expected = {"zh": "Hani", "ja": "Jpan", "ko": "Hang", "th": "Thai", "ar": "Arab", "en": "Latn", "zh-en": "Hani"}
+    for lang, code in expected.items():
+        for i in range(len(PARAGRAPHS[lang])):
+            assert script[f"{lang}-{i}"] == code
+    assert script["answer-2"] == "Jpan"
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    by_script = manifest["mixture"]["scripts"]["human"]
+    for code in ("Hani", "Jpan", "Hang", "Thai", "Arab", "Latn"):
+        assert by_script[code]["selected_documents"] == sum(
+            1 for r in rows if r["script"] == code and r["origin"] == "human")
+        assert by_script[code]["written_rows"] == by_script[code]["selected_documents"]  # no repeats
+        assert by_script[code]["target_fraction"] is None  # no script targets in this run
+
+
+def _script_corpus(root, ja: int = 5):
+    rows = [{"id": f"zh-{i}", "text": f"{PARAGRAPHS['zh'][i % 5]}第{i}号。"} for i in range(40)]
+    rows += [{"id": f"en-{i}", "text": f"{PARAGRAPHS['en'][i % 2]} Item {i}."} for i in range(60)]
+    rows += [{"id": f"ja-{i}", "text": f"{PARAGRAPHS['ja'][i % 4]}第{i}号。"} for i in range(ja)]
+    write_parquet(root / "pages.parquet", rows)
+
+
+def _script_config(root, scripts, **mixture):
+    return write_config(root / "mix.yaml", {
+        "corpora": [{"name": "pages", "origin": "human", "paths": ["pages.parquet"], "id_column": "id"}],
+        "quality": {"enabled": False},
+        "dedup": {"exact": False, "near": {"enabled": False}},
+        "mixture": {"unit": "documents", "targets": {"human": 1.0}, "scripts": {"human": scripts}, **mixture},
+    })
+
+
+def test_targets_per_script_are_exact(tmp_path):
+    _script_corpus(tmp_path)
+    config = _script_config(tmp_path, {"Hani": 0.6, "Latn": 0.4}, total_documents=50)
+    out = str(tmp_path / "out")
+    assert main(["run", config, "--output", out]) == 0
+    rows = _read(out, "data")
+    counts = {s: sum(1 for r in rows if r["script"] == s) for s in ("Hani", "Latn", "Jpan")}
+    assert counts == {"Hani": 30, "Latn": 20, "Jpan": 0}
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    human = manifest["mixture"]["scripts"]["human"]
+    assert human["Hani"]["target_fraction"] == 0.6 and human["Hani"]["achieved_fraction"] == 0.6
+    assert human["Latn"]["target_fraction"] == 0.4 and human["Latn"]["achieved_fraction"] == 0.4
+    # Japanese has no target: none of it is selected, and every row is still accounted for.
+    assert manifest["counts"]["pages"]["not_selected"] == 105 - 50
+    assert manifest["mixture"]["sources"]["pages"]["available_documents"] == 105
+
+
+def test_a_script_target_without_documents_is_infeasible(tmp_path, capsys):
+    _script_corpus(tmp_path)
+    config = _script_config(tmp_path, {"Hani": 0.5, "Hang": 0.5})
+    assert main(["run", config, "--output", str(tmp_path / "out")]) == 5
+    assert "script Hang" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_an_unknown_script_code_is_a_config_error(tmp_path, capsys):
+    _script_corpus(tmp_path)
+    config = _script_config(tmp_path, {"zh": 1.0})
+    assert main(["run", config, "--output", str(tmp_path / "out")]) == 2
+    assert "unknown script 'zh'" in capsys.readouterr().err
+
+
+def test_exact_tokens_from_a_local_tokenizer_file(tmp_path, capsys):
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import models, pre_tokenizers, trainers
+
+    texts = [t for ts in PARAGRAPHS.values() for t in ts]
+    # A real byte-level BPE tokenizer, trained here on the test paragraphs (nothing downloaded).
+    tok = tokenizers.Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=600, show_progress=False,
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.save(str(tmp_path / "tokenizer.json"))
+    write_parquet(tmp_path / "pages.parquet", [{"id": f"d{i}", "text": t} for i, t in enumerate(texts)])
+    base = {
+        "corpora": [{"name": "pages", "origin": "human", "paths": ["pages.parquet"], "id_column": "id"}],
+        "quality": {"enabled": False},
+        "mixture": {"targets": {"human": 1.0}},
+        "tokenizer": {"kind": "file", "path": "tokenizer.json"},
+    }
+    config = write_config(tmp_path / "mix.yaml", base)
+    out = str(tmp_path / "out")
+    assert main(["run", config, "--output", out]) == 0
+    rows = _read(out, "data")
+    assert len(rows) == len(texts)
+    for r in rows:
+        assert r["tokens"] == len(tok.encode(r["text"], add_special_tokens=False).ids)
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    digest = hashlib.sha256(open(tmp_path / "tokenizer.json", "rb").read()).hexdigest()
+    assert manifest["tokens"] == {"kind": "file", "file": str(tmp_path / "tokenizer.json"), "sha256": digest}
+
+    (tmp_path / "broken.json").write_text("{not json")
+    config = write_config(tmp_path / "broken.yaml", {**base, "tokenizer": {"kind": "file", "path": "broken.json"}})
+    assert main(["run", config, "--output", str(tmp_path / "out2")]) == 2
+    assert "cannot load" in capsys.readouterr().err

@@ -1,0 +1,95 @@
+"""Scripts written with and without spaces: units, scripts, shingles, filters and token estimates."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from datasketch import MinHash
+
+from benchmarks.dedup_eval import shingle_sets
+from hybridmix.schemas.config import FilterSpec, QualityConfig
+from hybridmix.transforms import minhash as mh
+from hybridmix.transforms.filters import TextView, build_filter
+from hybridmix.transforms.text import analyze, count_tokens, scripts
+from tests.multilingual import PARAGRAPHS, REFUSALS, edited
+
+SCRIPT_OF = {"zh": "Hani", "ja": "Jpan", "ko": "Hang", "th": "Thai", "ar": "Arab", "en": "Latn", "zh-en": "Hani"}
+NO_SPACES = ("zh", "ja", "ko", "th")
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    return len(np.intersect1d(a, b)) / len(np.union1d(a, b))
+
+
+def test_each_text_gets_the_script_most_of_its_units_are_in():
+    for lang, texts in PARAGRAPHS.items():
+        assert scripts(analyze(pa.array(texts))).to_pylist() == [SCRIPT_OF[lang]] * len(texts), lang
+    # Numbers alone have no script; Han with a little kana stays Chinese, with more it is Japanese.
+    assert scripts(analyze(pa.array(["2024 - 12", "", "我们的のです", "我们的会议是明天下午三点的"]))).to_pylist() == [
+        "Zyyy", "Zyyy", "Jpan", "Hani"]
+
+
+@pytest.mark.parametrize("lang", NO_SPACES)
+def test_near_copies_in_scripts_without_spaces_stay_similar(lang):
+    """One character in 80 changed: unit 5-grams keep Jaccard near 0.9 (on whole clauses it fell to ~0.5)."""
+    for text in PARAGRAPHS[lang]:
+        a, b = shingle_sets([text, edited(text)], 5)
+        assert _jaccard(a, b) >= 0.8, text[:20]
+
+
+def test_different_paragraphs_share_almost_no_shingles():
+    texts = [t for ts in PARAGRAPHS.values() for t in ts]
+    sets = shingle_sets(texts, 5)
+    worst = max(_jaccard(sets[i], sets[j]) for i in range(len(sets)) for j in range(i + 1, len(sets)))
+    assert worst < 0.05
+
+
+@pytest.mark.parametrize("lang", ["zh", "ja", "ko", "th", "zh-en"])
+def test_datasketch_reproduces_signatures_of_every_script(lang):
+    texts = PARAGRAPHS[lang]
+    analysis = analyze(pa.array(texts))
+    sig = mh.signatures(analysis.word_hashes, analysis.word_offsets, 5, 64, 7)
+    for i, text in enumerate(texts):
+        ref = MinHash(num_perm=64, seed=7, hashfunc=mh.shingle_hash32)
+        ref.update_batch(mh.document_shingles(text, 5))
+        assert sig[i].tolist() == ref.hashvalues.tolist()
+
+
+def _filter(name: str, **params):
+    spec = FilterSpec(name=name, params=params)
+    return build_filter(QualityConfig(filters=[spec]).filters[0])
+
+
+def test_refusals_in_chinese_japanese_and_korean_are_caught():
+    refusal = _filter("refusal", max_words=100)
+    verdict = refusal.evaluate(TextView(pa.array(REFUSALS)))
+    assert verdict.failed.all()
+    clean = [t for ts in PARAGRAPHS.values() for t in ts]
+    assert not refusal.evaluate(TextView(pa.array(clean))).failed.any()
+
+
+def test_word_shape_rules_judge_only_words_between_spaces():
+    """v1 took a whole Chinese clause for one long word and dropped every paragraph of ten clauses."""
+    rule = _filter("mean_word_length")
+    clean = [t for ts in PARAGRAPHS.values() for t in ts]
+    assert not rule.evaluate(TextView(pa.array(clean))).failed.any()
+    # Still measured where words are separated by spaces, also inside Chinese text.
+    glued = "中文说明 " + " ".join(["supercalifragilisticexpialidocious"] * 12)
+    assert rule.evaluate(TextView(pa.array([glued]))).failed.tolist() == [True]
+
+
+def test_cut_off_answers_end_without_ideographic_full_stop():
+    truncated = _filter("truncated", min_words=10)
+    done = PARAGRAPHS["zh"][0]
+    cut = done[:-8]
+    assert truncated.evaluate(TextView(pa.array([done, cut]))).failed.tolist() == [False, True]
+
+
+def test_token_estimate_is_per_script():
+    zh = "我们今天学习机器翻译。"  # 10 Han characters, one full stop
+    en = "We study machine translation today."
+    est = count_tokens(pa.array([zh, en, ""]), "estimate").tolist()
+    assert est[0] == round(10 * 1.0 + 0.82)  # about one token per Han character
+    assert 6 <= est[1] <= 8  # five words and a full stop: 6 to 7 BPE tokens in the tokenizers measured
+    assert est[2] == 0
+    # The old default counted the Chinese sentence as one word (plus its full stop).
+    assert count_tokens(pa.array([zh]), "whitespace").tolist() == [1]
