@@ -92,7 +92,7 @@ _SCRIPT_NAMES = {
 # The default token estimate (`analyze`): a unit of script s counts base[s] + per_char[s] * (its
 # code points - 1) tokens, a punctuation mark _PUNCT_TOKENS. Fitted (non-negative least squares,
 # each language weighted alike) to the geometric mean of three BPE tokenizers (cl100k_base,
-# o200k_base, DeepSeek-V3) on real text in ten languages: benchmarks/multilingual.py, README
+# o200k_base, DeepSeek-V3) on real text in nine languages: benchmarks/multilingual.py, README
 # "Languages and scripts". Scripts not measured take the values of a measured script like them.
 _TOKENS = {
     "Latn": (0.63, 0.155),
@@ -260,6 +260,12 @@ def _doc_script(counts):
     return best
 
 
+@nb.njit(cache=True, inline="always")
+def _unit_tokens(token_base, token_per_char, script, length):
+    """Estimated BPE tokens of one unit of `length` code points in `script` (see token_weights)."""
+    return token_base[script] + token_per_char[script] * (length - 1)
+
+
 @nb.njit(cache=True)
 def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_punct,
             fold_start, fold_len, fold_data, fold_bytes):
@@ -314,7 +320,7 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
                         hashes[w] = _fmix32(h)
                         w += 1
                         words += 1
-                        est += token_base[unit_script] + token_per_char[unit_script] * (unit_len - 1)
+                        est += _unit_tokens(token_base, token_per_char, unit_script, unit_len)
                         in_word = False
                     in_token = False
                     if o > out_off[d]:
@@ -337,7 +343,7 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
                             hashes[w] = _fmix32(h)
                             w += 1
                             words += 1
-                            est += token_base[unit_script] + token_per_char[unit_script] * (unit_len - 1)
+                            est += _unit_tokens(token_base, token_per_char, unit_script, unit_len)
                         in_word = True
                         in_solo = (cls & SOLO) != 0
                         h = FNV_OFFSET
@@ -352,14 +358,14 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
                         hashes[w] = _fmix32(h)
                         w += 1
                         words += 1
-                        est += token_base[unit_script] + token_per_char[unit_script] * (unit_len - 1)
+                        est += _unit_tokens(token_base, token_per_char, unit_script, unit_len)
                         in_word = False
                     punct += 1
         if in_word:
             hashes[w] = _fmix32(h)
             w += 1
             words += 1
-            est += token_base[unit_script] + token_per_char[unit_script] * (unit_len - 1)
+            est += _unit_tokens(token_base, token_per_char, unit_script, unit_len)
         tok_est[d] = np.int32(est + punct * token_punct + 0.5)
         out_off[d + 1] = o
         word_off[d + 1] = w

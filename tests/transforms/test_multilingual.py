@@ -24,7 +24,7 @@ def test_each_text_gets_the_script_most_of_its_units_are_in():
     for lang, texts in PARAGRAPHS.items():
         assert scripts(analyze(pa.array(texts))).to_pylist() == [SCRIPT_OF[lang]] * len(texts), lang
     # Numbers alone have no script; Han with a little kana stays Chinese, with more it is Japanese.
-    assert scripts(analyze(pa.array(["2024 - 12", "", "我们的のです", "我们的会议是明天下午三点的"]))).to_pylist() == [
+    assert scripts(analyze(pa.array(["2024 - 12", "", "我们的のです", "我们的会议是明天下午三点の"]))).to_pylist() == [
         "Zyyy", "Zyyy", "Jpan", "Hani"]
 
 
