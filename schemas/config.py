@@ -104,8 +104,8 @@ class TokenizerConfig(_Model):
     """How `tokens` is counted. All are offline and deterministic.
 
     estimate (default): what a BPE tokenizer would count, estimated per script from the units
-    of the text pass (README "Languages and scripts": within a few percent of cl100k_base,
-    o200k_base and DeepSeek-V3 on average, in Chinese, Japanese, Korean, Russian and English);
+    of the text pass (README "Languages and scripts": 0.96-1.11 times the geometric mean of
+    cl100k_base, o200k_base and DeepSeek-V3 in Chinese, Japanese, Korean, Russian and English);
     file: the exact count of a Hugging Face `tokenizer.json` at `path` (relative to the config
     file; needs the `tokenizers` package, `pip install 'hybridmix[tokenizers]'`; nothing is
     downloaded); words: units plus punctuation marks; whitespace: whitespace-separated words;
