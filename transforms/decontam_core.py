@@ -1,8 +1,9 @@
 """Evaluation-set contamination: word n-gram indexes of evaluation items and lookups of documents.
 
-Units are the words of the compiled text pass (`kernels.analyze`): normalized (case and
+Units are those of the compiled text pass (`kernels.analyze`): words, normalized (case and
 accents folded, compatibility forms unified) and split at spaces and punctuation, so changes of
-casing, whitespace and punctuation leave every n-gram as it was.
+casing, whitespace and punctuation leave every n-gram as it was; single characters in scripts
+written without spaces, so a Chinese item is indexed by its 13-character n-grams.
 
 Boilerplate. An n-gram found in more than `max_items_per_ngram` items (items of the same text
 count once) is text the items share ("Below is an instruction that describes a task ...",

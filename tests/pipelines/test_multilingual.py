@@ -164,3 +164,22 @@ def test_exact_tokens_from_a_local_tokenizer_file(tmp_path, capsys):
     config = write_config(tmp_path / "broken.yaml", {**base, "tokenizer": {"kind": "file", "path": "broken.json"}})
     assert main(["run", config, "--output", str(tmp_path / "out2")]) == 2
     assert "cannot load" in capsys.readouterr().err
+
+
+def test_the_multilingual_example_mixes_english_and_chinese_at_its_script_targets(tmp_path):
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "multilingual.yaml")
+    out = str(tmp_path / "out")
+    assert main(["run", example, "--output", out]) == 0
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    human = manifest["mixture"]["scripts"]["human"]
+    rows = _read(out, "data")
+    for script in ("Latn", "Hani"):
+        assert human[script]["target_fraction"] == pytest.approx({"Latn": 0.42, "Hani": 0.28}[script])
+        # Within one document of the target (the largest human document, in tokens).
+        largest = max(r["tokens"] for r in rows if r["origin"] == "human" and r["script"] == script)
+        assert abs(human[script]["selected_units"] - human[script]["target_fraction"] * manifest["mixture"][
+            "total_units"]) <= largest + 1
+    dropped = {r["doc_id"]: r["filter"] for r in _read(out, "filtered") if r["source"] == "answers_zh"}
+    assert dropped["syn-zh-06b"] == "refusal_v3" and dropped["syn-zh-02c"] == "repetition_loop_v2"
+    near = {r["doc_id"]: r["kept_doc_id"] for r in _read(out, "duplicates") if r["source"] == "answers_zh"}
+    assert near == {"syn-zh-00b": "syn-zh-00a"}

@@ -135,3 +135,19 @@ def test_an_empty_partial_builds_an_empty_index():
 def test_min_matches_is_a_count_or_a_share(value):
     with pytest.raises(ValueError, match="min_matches"):
         DecontaminateConfig(min_matches=value)
+
+
+def test_items_in_chinese_are_matched_by_character_ngrams():
+    """Units are characters in Chinese: 13-character n-grams, and short items matched whole."""
+    from tests.multilingual import PARAGRAPHS
+
+    question = "光合作用是植物利用光能把二氧化碳和水转化为葡萄糖的过程吗？请解释。"
+    short = "长江是中国最长的河流吗？"  # 11 characters: below one 13-gram, indexed whole
+    index = index_of([question, short])
+    docs = ["前言。" + question + "答案如下。", "长江是中国最长的河流吗？是的。", *PARAGRAPHS["zh"]]
+    found = lookup(index, docs)
+    assert found.item[:2].tolist() == [0, 1]
+    assert found.share[:2].tolist() == [1.0, 1.0]
+    assert matched_span(docs[1], int(found.word_start[1]), int(found.word_len[1])) == "长江是中国最长的河流吗"
+    # The Yangtze paragraph opens with the same ten characters, without the question: no match.
+    assert (found.item[2:] == -1).all()
