@@ -141,11 +141,7 @@ def paragraphs(cache: str, data_dir: str) -> dict[str, list[str]]:
         found["en"] = pq.read_table(wiki)["text"].to_pylist()
     expected = {"zh": "Hani", "zh-fortunes": "Hani", "ja": "Jpan", "ko": "Hang", "th": "Thai", "ar": "Arab",
                 "en": "Latn"}
-    out = {}
-    for lang, texts in found.items():
-        texts = list(dict.fromkeys(texts))
-        script = scripts(analyze(pa.array(texts, pa.string()))).to_pylist()
-        out[lang] = [t for t, s in zip(texts, script) if s == expected[lang]]
+    out = {lang: _in_script(list(dict.fromkeys(texts)), expected[lang]) for lang, texts in found.items()}
     # Russian, German and Spanish fortunes: token counts only (the estimate's weights were fitted on them too).
     for lang in ("ru", "de", "es"):
         folder = os.path.join(cache, "root", "usr/share/games/fortunes", lang)
@@ -154,7 +150,7 @@ def paragraphs(cache: str, data_dir: str) -> dict[str, list[str]]:
                    for t in _fortunes(cache, os.path.join(lang, name))]
         out[f"{lang}-fortunes"] = entries[:3000]
     # Whole fortune entries as they are, tables included: reported apart.
-    out["zh-entries"] = [t for t, s in zip(*_with_scripts(_fortunes(cache, "chinese"))) if s == "Hani"]
+    out["zh-entries"] = _in_script(_fortunes(cache, "chinese"), "Hani")
     out["en-debref"] = _debian_reference(cache, "en")  # the English original of the zh-CN and ja paragraphs
     return out
 
@@ -363,7 +359,7 @@ def speed(paras: dict[str, list[str]], work: str, megabytes: float) -> dict:
 
 def write_sample(cache: str, out_dir: str) -> str:
     """examples/data/human_zh.parquet: Debian Reference paragraphs (zh-CN) and Tang poems."""
-    paras = [t for t, s in zip(*_with_scripts(_debian_reference(cache, "zh-cn"))) if s == "Hani"][:400]
+    paras = _in_script(_debian_reference(cache, "zh-cn"), "Hani")[:400]
     poems = _fortunes(cache, "tang300")[:120]
     rows = [{"id": f"debref-zh-{i:04d}", "text": t, "source": "debian-reference:zh-cn", "license": "GPL-2.0-or-later",
              "url": "https://www.debian.org/doc/manuals/debian-reference/"} for i, t in enumerate(paras)]
@@ -374,8 +370,10 @@ def write_sample(cache: str, out_dir: str) -> str:
     return path
 
 
-def _with_scripts(texts: list[str]) -> tuple[list[str], list[str]]:
-    return texts, scripts(analyze(pa.array(texts, pa.string()))).to_pylist()
+def _in_script(texts: list[str], code: str) -> list[str]:
+    """The texts whose script (the `script` column's rule) is `code`, in order."""
+    found = scripts(analyze(pa.array(texts, pa.string()))).to_pylist()
+    return [t for t, s in zip(texts, found) if s == code]
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ from hybridmix.transforms.shards import (
     shards_by_split,
 )
 from hybridmix.transforms.sketch import CandidateSignatures, SketchDocuments, lsh_shape
-from hybridmix.transforms.storage import is_remote
+from hybridmix.transforms.storage import is_remote, sha256_file
 
 LINEAGE_ORDER = ("source_file", "source_row")
 
@@ -95,8 +95,7 @@ def load_run_tokenizer(config: PipelineConfig, base_dir: str) -> dict | None:
     if not is_remote(path) and not os.path.isabs(path):
         path = os.path.normpath(os.path.join(base_dir, path))
     try:
-        with open(path, "rb") as fh:
-            sha256 = hashlib.sha256(fh.read()).hexdigest()
+        sha256 = sha256_file(path)
         load_tokenizer(path)
     except ImportError as exc:
         raise ConfigError(f"tokenizer.kind: {exc}") from None

@@ -25,7 +25,7 @@ from hybridmix.schemas.errors import ConfigError, DataError
 from hybridmix.schemas.stats import Figure, stat
 from hybridmix.transforms.decontam_core import EvalIndex, PartialIndex, build_index, item_words
 from hybridmix.transforms.inputs import _display, match_files
-from hybridmix.transforms.storage import open_raw
+from hybridmix.transforms.storage import open_raw, sha256_file
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
@@ -45,14 +45,6 @@ def _file_format(spec: EvalSetConfig, path: str) -> str:
     return "jsonl" if path.lower().endswith(JSONL_SUFFIXES) else "parquet"
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open_raw(path) as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def plan_eval_sets(config: DecontaminateConfig, base_dir: str) -> tuple[EvalFile, ...]:
     """Every evaluation file with its size and checksum; a pattern that matches nothing is an error."""
     files: list[EvalFile] = []
@@ -61,7 +53,7 @@ def plan_eval_sets(config: DecontaminateConfig, base_dir: str) -> tuple[EvalFile
             found = match_files(pattern, base_dir, f"decontaminate.against[{si}]", spec.name)
             for path, size, _ in found:
                 try:
-                    checksum = _sha256(path)
+                    checksum = sha256_file(path)
                 except OSError as exc:
                     raise DataError(f"{path}: cannot read evaluation file: {exc}") from None
                 file = EvalFile(spec.name, path, _display(path, base_dir), size, checksum, _file_format(spec, path))

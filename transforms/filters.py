@@ -90,16 +90,23 @@ class TextView:
     def chars_per_word(self) -> np.ndarray:
         """Units that stand for one word: 1, or in texts written mostly without spaces about the
         characters of a word in their script (an n-word rule reads n times as many characters)."""
-        codes = (self._scripts if self._scripts is not None else scripts(analyze(self.texts))).to_pylist()
-        per_word = np.array([_CHARS_PER_WORD.get(code, 2) for code in codes], np.int64)
+        if not self.unspaced.any():
+            return np.ones(len(self), np.int64)
+        codes = self._scripts if self._scripts is not None else scripts(analyze(self.texts))
+        listed = pc.index_in(codes, value_set=pa.array(list(_CHARS_PER_WORD)))
+        table = np.array(list(_CHARS_PER_WORD.values()) + [2], np.int64)  # 2 for a script not listed
+        per_word = table[pc.fill_null(listed, len(_CHARS_PER_WORD)).to_numpy()]
         return np.where(self.unspaced, per_word, 1)
 
-    def repeated_coverage(self, ngram: int) -> np.ndarray:
+    def repeated_coverage(self, ngram: int, per_word: bool = False) -> np.ndarray:
+        """Share of each text's units covered by a repeated n-gram; with `per_word`, n-grams of n
+        words, i.e. n * `chars_per_word` units."""
         cache = self.__dict__.setdefault("_coverage", {})
-        if ngram not in cache:
+        if (ngram, per_word) not in cache:
             hashes, offsets = self.words
-            cache[ngram] = kernels.repeated_ngram_coverage(hashes, offsets, ngram)
-        return cache[ngram]
+            lengths = ngram * (self.chars_per_word if per_word else np.ones(len(self), np.int64))
+            cache[ngram, per_word] = kernels.repeated_ngram_coverage(hashes, offsets, lengths)
+        return cache[ngram, per_word]
 
     @cached_property
     def tail(self) -> pa.Array:
@@ -300,10 +307,7 @@ class RepeatedNgrams(QualityFilter):
     """
 
     def evaluate(self, view: TextView) -> Verdict:
-        values = view.repeated_coverage(self.params.ngram)
-        scale = view.chars_per_word
-        for k in np.unique(scale[scale > 1]):
-            values = np.where(scale == k, view.repeated_coverage(int(k) * self.params.ngram), values)
+        values = view.repeated_coverage(self.params.ngram, per_word=True)
         failed = (values > self.params.max_coverage) & (view.word_counts >= self.params.min_words)
         return Verdict(values, failed, f"> {self.params.max_coverage:g} ({self.params.ngram}-grams)")
 

@@ -25,7 +25,7 @@ from hybridmix.schemas.config import CorpusConfig, IngestConfig
 from hybridmix.schemas.errors import ConfigError, DataError, SchemaError
 from hybridmix.schemas.reasons import RejectReason
 from hybridmix.transforms.batches import uid_file, uid_row
-from hybridmix.transforms.storage import file_identity, is_remote, open_parquet, open_raw
+from hybridmix.transforms.storage import file_identity, is_remote, open_parquet, open_raw, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -315,15 +315,12 @@ def iter_row_group(file: InputFile, row_group: int, batch_rows: int, columns: li
 
 def checksum_file(file: InputFile, source: str) -> dict[str, Any]:
     """Manifest entry for one input file, with a SHA-256 of its bytes."""
-    h = hashlib.sha256()
-    with open_raw(file.path) as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
+    sha256 = sha256_file(file.path)
     file.check_unchanged()  # the checksum must be of the file that was planned and read
     return {
         "path": file.display,
         "source": source,
         "size_bytes": file.size_bytes,
         "rows": file.rows,
-        "sha256": h.hexdigest(),
+        "sha256": sha256,
     }

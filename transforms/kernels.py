@@ -77,6 +77,10 @@ def _breaks_before(cls, in_unit, in_solo):
     return in_solo and (cls & JOIN) == 0
 
 
+# The same rule for the pure-Python references (`minhash.document_words`).
+breaks_before = _breaks_before.py_func
+
+
 # Script of a unit, by its first code point (schemas.scripts.SCRIPTS); a text's script is the one
 # most of its units start in, and Han with enough kana is "Jpan" (see analyze).
 SCRIPTS = RECORD_SCRIPTS
@@ -760,8 +764,9 @@ def _longest_text(offsets):
 
 
 @nb.njit(cache=True)
-def repeated_ngram_coverage(word_hashes, word_offsets, ngram):
-    """Per text: the share of its words covered by a word n-gram that occurs more than once in it."""
+def repeated_ngram_coverage(word_hashes, word_offsets, ngrams):
+    """Per text: the share of its words covered by a word n-gram that occurs more than once in it
+    (n = ngrams[text]: texts of one batch may need n-grams of different lengths)."""
     n = len(word_offsets) - 1
     out = np.zeros(n, np.float64)
     longest = _longest_text(word_offsets)
@@ -771,6 +776,7 @@ def repeated_ngram_coverage(word_hashes, word_offsets, ngram):
     for d in range(n):
         lo = word_offsets[d]
         length = word_offsets[d + 1] - lo
+        ngram = ngrams[d]
         grams = length - ngram + 1
         if grams < 2:
             continue

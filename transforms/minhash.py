@@ -68,7 +68,7 @@ def document_words(text: str) -> list[str]:
                 words.append("".join(current))
                 current = []
             continue
-        if not current or cls & kernels.SOLO or (solo and not cls & kernels.JOIN):
+        if kernels.breaks_before(cls, bool(current), solo):
             if current:
                 words.append("".join(current))
             current = []

@@ -91,17 +91,13 @@ def _by_source(batch: pa.RecordBatch):
 
 
 def _by_key(batch: pa.RecordBatch, config: MixtureConfig, origins: dict[str, str]):
-    """(planner key, rows): a source's rows, split by script where its origin has script targets."""
+    """(planner key, rows): a source's rows, split by script where its origin has script targets
+    (a source without them may come in several parts; each part is planned under its name)."""
     if not config.scripts:
         yield from _by_source(batch)
         return
-    scripts = np.asarray(batch.column("script").to_pylist(), dtype=object)
-    for name, rows in _by_source(batch):
-        if config.scripts_of(origins[name]) is None:
-            yield name, rows
-            continue
-        for script in np.unique(scripts[rows]):
-            yield stratum(name, str(script)), rows[scripts[rows] == script]
+    for name, script, rows in _by_source_script(batch):
+        yield (name if config.scripts_of(origins[name]) is None else stratum(name, script)), rows
 
 
 def _by_source_script(batch: pa.RecordBatch):

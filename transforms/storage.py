@@ -6,6 +6,7 @@ through Beam's `FileSystems`, which has no folder rename.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from typing import IO
@@ -23,6 +24,15 @@ def is_remote(path: str) -> bool:
 def open_raw(path: str) -> IO[bytes]:
     # AUTO compression would gunzip a file named *.gz behind pyarrow's back.
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def sha256_file(path: str) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MB blocks, on any Beam file system."""
+    digest = hashlib.sha256()
+    with open_raw(path) as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def open_parquet(path: str) -> pq.ParquetFile:
