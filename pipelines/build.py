@@ -31,7 +31,6 @@ from hybridmix.transforms.materialize import MaterializeDocuments, RecordStamp
 from hybridmix.transforms.minhash import shingle_hash32
 from hybridmix.transforms.mixture import MixSources
 from hybridmix.transforms.publish import PublishRun, RunResults, staging_dir
-from hybridmix.transforms.text import load_tokenizer
 from hybridmix.transforms.quality import FilterQuality
 from hybridmix.transforms.scorer import DEFAULT_SCORER, load_scorer
 from hybridmix.transforms.shards import (
@@ -45,6 +44,7 @@ from hybridmix.transforms.shards import (
 )
 from hybridmix.transforms.sketch import CandidateSignatures, SketchDocuments, lsh_shape
 from hybridmix.transforms.storage import is_remote, sha256_file
+from hybridmix.transforms.text import load_tokenizer
 
 LINEAGE_ORDER = ("source_file", "source_row")
 
@@ -64,6 +64,7 @@ class RunContext:
     scorer: dict | None  # what the manifest says of the scorer: file, digest, training and metrics
     eval_files: tuple[EvalFile, ...] = ()  # decontaminate.against, listed and checksummed
     tokenizer: dict | None = None  # tokenizer kind file: {"path": absolute, "sha256": ...}
+    remote: dict | None = None  # object-store output: the commit it replaces, S3 settings, locked
 
 
 def versions() -> dict[str, str]:
@@ -243,6 +244,7 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
         out_dir=ctx.out_dir,
         scratch=(SPILL_FOLDER,),
         planned_files=ctx.plan.files,
+        remote=ctx.remote,
         config=config,
         run_id=ctx.run_id,
         config_digest=ctx.config_digest,

@@ -16,6 +16,8 @@ import threading
 import traceback
 from collections.abc import Sequence
 
+from apache_beam.options.pipeline_options import PipelineOptions
+
 from hybridmix.pipelines.inspection import cmd_inspect
 from hybridmix.pipelines.logs import setup_logging
 from hybridmix.pipelines.report import safe_text
@@ -23,6 +25,7 @@ from hybridmix.pipelines.run import DEFAULT_RUNNER, IfExists, cmd_run, cmd_valid
 from hybridmix.pipelines.train import add_parser as add_train_parser
 from hybridmix.pipelines.train import cmd_train
 from hybridmix.schemas.errors import ERRORS_BY_CODE, ConfigError, HybridmixError, Interrupted
+from hybridmix.transforms.storage import use_options
 
 __all__ = ["DEFAULT_RUNNER", "main"]
 
@@ -36,7 +39,8 @@ EXIT_CODES = """exit codes (what a scheduler should do):
        (fix the data; do not retry)
   4    a collapse guard was violated; nothing was published (change the recipe; do not retry)
   5    the data cannot meet the mixture's targets (change targets, budget or max_repeats; do not retry)
-  75   the output folder is locked by another run (temporary: retry later)
+  75   the output folder is locked by another run, or (object stores) another run published there
+       first (temporary: retry later)
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM; nothing was published
   141  standard output was closed early (e.g. piped into `head`)"""
 
@@ -82,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="when the output holds a finished run: fail (default), skip (exit 0 if it is this "
                           "same run, else fail), replace")
     run.add_argument("--force", action="store_true", help="replace a finished output (same as --if-exists replace)")
+    run.add_argument("--no-lock", action="store_true",
+                     help="object-store outputs whose store has no conditional writes (gs://, older S3-compatible "
+                          "servers): publish without the check that no other run published meanwhile; use only "
+                          "when nothing else writes to the output")
 
     validate = sub.add_parser(
         "validate",
@@ -193,6 +201,9 @@ def _fail(message: str) -> None:
 def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
     if args.command == "run":
         return cmd_run(args, rest)
+    # Remote paths of the other commands reach their store as boto3 and Beam's defaults do (AWS_*
+    # environment variables); `run` takes Beam's --s3_* options too.
+    use_options(PipelineOptions([]))
     if args.command == "validate":
         return cmd_validate(args)
     if args.command == "train-scorer":

@@ -7,22 +7,40 @@ import json
 import os
 import sys
 
-import pyarrow.parquet as pq
-
 from hybridmix.pipelines.report import collapse_table, sample_rows, schema_text, scores_table, summary
 from hybridmix.schemas.errors import OutputError
+from hybridmix.transforms.objectstore import read_bytes, read_commit
 from hybridmix.transforms.publish import MANIFEST, SUCCESS
+from hybridmix.transforms.storage import is_remote, list_files, open_parquet
 
 # What `inspect` and the run summary read from a manifest, with the type each must have.
 _REQUIRED = {"run_id": str, "config": dict, "counts": dict, "totals": dict, "mixture": dict, "outputs": dict,
              "inputs": list}
 
 
+def run_folder(out_dir: str) -> tuple[str, bool]:
+    """(folder holding the run's files and manifest, finished) of an output.
+
+    Locally that is the output folder itself, finished when it holds `_SUCCESS`. On an object store
+    it is the run folder `_SUCCESS` names; there is nothing to read before a run published.
+    """
+    if not is_remote(out_dir):
+        return out_dir, os.path.exists(os.path.join(out_dir, SUCCESS))
+    published = read_commit(out_dir)
+    if published is None:
+        raise OutputError(f"{out_dir}: no {SUCCESS}; no hybridmix run has published there")
+    return published.folder(out_dir), True
+
+
 def read_manifest(out_dir: str) -> dict:
-    path = os.path.join(out_dir, MANIFEST)
+    folder, _ = run_folder(out_dir)
+    path = f"{folder.rstrip('/')}/{MANIFEST}" if is_remote(folder) else os.path.join(folder, MANIFEST)
     try:
-        with open(path, encoding="utf-8") as fh:
-            manifest = json.load(fh)
+        if is_remote(path):
+            manifest = json.loads(read_bytes(path))
+        else:
+            with open(path, encoding="utf-8") as fh:
+                manifest = json.load(fh)
     except FileNotFoundError:
         raise OutputError(f"{out_dir}: no {MANIFEST}; not the output of a finished hybridmix run") from None
     except (OSError, ValueError) as exc:
@@ -34,18 +52,22 @@ def read_manifest(out_dir: str) -> dict:
     return manifest
 
 
-def missing_files(out_dir: str, manifest: dict) -> list[str]:
-    """Files the manifest lists that are not in the output folder."""
-    return [f["path"] for files in manifest["outputs"].values() for f in files
-            if not os.path.isfile(os.path.join(out_dir, f["path"]))]
+def missing_files(folder: str, manifest: dict) -> list[str]:
+    """Files the manifest lists that are not in the run's folder."""
+    listed = [f["path"] for files in manifest["outputs"].values() for f in files]
+    if is_remote(folder):
+        base = folder.rstrip("/") + "/"
+        present = {p[len(base):] for p, _, _ in list_files(folder)}
+        return [p for p in listed if p not in present]
+    return [p for p in listed if not os.path.isfile(os.path.join(folder, p))]
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.out)
-    finished = os.path.exists(os.path.join(args.out, SUCCESS))
+    folder, finished = run_folder(args.out)
     if not finished:
         print(f"warning: {args.out} has no {SUCCESS}; the run did not finish", file=sys.stderr)
-    missing = missing_files(args.out, manifest)
+    missing = missing_files(folder, manifest)
     if missing:
         print(f"warning: {len(missing)} file(s) listed in the manifest are missing: {', '.join(missing[:5])}"
               + (", ..." if len(missing) > 5 else ""), file=sys.stderr)
@@ -57,9 +79,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(collapse_table(manifest))
     print()
     print(scores_table(manifest))
+    if folder != args.out:
+        print(f"\nrun folder (named by {args.out}/{SUCCESS}): {folder}")
     data = [d for d in manifest["outputs"].get("data", []) if d["path"] not in missing]
     if data:
-        pf = pq.ParquetFile(os.path.join(args.out, data[0]["path"]))
+        pf = open_parquet(f"{folder.rstrip('/')}/{data[0]['path']}" if is_remote(folder)
+                          else os.path.join(folder, data[0]["path"]))
         print(f"\nschema of data/ ({len(data)} file(s), {sum(d['rows'] for d in data):,} rows):")
         print(schema_text(pf.schema_arrow))
         if args.rows > 0:

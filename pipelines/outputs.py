@@ -3,6 +3,8 @@ of runs that did not finish (removed only when this program wrote them).
 
 A local output path is usable when it is absent, an empty folder, or a finished hybridmix output
 (replaced only on request). Anything else is refused: hybridmix never deletes what it did not write.
+A remote output (an object-store prefix) is usable when it holds nothing but what hybridmix writes
+there (`_SUCCESS` and `runs/`, see `transforms.objectstore`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from enum import StrEnum
 from hybridmix.schemas.config import PipelineConfig
 from hybridmix.schemas.errors import OutputError, OutputLocked
 from hybridmix.transforms.inputs import glob_base, has_wildcards
+from hybridmix.transforms.objectstore import (
+    LOCKING_SCHEMES,
+    foreign_objects,
+    read_commit,
+    scheme,
+)
 from hybridmix.transforms.publish import (
     MANIFEST,
     OUTPUT_ENTRIES,
@@ -29,7 +37,7 @@ from hybridmix.transforms.publish import (
     STAGING_SUFFIX,
     SUCCESS,
 )
-from hybridmix.transforms.storage import is_remote
+from hybridmix.transforms.storage import delete_files, is_remote, list_files
 
 log = logging.getLogger("hybridmix")
 
@@ -55,7 +63,7 @@ def check_run_id(run_id: str) -> str:
 def resolve_output(out_dir: str) -> str:
     """The absolute output path with symlinks resolved (so a link cannot get around the lock)."""
     if is_remote(out_dir):
-        return out_dir
+        return out_dir.rstrip("/")
     out = os.path.realpath(os.path.abspath(out_dir))
     if os.path.dirname(out) == out:
         raise OutputError(f"{out_dir}: the root of a file system cannot be an output folder; name a folder in it")
@@ -64,6 +72,9 @@ def resolve_output(out_dir: str) -> str:
 
 def finished_run_id(out: str) -> str | None:
     """The run id of the finished hybridmix output at `out`, or None."""
+    if is_remote(out):
+        published = read_commit(out)
+        return published.run_id if published else None
     if not os.path.isfile(os.path.join(out, SUCCESS)):
         return None
     try:
@@ -78,7 +89,7 @@ def finished_run_id(out: str) -> str | None:
 def check_output(out: str, config: PipelineConfig, base_dir: str, input_paths: list[str]) -> Existing:
     """Refuse an output that would overlap the inputs or replace something hybridmix did not write."""
     if is_remote(out):
-        return Existing.NOTHING
+        return _check_remote_output(out, input_paths)
     for i, corpus in enumerate(config.corpora):
         for pattern in corpus.paths:
             if is_remote(pattern) or not has_wildcards(pattern):
@@ -108,16 +119,38 @@ def check_output(out: str, config: PipelineConfig, base_dir: str, input_paths: l
     return Existing.FINISHED
 
 
+def _check_remote_output(out: str, input_paths: list[str]) -> Existing:
+    prefix = out.rstrip("/") + "/"
+    for path in input_paths:
+        if path.startswith(prefix):
+            raise OutputError(f"output {out} holds input file {path}; choose another output")
+    foreign = foreign_objects(out)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise OutputError(
+            f"{out} holds objects hybridmix did not write there ({shown}); hybridmix writes only under an "
+            "empty prefix or its own output: choose another output")
+    return Existing.FINISHED if read_commit(out) is not None else Existing.NOTHING
+
+
 @contextlib.contextmanager
-def output_lock(out: str, run_id: str):
+def output_lock(out: str, run_id: str, no_lock: bool = False):
     """Hold an exclusive lock on the output folder for the whole run.
 
     flock is released by the kernel when the process ends, however it ends, so a killed run
-    never leaves a stale lock behind.
+    never leaves a stale lock behind. On an object store the lock is the commit itself, a write
+    conditional on the version of `_SUCCESS` the run saw first (`transforms.objectstore`); stores
+    hybridmix cannot make such writes to are refused unless `no_lock` says one writer is assured.
     """
     if is_remote(out):
+        if not no_lock and scheme(out) not in LOCKING_SCHEMES:
+            raise OutputError(
+                f"{out}: hybridmix can keep two runs from both publishing only on {', '.join(LOCKING_SCHEMES)}:// "
+                "outputs (conditional writes); pass --no-lock if nothing else writes to this output")
         yield
         return
+    if no_lock:
+        raise OutputError("--no-lock is for object-store outputs; a local output is always locked")
     parent, name = os.path.split(out)
     try:
         os.makedirs(parent, exist_ok=True)
@@ -189,7 +222,20 @@ def make_staging(stage_dir: str) -> None:
         raise OutputError(f"cannot write next to the output folder ({os.path.dirname(stage_dir)}): {reason}") from None
 
 
-def remove_staging(stage_dir: str) -> None:
-    """The staging folder of this run, after it failed or was interrupted (its files are ours)."""
-    if not is_remote(stage_dir) and os.path.exists(stage_dir):
+def remove_staging(stage_dir: str, out: str) -> None:
+    """The staging folder of this run, after it failed or was interrupted (its files are ours).
+
+    After a successful publish a local staging folder is the output (renamed away); a remote one
+    is what `_SUCCESS` names, and stays.
+    """
+    if is_remote(stage_dir):
+        try:
+            published = read_commit(out)
+            if published is None or published.folder(out) != stage_dir.rstrip("/"):
+                delete_files([p for p, _, _ in list_files(stage_dir)])
+        except Exception as exc:  # noqa: BLE001 - the run's own failure is the one to report
+            log.warning("could not remove this run's unpublished files under %s (%s); the next run that "
+                        "publishes to %s removes them", stage_dir, exc, out)
+        return
+    if os.path.exists(stage_dir):
         shutil.rmtree(stage_dir, ignore_errors=True)

@@ -4,6 +4,7 @@ starts, then run it with the output folder locked."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import time
@@ -30,8 +31,9 @@ from hybridmix.schemas.config import PipelineConfig, load_config
 from hybridmix.schemas.errors import ConfigError, OutputError
 from hybridmix.transforms.decontam import plan_eval_sets
 from hybridmix.transforms.inputs import plan_inputs
+from hybridmix.transforms.objectstore import read_commit, s3_settings, start_attempt
 from hybridmix.transforms.sketch import lsh_shape
-from hybridmix.transforms.storage import is_remote
+from hybridmix.transforms.storage import is_remote, use_options
 
 log = logging.getLogger("hybridmix")
 
@@ -94,20 +96,28 @@ def _output_path(config: PipelineConfig, base_dir: str, given: str | None) -> st
     return out_dir
 
 
-def _ready_output(ctx: RunContext, config: PipelineConfig, if_exists: IfExists) -> bool:
+def _ready_output(ctx: RunContext, config: PipelineConfig, if_exists: IfExists, options: PipelineOptions,
+                  no_lock: bool) -> RunContext | None:
     """With the lock held: finish what an interrupted run left, check the output folder, create the
-    staging folder. False when the output already holds this very run and `if_exists` is skip."""
-    if not is_remote(ctx.out_dir):
+    staging folder. None when the output already holds this very run and `if_exists` is skip."""
+    remote = is_remote(ctx.out_dir)
+    if not remote:
         recover_and_clean(ctx.out_dir)
     existing = check_output(ctx.out_dir, config, ctx.base_dir, [f.path for f in ctx.plan.files])
+    # On an object store the commit this run will replace is read before its attempt starts.
+    base = read_commit(ctx.out_dir) if remote else None
     if existing is Existing.FINISHED and if_exists is not IfExists.REPLACE:
-        done = finished_run_id(ctx.out_dir)
+        done = base.run_id if base else finished_run_id(ctx.out_dir)
         if if_exists is IfExists.SKIP and done == ctx.run_id:
-            return False
+            return None
         hint = f" (run {done}; this run is {ctx.run_id})" if if_exists is IfExists.SKIP else f" (run {done})"
         raise OutputError(f"{ctx.out_dir} holds a finished run{hint}; pass --force to replace it")
+    if remote:
+        start_attempt(ctx.stage_dir, ctx.run_id, base)
+        return dataclasses.replace(ctx, remote={"base": base, "settings": s3_settings(options),
+                                                "locked": not no_lock})
     make_staging(ctx.stage_dir)
-    return True
+    return ctx
 
 
 def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
@@ -116,12 +126,15 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
     base_dir = os.path.dirname(os.path.abspath(args.config))
     out_dir = _output_path(config, base_dir, args.output)
     options = beam_options(beam_flags)
+    use_options(options)
     if_exists = IfExists.REPLACE if args.force else IfExists(args.if_exists)
     ctx = prepare_run(config, base_dir, out_dir, args.run_id)
-    with output_lock(ctx.out_dir, ctx.run_id):
-        if not _ready_output(ctx, config, if_exists):
+    with output_lock(ctx.out_dir, ctx.run_id, args.no_lock):
+        ready = _ready_output(ctx, config, if_exists, options, args.no_lock)
+        if ready is None:
             print(f"{ctx.out_dir} already holds run {ctx.run_id} (same config and inputs); nothing to do")
             return 0
+        ctx = ready
         log.info("run %s: %d input files (%d quarantined), staging in %s", ctx.run_id, len(ctx.plan.files),
                  len(ctx.plan.bad_files), ctx.stage_dir)
         try:
@@ -132,7 +145,7 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
         finally:
             # After a successful publish the staging folder is the output. After a failure or an
             # interrupt it goes, and an output parked by an interrupted publish goes back in place.
-            remove_staging(ctx.stage_dir)
+            remove_staging(ctx.stage_dir, ctx.out_dir)
             if not is_remote(ctx.out_dir):
                 recover_and_clean(ctx.out_dir)
     print(summary(read_manifest(ctx.out_dir)))

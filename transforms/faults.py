@@ -4,17 +4,28 @@ With HYBRIDMIX_CRASH_AT=<point> in the environment the process kills itself (SIG
 when it reaches that point, as a power cut or the OOM killer would. The tests use it to check
 that a run killed anywhere leaves either the previous output or the new one, complete. Points:
 `read`, `filtered`, `deduplicated`, `selected`, `written` (first element through each stage) and
-`publish:staged`, `publish:parked`, `publish:moved`.
+`publish:staged`, `publish:parked`, `publish:moved` (local outputs), `publish:committed` (object
+stores).
+
+With HYBRIDMIX_HOLD_AT=<point> and HYBRIDMIX_HOLD_UNTIL=<file> the process instead waits at that
+point until <file> exists, so a test can make another run overtake this one at an exact step.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 CRASH_ENV = "HYBRIDMIX_CRASH_AT"
+HOLD_ENV = "HYBRIDMIX_HOLD_AT"
+RELEASE_ENV = "HYBRIDMIX_HOLD_UNTIL"
 
 
 def crash_point(name: str) -> None:
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    release = os.environ.get(RELEASE_ENV)
+    if os.environ.get(HOLD_ENV) == name and release:
+        while not os.path.exists(release):
+            time.sleep(0.05)

@@ -1,10 +1,13 @@
 """The last step of a run: write the manifest and publish the staged output atomically.
 
-Everything is written under a staging folder next to the output (`.OUT.<run id>.inprogress`),
+A local output is written under a staging folder next to it (`.OUT.<run id>.inprogress`),
 `manifest.json` and then `_SUCCESS` last. Publishing is a rename of that folder into place, so a
 reader sees the previous output or the new one, complete. Replacing an output takes two renames
 (old aside to `<staging>.replaced`, new in); a run killed between them leaves the old output
 parked, and the next run into that folder puts it back before doing anything else.
+
+An output on an object store has no rename: the run writes under its own prefix and publishes by
+one conditional write of `OUT/_SUCCESS` (see `objectstore`).
 """
 
 from __future__ import annotations
@@ -15,16 +18,25 @@ import shutil
 from typing import Any, NamedTuple
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 
+from hybridmix.schemas.errors import OutputLocked
 from hybridmix.schemas.manifest import Manifest
 from hybridmix.schemas.stats import RunStats
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.manifest import OUTPUT_FOLDERS, build_manifest
-from hybridmix.transforms.storage import is_remote
+from hybridmix.transforms.objectstore import (
+    STARTED,
+    SUCCESS,
+    PreconditionFailed,
+    Store,
+    clean_attempts,
+    commit,
+    new_attempt,
+    read_commit,
+)
+from hybridmix.transforms.storage import create_raw, delete_files, is_remote, list_files
 
 MANIFEST = "manifest.json"
-SUCCESS = "_SUCCESS"
 # Everything a finished output holds; a folder holding anything else is not hybridmix's to replace.
 OUTPUT_ENTRIES = frozenset(OUTPUT_FOLDERS + (MANIFEST, SUCCESS))
 STAGING_SUFFIX = ".inprogress"
@@ -32,9 +44,10 @@ PARKED_SUFFIX = ".replaced"
 
 
 def staging_dir(out_dir: str, run_id: str) -> str:
-    """Where a run writes before it publishes: next to a local output, under it on an object store."""
+    """Where a run writes before it publishes: next to a local output; on an object store, a new
+    attempt folder under it (each call names a new one)."""
     if is_remote(out_dir):
-        return f"{out_dir.rstrip('/')}/_temporary/{run_id}"
+        return new_attempt(out_dir, run_id)
     parent, name = os.path.split(out_dir)
     return os.path.join(parent, f".{name}.{run_id}{STAGING_SUFFIX}")
 
@@ -63,19 +76,37 @@ def publish_local(stage_dir: str, out_dir: str, manifest: Manifest, scratch: tup
     shutil.rmtree(parked, ignore_errors=True)
 
 
-def publish_remote(stage_dir: str, out_dir: str, manifest: Manifest, scratch: tuple[str, ...]) -> None:
-    """Object stores have no folder rename: move each file, then write `_SUCCESS`."""
-    stage_dir, out_dir = stage_dir.rstrip("/"), out_dir.rstrip("/")
-    old = [m.path for m in FileSystems.match([out_dir + "/**"])[0].metadata_list]
-    if old:
-        FileSystems.delete(old)
-    with FileSystems.create(f"{stage_dir}/{MANIFEST}") as fh:
+def publish_remote(stage_dir: str, out_dir: str, manifest: Manifest, scratch: tuple[str, ...], *,
+                   base: Any = None, settings: dict | None = None, locked: bool = True) -> None:
+    """Finish the attempt folder (scratch out, manifest in), then commit it with one write of `_SUCCESS`.
+
+    `base` is the commit the run saw when it started (None: none); with `locked` the commit is
+    conditional on it still being the current one.
+    """
+    stage_dir = stage_dir.rstrip("/")
+    store = Store(out_dir, settings)
+    current = read_commit(out_dir, store)
+    if current is not None and current.folder(out_dir) == stage_dir:
+        # A retry of this step after the commit: the run is published; only the clean-up remains.
+        clean_attempts(out_dir, current)
+        return
+    files = [p for p, _, _ in list_files(stage_dir)]
+    spill = [p for p in files if any(p.startswith(f"{stage_dir}/{folder}/") for folder in scratch)]
+    delete_files(spill)
+    with create_raw(f"{stage_dir}/{MANIFEST}") as fh:
         fh.write(manifest.model_dump_json(indent=2).encode("utf-8") + b"\n")
-    staged = [m.path for m in FileSystems.match([stage_dir + "/**"])[0].metadata_list
-              if not any(f"/{folder}/" in m.path for folder in scratch)]
-    FileSystems.rename(staged, [out_dir + p[len(stage_dir):] for p in staged])
-    with FileSystems.create(f"{out_dir}/{SUCCESS}") as fh:
-        fh.write(manifest.run_id.encode("utf-8") + b"\n")
+    published = sorted({p for p in files if p not in spill and p != f"{stage_dir}/{STARTED}"}
+                       | {f"{stage_dir}/{MANIFEST}"})
+    crash_point("publish:staged")
+    try:
+        now = commit(store, out_dir, stage_dir, manifest.run_id, published, base, locked)
+    except PreconditionFailed:
+        other = read_commit(out_dir, store)
+        raise OutputLocked(
+            f"{out_dir}: another run (run {other.run_id if other else '?'}) published here while this run was "
+            "working; this run published nothing (rerun it to replace that output)") from None
+    crash_point("publish:committed")
+    clean_attempts(out_dir, now)
 
 
 class _PublishFn(beam.DoFn):
@@ -85,13 +116,16 @@ class _PublishFn(beam.DoFn):
     def process(self, _, stats, plan, inputs, outputs, collapse):
         ctx = dict(self._context)
         stage_dir, out_dir, scratch = ctx.pop("stage_dir"), ctx.pop("out_dir"), ctx.pop("scratch")
+        remote = ctx.pop("remote")
         # Every input must still be the file that was planned, read and checksummed.
         for file in ctx.pop("planned_files"):
             file.check_unchanged()
         manifest = build_manifest(stats=RunStats(stats), plan=plan, inputs=list(inputs), outputs=list(outputs),
                                   collapse=collapse, **ctx)
-        publish = publish_remote if is_remote(out_dir) else publish_local
-        publish(stage_dir, out_dir, manifest, scratch)
+        if is_remote(out_dir):
+            publish_remote(stage_dir, out_dir, manifest, scratch, **remote)
+        else:
+            publish_local(stage_dir, out_dir, manifest, scratch)
         yield json.loads(manifest.model_dump_json())
 
 
@@ -109,15 +143,16 @@ class PublishRun(beam.PTransform):
     """After every writer has finished: write manifest.json, move the run into place, write _SUCCESS.
 
     `scratch` names folders of the staging folder that are not part of the output (spill files);
-    `planned_files` are the input files, checked once more to be unchanged; `context` is the rest
-    of `build_manifest`'s arguments.
+    `planned_files` are the input files, checked once more to be unchanged; `remote` is what
+    `publish_remote` needs besides (base commit, S3 settings, locked); `context` is the rest of
+    `build_manifest`'s arguments.
     """
 
     def __init__(self, *, stage_dir: str, out_dir: str, scratch: tuple[str, ...], planned_files: tuple,
-                 **context: Any) -> None:
+                 remote: dict | None = None, **context: Any) -> None:
         super().__init__()
         self._context = {"stage_dir": stage_dir, "out_dir": out_dir, "scratch": scratch,
-                         "planned_files": planned_files, **context}
+                         "planned_files": planned_files, "remote": remote or {}, **context}
 
     def expand(self, results: RunResults) -> beam.PCollection:
         # The side inputs make this step wait for every writer and every statistic.

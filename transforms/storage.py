@@ -1,13 +1,15 @@
 """Local paths and Beam file systems (gs://, s3://, ...) behind one set of calls.
 
 Local files use the OS directly (atomic renames, no listing cost); anything with a scheme goes
-through Beam's `FileSystems`, which has no folder rename.
+through Beam's `FileSystems`, which has no folder rename (see `objectstore` for how a remote output
+is published without one).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from typing import IO
 
@@ -22,8 +24,18 @@ def is_remote(path: str) -> bool:
 
 
 def open_raw(path: str) -> IO[bytes]:
+    fast = _s3(path)
+    if fast is not None:
+        return fast.open(path, "rb")
     # AUTO compression would gunzip a file named *.gz behind pyarrow's back.
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def create_raw(path: str) -> IO[bytes]:
+    fast = _s3(path)
+    if fast is not None:
+        return fast.open(path, "wb")
+    return FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
 def sha256_file(path: str) -> str:
@@ -41,18 +53,63 @@ def open_parquet(path: str) -> pq.ParquetFile:
     return pq.ParquetFile(path)
 
 
-def write_atomically(path: str, write: Callable[[str | IO[bytes]], None]) -> None:
-    """Write a file under a temporary name, then rename it into place.
+_OPTIONS: list = []
 
-    `write` receives a local path or, on a remote file system, an open binary stream. A reader
-    never sees a half-written file under `path`, and a retried write replaces it whole.
+
+def use_options(options) -> None:
+    """Give Beam's file systems the pipeline options (S3 endpoint and credentials, ...) before any
+    file is listed; Beam itself does so only when the pipeline is built."""
+    FileSystems.set_options(options)
+    _OPTIONS[:] = [options]
+
+
+def current_options():
+    """The options of `use_options` (None before it was called, as in a worker process)."""
+    return _OPTIONS[0] if _OPTIONS else None
+
+
+_THREAD = threading.local()
+
+
+def _s3(path: str):
+    """Beam's S3 I/O with one client per thread, or None (not s3://, or no options in this process).
+
+    Beam's S3 file system builds a new boto3 client for every call, which costs 0.2-0.3 s of CPU:
+    more than moving a small file. Its client object keeps per-download state, hence per thread.
+    A worker process without `use_options` goes through Beam's file systems, which have the options.
     """
-    tmp = path + ".inprogress"
+    options = current_options()
+    if options is None or not path.startswith("s3://"):
+        return None
+    if getattr(_THREAD, "options", None) is not options:
+        from apache_beam.io.aws.s3io import S3IO
+
+        _THREAD.s3io, _THREAD.options = S3IO(options=options), options
+    return _THREAD.s3io
+
+
+def list_files(prefix: str) -> list[tuple[str, int, float]]:
+    """(path, size, modification time) of every file under a folder-like prefix of any file system."""
+    prefix = prefix.rstrip("/") + "/"
+    fast = _s3(prefix)
+    if fast is not None:
+        return [(p, size, updated) for p, (size, updated) in fast.list_files(prefix, with_metadata=True)]
+    return [(m.path, m.size_in_bytes, m.last_updated_in_seconds)
+            for m in FileSystems.match([prefix + "**"])[0].metadata_list]
+
+
+def write_atomically(path: str, write: Callable[[str | IO[bytes]], None]) -> None:
+    """Write a file so that a reader never sees it half-written, and a retried write replaces it whole.
+
+    `write` receives a local path or, on a remote file system, an open binary stream. Locally the
+    file is written under a temporary name and renamed into place. An object store makes an upload
+    visible only when it completes, and has no rename (a copy would double the writes).
+    """
     if is_remote(path):
-        with FileSystems.create(tmp) as sink:
+        with create_raw(path) as sink:
             write(sink)
-        FileSystems.rename([tmp], [path])
         return
+    tmp = path + ".inprogress"
     os.makedirs(os.path.dirname(path), exist_ok=True)
     write(tmp)
     os.replace(tmp, path)
@@ -61,6 +118,10 @@ def write_atomically(path: str, write: Callable[[str | IO[bytes]], None]) -> Non
 def file_identity(path: str) -> tuple[int, float] | None:
     """(size, modification time in seconds) as Beam's listing reports them; None when the file is gone."""
     if is_remote(path):
+        if _s3(path) is not None:
+            found = [(size, updated) for p, (size, updated) in _s3(path).list_files(path, with_metadata=True)
+                     if p == path]
+            return found[0] if found else None
         found = FileSystems.match([path])[0].metadata_list
         return (found[0].size_in_bytes, found[0].last_updated_in_seconds) if found else None
     try:
@@ -71,13 +132,16 @@ def file_identity(path: str) -> tuple[int, float] | None:
 
 def file_size(path: str) -> int:
     if is_remote(path):
-        return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+        identity = file_identity(path)
+        if identity is None:
+            raise FileNotFoundError(path)
+        return identity[0]
     return os.path.getsize(path)
 
 
 def read_parquet(path: str):
     if is_remote(path):
-        with FileSystems.open(path) as fh:
+        with open_raw(path) as fh:
             return pq.read_table(fh)
     return pq.read_table(path)
 
@@ -87,6 +151,12 @@ def delete_files(paths: list[str]) -> None:
     if not paths:
         return
     if is_remote(paths[0]):
+        fast = _s3(paths[0])
+        if fast is not None:
+            failed = {p: e for p, e in fast.delete_files(paths) if e is not None}
+            if failed:
+                raise OSError(f"could not delete {len(failed)} file(s), e.g. {next(iter(failed.items()))}")
+            return
         FileSystems.delete(paths)
         return
     for path in paths:
