@@ -19,7 +19,10 @@ import urllib.request
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
+from tests import s3
+from tests.builders import write_config
 from tests.pipelines.test_cli import ROOT, _config, _corpus
 
 JOB_ENDPOINT = os.environ.get("HYBRIDMIX_FLINK_JOB_ENDPOINT", "").strip()
@@ -232,3 +235,43 @@ def test_flink_failure_is_one_line_on_stderr(guard_failure):
     _, _, result, _ = guard_failure
     lines = [line for line in result.stderr.strip().splitlines() if line]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-5000:]
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    with s3.s3_server() as url:
+        yield url
+
+
+def test_flink_run_reads_and_publishes_on_s3(tmp_path, s3_endpoint):
+    """Inputs and output on the local S3 server: the Flink run publishes the bytes of a local run."""
+    _require_job_server()
+    bucket = s3.Bucket(s3_endpoint)
+    _corpus(tmp_path)
+    for path in sorted((tmp_path / "in").rglob("*.parquet")):
+        bucket.upload(path, f"in/{path.relative_to(tmp_path / 'in')}")
+    config = yaml.safe_load(open(_config(tmp_path)).read())
+    for corpus in config["corpora"]:
+        corpus["paths"] = [bucket.url(f"in/{p}") for p in corpus["paths"]]
+    config_path = write_config(tmp_path / "s3.yaml", config)
+    env_flags = ["--run-id", "same", *s3.beam_flags(s3_endpoint)]
+
+    local, _ = _run("run", config_path, "--output", str(tmp_path / "local"), *env_flags, cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    flink, flink_s = _run("run", config_path, "--output", bucket.url("out"), *env_flags, *FLINK_FLAGS, cwd=tmp_path)
+    assert flink.returncode == 0, f"Flink run failed:\n{flink.stderr[-20000:]}"
+    print(f"\nFlink run with S3 input and output: {flink_s:.1f} s")
+
+    commit = json.loads(bucket.get("out/_SUCCESS"))
+    published = {f[len(commit["path"]) + 1:]: bucket.get(f"out/{f}") for f in commit["files"]}
+    local_files = {str(p.relative_to(tmp_path / "local")): p.read_bytes()
+                   for p in (tmp_path / "local").rglob("*") if p.is_file()}
+    assert set(published) == set(local_files) - {"_SUCCESS"}
+    assert any(p.startswith("data/") for p in published)
+    for path, data in published.items():
+        if path != "manifest.json":
+            assert data == local_files[path], path
+    got = json.loads(published["manifest.json"])
+    want = json.loads(local_files["manifest.json"])
+    for section in ("counts", "totals", "mixture", "dedup", "inputs"):
+        assert got[section] == want[section], section
