@@ -108,10 +108,12 @@ class FilteredRecord(_Record):
     source: str
     source_file: str
     source_row: int = Field(ge=0)
-    filter: str
+    filter: str  # the first filter the document failed (the one `reason` and `value` are of)
     reason: str
     value: float | None
-    threshold: str
+    threshold: float | None  # it failed because `value <comparison> threshold`
+    comparison: str | None  # "<", ">" or ">="
+    filters_failed: list[str]  # every drop filter it failed, `filter` first
     detail: str
     quality_score: float | None
     # For filter "decontaminate": the evaluation set, the item, and the first span they share.
@@ -131,7 +133,9 @@ FILTERED_SCHEMA = pa.schema([
     pa.field("filter", pa.string(), nullable=False),
     pa.field("reason", pa.string(), nullable=False),
     pa.field("value", pa.float64()),
-    pa.field("threshold", pa.string(), nullable=False),
+    pa.field("threshold", pa.float64()),
+    pa.field("comparison", pa.string()),
+    pa.field("filters_failed", pa.list_(pa.string()), nullable=False),
     pa.field("detail", pa.string(), nullable=False),
     pa.field("quality_score", pa.float32()),
     pa.field("eval_set", pa.string()),

@@ -116,9 +116,19 @@ class TextView:
 
 @dataclass(frozen=True)
 class Verdict:
+    """A filter's measure per document, which documents fail, and the rule they failed:
+    `value <comparison> limit` (per document where a filter has two limits, one number otherwise).
+    Flag-like filters (a refusal phrase, a template marker) measure 1.0 for a hit and fail `>= 1`."""
+
     values: np.ndarray  # float64, the measured value per document
     failed: np.ndarray  # bool
-    threshold: str  # how the threshold reads in `filtered/`
+    limit: np.ndarray | float
+    comparison: np.ndarray | str  # "<", ">" or ">="
+
+    def rule_of(self, row: int) -> tuple[float, str]:
+        limit = self.limit[row] if isinstance(self.limit, np.ndarray) else self.limit
+        comparison = self.comparison[row] if isinstance(self.comparison, np.ndarray) else self.comparison
+        return float(limit), str(comparison)
 
 
 class QualityFilter:
@@ -192,16 +202,14 @@ def _share(view: TextView, part: str, whole: str, limit: float, above: bool, siz
     failed = values > limit if above else values < limit
     if size is not None:
         failed &= view.stat(size) >= min_size
-    return Verdict(values, failed, f"{'>' if above else '<'} {limit:g}")
+    return Verdict(values, failed, limit, ">" if above else "<")
 
 
-def _bounds(low: float | None, high: float | None) -> str:
-    parts = []
-    if low is not None:
-        parts.append(f"< {low:g}")
-    if high is not None:
-        parts.append(f"> {high:g}")
-    return " or ".join(parts)
+def _two_sided(values: np.ndarray, failed: np.ndarray, low: float | None, high: float | None) -> Verdict:
+    """A verdict of `value < low or value > high`, naming the limit each document crossed."""
+    below = values < low if low is not None else np.zeros(len(values), bool)
+    limit = np.where(below, low if low is not None else np.nan, high if high is not None else np.nan)
+    return Verdict(values, failed, limit, np.where(below, "<", ">").astype(object))
 
 
 # ---------------------------------------------------------------------------------------
@@ -215,7 +223,7 @@ class WordCount(QualityFilter):
     def evaluate(self, view: TextView) -> Verdict:
         values = view.word_counts.astype(np.float64)
         p = self.params
-        return Verdict(values, _outside(values, p.min_words, p.max_words), _bounds(p.min_words, p.max_words))
+        return _two_sided(values, _outside(values, p.min_words, p.max_words), p.min_words, p.max_words)
 
 
 @register("too_short", 2)
@@ -230,7 +238,7 @@ class TooShort(QualityFilter):
     def evaluate(self, view: TextView) -> Verdict:
         values = pc.utf8_length(pc.utf8_trim_whitespace(view.texts)).to_numpy(zero_copy_only=False).astype(np.float64)
         values += 2 * view.stat("solo_units")
-        return Verdict(values, values < self.params.min_chars, f"< {self.params.min_chars} characters")
+        return Verdict(values, values < self.params.min_chars, self.params.min_chars, "<")
 
 
 @register("mean_word_length", 2)
@@ -249,7 +257,7 @@ class MeanWordLength(QualityFilter):
         p = self.params
         # In Chinese or Japanese text, the words between spaces are English terms, commands and numbers.
         failed = _outside(values, p.min_chars, p.max_chars) & (words >= p.min_words) & ~view.unspaced
-        return Verdict(values, failed, _bounds(p.min_chars, p.max_chars))
+        return _two_sided(values, failed, p.min_chars, p.max_chars)
 
 
 @register("symbol_ratio", 2)
@@ -262,7 +270,7 @@ class SymbolRatio(QualityFilter):
     def evaluate(self, view: TextView) -> Verdict:
         symbols = view.stat("ellipses") + (view.stat("hashes") if self.params.count_hashes else 0)
         values = _ratio(symbols, view.stat("words"))
-        return Verdict(values, values > self.params.max_ratio, f"> {self.params.max_ratio:g}")
+        return Verdict(values, values > self.params.max_ratio, self.params.max_ratio, ">")
 
 
 @register("ellipsis_lines", 1)
@@ -289,9 +297,10 @@ class DuplicateLines(QualityFilter):
         line_share = _ratio(view.stat("dup_lines"), view.stat("lines"))
         char_share = _ratio(view.stat("dup_line_chars"), view.stat("line_chars"))
         p = self.params
-        failed = (line_share > p.max_line_share) | (char_share > p.max_char_share)
-        return Verdict(np.maximum(line_share, char_share), failed,
-                       f"lines > {p.max_line_share:g} or chars > {p.max_char_share:g}")
+        by_lines, by_chars = line_share > p.max_line_share, char_share > p.max_char_share
+        # The share that crossed its limit, lines first; the larger share where none did.
+        values = np.where(by_lines, line_share, np.where(by_chars, char_share, np.maximum(line_share, char_share)))
+        return Verdict(values, by_lines | by_chars, np.where(by_lines, p.max_line_share, p.max_char_share), ">")
 
 
 @register("repeated_ngrams", 2)
@@ -309,7 +318,7 @@ class RepeatedNgrams(QualityFilter):
     def evaluate(self, view: TextView) -> Verdict:
         values = view.repeated_coverage(self.params.ngram, per_word=True)
         failed = (values > self.params.max_coverage) & (view.word_counts >= self.params.min_words)
-        return Verdict(values, failed, f"> {self.params.max_coverage:g} ({self.params.ngram}-grams)")
+        return Verdict(values, failed, self.params.max_coverage, ">")
 
 
 @register("char_repetition", 1)
@@ -383,10 +392,9 @@ class Refusal(QualityFilter):
         head = pc.replace_substring_regex(head, r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}', "")
         hit = pc.match_substring_regex(head, _REFUSAL).to_numpy(zero_copy_only=False)
         if self.params.max_words is None:
-            return Verdict(hit.astype(np.float64), hit, "refusal or disclaimer in the opening")
+            return Verdict(hit.astype(np.float64), hit, 1.0, ">=")
         failed = hit & (view.word_counts < self.params.max_words)
-        return Verdict(hit.astype(np.float64), failed,
-                       f"refusal or disclaimer in the opening, under {self.params.max_words} words")
+        return Verdict(hit.astype(np.float64), failed, 1.0, ">=")
 
 
 _TEMPLATE_MARKERS = (
@@ -403,7 +411,7 @@ class TemplateMarkers(QualityFilter):
 
     def evaluate(self, view: TextView) -> Verdict:
         hit = pc.match_substring_regex(view.texts, _TEMPLATE_MARKERS).to_numpy(zero_copy_only=False)
-        return Verdict(hit.astype(np.float64), hit, "chat-template marker present")
+        return Verdict(hit.astype(np.float64), hit, 1.0, ">=")
 
 
 # A finished answer ends in sentence punctuation, a closing bracket or quote, an emoji, a
@@ -422,7 +430,7 @@ class Truncated(QualityFilter):
     def evaluate(self, view: TextView) -> Verdict:
         complete = pc.match_substring_regex(view.tail, _COMPLETE_END).to_numpy(zero_copy_only=False)
         failed = ~complete & (view.word_counts >= self.params.min_words)
-        return Verdict(failed.astype(np.float64), failed, "ends without closing punctuation")
+        return Verdict(failed.astype(np.float64), failed, 1.0, ">=")
 
 
 @register("prompt_echo", 1)
@@ -436,7 +444,7 @@ class PromptEcho(QualityFilter):
         values = np.zeros(len(view))
         failed = np.zeros(len(view), bool)
         if view.prompts is None or view.prompts.null_count == len(view):
-            return Verdict(values, failed, f">= {self.params.min_overlap:g} of words from the prompt")
+            return Verdict(values, failed, self.params.min_overlap, ">=")
         answer_hashes, answer_off = view.words
         prompts = analyze(pc.fill_null(view.prompts, ""))
         has_prompt = view.prompts.is_valid().to_numpy(zero_copy_only=False)
@@ -448,7 +456,7 @@ class PromptEcho(QualityFilter):
             values[i] = len(answer & set(prompt_words.tolist())) / len(answer)
             ratio = (answer_off[i + 1] - answer_off[i]) / len(prompt_words)
             failed[i] = values[i] >= self.params.min_overlap and ratio <= self.params.max_length_ratio
-        return Verdict(values, failed, f">= {self.params.min_overlap:g} of words from the prompt")
+        return Verdict(values, failed, self.params.min_overlap, ">=")
 
 
 def build_filter(spec: FilterSpec) -> QualityFilter:
@@ -540,6 +548,7 @@ def score_documents(
         score[scored] = scorer(view)[scored]
     dropped_by = np.full(n, -1, np.int64)
     drop_values = np.full(n, np.nan)
+    failing: list[list[str]] = [[] for _ in range(n)]  # every drop filter a document fails, in order
     flags: list[list[str]] = [[] for _ in range(n)]
     verdicts: list[Verdict | None] = []
     stats: list[tuple[tuple[str, str, str], int]] = []
@@ -552,6 +561,7 @@ def score_documents(
             if drop:
                 dropped_by[row] = _CONTAMINATED_BY
                 drop_values[row] = matched.counts[row]
+                failing[row].append(DECONTAMINATE)
             else:
                 flags[row].append(f"{CONTAMINATED}:{matched.sets[row]}")
         by_pair: dict[tuple[str, str], list[int]] = {}
@@ -572,6 +582,8 @@ def score_documents(
             newly = failed & (dropped_by == -1)
             dropped_by[newly] = index
             drop_values[newly] = verdict.values[newly]
+            for row in np.flatnonzero(failed):
+                failing[row].append(filt.label)
         else:
             for row in np.nonzero(failed)[0]:
                 flags[row].append(filt.label)
@@ -591,7 +603,7 @@ def score_documents(
     drop_rows = np.nonzero(~keep)[0]
     filtered = _filtered_batch(
         docs, drop_rows, dropped_by[drop_rows], drop_values[drop_rows], score[drop_rows], filters, verdicts, lineage,
-        matched, contamination.config if contamination is not None else None)
+        [failing[row] for row in drop_rows], matched, contamination.config if contamination is not None else None)
     for source in np.unique(sources[~keep]):
         dropped = ~keep & (sources == source)
         stats.append(stat(Figure.FILTERED, int(dropped.sum()), str(source)))
@@ -614,19 +626,23 @@ def _filtered_batch(
     filters: list[tuple[FilterSpec, QualityFilter]],
     verdicts: list[Verdict | None],
     lineage: Lineage,
+    failing: list[list[str]],
     matched: _Matched | None = None,
     decontaminate: DecontaminateConfig | None = None,
 ) -> pa.RecordBatch:
     k = len(rows)
     sub = docs.take(pa.array(rows, pa.int64()))
     uids = sub.column("uid").to_numpy()
-    label, reason, threshold, detail = [], [], [], []
+    label, reason, threshold, comparison, detail = [], [], [], [], []
     eval_set, eval_item, span = [], [], []
     for row, i, value in zip(rows, by, values):
         if i == _CONTAMINATED_BY:
             label.append(DECONTAMINATE)
             reason.append(CONTAMINATED)
-            threshold.append(decontaminate.threshold())
+            # A share of the item's n-grams is not comparable with the count in `value`.
+            counted = isinstance(decontaminate.min_matches, int)
+            threshold.append(float(decontaminate.min_matches) if counted else None)
+            comparison.append(">=" if counted else None)
             shared = (f"{int(value)} {decontaminate.ngram}-gram(s)" if matched.lengths[row] == decontaminate.ngram
                       else f"the whole of its {int(matched.lengths[row])} words")
             detail.append(f"{shared} of item {matched.items[row]!r} of evaluation set {matched.sets[row]!r}")
@@ -637,8 +653,10 @@ def _filtered_batch(
             filt = filters[i][1]
             label.append(filt.label)
             reason.append(filt.reason)
-            threshold.append(verdicts[i].threshold)
-            detail.append(filt.description_of(value))
+            limit, compared = verdicts[i].rule_of(row)
+            threshold.append(limit)
+            comparison.append(compared)
+            detail.append(f"{filt.description_of(value)} ({compared} {limit:g})")
             eval_set.append(None)
             eval_item.append(None)
             span.append(None)
@@ -652,7 +670,9 @@ def _filtered_batch(
             pa.array(label, pa.string()),
             pa.array(reason, pa.string()),
             pa.array(values, pa.float64()),
-            pa.array(threshold, pa.string()),
+            pa.array(threshold, pa.float64()),
+            pa.array(comparison, pa.string()),
+            pa.array(failing, pa.list_(pa.string())),
             pa.array(detail, pa.string()),
             _scores(scores),
             pa.array(eval_set, pa.string()),

@@ -70,7 +70,8 @@ def test_planted_items_are_removed_with_their_item_and_span(tmp_path, sample, ca
         (answers[9]["id"], "more", "more.jsonl:0"),
     }
     for hit in hits:
-        assert hit["reason"] == "contaminated" and hit["value"] >= 1 and hit["threshold"] == ">= 1 13-grams"
+        assert hit["reason"] == "contaminated" and hit["value"] >= 1
+        assert (hit["comparison"], hit["threshold"], hit["filters_failed"]) == (">=", 1.0, ["decontaminate"])
         assert hit["matched_span"] and hit["matched_span"] in hit["text"]  # original characters
         assert hit["detail"] == (f"{int(hit['value'])} 13-gram(s) of item {hit['eval_item']!r} "
                                  f"of evaluation set {hit['eval_set']!r}")

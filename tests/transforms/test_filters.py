@@ -140,6 +140,26 @@ def test_scope_mode_and_first_failing_filter_decides():
     assert scored.kept.column("quality_score").null_count == scored.kept.num_rows
 
 
+def test_filtered_rows_name_every_failing_filter_and_a_numeric_rule():
+    docs = make_documents([
+        {"text": "As an AI language model I refuse.", "origin": "synthetic"},  # refusal, then too few words
+        {"text": "Hi.", "origin": "synthetic"},  # too few words only
+        {"text": " ".join(["word"] * 30), "origin": "synthetic"},  # too many words
+    ])
+    filters = build_filters(QualityConfig(filters=[
+        FilterSpec(name="refusal"),
+        FilterSpec(name="word_count", params={"min_words": 8, "max_words": 20}),
+        FilterSpec(name="template_markers", mode="flag"),
+    ]))
+    rows = score_documents(docs, filters, Lineage(("file.parquet",), "run")).filtered.to_pylist()
+    assert [r["filters_failed"] for r in rows] == [["refusal_v3", "word_count_v1"], ["word_count_v1"],
+                                                   ["word_count_v1"]]
+    assert [(r["filter"], r["value"], r["comparison"], r["threshold"]) for r in rows] == [
+        ("refusal_v3", 1.0, ">=", 1.0), ("word_count_v1", 1.0, "<", 8.0), ("word_count_v1", 30.0, ">", 20.0)]
+    assert rows[2]["detail"] == "word_count = 30 (> 20)"
+    assert score_documents(docs, filters, Lineage(("f",), "r")).filtered.schema.field("threshold").type == pa.float64()
+
+
 def test_scored_documents_carry_the_score_kept_and_filtered():
     docs = make_documents([
         {"text": "Hi.", "origin": "synthetic"},
