@@ -7,7 +7,15 @@ import json
 import os
 import sys
 
-from hybridmix.pipelines.report import collapse_table, sample_rows, schema_text, scores_table, summary
+from hybridmix.pipelines.report import (
+    collapse_table,
+    filters_table,
+    sample_rows,
+    schema_text,
+    scores_table,
+    sources_table,
+    summary,
+)
 from hybridmix.schemas.errors import OutputError
 from hybridmix.transforms.objectstore import read_bytes, read_commit
 from hybridmix.transforms.publish import MANIFEST, SUCCESS
@@ -75,6 +83,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(manifest, indent=2))
         return 0 if finished and not missing else 2
     print(summary(manifest))
+    print()
+    print(sources_table(manifest))
+    print()
+    print(filters_table(manifest))
     print()
     print(collapse_table(manifest))
     print()

@@ -90,6 +90,36 @@ def summary(manifest: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def filters_table(manifest: dict[str, Any]) -> str:
+    """Documents each filter dropped or flagged, per source. A document failing several filters
+    counts under each, so the columns add up to more than `filtered` (one row per document)."""
+    filters = manifest.get("quality", {}).get("filters", {})
+    sources = list(manifest["counts"])
+    rows = []
+    for label in sorted(filters):
+        for mode in ("dropped", "flagged"):
+            figures = filters[label].get(mode)
+            if figures:
+                rows.append([label, mode] + [f"{figures['by_source'].get(src, 0):,}" for src in sources]
+                            + [f"{figures['total']:,}"])
+    if not rows:
+        return "quality filters: none failed"
+    note = "(a document failing several filters counts under each; filtered/ holds one row per document)"
+    return f"quality filters, documents per source {note}\n" + _table(["filter", "mode", *sources, "total"], rows)
+
+
+def sources_table(manifest: dict[str, Any]) -> str:
+    """Each source's share of the mixture: target, achieved, and what it had to give."""
+    sources = manifest["mixture"].get("sources", {})
+    unit = manifest["mixture"].get("unit", "tokens")
+    rows = [[name, f"{s['target_fraction']:.2%}" if s.get("target_fraction") is not None else "-",
+             f"{s['achieved_fraction']:.2%}", f"{s.get('available_' + unit, s.get('available_tokens', 0)):,}",
+             f"{s['selected_units']:,}", f"{s['selected_documents']:,}", f"{s['repeats']:.2f}", s.get("selection", "-")]
+            for name, s in sources.items()]
+    return f"mixture by source ({unit})\n" + _table(
+        ["source", "target", "achieved", "available", "selected", "documents", "repeats", "selection"], rows)
+
+
 def decontamination_table(decon: dict[str, Any]) -> str:
     """Per evaluation set: items read and indexed, and the documents (and tokens) it matched."""
     rows = []

@@ -169,6 +169,14 @@ def test_inspect_and_validate(finished_run, capsys):
     assert main(["inspect", str(out)]) == 0
     text = capsys.readouterr().out
     assert "mixture by tokens" in text and "schema of data/" in text and "wiki" in text
+    # Per source: target against achieved, and each filter's drops (the corpus has a refusal and "ok").
+    by_source = text.split("mixture by source (tokens)\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert by_source[0].split() == ["source", "target", "achieved", "available", "selected", "documents", "repeats",
+                                    "selection"]
+    assert [line.split()[:2] for line in by_source[2:]] == [["wiki", "60.00%"], ["chat", "40.00%"]]
+    filters = text.split("quality filters, documents per source", 1)[1].split("\n\n", 1)[0].splitlines()
+    refusal = [line.split() for line in filters if line.startswith("refusal_v3")]
+    assert refusal == [["refusal_v3", "dropped", "0", "1", "1"]]
     assert main(["validate", str(tmp_path / "in" / "config.yaml")]) == 0
     assert "wiki (human): 2 file(s), 30 rows" in capsys.readouterr().out
 
