@@ -1,4 +1,4 @@
-"""The `hybridmix` command: run, validate, inspect, train-scorer.
+"""The `hybridmix` command: run, validate, plan, inspect, train-scorer.
 
 Thin by design: parse flags, dispatch to the command, and turn every failure into one line on
 stderr and a documented exit code. Everything a run decides is in the config or in the pipeline.
@@ -20,6 +20,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from hybridmix.pipelines.inspection import cmd_inspect
 from hybridmix.pipelines.logs import setup_logging
+from hybridmix.pipelines.plan import DEFAULT_SAMPLE_ROWS, cmd_plan
 from hybridmix.pipelines.report import safe_text
 from hybridmix.pipelines.run import DEFAULT_RUNNER, IfExists, cmd_run, cmd_validate
 from hybridmix.pipelines.train import add_parser as add_train_parser
@@ -99,6 +100,24 @@ def _parser() -> argparse.ArgumentParser:
                      "columns, and the output folder (when output.path is set). Nothing is written."),
     )
     validate.add_argument("config", help="YAML config file")
+
+    plan = sub.add_parser(
+        "plan",
+        parents=[common],
+        help="estimate quotas, repeats and feasibility from the inputs' metadata, without running",
+        description=(
+            "Plan CONFIG's mixture in seconds from Parquet metadata (rows, text bytes) and a sample of each "
+            "corpus (token counts), as if every row were kept: per source the estimated tokens, share, quota "
+            "and repeats, the limiting source, and whether the targets are feasible. Exit 5 when they "
+            "certainly are not (even keeping every row); `run` makes that check too before it starts. "
+            "Nothing is written."),
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plan.add_argument("config", help="YAML config file")
+    plan.add_argument("--sample-rows", type=int, default=DEFAULT_SAMPLE_ROWS,
+                      help=f"texts per corpus to count tokens on (default {DEFAULT_SAMPLE_ROWS}; 0: metadata only)")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     inspect = sub.add_parser(
         "inspect",
@@ -206,6 +225,8 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
     use_options(PipelineOptions([]))
     if args.command == "validate":
         return cmd_validate(args)
+    if args.command == "plan":
+        return cmd_plan(args)
     if args.command == "train-scorer":
         return cmd_train(args)
     return cmd_inspect(args)

@@ -26,9 +26,10 @@ from hybridmix.pipelines.outputs import (
     remove_staging,
     resolve_output,
 )
+from hybridmix.pipelines.plan import certainly_infeasible
 from hybridmix.pipelines.report import summary
 from hybridmix.schemas.config import PipelineConfig, load_config
-from hybridmix.schemas.errors import ConfigError, OutputError
+from hybridmix.schemas.errors import ConfigError, InfeasibleMixtureError, OutputError
 from hybridmix.transforms.decontam import plan_eval_sets
 from hybridmix.transforms.inputs import plan_inputs
 from hybridmix.transforms.objectstore import read_commit, s3_settings, start_attempt
@@ -129,6 +130,10 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
     use_options(options)
     if_exists = IfExists.REPLACE if args.force else IfExists(args.if_exists)
     ctx = prepare_run(config, base_dir, out_dir, args.run_id)
+    # A mixture that even every input row could not fill fails now, not after filters and dedup.
+    impossible = certainly_infeasible(config, ctx.plan)
+    if impossible:
+        raise InfeasibleMixtureError(f"{impossible} (even if every input row were kept; nothing was run)")
     with output_lock(ctx.out_dir, ctx.run_id, args.no_lock):
         ready = _ready_output(ctx, config, if_exists, options, args.no_lock)
         if ready is None:

@@ -1,0 +1,232 @@
+"""`hybridmix plan CONFIG`: quotas, repeats, the limiting source and feasibility in seconds, from
+Parquet metadata and a small sample, before anything runs. Nothing is written.
+
+Two plans are made with the run's own planner. The estimate: every input row kept, tokens from a
+sample of each corpus (the run's tokenizer over its first rows, scaled by the text column's bytes).
+The upper bound: every row kept and at most one token per byte of text (a token covers at least
+one byte in every tokenizer kind hybridmix has). Filters and dedup only ever remove documents, so a
+mixture the upper bound cannot fill cannot be filled by the run: that, and only that, is
+"certainly infeasible" (exit 5), and `run` makes the same check before its heavy stages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hybridmix.pipelines.build import load_run_tokenizer
+from hybridmix.pipelines.report import _table
+from hybridmix.schemas.config import PipelineConfig, load_config
+from hybridmix.schemas.errors import GuardViolation, InfeasibleMixtureError
+from hybridmix.transforms.inputs import InputPlan, plan_inputs
+from hybridmix.transforms.mixture_core import (
+    MixturePlan,
+    SourceTally,
+    key_label,
+    plan_keys,
+    plan_mixture,
+    split_key,
+    stratum,
+)
+from hybridmix.transforms.storage import open_parquet
+from hybridmix.transforms.text import analyze, count_tokens, scripts
+
+DEFAULT_SAMPLE_ROWS = 2000
+_DICTIONARY = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+
+
+@dataclass(frozen=True)
+class CorpusSize:
+    name: str
+    origin: str
+    files: int
+    rows: int
+    text_bytes: int  # the text column's uncompressed size in the Parquet metadata
+    bytes_bound: bool  # False when a file stores the text column dictionary-encoded (no byte bound)
+    sampled_rows: int = 0
+    sampled_tokens: int = 0
+    sampled_bytes: int = 0
+    by_script: tuple[tuple[str, int, int], ...] = ()  # (script, sampled rows, sampled tokens)
+
+    @property
+    def estimated_tokens(self) -> int:
+        if self.sampled_bytes == 0:
+            return 0
+        return int(round(self.text_bytes * self.sampled_tokens / self.sampled_bytes))
+
+
+def _text_column_size(path: str, column: str) -> tuple[int, bool]:
+    meta = open_parquet(path).metadata
+    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+    if column not in names:
+        return 0, False
+    index = names.index(column)
+    size, plain = 0, True
+    for rg in range(meta.num_row_groups):
+        chunk = meta.row_group(rg).column(index)
+        size += chunk.total_uncompressed_size
+        plain &= not (_DICTIONARY & set(chunk.encodings))
+    return size, plain
+
+
+def _sample(config: PipelineConfig, plan: InputPlan, corpus: int, rows: int, tokenizer: dict | None):
+    """(rows, tokens, UTF-8 bytes, per script) of the first `rows` texts of a corpus, counted as the run
+    counts them."""
+    column = config.corpora[corpus].text_column
+    texts: list[pa.Array] = []
+    taken = 0
+    for file in (f for f in plan.files if f.corpus == corpus):
+        pf = open_parquet(file.path)
+        for rg in range(pf.num_row_groups):
+            if taken >= rows:
+                break
+            part = pf.read_row_group(rg, columns=[column]).column(0).combine_chunks()
+            if pa.types.is_large_string(part.type) or pa.types.is_binary(part.type):
+                part = part.cast(pa.string())
+            part = part.slice(0, rows - taken).drop_null()
+            texts.append(part)
+            taken += len(part)
+        if taken >= rows:
+            break
+    if not texts:
+        return 0, 0, 0, ()
+    text = pa.concat_arrays(texts)
+    analysis = analyze(text)
+    tokens = np.asarray(count_tokens(text, config.tokenizer.kind, analysis, tokenizer["path"] if tokenizer else None))
+    codes = np.asarray(scripts(analysis).to_pylist(), dtype=object)
+    by_script = tuple((str(c), int(np.sum(codes == c)), int(np.sum(tokens[codes == c]))) for c in np.unique(codes))
+    return len(text), int(np.sum(tokens)), int(pc.sum(pc.binary_length(text)).as_py() or 0), by_script
+
+
+def measure(config: PipelineConfig, plan: InputPlan, sample_rows: int, tokenizer: dict | None) -> list[CorpusSize]:
+    sizes = []
+    for ci, corpus in enumerate(config.corpora):
+        files = [f for f in plan.files if f.corpus == ci]
+        text_bytes, bound = 0, True
+        for f in files:
+            size, plain = _text_column_size(f.path, corpus.text_column)
+            text_bytes += size
+            bound &= plain
+        size = CorpusSize(corpus.name, corpus.origin.value, len(files), sum(f.rows for f in files), text_bytes, bound)
+        if sample_rows > 0:
+            n, tokens, nbytes, by_script = _sample(config, plan, ci, sample_rows, tokenizer)
+            size = replace(size, sampled_rows=n, sampled_tokens=tokens, sampled_bytes=nbytes, by_script=by_script)
+        sizes.append(size)
+    return sizes
+
+
+def _tally(documents: int, tokens: int) -> SourceTally:
+    tally = SourceTally(documents=documents, tokens=tokens)
+    tally.bucket_units[0] = tokens  # one bucket: quotas, not priorities, are planned here
+    return tally
+
+
+def _tallies(config: PipelineConfig, sizes: list[CorpusSize], tokens_of) -> dict[str, SourceTally]:
+    """Planner tallies: per source, or per (source, script) for origins with script targets, split
+    by the sample's shares of each script."""
+    tallies = {}
+    for s in sizes:
+        tokens = tokens_of(s)
+        if config.mixture.scripts_of(s.origin) is None or not s.sampled_rows:
+            tallies[s.name] = _tally(s.rows, tokens)
+            continue
+        for script, rows, script_tokens in s.by_script:
+            tallies[stratum(s.name, script)] = _tally(
+                round(s.rows * rows / s.sampled_rows),
+                round(tokens * script_tokens / s.sampled_tokens) if s.sampled_tokens else 0)
+    return tallies
+
+
+def _try_plan(config: PipelineConfig, tallies: dict[str, SourceTally]) -> tuple[MixturePlan | None, str | None]:
+    origins = {c.name: c.origin.value for c in config.corpora}
+    try:
+        return plan_mixture(config.mixture, plan_keys(config.mixture, origins, sorted(tallies)), tallies), None
+    except (InfeasibleMixtureError, GuardViolation) as exc:
+        return None, exc.message
+
+
+def certainly_infeasible(config: PipelineConfig, plan: InputPlan) -> str | None:
+    """Why the mixture cannot be filled whatever filters and dedup keep, or None when it may be."""
+    if config.mixture.scripts:
+        return None  # per-script availability is known only once the text is read
+    sizes = measure(config, plan, 0, None)
+    if config.mixture.unit == "tokens" and not all(s.bytes_bound for s in sizes):
+        return None
+    origins = {c.name: c.origin.value for c in config.corpora}
+    try:
+        plan_mixture(config.mixture, origins, _tallies(config, sizes, lambda s: s.text_bytes))
+    except InfeasibleMixtureError as exc:
+        return exc.message
+    except GuardViolation:
+        return None  # guards are judged on what the run keeps, not on upper bounds
+    return None
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    base_dir = os.path.dirname(os.path.abspath(args.config))
+    inputs = plan_inputs(config.ingest, base_dir)
+    tokenizer = load_run_tokenizer(config, base_dir)
+    sizes = measure(config, inputs, args.sample_rows, tokenizer)
+    unit = config.mixture.unit
+    tallies = _tallies(config, sizes, lambda s: s.estimated_tokens)
+    estimate, problem = _try_plan(config, tallies)
+    certain = certainly_infeasible(config, inputs)
+    origin_of = {s.name: s.origin for s in sizes}
+    keys = sorted(tallies, key=lambda k: ([s.name for s in sizes].index(split_key(k)[0]), k))
+    # The planner key whose units (times its repeat cap) allow the smallest mixture at its share.
+    limits = {} if estimate is None else {
+        n: p.available_units * config.mixture.repeat_cap(split_key(n)[0]) / p.share
+        for n, p in estimate.sources.items() if p.share > 0}
+    limiting = min(limits, key=limits.get) if limits else None
+    per_key = []
+    for key in keys:
+        p = estimate.sources.get(key) if estimate else None
+        available = tallies[key].units(unit)
+        per_key.append({"source": key_label(key), "origin": origin_of[split_key(key)[0]],
+                        "documents": tallies[key].documents, "estimated_tokens": tallies[key].tokens,
+                        "share": p.share if p else None, "quota": p.quota_units if p else None,
+                        "repeats": p.quota_units / available if p and available else None})
+    if args.json:
+        print(json.dumps({
+            "unit": unit,
+            "corpora": [{"name": s.name, "origin": s.origin, "files": s.files, "rows": s.rows,
+                         "text_bytes": s.text_bytes, "sampled_rows": s.sampled_rows,
+                         "estimated_tokens": s.estimated_tokens if args.sample_rows else None} for s in sizes],
+            "sources": per_key,
+            "total_units": estimate.total_units if estimate else None,
+            "budget": estimate.budget if estimate else None,
+            "limiting_source": key_label(limiting) if limiting else None,
+            "problem": problem,
+            "certainly_infeasible": certain,
+        }, indent=2))
+        return InfeasibleMixtureError.exit_code if certain else 0
+    print(f"{args.config}: {len(inputs.files)} input file(s), {len(inputs.bad_files)} unusable; "
+          f"estimates assume every row is kept (filters and dedup only remove)")
+    print(_table(["corpus", "origin", "files", "rows", "text MB", "sampled", "est. tokens"],
+                 [[s.name, s.origin, f"{s.files:,}", f"{s.rows:,}", f"{s.text_bytes / 1e6:,.1f}",
+                   f"{s.sampled_rows:,}", f"{s.estimated_tokens:,}" if args.sample_rows else "-"] for s in sizes]))
+    print(f"\nplan by the estimate ({unit})")
+    print(_table(["source", "origin", "documents", "est. tokens", "share", "quota", "repeats"],
+                 [[k["source"], k["origin"], f"{k['documents']:,}", f"{k['estimated_tokens']:,}",
+                   f"{k['share']:.2%}" if k["share"] is not None else "-",
+                   f"{k['quota']:,.0f}" if k["quota"] is not None else "-",
+                   f"{k['repeats']:.2f}" if k["repeats"] is not None else "-"] for k in per_key]))
+    if limiting:
+        print(f"\nmixture of {estimate.total_units:,.0f} {unit} (budget: {estimate.budget}); limiting source: "
+              f"{key_label(limiting)}, whose {estimate.sources[limiting].available_units:,} {unit} with max_repeats "
+              f"{config.mixture.repeat_cap(split_key(limiting)[0])} allow at most {limits[limiting]:,.0f}")
+    if certain:
+        print(f"\ncertainly infeasible, even if every row were kept: {certain}")
+        return InfeasibleMixtureError.exit_code
+    if problem:
+        print(f"\nlikely infeasible by the estimate (the run decides on what filters and dedup keep): {problem}")
+    else:
+        print("\nfeasible by the estimate; the run plans again on what filters and dedup keep")
+    return 0

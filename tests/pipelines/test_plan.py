@@ -1,0 +1,55 @@
+"""`hybridmix plan`: quotas and feasibility from metadata and a sample, and `run` refusing a mixture
+that even every input row could not fill, before it runs anything."""
+
+import json
+import os
+
+import pytest
+
+from hybridmix.pipelines.cli import main
+from tests.pipelines.test_cli import ROOT, _config, _corpus
+
+
+def test_plan_estimates_quotas_and_says_feasible(tmp_path, capsys):
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    assert main(["plan", config]) == 0
+    text = capsys.readouterr().out
+    assert "limiting source:" in text and "feasible by the estimate" in text
+    corpora, plan = text.split("plan by the estimate (tokens)", 1)
+    rows = {line.split()[0]: line.split() for line in corpora.splitlines() if line.startswith(("wiki ", "chat "))}
+    assert rows["wiki"][1:4] == ["human", "2", "30"] and rows["chat"][1:4] == ["synthetic", "1", "48"]
+    shares = {line.split()[0]: line.split()[4] for line in plan.splitlines() if line.startswith(("wiki ", "chat "))}
+    assert shares == {"wiki": "60.00%", "chat": "40.00%"}
+
+    assert main(["plan", config, "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    corpora = {c["name"]: c for c in plan["corpora"]}
+    # Every sampled text counted as the run counts it: the estimate is of the right size.
+    assert corpora["wiki"]["sampled_rows"] == 30 and corpora["chat"]["sampled_rows"] == 47  # one null text
+    assert 30 * 60 < corpora["wiki"]["estimated_tokens"] < 30 * 200
+    assert plan["problem"] is None and plan["certainly_infeasible"] is None
+    assert {s["source"]: s["share"] for s in plan["sources"]} == {"wiki": 0.6, "chat": 0.4}
+    assert plan["limiting_source"] in ("wiki", "chat") and plan["total_units"] > 0
+
+
+def test_a_mixture_no_data_can_fill_fails_in_plan_and_before_run_starts(tmp_path, capsys):
+    _corpus(tmp_path)
+    config = _config(tmp_path, unit="documents", total_documents=10_000)
+    assert main(["plan", config]) == 5
+    assert "certainly infeasible, even if every row were kept: source 'chat'" in capsys.readouterr().out
+    out = tmp_path / "out"
+    assert main(["run", config, "--output", str(out)]) == 5
+    err = capsys.readouterr().err
+    assert "even if every input row were kept; nothing was run" in err
+    assert not out.exists()
+
+
+def test_plan_splits_sources_by_script_where_the_mixture_targets_scripts(capsys):
+    """examples/multilingual.yaml wants 60 % Latin and 40 % Han script on the human side."""
+    assert main(["plan", os.path.join(ROOT, "examples", "multilingual.yaml"), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    shares = {s["source"]: s["share"] for s in plan["sources"]}
+    assert shares["debian_zh (script Hani)"] == pytest.approx(0.28)
+    assert shares["wikipedia (script Latn)"] == pytest.approx(0.42)
+    assert plan["certainly_infeasible"] is None
