@@ -19,8 +19,10 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 
+from hybridmix.schemas.config import OutputConfig
 from hybridmix.schemas.errors import OutputLocked
 from hybridmix.schemas.manifest import Manifest
+from hybridmix.schemas.records import RECORD_TYPES
 from hybridmix.schemas.stats import RunStats
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.manifest import OUTPUT_FOLDERS, build_manifest
@@ -34,12 +36,15 @@ from hybridmix.transforms.objectstore import (
     new_attempt,
     read_commit,
 )
+from hybridmix.transforms.shards import shard_file_name, write_parquet
 from hybridmix.transforms.storage import create_raw, delete_files, is_remote, list_files
 
 MANIFEST = "manifest.json"
 # Everything a finished output holds; a folder holding anything else is not hybridmix's to replace.
 OUTPUT_ENTRIES = frozenset(OUTPUT_FOLDERS + (MANIFEST, SUCCESS))
 STAGING_SUFFIX = ".inprogress"
+# Folders that may get no rows; each always holds at least a schema-only file.
+SIDE_FOLDERS = ("rejects", "filtered", "duplicates")
 PARKED_SUFFIX = ".replaced"
 
 
@@ -109,6 +114,24 @@ def publish_remote(stage_dir: str, out_dir: str, manifest: Manifest, scratch: tu
     clean_attempts(out_dir, now)
 
 
+def schema_only_files(stage_dir: str, outputs: list[dict], output: OutputConfig) -> list[dict]:
+    """One file with the schema and no rows for each side folder that got no rows.
+
+    pyarrow datasets, Polars, DuckDB and the README's own snippets fail on a folder that does not
+    exist. Written here, in the step that already waits for every writer, rather than by a branch
+    per folder: Flink gives every operator network buffers, and a few more operators were enough
+    to exhaust a 4 GB TaskManager's.
+    """
+    written = {o["folder"] for o in outputs}
+    files = []
+    for folder in SIDE_FOLDERS:
+        if folder not in written:
+            rel = f"{folder}/{shard_file_name('part', 0, 1)}"
+            size = write_parquet([], RECORD_TYPES[folder][1], f"{stage_dir.rstrip('/')}/{rel}", output)
+            files.append({"folder": folder, "path": rel, "rows": 0, "size_bytes": size})
+    return files
+
+
 class _PublishFn(beam.DoFn):
     def __init__(self, **context: Any) -> None:
         self._context = context
@@ -120,7 +143,8 @@ class _PublishFn(beam.DoFn):
         # Every input must still be the file that was planned, read and checksummed.
         for file in ctx.pop("planned_files"):
             file.check_unchanged()
-        manifest = build_manifest(stats=RunStats(stats), plan=plan, inputs=list(inputs), outputs=list(outputs),
+        outputs = list(outputs) + schema_only_files(stage_dir, outputs, ctx["config"].output)
+        manifest = build_manifest(stats=RunStats(stats), plan=plan, inputs=list(inputs), outputs=outputs,
                                   collapse=collapse, **ctx)
         if is_remote(out_dir):
             publish_remote(stage_dir, out_dir, manifest, scratch, **remote)

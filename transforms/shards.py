@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
@@ -205,20 +205,6 @@ class _MergeShardFn(beam.DoFn):
         yield {"folder": spec.folder, "path": rel, "rows": rows, "size_bytes": size}
 
 
-def _schema_only(shards: dict, spec: ShardSpec, output: OutputConfig, stage_dir: str, gate=None):
-    if shards:
-        return
-    # Split-labelled folders (data/) name the file as the split Hugging Face reads first.
-    rel = f"{spec.folder}/{shard_file_name('train' if spec.label is not None else 'part', 0, 1)}"
-    size = write_parquet([], spec.schema, f"{stage_dir}/{rel}", output)
-    yield {"folder": spec.folder, "path": rel, "rows": 0, "size_bytes": size}
-
-
-class WrittenShards(NamedTuple):
-    files: beam.PCollection  # one {"folder", "path", "rows", "size_bytes"} per written file
-    stats: beam.PCollection
-
-
 class WriteShards(beam.PTransform):
     """Write record batches as `<folder>/<label>-NNNNN-of-MMMMM.parquet` with about `rows_per_shard` rows.
 
@@ -251,7 +237,7 @@ class WriteShards(beam.PTransform):
             | "ShardsByRows" >> beam.Map(_shards_by_rows, self._output)
         )
         gate = {"gate": beam.pvalue.AsSingleton(self._gate)} if self._gate is not None else {}
-        merged = (
+        return (
             batches
             | "SpillByShard" >> beam.FlatMap(
                 _spill_fragments, shards=beam.pvalue.AsSingleton(shards), spec=self._spec,
@@ -261,8 +247,3 @@ class WriteShards(beam.PTransform):
             | "MergeShard" >> beam.ParDo(_MergeShardFn(self._spec, self._output, self._stage_dir))
             .with_outputs(STATS, main=FILES)
         )
-        # A folder without rows still gets one file with the schema: readers (pyarrow datasets,
-        # Polars, DuckDB, `datasets.load_dataset`) fail on a folder that is missing or empty.
-        empty = shards | "SchemaOnlyIfEmpty" >> beam.FlatMap(
-            _schema_only, self._spec, self._output, self._stage_dir, **gate)
-        return WrittenShards(files=(merged[FILES], empty) | "AllFiles" >> beam.Flatten(), stats=merged[STATS])
