@@ -124,6 +124,7 @@ class Verdict:
     failed: np.ndarray  # bool
     limit: np.ndarray | float
     comparison: np.ndarray | str  # "<", ">" or ">="
+    note: str = ""  # what the number alone does not say (the phrase found, a condition besides it)
 
     def rule_of(self, row: int) -> tuple[float, str]:
         limit = self.limit[row] if isinstance(self.limit, np.ndarray) else self.limit
@@ -318,7 +319,7 @@ class RepeatedNgrams(QualityFilter):
     def evaluate(self, view: TextView) -> Verdict:
         values = view.repeated_coverage(self.params.ngram, per_word=True)
         failed = (values > self.params.max_coverage) & (view.word_counts >= self.params.min_words)
-        return Verdict(values, failed, self.params.max_coverage, ">")
+        return Verdict(values, failed, self.params.max_coverage, ">", f"{self.params.ngram}-grams")
 
 
 @register("char_repetition", 1)
@@ -392,9 +393,10 @@ class Refusal(QualityFilter):
         head = pc.replace_substring_regex(head, r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}', "")
         hit = pc.match_substring_regex(head, _REFUSAL).to_numpy(zero_copy_only=False)
         if self.params.max_words is None:
-            return Verdict(hit.astype(np.float64), hit, 1.0, ">=")
+            return Verdict(hit.astype(np.float64), hit, 1.0, ">=", "refusal or disclaimer in the opening")
         failed = hit & (view.word_counts < self.params.max_words)
-        return Verdict(hit.astype(np.float64), failed, 1.0, ">=")
+        return Verdict(hit.astype(np.float64), failed, 1.0, ">=",
+                       f"refusal or disclaimer in the opening, under {self.params.max_words} words")
 
 
 _TEMPLATE_MARKERS = (
@@ -411,7 +413,7 @@ class TemplateMarkers(QualityFilter):
 
     def evaluate(self, view: TextView) -> Verdict:
         hit = pc.match_substring_regex(view.texts, _TEMPLATE_MARKERS).to_numpy(zero_copy_only=False)
-        return Verdict(hit.astype(np.float64), hit, 1.0, ">=")
+        return Verdict(hit.astype(np.float64), hit, 1.0, ">=", "chat-template marker present")
 
 
 # A finished answer ends in sentence punctuation, a closing bracket or quote, an emoji, a
@@ -430,7 +432,7 @@ class Truncated(QualityFilter):
     def evaluate(self, view: TextView) -> Verdict:
         complete = pc.match_substring_regex(view.tail, _COMPLETE_END).to_numpy(zero_copy_only=False)
         failed = ~complete & (view.word_counts >= self.params.min_words)
-        return Verdict(failed.astype(np.float64), failed, 1.0, ">=")
+        return Verdict(failed.astype(np.float64), failed, 1.0, ">=", "ends without closing punctuation")
 
 
 @register("prompt_echo", 1)
@@ -444,7 +446,7 @@ class PromptEcho(QualityFilter):
         values = np.zeros(len(view))
         failed = np.zeros(len(view), bool)
         if view.prompts is None or view.prompts.null_count == len(view):
-            return Verdict(values, failed, self.params.min_overlap, ">=")
+            return Verdict(values, failed, self.params.min_overlap, ">=", "share of words from the prompt")
         answer_hashes, answer_off = view.words
         prompts = analyze(pc.fill_null(view.prompts, ""))
         has_prompt = view.prompts.is_valid().to_numpy(zero_copy_only=False)
@@ -456,7 +458,7 @@ class PromptEcho(QualityFilter):
             values[i] = len(answer & set(prompt_words.tolist())) / len(answer)
             ratio = (answer_off[i + 1] - answer_off[i]) / len(prompt_words)
             failed[i] = values[i] >= self.params.min_overlap and ratio <= self.params.max_length_ratio
-        return Verdict(values, failed, self.params.min_overlap, ">=")
+        return Verdict(values, failed, self.params.min_overlap, ">=", "share of words from the prompt")
 
 
 def build_filter(spec: FilterSpec) -> QualityFilter:
@@ -656,7 +658,8 @@ def _filtered_batch(
             limit, compared = verdicts[i].rule_of(row)
             threshold.append(limit)
             comparison.append(compared)
-            detail.append(f"{filt.description_of(value)} ({compared} {limit:g})")
+            note = f"; {verdicts[i].note}" if verdicts[i].note else ""
+            detail.append(f"{filt.description_of(value)} ({compared} {limit:g}{note})")
             eval_set.append(None)
             eval_item.append(None)
             span.append(None)

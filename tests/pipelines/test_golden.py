@@ -16,7 +16,7 @@ DEMO_FILES = {
     "data/train-00001-of-00002.parquet": "2274a0e4ea49be185d45215bc0502ff574f5609932585e39ceaa7306d587b29b",
     "data/validation-00000-of-00001.parquet": "d04fabe67ee1f5a59ac8e2fd6c5298534b1d2d755c2e6110c99edd20bc3e37c2",
     "rejects/part-00000-of-00001.parquet": "9e95668d03fd0ba6bc4ec38763b54e6a4cf31b6a56219819ffdb465382dbee6f",
-    "filtered/part-00000-of-00001.parquet": "93b5384d21a4867dd5114b6a496a3b6c98972657e4ecfbb78e61d9cf43ef1a4d",
+    "filtered/part-00000-of-00001.parquet": "c829595e7e92118146086974828d2235ca7f2bd125d0a9572be5ab8812da4de5",
     "duplicates/part-00000-of-00001.parquet": "b486f6068d03268c040160e77aa8d8d59bca4a15b4f72a12ba384f7cbd9fdfff",
 }
 

@@ -157,6 +157,7 @@ def test_filtered_rows_name_every_failing_filter_and_a_numeric_rule():
     assert [(r["filter"], r["value"], r["comparison"], r["threshold"]) for r in rows] == [
         ("refusal_v3", 1.0, ">=", 1.0), ("word_count_v1", 1.0, "<", 8.0), ("word_count_v1", 30.0, ">", 20.0)]
     assert rows[2]["detail"] == "word_count = 30 (> 20)"
+    assert rows[0]["detail"].startswith("refusal = 1 (>= 1; refusal or disclaimer in the opening")
     assert score_documents(docs, filters, Lineage(("f",), "r")).filtered.schema.field("threshold").type == pa.float64()
 
 
