@@ -48,7 +48,7 @@ class CorpusSize:
     files: int
     rows: int
     text_bytes: int  # the text column's uncompressed size in the Parquet metadata
-    bytes_bound: bool  # False when a file stores the text column dictionary-encoded (no byte bound)
+    plain: bool  # no file stores the text column dictionary-encoded
     sampled_rows: int = 0
     sampled_tokens: int = 0
     sampled_bytes: int = 0
@@ -108,12 +108,13 @@ def measure(config: PipelineConfig, plan: InputPlan, sample_rows: int, tokenizer
     sizes = []
     for ci, corpus in enumerate(config.corpora):
         files = [f for f in plan.files if f.corpus == ci]
-        text_bytes, bound = 0, True
+        text_bytes, all_plain = 0, True
         for f in files:
             size, plain = _text_column_size(f.path, corpus.text_column)
             text_bytes += size
-            bound &= plain
-        size = CorpusSize(corpus.name, corpus.origin.value, len(files), sum(f.rows for f in files), text_bytes, bound)
+            all_plain &= plain
+        size = CorpusSize(corpus.name, corpus.origin.value, len(files), sum(f.rows for f in files), text_bytes,
+                          all_plain)
         if sample_rows > 0:
             n, tokens, nbytes, by_script = _sample(config, plan, ci, sample_rows, tokenizer)
             size = replace(size, sampled_rows=n, sampled_tokens=tokens, sampled_bytes=nbytes, by_script=by_script)
@@ -156,13 +157,18 @@ def certainly_infeasible(config: PipelineConfig, plan: InputPlan) -> str | None:
     if config.mixture.scripts:
         return None  # per-script availability is known only once the text is read
     sizes = measure(config, plan, 0, None)
-    if config.mixture.unit == "tokens" and not all(s.bytes_bound for s in sizes):
+    # A dictionary-encoded column stores each distinct text of a row group once: its size bounds the
+    # text bytes only of documents that are not exact copies of each other, i.e. after exact dedup.
+    if config.mixture.unit == "tokens" and not config.dedup.exact and not all(s.plain for s in sizes):
         return None
     origins = {c.name: c.origin.value for c in config.corpora}
     try:
         plan_mixture(config.mixture, origins, _tallies(config, sizes, lambda s: s.text_bytes))
     except InfeasibleMixtureError as exc:
-        return exc.message
+        # The planner speaks of what filters and dedup left; here every row counts, at its upper bound.
+        bound = ("at most, counting one per byte of text" if config.mixture.unit == "tokens"
+                 else "in its input files")
+        return exc.message.replace("after filters and dedup", bound)
     except GuardViolation:
         return None  # guards are judged on what the run keeps, not on upper bounds
     return None

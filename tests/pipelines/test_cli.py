@@ -201,11 +201,14 @@ def _cli(*args, cwd=None):
         ("bad-config", 2, "mixture.targets: fractions must sum to 1"),
         ("missing-files", 3, "no file matches 'nothing/*.parquet'"),
         ("guard", 4, "guards.max_generation: source 'chat' holds generation-1"),
-        ("infeasible", 5, "source 'chat' (synthetic) has 7,385 tokens after filters and dedup; the mixture needs 4,000,000"),
+        # Infeasible once filters and dedup have run, and infeasible whatever they keep (found before the run).
+        ("infeasible", 5, "source 'chat' (synthetic) has 7,385 tokens after filters and dedup; the mixture needs 8,000"),
+        ("impossible", 5, "source 'chat' (synthetic) has 43,174 tokens at most, counting one per byte of text; the "
+                          "mixture needs 4,000,000 (40.00% of 10,000,000)"),
         ("unknown-flag", 2, "unknown option(s): --runer"),
         ("output-inside-input", 2, "is inside input folder"),
     ],
-    ids=["bad-config", "missing-files", "guard", "infeasible", "unknown-flag", "output-inside-input"],
+    ids=["bad-config", "missing-files", "guard", "infeasible", "impossible", "unknown-flag", "output-inside-input"],
 )
 def test_errors_exit_with_documented_code_and_one_line(tmp_path, case, code, message):
     _corpus(tmp_path)
@@ -219,6 +222,8 @@ def test_errors_exit_with_documented_code_and_one_line(tmp_path, case, code, mes
     elif case == "guard":
         config = _config(tmp_path, guards={"max_generation": 0})
     elif case == "infeasible":
+        config = _config(tmp_path, total_tokens=20_000)
+    elif case == "impossible":
         config = _config(tmp_path, total_tokens=10_000_000)
     elif case == "unknown-flag":
         config = _config(tmp_path)
