@@ -19,7 +19,7 @@ from hybridmix.pipelines.report import (
 from hybridmix.schemas.errors import OutputError
 from hybridmix.transforms.objectstore import read_bytes, read_commit
 from hybridmix.transforms.publish import MANIFEST, SUCCESS
-from hybridmix.transforms.storage import is_remote, list_files, open_parquet
+from hybridmix.transforms.storage import is_remote, list_files, open_parquet, parquet_threads
 
 # What `inspect` and the run summary read from a manifest, with the type each must have.
 _REQUIRED = {"run_id": str, "config": dict, "counts": dict, "totals": dict, "mixture": dict, "outputs": dict,
@@ -95,12 +95,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"\nrun folder (named by {args.out}/{SUCCESS}): {folder}")
     data = [d for d in manifest["outputs"].get("data", []) if d["path"] not in missing]
     if data:
-        pf = open_parquet(f"{folder.rstrip('/')}/{data[0]['path']}" if is_remote(folder)
-                          else os.path.join(folder, data[0]["path"]))
+        first = (f"{folder.rstrip('/')}/{data[0]['path']}" if is_remote(folder)
+                 else os.path.join(folder, data[0]["path"]))
+        pf = open_parquet(first)
         print(f"\nschema of data/ ({len(data)} file(s), {sum(d['rows'] for d in data):,} rows):")
         print(schema_text(pf.schema_arrow))
         if args.rows > 0:
-            rows = pf.read_row_group(0).slice(0, args.rows).to_pylist() if pf.num_row_groups else []
+            rows = (pf.read_row_group(0, use_threads=parquet_threads(first)).slice(0, args.rows).to_pylist()
+                    if pf.num_row_groups else [])
             print(f"\nfirst {len(rows)} row(s) of {data[0]['path']}:")
             print(sample_rows(rows, ["id", "origin", "source", "tokens", "split", "text"]))
     return 0 if finished and not missing else 2

@@ -34,7 +34,7 @@ from hybridmix.transforms.mixture_core import (
     split_key,
     stratum,
 )
-from hybridmix.transforms.storage import open_parquet
+from hybridmix.transforms.storage import open_parquet, parquet_threads
 from hybridmix.transforms.text import analyze, count_tokens, scripts
 
 DEFAULT_SAMPLE_ROWS = 2000
@@ -86,7 +86,8 @@ def _sample(config: PipelineConfig, plan: InputPlan, corpus: int, rows: int, tok
         for rg in range(pf.num_row_groups):
             if taken >= rows:
                 break
-            part = pf.read_row_group(rg, columns=[column]).column(0).combine_chunks()
+            part = pf.read_row_group(rg, columns=[column], use_threads=parquet_threads(file.path))
+            part = part.column(0).combine_chunks()
             if pa.types.is_large_string(part.type) or pa.types.is_binary(part.type):
                 part = part.cast(pa.string())
             part = part.slice(0, rows - taken).drop_null()

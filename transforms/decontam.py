@@ -10,7 +10,6 @@ whose sets exceed it stops with a config error before any output is written.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from typing import NamedTuple
@@ -96,8 +95,8 @@ def read_eval_file(file: EvalFile, config: DecontaminateConfig) -> PartialIndex:
         raise DataError(f"{file.display}: evaluation file changed during the run; run again")
     spec = next(s for s in config.against if s.name == file.set_name)
     try:
-        table = (pj.read_json(io.BytesIO(data)) if file.format == "jsonl"
-                 else pq.read_table(io.BytesIO(data)))
+        table = (pj.read_json(pa.BufferReader(data)) if file.format == "jsonl"
+                 else pq.read_table(pa.BufferReader(data)))
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{file.display}: cannot read evaluation set {spec.name!r} as {file.format}: {exc}") from None
     _require_columns(table.column_names, file, spec)  # JSON Lines rows may differ from the first

@@ -25,7 +25,14 @@ from hybridmix.schemas.config import CorpusConfig, IngestConfig
 from hybridmix.schemas.errors import ConfigError, DataError, SchemaError
 from hybridmix.schemas.reasons import RejectReason
 from hybridmix.transforms.batches import uid_file, uid_row
-from hybridmix.transforms.storage import file_identity, is_remote, open_parquet, open_raw, sha256_file
+from hybridmix.transforms.storage import (
+    file_identity,
+    is_remote,
+    open_parquet,
+    open_raw,
+    parquet_threads,
+    sha256_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +315,8 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
 def iter_row_group(file: InputFile, row_group: int, batch_rows: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
     try:
         pf = open_parquet(file.path)
-        yield from pf.iter_batches(batch_size=batch_rows, row_groups=[row_group], columns=columns)
+        yield from pf.iter_batches(batch_size=batch_rows, row_groups=[row_group], columns=columns,
+                                   use_threads=parquet_threads(file.path))
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{file.display}: cannot read row group {row_group}: {exc}") from None
 

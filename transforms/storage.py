@@ -139,10 +139,17 @@ def file_size(path: str) -> int:
     return os.path.getsize(path)
 
 
+def parquet_threads(path: str) -> bool:
+    """Whether pyarrow may decode this file on its own threads. Not through a Python file object (a
+    remote file): those threads calling back into Python aborted the interpreter at exit
+    ("terminate called without an active exception") in 2 of 30 `inspect` runs of an S3 output."""
+    return not is_remote(path)
+
+
 def read_parquet(path: str):
     if is_remote(path):
         with open_raw(path) as fh:
-            return pq.read_table(fh)
+            return pq.read_table(fh, use_threads=False)
     return pq.read_table(path)
 
 
