@@ -29,10 +29,16 @@ import socket
 import time
 from typing import Any
 
-from apache_beam.io.filesystems import FileSystems
-
 from hybridmix.schemas.errors import OutputError
-from hybridmix.transforms.storage import create_raw, current_options, delete_files, is_remote, list_files, open_raw
+from hybridmix.transforms.storage import (
+    create_raw,
+    current_options,
+    delete_files,
+    file_identity,
+    is_remote,
+    list_files,
+    open_raw,
+)
 
 SUCCESS = "_SUCCESS"
 ATTEMPTS = "runs"
@@ -121,8 +127,8 @@ class Store:
                     return None
                 raise
             return found["ETag"], found["LastModified"].timestamp()
-        found = FileSystems.match([path])[0].metadata_list
-        return (None, found[0].last_updated_in_seconds) if found else None
+        found = file_identity(path)
+        return (None, found[1]) if found else None
 
     def put(self, path: str, data: bytes, *, expect: str | None = None, absent: bool = False) -> None:
         """Write a whole object; with `expect` only over that version, with `absent` only if there is none."""
