@@ -19,6 +19,7 @@ from hybridmix.schemas.records import (
     DOCUMENT_SCHEMA,
     DUPLICATE_SCHEMA,
     FILTERED_SCHEMA,
+    LEDGER_SCHEMA,
     REJECTION_SCHEMA,
 )
 from hybridmix.transforms.decontam import BuildEvalIndex, EvalFile, plan_eval_sets
@@ -27,6 +28,14 @@ from hybridmix.transforms.ids import CheckIds
 from hybridmix.transforms.indicators import CollapseIndicators
 from hybridmix.transforms.ingest import ReadCorpora
 from hybridmix.transforms.inputs import InputPlan, ReadSpec, checksum_file, plan_inputs
+from hybridmix.transforms.ledger import (
+    LEDGER,
+    from_duplicates,
+    from_filtered,
+    from_rejects,
+    ledger_shards,
+    order_ledger,
+)
 from hybridmix.transforms.materialize import MaterializeDocuments, RecordStamp
 from hybridmix.transforms.minhash import shingle_hash32
 from hybridmix.transforms.mixture import MixSources
@@ -177,6 +186,23 @@ def _quarantined_inputs(config: PipelineConfig, plan: InputPlan) -> list[dict]:
     ]
 
 
+def _write_ledger(p: beam.Pipeline, ctx: RunContext, out_cfg, gate, side_outputs, survivors) -> beam.PCollection:
+    """ledger/: the side outputs' rows and the mixture's survivors, reduced to one fate row per input row."""
+    rejects, filtered, duplicates = (rows for _, _, rows in side_outputs)
+    # The row count is known from the plan (a quarantined file of unknown size gives one row).
+    rows = sum(f.rows for f in ctx.plan.files) + sum(b.rows or 1 for b in ctx.plan.bad_files)
+    entries = (
+        rejects | "LedgerRejects" >> beam.Map(from_rejects),
+        filtered | "LedgerFiltered" >> beam.Map(from_filtered),
+        duplicates | "LedgerDuplicates" >> beam.Map(from_duplicates),
+        survivors,
+    ) | "MergeLedger" >> beam.Flatten()
+    shards = p | "LedgerShards" >> beam.Create([{"part": ledger_shards(rows)}])
+    return (entries | "WriteLedger" >> WriteShards(
+        ShardSpec(LEDGER, LEDGER_SCHEMA, order_ledger, LINEAGE_ORDER), out_cfg, ctx.stage_dir,
+        shards=shards, gate=gate)).files
+
+
 def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) -> beam.PCollection:
     """Add the whole run to `p`; returns the PCollection holding the published manifest."""
     parts = config.partitions
@@ -197,7 +223,8 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     ids = sketch.info | "CheckIds" >> CheckIds(spec, parts)
     dedup = (ids.docs, sketch.bands) | "Deduplicate" >> Deduplicate(
         config.dedup, parts, lineage, CandidateSignatures(spec, config.dedup.near, parts))
-    mix = dedup.survivors | "Mix" >> MixSources(config.mixture, origins, config.seed)
+    mix = dedup.survivors | "Mix" >> MixSources(config.mixture, origins, config.seed,
+                                                 lineage if out_cfg.ledger else None)
     stamp = RecordStamp(lineage, config.seed, config.mixture.validation_fraction, ctx.config_digest)
     records = mix.selected | "Materialize" >> MaterializeDocuments(spec, stamp)
 
@@ -218,6 +245,8 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
             ShardSpec(name.lower(), schema, order_by_lineage, LINEAGE_ORDER), out_cfg, stage, gate=gate)).files
         for name, schema, rows in side_outputs
     ]
+    if out_cfg.ledger:
+        written.append(_write_ledger(p, ctx, out_cfg, gate, side_outputs, mix.ledger))
 
     stats = (
         (read.stats, ids.stats, scored.stats, dedup.stats, mix.stats, data.stats, *([evals.stats] if evals else []))

@@ -1,4 +1,4 @@
-"""The `hybridmix` command: run, validate, plan, inspect, train-scorer.
+"""The `hybridmix` command: run, validate, plan, inspect, explain, train-scorer.
 
 Thin by design: parse flags, dispatch to the command, and turn every failure into one line on
 stderr and a documented exit code. Everything a run decides is in the config or in the pipeline.
@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from hybridmix.pipelines.explain import add_parser as add_explain_parser
+from hybridmix.pipelines.explain import cmd_explain
 from hybridmix.pipelines.inspection import cmd_inspect
 from hybridmix.pipelines.logs import setup_logging
 from hybridmix.pipelines.plan import DEFAULT_SAMPLE_ROWS, cmd_plan
@@ -128,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("out", help="output folder of a run")
     inspect.add_argument("--json", action="store_true", help="print manifest.json and nothing else")
     inspect.add_argument("--rows", type=int, default=3, help="sample rows to show (default 3)")
+    add_explain_parser(sub, [common])
     add_train_parser(sub)
     return parser
 
@@ -229,6 +232,8 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
         return cmd_plan(args)
     if args.command == "train-scorer":
         return cmd_train(args)
+    if args.command == "explain":
+        return cmd_explain(args)
     return cmd_inspect(args)
 
 

@@ -379,6 +379,8 @@ class OutputConfig(_Model):
     bytes_per_shard: StrictInt | None = Field(default=None, ge=1)
     row_group_rows: StrictInt = Field(default=10_000, ge=1)
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    # ledger/: one row per input row with its fate and why (README, "Why is a document not in my mix?")
+    ledger: bool = True
 
 
 class IngestConfig(_Model):

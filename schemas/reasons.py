@@ -27,3 +27,13 @@ class DuplicateKind(StrEnum):
 
     EXACT = "exact"
     NEAR = "near"
+
+
+class Fate(StrEnum):
+    """Where an input row went: one per row in `ledger/`."""
+
+    SELECTED = "selected"  # in data/ (one or more copies)
+    NOT_SELECTED = "not_selected"  # survived filters and dedup; its source's quota was filled before it
+    REJECTED = "rejected"  # in rejects/
+    FILTERED = "filtered"  # in filtered/
+    DUPLICATE = "duplicate"  # in duplicates/

@@ -9,7 +9,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from hybridmix.schemas.config import Origin
-from hybridmix.schemas.reasons import DuplicateKind
+from hybridmix.schemas.reasons import DuplicateKind, Fate
 
 
 class _Record(BaseModel):
@@ -185,9 +185,31 @@ DUPLICATE_SCHEMA = pa.schema([
 ])
 
 
+class LedgerEntry(_Record):
+    """One input row's fate (`ledger/`): every row read, or one row per unreadable file of unknown size."""
+
+    doc_id: str | None  # null where the row had no usable id (some rejects)
+    source: str
+    source_file: str
+    source_row: int | None = Field(ge=0)  # null for a quarantined file whose rows could not be counted
+    fate: Fate
+    detail: str  # why, in words: the split and copies, the reason, the failing filters, the kept document
+
+
+LEDGER_SCHEMA = pa.schema([
+    pa.field("doc_id", pa.string()),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("source_file", pa.string(), nullable=False),
+    pa.field("source_row", pa.int64()),
+    pa.field("fate", pa.string(), nullable=False),
+    pa.field("detail", pa.string(), nullable=False),
+])
+
+
 RECORD_TYPES: dict[str, tuple[type[_Record], pa.Schema]] = {
     "data": (Document, DOCUMENT_SCHEMA),
     "rejects": (Rejection, REJECTION_SCHEMA),
     "filtered": (FilteredRecord, FILTERED_SCHEMA),
     "duplicates": (DuplicateRecord, DUPLICATE_SCHEMA),
+    "ledger": (LedgerEntry, LEDGER_SCHEMA),
 }

@@ -21,7 +21,7 @@ import pyarrow.dataset as ds  # noqa: E402
 out = sys.argv[1]
 counts = {}
 with tempfile.TemporaryDirectory() as cache:
-    for folder in ("data", "rejects", "filtered", "duplicates"):
+    for folder in ("data", "rejects", "filtered", "duplicates", "ledger"):
         path = os.path.join(out, folder)
         table = ds.dataset(path).to_table()
         try:

@@ -619,6 +619,12 @@ def _scores(values: np.ndarray) -> pa.Array:
     return pa.array(values, pa.float32(), mask=np.isnan(values))
 
 
+def _failure_text(filt: QualityFilter, verdict: Verdict, row: int, value: float) -> str:
+    limit, compared = verdict.rule_of(row)
+    note = f"; {verdict.note}" if verdict.note else ""
+    return f"{filt.description_of(value)} ({compared} {limit:g}{note})"
+
+
 def _filtered_batch(
     docs: pa.RecordBatch,
     rows: np.ndarray,
@@ -658,11 +664,18 @@ def _filtered_batch(
             limit, compared = verdicts[i].rule_of(row)
             threshold.append(limit)
             comparison.append(compared)
-            note = f"; {verdicts[i].note}" if verdicts[i].note else ""
-            detail.append(f"{filt.description_of(value)} ({compared} {limit:g}{note})")
+            detail.append(_failure_text(filt, verdicts[i], row, value))
             eval_set.append(None)
             eval_item.append(None)
             span.append(None)
+    # `detail` names every drop filter a document failed, the first one first, with value and threshold.
+    index_of = {f.label: j for j, (_, f) in enumerate(filters)}
+    for position, (row, failed) in enumerate(zip(rows, failing)):
+        more = [_failure_text(filters[index_of[name]][1], verdicts[index_of[name]], row,
+                              verdicts[index_of[name]].values[row])
+                for name in failed[1:] if name in index_of]
+        if more:
+            detail[position] += "; also " + "; ".join(more)
     return pa.RecordBatch.from_arrays(
         [
             sub.column("doc_id"),

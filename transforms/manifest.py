@@ -24,7 +24,7 @@ from hybridmix.transforms.indicators import near_duplicate_rates
 from hybridmix.transforms.mixture_core import MixturePlan
 from hybridmix.transforms.scorer import SCORE_BINS
 
-OUTPUT_FOLDERS = ("data", "rejects", "filtered", "duplicates")
+OUTPUT_FOLDERS = ("data", "rejects", "filtered", "duplicates", "ledger")
 _COUNTED = COUNT_FIELDS + ("written",)
 
 
@@ -253,6 +253,12 @@ def build_manifest(
     by_folder: dict[str, list[OutputFile]] = {f: [] for f in OUTPUT_FOLDERS}
     for item in sorted(outputs, key=lambda o: o["path"]):
         by_folder[item["folder"]].append(OutputFile(path=item["path"], rows=item["rows"], size_bytes=item["size_bytes"]))
+    if config.output.ledger:
+        # Every row read has one ledger row; a quarantined file of unknown size has one too.
+        expected = totals.read + sum(1 for i in inputs if i.get("status") == "quarantined" and i.get("rows") is None)
+        entries = sum(f.rows for f in by_folder["ledger"])
+        if entries != expected:
+            raise FatalError(f"ledger/ holds {entries} rows for {expected} input rows; nothing was published")
     return Manifest(
         run_id=run_id,
         config_digest=config_digest,

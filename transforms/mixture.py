@@ -10,10 +10,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hybridmix.schemas.config import MixtureConfig, Origin
+from hybridmix.schemas.reasons import Fate
 from hybridmix.schemas.stats import Figure, RunStats
 from hybridmix.transforms import columns
 from hybridmix.transforms.batches import concat_blocks
 from hybridmix.transforms.faults import crash_point
+from hybridmix.transforms.inputs import Lineage
+from hybridmix.transforms.ledger import LEDGER, ledger_batch, selection_detail
 from hybridmix.transforms.mixture_core import (
     PRIORITY_BITS,
     MixturePlan,
@@ -177,22 +180,54 @@ class _BoundaryFn(beam.DoFn):
 
 
 def _resolve(element, plan: MixturePlan):
+    """(planner key, blocks) -> (key, uid, priority) of each document taken from the boundary bucket."""
     name, blocks = element
     blocks = list(blocks)
     priority, uids, units = concat_blocks(blocks)
-    yield from resolve_boundary(priority, uids, units, plan.sources[name].boundary_need).tolist()
+    taken = resolve_boundary(priority, uids, units, plan.sources[name].boundary_need)
+    by_uid = dict(zip(uids.tolist(), priority.tolist()))
+    for uid in taken.tolist():
+        yield name, uid, by_uid[uid]
+
+
+def _cutoffs(plan: MixturePlan, boundary: list[tuple[str, int, int]]) -> dict[str, int | None]:
+    """Per planner key, the largest priority its last, partial pass took; None without a partial pass.
+
+    A key whose boundary bucket gave nothing took every document of the buckets before it, so its
+    cut-off is the last priority before that bucket.
+    """
+    cutoffs: dict[str, int | None] = {}
+    for name, source in plan.sources.items():
+        if source.boundary_bucket < 0:
+            cutoffs[name] = None
+        elif source.boundary_bucket > 0:
+            cutoffs[name] = (source.boundary_bucket << (64 - PRIORITY_BITS)) - 1
+        else:
+            cutoffs[name] = -1
+    for name, _, priority in boundary:
+        cutoffs[name] = max(cutoffs[name], priority)
+    return {name: (None if c is not None and c < 0 else c) for name, c in cutoffs.items()}
 
 
 class _SelectFn(beam.DoFn):
     """(INFO batch, priorities) -> SELECTION batch of documents with at least one copy; counts every fate."""
 
-    def __init__(self, config: MixtureConfig, origins: dict[str, str], seed: int) -> None:
+    def __init__(self, config: MixtureConfig, origins: dict[str, str], seed: int, lineage: Lineage | None) -> None:
         self._config = config
         self._origins = origins
         self._seed = seed
+        self._lineage = lineage
+        self._boundary: tuple[list, np.ndarray, dict] | None = None
+
+    def _resolved(self, plan: MixturePlan, boundary: list[tuple[str, int, int]]) -> tuple[np.ndarray, dict]:
+        """(uids taken from boundary buckets, cut-off per key), computed once per side input value."""
+        if self._boundary is None or self._boundary[0] is not boundary:
+            uids = np.asarray([uid for _, uid, _ in boundary], np.int64)
+            self._boundary = (boundary, uids, _cutoffs(plan, boundary))
+        return self._boundary[1], self._boundary[2]
 
     def process(self, element: tuple[pa.RecordBatch, np.ndarray, np.ndarray], plan: MixturePlan,
-                boundary: list[int]):
+                boundary: list[tuple[str, int, int]]):
         crash_point("selected")
         batch, priority, eligible = element
         doc_ids = batch.column("doc_id").to_pylist()
@@ -200,14 +235,18 @@ class _SelectFn(beam.DoFn):
         copies = np.zeros(batch.num_rows, np.int32)
         for name, rows in _by_key(batch, self._config, self._origins):
             copies[rows] = plan.copies_for_bucket(name, bucket[rows])
-        if boundary:
-            copies += np.isin(batch.column("uid").to_numpy(), np.asarray(boundary, np.int64)).astype(np.int32)
+        taken, cutoffs = self._resolved(plan, boundary)
+        if len(taken):
+            copies += np.isin(batch.column("uid").to_numpy(), taken).astype(np.int32)
         copies[~eligible] = 0
         scores = batch.column("quality_score").to_numpy(zero_copy_only=False).astype(np.float64)
         tokens = batch.column("tokens").to_numpy().astype(np.int64)
         text_bytes = batch.column("bytes").to_numpy().astype(np.int64)
         units = _units(batch, self._config.unit)
         splits = np.asarray(split_of(doc_ids, self._seed, self._config.validation_fraction), dtype=object)
+        if self._lineage is not None:
+            yield beam.pvalue.TaggedOutput(LEDGER, self._ledger(batch, priority, eligible, copies, splits, scores,
+                                                                plan, cutoffs))
         for name, rows in _by_source(batch):
             chosen = rows[copies[rows] > 0]
             yield emit(Figure.SELECTED, len(chosen), name)
@@ -250,11 +289,35 @@ class _SelectFn(beam.DoFn):
         )
 
 
+    def _ledger(self, batch, priority, eligible, copies, splits, scores, plan: MixturePlan,
+                cutoffs: dict[str, int | None]) -> pa.RecordBatch:
+        """Every survivor's ledger row: selected (copies, split) or not (priority against the cut-off)."""
+        details = [""] * batch.num_rows
+        for name, rows in _by_key(batch, self._config, self._origins):
+            source = batch.column("source")[int(rows[0])].as_py()
+            mode = self._config.selection_of(source, Origin(self._origins[source]))
+            floor = self._config.min_score_of(source)
+            for row in rows.tolist():
+                if not eligible[row]:
+                    score = "no quality_score" if np.isnan(scores[row]) else f"quality_score {scores[row]:.4f}"
+                    details[row] = f"{score} below min_score {floor} of {source}: not eligible"
+                elif name not in plan.sources:
+                    details[row] = f"no quota for {name}"
+                else:
+                    details[row] = selection_detail(int(copies[row]), str(splits[row]), int(priority[row]),
+                                                    cutoffs.get(name), name, mode)
+        uids = batch.column("uid").to_numpy()
+        fates = pa.array(np.where(copies > 0, Fate.SELECTED.value, Fate.NOT_SELECTED.value), pa.string())
+        return ledger_batch(batch.column("doc_id"), batch.column("source"), self._lineage.source_files(uids),
+                            self._lineage.source_rows(uids), fates, details)
+
+
 class MixOutputs(NamedTuple):
     selected: beam.PCollection
     plan: beam.PCollection  # one MixturePlan, after the post-selection guards passed
     stats: beam.PCollection
     split_sizes: beam.PCollection  # one dict: split -> {"rows": ..., "bytes": ...} of output text
+    ledger: beam.PCollection  # a ledger row per survivor, selected or not_selected (with a lineage)
 
 
 def _split_sizes(stats: list[tuple[tuple[str, str, str], int]]) -> dict[str, dict[str, int]]:
@@ -269,13 +332,18 @@ def _check_selection(plan: MixturePlan, stats: list, config: MixtureConfig, orig
 
 
 class MixSources(beam.PTransform):
-    """Plan quotas from per-source tallies, then mark each survivor with its number of copies."""
+    """Plan quotas from per-source tallies, then mark each survivor with its number of copies.
 
-    def __init__(self, config: MixtureConfig, source_origins: dict[str, str], seed: int) -> None:
+    With a `lineage`, `ledger` gets every survivor's fate (selected or not, and why); without, it is empty.
+    """
+
+    def __init__(self, config: MixtureConfig, source_origins: dict[str, str], seed: int,
+                 lineage: Lineage | None = None) -> None:
         super().__init__()
         self._config = config
         self._origins = source_origins
         self._seed = seed
+        self._lineage = lineage
 
     def expand(self, survivors: beam.PCollection) -> MixOutputs:
         seed = self._seed
@@ -296,11 +364,12 @@ class MixSources(beam.PTransform):
             | "ResolveBoundary" >> beam.FlatMap(_resolve, plan=plan_side)
         )
         selected = prioritized | "Select" >> beam.ParDo(
-            _SelectFn(self._config, self._origins, seed), plan=plan_side, boundary=beam.pvalue.AsList(boundary),
-        ).with_outputs(STATS, main=SELECTED)
+            _SelectFn(self._config, self._origins, seed, self._lineage), plan=plan_side,
+            boundary=beam.pvalue.AsList(boundary),
+        ).with_outputs(STATS, LEDGER, main=SELECTED)
         totals = selected[STATS] | "SumSelection" >> beam.CombinePerKey(sum)
         checked = plan | "CheckSelection" >> beam.Map(
             _check_selection, stats=beam.pvalue.AsList(totals), config=self._config, origins=self._origins)
         split_sizes = totals | "SplitSizes" >> beam.combiners.ToList() | "ToSplitSizes" >> beam.Map(_split_sizes)
         return MixOutputs(selected=selected[SELECTED], plan=checked, stats=selected[STATS],
-                          split_sizes=split_sizes)
+                          split_sizes=split_sizes, ledger=selected[LEDGER])

@@ -44,7 +44,7 @@ MANIFEST = "manifest.json"
 OUTPUT_ENTRIES = frozenset(OUTPUT_FOLDERS + (MANIFEST, SUCCESS))
 STAGING_SUFFIX = ".inprogress"
 # Folders that may get no rows; each always holds at least a schema-only file.
-SIDE_FOLDERS = ("rejects", "filtered", "duplicates")
+SIDE_FOLDERS = ("rejects", "filtered", "duplicates", "ledger")
 PARKED_SUFFIX = ".replaced"
 
 
@@ -125,6 +125,8 @@ def schema_only_files(stage_dir: str, outputs: list[dict], output: OutputConfig)
     written = {o["folder"] for o in outputs}
     files = []
     for folder in SIDE_FOLDERS:
+        if folder == "ledger" and not output.ledger:
+            continue
         if folder not in written:
             rel = f"{folder}/{shard_file_name('part', 0, 1)}"
             size = write_parquet([], RECORD_TYPES[folder][1], f"{stage_dir.rstrip('/')}/{rel}", output)

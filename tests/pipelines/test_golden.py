@@ -12,18 +12,19 @@ from hybridmix.pipelines.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DEMO_FILES = {
-    "data/train-00000-of-00002.parquet": "2103abc72eafedbf00bb3da76a6fd9c1cb4ddd28e9fcd3ccc5043c28e4a40606",
-    "data/train-00001-of-00002.parquet": "2274a0e4ea49be185d45215bc0502ff574f5609932585e39ceaa7306d587b29b",
-    "data/validation-00000-of-00001.parquet": "d04fabe67ee1f5a59ac8e2fd6c5298534b1d2d755c2e6110c99edd20bc3e37c2",
-    "rejects/part-00000-of-00001.parquet": "9e95668d03fd0ba6bc4ec38763b54e6a4cf31b6a56219819ffdb465382dbee6f",
-    "filtered/part-00000-of-00001.parquet": "c829595e7e92118146086974828d2235ca7f2bd125d0a9572be5ab8812da4de5",
+    "data/train-00000-of-00002.parquet": "09d5cf021d38ead99520528ea0f4475f38f65d0e1b14c11596686fe6748a4085",
+    "data/train-00001-of-00002.parquet": "2cd9f8f86077deeeeec2da59cbe848d2d6a94d5097bf9114e63a03fe1beb0281",
+    "data/validation-00000-of-00001.parquet": "681d1a554bb99077899e325d3ed9c19c928501dfd0e2250fe4ecda93f1d98800",
     "duplicates/part-00000-of-00001.parquet": "b486f6068d03268c040160e77aa8d8d59bca4a15b4f72a12ba384f7cbd9fdfff",
+    "filtered/part-00000-of-00001.parquet": "ce0df33b4d11d4a84b0af73944cf82c7962f9a172e0ea70fa6dba1a3b71ad8bc",
+    "ledger/part-00000-of-00001.parquet": "648fa3479983ca31dcbf379409b7650cf97596479c31da2919fc59f883aa2ce0",
+    "rejects/part-00000-of-00001.parquet": "9e95668d03fd0ba6bc4ec38763b54e6a4cf31b6a56219819ffdb465382dbee6f",
 }
 
 
 def _digests(out: str) -> dict[str, str]:
     found = {}
-    for folder in ("data", "rejects", "filtered", "duplicates"):
+    for folder in ("data", "rejects", "filtered", "duplicates", "ledger"):
         path = os.path.join(out, folder)
         for name in sorted(os.listdir(path)) if os.path.isdir(path) else []:
             with open(os.path.join(path, name), "rb") as fh:

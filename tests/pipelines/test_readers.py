@@ -20,7 +20,7 @@ from tests.builders import words, write_config, write_parquet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 READERS = os.environ.get("HYBRIDMIX_READERS_PYTHON", "").strip()
-FOLDERS = ("data", "rejects", "filtered", "duplicates")
+FOLDERS = ("data", "rejects", "filtered", "duplicates", "ledger")
 
 
 def _clean_run(root) -> str:

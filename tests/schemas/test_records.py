@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 
 from hybridmix.schemas.config import Origin
-from hybridmix.schemas.reasons import DuplicateKind
+from hybridmix.schemas.reasons import DuplicateKind, Fate
 from hybridmix.schemas.records import RECORD_TYPES
 
 # Which Arrow types may carry each pydantic annotation.
@@ -15,6 +15,7 @@ _ARROW_FOR = {
     float: (pa.float32(), pa.float64()),
     Origin: (pa.string(),),
     DuplicateKind: (pa.string(),),
+    Fate: (pa.string(),),
     list[str]: (pa.list_(pa.string()),),
 }
 

@@ -1,0 +1,103 @@
+"""`hybridmix explain OUT DOC_ID`: where one document went and why, from the run's ledger.
+
+The ledger places a document's rows in the shard its doc id hashes to, so one file is read, not the
+whole ledger. A duplicate is followed to the document kept in its place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from typing import Any
+
+import pyarrow.compute as pc
+
+from hybridmix.pipelines.inspection import read_manifest, run_folder
+from hybridmix.pipelines.report import safe_text
+from hybridmix.schemas.errors import OutputError
+from hybridmix.schemas.reasons import Fate
+from hybridmix.transforms.ledger import LEDGER, ledger_shard
+from hybridmix.transforms.storage import is_remote, open_parquet, parquet_threads
+
+_SHARD_NAME = re.compile(r"^ledger/part-(\d{5})-of-(\d{5})\.parquet$")
+_KEPT = re.compile(r"duplicate of (\S+) \(")
+
+
+def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
+    explain = sub.add_parser(
+        "explain",
+        parents=parents,
+        help="say where one document of a finished run went, and why",
+        description=(
+            "Look DOC_ID up in the ledger of the finished run in OUT and print its fate: selected (split and "
+            "copies), not selected (its selection priority against its source's cut-off), rejected (the "
+            "reason), filtered (every filter it failed, with value and threshold) or duplicate (of which "
+            "document, how similar, which cluster, and what became of the document kept). Exit 2 when "
+            "the document is not in the run or the run has no ledger."),
+    )
+    explain.add_argument("out", help="output folder of a finished run")
+    explain.add_argument("doc_id", help="the document's doc_id: its corpus's id_column value, or SOURCE/<content hash> for "
+                                            "a corpus without one (as data/ and ledger/ show it)")
+    explain.add_argument("--json", action="store_true", help="print the ledger rows as JSON")
+
+
+def _join(folder: str, rel: str) -> str:
+    return f"{folder.rstrip('/')}/{rel}" if is_remote(folder) else f"{folder}/{rel}"
+
+
+def ledger_rows(folder: str, manifest: dict[str, Any], doc_id: str) -> list[dict[str, Any]]:
+    """The ledger rows of `doc_id` (several when its id was repeated in the inputs)."""
+    files = [f["path"] for f in manifest["outputs"].get(LEDGER, [])]
+    if not files:
+        raise OutputError(f"run {manifest['run_id']} has no ledger (it ran with output.ledger: false); "
+                          "look the document up in data/, rejects/, filtered/ and duplicates/")
+    counts = {int(m.group(2)) for m in map(_SHARD_NAME.match, files) if m}
+    if len(counts) != 1 or len(files) != counts.pop():
+        raise OutputError(f"ledger/ of run {manifest['run_id']} is not a complete set of shards: {files[:3]}")
+    path = _join(folder, files[ledger_shard(doc_id, len(files))])
+    table = open_parquet(path).read(use_threads=parquet_threads(path))
+    found = table.filter(pc.equal(table.column("doc_id"), doc_id))
+    return found.to_pylist()
+
+
+def explain(out: str, doc_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(manifest, ledger rows of the document, each with the kept document's rows for a duplicate)."""
+    manifest = read_manifest(out)
+    folder, _ = run_folder(out)
+    rows = ledger_rows(folder, manifest, doc_id)
+    for row in rows:
+        kept = _KEPT.search(row["detail"]) if row["fate"] == Fate.DUPLICATE else None
+        if kept:
+            row["kept"] = ledger_rows(folder, manifest, kept.group(1))
+    return manifest, rows
+
+
+def _where(row: dict[str, Any]) -> str:
+    at = "unknown row" if row["source_row"] is None else f"row {row['source_row']}"
+    return f"{row['source']}, {safe_text(row['source_file'], 200)} {at}"
+
+
+def describe(doc_id: str, rows: list[dict[str, Any]]) -> str:
+    lines = []
+    for row in rows:
+        lines.append(f"{safe_text(doc_id, 200)} ({_where(row)}): {row['fate'].replace('_', ' ')}")
+        lines.append(f"  {safe_text(row['detail'], 2000)}")
+        for kept in row.get("kept", []):
+            lines.append(f"  kept document {safe_text(kept['doc_id'], 200)} ({_where(kept)}): "
+                         f"{kept['fate'].replace('_', ' ')}; {safe_text(kept['detail'], 2000)}")
+    return "\n".join(lines)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    manifest, rows = explain(args.out, args.doc_id)
+    if args.json:
+        print(json.dumps({"run_id": manifest["run_id"], "doc_id": args.doc_id, "entries": rows}, indent=2))
+    elif rows:
+        print(describe(args.doc_id, rows))
+    if not rows:
+        print(f"hybridmix: no document with doc_id {safe_text(args.doc_id, 200)!s} in run {manifest['run_id']} "
+              f"({args.out})", file=sys.stderr)
+        return 2
+    return 0
