@@ -91,6 +91,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(collapse_table(manifest))
     print()
     print(scores_table(manifest))
+    if manifest["outputs"].get("ledger"):
+        print(f"\nwhere any input row went, and why: ledger/ ({sum(f['rows'] for f in manifest['outputs']['ledger']):,} "
+              f"rows), or `hybridmix explain {args.out} DOC_ID`")
     if folder != args.out:
         print(f"\nrun folder (named by {args.out}/{SUCCESS}): {folder}")
     data = [d for d in manifest["outputs"].get("data", []) if d["path"] not in missing]
