@@ -177,8 +177,8 @@ def test_flink_run_matches_local_run(tmp_path):
         assert (out / "_SUCCESS").exists(), out
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".inprogress")]
 
-    # Same files, same rows: data/ and the three side outputs.
-    for folder in ("data", "rejects", "filtered", "duplicates"):
+    # Same files, same rows: data/, the three side outputs and the ledger.
+    for folder in ("data", "rejects", "filtered", "duplicates", "ledger"):
         assert _files(local_out, folder) == _files(flink_out, folder), folder
         expected, got = _table(local_out, folder), _table(flink_out, folder)
         assert got.schema.equals(expected.schema), f"{folder}/: schema differs:\n{expected.schema}\n{got.schema}"
