@@ -16,7 +16,7 @@ from hybridmix.schemas.config import NearDedupConfig
 from hybridmix.schemas.errors import FatalError
 from hybridmix.schemas.reasons import DuplicateKind
 from hybridmix.schemas.stats import Figure
-from hybridmix.transforms import columns, minhash
+from hybridmix.transforms import columns, minhash, progress
 from hybridmix.transforms.batches import (
     concat,
     concat_blocks,
@@ -141,6 +141,7 @@ class _JoinLabelsFn(beam.DoFn):
     def process(self, element):
         _, joined = element
         table = concat(joined[INFO], columns.INFO)
+        progress.add(progress.NEAR, table.num_rows)
         if table.num_rows == 0:
             return
         node, root = concat_blocks(joined[LABELS], np.int64, np.int64)
@@ -211,6 +212,7 @@ class _ClusterFn(beam.DoFn):
             })),
         )
         if is_loser.any():
+            progress.add(progress.NEAR_DUPLICATES, int(is_loser.sum()))
             losers = table.filter(pa.array(is_loser))
             kept = members_kept.filter(pa.array(is_loser))
             yield beam.pvalue.TaggedOutput(DUPLICATES, duplicate_rows(
