@@ -77,7 +77,7 @@ STAGES = (
           notes=lambda c, done: _some("rows selected", c[counts.SELECTED_ROWS])),
     # Every output folder: the selected rows (repeats included) and the side outputs.
     Stage("write", "rows", (counts.WRITTEN, counts.STAGED),
-          total=lambda c, planned: (c[counts.SELECTED_ROWS] + c[counts.REJECTED] + c[counts.FILTERED]
+          total=lambda c, planned: (c[counts.SELECTED_ROWS] + c[counts.REJECT_RECORDS] + c[counts.FILTERED]
                                     + c[counts.EXACT_DUPLICATES] + c[counts.NEAR_DUPLICATES]),
           notes=lambda c, done: [] if done else _some("sorted into shards", c[counts.STAGED])),
     Stage("publish", "", (counts.PUBLISHED,)),
@@ -272,17 +272,19 @@ class RunProgress:
                 return
             states = self._states()
             self._report_done(states[:-1])
-            if states:
-                text, since = running_text(states[-1]), states[-1].start
-            elif self._local:
-                text, since = f"read: 0 of {self._planned_rows:,} rows", self._pipeline_started
-            else:
-                text, since = f"running on {self._runner} (workers in other processes: no counts here)", \
-                    self._pipeline_started
+            text, since = self._current(states)
             if now - self._last_line >= self._every:
                 self._line(f"{text}, {duration(now - since)} so far", now)
             if self._live:
                 self._show(f"{_stamp(now - self._started)} {text}")
+
+    def _current(self, states: list[StageState]) -> tuple[str, float]:
+        """What the running stage has done, and since when it runs."""
+        if states:
+            return running_text(states[-1]), states[-1].start
+        if self._local:
+            return f"read: 0 of {self._planned_rows:,} rows", self._pipeline_started
+        return f"running on {self._runner} (workers in other processes: no counts here)", self._pipeline_started
 
     def _report_done(self, states: list[StageState]) -> None:
         for state in states[self._reported:]:
@@ -304,8 +306,7 @@ class RunProgress:
                     self._line(f"{self._runner} finished the job in {duration(now - self._pipeline_started)}", now)
                 return
             self._report_done(states[:-1])
-            where = running_text(states[-1]) if states else f"running on {self._runner}"
-            log.info("stopped during %s, after %s", where, duration(now - self._started))
+            log.info("stopped during %s, after %s", self._current(states)[0], duration(now - self._started))
 
     # -- the thread ---------------------------------------------------------------------------
 

@@ -326,7 +326,8 @@ def emit_rejects(rejects: pa.RecordBatch) -> Iterator[beam.pvalue.TaggedOutput]:
     A file whose rows are unknown has one record without a row number: it counts under its
     reason but not as rejected rows, as no rows of it were counted as read either.
     """
-    progress.add(progress.REJECTED, rejects.num_rows)
+    progress.add(progress.REJECTED, rejects.num_rows - rejects.column("source_row").null_count)
+    progress.add(progress.REJECT_RECORDS, rejects.num_rows)
     sources = rejects.column("source")
     yield from emit_by_source(Figure.REJECTED, sources.filter(pc.is_valid(rejects.column("source_row"))))
     reasons = rejects.column("reason")

@@ -15,7 +15,8 @@ from typing import NamedTuple
 
 # What each counter counts (rows are input or output rows; documents are validated input rows).
 READ = "read"  # input rows read, those of quarantined files included (the manifest's `read`)
-REJECTED = "rejected"  # rows sent to rejects/, at reading and for repeated ids
+REJECTED = "rejected"  # input rows sent to rejects/, at reading and for repeated ids (the manifest's `rejected`)
+REJECT_RECORDS = "reject_records"  # rows of rejects/: those, and one per file whose rows are unknown
 SCORED = "scored"  # documents through the quality filters
 FILTERED = "filtered"  # documents the filters (or decontamination) sent to filtered/
 IDS = "ids"  # documents whose id was checked
