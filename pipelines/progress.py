@@ -71,8 +71,11 @@ STAGES = (
           notes=lambda c, done: _some("repeated ids rejected", c[counts.IDS_REPEATED])),
     Stage("exact dedup", "documents", (counts.EXACT,), output=lambda c: c[counts.EXACT] - c[counts.EXACT_DUPLICATES],
           notes=lambda c, done: _some("duplicates", c[counts.EXACT_DUPLICATES])),
-    Stage("near dedup", "documents", (counts.NEAR,), output=lambda c: c[counts.NEAR] - c[counts.NEAR_DUPLICATES],
-          notes=lambda c, done: _some("duplicates", c[counts.NEAR_DUPLICATES])),
+    # Signing candidates and comparing pairs come first (and may not happen at all: no candidates).
+    Stage("near dedup", "documents", (counts.NEAR, counts.SIGNED, counts.PAIRS),
+          output=lambda c: c[counts.NEAR] - c[counts.NEAR_DUPLICATES],
+          notes=lambda c, done: _some("duplicates", c[counts.NEAR_DUPLICATES]) if done or c[counts.NEAR]
+          else _some("candidates signed", c[counts.SIGNED]) + _some("pairs compared", c[counts.PAIRS])),
     Stage("mix", "documents", (counts.MIXED,),
           notes=lambda c, done: _some("rows selected", c[counts.SELECTED_ROWS])),
     # Every output folder: the selected rows (repeats included) and the side outputs.

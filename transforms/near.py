@@ -116,6 +116,7 @@ class _VerifyFn(beam.DoFn):
         a, b, sig_a = concat_blocks(pairs)
         sig_b, found = _SigIndex(list(joined[SIGS]), self._config.num_perm).find(b)
         a, b, sig_a, sig_b = a[found], b[found], sig_a[found], sig_b[found]
+        progress.add(progress.PAIRS, len(a))
         sim = minhash.estimate_jaccard(sig_a, sig_b)
         cut = self._config.effective_verify_threshold
         keep = sim >= cut - 1e-9 if self._config.verify else np.ones(len(a), bool)
