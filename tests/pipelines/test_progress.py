@@ -12,8 +12,6 @@ import subprocess
 import sys
 import termios
 
-import pytest
-
 from hybridmix.pipelines.cli import main
 from hybridmix.pipelines.progress import STAGES, stage_states
 from hybridmix.transforms import progress as counts
