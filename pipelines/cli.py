@@ -47,6 +47,13 @@ EXIT_CODES = """exit codes (what a scheduler should do):
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM; nothing was published
   141  standard output was closed early (e.g. piped into `head`)"""
 
+VERBOSE_HELP = "also print hybridmix's notes (run id, staging folder, clean-up) and tracebacks"
+QUIET_HELP = "run: no progress display on stderr (errors and warnings still show; --log-file still gets it)"
+LOG_FILE_HELP = "also write the log (progress, one line per stage; warnings, tracebacks) to this file"
+BEAM_LOG_HELP = "show Apache Beam's own log from this level up, on stderr and in --log-file (default: none on " \
+                "stderr, warnings in --log-file)"
+BEAM_LEVELS = ("debug", "info", "warning", "error")
+
 # Signals that stop a run: the run cleans up (staging folder, lock) and exits 128 + signal.
 _STOP_SIGNALS = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
@@ -58,14 +65,16 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
-    parser.add_argument("--log-file", help="also write the log (progress, warnings, tracebacks) to this file")
-    # The same two flags after the command name; SUPPRESS keeps them from resetting the above.
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
+    parser.add_argument("--log-file", help=LOG_FILE_HELP)
+    parser.add_argument("--beam-log", choices=BEAM_LEVELS, help=BEAM_LOG_HELP)
+    # The same flags after the command name; SUPPRESS keeps them from resetting the above.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="log progress and show tracebacks")
-    common.add_argument("--log-file", default=argparse.SUPPRESS,
-                        help="also write the log (progress, warnings, tracebacks) to this file")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
+    common.add_argument("--log-file", default=argparse.SUPPRESS, help=LOG_FILE_HELP)
+    common.add_argument("--beam-log", choices=BEAM_LEVELS, default=argparse.SUPPRESS, help=BEAM_LOG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(
@@ -243,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rest and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
-        setup_logging(args.verbose, args.log_file)
+        setup_logging(args.verbose, args.log_file,
+                      getattr(logging, args.beam_log.upper()) if args.beam_log else None)
     except OSError as exc:
         _fail(f"error: --log-file {args.log_file}: cannot open ({exc.strerror})")
         return ConfigError.exit_code

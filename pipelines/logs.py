@@ -22,15 +22,56 @@ class _TerminalFormatter(logging.Formatter):
         return escape_controls(super().format(record))
 
 
-def setup_logging(verbose: bool, log_file: str | None) -> None:
-    """stderr: warnings (everything with --verbose); --log-file: progress and tracebacks too."""
+class _Console(logging.StreamHandler):
+    """stderr, shared with the progress line: `before_write` takes that line off the screen first."""
+
+    before_write = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.before_write is not None:
+            self.before_write()
+        super().emit(record)
+
+
+def console_handler() -> _Console | None:
+    """The handler `setup_logging` put on stderr, if any."""
+    return next((h for h in logging.getLogger().handlers if isinstance(h, _Console)), None)
+
+
+def _is_beam(record: logging.LogRecord, beam_dir: str) -> bool:
+    # Beam also logs on the root logger (PortableRunner: the job's messages).
+    return record.name.startswith("apache_beam") or record.pathname.startswith(beam_dir)
+
+
+def setup_logging(verbose: bool, log_file: str | None, beam_level: int | None = None) -> None:
+    """What goes where. stderr: warnings; hybridmix's progress notes too with --verbose (and Beam's
+    warnings); Beam's own log from `beam_level` up (--beam-log). --log-file: all of hybridmix's log
+    (the progress lines, tracebacks), Beam's warnings or its log from `beam_level` up, and the
+    messages of a portable runner's job.
+
+    Without --beam-log, Beam's INFO log stays out even with --verbose: on a local run it is some 600
+    lines about type hints, and the CLI reports failures in one line of its own.
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_hybridmix", False):
             root.removeHandler(handler)
-    root.setLevel(logging.DEBUG if log_file else (logging.INFO if verbose else logging.WARNING))
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    level = logging.DEBUG if log_file else (logging.INFO if verbose else logging.WARNING)
+    root.setLevel(min(level, beam_level) if beam_level is not None else level)
+    beam_dir = os.path.dirname(os.path.abspath(beam.__file__)) + os.sep
+    ours = logging.INFO if verbose else logging.WARNING
+    beam_shown = beam_level if beam_level is not None else (logging.WARNING if verbose else logging.CRITICAL + 1)
+
+    def to_console(record: logging.LogRecord) -> bool:
+        if record.name.startswith("hybridmix.progress"):
+            return False  # the progress display writes stderr itself
+        if _is_beam(record, beam_dir):
+            return record.levelno >= beam_shown
+        return record.levelno >= (ours if record.name.startswith("hybridmix") else logging.WARNING)
+
+    console = _Console(sys.stderr)
+    console.setLevel(logging.DEBUG)
+    console.addFilter(to_console)
     console.setFormatter(_TerminalFormatter(_LOG_FORMAT))
     handlers = [console]
     if log_file:
@@ -42,13 +83,9 @@ def setup_logging(verbose: bool, log_file: str | None) -> None:
         handler._hybridmix = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     # Beam logs each worker failure with its traceback; the CLI reports it in one line.
-    beam_level = logging.INFO if verbose else (logging.WARNING if log_file else logging.CRITICAL)
+    if beam_level is None:
+        beam_level = logging.WARNING if (log_file or verbose) else logging.CRITICAL
     logging.getLogger("apache_beam").setLevel(beam_level)
-    if not verbose:
-        beam_dir = os.path.dirname(os.path.abspath(beam.__file__)) + os.sep
-        # Beam also logs on the root logger (PortableRunner: the job's error messages).
-        console.addFilter(lambda record: not record.name.startswith("apache_beam")
-                          and not record.pathname.startswith(beam_dir))
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import sys
 import time
 from enum import StrEnum
 
@@ -27,6 +28,7 @@ from hybridmix.pipelines.outputs import (
     resolve_output,
 )
 from hybridmix.pipelines.plan import certainly_infeasible
+from hybridmix.pipelines.progress import watch_run
 from hybridmix.pipelines.report import summary
 from hybridmix.schemas.config import PipelineConfig, load_config
 from hybridmix.schemas.errors import ConfigError, InfeasibleMixtureError, OutputError
@@ -129,30 +131,33 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
     options = beam_options(beam_flags)
     use_options(options)
     if_exists = IfExists.REPLACE if args.force else IfExists(args.if_exists)
-    ctx = prepare_run(config, base_dir, out_dir, args.run_id)
-    # A mixture that even every input row could not fill fails now, not after filters and dedup.
-    impossible = certainly_infeasible(config, ctx.plan)
-    if impossible:
-        raise InfeasibleMixtureError(f"{impossible} (even if every input row were kept; nothing was run)")
-    with output_lock(ctx.out_dir, ctx.run_id, args.no_lock):
-        ready = _ready_output(ctx, config, if_exists, options, args.no_lock)
-        if ready is None:
-            print(f"{ctx.out_dir} already holds run {ctx.run_id} (same config and inputs); nothing to do")
-            return 0
-        ctx = ready
-        log.info("run %s: %d input files (%d quarantined), staging in %s", ctx.run_id, len(ctx.plan.files),
-                 len(ctx.plan.bad_files), ctx.stage_dir)
-        try:
-            pipeline = beam.Pipeline(options=options)
-            build_pipeline(pipeline, config, ctx)
-            with worker_stderr_to_log(not args.verbose, args.log_file):
-                pipeline.run().wait_until_finish()
-        finally:
-            # After a successful publish the staging folder is the output. After a failure or an
-            # interrupt it goes, and an output parked by an interrupted publish goes back in place.
-            remove_staging(ctx.stage_dir, ctx.out_dir)
-            if not is_remote(ctx.out_dir):
-                recover_and_clean(ctx.out_dir)
+    # Started before the inputs are planned: reading many footers (remote ones above all) takes a while.
+    with watch_run(sys.stderr, options, args.quiet, args.log_file) as progress:
+        ctx = prepare_run(config, base_dir, out_dir, args.run_id)
+        # A mixture that even every input row could not fill fails now, not after filters and dedup.
+        impossible = certainly_infeasible(config, ctx.plan)
+        if impossible:
+            raise InfeasibleMixtureError(f"{impossible} (even if every input row were kept; nothing was run)")
+        with output_lock(ctx.out_dir, ctx.run_id, args.no_lock):
+            ready = _ready_output(ctx, config, if_exists, options, args.no_lock)
+            if ready is None:
+                print(f"{ctx.out_dir} already holds run {ctx.run_id} (same config and inputs); nothing to do")
+                return 0
+            ctx = ready
+            log.info("run %s: %d input files (%d quarantined), staging in %s", ctx.run_id, len(ctx.plan.files),
+                     len(ctx.plan.bad_files), ctx.stage_dir)
+            try:
+                pipeline = beam.Pipeline(options=options)
+                build_pipeline(pipeline, config, ctx)
+                progress.running(ctx.plan)
+                with worker_stderr_to_log(not args.verbose, args.log_file):
+                    pipeline.run().wait_until_finish()
+            finally:
+                # After a successful publish the staging folder is the output. After a failure or an
+                # interrupt it goes, and an output parked by an interrupted publish goes back in place.
+                remove_staging(ctx.stage_dir, ctx.out_dir)
+                if not is_remote(ctx.out_dir):
+                    recover_and_clean(ctx.out_dir)
     print(summary(read_manifest(ctx.out_dir)))
     print(f"\nwrote {ctx.out_dir} in {time.monotonic() - started:.1f} s")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,19 @@ def write_parquet(path: str | os.PathLike, rows: list[dict[str, Any]], schema: p
     table = pa.Table.from_pylist(rows, schema=schema)
     pq.write_table(table, str(path), row_group_size=row_group_size)
     return str(path)
+
+
+# A progress line on stderr that is not a terminal: `hybridmix [  3.9 s] read: ...`.
+PROGRESS_LINE = re.compile(r"^hybridmix \[ *[0-9][^\]]*\] ")
+
+
+def progress_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if PROGRESS_LINE.match(line)]
+
+
+def other_lines(stderr: str) -> list[str]:
+    """stderr's non-empty lines that are not progress lines (errors, warnings)."""
+    return [line for line in stderr.strip().splitlines() if line and not PROGRESS_LINE.match(line)]
 
 
 def make_config(**overrides: Any) -> PipelineConfig:

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from hybridmix.schemas.reasons import DuplicateKind
 from hybridmix.schemas.stats import Figure
-from hybridmix.transforms import columns
+from hybridmix.transforms import columns, progress
 from hybridmix.transforms.batches import (
     concat,
     hex_partitions,
@@ -38,6 +38,7 @@ class _ExactDedupFn(beam.DoFn):
         _, batches = element
         crash_point("deduplicated")
         table = concat(batches, columns.INFO)
+        progress.add(progress.EXACT, table.num_rows)
         if table.num_rows == 0:
             return
         groups = exact_groups(table.column("content_hash"), table.column("skey"))
@@ -49,6 +50,7 @@ class _ExactDedupFn(beam.DoFn):
         survivors = _set(survivors, "dup_cluster", cluster)
         yield table_to_batch(survivors)
         if len(groups.losers):
+            progress.add(progress.EXACT_DUPLICATES, len(groups.losers))
             losers = table.take(pa.array(groups.losers))
             kept = table.take(pa.array(groups.loser_survivor))
             size_of = dict(zip(groups.survivors.tolist(), sizes.tolist()))

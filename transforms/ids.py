@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from hybridmix.schemas.errors import DataError
 from hybridmix.schemas.reasons import RejectReason
-from hybridmix.transforms import columns
+from hybridmix.transforms import columns, progress
 from hybridmix.transforms.batches import concat, split_batch, table_to_batch
 from hybridmix.transforms.ingest import (
     DOCS,
@@ -45,6 +45,7 @@ class _CheckIdsFn(beam.DoFn):
     def process(self, element):
         _, batches = element
         table = concat(batches, columns.INFO)
+        progress.add(progress.IDS, table.num_rows)
         order = pc.sort_indices(table, sort_keys=[("doc_id", "ascending"), ("uid", "ascending")])
         table = table.take(order)
         ids = np.asarray(table.column("doc_id").to_pylist(), dtype=object)
@@ -74,6 +75,7 @@ class _CheckIdsFn(beam.DoFn):
             raise DataError(f"{lineage.where(uids[i])}: doc_id {ids[i]!r} is already used by "
                             f"{lineage.where(uids[first_of[i]])} "
                             "(ids must be unique across corpora; on_bad_file: quarantine rejects the repeats)")
+        progress.add(progress.IDS_REPEATED, len(dup))
         yield table_to_batch(table.filter(pa.array(~clash)))
         yield from emit_rejects(rejections(
             len(dup),

@@ -23,7 +23,7 @@ from hybridmix.schemas.errors import DataError
 from hybridmix.schemas.reasons import RejectReason
 from hybridmix.schemas.records import REJECTION_SCHEMA
 from hybridmix.schemas.stats import Figure
-from hybridmix.transforms import columns
+from hybridmix.transforms import columns, progress
 from hybridmix.transforms.batches import list_array, make_uids
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.inputs import (
@@ -326,6 +326,8 @@ def emit_rejects(rejects: pa.RecordBatch) -> Iterator[beam.pvalue.TaggedOutput]:
     A file whose rows are unknown has one record without a row number: it counts under its
     reason but not as rejected rows, as no rows of it were counted as read either.
     """
+    progress.add(progress.REJECTED, rejects.num_rows - rejects.column("source_row").null_count)
+    progress.add(progress.REJECT_RECORDS, rejects.num_rows)
     sources = rejects.column("source")
     yield from emit_by_source(Figure.REJECTED, sources.filter(pc.is_valid(rejects.column("source_row"))))
     reasons = rejects.column("reason")
@@ -359,6 +361,7 @@ class _ReadRowGroupFn(beam.DoFn):
                 built = build_documents(batch, spec, file, row)
                 row += batch.num_rows
                 self._rows.inc(batch.num_rows)
+                progress.add(progress.READ, batch.num_rows)
                 yield emit(Figure.READ, batch.num_rows, corpus.name)
                 if built.rejects.num_rows:
                     self._rejected.inc(built.rejects.num_rows)
@@ -371,6 +374,7 @@ class _ReadRowGroupFn(beam.DoFn):
             if spec.config.on_bad_file == "fail":
                 raise DataError(detail) from None
             log.warning("quarantined %s", detail)
+            progress.add(progress.READ, end - row)
             yield emit(Figure.READ, end - row, corpus.name)
             for rejects in reject_rows(corpus.name, file.display, row, end, RejectReason.UNREADABLE_ROW_GROUP.value,
                                        detail, spec.run_id):
@@ -381,6 +385,7 @@ def _quarantine_file(bad: BadFile, sources: Sequence[str], run_id: str):
     source = sources[bad.corpus]
     first, end = (None, None) if bad.rows is None else (0, bad.rows)
     if bad.rows:
+        progress.add(progress.READ, bad.rows)
         yield emit(Figure.READ, bad.rows, source)
     for rejects in reject_rows(source, bad.display, first, end, bad.reason, bad.detail, run_id):
         yield from emit_rejects(rejects)

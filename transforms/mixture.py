@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from hybridmix.schemas.config import MixtureConfig, Origin
 from hybridmix.schemas.reasons import Fate
 from hybridmix.schemas.stats import Figure, RunStats
-from hybridmix.transforms import columns
+from hybridmix.transforms import columns, progress
 from hybridmix.transforms.batches import concat_blocks
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.inputs import Lineage
@@ -119,6 +119,8 @@ class _TallyFn(beam.DoFn):
 
     def process(self, element: tuple[pa.RecordBatch, np.ndarray, np.ndarray]):
         batch, priority, eligible = element
+        # The mixture's first pass: the stage has started, though no document is decided yet.
+        progress.add(progress.MIXED, 0)
         buckets = _bucket(priority)
         units = _units(batch, self._config.unit)
         tokens = batch.column("tokens").to_numpy().astype(np.int64)
@@ -239,6 +241,8 @@ class _SelectFn(beam.DoFn):
         if len(taken):
             copies += np.isin(batch.column("uid").to_numpy(), taken).astype(np.int32)
         copies[~eligible] = 0
+        progress.add(progress.MIXED, batch.num_rows)
+        progress.add(progress.SELECTED_ROWS, int(copies.sum()))
         scores = batch.column("quality_score").to_numpy(zero_copy_only=False).astype(np.float64)
         tokens = batch.column("tokens").to_numpy().astype(np.int64)
         text_bytes = batch.column("bytes").to_numpy().astype(np.int64)

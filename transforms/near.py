@@ -16,7 +16,7 @@ from hybridmix.schemas.config import NearDedupConfig
 from hybridmix.schemas.errors import FatalError
 from hybridmix.schemas.reasons import DuplicateKind
 from hybridmix.schemas.stats import Figure
-from hybridmix.transforms import columns, minhash
+from hybridmix.transforms import columns, minhash, progress
 from hybridmix.transforms.batches import (
     concat,
     concat_blocks,
@@ -116,6 +116,7 @@ class _VerifyFn(beam.DoFn):
         a, b, sig_a = concat_blocks(pairs)
         sig_b, found = _SigIndex(list(joined[SIGS]), self._config.num_perm).find(b)
         a, b, sig_a, sig_b = a[found], b[found], sig_a[found], sig_b[found]
+        progress.add(progress.PAIRS, len(a))
         sim = minhash.estimate_jaccard(sig_a, sig_b)
         cut = self._config.effective_verify_threshold
         keep = sim >= cut - 1e-9 if self._config.verify else np.ones(len(a), bool)
@@ -141,6 +142,7 @@ class _JoinLabelsFn(beam.DoFn):
     def process(self, element):
         _, joined = element
         table = concat(joined[INFO], columns.INFO)
+        progress.add(progress.NEAR, table.num_rows)
         if table.num_rows == 0:
             return
         node, root = concat_blocks(joined[LABELS], np.int64, np.int64)
@@ -211,6 +213,7 @@ class _ClusterFn(beam.DoFn):
             })),
         )
         if is_loser.any():
+            progress.add(progress.NEAR_DUPLICATES, int(is_loser.sum()))
             losers = table.filter(pa.array(is_loser))
             kept = members_kept.filter(pa.array(is_loser))
             yield beam.pvalue.TaggedOutput(DUPLICATES, duplicate_rows(

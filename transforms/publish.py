@@ -24,6 +24,7 @@ from hybridmix.schemas.errors import OutputLocked
 from hybridmix.schemas.manifest import Manifest
 from hybridmix.schemas.records import RECORD_TYPES
 from hybridmix.schemas.stats import RunStats
+from hybridmix.transforms import progress
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.manifest import OUTPUT_FOLDERS, build_manifest
 from hybridmix.transforms.objectstore import (
@@ -139,6 +140,7 @@ class _PublishFn(beam.DoFn):
         self._context = context
 
     def process(self, _, stats, plan, inputs, outputs, collapse):
+        progress.add(progress.PUBLISHED, 0)
         ctx = dict(self._context)
         stage_dir, out_dir, scratch = ctx.pop("stage_dir"), ctx.pop("out_dir"), ctx.pop("scratch")
         remote = ctx.pop("remote")
@@ -152,6 +154,7 @@ class _PublishFn(beam.DoFn):
             publish_remote(stage_dir, out_dir, manifest, scratch, **remote)
         else:
             publish_local(stage_dir, out_dir, manifest, scratch)
+        progress.add(progress.PUBLISHED, 1)
         yield json.loads(manifest.model_dump_json())
 
 

@@ -9,6 +9,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from hybridmix.schemas.config import DecontaminateConfig, Origin, QualityConfig
+from hybridmix.transforms import progress
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.filters import Contamination, build_filters, score_documents
 from hybridmix.transforms.inputs import Lineage
@@ -39,6 +40,8 @@ class _ScoreFn(beam.DoFn):
         contamination = Contamination(index, self._decontaminate) if index is not None else None
         scored = score_documents(docs, self._filters, self._lineage, self._scorer, self._scored, contamination)
         self._kept.inc(scored.kept.num_rows)
+        progress.add(progress.SCORED, docs.num_rows)
+        progress.add(progress.FILTERED, scored.filtered.num_rows)
         for item in scored.stats:
             yield beam.pvalue.TaggedOutput(STATS, item)
         if scored.filtered.num_rows:

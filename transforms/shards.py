@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from hybridmix.schemas.config import OutputConfig
 from hybridmix.schemas.errors import FatalError
 from hybridmix.schemas.stats import Figure
+from hybridmix.transforms import progress
 from hybridmix.transforms.batches import split_rows
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.stats import STATS, emit_by_source
@@ -104,6 +105,7 @@ def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, int], spec: ShardS
     Fragment names derive from the rows they hold, so a retried bundle rewrites the same
     files. Each row carries its order key in `__order` for the merge.
     """
+    progress.add(progress.STAGED, batch.num_rows)
     labels = spec.labels(batch)
     keys = spec.order(batch)
     for name in np.unique(labels):
@@ -198,6 +200,7 @@ class _MergeShardFn(beam.DoFn):
             groups = _unique_rows(groups, spec.unique, rel)
         size = write_parquet(groups, spec.schema, f"{self._stage_dir}/{rel}", self._output)
         crash_point("written")
+        progress.add(progress.WRITTEN, rows)
         delete_files(paths)
         if spec.count_sources:
             for b in batches:

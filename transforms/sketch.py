@@ -11,7 +11,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from hybridmix.schemas.config import DedupConfig, NearDedupConfig
-from hybridmix.transforms import columns, minhash
+from hybridmix.transforms import columns, minhash, progress
 from hybridmix.transforms.batches import concat_blocks, int_partitions, list_parts, split_rows
 from hybridmix.transforms.dedup_core import survivor_keys
 from hybridmix.transforms.inputs import ReadSpec
@@ -138,6 +138,7 @@ def _eligible_candidates(element):
 def _sign_again(read: tuple[pa.RecordBatch, pa.Table], near: NearDedupConfig, partitions: int):
     """(documents read again, requests) -> (uid partition, (uids, signatures))."""
     docs, _ = read
+    progress.add(progress.SIGNED, docs.num_rows)
     uids = docs.column("uid").to_numpy()
     sig = signatures_of(docs, near)
     for p, rows in split_rows(int_partitions(uids, partitions), partitions):

@@ -17,7 +17,7 @@ from hybridmix.schemas.records import (
     FILTERED_SCHEMA,
     REJECTION_SCHEMA,
 )
-from tests.builders import near_copy, words, write_config, write_parquet
+from tests.builders import near_copy, other_lines, progress_lines, words, write_config, write_parquet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -233,8 +233,9 @@ def test_errors_exit_with_documented_code_and_one_line(tmp_path, case, code, mes
     out = tmp_path / "in" / "human" / "out" if case == "output-inside-input" else tmp_path / "out"
     result = _cli("run", config, "--output", str(out), *extra)
     assert result.returncode == code, result.stderr
-    lines = [line for line in result.stderr.strip().splitlines() if line]
-    assert len(lines) == 1, result.stderr
+    # Progress lines of the stages that finished may come first; the error is one line, the last.
+    lines = other_lines(result.stderr)
+    assert len(lines) == 1 and result.stderr.strip().splitlines()[-1] == lines[0], result.stderr
     assert lines[0].startswith("hybridmix: error: ")
     assert message in lines[0]
     assert "Traceback" not in result.stderr
@@ -323,6 +324,10 @@ def test_two_local_worker_processes_give_the_same_output(finished_run, tmp_path)
     result = _cli("run", str(src / "in" / "config.yaml"), "--output", str(parallel),
                   "--direct_num_workers=2", "--direct_running_mode=multi_processing")
     assert result.returncode == 0, result.stderr
+    # The workers count in their own processes: the progress display says so instead of showing zeros.
+    shown = [line.split("] ", 1)[1] for line in progress_lines(result.stderr)]
+    assert shown[1].startswith("running on FnApiRunner: its workers are other processes"), shown
+    assert shown[2].startswith("FnApiRunner finished the job in "), shown
     first = json.loads((out / "manifest.json").read_text())
     second = json.loads((parallel / "manifest.json").read_text())
     assert second["counts"] == first["counts"] and second["totals"]["written"] == first["totals"]["written"]
