@@ -53,7 +53,7 @@ class Stage:
     name: str
     unit: str
     counters: tuple[str, ...]
-    total: Callable[[Counts, int], int] | None = None
+    total: Callable[[Counts, int, int], int] | None = None  # (counts, planned rows, ledger rows)
     output: Callable[[Counts], int] | None = None
     notes: Callable[[Counts, bool], list[str]] = lambda c, done: []
 
@@ -63,7 +63,7 @@ def _some(figure: str, count: int) -> list[str]:
 
 
 STAGES = (
-    Stage("read", "rows", (counts.READ,), total=lambda c, planned: planned,
+    Stage("read", "rows", (counts.READ,), total=lambda c, planned, ledger: planned,
           output=lambda c: c[counts.SCORED] - c[counts.FILTERED],
           notes=lambda c, done: _some("filtered", c[counts.FILTERED])
           + _some("rejected", c[counts.REJECTED] - c[counts.IDS_REPEATED])),
@@ -78,10 +78,10 @@ STAGES = (
           else _some("candidates signed", c[counts.SIGNED]) + _some("pairs compared", c[counts.PAIRS])),
     Stage("mix", "documents", (counts.MIXED,),
           notes=lambda c, done: _some("rows selected", c[counts.SELECTED_ROWS])),
-    # Every output folder: the selected rows (repeats included) and the side outputs.
+    # Every output folder: the selected rows (repeats included), the side outputs and the ledger.
     Stage("write", "rows", (counts.WRITTEN, counts.STAGED),
-          total=lambda c, planned: (c[counts.SELECTED_ROWS] + c[counts.REJECT_RECORDS] + c[counts.FILTERED]
-                                    + c[counts.EXACT_DUPLICATES] + c[counts.NEAR_DUPLICATES]),
+          total=lambda c, planned, ledger: (c[counts.SELECTED_ROWS] + c[counts.REJECT_RECORDS] + c[counts.FILTERED]
+                                            + c[counts.EXACT_DUPLICATES] + c[counts.NEAR_DUPLICATES] + ledger),
           notes=lambda c, done: [] if done else _some("sorted into shards", c[counts.STAGED])),
     Stage("publish", "", (counts.PUBLISHED,)),
 )
@@ -103,7 +103,8 @@ class _Zero(dict):
         return 0
 
 
-def stage_states(tallies: dict[str, counts.Tally], planned_rows: int, started: float) -> list[StageState]:
+def stage_states(tallies: dict[str, counts.Tally], planned_rows: int, started: float,
+                 ledger_rows: int = 0) -> list[StageState]:
     """The stages that have counted anything, in order; the last one is the one running."""
     values = _Zero({name: t.count for name, t in tallies.items()})
     states: list[StageState] = []
@@ -112,7 +113,7 @@ def stage_states(tallies: dict[str, counts.Tally], planned_rows: int, started: f
         seen = [tallies[c] for c in stage.counters if c in tallies]
         if not seen:
             continue
-        total = stage.total(values, planned_rows) if stage.total else handed_on
+        total = stage.total(values, planned_rows, ledger_rows) if stage.total else handed_on
         last = max(t.last for t in seen)
         states.append(StageState(stage, values[stage.counters[0]], total, start, last,
                                  tuple(stage.notes(values, False)), tuple(stage.notes(values, True))))
@@ -204,6 +205,7 @@ class RunProgress:
         self._started = clock()
         self._pipeline_started: float | None = None
         self._planned_rows = 0
+        self._ledger_rows = 0
         self._reported = 0  # stages whose line is out
         self._last_line = self._started
         self._shown = 0  # characters of the live line on screen
@@ -211,10 +213,12 @@ class RunProgress:
 
     # -- what the run tells it ---------------------------------------------------------------
 
-    def running(self, plan: InputPlan) -> None:
-        """The pipeline is about to start: preparing (planning inputs, building the graph) is done."""
+    def running(self, plan: InputPlan, ledger: bool = False) -> None:
+        """The pipeline is about to start: preparing (planning inputs, building the graph) is done.
+        With `ledger`, ledger/ gets a row per input row (one per quarantined file of unknown size)."""
         now = self._clock()
         self._planned_rows = sum(f.rows for f in plan.files) + sum(b.rows or 0 for b in plan.bad_files)
+        self._ledger_rows = self._planned_rows + sum(1 for b in plan.bad_files if b.rows is None) if ledger else 0
         quarantined = f" ({len(plan.bad_files)} quarantined)" if plan.bad_files else ""
         with self._lock:
             self._pipeline_started = now
@@ -264,7 +268,7 @@ class RunProgress:
             self._shown = 0
 
     def _states(self) -> list[StageState]:
-        return stage_states(counts.snapshot(), self._planned_rows, self._pipeline_started)
+        return stage_states(counts.snapshot(), self._planned_rows, self._pipeline_started, self._ledger_rows)
 
     def _tick(self) -> None:
         with self._lock:
@@ -346,7 +350,7 @@ class RunProgress:
 class NoProgress:
     """--quiet without --log-file: nothing to show, nothing to record."""
 
-    def running(self, plan: InputPlan) -> None:
+    def running(self, plan: InputPlan, ledger: bool = False) -> None:
         pass
 
     def __enter__(self) -> NoProgress:

@@ -149,7 +149,7 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
             try:
                 pipeline = beam.Pipeline(options=options)
                 build_pipeline(pipeline, config, ctx)
-                progress.running(ctx.plan)
+                progress.running(ctx.plan, config.output.ledger)
                 with worker_stderr_to_log(not args.verbose, args.log_file):
                     pipeline.run().wait_until_finish()
             finally:
