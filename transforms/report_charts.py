@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, PercentFormatter
 
 # Colours: Okabe-Ito (distinguishable with the common colour-vision deficiencies).
 ORIGIN_COLORS = {"human": "#0072B2", "synthetic": "#E69F00"}
@@ -62,7 +63,7 @@ def _svg(fig: Figure, name: str) -> str:
     the prologue, doctype and metadata are not wanted inside HTML.
     """
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
+    fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
     text = text[text.index("<svg"):]
     text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
@@ -88,8 +89,6 @@ def render(draw, name: str, *args, **kwargs) -> str:
 
 
 def _percent_axis(ax, axis: str = "x") -> None:
-    from matplotlib.ticker import PercentFormatter
-
     (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(PercentFormatter(1.0, decimals=0))
 
 
@@ -154,6 +153,8 @@ def lengths(edges: np.ndarray, by_measure: dict[str, dict[str, np.ndarray]]) -> 
             ax.stairs(share, np.concatenate([left, edges[-1:]]), color=_origin_color(origin), alpha=0.15, fill=True)
         low = edges[max(int(min(np.flatnonzero(c)[0] for c in by_measure[measure].values() if c.any())), 1)]
         ax.set_xscale("log")
+        # Unlabelled minor ticks: matplotlib would lay out (and hide) a label for each.
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlim(max(low * 0.8, 0.5), top * 1.25)
         ax.set_ylim(bottom=0)
         _percent_axis(ax, "y")
