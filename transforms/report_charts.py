@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter, PercentFormatter
+from matplotlib.ticker import MaxNLocator, NullFormatter, PercentFormatter
 
 # Colours: Okabe-Ito (distinguishable with the common colour-vision deficiencies).
 ORIGIN_COLORS = {"human": "#0072B2", "synthetic": "#E69F00"}
@@ -177,6 +177,7 @@ def filters(labels: Sequence[str], dropped: Sequence[int], flagged: Sequence[int
     ax.margins(x=0.12)
     ax.set_yticks(y, labels)
     ax.set_xlabel("documents (a document failing several filters counts under each)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="lower right")
     return fig
 
@@ -207,6 +208,7 @@ def duplicates(sizes: dict[int, int], similarity: np.ndarray, edges: np.ndarray,
     ax.bar_label(bars, labels=[f"{b[1]:,}" if b[1] else "" for b in buckets], padding=2, fontsize=8)
     ax.set_xlabel("documents in the cluster (the one kept included)")
     ax.set_ylabel("clusters")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("cluster sizes")
     ax.margins(y=0.15)
     if show_similarity:
@@ -219,6 +221,7 @@ def duplicates(sizes: dict[int, int], similarity: np.ndarray, edges: np.ndarray,
         ax.set_xlim(min(edges[first], threshold or 1.0, verify or 1.0) - 0.02, 1.005)
         ax.set_xlabel("estimated Jaccard similarity to the kept document")
         ax.set_ylabel("near duplicates")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title("near-duplicate similarity")
         ax.legend(fontsize=8, loc="best")
     return fig

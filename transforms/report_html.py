@@ -203,7 +203,7 @@ def _mixture(manifest: dict[str, Any], charts) -> str:
     source_rows = [[s, origin_of.get(s, ""), g.get("selection") or "-", _pct(g["target_fraction"]),
                     _pct(g["achieved_fraction"]), _pp(g["fraction_error"]),
                     _n(g.get(f"available_{unit}", g.get("available_tokens"))), _n(g["selected_units"]),
-                    _n(g["selected_documents"]), f"{g['repeats']:.2f}", _n(g.get("max_repeats")),
+                    _n(g["selected_documents"]), f"{g['repeats']:.2f} (max {g.get('max_repeats') or '-'})",
                     "-" if g.get("min_score") is None else f"{g['min_score']:g}"]
                    for s, g in mix.get("sources", {}).items()]
     labels, targets, achieved, colors = [], [], [], []
@@ -222,8 +222,7 @@ def _mixture(manifest: dict[str, Any], charts) -> str:
                     origin_rows, numeric=range(1, 9)),
              "<h3>Per source</h3>",
              _table(["source", "origin", "selection", "target", "achieved", "error", "available", "selected",
-                     "documents", "repeats", "max repeats", "min score"], source_rows,
-                    numeric=range(3, 12))]
+                     "documents", "repeats", "min score"], source_rows, numeric=range(3, 11))]
     parts.append(_scripts(mix))
     parts.append(_guards(manifest))
     intro = (f"Fractions, <em>available</em> and <em>selected</em> are in {_e(unit)}; the error is achieved minus target, "
@@ -233,10 +232,12 @@ def _mixture(manifest: dict[str, Any], charts) -> str:
 
 def _scripts(mix: dict[str, Any]) -> str:
     scripts = mix.get("scripts") or {}
+    # One script per origin and no targets: the table would repeat the origin table.
+    if not any(len(per) > 1 or any(g.get("target_fraction") is not None for g in per.values())
+               for per in scripts.values()):
+        return ""
     rows = [[origin, script, _pct(g.get("target_fraction")), _pct(g["achieved_fraction"]), _n(g["selected_units"]),
              _n(g["selected_documents"])] for origin, per in scripts.items() for script, g in per.items()]
-    if not rows:
-        return ""
     return ("<h3>Per origin and script</h3>" +
             _table(["origin", "script", "target", "achieved", f"selected {mix.get('unit', 'tokens')}", "documents"],
                    rows, numeric=range(2, 6)))
@@ -584,7 +585,7 @@ code{font:13px/1.4 ui-monospace,"DejaVu Sans Mono","Liberation Mono",monospace;b
 .ok{color:#1a7f37}.bad{color:#cf222e;font-weight:600}
 .scroll{overflow-x:auto;margin:8px 0 14px}
 table{border-collapse:collapse;font-size:14px;font-variant-numeric:tabular-nums}
-th,td{padding:5px 12px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}
+th,td{padding:5px 10px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}
 th{background:var(--soft);font-weight:600;border-bottom:2px solid var(--line)}
 td.n,th.n{text-align:right}
 tbody tr:nth-child(even){background:#fbfcfd}
