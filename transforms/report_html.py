@@ -625,9 +625,9 @@ def _page(title: str, body: str) -> str:
 
 def render_report(manifest: dict[str, Any], data: ReportData) -> str:
     """The report page of a run, from its manifest (as read from manifest.json) and its files' summaries."""
+    fail_point("report")
     from hybridmix.transforms import report_charts as charts  # matplotlib: imported only to draw
 
-    fail_point("report")
     sections = [
         _summary(manifest),
         _funnel(manifest, charts),
