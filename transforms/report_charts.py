@@ -96,7 +96,8 @@ def _short_number(value: float, _position=None) -> str:
 
 
 def _percent_axis(ax, axis: str = "x") -> None:
-    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(PercentFormatter(1.0, decimals=0))
+    # decimals=None: as many as the tick step needs (2.5 %, not a rounded 2 %).
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(PercentFormatter(1.0, decimals=None))
 
 
 def funnel(sources: Sequence[str], fates: Sequence[str], counts: np.ndarray) -> Figure:
@@ -160,18 +161,22 @@ def lengths(edges: np.ndarray, by_measure: dict[str, dict[str, np.ndarray]]) -> 
             ax.stairs(share, np.concatenate([left, edges[-1:]]), color=_origin_color(origin), alpha=0.15, fill=True)
         low = edges[max(int(min(np.flatnonzero(c)[0] for c in by_measure[measure].values() if c.any())), 1)]
         ax.set_xscale("log")
-        # Plain numbers (1, 10, 1k) instead of mathtext powers of ten, which a reader parses slower and
-        # matplotlib too; unlabelled minor ticks at 2 and 5.
+        low, high = max(low * 0.8, 0.5), top * 1.25
+        ax.set_xlim(low, high)
+        # Plain numbers (100, 1k) instead of mathtext powers of ten, which a reader parses slower and
+        # matplotlib too; the ticks at 2 and 5 get labels only where the axis spans few decades.
         ax.xaxis.set_major_formatter(FuncFormatter(_short_number))
         ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlim(max(low * 0.8, 0.5), top * 1.25)
+        few = np.log10(high / low) <= 2.5
+        ax.xaxis.set_minor_formatter(FuncFormatter(_short_number) if few else NullFormatter())
         ax.set_ylim(bottom=0)
         _percent_axis(ax, "y")
         ax.set_xlabel(f"{measure} per document (log scale)")
         ax.set_ylabel("share of the origin's rows")
         ax.set_title(measure)
-        ax.legend(fontsize=8, loc="upper right")
+    # One legend for both panels (the same origins), above them, clear of the curves.
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper right", ncols=len(labels), fontsize=9)
     return fig
 
 
