@@ -169,7 +169,8 @@ def report_corpus(root, hostile: str = HOSTILE_HTML) -> str:
     """A small human + synthetic corpus that gives every part of report.html something to show, and its
     config: a refusal holding `hostile` (dropped by the refusal filter), a too-short answer, five long
     answers that repeat their lines (dropped), a bulleted answer (flagged), an exact human duplicate, a
-    synthetic near copy of a human text (a cluster that mixes origins), and scored synthetic text. Returns the config path; `root/in` holds the files."""
+    synthetic near copy of a human text (a cluster that mixes origins), a blank answer (rejected), and
+    scored synthetic text. Returns the config path; `root/in` holds the files."""
     root = str(root)
     human = [{"id": f"h{i}", "text": words(i, 60 + i % 40)} for i in range(60)]
     human.append({"id": "h-copy", "text": human[3]["text"]})
@@ -179,6 +180,7 @@ def report_corpus(root, hostile: str = HOSTILE_HTML) -> str:
         {"id": "s-short", "text": "Yes, sure.", "model": "m1"},
         {"id": "s-bullets", "text": "- " + "\n- ".join(words(2000 + k, 6) for k in range(8)), "model": "m1"},
         {"id": "s-copies-human", "text": near_copy(human[5]["text"]), "model": "m2"},
+        {"id": "s-empty", "text": "   ", "model": "m2"},
     ]
     # Long answers that repeat their lines: more of them than the report shows, each longer than it shows.
     synth += [{"id": f"s-loop{k}", "text": (words(3000 + k, 14) + "\n") * 40, "model": "m0"} for k in range(5)]

@@ -141,6 +141,13 @@ def _first_rows_by_label(labels: pa.ChunkedArray | pa.Array, parents: np.ndarray
     return found
 
 
+def _rows(more, columns: list[str], found: dict[str, list[int]]) -> dict[int, dict[str, Any]]:
+    """The rows `found` names, as dicts: a row group's text is read, only the examples become Python."""
+    wanted = sorted({r for hits in found.values() for r in hits})
+    taken = more(columns).take(pa.array(wanted, pa.int64())).to_pylist()
+    return dict(zip(wanted, taken))
+
+
 def _need(examples: dict[str, list[Example]], labels: set[str]) -> dict[str, int]:
     return {label: EXAMPLES - len(examples.get(label, [])) for label in sorted(labels)}
 
@@ -167,7 +174,7 @@ def _scan_data(data: ReportData, folder: str, files: list[str], flags: set[str])
             column = table.column("quality_flags").combine_chunks()
             found = _first_rows_by_label(pc.list_flatten(column), pc.list_parent_indices(column).to_numpy(), need)
             if found:
-                rows = more(["doc_id", "source", "origin", "text"]).to_pylist()
+                rows = _rows(more, ["doc_id", "source", "origin", "text"], found)
                 for label, hits in found.items():
                     data.flag_examples.setdefault(label, []).extend(_example(rows[r]) for r in hits)
 
@@ -185,7 +192,7 @@ def _scan_filtered(data: ReportData, folder: str, files: list[str], drops: set[s
         need = _need(data.filter_examples, drops | set(pc.unique(labels).to_pylist()))
         found = _first_rows_by_label(labels, parents, need)
         if found:
-            rows = more(columns).to_pylist()
+            rows = _rows(more, columns, found)
             for label, hits in found.items():
                 data.filter_examples.setdefault(label, []).extend(
                     _example(rows[r], tuple(f for f in rows[r].get("filters_failed") or [] if f != label))
@@ -200,7 +207,7 @@ def _scan_rejects(data: ReportData, folder: str, files: list[str], reasons: set[
         need = _need(data.reject_examples, reasons | set(table.column("reason").unique().to_pylist()))
         found = _first_rows_by_label(table.column("reason"), None, need)
         if found:
-            rows = more(["doc_id", "source", "detail", "text", "source_file", "source_row"]).to_pylist()
+            rows = _rows(more, ["doc_id", "source", "detail", "text", "source_file", "source_row"], found)
             for label, hits in found.items():
                 data.reject_examples.setdefault(label, []).extend(_example(rows[r]) for r in hits)
         if all(n <= 0 for n in _need(data.reject_examples, reasons).values()):
