@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from hybridmix.transforms.faults import fail_point
+from hybridmix.transforms.filters import CONTAMINATED, DECONTAMINATE
 from hybridmix.transforms.report_data import (
     EXAMPLES,
     LENGTH_EDGES,
@@ -378,10 +379,15 @@ def _decontamination(manifest: dict[str, Any], data: ReportData) -> str:
                      _n(matched.get("total", 0)), _n((figures.get("tokens") or {}).get("total", 0)),
                      ", ".join(f"{s} {n:,}" for s, n in (matched.get("by_source") or {}).items()) or "-"])
     verb = "removed" if decon.get("mode") == "drop" else "flagged"
+    examples = data.filter_examples.get(DECONTAMINATE, [])
+    for name in decon.get("sets") or {}:
+        examples = examples + data.flag_examples.get(f"{CONTAMINATED}:{name}", [])
+    listed = (f'<details class="filter"><summary>{_code(DECONTAMINATE)} <span class="muted">examples</span>'
+              f'</summary>{"".join(_example_block(x, DECONTAMINATE) for x in examples)}</details>' if examples else "")
     return (f"<h3>Decontamination</h3><p class=muted>Documents sharing {_e(decon.get('threshold'))} with an "
             f"evaluation item are {verb}.</p>" +
             _table(["evaluation set", "items", "indexed", "too short", "documents", "tokens", "by source"], rows,
-                   numeric=range(1, 6)))
+                   numeric=range(1, 6)) + listed)
 
 
 def _rejects(manifest: dict[str, Any], data: ReportData) -> str:

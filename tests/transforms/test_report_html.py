@@ -155,3 +155,16 @@ def test_a_report_that_cannot_be_built_leaves_a_page_that_says_why(run, tmp_path
     assert manifest["run_id"] in page
     with pytest.raises(Exception):
         build_report(str(broken), manifest)
+
+
+def test_decontamination_is_shown_with_its_matches(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = tmp_path / "out"
+    assert main(["run", os.path.join(root, "examples", "decontaminate.yaml"), "--output", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    page = (out / REPORT).read_text(encoding="utf-8")
+    matched = manifest["decontamination"]["sets"]["alpaca_eval"]["documents"]["total"]
+    section = page[page.index("<h3>Decontamination"):page.index("<h3>Rejected rows")]
+    assert f"<td class=n>{matched:,}</td>" in section
+    assert "<summary><code>decontaminate</code>" in section
+    assert section.count('<div class="example">') == 3 and "of evaluation set &#x27;alpaca_eval&#x27;" in section
