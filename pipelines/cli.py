@@ -1,4 +1,4 @@
-"""The `hybridmix` command: run, validate, plan, inspect, explain, train-scorer.
+"""The `hybridmix` command: run, validate, plan, inspect, explain, report, train-scorer.
 
 Thin by design: parse flags, dispatch to the command, and turn every failure into one line on
 stderr and a documented exit code. Everything a run decides is in the config or in the pipeline.
@@ -21,6 +21,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from hybridmix.pipelines.explain import add_parser as add_explain_parser
 from hybridmix.pipelines.explain import cmd_explain
 from hybridmix.pipelines.inspection import cmd_inspect
+from hybridmix.pipelines.inspection import cmd_inspect, cmd_report
 from hybridmix.pipelines.logs import setup_logging
 from hybridmix.pipelines.plan import DEFAULT_SAMPLE_ROWS, cmd_plan
 from hybridmix.pipelines.report import safe_text
@@ -139,6 +140,18 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("out", help="output folder of a run")
     inspect.add_argument("--json", action="store_true", help="print manifest.json and nothing else")
     inspect.add_argument("--rows", type=int, default=3, help="sample rows to show (default 3)")
+
+    report = sub.add_parser(
+        "report",
+        parents=[common],
+        help="build report.html again from a finished run",
+        description=("Build the self-contained HTML report of the finished run in OUT (funnel, target vs achieved, "
+                     "lengths, filters with examples, duplicates, collapse indicators, quality scores) from its "
+                     "manifest and output files, and write it to OUT's report.html or to --output. A run writes "
+                     "it too; this rebuilds it, e.g. after the report failed or with a newer hybridmix."),
+    )
+    report.add_argument("out", help="output folder of a run (local or s3://)")
+    report.add_argument("--output", help="write the page here instead of into the output (local path or s3://)")
     add_explain_parser(sub, [common])
     add_train_parser(sub)
     return parser
@@ -243,6 +256,8 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
         return cmd_train(args)
     if args.command == "explain":
         return cmd_explain(args)
+    if args.command == "report":
+        return cmd_report(args)
     return cmd_inspect(args)
 
 

@@ -1,4 +1,5 @@
-"""`hybridmix inspect`: a finished run's summary, schema and sample rows, from its manifest."""
+"""`hybridmix inspect` and `hybridmix report`: a finished run's summary, schema and sample rows, from its
+manifest, and its report.html rebuilt from the manifest and the output files."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from hybridmix.pipelines.report import (
     sources_table,
     summary,
 )
+from hybridmix.pipelines.outputs import output_lock, resolve_output
 from hybridmix.schemas.errors import OutputError
 from hybridmix.transforms.objectstore import read_bytes, read_commit
 from hybridmix.transforms.publish import MANIFEST, SUCCESS
-from hybridmix.transforms.storage import is_remote, list_files, open_parquet, parquet_threads
+from hybridmix.transforms.report_html import REPORT, build_report
+from hybridmix.transforms.storage import is_remote, list_files, open_parquet, parquet_threads, write_atomically
 
 # What `inspect` and the run summary read from a manifest, with the type each must have.
 _REQUIRED = {"run_id": str, "config": dict, "counts": dict, "totals": dict, "mixture": dict, "outputs": dict,
@@ -109,3 +112,44 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(f"\nfirst {len(rows)} row(s) of {data[0]['path']}:")
             print(sample_rows(rows, ["id", "origin", "source", "tokens", "split", "text"]))
     return 0 if finished and not missing else 2
+
+
+def _write_text(path: str, text: str) -> None:
+    data = text.encode("utf-8")
+
+    def write(target) -> None:
+        if isinstance(target, str):
+            with open(target, "wb") as fh:
+                fh.write(data)
+        else:
+            target.write(data)
+
+    write_atomically(path, write)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Build report.html again from a finished output: into the output (default) or to --output."""
+    manifest = read_manifest(args.out)
+    folder, finished = run_folder(args.out)
+    if not finished:
+        raise OutputError(f"{args.out} has no {SUCCESS}: the run did not finish, so there is nothing to report")
+    missing = missing_files(folder, manifest)
+    if missing:
+        raise OutputError(f"{args.out}: {len(missing)} file(s) listed in the manifest are missing "
+                          f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); cannot report on it")
+    page = build_report(folder, manifest)
+    if args.output:
+        target = args.output if is_remote(args.output) else os.path.abspath(args.output)
+        _write_text(target, page)
+    elif is_remote(folder):
+        target = f"{folder.rstrip('/')}/{REPORT}"
+        _write_text(target, page)
+    else:
+        target = os.path.join(folder, REPORT)
+        # The output's own lock: a run replacing this output meanwhile must not get a report of the old one.
+        with output_lock(resolve_output(args.out), manifest["run_id"]):
+            if not os.path.exists(os.path.join(folder, SUCCESS)):
+                raise OutputError(f"{args.out} changed while the report was built; run `hybridmix report` again")
+            _write_text(target, page)
+    print(f"wrote {target} ({len(page.encode('utf-8')):,} bytes)")
+    return 0

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def escape_controls(text: str) -> str:
-    """Text that cannot drive the terminal: control, bidi and escape characters are shown as \\uXXXX."""
-    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+# One definition of what must not reach a terminal or a page (report.html uses it too).
+from hybridmix.transforms.report_html import escape_controls
 
 
 def safe_text(value: Any, limit: int = 100) -> str:

@@ -15,7 +15,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from hybridmix.pipelines.build import RunContext, build_pipeline, prepare_run
-from hybridmix.pipelines.inspection import read_manifest
+from hybridmix.pipelines.inspection import read_manifest, run_folder
 from hybridmix.pipelines.logs import worker_stderr_to_log
 from hybridmix.pipelines.outputs import (
     Existing,
@@ -35,6 +35,7 @@ from hybridmix.schemas.errors import ConfigError, InfeasibleMixtureError, Output
 from hybridmix.transforms.decontam import plan_eval_sets
 from hybridmix.transforms.inputs import plan_inputs
 from hybridmix.transforms.objectstore import read_commit, s3_settings, start_attempt
+from hybridmix.transforms.report_html import REPORT
 from hybridmix.transforms.sketch import lsh_shape
 from hybridmix.transforms.storage import is_remote, use_options
 
@@ -160,6 +161,7 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
                     recover_and_clean(ctx.out_dir)
     print(summary(read_manifest(ctx.out_dir)))
     print(f"\nwrote {ctx.out_dir} in {time.monotonic() - started:.1f} s")
+    print(f"report: {run_folder(ctx.out_dir)[0].rstrip('/')}/{REPORT} (open it in a browser)")
     return 0
 
 

@@ -173,3 +173,38 @@ def slow_config(root, rows: int = 16_000) -> str:
         ],
         "mixture": {"targets": {"human": 0.6, "synthetic": 0.4}},
     })
+
+
+# A text that must reach report.html as text, never as markup or as terminal/bidi controls.
+HOSTILE_HTML = "I'm sorry, but I cannot help with that. <script>alert('x')</script> \u202eevil\u202c \x1b[31m"
+
+
+def report_corpus(root, hostile: str = HOSTILE_HTML) -> str:
+    """A small human + synthetic corpus that gives every part of report.html something to show, and its
+    config: a refusal holding `hostile` (dropped by the refusal filter), a too-short answer, five long
+    answers that repeat their lines (dropped), a bulleted answer (flagged), an exact human duplicate, a
+    synthetic near copy of a human text (a cluster that mixes origins), a blank answer (rejected), and
+    scored synthetic text. Returns the config path; `root/in` holds the files."""
+    root = str(root)
+    human = [{"id": f"h{i}", "text": words(i, 60 + i % 40)} for i in range(60)]
+    human.append({"id": "h-copy", "text": human[3]["text"]})
+    synth = [{"id": f"s{i}", "text": words(1000 + i, 80 + 7 * (i % 30)), "model": f"m{i % 3}"} for i in range(80)]
+    synth += [
+        {"id": "s-refusal", "text": hostile, "model": "m0"},
+        {"id": "s-short", "text": "Yes, sure.", "model": "m1"},
+        {"id": "s-bullets", "text": "- " + "\n- ".join(words(2000 + k, 6) for k in range(8)), "model": "m1"},
+        {"id": "s-copies-human", "text": near_copy(human[5]["text"]), "model": "m2"},
+        {"id": "s-empty", "text": "   ", "model": "m2"},
+    ]
+    # Long answers that repeat their lines: more of them than the report shows, each longer than it shows.
+    synth += [{"id": f"s-loop{k}", "text": (words(3000 + k, 14) + "\n") * 40, "model": "m0"} for k in range(5)]
+    write_parquet(os.path.join(root, "in", "human.parquet"), human)
+    write_parquet(os.path.join(root, "in", "synth.parquet"), synth)
+    return write_config(os.path.join(root, "in", "config.yaml"), {
+        "corpora": [
+            {"name": "wiki", "origin": "human", "paths": ["human.parquet"], "id_column": "id"},
+            {"name": "chat", "origin": "synthetic", "paths": ["synth.parquet"], "id_column": "id",
+             "columns": {"generator": "model"}},
+        ],
+        "mixture": {"targets": {"human": 0.6, "synthetic": 0.4}, "selection": {"synthetic": "weighted"}},
+    })

@@ -9,6 +9,9 @@ stores).
 
 With HYBRIDMIX_HOLD_AT=<point> and HYBRIDMIX_HOLD_UNTIL=<file> the process instead waits at that
 point until <file> exists, so a test can make another run overtake this one at an exact step.
+
+With HYBRIDMIX_FAIL_AT=<point> the process raises an exception at that point instead, as a bug would.
+Points: `report` (drawing report.html), which must not cost a run its output.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ import time
 CRASH_ENV = "HYBRIDMIX_CRASH_AT"
 HOLD_ENV = "HYBRIDMIX_HOLD_AT"
 RELEASE_ENV = "HYBRIDMIX_HOLD_UNTIL"
+FAIL_ENV = "HYBRIDMIX_FAIL_AT"
+
+
+class InjectedFailure(RuntimeError):
+    """Raised at a fail point (HYBRIDMIX_FAIL_AT), for tests of what a failure there leaves."""
 
 
 def crash_point(name: str) -> None:
@@ -29,3 +37,8 @@ def crash_point(name: str) -> None:
     if os.environ.get(HOLD_ENV) == name and release:
         while not os.path.exists(release):
             time.sleep(0.05)
+
+
+def fail_point(name: str) -> None:
+    if os.environ.get(FAIL_ENV) == name:
+        raise InjectedFailure(f"injected failure at {name} ({FAIL_ENV})")

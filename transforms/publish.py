@@ -37,12 +37,14 @@ from hybridmix.transforms.objectstore import (
     new_attempt,
     read_commit,
 )
+from hybridmix.transforms.report_html import REPORT, report_or_fallback
 from hybridmix.transforms.shards import shard_file_name, write_parquet
 from hybridmix.transforms.storage import create_raw, delete_files, is_remote, list_files
 
 MANIFEST = "manifest.json"
 # Everything a finished output holds; a folder holding anything else is not hybridmix's to replace.
-OUTPUT_ENTRIES = frozenset(OUTPUT_FOLDERS + (MANIFEST, SUCCESS))
+# `hybridmix report` rewrites report.html through a temporary file beside it, which a killed rebuild leaves.
+OUTPUT_ENTRIES = frozenset(OUTPUT_FOLDERS + (MANIFEST, SUCCESS, REPORT, REPORT + ".inprogress"))
 STAGING_SUFFIX = ".inprogress"
 # Folders that may get no rows; each always holds at least a schema-only file.
 SIDE_FOLDERS = ("rejects", "filtered", "duplicates", "ledger")
@@ -63,10 +65,14 @@ def parked_dir(stage_dir: str) -> str:
     return stage_dir + PARKED_SUFFIX
 
 
-def publish_local(stage_dir: str, out_dir: str, manifest: Manifest, scratch: tuple[str, ...]) -> None:
-    """Finish the staged folder (manifest, then `_SUCCESS`) and rename it into place."""
+def publish_local(stage_dir: str, out_dir: str, manifest: Manifest, scratch: tuple[str, ...],
+                  report: str | None = None) -> None:
+    """Finish the staged folder (report, manifest, then `_SUCCESS`) and rename it into place."""
     for folder in scratch:
         shutil.rmtree(os.path.join(stage_dir, folder), ignore_errors=True)
+    if report is not None:
+        with open(os.path.join(stage_dir, REPORT), "w", encoding="utf-8") as fh:
+            fh.write(report)
     with open(os.path.join(stage_dir, MANIFEST), "w", encoding="utf-8") as fh:
         fh.write(manifest.model_dump_json(indent=2))
         fh.write("\n")
@@ -82,9 +88,11 @@ def publish_local(stage_dir: str, out_dir: str, manifest: Manifest, scratch: tup
     shutil.rmtree(parked, ignore_errors=True)
 
 
-def publish_remote(stage_dir: str, out_dir: str, manifest: Manifest, scratch: tuple[str, ...], *,
-                   base: Any = None, settings: dict | None = None, locked: bool = True) -> None:
-    """Finish the attempt folder (scratch out, manifest in), then commit it with one write of `_SUCCESS`.
+def publish_remote(stage_dir: str, out_dir: str, manifest: Manifest, scratch: tuple[str, ...],
+                   report: str | None = None, *, base: Any = None, settings: dict | None = None,
+                   locked: bool = True) -> None:
+    """Finish the attempt folder (scratch out, report and manifest in), then commit it with one write of
+    `_SUCCESS`.
 
     `base` is the commit the run saw when it started (None: none); with `locked` the commit is
     conditional on it still being the current one.
@@ -99,10 +107,14 @@ def publish_remote(stage_dir: str, out_dir: str, manifest: Manifest, scratch: tu
     files = [p for p, _, _ in list_files(stage_dir)]
     spill = [p for p in files if any(p.startswith(f"{stage_dir}/{folder}/") for folder in scratch)]
     delete_files(spill)
+    finished = {f"{stage_dir}/{MANIFEST}"}
+    if report is not None:
+        with create_raw(f"{stage_dir}/{REPORT}") as fh:
+            fh.write(report.encode("utf-8"))
+        finished.add(f"{stage_dir}/{REPORT}")
     with create_raw(f"{stage_dir}/{MANIFEST}") as fh:
         fh.write(manifest.model_dump_json(indent=2).encode("utf-8") + b"\n")
-    published = sorted({p for p in files if p not in spill and p != f"{stage_dir}/{STARTED}"}
-                       | {f"{stage_dir}/{MANIFEST}"})
+    published = sorted({p for p in files if p not in spill and p != f"{stage_dir}/{STARTED}"} | finished)
     crash_point("publish:staged")
     try:
         now = commit(store, out_dir, stage_dir, manifest.run_id, published, base, locked)
@@ -150,12 +162,15 @@ class _PublishFn(beam.DoFn):
         outputs = list(outputs) + schema_only_files(stage_dir, outputs, ctx["config"].output)
         manifest = build_manifest(stats=RunStats(stats), plan=plan, inputs=list(inputs), outputs=outputs,
                                   collapse=collapse, **ctx)
+        # From the manifest as JSON, as `hybridmix report` reads it from manifest.json: the same page.
+        written = json.loads(manifest.model_dump_json())
+        report = report_or_fallback(stage_dir, written)
         if is_remote(out_dir):
-            publish_remote(stage_dir, out_dir, manifest, scratch, **remote)
+            publish_remote(stage_dir, out_dir, manifest, scratch, report, **remote)
         else:
-            publish_local(stage_dir, out_dir, manifest, scratch)
+            publish_local(stage_dir, out_dir, manifest, scratch, report)
         progress.add(progress.PUBLISHED, 1)
-        yield json.loads(manifest.model_dump_json())
+        yield written
 
 
 class RunResults(NamedTuple):

@@ -140,6 +140,20 @@ def test_force_swaps_the_commit_and_removes_the_replaced_run(endpoint, corpus, f
     assert set(_published(bucket)) == set(first_output[1])
 
 
+def test_the_report_is_published_with_the_run_and_rebuilt_from_the_store(endpoint, first_output, tmp_path):
+    bucket, published = first_output
+    assert published["report.html"].startswith(b"<!DOCTYPE html>")
+    assert b'<section id="funnel">' in published["report.html"]
+    copy = tmp_path / "report.html"
+    rebuilt = _cli(endpoint, "report", bucket.url("out"), "--output", copy)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert copy.read_bytes() == published["report.html"]
+    # In place: into the run folder `_SUCCESS` names, which keeps every other file.
+    again = _cli(endpoint, "report", bucket.url("out"))
+    assert again.returncode == 0 and f"{bucket.url('out')}/runs/first." in again.stdout, again.stderr
+    assert _published(bucket) == published
+
+
 @pytest.mark.parametrize("point", ["written", "publish:staged", "publish:committed"])
 def test_kill_at_every_publish_step_never_loses_the_earlier_output(endpoint, corpus, first_output, point):
     _, config = corpus

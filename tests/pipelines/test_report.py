@@ -33,3 +33,51 @@ def test_inspect_escapes_document_text(tmp_path, capsys):
     assert "\\u001b[2J" in out
     assert main(["inspect", str(tmp_path / "out"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["counts"]["h"]["selected"] == 1
+
+
+def _small_run(tmp_path) -> str:
+    write_parquet(tmp_path / "in" / "h.parquet", [{"id": f"h{i}", "text": words(i, 40)} for i in range(12)])
+    write_parquet(tmp_path / "in" / "s.parquet", [{"id": f"s{i}", "text": words(90 + i, 40)} for i in range(12)])
+    config = write_config(tmp_path / "in" / "c.yaml", {
+        "corpora": [{"name": "h", "origin": "human", "paths": ["h.parquet"], "id_column": "id"},
+                    {"name": "s", "origin": "synthetic", "paths": ["s.parquet"], "id_column": "id"}],
+        "mixture": {"targets": {"human": 0.5, "synthetic": 0.5}},
+    })
+    return config
+
+
+def test_a_report_failure_never_costs_the_run_its_output(tmp_path, monkeypatch, capsys):
+    config = _small_run(tmp_path)
+    out = tmp_path / "out"
+    monkeypatch.setenv("HYBRIDMIX_FAIL_AT", "report")
+    assert main(["run", config, "--output", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (out / "_SUCCESS").exists() and manifest["totals"]["selected"] > 0
+    page = (out / "report.html").read_text()
+    assert "The report could not be built" in page and "injected failure at report" in page
+    assert "could not be built" in capsys.readouterr().err
+    # Rebuilt once the cause is gone: the full report, in place and where --output says.
+    monkeypatch.delenv("HYBRIDMIX_FAIL_AT")
+    assert main(["report", str(out)]) == 0
+    rebuilt = (out / "report.html").read_text()
+    assert '<section id="funnel">' in rebuilt and "could not be built" not in rebuilt
+    assert main(["report", str(out), "--output", str(tmp_path / "copy.html")]) == 0
+    assert (tmp_path / "copy.html").read_text() == rebuilt
+    assert f"wrote {out}/report.html" in capsys.readouterr().out
+    # While rebuilding, the report is an output of the run like any other: inspect and --force accept it
+    # (and the temporary file a killed rebuild leaves).
+    (out / "report.html.inprogress").write_text("half")
+    assert main(["inspect", str(out)]) == 0
+    assert main(["run", config, "--output", str(out), "--force"]) == 0
+    assert (out / "report.html").read_text() == rebuilt
+    assert not (out / "report.html.inprogress").exists()
+
+
+def test_report_needs_a_finished_run(tmp_path, capsys):
+    config = _small_run(tmp_path)
+    out = tmp_path / "out"
+    assert main(["report", str(out)]) == 2
+    assert main(["run", config, "--output", str(out)]) == 0
+    (out / "_SUCCESS").unlink()
+    assert main(["report", str(out)]) == 2
+    assert "the run did not finish" in capsys.readouterr().err
