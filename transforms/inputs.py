@@ -266,8 +266,8 @@ def match_files(pattern: str, base_dir: str, key: str, name: str) -> list[tuple[
     return found
 
 
-def plan_inputs(config: IngestConfig, base_dir: str) -> InputPlan:
-    """List every corpus's files and read their footers.
+def plan_inputs(config: IngestConfig, base_dir: str, jsonl_chunk_bytes: int = jsonl.CHUNK_BYTES) -> InputPlan:
+    """List every corpus's files and read their footers (scan JSON Lines files).
 
     A glob that matches nothing is always an error. A file that cannot be used raises
     (on_bad_file: fail) or is set aside in `bad_files` (on_bad_file: quarantine).
@@ -286,7 +286,7 @@ def plan_inputs(config: IngestConfig, base_dir: str) -> InputPlan:
                     f"{path}: matched by both corpus {seen[path]!r} and corpus {corpus.name!r}; "
                     "a file belongs to one corpus")
             seen[path] = corpus.name
-            described = _describe_file(len(files), ci, corpus, path, size, modified, base_dir)
+            described = _describe_file(len(files), ci, corpus, path, size, modified, base_dir, jsonl_chunk_bytes)
             if isinstance(described, BadFile):
                 if config.on_bad_file == "fail":
                     raise described.error()
@@ -303,7 +303,7 @@ def input_format(corpus: CorpusConfig, path: str) -> str:
 
 
 def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: int, modified: float,
-                   base_dir: str) -> InputFile | BadFile:
+                   base_dir: str, jsonl_chunk_bytes: int) -> InputFile | BadFile:
     display = _display(path, base_dir)
     fmt = input_format(corpus, path)
 
@@ -313,7 +313,7 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
     if size < 0:
         return bad(RejectReason.UNREADABLE_FILE, f"{display}: cannot read: no such file (a dangling link?)")
     if fmt == "jsonl":
-        return _describe_jsonl(index, ci, corpus, path, size, modified, display, bad)
+        return _describe_jsonl(index, ci, corpus, path, size, modified, display, bad, jsonl_chunk_bytes)
     if size == 0:
         return bad(RejectReason.UNREADABLE_FILE, f"{display}: file is empty (0 bytes), not Parquet")
     try:
@@ -345,12 +345,12 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
 
 
 def _describe_jsonl(index: int, ci: int, corpus: CorpusConfig, path: str, size: int, modified: float,
-                    display: str, bad) -> InputFile | BadFile:
+                    display: str, bad, chunk_bytes: int) -> InputFile | BadFile:
     named = jsonl.named_compression(path)
     if size == 0 and named:
         return bad(RejectReason.UNREADABLE_FILE, f"{display}: file is empty (0 bytes), not {named}-compressed")
     try:
-        scan = jsonl.scan_file(path)
+        scan = jsonl.scan_file(path, chunk_bytes)
     except OSError as exc:
         return bad(RejectReason.UNREADABLE_FILE, f"{display}: cannot read: {exc}")
     if scan.error is not None:
@@ -392,15 +392,14 @@ def _missing_keys(ci: int, corpus: CorpusConfig, display: str, scan: jsonl.Scan)
     missing column does a Parquet file. Other keys may be left out of records whose value is null,
     so their absence is only worth a warning."""
     seen = set(scan.keys)
-    where = f"the first {scan.objects} records" if scan.objects < scan.records else "any record"
+    where = f"its first {scan.objects} records" if scan.sniffed < scan.records else "any record"
     for role, column in corpus_columns(corpus).items():
         if column in seen:
             continue
         if role in ("text", "id"):
-            return (f"{display}: key {column!r} ({_key_for_role(ci, role)}) not found in {where}; they have "
-                    f"{', '.join(map(repr, scan.keys))}")
-        log.warning("%s: key %r (%s) is in none of %s: read as null", display, column, _key_for_role(ci, role),
-                    where)
+            return (f"{display}: key {column!r} ({_key_for_role(ci, role)}) not found in {where} "
+                    f"(keys found: {', '.join(map(repr, scan.keys))})")
+        log.warning("%s: key %r (%s) not found in %s: read as null", display, column, _key_for_role(ci, role), where)
     return None
 
 

@@ -96,11 +96,11 @@ class _HashingReader:
         self.closed = True
 
 
-def _blocks(stream: Any, limit: int | None = None) -> Iterator[bytes]:
+def _blocks(stream: Any, limit: int | None = None, size: int = _BLOCK_BYTES) -> Iterator[bytes]:
     """Blocks of a stream (a Python file or a pyarrow stream), at most `limit` bytes in all."""
     left = limit
     while left is None or left > 0:
-        block = stream.read(_BLOCK_BYTES if left is None else min(_BLOCK_BYTES, left))
+        block = stream.read(size if left is None else min(size, left))
         if not block:
             return
         if left is not None:
@@ -200,7 +200,7 @@ class _Sniffer:
             self.first_problem = problem
 
 
-def scan_file(path: str, chunk_bytes: int = CHUNK_BYTES) -> Scan:
+def scan_file(path: str, chunk_bytes: int = CHUNK_BYTES, block_bytes: int = _BLOCK_BYTES) -> Scan:
     """Count records, cut chunks, hash the bytes and learn the keys of a JSON Lines file, in one pass.
 
     Raises OSError when the file cannot be opened; a stream that breaks part way (a truncated or
@@ -216,7 +216,7 @@ def scan_file(path: str, chunk_bytes: int = CHUNK_BYTES) -> Scan:
         reader = _HashingReader(raw, digest)
         try:
             stream = _decompressed(reader, compression)
-            for block in _blocks(stream):
+            for block in _blocks(stream, size=block_bytes):
                 counter.add(block, sniffer)
             counter.finish(sniffer)
             # A decompressor may stop before the last bytes; the checksum is of the whole file.
@@ -258,15 +258,28 @@ class _LineCounter:
         self._parts = [block[end + 1:]]
         if sniffer.wants():
             self._sniff(whole, sniffer)
-        lines = whole.count(b"\n")
-        # Prefixed with a newline so the first line is judged like the others.
-        blank = len(_BLANK_AFTER_NEWLINE.findall(b"\n" + whole))
+        # Prefixed with a newline so that the first line is judged like the others.
+        marked = b"\n" + whole
+        done = 0
+        while self._chunk_bytes is not None:
+            # A chunk ends with the line that holds its `chunk_bytes`-th byte.
+            need = max(1, self._chunk[0] + self._chunk_bytes - self.offset)
+            if need > len(whole) - done:
+                break
+            cut = whole.index(b"\n", done + need - 1) + 1
+            self._count(whole, marked, done, cut)
+            self._cut(self.offset)
+            done = cut
+        self._count(whole, marked, done, len(whole))
+
+    def _count(self, whole: bytes, marked: bytes, lo: int, hi: int) -> None:
+        """Count the lines of whole[lo:hi] (whole lines); `marked` is whole after one newline."""
+        lines = whole.count(b"\n", lo, hi)
+        # In `marked` the newline before whole[lo] is at lo, and the one ending whole[hi - 1] at hi.
+        blank = len(_BLANK_AFTER_NEWLINE.findall(marked, lo, hi + 1))
         self.lines += lines
         self.records += lines - blank
-        self.offset += len(whole)
-        start, _, _ = self._chunk
-        if self._chunk_bytes is not None and self.offset - start >= self._chunk_bytes:
-            self._cut(self.offset)
+        self.offset += hi - lo
 
     def finish(self, sniffer: _Sniffer) -> None:
         tail = b"".join(self._parts)
@@ -298,27 +311,28 @@ class _LineCounter:
 # ---- reading -------------------------------------------------------------------------------------
 
 
-def open_chunk(path: str, compression: str | None, chunk: Chunk) -> Iterator[bytes]:
+def open_chunk(path: str, compression: str | None, chunk: Chunk, block_bytes: int = _BLOCK_BYTES
+               ) -> Iterator[bytes]:
     """The decompressed blocks of one chunk."""
     if compression is None:
         with open_raw(path) as raw:
             raw.seek(chunk.start)
-            yield from _blocks(raw, None if chunk.end is None else chunk.end - chunk.start)
+            yield from _blocks(raw, None if chunk.end is None else chunk.end - chunk.start, block_bytes)
         return
-    # Locally pyarrow reads the file itself; through a Python file object only on remote stores.
-    source = path if not is_remote(path) else None
-    if source is not None:
-        with pa.input_stream(source, compression=compression) as stream:
-            yield from _blocks(stream)
+    if not is_remote(path):  # pyarrow reads a local file itself, without a Python file object
+        with pa.input_stream(path, compression=compression) as stream:
+            yield from _blocks(stream, size=block_bytes)
         return
     with open_raw(path) as raw:
-        yield from _blocks(_decompressed(raw, compression))
+        yield from _blocks(_decompressed(raw, compression), size=block_bytes)
 
 
-def iter_records(path: str, compression: str | None, chunk: Chunk) -> Iterator[tuple[int, bytes]]:
+def iter_records(path: str, compression: str | None, chunk: Chunk, block_bytes: int = _BLOCK_BYTES
+                 ) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, line) of every record of a chunk, in file order."""
     number = chunk.first_line
-    for line in _lines_of(open_chunk(path, compression, chunk), strip_bom=chunk.start == 0):
+    blocks = open_chunk(path, compression, chunk, block_bytes)
+    for line in _lines_of(blocks, strip_bom=chunk.start == 0):
         number += 1
         if line.strip(_WHITESPACE):
             yield number, line
