@@ -12,7 +12,7 @@ import zstandard
 
 from hybridmix.pipelines.cli import main
 from hybridmix.schemas.records import DOCUMENT_SCHEMA, DUPLICATE_SCHEMA, FILTERED_SCHEMA, REJECTION_SCHEMA
-from tests.builders import words, write_config, write_parquet
+from tests.builders import words, write_config
 from tests.pipelines.test_bad_inputs import _accounted, _rejects
 from tests.pipelines.test_cli import _corpus, _read
 

@@ -6,9 +6,7 @@ import logging
 import os
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import zstandard
 from apache_beam.testing.util import assert_that, equal_to
