@@ -6,13 +6,13 @@ Writes the corpus (default: the AlpacaEval answers in ../shared/data, repeated `
 unique ids) as Parquet (zstd, row groups of 10,000 rows), JSON Lines, gzip JSON Lines and zstd JSON
 Lines into a temporary folder, then measures each in one process; plan, read and ingest in CPU
 seconds of this process (the best of 3: wall time on a shared 2-core machine says more about the
-neighbours than about the code), the run in wall seconds:
+neighbours than about the code), the run in wall and CPU seconds:
 
 - plan: `plan_inputs` (Parquet: footers; JSON Lines: the scan that counts, chunks and hashes)
 - read: every work item through `iter_row_group` (decode or parse into Arrow, no validation)
 - ingest: the same plus `build_documents` (validation, column mapping, normalization, hashes, tokens):
   the work of the ingest stage
-- run: `hybridmix run` end to end on the in-process runner (default config), wall seconds
+- run: `hybridmix run` end to end on the in-process runner (default config), wall and CPU seconds
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import argparse
 import gzip
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -112,11 +113,14 @@ def measure(folder: str, text_bytes: int) -> dict:
     config_path = os.path.join(folder, "config.json")
     with open(config_path, "w") as fh:
         json.dump(_config(folder), fh)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     # The output goes beside the input folder: hybridmix refuses an output inside an input folder.
     done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "hybridmix"), "run", config_path,
                            "--output", folder + "-out", "--run-id", "bench"], capture_output=True, text=True)
     run_s = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run_cpu_s = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
     if done.returncode != 0:
         raise RuntimeError(f"hybridmix run failed ({done.returncode}): {done.stderr}")
     return {
@@ -129,6 +133,7 @@ def measure(folder: str, text_bytes: int) -> dict:
         "ingest_rows_per_s": round(file.rows / timings["ingest"]),
         "ingest_text_mb_per_s": round(text_bytes / 1e6 / timings["ingest"], 1),
         "run_s": round(run_s, 1),
+        "run_cpu_s": round(run_cpu_s, 1),
     }
 
 

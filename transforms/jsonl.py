@@ -1,9 +1,8 @@
 """JSON Lines inputs (plain, gzip or zstd): scan a file once when planning, read its records as Arrow.
 
-A record is a line that holds more than JSON whitespace; a blank line is not a record (as in
-pyarrow, Polars, pandas and `datasets`). A record's row (`source_row`) is its 0-based index among
-the file's records, the row number those readers give it; messages about a record also name its
-1-based line in the file. Compression is recognised from the file's first bytes, whatever its name.
+A record is a line that holds more than JSON whitespace; a blank line is not a record. A record's
+row (`source_row`) is its 0-based index among the file's records: the row number pyarrow's JSON
+reader (which `datasets` uses) gives it. Messages about a record also name its 1-based line. Compression is recognised from the file's first bytes, whatever its name.
 
 Planning scans every file once, streaming: it counts records, hashes the file's bytes and, for an
 uncompressed file, cuts it into chunks of about `CHUNK_BYTES` at line ends, which workers read on
@@ -41,7 +40,7 @@ _MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
 _BOM = codecs.BOM_UTF8
 
 # About 64 MiB of lines per work item: large enough that per-item costs vanish, small enough to
-# spread a file over workers (the size of a Parquet row group in many writers' defaults).
+# spread a file over workers (half the row group parquet-mr writes by default).
 CHUNK_BYTES = 64 << 20
 _BLOCK_BYTES = 1 << 20
 # Records parsed when planning, to learn a file's keys (JSON Lines has no schema to read).
