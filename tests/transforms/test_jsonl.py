@@ -275,3 +275,23 @@ def test_read_corpora_and_read_again_over_chunks_of_a_file(tmp_path):
     assert_that(again, equal_to([{"doc_id": r["id"], "text": r["text"]} for r in kept]
                                 + [{"doc_id": "s1", "text": words(9, 20)}]), label="again")
     p.run().wait_until_finish()
+
+
+def test_rows_read_again_from_a_rewritten_file_fail_the_run(tmp_path):
+    """A JSON Lines file rewritten with the same size and time still cannot slip changed rows in."""
+    path = tmp_path / "human" / "a.jsonl.gz"
+    _write(path, _lines([{"id": f"h{i}", "text": f"text number {i}"} for i in range(5)]), "gzip")
+    config = _config(tmp_path)
+    spec = ReadSpec(config.ingest, plan_inputs(config.ingest, str(tmp_path)), "run")
+    file = spec.plan.files[0]
+    batch, parsed = next(iter_row_group(file, 0, 100, spec.corpus(file)))
+    docs = build_documents(batch, spec, file, 0, parsed=parsed).docs
+    schema = pa.schema([columns.SELECTION.field("uid"), columns.SELECTION.field("text_hash")])
+    stat = os.stat(path)
+    _write(path, _lines([{"id": f"h{i}", "text": f"text NUMBER {i}"} for i in range(5)]), "gzip")
+    assert os.path.getsize(path) == stat.st_size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    p = local_pipeline()
+    _ = p | beam.Create([_requests(docs, schema)]) | ReadRowsAgain(spec, schema, measure=False)
+    with pytest.raises(Exception, match="a.jsonl.gz changed during the run"):
+        p.run().wait_until_finish()
