@@ -181,7 +181,7 @@ def dedup_params(config: PipelineConfig) -> dict:
 def _quarantined_inputs(config: PipelineConfig, plan: InputPlan) -> list[dict]:
     return [
         {"path": b.display, "source": config.corpora[b.corpus].name, "size_bytes": b.size_bytes, "rows": b.rows,
-         "sha256": None, "status": "quarantined", "problem": b.detail}
+         "sha256": None, "status": "quarantined", "problem": b.detail, "format": b.kind}
         for b in plan.bad_files
     ]
 

@@ -1,5 +1,6 @@
 """`hybridmix plan CONFIG`: quotas, repeats, the limiting source and feasibility in seconds, from
-Parquet metadata and a small sample, before anything runs. Nothing is written.
+Parquet metadata (for JSON Lines, the planning scan's counts) and a small sample, before anything
+runs. Nothing is written.
 
 Two plans are made with the run's own planner. The estimate: every input row kept, tokens from a
 sample of each corpus (the run's tokenizer over its first rows, scaled by the text column's bytes).
@@ -24,7 +25,8 @@ from hybridmix.pipelines.build import load_run_tokenizer
 from hybridmix.pipelines.report import _table
 from hybridmix.schemas.config import PipelineConfig, load_config
 from hybridmix.schemas.errors import GuardViolation, InfeasibleMixtureError
-from hybridmix.transforms.inputs import InputPlan, plan_inputs
+from hybridmix.transforms.inputs import InputFile, InputPlan, plan_inputs
+from hybridmix.transforms.jsonl import sample_texts
 from hybridmix.transforms.mixture_core import (
     MixturePlan,
     SourceTally,
@@ -47,8 +49,13 @@ class CorpusSize:
     origin: str
     files: int
     rows: int
-    text_bytes: int  # the text column's uncompressed size in the Parquet metadata
+    # Parquet: the text column's uncompressed size in the metadata. JSON Lines: the decompressed
+    # lines' bytes times the share of text in the sampled lines (0 without a sample).
+    text_bytes: int
     plain: bool  # no file stores the text column dictionary-encoded
+    # At least the text's UTF-8 bytes: the Parquet column's size, or the JSON Lines lines' (a JSON
+    # string is never shorter than the text it holds).
+    bound_bytes: int = 0
     sampled_rows: int = 0
     sampled_tokens: int = 0
     sampled_bytes: int = 0
@@ -75,6 +82,17 @@ def _text_column_size(path: str, column: str) -> tuple[int, bool]:
     return size, plain
 
 
+def _jsonl_text_share(files: list[InputFile], key: str, rows: int) -> float:
+    """Bytes of text per byte of line in the first `rows` records of a corpus's JSON Lines files."""
+    text_bytes = line_bytes = 0
+    for file in files:
+        if rows <= 0:
+            break
+        _, text, lines = sample_texts(file.path, file.compression, key, rows)
+        text_bytes, line_bytes, rows = text_bytes + text, line_bytes + lines, rows - min(rows, file.rows)
+    return text_bytes / line_bytes if line_bytes else 0.0
+
+
 def _sample(config: PipelineConfig, plan: InputPlan, corpus: int, rows: int, tokenizer: dict | None):
     """(rows, tokens, UTF-8 bytes, per script) of the first `rows` texts of a corpus, counted as the run
     counts them."""
@@ -82,6 +100,13 @@ def _sample(config: PipelineConfig, plan: InputPlan, corpus: int, rows: int, tok
     texts: list[pa.Array] = []
     taken = 0
     for file in (f for f in plan.files if f.corpus == corpus):
+        if taken >= rows:
+            break
+        if file.format == "jsonl":
+            found = sample_texts(file.path, file.compression, column, rows - taken)[0]
+            texts.append(pa.array(found, pa.string()))
+            taken += len(found)
+            continue
         pf = open_parquet(file.path)
         for rg in range(pf.num_row_groups):
             if taken >= rows:
@@ -109,13 +134,20 @@ def measure(config: PipelineConfig, plan: InputPlan, sample_rows: int, tokenizer
     sizes = []
     for ci, corpus in enumerate(config.corpora):
         files = [f for f in plan.files if f.corpus == ci]
+        lines = [f for f in files if f.format == "jsonl"]
         text_bytes, all_plain = 0, True
         for f in files:
+            if f.format == "jsonl":
+                continue
             size, plain = _text_column_size(f.path, corpus.text_column)
             text_bytes += size
             all_plain &= plain
+        line_bytes = sum(f.data_bytes or 0 for f in lines)
+        bound = text_bytes + line_bytes
+        if lines and sample_rows > 0:
+            text_bytes += int(round(line_bytes * _jsonl_text_share(lines, corpus.text_column, sample_rows)))
         size = CorpusSize(corpus.name, corpus.origin.value, len(files), sum(f.rows for f in files), text_bytes,
-                          all_plain)
+                          all_plain, bound_bytes=bound)
         if sample_rows > 0:
             n, tokens, nbytes, by_script = _sample(config, plan, ci, sample_rows, tokenizer)
             size = replace(size, sampled_rows=n, sampled_tokens=tokens, sampled_bytes=nbytes, by_script=by_script)
@@ -164,7 +196,7 @@ def certainly_infeasible(config: PipelineConfig, plan: InputPlan) -> str | None:
         return None
     origins = {c.name: c.origin.value for c in config.corpora}
     try:
-        plan_mixture(config.mixture, origins, _tallies(config, sizes, lambda s: s.text_bytes))
+        plan_mixture(config.mixture, origins, _tallies(config, sizes, lambda s: s.bound_bytes))
     except InfeasibleMixtureError as exc:
         # The planner speaks of what filters and dedup left; here every row counts, at its upper bound.
         bound = ("at most, counting one per byte of text" if config.mixture.unit == "tokens"

@@ -68,7 +68,7 @@ class ProvenanceDefaults(_Model):
 
 
 class CorpusConfig(_Model):
-    """One input corpus: a set of Parquet files of one origin."""
+    """One input corpus: a set of Parquet or JSON Lines files of one origin."""
 
     name: str = Field(pattern=NAME_PATTERN, max_length=128)
     origin: Origin
@@ -79,6 +79,9 @@ class CorpusConfig(_Model):
     defaults: ProvenanceDefaults = ProvenanceDefaults()
     keep_columns: list[str] = Field(default_factory=list)
     prompt_column: str | None = None
+    # Default: by each file's name: JSON Lines for .jsonl, .ndjson or .json (each maybe followed by
+    # .gz, .zst or .zstd), Parquet otherwise. Compression is recognised from a file's first bytes.
+    format: Literal["parquet", "jsonl"] | None = None
 
     @model_validator(mode="after")
     def _check_generation(self) -> CorpusConfig:
@@ -463,7 +466,8 @@ class PipelineConfig(_Model):
     seed: StrictInt = Field(default=0, ge=0, lt=2**63)
     # What a bad input does: stop the run naming the file (fail), or go to rejects/ with the
     # reason and let the run go on (quarantine). Bad inputs: unreadable, empty, corrupt or
-    # non-Parquet files, files missing a configured column, and ids that repeat.
+    # non-Parquet files, truncated or corrupt compressed JSON Lines, files missing a configured
+    # column, and ids that repeat. A malformed JSON Lines line is a bad row: rejects/ in both modes.
     on_bad_file: Literal["fail", "quarantine"] = "fail"
     # Number of hash partitions of every keyed stage; the unit of parallelism on a
     # distributed runner. More partitions than workers keeps them all busy.
@@ -551,6 +555,9 @@ class PipelineConfig(_Model):
         payload["output"].pop("path", None)
         if not self.decontaminate.against:  # unused: runs before it existed keep their digest
             payload.pop("decontaminate")
+        for corpus in payload["corpora"]:
+            if corpus["format"] is None:  # as above: the default leaves earlier runs' digests alone
+                corpus.pop("format")
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -54,6 +54,7 @@ class InputFile(_M):
     sha256: str | None
     status: str = "ok"  # ok | quarantined
     problem: str | None = None
+    format: str = "parquet"  # parquet | jsonl | jsonl.gz | jsonl.zst
 
 
 class OutputFile(_M):

@@ -33,6 +33,7 @@ from hybridmix.transforms.inputs import (
     corpus_columns,
     iter_row_group,
 )
+from hybridmix.transforms.jsonl import ParsedLines
 from hybridmix.transforms.stats import STATS, emit, emit_by_source
 from hybridmix.transforms.text import analyze, char_counts, content_hashes, count_tokens, scripts, text_hashes
 
@@ -133,23 +134,28 @@ def build_documents(
     first_row: int,
     positions: np.ndarray | None = None,
     measure: bool = True,
+    parsed: ParsedLines | None = None,
 ) -> BuiltDocuments:
     """Validate one batch of input rows and map it to the internal document schema.
 
     `positions` picks rows of the batch (a second read of chosen rows); default: all.
     With `measure=False` only text, provenance and lineage are filled (content hash, derived
     ids, token counts and word hashes are left empty): enough to write a selected row again.
+    `parsed`: what parsing JSON Lines found (its problems come first; `meta` is made there).
     """
     corpus = spec.corpus(file)
     if positions is None:
         positions = np.arange(batch.num_rows, dtype=np.int64)
     else:
         batch = batch.take(pa.array(positions, pa.int64()))
+        parsed = parsed.take(positions) if parsed is not None else None
     n = batch.num_rows
     rows = first_row + positions.astype(np.int64)
     uids = make_uids(file.index, rows)
     reasons = np.full(n, "", dtype=object)
     details = np.full(n, "", dtype=object)
+    if parsed is not None:
+        reasons[:], details[:] = parsed.reasons, parsed.details
 
     def reject(mask: np.ndarray, reason: RejectReason, detail: str | list[str]) -> None:
         """Give rows in `mask` that have no reason yet this one: the first problem found is reported."""
@@ -180,6 +186,8 @@ def build_documents(
         if role in ("text", "generation"):
             continue
         if role.startswith("keep:"):
+            if parsed is not None:
+                continue  # JSON Lines: every line was checked as UTF-8 when parsed
             t = batch.column(column).type
             bad = _decoded(batch.column(column))[1] if _is_stringlike(t) or _is_binarylike(t) else np.zeros(n, bool)
         else:
@@ -211,11 +219,17 @@ def build_documents(
 
     rejected = reasons != ""
     bad_rows = pa.array(np.nonzero(rejected)[0], pa.int64())
+    shown = _shown_texts(raw_text.take(bad_rows))
+    bad_details = details[rejected]
+    if parsed is not None:
+        # A JSON Lines row is also named by its line, as an editor numbers it (blank lines too).
+        at = np.nonzero(rejected)[0]
+        shown = [parsed.shown[i] if parsed.shown[i] is not None else t for i, t in zip(at, shown)]
+        bad_details = np.array([f"line {parsed.lines[i]}: {d}" for i, d in zip(at, bad_details)], dtype=object)
     rejects = rejections(
         len(bad_rows), source=corpus.name, source_file=file.display, source_rows=rows[rejected],
         doc_ids=ids.take(bad_rows) if ids is not None else None, reasons=reasons[rejected],
-        details=details[rejected], texts=_shown_texts(raw_text.take(bad_rows)),
-        run_id=spec.run_id)
+        details=bad_details, texts=shown, run_id=spec.run_id)
 
     keep = np.nonzero(~rejected)[0]
     take = pa.array(keep, pa.int64())
@@ -257,7 +271,7 @@ def build_documents(
             mapped("license", corpus.defaults.license),
             mapped("url", corpus.defaults.url),
             prompt.take(take) if prompt is not None else pa.nulls(m, pa.string()),
-            _meta(batch, corpus, take),
+            parsed.meta.take(take) if parsed is not None and parsed.meta is not None else _meta(batch, corpus, take),
             pa.array(hashes, pa.string()),
             pa.array(tokens, pa.int32()),
             pa.array(chars, pa.int32()),
@@ -352,13 +366,12 @@ class _ReadRowGroupFn(beam.DoFn):
         spec = self._spec
         file = spec.plan.files[file_index]
         corpus = spec.corpus(file)
-        wanted = sorted(set(corpus_columns(corpus).values()))
         row = first_row
         crash_point("read")
         file.check_unchanged()
         try:
-            for batch in iter_row_group(file, row_group, spec.config.read_batch_rows, wanted):
-                built = build_documents(batch, spec, file, row)
+            for batch, parsed in iter_row_group(file, row_group, spec.config.read_batch_rows, corpus):
+                built = build_documents(batch, spec, file, row, parsed=parsed)
                 row += batch.num_rows
                 self._rows.inc(batch.num_rows)
                 progress.add(progress.READ, batch.num_rows)
@@ -370,7 +383,7 @@ class _ReadRowGroupFn(beam.DoFn):
                     yield built.docs
         except DataError as exc:
             end = first_row + count
-            detail = f"{file.display}: rows {row}..{end - 1} (row group {row_group}) cannot be read: {exc.message}"
+            detail = f"{file.display}: rows {row}..{end - 1} ({file.part(row_group)}) cannot be read: {exc.message}"
             if spec.config.on_bad_file == "fail":
                 raise DataError(detail) from None
             log.warning("quarantined %s", detail)

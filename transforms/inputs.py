@@ -2,7 +2,9 @@
 
 Files are listed and their footers read when the pipeline is built (`plan_inputs`), so a
 missing or unreadable file stops the run before any work starts, and the work is split by row
-group. Every stage that reads rows gets a `ReadSpec`: the plan, the ingest config and the run id.
+group. JSON Lines files are scanned once instead (`transforms.jsonl`), and their chunks of lines
+stand in for row groups. Every stage that reads rows gets a `ReadSpec`: the plan, the ingest
+config and the run id.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -24,6 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 from hybridmix.schemas.config import CorpusConfig, IngestConfig
 from hybridmix.schemas.errors import ConfigError, DataError, SchemaError
 from hybridmix.schemas.reasons import RejectReason
+from hybridmix.transforms import jsonl
 from hybridmix.transforms.batches import uid_file, uid_row
 from hybridmix.transforms.storage import (
     file_identity,
@@ -53,6 +56,22 @@ class InputFile:
     row_group_rows: tuple[int, ...]
     fingerprint: str
     columns: tuple[str, ...]
+    format: str = "parquet"  # parquet | jsonl
+    # JSON Lines only: gzip, zstd or None; the byte ranges of the chunks counted in `row_group_rows`;
+    # the SHA-256 of the file's bytes (the planning scan read them all); its decompressed size.
+    compression: str | None = None
+    chunks: tuple[jsonl.Chunk, ...] = ()
+    sha256: str | None = None
+    data_bytes: int | None = None
+
+    @property
+    def kind(self) -> str:
+        """The format as the manifest names it: parquet, jsonl, jsonl.gz or jsonl.zst."""
+        return _kind(self.compression) if self.format == "jsonl" else self.format
+
+    def part(self, row_group: int) -> str:
+        """A work item, named for messages."""
+        return f"chunk {row_group}" if self.format == "jsonl" else f"row group {row_group}"
 
     def check_unchanged(self) -> None:
         """Fail when the file is not the one that was planned: rows read twice must be the same rows."""
@@ -72,6 +91,10 @@ class InputFile:
         return tuple(starts)
 
 
+def _kind(compression: str | None) -> str:
+    return "jsonl" + {"gzip": ".gz", "zstd": ".zst"}.get(compression or "", "")
+
+
 @dataclass(frozen=True)
 class BadFile:
     """An input file that cannot be used, kept (quarantine) so its rows are accounted for."""
@@ -83,6 +106,7 @@ class BadFile:
     rows: int | None  # known when the footer could be read
     reason: str
     detail: str
+    kind: str = "parquet"
 
     def error(self) -> DataError:
         cls = SchemaError if self.reason == RejectReason.MISSING_COLUMN else DataError
@@ -242,8 +266,8 @@ def match_files(pattern: str, base_dir: str, key: str, name: str) -> list[tuple[
     return found
 
 
-def plan_inputs(config: IngestConfig, base_dir: str) -> InputPlan:
-    """List every corpus's files and read their footers.
+def plan_inputs(config: IngestConfig, base_dir: str, jsonl_chunk_bytes: int = jsonl.CHUNK_BYTES) -> InputPlan:
+    """List every corpus's files and read their footers (scan JSON Lines files).
 
     A glob that matches nothing is always an error. A file that cannot be used raises
     (on_bad_file: fail) or is set aside in `bad_files` (on_bad_file: quarantine).
@@ -262,7 +286,7 @@ def plan_inputs(config: IngestConfig, base_dir: str) -> InputPlan:
                     f"{path}: matched by both corpus {seen[path]!r} and corpus {corpus.name!r}; "
                     "a file belongs to one corpus")
             seen[path] = corpus.name
-            described = _describe_file(len(files), ci, corpus, path, size, modified, base_dir)
+            described = _describe_file(len(files), ci, corpus, path, size, modified, base_dir, jsonl_chunk_bytes)
             if isinstance(described, BadFile):
                 if config.on_bad_file == "fail":
                     raise described.error()
@@ -273,15 +297,23 @@ def plan_inputs(config: IngestConfig, base_dir: str) -> InputPlan:
     return InputPlan(base_dir=base_dir, files=tuple(files), bad_files=tuple(bad))
 
 
+def input_format(corpus: CorpusConfig, path: str) -> str:
+    """parquet or jsonl: the corpus's `format`, else by the file's name."""
+    return corpus.format or ("jsonl" if jsonl.is_jsonl_name(path) else "parquet")
+
+
 def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: int, modified: float,
-                   base_dir: str) -> InputFile | BadFile:
+                   base_dir: str, jsonl_chunk_bytes: int) -> InputFile | BadFile:
     display = _display(path, base_dir)
+    fmt = input_format(corpus, path)
 
     def bad(reason: RejectReason, detail: str, rows: int | None = None) -> BadFile:
-        return BadFile(ci, path, display, size if size >= 0 else None, rows, reason.value, detail)
+        return BadFile(ci, path, display, size if size >= 0 else None, rows, reason.value, detail, fmt)
 
     if size < 0:
         return bad(RejectReason.UNREADABLE_FILE, f"{display}: cannot read: no such file (a dangling link?)")
+    if fmt == "jsonl":
+        return _describe_jsonl(index, ci, corpus, path, size, modified, display, bad, jsonl_chunk_bytes)
     if size == 0:
         return bad(RejectReason.UNREADABLE_FILE, f"{display}: file is empty (0 bytes), not Parquet")
     try:
@@ -312,18 +344,111 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
     )
 
 
-def iter_row_group(file: InputFile, row_group: int, batch_rows: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
+def _describe_jsonl(index: int, ci: int, corpus: CorpusConfig, path: str, size: int, modified: float,
+                    display: str, bad, chunk_bytes: int) -> InputFile | BadFile:
+    named = jsonl.named_compression(path)
+    if size == 0 and named:
+        return bad(RejectReason.UNREADABLE_FILE, f"{display}: file is empty (0 bytes), not {named}-compressed")
+    try:
+        scan = jsonl.scan_file(path, chunk_bytes)
+    except OSError as exc:
+        return bad(RejectReason.UNREADABLE_FILE, f"{display}: cannot read: {exc}")
+    if scan.error is not None:
+        # Records before the break are known and counted; how many follow it is not.
+        what = f"{scan.compression}-compressed JSON Lines" if scan.compression else "JSON Lines"
+        return replace(bad(RejectReason.UNREADABLE_FILE,
+                           f"{display}: cannot read as {what}: {scan.error} after {scan.records:,} records "
+                           f"(line {scan.lines + 1}); how many records follow is unknown",
+                           rows=scan.records or None), kind=_kind(scan.compression))
+    if scan.sniffed and not scan.objects:
+        return bad(RejectReason.UNREADABLE_FILE,
+                   f"{display}: not JSON Lines: none of its first {scan.sniffed} records is a JSON object "
+                   f"({scan.first_problem})")
+    if scan.objects:
+        problem = _missing_keys(ci, corpus, display, scan)
+        if problem:
+            return bad(RejectReason.MISSING_COLUMN, problem, rows=scan.records)
+    return InputFile(
+        index=index,
+        corpus=ci,
+        path=path,
+        display=display,
+        size_bytes=size,
+        modified=modified,
+        rows=scan.records,
+        row_group_rows=tuple(c.records for c in scan.chunks),
+        fingerprint=scan.sha256,
+        columns=scan.keys,
+        format="jsonl",
+        compression=scan.compression,
+        chunks=scan.chunks,
+        sha256=scan.sha256,
+        data_bytes=scan.data_bytes,
+    )
+
+
+def _missing_keys(ci: int, corpus: CorpusConfig, display: str, scan: jsonl.Scan) -> str | None:
+    """A required key (text, id) found in none of the first records makes the file unusable, as a
+    missing column does a Parquet file. Other keys may be left out of records whose value is null,
+    so their absence is only worth a warning."""
+    seen = set(scan.keys)
+    where = f"its first {scan.objects} records" if scan.sniffed < scan.records else "any record"
+    for role, column in corpus_columns(corpus).items():
+        if column in seen:
+            continue
+        if role in ("text", "id"):
+            return (f"{display}: key {column!r} ({_key_for_role(ci, role)}) not found in {where} "
+                    f"(keys found: {', '.join(map(repr, scan.keys))})")
+        log.warning("%s: key %r (%s) not found in %s: read as null", display, column, _key_for_role(ci, role), where)
+    return None
+
+
+def iter_row_group(file: InputFile, row_group: int, batch_rows: int, corpus: CorpusConfig
+                   ) -> Iterator[tuple[pa.RecordBatch, jsonl.ParsedLines | None]]:
+    """Batches of one row group (Parquet) or chunk (JSON Lines) with the roles' columns, and for JSON
+    Lines what parsing found (`build_documents` takes both)."""
+    if file.format == "jsonl":
+        yield from _iter_chunk(file, row_group, batch_rows, corpus)
+        return
+    columns = sorted(set(corpus_columns(corpus).values()))
     try:
         pf = open_parquet(file.path)
-        yield from pf.iter_batches(batch_size=batch_rows, row_groups=[row_group], columns=columns,
-                                   use_threads=parquet_threads(file.path))
+        for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[row_group], columns=columns,
+                                     use_threads=parquet_threads(file.path)):
+            yield batch, None
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{file.display}: cannot read row group {row_group}: {exc}") from None
 
 
+def _iter_chunk(file: InputFile, chunk: int, batch_rows: int, corpus: CorpusConfig
+                ) -> Iterator[tuple[pa.RecordBatch, jsonl.ParsedLines]]:
+    roles = jsonl.Roles.of(corpus_columns(corpus), f"corpora[{file.corpus}].text_column")
+    expected = file.row_group_rows[chunk]
+    seen = 0
+    records: list[tuple[int, bytes]] = []
+    try:
+        for record in jsonl.iter_records(file.path, file.compression, file.chunks[chunk]):
+            if seen == expected:
+                seen += 1  # more records than planned: the file changed
+                break
+            records.append(record)
+            seen += 1
+            if len(records) == batch_rows:
+                yield jsonl.parse_records(records, roles)
+                records = []
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{file.display}: cannot read chunk {chunk}: {exc}") from None
+    if records:
+        yield jsonl.parse_records(records, roles)
+    if seen != expected:
+        raise DataError(f"{file.display} changed during the run: chunk {chunk} no longer holds the "
+                        f"{expected:,} records planned")
+
+
 def checksum_file(file: InputFile, source: str) -> dict[str, Any]:
     """Manifest entry for one input file, with a SHA-256 of its bytes."""
-    sha256 = sha256_file(file.path)
+    # A JSON Lines file was hashed whole by its planning scan; unchanged since, it need not be read again.
+    sha256 = file.sha256 or sha256_file(file.path)
     file.check_unchanged()  # the checksum must be of the file that was planned and read
     return {
         "path": file.display,
@@ -331,4 +456,5 @@ def checksum_file(file: InputFile, source: str) -> dict[str, Any]:
         "size_bytes": file.size_bytes,
         "rows": file.rows,
         "sha256": sha256,
+        "format": file.kind,
     }

@@ -17,7 +17,7 @@ import pyarrow as pa
 from hybridmix.schemas.errors import DataError
 from hybridmix.transforms.batches import concat, make_uids, uid_file, uid_row
 from hybridmix.transforms.ingest import build_documents
-from hybridmix.transforms.inputs import ReadSpec, corpus_columns, iter_row_group
+from hybridmix.transforms.inputs import ReadSpec, iter_row_group
 
 _RG_BITS = 24
 
@@ -57,19 +57,19 @@ class _ReadAgainFn(beam.DoFn):
         spec = self._spec
         requests = concat(batches, self._schema)
         file = spec.plan.files[file_index]
-        wanted = sorted(set(corpus_columns(spec.corpus(file)).values()))
         order = np.argsort(requests.column("uid").to_numpy(), kind="stable")
         requests = requests.take(pa.array(order))
         uids = requests.column("uid").to_numpy()
         found = 0
         first = file.row_group_starts[row_group]
         file.check_unchanged()
-        for batch in iter_row_group(file, row_group, spec.config.read_batch_rows, wanted):
+        for batch, parsed in iter_row_group(file, row_group, spec.config.read_batch_rows, spec.corpus(file)):
             base = int(make_uids(file_index, np.array([first]))[0])
             lo, hi = np.searchsorted(uids, [base, base + batch.num_rows])
             if hi > lo:
                 positions = uids[lo:hi] - base
-                docs = build_documents(batch, spec, file, first, positions=positions, measure=self._measure).docs
+                docs = build_documents(batch, spec, file, first, positions=positions, measure=self._measure,
+                                       parsed=parsed).docs
                 asked = requests.slice(lo, hi - lo)
                 _check_same_rows(docs, asked, file.display)
                 found += hi - lo
@@ -79,8 +79,8 @@ class _ReadAgainFn(beam.DoFn):
                 # Stop early: a quarantined row group may be unreadable past its last good row.
                 break
         if found != requests.num_rows:
-            raise DataError(f"{file.display} changed during the run: {requests.num_rows - found} rows of row group "
-                            f"{row_group} were not found when read again; nothing was published")
+            raise DataError(f"{file.display} changed during the run: {requests.num_rows - found} rows of "
+                            f"{file.part(row_group)} were not found when read again; nothing was published")
 
 
 class ReadRowsAgain(beam.PTransform):

@@ -9,12 +9,15 @@ import subprocess
 import sys
 import time
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from tests import s3
 from tests.builders import write_config
 from tests.pipelines.test_cli import ROOT, _config, _corpus
+from tests.pipelines.test_jsonl import JSONL_NAMES, _write_jsonl
+from tests.pipelines.test_jsonl import _config as jsonl_config
 
 VOLATILE_KEYS = {"started_at", "finished_at"}
 
@@ -103,6 +106,34 @@ def test_inputs_and_output_on_s3_give_the_bytes_of_a_local_run(endpoint, corpus,
     assert shown.returncode == 0, shown.stderr
     assert f"run folder (named by {bucket.url('out')}/_SUCCESS): {bucket.url('out')}/runs/same." in shown.stdout
     assert "source_file" in shown.stdout
+
+
+def test_json_lines_inputs_on_s3_read_as_local_ones(endpoint, tmp_path):
+    """Plain, gzip and zstd JSON Lines through Beam's S3 file system: planning scan, chunks, checksums."""
+    _corpus(tmp_path)
+    bucket = s3.Bucket(endpoint)
+    for parquet, (name, compression) in JSONL_NAMES.items():
+        _write_jsonl(str(tmp_path / "in" / name), pq.read_table(tmp_path / "in" / parquet).to_pylist(), compression)
+        os.remove(tmp_path / "in" / parquet)
+        bucket.upload(tmp_path / "in" / name, f"jsonl/{name}")
+    local_config = yaml.safe_load(open(jsonl_config(tmp_path)).read())
+    for corpus_cfg in local_config["corpora"]:
+        corpus_cfg["paths"] = [bucket.url(f"jsonl/{p}") for p in corpus_cfg["paths"]]
+    config = write_config(tmp_path / "s3.yaml", local_config)
+    runs = {}
+    for where, path in (("local", tmp_path / "in" / "config.yaml"), ("s3", config)):
+        done = _cli(endpoint, "run", path, "--output", tmp_path / f"out-{where}", "--run-id", "same")
+        assert done.returncode == 0, done.stderr
+        runs[where] = json.loads((tmp_path / f"out-{where}" / "manifest.json").read_text())
+    assert runs["s3"]["counts"] == runs["local"]["counts"] and runs["s3"]["counts"]["chat"]["read"] == 48
+    checksums = {where: sorted((i["sha256"], i["rows"], i["format"]) for i in m["inputs"])
+                 for where, m in runs.items()}
+    assert checksums["s3"] == checksums["local"]
+    assert {i["format"] for i in runs["s3"]["inputs"]} == {"jsonl", "jsonl.gz", "jsonl.zst"}
+    data = {where: sorted((r["doc_id"], r["text"], r["source_row"])
+                          for r in pq.read_table(tmp_path / f"out-{where}" / "data").to_pylist())
+            for where in runs}
+    assert data["s3"] == data["local"] and len(data["s3"]) > 30
 
 
 @pytest.fixture(scope="module")
