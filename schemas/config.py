@@ -77,7 +77,9 @@ class CorpusConfig(_Model):
     id_column: str | None = None
     columns: ProvenanceColumns = ProvenanceColumns()
     defaults: ProvenanceDefaults = ProvenanceDefaults()
-    keep_columns: list[str] = Field(default_factory=list)
+    # Input columns carried into `meta` (a JSON object): a list keeps their names as keys; a mapping
+    # {key: column} renames them, e.g. {title: source} where a column's name would read as another field.
+    keep_columns: list[str] | dict[str, str] = Field(default_factory=list)
     prompt_column: str | None = None
     # Default: by each file's name: JSON Lines for .jsonl, .ndjson or .json (each maybe followed by
     # .gz, .zst or .zstd), Parquet otherwise. Compression is recognised from a file's first bytes.
@@ -90,11 +92,17 @@ class CorpusConfig(_Model):
             raise ValueError(f"defaults.generation: human text has generation 0, got {gen}")
         if self.origin is Origin.SYNTHETIC and gen == 0:
             raise ValueError("defaults.generation: synthetic text has generation >= 1, got 0")
-        reserved = {self.text_column}
-        for key in self.keep_columns:
-            if key in reserved:
-                raise ValueError(f"keep_columns: {key!r} is the text column; it is always kept")
+        for column in self.kept_columns.values():
+            if column == self.text_column:
+                raise ValueError(f"keep_columns: {column!r} is the text column; it is always kept")
         return self
+
+    @property
+    def kept_columns(self) -> dict[str, str]:
+        """`meta` key -> input column of each kept column."""
+        if isinstance(self.keep_columns, dict):
+            return dict(self.keep_columns)
+        return {column: column for column in self.keep_columns}
 
     @property
     def default_generation(self) -> int:

@@ -286,11 +286,13 @@ def build_documents(
 
 
 def _meta(batch: pa.RecordBatch, corpus: CorpusConfig, take: pa.Array) -> pa.Array:
-    if not corpus.keep_columns:
+    keys = corpus.kept_columns
+    if not keys:
         return pa.nulls(len(take), pa.string())
-    kept = batch.select(corpus.keep_columns).take(take).to_pylist()
+    kept = batch.select(sorted(set(keys.values()))).take(take).to_pylist()
     return pa.array(
-        [json.dumps(row, sort_keys=True, default=str, ensure_ascii=False) for row in kept], pa.string())
+        [json.dumps({key: row[column] for key, column in keys.items()}, sort_keys=True, default=str,
+                    ensure_ascii=False) for row in kept], pa.string())
 
 
 def _column(value: Any, n: int, type_: pa.DataType) -> pa.Array:

@@ -229,8 +229,8 @@ def corpus_columns(corpus: CorpusConfig) -> dict[str, str]:
     for role, column in corpus.columns.model_dump().items():
         if column:
             roles[role] = column
-    for column in corpus.keep_columns:
-        roles[f"keep:{column}"] = column
+    for key, column in corpus.kept_columns.items():
+        roles[f"keep:{key}"] = column
     return roles
 
 

@@ -427,7 +427,7 @@ class Roles:
     text: str
     generation: str | None
     strings: tuple[str, ...]  # id, prompt and provenance keys (not the text or generation key)
-    keep: tuple[str, ...]
+    keep: tuple[tuple[str, str], ...]  # (meta key, input key) of each kept column
     text_key_path: str  # the config key that names the text key, for messages
 
     @classmethod
@@ -435,7 +435,8 @@ class Roles:
         text, generation = roles["text"], roles.get("generation")
         strings = {c for r, c in roles.items() if r not in ("text", "generation") and not r.startswith("keep:")}
         return cls(text=text, generation=generation, strings=tuple(sorted(strings - {text, generation})),
-                   keep=tuple(c for r, c in roles.items() if r.startswith("keep:")), text_key_path=text_key_path)
+                   keep=tuple((r[len("keep:"):], c) for r, c in roles.items() if r.startswith("keep:")),
+                   text_key_path=text_key_path)
 
 
 def parse_records(records: list[tuple[int, bytes]], roles: Roles) -> tuple[pa.RecordBatch, ParsedLines]:
@@ -481,7 +482,7 @@ def parse_records(records: list[tuple[int, bytes]], roles: Roles) -> tuple[pa.Re
             generations[i] = record.get(roles.generation)
         if meta is not None:
             # As the Parquet path writes `meta` (sort_keys, default=str), from the values as written.
-            meta[i] = json.dumps({k: record.get(k) for k in roles.keep}, sort_keys=True, default=str,
+            meta[i] = json.dumps({k: record.get(c) for k, c in roles.keep}, sort_keys=True, default=str,
                                  ensure_ascii=False)
     columns = {text_key: pa.array(texts, pa.string())}
     if roles.generation is not None:

@@ -12,9 +12,9 @@ from hybridmix.pipelines.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DEMO_FILES = {
-    "data/train-00000-of-00002.parquet": "09d5cf021d38ead99520528ea0f4475f38f65d0e1b14c11596686fe6748a4085",
-    "data/train-00001-of-00002.parquet": "2cd9f8f86077deeeeec2da59cbe848d2d6a94d5097bf9114e63a03fe1beb0281",
-    "data/validation-00000-of-00001.parquet": "681d1a554bb99077899e325d3ed9c19c928501dfd0e2250fe4ecda93f1d98800",
+    "data/train-00000-of-00002.parquet": "c726e9ced3bf4d45f9fc3b5ea4ec717dfb365e166e9bee3d90fe41706f3b4c53",
+    "data/train-00001-of-00002.parquet": "207879982fc74a309f903358c5c61230ecc7216390ad389e6984d71175015e64",
+    "data/validation-00000-of-00001.parquet": "48927ad19d345f65d08e3999a53bad945c307dba74edcf46e21238265cd915a0",
     "duplicates/part-00000-of-00001.parquet": "b486f6068d03268c040160e77aa8d8d59bca4a15b4f72a12ba384f7cbd9fdfff",
     "filtered/part-00000-of-00001.parquet": "ce0df33b4d11d4a84b0af73944cf82c7962f9a172e0ea70fa6dba1a3b71ad8bc",
     "ledger/part-00000-of-00001.parquet": "648fa3479983ca31dcbf379409b7650cf97596479c31da2919fc59f883aa2ce0",

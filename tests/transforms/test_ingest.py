@@ -89,6 +89,15 @@ def test_provenance_mapping_defaults_and_meta(tmp_path):
     assert docs[0]["origin"] == "synthetic"
 
 
+def test_keep_columns_mapping_names_the_meta_keys(tmp_path):
+    rows = [{"id": "a", "text": "x y z", "source": "Du Fu", "n": 3}]
+    config, plan = _corpus(tmp_path, rows, keep_columns={"title": "source", "n": "n", "again": "n"})
+    meta = json.loads(_build(config, plan).docs.column("meta")[0].as_py())
+    assert meta == {"title": "Du Fu", "n": 3, "again": 3}
+    with pytest.raises(SchemaError, match=r"column 'nope' \(corpora\[0\].keep_columns\) not found"):
+        _corpus(tmp_path / "missing", rows, keep_columns={"title": "nope"})
+
+
 def test_generation_outside_the_origin_range_is_rejected(tmp_path):
     rows = [{"id": "a", "text": "x", "gen": 0}, {"id": "b", "text": "y", "gen": 3}]
     config, plan = _corpus(tmp_path, rows, origin="synthetic", columns={"generation": "gen"})

@@ -128,12 +128,13 @@ def test_compression_is_recognised_by_content_and_the_format_by_name_or_config(t
 # --- values: the same as Parquet's -----------------------------------------------------------------
 
 def test_rows_are_the_documents_the_same_rows_give_as_parquet(tmp_path):
-    """Ints, floats and booleans in string roles, generation, nested kept values: as Parquet reads them."""
+    """Ints, floats and booleans in string roles, generation, nested kept values (one renamed): as Parquet
+    reads them."""
     rows = [{"id": 10 + i, "text": words(i, 10 + i), "m": 1.5 if i % 2 else 2.0, "gen": i % 3 + 1,
              "lic": i % 2 == 0, "p": [i, i + 1], "extra": {"k": i, "tags": ["a", "b"]}, "n": 0.1 * i}
             for i in range(12)]
     corpus = dict(origin="synthetic", columns={"generator": "m", "generation": "gen", "license": "lic",
-                                               "parent_id": "p"}, keep_columns=["extra", "n"])
+                                               "parent_id": "p"}, keep_columns={"extra": "extra", "share": "n"})
     write_parquet(tmp_path / "pq" / "human" / "a.parquet", rows)
     _write(tmp_path / "js" / "human" / "a.jsonl", _lines(rows))
     built = {}
@@ -144,7 +145,7 @@ def test_rows_are_the_documents_the_same_rows_give_as_parquet(tmp_path):
     docs = built["js"][0]
     assert len(docs) == 12 and docs[0]["doc_id"] == "10" and docs[0]["generator"] == "2"  # Arrow: 2.0 -> "2"
     assert docs[0]["license"] == "true" and docs[1]["parent_id"] == "[1, 2]"
-    assert json.loads(docs[3]["meta"]) == {"extra": {"k": 3, "tags": ["a", "b"]}, "n": 0.30000000000000004}
+    assert json.loads(docs[3]["meta"]) == {"extra": {"k": 3, "tags": ["a", "b"]}, "share": 0.30000000000000004}
 
 
 def test_malformed_lines_become_rejects_with_their_line_and_reason(tmp_path):
