@@ -125,8 +125,8 @@ def _first_difference(a, b, path="manifest"):
 
 
 def _summary(stdout: str) -> list[str]:
-    """The printed run summary without the wall-time line."""
-    return [line for line in stdout.splitlines() if not line.startswith("wrote ")]
+    """The printed run summary without the lines that name the output folder or the wall time."""
+    return [line for line in stdout.splitlines() if not line.startswith(("wrote ", "report: "))]
 
 
 def _unreachable() -> str | None:
