@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hybridmix.pipelines.build import load_run_tokenizer
-from hybridmix.pipelines.report import _table
+from hybridmix.pipelines.report import text_table
 from hybridmix.schemas.config import PipelineConfig, load_config
 from hybridmix.schemas.errors import GuardViolation, InfeasibleMixtureError
 from hybridmix.transforms.inputs import InputFile, InputPlan, plan_inputs
@@ -248,11 +248,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return InfeasibleMixtureError.exit_code if certain else 0
     print(f"{args.config}: {len(inputs.files)} input file(s), {len(inputs.bad_files)} unusable; "
           f"estimates assume every row is kept (filters and dedup only remove)")
-    print(_table(["corpus", "origin", "files", "rows", "text MB", "sampled", "est. tokens"],
+    print(text_table(["corpus", "origin", "files", "rows", "text MB", "sampled", "est. tokens"],
                  [[s.name, s.origin, f"{s.files:,}", f"{s.rows:,}", f"{s.text_bytes / 1e6:,.1f}",
                    f"{s.sampled_rows:,}", f"{s.estimated_tokens:,}" if args.sample_rows else "-"] for s in sizes]))
     print(f"\nplan by the estimate ({unit})")
-    print(_table(["source", "origin", "documents", "est. tokens", "share", "quota", "repeats"],
+    print(text_table(["source", "origin", "documents", "est. tokens", "share", "quota", "repeats"],
                  [[k["source"], k["origin"], f"{k['documents']:,}", f"{k['estimated_tokens']:,}",
                    f"{k['share']:.2%}" if k["share"] is not None else "-",
                    f"{k['quota']:,.0f}" if k["quota"] is not None else "-",

@@ -16,7 +16,7 @@ def safe_text(value: Any, limit: int = 100) -> str:
     return escape_controls(text) + ("..." if cut else "")
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
+def text_table(headers: list[str], rows: list[list[Any]]) -> str:
     cells = [[safe_text(h, 40) for h in headers]] + [[safe_text(c, 40) for c in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = []
@@ -48,7 +48,7 @@ def summary(manifest: dict[str, Any]) -> str:
     headers = ["source", "origin", "read", "rejected", "filtered", "exact dup", "near dup",
                "not selected", "selected", "written", "tokens"]
     lines = [f"run {manifest['run_id']}  (config {manifest['config_digest'][:12]}, seed {manifest['seed']})", "",
-             _table(headers, rows), ""]
+             text_table(headers, rows), ""]
     origin_rows = []
     for origin, g in mix["origins"].items():
         origin_rows.append([
@@ -56,7 +56,7 @@ def summary(manifest: dict[str, Any]) -> str:
             f"{g['fraction_error'] * 100:+.3f} pp", f"{g['selected_units']:,}", f"{g['written_rows']:,}",
         ])
     lines.append(f"mixture by {mix['unit']} (budget: {mix['budget']}, max_repeats {mix['max_repeats']})")
-    lines.append(_table(["origin", "target", "achieved", "error", mix["unit"], "rows"], origin_rows))
+    lines.append(text_table(["origin", "target", "achieved", "error", mix["unit"], "rows"], origin_rows))
     scripts = mix.get("scripts", {})
     if any(len(per) > 1 or any(g["target_fraction"] is not None for g in per.values()) for per in scripts.values()):
         script_rows = [
@@ -65,7 +65,7 @@ def summary(manifest: dict[str, Any]) -> str:
             for origin, per in scripts.items() for script, g in per.items()]
         lines.append("")
         lines.append("by script (of the whole mixture; targets from mixture.scripts)")
-        lines.append(_table(["origin", "script", "target", "achieved", mix["unit"], "rows"], script_rows))
+        lines.append(text_table(["origin", "script", "target", "achieved", mix["unit"], "rows"], script_rows))
     quarantined = [i for i in manifest.get("inputs", []) if i.get("status") == "quarantined"]
     if quarantined:
         lines.append("")
@@ -100,7 +100,7 @@ def filters_table(manifest: dict[str, Any]) -> str:
     if not rows:
         return "quality filters: none failed"
     note = "(a document failing several filters counts under each; filtered/ holds one row per document)"
-    return f"quality filters, documents per source {note}\n" + _table(["filter", "mode", *sources, "total"], rows)
+    return f"quality filters, documents per source {note}\n" + text_table(["filter", "mode", *sources, "total"], rows)
 
 
 def sources_table(manifest: dict[str, Any]) -> str:
@@ -111,7 +111,7 @@ def sources_table(manifest: dict[str, Any]) -> str:
              f"{s['achieved_fraction']:.2%}", f"{s.get('available_' + unit, s.get('available_tokens', 0)):,}",
              f"{s['selected_units']:,}", f"{s['selected_documents']:,}", f"{s['repeats']:.2f}", s.get("selection", "-")]
             for name, s in sources.items()]
-    return f"mixture by source ({unit})\n" + _table(
+    return f"mixture by source ({unit})\n" + text_table(
         ["source", "target", "achieved", "available", "selected", "documents", "repeats", "selection"], rows)
 
 
@@ -129,7 +129,7 @@ def decontamination_table(decon: dict[str, Any]) -> str:
     verb = "removed" if decon["mode"] == "drop" else "flagged"
     title = (f"decontamination ({decon['threshold']}, {verb}; boilerplate: {decon['common_ngrams_ignored']:,} "
              f"n-grams found in more than {decon['max_items_per_ngram']} items)")
-    return title + "\n" + _table(
+    return title + "\n" + text_table(
         ["evaluation set", "items", "indexed", "too short", "boilerplate only", "documents", "tokens", "by source"],
         rows)
 
@@ -175,7 +175,7 @@ def collapse_table(manifest: dict[str, Any]) -> str:
             "-" if not v.get("tokens_quantiles") else f"{v['tokens_quantiles'][q]:,.0f}" for _, v in groups])
     title = (f"collapse indicators (sample of up to {collapse.get('sample_documents')} output rows per group, "
              "diversity over the same number of words)")
-    return title + "\n" + _table(["indicator"] + [g for g, _ in groups], rows)
+    return title + "\n" + text_table(["indicator"] + [g for g, _ in groups], rows)
 
 
 def scores_table(manifest: dict[str, Any]) -> str:
@@ -195,4 +195,4 @@ def scores_table(manifest: dict[str, Any]) -> str:
                          f"{g['p50']:.3f}", f"{g['p75']:.3f}"])
     scorer = (manifest.get("quality") or {}).get("scorer") or {}
     title = f"quality scores ({safe_text(scorer.get('file'), 80)}; histograms in the manifest)"
-    return title + "\n" + _table(["source", "documents", "count", "mean", "p25", "p50", "p75"], rows)
+    return title + "\n" + text_table(["source", "documents", "count", "mean", "p25", "p50", "p75"], rows)
