@@ -28,7 +28,7 @@ from hybridmix.transforms.storage import (
 from hybridmix.transforms.text import stable_hash64
 
 FILES = "files"
-# Fragments of every folder's shards, inside the staging folder; removed before publishing.
+# Spill files of every folder's shards, inside the staging folder; removed before publishing.
 SPILL_FOLDER = "_spill"
 ORDER_COLUMN = "__order"
 # Rows one merge writes when shards are small: its share of each spill file is one read.
@@ -146,10 +146,10 @@ def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], 
         # Spill files live minutes and are read once: no compression beats a smaller file.
         write_atomically(path, lambda sink, m=messages: _write_buffers(sink, m))
         merge = shard[starts] // per_merge
-        for group in np.unique(merge):
-            at = np.nonzero(merge == group)[0]
-            yield (str(name), int(group), n), (path, int(offsets[at[0]]), int(offsets[at[-1] + 1]),
-                                              tuple(int(s) for s in shard[starts[at]]))
+        cuts = np.concatenate([[0], np.flatnonzero(np.diff(merge)) + 1, [len(merge)]])
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            yield (str(name), int(merge[a]), n), (path, int(offsets[a]), int(offsets[b]),
+                                                 tuple(int(s) for s in shard[starts[a:b]]))
 
 
 def _spill_tag(keys: np.ndarray) -> str:
