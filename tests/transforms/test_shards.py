@@ -10,7 +10,7 @@ import pytest
 
 from hybridmix.schemas.config import OutputConfig
 from hybridmix.transforms import shards
-from hybridmix.transforms.shards import SPILL_FOLDER, ShardSpec, WriteShards, order_by_id
+from hybridmix.transforms.shards import SPILL_FOLDER, ShardSpec, WriteShards, label_by_split, order_by_id
 from tests.conftest import local_pipeline
 
 SCHEMA = pa.schema([("id", pa.string()), ("split", pa.string()), ("value", pa.int64())])
@@ -30,8 +30,8 @@ def batches(repeat_first=False):
 
 def write(tmp_path, rows_per_shard, name, repeat_first=False):
     stage = str(tmp_path / name)
-    spec = ShardSpec("data", SCHEMA, functools.partial(order_by_id, seed=3), ("id",),
-                     label=lambda b: np.asarray(b.column("split").to_pylist(), dtype=object), unique="id")
+    spec = ShardSpec("data", SCHEMA, functools.partial(order_by_id, seed=3), ("id",), label=label_by_split,
+                     unique="id")
     with local_pipeline() as p:
         _ = (p | beam.Create(batches(repeat_first))
              | WriteShards(spec, OutputConfig(rows_per_shard=rows_per_shard, row_group_rows=7), stage))
@@ -58,7 +58,8 @@ def test_spill_files_do_not_grow_with_the_shard_count(tmp_path):
     few_spill, few = write(tmp_path, 100_000, "large")
     # 203 + 23 shards of 4 rows (a few get no rows) against 2.
     assert len(many) > 200 and len(few) == 2
-    # One spill file per input batch and label (train, validation), however many shards.
+    # One spill file per input batch and label (train, validation), however many shards. They stay
+    # until the run publishes, so the folder shows every file written.
     assert len(many_spill) == len(few_spill) == BATCHES * 2
     check_shards(many)
     check_shards(few)
@@ -78,10 +79,13 @@ def test_merges_of_many_shards_place_every_row_and_match_one_merge_per_shard(tmp
 
 
 def test_a_batch_delivered_twice_is_written_once(tmp_path):
+    """A retried bundle rewrites the same spill file and reports the same ranges: no row twice (the
+    `unique` check would fail the run)."""
     _, files = write(tmp_path, 4, "retried", repeat_first=True)
     check_shards(files)
 
 
-@pytest.mark.parametrize(("count", "rows", "expected"), [(1, 5, 1), (3, 0, 3), (4, 1_000_000, 1), (1000, 1_000_000, 100)])
+@pytest.mark.parametrize(("count", "rows", "expected"),
+                         [(1, 5, 1), (3, 0, 3), (4, 1_000_000, 1), (1000, 1_000_000, 100)])
 def test_shards_per_merge_follows_rows(count, rows, expected):
     assert shards.shards_per_merge(count, rows) == expected
