@@ -197,7 +197,7 @@ def _write_ledger(p: beam.Pipeline, ctx: RunContext, out_cfg, gate, side_outputs
         duplicates | "LedgerDuplicates" >> beam.Map(from_duplicates),
         survivors,
     ) | "MergeLedger" >> beam.Flatten()
-    shards = p | "LedgerShards" >> beam.Create([{"part": ledger_shards(rows)}])
+    shards = p | "LedgerShards" >> beam.Create([{"part": (ledger_shards(rows), rows)}])
     return (entries | "WriteLedger" >> WriteShards(
         ShardSpec(LEDGER, LEDGER_SCHEMA, order_ledger, LINEAGE_ORDER), out_cfg, ctx.stage_dir,
         shards=shards, gate=gate)).files

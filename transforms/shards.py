@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,21 +18,21 @@ from hybridmix.schemas.config import OutputConfig
 from hybridmix.schemas.errors import FatalError
 from hybridmix.schemas.stats import Figure
 from hybridmix.transforms import progress
-from hybridmix.transforms.batches import split_rows
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.stats import STATS, emit_by_source
 from hybridmix.transforms.storage import (
-    delete_files,
     file_size,
-    read_parquet,
+    read_range,
     write_atomically,
 )
 from hybridmix.transforms.text import stable_hash64
 
 FILES = "files"
-# Fragments of every folder's shards, inside the staging folder; removed before publishing.
+# Spill files of every folder's shards, inside the staging folder; removed before publishing.
 SPILL_FOLDER = "_spill"
 ORDER_COLUMN = "__order"
+# Rows one merge writes when shards are small: its share of each spill file is one read.
+MERGE_ROWS = 100_000
 
 
 def order_by_id(batch: pa.RecordBatch, seed: int) -> np.ndarray:
@@ -87,40 +89,83 @@ def shard_count(rows: int, output: OutputConfig, text_bytes: int | None = None) 
     return max(1, -(-rows // output.rows_per_shard))
 
 
-def shards_by_split(sizes: dict[str, dict[str, int]], output: OutputConfig) -> dict[str, int]:
-    return {split: shard_count(size["rows"], output, size["bytes"]) for split, size in sizes.items()}
+def shards_by_split(sizes: dict[str, dict[str, int]], output: OutputConfig) -> dict[str, tuple[int, int]]:
+    """(shards, rows) per split: the shape of the `shards` side input of WriteShards."""
+    return {split: (shard_count(size["rows"], output, size["bytes"]), size["rows"]) for split, size in sizes.items()}
 
 
-def _shards_by_rows(counts: dict[str, int], output: OutputConfig) -> dict[str, int]:
-    return {label: shard_count(rows, output) for label, rows in counts.items()}
+def _shards_by_rows(counts: dict[str, int], output: OutputConfig) -> dict[str, tuple[int, int]]:
+    return {label: (shard_count(rows, output), rows) for label, rows in counts.items()}
 
 
 def shard_file_name(label: str, shard: int, count: int) -> str:
     return f"{label}-{shard:05d}-of-{count:05d}.parquet"
 
 
-def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, int], spec: ShardSpec, spill_dir: str, gate=None):
-    """Write a batch's rows as one fragment per target shard; emit only the fragment's path.
+def shards_per_merge(shards: int, rows: int) -> int:
+    """How many consecutive shards one merge writes: enough for about MERGE_ROWS rows, at least one.
 
-    Fragment names derive from the rows they hold, so a retried bundle rewrites the same
-    files. Each row carries its order key in `__order` for the merge.
+    A merge reads one byte range of every spill file, so the reads (and the runner's keys) grow
+    with the rows, not with how small the user asks shards to be.
+    """
+    return max(1, min(shards, MERGE_ROWS * shards // max(rows, 1)))
+
+
+def spill_schema(schema: pa.Schema) -> pa.Schema:
+    return schema.append(pa.field(ORDER_COLUMN, pa.uint64()))
+
+
+def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], spec: ShardSpec, spill_dir: str,
+                     gate=None):
+    """Write a batch's rows, grouped by target shard, as one spill file per label; emit byte ranges.
+
+    The file is the shards' record batches as IPC messages, back to back in shard order (each row
+    carries its order key in `__order`), so the rows of a merge's shards are one contiguous range:
+    the files written grow with the batches, not with the shards. Each merge gets
+    (path, start, end, its shards in that range). File names derive from the rows they hold, so a
+    retried bundle rewrites the same file.
     """
     progress.add(progress.STAGED, batch.num_rows)
     labels = spec.labels(batch)
     keys = spec.order(batch)
     for name in np.unique(labels):
         rows = np.nonzero(labels == name)[0]
-        n = shards[str(name)]
+        n, total = shards[str(name)]
+        per_merge = shards_per_merge(n, total)
         shard = (keys[rows] % np.uint64(n)).astype(np.int64)
-        for s, idx in split_rows(shard, n):
-            picked = rows[idx]
-            fragment = pa.Table.from_batches([batch.take(pa.array(picked))]).append_column(
-                ORDER_COLUMN, pa.array(keys[picked], pa.uint64()))
-            tag = f"{int(keys[picked].min()):016x}-{int(keys[picked].max()):016x}-{len(picked)}"
-            # Fragments live minutes and are read once: no compression beats a smaller file.
-            write_atomically(f"{spill_dir}/{name}/{s:05d}/{tag}.parquet",
-                             lambda sink, t=fragment: pq.write_table(t, sink, compression="none"))
-            yield (str(name), s, n), (f"{spill_dir}/{name}/{s:05d}/{tag}.parquet", len(picked))
+        order = np.argsort(shard, kind="stable")
+        picked, shard = rows[order], shard[order]
+        table = pa.Table.from_batches([batch.take(pa.array(picked))]).cast(spec.schema).append_column(
+            ORDER_COLUMN, pa.array(keys[picked], pa.uint64()))
+        part = table.combine_chunks().to_batches()[0]
+        bounds = np.flatnonzero(np.diff(shard)) + 1
+        starts, ends = np.concatenate([[0], bounds]), np.concatenate([bounds, [len(shard)]])
+        messages = [part.slice(a, b - a).serialize() for a, b in zip(starts, ends)]
+        offsets = np.concatenate([[0], np.cumsum([m.size for m in messages])])
+        path = f"{spill_dir}/{name}/{_spill_tag(keys[picked])}.arrow"
+        # Spill files live minutes and are read once: no compression beats a smaller file.
+        write_atomically(path, lambda sink, m=messages: _write_buffers(sink, m))
+        merge = shard[starts] // per_merge
+        cuts = np.concatenate([[0], np.flatnonzero(np.diff(merge)) + 1, [len(merge)]])
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            yield (str(name), int(merge[a]), n), (path, int(offsets[a]), int(offsets[b]),
+                                                 tuple(int(s) for s in shard[starts[a:b]]))
+
+
+def _spill_tag(keys: np.ndarray) -> str:
+    return f"{hashlib.blake2b(keys.tobytes(), digest_size=12).hexdigest()}-{len(keys)}"
+
+
+def _write_buffers(sink, buffers: list[pa.Buffer]) -> None:
+    with (open(sink, "wb") if isinstance(sink, str) else contextlib.nullcontext(sink)) as fh:
+        for buf in buffers:
+            fh.write(buf)
+
+
+def read_spill(path: str, start: int, end: int, schema: pa.Schema, count: int) -> list[pa.RecordBatch]:
+    """The `count` record batches stored in bytes [start, end) of a spill file."""
+    stream = pa.BufferReader(read_range(path, start, end))
+    return [pa.ipc.read_record_batch(pa.ipc.read_message(stream), schema) for _ in range(count)]
 
 
 def write_parquet(row_groups: Iterable[pa.Table], schema: pa.Schema, path: str, output: OutputConfig) -> int:
@@ -179,7 +224,11 @@ def _unique_rows(groups: Iterator[pa.Table], column: str, where: str) -> Iterato
 
 
 class _MergeShardFn(beam.DoFn):
-    """((label, shard, count), fragment paths) -> one sorted shard file, written in row groups."""
+    """((label, merge, count), spill ranges) -> the merge's shards, each sorted and written in row groups.
+
+    The merge holds its byte ranges (about MERGE_ROWS rows, or one shard if larger) and sorts and
+    writes one shard at a time. Spill files stay until the run publishes: other merges read them.
+    """
 
     def __init__(self, spec: ShardSpec, output: OutputConfig, stage_dir: str) -> None:
         self._spec = spec
@@ -187,21 +236,32 @@ class _MergeShardFn(beam.DoFn):
         self._stage_dir = stage_dir.rstrip("/")
 
     def process(self, element):
-        (label, shard, count), fragments = element
-        spec = self._spec
-        paths = sorted({path for path, _ in fragments})
-        tables = [read_parquet(path) for path in paths]
-        batches = [b for t in tables for b in t.drop_columns([ORDER_COLUMN]).cast(spec.schema).to_batches()]
-        keys = [k for t in tables for k in (c.to_numpy() for c in t.column(ORDER_COLUMN).chunks)]
-        rows = sum(b.num_rows for b in batches)
+        (label, _, count), ranges = element
+        schema = spill_schema(self._spec.schema)
+        parts: dict[int, list[pa.RecordBatch]] = {}
+        # A retried spill bundle may have reported its ranges twice; they name the same bytes.
+        for path, start, end, shards in sorted(set(ranges)):
+            for shard, batch in zip(shards, read_spill(path, start, end, schema, len(shards))):
+                parts.setdefault(shard, []).append(batch)
+        for shard in sorted(parts):
+            yield from self._write_shard(label, shard, count, parts.pop(shard))
+
+    def _write_shard(self, label: str, shard: int, count: int, parts: list[pa.RecordBatch]):
+        spec, output = self._spec, self._output
+        rows = sum(p.num_rows for p in parts)
+        if len(parts) > 1 and rows <= output.row_group_rows:
+            # Small shards gather a few rows from each of many spill files: one copy up front
+            # makes the sort and the take work on one batch instead of hundreds of slivers.
+            parts = pa.Table.from_batches(parts).combine_chunks().to_batches()
+        keys = [p.column(ORDER_COLUMN).to_numpy() for p in parts]
+        batches = [p.drop_columns([ORDER_COLUMN]) for p in parts]
         rel = f"{spec.folder}/{shard_file_name(label, shard, count)}"
-        groups = sorted_row_groups(batches, keys, spec.tiebreak, self._output.row_group_rows)
+        groups = sorted_row_groups(batches, keys, spec.tiebreak, output.row_group_rows)
         if spec.unique is not None:
             groups = _unique_rows(groups, spec.unique, rel)
-        size = write_parquet(groups, spec.schema, f"{self._stage_dir}/{rel}", self._output)
+        size = write_parquet(groups, spec.schema, f"{self._stage_dir}/{rel}", output)
         crash_point("written")
         progress.add(progress.WRITTEN, rows)
-        delete_files(paths)
         if spec.count_sources:
             for b in batches:
                 yield from emit_by_source(Figure.WRITTEN, b.column("source"))
@@ -213,9 +273,10 @@ class WriteShards(beam.PTransform):
 
     A row's shard and its position in the shard come from `spec.order` (a seeded hash), so the
     files are the same whatever the order rows arrive in. Rows reach their shard through
-    fragment files in the staging folder (`_spill/`), a shuffle through the file system:
-    the runner moves only fragment paths, so memory holds one shard at a time, not the
-    whole output.
+    spill files in the staging folder (`_spill/`), a shuffle through the file system: the
+    runner moves only byte ranges, so memory holds one merge's rows (about MERGE_ROWS, or one
+    shard if larger), not the whole output. One spill file per input batch and label, whatever
+    the number of shards: small shards cost what large ones do.
     """
 
     def __init__(self, spec: ShardSpec, output: OutputConfig, stage_dir: str,
@@ -224,8 +285,8 @@ class WriteShards(beam.PTransform):
         self._spec = spec
         self._output = output
         self._stage_dir = stage_dir.rstrip("/")
-        # Shards per label, when known before the rows exist (a one-element dict PCollection);
-        # without it rows are counted here, which holds them all until the count is done.
+        # (shards, rows) per label, when known before the rows exist (a one-element dict
+        # PCollection); without it rows are counted here, which holds them all until the count is done.
         self._shards = shards
         # A one-element PCollection that must exist before anything is written (the checked
         # mixture plan): a guard violation then stops the run with nothing on disk.
@@ -245,7 +306,7 @@ class WriteShards(beam.PTransform):
             | "SpillByShard" >> beam.FlatMap(
                 _spill_fragments, shards=beam.pvalue.AsSingleton(shards), spec=self._spec,
                 spill_dir=f"{self._stage_dir}/{SPILL_FOLDER}/{self._spec.folder}", **gate)
-            # ((label, shard, shard count), (fragment path, rows)): paths, not rows, are shuffled.
+            # ((label, merge, shard count), (spill path, start, end, shards)): byte ranges, not rows, are shuffled.
             | "GroupByShard" >> beam.GroupByKey()
             | "MergeShard" >> beam.ParDo(_MergeShardFn(self._spec, self._output, self._stage_dir))
             .with_outputs(STATS, main=FILES)

@@ -1,0 +1,91 @@
+import functools
+import os
+import re
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hybridmix.schemas.config import OutputConfig
+from hybridmix.transforms import shards
+from hybridmix.transforms.shards import SPILL_FOLDER, ShardSpec, WriteShards, label_by_split, order_by_id
+from tests.conftest import local_pipeline
+
+SCHEMA = pa.schema([("id", pa.string()), ("split", pa.string()), ("value", pa.int64())])
+BATCHES, ROWS = 6, 150
+
+
+def batches(repeat_first=False):
+    out = []
+    for b in range(BATCHES):
+        ids = [f"doc-{b}-{i}" for i in range(ROWS)]
+        splits = ["validation" if i % 10 == 0 else "train" for i in range(ROWS)]
+        out.append(pa.record_batch([pa.array(ids), pa.array(splits), pa.array(range(b * ROWS, (b + 1) * ROWS))],
+                                   schema=SCHEMA))
+    # A bundle that is retried delivers its batch again.
+    return out + out[:1] if repeat_first else out
+
+
+def write(tmp_path, rows_per_shard, name, repeat_first=False):
+    stage = str(tmp_path / name)
+    spec = ShardSpec("data", SCHEMA, functools.partial(order_by_id, seed=3), ("id",), label=label_by_split,
+                     unique="id")
+    with local_pipeline() as p:
+        _ = (p | beam.Create(batches(repeat_first))
+             | WriteShards(spec, OutputConfig(rows_per_shard=rows_per_shard, row_group_rows=7), stage))
+    spill = [f for _, _, files in os.walk(os.path.join(stage, SPILL_FOLDER)) for f in files]
+    data = sorted(os.listdir(os.path.join(stage, "data")))
+    return spill, {f: pq.read_table(os.path.join(stage, "data", f)) for f in data}
+
+
+def check_shards(files):
+    """Every row once, in the shard its key names, sorted by key within the shard."""
+    seen = []
+    for name, table in files.items():
+        label, shard, count = re.fullmatch(r"(\w+)-(\d+)-of-(\d+)\.parquet", name).groups()
+        keys = order_by_id(pa.record_batch([table.column("id").combine_chunks()], names=["id"]), seed=3)
+        assert (keys % np.uint64(int(count)) == int(shard)).all(), name
+        assert (keys[1:] >= keys[:-1]).all(), name
+        assert set(table.column("split").to_pylist()) == {label}, name
+        seen += table.column("id").to_pylist()
+    assert sorted(seen) == sorted(f"doc-{b}-{i}" for b in range(BATCHES) for i in range(ROWS))
+
+
+def test_spill_files_do_not_grow_with_the_shard_count(tmp_path):
+    many_spill, many = write(tmp_path, 4, "small")
+    few_spill, few = write(tmp_path, 100_000, "large")
+    # 203 + 23 shards of 4 rows (a few get no rows) against 2.
+    assert len(many) > 200 and len(few) == 2
+    # One spill file per input batch and label (train, validation), however many shards. They stay
+    # until the run publishes, so the folder shows every file written.
+    assert len(many_spill) == len(few_spill) == BATCHES * 2
+    check_shards(many)
+    check_shards(few)
+
+
+def test_merges_of_many_shards_place_every_row_and_match_one_merge_per_shard(tmp_path, monkeypatch):
+    _, whole = write(tmp_path, 4, "whole")  # one merge per label
+    # Merges of about 10 rows: 2 shards of 4 rows each; and one merge per shard.
+    monkeypatch.setattr(shards, "MERGE_ROWS", 10)
+    _, grouped = write(tmp_path, 4, "grouped")
+    monkeypatch.setattr(shards, "MERGE_ROWS", 1)
+    _, single = write(tmp_path, 4, "single")
+    check_shards(grouped)
+    assert grouped.keys() == single.keys() == whole.keys()
+    for name in single:
+        assert grouped[name].equals(single[name]) and whole[name].equals(single[name]), name
+
+
+def test_a_batch_delivered_twice_is_written_once(tmp_path):
+    """A retried bundle rewrites the same spill file and reports the same ranges: no row twice (the
+    `unique` check would fail the run)."""
+    _, files = write(tmp_path, 4, "retried", repeat_first=True)
+    check_shards(files)
+
+
+@pytest.mark.parametrize(("count", "rows", "expected"),
+                         [(1, 5, 1), (3, 0, 3), (4, 1_000_000, 1), (1000, 1_000_000, 100)])
+def test_shards_per_merge_follows_rows(count, rows, expected):
+    assert shards.shards_per_merge(count, rows) == expected
