@@ -81,6 +81,11 @@ def normalized(priority: int) -> float:
     return int(priority) / 2.0 ** 64
 
 
+def key_label(source: str, script: str) -> str:
+    """How a planner key reads in a detail: the source, or the source's text in one script."""
+    return f"{source} ({script} text)" if script else source
+
+
 def selection_detail(copies: int, split: str, priority: int, cutoff: int | None, key: str, mode: str) -> str:
     """Why a survivor is or is not in the mixture, against the cut-off of its source (or source and script).
 

@@ -16,7 +16,7 @@ from hybridmix.transforms import columns, progress
 from hybridmix.transforms.batches import concat_blocks
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.inputs import Lineage
-from hybridmix.transforms.ledger import LEDGER, ledger_batch, selection_detail
+from hybridmix.transforms.ledger import LEDGER, key_label, ledger_batch, selection_detail
 from hybridmix.transforms.mixture_core import (
     PRIORITY_BITS,
     MixturePlan,
@@ -25,6 +25,7 @@ from hybridmix.transforms.mixture_core import (
     plan_keys,
     plan_mixture,
     resolve_boundary,
+    split_key,
     stratum,
     top_priority,
     weighted_priority,
@@ -306,10 +307,10 @@ class _SelectFn(beam.DoFn):
                     score = "no quality_score" if np.isnan(scores[row]) else f"quality_score {scores[row]:.4f}"
                     details[row] = f"{score} below min_score {floor} of {source}: not eligible"
                 elif name not in plan.sources:
-                    details[row] = f"no quota for {name}"
+                    details[row] = f"no quota for {key_label(*split_key(name))}"
                 else:
                     details[row] = selection_detail(int(copies[row]), str(splits[row]), int(priority[row]),
-                                                    cutoffs.get(name), name, mode)
+                                                    cutoffs.get(name), key_label(*split_key(name)), mode)
         uids = batch.column("uid").to_numpy()
         fates = pa.array(np.where(copies > 0, Fate.SELECTED.value, Fate.NOT_SELECTED.value), pa.string())
         return ledger_batch(batch.column("doc_id"), batch.column("source"), self._lineage.source_files(uids),

@@ -114,6 +114,13 @@ def test_targets_per_script_are_exact(tmp_path):
     # Japanese has no target: none of it is selected, and every row is still accounted for.
     assert manifest["counts"]["pages"]["not_selected"] == 105 - 50
     assert manifest["mixture"]["sources"]["pages"]["available_documents"] == 105
+    # The ledger names each script's own cut-off; Japanese, without a target, had no quota.
+    ledger = _read(out, "ledger")
+    details = {r["detail"] for r in ledger}
+    assert any("of pages (Hani text)" in d for d in details) and any("of pages (Latn text)" in d for d in details)
+    japanese = {r["doc_id"] for r in rows if r["script"] == "Jpan"} | {
+        r["doc_id"] for r in ledger if "(Jpan text)" in r["detail"]}
+    assert japanese and not any("\x1f" in d for d in details)
 
 
 def test_a_script_target_without_documents_is_infeasible(tmp_path, capsys):
