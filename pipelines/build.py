@@ -189,8 +189,7 @@ def _quarantined_inputs(config: PipelineConfig, plan: InputPlan) -> list[dict]:
 def _write_ledger(p: beam.Pipeline, ctx: RunContext, out_cfg, gate, side_outputs, survivors) -> beam.PCollection:
     """ledger/: the side outputs' rows and the mixture's survivors, reduced to one fate row per input row."""
     rejects, filtered, duplicates = (rows for _, _, rows in side_outputs)
-    # The row count is known from the plan (a quarantined file of unknown size gives one row).
-    rows = sum(f.rows for f in ctx.plan.files) + sum(b.rows or 1 for b in ctx.plan.bad_files)
+    rows = ctx.plan.ledger_rows
     entries = (
         rejects | "LedgerRejects" >> beam.Map(from_rejects),
         filtered | "LedgerFiltered" >> beam.Map(from_filtered),

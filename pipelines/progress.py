@@ -217,8 +217,8 @@ class RunProgress:
         """The pipeline is about to start: preparing (planning inputs, building the graph) is done.
         With `ledger`, ledger/ gets a row per input row (one per quarantined file of unknown size)."""
         now = self._clock()
-        self._planned_rows = sum(f.rows for f in plan.files) + sum(b.rows or 0 for b in plan.bad_files)
-        self._ledger_rows = self._planned_rows + sum(1 for b in plan.bad_files if b.rows is None) if ledger else 0
+        self._planned_rows = plan.planned_rows
+        self._ledger_rows = plan.ledger_rows if ledger else 0
         quarantined = f" ({len(plan.bad_files)} quarantined)" if plan.bad_files else ""
         with self._lock:
             self._pipeline_started = now

@@ -125,6 +125,16 @@ class InputPlan:
                 for f in self.files
                 for rg, (first, rows) in enumerate(zip(f.row_group_starts, f.row_group_rows)) if rows]
 
+    @property
+    def planned_rows(self) -> int:
+        """Rows known before the run: every planned file's, and what a quarantined file's footer said."""
+        return sum(f.rows for f in self.files) + sum(b.rows or 0 for b in self.bad_files)
+
+    @property
+    def ledger_rows(self) -> int:
+        """Rows ledger/ will hold: one per planned row, and one per quarantined file of unknown size."""
+        return self.planned_rows + sum(1 for b in self.bad_files if b.rows is None)
+
     def fingerprint(self) -> str:
         h = hashlib.sha256()
         for f in self.files:
