@@ -19,11 +19,13 @@ from hybridmix.schemas.records import (
     DOCUMENT_SCHEMA,
     DUPLICATE_SCHEMA,
     FILTERED_SCHEMA,
+    INDEX_SCHEMA,
     LEDGER_SCHEMA,
     REJECTION_SCHEMA,
 )
 from hybridmix.transforms.decontam import BuildEvalIndex, EvalFile, plan_eval_sets
 from hybridmix.transforms.dedup import Deduplicate
+from hybridmix.transforms.index import INDEX, order_index
 from hybridmix.transforms.ids import CheckIds
 from hybridmix.transforms.indicators import CollapseIndicators
 from hybridmix.transforms.ingest import ReadCorpora
@@ -39,6 +41,7 @@ from hybridmix.transforms.ledger import (
 from hybridmix.transforms.materialize import MaterializeDocuments, RecordStamp
 from hybridmix.transforms.minhash import shingle_hash32
 from hybridmix.transforms.mixture import MixSources
+from hybridmix.transforms.prior import DedupPrior, PriorOutput, plan_prior
 from hybridmix.transforms.publish import PublishRun, RunResults, staging_dir
 from hybridmix.transforms.quality import FilterQuality
 from hybridmix.transforms.scorer import DEFAULT_SCORER, load_scorer
@@ -47,6 +50,7 @@ from hybridmix.transforms.shards import (
     ShardSpec,
     WriteShards,
     label_by_split,
+    shard_count,
     order_by_id,
     order_by_lineage,
     shards_by_split,
@@ -74,6 +78,7 @@ class RunContext:
     eval_files: tuple[EvalFile, ...] = ()  # decontaminate.against, listed and checksummed
     tokenizer: dict | None = None  # tokenizer kind file: {"path": absolute, "sha256": ...}
     remote: dict | None = None  # object-store output: the commit it replaces, S3 settings, locked
+    prior: tuple[PriorOutput, ...] = ()  # dedup.against, checked, with their index files
 
 
 def versions() -> dict[str, str]:
@@ -87,13 +92,16 @@ def versions() -> dict[str, str]:
 
 
 def default_run_id(config_digest: str, plan: InputPlan, scorer_digest: str = "",
-                   eval_files: tuple[EvalFile, ...] = (), tokenizer: dict | None = None) -> str:
-    """Same config, input files, scorer, evaluation sets and tokenizer file give the same id, so a
-    rerun is byte-identical."""
+                   eval_files: tuple[EvalFile, ...] = (), tokenizer: dict | None = None,
+                   prior: tuple[PriorOutput, ...] = ()) -> str:
+    """Same config, input files, scorer, evaluation sets, tokenizer file and earlier outputs give the
+    same id, so a rerun is byte-identical."""
     text = f"{config_digest}\n{plan.fingerprint()}" + (f"\n{scorer_digest}" if scorer_digest else "")
     text += "".join(f"\neval\0{f.set_name}\0{f.display}\0{f.sha256}" for f in eval_files)
     if tokenizer is not None:
         text += f"\ntokenizer\0{tokenizer['sha256']}"
+    # A run id names its files for good, so an earlier output is known by its run id.
+    text += "".join(f"\nagainst\0{p.run_id}" for p in prior)
     return "hm-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -135,8 +143,9 @@ def prepare_run(config: PipelineConfig, base_dir: str, out_dir: str, run_id: str
     scorer_path, scorer = load_run_scorer(config, base_dir)
     eval_files = plan_eval_sets(config.decontaminate, base_dir)
     tokenizer = load_run_tokenizer(config, base_dir)
+    prior = plan_prior(config.dedup, base_dir, dedup_params(config)["near"])
     rid = check_run_id(run_id) if run_id is not None else default_run_id(
-        digest, plan, scorer["digest"] if scorer else "", eval_files, tokenizer)
+        digest, plan, scorer["digest"] if scorer else "", eval_files, tokenizer, prior)
     out = resolve_output(out_dir)
     return RunContext(
         base_dir=base_dir,
@@ -150,6 +159,7 @@ def prepare_run(config: PipelineConfig, base_dir: str, out_dir: str, run_id: str
         scorer=scorer,
         eval_files=eval_files,
         tokenizer=tokenizer,
+        prior=prior,
     )
 
 
@@ -178,6 +188,12 @@ def dedup_params(config: PipelineConfig) -> dict:
     }
 
 
+def against_params(prior: tuple[PriorOutput, ...]) -> list[dict]:
+    """What the manifest says of each earlier output new documents were matched against."""
+    return [{"path": p.display, "run_id": p.run_id, "documents": p.documents,
+             "match": "exact and near" if p.near else "exact"} for p in prior]
+
+
 def _quarantined_inputs(config: PipelineConfig, plan: InputPlan) -> list[dict]:
     return [
         {"path": b.display, "source": config.corpora[b.corpus].name, "size_bytes": b.size_bytes, "rows": b.rows,
@@ -202,6 +218,11 @@ def _write_ledger(p: beam.Pipeline, ctx: RunContext, out_cfg, gate, side_outputs
         shards=shards, gate=gate)).files
 
 
+def _index_shards(sizes: dict[str, dict[str, int]], out_cfg) -> dict[str, tuple[int, int]]:
+    rows = sum(size["rows"] for size in sizes.values())
+    return {"part": (shard_count(rows, out_cfg), rows)}
+
+
 def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) -> beam.PCollection:
     """Add the whole run to `p`; returns the PCollection holding the published manifest."""
     parts = config.partitions
@@ -220,12 +241,19 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
         config.quality, lineage, ctx.scorer_path, config.decontaminate, evals.index if evals else None)
     sketch = scored.kept | "Sketch" >> SketchDocuments(config.dedup, parts)
     ids = sketch.info | "CheckIds" >> CheckIds(spec, parts)
+    prior = None
+    if ctx.prior:
+        carried = frozenset(c.name for c in config.corpora if c.format == "hybridmix")
+        prior = DedupPrior(ctx.prior, config.dedup, parts,
+                           CandidateSignatures(spec, config.dedup.near, parts), carried)
     dedup = (ids.docs, sketch.bands) | "Deduplicate" >> Deduplicate(
-        config.dedup, parts, lineage, CandidateSignatures(spec, config.dedup.near, parts))
+        config.dedup, parts, lineage, CandidateSignatures(spec, config.dedup.near, parts), prior)
     mix = dedup.survivors | "Mix" >> MixSources(config.mixture, origins, config.seed,
                                                  lineage if out_cfg.ledger else None)
-    stamp = RecordStamp(lineage, config.seed, config.mixture.validation_fraction, ctx.config_digest)
-    records = mix.selected | "Materialize" >> MaterializeDocuments(spec, stamp)
+    stamp = RecordStamp(lineage, config.seed, config.mixture.validation_fraction, ctx.config_digest,
+                        index=out_cfg.index, near=config.dedup.near if config.dedup.near.enabled else None)
+    materialized = mix.selected | "Materialize" >> MaterializeDocuments(spec, stamp)
+    records = materialized.records
 
     # Nothing is written before the mixture plan and its guards have passed.
     gate = mix.plan
@@ -246,6 +274,12 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     ]
     if out_cfg.ledger:
         written.append(_write_ledger(p, ctx, out_cfg, gate, side_outputs, mix.ledger))
+    if out_cfg.index:
+        # One index row per document; the data rows (copies included) bound their number.
+        index_shards = mix.split_sizes | "IndexShards" >> beam.Map(_index_shards, out_cfg)
+        written.append((materialized.index | "WriteIndex" >> WriteShards(
+            ShardSpec(INDEX, INDEX_SCHEMA, order_index, ("doc_id",), unique="doc_id"), out_cfg, stage,
+            shards=index_shards, gate=gate)).files)
 
     stats = (
         (read.stats, ids.stats, scored.stats, dedup.stats, mix.stats, data.stats, *([evals.stats] if evals else []))
@@ -279,7 +313,7 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
         base_dir=ctx.base_dir,
         started_at=ctx.started_at,
         versions=versions(),
-        dedup_params=dedup_params(config),
+        dedup_params={**dedup_params(config), "against": against_params(ctx.prior)},
         scorer=ctx.scorer,
         tokenizer=ctx.tokenizer,
         eval_files=[{"set": f.set_name, "path": f.display, "size_bytes": f.size, "sha256": f.sha256}

@@ -70,7 +70,8 @@ STAGES = (
     Stage("check ids", "documents", (counts.IDS,), output=lambda c: c[counts.IDS] - c[counts.IDS_REPEATED],
           notes=lambda c, done: _some("repeated ids rejected", c[counts.IDS_REPEATED])),
     Stage("exact dedup", "documents", (counts.EXACT,), output=lambda c: c[counts.EXACT] - c[counts.EXACT_DUPLICATES],
-          notes=lambda c, done: _some("duplicates", c[counts.EXACT_DUPLICATES])),
+          notes=lambda c, done: _some("duplicates", c[counts.EXACT_DUPLICATES])
+          + _some("duplicates of earlier outputs", c[counts.PRIOR_DUPLICATES])),
     # Signing candidates and comparing pairs come first (and may not happen at all: no candidates).
     Stage("near dedup", "documents", (counts.NEAR, counts.SIGNED, counts.PAIRS),
           output=lambda c: c[counts.NEAR] - c[counts.NEAR_DUPLICATES],
@@ -81,7 +82,8 @@ STAGES = (
     # Every output folder: the selected rows (repeats included), the side outputs and the ledger.
     Stage("write", "rows", (counts.WRITTEN, counts.STAGED),
           total=lambda c, planned, ledger: (c[counts.SELECTED_ROWS] + c[counts.REJECT_RECORDS] + c[counts.FILTERED]
-                                            + c[counts.EXACT_DUPLICATES] + c[counts.NEAR_DUPLICATES] + ledger),
+                                            + c[counts.EXACT_DUPLICATES] + c[counts.NEAR_DUPLICATES]
+                                            + c[counts.PRIOR_DUPLICATES] + c[counts.INDEXED] + ledger),
           notes=lambda c, done: [] if done else _some("sorted into shards", c[counts.STAGED])),
     Stage("publish", "", (counts.PUBLISHED,)),
 )

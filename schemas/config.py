@@ -257,6 +257,9 @@ class DedupConfig(_Model):
     exact: StrictBool = True
     near: NearDedupConfig = NearDedupConfig()
     survivor: Literal["prefer_human", "longest", "lowest_id", "highest_quality"] = "prefer_human"
+    # Earlier hybridmix outputs (folders, local or any Beam file system, relative to the config file):
+    # new documents that duplicate one of their documents are removed, matched against their index/.
+    against: list[str] = Field(default_factory=list)
 
 
 class GuardsConfig(_Model):
@@ -392,6 +395,8 @@ class OutputConfig(_Model):
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     # ledger/: one row per input row with its fate and why (README, "Why is a document not in my mix?")
     ledger: bool = True
+    # index/: what a later run's `dedup.against` needs of this run's documents (README, "Daily runs")
+    index: bool = True
 
 
 class IngestConfig(_Model):

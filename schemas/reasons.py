@@ -29,6 +29,9 @@ class DuplicateKind(StrEnum):
 
     EXACT = "exact"
     NEAR = "near"
+    # The document kept in its place is in an earlier output (`dedup.against`), kept by that run.
+    EXACT_PRIOR = "exact_prior"
+    NEAR_PRIOR = "near_prior"
 
 
 class Fate(StrEnum):

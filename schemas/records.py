@@ -164,6 +164,7 @@ class DuplicateRecord(_Record):
     source_file: str
     source_row: int = Field(ge=0)
     run_id: str
+    kept_run_id: str  # the run that kept `kept_doc_id`: this one, or an earlier output's (kinds *_prior)
 
 
 DUPLICATE_SCHEMA = pa.schema([
@@ -181,6 +182,39 @@ DUPLICATE_SCHEMA = pa.schema([
     pa.field("kept_generator", pa.string()),
     pa.field("source_file", pa.string(), nullable=False),
     pa.field("source_row", pa.int64(), nullable=False),
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("kept_run_id", pa.string(), nullable=False),
+])
+
+
+class IndexEntry(_Record):
+    """A document this run published (`index/`): what a later run needs to find its duplicates
+    (`dedup.against`) without reading its text again. One row per document of data/, not per copy."""
+
+    doc_id: str
+    content_hash: str  # as in data/: exact duplicates have the same
+    # LSH band keys of the MinHash signature (dedup.near bands x rows); empty without words or near dedup.
+    bands: list[int]
+    # The low 8 bits of every MinHash value (b-bit minwise hashing): verifies a candidate's similarity.
+    minhash8: bytes | None
+    origin: Origin
+    source: str
+    generator: str | None
+    generation: int = Field(ge=0, le=127)
+    tokens: int = Field(ge=0)
+    run_id: str
+
+
+INDEX_SCHEMA = pa.schema([
+    pa.field("doc_id", pa.string(), nullable=False),
+    pa.field("content_hash", pa.string(), nullable=False),
+    pa.field("bands", pa.list_(pa.uint64()), nullable=False),
+    pa.field("minhash8", pa.binary()),
+    pa.field("origin", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("generator", pa.string()),
+    pa.field("generation", pa.int8(), nullable=False),
+    pa.field("tokens", pa.int32(), nullable=False),
     pa.field("run_id", pa.string(), nullable=False),
 ])
 
@@ -212,4 +246,5 @@ RECORD_TYPES: dict[str, tuple[type[_Record], pa.Schema]] = {
     "filtered": (FilteredRecord, FILTERED_SCHEMA),
     "duplicates": (DuplicateRecord, DUPLICATE_SCHEMA),
     "ledger": (LedgerEntry, LEDGER_SCHEMA),
+    "index": (IndexEntry, INDEX_SCHEMA),
 }

@@ -44,6 +44,9 @@ class Figure(StrEnum):
     VERIFIED_PAIRS = "verified_pairs"
     NEAR_CLUSTERS = "near_clusters"
     NEAR_CLUSTER_DOCUMENTS = "near_cluster_documents"
+    # Per source, detail: exact_prior or near_prior: documents removed as duplicates of a document of an
+    # earlier output (dedup.against; also counted in exact_duplicates or near_duplicates).
+    PRIOR_DUPLICATES = "prior_duplicates"
     # Clusters holding human and synthetic text, and their synthetic members per source
     # (detail: generator, or "" for the source's total).
     CROSS_ORIGIN_CLUSTERS = "cross_origin_clusters"

@@ -76,5 +76,7 @@ SELECTION = pa.schema([
 # plus the row keys that resolve chains (an exact duplicate of a near duplicate).
 DUPLICATE = pa.schema(
     [pa.field("uid", pa.int64(), nullable=False), pa.field("kept_uid", pa.int64(), nullable=False)]
-    + [f for f in DUPLICATE_SCHEMA if f.name not in ("source_file", "source_row", "run_id")]
+    + [f for f in DUPLICATE_SCHEMA if f.name not in ("source_file", "source_row", "run_id", "kept_run_id")]
+    # null: kept by this run; an earlier output's run id for duplicates of its documents
+    + [pa.field("kept_run_id", pa.string())]
 )

@@ -28,17 +28,26 @@ class Deduplicate(beam.PTransform):
     `duplicates/` rows, named by `lineage`.
     """
 
-    def __init__(self, config: DedupConfig, partitions: int, lineage: Lineage, signatures: beam.PTransform) -> None:
+    def __init__(self, config: DedupConfig, partitions: int, lineage: Lineage, signatures: beam.PTransform,
+                 prior: beam.PTransform | None = None) -> None:
         super().__init__()
         self._config = config
         self._partitions = partitions
         self._lineage = lineage
         self._signatures = signatures
+        # DedupPrior (dedup.against): duplicates of earlier outputs go first, before this run's own.
+        self._prior = prior
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> DedupOutputs:
         info, bands = inputs
         parts = self._partitions
         stats = []
+        prior_dups = []
+        if self._prior is not None:
+            prior = (info, bands) | "Prior" >> self._prior
+            info = prior.survivors
+            prior_dups.append(prior.duplicates)
+            stats.append(prior.stats)
         if self._config.exact:
             exact = info | "Exact" >> DedupExact(parts)
             survivors, exact_dups = exact.survivors, exact.duplicates
@@ -61,6 +70,8 @@ class Deduplicate(beam.PTransform):
             all_dups = (resolved, near.duplicates) | "MergeDuplicates" >> beam.Flatten()
         else:
             all_dups = exact_dups
+        if prior_dups:
+            all_dups = (all_dups, *prior_dups) | "MergePriorDuplicates" >> beam.Flatten()
         stats.append(
             all_dups
             # (cluster partition, duplicate rows): every row of a cluster meets in one group.

@@ -48,6 +48,7 @@ def duplicate_rows(losers: pa.Table, kept: pa.Table, kind: DuplicateKind, cluste
             "kept_origin": kept.column("origin"),
             "kept_source": kept.column("source"),
             "kept_generator": kept.column("generator"),
+            "kept_run_id": pa.nulls(n, pa.string()),
         },
         schema=columns.DUPLICATE,
     ))
@@ -137,4 +138,5 @@ def to_output_rows(batch: pa.RecordBatch, lineage: Lineage) -> pa.RecordBatch:
     cols["source_file"] = lineage.source_files(uids)
     cols["source_row"] = lineage.source_rows(uids)
     cols["run_id"] = lineage.run_ids(batch.num_rows)
+    cols["kept_run_id"] = pc.fill_null(batch.column("kept_run_id"), lineage.run_id)
     return pa.RecordBatch.from_pydict({k: cols[k] for k in DUPLICATE_SCHEMA.names}, schema=DUPLICATE_SCHEMA)

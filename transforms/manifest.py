@@ -24,7 +24,7 @@ from hybridmix.transforms.indicators import near_duplicate_rates
 from hybridmix.transforms.mixture_core import MixturePlan
 from hybridmix.transforms.scorer import SCORE_BINS
 
-OUTPUT_FOLDERS = ("data", "rejects", "filtered", "duplicates", "ledger")
+OUTPUT_FOLDERS = ("data", "rejects", "filtered", "duplicates", "ledger", "index")
 _COUNTED = COUNT_FIELDS + ("written",)
 
 
@@ -197,6 +197,8 @@ def _dedup_report(dedup_params: dict[str, Any], stats: RunStats) -> dict[str, An
             "candidate_pairs": stats.total(Figure.CANDIDATE_PAIRS),
             "verified_pairs": stats.total(Figure.VERIFIED_PAIRS),
             "near_clusters": stats.total(Figure.NEAR_CLUSTERS),
+            # Per kind (exact_prior, near_prior), per source: duplicates of earlier outputs' documents.
+            "prior_duplicates": stats.by_detail(Figure.PRIOR_DUPLICATES),
             "near_cluster_documents_by_size": {
                 bucket: sum(counts.values())
                 for bucket, counts in stats.by_detail(Figure.NEAR_CLUSTER_DOCUMENTS).items()},

@@ -7,13 +7,16 @@ Dedup and mixing work without text; the text of the selected documents is read a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
+from hybridmix.schemas.config import NearDedupConfig
 from hybridmix.schemas.records import DOCUMENT_SCHEMA
-from hybridmix.transforms import columns
+from hybridmix.transforms import columns, progress
+from hybridmix.transforms.index import index_rows
 from hybridmix.transforms.inputs import Lineage, ReadSpec
 from hybridmix.transforms.mixture import split_of
 from hybridmix.transforms.reread import ReadRowsAgain
@@ -27,6 +30,9 @@ class RecordStamp:
     seed: int
     validation_fraction: float
     config_digest: str
+    # index/ rows are made too (output.index); `near` None when near dedup is off (no signatures).
+    index: bool = False
+    near: NearDedupConfig | None = None
 
 
 def records(read: tuple[pa.RecordBatch, pa.Table], stamp: RecordStamp) -> pa.RecordBatch:
@@ -75,17 +81,42 @@ def records(read: tuple[pa.RecordBatch, pa.Table], stamp: RecordStamp) -> pa.Rec
     )
 
 
+INDEX_ROWS = "index"
+
+
+def records_and_index(read: tuple[pa.RecordBatch, pa.Table], stamp: RecordStamp):
+    """Output records, and (tagged INDEX_ROWS) the documents' index/ rows."""
+    yield records(read, stamp)
+    if stamp.index:
+        docs, sel = read
+        progress.add(progress.INDEXED, docs.num_rows)
+        yield beam.pvalue.TaggedOutput(INDEX_ROWS, index_rows(docs, sel, stamp.near, stamp.lineage.run_id))
+
+
+class MaterializeOutputs(NamedTuple):
+    records: beam.PCollection
+    index: beam.PCollection
+
+
 class MaterializeDocuments(beam.PTransform):
-    """Selections -> output records: each selected row is read again, once per row group."""
+    """Selections -> output records (and index/ rows): each selected row is read again, once per row group.
+
+    The index needs each document's MinHash signature, so its word hashes are computed again; the
+    signature is not carried from the first pass, as every document would then carry it through
+    the dedup and mixture shuffles to be used by the selected ones only.
+    """
 
     def __init__(self, spec: ReadSpec, stamp: RecordStamp) -> None:
         super().__init__()
         self._spec = spec
         self._stamp = stamp
 
-    def expand(self, selected: beam.PCollection) -> beam.PCollection:
-        return (
+    def expand(self, selected: beam.PCollection) -> MaterializeOutputs:
+        stamp = self._stamp
+        out = (
             selected
-            | "ReadSelected" >> ReadRowsAgain(self._spec, columns.SELECTION, measure=False)
-            | "ToRecords" >> beam.Map(records, stamp=self._stamp)
+            | "ReadSelected" >> ReadRowsAgain(self._spec, columns.SELECTION, measure=False,
+                                              words=stamp.index and stamp.near is not None)
+            | "ToRecords" >> beam.FlatMap(records_and_index, stamp=stamp).with_outputs(INDEX_ROWS, main="records")
         )
+        return MaterializeOutputs(records=out["records"], index=out[INDEX_ROWS])

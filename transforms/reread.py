@@ -47,10 +47,11 @@ def _check_same_rows(docs: pa.RecordBatch, requests: pa.Table, display: str) -> 
 class _ReadAgainFn(beam.DoFn):
     """((file, row group), requests) -> (documents, requests) pairs, row-aligned, by batch."""
 
-    def __init__(self, spec: ReadSpec, schema: pa.Schema, measure: bool) -> None:
+    def __init__(self, spec: ReadSpec, schema: pa.Schema, measure: bool, words: bool) -> None:
         self._spec = spec
         self._schema = schema
         self._measure = measure
+        self._words = words
 
     def process(self, element):
         (file_index, row_group), batches = element
@@ -69,7 +70,7 @@ class _ReadAgainFn(beam.DoFn):
             if hi > lo:
                 positions = uids[lo:hi] - base
                 docs = build_documents(batch, spec, file, first, positions=positions, measure=self._measure,
-                                       parsed=parsed).docs
+                                       parsed=parsed, words=self._words).docs
                 asked = requests.slice(lo, hi - lo)
                 _check_same_rows(docs, asked, file.display)
                 found += hi - lo
@@ -86,14 +87,16 @@ class _ReadAgainFn(beam.DoFn):
 class ReadRowsAgain(beam.PTransform):
     """Batches with a `uid` column (schema `schema`) -> (documents, requests), aligned row by row.
 
-    `measure` as in `build_documents`: False when only text and provenance are needed.
+    `measure` and `words` as in `build_documents`: measure=False when only text and provenance
+    are needed, plus words=True when the word hashes are too.
     """
 
-    def __init__(self, spec: ReadSpec, schema: pa.Schema, measure: bool = True) -> None:
+    def __init__(self, spec: ReadSpec, schema: pa.Schema, measure: bool = True, words: bool = False) -> None:
         super().__init__()
         self._spec = spec
         self._schema = schema
         self._measure = measure
+        self._words = words
 
     def expand(self, requests: beam.PCollection) -> beam.PCollection:
         starts = [f.row_group_starts for f in self._spec.plan.files]
@@ -102,5 +105,5 @@ class ReadRowsAgain(beam.PTransform):
             # ((file, row group), request rows): one read per row group holding a requested row.
             | "KeyByRowGroup" >> beam.FlatMap(key_by_row_group, starts)
             | "GroupByRowGroup" >> beam.GroupByKey()
-            | "ReadRows" >> beam.ParDo(_ReadAgainFn(self._spec, self._schema, self._measure))
+            | "ReadRows" >> beam.ParDo(_ReadAgainFn(self._spec, self._schema, self._measure, self._words))
         )

@@ -17,6 +17,8 @@ _ARROW_FOR = {
     DuplicateKind: (pa.string(),),
     Fate: (pa.string(),),
     list[str]: (pa.list_(pa.string()),),
+    list[int]: (pa.list_(pa.uint64()),),
+    bytes: (pa.binary(),),
 }
 
 
@@ -54,6 +56,6 @@ def test_records_round_trip_through_arrow():
     record = model(doc_id="a", kept_doc_id="b", cluster="b", cluster_size=2, kind="near", similarity=0.75,
                    origin="synthetic", source="s", generator="g", kept_origin="human", kept_source="h",
                    kept_generator=None, source_file="f",
-                   source_row=3, run_id="r")
+                   source_row=3, run_id="r", kept_run_id="r")
     table = pa.Table.from_pylist([record.model_dump(mode="json")], schema=schema)
     assert model.model_validate(table.to_pylist()[0]) == record

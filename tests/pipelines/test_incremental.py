@@ -1,0 +1,146 @@
+"""Incremental runs: every output's index/, and `dedup.against` matching new documents against it."""
+
+import glob
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from datasketch import MinHash
+
+from hybridmix.pipelines.cli import main
+from hybridmix.schemas.records import INDEX_SCHEMA
+from hybridmix.transforms import minhash as mh
+from tests.builders import near_copy, words, write_config, write_parquet
+
+
+def _folder(out, folder):
+    return pa.concat_tables([pq.read_table(f) for f in sorted(glob.glob(str(out / folder / "*.parquet")))])
+
+
+def _config(tmp_path, name, paths, **extra):
+    return write_config(tmp_path / f"{name}.yaml", {
+        "seed": 3,
+        "corpora": [{"name": "chat", "origin": "synthetic", "paths": paths, "id_column": "id",
+                     "columns": {"generator": "model"}}],
+        "mixture": {"unit": "documents", "targets": {"synthetic": 1.0}},
+        "output": {"rows_per_shard": 15},
+        "partitions": 3,
+        **extra,
+    })
+
+
+def _manifest(out):
+    with open(out / "manifest.json", encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+@pytest.fixture(scope="module")
+def days(tmp_path_factory):
+    """Day 1: 40 answers. Day 2: re-deliveries of day 1 under new ids (exact), light edits of day-1
+    answers (near), 20 new answers, and one new answer delivered twice."""
+    tmp = tmp_path_factory.mktemp("incremental")
+    day1 = [{"id": f"d1-{i:02d}", "text": words(500 + i, 60 + i), "model": f"m{i % 4}"} for i in range(40)]
+    again = [{"id": f"d2-again-{i}", "text": "  " + day1[i]["text"].upper(), "model": "m9"} for i in range(8)]
+    edited = [{"id": f"d2-edit-{i}", "text": near_copy(day1[10 + i]["text"]), "model": "m9"} for i in range(6)]
+    new = [{"id": f"d2-new-{i:02d}", "text": words(900 + i, 70 + i), "model": "m8"} for i in range(20)]
+    twice = [{"id": "d2-twice", "text": new[0]["text"] + " ", "model": "m8"}]
+    write_parquet(tmp / "day1" / "part-0.parquet", day1)
+    write_parquet(tmp / "day2" / "part-0.parquet", again + edited + new + twice, row_group_size=10)
+    out1 = tmp / "out1"
+    assert main(["run", _config(tmp, "day1", ["day1/*.parquet"]), "--output", str(out1), "-q"]) == 0
+    out2 = tmp / "out2"
+    day2 = _config(tmp, "day2", ["day2/*.parquet"], dedup={"against": ["out1"]})
+    assert main(["run", day2, "--output", str(out2), "-q"]) == 0
+    return tmp, out1, out2, day1, again, edited, new
+
+
+def test_index_holds_every_published_document_with_its_sketch(days):
+    _, out1, _, day1, *_ = days
+    index, data = _folder(out1, "index"), _folder(out1, "data")
+    assert index.schema == INDEX_SCHEMA
+    assert sorted(index.column("doc_id").to_pylist()) == sorted(set(data.column("doc_id").to_pylist()))
+    manifest = _manifest(out1)
+    assert sum(f["rows"] for f in manifest["outputs"]["index"]) == index.num_rows
+    near = manifest["dedup"]["near"]
+    texts = {r["id"]: r["text"] for r in day1}
+    hashes = dict(zip(data.column("doc_id").to_pylist(), data.column("content_hash").to_pylist()))
+    for row in index.to_pylist():
+        assert row["content_hash"] == hashes[row["doc_id"]]
+        assert row["run_id"] == manifest["run_id"]
+        # What datasketch computes for the same text: its low bytes, and band keys of its signature.
+        ref = MinHash(num_perm=near["num_perm"], seed=near["seed"], hashfunc=mh.shingle_hash32)
+        ref.update_batch(mh.document_shingles(texts[row["doc_id"]], near["ngram"]))
+        sig = np.asarray(ref.hashvalues, np.uint32)
+        assert row["minhash8"] == (sig & 0xFF).astype(np.uint8).tobytes()
+        assert row["bands"] == mh.band_keys(sig[None, :], near["bands"], near["rows"])[0].tolist()
+
+
+def test_new_documents_that_repeat_an_earlier_output_are_removed(days):
+    _, out1, out2, day1, again, edited, new = days
+    dups = {r["doc_id"]: r for r in _folder(out2, "duplicates").to_pylist()}
+    earlier = _manifest(out1)["run_id"]
+    for i, row in enumerate(again):
+        dup = dups[row["id"]]
+        assert (dup["kind"], dup["kept_doc_id"], dup["kept_run_id"]) == ("exact_prior", day1[i]["id"], earlier)
+        assert dup["similarity"] == 1.0
+    for i, row in enumerate(edited):
+        dup = dups[row["id"]]
+        assert (dup["kind"], dup["kept_doc_id"], dup["kept_run_id"]) == ("near_prior", day1[10 + i]["id"], earlier)
+        assert 0.7 < dup["similarity"] < 1.0
+    # This run's own duplicates are still found, and kept by this run.
+    assert (dups["d2-twice"]["kind"], dups["d2-twice"]["kept_doc_id"]) == ("exact", "d2-new-00")
+    assert dups["d2-twice"]["kept_run_id"] == _manifest(out2)["run_id"]
+    assert sorted(_folder(out2, "data").column("doc_id").to_pylist()) == sorted(r["id"] for r in new)
+
+
+def test_manifest_and_ledger_name_the_earlier_run(days):
+    _, out1, out2, _, again, edited, _ = days
+    manifest = _manifest(out2)
+    earlier = _manifest(out1)
+    assert manifest["dedup"]["against"] == [
+        {"path": "out1", "run_id": earlier["run_id"], "documents": 40, "match": "exact and near"}]
+    assert manifest["dedup"]["stats"]["prior_duplicates"] == {
+        "exact_prior": {"chat": len(again)}, "near_prior": {"chat": len(edited)}}
+    assert manifest["totals"]["exact_duplicates"] == len(again) + 1
+    assert manifest["totals"]["near_duplicates"] == len(edited)
+    ledger = {r["doc_id"]: r for r in _folder(out2, "ledger").to_pylist()}
+    assert ledger["d2-again-0"]["fate"] == "duplicate"
+    assert f"published by earlier run {earlier['run_id']}" in ledger["d2-again-0"]["detail"]
+
+
+def test_the_run_id_follows_the_earlier_outputs(days, tmp_path):
+    tmp, out1, out2, *_ = days
+    alone = tmp_path / "alone"
+    assert main(["run", _config(tmp, "day2-alone", ["day2/*.parquet"]), "--output", str(alone), "-q"]) == 0
+    assert _manifest(alone)["run_id"] != _manifest(out2)["run_id"]
+    # Without the earlier output, the re-deliveries are new documents.
+    assert _manifest(alone)["totals"]["selected"] > _manifest(out2)["totals"]["selected"]
+
+
+def test_outputs_that_cannot_be_matched_are_config_errors(days, capsys):
+    tmp, *_ = days
+    (tmp / "not-an-output").mkdir()
+    cases = [
+        ({"dedup": {"against": ["not-an-output"]}}, "not a published hybridmix output"),
+        ({"dedup": {"against": ["out1"], "near": {"num_perm": 128}}}, "num_perm 256 (this run: 128)"),
+    ]
+    for extra, message in cases:
+        capsys.readouterr()
+        config = _config(tmp, "bad", ["day2/*.parquet"], **extra)
+        assert main(["run", config, "--output", str(tmp / "bad-out"), "-q"]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp / "bad-out" / "_SUCCESS").exists()
+
+
+def test_without_an_index_an_output_cannot_be_matched(days, capsys):
+    tmp, *_ = days
+    plain = tmp / "plain"
+    config = _config(tmp, "noindex", ["day1/*.parquet"], output={"rows_per_shard": 15, "index": False})
+    assert main(["run", config, "--output", str(plain), "-q"]) == 0
+    assert not (plain / "index").exists() and not _manifest(plain)["outputs"]["index"]
+    capsys.readouterr()
+    config = _config(tmp, "against-plain", ["day2/*.parquet"], dedup={"against": ["plain"]})
+    assert main(["run", config, "--output", str(tmp / "against-plain-out"), "-q"]) == 2
+    assert "has no index/" in capsys.readouterr().err
