@@ -147,6 +147,10 @@ def prepare_run(config: PipelineConfig, base_dir: str, out_dir: str, run_id: str
     rid = check_run_id(run_id) if run_id is not None else default_run_id(
         digest, plan, scorer["digest"] if scorer else "", eval_files, tokenizer, prior)
     out = resolve_output(out_dir)
+    for p in prior:
+        if resolve_output(p.location) == out:
+            raise ConfigError(f"dedup.against: {p.display} is this run's own output, which the run replaces; "
+                              "name only earlier outputs")
     return RunContext(
         base_dir=base_dir,
         out_dir=out,

@@ -99,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="when the output holds a finished run: fail (default), skip (exit 0 if it is this "
                           "same run, else fail), replace")
     run.add_argument("--force", action="store_true", help="replace a finished output (same as --if-exists replace)")
+    run.add_argument("--against", action="append", default=[], metavar="OUTPUT",
+                     help="an earlier hybridmix output: new documents that duplicate one of its documents are "
+                          "removed (added to dedup.against; repeat for several, e.g. the last seven daily outputs)")
     run.add_argument("--no-lock", action="store_true",
                      help="object-store outputs whose store has no conditional writes (gs://, older S3-compatible "
                           "servers): publish without the check that no other run published meanwhile; use only "

@@ -126,7 +126,9 @@ def _ready_output(ctx: RunContext, config: PipelineConfig, if_exists: IfExists, 
 
 def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
     started = time.monotonic()
-    config = load_config(args.config).with_overrides(seed=args.seed, output_path=args.output)
+    # Paths on the command line are the shell's, not the config file's: make them absolute.
+    against = [p if is_remote(p) else os.path.abspath(p) for p in args.against]
+    config = load_config(args.config).with_overrides(seed=args.seed, output_path=args.output, against=against)
     base_dir = os.path.dirname(os.path.abspath(args.config))
     out_dir = _output_path(config, base_dir, args.output)
     options = beam_options(beam_flags)

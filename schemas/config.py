@@ -553,13 +553,15 @@ class PipelineConfig(_Model):
                             read_batch_rows=self.read_batch_rows, max_text_bytes=self.max_text_bytes,
                             on_bad_file=self.on_bad_file)
 
-    def with_overrides(self, *, seed: int | None = None, output_path: str | None = None) -> PipelineConfig:
-        """A copy with CLI overrides applied and validated again."""
+    def with_overrides(self, *, seed: int | None = None, output_path: str | None = None,
+                       against: list[str] = ()) -> PipelineConfig:
+        """A copy with CLI overrides applied and validated again; `against` adds to dedup.against."""
         data = self.model_dump(mode="json")
         if seed is not None:
             data["seed"] = seed
         if output_path is not None:
             data["output"]["path"] = output_path
+        data["dedup"]["against"] = [*data["dedup"]["against"], *against]
         return parse_config(data, origin="command line")
 
     def digest(self) -> str:

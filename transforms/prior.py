@@ -55,6 +55,7 @@ class PriorOutput:
     """An earlier output named in `dedup.against`, as planned: its index files and what they allow."""
 
     display: str  # as the config names it
+    location: str  # resolved: absolute, or a remote URL
     run_id: str
     files: tuple[str, ...]  # its index/ files
     documents: int  # rows of its index: the documents it published
@@ -102,6 +103,7 @@ def plan_prior(config: DedupConfig, base_dir: str, ours: dict[str, Any]) -> tupl
         sep = "/" if is_remote(folder) else os.sep
         planned.append(PriorOutput(
             display=path,
+            location=where,
             run_id=run_id,
             files=tuple(f"{folder.rstrip('/')}{sep}{f['path']}" for f in files),
             documents=sum(int(f["rows"]) for f in files),
