@@ -24,6 +24,7 @@ import yaml
 from tests import s3
 from tests.builders import other_lines, progress_lines, write_config
 from tests.pipelines.test_cli import ROOT, _config, _corpus
+from tests.pipelines.test_incremental import write_days
 
 JOB_ENDPOINT = os.environ.get("HYBRIDMIX_FLINK_JOB_ENDPOINT", "").strip()
 FLINK_REST = os.environ.get("HYBRIDMIX_FLINK_REST", "http://localhost:8081").strip().rstrip("/")
@@ -207,6 +208,27 @@ def test_flink_run_matches_local_run(tmp_path):
                 if not line.split("] ", 1)[1].startswith("prepare:")]
 
     assert stage_lines(flink.stderr) == stage_lines(local.stderr), flink.stderr[-5000:]
+
+
+def test_flink_incremental_run_matches_local_run(tmp_path):
+    """dedup.against on Flink: the earlier output's index/ is read and matched in Beam stages."""
+    _require_job_server()
+    (day1, day2), _ = write_days(tmp_path)
+    first, _ = _run("run", day1, "--output", str(tmp_path / "out1"), "-q", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    local_out, flink_out = tmp_path / "out2-local", tmp_path / "out2-flink"
+    local, _ = _run("run", day2, "--output", str(local_out), "-q", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    flink, flink_s = _run("run", day2, "--output", str(flink_out), "-q", *FLINK_FLAGS, cwd=tmp_path)
+    assert flink.returncode == 0, f"Flink run failed:\n{flink.stderr[-20000:]}"
+    print(f"\nincremental run on Flink: {flink_s:.1f} s")
+    kinds = _table(flink_out, "duplicates").column("kind").to_pylist()
+    assert {"exact_prior", "near_prior"} <= set(kinds), kinds
+    for folder in ("data", "duplicates", "ledger", "index"):
+        assert _files(local_out, folder) == _files(flink_out, folder), folder
+        want, got = _sorted_rows(_table(local_out, folder), folder), _sorted_rows(_table(flink_out, folder), folder)
+        assert got == want, f"{folder}/ differs between the local and the Flink run"
+    assert _normalized_manifest(flink_out) == _normalized_manifest(local_out)
 
 
 @pytest.fixture(scope="module")

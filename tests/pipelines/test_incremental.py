@@ -37,11 +37,9 @@ def _manifest(out):
         return json.load(fh)
 
 
-@pytest.fixture(scope="module")
-def days(tmp_path_factory):
+def write_days(tmp):
     """Day 1: 40 answers. Day 2: re-deliveries of day 1 under new ids (exact), light edits of day-1
-    answers (near), 20 new answers, and one new answer delivered twice."""
-    tmp = tmp_path_factory.mktemp("incremental")
+    answers (near), 20 new answers, and one new answer delivered twice. Returns the configs and rows."""
     day1 = [{"id": f"d1-{i:02d}", "text": words(500 + i, 60 + i), "model": f"m{i % 4}"} for i in range(40)]
     again = [{"id": f"d2-again-{i}", "text": "  " + day1[i]["text"].upper(), "model": "m9"} for i in range(8)]
     edited = [{"id": f"d2-edit-{i}", "text": near_copy(day1[10 + i]["text"]), "model": "m9"} for i in range(6)]
@@ -49,12 +47,19 @@ def days(tmp_path_factory):
     twice = [{"id": "d2-twice", "text": new[0]["text"] + " ", "model": "m8"}]
     write_parquet(tmp / "day1" / "part-0.parquet", day1)
     write_parquet(tmp / "day2" / "part-0.parquet", again + edited + new + twice, row_group_size=10)
-    out1 = tmp / "out1"
-    assert main(["run", _config(tmp, "day1", ["day1/*.parquet"]), "--output", str(out1), "-q"]) == 0
-    out2 = tmp / "out2"
-    day2 = _config(tmp, "day2", ["day2/*.parquet"], dedup={"against": ["out1"]})
-    assert main(["run", day2, "--output", str(out2), "-q"]) == 0
-    return tmp, out1, out2, day1, again, edited, new
+    configs = (_config(tmp, "day1", ["day1/*.parquet"]),
+               _config(tmp, "day2", ["day2/*.parquet"], dedup={"against": ["out1"]}))
+    return configs, (day1, again, edited, new)
+
+
+@pytest.fixture(scope="module")
+def days(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("incremental")
+    (day1_config, day2_config), rows = write_days(tmp)
+    out1, out2 = tmp / "out1", tmp / "out2"
+    assert main(["run", day1_config, "--output", str(out1), "-q"]) == 0
+    assert main(["run", day2_config, "--output", str(out2), "-q"]) == 0
+    return (tmp, out1, out2, *rows)
 
 
 def test_index_holds_every_published_document_with_its_sketch(days):
