@@ -216,10 +216,12 @@ taskmanager:
   numberOfTaskSlots: 2
   memory:
     process:
-      size: 4096m
+      size: 6144m
+    # An incremental run (dedup.against) has more shuffles than Flink's default share of buffers
+    # serves at once ("Insufficient number of network buffers: required 512, but only 206").
     network:
-      min: 256m
-      max: 512m
+      min: 1024m
+      max: 1536m
 parallelism:
   default: 2
 rest:
