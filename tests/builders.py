@@ -38,6 +38,15 @@ def near_copy(text: str, changes: int = 1) -> str:
     return " ".join(parts) + "."
 
 
+def light_edit(text: str, *positions: int) -> str:
+    """The text with the words at `positions` replaced: a rephrase that barely changed its source.
+    Each edit costs `ngram` shingles, so two edits of a 200-word text keep Jaccard near 0.9."""
+    parts = text.rstrip(".").split(" ")
+    for k in positions:
+        parts[k] = "zeppelin"
+    return " ".join(parts) + "."
+
+
 def write_parquet(path: str | os.PathLike, rows: list[dict[str, Any]], schema: pa.Schema | None = None,
                   row_group_size: int | None = None) -> str:
     os.makedirs(os.path.dirname(str(path)), exist_ok=True)
@@ -114,8 +123,8 @@ def make_scored(rows: list[dict[str, Any]]) -> pa.RecordBatch:
 def dedup_inputs(p, tmp_path, rows: list[dict[str, Any]], dedup: dict[str, Any] | None = None, partitions: int = 4):
     """Write `rows` as one Parquet corpus per source and read them the way a run does.
 
-    Each row needs doc_id and text; origin (default synthetic), source (default "gen") and
-    generator are optional. Returns ((INFO, band blocks) PCollections, Deduplicate transform).
+    Each row needs doc_id and text; origin (default synthetic), source (default "gen"),
+    generator and parent_id are optional. Returns ((INFO, band blocks) PCollections, Deduplicate transform).
     """
     from hybridmix.transforms.dedup import Deduplicate
     from hybridmix.transforms.ingest import ReadCorpora
@@ -129,13 +138,14 @@ def dedup_inputs(p, tmp_path, rows: list[dict[str, Any]], dedup: dict[str, Any] 
         source = r.get("source", "gen")
         origins[source] = r.get("origin", "synthetic")
         by_source.setdefault(source, []).append(
-            {"id": r["doc_id"], "text": r["text"], "generator": r.get("generator")})
-    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("generator", pa.string())])
+            {"id": r["doc_id"], "text": r["text"], "generator": r.get("generator"), "parent_id": r.get("parent_id")})
+    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("generator", pa.string()),
+                        ("parent_id", pa.string())])
     for source, items in by_source.items():
         write_parquet(os.path.join(str(tmp_path), "in", f"{source}.parquet"), items, schema=schema)
     config = parse_config({
         "corpora": [{"name": s, "origin": o, "paths": [f"in/{s}.parquet"], "id_column": "id",
-                     "columns": {"generator": "generator"}} for s, o in origins.items()],
+                     "columns": {"generator": "generator", "parent_id": "parent_id"}} for s, o in origins.items()],
         "mixture": {"targets": {o: 1.0 / len(set(origins.values())) for o in set(origins.values())}},
         "quality": {"enabled": False},
         "dedup": dedup or {},

@@ -15,7 +15,7 @@ DEMO_FILES = {
     "data/train-00000-of-00002.parquet": "c726e9ced3bf4d45f9fc3b5ea4ec717dfb365e166e9bee3d90fe41706f3b4c53",
     "data/train-00001-of-00002.parquet": "207879982fc74a309f903358c5c61230ecc7216390ad389e6984d71175015e64",
     "data/validation-00000-of-00001.parquet": "48927ad19d345f65d08e3999a53bad945c307dba74edcf46e21238265cd915a0",
-    "duplicates/part-00000-of-00001.parquet": "b486f6068d03268c040160e77aa8d8d59bca4a15b4f72a12ba384f7cbd9fdfff",
+    "duplicates/part-00000-of-00001.parquet": "063873c73279b093d712018eaadb2e08cdc742e49653cc626a8edc4e0f943348",
     "filtered/part-00000-of-00001.parquet": "ce0df33b4d11d4a84b0af73944cf82c7962f9a172e0ea70fa6dba1a3b71ad8bc",
     "ledger/part-00000-of-00001.parquet": "648fa3479983ca31dcbf379409b7650cf97596479c31da2919fc59f883aa2ce0",
     "rejects/part-00000-of-00001.parquet": "9e95668d03fd0ba6bc4ec38763b54e6a4cf31b6a56219819ffdb465382dbee6f",
