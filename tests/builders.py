@@ -161,6 +161,38 @@ def dedup_inputs(p, tmp_path, rows: list[dict[str, Any]], dedup: dict[str, Any] 
     return (sketch.info, sketch.bands), dedup_transform
 
 
+def lineage_rows() -> list[dict[str, Any]]:
+    """Human parents (wiki), their rephrases (light edits, above the 0.8 threshold) with parent_id, and
+    unrelated near copies: every case of lineage dedup, as rows for `dedup_inputs`."""
+    h = {i: words(40 + i, 200) for i in range(6)}
+    p4 = words(90, 200)
+
+    def human(i):
+        return {"doc_id": f"h{i}", "origin": "human", "source": "wiki", "text": h[i]}
+
+    def rephrase(doc_id, text, parent_id, generator="m-a", source="rephrase"):
+        return {"doc_id": doc_id, "source": source, "generator": generator, "parent_id": parent_id, "text": text}
+
+    return [
+        *(human(i) for i in range(6)),
+        # h0's cluster: its rephrase c0, an exact copy of that rephrase, and an unrelated near copy.
+        rephrase("c0", light_edit(h[0], 20, 120), "h0"),
+        rephrase("c0x", "  " + light_edit(h[0], 20, 120).upper(), "h0", "m-b"),
+        {"doc_id": "u0", "source": "chat", "generator": "m-z", "text": light_edit(h[0], 60, 160)},
+        # A "rephrase" that changed nothing: an exact copy of its parent.
+        rephrase("e1", h[1].lower(), "h1"),
+        {"doc_id": "u2", "source": "chat", "generator": "m-z", "text": light_edit(h[2], 50, 150)},
+        # s3 copies h3 and g2 copies s3: g2's parent is removed, not kept, so neither is a self-copy.
+        {"doc_id": "s3", "source": "chat", "generator": "m-z", "text": light_edit(h[3], 30, 130)},
+        rephrase("g2", light_edit(light_edit(h[3], 30, 130), 90), "s3"),
+        # Synthetic from synthetic: the copy has the lower doc_id, so it is kept and its parent removed.
+        {"doc_id": "z-p4", "source": "gen2", "generator": "m-c", "text": p4},
+        rephrase("a-c4", light_edit(p4, 70, 170), "z-p4", "m-c", "gen2"),
+        # h5's only partner is its own rephrase: sparing it leaves h5 without a cluster.
+        rephrase("c5", light_edit(h[5], 40, 140), "h5", "m-b"),
+    ]
+
+
 def slow_config(root, rows: int = 16_000) -> str:
     """A human and a synthetic corpus big enough that a run lasts several seconds (long enough to
     interrupt), and their config; `root/in` holds both."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from hybridmix.schemas.reasons import Fate
+from hybridmix.schemas.reasons import DuplicateLineage, Fate
 from hybridmix.schemas.records import LEDGER_SCHEMA
 from hybridmix.transforms.text import stable_hash64
 
@@ -64,13 +64,20 @@ def from_filtered(batch: pa.RecordBatch) -> pa.RecordBatch:
                         batch.column("source_row"), Fate.FILTERED, batch.column("detail"))
 
 
-def duplicate_detail(kind: str, kept: str, similarity: float, cluster: str, size: int) -> str:
+_LINEAGE_NOTE = {DuplicateLineage.CHILD: "; a copy of its own parent",
+                 DuplicateLineage.PARENT: "; the parent of the document kept"}
+
+
+def duplicate_detail(kind: str, kept: str, similarity: float, cluster: str, size: int,
+                     lineage: str | None = None) -> str:
     measure = "same normalized text" if kind == "exact" else f"estimated Jaccard similarity {similarity:.3f}"
-    return f"{kind} duplicate of {kept} ({measure}); cluster {cluster} of {size} documents, one kept"
+    note = _LINEAGE_NOTE.get(lineage, "") if lineage else ""
+    return f"{kind} duplicate of {kept} ({measure}){note}; cluster {cluster} of {size} documents, one kept"
 
 
 def from_duplicates(batch: pa.RecordBatch) -> pa.RecordBatch:
-    columns = [batch.column(c).to_pylist() for c in ("kind", "kept_doc_id", "similarity", "cluster", "cluster_size")]
+    columns = [batch.column(c).to_pylist()
+               for c in ("kind", "kept_doc_id", "similarity", "cluster", "cluster_size", "lineage")]
     details = [duplicate_detail(*row) for row in zip(*columns)]
     return ledger_batch(batch.column("doc_id"), batch.column("source"), batch.column("source_file"),
                         batch.column("source_row"), Fate.DUPLICATE, details)

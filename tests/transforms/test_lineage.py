@@ -9,39 +9,10 @@ from apache_beam.testing.util import assert_that, equal_to
 from hybridmix.schemas.stats import Figure, RunStats
 from hybridmix.transforms.dedup_core import lineage_relation, spare_parent_copies
 from hybridmix.transforms.duplicates import self_copies
-from tests.builders import dedup_inputs, light_edit, words
+from tests.builders import dedup_inputs, lineage_rows
 from tests.conftest import local_pipeline
 
-H = {i: words(40 + i, 200) for i in range(6)}
-P4 = words(90, 200)
-
-
-def _human(i):
-    return {"doc_id": f"h{i}", "origin": "human", "source": "wiki", "text": H[i]}
-
-
-def _rephrase(doc_id, text, parent_id, generator="m-a", source="rephrase"):
-    return {"doc_id": doc_id, "source": source, "generator": generator, "parent_id": parent_id, "text": text}
-
-
-ROWS = [
-    *(_human(i) for i in range(6)),
-    # h0's cluster: its rephrase c0, an exact copy of that rephrase, and an unrelated near copy.
-    _rephrase("c0", light_edit(H[0], 20, 120), "h0"),
-    _rephrase("c0x", "  " + light_edit(H[0], 20, 120).upper(), "h0", "m-b"),
-    {"doc_id": "u0", "source": "chat", "generator": "m-z", "text": light_edit(H[0], 60, 160)},
-    # A "rephrase" that changed nothing: an exact copy of its parent.
-    _rephrase("e1", H[1].lower(), "h1"),
-    {"doc_id": "u2", "source": "chat", "generator": "m-z", "text": light_edit(H[2], 50, 150)},
-    # s3 copies h3 and g2 copies s3: g2's parent is removed, not kept, so neither is a self-copy.
-    {"doc_id": "s3", "source": "chat", "generator": "m-z", "text": light_edit(H[3], 30, 130)},
-    _rephrase("g2", light_edit(light_edit(H[3], 30, 130), 90), "s3"),
-    # Synthetic from synthetic: the copy has the lower doc_id, so it is kept and its parent removed.
-    {"doc_id": "z-p4", "source": "gen2", "generator": "m-c", "text": P4},
-    _rephrase("a-c4", light_edit(P4, 70, 170), "z-p4", "m-c", "gen2"),
-    # h5's only partner is its own rephrase: sparing it leaves h5 without a cluster.
-    _rephrase("c5", light_edit(H[5], 40, 140), "h5", "m-b"),
-]
+ROWS = lineage_rows()
 ALL_IDS = sorted(r["doc_id"] for r in ROWS)
 
 # (doc_id, kept_doc_id, kind, cluster, cluster_size, lineage)
@@ -194,3 +165,16 @@ def test_self_copies_count_the_copy_whichever_side_was_kept():
     assert stats.by_detail(Figure.SELF_COPIES) == {"(none)": {"r": 1}, "g": {"r": 2}}
     assert stats.by_detail(Figure.SELF_COPY_FATES) == {
         "parent_removed": {"r": 1}, "removed_exact": {"r": 1}, "removed_near": {"r": 1}}
+
+
+def _shingles(text, n=5):
+    w = text.lower().rstrip(".").split()
+    return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
+
+
+@pytest.mark.parametrize("copy, source", [("c0", "h0"), ("c0x", "h0"), ("u0", "h0"), ("g2", "h3"), ("a-c4", "z-p4"),
+                                          ("c5", "h5")])
+def test_fixture_copies_are_light_edits_above_the_threshold(copy, source):
+    text = {r["doc_id"]: r["text"] for r in ROWS}
+    a, b = _shingles(text[copy]), _shingles(text[source])
+    assert 0.8 <= len(a & b) / len(a | b) < 1.0
