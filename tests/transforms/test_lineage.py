@@ -153,7 +153,8 @@ def test_spare_parent_copies_refuses_an_unknown_policy():
 
 def test_self_copies_count_the_copy_whichever_side_was_kept():
     batch = pa.RecordBatch.from_pylist([
-        {"kind": "near", "lineage": "child", "source": "r", "generator": "g", "kept_source": "w", "kept_generator": None},
+        {"kind": "near", "lineage": "child", "source": "r", "generator": "g", "kept_source": "w",
+         "kept_generator": None},
         {"kind": "exact", "lineage": "child", "source": "r", "generator": None, "kept_source": "w",
          "kept_generator": None},
         {"kind": "near", "lineage": "parent", "source": "w", "generator": None, "kept_source": "r",
