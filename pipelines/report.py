@@ -78,11 +78,32 @@ def summary(manifest: dict[str, Any]) -> str:
     lines.append(
         f"near-duplicate clusters: {stats.get('near_clusters', 0):,}; clusters mixing human and synthetic "
         f"text: {cross.get('clusters', 0):,} ({cross.get('synthetic_documents', 0):,} synthetic documents)")
+    lineage = dedup.get("lineage") or {}
+    if lineage.get("self_copies"):
+        lines.append("")
+        lines.append(lineage_table(lineage))
     decon = manifest.get("decontamination")
     if decon:
         lines.append("")
         lines.append(decontamination_table(decon))
     return "\n".join(lines)
+
+
+_SELF_COPY_FATES = ("removed_exact", "removed_near", "spared", "parent_removed")
+
+
+def lineage_table(lineage: dict[str, Any]) -> str:
+    """Self-copies (synthetic documents duplicating their own parent) per source: their fates and generators."""
+    rows = []
+    for source, fates in lineage.get("by_source", {}).items():
+        generators = lineage.get("by_generator", {}).get(source, {})
+        rows.append([safe_text(source, 40), f"{fates.get('total', 0):,}"]
+                    + [f"{fates.get(f, 0):,}" for f in _SELF_COPY_FATES]
+                    + [", ".join(f"{safe_text(g, 40)} {n:,}" for g, n in generators.items()) or "-"])
+    title = (f"self-copies: {lineage['self_copies']:,} synthetic documents duplicate their own parent "
+             f"(dedup.parent_copies: {lineage.get('parent_copies', 'drop')})")
+    return title + "\n" + text_table(
+        ["source", "self-copies", "removed exact", "removed near", "spared", "parent removed", "by generator"], rows)
 
 
 def filters_table(manifest: dict[str, Any]) -> str:

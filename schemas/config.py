@@ -257,6 +257,10 @@ class DedupConfig(_Model):
     exact: StrictBool = True
     near: NearDedupConfig = NearDedupConfig()
     survivor: Literal["prefer_human", "longest", "lowest_id", "highest_quality"] = "prefer_human"
+    # A synthetic near duplicate of its own parent (the document kept in its place): `drop` removes it
+    # like any near duplicate; `keep` leaves it in the mix, for rephrasings meant to sit beside their
+    # source. Exact copies of the parent are dropped either way.
+    parent_copies: Literal["drop", "keep"] = "drop"
     # Earlier hybridmix outputs (folders, local or any Beam file system, relative to the config file):
     # new documents that duplicate one of their documents are removed, matched against their index/.
     against: list[str] = Field(default_factory=list)
@@ -573,6 +577,8 @@ class PipelineConfig(_Model):
         for corpus in payload["corpora"]:
             if corpus["format"] is None:  # as above: the default leaves earlier runs' digests alone
                 corpus.pop("format")
+        if self.dedup.parent_copies == "drop":  # as above
+            payload["dedup"].pop("parent_copies")
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

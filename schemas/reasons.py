@@ -34,6 +34,13 @@ class DuplicateKind(StrEnum):
     NEAR_PRIOR = "near_prior"
 
 
+class DuplicateLineage(StrEnum):
+    """How a removed document descends from the one kept in its place (`parent_id` links), if it does."""
+
+    CHILD = "child"  # the removed document was generated from the kept one: a copy of its own parent
+    PARENT = "parent"  # the kept document was generated from the removed one
+
+
 class Fate(StrEnum):
     """Where an input row went: one per row in `ledger/`."""
 

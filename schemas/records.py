@@ -9,7 +9,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from hybridmix.schemas.config import Origin
-from hybridmix.schemas.reasons import DuplicateKind, Fate
+from hybridmix.schemas.reasons import DuplicateKind, DuplicateLineage, Fate
 
 
 class _Record(BaseModel):
@@ -161,6 +161,9 @@ class DuplicateRecord(_Record):
     kept_origin: Origin
     kept_source: str
     kept_generator: str | None
+    # Set when one of the two was generated from the other (`parent_id`): `child` for a synthetic
+    # document removed in favour of its own parent, `parent` for a parent removed in favour of its child.
+    lineage: DuplicateLineage | None
     source_file: str
     source_row: int = Field(ge=0)
     run_id: str
@@ -180,6 +183,7 @@ DUPLICATE_SCHEMA = pa.schema([
     pa.field("kept_origin", pa.string(), nullable=False),
     pa.field("kept_source", pa.string(), nullable=False),
     pa.field("kept_generator", pa.string()),
+    pa.field("lineage", pa.string()),
     pa.field("source_file", pa.string(), nullable=False),
     pa.field("source_row", pa.int64(), nullable=False),
     pa.field("run_id", pa.string(), nullable=False),
@@ -201,6 +205,7 @@ class IndexEntry(_Record):
     source: str
     generator: str | None
     generation: int = Field(ge=0, le=127)
+    parent_id: str | None  # so a later run can tell a rephrase of this document from other copies
     tokens: int = Field(ge=0)
     run_id: str
 
@@ -214,6 +219,7 @@ INDEX_SCHEMA = pa.schema([
     pa.field("source", pa.string(), nullable=False),
     pa.field("generator", pa.string()),
     pa.field("generation", pa.int8(), nullable=False),
+    pa.field("parent_id", pa.string()),
     pa.field("tokens", pa.int32(), nullable=False),
     pa.field("run_id", pa.string(), nullable=False),
 ])

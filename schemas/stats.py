@@ -51,6 +51,12 @@ class Figure(StrEnum):
     # (detail: generator, or "" for the source's total).
     CROSS_ORIGIN_CLUSTERS = "cross_origin_clusters"
     CROSS_ORIGIN_SYNTHETIC = "cross_origin_synthetic"
+    # Self-copies: synthetic documents that duplicate their own parent (`parent_id`), per source of
+    # the copy. SELF_COPIES by generator (detail; "(none)" when null); SELF_COPY_FATES by what became
+    # of the pair (detail: removed_exact, removed_near, spared by dedup.parent_copies: keep, or
+    # parent_removed: the parent went, the copy was kept).
+    SELF_COPIES = "self_copies"
+    SELF_COPY_FATES = "self_copy_fates"
     # Per source, detail: the bin of a quality_score histogram (mixture_core.SCORE_BINS over [0, 1]),
     # for the documents the mixture could use, those it selected, and those the filters dropped.
     SCORES_POOL = "scores_pool"

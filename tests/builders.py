@@ -38,6 +38,15 @@ def near_copy(text: str, changes: int = 1) -> str:
     return " ".join(parts) + "."
 
 
+def light_edit(text: str, *positions: int) -> str:
+    """The text with the words at `positions` replaced: a rephrase that barely changed its source.
+    Each edit costs `ngram` shingles, so two edits of a 200-word text keep Jaccard near 0.9."""
+    parts = text.rstrip(".").split(" ")
+    for k in positions:
+        parts[k] = "zeppelin"
+    return " ".join(parts) + "."
+
+
 def write_parquet(path: str | os.PathLike, rows: list[dict[str, Any]], schema: pa.Schema | None = None,
                   row_group_size: int | None = None) -> str:
     os.makedirs(os.path.dirname(str(path)), exist_ok=True)
@@ -114,8 +123,8 @@ def make_scored(rows: list[dict[str, Any]]) -> pa.RecordBatch:
 def dedup_inputs(p, tmp_path, rows: list[dict[str, Any]], dedup: dict[str, Any] | None = None, partitions: int = 4):
     """Write `rows` as one Parquet corpus per source and read them the way a run does.
 
-    Each row needs doc_id and text; origin (default synthetic), source (default "gen") and
-    generator are optional. Returns ((INFO, band blocks) PCollections, Deduplicate transform).
+    Each row needs doc_id and text; origin (default synthetic), source (default "gen"),
+    generator and parent_id are optional. Returns ((INFO, band blocks) PCollections, Deduplicate transform).
     """
     from hybridmix.transforms.dedup import Deduplicate
     from hybridmix.transforms.ingest import ReadCorpora
@@ -129,13 +138,14 @@ def dedup_inputs(p, tmp_path, rows: list[dict[str, Any]], dedup: dict[str, Any] 
         source = r.get("source", "gen")
         origins[source] = r.get("origin", "synthetic")
         by_source.setdefault(source, []).append(
-            {"id": r["doc_id"], "text": r["text"], "generator": r.get("generator")})
-    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("generator", pa.string())])
+            {"id": r["doc_id"], "text": r["text"], "generator": r.get("generator"), "parent_id": r.get("parent_id")})
+    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("generator", pa.string()),
+                        ("parent_id", pa.string())])
     for source, items in by_source.items():
         write_parquet(os.path.join(str(tmp_path), "in", f"{source}.parquet"), items, schema=schema)
     config = parse_config({
         "corpora": [{"name": s, "origin": o, "paths": [f"in/{s}.parquet"], "id_column": "id",
-                     "columns": {"generator": "generator"}} for s, o in origins.items()],
+                     "columns": {"generator": "generator", "parent_id": "parent_id"}} for s, o in origins.items()],
         "mixture": {"targets": {o: 1.0 / len(set(origins.values())) for o in set(origins.values())}},
         "quality": {"enabled": False},
         "dedup": dedup or {},
@@ -149,6 +159,38 @@ def dedup_inputs(p, tmp_path, rows: list[dict[str, Any]], dedup: dict[str, Any] 
     dedup_transform = Deduplicate(config.dedup, partitions, spec.lineage,
                                   CandidateSignatures(spec, config.dedup.near, partitions))
     return (sketch.info, sketch.bands), dedup_transform
+
+
+def lineage_rows() -> list[dict[str, Any]]:
+    """Human parents (wiki), their rephrases (light edits, above the 0.8 threshold) with parent_id, and
+    unrelated near copies: every case of lineage dedup, as rows for `dedup_inputs`."""
+    h = {i: words(40 + i, 200) for i in range(6)}
+    p4 = words(90, 200)
+
+    def human(i):
+        return {"doc_id": f"h{i}", "origin": "human", "source": "wiki", "text": h[i]}
+
+    def rephrase(doc_id, text, parent_id, generator="m-a", source="rephrase"):
+        return {"doc_id": doc_id, "source": source, "generator": generator, "parent_id": parent_id, "text": text}
+
+    return [
+        *(human(i) for i in range(6)),
+        # h0's cluster: its rephrase c0, an exact copy of that rephrase, and an unrelated near copy.
+        rephrase("c0", light_edit(h[0], 20, 120), "h0"),
+        rephrase("c0x", "  " + light_edit(h[0], 20, 120).upper(), "h0", "m-b"),
+        {"doc_id": "u0", "source": "chat", "generator": "m-z", "text": light_edit(h[0], 60, 160)},
+        # A "rephrase" that changed nothing: an exact copy of its parent.
+        rephrase("e1", h[1].lower(), "h1"),
+        {"doc_id": "u2", "source": "chat", "generator": "m-z", "text": light_edit(h[2], 50, 150)},
+        # s3 copies h3 and g2 copies s3: g2's parent is removed, not kept, so neither is a self-copy.
+        {"doc_id": "s3", "source": "chat", "generator": "m-z", "text": light_edit(h[3], 30, 130)},
+        rephrase("g2", light_edit(light_edit(h[3], 30, 130), 90), "s3"),
+        # Synthetic from synthetic: the copy has the lower doc_id, so it is kept and its parent removed.
+        {"doc_id": "z-p4", "source": "gen2", "generator": "m-c", "text": p4},
+        rephrase("a-c4", light_edit(p4, 70, 170), "z-p4", "m-c", "gen2"),
+        # h5's only partner is its own rephrase: sparing it leaves h5 without a cluster.
+        rephrase("c5", light_edit(h[5], 40, 140), "h5", "m-b"),
+    ]
 
 
 def slow_config(root, rows: int = 16_000) -> str:

@@ -41,6 +41,8 @@ INFO = pa.schema([
     pa.field("source", pa.string(), nullable=False),
     pa.field("generator", pa.string()),
     pa.field("generation", pa.int8(), nullable=False),
+    # Dedup compares it with the doc_id of the document kept in a duplicate's place (lineage duplicates).
+    pa.field("parent_id", pa.string()),
     pa.field("content_hash", pa.string(), nullable=False),
     pa.field("tokens", pa.int32(), nullable=False),
     pa.field("chars", pa.int32(), nullable=False),
@@ -73,10 +75,12 @@ SELECTION = pa.schema([
 ])
 
 # Duplicate rows inside the pipeline: the output columns that do not need the file table,
-# plus the row keys that resolve chains (an exact duplicate of a near duplicate).
+# plus the row keys that resolve chains (an exact duplicate of a near duplicate) and both
+# parent ids, so `lineage` can be decided again when a chain moves the row to another kept document.
 DUPLICATE = pa.schema(
     [pa.field("uid", pa.int64(), nullable=False), pa.field("kept_uid", pa.int64(), nullable=False)]
     + [f for f in DUPLICATE_SCHEMA if f.name not in ("source_file", "source_row", "run_id", "kept_run_id")]
+    + [pa.field("parent_id", pa.string()), pa.field("kept_parent_id", pa.string())]
     # null: kept by this run; an earlier output's run id for duplicates of its documents
     + [pa.field("kept_run_id", pa.string())]
 )

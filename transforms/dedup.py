@@ -1,4 +1,4 @@
-"""Deduplicate: exact then near dedup, duplicate chains resolved, cross-origin clusters counted."""
+"""Deduplicate: exact then near dedup, duplicate chains resolved, cross-origin clusters and self-copies counted."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hybridmix.transforms.duplicates import (
     cross_origin,
     key_by_cluster,
     key_by_kept,
+    self_copies,
     to_output_rows,
 )
 from hybridmix.transforms.exact import DedupExact, DedupOutputs
@@ -56,7 +57,8 @@ class Deduplicate(beam.PTransform):
             survivors = info
             exact_dups = info.pipeline | "NoExactDuplicates" >> beam.Create([])
         if self._config.near.enabled:
-            near = (survivors, bands) | "Near" >> DedupNear(self._config.near, parts, self._signatures)
+            near = (survivors, bands) | "Near" >> DedupNear(
+                self._config.near, parts, self._signatures, self._config.parent_copies)
             survivors = near.survivors
             stats.append(near.stats)
             resolved = (
@@ -79,6 +81,7 @@ class Deduplicate(beam.PTransform):
             | "GroupByCluster" >> beam.GroupByKey()
             | "CountCrossOrigin" >> beam.FlatMap(cross_origin)
         )
+        stats.append(all_dups | "CountSelfCopies" >> beam.FlatMap(self_copies))
         duplicates = all_dups | "ToOutputRows" >> beam.Map(to_output_rows, lineage=self._lineage)
         merged_stats = stats | "MergeDedupStats" >> beam.Flatten()
         return DedupOutputs(survivors=survivors, duplicates=duplicates, stats=merged_stats)

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hybridmix.schemas.config import ORIGIN_RANK, Origin
+from hybridmix.schemas.reasons import DuplicateLineage
 from hybridmix.transforms.batches import group_bounds
 
 _MAX_TOKENS = 2**31 - 1
@@ -73,6 +74,32 @@ def exact_groups(content_hashes: pa.Array, skeys: pa.Array) -> ExactGroups:
     losers = order[is_loser]
     loser_survivor = np.repeat(survivors, sizes)[is_loser]
     return ExactGroups(survivors, losers, loser_survivor, sizes)
+
+
+def lineage_relation(doc_ids: pa.Array, parent_ids: pa.Array, origins: pa.Array, kept_doc_ids: pa.Array,
+                     kept_parent_ids: pa.Array, kept_origins: pa.Array) -> pa.Array:
+    """How each removed document descends from the one kept in its place: `child`, `parent` or null.
+
+    Only synthetic text has a parent: a child is a synthetic document whose parent_id is the kept
+    document's doc_id; a parent is the document a kept synthetic one names as its parent_id.
+    """
+    synthetic = Origin.SYNTHETIC.value
+    child = pc.fill_null(pc.and_(pc.equal(parent_ids, kept_doc_ids), pc.equal(origins, synthetic)), False)
+    parent = pc.fill_null(pc.and_(pc.equal(kept_parent_ids, doc_ids), pc.equal(kept_origins, synthetic)), False)
+    none = pa.scalar(None, pa.string())
+    return pc.if_else(child, DuplicateLineage.CHILD.value, pc.if_else(parent, DuplicateLineage.PARENT.value, none))
+
+
+def spare_parent_copies(relation: pa.Array, is_loser: np.ndarray, same_text: np.ndarray, policy: str) -> np.ndarray:
+    """Which cluster members `dedup.parent_copies` keeps in the mix: under `keep`, the near duplicates
+    whose cluster survivor is their own parent. A copy with the parent's normalized text is an exact
+    duplicate and goes whatever the policy (it only reaches this stage when exact dedup is off)."""
+    if policy == "drop":
+        return np.zeros(len(is_loser), bool)
+    if policy != "keep":
+        raise ValueError(f"unknown parent_copies policy {policy!r}")
+    child = pc.fill_null(pc.equal(relation, DuplicateLineage.CHILD.value), False).to_numpy(zero_copy_only=False)
+    return is_loser & child & ~same_text
 
 
 def bucket_pairs(keys: np.ndarray, uids: np.ndarray, all_pairs_limit: int) -> tuple[np.ndarray, np.ndarray]:

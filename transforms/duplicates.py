@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hybridmix.schemas.reasons import DuplicateKind
+from hybridmix.schemas.reasons import DuplicateKind, DuplicateLineage
 from hybridmix.schemas.records import DUPLICATE_SCHEMA
 from hybridmix.schemas.stats import Figure, stat
 from hybridmix.transforms import columns
@@ -18,20 +18,26 @@ from hybridmix.transforms.batches import (
     split_batch,
     table_to_batch,
 )
+from hybridmix.transforms.dedup_core import lineage_relation
 from hybridmix.transforms.inputs import Lineage
 from hybridmix.transforms.text import stable_hash64
 
 DUPS = "dups"
 ASSIGNMENTS = "assignments"
 # What a near cluster's assignment says about its survivor, copied onto exact duplicates of members.
-_KEPT_FIELDS = ("kept_uid", "kept_doc_id", "kept_origin", "kept_source", "kept_generator", "cluster_size",
-                "similarity")
+_KEPT_FIELDS = ("kept_uid", "kept_doc_id", "kept_origin", "kept_source", "kept_generator", "kept_parent_id",
+                "cluster_size", "similarity")
+# What became of a self-copy and its parent (Figure.SELF_COPY_FATES details).
+SPARED = "spared"
+PARENT_REMOVED = "parent_removed"
 
 
 def duplicate_rows(losers: pa.Table, kept: pa.Table, kind: DuplicateKind, cluster_size: np.ndarray,
                    similarity: np.ndarray) -> pa.RecordBatch:
     """Duplicate rows for `losers`, each replaced by the row of `kept` at the same position."""
     n = losers.num_rows
+    relation = lineage_relation(losers.column("doc_id"), losers.column("parent_id"), losers.column("origin"),
+                                kept.column("doc_id"), kept.column("parent_id"), kept.column("origin"))
     return table_to_batch(pa.table(
         {
             "uid": losers.column("uid"),
@@ -48,6 +54,9 @@ def duplicate_rows(losers: pa.Table, kept: pa.Table, kind: DuplicateKind, cluste
             "kept_origin": kept.column("origin"),
             "kept_source": kept.column("source"),
             "kept_generator": kept.column("generator"),
+            "lineage": relation,
+            "parent_id": losers.column("parent_id"),
+            "kept_parent_id": kept.column("parent_id"),
             "kept_run_id": pa.nulls(n, pa.string()),
         },
         schema=columns.DUPLICATE,
@@ -58,7 +67,9 @@ class ResolveChainsFn(beam.DoFn):
     """(kept-uid partition, {dups, assignments}) -> duplicate rows pointing at the final survivor.
 
     An exact duplicate points at its group's survivor; when near dedup later clustered that
-    survivor under another document, the row is repointed to the cluster's survivor.
+    survivor under another document, the row is repointed to the cluster's survivor, and its
+    lineage is decided again against that document. A survivor that `dedup.parent_copies: keep`
+    spared is assigned to itself, so its exact duplicates keep pointing at it.
     """
 
     def process(self, element):
@@ -85,6 +96,8 @@ class ResolveChainsFn(beam.DoFn):
         for name in _KEPT_FIELDS:
             cols[name] = pc.if_else(mask, table.column(name).take(take), cols[name])
         cols["cluster"] = cols["kept_doc_id"]
+        cols["lineage"] = lineage_relation(cols["doc_id"], cols["parent_id"], cols["origin"], cols["kept_doc_id"],
+                                           cols["kept_parent_id"], cols["kept_origin"])
         yield table_to_batch(pa.Table.from_pydict(cols, schema=columns.DUPLICATE))
 
 
@@ -123,6 +136,35 @@ def cross_origin_counts(rows: list[dict]) -> list[tuple[tuple[str, str, str], in
     if mixed:
         out.append(stat(Figure.CROSS_ORIGIN_CLUSTERS, mixed))
     return out
+
+
+def self_copy_stats(sources: list[str], generators: list[str | None],
+                    fates: list[str]) -> list[tuple[tuple[str, str, str], int]]:
+    """Self-copies (synthetic documents duplicating their own parent) per source, by generator and by fate."""
+    by_generator: dict[tuple[str, str], int] = {}
+    by_fate: dict[tuple[str, str], int] = {}
+    for source, generator, fate in zip(sources, generators, fates):
+        key = (source, generator or "(none)")
+        by_generator[key] = by_generator.get(key, 0) + 1
+        by_fate[(source, fate)] = by_fate.get((source, fate), 0) + 1
+    return ([stat(Figure.SELF_COPIES, n, s, g) for (s, g), n in sorted(by_generator.items())]
+            + [stat(Figure.SELF_COPY_FATES, n, s, f) for (s, f), n in sorted(by_fate.items())])
+
+
+def self_copies(batch: pa.RecordBatch) -> list[tuple[tuple[str, str, str], int]]:
+    """Self-copy statistics of final duplicate rows: a `child` row's removed document is the copy, a
+    `parent` row's kept document is."""
+    sources, generators, fates = [], [], []
+    for row in batch.filter(pc.is_valid(batch.column("lineage"))).to_pylist():
+        if row["lineage"] == DuplicateLineage.CHILD:
+            sources.append(row["source"])
+            generators.append(row["generator"])
+            fates.append(f"removed_{row['kind']}")
+        elif row["lineage"] == DuplicateLineage.PARENT:
+            sources.append(row["kept_source"])
+            generators.append(row["kept_generator"])
+            fates.append(PARENT_REMOVED)
+    return self_copy_stats(sources, generators, fates)
 
 
 def cross_origin(element):

@@ -70,6 +70,7 @@ def index_rows(docs: pa.RecordBatch, selection: pa.Table, near: NearDedupConfig 
             docs.column("source"),
             docs.column("generator"),
             docs.column("generation"),
+            docs.column("parent_id"),
             _array(selection.column("tokens")),
             pa.array([run_id] * n, pa.string()),
         ],

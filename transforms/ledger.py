@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from hybridmix.schemas.reasons import DuplicateKind, Fate
+from hybridmix.schemas.reasons import DuplicateKind, DuplicateLineage, Fate
 from hybridmix.schemas.records import LEDGER_SCHEMA
 from hybridmix.transforms.text import stable_hash64
 
@@ -64,18 +64,23 @@ def from_filtered(batch: pa.RecordBatch) -> pa.RecordBatch:
                         batch.column("source_row"), Fate.FILTERED, batch.column("detail"))
 
 
-def duplicate_detail(kind: str, kept: str, similarity: float, cluster: str, size: int, kept_run: str = "",
-                     run: str = "") -> str:
+_LINEAGE_NOTE = {DuplicateLineage.CHILD: "; a copy of its own parent",
+                 DuplicateLineage.PARENT: "; the parent of the document kept"}
+
+
+def duplicate_detail(kind: str, kept: str, similarity: float, cluster: str, size: int,
+                     lineage: str | None = None, kept_run: str = "", run: str = "") -> str:
     exact = kind in (DuplicateKind.EXACT, DuplicateKind.EXACT_PRIOR)
     measure = "same normalized text" if exact else f"estimated Jaccard similarity {similarity:.3f}"
+    note = _LINEAGE_NOTE.get(lineage, "") if lineage else ""
     if kept_run and kept_run != run:
-        return f"{kind} duplicate of {kept} ({measure}), published by earlier run {kept_run}"
-    return f"{kind} duplicate of {kept} ({measure}); cluster {cluster} of {size} documents, one kept"
+        return f"{kind} duplicate of {kept} ({measure}){note}, published by earlier run {kept_run}"
+    return f"{kind} duplicate of {kept} ({measure}){note}; cluster {cluster} of {size} documents, one kept"
 
 
 def from_duplicates(batch: pa.RecordBatch) -> pa.RecordBatch:
     columns = [batch.column(c).to_pylist() for c in ("kind", "kept_doc_id", "similarity", "cluster", "cluster_size",
-                                                     "kept_run_id", "run_id")]
+                                                     "lineage", "kept_run_id", "run_id")]
     details = [duplicate_detail(*row) for row in zip(*columns)]
     return ledger_batch(batch.column("doc_id"), batch.column("source"), batch.column("source_file"),
                         batch.column("source_row"), Fate.DUPLICATE, details)

@@ -184,7 +184,28 @@ def _quality_report(config: PipelineConfig, stats: RunStats, scorer: dict[str, A
     }
 
 
-def _dedup_report(dedup_params: dict[str, Any], stats: RunStats) -> dict[str, Any]:
+def _lineage_report(policy: str, stats: RunStats) -> dict[str, Any]:
+    """Self-copies: synthetic documents that duplicate their own parent, per source and generator of
+    the copy, and what became of them."""
+    fates = stats.by_detail(Figure.SELF_COPY_FATES)
+    by_source: dict[str, dict[str, int]] = {}
+    for fate, counts in fates.items():
+        for source, n in counts.items():
+            by_source.setdefault(source, {})[fate] = n
+    by_generator: dict[str, dict[str, int]] = {}
+    for generator, counts in stats.by_detail(Figure.SELF_COPIES).items():
+        for source, n in counts.items():
+            by_generator.setdefault(source, {})[generator] = n
+    return {
+        "parent_copies": policy,
+        "self_copies": stats.total(Figure.SELF_COPIES),
+        "by_fate": {fate: sum(counts.values()) for fate, counts in fates.items()},
+        "by_source": {s: {"total": sum(f.values()), **dict(sorted(f.items()))} for s, f in sorted(by_source.items())},
+        "by_generator": {s: dict(sorted(g.items())) for s, g in sorted(by_generator.items())},
+    }
+
+
+def _dedup_report(dedup_params: dict[str, Any], stats: RunStats, parent_copies: str) -> dict[str, Any]:
     by_generator: dict[str, dict[str, int]] = {}
     for generator, by_source in stats.by_detail(Figure.CROSS_ORIGIN_SYNTHETIC).items():
         for source, n in by_source.items():
@@ -209,6 +230,7 @@ def _dedup_report(dedup_params: dict[str, Any], stats: RunStats) -> dict[str, An
             "by_source": by_source,
             "by_generator": {s: dict(sorted(g.items())) for s, g in sorted(by_generator.items())},
         },
+        "lineage": _lineage_report(parent_copies, stats),
     }
 
 
@@ -274,7 +296,7 @@ def build_manifest(
         counts=counts,
         totals=totals,
         mixture=mixture_report(plan, config, stats),
-        dedup=_dedup_report(dedup_params, stats),
+        dedup=_dedup_report(dedup_params, stats, config.dedup.parent_copies),
         quality=_quality_report(config, stats, scorer),
         decontamination=_decontamination_report(config, stats, eval_files or []),
         tokens={"kind": config.tokenizer.kind, "file": (tokenizer or {}).get("path"),

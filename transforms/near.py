@@ -11,6 +11,7 @@ from typing import NamedTuple
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hybridmix.schemas.config import NearDedupConfig
 from hybridmix.schemas.errors import FatalError
@@ -26,8 +27,13 @@ from hybridmix.transforms.batches import (
     table_to_batch,
 )
 from hybridmix.transforms.components import ConnectedComponents
-from hybridmix.transforms.dedup_core import bucket_pairs, unique_pairs
-from hybridmix.transforms.duplicates import duplicate_rows
+from hybridmix.transforms.dedup_core import (
+    bucket_pairs,
+    lineage_relation,
+    spare_parent_copies,
+    unique_pairs,
+)
+from hybridmix.transforms.duplicates import SPARED, duplicate_rows, self_copy_stats
 from hybridmix.transforms.stats import STATS, emit, emit_by_source
 
 PAIRS = "pairs"
@@ -162,62 +168,124 @@ class _JoinLabelsFn(beam.DoFn):
                     MEMBERS, (p, (table_to_batch(members.take(pa.array(rows))), member_roots[rows], sigs[rows])))
 
 
+def _members_in_order(blocks) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """(INFO rows, roots, signatures) of a partition's cluster members, by root, each survivor first."""
+    blocks = list(blocks)
+    table = concat([b[0] for b in blocks], columns.INFO)
+    _, roots, sigs = concat_blocks(blocks)
+    skeys = np.asarray(table.column("skey").to_pylist(), dtype=object)
+    order = np.lexsort((skeys, roots))
+    return table.take(pa.array(order)), roots[order], sigs[order]
+
+
+class _Clusters(NamedTuple):
+    """What one partition's clusters decided. Per member: `survivor` (row of its cluster's survivor),
+    `removed`, `spared`, `similarity` to the survivor. Per cluster: `starts`, `sizes` (members),
+    `left` (members that stay), `rows` (input rows the survivor then stands for)."""
+
+    starts: np.ndarray
+    sizes: np.ndarray
+    left: np.ndarray
+    rows: np.ndarray
+    survivor: np.ndarray
+    removed: np.ndarray
+    spared: np.ndarray
+    similarity: np.ndarray
+
+    @property
+    def clustered(self) -> np.ndarray:
+        """Clusters that still hold more than their survivor once spared copies have left."""
+        return self.left > 1
+
+
+def _decide(table: pa.Table, roots: np.ndarray, sigs: np.ndarray, parent_copies: str) -> _Clusters:
+    bounds = np.concatenate([[0], np.nonzero(roots[1:] != roots[:-1])[0] + 1, [len(roots)]])
+    starts, sizes = bounds[:-1], np.diff(bounds)
+    survivor = np.repeat(starts, sizes)
+    kept = table.take(pa.array(survivor))
+    is_loser = np.ones(len(roots), bool)
+    is_loser[starts] = False
+    relation = lineage_relation(
+        table.column("doc_id"), table.column("parent_id"), table.column("origin"),
+        kept.column("doc_id"), kept.column("parent_id"), kept.column("origin"))
+    same_text = pc.equal(table.column("content_hash"), kept.column("content_hash")).to_numpy()
+    spared = spare_parent_copies(relation, is_loser, same_text, parent_copies)
+    stays = ~spared
+    # Sizes count only the members that stay, so that a cluster of n input rows still leaves
+    # n - 1 rows in duplicates/, and spared copies are not counted twice.
+    rows = np.add.reduceat(np.where(stays, table.column("exact_count").to_numpy(), 0), starts).astype(np.int32)
+    left = np.add.reduceat(stays.astype(np.int64), starts)
+    similarity = minhash.estimate_jaccard(sigs, sigs[survivor])
+    return _Clusters(starts, sizes, left, rows, survivor, is_loser & stays, spared, similarity)
+
+
+def _kept_survivors(table: pa.Table, c: _Clusters) -> pa.Table:
+    """Survivors of clusters that still hold others represent them; the rest keep their own fields."""
+    survivors = table.take(pa.array(c.starts))
+    cluster = pc.if_else(pa.array(c.clustered), survivors.column("doc_id"), survivors.column("dup_cluster"))
+    size = np.where(c.clustered, c.rows, survivors.column("dup_cluster_size").to_numpy()).astype(np.int32)
+    survivors = survivors.set_column(
+        survivors.schema.get_field_index("dup_cluster"), columns.INFO.field("dup_cluster"), cluster)
+    return survivors.set_column(
+        survivors.schema.get_field_index("dup_cluster_size"), columns.INFO.field("dup_cluster_size"), pa.array(size))
+
+
+def _assignments(table: pa.Table, c: _Clusters) -> pa.RecordBatch:
+    """Every member's final cluster, so exact duplicates of any member can point to it; a spared
+    copy is its own, so its exact duplicates stay with it."""
+    assigned = table.take(pa.array(np.where(c.spared, np.arange(table.num_rows), c.survivor)))
+    size = np.where(c.spared, table.column("exact_count").to_numpy(), np.repeat(c.rows, c.sizes))
+    return table_to_batch(pa.table({
+        "uid": table.column("uid"),
+        "kept_uid": assigned.column("uid"),
+        "kept_doc_id": assigned.column("doc_id"),
+        "kept_origin": assigned.column("origin"),
+        "kept_source": assigned.column("source"),
+        "kept_generator": assigned.column("generator"),
+        "kept_parent_id": assigned.column("parent_id"),
+        "cluster_size": pa.array(size, pa.int32()),
+        "similarity": pa.array(np.where(c.spared, 1.0, c.similarity).astype(np.float32), pa.float32()),
+    }))
+
+
+def _cluster_stats(c: _Clusters):
+    clustered = c.left[c.clustered]
+    yield emit(Figure.NEAR_CLUSTERS, len(clustered))
+    buckets = np.array([size_bucket(int(s)) for s in clustered], dtype=object)
+    for bucket in np.unique(buckets):
+        yield emit(Figure.NEAR_CLUSTER_DOCUMENTS, int(clustered[buckets == bucket].sum()), detail=str(bucket))
+
+
 class _ClusterFn(beam.DoFn):
-    """(root partition, [members]) -> one survivor per cluster, near-duplicate rows for the rest."""
+    """(root partition, [members]) -> one survivor per cluster, near-duplicate rows for the rest.
+
+    Under `parent_copies: keep`, a member whose survivor is its own parent is spared: it leaves the
+    cluster and goes on as a survivor with its own cluster fields, standing for its exact copies.
+    """
+
+    def __init__(self, parent_copies: str = "drop") -> None:
+        self._parent_copies = parent_copies
 
     def process(self, element):
         _, blocks = element
-        blocks = list(blocks)
-        table = concat([b[0] for b in blocks], columns.INFO)
-        _, roots, sigs = concat_blocks(blocks)
-        skeys = np.asarray(table.column("skey").to_pylist(), dtype=object)
-        order = np.lexsort((skeys, roots))
-        table = table.take(pa.array(order))
-        roots, sigs = roots[order], sigs[order]
-        bounds = np.concatenate([[0], np.nonzero(roots[1:] != roots[:-1])[0] + 1, [len(roots)]])
-        starts, sizes = bounds[:-1], np.diff(bounds)
-        exact = table.column("exact_count").to_numpy()
-        cluster_size = np.add.reduceat(exact, starts).astype(np.int32)
-        member_survivor = np.repeat(starts, sizes)
-        is_loser = np.ones(len(roots), bool)
-        is_loser[starts] = False
-        similarity = minhash.estimate_jaccard(sigs, sigs[member_survivor])
-
-        survivors = table.take(pa.array(starts))
-        survivors = survivors.set_column(
-            survivors.schema.get_field_index("dup_cluster"), columns.INFO.field("dup_cluster"),
-            survivors.column("doc_id"))
-        survivors = survivors.set_column(
-            survivors.schema.get_field_index("dup_cluster_size"), columns.INFO.field("dup_cluster_size"),
-            pa.array(cluster_size))
-        yield table_to_batch(survivors)
-
-        yield emit(Figure.NEAR_CLUSTERS, len(sizes))
-        buckets = np.array([size_bucket(int(s)) for s in sizes], dtype=object)
-        for bucket in np.unique(buckets):
-            yield emit(Figure.NEAR_CLUSTER_DOCUMENTS, int(sizes[buckets == bucket].sum()), detail=str(bucket))
-
-        # Every member's final cluster, so exact duplicates of any member can point to it.
-        members_kept = table.take(pa.array(member_survivor))
-        yield beam.pvalue.TaggedOutput(
-            ASSIGNMENTS,
-            table_to_batch(pa.table({
-                "uid": table.column("uid"),
-                "kept_uid": members_kept.column("uid"),
-                "kept_doc_id": members_kept.column("doc_id"),
-                "kept_origin": members_kept.column("origin"),
-                "kept_source": members_kept.column("source"),
-                "kept_generator": members_kept.column("generator"),
-                "cluster_size": pa.array(np.repeat(cluster_size, sizes), pa.int32()),
-                "similarity": pa.array(similarity.astype(np.float32), pa.float32()),
-            })),
-        )
-        if is_loser.any():
-            progress.add(progress.NEAR_DUPLICATES, int(is_loser.sum()))
-            losers = table.filter(pa.array(is_loser))
-            kept = members_kept.filter(pa.array(is_loser))
+        table, roots, sigs = _members_in_order(blocks)
+        c = _decide(table, roots, sigs, self._parent_copies)
+        yield table_to_batch(_kept_survivors(table, c))
+        if c.spared.any():
+            copies = table.filter(pa.array(c.spared))
+            yield table_to_batch(copies)
+            for item in self_copy_stats(copies.column("source").to_pylist(), copies.column("generator").to_pylist(),
+                                        [SPARED] * copies.num_rows):
+                yield beam.pvalue.TaggedOutput(STATS, item)
+        yield from _cluster_stats(c)
+        yield beam.pvalue.TaggedOutput(ASSIGNMENTS, _assignments(table, c))
+        if c.removed.any():
+            progress.add(progress.NEAR_DUPLICATES, int(c.removed.sum()))
+            mask = pa.array(c.removed)
+            losers = table.filter(mask)
+            kept = table.take(pa.array(c.survivor)).filter(mask)
             yield beam.pvalue.TaggedOutput(DUPLICATES, duplicate_rows(
-                losers, kept, DuplicateKind.NEAR, np.repeat(cluster_size, sizes)[is_loser], similarity[is_loser]))
+                losers, kept, DuplicateKind.NEAR, np.repeat(c.rows, c.sizes)[c.removed], c.similarity[c.removed]))
             yield from emit_by_source(Figure.NEAR_DUPLICATES, losers.column("source"))
 
 
@@ -233,13 +301,16 @@ class DedupNear(beam.PTransform):
 
     Input: (exact survivors as INFO batches, band blocks from SketchDocuments). `signatures`
     turns candidate pairs into signature blocks keyed by uid partition (CandidateSignatures).
+    `parent_copies` is `dedup.parent_copies`: whether a copy of its own cluster survivor stays.
     """
 
-    def __init__(self, config: NearDedupConfig, partitions: int, signatures: beam.PTransform) -> None:
+    def __init__(self, config: NearDedupConfig, partitions: int, signatures: beam.PTransform,
+                 parent_copies: str = "drop") -> None:
         super().__init__()
         self._config = config
         self._partitions = partitions
         self._signatures = signatures
+        self._parent_copies = parent_copies
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> NearOutputs:
         info, bands = inputs
@@ -278,7 +349,7 @@ class DedupNear(beam.PTransform):
         clusters = (
             joined[MEMBERS]
             | "GroupByRoot" >> beam.GroupByKey()
-            | "KeepOnePerCluster" >> beam.ParDo(_ClusterFn()).with_outputs(
+            | "KeepOnePerCluster" >> beam.ParDo(_ClusterFn(self._parent_copies)).with_outputs(
                 DUPLICATES, STATS, ASSIGNMENTS, main=KEPT)
         )
         survivors = (joined[SINGLETONS], clusters[KEPT]) | "MergeSurvivors" >> beam.Flatten()

@@ -18,7 +18,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from hybridmix.schemas.config import DedupConfig, NearDedupConfig
+from hybridmix.schemas.config import DedupConfig, NearDedupConfig, Origin
 from hybridmix.schemas.errors import ConfigError, OutputError
 from hybridmix.schemas.reasons import DuplicateKind
 from hybridmix.schemas.stats import Figure
@@ -44,6 +44,8 @@ from hybridmix.transforms.storage import is_remote, open_parquet, parquet_thread
 # The near-dedup settings an index's band keys and MinHash values depend on.
 _SIGNATURE_KEYS = ("num_perm", "ngram", "seed", "bands", "rows", "scheme", "hashfunc")
 _EXACT, _NEAR = 0, 1
+# What matching and duplicate rows need of an earlier document, by its ref.
+_ROW_COLUMNS = ("doc_id", "minhash8", "origin", "source", "generator", "parent_id", "run_id")
 _ROW_BITS = 32  # a reference to an index row: (index file ordinal << 32) | row
 
 NEW, PRIOR, ROWS, PAIRS, SIGS, INFO, MATCHES, LOSERS, KEPT, DUPLICATES = (
@@ -145,9 +147,7 @@ class _ReadIndexFn(beam.DoFn):
                 for p, rows in split_rows(int_partitions(keys, parts), parts):
                     yield beam.pvalue.TaggedOutput(PAIRS, (p, (keys[rows], owners[rows])))
             kept = pa.RecordBatch.from_arrays(
-                [pa.array(refs, pa.int64())] + [batch.column(c) for c in
-                                                 ("doc_id", "minhash8", "origin", "source", "generator", "run_id")],
-                ["ref", "doc_id", "minhash8", "origin", "source", "generator", "run_id"])
+                [pa.array(refs, pa.int64())] + [batch.column(c) for c in _ROW_COLUMNS], ["ref", *_ROW_COLUMNS])
             for p, rows in split_rows(int_partitions(refs, parts), parts):
                 yield p, kept.take(pa.array(rows))
 
@@ -160,10 +160,15 @@ def _key_hashes(batch: pa.RecordBatch, partitions: int):
         yield p, (hashes[rows], uids[rows])
 
 
-def _key_matches(uids: np.ndarray, refs: np.ndarray, sims: np.ndarray, kind: int, partitions: int):
+def _key_matches(uids: np.ndarray, refs: np.ndarray, sims: np.ndarray, kind: int, partitions: int,
+                 kept_ids: np.ndarray | None = None):
+    """Matches keyed by the new document's partition; `kept_ids`: the earlier documents' ids (near
+    matches, so `parent_copies: keep` can spare a rephrase of its own earlier parent)."""
     kinds = np.full(len(uids), kind, np.int8)
+    if kept_ids is None:
+        kept_ids = np.full(len(uids), "", dtype=object)
     for p, rows in split_rows(int_partitions(uids, partitions), partitions):
-        yield p, (uids[rows], refs[rows], sims[rows], kinds[rows])
+        yield p, (uids[rows], refs[rows], sims[rows], kinds[rows], kept_ids[rows])
 
 
 def _exact_matches(element, partitions: int):
@@ -225,7 +230,7 @@ def _find(table: pa.Table, refs: np.ndarray) -> np.ndarray:
 
 
 def _attach_minhash8(element, num_perm: int, partitions: int):
-    """(ref partition, {pairs: [(uids, refs)], rows}) -> (uid partition, (uids, refs, minhash8))."""
+    """(ref partition, {pairs: [(uids, refs)], rows}) -> (uid partition, (uids, refs, minhash8, doc ids))."""
     _, joined = element
     if not joined[PAIRS]:
         return
@@ -233,15 +238,16 @@ def _attach_minhash8(element, num_perm: int, partitions: int):
     table = _sorted_rows(joined[ROWS])
     pos = _find(table, refs)
     column = table.column("minhash8").take(pa.array(pos))
+    kept_ids = np.asarray(table.column("doc_id").take(pa.array(pos)).to_pylist(), dtype=object)
     if column.null_count:
         keep = column.is_valid().to_numpy(zero_copy_only=False)
-        uids, refs, column = uids[keep], refs[keep], column.filter(pa.array(keep))
+        uids, refs, kept_ids, column = uids[keep], refs[keep], kept_ids[keep], column.filter(pa.array(keep))
     flat = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     data = np.frombuffer(flat.buffers()[2], np.uint8)
     offsets = np.frombuffer(flat.buffers()[1], np.int32)[flat.offset:flat.offset + len(flat) + 1]
     sig8 = np.stack([data[o:o + num_perm] for o in offsets[:-1]]) if len(flat) else np.zeros((0, num_perm), np.uint8)
     for p, rows in split_rows(int_partitions(uids, partitions), partitions):
-        yield p, (uids[rows], refs[rows], sig8[rows])
+        yield p, (uids[rows], refs[rows], sig8[rows], kept_ids[rows])
 
 
 def _verify(element, near: NearDedupConfig, partitions: int):
@@ -249,17 +255,17 @@ def _verify(element, near: NearDedupConfig, partitions: int):
     _, joined = element
     if not joined[PAIRS] or not joined[SIGS]:
         return
-    uids, refs, sig8 = concat_blocks(joined[PAIRS])
+    uids, refs, sig8, kept_ids = concat_blocks(joined[PAIRS])
     have, sigs = concat_blocks(joined[SIGS])
     order = np.argsort(have)
     have, sigs = have[order], sigs[order]
     pos = np.minimum(np.searchsorted(have, uids), len(have) - 1)
     found = (have[pos] == uids) & ~(sigs[pos] == EMPTY_HASH).all(axis=1)
-    uids, refs, sig8, pos = uids[found], refs[found], sig8[found], pos[found]
+    uids, refs, sig8, kept_ids, pos = uids[found], refs[found], sig8[found], kept_ids[found], pos[found]
     sim = bbit_similarity(low_bytes(sigs[pos]), sig8)
     keep = sim >= near.effective_verify_threshold - 1e-9
     if keep.any():
-        yield from _key_matches(uids[keep], refs[keep], sim[keep], _NEAR, partitions)
+        yield from _key_matches(uids[keep], refs[keep], sim[keep], _NEAR, partitions, kept_ids[keep])
 
 
 def _both_ends_new(element):
@@ -273,12 +279,14 @@ class _DecideFn(beam.DoFn):
 
     An exact match beats a near one; then the most similar earlier document; then the first. A
     document read from an earlier output (`carried`: sources of format hybridmix) is not new, so it
-    is never removed as a duplicate of itself or of its own run.
+    is never removed as a duplicate of itself or of its own run. Under `dedup.parent_copies: keep`
+    a synthetic near copy of its own parent stays, as within a run.
     """
 
-    def __init__(self, carried: frozenset[str], partitions: int) -> None:
+    def __init__(self, carried: frozenset[str], partitions: int, parent_copies: str) -> None:
         self._carried = carried
         self._partitions = partitions
+        self._parent_copies = parent_copies
 
     def process(self, element):
         _, joined = element
@@ -289,17 +297,21 @@ class _DecideFn(beam.DoFn):
         if not matches:
             yield table_to_batch(table)
             return
-        m_uid, m_ref, m_sim, m_kind = concat_blocks(matches, np.int64, np.int64, np.float64, np.int8)
+        m_uid, m_ref, m_sim, m_kind, m_ids = concat_blocks(matches, np.int64, np.int64, np.float64, np.int8, object)
         # Best first: exact before near, then higher similarity, then the smaller ref.
         order = np.lexsort((m_ref, -m_sim, m_kind, m_uid))
-        m_uid, m_ref, m_sim, m_kind = m_uid[order], m_ref[order], m_sim[order], m_kind[order]
-        first = np.concatenate([[True], m_uid[1:] != m_uid[:-1]])
-        m_uid, m_ref, m_sim, m_kind = m_uid[first], m_ref[first], m_sim[first], m_kind[first]
+        first = order[np.concatenate([[True], m_uid[order][1:] != m_uid[order][:-1]])]
+        m_uid, m_ref, m_sim, m_kind, m_ids = m_uid[first], m_ref[first], m_sim[first], m_kind[first], m_ids[first]
         uids = table.column("uid").to_numpy()
         pos = np.minimum(np.searchsorted(m_uid, uids), len(m_uid) - 1)
         sources = np.asarray(table.column("source").to_pylist(), dtype=object)
         carried = np.array([s in self._carried for s in sources.tolist()], bool)
         lost = (m_uid[pos] == uids) & ~carried
+        if self._parent_copies == "keep":
+            parents = np.asarray(table.column("parent_id").to_pylist(), dtype=object)
+            synthetic = np.asarray(table.column("origin").to_pylist(), dtype=object) == Origin.SYNTHETIC.value
+            own_parent = (m_kind[pos] == _NEAR) & (parents == m_ids[pos]) & synthetic
+            lost &= ~own_parent
         if (~lost).any():
             yield table_to_batch(table.filter(pa.array(~lost)))
         if lost.any():
@@ -327,9 +339,8 @@ def _prior_duplicates(element):
             continue
         take = pa.array(rows)
         lost, by = losers.take(take), kept.take(take)
-        by_table = pa.table({"uid": pa.array(np.full(len(rows), -1, np.int64)), "doc_id": by.column("doc_id"),
-                             "origin": by.column("origin"), "source": by.column("source"),
-                             "generator": by.column("generator")})
+        by_table = pa.table({"uid": pa.array(np.full(len(rows), -1, np.int64)),
+                             **{c: by.column(c) for c in ("doc_id", "origin", "source", "generator", "parent_id")}})
         # The cluster is this document and the earlier one; others of this run may join it too.
         dups = duplicate_rows(lost, by_table, label, np.full(len(rows), 2), sims[rows])
         dups = dups.set_column(dups.schema.get_field_index("kept_run_id"), columns.DUPLICATE.field("kept_run_id"),
@@ -402,7 +413,8 @@ class DedupPrior(beam.PTransform):
         decided = (
             {INFO: info | "KeyInfoByUid" >> beam.FlatMap(key_by_uid, parts), MATCHES: all_matches}
             | "JoinMatches" >> beam.CoGroupByKey()
-            | "Decide" >> beam.ParDo(_DecideFn(self._carried, parts)).with_outputs(LOSERS, main=KEPT)
+            | "Decide" >> beam.ParDo(_DecideFn(self._carried, parts, self._config.parent_copies))
+            .with_outputs(LOSERS, main=KEPT)
         )
         out = (
             {LOSERS: decided[LOSERS], ROWS: rows}

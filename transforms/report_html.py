@@ -434,6 +434,7 @@ def _duplicates(manifest: dict[str, Any], data: ReportData, charts) -> str:
     else:
         parts.append('<p class="muted">No duplicates were removed.</p>')
     parts.append(_cross_origin(dedup, data))
+    parts.append(_self_copies(dedup))
     intro = ("Each cluster keeps one document (the survivor) and removes the rest to duplicates/. A cluster that holds "
              "both human and synthetic text is synthetic text copying human text, or the reverse.")
     return _section("duplicates", "Duplicates", intro, *parts)
@@ -456,6 +457,22 @@ def _cross_origin(dedup: dict[str, Any], data: ReportData) -> str:
     listed = ("<h4>Examples</h4>" + _table(["cluster", "size", "kind", "similarity", "removed", "kept"], examples,
                                             numeric=(1, 3))) if examples else ""
     return head + table + listed
+
+
+def _self_copies(dedup: dict[str, Any]) -> str:
+    lineage = dedup.get("lineage") or {}
+    if not lineage.get("self_copies"):
+        return ""
+    fates = ("removed_exact", "removed_near", "spared", "parent_removed")
+    generators = lineage.get("by_generator") or {}
+    rows = [[source, _n(counts.get("total", 0)), *(_n(counts.get(f, 0)) for f in fates),
+             ", ".join(f"{g} {n:,}" for g, n in (generators.get(source) or {}).items())]
+            for source, counts in (lineage.get("by_source") or {}).items()]
+    head = (f"<h3>Copies of their own parent</h3><p>{_n(lineage['self_copies'])} synthetic document(s) duplicate the "
+            f"document they were generated from (<code>parent_id</code>); <code>dedup.parent_copies: "
+            f"{_e(lineage.get('parent_copies', 'drop'))}</code>.</p>")
+    return head + _table(["synthetic source", "documents", "removed (exact)", "removed (near)", "spared",
+                          "parent removed", "by generator"], rows, numeric=range(1, 6))
 
 
 _INDICATORS = [

@@ -106,3 +106,12 @@ def test_digest_ignores_output_path_but_not_seed():
 def test_overrides_are_validated():
     with pytest.raises(ConfigError, match="seed"):
         make_config().with_overrides(seed=-3)
+
+
+def test_parent_copies_defaults_to_drop_and_only_keep_changes_the_digest():
+    cfg = parse_config(with_changes())
+    assert cfg.dedup.parent_copies == "drop"
+    assert cfg.digest() == parse_config(with_changes(dedup={"parent_copies": "drop"})).digest()
+    assert cfg.digest() != parse_config(with_changes(dedup={"parent_copies": "keep"})).digest()
+    with pytest.raises(ConfigError, match="dedup.parent_copies: Input should be 'drop' or 'keep'"):
+        parse_config(with_changes(dedup={"parent_copies": "spare"}))

@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 
 from hybridmix.schemas.config import Origin
-from hybridmix.schemas.reasons import DuplicateKind, Fate
+from hybridmix.schemas.reasons import DuplicateKind, DuplicateLineage, Fate
 from hybridmix.schemas.records import RECORD_TYPES
 
 # Which Arrow types may carry each pydantic annotation.
@@ -15,6 +15,7 @@ _ARROW_FOR = {
     float: (pa.float32(), pa.float64()),
     Origin: (pa.string(),),
     DuplicateKind: (pa.string(),),
+    DuplicateLineage: (pa.string(),),
     Fate: (pa.string(),),
     list[str]: (pa.list_(pa.string()),),
     list[int]: (pa.list_(pa.uint64()),),
@@ -55,7 +56,7 @@ def test_records_round_trip_through_arrow():
     model, schema = RECORD_TYPES["duplicates"]
     record = model(doc_id="a", kept_doc_id="b", cluster="b", cluster_size=2, kind="near", similarity=0.75,
                    origin="synthetic", source="s", generator="g", kept_origin="human", kept_source="h",
-                   kept_generator=None, source_file="f",
+                   kept_generator=None, lineage="child", source_file="f",
                    source_row=3, run_id="r", kept_run_id="r")
     table = pa.Table.from_pylist([record.model_dump(mode="json")], schema=schema)
     assert model.model_validate(table.to_pylist()[0]) == record

@@ -147,7 +147,8 @@ def _big_batch(index: int, rows: int = 5000) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict({
         "uid": uid, "doc_id": [f"d{u:07d}" for u in uid], "origin": [ORIGINS3[s] for s in source],
         "source": source.astype(str), "generator": pa.nulls(rows, pa.string()),
-        "generation": np.where(source == "h", 0, 1).astype(np.int8), "content_hash": [""] * rows,
+        "generation": np.where(source == "h", 0, 1).astype(np.int8), "parent_id": pa.nulls(rows, pa.string()),
+        "content_hash": [""] * rows,
         "tokens": tokens, "chars": tokens, "script": ["Latn"] * rows, "bytes": tokens, "text_hash": np.zeros(rows, np.uint64),
         "quality_flags": pa.array([[]] * rows, pa.list_(pa.string())), "quality_score": np.ones(rows, np.float32),
         "skey": [""] * rows, "exact_count": np.ones(rows, np.int32), "dup_cluster": pa.nulls(rows, pa.string()),
