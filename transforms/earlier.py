@@ -186,8 +186,8 @@ def carried_counts(pf: pq.ParquetFile, path: str, origin: str) -> tuple[tuple[in
     taken, copies, other = [], 0, 0
     for rg in range(pf.num_row_groups):
         table = pf.read_row_group(rg, columns=list(FILTER_COLUMNS), use_threads=parquet_threads(path))
-        first = pc.equal(table.column("repeat"), 0).to_numpy(zero_copy_only=False)
-        mine = pc.equal(table.column("origin"), origin).to_numpy(zero_copy_only=False)
+        first = pc.fill_null(pc.equal(table.column("repeat"), 0), False).to_numpy(zero_copy_only=False)
+        mine = pc.fill_null(pc.equal(table.column("origin"), origin), False).to_numpy(zero_copy_only=False)
         taken.append(int(np.sum(first & mine)))
         copies += int(np.sum(~first))
         other += int(np.sum(first & ~mine))
