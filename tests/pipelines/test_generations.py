@@ -258,3 +258,28 @@ def test_two_corpora_of_one_origin_cannot_read_one_output(generations, capsys):
     err = _run_expecting(generations, [_carried("a", "human", "../gen1"), _carried("b", "human", "../gen1")], 3,
                          capsys)
     assert "read by both corpus 'a' and corpus 'b', both of origin human" in err
+
+
+def test_an_earlier_output_on_an_object_store_is_read_as_a_local_one_is(generations, tmp_path):
+    from tests import s3
+    from tests.pipelines.test_object_store import _cli
+
+    root = generations
+    with s3.s3_server() as endpoint:
+        bucket = s3.Bucket(endpoint)
+        first = _cli(endpoint, "run", root / "in1" / "config.yaml", "--output", bucket.url("mixes/gen1"), "-q")
+        assert first.returncode == 0, first.stderr
+        # A glob of outputs on the store: the folders holding a _SUCCESS.
+        config = _gen2_config(root, corpora=[_carried("gen1_human", "human", bucket.url("mixes/gen*")),
+                                             _carried("gen1_chat", "synthetic", bucket.url("mixes/gen1"))],
+                              guards={"carry_forward": bucket.url("mixes/gen1")})
+        second = _cli(endpoint, "run", config, "--output", tmp_path / "gen2", "-q")
+        assert second.returncode == 0, second.stderr
+    remote, local = _manifest(tmp_path / "gen2"), _manifest(root / "gen2")
+    # The same figures; only the earlier output's name differs.
+    as_local = json.loads(json.dumps(remote["carried"]).replace(bucket.url("mixes/gen1"), "../gen1"))
+    assert as_local == local["carried"]
+    assert {i["carried"]["output"] for i in remote["inputs"] if i.get("carried")} == {bucket.url("mixes/gen1")}
+    assert all(i["path"].startswith(bucket.url("mixes/gen1/runs/")) for i in remote["inputs"] if i.get("carried"))
+    other = ["source_file", "run_id", "config_digest"]  # the config names the earlier output by another path
+    assert _table(tmp_path / "gen2").drop(other) == _table(root / "gen2").drop(other)
