@@ -391,6 +391,10 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
     except Exception as exc:  # noqa: BLE001 - pyarrow and filesystems raise many types for bad files
         return bad(RejectReason.UNREADABLE_FILE, f"{display}: cannot read as Parquet: {exc}")
     names = tuple(schema.names)
+    missing = [c for c in read_columns(corpus) if c not in names] if earlier is not None else []
+    if missing:
+        return bad(RejectReason.MISSING_COLUMN, f"{display}: not a hybridmix data file (no column "
+                   f"{', '.join(map(repr, missing))}), though {earlier.display}'s manifest lists it")
     for role, column in corpus_columns(corpus).items():
         if column not in names:
             return bad(RejectReason.MISSING_COLUMN,
@@ -399,10 +403,6 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
     rg_rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
     carried = None
     if earlier is not None:
-        missing = [c for c in read_columns(corpus) if c not in names]
-        if missing:
-            return bad(RejectReason.MISSING_COLUMN, f"{display}: not a hybridmix data file (no column "
-                       f"{', '.join(map(repr, missing))}), though {earlier.display}'s manifest lists it")
         try:
             taken, copies, other = carried_counts(pf, path, corpus.origin.value)
         except (OSError, pa.ArrowException) as exc:

@@ -150,6 +150,8 @@ def test_manifest_and_inspect_say_what_was_carried_and_what_is_new(generations, 
     earlier_human = [r for r in _table(gen1).to_pylist() if r["origin"] == "human" and r["repeat"] == 0]
     assert guard["human_documents"] == {"earlier": 24, "carried": 24, "min_ratio": 1.0}
     assert guard["human_tokens"]["earlier"] == guard["human_tokens"]["now"] == sum(r["tokens"] for r in earlier_human)
+    report = (gen2 / "report.html").read_text(encoding="utf-8")
+    assert "The report could not be built" not in report and "hybridmix" in report
     assert main(["inspect", str(gen2), "--rows", "0"]) == 0
     out = capsys.readouterr().out
     assert f"from run {run1}" in out
@@ -240,6 +242,13 @@ def test_a_folder_that_is_not_a_published_output_is_refused(generations, capsys)
     err = _run_expecting(root, [_carried("old", "human", "../gen1")], 3, capsys,
                          guards={"carry_forward": "../outputs/day2"})
     assert "mixture.guards.carry_forward.path: ../outputs/day2 is not a published hybridmix output" in err
+    # Published-looking, but its manifest lists a file that is not hybridmix data.
+    plain = root / "plain" / "data" / "part-0.parquet"
+    (root / "plain" / "_SUCCESS").write_text("x\n")
+    (root / "plain" / "manifest.json").write_text(json.dumps({"run_id": "x", "outputs": {"data": [
+        {"path": "data/part-0.parquet", "rows": 1, "size_bytes": os.path.getsize(plain)}]}}))
+    err = _run_expecting(root, [_carried("old", "human", "../plain")], 3, capsys)
+    assert "part-0.parquet: not a hybridmix data file (no column 'generation', 'generator'" in err
 
 
 def test_an_earlier_output_whose_data_changed_is_refused(generations, capsys):
