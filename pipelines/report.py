@@ -93,8 +93,8 @@ def carried_table(carried: dict[str, Any]) -> str:
     rows = []
     for origin, g in carried["origins"].items():
         rows.append([origin, "carried", f"{g['carried']['documents']:,}", f"{g['carried']['tokens']:,}", ""])
-        rows.extend([origin, f"  from run {run_id}", f"{r['documents']:,}", f"{r['tokens']:,}", safe_text(r["output"], 60)]
-                    for run_id, r in g["carried"]["by_run"].items())
+        rows.extend([origin, f"  from run {run_id}", f"{r['documents']:,}", f"{r['tokens']:,}",
+                     safe_text(r["output"], 60)] for run_id, r in g["carried"]["by_run"].items())
         rows.append([origin, "new", f"{g['new']['documents']:,}", f"{g['new']['tokens']:,}", ""])
     lines = ["carried from earlier outputs, and new (documents selected; tokens of one copy each)",
              text_table(["origin", "", "documents", "tokens", "earlier output"], rows)]

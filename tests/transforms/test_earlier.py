@@ -58,8 +58,8 @@ def test_guard_passes_when_everything_is_carried():
 @pytest.mark.parametrize(
     "tokens, documents, expected",
     [
-        (999, 10, "guards.carry_forward: the mixture holds 999 human tokens (one copy of each document), fewer than 1 x "
-                  "the 1,000 of the earlier output ../gen1 (run hm-1); add human data"),
+        (999, 10, "guards.carry_forward: the mixture holds 999 human tokens (one copy of each document), fewer "
+                  "than 1 x the 1,000 of the earlier output ../gen1 (run hm-1); add human data"),
         (5000, 9, "guards.carry_forward: the mixture selects 9 of the 10 human documents of the earlier output ../gen1 "
                   "(run hm-1), fewer than 1 x 10; read them with a format: hybridmix corpus of origin human and "
                   "paths [../gen1]"),
