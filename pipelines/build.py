@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -14,7 +15,7 @@ import apache_beam as beam
 
 from hybridmix.pipelines.outputs import check_run_id, resolve_output
 from hybridmix.schemas.config import Origin, PipelineConfig
-from hybridmix.schemas.errors import ConfigError
+from hybridmix.schemas.errors import ConfigError, GuardViolation
 from hybridmix.schemas.records import (
     DOCUMENT_SCHEMA,
     DUPLICATE_SCHEMA,
@@ -26,6 +27,7 @@ from hybridmix.schemas.records import (
 from hybridmix.transforms.decontam import BuildEvalIndex, EvalFile, plan_eval_sets
 from hybridmix.transforms.dedup import Deduplicate
 from hybridmix.transforms.index import INDEX, order_index
+from hybridmix.transforms.earlier import open_output, resolve
 from hybridmix.transforms.ids import CheckIds
 from hybridmix.transforms.indicators import CollapseIndicators
 from hybridmix.transforms.ingest import ReadCorpora
@@ -41,6 +43,7 @@ from hybridmix.transforms.ledger import (
 from hybridmix.transforms.materialize import MaterializeDocuments, RecordStamp
 from hybridmix.transforms.minhash import shingle_hash32
 from hybridmix.transforms.mixture import MixSources
+from hybridmix.transforms.mixture_core import CarryForward, check_carry_forward
 from hybridmix.transforms.prior import DedupPrior, PriorOutput, plan_prior
 from hybridmix.transforms.publish import PublishRun, RunResults, staging_dir
 from hybridmix.transforms.quality import FilterQuality
@@ -79,6 +82,7 @@ class RunContext:
     tokenizer: dict | None = None  # tokenizer kind file: {"path": absolute, "sha256": ...}
     remote: dict | None = None  # object-store output: the commit it replaces, S3 settings, locked
     prior: tuple[PriorOutput, ...] = ()  # dedup.against, checked, with their index files
+    carry_forward: CarryForward | None = None  # mixture.guards.carry_forward, with the earlier output's figures
 
 
 def versions() -> dict[str, str]:
@@ -122,6 +126,31 @@ def load_run_tokenizer(config: PipelineConfig, base_dir: str) -> dict | None:
     return {"path": path, "sha256": sha256}
 
 
+def load_carry_forward(config: PipelineConfig, base_dir: str) -> CarryForward | None:
+    """The carry-forward guard with the human tokens and documents of the earlier output it names."""
+    guard = config.mixture.guards.carry_forward
+    if guard is None:
+        return None
+    earlier = open_output(resolve(guard.path, base_dir).rstrip("/"), base_dir, "mixture.guards.carry_forward.path")
+    documents, tokens = earlier.human_data()
+    return CarryForward(output=earlier.display, run_id=earlier.run_id, human_tokens=tokens, human_documents=documents,
+                        min_human_tokens=guard.min_human_tokens, min_human_documents=guard.min_human_documents)
+
+
+def check_carry_forward_reachable(config: PipelineConfig, plan: InputPlan, guard: CarryForward | None) -> None:
+    """Fail before the run when the guard's share of the earlier human documents is out of reach even if
+    every row the corpora read of that output were selected (none are read: no corpus reads it)."""
+    if guard is None:
+        return
+    readable = sum(f.carried.taken for f in plan.files if f.carried is not None and f.carried.run_id == guard.run_id
+                   and config.corpora[f.corpus].origin is Origin.HUMAN)
+    try:
+        check_carry_forward(dataclasses.replace(guard, min_human_tokens=0.0), 0, readable)
+    except GuardViolation as exc:
+        raise GuardViolation(f"{exc.message} (the corpora read {readable:,} of them: even if all were selected the "
+                             "guard would fail; nothing was run)") from None
+
+
 def load_run_scorer(config: PipelineConfig, base_dir: str) -> tuple[str | None, dict | None]:
     """(resolved scorer path, manifest summary), or (None, None) when nothing is scored."""
     if not any(config.quality.scores(o) for o in Origin):
@@ -144,6 +173,7 @@ def prepare_run(config: PipelineConfig, base_dir: str, out_dir: str, run_id: str
     eval_files = plan_eval_sets(config.decontaminate, base_dir)
     tokenizer = load_run_tokenizer(config, base_dir)
     prior = plan_prior(config.dedup, base_dir, dedup_params(config)["near"])
+    carry_forward = load_carry_forward(config, base_dir)
     rid = check_run_id(run_id) if run_id is not None else default_run_id(
         digest, plan, scorer["digest"] if scorer else "", eval_files, tokenizer, prior)
     out = resolve_output(out_dir)
@@ -164,6 +194,7 @@ def prepare_run(config: PipelineConfig, base_dir: str, out_dir: str, run_id: str
         eval_files=eval_files,
         tokenizer=tokenizer,
         prior=prior,
+        carry_forward=carry_forward,
     )
 
 
@@ -247,13 +278,14 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     ids = sketch.info | "CheckIds" >> CheckIds(spec, parts)
     prior = None
     if ctx.prior:
-        carried = frozenset(c.name for c in config.corpora if c.format == "hybridmix")
+        carried = frozenset(c.name for c in config.corpora if c.carried)
         prior = DedupPrior(ctx.prior, config.dedup, parts,
                            CandidateSignatures(spec, config.dedup.near, parts), carried)
     dedup = (ids.docs, sketch.bands) | "Deduplicate" >> Deduplicate(
         config.dedup, parts, lineage, CandidateSignatures(spec, config.dedup.near, parts), prior)
+    carried_runs = tuple(f.carried.run_id if f.carried is not None else "" for f in ctx.plan.files)
     mix = dedup.survivors | "Mix" >> MixSources(config.mixture, origins, config.seed,
-                                                 lineage if out_cfg.ledger else None)
+                                                 lineage if out_cfg.ledger else None, carried_runs, ctx.carry_forward)
     stamp = RecordStamp(lineage, config.seed, config.mixture.validation_fraction, ctx.config_digest,
                         index=out_cfg.index, near=config.dedup.near if config.dedup.near.enabled else None)
     materialized = mix.selected | "Materialize" >> MaterializeDocuments(spec, stamp)
@@ -322,4 +354,5 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
         tokenizer=ctx.tokenizer,
         eval_files=[{"set": f.set_name, "path": f.display, "size_bytes": f.size, "sha256": f.sha256}
                     for f in ctx.eval_files],
+        carry_forward=ctx.carry_forward,
     )

@@ -25,6 +25,7 @@ from hybridmix.pipelines.build import load_run_tokenizer
 from hybridmix.pipelines.report import text_table
 from hybridmix.schemas.config import PipelineConfig, load_config
 from hybridmix.schemas.errors import GuardViolation, InfeasibleMixtureError
+from hybridmix.transforms.earlier import FILTER_COLUMNS, carried_positions
 from hybridmix.transforms.inputs import InputFile, InputPlan, plan_inputs
 from hybridmix.transforms.jsonl import sample_texts
 from hybridmix.transforms.mixture_core import (
@@ -111,8 +112,12 @@ def _sample(config: PipelineConfig, plan: InputPlan, corpus: int, rows: int, tok
         for rg in range(pf.num_row_groups):
             if taken >= rows:
                 break
-            part = pf.read_row_group(rg, columns=[column], use_threads=parquet_threads(file.path))
-            part = part.column(0).combine_chunks()
+            if file.carried is not None:  # the rows the corpus takes: its origin, no copies
+                table = pf.read_row_group(rg, columns=[column, *FILTER_COLUMNS], use_threads=parquet_threads(file.path))
+                part = table.column(column).take(carried_positions(table, config.corpora[corpus].origin.value))
+            else:
+                part = pf.read_row_group(rg, columns=[column], use_threads=parquet_threads(file.path)).column(0)
+            part = part.combine_chunks()
             if pa.types.is_large_string(part.type) or pa.types.is_binary(part.type):
                 part = part.cast(pa.string())
             part = part.slice(0, rows - taken).drop_null()
@@ -136,17 +141,21 @@ def measure(config: PipelineConfig, plan: InputPlan, sample_rows: int, tokenizer
         files = [f for f in plan.files if f.corpus == ci]
         lines = [f for f in files if f.format == "jsonl"]
         text_bytes, all_plain = 0, True
+        bound = 0
         for f in files:
             if f.format == "jsonl":
                 continue
             size, plain = _text_column_size(f.path, corpus.text_column)
-            text_bytes += size
+            # Of an earlier output's file the corpus takes some rows: their share of the text is an
+            # estimate; the whole column bounds it.
+            text_bytes += size if f.carried is None else round(size * f.carried.taken / max(f.rows, 1))
+            bound += size
             all_plain &= plain
         line_bytes = sum(f.data_bytes or 0 for f in lines)
-        bound = text_bytes + line_bytes
+        bound += line_bytes
         if lines and sample_rows > 0:
             text_bytes += int(round(line_bytes * _jsonl_text_share(lines, corpus.text_column, sample_rows)))
-        size = CorpusSize(corpus.name, corpus.origin.value, len(files), sum(f.rows for f in files), text_bytes,
+        size = CorpusSize(corpus.name, corpus.origin.value, len(files), sum(f.planned_rows for f in files), text_bytes,
                           all_plain, bound_bytes=bound)
         if sample_rows > 0:
             n, tokens, nbytes, by_script = _sample(config, plan, ci, sample_rows, tokenizer)

@@ -86,6 +86,29 @@ def summary(manifest: dict[str, Any]) -> str:
     if decon:
         lines.append("")
         lines.append(decontamination_table(decon))
+    if manifest.get("carried"):
+        lines.append("")
+        lines.append(carried_table(manifest["carried"]))
+    return "\n".join(lines)
+
+
+def carried_table(carried: dict[str, Any]) -> str:
+    """Per origin, what the mix carried from earlier outputs (per run) and what is new; the carry-forward guard."""
+    rows = []
+    for origin, g in carried["origins"].items():
+        rows.append([origin, "carried", f"{g['carried']['documents']:,}", f"{g['carried']['tokens']:,}", ""])
+        rows.extend([origin, f"  from run {run_id}", f"{r['documents']:,}", f"{r['tokens']:,}",
+                     safe_text(r["output"], 60)] for run_id, r in g["carried"]["by_run"].items())
+        rows.append([origin, "new", f"{g['new']['documents']:,}", f"{g['new']['tokens']:,}", ""])
+    lines = ["carried from earlier outputs, and new (documents selected; tokens of one copy each)",
+             text_table(["origin", "", "documents", "tokens", "earlier output"], rows)]
+    guard = carried.get("carry_forward")
+    if guard:
+        tokens, documents = guard["human_tokens"], guard["human_documents"]
+        lines.append(f"carry-forward guard against {safe_text(guard['output'], 100)} (run {guard['run_id']}): human "
+                     f"tokens {tokens['now']:,} for {tokens['earlier']:,} (at least {tokens['min_ratio']:g} x), its "
+                     f"human documents selected {documents['carried']:,} of {documents['earlier']:,} (at least "
+                     f"{documents['min_ratio']:g} x): passed")
     return "\n".join(lines)
 
 

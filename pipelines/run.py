@@ -14,7 +14,13 @@ from enum import StrEnum
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from hybridmix.pipelines.build import RunContext, build_pipeline, prepare_run
+from hybridmix.pipelines.build import (
+    RunContext,
+    build_pipeline,
+    check_carry_forward_reachable,
+    load_carry_forward,
+    prepare_run,
+)
 from hybridmix.pipelines.inspection import read_manifest, run_folder
 from hybridmix.pipelines.logs import worker_stderr_to_log
 from hybridmix.pipelines.outputs import (
@@ -33,7 +39,7 @@ from hybridmix.pipelines.report import summary
 from hybridmix.schemas.config import PipelineConfig, load_config
 from hybridmix.schemas.errors import ConfigError, InfeasibleMixtureError, OutputError
 from hybridmix.transforms.decontam import plan_eval_sets
-from hybridmix.transforms.inputs import plan_inputs
+from hybridmix.transforms.inputs import InputFile, plan_inputs
 from hybridmix.transforms.objectstore import read_commit, s3_settings, start_attempt
 from hybridmix.transforms.report_html import REPORT
 from hybridmix.transforms.sketch import lsh_shape
@@ -141,6 +147,7 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
         impossible = certainly_infeasible(config, ctx.plan)
         if impossible:
             raise InfeasibleMixtureError(f"{impossible} (even if every input row were kept; nothing was run)")
+        check_carry_forward_reachable(config, ctx.plan, ctx.carry_forward)
         with output_lock(ctx.out_dir, ctx.run_id, args.no_lock):
             ready = _ready_output(ctx, config, if_exists, options, args.no_lock)
             if ready is None:
@@ -167,6 +174,18 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
     return 0
 
 
+def carried_text(files: list[InputFile]) -> str:
+    """What a `format: hybridmix` corpus takes of its earlier outputs, per output."""
+    outputs: dict[tuple[str, str], list[int]] = {}
+    for f in files:
+        counts = outputs.setdefault((f.carried.output, f.carried.run_id), [0, 0, 0, 0])
+        for i, n in enumerate((1, f.carried.taken, f.carried.copies, f.carried.other_origin)):
+            counts[i] += n
+    return "; ".join(f"{output} (run {run_id}): {n_files} data file(s), {taken:,} documents taken, {copies:,} "
+                     f"upsampled copies skipped, {other:,} left to the other origin"
+                     for (output, run_id), (n_files, taken, copies, other) in sorted(outputs.items()))
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """Everything `run` checks before it starts the pipeline, without running or writing anything."""
     config = load_config(args.config)
@@ -177,9 +196,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for ci, corpus in enumerate(config.corpora):
         files = [f for f in plan.files if f.corpus == ci]
         bad = [b for b in plan.bad_files if b.corpus == ci]
-        rows = sum(f.rows for f in files)
+        rows = sum(f.planned_rows for f in files)
+        if corpus.carried:
+            print(f"  {corpus.name} ({corpus.origin.value}): {carried_text(files)}")
+            continue
         print(f"  {corpus.name} ({corpus.origin.value}): {len(files)} file(s), {rows:,} rows, "
               f"text column {corpus.text_column!r}" + (f", {len(bad)} quarantined file(s)" if bad else ""))
+    guard = load_carry_forward(config, base_dir)
+    check_carry_forward_reachable(config, plan, guard)
+    if guard is not None:
+        print(f"  guards.carry_forward: {guard.output} (run {guard.run_id}) holds {guard.human_documents:,} human "
+              f"documents, {guard.human_tokens:,} tokens; the mix must select >= {guard.min_human_documents:g} x "
+              f"those documents and hold >= {guard.min_human_tokens:g} x those tokens")
     eval_files = plan_eval_sets(config.decontaminate, base_dir)
     for spec in config.decontaminate.against:
         files = [f for f in eval_files if f.set_name == spec.name]

@@ -67,8 +67,25 @@ class ProvenanceDefaults(_Model):
     url: str | None = None
 
 
+# What a `format: hybridmix` corpus reads of an earlier output's data/ (README, "Generational mixes"):
+# its columns are hybridmix's own, so the mapping is fixed. Given in a config, these keys may only
+# repeat these values (the resolved config in a manifest names them).
+CARRIED_MAPPING: dict[str, Any] = {
+    "text_column": "text",
+    "id_column": "doc_id",
+    "columns": {"generator": "generator", "generation": "generation", "license": "license", "url": "url",
+                "parent_id": "parent_id"},
+}
+# Keys a hybridmix corpus cannot set: the earlier output has no prompt column, and its `meta` is carried whole.
+_NOT_CARRIED = {
+    "keep_columns": "the earlier output's meta column is carried whole, with carried_from added",
+    "prompt_column": "an earlier output has no prompt column",
+}
+
+
 class CorpusConfig(_Model):
-    """One input corpus: a set of Parquet or JSON Lines files of one origin."""
+    """One input corpus: a set of Parquet or JSON Lines files of one origin, or the documents of one
+    origin in earlier hybridmix outputs (`format: hybridmix`)."""
 
     name: str = Field(pattern=NAME_PATTERN, max_length=128)
     origin: Origin
@@ -83,7 +100,37 @@ class CorpusConfig(_Model):
     prompt_column: str | None = None
     # Default: by each file's name: JSON Lines for .jsonl, .ndjson or .json (each maybe followed by
     # .gz, .zst or .zstd), Parquet otherwise. Compression is recognised from a file's first bytes.
-    format: Literal["parquet", "jsonl"] | None = None
+    # hybridmix: `paths` name earlier hybridmix output folders (globs allowed), whose data/ rows of
+    # this corpus's origin it reads, with their provenance and lineage (README, "Generational mixes").
+    format: Literal["parquet", "jsonl", "hybridmix"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _carried_mapping(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("format") != "hybridmix":
+            return data
+        for key, preset in CARRIED_MAPPING.items():
+            given = data.get(key)
+            if isinstance(given, BaseModel):
+                given = given.model_dump(exclude_none=True)
+            if given is None or given == preset:
+                continue
+            if key == "columns" and isinstance(given, dict) and all(preset.get(k) == v for k, v in given.items()):
+                continue
+            raise ValueError(f"{key}: a format: hybridmix corpus reads hybridmix's own columns "
+                             f"({_preset_text(key, preset)}); leave {key} out")
+        for key, why in _NOT_CARRIED.items():
+            if data.get(key):
+                raise ValueError(f"{key}: not with format: hybridmix ({why})")
+        if isinstance(data.get("defaults"), dict) and data["defaults"].get("generation") is not None:
+            raise ValueError("defaults.generation: not with format: hybridmix (every row of an earlier output "
+                             "has its generation)")
+        return {**data, **CARRIED_MAPPING}
+
+    @property
+    def carried(self) -> bool:
+        """Whether this corpus reads earlier hybridmix outputs."""
+        return self.format == "hybridmix"
 
     @model_validator(mode="after")
     def _check_generation(self) -> CorpusConfig:
@@ -109,6 +156,12 @@ class CorpusConfig(_Model):
         if self.defaults.generation is not None:
             return self.defaults.generation
         return 0 if self.origin is Origin.HUMAN else 1
+
+
+def _preset_text(key: str, preset: Any) -> str:
+    if isinstance(preset, dict):
+        return ", ".join(f"{role} from {column}" for role, column in preset.items())
+    return f"{key} {preset!r}"
 
 
 class TokenizerConfig(_Model):
@@ -266,12 +319,33 @@ class DedupConfig(_Model):
     against: list[str] = Field(default_factory=list)
 
 
+class CarryForwardConfig(_Model):
+    """Accumulate, never replace: the mix keeps at least these shares of an earlier output's human data.
+
+    Gerstgrasser et al. 2024: models trained on data that accumulates (real and earlier synthetic
+    data) stay bounded in error; replacing it makes them collapse. Ratios are of the earlier
+    output's figures in its manifest: human tokens in its data/ (copies counted, as there), and its
+    human documents, of which the new mix must select this share from `format: hybridmix` corpora.
+    """
+
+    path: str  # the earlier output (relative to the config file, or any Beam file system)
+    min_human_tokens: StrictFloat = Field(default=1.0, ge=0.0)
+    min_human_documents: StrictFloat = Field(default=1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"path": data} if isinstance(data, str) else data
+
+
 class GuardsConfig(_Model):
     """Limits against collapse-prone mixes; a violation stops the run before publishing."""
 
     max_synthetic_fraction: StrictFloat | None = Field(default=None, ge=0.0, le=1.0)
     max_generation: StrictInt | None = Field(default=None, ge=0, le=127)
     min_human_tokens: StrictInt | None = Field(default=None, ge=0)
+    # An earlier output (a path: the shorthand for ratios of 1) or {path, min_human_tokens, min_human_documents}.
+    carry_forward: CarryForwardConfig | None = None
 
 
 Selection = Literal["random", "top", "weighted"]
@@ -579,6 +653,12 @@ class PipelineConfig(_Model):
                 corpus.pop("format")
         if self.dedup.parent_copies == "drop":  # as above
             payload["dedup"].pop("parent_copies")
+        if payload["mixture"]["guards"]["carry_forward"] is None:  # as above
+            payload["mixture"]["guards"].pop("carry_forward")
+        if payload["output"]["index"]:  # as above
+            payload["output"].pop("index")
+        if not payload["dedup"]["against"]:  # as above
+            payload["dedup"].pop("against")
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -44,6 +44,18 @@ class SourceCounts(_M):
         return self.read == self.accounted
 
 
+class CarriedInput(_M):
+    """What a `format: hybridmix` corpus took of a data file of an earlier output. The file's `rows`
+    are `taken` (read, and accounted for in `counts`) + `copies_skipped` (upsampled copies, not
+    documents) + `other_origin` (documents of the other origin, left to a corpus of that origin)."""
+
+    output: str
+    run_id: str
+    taken: int
+    copies_skipped: int
+    other_origin: int
+
+
 class InputFile(_M):
     """One input file. A quarantined file says why; its rows are unknown if it could not be read."""
 
@@ -54,7 +66,8 @@ class InputFile(_M):
     sha256: str | None
     status: str = "ok"  # ok | quarantined
     problem: str | None = None
-    format: str = "parquet"  # parquet | jsonl | jsonl.gz | jsonl.zst
+    format: str = "parquet"  # parquet | jsonl | jsonl.gz | jsonl.zst | hybridmix
+    carried: CarriedInput | None = None  # format hybridmix only
 
 
 class OutputFile(_M):
@@ -131,3 +144,6 @@ class Manifest(_M):
     tokens: dict[str, Any] = Field(default_factory=dict)
     collapse: dict[str, Any]
     outputs: dict[str, list[OutputFile]]
+    # null unless a corpus reads earlier outputs (format: hybridmix) or guards.carry_forward is set: per
+    # origin, the mix's documents and tokens carried from earlier runs (per run) and new; the guard's figures.
+    carried: dict[str, Any] | None = None

@@ -30,6 +30,12 @@ class Figure(StrEnum):
     SELECTED_ROWS = "selected_rows"
     SELECTED_TOKENS = "selected_tokens"
     SELECTED_UNITS = "selected_units"
+    # Per source: tokens of the documents selected, one copy each (upsampling adds no data).
+    SELECTED_DOCUMENT_TOKENS = "selected_document_tokens"
+    # Per source, detail: the earlier run a `format: hybridmix` corpus's documents came from: documents
+    # selected, and their tokens (one copy each).
+    CARRIED_SELECTED = "carried_selected"
+    CARRIED_SELECTED_TOKENS = "carried_selected_tokens"
     # Per source, detail: the script (`script` column): documents selected, rows, tokens and units.
     SCRIPT_SELECTED = "script_selected"
     SCRIPT_SELECTED_ROWS = "script_selected_rows"

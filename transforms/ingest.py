@@ -25,6 +25,7 @@ from hybridmix.schemas.records import REJECTION_SCHEMA
 from hybridmix.schemas.stats import Figure
 from hybridmix.transforms import columns, progress
 from hybridmix.transforms.batches import list_array, make_uids
+from hybridmix.transforms.earlier import carried_meta, carried_positions
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.inputs import (
     BadFile,
@@ -264,6 +265,12 @@ def build_documents(
         return _filled(values.take(take) if values is not None else None, default, m)
 
     prompt = strings.get("prompt")
+    if parsed is not None and parsed.meta is not None:
+        meta = parsed.meta.take(take)
+    elif file.carried is not None:
+        meta = carried_meta(mapped("meta", None), file.carried.run_id)
+    else:
+        meta = _meta(batch, corpus, take)
     docs = pa.RecordBatch.from_arrays(
         [
             pa.array(uids[keep], pa.int64()),
@@ -277,7 +284,7 @@ def build_documents(
             mapped("license", corpus.defaults.license),
             mapped("url", corpus.defaults.url),
             prompt.take(take) if prompt is not None else pa.nulls(m, pa.string()),
-            parsed.meta.take(take) if parsed is not None and parsed.meta is not None else _meta(batch, corpus, take),
+            meta,
             pa.array(hashes, pa.string()),
             pa.array(tokens, pa.int32()),
             pa.array(chars, pa.int32()),
@@ -379,11 +386,15 @@ class _ReadRowGroupFn(beam.DoFn):
         file.check_unchanged()
         try:
             for batch, parsed in iter_row_group(file, row_group, spec.config.read_batch_rows, corpus):
-                built = build_documents(batch, spec, file, row, parsed=parsed)
+                # An earlier output's rows of this corpus's origin, at their own row numbers; the
+                # other rows were counted when the run was planned (its manifest `inputs` entry).
+                positions = carried_positions(batch, corpus.origin.value) if file.carried is not None else None
+                taken = batch.num_rows if positions is None else len(positions)
+                built = build_documents(batch, spec, file, row, positions=positions, parsed=parsed)
                 row += batch.num_rows
-                self._rows.inc(batch.num_rows)
-                progress.add(progress.READ, batch.num_rows)
-                yield emit(Figure.READ, batch.num_rows, corpus.name)
+                self._rows.inc(taken)
+                progress.add(progress.READ, taken)
+                yield emit(Figure.READ, taken, corpus.name)
                 if built.rejects.num_rows:
                     self._rejected.inc(built.rejects.num_rows)
                     yield from emit_rejects(built.rejects)
@@ -392,7 +403,8 @@ class _ReadRowGroupFn(beam.DoFn):
         except DataError as exc:
             end = first_row + count
             detail = f"{file.display}: rows {row}..{end - 1} ({file.part(row_group)}) cannot be read: {exc.message}"
-            if spec.config.on_bad_file == "fail":
+            # Which unread rows a hybridmix corpus would have taken is unknown: they cannot be counted.
+            if spec.config.on_bad_file == "fail" or file.carried is not None:
                 raise DataError(detail) from None
             log.warning("quarantined %s", detail)
             progress.add(progress.READ, end - row)

@@ -28,6 +28,14 @@ from hybridmix.schemas.errors import ConfigError, DataError, SchemaError
 from hybridmix.schemas.reasons import RejectReason
 from hybridmix.transforms import jsonl
 from hybridmix.transforms.batches import uid_file, uid_row
+from hybridmix.transforms.earlier import (
+    FILTER_COLUMNS,
+    META_COLUMN,
+    Carried,
+    EarlierOutput,
+    carried_counts,
+    find_outputs,
+)
 from hybridmix.transforms.storage import (
     file_identity,
     is_remote,
@@ -63,11 +71,24 @@ class InputFile:
     chunks: tuple[jsonl.Chunk, ...] = ()
     sha256: str | None = None
     data_bytes: int | None = None
+    # A data/ file of an earlier hybridmix output, read by a `format: hybridmix` corpus: the rows it takes.
+    carried: Carried | None = None
 
     @property
     def kind(self) -> str:
-        """The format as the manifest names it: parquet, jsonl, jsonl.gz or jsonl.zst."""
+        """The format as the manifest names it: parquet, jsonl, jsonl.gz, jsonl.zst or hybridmix."""
+        if self.carried is not None:
+            return "hybridmix"
         return _kind(self.compression) if self.format == "jsonl" else self.format
+
+    @property
+    def planned_rows(self) -> int:
+        """Rows the run reads of this file: all, or those its hybridmix corpus takes."""
+        return self.carried.taken if self.carried is not None else self.rows
+
+    def reads_row_group(self, row_group: int) -> bool:
+        return self.row_group_rows[row_group] > 0 and (
+            self.carried is None or self.carried.row_group_taken[row_group] > 0)
 
     def part(self, row_group: int) -> str:
         """A work item, named for messages."""
@@ -123,12 +144,13 @@ class InputPlan:
         """(file index, row group, first row in file, rows) for every non-empty row group."""
         return [(f.index, rg, first, rows)
                 for f in self.files
-                for rg, (first, rows) in enumerate(zip(f.row_group_starts, f.row_group_rows)) if rows]
+                for rg, (first, rows) in enumerate(zip(f.row_group_starts, f.row_group_rows)) if f.reads_row_group(rg)]
 
     @property
     def planned_rows(self) -> int:
-        """Rows known before the run: every planned file's, and what a quarantined file's footer said."""
-        return sum(f.rows for f in self.files) + sum(b.rows or 0 for b in self.bad_files)
+        """Rows known before the run: every planned file's (of a hybridmix output's, those taken), and
+        what a quarantined file's footer said."""
+        return sum(f.planned_rows for f in self.files) + sum(b.rows or 0 for b in self.bad_files)
 
     @property
     def ledger_rows(self) -> int:
@@ -241,7 +263,14 @@ def corpus_columns(corpus: CorpusConfig) -> dict[str, str]:
             roles[role] = column
     for key, column in corpus.kept_columns.items():
         roles[f"keep:{key}"] = column
+    if corpus.carried:
+        roles["meta"] = META_COLUMN
     return roles
+
+
+def read_columns(corpus: CorpusConfig) -> list[str]:
+    """The columns read of a corpus's Parquet files: its roles', and for a hybridmix corpus which rows it takes."""
+    return sorted(set(corpus_columns(corpus).values()) | (set(FILTER_COLUMNS) if corpus.carried else set()))
 
 
 def _key_for_role(index: int, role: str) -> str:
@@ -284,21 +313,28 @@ def plan_inputs(config: IngestConfig, base_dir: str, jsonl_chunk_bytes: int = js
     """
     files: list[InputFile] = []
     bad: list[BadFile] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, list[CorpusConfig]] = {}
+    run_ids: dict[str, str] = {}
     for ci, corpus in enumerate(config.corpora):
         matched: list[tuple[str, int, float]] = []
+        outputs: dict[str, EarlierOutput] = {}
         for pattern in corpus.paths:
-            found = match_files(pattern, base_dir, f"corpora[{ci}]", corpus.name)
-            matched.extend(found)
+            if not corpus.carried:
+                matched.extend(match_files(pattern, base_dir, f"corpora[{ci}]", corpus.name))
+                continue
+            for output in find_outputs(pattern, base_dir, f"corpora[{ci}] ({corpus.name})"):
+                _check_run_id(run_ids, output)
+                for found in output.files():
+                    outputs[found[0]] = output
+                    matched.append(found)
         for path, size, modified in sorted(set(matched)):
-            if path in seen:
-                raise DataError(
-                    f"{path}: matched by both corpus {seen[path]!r} and corpus {corpus.name!r}; "
-                    "a file belongs to one corpus")
-            seen[path] = corpus.name
-            described = _describe_file(len(files), ci, corpus, path, size, modified, base_dir, jsonl_chunk_bytes)
+            _check_one_corpus(path, seen.setdefault(path, []), corpus)
+            described = _describe_file(len(files), ci, corpus, path, size, modified, base_dir, jsonl_chunk_bytes,
+                                       outputs.get(path))
             if isinstance(described, BadFile):
-                if config.on_bad_file == "fail":
+                # Which rows of an earlier output's file a corpus takes is known only by reading it:
+                # such a file cannot be quarantined with its rows counted, so it always fails.
+                if config.on_bad_file == "fail" or corpus.carried:
                     raise described.error()
                 log.warning("quarantined %s: %s", described.display, described.detail)
                 bad.append(described)
@@ -307,15 +343,36 @@ def plan_inputs(config: IngestConfig, base_dir: str, jsonl_chunk_bytes: int = js
     return InputPlan(base_dir=base_dir, files=tuple(files), bad_files=tuple(bad))
 
 
+def _check_one_corpus(path: str, readers: list[CorpusConfig], corpus: CorpusConfig) -> None:
+    """A file belongs to one corpus; the data file of an earlier output to one per origin."""
+    for other in readers:
+        if not (other.carried and corpus.carried):
+            raise DataError(f"{path}: matched by both corpus {other.name!r} and corpus {corpus.name!r}; "
+                            "a file belongs to one corpus")
+        if other.origin is corpus.origin:
+            raise DataError(f"{path}: read by both corpus {other.name!r} and corpus {corpus.name!r}, both of origin "
+                            f"{corpus.origin.value}; format: hybridmix corpora share an output only with "
+                            "different origins")
+    readers.append(corpus)
+
+
+def _check_run_id(run_ids: dict[str, str], output: EarlierOutput) -> None:
+    # Carried documents are counted by the run they came from (manifest `carried`, the carry-forward guard).
+    known = run_ids.setdefault(output.run_id, output.folder)
+    if known != output.folder:
+        raise DataError(f"{output.display}: run id {output.run_id} is also the run id of {known}; the outputs of "
+                        "two runs named alike (--run-id) cannot be told apart in one mix")
+
+
 def input_format(corpus: CorpusConfig, path: str) -> str:
     """parquet or jsonl: the corpus's `format`, else by the file's name."""
     return corpus.format or ("jsonl" if jsonl.is_jsonl_name(path) else "parquet")
 
 
 def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: int, modified: float,
-                   base_dir: str, jsonl_chunk_bytes: int) -> InputFile | BadFile:
+                   base_dir: str, jsonl_chunk_bytes: int, earlier: EarlierOutput | None = None) -> InputFile | BadFile:
     display = _display(path, base_dir)
-    fmt = input_format(corpus, path)
+    fmt = "parquet" if corpus.carried else input_format(corpus, path)
 
     def bad(reason: RejectReason, detail: str, rows: int | None = None) -> BadFile:
         return BadFile(ci, path, display, size if size >= 0 else None, rows, reason.value, detail, fmt)
@@ -334,12 +391,23 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
     except Exception as exc:  # noqa: BLE001 - pyarrow and filesystems raise many types for bad files
         return bad(RejectReason.UNREADABLE_FILE, f"{display}: cannot read as Parquet: {exc}")
     names = tuple(schema.names)
+    missing = [c for c in read_columns(corpus) if c not in names] if earlier is not None else []
+    if missing:
+        return bad(RejectReason.MISSING_COLUMN, f"{display}: not a hybridmix data file (no column "
+                   f"{', '.join(map(repr, missing))}), though {earlier.display}'s manifest lists it")
     for role, column in corpus_columns(corpus).items():
         if column not in names:
             return bad(RejectReason.MISSING_COLUMN,
                        f"{display}: column {column!r} ({_key_for_role(ci, role)}) not found; "
                        f"the file has {', '.join(names) or 'no columns'}", rows=meta.num_rows)
     rg_rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
+    carried = None
+    if earlier is not None:
+        try:
+            taken, copies, other = carried_counts(pf, path, corpus.origin.value)
+        except (OSError, pa.ArrowException) as exc:
+            return bad(RejectReason.UNREADABLE_FILE, f"{display}: cannot read its origin and repeat columns: {exc}")
+        carried = Carried(earlier.display, earlier.run_id, taken, copies, other)
     return InputFile(
         index=index,
         corpus=ci,
@@ -351,6 +419,7 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
         row_group_rows=rg_rows,
         fingerprint=fingerprint,
         columns=names,
+        carried=carried,
     )
 
 
@@ -420,7 +489,7 @@ def iter_row_group(file: InputFile, row_group: int, batch_rows: int, corpus: Cor
     if file.format == "jsonl":
         yield from _iter_chunk(file, row_group, batch_rows, corpus)
         return
-    columns = sorted(set(corpus_columns(corpus).values()))
+    columns = read_columns(corpus)
     try:
         pf = open_parquet(file.path)
         for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[row_group], columns=columns,
@@ -460,7 +529,7 @@ def checksum_file(file: InputFile, source: str) -> dict[str, Any]:
     # A JSON Lines file was hashed whole by its planning scan; unchanged since, it need not be read again.
     sha256 = file.sha256 or sha256_file(file.path)
     file.check_unchanged()  # the checksum must be of the file that was planned and read
-    return {
+    entry = {
         "path": file.display,
         "source": source,
         "size_bytes": file.size_bytes,
@@ -468,3 +537,9 @@ def checksum_file(file: InputFile, source: str) -> dict[str, Any]:
         "sha256": sha256,
         "format": file.kind,
     }
+    c = file.carried
+    if c is not None:
+        # rows = taken + copies_skipped + other_origin: the rows read (taken) are what `counts` accounts for.
+        entry["carried"] = {"output": c.output, "run_id": c.run_id, "taken": c.taken, "copies_skipped": c.copies,
+                            "other_origin": c.other_origin}
+    return entry

@@ -21,7 +21,7 @@ from hybridmix.schemas.manifest import (
 )
 from hybridmix.schemas.stats import Figure, RunStats
 from hybridmix.transforms.indicators import near_duplicate_rates
-from hybridmix.transforms.mixture_core import MixturePlan
+from hybridmix.transforms.mixture_core import CarryForward, MixturePlan
 from hybridmix.transforms.scorer import SCORE_BINS
 
 OUTPUT_FOLDERS = ("data", "rejects", "filtered", "duplicates", "ledger", "index")
@@ -234,6 +234,49 @@ def _dedup_report(dedup_params: dict[str, Any], stats: RunStats, parent_copies: 
     }
 
 
+def _carried_report(config: PipelineConfig, stats: RunStats, inputs: list[dict[str, Any]],
+                    carry_forward: CarryForward | None) -> dict[str, Any] | None:
+    """What the mix carried from earlier outputs and what is new, per origin; the carry-forward guard's figures.
+
+    Documents are the distinct documents selected and tokens theirs, one copy each (`mixture` counts copies).
+    """
+    runs = {i["carried"]["run_id"]: i["carried"]["output"] for i in inputs if i.get("carried")}
+    if not runs and carry_forward is None:
+        return None
+    documents = stats.by_detail(Figure.CARRIED_SELECTED)
+    tokens = stats.by_detail(Figure.CARRIED_SELECTED_TOKENS)
+    origins: dict[str, Any] = {}
+    for origin in Origin:
+        names = [c.name for c in config.corpora if c.origin is origin]
+        if not names:
+            continue
+        by_run = {run_id: {"output": output,
+                           "documents": sum(documents.get(run_id, {}).get(n, 0) for n in names),
+                           "tokens": sum(tokens.get(run_id, {}).get(n, 0) for n in names)}
+                  for run_id, output in sorted(runs.items())}
+        carried = {"documents": sum(r["documents"] for r in by_run.values()),
+                   "tokens": sum(r["tokens"] for r in by_run.values())}
+        origins[origin.value] = {
+            "carried": {**carried, "by_run": by_run},
+            "new": {"documents": sum(stats.get(Figure.SELECTED, n) for n in names) - carried["documents"],
+                    "tokens": sum(stats.get(Figure.SELECTED_DOCUMENT_TOKENS, n) for n in names) - carried["tokens"]},
+        }
+    guard = None
+    if carry_forward is not None:
+        human = [c.name for c in config.corpora if c.origin is Origin.HUMAN]
+        guard = {
+            "output": carry_forward.output,
+            "run_id": carry_forward.run_id,
+            "human_tokens": {"earlier": carry_forward.human_tokens,
+                             "now": sum(stats.get(Figure.SELECTED_DOCUMENT_TOKENS, n) for n in human),
+                             "min_ratio": carry_forward.min_human_tokens},
+            "human_documents": {"earlier": carry_forward.human_documents,
+                                "carried": sum(documents.get(carry_forward.run_id, {}).get(n, 0) for n in human),
+                                "min_ratio": carry_forward.min_human_documents},
+        }
+    return {"origins": origins, "carry_forward": guard}
+
+
 def _collapse_report(measured: dict[str, Any], counts: dict[str, SourceCounts],
                      origins: dict[str, str]) -> dict[str, Any]:
     """Sample-based indicators of the output, plus duplicate rates from the counts."""
@@ -266,6 +309,7 @@ def build_manifest(
     scorer: dict[str, Any] | None = None,
     eval_files: list[dict[str, Any]] | None = None,
     tokenizer: dict[str, Any] | None = None,
+    carry_forward: CarryForward | None = None,
 ) -> Manifest:
     """The manifest of a finished run; fails when the row accounting does not add up."""
     sources = [c.name for c in config.corpora]
@@ -303,4 +347,5 @@ def build_manifest(
                 "sha256": (tokenizer or {}).get("sha256")},
         collapse=_collapse_report(collapse or {}, counts, {c.name: c.origin.value for c in config.corpora}),
         outputs=by_folder,
+        carried=_carried_report(config, stats, inputs, carry_forward),
     )

@@ -13,14 +13,16 @@ from hybridmix.schemas.config import MixtureConfig, Origin
 from hybridmix.schemas.reasons import Fate
 from hybridmix.schemas.stats import Figure, RunStats
 from hybridmix.transforms import columns, progress
-from hybridmix.transforms.batches import concat_blocks
+from hybridmix.transforms.batches import concat_blocks, uid_file
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.inputs import Lineage
 from hybridmix.transforms.ledger import LEDGER, key_label, ledger_batch, selection_detail
 from hybridmix.transforms.mixture_core import (
     PRIORITY_BITS,
+    CarryForward,
     MixturePlan,
     SourceTally,
+    check_carry_forward,
     check_human_tokens,
     plan_keys,
     plan_mixture,
@@ -215,11 +217,13 @@ def _cutoffs(plan: MixturePlan, boundary: list[tuple[str, int, int]]) -> dict[st
 class _SelectFn(beam.DoFn):
     """(INFO batch, priorities) -> SELECTION batch of documents with at least one copy; counts every fate."""
 
-    def __init__(self, config: MixtureConfig, origins: dict[str, str], seed: int, lineage: Lineage | None) -> None:
+    def __init__(self, config: MixtureConfig, origins: dict[str, str], seed: int, lineage: Lineage | None,
+                 carried_runs: tuple[str, ...] = ()) -> None:
         self._config = config
         self._origins = origins
         self._seed = seed
         self._lineage = lineage
+        self._carried_runs = np.asarray(carried_runs, dtype=object)
         self._boundary: tuple[list, np.ndarray, dict] | None = None
 
     def _resolved(self, plan: MixturePlan, boundary: list[tuple[str, int, int]]) -> tuple[np.ndarray, dict]:
@@ -258,6 +262,7 @@ class _SelectFn(beam.DoFn):
             yield emit(Figure.NOT_SELECTED, len(rows) - len(chosen), name)
             yield emit(Figure.SELECTED_ROWS, int(copies[rows].sum()), name)
             yield emit(Figure.SELECTED_TOKENS, int((copies[rows] * tokens[rows]).sum()), name)
+            yield emit(Figure.SELECTED_DOCUMENT_TOKENS, int(tokens[chosen].sum()), name)
             yield emit(Figure.SELECTED_UNITS, int((copies[rows] * units[rows]).sum()), name)
             yield from emit_histogram(Figure.SCORES_POOL, score_histogram(scores[rows]), name)
             yield from emit_histogram(Figure.SCORES_SELECTED, score_histogram(scores[chosen]), name)
@@ -265,6 +270,8 @@ class _SelectFn(beam.DoFn):
                 in_split = chosen[splits[chosen] == split]
                 yield emit(Figure.SPLIT_ROWS, int(copies[in_split].sum()), detail=str(split))
                 yield emit(Figure.SPLIT_BYTES, int((copies[in_split] * text_bytes[in_split]).sum()), detail=str(split))
+        if len(self._carried_runs):
+            yield from self._carried(batch, copies, tokens)
         for name, script, rows in _by_source_script(batch):
             yield emit(Figure.SCRIPT_SELECTED, int((copies[rows] > 0).sum()), name, script)
             yield emit(Figure.SCRIPT_SELECTED_ROWS, int(copies[rows].sum()), name, script)
@@ -293,6 +300,17 @@ class _SelectFn(beam.DoFn):
             schema=columns.SELECTION,
         )
 
+
+    def _carried(self, batch: pa.RecordBatch, copies: np.ndarray, tokens: np.ndarray):
+        """Documents selected from earlier outputs, and their tokens, per source and earlier run."""
+        runs = self._carried_runs[uid_file(batch.column("uid").to_numpy())]
+        for name, rows in _by_source(batch):
+            for run_id in np.unique(runs[rows]):
+                if not run_id:
+                    continue
+                mine = rows[runs[rows] == run_id]
+                yield emit(Figure.CARRIED_SELECTED, int((copies[mine] > 0).sum()), name, run_id)
+                yield emit(Figure.CARRIED_SELECTED_TOKENS, int(tokens[mine[copies[mine] > 0]].sum()), name, run_id)
 
     def _ledger(self, batch, priority, eligible, copies, splits, scores, plan: MixturePlan,
                 cutoffs: dict[str, int | None]) -> pa.RecordBatch:
@@ -329,10 +347,23 @@ def _split_sizes(stats: list[tuple[tuple[str, str, str], int]]) -> dict[str, dic
     return RunStats(stats).split_sizes()
 
 
-def _check_selection(plan: MixturePlan, stats: list, config: MixtureConfig, origins: dict[str, str]) -> MixturePlan:
-    """Guards that need the selection itself (human tokens when the unit is documents)."""
-    selected = RunStats(stats).by_source(Figure.SELECTED_TOKENS)
-    check_human_tokens(config, sum(n for name, n in selected.items() if origins.get(name) == "human"))
+def _check_selection(plan: MixturePlan, stats: list, config: MixtureConfig, origins: dict[str, str],
+                     carry_forward: CarryForward | None = None) -> MixturePlan:
+    """Guards that need the selection itself: human tokens when the unit is documents, and the carry-forward
+    guard, which counts the earlier output's documents selected again.
+
+    These figures are summed from every document's selection (`_SelectFn`), before any row is written:
+    every writer waits for the plan this returns (`gate`), so a violation publishes nothing.
+    """
+    figures = RunStats(stats)
+
+    def human(figure: Figure, detail: str = "") -> int:
+        return sum(n for name, n in figures.by_source(figure, detail).items() if origins.get(name) == "human")
+
+    check_human_tokens(config, human(Figure.SELECTED_TOKENS))
+    if carry_forward is not None:
+        check_carry_forward(carry_forward, human(Figure.SELECTED_DOCUMENT_TOKENS),
+                            human(Figure.CARRIED_SELECTED, carry_forward.run_id))
     return plan
 
 
@@ -340,15 +371,20 @@ class MixSources(beam.PTransform):
     """Plan quotas from per-source tallies, then mark each survivor with its number of copies.
 
     With a `lineage`, `ledger` gets every survivor's fate (selected or not, and why); without, it is empty.
+    `carried_runs`: per input file, the earlier run a `format: hybridmix` corpus reads it from ("" for
+    other files), so the selection counts carried documents; `carry_forward`: that guard, if set.
     """
 
     def __init__(self, config: MixtureConfig, source_origins: dict[str, str], seed: int,
-                 lineage: Lineage | None = None) -> None:
+                 lineage: Lineage | None = None, carried_runs: tuple[str, ...] = (),
+                 carry_forward: CarryForward | None = None) -> None:
         super().__init__()
         self._config = config
         self._origins = source_origins
         self._seed = seed
         self._lineage = lineage
+        self._carried_runs = carried_runs if any(carried_runs) else ()
+        self._carry_forward = carry_forward
 
     def expand(self, survivors: beam.PCollection) -> MixOutputs:
         seed = self._seed
@@ -369,12 +405,13 @@ class MixSources(beam.PTransform):
             | "ResolveBoundary" >> beam.FlatMap(_resolve, plan=plan_side)
         )
         selected = prioritized | "Select" >> beam.ParDo(
-            _SelectFn(self._config, self._origins, seed, self._lineage), plan=plan_side,
+            _SelectFn(self._config, self._origins, seed, self._lineage, self._carried_runs), plan=plan_side,
             boundary=beam.pvalue.AsList(boundary),
         ).with_outputs(STATS, LEDGER, main=SELECTED)
         totals = selected[STATS] | "SumSelection" >> beam.CombinePerKey(sum)
         checked = plan | "CheckSelection" >> beam.Map(
-            _check_selection, stats=beam.pvalue.AsList(totals), config=self._config, origins=self._origins)
+            _check_selection, stats=beam.pvalue.AsList(totals), config=self._config, origins=self._origins,
+            carry_forward=self._carry_forward)
         split_sizes = totals | "SplitSizes" >> beam.combiners.ToList() | "ToSplitSizes" >> beam.Map(_split_sizes)
         return MixOutputs(selected=selected[SELECTED], plan=checked, stats=selected[STATS],
                           split_sizes=split_sizes, ledger=selected[LEDGER])

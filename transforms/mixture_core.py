@@ -277,6 +277,45 @@ def check_human_tokens(config: MixtureConfig, human_tokens: int) -> None:
             f"the minimum is {limit:,}")
 
 
+@dataclass(frozen=True)
+class CarryForward:
+    """The carry-forward guard: an earlier output's human data (from its manifest) and the shares of it
+    the new mix must keep (`mixture.guards.carry_forward`)."""
+
+    output: str
+    run_id: str
+    human_tokens: int  # of its human documents in data/, one copy each
+    human_documents: int
+    min_human_tokens: float
+    min_human_documents: float
+
+
+def check_carry_forward(guard: CarryForward, human_tokens: int, carried_documents: int) -> None:
+    """Accumulate, never replace: the new mix's human tokens and the earlier human documents it selects
+    again must not fall below their shares of the earlier output's.
+
+    Tokens are of distinct documents on both sides (one copy each): upsampling adds no human data,
+    so carrying every earlier human document passes even where the earlier run upsampled them, and
+    upsampling a little human text cannot pass for keeping it all.
+    """
+    key = "guards.carry_forward"
+    need = guard.min_human_tokens * guard.human_tokens
+    if human_tokens < need - _EPS:
+        raise GuardViolation(
+            f"{key}: the mixture holds {human_tokens:,} human tokens (one copy of each document), fewer than "
+            f"{guard.min_human_tokens:g} x the {guard.human_tokens:,} of the earlier output {guard.output} (run "
+            f"{guard.run_id}); add human data (a format: hybridmix corpus of origin human reading {guard.output}, "
+            f"new human corpora), or lower {key}.min_human_tokens")
+    need = guard.min_human_documents * guard.human_documents
+    if carried_documents < need - _EPS:
+        raise GuardViolation(
+            f"{key}: the mixture selects {carried_documents:,} of the {guard.human_documents:,} human documents of "
+            f"the earlier output {guard.output} (run {guard.run_id}), fewer than {guard.min_human_documents:g} x "
+            f"{guard.human_documents:,}; read them with a format: hybridmix corpus of origin human and paths "
+            f"[{guard.output}] and let the mixture take all of it (check filters and dedup in ledger/), or lower "
+            f"{key}.min_human_documents")
+
+
 def top_priority(scores: np.ndarray, hashes: np.ndarray) -> np.ndarray:
     """Selection priority (ascending) for `top`: the highest score first, ties in seeded-hash order."""
     level = np.floor((1.0 - np.clip(np.nan_to_num(scores, nan=0.0), 0.0, 1.0)) * float(2**32 - 1))

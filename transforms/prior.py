@@ -10,7 +10,6 @@ with a hash partition, as near dedup does, so no worker holds the whole index.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -36,10 +35,10 @@ from hybridmix.transforms.batches import (
 from hybridmix.transforms.duplicates import duplicate_rows
 from hybridmix.transforms.index import INDEX, bbit_similarity, low_bytes
 from hybridmix.transforms.minhash import EMPTY_HASH
-from hybridmix.transforms.published import read_manifest, run_folder
+from hybridmix.transforms.earlier import open_output, resolve
 from hybridmix.transforms.sketch import lsh_shape
 from hybridmix.transforms.stats import STATS, emit_by_source
-from hybridmix.transforms.storage import is_remote, open_parquet, parquet_threads
+from hybridmix.transforms.storage import open_parquet, parquet_threads
 
 # The near-dedup settings an index's band keys and MinHash values depend on.
 _SIGNATURE_KEYS = ("num_perm", "ngram", "seed", "bands", "rows", "scheme", "hashfunc")
@@ -75,20 +74,14 @@ def plan_prior(config: DedupConfig, base_dir: str, ours: dict[str, Any]) -> tupl
     seen: dict[str, str] = {}
     for i, path in enumerate(config.against):
         key = f"dedup.against[{i}]"
-        where = path if is_remote(path) or os.path.isabs(path) else os.path.normpath(os.path.join(base_dir, path))
-        try:
-            folder, finished = run_folder(where)
-            if not finished:
-                raise OutputError(f"{where} has no _SUCCESS")
-            manifest = read_manifest(where)
-        except OutputError as exc:
-            raise ConfigError(f"{key}: {path} is not a published hybridmix output ({exc})") from None
-        run_id = manifest["run_id"]
+        where = resolve(path, base_dir)
+        earlier = open_output(where, base_dir, key)
+        manifest, run_id, folder = earlier.manifest, earlier.run_id, earlier.folder
         if run_id in seen:
             raise ConfigError(f"{key}: {path} is the same run ({run_id}) as {seen[run_id]}")
         seen[run_id] = path
         files = manifest["outputs"].get(INDEX) or []
-        if not manifest["config"].get("output", {}).get("index", False):
+        if not manifest.get("config", {}).get("output", {}).get("index", False):
             raise ConfigError(
                 f"{key}: {path} (run {run_id}) has no index/: it was written with output.index: false or "
                 "by an earlier version of hybridmix; run it again to match new documents against it")
@@ -102,12 +95,11 @@ def plan_prior(config: DedupConfig, base_dir: str, ours: dict[str, Any]) -> tupl
                     f"{key}: {path} (run {run_id}) was indexed with other near-dedup settings: "
                     f"{'; '.join(differ)}. Use the same dedup.near settings as that run (set bands and rows "
                     "explicitly to keep them when you change the threshold), or turn near dedup off")
-        sep = "/" if is_remote(folder) else os.sep
         planned.append(PriorOutput(
             display=path,
             location=where,
             run_id=run_id,
-            files=tuple(f"{folder.rstrip('/')}{sep}{f['path']}" for f in files),
+            files=tuple(earlier.file_path(f["path"]) for f in files),
             documents=sum(int(f["rows"]) for f in files),
             near=near,
         ))

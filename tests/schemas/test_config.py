@@ -115,3 +115,71 @@ def test_parent_copies_defaults_to_drop_and_only_keep_changes_the_digest():
     assert cfg.digest() != parse_config(with_changes(dedup={"parent_copies": "keep"})).digest()
     with pytest.raises(ConfigError, match="dedup.parent_copies: Input should be 'drop' or 'keep'"):
         parse_config(with_changes(dedup={"parent_copies": "spare"}))
+
+
+def _carried(**keys):
+    return with_changes(corpora__0={"name": "h", "origin": "human", "paths": ["gen1"], "format": "hybridmix", **keys})
+
+
+def test_hybridmix_corpus_gets_hybridmix_columns_and_keeps_them_through_overrides():
+    cfg = parse_config(_carried())
+    corpus = cfg.corpora[0]
+    assert corpus.carried and corpus.id_column == "doc_id" and corpus.text_column == "text"
+    assert corpus.columns.model_dump() == {"generator": "generator", "generation": "generation", "license": "license",
+                                           "url": "url", "parent_id": "parent_id"}
+    # The resolved config (as a manifest holds it) names the mapping and is valid again.
+    assert cfg.with_overrides(seed=1).corpora[0] == corpus
+    assert parse_config(_carried(id_column="doc_id", columns={"url": "url"})).corpora[0] == corpus
+    assert parse_config(_carried(defaults={"license": "CC0"})).corpora[0].defaults.license == "CC0"
+
+
+@pytest.mark.parametrize(
+    "keys, expected",
+    [
+        ({"id_column": "id"}, "corpora[0].id_column: a format: hybridmix corpus reads hybridmix's own columns "
+                              "(id_column 'doc_id'); leave id_column out"),
+        ({"text_column": "body"}, "corpora[0].text_column: a format: hybridmix corpus reads hybridmix's own columns"),
+        ({"columns": {"generator": "model"}}, "corpora[0].columns: a format: hybridmix corpus reads hybridmix's own "
+                                              "columns (generator from generator, generation from generation"),
+        ({"keep_columns": ["title"]}, "corpora[0].keep_columns: not with format: hybridmix (the earlier output's meta"),
+        ({"prompt_column": "prompt"}, "corpora[0].prompt_column: not with format: hybridmix"),
+        ({"defaults": {"generation": 0}}, "corpora[0].defaults.generation: not with format: hybridmix"),
+        ({"format": "csv"}, "corpora[0].format: Input should be 'parquet', 'jsonl' or 'hybridmix'"),
+    ],
+    ids=["id", "text", "columns", "keep", "prompt", "generation", "unknown-format"],
+)
+def test_hybridmix_corpus_mapping_cannot_be_changed(keys, expected):
+    with pytest.raises(ConfigError) as info:
+        parse_config(_carried(**keys))
+    assert expected in info.value.message
+
+
+def _guarded(guard):
+    return with_changes(mixture={"targets": {"human": 0.7, "synthetic": 0.3}, "guards": {"carry_forward": guard}})
+
+
+def test_carry_forward_takes_a_path_or_ratios():
+    short = parse_config(_guarded("out/gen1")).mixture.guards.carry_forward
+    assert (short.path, short.min_human_tokens, short.min_human_documents) == ("out/gen1", 1.0, 1.0)
+    full = parse_config(_guarded({"path": "out/gen1", "min_human_tokens": 1.5, "min_human_documents": 0})
+                        ).mixture.guards.carry_forward
+    assert (full.min_human_tokens, full.min_human_documents) == (1.5, 0.0)
+    assert parse_config(_guarded("out/gen1")).digest() != parse_config(_guarded("out/gen2")).digest()
+
+
+@pytest.mark.parametrize(
+    "guard, expected",
+    [
+        ({"path": "g", "min_human_documents": 1.5}, "mixture.guards.carry_forward.min_human_documents: Input should be "
+                                                    "less than or equal to 1"),
+        ({"path": "g", "min_human_tokens": -1}, "mixture.guards.carry_forward.min_human_tokens: Input should be "
+                                                "greater than or equal to 0"),
+        ({"min_human_tokens": 1}, "mixture.guards.carry_forward.path: Field required"),
+        ({"path": "g", "ratio": 1}, "mixture.guards.carry_forward.ratio: unknown key"),
+    ],
+    ids=["documents-above-1", "negative-tokens", "no-path", "unknown-key"],
+)
+def test_carry_forward_errors_name_the_key(guard, expected):
+    with pytest.raises(ConfigError) as info:
+        parse_config(_guarded(guard))
+    assert expected in info.value.message
