@@ -12,14 +12,14 @@ from hybridmix.pipelines.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DEMO_FILES = {
-    "data/train-00000-of-00002.parquet": "9cdeaa8a23a04c832d2be21a1d46afe487b51fc807738cbdb0e26556ee39047b",
-    "data/train-00001-of-00002.parquet": "865fb3b4e7dfbdfdcd058c65bcded68a4264888e812f3cd5a795df1db0489e5a",
-    "data/validation-00000-of-00001.parquet": "8a033ff36f9d39ca6ca050b0bce3bc97651ad93042d2ef1363deff38fed98b34",
-    "duplicates/part-00000-of-00001.parquet": "c6d758d95aa86e669e15fbb1fa92a22289cf1494f53187dff2e02619f75a7a66",
+    "data/train-00000-of-00002.parquet": "c726e9ced3bf4d45f9fc3b5ea4ec717dfb365e166e9bee3d90fe41706f3b4c53",
+    "data/train-00001-of-00002.parquet": "207879982fc74a309f903358c5c61230ecc7216390ad389e6984d71175015e64",
+    "data/validation-00000-of-00001.parquet": "48927ad19d345f65d08e3999a53bad945c307dba74edcf46e21238265cd915a0",
+    "duplicates/part-00000-of-00001.parquet": "9ca331f906efbcdaf58dc1b89e15bfc84e8230930560a97a26b53ba00fe3cdb8",
     "filtered/part-00000-of-00001.parquet": "ce0df33b4d11d4a84b0af73944cf82c7962f9a172e0ea70fa6dba1a3b71ad8bc",
-    "index/part-00000-of-00003.parquet": "f3ebc85ee460a06f68e12b9c6a705a25556d7f9fa8f2f151e7f8bf334cb88bc4",
-    "index/part-00001-of-00003.parquet": "c3777464a0c7f62619c276742a2013bc05a8493c804b7e84b26b88073a85aa71",
-    "index/part-00002-of-00003.parquet": "b2aa6239356652ab656f72a0ebc40c68f9384b2c3fe96eb3938ad430cf6e93ec",
+    "index/part-00000-of-00003.parquet": "055681dda55b285361299a8577aa23e91cf4cd5ffe1d4f85610ade4642ccff42",
+    "index/part-00001-of-00003.parquet": "43da8edadf798270f7bcca335f12035087347edf667afdc02827722b379a1f9a",
+    "index/part-00002-of-00003.parquet": "8368225db6114cd957cb3be51ac99ae21c1832ec0e9094dfbf8b951a7f38f29f",
     "ledger/part-00000-of-00001.parquet": "648fa3479983ca31dcbf379409b7650cf97596479c31da2919fc59f883aa2ce0",
     "rejects/part-00000-of-00001.parquet": "9e95668d03fd0ba6bc4ec38763b54e6a4cf31b6a56219819ffdb465382dbee6f",
 }
