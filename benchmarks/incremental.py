@@ -1,10 +1,11 @@
 """A week of daily batches: the day-7 run against days 1-6 (`dedup.against`) vs one full run over all seven.
 
-    .venv/bin/python -m benchmarks.incremental [--shared ../shared/data] [--paragraphs] [--runs 2]
+    .venv/bin/python -m benchmarks.incremental [--shared ../shared/data] [--per-day 30000] [--runs 2]
 
-Each day delivers new model answers from ../shared/data (AlpacaEval, 20 models), plus about 10 %
-re-delivered from earlier days (same text, new ids) and about 5 % near copies of earlier answers
-(light edits: one word in a hundred replaced or dropped). Days 1-6 are run one after another, each
+Each day delivers new documents made of real text from ../shared/data (paragraphs of AlpacaEval
+answers of 20 models and of Wikipedia articles; or with --per-day 0 the answers themselves), plus
+about 10 % re-delivered from earlier days (same text, new ids) and about 5 % near copies of earlier
+documents (light edits: one word in a hundred replaced or dropped). Days 1-6 are run one after another, each
 against all earlier outputs; day 7 runs against days 1-6 and is timed, as is one full run over the
 seven days' files. Costs are CPU seconds (user + sys, `/usr/bin/time -v`) and wall seconds, best
 of `--runs`.
@@ -35,12 +36,29 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAYS = 7
 
 
-def _units(shared: str, paragraphs: bool) -> list[str]:
-    texts = pq.read_table(os.path.join(shared, "synthetic", "alpaca_eval_outputs.parquet"),
-                          columns=["text"]).column("text").to_pylist()
-    if not paragraphs:
-        return texts
-    return [p.strip() for t in texts for p in t.split("\n\n") if len(p.strip()) >= 200]
+def _answers(shared: str) -> list[str]:
+    return pq.read_table(os.path.join(shared, "synthetic", "alpaca_eval_outputs.parquet"),
+                         columns=["text"]).column("text").to_pylist()
+
+
+def _paragraphs(shared: str) -> list[str]:
+    """Paragraphs (>= 80 characters) of the answers and of the Wikipedia articles."""
+    human = pq.read_table(os.path.join(shared, "human", "wikipedia.parquet"), columns=["text"]).column("text")
+    texts = _answers(shared) + human.to_pylist()
+    return [p.strip() for t in texts for p in t.split("\n\n") if len(p.strip()) >= 80]
+
+
+def _fresh(shared: str, per_day: int, rng: np.random.Generator) -> list[list[str]]:
+    """Each day's new documents. per_day 0: the 16,100 answers split into seven days. Otherwise
+    `per_day` documents a day, each 1-4 paragraphs drawn from the shared corpora (about 60,000): the
+    same real text at the scale a daily delivery has, without copies beyond those made below."""
+    if not per_day:
+        answers = _answers(shared)
+        return [[answers[i] for i in part] for part in np.array_split(rng.permutation(len(answers)), DAYS)]
+    pool = _paragraphs(shared)
+    sizes = rng.integers(1, 5, size=(DAYS, per_day))
+    return [["\n\n".join(pool[j] for j in rng.choice(len(pool), size=k, replace=False)) for k in day]
+            for day in sizes]
 
 
 def _edit(text: str, rng: np.random.Generator) -> str:
@@ -54,21 +72,19 @@ def _edit(text: str, rng: np.random.Generator) -> str:
     return " ".join(words)
 
 
-def make_days(shared: str, folder: str, paragraphs: bool, seed: int = 7) -> list[str]:
+def make_days(shared: str, folder: str, per_day: int, seed: int = 7) -> list[str]:
     """Seven day files; returns their paths."""
     rng = np.random.default_rng(seed)
-    units = _units(shared, paragraphs)
-    order = rng.permutation(len(units))
-    fresh = np.array_split(order, DAYS)
-    delivered: list[int] = []
+    fresh = _fresh(shared, per_day, rng)
+    delivered: list[str] = []
     paths = []
     for day in range(1, DAYS + 1):
-        rows = [units[i] for i in fresh[day - 1]]
+        rows = list(fresh[day - 1])
         if delivered:
             n = len(rows)
-            rows += [units[i] for i in rng.choice(delivered, size=n // 10, replace=False)]
-            rows += [_edit(units[i], rng) for i in rng.choice(delivered, size=n // 20, replace=False)]
-        delivered.extend(fresh[day - 1].tolist())
+            rows += [delivered[i] for i in rng.choice(len(delivered), size=n // 10, replace=False)]
+            rows += [_edit(delivered[i], rng) for i in rng.choice(len(delivered), size=n // 20, replace=False)]
+        delivered.extend(fresh[day - 1])
         path = os.path.join(folder, f"day{day}.parquet")
         pq.write_table(pa.table({"id": [f"day{day}-{k:06d}" for k in range(len(rows))], "text": rows}), path,
                        row_group_size=2048)
@@ -143,8 +159,9 @@ def index_bytes_per_document(out: str) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", default=os.path.join(ROOT, "..", "shared", "data"))
-    parser.add_argument("--paragraphs", action="store_true",
-                        help="documents are paragraphs of the answers (>= 200 characters), not whole answers")
+    parser.add_argument("--per-day", type=int, default=30_000,
+                        help="new documents a day, made of 1-4 real paragraphs each (default 30,000); 0: the "
+                             "16,100 answers as they are, split into seven days")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--keep", help="keep the days and outputs in this folder")
     args = parser.parse_args(argv)
@@ -153,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         work = os.path.abspath(args.keep) if args.keep else tmp
         os.makedirs(work, exist_ok=True)
-        paths = make_days(args.shared, work, args.paragraphs)
+        paths = make_days(args.shared, work, args.per_day)
         outs = [os.path.join(work, f"out-day{d}") for d in range(1, DAYS + 1)]
         for day in range(1, DAYS):
             _timed(_config(work, f"day{day}", [paths[day - 1]], outs[:day - 1]), outs[day - 1])

@@ -8,13 +8,72 @@ another (`char_classes`), so the pure-Python references in `transforms.text` and
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
+import tempfile
 import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
 
 import numba as nb
 import numpy as np
 
 from hybridmix.schemas.scripts import SCRIPTS as RECORD_SCRIPTS
+
+def _table_cache_dir() -> str | None:
+    """Where built code point tables are kept: next to numba's cache of this module, or the user's cache."""
+    for folder in (os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
+                   os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hybridmix")):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(folder, os.W_OK):
+            return folder
+    return None
+
+
+@lru_cache(maxsize=1)
+def _source_digest() -> str:
+    with open(os.path.abspath(__file__), "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()[:16]
+
+
+def disk_cached(build: Callable[[], tuple[np.ndarray, ...] | np.ndarray]):
+    """Build a table over all 1.1M code points once per Unicode version and version of this file.
+
+    Building one takes 0.3-1 s of Python per process (every run, every Beam worker); loading it
+    takes milliseconds. The file name holds both versions, so a stale table is never read.
+    """
+
+    @functools.wraps(build)
+    @lru_cache(maxsize=1)
+    def cached():
+        folder = _table_cache_dir()
+        path = os.path.join(folder, f"hybridmix-{build.__name__}-{unicodedata.unidata_version}-"
+                                    f"{_source_digest()}.npz") if folder else None
+        if path and os.path.exists(path):
+            try:
+                with np.load(path) as stored:
+                    arrays = tuple(stored[f"a{i}"] for i in range(len(stored.files)))
+                return arrays if len(arrays) > 1 else arrays[0]
+            except (OSError, ValueError, KeyError):
+                pass  # unreadable (a crash mid-write elsewhere): build it again
+        table = build()
+        if path:
+            arrays = table if isinstance(table, tuple) else (table,)
+            try:
+                fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
+                with os.fdopen(fd, "wb") as fh:
+                    np.savez(fh, **{f"a{i}": a for i, a in enumerate(arrays)})
+                os.replace(tmp, path)  # readers see the whole file or none
+            except OSError:
+                pass
+        return table
+
+    return cached
+
 
 # Bits of a code point's class (`char_classes`, `letter_classes`).
 WORD = np.uint8(1)
@@ -42,7 +101,7 @@ _SOLO_NAMES = ("CJK UNIFIED IDEOGRAPH", "CJK COMPATIBILITY IDEOGRAPH", "IDEOGRAP
 _JOIN_NAMES = ("HANGUL JUNGSEONG", "HANGUL JONGSEONG")
 
 
-@lru_cache(maxsize=1)
+@disk_cached
 def char_classes() -> np.ndarray:
     """Class of every code point: WORD for letters, numbers, marks and '_'; SPACE for whitespace;
     SOLO and JOIN as above (`_breaks_before`)."""
@@ -125,7 +184,7 @@ _HANI = SCRIPTS.index("Hani")
 _JPAN = SCRIPTS.index("Jpan")
 
 
-@lru_cache(maxsize=1)
+@disk_cached
 def script_table() -> np.ndarray:
     """Index into SCRIPTS of every code point's script (letters only; 0 for everything else)."""
     table = np.zeros(0x110000, np.uint8)
@@ -168,7 +227,7 @@ def _decode(data, i, end):
     return 0xFFFD, 1
 
 
-@lru_cache(maxsize=1)
+@disk_cached
 def fold_table() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per code point, its normalized form: NFKD, lower case, NFKD again (e.g. "\ufb01" -> "fi").
 
@@ -489,7 +548,7 @@ _CHAR_NGRAM = 10
 _ROLL = np.uint64(0x100000001B3)
 
 
-@lru_cache(maxsize=1)
+@disk_cached
 def letter_classes() -> np.ndarray:
     """char_classes() plus the LETTER bit for letters (category L*), UPPER (Lu) and DIGIT (Nd)."""
     table = char_classes().copy()
