@@ -22,8 +22,6 @@ import argparse
 import glob
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
 
@@ -31,6 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+
+from benchmarks.measured import time_v
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAYS = 7
@@ -110,19 +110,8 @@ def _config(folder: str, name: str, paths: list[str], against: list[str]) -> str
 
 
 def _timed(config: str, out: str) -> dict:
-    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "hybridmix.pipelines.cli", "run", config,
-           "--output", out, "--force", "-q"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr[-3000:])
-
-    def field(name: str) -> str:
-        return re.search(rf"{re.escape(name)}: ([\d.:]+)", proc.stderr).group(1)
-
-    wall = [float(x) for x in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")]
-    return {"cpu_seconds": round(float(field("User time (seconds)")) + float(field("System time (seconds)")), 1),
-            "wall_seconds": round(wall[-1] + 60 * wall[-2] + (3600 * wall[-3] if len(wall) > 2 else 0), 1),
-            "peak_rss_mb": round(int(field("Maximum resident set size (kbytes)")) / 1024)}
+    return time_v([sys.executable, "-m", "hybridmix.pipelines.cli", "run", config, "--output", out, "--force", "-q"],
+                  ROOT)
 
 
 def _best(config: str, out: str, runs: int) -> dict:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
 
 import pyarrow.parquet as pq
 import yaml
+
+from benchmarks.measured import time_v
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,19 +47,11 @@ def config(corpus: str, rows_per_shard: int, path: str) -> str:
 
 
 def timed_run(config_path: str, out: str) -> dict:
-    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "hybridmix.pipelines.cli", "run", config_path,
-           "--output", out, "--run-id", "shard-cost"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr[-2000:])
-
-    def field(name: str) -> float:
-        return float(re.search(rf"{re.escape(name)}: ([\d.]+)", proc.stderr).group(1))
-
+    measured = time_v([sys.executable, "-m", "hybridmix.pipelines.cli", "run", config_path, "--output", out,
+                       "--run-id", "shard-cost"], ROOT)
     data = os.path.join(out, "data")
     files = sorted(os.listdir(data))
-    return {"cpu_seconds": round(field("User time (seconds)") + field("System time (seconds)"), 1),
-            "peak_rss_mb": round(field("Maximum resident set size (kbytes)") / 1024),
+    return {"cpu_seconds": measured["cpu_seconds"], "peak_rss_mb": measured["peak_rss_mb"],
             "data_files": len(files),
             "rows": sum(pq.ParquetFile(os.path.join(data, f)).metadata.num_rows for f in files)}
 
