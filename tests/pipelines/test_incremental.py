@@ -157,3 +157,27 @@ def test_without_an_index_an_output_cannot_be_matched(days, capsys):
     config = _config(tmp, "against-plain", ["day2/*.parquet"], dedup={"against": ["plain"]})
     assert main(["run", config, "--output", str(tmp / "against-plain-out"), "-q"]) == 2
     assert "has no index/" in capsys.readouterr().err
+
+
+def test_an_earlier_output_on_an_object_store_is_matched_as_a_local_one_is(days, tmp_path):
+    from tests import s3
+    from tests.pipelines.test_object_store import _cli
+
+    tmp, _, out2, *_ = days
+    with s3.s3_server() as endpoint:
+        bucket = s3.Bucket(endpoint)
+        first = _cli(endpoint, "run", tmp / "day1.yaml", "--output", bucket.url("daily/day1"), "-q")
+        assert first.returncode == 0, first.stderr
+        config = _config(tmp, "day2-s3", ["day2/*.parquet"], dedup={"against": [bucket.url("daily/day1")]})
+        second = _cli(endpoint, "run", config, "--output", tmp_path / "day2", "-q")
+        assert second.returncode == 0, second.stderr
+    remote, local = _manifest(tmp_path / "day2"), _manifest(out2)
+    assert remote["dedup"]["stats"]["prior_duplicates"] == local["dedup"]["stats"]["prior_duplicates"]
+    assert remote["dedup"]["against"][0]["path"] == bucket.url("daily/day1")
+    def dups(out, run_id):
+        rows = _folder(out, "duplicates").select(["doc_id", "kept_doc_id", "kind", "similarity", "kept_run_id"])
+        # The two runs' own ids differ (their configs name the earlier output differently).
+        return sorted((r | {"kept_run_id": "this run" if r["kept_run_id"] == run_id else r["kept_run_id"]}
+                       for r in rows.to_pylist()), key=str)
+
+    assert dups(tmp_path / "day2", remote["run_id"]) == dups(out2, local["run_id"])
