@@ -279,10 +279,10 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     prior = None
     if ctx.prior:
         carried = frozenset(c.name for c in config.corpora if c.carried)
-        prior = DedupPrior(ctx.prior, config.dedup, parts,
-                           CandidateSignatures(spec, config.dedup.near, parts), carried)
+        prior = DedupPrior(ctx.prior, config.dedup, parts, CandidateSignatures(spec, config.dedup.near, parts),
+                           carried, ctx.run_id if out_cfg.index else None)
     dedup = (ids.docs, sketch.bands) | "Deduplicate" >> Deduplicate(
-        config.dedup, parts, lineage, CandidateSignatures(spec, config.dedup.near, parts), prior)
+        config.dedup, parts, lineage, CandidateSignatures(spec, config.dedup.near, parts), prior, out_cfg.index)
     carried_runs = tuple(f.carried.run_id if f.carried is not None else "" for f in ctx.plan.files)
     mix = dedup.survivors | "Mix" >> MixSources(config.mixture, origins, config.seed,
                                                  lineage if out_cfg.ledger else None, carried_runs, ctx.carry_forward)
@@ -313,7 +313,8 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     if out_cfg.index:
         # One index row per document; the data rows (copies included) bound their number.
         index_shards = mix.split_sizes | "IndexShards" >> beam.Map(_index_shards, out_cfg)
-        written.append((materialized.index | "WriteIndex" >> WriteShards(
+        index_rows = (materialized.index, dedup.index) | "MergeIndex" >> beam.Flatten()
+        written.append((index_rows | "WriteIndex" >> WriteShards(
             ShardSpec(INDEX, INDEX_SCHEMA, order_index, ("doc_id",), unique="doc_id"), out_cfg, stage,
             shards=index_shards, gate=gate)).files)
 

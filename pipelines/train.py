@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 
 from hybridmix.schemas.errors import ConfigError, DataError
 from hybridmix.transforms.scorer import DENSE_FEATURES
-from hybridmix.transforms.scorer_fit import train_scorer
 
 
 def add_parser(sub) -> None:
@@ -81,6 +80,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     def column(name: str | None) -> np.ndarray | None:
         return None if name is None else np.asarray(table.column(name).cast(pa.string()).fill_null("").to_pylist())
+
+    # scipy is slow to import and only training needs it: every other command starts without it.
+    from hybridmix.transforms.scorer_fit import train_scorer
 
     scorer, metrics = train_scorer(
         table.column(args.text_column).combine_chunks().cast(pa.string()),

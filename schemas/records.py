@@ -192,8 +192,9 @@ DUPLICATE_SCHEMA = pa.schema([
 
 
 class IndexEntry(_Record):
-    """A document this run published (`index/`): what a later run needs to find its duplicates
-    (`dedup.against`) without reading its text again. One row per document of data/, not per copy."""
+    """A document this run published (`index/`), or removed as a near duplicate: what a later run needs
+    to find duplicates of it (`dedup.against`) without reading its text again. One row per document,
+    not per copy."""
 
     doc_id: str
     content_hash: str  # as in data/: exact duplicates have the same
@@ -208,6 +209,11 @@ class IndexEntry(_Record):
     parent_id: str | None  # so a later run can tell a rephrase of this document from other copies
     tokens: int = Field(ge=0)
     run_id: str
+    # Null for a document of data/. A document removed as a near duplicate is indexed too, so that a
+    # later run follows the chain as one run over all the data would: the document kept in its place,
+    # and the run that kept it (null: this run).
+    kept_doc_id: str | None
+    kept_run_id: str | None
 
 
 INDEX_SCHEMA = pa.schema([
@@ -222,6 +228,8 @@ INDEX_SCHEMA = pa.schema([
     pa.field("parent_id", pa.string()),
     pa.field("tokens", pa.int32(), nullable=False),
     pa.field("run_id", pa.string(), nullable=False),
+    pa.field("kept_doc_id", pa.string()),
+    pa.field("kept_run_id", pa.string()),
 ])
 
 

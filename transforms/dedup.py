@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import apache_beam as beam
 
 from hybridmix.schemas.config import DedupConfig
@@ -16,9 +18,16 @@ from hybridmix.transforms.duplicates import (
     self_copies,
     to_output_rows,
 )
-from hybridmix.transforms.exact import DedupExact, DedupOutputs
+from hybridmix.transforms.exact import DedupExact
 from hybridmix.transforms.inputs import Lineage
 from hybridmix.transforms.near import DedupNear
+
+
+class DeduplicateOutputs(NamedTuple):
+    survivors: beam.PCollection
+    duplicates: beam.PCollection
+    stats: beam.PCollection
+    index: beam.PCollection  # index/ rows of documents removed as near duplicates (with `index`)
 
 
 class Deduplicate(beam.PTransform):
@@ -26,11 +35,12 @@ class Deduplicate(beam.PTransform):
 
     Input: (INFO batches, band blocks) from SketchDocuments. `signatures` is CandidateSignatures (or any
     transform of candidate pairs to signature blocks keyed by uid partition). Output duplicates are
-    `duplicates/` rows, named by `lineage`.
+    `duplicates/` rows, named by `lineage`. With `index`, documents removed as near duplicates get
+    index/ rows too (output.index).
     """
 
     def __init__(self, config: DedupConfig, partitions: int, lineage: Lineage, signatures: beam.PTransform,
-                 prior: beam.PTransform | None = None) -> None:
+                 prior: beam.PTransform | None = None, index: bool = False) -> None:
         super().__init__()
         self._config = config
         self._partitions = partitions
@@ -38,17 +48,20 @@ class Deduplicate(beam.PTransform):
         self._signatures = signatures
         # DedupPrior (dedup.against): duplicates of earlier outputs go first, before this run's own.
         self._prior = prior
+        self._index = index
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> DedupOutputs:
         info, bands = inputs
         parts = self._partitions
         stats = []
         prior_dups = []
+        index = []
         if self._prior is not None:
             prior = (info, bands) | "Prior" >> self._prior
             info = prior.survivors
             prior_dups.append(prior.duplicates)
             stats.append(prior.stats)
+            index.append(prior.index)
         if self._config.exact:
             exact = info | "Exact" >> DedupExact(parts)
             survivors, exact_dups = exact.survivors, exact.duplicates
@@ -58,9 +71,11 @@ class Deduplicate(beam.PTransform):
             exact_dups = info.pipeline | "NoExactDuplicates" >> beam.Create([])
         if self._config.near.enabled:
             near = (survivors, bands) | "Near" >> DedupNear(
-                self._config.near, parts, self._signatures, self._config.parent_copies)
+                self._config.near, parts, self._signatures, self._config.parent_copies,
+                self._lineage.run_id if self._index else None)
             survivors = near.survivors
             stats.append(near.stats)
+            index.append(near.index)
             resolved = (
                 {
                     DUPS: exact_dups | "KeyExactByKept" >> beam.FlatMap(key_by_kept, parts),
@@ -84,4 +99,6 @@ class Deduplicate(beam.PTransform):
         stats.append(all_dups | "CountSelfCopies" >> beam.FlatMap(self_copies))
         duplicates = all_dups | "ToOutputRows" >> beam.Map(to_output_rows, lineage=self._lineage)
         merged_stats = stats | "MergeDedupStats" >> beam.Flatten()
-        return DedupOutputs(survivors=survivors, duplicates=duplicates, stats=merged_stats)
+        removed = (index | "MergeRemovedIndex" >> beam.Flatten()) if index else (
+            info.pipeline | "NoRemovedIndex" >> beam.Create([]))
+        return DeduplicateOutputs(survivors=survivors, duplicates=duplicates, stats=merged_stats, index=removed)

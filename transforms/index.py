@@ -43,36 +43,51 @@ def _array(column) -> pa.Array:
     return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
+def sketch_columns(sig: np.ndarray | None, has_words: np.ndarray, near: NearDedupConfig | None
+                   ) -> tuple[pa.Array, pa.Array]:
+    """(bands, minhash8) columns of documents with signatures `sig`; empty and null for a document
+    without words, or for all when `near` is None (near dedup off)."""
+    n = len(has_words)
+    if near is None or sig is None or not n:
+        return (pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), pa.array([], pa.uint64())),
+                pa.nulls(n, pa.binary()))
+    bands, rows = lsh_shape(near)
+    keys = minhash.band_keys(sig, bands, rows)
+    offsets = np.concatenate([[0], np.cumsum(np.where(has_words, bands, 0))]).astype(np.int32)
+    low = low_bytes(sig)
+    sig8 = [low[i].tobytes() if has_words[i] else None for i in range(n)]
+    return (pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(keys[has_words].ravel(), pa.uint64())),
+            pa.array(sig8, pa.binary()))
+
+
+def sketch_rows(docs: pa.Table | pa.RecordBatch, sig: np.ndarray | None, has_words: np.ndarray,
+                near: NearDedupConfig | None, run_id: str, kept_doc_id: pa.Array | None = None,
+                kept_run_id: pa.Array | None = None) -> pa.RecordBatch:
+    """index/ rows of `docs` (columns doc_id, content_hash, origin, source, generator, generation,
+    parent_id, tokens), row-aligned with their signatures. `kept_doc_id` / `kept_run_id`: for
+    documents removed as near duplicates, the one kept in their place and the run that kept it."""
+    n = docs.num_rows
+    bands, sig8 = sketch_columns(sig, has_words, near)
+    kept_doc_id = kept_doc_id if kept_doc_id is not None else pa.nulls(n, pa.string())
+    kept_run_id = kept_run_id if kept_run_id is not None else pa.nulls(n, pa.string())
+    return pa.RecordBatch.from_arrays(
+        [_array(docs.column(c)) for c in ("doc_id", "content_hash")]
+        + [bands, sig8]
+        + [_array(docs.column(c)) for c in ("origin", "source", "generator", "generation", "parent_id", "tokens")]
+        + [pa.array([run_id] * n, pa.string()), _array(kept_doc_id), _array(kept_run_id)],
+        schema=INDEX_SCHEMA,
+    )
+
+
 def index_rows(docs: pa.RecordBatch, selection: pa.Table, near: NearDedupConfig | None,
                run_id: str) -> pa.RecordBatch:
     """index/ rows of selected documents (one per document), row-aligned `docs` (with word hashes)
     and `selection` rows. `near` None: near dedup was off, so no band keys or MinHash values."""
-    n = docs.num_rows
-    bands_offsets = np.zeros(n + 1, np.int32)
-    band_values = np.zeros(0, np.uint64)
-    sig8: list[bytes | None] = [None] * n
-    if near is not None and n:
-        bands, rows = lsh_shape(near)
-        has_words = np.diff(list_parts(docs.column("word_hashes"))[1]) > 0
-        sig = signatures_of(docs, near)
-        keys = minhash.band_keys(sig, bands, rows)
-        bands_offsets = np.concatenate([[0], np.cumsum(np.where(has_words, bands, 0))]).astype(np.int32)
-        band_values = keys[has_words].ravel()
-        low = low_bytes(sig)
-        sig8 = [low[i].tobytes() if has_words[i] else None for i in range(n)]
-    return pa.RecordBatch.from_arrays(
-        [
-            _array(selection.column("doc_id")),
-            _array(selection.column("content_hash")),
-            pa.ListArray.from_arrays(pa.array(bands_offsets, pa.int32()), pa.array(band_values, pa.uint64())),
-            pa.array(sig8, pa.binary()),
-            docs.column("origin"),
-            docs.column("source"),
-            docs.column("generator"),
-            docs.column("generation"),
-            docs.column("parent_id"),
-            _array(selection.column("tokens")),
-            pa.array([run_id] * n, pa.string()),
-        ],
-        schema=INDEX_SCHEMA,
-    )
+    has_words = np.diff(list_parts(docs.column("word_hashes"))[1]) > 0
+    sig = signatures_of(docs, near) if near is not None and docs.num_rows else None
+    fields = pa.table({
+        "doc_id": _array(selection.column("doc_id")), "content_hash": _array(selection.column("content_hash")),
+        **{c: docs.column(c) for c in ("origin", "source", "generator", "generation", "parent_id")},
+        "tokens": _array(selection.column("tokens")),
+    })
+    return sketch_rows(fields, sig, has_words, near, run_id)

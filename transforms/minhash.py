@@ -135,6 +135,7 @@ def _integrate(f, lo: float, hi: float, steps: int = 1000) -> float:
     return float(np.sum((ys[1:] + ys[:-1]) * (xs[1] - xs[0]) / 2.0))
 
 
+@lru_cache(maxsize=64)  # O(num_perm^2) integrals: 0.1 s, asked for by every batch that needs band keys
 def optimal_bands(threshold: float, num_perm: int, false_positive_weight: float = 0.5) -> tuple[int, int]:
     """(bands, rows) minimising the weighted false positive + false negative probability mass.
 

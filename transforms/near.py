@@ -34,6 +34,7 @@ from hybridmix.transforms.dedup_core import (
     unique_pairs,
 )
 from hybridmix.transforms.duplicates import SPARED, duplicate_rows, self_copy_stats
+from hybridmix.transforms.index import sketch_rows
 from hybridmix.transforms.stats import STATS, emit, emit_by_source
 
 PAIRS = "pairs"
@@ -46,6 +47,7 @@ DUPLICATES = "duplicates"
 ASSIGNMENTS = "assignments"
 SINGLETONS = "singletons"
 MEMBERS = "members"
+INDEX_ROWS = "index"
 
 # Upper bounds of the cluster-size buckets that the manifest counts clustered documents in.
 CLUSTER_SIZE_BUCKETS = (2, 3, 5, 10, 20, 50, 100, 1000)
@@ -263,8 +265,9 @@ class _ClusterFn(beam.DoFn):
     cluster and goes on as a survivor with its own cluster fields, standing for its exact copies.
     """
 
-    def __init__(self, parent_copies: str = "drop") -> None:
+    def __init__(self, parent_copies: str = "drop", index: tuple[NearDedupConfig, str] | None = None) -> None:
         self._parent_copies = parent_copies
+        self._index = index
 
     def process(self, element):
         _, blocks = element
@@ -287,6 +290,12 @@ class _ClusterFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(DUPLICATES, duplicate_rows(
                 losers, kept, DuplicateKind.NEAR, np.repeat(c.rows, c.sizes)[c.removed], c.similarity[c.removed]))
             yield from emit_by_source(Figure.NEAR_DUPLICATES, losers.column("source"))
+            if self._index is not None:
+                # Indexed too: a later run then finds what one run over all the data would find
+                # through this document, a near duplicate of its cluster's survivor.
+                near, run_id = self._index
+                yield beam.pvalue.TaggedOutput(INDEX_ROWS, sketch_rows(
+                    losers, sigs[c.removed], np.ones(losers.num_rows, bool), near, run_id, kept.column("doc_id")))
 
 
 class NearOutputs(NamedTuple):
@@ -294,6 +303,7 @@ class NearOutputs(NamedTuple):
     duplicates: beam.PCollection
     assignments: beam.PCollection
     stats: beam.PCollection
+    index: beam.PCollection  # index/ rows of the removed documents (with `index`)
 
 
 class DedupNear(beam.PTransform):
@@ -305,12 +315,14 @@ class DedupNear(beam.PTransform):
     """
 
     def __init__(self, config: NearDedupConfig, partitions: int, signatures: beam.PTransform,
-                 parent_copies: str = "drop") -> None:
+                 parent_copies: str = "drop", index_run_id: str | None = None) -> None:
         super().__init__()
         self._config = config
         self._partitions = partitions
         self._signatures = signatures
         self._parent_copies = parent_copies
+        # The run id its removed documents' index/ rows carry; None: no index rows.
+        self._index_run_id = index_run_id
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> NearOutputs:
         info, bands = inputs
@@ -349,9 +361,10 @@ class DedupNear(beam.PTransform):
         clusters = (
             joined[MEMBERS]
             | "GroupByRoot" >> beam.GroupByKey()
-            | "KeepOnePerCluster" >> beam.ParDo(_ClusterFn(self._parent_copies)).with_outputs(
-                DUPLICATES, STATS, ASSIGNMENTS, main=KEPT)
+            | "KeepOnePerCluster" >> beam.ParDo(_ClusterFn(
+                self._parent_copies, None if self._index_run_id is None else (cfg, self._index_run_id)))
+            .with_outputs(DUPLICATES, STATS, ASSIGNMENTS, INDEX_ROWS, main=KEPT)
         )
         survivors = (joined[SINGLETONS], clusters[KEPT]) | "MergeSurvivors" >> beam.Flatten()
         stats = (verified[STATS], clusters[STATS]) | "MergeStats" >> beam.Flatten()
-        return NearOutputs(survivors, clusters[DUPLICATES], clusters[ASSIGNMENTS], stats)
+        return NearOutputs(survivors, clusters[DUPLICATES], clusters[ASSIGNMENTS], stats, clusters[INDEX_ROWS])

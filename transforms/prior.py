@@ -16,16 +16,16 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hybridmix.schemas.config import DedupConfig, NearDedupConfig, Origin
-from hybridmix.schemas.errors import ConfigError, OutputError
+from hybridmix.schemas.errors import ConfigError, DataError
 from hybridmix.schemas.reasons import DuplicateKind
 from hybridmix.schemas.stats import Figure
 from hybridmix.transforms import columns, progress
 from hybridmix.transforms.batches import (
     concat,
     concat_blocks,
-    hex_partitions,
     int_partitions,
     key_by_uid,
     list_parts,
@@ -33,7 +33,7 @@ from hybridmix.transforms.batches import (
     table_to_batch,
 )
 from hybridmix.transforms.duplicates import duplicate_rows
-from hybridmix.transforms.index import INDEX, bbit_similarity, low_bytes
+from hybridmix.transforms.index import INDEX, bbit_similarity, low_bytes, sketch_rows
 from hybridmix.transforms.minhash import EMPTY_HASH
 from hybridmix.transforms.earlier import open_output, resolve
 from hybridmix.transforms.sketch import lsh_shape
@@ -43,12 +43,12 @@ from hybridmix.transforms.storage import open_parquet, parquet_threads
 # The near-dedup settings an index's band keys and MinHash values depend on.
 _SIGNATURE_KEYS = ("num_perm", "ngram", "seed", "bands", "rows", "scheme", "hashfunc")
 _EXACT, _NEAR = 0, 1
-# What matching and duplicate rows need of an earlier document, by its ref.
-_ROW_COLUMNS = ("doc_id", "minhash8", "origin", "source", "generator", "parent_id", "run_id")
+# What a duplicate row needs of the earlier document it matched, read by ref.
+_KEPT_COLUMNS = ("doc_id", "origin", "source", "generator", "parent_id", "run_id", "kept_doc_id", "kept_run_id")
 _ROW_BITS = 32  # a reference to an index row: (index file ordinal << 32) | row
 
-NEW, PRIOR, ROWS, PAIRS, SIGS, INFO, MATCHES, LOSERS, KEPT, DUPLICATES = (
-    "new", "prior", "rows", "pairs", "sigs", "info", "matches", "losers", "kept", "duplicates")
+NEW, PRIOR, PAIRS, SIGS, INFO, MATCHES, LOSERS, KEPT, DUPLICATES, INDEX_ROWS = (
+    "new", "prior", "pairs", "sigs", "info", "matches", "losers", "kept", "duplicates", "index")
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,39 @@ def _refs(ordinal: int, first: int, n: int) -> np.ndarray:
     return (np.int64(ordinal) << np.int64(_ROW_BITS)) + np.arange(first, first + n, dtype=np.int64)
 
 
+def _fixed_width(values: pa.Array, width: int, what: str) -> np.ndarray:
+    """A binary column whose values all have `width` bytes, as an (n, width) uint8 matrix (no copy)."""
+    offsets = np.frombuffer(values.buffers()[1], np.int32)[values.offset:values.offset + len(values) + 1]
+    if values.null_count or (np.diff(offsets) != width).any():
+        raise DataError(f"an index/ {what} value is not {width} bytes: not an index this hybridmix wrote")
+    data = np.frombuffer(values.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    return data.reshape(len(values), width)
+
+
+def _hex_words(hashes: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """128-bit hex content hashes (32 digits) as two uint64 columns (high, low), vectorized."""
+    n = len(hashes)
+    if not n:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    digits = _fixed_width(pc.cast(hashes, pa.binary()), 32, "content_hash")
+    nibbles = np.where(digits >= 97, digits - 87, digits - 48).astype(np.uint64)
+    words = []
+    for half in (nibbles[:, :16], nibbles[:, 16:]):
+        word = np.zeros(n, np.uint64)
+        for column in half.T:
+            word = (word << np.uint64(4)) | column
+        words.append(word)
+    return words[0], words[1]
+
+
+def _hash_keys(hashes: pa.Array, partitions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(high, low, partition) of content hashes: compared as numbers, not Python strings."""
+    high, low = _hex_words(hashes)
+    return high, low, (high % np.uint64(partitions)).astype(np.int64)
+
+
 class _ReadIndexFn(beam.DoFn):
-    """(ordinal, index file) -> content hashes and band keys keyed by partition, and the rows by ref."""
+    """(ordinal, index file) -> its content hash keys and band keys, keyed by partition, with refs."""
 
     def __init__(self, partitions: int, exact: bool, near: bool) -> None:
         self._partitions = partitions
@@ -121,67 +152,77 @@ class _ReadIndexFn(beam.DoFn):
     def process(self, item: tuple[int, str]):
         ordinal, path = item
         parts = self._partitions
+        columns_read = (["content_hash"] if self._exact else []) + (["bands"] if self._near else [])
         row = 0
-        pf = open_parquet(path)
-        for batch in pf.iter_batches(batch_size=65_536, use_threads=parquet_threads(path)):
+        for batch in open_parquet(path).iter_batches(batch_size=65_536, columns=columns_read,
+                                                     use_threads=parquet_threads(path)):
             n = batch.num_rows
             refs = _refs(ordinal, row, n)
             row += n
             progress.add(progress.PRIOR, n)
             if self._exact:
-                hashes = np.asarray(batch.column("content_hash").to_pylist(), dtype=object)
-                for p, rows in split_rows(hex_partitions(hashes, parts), parts):
-                    yield beam.pvalue.TaggedOutput(PRIOR, (p, (hashes[rows], refs[rows])))
+                high, low, part = _hash_keys(batch.column("content_hash"), parts)
+                for p, rows in split_rows(part, parts):
+                    yield beam.pvalue.TaggedOutput(PRIOR, (p, (high[rows], low[rows], refs[rows])))
             if self._near:
                 keys, offsets = list_parts(batch.column("bands"))
                 owners = np.repeat(refs, np.diff(offsets))
                 keys = keys.astype(np.uint64)
                 for p, rows in split_rows(int_partitions(keys, parts), parts):
-                    yield beam.pvalue.TaggedOutput(PAIRS, (p, (keys[rows], owners[rows])))
-            kept = pa.RecordBatch.from_arrays(
-                [pa.array(refs, pa.int64())] + [batch.column(c) for c in _ROW_COLUMNS], ["ref", *_ROW_COLUMNS])
-            for p, rows in split_rows(int_partitions(refs, parts), parts):
-                yield p, kept.take(pa.array(rows))
+                    yield p, (keys[rows], owners[rows])
 
 
 def _key_hashes(batch: pa.RecordBatch, partitions: int):
-    """New INFO batch -> (hash partition, (content hashes, uids))."""
-    hashes = np.asarray(batch.column("content_hash").to_pylist(), dtype=object)
+    """New INFO batch -> (hash partition, (hash high words, low words, uids))."""
+    high, low, part = _hash_keys(batch.column("content_hash"), partitions)
     uids = batch.column("uid").to_numpy()
-    for p, rows in split_rows(hex_partitions(hashes, partitions), partitions):
-        yield p, (hashes[rows], uids[rows])
+    for p, rows in split_rows(part, partitions):
+        yield p, (high[rows], low[rows], uids[rows])
 
 
-def _key_matches(uids: np.ndarray, refs: np.ndarray, sims: np.ndarray, kind: int, partitions: int,
-                 kept_ids: np.ndarray | None = None):
-    """Matches keyed by the new document's partition; `kept_ids`: the earlier documents' ids (near
-    matches, so `parent_copies: keep` can spare a rephrase of its own earlier parent)."""
-    kinds = np.full(len(uids), kind, np.int8)
-    if kept_ids is None:
-        kept_ids = np.full(len(uids), "", dtype=object)
-    for p, rows in split_rows(int_partitions(uids, partitions), partitions):
-        yield p, (uids[rows], refs[rows], sims[rows], kinds[rows], kept_ids[rows])
+class _Match(NamedTuple):
+    """Matches of new documents (`uids`) with earlier ones (`refs`), row-aligned. `kept_ids`: the
+    earlier documents' ids (near matches, for parent_copies: keep); `sigs`: the new documents'
+    signatures (near matches, for their own index rows); exact matches carry placeholders."""
+
+    uids: np.ndarray
+    refs: np.ndarray
+    sims: np.ndarray
+    kinds: np.ndarray
+    kept_ids: np.ndarray
+    sigs: np.ndarray
 
 
-def _exact_matches(element, partitions: int):
-    """(hash partition, {new, prior}) -> (uid partition, (uids, refs, 1.0, exact)) for equal hashes."""
+def _key_matches(match: _Match, partitions: int):
+    for p, rows in split_rows(int_partitions(match.uids, partitions), partitions):
+        yield p, _Match(*(column[rows] for column in match))
+
+
+def _exact_matches(element, partitions: int, num_perm: int):
+    """(hash partition, {new, prior}) -> matches of equal hashes, keyed by the new document's partition."""
     _, joined = element
     if not joined[NEW] or not joined[PRIOR]:
         return
-    hashes, uids = concat_blocks(joined[NEW], object, np.int64)
-    prior_hashes, refs = concat_blocks(joined[PRIOR], object, np.int64)
-    first: dict[str, int] = {}
-    for h, ref in zip(prior_hashes.tolist(), refs.tolist()):
-        if h not in first or ref < first[h]:
-            first[h] = ref
-    hit = np.array([h in first for h in hashes.tolist()], bool)
-    if hit.any():
-        matched = np.array([first[h] for h in hashes[hit].tolist()], np.int64)
-        yield from _key_matches(uids[hit], matched, np.ones(int(hit.sum())), _EXACT, partitions)
+    high, low, uids = concat_blocks(joined[NEW], np.uint64, np.uint64, np.int64)
+    prior_high, prior_low, refs = concat_blocks(joined[PRIOR], np.uint64, np.uint64, np.int64)
+    order = np.lexsort((refs, prior_low, prior_high))  # the first ref of each hash wins
+    prior_high, prior_low, refs = prior_high[order], prior_low[order], refs[order]
+    # The first row of each (high, low) is where searchsorted on high lands only when low matches
+    # the first of its high group; a shared high word with another low (2^-64) is looked for by low.
+    pos = np.minimum(np.searchsorted(prior_high, high), len(prior_high) - 1)
+    hit = (prior_high[pos] == high) & (prior_low[pos] == low)
+    for i in np.nonzero((prior_high[pos] == high) & ~hit)[0]:
+        group = np.nonzero((prior_high == high[i]) & (prior_low == low[i]))[0]
+        if len(group):
+            pos[i], hit[i] = group[0], True
+    n = int(hit.sum())
+    if n:
+        yield from _key_matches(_Match(uids[hit], refs[pos[hit]], np.ones(n), np.full(n, _EXACT, np.int8),
+                                       np.full(n, "", dtype=object), np.zeros((n, num_perm), np.uint32)), partitions)
 
 
-def _band_candidates(element, partitions: int):
-    """(band partition, {new: [(keys, uids)], pairs: [(keys, refs)]}) -> (ref partition, (uids, refs))."""
+def _band_candidates(element):
+    """(band partition, {new: [(keys, uids)], pairs: [(keys, refs)]}) -> (ordinal, (uids, refs)) by index file."""
     _, joined = element
     if not joined[NEW] or not joined[PAIRS]:
         return
@@ -190,60 +231,55 @@ def _band_candidates(element, partitions: int):
     order = np.argsort(prior_keys, kind="stable")
     prior_keys, refs = prior_keys[order], refs[order]
     lo = np.searchsorted(prior_keys, keys, "left")
-    hi = np.searchsorted(prior_keys, keys, "right")
-    counts = hi - lo
+    counts = np.searchsorted(prior_keys, keys, "right") - lo
     if not counts.any():
         return
     a = np.repeat(uids, counts)
-    starts = np.repeat(lo, counts)
     within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    b = refs[starts + within]
+    b = refs[np.repeat(lo, counts) + within]
     pairs = np.unique(np.stack([a, b], axis=1), axis=0)
     a, b = pairs[:, 0], pairs[:, 1]
-    for p, rows in split_rows(int_partitions(b, partitions), partitions):
-        yield p, (a[rows], b[rows])
+    ordinal = b >> np.int64(_ROW_BITS)
+    for o in np.unique(ordinal):
+        rows = ordinal == o
+        yield int(o), (a[rows], b[rows])
 
 
-def _sorted_rows(blocks) -> pa.Table | None:
-    blocks = list(blocks)
-    if not blocks:
-        return None
-    table = pa.Table.from_batches(blocks).combine_chunks()
-    return table.take(pa.array(np.argsort(table.column("ref").to_numpy(), kind="stable")))
+def _read_rows(path: str, refs: np.ndarray, columns_read: list[str]) -> pa.Table:
+    """Rows `refs` (all of one index file) of its `columns_read`, in the order of `refs`."""
+    rows = (refs & np.int64((1 << _ROW_BITS) - 1)).astype(np.int64)
+    table = open_parquet(path).read(columns=columns_read, use_threads=parquet_threads(path))
+    if len(rows) and int(rows.max()) >= table.num_rows:
+        raise DataError(f"{path} changed during the run: it has {table.num_rows} rows, fewer than the run read; "
+                        "nothing was published")
+    return table.take(pa.array(rows))
 
 
-def _find(table: pa.Table, refs: np.ndarray) -> np.ndarray:
-    """Row positions of `refs` in a table sorted by ref (every ref must be there)."""
-    have = table.column("ref").to_numpy()
-    pos = np.minimum(np.searchsorted(have, refs), len(have) - 1)
-    if not (have[pos] == refs).all():
-        raise OutputError("an earlier output's index/ changed during the run; nothing was published")
-    return pos
-
-
-def _attach_minhash8(element, num_perm: int, partitions: int):
-    """(ref partition, {pairs: [(uids, refs)], rows}) -> (uid partition, (uids, refs, minhash8, doc ids))."""
-    _, joined = element
-    if not joined[PAIRS]:
-        return
-    uids, refs = concat_blocks(joined[PAIRS], np.int64, np.int64)
-    table = _sorted_rows(joined[ROWS])
-    pos = _find(table, refs)
-    column = table.column("minhash8").take(pa.array(pos))
-    kept_ids = np.asarray(table.column("doc_id").take(pa.array(pos)).to_pylist(), dtype=object)
-    if column.null_count:
-        keep = column.is_valid().to_numpy(zero_copy_only=False)
-        uids, refs, kept_ids, column = uids[keep], refs[keep], kept_ids[keep], column.filter(pa.array(keep))
+def _sig8_matrix(column: pa.Array, num_perm: int) -> np.ndarray:
     flat = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    data = np.frombuffer(flat.buffers()[2], np.uint8)
-    offsets = np.frombuffer(flat.buffers()[1], np.int32)[flat.offset:flat.offset + len(flat) + 1]
-    sig8 = np.stack([data[o:o + num_perm] for o in offsets[:-1]]) if len(flat) else np.zeros((0, num_perm), np.uint8)
+    if not len(flat):
+        return np.zeros((0, num_perm), np.uint8)
+    return _fixed_width(flat, num_perm, "minhash8")
+
+
+def _attach_minhash8(element, files: tuple[str, ...], num_perm: int, partitions: int):
+    """(ordinal, [(uids, refs)]) -> (uid partition, (uids, refs, minhash8, earlier doc ids)).
+
+    The earlier rows are read from their index file here: only the candidates' rows travel on,
+    not the whole index."""
+    ordinal, blocks = element
+    uids, refs = concat_blocks(blocks, np.int64, np.int64)
+    table = _read_rows(files[ordinal], refs, ["doc_id", "minhash8"])
+    valid = table.column("minhash8").is_valid().to_numpy(zero_copy_only=False)
+    uids, refs, table = uids[valid], refs[valid], table.filter(pa.array(valid))
+    sig8 = _sig8_matrix(table.column("minhash8"), num_perm)
+    kept_ids = np.asarray(table.column("doc_id").to_pylist(), dtype=object)
     for p, rows in split_rows(int_partitions(uids, partitions), partitions):
         yield p, (uids[rows], refs[rows], sig8[rows], kept_ids[rows])
 
 
 def _verify(element, near: NearDedupConfig, partitions: int):
-    """(uid partition, {pairs: [(uids, refs, minhash8)], sigs}) -> near matches at the threshold."""
+    """(uid partition, {pairs: [(uids, refs, minhash8, ids)], sigs}) -> near matches at the threshold."""
     _, joined = element
     if not joined[PAIRS] or not joined[SIGS]:
         return
@@ -256,18 +292,20 @@ def _verify(element, near: NearDedupConfig, partitions: int):
     uids, refs, sig8, kept_ids, pos = uids[found], refs[found], sig8[found], kept_ids[found], pos[found]
     sim = bbit_similarity(low_bytes(sigs[pos]), sig8)
     keep = sim >= near.effective_verify_threshold - 1e-9
-    if keep.any():
-        yield from _key_matches(uids[keep], refs[keep], sim[keep], _NEAR, partitions, kept_ids[keep])
+    n = int(keep.sum())
+    if n:
+        yield from _key_matches(_Match(uids[keep], refs[keep], sim[keep], np.full(n, _NEAR, np.int8),
+                                       kept_ids[keep], sigs[pos[keep]]), partitions)
 
 
 def _both_ends_new(element):
     """Candidates (uids, refs) -> a request to sign the new ends, in CandidateSignatures' pair shape."""
-    p, (uids, _) = element
-    return p, (uids, uids)
+    ordinal, (uids, _) = element
+    return ordinal, (uids, uids)
 
 
 class _DecideFn(beam.DoFn):
-    """(uid partition, {info, matches}) -> new survivors, and losers keyed by their match's ref partition.
+    """(uid partition, {info, matches}) -> new survivors, and losers keyed by their match's index file.
 
     An exact match beats a near one; then the most similar earlier document; then the first. A
     document read from an earlier output (`carried`: sources of format hybridmix) is not new, so it
@@ -275,9 +313,8 @@ class _DecideFn(beam.DoFn):
     a synthetic near copy of its own parent stays, as within a run.
     """
 
-    def __init__(self, carried: frozenset[str], partitions: int, parent_copies: str) -> None:
+    def __init__(self, carried: frozenset[str], parent_copies: str) -> None:
         self._carried = carried
-        self._partitions = partitions
         self._parent_copies = parent_copies
 
     def process(self, element):
@@ -289,65 +326,85 @@ class _DecideFn(beam.DoFn):
         if not matches:
             yield table_to_batch(table)
             return
-        m_uid, m_ref, m_sim, m_kind, m_ids = concat_blocks(matches, np.int64, np.int64, np.float64, np.int8, object)
+        m = _Match(*(np.concatenate(parts) for parts in zip(*matches)))
         # Best first: exact before near, then higher similarity, then the smaller ref.
-        order = np.lexsort((m_ref, -m_sim, m_kind, m_uid))
-        first = order[np.concatenate([[True], m_uid[order][1:] != m_uid[order][:-1]])]
-        m_uid, m_ref, m_sim, m_kind, m_ids = m_uid[first], m_ref[first], m_sim[first], m_kind[first], m_ids[first]
+        order = np.lexsort((m.refs, -m.sims, m.kinds, m.uids))
+        first = order[np.concatenate([[True], m.uids[order][1:] != m.uids[order][:-1]])]
+        m = _Match(*(column[first] for column in m))
         uids = table.column("uid").to_numpy()
-        pos = np.minimum(np.searchsorted(m_uid, uids), len(m_uid) - 1)
+        pos = np.minimum(np.searchsorted(m.uids, uids), len(m.uids) - 1)
         sources = np.asarray(table.column("source").to_pylist(), dtype=object)
         carried = np.array([s in self._carried for s in sources.tolist()], bool)
-        lost = (m_uid[pos] == uids) & ~carried
+        lost = (m.uids[pos] == uids) & ~carried
         if self._parent_copies == "keep":
             parents = np.asarray(table.column("parent_id").to_pylist(), dtype=object)
             synthetic = np.asarray(table.column("origin").to_pylist(), dtype=object) == Origin.SYNTHETIC.value
-            own_parent = (m_kind[pos] == _NEAR) & (parents == m_ids[pos]) & synthetic
-            lost &= ~own_parent
+            lost &= ~((m.kinds[pos] == _NEAR) & (parents == m.kept_ids[pos]) & synthetic)
         if (~lost).any():
             yield table_to_batch(table.filter(pa.array(~lost)))
         if lost.any():
             losers = table.filter(pa.array(lost))
             at = pos[lost]
-            refs, sims, kinds = m_ref[at], m_sim[at], m_kind[at]
-            for p, rows in split_rows(int_partitions(refs, self._partitions), self._partitions):
-                yield beam.pvalue.TaggedOutput(
-                    LOSERS, (p, (table_to_batch(losers.take(pa.array(rows))), refs[rows], sims[rows], kinds[rows])))
+            ordinal = m.refs[at] >> np.int64(_ROW_BITS)
+            for o in np.unique(ordinal):
+                rows = np.nonzero(ordinal == o)[0]
+                yield beam.pvalue.TaggedOutput(LOSERS, (int(o), (
+                    table_to_batch(losers.take(pa.array(rows))), m.refs[at][rows], m.sims[at][rows],
+                    m.kinds[at][rows], m.sigs[at][rows])))
 
 
-def _prior_duplicates(element):
-    """(ref partition, {losers, rows}) -> duplicate rows naming the earlier document kept."""
-    _, joined = element
-    blocks = list(joined[LOSERS])
-    if not blocks:
-        return
-    losers = concat([b[0] for b in blocks], columns.INFO)
-    _, refs, sims, kinds = concat_blocks(blocks)
-    table = _sorted_rows(joined[ROWS])
-    kept = table.take(pa.array(_find(table, refs.astype(np.int64))))
-    for kind, label in ((_EXACT, DuplicateKind.EXACT_PRIOR), (_NEAR, DuplicateKind.NEAR_PRIOR)):
-        rows = np.nonzero(kinds == kind)[0]
-        if not len(rows):
-            continue
-        take = pa.array(rows)
-        lost, by = losers.take(take), kept.take(take)
-        by_table = pa.table({"uid": pa.array(np.full(len(rows), -1, np.int64)),
-                             **{c: by.column(c) for c in ("doc_id", "origin", "source", "generator", "parent_id")}})
-        # The cluster is this document and the earlier one; others of this run may join it too.
-        dups = duplicate_rows(lost, by_table, label, np.full(len(rows), 2), sims[rows])
-        dups = dups.set_column(dups.schema.get_field_index("kept_run_id"), columns.DUPLICATE.field("kept_run_id"),
-                               by.column("run_id").combine_chunks())
-        yield dups
-        figure = Figure.EXACT_DUPLICATES if kind == _EXACT else Figure.NEAR_DUPLICATES
-        yield from emit_by_source(figure, lost.column("source"))
-        yield from emit_by_source(Figure.PRIOR_DUPLICATES, lost.column("source"), label.value)
-        progress.add(progress.PRIOR_DUPLICATES, len(rows))
+class _PriorDuplicatesFn(beam.DoFn):
+    """(ordinal, [losers]) -> duplicate rows naming the earlier document kept, and index rows of the
+    near ones (`index`: (near config, run id)), read from that index file.
+
+    An earlier document that was itself removed as a near duplicate (its index row names the one
+    kept in its place) stands for that one: as in one run over all the data, the chain leads to the
+    document published.
+    """
+
+    def __init__(self, files: tuple[str, ...], index: tuple[NearDedupConfig, str] | None) -> None:
+        self._files = files
+        self._index = index
+
+    def process(self, element):
+        ordinal, blocks = element
+        blocks = list(blocks)
+        losers = concat([b[0] for b in blocks], columns.INFO)
+        refs, sims, kinds, sigs = (np.concatenate([b[i] for b in blocks]) for i in range(1, 5))
+        earlier = _read_rows(self._files[ordinal], refs, list(_KEPT_COLUMNS))
+        removed = earlier.column("kept_doc_id").is_valid()
+        kept_doc = pc.if_else(removed, earlier.column("kept_doc_id"), earlier.column("doc_id"))
+        kept_run = pc.if_else(removed, pc.coalesce(earlier.column("kept_run_id"), earlier.column("run_id")),
+                              earlier.column("run_id"))
+        by = pa.table({"uid": pa.array(np.full(len(refs), -1, np.int64)), "doc_id": kept_doc,
+                       **{c: earlier.column(c) for c in ("origin", "source", "generator", "parent_id")}})
+        for kind, label in ((_EXACT, DuplicateKind.EXACT_PRIOR), (_NEAR, DuplicateKind.NEAR_PRIOR)):
+            rows = np.nonzero(kinds == kind)[0]
+            if not len(rows):
+                continue
+            take = pa.array(rows)
+            lost = losers.take(take)
+            # The cluster is this document and the earlier one; others of this run may join it too.
+            dups = duplicate_rows(lost, by.take(take), label, np.full(len(rows), 2), sims[rows])
+            dups = dups.set_column(dups.schema.get_field_index("kept_run_id"), columns.DUPLICATE.field("kept_run_id"),
+                                   kept_run.take(take).combine_chunks())
+            yield dups
+            figure = Figure.EXACT_DUPLICATES if kind == _EXACT else Figure.NEAR_DUPLICATES
+            yield from emit_by_source(figure, lost.column("source"))
+            yield from emit_by_source(Figure.PRIOR_DUPLICATES, lost.column("source"), label.value)
+            progress.add(progress.PRIOR_DUPLICATES, len(rows))
+            if kind == _NEAR and self._index is not None:
+                near, run_id = self._index
+                yield beam.pvalue.TaggedOutput(INDEX_ROWS, sketch_rows(
+                    lost, sigs[rows], np.ones(len(rows), bool), near, run_id, kept_doc.take(take),
+                    kept_run.take(take)))
 
 
 class PriorOutputs(NamedTuple):
     survivors: beam.PCollection
     duplicates: beam.PCollection
     stats: beam.PCollection
+    index: beam.PCollection  # index/ rows of the new documents removed as near duplicates
 
 
 class DedupPrior(beam.PTransform):
@@ -355,62 +412,66 @@ class DedupPrior(beam.PTransform):
     duplicate rows of those that do, and their counts.
 
     `signatures` is CandidateSignatures (new candidates are read again and signed, as in near dedup).
+    `index_run_id`: this run's id for the index rows of removed near duplicates; None: no index.
     """
 
     def __init__(self, prior: tuple[PriorOutput, ...], config: DedupConfig, partitions: int,
-                 signatures: beam.PTransform, carried: frozenset[str]) -> None:
+                 signatures: beam.PTransform, carried: frozenset[str], index_run_id: str | None = None) -> None:
         super().__init__()
         self._prior = prior
         self._config = config
         self._partitions = partitions
         self._signatures = signatures
         self._carried = carried
+        self._index_run_id = index_run_id
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> PriorOutputs:
         info, bands = inputs
         parts, near = self._partitions, self._config.near
         exact = self._config.exact
         use_near = near.enabled and all(p.near for p in self._prior)
-        files = [f for p in self._prior for f in p.files]
+        files = tuple(f for p in self._prior for f in p.files)
         index = (
             info.pipeline
             | "ListIndexFiles" >> beam.Create(list(enumerate(files)))
             | "SpreadIndexFiles" >> beam.Reshuffle()
-            | "ReadIndex" >> beam.ParDo(_ReadIndexFn(parts, exact, use_near)).with_outputs(PRIOR, PAIRS, main=ROWS)
+            | "ReadIndex" >> beam.ParDo(_ReadIndexFn(parts, exact, use_near)).with_outputs(PRIOR, main=PAIRS)
         )
-        rows = index[ROWS]
         matches = []
         if exact:
             matches.append(
                 {NEW: info | "KeyByHash" >> beam.FlatMap(_key_hashes, parts), PRIOR: index[PRIOR]}
                 | "JoinHashes" >> beam.CoGroupByKey()
-                | "ExactMatches" >> beam.FlatMap(_exact_matches, parts))
+                | "ExactMatches" >> beam.FlatMap(_exact_matches, parts, near.num_perm))
         if use_near:
+            # (index file, (new uids, refs)): candidates by the earlier document's file.
             candidates = (
                 {NEW: bands, PAIRS: index[PAIRS]}
                 | "JoinBands" >> beam.CoGroupByKey()
-                | "BandCandidates" >> beam.FlatMap(_band_candidates, parts))
+                | "BandCandidates" >> beam.FlatMap(_band_candidates))
             with_sig8 = (
-                {PAIRS: candidates, ROWS: rows}
-                | "JoinIndexRows" >> beam.CoGroupByKey()
-                | "AttachMinhash8" >> beam.FlatMap(_attach_minhash8, near.num_perm, parts))
-            requests = candidates | "RequestSignatures" >> beam.Map(_both_ends_new)
-            sigs = (requests, info) | "Sign" >> self._signatures
+                candidates
+                | "GroupByIndexFile" >> beam.GroupByKey()
+                | "AttachMinhash8" >> beam.FlatMap(_attach_minhash8, files, near.num_perm, parts))
+            sigs = (candidates | "RequestSignatures" >> beam.Map(_both_ends_new), info) | "Sign" >> self._signatures
             matches.append(
                 {PAIRS: with_sig8, SIGS: sigs}
                 | "JoinSignatures" >> beam.CoGroupByKey()
                 | "VerifyPrior" >> beam.FlatMap(_verify, near, parts))
-        all_matches = matches | "MergeMatches" >> beam.Flatten() if matches else (
+        all_matches = (matches | "MergeMatches" >> beam.Flatten()) if matches else (
             info.pipeline | "NoMatches" >> beam.Create([]))
         decided = (
             {INFO: info | "KeyInfoByUid" >> beam.FlatMap(key_by_uid, parts), MATCHES: all_matches}
             | "JoinMatches" >> beam.CoGroupByKey()
-            | "Decide" >> beam.ParDo(_DecideFn(self._carried, parts, self._config.parent_copies))
+            | "Decide" >> beam.ParDo(_DecideFn(self._carried, self._config.parent_copies))
             .with_outputs(LOSERS, main=KEPT)
         )
+        index_spec = None if self._index_run_id is None else (near, self._index_run_id)
         out = (
-            {LOSERS: decided[LOSERS], ROWS: rows}
-            | "JoinKept" >> beam.CoGroupByKey()
-            | "PriorDuplicates" >> beam.FlatMap(_prior_duplicates).with_outputs(STATS, main=DUPLICATES)
+            decided[LOSERS]
+            | "GroupLosersByIndexFile" >> beam.GroupByKey()
+            | "PriorDuplicates" >> beam.ParDo(_PriorDuplicatesFn(files, index_spec))
+            .with_outputs(STATS, INDEX_ROWS, main=DUPLICATES)
         )
-        return PriorOutputs(survivors=decided[KEPT], duplicates=out[DUPLICATES], stats=out[STATS])
+        return PriorOutputs(survivors=decided[KEPT], duplicates=out[DUPLICATES], stats=out[STATS],
+                            index=out[INDEX_ROWS])

@@ -181,3 +181,42 @@ def test_an_earlier_output_on_an_object_store_is_matched_as_a_local_one_is(days,
                        for r in rows.to_pylist()), key=str)
 
     assert dups(tmp_path / "day2", remote["run_id"]) == dups(out2, local["run_id"])
+
+
+def _replaced(text: str, positions: range, tag: str) -> str:
+    """The text with the words at `positions` replaced by words found nowhere else."""
+    parts = text.split(" ")
+    for i in positions:
+        parts[i] = f"{tag}{i}"
+    return " ".join(parts)
+
+
+def test_a_chain_through_a_removed_document_leads_to_the_published_one(tmp_path):
+    """Day 3 copies a day-2 edit of a day-1 text closely, the day-1 text itself only loosely: one run
+    over all three days clusters the three, so the incremental run must remove it too."""
+    origin = words(4242, 500)
+    step1 = _replaced(origin, range(20, 480, 52), "one")  # 9 words: Jaccard about 0.83 to the original
+    step2 = _replaced(step1, range(45, 480, 52), "two")  # 9 more: about 0.83 to step1, 0.69 to the original
+    write_parquet(tmp_path / "day1" / "part-0.parquet", [{"id": "c-0", "text": origin, "model": "m7"}])
+    write_parquet(tmp_path / "day2" / "part-0.parquet", [{"id": "c-1", "text": step1, "model": "m7"},
+                                                         {"id": "new-2", "text": words(78, 90), "model": "m7"}])
+    write_parquet(tmp_path / "day3" / "part-0.parquet", [{"id": "c-2", "text": step2, "model": "m7"},
+                                                         {"id": "fresh", "text": words(77, 90), "model": "m7"}])
+    outs = [tmp_path / f"out{d}" for d in (1, 2, 3)]
+    for day, out in enumerate(outs, start=1):
+        against = {"dedup": {"against": [str(o) for o in outs[:day - 1]]}}
+        assert main(["run", _config(tmp_path, f"day{day}", [f"day{day}/*.parquet"], **against),
+                     "--output", str(out), "-q"]) == 0
+    first = _manifest(outs[0])["run_id"]
+    indexed = {r["doc_id"]: r for r in _folder(outs[1], "index").to_pylist()}
+    assert (indexed["c-1"]["kept_doc_id"], indexed["c-1"]["kept_run_id"]) == ("c-0", first)
+    assert _folder(outs[1], "data").column("doc_id").to_pylist() == ["new-2"]
+    dups = {r["doc_id"]: r for r in _folder(outs[2], "duplicates").to_pylist()}
+    assert (dups["c-2"]["kind"], dups["c-2"]["kept_doc_id"], dups["c-2"]["kept_run_id"]) == (
+        "near_prior", "c-0", first)
+    assert _folder(outs[2], "data").column("doc_id").to_pylist() == ["fresh"]
+    # Against day 1 alone, the loose copy is new.
+    alone = tmp_path / "out3-alone"
+    assert main(["run", _config(tmp_path, "day3-alone", ["day3/*.parquet"], dedup={"against": [str(outs[0])]}),
+                 "--output", str(alone), "-q"]) == 0
+    assert sorted(_folder(alone, "data").column("doc_id").to_pylist()) == ["c-2", "fresh"]
