@@ -17,9 +17,9 @@ DEMO_FILES = {
     "data/validation-00000-of-00001.parquet": "48927ad19d345f65d08e3999a53bad945c307dba74edcf46e21238265cd915a0",
     "duplicates/part-00000-of-00001.parquet": "9ca331f906efbcdaf58dc1b89e15bfc84e8230930560a97a26b53ba00fe3cdb8",
     "filtered/part-00000-of-00001.parquet": "ce0df33b4d11d4a84b0af73944cf82c7962f9a172e0ea70fa6dba1a3b71ad8bc",
-    "index/part-00000-of-00003.parquet": "055681dda55b285361299a8577aa23e91cf4cd5ffe1d4f85610ade4642ccff42",
-    "index/part-00001-of-00003.parquet": "43da8edadf798270f7bcca335f12035087347edf667afdc02827722b379a1f9a",
-    "index/part-00002-of-00003.parquet": "8368225db6114cd957cb3be51ac99ae21c1832ec0e9094dfbf8b951a7f38f29f",
+    "index/part-00000-of-00003.parquet": "86a3422cf6e8b41aeeaae1e3f4e9b5e444c8e85bf59438f1284049426210ab82",
+    "index/part-00001-of-00003.parquet": "2b63166afcee7f567abb865d37ef06a619c8db1c1581c2e194e349bb7efdff35",
+    "index/part-00002-of-00003.parquet": "774a88ba0324dba53fe6ebb629d54d463d6e48b2dce3ba721bdafa27a5c65d84",
     "ledger/part-00000-of-00001.parquet": "648fa3479983ca31dcbf379409b7650cf97596479c31da2919fc59f883aa2ce0",
     "rejects/part-00000-of-00001.parquet": "9e95668d03fd0ba6bc4ec38763b54e6a4cf31b6a56219819ffdb465382dbee6f",
 }
