@@ -225,7 +225,7 @@ def dedup_params(config: PipelineConfig) -> dict:
 
 def against_params(prior: tuple[PriorOutput, ...]) -> list[dict]:
     """What the manifest says of each earlier output new documents were matched against."""
-    return [{"path": p.display, "run_id": p.run_id, "documents": p.documents,
+    return [{"path": p.display, "run_id": p.run_id, "indexed": p.indexed,
              "match": "exact and near" if p.near else "exact"} for p in prior]
 
 

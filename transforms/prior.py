@@ -59,7 +59,7 @@ class PriorOutput:
     location: str  # resolved: absolute, or a remote URL
     run_id: str
     files: tuple[str, ...]  # its index/ files
-    documents: int  # rows of its index: the documents it published
+    indexed: int  # rows of its index: the documents it published and those it removed as near duplicates
     near: bool  # its band keys and MinHash values match this run's near-dedup settings
 
 
@@ -76,7 +76,7 @@ def plan_prior(config: DedupConfig, base_dir: str, ours: dict[str, Any]) -> tupl
         key = f"dedup.against[{i}]"
         where = resolve(path, base_dir)
         earlier = open_output(where, base_dir, key)
-        manifest, run_id, folder = earlier.manifest, earlier.run_id, earlier.folder
+        manifest, run_id = earlier.manifest, earlier.run_id
         if run_id in seen:
             raise ConfigError(f"{key}: {path} is the same run ({run_id}) as {seen[run_id]}")
         seen[run_id] = path
@@ -100,7 +100,7 @@ def plan_prior(config: DedupConfig, base_dir: str, ours: dict[str, Any]) -> tupl
             location=where,
             run_id=run_id,
             files=tuple(earlier.file_path(f["path"]) for f in files),
-            documents=sum(int(f["rows"]) for f in files),
+            indexed=sum(int(f["rows"]) for f in files),
             near=near,
         ))
     return tuple(planned)
@@ -144,15 +144,14 @@ def _hash_keys(hashes: pa.Array, partitions: int) -> tuple[np.ndarray, np.ndarra
 class _ReadIndexFn(beam.DoFn):
     """(ordinal, index file) -> its content hash keys and band keys, keyed by partition, with refs."""
 
-    def __init__(self, partitions: int, exact: bool, near: bool) -> None:
+    def __init__(self, partitions: int, exact: bool) -> None:
         self._partitions = partitions
         self._exact = exact
-        self._near = near
 
-    def process(self, item: tuple[int, str]):
-        ordinal, path = item
+    def process(self, item: tuple[int, tuple[str, bool]]):
+        ordinal, (path, near) = item  # near: the file's band keys match this run's settings
         parts = self._partitions
-        columns_read = (["content_hash"] if self._exact else []) + (["bands"] if self._near else [])
+        columns_read = (["content_hash"] if self._exact else []) + (["bands"] if near else [])
         row = 0
         for batch in open_parquet(path).iter_batches(batch_size=65_536, columns=columns_read,
                                                      use_threads=parquet_threads(path)):
@@ -164,7 +163,7 @@ class _ReadIndexFn(beam.DoFn):
                 high, low, part = _hash_keys(batch.column("content_hash"), parts)
                 for p, rows in split_rows(part, parts):
                     yield beam.pvalue.TaggedOutput(PRIOR, (p, (high[rows], low[rows], refs[rows])))
-            if self._near:
+            if near:
                 keys, offsets = list_parts(batch.column("bands"))
                 owners = np.repeat(refs, np.diff(offsets))
                 keys = keys.astype(np.uint64)
@@ -429,13 +428,14 @@ class DedupPrior(beam.PTransform):
         info, bands = inputs
         parts, near = self._partitions, self._config.near
         exact = self._config.exact
-        use_near = near.enabled and all(p.near for p in self._prior)
+        use_near = near.enabled and any(p.near for p in self._prior)
         files = tuple(f for p in self._prior for f in p.files)
+        listed = [(i, (f, p.near)) for i, (f, p) in enumerate((f, p) for p in self._prior for f in p.files)]
         index = (
             info.pipeline
-            | "ListIndexFiles" >> beam.Create(list(enumerate(files)))
+            | "ListIndexFiles" >> beam.Create(listed)
             | "SpreadIndexFiles" >> beam.Reshuffle()
-            | "ReadIndex" >> beam.ParDo(_ReadIndexFn(parts, exact, use_near)).with_outputs(PRIOR, main=PAIRS)
+            | "ReadIndex" >> beam.ParDo(_ReadIndexFn(parts, exact)).with_outputs(PRIOR, main=PAIRS)
         )
         matches = []
         if exact:

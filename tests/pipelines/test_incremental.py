@@ -106,7 +106,7 @@ def test_manifest_and_ledger_name_the_earlier_run(days):
     manifest = _manifest(out2)
     earlier = _manifest(out1)
     assert manifest["dedup"]["against"] == [
-        {"path": "out1", "run_id": earlier["run_id"], "documents": 40, "match": "exact and near"}]
+        {"path": "out1", "run_id": earlier["run_id"], "indexed": 40, "match": "exact and near"}]
     assert manifest["dedup"]["stats"]["prior_duplicates"] == {
         "exact_prior": {"chat": len(again)}, "near_prior": {"chat": len(edited)}}
     assert manifest["totals"]["exact_duplicates"] == len(again) + 1
