@@ -280,7 +280,7 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     if ctx.prior:
         carried = frozenset(c.name for c in config.corpora if c.carried)
         prior = DedupPrior(ctx.prior, config.dedup, parts, CandidateSignatures(spec, config.dedup.near, parts),
-                           carried, ctx.run_id if out_cfg.index else None)
+                           carried, ctx.run_id if out_cfg.index else None, ctx.plan.planned_rows)
     dedup = (ids.docs, sketch.bands) | "Deduplicate" >> Deduplicate(
         config.dedup, parts, lineage, CandidateSignatures(spec, config.dedup.near, parts), prior, out_cfg.index)
     carried_runs = tuple(f.carried.run_id if f.carried is not None else "" for f in ctx.plan.files)

@@ -10,6 +10,7 @@ with a hash partition, as near dedup does, so no worker holds the whole index.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -141,15 +142,71 @@ def _hash_keys(hashes: pa.Array, partitions: int) -> tuple[np.ndarray, np.ndarra
     return high, low, (high % np.uint64(partitions)).astype(np.int64)
 
 
-class _ReadIndexFn(beam.DoFn):
-    """(ordinal, index file) -> its content hash keys and band keys, keyed by partition, with refs."""
+def filter_bits(keys: int) -> int:
+    """log2 of a key filter's size for about `keys` new keys: 32 bits a key (about 3 % of the earlier
+    keys pass by chance), between 64 KiB and 128 MiB."""
+    return int(min(30, max(19, math.ceil(math.log2(max(keys, 1) * 32)))))
 
-    def __init__(self, partitions: int, exact: bool) -> None:
+
+def _positions(keys: np.ndarray, bits: int) -> np.ndarray:
+    """Bit of each uint64 key in a filter of 2^bits bits (Fibonacci hashing: keys need not be mixed)."""
+    with np.errstate(over="ignore"):
+        return (keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits)
+
+
+def _passes(filt: np.ndarray, keys: np.ndarray, bits: int) -> np.ndarray:
+    pos = _positions(keys, bits)
+    return ((filt[pos >> np.uint64(3)] >> (pos & np.uint64(7)).astype(np.uint8)) & np.uint8(1)).astype(bool)
+
+
+class KeyFilter(beam.CombineFn):
+    """A bitset of the new documents' keys (band keys, or content hashes' high words), ORed over
+    all workers: an earlier key whose bit is clear matches no new document, so only the few earlier
+    keys that pass are shuffled to be joined. Fixed size, whatever the number of earlier keys."""
+
+    def __init__(self, bits: int) -> None:
+        self._bits = bits
+
+    def create_accumulator(self) -> np.ndarray:
+        return np.zeros(1 << (self._bits - 3), np.uint8)
+
+    def add_input(self, acc: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        pos = _positions(keys, self._bits)
+        np.bitwise_or.at(acc, pos >> np.uint64(3), (np.uint8(1) << (pos & np.uint64(7)).astype(np.uint8)))
+        return acc
+
+    def merge_accumulators(self, accumulators) -> np.ndarray:
+        accumulators = iter(accumulators)
+        out = next(accumulators).copy()
+        for acc in accumulators:
+            np.bitwise_or(out, acc, out=out)
+        return out
+
+    def extract_output(self, acc: np.ndarray) -> np.ndarray:
+        return acc
+
+
+def _band_keys_of(element) -> np.ndarray:
+    _, (keys, _) = element
+    return keys
+
+
+def _hash_keys_of(batch: pa.RecordBatch) -> np.ndarray:
+    return _hex_words(batch.column("content_hash"))[0]
+
+
+class _ReadIndexFn(beam.DoFn):
+    """(ordinal, index file) -> the content hash keys and band keys that pass the new documents'
+    filters, keyed by partition, with refs."""
+
+    def __init__(self, partitions: int, exact: bool, bits: tuple[int, int]) -> None:
         self._partitions = partitions
         self._exact = exact
+        self._hash_bits, self._band_bits = bits
 
-    def process(self, item: tuple[int, tuple[str, bool]]):
+    def process(self, item: tuple[int, tuple[str, bool]], hash_filter=None, band_filter=None):
         ordinal, (path, near) = item  # near: the file's band keys match this run's settings
+        near = near and band_filter is not None
         parts = self._partitions
         columns_read = (["content_hash"] if self._exact else []) + (["bands"] if near else [])
         row = 0
@@ -161,12 +218,16 @@ class _ReadIndexFn(beam.DoFn):
             progress.add(progress.PRIOR, n)
             if self._exact:
                 high, low, part = _hash_keys(batch.column("content_hash"), parts)
+                hit = _passes(hash_filter, high, self._hash_bits)
+                high, low, part, hit_refs = high[hit], low[hit], part[hit], refs[hit]
                 for p, rows in split_rows(part, parts):
-                    yield beam.pvalue.TaggedOutput(PRIOR, (p, (high[rows], low[rows], refs[rows])))
+                    yield beam.pvalue.TaggedOutput(PRIOR, (p, (high[rows], low[rows], hit_refs[rows])))
             if near:
                 keys, offsets = list_parts(batch.column("bands"))
                 owners = np.repeat(refs, np.diff(offsets))
                 keys = keys.astype(np.uint64)
+                hit = _passes(band_filter, keys, self._band_bits)
+                keys, owners = keys[hit], owners[hit]
                 for p, rows in split_rows(int_partitions(keys, parts), parts):
                     yield p, (keys[rows], owners[rows])
 
@@ -415,8 +476,10 @@ class DedupPrior(beam.PTransform):
     """
 
     def __init__(self, prior: tuple[PriorOutput, ...], config: DedupConfig, partitions: int,
-                 signatures: beam.PTransform, carried: frozenset[str], index_run_id: str | None = None) -> None:
+                 signatures: beam.PTransform, carried: frozenset[str], index_run_id: str | None = None,
+                 new_rows: int = 0) -> None:
         super().__init__()
+        self._new_rows = new_rows  # planned input rows: sizes the key filters
         self._prior = prior
         self._config = config
         self._partitions = partitions
@@ -431,11 +494,19 @@ class DedupPrior(beam.PTransform):
         use_near = near.enabled and any(p.near for p in self._prior)
         files = tuple(f for p in self._prior for f in p.files)
         listed = [(i, (f, p.near)) for i, (f, p) in enumerate((f, p) for p in self._prior for f in p.files)]
+        bits = (filter_bits(self._new_rows), filter_bits(self._new_rows * lsh_shape(near)[0]))
+        filters = {}
+        if exact:
+            filters["hash_filter"] = beam.pvalue.AsSingleton(
+                info | "NewHashKeys" >> beam.Map(_hash_keys_of) | "HashFilter" >> beam.CombineGlobally(KeyFilter(bits[0])))
+        if use_near:
+            filters["band_filter"] = beam.pvalue.AsSingleton(
+                bands | "NewBandKeys" >> beam.Map(_band_keys_of) | "BandFilter" >> beam.CombineGlobally(KeyFilter(bits[1])))
         index = (
             info.pipeline
             | "ListIndexFiles" >> beam.Create(listed)
             | "SpreadIndexFiles" >> beam.Reshuffle()
-            | "ReadIndex" >> beam.ParDo(_ReadIndexFn(parts, exact)).with_outputs(PRIOR, main=PAIRS)
+            | "ReadIndex" >> beam.ParDo(_ReadIndexFn(parts, exact, bits), **filters).with_outputs(PRIOR, main=PAIRS)
         )
         matches = []
         if exact:
