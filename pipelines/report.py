@@ -78,6 +78,16 @@ def summary(manifest: dict[str, Any]) -> str:
     lines.append(
         f"near-duplicate clusters: {stats.get('near_clusters', 0):,}; clusters mixing human and synthetic "
         f"text: {cross.get('clusters', 0):,} ({cross.get('synthetic_documents', 0):,} synthetic documents)")
+    against = dedup.get("against") or []
+    if against:
+        prior = stats.get("prior_duplicates", {})
+        removed = {kind: sum(by_source.values()) for kind, by_source in prior.items()}
+        lines.append(
+            f"matched against {len(against)} earlier output(s) ({sum(a['indexed'] for a in against):,} documents "
+            f"indexed): {removed.get('exact_prior', 0):,} exact and {removed.get('near_prior', 0):,} near "
+            "duplicates of their documents removed")
+        lines.extend(f"  {safe_text(a['path'], 200)} (run {a['run_id']}, {a['indexed']:,} indexed, {a['match']})"
+                     for a in against)
     lineage = dedup.get("lineage") or {}
     if lineage.get("self_copies"):
         lines.append("")

@@ -101,7 +101,7 @@ def test_new_documents_that_repeat_an_earlier_output_are_removed(days):
     assert sorted(_folder(out2, "data").column("doc_id").to_pylist()) == sorted(r["id"] for r in new)
 
 
-def test_manifest_and_ledger_name_the_earlier_run(days):
+def test_manifest_and_ledger_name_the_earlier_run(days, capsys):
     _, out1, out2, _, again, edited, _ = days
     manifest = _manifest(out2)
     earlier = _manifest(out1)
@@ -111,6 +111,10 @@ def test_manifest_and_ledger_name_the_earlier_run(days):
         "exact_prior": {"chat": len(again)}, "near_prior": {"chat": len(edited)}}
     assert manifest["totals"]["exact_duplicates"] == len(again) + 1
     assert manifest["totals"]["near_duplicates"] == len(edited)
+    # The run summary (also `hybridmix inspect`) says what the earlier output removed.
+    assert main(["inspect", str(out2)]) == 0
+    assert (f"matched against 1 earlier output(s) (40 documents indexed): {len(again)} exact and {len(edited)} near "
+            "duplicates of their documents removed") in capsys.readouterr().out
     ledger = {r["doc_id"]: r for r in _folder(out2, "ledger").to_pylist()}
     assert ledger["d2-again-0"]["fate"] == "duplicate"
     assert f"published by earlier run {earlier['run_id']}" in ledger["d2-again-0"]["detail"]
