@@ -62,12 +62,20 @@ def sketch_columns(sig: np.ndarray | None, has_words: np.ndarray, near: NearDedu
 
 def sketch_rows(docs: pa.Table | pa.RecordBatch, sig: np.ndarray | None, has_words: np.ndarray,
                 near: NearDedupConfig | None, run_id: str, kept_doc_id: pa.Array | None = None,
-                kept_run_id: pa.Array | None = None) -> pa.RecordBatch:
+                kept_run_id: pa.Array | None = None,
+                sketch: tuple[np.ndarray, np.ndarray] | None = None) -> pa.RecordBatch:
     """index/ rows of `docs` (columns doc_id, content_hash, origin, source, generator, generation,
-    parent_id, tokens), row-aligned with their signatures. `kept_doc_id` / `kept_run_id`: for
-    documents removed as near duplicates, the one kept in their place and the run that kept it."""
+    parent_id, tokens), row-aligned with their signatures (or `sketch`: their band keys and 8-bit
+    values, already made; every document has words). `kept_doc_id` / `kept_run_id`: for documents
+    removed as near duplicates, the one kept in their place and the run that kept it."""
     n = docs.num_rows
-    bands, sig8 = sketch_columns(sig, has_words, near)
+    if sketch is not None:
+        keys, low = sketch
+        bands = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * keys.shape[1]),
+                                         pa.array(keys.ravel(), pa.uint64()))
+        sig8 = pa.array([row.tobytes() for row in low], pa.binary())
+    else:
+        bands, sig8 = sketch_columns(sig, has_words, near)
     kept_doc_id = kept_doc_id if kept_doc_id is not None else pa.nulls(n, pa.string())
     kept_run_id = kept_run_id if kept_run_id is not None else pa.nulls(n, pa.string())
     return pa.RecordBatch.from_arrays(

@@ -23,7 +23,7 @@ from hybridmix.schemas.config import DedupConfig, NearDedupConfig, Origin
 from hybridmix.schemas.errors import ConfigError, DataError
 from hybridmix.schemas.reasons import DuplicateKind
 from hybridmix.schemas.stats import Figure
-from hybridmix.transforms import columns, progress
+from hybridmix.transforms import columns, minhash, progress
 from hybridmix.transforms.batches import (
     concat,
     concat_blocks,
@@ -48,8 +48,8 @@ _EXACT, _NEAR = 0, 1
 _KEPT_COLUMNS = ("doc_id", "origin", "source", "generator", "parent_id", "run_id", "kept_doc_id", "kept_run_id")
 _ROW_BITS = 32  # a reference to an index row: (index file ordinal << 32) | row
 
-NEW, PRIOR, PAIRS, SIGS, INFO, MATCHES, LOSERS, KEPT, DUPLICATES, INDEX_ROWS = (
-    "new", "prior", "pairs", "sigs", "info", "matches", "losers", "kept", "duplicates", "index")
+NEW, PRIOR, PAIRS, SIGS, INFO, EXACT, NEAR, KEPT, DUPLICATES, INDEX_ROWS = (
+    "new", "prior", "pairs", "sigs", "info", "exact", "near", "kept", "duplicates", "index")
 
 
 @dataclass(frozen=True)
@@ -240,26 +240,14 @@ def _key_hashes(batch: pa.RecordBatch, partitions: int):
         yield p, (high[rows], low[rows], uids[rows])
 
 
-class _Match(NamedTuple):
-    """Matches of new documents (`uids`) with earlier ones (`refs`), row-aligned. `kept_ids`: the
-    earlier documents' ids (near matches, for parent_copies: keep); `sigs`: the new documents'
-    signatures (near matches, for their own index rows); exact matches carry placeholders."""
-
-    uids: np.ndarray
-    refs: np.ndarray
-    sims: np.ndarray
-    kinds: np.ndarray
-    kept_ids: np.ndarray
-    sigs: np.ndarray
+def _key_by_uid(uids: np.ndarray, partitions: int, *columns: np.ndarray):
+    for p, rows in split_rows(int_partitions(uids, partitions), partitions):
+        yield p, (uids[rows], *(column[rows] for column in columns))
 
 
-def _key_matches(match: _Match, partitions: int):
-    for p, rows in split_rows(int_partitions(match.uids, partitions), partitions):
-        yield p, _Match(*(column[rows] for column in match))
-
-
-def _exact_matches(element, partitions: int, num_perm: int):
-    """(hash partition, {new, prior}) -> matches of equal hashes, keyed by the new document's partition."""
+def _exact_matches(element, partitions: int):
+    """(hash partition, {new, prior}) -> (uid partition, (uids, refs)) of new documents whose hash an
+    earlier document has (the first such earlier document)."""
     _, joined = element
     if not joined[NEW] or not joined[PRIOR]:
         return
@@ -267,18 +255,15 @@ def _exact_matches(element, partitions: int, num_perm: int):
     prior_high, prior_low, refs = concat_blocks(joined[PRIOR], np.uint64, np.uint64, np.int64)
     order = np.lexsort((refs, prior_low, prior_high))  # the first ref of each hash wins
     prior_high, prior_low, refs = prior_high[order], prior_low[order], refs[order]
-    # The first row of each (high, low) is where searchsorted on high lands only when low matches
-    # the first of its high group; a shared high word with another low (2^-64) is looked for by low.
     pos = np.minimum(np.searchsorted(prior_high, high), len(prior_high) - 1)
     hit = (prior_high[pos] == high) & (prior_low[pos] == low)
+    # Two hashes sharing their high 64 bits (2^-64) are told apart by the low ones.
     for i in np.nonzero((prior_high[pos] == high) & ~hit)[0]:
         group = np.nonzero((prior_high == high[i]) & (prior_low == low[i]))[0]
         if len(group):
             pos[i], hit[i] = group[0], True
-    n = int(hit.sum())
-    if n:
-        yield from _key_matches(_Match(uids[hit], refs[pos[hit]], np.ones(n), np.full(n, _EXACT, np.int8),
-                                       np.full(n, "", dtype=object), np.zeros((n, num_perm), np.uint32)), partitions)
+    if hit.any():
+        yield from _key_by_uid(uids[hit], partitions, refs[pos[hit]])
 
 
 def _band_candidates(element):
@@ -303,6 +288,28 @@ def _band_candidates(element):
     for o in np.unique(ordinal):
         rows = ordinal == o
         yield int(o), (a[rows], b[rows])
+
+
+def _candidates_by_uid(element, partitions: int):
+    _, (uids, refs) = element
+    yield from _key_by_uid(uids, partitions, refs)
+
+
+def _not_exact(element):
+    """(uid partition, {pairs, exact}) -> (index file, (uids, refs)) of candidates that no exact match
+    already decided: those are neither read again nor signed."""
+    _, joined = element
+    if not joined[PAIRS]:
+        return
+    uids, refs = concat_blocks(joined[PAIRS], np.int64, np.int64)
+    if joined[EXACT]:
+        exact_uids, _ = concat_blocks(joined[EXACT], np.int64, np.int64)
+        keep = ~np.isin(uids, exact_uids)
+        uids, refs = uids[keep], refs[keep]
+    ordinal = refs >> np.int64(_ROW_BITS)
+    for o in np.unique(ordinal):
+        rows = ordinal == o
+        yield int(o), (uids[rows], refs[rows])
 
 
 def _read_rows(path: str, refs: np.ndarray, columns_read: list[str]) -> pa.Table:
@@ -339,7 +346,9 @@ def _attach_minhash8(element, files: tuple[str, ...], num_perm: int, partitions:
 
 
 def _verify(element, near: NearDedupConfig, partitions: int):
-    """(uid partition, {pairs: [(uids, refs, minhash8, ids)], sigs}) -> near matches at the threshold."""
+    """(uid partition, {pairs: [(uids, refs, minhash8, ids)], sigs}) -> near matches at the threshold:
+    (uid partition, (uids, refs, similarity, earlier ids, band keys, 8-bit MinHash values)), the last
+    two for the new document's own index row."""
     _, joined = element
     if not joined[PAIRS] or not joined[SIGS]:
         return
@@ -352,10 +361,11 @@ def _verify(element, near: NearDedupConfig, partitions: int):
     uids, refs, sig8, kept_ids, pos = uids[found], refs[found], sig8[found], kept_ids[found], pos[found]
     sim = bbit_similarity(low_bytes(sigs[pos]), sig8)
     keep = sim >= near.effective_verify_threshold - 1e-9
-    n = int(keep.sum())
-    if n:
-        yield from _key_matches(_Match(uids[keep], refs[keep], sim[keep], np.full(n, _NEAR, np.int8),
-                                       kept_ids[keep], sigs[pos[keep]]), partitions)
+    if keep.any():
+        sig = sigs[pos[keep]]
+        bands, rows = lsh_shape(near)
+        yield from _key_by_uid(uids[keep], partitions, refs[keep], sim[keep], kept_ids[keep],
+                               minhash.band_keys(sig, bands, rows), low_bytes(sig))
 
 
 def _both_ends_new(element):
@@ -364,13 +374,29 @@ def _both_ends_new(element):
     return ordinal, (uids, uids)
 
 
-class _DecideFn(beam.DoFn):
-    """(uid partition, {info, matches}) -> new survivors, and losers keyed by their match's index file.
+def _best(uids: np.ndarray, refs: np.ndarray, sims: np.ndarray) -> np.ndarray:
+    """Row of each uid's best match: the most similar, then the smaller ref (sorted by uid)."""
+    order = np.lexsort((refs, -sims, uids))
+    if not len(order):
+        return order
+    return order[np.concatenate([[True], uids[order][1:] != uids[order][:-1]])]
 
-    An exact match beats a near one; then the most similar earlier document; then the first. A
-    document read from an earlier output (`carried`: sources of format hybridmix) is not new, so it
-    is never removed as a duplicate of itself or of its own run. Under `dedup.parent_copies: keep`
-    a synthetic near copy of its own parent stays, as within a run.
+
+def _lookup(sorted_uids: np.ndarray, uids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position, found) of `uids` in `sorted_uids`."""
+    if not len(sorted_uids):
+        return np.zeros(len(uids), np.int64), np.zeros(len(uids), bool)
+    pos = np.minimum(np.searchsorted(sorted_uids, uids), len(sorted_uids) - 1)
+    return pos, sorted_uids[pos] == uids
+
+
+class _DecideFn(beam.DoFn):
+    """(uid partition, {info, exact, near}) -> new survivors, and losers keyed by their match's index file.
+
+    An exact match beats a near one; among near ones the most similar earlier document wins, then
+    the first. A document read from an earlier output (`carried`: sources of format hybridmix) is
+    not new, so it is never removed as a duplicate of itself or of its own run. Under
+    `dedup.parent_copies: keep` a synthetic near copy of its own parent stays, as within a run.
     """
 
     def __init__(self, carried: frozenset[str], parent_copies: str) -> None:
@@ -382,40 +408,49 @@ class _DecideFn(beam.DoFn):
         table = concat(joined[INFO], columns.INFO)
         if table.num_rows == 0:
             return
-        matches = list(joined[MATCHES])
-        if not matches:
+        if not joined[EXACT] and not joined[NEAR]:
             yield table_to_batch(table)
             return
-        m = _Match(*(np.concatenate(parts) for parts in zip(*matches)))
-        # Best first: exact before near, then higher similarity, then the smaller ref.
-        order = np.lexsort((m.refs, -m.sims, m.kinds, m.uids))
-        first = order[np.concatenate([[True], m.uids[order][1:] != m.uids[order][:-1]])]
-        m = _Match(*(column[first] for column in m))
         uids = table.column("uid").to_numpy()
-        pos = np.minimum(np.searchsorted(m.uids, uids), len(m.uids) - 1)
-        sources = np.asarray(table.column("source").to_pylist(), dtype=object)
-        carried = np.array([s in self._carried for s in sources.tolist()], bool)
-        lost = (m.uids[pos] == uids) & ~carried
-        if self._parent_copies == "keep":
-            parents = np.asarray(table.column("parent_id").to_pylist(), dtype=object)
-            synthetic = np.asarray(table.column("origin").to_pylist(), dtype=object) == Origin.SYNTHETIC.value
-            lost &= ~((m.kinds[pos] == _NEAR) & (parents == m.kept_ids[pos]) & synthetic)
+        carried = np.array([s in self._carried for s in table.column("source").to_pylist()], bool)
+        e_uid, e_ref = concat_blocks(joined[EXACT], np.int64, np.int64)
+        first = _best(e_uid, e_ref, np.ones(len(e_uid)))
+        e_uid, e_ref = e_uid[first], e_ref[first]
+        e_pos, exact = _lookup(e_uid, uids)
+        exact &= ~carried
+        near = np.zeros(len(uids), bool)
+        if joined[NEAR]:
+            n_uid, n_ref, n_sim, n_ids, n_bands, n_sig8 = (np.concatenate(c) for c in zip(*joined[NEAR]))
+            best = _best(n_uid, n_ref, n_sim)
+            n_uid, n_ref, n_sim, n_ids, n_bands, n_sig8 = (c[best] for c in (n_uid, n_ref, n_sim, n_ids, n_bands,
+                                                                               n_sig8))
+            n_pos, near = _lookup(n_uid, uids)
+            near &= ~exact & ~carried
+            if self._parent_copies == "keep":
+                parents = np.asarray(table.column("parent_id").to_pylist(), dtype=object)
+                synthetic = np.asarray(table.column("origin").to_pylist(), dtype=object) == Origin.SYNTHETIC.value
+                near &= ~((parents == n_ids[n_pos]) & synthetic)
+        lost = exact | near
         if (~lost).any():
             yield table_to_batch(table.filter(pa.array(~lost)))
-        if lost.any():
-            losers = table.filter(pa.array(lost))
-            at = pos[lost]
-            ordinal = m.refs[at] >> np.int64(_ROW_BITS)
+        for tag, mask, pos, refs, extra in (
+                (EXACT, exact, e_pos, e_ref, ()),
+                (NEAR, near, n_pos if near.any() else None, n_ref if near.any() else None,
+                 (n_sim, n_bands, n_sig8) if near.any() else ())):
+            if not mask.any():
+                continue
+            losers = table.filter(pa.array(mask))
+            at = pos[mask]
+            ordinal = refs[at] >> np.int64(_ROW_BITS)
             for o in np.unique(ordinal):
                 rows = np.nonzero(ordinal == o)[0]
-                yield beam.pvalue.TaggedOutput(LOSERS, (int(o), (
-                    table_to_batch(losers.take(pa.array(rows))), m.refs[at][rows], m.sims[at][rows],
-                    m.kinds[at][rows], m.sigs[at][rows])))
+                yield beam.pvalue.TaggedOutput(tag, (int(o), (
+                    table_to_batch(losers.take(pa.array(rows))), refs[at][rows], *(c[at][rows] for c in extra))))
 
 
 class _PriorDuplicatesFn(beam.DoFn):
-    """(ordinal, [losers]) -> duplicate rows naming the earlier document kept, and index rows of the
-    near ones (`index`: (near config, run id)), read from that index file.
+    """(index file, {exact: [losers], near: [losers]}) -> duplicate rows naming the earlier document
+    kept, and index rows of the near ones (`index`: (near config, run id)), read from that file.
 
     An earlier document that was itself removed as a near duplicate (its index row names the one
     kept in its place) stands for that one: as in one run over all the data, the chain leads to the
@@ -427,37 +462,34 @@ class _PriorDuplicatesFn(beam.DoFn):
         self._index = index
 
     def process(self, element):
-        ordinal, blocks = element
-        blocks = list(blocks)
-        losers = concat([b[0] for b in blocks], columns.INFO)
-        refs, sims, kinds, sigs = (np.concatenate([b[i] for b in blocks]) for i in range(1, 5))
-        earlier = _read_rows(self._files[ordinal], refs, list(_KEPT_COLUMNS))
-        removed = earlier.column("kept_doc_id").is_valid()
-        kept_doc = pc.if_else(removed, earlier.column("kept_doc_id"), earlier.column("doc_id"))
-        kept_run = pc.if_else(removed, pc.coalesce(earlier.column("kept_run_id"), earlier.column("run_id")),
-                              earlier.column("run_id"))
-        by = pa.table({"uid": pa.array(np.full(len(refs), -1, np.int64)), "doc_id": kept_doc,
-                       **{c: earlier.column(c) for c in ("origin", "source", "generator", "parent_id")}})
-        for kind, label in ((_EXACT, DuplicateKind.EXACT_PRIOR), (_NEAR, DuplicateKind.NEAR_PRIOR)):
-            rows = np.nonzero(kinds == kind)[0]
-            if not len(rows):
+        ordinal, joined = element
+        for tag, label in ((EXACT, DuplicateKind.EXACT_PRIOR), (NEAR, DuplicateKind.NEAR_PRIOR)):
+            blocks = list(joined[tag])
+            if not blocks:
                 continue
-            take = pa.array(rows)
-            lost = losers.take(take)
+            lost = concat([b[0] for b in blocks], columns.INFO)
+            refs = np.concatenate([b[1] for b in blocks])
+            sims = np.concatenate([b[2] for b in blocks]) if tag == NEAR else np.ones(len(refs))
+            earlier = _read_rows(self._files[ordinal], refs, list(_KEPT_COLUMNS))
+            removed = earlier.column("kept_doc_id").is_valid()
+            kept_doc = pc.if_else(removed, earlier.column("kept_doc_id"), earlier.column("doc_id"))
+            kept_run = pc.if_else(removed, pc.coalesce(earlier.column("kept_run_id"), earlier.column("run_id")),
+                                  earlier.column("run_id"))
+            by = pa.table({"uid": pa.array(np.full(len(refs), -1, np.int64)), "doc_id": kept_doc,
+                           **{c: earlier.column(c) for c in ("origin", "source", "generator", "parent_id")}})
             # The cluster is this document and the earlier one; others of this run may join it too.
-            dups = duplicate_rows(lost, by.take(take), label, np.full(len(rows), 2), sims[rows])
-            dups = dups.set_column(dups.schema.get_field_index("kept_run_id"), columns.DUPLICATE.field("kept_run_id"),
-                                   kept_run.take(take).combine_chunks())
-            yield dups
-            figure = Figure.EXACT_DUPLICATES if kind == _EXACT else Figure.NEAR_DUPLICATES
+            dups = duplicate_rows(lost, by, label, np.full(len(refs), 2), sims)
+            yield dups.set_column(dups.schema.get_field_index("kept_run_id"), columns.DUPLICATE.field("kept_run_id"),
+                                  kept_run.combine_chunks())
+            figure = Figure.EXACT_DUPLICATES if tag == EXACT else Figure.NEAR_DUPLICATES
             yield from emit_by_source(figure, lost.column("source"))
             yield from emit_by_source(Figure.PRIOR_DUPLICATES, lost.column("source"), label.value)
-            progress.add(progress.PRIOR_DUPLICATES, len(rows))
-            if kind == _NEAR and self._index is not None:
+            progress.add(progress.PRIOR_DUPLICATES, len(refs))
+            if tag == NEAR and self._index is not None:
                 near, run_id = self._index
+                sketch = (np.concatenate([b[3] for b in blocks]), np.concatenate([b[4] for b in blocks]))
                 yield beam.pvalue.TaggedOutput(INDEX_ROWS, sketch_rows(
-                    lost, sigs[rows], np.ones(len(rows), bool), near, run_id, kept_doc.take(take),
-                    kept_run.take(take)))
+                    lost, None, np.ones(len(refs), bool), near, run_id, kept_doc, kept_run, sketch=sketch))
 
 
 class PriorOutputs(NamedTuple):
@@ -508,39 +540,47 @@ class DedupPrior(beam.PTransform):
             | "SpreadIndexFiles" >> beam.Reshuffle()
             | "ReadIndex" >> beam.ParDo(_ReadIndexFn(parts, exact, bits), **filters).with_outputs(PRIOR, main=PAIRS)
         )
-        matches = []
+        empty = info.pipeline | "NoMatches" >> beam.Create([])
+        exact_matches = empty
         if exact:
-            matches.append(
+            exact_matches = (
                 {NEW: info | "KeyByHash" >> beam.FlatMap(_key_hashes, parts), PRIOR: index[PRIOR]}
                 | "JoinHashes" >> beam.CoGroupByKey()
-                | "ExactMatches" >> beam.FlatMap(_exact_matches, parts, near.num_perm))
+                | "ExactMatches" >> beam.FlatMap(_exact_matches, parts))
+        near_matches = empty
         if use_near:
-            # (index file, (new uids, refs)): candidates by the earlier document's file.
+            # Candidates sharing a band key with an earlier document, less those an exact match decided,
+            # by the earlier document's index file: its rows are read there, not shuffled.
             candidates = (
-                {NEW: bands, PAIRS: index[PAIRS]}
-                | "JoinBands" >> beam.CoGroupByKey()
-                | "BandCandidates" >> beam.FlatMap(_band_candidates))
+                {
+                    PAIRS: (
+                        {NEW: bands, PAIRS: index[PAIRS]}
+                        | "JoinBands" >> beam.CoGroupByKey()
+                        | "BandCandidates" >> beam.FlatMap(_band_candidates)
+                        | "CandidatesByUid" >> beam.FlatMap(_candidates_by_uid, parts)),
+                    EXACT: exact_matches,
+                }
+                | "JoinExact" >> beam.CoGroupByKey()
+                | "NotExact" >> beam.FlatMap(_not_exact))
             with_sig8 = (
                 candidates
                 | "GroupByIndexFile" >> beam.GroupByKey()
                 | "AttachMinhash8" >> beam.FlatMap(_attach_minhash8, files, near.num_perm, parts))
             sigs = (candidates | "RequestSignatures" >> beam.Map(_both_ends_new), info) | "Sign" >> self._signatures
-            matches.append(
+            near_matches = (
                 {PAIRS: with_sig8, SIGS: sigs}
                 | "JoinSignatures" >> beam.CoGroupByKey()
                 | "VerifyPrior" >> beam.FlatMap(_verify, near, parts))
-        all_matches = (matches | "MergeMatches" >> beam.Flatten()) if matches else (
-            info.pipeline | "NoMatches" >> beam.Create([]))
         decided = (
-            {INFO: info | "KeyInfoByUid" >> beam.FlatMap(key_by_uid, parts), MATCHES: all_matches}
+            {INFO: info | "KeyInfoByUid" >> beam.FlatMap(key_by_uid, parts), EXACT: exact_matches, NEAR: near_matches}
             | "JoinMatches" >> beam.CoGroupByKey()
             | "Decide" >> beam.ParDo(_DecideFn(self._carried, self._config.parent_copies))
-            .with_outputs(LOSERS, main=KEPT)
+            .with_outputs(EXACT, NEAR, main=KEPT)
         )
         index_spec = None if self._index_run_id is None else (near, self._index_run_id)
         out = (
-            decided[LOSERS]
-            | "GroupLosersByIndexFile" >> beam.GroupByKey()
+            {EXACT: decided[EXACT], NEAR: decided[NEAR]}
+            | "JoinLosersByIndexFile" >> beam.CoGroupByKey()
             | "PriorDuplicates" >> beam.ParDo(_PriorDuplicatesFn(files, index_spec))
             .with_outputs(STATS, INDEX_ROWS, main=DUPLICATES)
         )
