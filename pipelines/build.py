@@ -26,9 +26,9 @@ from hybridmix.schemas.records import (
 )
 from hybridmix.transforms.decontam import BuildEvalIndex, EvalFile, plan_eval_sets
 from hybridmix.transforms.dedup import Deduplicate
-from hybridmix.transforms.index import INDEX, order_index
 from hybridmix.transforms.earlier import open_output, resolve
 from hybridmix.transforms.ids import CheckIds
+from hybridmix.transforms.index import INDEX, order_index
 from hybridmix.transforms.indicators import CollapseIndicators
 from hybridmix.transforms.ingest import ReadCorpora
 from hybridmix.transforms.inputs import InputPlan, ReadSpec, checksum_file, plan_inputs
@@ -53,9 +53,9 @@ from hybridmix.transforms.shards import (
     ShardSpec,
     WriteShards,
     label_by_split,
-    shard_count,
     order_by_id,
     order_by_lineage,
+    shard_count,
     shards_by_split,
 )
 from hybridmix.transforms.sketch import CandidateSignatures, SketchDocuments, lsh_shape

@@ -5,7 +5,9 @@ Only the new documents are read and signed; the earlier ones come from their out
 document, verified by the similarity of the new signature's low bytes to the stored ones. A new
 document with a match is removed (`exact_prior`, or `near_prior` for its most similar earlier
 document); the rest go on to this run's own dedup. Every keyed step moves blocks of arrays tagged
-with a hash partition, as near dedup does, so no worker holds the whole index.
+with a hash partition, as near dedup does. Before anything is shuffled, a fixed-size bitset of the
+new documents' keys (KeyFilter) leaves out the earlier keys that cannot match, and the rows of
+earlier candidates are read from their index file where they are needed: no worker holds the index.
 """
 
 from __future__ import annotations
@@ -34,16 +36,15 @@ from hybridmix.transforms.batches import (
     table_to_batch,
 )
 from hybridmix.transforms.duplicates import duplicate_rows
+from hybridmix.transforms.earlier import open_output, resolve
 from hybridmix.transforms.index import INDEX, bbit_similarity, low_bytes, sketch_rows
 from hybridmix.transforms.minhash import EMPTY_HASH
-from hybridmix.transforms.earlier import open_output, resolve
 from hybridmix.transforms.sketch import lsh_shape
 from hybridmix.transforms.stats import STATS, emit_by_source
 from hybridmix.transforms.storage import open_parquet, parquet_threads
 
 # The near-dedup settings an index's band keys and MinHash values depend on.
 _SIGNATURE_KEYS = ("num_perm", "ngram", "seed", "bands", "rows", "scheme", "hashfunc")
-_EXACT, _NEAR = 0, 1
 # What a duplicate row needs of the earlier document it matched, read by ref.
 _KEPT_COLUMNS = ("doc_id", "origin", "source", "generator", "parent_id", "run_id", "kept_doc_id", "kept_run_id")
 _ROW_BITS = 32  # a reference to an index row: (index file ordinal << 32) | row
@@ -266,8 +267,8 @@ def _exact_matches(element, partitions: int):
         yield from _key_by_uid(uids[hit], partitions, refs[pos[hit]])
 
 
-def _band_candidates(element):
-    """(band partition, {new: [(keys, uids)], pairs: [(keys, refs)]}) -> (ordinal, (uids, refs)) by index file."""
+def _band_candidates(element, partitions: int):
+    """(band partition, {new: [(keys, uids)], pairs: [(keys, refs)]}) -> (uid partition, (uids, refs))."""
     _, joined = element
     if not joined[NEW] or not joined[PAIRS]:
         return
@@ -283,16 +284,7 @@ def _band_candidates(element):
     within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     b = refs[np.repeat(lo, counts) + within]
     pairs = np.unique(np.stack([a, b], axis=1), axis=0)
-    a, b = pairs[:, 0], pairs[:, 1]
-    ordinal = b >> np.int64(_ROW_BITS)
-    for o in np.unique(ordinal):
-        rows = ordinal == o
-        yield int(o), (a[rows], b[rows])
-
-
-def _candidates_by_uid(element, partitions: int):
-    _, (uids, refs) = element
-    yield from _key_by_uid(uids, partitions, refs)
+    yield from _key_by_uid(pairs[:, 0], partitions, pairs[:, 1])
 
 
 def _not_exact(element):
@@ -556,8 +548,7 @@ class DedupPrior(beam.PTransform):
                     PAIRS: (
                         {NEW: bands, PAIRS: index[PAIRS]}
                         | "JoinBands" >> beam.CoGroupByKey()
-                        | "BandCandidates" >> beam.FlatMap(_band_candidates)
-                        | "CandidatesByUid" >> beam.FlatMap(_candidates_by_uid, parts)),
+                        | "BandCandidates" >> beam.FlatMap(_band_candidates, parts)),
                     EXACT: exact_matches,
                 }
                 | "JoinExact" >> beam.CoGroupByKey()
