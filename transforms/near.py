@@ -294,6 +294,7 @@ class _ClusterFn(beam.DoFn):
                 # Indexed too: a later run then finds what one run over all the data would find
                 # through this document, a near duplicate of its cluster's survivor.
                 near, run_id = self._index
+                progress.add(progress.INDEXED, losers.num_rows)
                 yield beam.pvalue.TaggedOutput(INDEX_ROWS, sketch_rows(
                     losers, sigs[c.removed], np.ones(losers.num_rows, bool), near, run_id, kept.column("doc_id")))
 

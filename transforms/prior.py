@@ -479,6 +479,7 @@ class _PriorDuplicatesFn(beam.DoFn):
             progress.add(progress.PRIOR_DUPLICATES, len(refs))
             if tag == NEAR and self._index is not None:
                 near, run_id = self._index
+                progress.add(progress.INDEXED, len(refs))
                 sketch = (np.concatenate([b[3] for b in blocks]), np.concatenate([b[4] for b in blocks]))
                 yield beam.pvalue.TaggedOutput(INDEX_ROWS, sketch_rows(
                     lost, None, np.ones(len(refs), bool), near, run_id, kept_doc, kept_run, sketch=sketch))
