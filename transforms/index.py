@@ -2,7 +2,9 @@
 
 Per document of data/ (not per copy): its content hash (exact duplicates), its LSH band keys
 (near-duplicate candidates) and the low 8 bits of each MinHash value (b-bit minwise hashing, Li and
-König 2010: verifies a candidate's similarity in a quarter of the full signature's bytes).
+König 2010: verifies a candidate's similarity in a quarter of the full signature's bytes). Documents
+removed as near duplicates get a row too, naming the document kept in their place, so that a later
+run follows near-duplicate chains as one run over all the data would.
 """
 
 from __future__ import annotations
