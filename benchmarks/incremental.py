@@ -30,22 +30,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from benchmarks import real_text
 from benchmarks.measured import time_v
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAYS = 7
-
-
-def _answers(shared: str) -> list[str]:
-    return pq.read_table(os.path.join(shared, "synthetic", "alpaca_eval_outputs.parquet"),
-                         columns=["text"]).column("text").to_pylist()
-
-
-def _paragraphs(shared: str) -> list[str]:
-    """Paragraphs (>= 80 characters) of the answers and of the Wikipedia articles."""
-    human = pq.read_table(os.path.join(shared, "human", "wikipedia.parquet"), columns=["text"]).column("text")
-    texts = _answers(shared) + human.to_pylist()
-    return [p.strip() for t in texts for p in t.split("\n\n") if len(p.strip()) >= 80]
 
 
 def _fresh(shared: str, per_day: int, rng: np.random.Generator) -> list[list[str]]:
@@ -53,23 +42,11 @@ def _fresh(shared: str, per_day: int, rng: np.random.Generator) -> list[list[str
     `per_day` documents a day, each 1-4 paragraphs drawn from the shared corpora (about 60,000): the
     same real text at the scale a daily delivery has, without copies beyond those made below."""
     if not per_day:
-        answers = _answers(shared)
-        return [[answers[i] for i in part] for part in np.array_split(rng.permutation(len(answers)), DAYS)]
-    pool = _paragraphs(shared)
-    sizes = rng.integers(1, 5, size=(DAYS, per_day))
-    return [["\n\n".join(pool[j] for j in rng.choice(len(pool), size=k, replace=False)) for k in day]
-            for day in sizes]
-
-
-def _edit(text: str, rng: np.random.Generator) -> str:
-    words = text.split(" ")
-    for _ in range(max(1, len(words) // 100)):
-        i = int(rng.integers(len(words)))
-        if rng.random() < 0.5:
-            words[i] = "indeed"
-        else:
-            del words[i]
-    return " ".join(words)
+        texts = real_text.answers(shared)
+        return [[texts[i] for i in part] for part in np.array_split(rng.permutation(len(texts)), DAYS)]
+    pool = real_text.paragraphs(real_text.answers(shared) + real_text.wikipedia(shared))
+    counts = real_text.sizes(rng, DAYS, per_day)
+    return [real_text.compose(pool, day, rng) for day in counts]
 
 
 def make_days(shared: str, folder: str, per_day: int, seed: int = 7) -> list[str]:
@@ -83,7 +60,7 @@ def make_days(shared: str, folder: str, per_day: int, seed: int = 7) -> list[str
         if delivered:
             n = len(rows)
             rows += [delivered[i] for i in rng.choice(len(delivered), size=n // 10, replace=False)]
-            rows += [_edit(delivered[i], rng) for i in rng.choice(len(delivered), size=n // 20, replace=False)]
+            rows += [real_text.edit(delivered[i], rng) for i in rng.choice(len(delivered), size=n // 20, replace=False)]
         delivered.extend(fresh[day - 1])
         path = os.path.join(folder, f"day{day}.parquet")
         pq.write_table(pa.table({"id": [f"day{day}-{k:06d}" for k in range(len(rows))], "text": rows}), path,
