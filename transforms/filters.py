@@ -551,6 +551,8 @@ def score_documents(
     dropped_by = np.full(n, -1, np.int64)
     drop_values = np.full(n, np.nan)
     failing: list[list[str]] = [[] for _ in range(n)]  # every drop filter a document fails, in order
+    # ... and its index in `filters`: one label may name two specs of different scope (human, synthetic).
+    failing_at: list[list[int]] = [[] for _ in range(n)]
     flags: list[list[str]] = [[] for _ in range(n)]
     verdicts: list[Verdict | None] = []
     stats: list[tuple[tuple[str, str, str], int]] = []
@@ -564,6 +566,7 @@ def score_documents(
                 dropped_by[row] = _CONTAMINATED_BY
                 drop_values[row] = matched.counts[row]
                 failing[row].append(DECONTAMINATE)
+                failing_at[row].append(_CONTAMINATED_BY)
             else:
                 flags[row].append(f"{CONTAMINATED}:{matched.sets[row]}")
         by_pair: dict[tuple[str, str], list[int]] = {}
@@ -586,6 +589,7 @@ def score_documents(
             drop_values[newly] = verdict.values[newly]
             for row in np.flatnonzero(failed):
                 failing[row].append(filt.label)
+                failing_at[row].append(index)
         else:
             for row in np.nonzero(failed)[0]:
                 flags[row].append(filt.label)
@@ -605,7 +609,8 @@ def score_documents(
     drop_rows = np.nonzero(~keep)[0]
     filtered = _filtered_batch(
         docs, drop_rows, dropped_by[drop_rows], drop_values[drop_rows], score[drop_rows], filters, verdicts, lineage,
-        [failing[row] for row in drop_rows], matched, contamination.config if contamination is not None else None)
+        [failing[row] for row in drop_rows], [failing_at[row] for row in drop_rows], matched,
+        contamination.config if contamination is not None else None)
     for source in np.unique(sources[~keep]):
         dropped = ~keep & (sources == source)
         stats.append(stat(Figure.FILTERED, int(dropped.sum()), str(source)))
@@ -635,6 +640,7 @@ def _filtered_batch(
     verdicts: list[Verdict | None],
     lineage: Lineage,
     failing: list[list[str]],
+    failing_at: list[list[int]],
     matched: _Matched | None = None,
     decontaminate: DecontaminateConfig | None = None,
 ) -> pa.RecordBatch:
@@ -669,11 +675,9 @@ def _filtered_batch(
             eval_item.append(None)
             span.append(None)
     # `detail` names every drop filter a document failed, the first one first, with value and threshold.
-    index_of = {f.label: j for j, (_, f) in enumerate(filters)}
-    for position, (row, failed) in enumerate(zip(rows, failing)):
-        more = [_failure_text(filters[index_of[name]][1], verdicts[index_of[name]], row,
-                              verdicts[index_of[name]].values[row])
-                for name in failed[1:] if name in index_of]
+    for position, (row, failed) in enumerate(zip(rows, failing_at)):
+        more = [_failure_text(filters[j][1], verdicts[j], row, verdicts[j].values[row])
+                for j in failed[1:] if j != _CONTAMINATED_BY]
         if more:
             detail[position] += "; also " + "; ".join(more)
     return pa.RecordBatch.from_arrays(

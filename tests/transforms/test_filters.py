@@ -199,3 +199,19 @@ def test_quality_disabled_via_empty_filter_list_keeps_everything():
     docs = make_documents([{"text": "x"}])
     scored = score_documents(docs, [], Lineage(("f",), "run"))
     assert scored.kept.num_rows == 1 and scored.filtered.num_rows == 0
+
+
+def test_detail_reads_the_spec_a_document_failed_when_two_specs_share_a_label():
+    # One label, two scopes: word_count drops short human text at 10 words and flags synthetic text
+    # at 20. A human batch has no verdict for the synthetic spec (it crashed a 1M-document run), and a
+    # mixed batch must quote the human spec's limit, not the synthetic one's.
+    filters = build_filters(QualityConfig(filters=[
+        FilterSpec(name="refusal", origins=["human"]),
+        FilterSpec(name="word_count", params={"min_words": 10}, origins=["human"]),
+        FilterSpec(name="word_count", params={"min_words": 20}, origins=["synthetic"], mode="flag"),
+    ]))
+    refusing = {"text": "As an AI language model I refuse.", "origin": "human"}  # refusal and 7 words
+    for batch in ([refusing], [refusing, {"text": " ".join(["answer"] * 30), "origin": "synthetic"}]):
+        row = score_documents(make_documents(batch), filters, Lineage(("f",), "r")).filtered.to_pylist()[0]
+        assert row["filters_failed"] == ["refusal_v3", "word_count_v1"]
+        assert row["detail"].endswith("; also word_count = 7 (< 10)"), row["detail"]
