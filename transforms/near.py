@@ -39,6 +39,7 @@ from hybridmix.transforms.stats import STATS, emit, emit_by_source
 
 PAIRS = "pairs"
 SIGS = "sigs"
+SIGNED = "signed"
 INFO = "info"
 LABELS = "labels"
 EDGES = "edges"
@@ -61,16 +62,40 @@ def size_bucket(size: int) -> str:
 
 
 def _pairs_in_buckets(element, all_pairs_limit: int, partitions: int):
-    """(band partition, [(keys, uids)]) -> (partition of a, (a, b)) candidate pairs."""
+    """(band partition, [(keys, uids)]) -> (partition of b, (a, b)) candidate pairs."""
     _, blocks = element
     keys, uids = concat_blocks(blocks, np.uint64, np.int64)
     a, b = bucket_pairs(keys, uids, all_pairs_limit)
-    yield from _key_pairs(a, b, partitions, by_a=True)
+    yield from _key_pairs(a, b, partitions, by_a=False)
 
 
 def _key_pairs(a: np.ndarray, b: np.ndarray, partitions: int, by_a: bool, *extra: np.ndarray):
     for p, rows in split_rows(int_partitions(a if by_a else b, partitions), partitions):
         yield p, (a[rows], b[rows], *(x[rows] for x in extra))
+
+
+def _signed_uids(element):
+    """(partition, (uids, signatures)) -> (partition, uids): which documents have a signature."""
+    p, (uids, _) = element
+    yield p, uids
+
+
+def _keep_signed_b(element, partitions: int):
+    """(partition of b, {pairs: [(a, b)], signed: [uids]}) -> (partition of a, (a, b)), distinct pairs
+    whose b has a signature.
+
+    Most candidate pairs of real text involve an exact duplicate, which is never signed (a
+    re-delivered document shares every band with its original): dropping them here, on
+    integers, keeps them from carrying a signature through the next two shuffles.
+    """
+    _, joined = element
+    pairs = list(joined[PAIRS])
+    if not pairs:
+        return
+    a, b = unique_pairs(*concat_blocks(pairs))
+    signed = list(joined[SIGNED])
+    keep = np.isin(b, np.concatenate(signed)) if signed else np.zeros(len(b), bool)
+    yield from _key_pairs(a[keep], b[keep], partitions, by_a=True)
 
 
 class _SigIndex:
@@ -100,18 +125,27 @@ class _SigIndex:
 
 
 def _attach_sig_a(element, num_perm: int, partitions: int):
-    """(partition, {pairs: [(a, b)], sigs: [...]}) -> (partition of b, (a, b, sig_a))."""
+    """(partition of a, {pairs: [(a, b)], sigs: [...]}) -> (partition of b, (a, b, row, sigs of a)).
+
+    Each b partition gets the signature of an `a` once, however many pairs it is in (`row`
+    points at it): in a large cluster one document pairs with dozens of others, and copying its
+    signature per pair made this the largest data the run held (12 GB at 1M real documents).
+    """
     _, joined = element
     pairs = list(joined[PAIRS])
     if not pairs:
         return
-    a, b = unique_pairs(*concat_blocks(pairs))
-    sig_a, found = _SigIndex(list(joined[SIGS]), num_perm).find(a)
-    yield from _key_pairs(a[found], b[found], partitions, False, sig_a[found])
+    a, b = concat_blocks(pairs)
+    index = _SigIndex(list(joined[SIGS]), num_perm)
+    _, found = index.find(a)
+    a, b = a[found], b[found]
+    for p, rows in split_rows(int_partitions(b, partitions), partitions):
+        ends, row = np.unique(a[rows], return_inverse=True)
+        yield p, (a[rows], b[rows], row.astype(np.int32), index.lookup(ends))
 
 
 class _VerifyFn(beam.DoFn):
-    """(partition, {pairs: [(a, b, sig_a)], sigs}) -> verified edges (a, b)."""
+    """(partition of b, {pairs: [(a, b, row, sigs of a)], sigs}) -> verified edges (a, b)."""
 
     def __init__(self, config: NearDedupConfig) -> None:
         self._config = config
@@ -121,17 +155,22 @@ class _VerifyFn(beam.DoFn):
         pairs = list(joined[PAIRS])
         if not pairs:
             return
-        a, b, sig_a = concat_blocks(pairs)
-        sig_b, found = _SigIndex(list(joined[SIGS]), self._config.num_perm).find(b)
-        a, b, sig_a, sig_b = a[found], b[found], sig_a[found], sig_b[found]
-        progress.add(progress.PAIRS, len(a))
-        sim = minhash.estimate_jaccard(sig_a, sig_b)
+        index = _SigIndex(list(joined[SIGS]), self._config.num_perm)
         cut = self._config.effective_verify_threshold
-        keep = sim >= cut - 1e-9 if self._config.verify else np.ones(len(a), bool)
-        yield emit(Figure.CANDIDATE_PAIRS, len(a))
-        yield emit(Figure.VERIFIED_PAIRS, int(keep.sum()))
-        if keep.any():
-            yield a[keep], b[keep]
+        candidates = verified = 0
+        for a, b, row, ends in pairs:
+            sig_b, found = index.find(b)
+            a, b, row, sig_b = a[found], b[found], row[found], sig_b[found]
+            # One block at a time: the per-pair copy of a's signature lives only this long.
+            sim = minhash.estimate_jaccard(ends[row], sig_b)
+            keep = sim >= cut - 1e-9 if self._config.verify else np.ones(len(a), bool)
+            candidates += len(a)
+            verified += int(keep.sum())
+            if keep.any():
+                yield a[keep], b[keep]
+        progress.add(progress.PAIRS, candidates)
+        yield emit(Figure.CANDIDATE_PAIRS, candidates)
+        yield emit(Figure.VERIFIED_PAIRS, verified)
 
 
 def _key_labels(labels: tuple[np.ndarray, np.ndarray], partitions: int):
@@ -328,7 +367,7 @@ class DedupNear(beam.PTransform):
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> NearOutputs:
         info, bands = inputs
         cfg, parts = self._config, self._partitions
-        # (band partition, (band keys, uids)) -> candidate pairs (partition of a, (a, b)).
+        # (band partition, (band keys, uids)) -> candidate pairs (partition of b, (a, b)).
         # Exact duplicates are in the buckets too; having identical signatures, they add
         # edges but never connectivity, and only exact survivors (`info`) join clusters.
         pairs = (
@@ -337,9 +376,15 @@ class DedupNear(beam.PTransform):
             | "PairsInBuckets" >> beam.FlatMap(_pairs_in_buckets, cfg.all_pairs_bucket_limit, parts)
         )
         sigs = (pairs, info) | "Sign" >> self._signatures
+        # Pairs whose b has no signature drop out on integers, before any signature moves.
+        signed_pairs = (
+            {PAIRS: pairs, SIGNED: sigs | "SignedUids" >> beam.FlatMap(_signed_uids)}
+            | "JoinSignedB" >> beam.CoGroupByKey()
+            | "KeepSignedB" >> beam.FlatMap(_keep_signed_b, parts)
+        )
         # Two joins with the signatures: attach sig(a) keyed by a, then compare with sig(b).
         with_a = (
-            {PAIRS: pairs, SIGS: sigs}
+            {PAIRS: signed_pairs, SIGS: sigs}
             | "JoinSigA" >> beam.CoGroupByKey()
             | "AttachSigA" >> beam.FlatMap(_attach_sig_a, cfg.num_perm, parts)
         )
