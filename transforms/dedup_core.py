@@ -6,6 +6,7 @@ Beam transforms (`transforms.exact`, `transforms.near`, `transforms.components`)
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -102,6 +103,14 @@ def spare_parent_copies(relation: pa.Array, is_loser: np.ndarray, same_text: np.
     return is_loser & child & ~same_text
 
 
+@functools.lru_cache(maxsize=256)
+def _triu(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs (i < j) of k members; cached, since real text has thousands of buckets per size."""
+    ia, ib = np.triu_indices(k, 1)
+    ia.flags.writeable = ib.flags.writeable = False
+    return ia, ib
+
+
 def bucket_pairs(keys: np.ndarray, uids: np.ndarray, all_pairs_limit: int) -> tuple[np.ndarray, np.ndarray]:
     """Candidate pairs (a < b) from LSH buckets: documents that share a band key.
 
@@ -130,7 +139,7 @@ def bucket_pairs(keys: np.ndarray, uids: np.ndarray, all_pairs_limit: int) -> tu
         members = uids_s[bounds[g]:bounds[g + 1]]
         k = len(members)
         if k <= all_pairs_limit:
-            ia, ib = np.triu_indices(k, 1)
+            ia, ib = _triu(k)
             out_a.append(members[ia])
             out_b.append(members[ib])
         else:
