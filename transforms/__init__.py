@@ -1,0 +1,5 @@
+# Every process that runs hybridmix's transforms imports this package first, Beam's worker
+# processes included (they have no other start-up hook), so the allocator is tuned here.
+from hybridmix.transforms.memory import return_freed_memory
+
+return_freed_memory()
