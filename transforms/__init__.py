@@ -1,5 +1,6 @@
 # Every process that runs hybridmix's transforms imports this package first, Beam's worker
-# processes included (they have no other start-up hook), so the allocator is tuned here.
+# processes included (they have no other start-up hook), so each starts handing freed memory back
+# to the operating system here (transforms/memory.py).
 from hybridmix.transforms.memory import return_freed_memory
 
 return_freed_memory()
