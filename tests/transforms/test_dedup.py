@@ -3,9 +3,11 @@ import numpy as np
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
+from hybridmix.schemas.config import NearDedupConfig
 from hybridmix.schemas.stats import Figure, RunStats
 from hybridmix.transforms.components import ConnectedComponents
 from hybridmix.transforms.duplicates import cross_origin_counts
+from hybridmix.transforms.near import PAIRS, SIGNED, SIGS, _attach_sig_a, _keep_signed_b, _VerifyFn
 from tests.builders import dedup_inputs, near_copy, words
 from tests.conftest import local_pipeline
 from tests.transforms.test_dedup_core import _union_find
@@ -98,3 +100,35 @@ def test_cross_origin_counts_cover_kept_and_removed_synthetic_members():
     assert stats.get(Figure.CROSS_ORIGIN_SYNTHETIC, "chat") == 3
     assert stats.get(Figure.CROSS_ORIGIN_SYNTHETIC, "chat", "gpt") == 2
     assert stats.get(Figure.CROSS_ORIGIN_SYNTHETIC, "chat", "llama") == 1
+
+
+def test_verification_moves_each_signature_once_per_partition_and_never_for_unsigned_pairs():
+    parts, num_perm = 2, 8
+    sig = {u: np.full(num_perm, u, np.uint32) for u in (2, 4, 6, 8)}
+    sig[9] = sig[8].copy()  # 9 copies 8 exactly; 7 has no signature (an exact duplicate, say)
+    a = np.array([2, 2, 2, 2, 8, 2], np.int64)
+    b = np.array([4, 6, 8, 7, 9, 4], np.int64)  # (2, 4) twice: two bands found it
+    signed = [np.array(sorted(sig), np.int64)]
+    kept = list(_keep_signed_b((0, {PAIRS: [(a, b)], SIGNED: signed}), parts))
+    pairs = sorted(zip(*(np.concatenate(c) for c in zip(*(blk for _, blk in kept)))))
+    assert pairs == [(2, 4), (2, 6), (2, 8), (8, 9)]  # distinct, and (2, 7) is gone
+
+    sigs_by_part = {}
+    for u, s in sig.items():
+        sigs_by_part.setdefault(u % parts, []).append((np.array([u], np.int64), s[None, :]))
+    moved = []
+    for p in range(parts):
+        mine = [blk for q, blk in kept if q == p]
+        moved += list(_attach_sig_a((p, {PAIRS: mine, SIGS: sigs_by_part.get(p, [])}), num_perm, parts))
+    # Document 2 pairs with 4, 6 and 8, all in partition 0: its signature travels once.
+    to_zero = [blk for q, blk in moved if q == 0]
+    assert sum(len(blk[3]) for blk in to_zero) == len({int(x) for blk in to_zero for x in blk[0]})
+
+    config = NearDedupConfig(num_perm=num_perm, bands=2, rows=4, threshold=0.8)
+    edges = []
+    for p in range(parts):
+        out = _VerifyFn(config).process((p, {PAIRS: [blk for q, blk in moved if q == p],
+                                             SIGS: sigs_by_part.get(p, [])}))
+        edges += [tuple(zip(*e)) for e in out if isinstance(e, tuple) and len(e) == 2
+                  and isinstance(e[0], np.ndarray)]
+    assert sorted(x for e in edges for x in e) == [(8, 9)]  # only the exact copy verifies
