@@ -550,8 +550,8 @@ def score_documents(
         score[scored] = scorer(view)[scored]
     dropped_by = np.full(n, -1, np.int64)
     drop_values = np.full(n, np.nan)
-    failing: list[list[str]] = [[] for _ in range(n)]  # every drop filter a document fails, in order
-    # ... and its index in `filters`: one label may name two specs of different scope (human, synthetic).
+    # Every drop filter a document fails, in order, by its index in `filters` (_CONTAMINATED_BY for
+    # decontamination): one label may name two specs of different scope (human, synthetic).
     failing_at: list[list[int]] = [[] for _ in range(n)]
     flags: list[list[str]] = [[] for _ in range(n)]
     verdicts: list[Verdict | None] = []
@@ -565,7 +565,6 @@ def score_documents(
             if drop:
                 dropped_by[row] = _CONTAMINATED_BY
                 drop_values[row] = matched.counts[row]
-                failing[row].append(DECONTAMINATE)
                 failing_at[row].append(_CONTAMINATED_BY)
             else:
                 flags[row].append(f"{CONTAMINATED}:{matched.sets[row]}")
@@ -588,7 +587,6 @@ def score_documents(
             dropped_by[newly] = index
             drop_values[newly] = verdict.values[newly]
             for row in np.flatnonzero(failed):
-                failing[row].append(filt.label)
                 failing_at[row].append(index)
         else:
             for row in np.nonzero(failed)[0]:
@@ -609,7 +607,7 @@ def score_documents(
     drop_rows = np.nonzero(~keep)[0]
     filtered = _filtered_batch(
         docs, drop_rows, dropped_by[drop_rows], drop_values[drop_rows], score[drop_rows], filters, verdicts, lineage,
-        [failing[row] for row in drop_rows], [failing_at[row] for row in drop_rows], matched,
+        [failing_at[row] for row in drop_rows], matched,
         contamination.config if contamination is not None else None)
     for source in np.unique(sources[~keep]):
         dropped = ~keep & (sources == source)
@@ -639,7 +637,6 @@ def _filtered_batch(
     filters: list[tuple[FilterSpec, QualityFilter]],
     verdicts: list[Verdict | None],
     lineage: Lineage,
-    failing: list[list[str]],
     failing_at: list[list[int]],
     matched: _Matched | None = None,
     decontaminate: DecontaminateConfig | None = None,
@@ -692,7 +689,8 @@ def _filtered_batch(
             pa.array(values, pa.float64()),
             pa.array(threshold, pa.float64()),
             pa.array(comparison, pa.string()),
-            pa.array(failing, pa.list_(pa.string())),
+            pa.array([[DECONTAMINATE if j == _CONTAMINATED_BY else filters[j][1].label for j in failed]
+                      for failed in failing_at], pa.list_(pa.string())),
             pa.array(detail, pa.string()),
             _scores(scores),
             pa.array(eval_set, pa.string()),

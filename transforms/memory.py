@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
 import sys
 import threading
@@ -36,6 +37,8 @@ def trim_interval() -> float:
     try:
         return float(value) if value else INTERVAL_SECONDS
     except ValueError:
+        logging.getLogger(__name__).warning(
+            "HYBRIDMIX_TRIM_INTERVAL=%r is not a number of seconds; trimming every %s s", value, INTERVAL_SECONDS)
         return INTERVAL_SECONDS
 
 

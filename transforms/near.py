@@ -159,8 +159,7 @@ class _VerifyFn(beam.DoFn):
         cut = self._config.effective_verify_threshold
         candidates = verified = 0
         for a, b, row, ends in pairs:
-            sig_b, found = index.find(b)
-            a, b, row, sig_b = a[found], b[found], row[found], sig_b[found]
+            sig_b = index.lookup(b)  # every b has a signature: KeepSignedB saw to it
             # One block at a time: the per-pair copy of a's signature lives only this long.
             sim = minhash.estimate_jaccard(ends[row], sig_b)
             keep = sim >= cut - 1e-9 if self._config.verify else np.ones(len(a), bool)
