@@ -652,17 +652,6 @@ def ngram_hashes(word_hashes, word_offsets, n):
     return keys
 
 
-@nb.njit(cache=True, inline="always")
-def _close_unit(out, d, has_letter, solo):
-    out[d, _WORDS] += 1
-    if has_letter:
-        out[d, _ALPHA_WORDS] += 1
-    if solo:
-        out[d, _SOLO_UNITS] += 1
-    else:
-        out[d, _SPACED_WORDS] += 1
-
-
 @nb.njit(cache=True)
 def doc_stats(data, offsets, classes):
     """Counts per text for the quality heuristics (see STAT_COLUMNS), from raw UTF-8 bytes."""
@@ -722,31 +711,35 @@ def doc_stats(data, offsets, classes):
                 if line_hash[order[k]] == line_hash[order[k - 1]]:
                     out[d, _DUP_LINES] += 1
                     out[d, _DUP_LINE_CHARS] += line_len[order[k]]
-        # Characters, words, symbols.
+        # Characters, words, symbols. Counted in scalars and stored once per text: incrementing
+        # out[d, k] per character kept every count in memory and took half of this function's time.
         in_word = False
         in_solo = False
         has_letter = False
-        dots = 0
-        stars = 0
-        ticks = 0
-        newlines = 0
+        dots = stars = ticks = newlines = 0
         line_start = True
+        questions = exclamations = colons = bold = fences = paragraphs = numbered = 0
+        uppers = digits = hashes = ellipses = letters = word_chars = spaced_chars = 0
+        units = alpha_units = solo_units = 0
         for j in range(m):
             cp = cps[j]
             cls = classes[cp] if cp < 0x110000 else 0
-            if cp == 63:
-                out[d, _QUESTION_MARKS] += 1
-            elif cp == 33:
-                out[d, _EXCLAMATIONS] += 1
-            elif cp == 58:
-                out[d, _COLONS] += 1
+            if cp < 128:
+                if cp == 63:
+                    questions += 1
+                elif cp == 33:
+                    exclamations += 1
+                elif cp == 58:
+                    colons += 1
+                elif cp == 35:
+                    hashes += 1
             stars = stars + 1 if cp == 42 else 0
             if stars == 2:
-                out[d, _BOLD_MARKS] += 1
+                bold += 1
                 stars = 0
             ticks = ticks + 1 if cp == 96 else 0
             if ticks == 3:
-                out[d, _FENCES] += 1
+                fences += 1
                 ticks = 0
             if (cls & SPACE) != 0:
                 if cp == 10:
@@ -754,7 +747,7 @@ def doc_stats(data, offsets, classes):
                     line_start = True
             else:
                 if newlines >= 2:
-                    out[d, _PARAGRAPH_BREAKS] += 1
+                    paragraphs += 1
                 newlines = 0
                 if line_start:
                     line_start = False
@@ -763,40 +756,62 @@ def doc_stats(data, offsets, classes):
                         k += 1
                     if k > j and k + 1 < m and (cps[k] == 46 or cps[k] == 41) and (
                             classes[cps[k + 1]] & SPACE) != 0:
-                        out[d, _NUMBERED_LINES] += 1
+                        numbered += 1
             if (cls & UPPER) != 0:
-                out[d, _UPPERS] += 1
+                uppers += 1
             if (cls & DIGIT) != 0:
-                out[d, _DIGITS] += 1
-            if cp == 35:
-                out[d, _HASHES] += 1
+                digits += 1
             if cp == 0x2026 and (j == 0 or cps[j - 1] != 0x2026):  # "……" is one mark (Chinese ellipsis)
-                out[d, _ELLIPSES] += 1
+                ellipses += 1
             if cp == 46:
                 dots += 1
                 if dots == 3:
-                    out[d, _ELLIPSES] += 1
+                    ellipses += 1
             else:
                 dots = 0
             if (cls & LETTER) != 0:
-                out[d, _LETTERS] += 1
+                letters += 1
             if (cls & WORD) != 0:
-                out[d, _WORD_CHARS] += 1
+                word_chars += 1
                 if _breaks_before(cls, in_word, in_solo):
                     if in_word:
-                        _close_unit(out, d, has_letter, in_solo)
+                        units += 1
+                        alpha_units += has_letter
+                        solo_units += in_solo
                     in_word = True
                     in_solo = (cls & SOLO) != 0
                     has_letter = False
                 if (cls & LETTER) != 0:
                     has_letter = True
                 if not in_solo:
-                    out[d, _SPACED_WORD_CHARS] += 1
+                    spaced_chars += 1
             elif in_word:
                 in_word = False
-                _close_unit(out, d, has_letter, in_solo)
+                units += 1
+                alpha_units += has_letter
+                solo_units += in_solo
         if in_word:
-            _close_unit(out, d, has_letter, in_solo)
+            units += 1
+            alpha_units += has_letter
+            solo_units += in_solo
+        out[d, _QUESTION_MARKS] = questions
+        out[d, _EXCLAMATIONS] = exclamations
+        out[d, _COLONS] = colons
+        out[d, _HASHES] = hashes
+        out[d, _BOLD_MARKS] = bold
+        out[d, _FENCES] = fences
+        out[d, _PARAGRAPH_BREAKS] = paragraphs
+        out[d, _NUMBERED_LINES] = numbered
+        out[d, _UPPERS] = uppers
+        out[d, _DIGITS] = digits
+        out[d, _ELLIPSES] = ellipses
+        out[d, _LETTERS] = letters
+        out[d, _WORD_CHARS] = word_chars
+        out[d, _SPACED_WORD_CHARS] = spaced_chars
+        out[d, _WORDS] = units
+        out[d, _ALPHA_WORDS] = alpha_units
+        out[d, _SOLO_UNITS] = solo_units
+        out[d, _SPACED_WORDS] = units - solo_units
         last = m - 1
         while last >= 0 and (classes[cps[last]] & SPACE) != 0:
             last -= 1
