@@ -483,6 +483,7 @@ class IngestConfig(_Model):
     corpora: tuple[CorpusConfig, ...]
     tokenizer: TokenizerConfig
     read_batch_rows: StrictInt
+    read_slice_bytes: StrictInt
     max_text_bytes: StrictInt
     on_bad_file: Literal["fail", "quarantine"]
 
@@ -564,6 +565,9 @@ class PipelineConfig(_Model):
     # distributed runner. More partitions than workers keeps them all busy.
     partitions: StrictInt = Field(default=16, ge=1, le=4096)
     read_batch_rows: StrictInt = Field(default=8192, ge=16, le=1_000_000)
+    # A Parquet row group larger than this (uncompressed, as its footer says) is read as up to 4
+    # work items, so one big row group is spread over workers (see InputFile.units).
+    read_slice_bytes: StrictInt = Field(default=32 << 20, ge=1)
     # Longer texts go to rejects/ (ingest_too_large): one document must not decide a run's memory.
     max_text_bytes: StrictInt = Field(default=16_000_000, ge=1)
 
@@ -628,7 +632,8 @@ class PipelineConfig(_Model):
     @property
     def ingest(self) -> IngestConfig:
         return IngestConfig(corpora=tuple(self.corpora), tokenizer=self.tokenizer,
-                            read_batch_rows=self.read_batch_rows, max_text_bytes=self.max_text_bytes,
+                            read_batch_rows=self.read_batch_rows, read_slice_bytes=self.read_slice_bytes,
+                            max_text_bytes=self.max_text_bytes,
                             on_bad_file=self.on_bad_file)
 
     def with_overrides(self, *, seed: int | None = None, output_path: str | None = None,

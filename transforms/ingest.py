@@ -385,7 +385,8 @@ class _ReadRowGroupFn(beam.DoFn):
         crash_point("read")
         file.check_unchanged()
         try:
-            for batch, parsed in iter_row_group(file, row_group, spec.config.read_batch_rows, corpus):
+            for batch, parsed in iter_row_group(file, row_group, spec.config.read_batch_rows, corpus,
+                                                first_row - file.row_group_starts[row_group], count):
                 # An earlier output's rows of this corpus's origin, at their own row numbers; the
                 # other rows were counted when the run was planned (its manifest `inputs` entry).
                 positions = carried_positions(batch, corpus.origin.value) if file.carried is not None else None
@@ -441,7 +442,8 @@ class ReadCorpora(beam.PTransform):
         plan = self._spec.plan
         outputs = (
             pbegin
-            | "ListRowGroups" >> beam.Create(plan.work_items())
+            | "ListRowGroups" >> beam.Create(
+                plan.work_items(self._spec.config.read_batch_rows, self._spec.config.read_slice_bytes))
             # Spread row groups over workers; Create alone may keep them in one bundle.
             | "SpreadRowGroups" >> beam.Reshuffle()
             | "ReadAndValidate" >> beam.ParDo(_ReadRowGroupFn(self._spec)).with_outputs(REJECTED, STATS, main=DOCS)

@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -73,6 +73,9 @@ class InputFile:
     data_bytes: int | None = None
     # A data/ file of an earlier hybridmix output, read by a `format: hybridmix` corpus: the rows it takes.
     carried: Carried | None = None
+    # Parquet only: each row group's uncompressed size (its footer's total_byte_size), which
+    # decides how many slices it is read in (`units`).
+    row_group_bytes: tuple[int, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -102,6 +105,17 @@ class InputFile:
                 f"{self.display} changed during the run (size or modification time differs from when the run "
                 "started); nothing was published: rerun once the input files are stable")
 
+    def units(self, batch_rows: int, slice_bytes: int) -> tuple[tuple[int, int, int], ...]:
+        """(row group, first row in the file, rows) of every read unit, in file order.
+
+        A work item is a unit. A Parquet row group larger than `slice_bytes` is read in up to
+        MAX_SLICES slices of whole batches, so one big row group (pyarrow writes up to a million
+        rows in one) is spread over workers instead of being read by one. Parquet cannot start
+        reading inside a row group, so a slice decodes and skips the batches before it; the cap
+        keeps that extra decoding to at most 1.5x a row group's, a few percent of processing it.
+        """
+        return _units(self.row_group_rows, self.row_group_bytes, batch_rows, slice_bytes)
+
     @cached_property
     def row_group_starts(self) -> tuple[int, ...]:
         """First row (in the file) of every row group."""
@@ -110,6 +124,24 @@ class InputFile:
             starts.append(first)
             first += rows
         return tuple(starts)
+
+
+MAX_SLICES = 4
+
+
+@lru_cache(maxsize=256)
+def _units(rows: tuple[int, ...], sizes: tuple[int, ...], batch_rows: int, slice_bytes: int
+           ) -> tuple[tuple[int, int, int], ...]:
+    units, first = [], 0
+    for rg, n in enumerate(rows):
+        size = sizes[rg] if rg < len(sizes) else 0
+        batches = -(-n // batch_rows)
+        slices = max(1, min(MAX_SLICES, batches, -(-size // slice_bytes)))
+        # Whole batches, spread evenly: the batches are the ones an unsliced read makes.
+        cuts = [min(n, k * batches // slices * batch_rows) for k in range(slices + 1)]
+        units.extend((rg, first + lo, hi - lo) for lo, hi in zip(cuts, cuts[1:]))
+        first += n
+    return tuple(units)
 
 
 def _kind(compression: str | None) -> str:
@@ -140,11 +172,12 @@ class InputPlan:
     files: tuple[InputFile, ...] = field(default_factory=tuple)
     bad_files: tuple[BadFile, ...] = field(default_factory=tuple)
 
-    def work_items(self) -> list[tuple[int, int, int, int]]:
-        """(file index, row group, first row in file, rows) for every non-empty row group."""
+    def work_items(self, batch_rows: int, slice_bytes: int) -> list[tuple[int, int, int, int]]:
+        """(file index, row group, first row in file, rows) for every read unit (`InputFile.units`)
+        of a non-empty row group."""
         return [(f.index, rg, first, rows)
                 for f in self.files
-                for rg, (first, rows) in enumerate(zip(f.row_group_starts, f.row_group_rows)) if f.reads_row_group(rg)]
+                for rg, first, rows in f.units(batch_rows, slice_bytes) if f.reads_row_group(rg)]
 
     @property
     def planned_rows(self) -> int:
@@ -401,6 +434,7 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
                        f"{display}: column {column!r} ({_key_for_role(ci, role)}) not found; "
                        f"the file has {', '.join(names) or 'no columns'}", rows=meta.num_rows)
     rg_rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
+    rg_bytes = tuple(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     carried = None
     if earlier is not None:
         try:
@@ -420,6 +454,7 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
         fingerprint=fingerprint,
         columns=names,
         carried=carried,
+        row_group_bytes=rg_bytes,
     )
 
 
@@ -482,19 +517,27 @@ def _missing_keys(ci: int, corpus: CorpusConfig, display: str, scan: jsonl.Scan)
     return None
 
 
-def iter_row_group(file: InputFile, row_group: int, batch_rows: int, corpus: CorpusConfig
-                   ) -> Iterator[tuple[pa.RecordBatch, jsonl.ParsedLines | None]]:
+def iter_row_group(file: InputFile, row_group: int, batch_rows: int, corpus: CorpusConfig,
+                   first: int = 0, rows: int | None = None) -> Iterator[tuple[pa.RecordBatch, jsonl.ParsedLines | None]]:
     """Batches of one row group (Parquet) or chunk (JSON Lines) with the roles' columns, and for JSON
-    Lines what parsing found (`build_documents` takes both)."""
+    Lines what parsing found (`build_documents` takes both). Parquet: only its rows
+    [first, first + rows) (a slice, `InputFile.units`), batches cut where the slice starts and ends."""
     if file.format == "jsonl":
         yield from _iter_chunk(file, row_group, batch_rows, corpus)
         return
     columns = read_columns(corpus)
+    end = file.row_group_rows[row_group] if rows is None else first + rows
+    at = 0
     try:
         pf = open_parquet(file.path)
         for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[row_group], columns=columns,
                                      use_threads=parquet_threads(file.path)):
-            yield batch, None
+            lo, hi = max(first - at, 0), min(end - at, batch.num_rows)
+            at += batch.num_rows
+            if hi > lo:
+                yield (batch if hi - lo == batch.num_rows else batch.slice(lo, hi - lo)), None
+            if at >= end:
+                break
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{file.display}: cannot read row group {row_group}: {exc}") from None
 

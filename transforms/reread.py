@@ -1,4 +1,4 @@
-"""Read chosen input rows a second time, a row group at a time.
+"""Read chosen input rows a second time, a read unit (row group, or slice of one) at a time.
 
 Dedup and mixing carry no text. When a later stage needs a document's text again (the
 output writer; MinHash signatures of LSH candidates), it names the rows by `uid` and this
@@ -19,18 +19,19 @@ from hybridmix.transforms.batches import concat, make_uids, uid_file, uid_row
 from hybridmix.transforms.ingest import build_documents
 from hybridmix.transforms.inputs import ReadSpec, iter_row_group
 
-_RG_BITS = 24
+_UNIT_BITS = 24
 
 
-def key_by_row_group(batch: pa.RecordBatch, starts: list[tuple[int, ...]]) -> Iterator[tuple[tuple[int, int], pa.RecordBatch]]:
-    """A batch with a `uid` column -> ((file, row group), its rows in that row group)."""
+def key_by_unit(batch: pa.RecordBatch, starts: list[list[int]]) -> Iterator[tuple[tuple[int, int], pa.RecordBatch]]:
+    """A batch with a `uid` column -> ((file, read unit), its rows in that unit); `starts`: each
+    file's units' first rows (`InputFile.units`)."""
     uids = batch.column("uid").to_numpy()
     files, rows = uid_file(uids), uid_row(uids)
     groups = np.array([bisect.bisect_right(starts[f], r) - 1 for f, r in zip(files, rows)], np.int64)
-    combined = files * (1 << _RG_BITS) + groups
+    combined = files * (1 << _UNIT_BITS) + groups
     keys, inverse = np.unique(combined, return_inverse=True)
     for i, key in enumerate(keys):
-        yield (int(key >> _RG_BITS), int(key & ((1 << _RG_BITS) - 1))), batch.filter(pa.array(inverse == i))
+        yield (int(key >> _UNIT_BITS), int(key & ((1 << _UNIT_BITS) - 1))), batch.filter(pa.array(inverse == i))
 
 
 def _check_same_rows(docs: pa.RecordBatch, requests: pa.Table, display: str) -> None:
@@ -45,7 +46,7 @@ def _check_same_rows(docs: pa.RecordBatch, requests: pa.Table, display: str) -> 
 
 
 class _ReadAgainFn(beam.DoFn):
-    """((file, row group), requests) -> (documents, requests) pairs, row-aligned, by batch."""
+    """((file, read unit), requests) -> (documents, requests) pairs, row-aligned, by batch."""
 
     def __init__(self, spec: ReadSpec, schema: pa.Schema, measure: bool, words: bool) -> None:
         self._spec = spec
@@ -54,7 +55,7 @@ class _ReadAgainFn(beam.DoFn):
         self._words = words
 
     def process(self, element):
-        (file_index, row_group), batches = element
+        (file_index, unit), batches = element
         spec = self._spec
         requests = concat(batches, self._schema)
         file = spec.plan.files[file_index]
@@ -62,9 +63,11 @@ class _ReadAgainFn(beam.DoFn):
         requests = requests.take(pa.array(order))
         uids = requests.column("uid").to_numpy()
         found = 0
-        first = file.row_group_starts[row_group]
+        batch_rows = spec.config.read_batch_rows
+        row_group, first, rows = file.units(batch_rows, spec.config.read_slice_bytes)[unit]
         file.check_unchanged()
-        for batch, parsed in iter_row_group(file, row_group, spec.config.read_batch_rows, spec.corpus(file)):
+        for batch, parsed in iter_row_group(file, row_group, batch_rows, spec.corpus(file),
+                                            first - file.row_group_starts[row_group], rows):
             base = int(make_uids(file_index, np.array([first]))[0])
             lo, hi = np.searchsorted(uids, [base, base + batch.num_rows])
             if hi > lo:
@@ -99,11 +102,14 @@ class ReadRowsAgain(beam.PTransform):
         self._words = words
 
     def expand(self, requests: beam.PCollection) -> beam.PCollection:
-        starts = [f.row_group_starts for f in self._spec.plan.files]
+        config = self._spec.config
+        starts = [[first for _, first, _ in f.units(config.read_batch_rows, config.read_slice_bytes)]
+                  for f in self._spec.plan.files]
         return (
             requests
-            # ((file, row group), request rows): one read per row group holding a requested row.
-            | "KeyByRowGroup" >> beam.FlatMap(key_by_row_group, starts)
+            # ((file, read unit), request rows): one read per unit (a row group or a slice of one)
+            # holding a requested row.
+            | "KeyByRowGroup" >> beam.FlatMap(key_by_unit, starts)
             | "GroupByRowGroup" >> beam.GroupByKey()
             | "ReadRows" >> beam.ParDo(_ReadAgainFn(self._spec, self._schema, self._measure, self._words))
         )
