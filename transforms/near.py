@@ -98,22 +98,35 @@ def _keep_signed_b(element, partitions: int):
     yield from _key_pairs(a[keep], b[keep], partitions, by_a=True)
 
 
+def _low_bits(element):
+    """(partition, (uids, signatures)) -> the same with each MinHash value's low 16 bits.
+
+    Verification moves signatures through two shuffles; at half the bytes they were the largest
+    data a run held (b-bit minwise hashing, Li and Koenig 2010). Two different values agree in
+    their low 16 bits with chance 1/65,536, so a pair's share of equal values can only rise,
+    never fall: no pair that full signatures verify is lost, and a pair one value short of
+    the threshold passes when a chance agreement fills it (about 1 pair in 100,000).
+    """
+    p, (uids, sigs) = element
+    yield p, (uids, (sigs & np.uint32(0xFFFF)).astype(np.uint16))
+
+
 class _SigIndex:
     """uid -> signature row, for the signature blocks of one partition."""
 
-    def __init__(self, blocks: list[tuple[np.ndarray, np.ndarray]], num_perm: int) -> None:
+    def __init__(self, blocks: list[tuple[np.ndarray, np.ndarray]], num_perm: int, dtype=np.uint32) -> None:
         if blocks:
             self.uids, self.sigs = concat_blocks(blocks)
         else:
             self.uids = np.zeros(0, np.int64)
-            self.sigs = np.zeros((0, num_perm), np.uint32)
+            self.sigs = np.zeros((0, num_perm), dtype)
         order = np.argsort(self.uids)
         self.uids, self.sigs = self.uids[order], self.sigs[order]
 
     def find(self, uids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(signatures, found) for `uids`; rows not found hold garbage and found=False."""
         if len(self.uids) == 0:
-            return np.zeros((len(uids), self.sigs.shape[1]), np.uint32), np.zeros(len(uids), bool)
+            return np.zeros((len(uids), self.sigs.shape[1]), self.sigs.dtype), np.zeros(len(uids), bool)
         pos = np.minimum(np.searchsorted(self.uids, uids), len(self.uids) - 1)
         return self.sigs[pos], self.uids[pos] == uids
 
@@ -136,7 +149,7 @@ def _attach_sig_a(element, num_perm: int, partitions: int):
     if not pairs:
         return
     a, b = concat_blocks(pairs)
-    index = _SigIndex(list(joined[SIGS]), num_perm)
+    index = _SigIndex(list(joined[SIGS]), num_perm, np.uint16)
     _, found = index.find(a)
     a, b = a[found], b[found]
     for p, rows in split_rows(int_partitions(b, partitions), partitions):
@@ -145,7 +158,8 @@ def _attach_sig_a(element, num_perm: int, partitions: int):
 
 
 class _VerifyFn(beam.DoFn):
-    """(partition of b, {pairs: [(a, b, row, sigs of a)], sigs}) -> verified edges (a, b)."""
+    """(partition of b, {pairs: [(a, b, row, sigs of a)], sigs}) -> verified edges (a, b), on the
+    signatures' low 16 bits (`_low_bits`)."""
 
     def __init__(self, config: NearDedupConfig) -> None:
         self._config = config
@@ -155,7 +169,7 @@ class _VerifyFn(beam.DoFn):
         pairs = list(joined[PAIRS])
         if not pairs:
             return
-        index = _SigIndex(list(joined[SIGS]), self._config.num_perm)
+        index = _SigIndex(list(joined[SIGS]), self._config.num_perm, np.uint16)
         cut = self._config.effective_verify_threshold
         candidates = verified = 0
         for a, b, row, ends in pairs:
@@ -381,14 +395,15 @@ class DedupNear(beam.PTransform):
             | "JoinSignedB" >> beam.CoGroupByKey()
             | "KeepSignedB" >> beam.FlatMap(_keep_signed_b, parts)
         )
-        # Two joins with the signatures: attach sig(a) keyed by a, then compare with sig(b).
+        # Two joins with the signatures' low bits: attach sig(a) keyed by a, then compare with sig(b).
+        low = sigs | "LowBits" >> beam.FlatMap(_low_bits)
         with_a = (
-            {PAIRS: signed_pairs, SIGS: sigs}
+            {PAIRS: signed_pairs, SIGS: low}
             | "JoinSigA" >> beam.CoGroupByKey()
             | "AttachSigA" >> beam.FlatMap(_attach_sig_a, cfg.num_perm, parts)
         )
         verified = (
-            {PAIRS: with_a, SIGS: sigs}
+            {PAIRS: with_a, SIGS: low}
             | "JoinSigB" >> beam.CoGroupByKey()
             | "Verify" >> beam.ParDo(_VerifyFn(cfg)).with_outputs(STATS, main=EDGES)
         )
