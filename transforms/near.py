@@ -112,23 +112,38 @@ def _low_bits(element):
 
 
 class _SigIndex:
-    """uid -> signature row, for the signature blocks of one partition."""
+    """uid -> signature row, for the signature blocks of one partition.
+
+    The blocks are looked up where they are: the join's result already holds them, and
+    concatenating (or sorting) them would copy the partition's largest data once more.
+    """
 
     def __init__(self, blocks: list[tuple[np.ndarray, np.ndarray]], num_perm: int, dtype=np.uint32) -> None:
-        if blocks:
-            self.uids, self.sigs = concat_blocks(blocks)
-        else:
-            self.uids = np.zeros(0, np.int64)
-            self.sigs = np.zeros((0, num_perm), dtype)
-        order = np.argsort(self.uids)
-        self.uids, self.sigs = self.uids[order], self.sigs[order]
+        self.blocks = [sigs for _, sigs in blocks]
+        self.num_perm, self.dtype = num_perm, self.blocks[0].dtype if self.blocks else dtype
+        uids = np.concatenate([u for u, _ in blocks]) if blocks else np.zeros(0, np.int64)
+        sizes = [len(u) for u, _ in blocks]
+        self.order = np.argsort(uids, kind="stable")
+        self.uids = uids[self.order]
+        self.block = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)[self.order]
+        self.row = (np.arange(len(uids), dtype=np.int64) - np.repeat(np.cumsum([0] + sizes[:-1]), sizes))[self.order] \
+            if blocks else np.zeros(0, np.int64)
 
     def find(self, uids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(signatures, found) for `uids`; rows not found hold garbage and found=False."""
+        """(signatures, found) for `uids`; rows not found hold zeros and found=False."""
+        out = np.zeros((len(uids), self.num_perm), self.dtype)
         if len(self.uids) == 0:
-            return np.zeros((len(uids), self.sigs.shape[1]), self.sigs.dtype), np.zeros(len(uids), bool)
+            return out, np.zeros(len(uids), bool)
         pos = np.minimum(np.searchsorted(self.uids, uids), len(self.uids) - 1)
-        return self.sigs[pos], self.uids[pos] == uids
+        found = self.uids[pos] == uids
+        at, block, row = np.nonzero(found)[0], self.block[pos[found]], self.row[pos[found]]
+        by_block = np.argsort(block, kind="stable")
+        cuts = np.searchsorted(block[by_block], np.arange(len(self.blocks) + 1))
+        for k in range(len(self.blocks)):
+            take = by_block[cuts[k]:cuts[k + 1]]
+            if len(take):
+                out[at[take]] = self.blocks[k][row[take]]
+        return out, found
 
     def lookup(self, uids: np.ndarray) -> np.ndarray:
         sigs, found = self.find(uids)
