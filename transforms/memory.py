@@ -26,10 +26,15 @@ _lock = threading.Lock()
 def _malloc_trim():
     if not sys.platform.startswith("linux"):
         return None
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to trim
-        return None
+    # glibc's soname first: find_library runs `ldconfig -p` in a forked child, which costs a
+    # process per import and counts the parent's pages as that child's peak memory.
+    for find in (lambda: "libc.so.6", lambda: ctypes.util.find_library("c")):
+        try:
+            name = find()
+            return ctypes.CDLL(name).malloc_trim if name else None
+        except (OSError, AttributeError):  # not glibc (musl, ...): nothing to trim
+            continue
+    return None
 
 
 def trim_interval() -> float:

@@ -74,6 +74,36 @@ def _key_pairs(a: np.ndarray, b: np.ndarray, partitions: int, by_a: bool, *extra
         yield p, (a[rows], b[rows], *(x[rows] for x in extra))
 
 
+class _UniquePairs(beam.CombineFn):
+    """Candidate pairs of one b partition, each once.
+
+    A pair of near copies shares many of the 32 bands, an exact copy and its original all of
+    them, and the bands are spread over every band partition: at 200,000 real documents the
+    band partitions emit 1.6M pairs, 255,000 of them distinct. Combined before the shuffle
+    (Beam lifts this into the producing stage), the shuffle carries the distinct ones.
+    """
+
+    def create_accumulator(self):
+        return []
+
+    def add_input(self, acc, pairs):
+        acc.append(pairs)
+        return self._compact(acc)
+
+    def merge_accumulators(self, accs):
+        return self._compact([block for acc in accs for block in acc], force=True)
+
+    def extract_output(self, acc):
+        return self._compact(acc, force=True)[0] if acc else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+    @staticmethod
+    def _compact(acc, force: bool = False):
+        # Dedupe once the blocks since the last pass outnumber what it left: linear overall.
+        if len(acc) > 1 and (force or sum(len(a) for a, _ in acc[1:]) > max(len(acc[0][0]), 1 << 16)):
+            return [unique_pairs(*concat_blocks(acc))]
+        return acc
+
+
 def _signed_uids(element):
     """(partition, (uids, signatures)) -> (partition, uids): which documents have a signature."""
     p, (uids, _) = element
@@ -402,6 +432,7 @@ class DedupNear(beam.PTransform):
             bands
             | "GroupBands" >> beam.GroupByKey()
             | "PairsInBuckets" >> beam.FlatMap(_pairs_in_buckets, cfg.all_pairs_bucket_limit, parts)
+            | "DistinctPairs" >> beam.CombinePerKey(_UniquePairs())
         )
         sigs = (pairs, info) | "Sign" >> self._signatures
         # Pairs whose b has no signature drop out on integers, before any signature moves.
