@@ -3,8 +3,9 @@
     .venv/bin/python -m benchmarks.stage_profile CONFIG --output DIR [hybridmix run flags]
 
 FnApiRunner logs the start of every bundle at DEBUG level; this listens to that log,
-samples the process's resident memory at each start, and prints, per fused stage, the
-wall time until the next stage started and the largest RSS seen. Stage names are Beam's
+samples the process's resident memory every 50 ms, and prints, per fused stage, the wall time
+until the next stage started, the largest RSS sampled, and by how much the stage raised the
+process's peak RSS (`raised_peak_mb`, from VmHWM at each start: the stages that set the peak). Stage names are Beam's
 fused step names, e.g. `ReadCorpora/ReadAndValidate+FilterQuality/...`.
 """
 
@@ -27,15 +28,25 @@ def rss_mb() -> float:
         return int(fh.read().split()[1]) * _PAGE / 2**20
 
 
+def peak_mb() -> float:
+    """The process's peak RSS so far (VmHWM): exact, where sampling misses short spikes."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10
+    return 0.0
+
+
 class StageRecorder(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.events: list[tuple[float, str]] = []
+        self.events: list[tuple[float, str, float]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage()
         if msg.startswith("Running bundle for stage "):
-            self.events.append((time.perf_counter(), msg.split("\n")[0][len("Running bundle for stage "):]))
+            self.events.append((time.perf_counter(), msg.split("\n")[0][len("Running bundle for stage "):],
+                                peak_mb()))
 
 
 def profile(argv: list[str]) -> dict:
@@ -59,20 +70,21 @@ def profile(argv: list[str]) -> dict:
     done.set()
     sampler.join()
     stages: dict[str, dict[str, float]] = {}
-    events = recorder.events + [(end, "(end)")]
-    for (t0, name), (t1, _) in zip(events, events[1:]):
+    events = recorder.events + [(end, "(end)", peak_mb())]
+    for (t0, name, hwm0), (t1, _, hwm1) in zip(events, events[1:]):
         peak = max((m for t, m in samples if t0 <= t <= t1), default=0.0)
-        entry = stages.setdefault(name, {"seconds": 0.0, "bundles": 0, "peak_rss_mb": 0.0})
+        entry = stages.setdefault(name, {"seconds": 0.0, "bundles": 0, "peak_rss_mb": 0.0, "raised_peak_mb": 0.0})
         entry["seconds"] += t1 - t0
         entry["bundles"] += 1
         entry["peak_rss_mb"] = max(entry["peak_rss_mb"], peak)
+        entry["raised_peak_mb"] += hwm1 - hwm0
     return {
         "exit_code": code,
         "wall_seconds": round(end - start, 2),
         "before_first_stage_seconds": round((events[0][0] if recorder.events else end) - start, 2),
-        "peak_rss_mb": round(max(m for _, m in samples), 1),
+        "peak_rss_mb": round(max(max(m for _, m in samples), events[-1][2]), 1),
         "stages": {k: {"seconds": round(v["seconds"], 2), "bundles": v["bundles"],
-                       "peak_rss_mb": round(v["peak_rss_mb"], 1)}
+                       "peak_rss_mb": round(v["peak_rss_mb"], 1), "raised_peak_mb": round(v["raised_peak_mb"], 1)}
                    for k, v in sorted(stages.items(), key=lambda kv: -kv[1]["seconds"])},
     }
 
