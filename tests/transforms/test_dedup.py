@@ -7,7 +7,18 @@ from hybridmix.schemas.config import NearDedupConfig
 from hybridmix.schemas.stats import Figure, RunStats
 from hybridmix.transforms.components import ConnectedComponents
 from hybridmix.transforms.duplicates import cross_origin_counts
-from hybridmix.transforms.near import PAIRS, SIGNED, SIGS, _attach_sig_a, _keep_signed_b, _VerifyFn
+from hybridmix.transforms.dedup_core import unique_pairs
+from hybridmix.transforms.minhash import estimate_jaccard
+from hybridmix.transforms.near import (
+    PAIRS,
+    SIGNED,
+    SIGS,
+    _attach_sig_a,
+    _keep_signed_b,
+    _low_bits,
+    _UniquePairs,
+    _VerifyFn,
+)
 from tests.builders import dedup_inputs, near_copy, words
 from tests.conftest import local_pipeline
 from tests.transforms.test_dedup_core import _union_find
@@ -132,3 +143,39 @@ def test_verification_moves_each_signature_once_per_partition_and_never_for_unsi
         edges += [tuple(zip(*e)) for e in out if isinstance(e, tuple) and len(e) == 2
                   and isinstance(e[0], np.ndarray)]
     assert sorted(x for e in edges for x in e) == [(8, 9)]  # only the exact copy verifies
+
+
+def test_distinct_pairs_combine_to_each_pair_once_per_partition():
+    # Enough pairs that the accumulator compacts several times on the way.
+    rng = np.random.RandomState(7)
+    blocks = []
+    for _ in range(40):
+        a = rng.randint(0, 600, 8000).astype(np.int64)
+        b = rng.randint(0, 600, 8000).astype(np.int64)
+        blocks.append((int(rng.randint(0, 3)), (a, b)))
+    expected = []
+    for p in range(3):
+        mine = [blk for q, blk in blocks if q == p]
+        lo, hi = unique_pairs(np.concatenate([a for a, _ in mine]), np.concatenate([b for _, b in mine]))
+        expected += [(p, int(x), int(y)) for x, y in zip(lo, hi)]
+    p = local_pipeline()
+    out = (p | beam.Create(blocks) | beam.CombinePerKey(_UniquePairs())
+           | beam.FlatMap(lambda kv: [(kv[0], int(x), int(y)) for x, y in zip(*kv[1])]))
+    assert_that(out, equal_to(expected))
+    p.run().wait_until_finish()
+
+
+def test_low_bit_verification_can_only_gain_a_match():
+    rng = np.random.RandomState(3)
+    a = rng.randint(0, 2**32, (2000, 256), dtype=np.uint64).astype(np.uint32)
+    b = a.copy()
+    differ = rng.rand(*a.shape) < 0.3
+    b[differ] = rng.randint(0, 2**32, int(differ.sum()), dtype=np.uint64).astype(np.uint32)
+    # Some values differ only above their low 16 bits: a chance agreement of the low bits.
+    high_only = rng.rand(*a.shape) < 0.01
+    b[high_only] = a[high_only] ^ np.uint32(0x10000)
+    low = {name: next(_low_bits((0, (np.arange(2000), sig))))[1][1] for name, sig in (("a", a), ("b", b))}
+    assert low["a"].dtype == np.uint16
+    full, partial = estimate_jaccard(a, b), estimate_jaccard(low["a"], low["b"])
+    assert (partial >= full).all()
+    assert np.array_equal(partial - full, ((a != b) & ((a ^ b) & np.uint32(0xFFFF) == 0)).mean(axis=1))
