@@ -12,9 +12,9 @@ from hybridmix.pipelines.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DEMO_FILES = {
-    "data/train-00000-of-00002.parquet": "c726e9ced3bf4d45f9fc3b5ea4ec717dfb365e166e9bee3d90fe41706f3b4c53",
-    "data/train-00001-of-00002.parquet": "207879982fc74a309f903358c5c61230ecc7216390ad389e6984d71175015e64",
-    "data/validation-00000-of-00001.parquet": "48927ad19d345f65d08e3999a53bad945c307dba74edcf46e21238265cd915a0",
+    "data/train-00000-of-00002.parquet": "12d6f0c4b56b6ed50ad6427f68b667138ce90e782f5ca4d5270cf88f7abba01a",
+    "data/train-00001-of-00002.parquet": "0a67d338d63137c38ef81e654dc7656f5b4e8a19c3706f8ff0f3a3ef36050ba1",
+    "data/validation-00000-of-00001.parquet": "143acc6b7997d127c968d61db39ba577a51d670dab01c93da11e5d13b3380f1b",
     "duplicates/part-00000-of-00001.parquet": "9ca331f906efbcdaf58dc1b89e15bfc84e8230930560a97a26b53ba00fe3cdb8",
     "filtered/part-00000-of-00001.parquet": "ce0df33b4d11d4a84b0af73944cf82c7962f9a172e0ea70fa6dba1a3b71ad8bc",
     "index/part-00000-of-00003.parquet": "86a3422cf6e8b41aeeaae1e3f4e9b5e444c8e85bf59438f1284049426210ab82",
