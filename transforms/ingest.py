@@ -386,7 +386,7 @@ class _ReadRowGroupFn(beam.DoFn):
         file.check_unchanged()
         try:
             for batch, parsed in iter_row_group(file, row_group, spec.config.read_batch_rows, corpus,
-                                                first_row - file.row_group_starts[row_group], count):
+                                                (first_row, count)):
                 # An earlier output's rows of this corpus's origin, at their own row numbers; the
                 # other rows were counted when the run was planned (its manifest `inputs` entry).
                 positions = carried_positions(batch, corpus.origin.value) if file.carried is not None else None

@@ -518,15 +518,16 @@ def _missing_keys(ci: int, corpus: CorpusConfig, display: str, scan: jsonl.Scan)
 
 
 def iter_row_group(file: InputFile, row_group: int, batch_rows: int, corpus: CorpusConfig,
-                   first: int = 0, rows: int | None = None) -> Iterator[tuple[pa.RecordBatch, jsonl.ParsedLines | None]]:
+                   unit: tuple[int, int] | None = None) -> Iterator[tuple[pa.RecordBatch, jsonl.ParsedLines | None]]:
     """Batches of one row group (Parquet) or chunk (JSON Lines) with the roles' columns, and for JSON
-    Lines what parsing found (`build_documents` takes both). Parquet: only its rows
-    [first, first + rows) (a slice, `InputFile.units`), batches cut where the slice starts and ends."""
+    Lines what parsing found (`build_documents` takes both). Parquet: with `unit` (first row in the
+    file, rows; a slice, `InputFile.units`), only those rows, batches cut where the slice starts and ends."""
     if file.format == "jsonl":
         yield from _iter_chunk(file, row_group, batch_rows, corpus)
         return
     columns = read_columns(corpus)
-    end = file.row_group_rows[row_group] if rows is None else first + rows
+    first = 0 if unit is None else unit[0] - file.row_group_starts[row_group]
+    end = file.row_group_rows[row_group] if unit is None else first + unit[1]
     at = 0
     try:
         pf = open_parquet(file.path)

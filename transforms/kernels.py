@@ -652,6 +652,11 @@ def ngram_hashes(word_hashes, word_offsets, n):
     return keys
 
 
+@nb.njit(cache=True, inline="always")
+def _close_unit(units, alpha_units, solo_units, has_letter, solo):
+    return units + 1, alpha_units + has_letter, solo_units + solo
+
+
 @nb.njit(cache=True)
 def doc_stats(data, offsets, classes):
     """Counts per text for the quality heuristics (see STAT_COLUMNS), from raw UTF-8 bytes."""
@@ -775,9 +780,8 @@ def doc_stats(data, offsets, classes):
                 word_chars += 1
                 if _breaks_before(cls, in_word, in_solo):
                     if in_word:
-                        units += 1
-                        alpha_units += has_letter
-                        solo_units += in_solo
+                        units, alpha_units, solo_units = _close_unit(
+                            units, alpha_units, solo_units, has_letter, in_solo)
                     in_word = True
                     in_solo = (cls & SOLO) != 0
                     has_letter = False
@@ -787,13 +791,9 @@ def doc_stats(data, offsets, classes):
                     spaced_chars += 1
             elif in_word:
                 in_word = False
-                units += 1
-                alpha_units += has_letter
-                solo_units += in_solo
+                units, alpha_units, solo_units = _close_unit(units, alpha_units, solo_units, has_letter, in_solo)
         if in_word:
-            units += 1
-            alpha_units += has_letter
-            solo_units += in_solo
+            units, alpha_units, solo_units = _close_unit(units, alpha_units, solo_units, has_letter, in_solo)
         out[d, _QUESTION_MARKS] = questions
         out[d, _EXCLAMATIONS] = exclamations
         out[d, _COLONS] = colons

@@ -153,12 +153,13 @@ class _SigIndex:
         self.blocks = [sigs for _, sigs in blocks]
         self.num_perm, self.dtype = num_perm, self.blocks[0].dtype if self.blocks else dtype
         uids = np.concatenate([u for u, _ in blocks]) if blocks else np.zeros(0, np.int64)
-        sizes = [len(u) for u, _ in blocks]
-        self.order = np.argsort(uids, kind="stable")
-        self.uids = uids[self.order]
-        self.block = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)[self.order]
-        self.row = (np.arange(len(uids), dtype=np.int64) - np.repeat(np.cumsum([0] + sizes[:-1]), sizes))[self.order] \
-            if blocks else np.zeros(0, np.int64)
+        order = np.argsort(uids, kind="stable")
+        self.uids = uids[order]
+        # Where each sorted uid's signature is: its block, and its row in that block.
+        self.block = np.concatenate([np.full(len(u), k, np.int64) for k, (u, _) in enumerate(blocks)] or
+                                    [np.zeros(0, np.int64)])[order]
+        self.row = np.concatenate([np.arange(len(u), dtype=np.int64) for u, _ in blocks] or
+                                  [np.zeros(0, np.int64)])[order]
 
     def find(self, uids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(signatures, found) for `uids`; rows not found hold zeros and found=False."""

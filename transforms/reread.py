@@ -66,8 +66,7 @@ class _ReadAgainFn(beam.DoFn):
         batch_rows = spec.config.read_batch_rows
         row_group, first, rows = file.units(batch_rows, spec.config.read_slice_bytes)[unit]
         file.check_unchanged()
-        for batch, parsed in iter_row_group(file, row_group, batch_rows, spec.corpus(file),
-                                            first - file.row_group_starts[row_group], rows):
+        for batch, parsed in iter_row_group(file, row_group, batch_rows, spec.corpus(file), (first, rows)):
             base = int(make_uids(file_index, np.array([first]))[0])
             lo, hi = np.searchsorted(uids, [base, base + batch.num_rows])
             if hi > lo:
