@@ -42,6 +42,10 @@ def add_parser(sub) -> None:
                        help="a column that explains labels without saying anything about the text (the judge, "
                             "the prompt): fitted apart, left out of the score; repeatable")
     train.add_argument("--stratum-column", help="report the held-out AUC within each value of this column too")
+    train.add_argument("--stratum-weight", action="append", default=[], metavar="VALUE=WEIGHT",
+                       help="fit one model per named value of --stratum-column (one per judge, when judges disagree "
+                            "about what is good) and score with their weighted sum; rows of unnamed values are "
+                            "not trained on; repeatable")
     train.add_argument("--bits", type=int, default=18, help="hashed features: 2^BITS buckets (default 18)")
     train.add_argument("--c", type=float, default=1.0, help="inverse strength of the L2 penalty (default 1)")
 
@@ -59,12 +63,31 @@ def _read(patterns: list[str], columns: list[str]) -> pa.Table:
     return pa.concat_tables(tables, promote_options="default")
 
 
+def _stratum_weights(items: list[str]) -> dict[str, float]:
+    weights: dict[str, float] = {}
+    for item in items:
+        value, sep, number = item.rpartition("=")
+        try:
+            weight = float(number)
+        except ValueError:
+            weight = float("nan")
+        if not sep or not value or not weight > 0 or weight == float("inf"):
+            raise ConfigError(f"--stratum-weight: expected VALUE=WEIGHT with a weight above 0, got {item!r}")
+        if value in weights:
+            raise ConfigError(f"--stratum-weight: {value!r} given twice")
+        weights[value] = weight
+    return weights
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     low, high = args.label_range
     if not high > low:
         raise ConfigError(f"--label-range: HIGH must be above LOW, got {low:g} {high:g}")
     if not 4 <= args.bits <= 24:
         raise ConfigError(f"--bits: between 4 and 24, got {args.bits}")
+    weights = _stratum_weights(args.stratum_weight)
+    if weights and not args.stratum_column:
+        raise ConfigError("--stratum-weight needs --stratum-column")
     extra = [c for c in [args.group_column, args.holdout_column, args.stratum_column, *args.nuisance_column] if c]
     table = _read(args.data, list(dict.fromkeys([args.text_column, args.label_column, *extra])))
     usable = pc.and_(pc.is_valid(table.column(args.text_column)), pc.is_valid(table.column(args.label_column)))
@@ -84,22 +107,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     # scipy is slow to import and only training needs it: every other command starts without it.
     from hybridmix.transforms.scorer_fit import train_scorer
 
-    scorer, metrics = train_scorer(
-        table.column(args.text_column).combine_chunks().cast(pa.string()),
-        np.clip(target, 0.0, 1.0),
-        column(args.group_column),
-        [column(c) for c in args.nuisance_column],
-        holdout=column(args.holdout_column),
-        folds=args.folds,
-        bits=args.bits,
-        dense_names=tuple(DENSE_FEATURES),
-        c=args.c,
-        strata=column(args.stratum_column),
-    )
+    if weights:
+        present = set(column(args.stratum_column).tolist())
+        missing = sorted(set(weights) - present)
+        if missing:
+            raise ConfigError(f"--stratum-weight: {args.stratum_column} has no value {', '.join(missing)} "
+                              f"(it has: {', '.join(sorted(present)[:10])})")
+    try:
+        scorer, metrics = train_scorer(
+            table.column(args.text_column).combine_chunks().cast(pa.string()),
+            np.clip(target, 0.0, 1.0),
+            column(args.group_column),
+            [column(c) for c in args.nuisance_column],
+            holdout=column(args.holdout_column),
+            folds=args.folds,
+            bits=args.bits,
+            dense_names=tuple(DENSE_FEATURES),
+            c=args.c,
+            strata=column(args.stratum_column),
+            stratum_weights=weights,
+        )
+    except ValueError as exc:  # a fold or stratum the data cannot fit
+        raise DataError(str(exc)) from None
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     scorer.meta["training"]["label"] = {"column": args.label_column, "range": [low, high],
                                         "groups": args.group_column, "holdout": args.holdout_column,
-                                        "nuisance": args.nuisance_column}
+                                        "nuisance": args.nuisance_column, "strata": args.stratum_column,
+                                        "stratum_weights": weights}
     scorer.save(args.output)
     print(json.dumps({"output": args.output, "bytes": os.path.getsize(args.output), "skipped_rows": skipped,
                       **metrics}, indent=2))

@@ -4,6 +4,10 @@ fitted with L-BFGS, evaluated with whole groups (generators) held out. No Beam h
 The model is logit P(label) = X beta + Z gamma + b + sum of nuisance offsets. Nuisance columns
 (which judge, which prompt) explain part of every label without saying anything about the text;
 fitting them apart keeps them out of the text weights, and the score leaves them out.
+
+Judges can disagree about what makes an answer good. With stratum weights, one model is fitted per
+judge (stratum) and the score is their weighted sum, each model's log-odds first standardized on its
+own training answers: still one linear model, so inference is unchanged.
 """
 
 from __future__ import annotations
@@ -56,12 +60,18 @@ class Fitted:
         return z
 
 
+def _standardization(f: Features, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if not f.dense.shape[1]:
+        return np.zeros(0), np.zeros(0)
+    return f.dense[rows].mean(0), f.dense[rows].std(0) + 1e-9
+
+
 def fit(f: Features, rows: np.ndarray, target: np.ndarray, nuisance: list[np.ndarray], c: float,
-        dense_l2: float, clip: float, maxiter: int) -> Fitted:
+        dense_l2: float, clip: float, maxiter: int,
+        standardization: tuple[np.ndarray, np.ndarray] | None = None) -> Fitted:
     """Minimize c * sum(logistic loss) + |beta|^2 / 2 + dense_l2 * |gamma|^2 / 2 (+ a tiny ridge on offsets)."""
     x = f.hashed[rows]
-    mean = f.dense[rows].mean(0) if f.dense.shape[1] else np.zeros(0)
-    scale = f.dense[rows].std(0) + 1e-9 if f.dense.shape[1] else np.zeros(0)
+    mean, scale = standardization or _standardization(f, rows)
     z_dense = np.clip((f.dense[rows] - mean) / scale, -clip, clip)
     t = target[rows]
     codes = [np.unique(col[rows], return_inverse=True)[1] for col in nuisance]
@@ -89,6 +99,28 @@ def fit(f: Features, rows: np.ndarray, target: np.ndarray, nuisance: list[np.nda
                       options={"maxiter": maxiter, "maxcor": 20})
     v = result.x
     return Fitted(v[:cuts[1]], v[cuts[1]:cuts[2]], float(v[cuts[2]]), mean, scale, clip)
+
+
+def fit_strata(f: Features, rows: np.ndarray, target: np.ndarray, nuisance: list[np.ndarray], strata: np.ndarray,
+               weights: dict[str, float], c: float, dense_l2: float, clip: float, maxiter: int) -> Fitted:
+    """One model per weighted stratum, on that stratum's rows; their standardized log-odds, summed by weight.
+
+    Standardizing puts the judges on one scale (one judge's labels may be far more lopsided than
+    another's). The dense features share one standardization, so the sum is again a `Fitted`.
+    """
+    standardization = _standardization(f, rows)
+    beta, gamma, bias = 0.0, 0.0, 0.0
+    for value, weight in weights.items():
+        own = rows[strata[rows] == value]
+        if len(own) < 2 or len(np.unique(target[own] > 0.5)) < 2:
+            raise ValueError(f"stratum {value!r}: {len(own)} training rows, not both better and worse ones")
+        model = fit(f, own, target, nuisance, c, dense_l2, clip, maxiter, standardization)
+        z = model.log_odds(f, own)
+        spread = float(z.std()) or 1.0
+        beta = beta + weight / spread * model.beta
+        gamma = gamma + weight / spread * model.gamma
+        bias += weight * (model.bias - float(z.mean())) / spread
+    return Fitted(np.asarray(beta), np.asarray(gamma), bias, *standardization, clip)
 
 
 def auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
@@ -143,6 +175,7 @@ def train_scorer(
     clip: float = 5.0,
     maxiter: int = 300,
     strata: np.ndarray | None = None,
+    stratum_weights: dict[str, float] | None = None,
 ) -> tuple[Scorer, dict]:
     """Fit a scorer on every row, after measuring it on folds it did not see.
 
@@ -150,8 +183,24 @@ def train_scorer(
     generator) are split into `folds` folds; with `holdout` (e.g. the prompt) its values are too,
     and a document is scored by a model trained on neither its group's fold nor its holdout's
     fold: nothing of its generator, and nothing of its prompt, which a model could otherwise learn
-    to be an easy or a hard one. `strata` (e.g. the judge) split the held-out AUC.
+    to be an easy or a hard one. `strata` (e.g. the judge) split the held-out AUC; with
+    `stratum_weights` (stratum value -> weight) one model is fitted per weighted stratum and the
+    score is their weighted sum (`fit_strata`); rows of other strata are not trained on.
     """
+    if stratum_weights:
+        if strata is None:
+            raise ValueError("stratum weights need a stratum column")
+        missing = sorted(set(stratum_weights) - set(np.unique(strata).tolist()))
+        if missing:
+            raise ValueError(f"stratum weights name values the stratum column does not have: {', '.join(missing)}")
+        if any(not w > 0 for w in stratum_weights.values()):
+            raise ValueError("stratum weights must be above 0")
+
+    def fitted(rows: np.ndarray) -> Fitted:
+        if stratum_weights:
+            return fit_strata(f, rows, target, nuisance, strata, stratum_weights, c, dense_l2, clip, maxiter)
+        return fit(f, rows, target, nuisance, c, dense_l2, clip, maxiter)
+
     f = featurize(texts, bits, dense_names)
     n = len(target)
     positive = target > 0.5
@@ -166,8 +215,7 @@ def train_scorer(
                 train = (group_fold != g) & ((holdout_fold != h) if holdout is not None else True)
                 if not test.any():
                     continue
-                model = fit(f, np.flatnonzero(train), target, nuisance, c, dense_l2, clip, maxiter)
-                held_out[test] = model.log_odds(f, np.flatnonzero(test))
+                held_out[test] = fitted(np.flatnonzero(train)).log_odds(f, np.flatnonzero(test))
         by_group = {str(g): auc(held_out[groups == g], positive[groups == g]) for g in np.unique(groups)}
         metrics["held_out"] = {
             "folds": (f"{len(np.unique(group_fold))} group folds" + (
@@ -187,7 +235,7 @@ def train_scorer(
             "auc_by_group": {g: None if a is None else round(a, 4) for g, a in by_group.items()},
             "spearman_with_length": round(float(spearmanr(held_out, f.log_chars).statistic), 4),
         }
-    model = fit(f, np.arange(n), target, nuisance, c, dense_l2, clip, maxiter)
+    model = fitted(np.arange(n))
     z = model.log_odds(f, np.arange(n))
     quantiles = np.quantile(z, np.linspace(0.0, 1.0, QUANTILES))
     # Strictly increasing, so the score map is a function even where many documents tie.
@@ -205,7 +253,8 @@ def train_scorer(
         meta={
             "training": {"documents": n, "digest": training_digest(texts, target, groups),
                          "parameters": {"bits": bits, "c": c, "dense_l2": dense_l2, "clip": clip,
-                                        "nuisance_columns": len(nuisance), "maxiter": maxiter}},
+                                        "nuisance_columns": len(nuisance), "maxiter": maxiter,
+                                        "stratum_weights": dict(stratum_weights or {})}},
             "metrics": metrics,
         },
     )

@@ -78,3 +78,27 @@ def test_train_a_scorer_then_score_and_select_with_it(tmp_path, capsys):
     assert main(["inspect", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "quality scores" in shown and "selected" in shown
+
+
+def test_train_scorer_weighs_one_model_per_judge_and_says_what_is_wrong(tmp_path, capsys):
+    labelled = _labelled_answers(tmp_path / "labelled.parquet")
+    judges = ["a" if i % 2 else "b" for i in range(labelled.num_rows)]
+    pq.write_table(labelled.append_column("judge", pa.array(judges)), tmp_path / "judged.parquet")
+    common = ["train-scorer", str(tmp_path / "judged.parquet"), "--label-column", "label", "--bits", "12",
+              "--output", str(tmp_path / "scorer.npz")]
+    assert main([*common, "--stratum-weight", "a=0.8"]) == 2  # no --stratum-column
+    assert "--stratum-weight needs --stratum-column" in capsys.readouterr().err
+    assert main([*common, "--stratum-column", "judge", "--stratum-weight", "c=1"]) == 2
+    assert "judge has no value c" in capsys.readouterr().err
+    assert main([*common, "--stratum-column", "judge", "--stratum-weight", "a=-1"]) == 2
+    assert "weight above 0" in capsys.readouterr().err
+    assert not (tmp_path / "scorer.npz").exists()
+
+    assert main([*common, "--group-column", "generator", "--stratum-column", "judge",
+                 "--stratum-weight", "a=0.8", "--stratum-weight", "b=0.2"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["held_out"]["auc"] > 0.8
+    with np.load(tmp_path / "scorer.npz") as saved:
+        meta = json.loads(str(saved["meta"]))
+    assert meta["training"]["parameters"]["stratum_weights"] == {"a": 0.8, "b": 0.2}
+    assert meta["training"]["label"]["stratum_weights"] == {"a": 0.8, "b": 0.2}

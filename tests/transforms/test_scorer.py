@@ -13,7 +13,7 @@ from hybridmix.transforms.scorer import (
     load_scorer,
     score_histogram,
 )
-from hybridmix.transforms.scorer_fit import auc, train_scorer
+from hybridmix.transforms.scorer_fit import auc, featurize, fit, fit_strata, train_scorer
 from hybridmix.transforms.text import analyze
 from tests.builders import words
 
@@ -134,3 +134,55 @@ def test_the_bundled_scorer_loads_and_prefers_an_answer_to_a_refusal():
 def test_score_histogram_ignores_unscored_documents():
     counts = score_histogram(np.array([0.0, 0.01, 0.5, 0.99, 1.0, np.nan]))
     assert counts.sum() == 5 and counts[0] == 2 and counts[-1] == 2 and counts[10] == 1
+
+
+def _two_judges(n=240):
+    """Judge "a" prefers answers with a list, judge "b" short answers: two tastes the words show."""
+    rng = np.random.default_rng(11)
+    texts, target, judge, listed, short = [], [], [], [], []
+    for i in range(n):
+        has_list, is_short = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
+        body = words(i, 6 if is_short else 60)
+        texts.append(("Steps:\n1. gather\n2. mix\n" if has_list else "In prose: ") + body)
+        judge.append("a" if i % 2 else "b")
+        target.append(float(has_list if judge[-1] == "a" else is_short))
+        listed.append(has_list)
+        short.append(is_short)
+    return pa.array(texts), np.array(target), np.array(judge), np.array(listed), np.array(short)
+
+
+def test_stratum_weights_sum_one_standardized_model_per_judge():
+    texts, target, judge, _, _ = _two_judges()
+    f = featurize(texts, 12, tuple(DENSE_FEATURES))
+    rows = np.arange(len(target))
+    weights = {"a": 0.8, "b": 0.2}
+    combined = fit_strata(f, rows, target, [], judge, weights, 1.0, 1.0, 5.0, 100)
+    shared = (f.dense.mean(0), f.dense.std(0) + 1e-9)
+    expected = np.zeros(len(target))
+    for value, weight in weights.items():
+        own = rows[judge == value]
+        z = fit(f, own, target, [], 1.0, 1.0, 5.0, 100, shared).log_odds(f, rows)
+        expected += weight * (z - z[own].mean()) / z[own].std()
+    np.testing.assert_allclose(combined.log_odds(f, rows), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_stratum_weights_decide_whose_taste_the_score_follows():
+    texts, target, judge, listed, short = _two_judges()
+    lists, _ = train_scorer(texts, target, None, [], bits=12, maxiter=100, strata=judge,
+                            stratum_weights={"a": 0.9, "b": 0.1})
+    shorts, _ = train_scorer(texts, target, None, [], bits=12, maxiter=100, strata=judge,
+                             stratum_weights={"a": 0.1, "b": 0.9})
+    view = _view(texts.to_pylist())
+    assert auc(lists.log_odds(view), listed) > 0.9 > auc(shorts.log_odds(view), listed)
+    assert auc(shorts.log_odds(view), short) > 0.9 > auc(lists.log_odds(view), short)
+    assert lists.meta["training"]["parameters"]["stratum_weights"] == {"a": 0.9, "b": 0.1}
+
+
+def test_stratum_weights_must_name_present_strata_with_positive_weights():
+    texts, target, judge, _, _ = _two_judges(40)
+    with pytest.raises(ValueError, match="does not have: c"):
+        train_scorer(texts, target, None, [], bits=8, strata=judge, stratum_weights={"a": 1.0, "c": 1.0})
+    with pytest.raises(ValueError, match="above 0"):
+        train_scorer(texts, target, None, [], bits=8, strata=judge, stratum_weights={"a": 0.0})
+    with pytest.raises(ValueError, match="stratum column"):
+        train_scorer(texts, target, None, [], bits=8, stratum_weights={"a": 1.0})
