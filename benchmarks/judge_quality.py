@@ -10,10 +10,11 @@ moves it.
 
 The bundled scorer was trained on these labels, so the selection figures of a plain run are
 in-sample. `--out-of-fold` measures what a scorer does on answers it never saw: each labelled
-answer is scored by a scorer trained without its generator's fold and its prompt's fold (the
-product's `train_scorer` folds), the unlabelled generators by one trained on all labels; then the
-run's filters and its weighted (or top) selection pick the same share of the pool with the
-product's own priority functions.
+answer is scored by a scorer trained, as the bundled one (one model per judge, weighted), without
+its generator's fold, the unlabelled generators by one trained on all labels; then the run's
+filters and its weighted (or top) selection pick the same share of the pool with the product's own
+priority functions. Other models' answers to the same prompts are what the defaults are judged
+on; `--prompt-folds` also holds out the prompt's fold, as for answers to prompts never seen.
 """
 
 from __future__ import annotations
@@ -56,15 +57,15 @@ def judge(tool: str, out: str, *extra: str) -> str:
     return result.stdout
 
 
-def out_of_fold(run: str, selection: str, sharpness: float, out: str) -> None:
+def out_of_fold(run: str, selection: str, sharpness: float, out: str, prompt_folds: bool) -> None:
     """Write `out/data` with the doc ids a cross-fitted scorer's selection takes from `run`'s pool."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from hybridmix.transforms.mixture_core import top_priority, weighted_priority
-    from hybridmix.transforms.scorer import DENSE_FEATURES
-    from hybridmix.transforms.scorer_fit import featurize, fit, fold_of
+    from hybridmix.transforms.scorer import DENSE_FEATURES, load_scorer
+    from hybridmix.transforms.scorer_fit import featurize, fit_strata, fold_of
     from hybridmix.transforms.text import stable_hash64
 
     data = os.path.join(SHARED, "data")
@@ -81,17 +82,21 @@ def out_of_fold(run: str, selection: str, sharpness: float, out: str) -> None:
     judges = np.asarray([str(r) for r in table.column("reference").to_pylist()])
     features = featurize(table.column("text").combine_chunks(), 18, tuple(DENSE_FEATURES))
     gfold = fold_of(generators, 4, "scorer/group")
-    pfold = fold_of(prompts, 5, "scorer/holdout")
+    pfold = fold_of(prompts, 5, "scorer/holdout") if prompt_folds else np.zeros(len(ids), np.int64)
+
+    # The bundled scorer's own judge weights, so this measures the scorer that ships.
+    weights = load_scorer(None).meta["training"]["parameters"]["stratum_weights"]
+
+    def model(rows: np.ndarray):
+        return fit_strata(features, rows, target, [], judges, weights, 1.0, 1.0, 5.0, 300)
+
     z = np.zeros(len(ids))
-    rows = np.flatnonzero(labelled)
-    full = fit(features, rows, target, [judges, prompts], 1.0, 1.0, 5.0, 300)
-    z[~labelled] = full.log_odds(features, np.flatnonzero(~labelled))
+    z[~labelled] = model(np.flatnonzero(labelled)).log_odds(features, np.flatnonzero(~labelled))
     for g in range(4):
-        for k in range(5):
+        for k in np.unique(pfold):
             test = labelled & (gfold == g) & (pfold == k)
-            train = labelled & (gfold != g) & (pfold != k)
-            model = fit(features, np.flatnonzero(train), target, [judges, prompts], 1.0, 1.0, 5.0, 300)
-            z[test] = model.log_odds(features, np.flatnonzero(test))
+            train = labelled & (gfold != g) & ((pfold != k) if prompt_folds else True)
+            z[test] = model(np.flatnonzero(train)).log_odds(features, np.flatnonzero(test))
     # The same quota and filters as the run: what the run could choose from, and how many it took.
     kept = pq.read_table(os.path.join(run, "data"), columns=["doc_id", "source"])
     quota = sum(1 for s in kept.column("source").to_pylist() if s == "alpaca_eval")
@@ -120,6 +125,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="print the judges' whole reports")
     parser.add_argument("--out-of-fold", action="store_true",
                         help="score the selection with scorers that never saw the answers they rank")
+    parser.add_argument("--prompt-folds", action="store_true",
+                        help="with --out-of-fold: hold out each answer's prompt fold too")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or os.path.join(tmp, "out")
@@ -130,7 +137,7 @@ def main() -> None:
         filters = judge("judge_filters.py", out, "--min-docs", "100")
         if args.out_of_fold:
             cross = os.path.join(tmp, "out_of_fold")
-            out_of_fold(out, args.selection, args.sharpness or 2.0, cross)
+            out_of_fold(out, args.selection, args.sharpness or 2.0, cross, args.prompt_folds)
             selection = judge("judge_selection.py", cross)
         else:
             selection = judge("judge_selection.py", out)

@@ -33,7 +33,7 @@ from hybridmix.transforms.kernels import MASK32, _count_into, _counting_table, _
 FORMAT = "hybridmix-scorer-1"
 # Score histograms in the manifest: this many equal bins over [0, 1].
 SCORE_BINS = 20
-DEFAULT_SCORER = "alpaca_judge_v1.npz"
+DEFAULT_SCORER = "alpaca_judge_v2.npz"
 
 
 @nb.njit(cache=True, inline="always")

@@ -12,15 +12,15 @@ from hybridmix.pipelines.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DEMO_FILES = {
-    "data/train-00000-of-00002.parquet": "12d6f0c4b56b6ed50ad6427f68b667138ce90e782f5ca4d5270cf88f7abba01a",
-    "data/train-00001-of-00002.parquet": "0a67d338d63137c38ef81e654dc7656f5b4e8a19c3706f8ff0f3a3ef36050ba1",
-    "data/validation-00000-of-00001.parquet": "143acc6b7997d127c968d61db39ba577a51d670dab01c93da11e5d13b3380f1b",
+    "data/train-00000-of-00002.parquet": "e44cfc9b7f15e541fc0b60faf7e6d9f8a4694eaf294191c45da02701c45e6170",
+    "data/train-00001-of-00002.parquet": "7af2d65986cec9a7746e0ecdc01b312bae2ade12fdde1304fb66e263b46ce7c6",
+    "data/validation-00000-of-00001.parquet": "f3e26c2ebb6baf1f3108607253880999fbb399f87f2f848763cca76cc9d5b955",
     "duplicates/part-00000-of-00001.parquet": "9ca331f906efbcdaf58dc1b89e15bfc84e8230930560a97a26b53ba00fe3cdb8",
-    "filtered/part-00000-of-00001.parquet": "ce0df33b4d11d4a84b0af73944cf82c7962f9a172e0ea70fa6dba1a3b71ad8bc",
-    "index/part-00000-of-00003.parquet": "86a3422cf6e8b41aeeaae1e3f4e9b5e444c8e85bf59438f1284049426210ab82",
-    "index/part-00001-of-00003.parquet": "2b63166afcee7f567abb865d37ef06a619c8db1c1581c2e194e349bb7efdff35",
-    "index/part-00002-of-00003.parquet": "774a88ba0324dba53fe6ebb629d54d463d6e48b2dce3ba721bdafa27a5c65d84",
-    "ledger/part-00000-of-00001.parquet": "648fa3479983ca31dcbf379409b7650cf97596479c31da2919fc59f883aa2ce0",
+    "filtered/part-00000-of-00001.parquet": "4c6caf84765ac159a96c8c2b7700a5f2f49c5ac6a3516fa153c1ad81ab9b84ed",
+    "index/part-00000-of-00003.parquet": "01ef0194b2c6be4f97659dce48d30d65a7faf29db4a1e67af0357a1053dfabe9",
+    "index/part-00001-of-00003.parquet": "81568e08a88dc79ccac64db399996aa5004e88d9e8593f0b789267c32b2ea39c",
+    "index/part-00002-of-00003.parquet": "5e2a6f64334083e02525a6cea82e2768ad81a4db5afa740b3f34156e373a30a0",
+    "ledger/part-00000-of-00001.parquet": "c0469dd7d3271f718c8a326a8e1b7da7b697529c581c8acf1abba2db2ee560eb",
     "rejects/part-00000-of-00001.parquet": "9e95668d03fd0ba6bc4ec38763b54e6a4cf31b6a56219819ffdb465382dbee6f",
 }
 
