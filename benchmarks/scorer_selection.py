@@ -1,0 +1,139 @@
+"""Quality-aware selection, out of fold, at several pool shares: the bundled scorer's recipe against
+the v1 recipe and the plain baseline, scored by the shared `judge_selection.py`.
+
+On the shared data a 2 % selection holds a few dozen labelled answers, so one selection says
+little. This benchmark restricts the pool to the labelled answers the demo config's filters and
+dedup keep, scores them out of fold (whole generator families held out: `ultralm-13b-v2.0` and its
+`-best-of-16` are one family; 4 folds, each judge's families dealt over them, 3 fold assignments), selects 2 %, 5 % and 20 % of the pool
+with the product's priority functions (top; weighted at sharpness 2 and 3, 5 seeds each), scores
+every selection with `judge_selection.py --json` and pools the results: the loss ratio as expected
+over observed losses, lift_len as the mean.
+
+    .venv/bin/python -m benchmarks.scorer_selection [--recipes per_judge,v1,baseline]
+
+Recipes: per_judge = one model per judge, weighted 0.8 (AlpacaEval 1) : 0.2 (AlpacaEval 2), as
+the bundled scorer; v1 = one model, the judge and the prompt as nuisance offsets (the scorer
+before); baseline = the issue's plain logistic model (hashed word 1-2-grams and log length, the
+judge's yes/no, no offsets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from benchmarks.judge_quality import SHARED, shared_config
+from hybridmix.pipelines.cli import main as hybridmix
+from hybridmix.transforms.mixture_core import top_priority, weighted_priority
+from hybridmix.transforms.scorer import DENSE_FEATURES
+from hybridmix.transforms.scorer_fit import featurize, fit, fit_strata
+from hybridmix.transforms.text import stable_hash64
+
+WEIGHTS = {"text_davinci_003": 0.8, "gpt4_1106_preview": 0.2}
+
+
+def load() -> dict:
+    data = os.path.join(SHARED, "data")
+    answers = pq.read_table(os.path.join(data, "synthetic", "alpaca_eval_outputs.parquet"),
+                            columns=["id", "text", "generator", "prompt_id"])
+    labels = pq.read_table(os.path.join(data, "labels", "judge_labels.parquet"),
+                           columns=["id", "preference", "reference", "judge_prefers_model"])
+    t = answers.join(labels, "id", join_type="inner").sort_by("id")
+    generators = np.asarray(t.column("generator").to_pylist())
+    return {
+        "table": t,
+        "ids": np.asarray(t.column("id").to_pylist()),
+        "preference": t.column("preference").to_numpy().astype(float) - 1.0,
+        "wins": np.asarray(t.column("judge_prefers_model").to_pylist(), float),
+        "judges": np.asarray(t.column("reference").to_pylist()),
+        "prompts": np.asarray([str(p) for p in t.column("prompt_id").to_pylist()]),
+        "families": np.asarray([re.sub(r"-best-of-\d+$|_concise$|_verbose$", "", g) for g in generators]),
+    }
+
+
+def out_of_fold(d: dict, recipe: str, salt: str) -> np.ndarray:
+    names = ("log_chars",) if recipe == "baseline" else tuple(DENSE_FEATURES)
+    f = featurize(d["table"].column("text").combine_chunks(), 18, names)
+
+    def model(rows):
+        if recipe == "per_judge":
+            return fit_strata(f, rows, d["preference"], [], d["judges"], WEIGHTS, 1.0, 1.0, 5.0, 300)
+        if recipe == "v1":
+            return fit(f, rows, d["preference"], [d["judges"], d["prompts"]], 1.0, 1.0, 5.0, 300)
+        return fit(f, rows, d["wins"], [], 1.0, 1.0, 5.0, 300)
+
+    # Families in 4 folds, dealt out judge by judge in a seeded order: every training set keeps
+    # families of both judges (the AlpacaEval 1 labels come from 3 families only).
+    folds = np.zeros(len(d["ids"]), np.int64)
+    for judge in np.unique(d["judges"]):
+        families = np.unique(d["families"][d["judges"] == judge])
+        order = families[np.argsort(stable_hash64(list(families), salt))]
+        for k, family in enumerate(order):
+            folds[d["families"] == family] = k % 4
+    z = np.zeros(len(folds))
+    for g in range(4):
+        z[folds == g] = model(np.flatnonzero(folds != g)).log_odds(f, np.flatnonzero(folds == g))
+    return z
+
+
+def judged(ids: np.ndarray, tmp: str) -> dict:
+    os.makedirs(os.path.join(tmp, "data"), exist_ok=True)
+    pq.write_table(pa.table({"doc_id": ids}), os.path.join(tmp, "data", "selected.parquet"))
+    report = os.path.join(tmp, "report.json")
+    subprocess.run([sys.executable, os.path.join(SHARED, "tools", "judge_selection.py"), tmp, "--json", report],
+                   check=True, capture_output=True)
+    with open(report, encoding="utf-8") as fh:
+        return json.load(fh)["references"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipes", default="per_judge,v1,baseline")
+    args = parser.parse_args()
+    d = load()
+    with tempfile.TemporaryDirectory() as tmp:
+        run = os.path.join(tmp, "run")
+        assert hybridmix(["run", shared_config(os.path.join(tmp, "c.yaml"), "weighted", 0.7, None),
+                          "--output", run, "--force", "--quiet"]) == 0
+        removed = set()
+        for folder in ("filtered", "duplicates", "rejects"):
+            path = os.path.join(run, folder)
+            if os.path.isdir(path) and os.listdir(path):
+                removed |= set(pq.read_table(path, columns=["doc_id"]).column("doc_id").to_pylist())
+        pool = np.asarray([i not in removed for i in d["ids"]])
+        hashes = [stable_hash64(list(d["ids"]), f"select/{k}") for k in range(5)]
+        print(f"pool: {int(pool.sum())} labelled answers the demo's filters and dedup keep")
+        print(f"{'recipe':10} {'share':>5} {'selection':12} {'lift_len AE2':>12} {'loss ratio AE1':>14} {'AE1 selected':>12}")
+        for recipe in args.recipes.split(","):
+            zs = [out_of_fold(d, recipe, salt) for salt in ("scorer/group", "fold/1", "fold/2")]
+            for share in (0.02, 0.05, 0.2):
+                quota = int(round(share * pool.sum()))
+                for how, sharpness in (("top", 0.0), ("weighted", 2.0), ("weighted", 3.0)):
+                    lifts, losses, expected, n1 = [], 0.0, 0.0, []
+                    for z in zs:
+                        score = (np.argsort(np.argsort(z)) + 0.5) / len(z)
+                        for h in hashes[:1] if how == "top" else hashes:
+                            p = top_priority(score, h) if how == "top" else weighted_priority(score, h, sharpness)
+                            p = np.where(pool, p, np.iinfo(np.uint64).max)
+                            refs = judged(d["ids"][np.argsort(p, kind="stable")[:quota]], tmp)
+                            lifts.append(refs["gpt4_1106_preview"]["lift_len"])
+                            ae1 = refs["text_davinci_003"]
+                            losses += (1 - ae1["p_sel"]) * ae1["selected"]
+                            expected += (1 - ae1["p_pool"]) * ae1["selected"]
+                            n1.append(ae1["selected"])
+                    label = how if how == "top" else f"weighted {sharpness:g}"
+                    print(f"{recipe:10} {share:5.0%} {label:12} {np.mean(lifts):12.2f} "
+                          f"{expected / max(losses, 1e-9):14.2f} {np.mean(n1):12.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
