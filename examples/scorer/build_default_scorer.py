@@ -9,7 +9,7 @@ The two judge setups (`reference`) disagree: answers the AlpacaEval 2 judge (gpt
 reference) prefers lose more often under the AlpacaEval 1 judge (text_davinci_003 reference),
 while what the AlpacaEval 1 judge prefers also helps under AlpacaEval 2. Measured out of fold
 (whole generator families held out, 3 fold assignments): a model of AlpacaEval 2's labels alone
-selects answers that lose 2-3x as often under AlpacaEval 1 as the pool (loss ratio 0.3-0.5), one
+selects answers that lose 1.8-3.2x as often under AlpacaEval 1 as the pool (loss ratio 0.31-0.56), one
 of AlpacaEval 1's labels alone keeps AlpacaEval 2's length-adjusted lift at 1.3-2.1. So one model
 is fitted per judge and the score weighs them 4:1 (JUDGE_WEIGHTS). Held-out metrics leave whole
 generators, and prompt folds, out.
