@@ -105,14 +105,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return None if name is None else np.asarray(table.column(name).cast(pa.string()).fill_null("").to_pylist())
 
     # scipy is slow to import and only training needs it: every other command starts without it.
-    from hybridmix.transforms.scorer_fit import train_scorer
+    from hybridmix.transforms.scorer_fit import UnknownStratum, train_scorer
 
-    if weights:
-        present = set(column(args.stratum_column).tolist())
-        missing = sorted(set(weights) - present)
-        if missing:
-            raise ConfigError(f"--stratum-weight: {args.stratum_column} has no value {', '.join(missing)} "
-                              f"(it has: {', '.join(sorted(present)[:10])})")
     try:
         scorer, metrics = train_scorer(
             table.column(args.text_column).combine_chunks().cast(pa.string()),
@@ -127,6 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             strata=column(args.stratum_column),
             stratum_weights=weights,
         )
+    except UnknownStratum as exc:
+        raise ConfigError(f"--stratum-weight: {args.stratum_column} has {exc}") from None
     except ValueError as exc:  # a fold or stratum the data cannot fit
         raise DataError(str(exc)) from None
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)

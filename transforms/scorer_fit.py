@@ -101,6 +101,10 @@ def fit(f: Features, rows: np.ndarray, target: np.ndarray, nuisance: list[np.nda
     return Fitted(v[:cuts[1]], v[cuts[1]:cuts[2]], float(v[cuts[2]]), mean, scale, clip)
 
 
+class UnknownStratum(ValueError):
+    """A stratum weight names a value the stratum column does not have: the caller's setting, not the data."""
+
+
 def fit_strata(f: Features, rows: np.ndarray, target: np.ndarray, nuisance: list[np.ndarray], strata: np.ndarray,
                weights: dict[str, float], c: float, dense_l2: float, clip: float, maxiter: int) -> Fitted:
     """One model per weighted stratum, on that stratum's rows; their standardized log-odds, summed by weight.
@@ -190,9 +194,10 @@ def train_scorer(
     if stratum_weights:
         if strata is None:
             raise ValueError("stratum weights need a stratum column")
-        missing = sorted(set(stratum_weights) - set(np.unique(strata).tolist()))
+        present = sorted(set(np.unique(strata).tolist()))
+        missing = sorted(set(stratum_weights) - set(present))
         if missing:
-            raise ValueError(f"stratum weights name values the stratum column does not have: {', '.join(missing)}")
+            raise UnknownStratum(f"no value {', '.join(missing)} (values present: {', '.join(present[:10])})")
         if any(not w > 0 for w in stratum_weights.values()):
             raise ValueError("stratum weights must be above 0")
 

@@ -89,7 +89,7 @@ def test_train_scorer_weighs_one_model_per_judge_and_says_what_is_wrong(tmp_path
     assert main([*common, "--stratum-weight", "a=0.8"]) == 2  # no --stratum-column
     assert "--stratum-weight needs --stratum-column" in capsys.readouterr().err
     assert main([*common, "--stratum-column", "judge", "--stratum-weight", "c=1"]) == 2
-    assert "judge has no value c" in capsys.readouterr().err
+    assert "judge has no value c (values present: a, b)" in capsys.readouterr().err
     assert main([*common, "--stratum-column", "judge", "--stratum-weight", "a=-1"]) == 2
     assert "weight above 0" in capsys.readouterr().err
     assert not (tmp_path / "scorer.npz").exists()

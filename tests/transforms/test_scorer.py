@@ -13,7 +13,7 @@ from hybridmix.transforms.scorer import (
     load_scorer,
     score_histogram,
 )
-from hybridmix.transforms.scorer_fit import auc, featurize, fit, fit_strata, train_scorer
+from hybridmix.transforms.scorer_fit import UnknownStratum, auc, featurize, fit, fit_strata, train_scorer
 from hybridmix.transforms.text import analyze
 from tests.builders import words
 
@@ -180,7 +180,7 @@ def test_stratum_weights_decide_whose_taste_the_score_follows():
 
 def test_stratum_weights_must_name_present_strata_with_positive_weights():
     texts, target, judge, _, _ = _two_judges(40)
-    with pytest.raises(ValueError, match="does not have: c"):
+    with pytest.raises(UnknownStratum, match=r"no value c \(values present: a, b\)"):
         train_scorer(texts, target, None, [], bits=8, strata=judge, stratum_weights={"a": 1.0, "c": 1.0})
     with pytest.raises(ValueError, match="above 0"):
         train_scorer(texts, target, None, [], bits=8, strata=judge, stratum_weights={"a": 0.0})
