@@ -57,6 +57,30 @@ def judge(tool: str, out: str, *extra: str) -> str:
     return result.stdout
 
 
+def judged_answers(join_type: str, *label_columns: str):
+    """The shared AlpacaEval answers joined to the judge's labels, sorted by id."""
+    import pyarrow.parquet as pq
+
+    data = os.path.join(SHARED, "data")
+    answers = pq.read_table(os.path.join(data, "synthetic", "alpaca_eval_outputs.parquet"),
+                            columns=["id", "text", "generator", "prompt_id"])
+    labels = pq.read_table(os.path.join(data, "labels", "judge_labels.parquet"),
+                           columns=["id", "preference", "reference", *label_columns])
+    return answers.join(labels, "id", join_type=join_type).sort_by("id")
+
+
+def removed_ids(run: str) -> set[str]:
+    """Every doc id a run's filters, dedup or validation took out: not in its selection pool."""
+    import pyarrow.parquet as pq
+
+    removed: set[str] = set()
+    for folder in ("filtered", "duplicates", "rejects"):
+        path = os.path.join(run, folder)
+        if os.path.isdir(path) and os.listdir(path):
+            removed |= set(pq.read_table(path, columns=["doc_id"]).column("doc_id").to_pylist())
+    return removed
+
+
 def out_of_fold(run: str, selection: str, sharpness: float, out: str, prompt_folds: bool) -> None:
     """Write `out/data` with the doc ids a cross-fitted scorer's selection takes from `run`'s pool."""
     import numpy as np
@@ -68,12 +92,7 @@ def out_of_fold(run: str, selection: str, sharpness: float, out: str, prompt_fol
     from hybridmix.transforms.scorer_fit import featurize, fit_strata, fold_of
     from hybridmix.transforms.text import stable_hash64
 
-    data = os.path.join(SHARED, "data")
-    answers = pq.read_table(os.path.join(data, "synthetic", "alpaca_eval_outputs.parquet"),
-                            columns=["id", "text", "generator", "prompt_id"])
-    labels = pq.read_table(os.path.join(data, "labels", "judge_labels.parquet"),
-                           columns=["id", "preference", "reference"])
-    table = answers.join(labels, "id", join_type="left outer").sort_by("id")
+    table = judged_answers("left outer")
     ids = np.asarray(table.column("id").to_pylist())
     labelled = table.column("preference").is_valid().to_numpy(zero_copy_only=False)
     target = np.nan_to_num(table.column("preference").to_numpy(zero_copy_only=False).astype(float) - 1.0)
@@ -100,11 +119,7 @@ def out_of_fold(run: str, selection: str, sharpness: float, out: str, prompt_fol
     # The same quota and filters as the run: what the run could choose from, and how many it took.
     kept = pq.read_table(os.path.join(run, "data"), columns=["doc_id", "source"])
     quota = sum(1 for s in kept.column("source").to_pylist() if s == "alpaca_eval")
-    removed = set()
-    for folder in ("filtered", "duplicates", "rejects"):
-        path = os.path.join(run, folder)
-        if os.path.isdir(path) and os.listdir(path):
-            removed |= set(pq.read_table(path, columns=["doc_id"]).column("doc_id").to_pylist())
+    removed = removed_ids(run)
     pool = np.asarray([i not in removed for i in ids])
     score = (np.argsort(np.argsort(z)) + 0.5) / len(z)  # a rank score in (0, 1), as quality_score is
     hashes = stable_hash64(list(ids), "select/0")

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.judge_quality import SHARED, shared_config
+from benchmarks.judge_quality import SHARED, judged_answers, removed_ids, shared_config
 from hybridmix.pipelines.cli import main as hybridmix
 from hybridmix.transforms.mixture_core import top_priority, weighted_priority
 from hybridmix.transforms.scorer import DENSE_FEATURES
@@ -42,12 +42,7 @@ WEIGHTS = {"text_davinci_003": 0.8, "gpt4_1106_preview": 0.2}
 
 
 def load() -> dict:
-    data = os.path.join(SHARED, "data")
-    answers = pq.read_table(os.path.join(data, "synthetic", "alpaca_eval_outputs.parquet"),
-                            columns=["id", "text", "generator", "prompt_id"])
-    labels = pq.read_table(os.path.join(data, "labels", "judge_labels.parquet"),
-                           columns=["id", "preference", "reference", "judge_prefers_model"])
-    t = answers.join(labels, "id", join_type="inner").sort_by("id")
+    t = judged_answers("inner", "judge_prefers_model")
     generators = np.asarray(t.column("generator").to_pylist())
     return {
         "table": t,
@@ -104,11 +99,7 @@ def main() -> None:
         run = os.path.join(tmp, "run")
         assert hybridmix(["run", shared_config(os.path.join(tmp, "c.yaml"), "weighted", 0.7, None),
                           "--output", run, "--force", "--quiet"]) == 0
-        removed = set()
-        for folder in ("filtered", "duplicates", "rejects"):
-            path = os.path.join(run, folder)
-            if os.path.isdir(path) and os.listdir(path):
-                removed |= set(pq.read_table(path, columns=["doc_id"]).column("doc_id").to_pylist())
+        removed = removed_ids(run)
         pool = np.asarray([i not in removed for i in d["ids"]])
         hashes = [stable_hash64(list(d["ids"]), f"select/{k}") for k in range(5)]
         print(f"pool: {int(pool.sum())} labelled answers the demo's filters and dedup keep")
