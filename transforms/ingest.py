@@ -36,7 +36,15 @@ from hybridmix.transforms.inputs import (
 )
 from hybridmix.transforms.jsonl import ParsedLines
 from hybridmix.transforms.stats import STATS, emit, emit_by_source
-from hybridmix.transforms.text import analyze, char_counts, content_hashes, count_tokens, scripts, text_hashes
+from hybridmix.transforms.text import (
+    analyze,
+    char_counts,
+    content_hashes,
+    count_tokens,
+    scripts,
+    text_hashes,
+    word_hashes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -251,8 +259,7 @@ def build_documents(
         tokens = chars = np.zeros(m, np.int32)
         script = pa.array([""] * m, pa.string())
         if words:
-            analysis = analyze(kept_text)
-            words = list_array(analysis.word_hashes, analysis.word_offsets)
+            words = list_array(*word_hashes(kept_text))
         else:
             words = list_array(np.zeros(0, np.uint32), np.zeros(m + 1, np.int64))
     if ids is not None:

@@ -170,6 +170,7 @@ class CandidateSignatures(beam.PTransform):
             }
             | "JoinCandidates" >> beam.CoGroupByKey()
             | "EligibleCandidates" >> beam.FlatMap(_eligible_candidates)
-            | "ReadCandidates" >> ReadRowsAgain(self._spec, CANDIDATE)
+            # Only the word hashes are needed: no content hash, token or character counts.
+            | "ReadCandidates" >> ReadRowsAgain(self._spec, CANDIDATE, measure=False, words=True)
             | "SignCandidates" >> beam.FlatMap(_sign_again, near=self._near, partitions=parts)
         )
