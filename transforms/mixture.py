@@ -90,10 +90,18 @@ def _units(batch: pa.RecordBatch, unit: str) -> np.ndarray:
     return np.ones(batch.num_rows, np.int64)
 
 
+def _groups(column: pa.Array):
+    """(value, rows) per distinct value, values in sorted order. Dictionary-encoded by Arrow: a
+    batch's values as Python strings in a NumPy object array cost more than the rest of a stage."""
+    encoded = column.dictionary_encode()
+    names = encoded.dictionary.to_pylist()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    for k in sorted(range(len(names)), key=names.__getitem__):
+        yield names[k], np.flatnonzero(codes == k)
+
+
 def _by_source(batch: pa.RecordBatch):
-    sources = np.asarray(batch.column("source").to_pylist(), dtype=object)
-    for name in np.unique(sources):
-        yield str(name), np.nonzero(sources == name)[0]
+    yield from _groups(batch.column("source"))
 
 
 def _by_key(batch: pa.RecordBatch, config: MixtureConfig, origins: dict[str, str]):
@@ -107,10 +115,10 @@ def _by_key(batch: pa.RecordBatch, config: MixtureConfig, origins: dict[str, str
 
 
 def _by_source_script(batch: pa.RecordBatch):
-    scripts = np.asarray(batch.column("script").to_pylist(), dtype=object)
+    scripts = batch.column("script")
     for name, rows in _by_source(batch):
-        for script in np.unique(scripts[rows]):
-            yield name, str(script), rows[scripts[rows] == script]
+        for script, within in _groups(scripts.take(pa.array(rows))):
+            yield name, script, rows[within]
 
 
 class _TallyFn(beam.DoFn):
