@@ -99,6 +99,19 @@ def group_bounds(sorted_keys: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], change, [len(sorted_keys)]]).astype(np.int64)
 
 
+def rows_by_value(column: pa.Array) -> Iterator[tuple[str, np.ndarray]]:
+    """(value, its rows) per distinct value of a string column, values in sorted order.
+
+    Through Arrow's dictionary encoding: a batch's values as Python strings in a NumPy object
+    array cost more than the rest of a mixture stage.
+    """
+    encoded = column.dictionary_encode()
+    names = encoded.dictionary.to_pylist()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    for k in sorted(range(len(names)), key=names.__getitem__):
+        yield names[k], np.flatnonzero(codes == k)
+
+
 def list_parts(values: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
     """(flat values, offsets from 0) of a list array, respecting slicing."""
     offsets = values.offsets.to_numpy().astype(np.int64)

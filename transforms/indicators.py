@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybridmix.transforms import kernels
+from hybridmix.transforms.batches import rows_by_value
 from hybridmix.transforms.text import analyze, stable_hash64
 
 QUANTILES = (0.1, 0.5, 0.9, 0.99)
@@ -90,13 +91,11 @@ def _sample_candidates(batch: pa.RecordBatch, seed: int, k: int):
     """Output rows -> ((group kind, group), [(key, text, tokens)]): a batch's k smallest per group."""
     keys = stable_hash64(batch.column("id").to_pylist(), f"indicators/{seed}")
     for kind in ("origin", "source"):
-        groups = np.asarray(batch.column(kind).to_pylist(), dtype=object)
-        for group in np.unique(groups):
-            rows = np.nonzero(groups == group)[0]
+        for group, rows in rows_by_value(batch.column(kind)):
             chosen = rows[np.argsort(keys[rows], kind="stable")[:k]]
             texts = batch.column("text").take(pa.array(chosen)).to_pylist()
             tokens = batch.column("tokens").take(pa.array(chosen)).to_pylist()
-            yield (kind, str(group)), [(int(keys[r]), t, n) for r, t, n in zip(chosen, texts, tokens)]
+            yield (kind, group), [(int(keys[r]), t, n) for r, t, n in zip(chosen, texts, tokens)]
 
 
 def _measure(element) -> tuple[tuple[str, str], dict[str, Any]]:

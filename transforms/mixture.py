@@ -13,7 +13,7 @@ from hybridmix.schemas.config import MixtureConfig, Origin
 from hybridmix.schemas.reasons import Fate
 from hybridmix.schemas.stats import Figure, RunStats
 from hybridmix.transforms import columns, progress
-from hybridmix.transforms.batches import concat_blocks, uid_file
+from hybridmix.transforms.batches import concat_blocks, rows_by_value, uid_file
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.inputs import Lineage
 from hybridmix.transforms.ledger import LEDGER, key_label, ledger_batch, selection_detail
@@ -90,18 +90,8 @@ def _units(batch: pa.RecordBatch, unit: str) -> np.ndarray:
     return np.ones(batch.num_rows, np.int64)
 
 
-def _groups(column: pa.Array):
-    """(value, rows) per distinct value, values in sorted order. Dictionary-encoded by Arrow: a
-    batch's values as Python strings in a NumPy object array cost more than the rest of a stage."""
-    encoded = column.dictionary_encode()
-    names = encoded.dictionary.to_pylist()
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
-    for k in sorted(range(len(names)), key=names.__getitem__):
-        yield names[k], np.flatnonzero(codes == k)
-
-
 def _by_source(batch: pa.RecordBatch):
-    yield from _groups(batch.column("source"))
+    yield from rows_by_value(batch.column("source"))
 
 
 def _by_key(batch: pa.RecordBatch, config: MixtureConfig, origins: dict[str, str]):
@@ -117,7 +107,7 @@ def _by_key(batch: pa.RecordBatch, config: MixtureConfig, origins: dict[str, str
 def _by_source_script(batch: pa.RecordBatch):
     scripts = batch.column("script")
     for name, rows in _by_source(batch):
-        for script, within in _groups(scripts.take(pa.array(rows))):
+        for script, within in rows_by_value(scripts.take(pa.array(rows))):
             yield name, script, rows[within]
 
 
