@@ -2,6 +2,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from hybridmix.transforms import kernels
 from hybridmix.transforms.text import (
     analyze,
     content_hashes,
@@ -39,6 +40,14 @@ def test_analysis_counts_words_and_tokens():
     assert analysis.word_tokens.tolist() == [7, 0, 3, 2]
     assert analysis.space_tokens.tolist() == [4, 0, 1, 2]
     assert analysis.normalized.to_pylist()[0] == "hi, there -- friend!"
+
+
+def test_ascii_folds_to_one_ascii_code_point():
+    # The word-hash kernel's ASCII path takes one byte for one folded code point: it relies on this.
+    start, length, data, _ = kernels.fold_table()
+    for cp in range(128):
+        assert start[cp] < 0 or (length[cp] == 1 and data[start[cp]] < 128), chr(cp)
+    assert analyze(pa.array(["ABC xyz"])).normalized.to_pylist() == ["abc xyz"]
 
 
 def test_composed_and_decomposed_accents_hash_alike():
