@@ -99,12 +99,14 @@ def group_bounds(sorted_keys: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], change, [len(sorted_keys)]]).astype(np.int64)
 
 
-def rows_by_value(column: pa.Array) -> Iterator[tuple[str, np.ndarray]]:
+def rows_by_value(column: pa.Array | pa.ChunkedArray) -> Iterator[tuple[str, np.ndarray]]:
     """(value, its rows) per distinct value of a string column, values in sorted order.
 
     Through Arrow's dictionary encoding: a batch's values as Python strings in a NumPy object
     array cost more than the rest of a mixture stage.
     """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
     encoded = column.dictionary_encode()
     names = encoded.dictionary.to_pylist()
     codes = encoded.indices.to_numpy(zero_copy_only=False)

@@ -2,7 +2,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hybridmix.transforms.batches import int_partitions, split_rows
+from hybridmix.transforms.batches import int_partitions, rows_by_value, split_rows
 from hybridmix.transforms.dedup_core import (
     bucket_pairs,
     directed,
@@ -117,3 +117,14 @@ def test_star_check_reports_unfinished_graphs():
     # 3 -> 2 -> 1 is a path, not a star: node 2 is both a child and a parent.
     check = star_labels(np.array([3, 2, 2, 1]), np.array([2, 1, 2, 1]), np.array([True, True, False, False]))
     assert check.violations == 1
+
+
+@pytest.mark.parametrize("column", [
+    pa.array(["s", "h", "s", "中", "h"]),
+    pa.chunked_array([["s", "h"], ["s", "中", "h"]]),
+    pa.array(["x", "s", "h", "s", "中", "h"]).slice(1),
+], ids=["array", "chunked", "sliced"])
+def test_rows_by_value_groups_rows_in_sorted_order(column):
+    assert [(value, rows.tolist()) for value, rows in rows_by_value(column)] == [
+        ("h", [1, 4]), ("s", [0, 2]), ("中", [3])]
+    assert list(rows_by_value(pa.array([], pa.string()))) == []
