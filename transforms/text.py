@@ -49,25 +49,18 @@ def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 def analyze(texts: pa.Array) -> TextAnalysis:
     """Normalize, split into words and hash them, count tokens: one compiled pass per batch."""
-    texts = pc.fill_null(texts, "")
-    if texts.type != pa.string():
-        texts = texts.cast(pa.string())
-    data, offsets = string_buffers(texts)
+    data, offsets = string_buffers(pc.fill_null(texts, ""))
     out, out_off, hashes, word_off, tok_words, tok_space, script, tok_est = kernels.analyze(
         data, offsets, kernels.char_classes(), kernels.script_table(), *kernels.token_weights(),
         *kernels.fold_table())
     normalized = pa.StringArray.from_buffers(
-        len(texts), pa.py_buffer(out_off.astype(np.int32)), pa.py_buffer(out))
+        len(offsets) - 1, pa.py_buffer(out_off.astype(np.int32)), pa.py_buffer(out))
     return TextAnalysis(normalized, hashes, word_off, tok_words, tok_space, script, tok_est)
 
 
 def word_hashes(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """`analyze(texts)`'s word hashes and word offsets alone: a faster pass for rows read again."""
-    texts = pc.fill_null(texts, "")
-    if texts.type != pa.string():
-        texts = texts.cast(pa.string())
-    data, offsets = string_buffers(texts)
-    return kernels.word_hashes(data, offsets)
+    return kernels.word_hashes(*string_buffers(pc.fill_null(texts, "")))
 
 
 def scripts(analysis: TextAnalysis) -> pa.Array:
