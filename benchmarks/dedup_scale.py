@@ -17,6 +17,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 import apache_beam as beam
@@ -49,13 +50,13 @@ def run_one(corpus: str, mode: str) -> dict:
     plan = plan_inputs(config.ingest, corpus)
     spec = ReadSpec(config.ingest, plan, "bench")
     started = time.perf_counter()
-    with beam.Pipeline(options=PipelineOptions([f"--runner={DEFAULT_RUNNER}"])) as p:
+    with tempfile.TemporaryDirectory() as spill, beam.Pipeline(options=PipelineOptions([f"--runner={DEFAULT_RUNNER}"])) as p:
         read = p | ReadCorpora(spec)
         if mode == "read":
             _ = read.docs | beam.Map(lambda b: b.num_rows) | beam.CombineGlobally(sum)
         else:
             kept = read.docs | FilterQuality(config.quality, spec.lineage)
-            sketch = kept.kept | SketchDocuments(config.dedup, config.partitions)
+            sketch = kept.kept | SketchDocuments(config.dedup, config.partitions, spill)
             out = (sketch.info, sketch.bands) | Deduplicate(
                 config.dedup, config.partitions, spec.lineage,
                 CandidateSignatures(spec, config.dedup.near, config.partitions))

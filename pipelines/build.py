@@ -58,7 +58,7 @@ from hybridmix.transforms.shards import (
     shard_count,
     shards_by_split,
 )
-from hybridmix.transforms.sketch import CandidateSignatures, SketchDocuments, lsh_shape
+from hybridmix.transforms.sketch import BANDS, CandidateSignatures, SketchDocuments, lsh_shape
 from hybridmix.transforms.storage import is_remote, sha256_file
 from hybridmix.transforms.text import load_tokenizer
 
@@ -274,7 +274,7 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     evals = (p | "EvalIndex" >> BuildEvalIndex(config.decontaminate, ctx.eval_files)) if ctx.eval_files else None
     scored = read.docs | "FilterQuality" >> FilterQuality(
         config.quality, lineage, ctx.scorer_path, config.decontaminate, evals.index if evals else None)
-    sketch = scored.kept | "Sketch" >> SketchDocuments(config.dedup, parts)
+    sketch = scored.kept | "Sketch" >> SketchDocuments(config.dedup, parts, f"{stage}/{SPILL_FOLDER}/{BANDS}")
     ids = sketch.info | "CheckIds" >> CheckIds(spec, parts)
     prior = None
     if ctx.prior:

@@ -155,7 +155,7 @@ def dedup_inputs(p, tmp_path, rows: list[dict[str, Any]], dedup: dict[str, Any] 
     spec = ReadSpec(config.ingest, plan_inputs(config.ingest, str(tmp_path)), "run")
     docs = p | ReadCorpora(spec)
     kept = docs.docs | FilterQuality(config.quality, spec.lineage)
-    sketch = kept.kept | SketchDocuments(config.dedup, partitions)
+    sketch = kept.kept | SketchDocuments(config.dedup, partitions, os.path.join(str(tmp_path), "spill"))
     dedup_transform = Deduplicate(config.dedup, partitions, spec.lineage,
                                   CandidateSignatures(spec, config.dedup.near, partitions))
     return (sketch.info, sketch.bands), dedup_transform

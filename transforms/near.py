@@ -35,6 +35,7 @@ from hybridmix.transforms.dedup_core import (
 )
 from hybridmix.transforms.duplicates import SPARED, duplicate_rows, self_copy_stats
 from hybridmix.transforms.index import sketch_rows
+from hybridmix.transforms.sketch import read_bands
 from hybridmix.transforms.stats import STATS, emit, emit_by_source
 
 PAIRS = "pairs"
@@ -62,9 +63,9 @@ def size_bucket(size: int) -> str:
 
 
 def _pairs_in_buckets(element, all_pairs_limit: int, partitions: int):
-    """(band partition, [(keys, uids)]) -> (partition of b, (a, b)) candidate pairs."""
-    _, blocks = element
-    keys, uids = concat_blocks(blocks, np.uint64, np.int64)
+    """(band partition, [spill ranges of (keys, uids)]) -> (partition of b, (a, b)) candidate pairs."""
+    _, ranges = element
+    keys, uids = read_bands(ranges)
     a, b = bucket_pairs(keys, uids, all_pairs_limit)
     yield from _key_pairs(a, b, partitions, by_a=False)
 
@@ -427,7 +428,7 @@ class DedupNear(beam.PTransform):
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> NearOutputs:
         info, bands = inputs
         cfg, parts = self._config, self._partitions
-        # (band partition, (band keys, uids)) -> candidate pairs (partition of b, (a, b)).
+        # (band partition, spill range of band keys and uids) -> candidate pairs (partition of b, (a, b)).
         # Exact duplicates are in the buckets too; having identical signatures, they add
         # edges but never connectivity, and only exact survivors (`info`) join clusters.
         pairs = (

@@ -39,7 +39,7 @@ from hybridmix.transforms.duplicates import duplicate_rows
 from hybridmix.transforms.earlier import open_output, resolve
 from hybridmix.transforms.index import INDEX, bbit_similarity, low_bytes, sketch_rows
 from hybridmix.transforms.minhash import EMPTY_HASH
-from hybridmix.transforms.sketch import lsh_shape
+from hybridmix.transforms.sketch import lsh_shape, read_bands
 from hybridmix.transforms.stats import STATS, emit_by_source
 from hybridmix.transforms.storage import open_parquet, parquet_threads
 
@@ -188,8 +188,8 @@ class KeyFilter(beam.CombineFn):
 
 
 def _band_keys_of(element) -> np.ndarray:
-    _, (keys, _) = element
-    return keys
+    _, spilled = element
+    return read_bands([spilled], owners=False)[0]
 
 
 def _hash_keys_of(batch: pa.RecordBatch) -> np.ndarray:
@@ -268,11 +268,11 @@ def _exact_matches(element, partitions: int):
 
 
 def _band_candidates(element, partitions: int):
-    """(band partition, {new: [(keys, uids)], pairs: [(keys, refs)]}) -> (uid partition, (uids, refs))."""
+    """(band partition, {new: [spill ranges of (keys, uids)], pairs: [(keys, refs)]}) -> (uid partition, (uids, refs))."""
     _, joined = element
     if not joined[NEW] or not joined[PAIRS]:
         return
-    keys, uids = concat_blocks(joined[NEW], np.uint64, np.int64)
+    keys, uids = read_bands(joined[NEW])
     prior_keys, refs = concat_blocks(joined[PAIRS], np.uint64, np.int64)
     order = np.argsort(prior_keys, kind="stable")
     prior_keys, refs = prior_keys[order], refs[order]

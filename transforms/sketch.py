@@ -3,6 +3,9 @@ and full signatures for the LSH candidates, which are signed again from their in
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import apache_beam as beam
@@ -16,6 +19,7 @@ from hybridmix.transforms.batches import concat_blocks, int_partitions, list_par
 from hybridmix.transforms.dedup_core import survivor_keys
 from hybridmix.transforms.inputs import ReadSpec
 from hybridmix.transforms.reread import ReadRowsAgain
+from hybridmix.transforms.storage import read_range, write_atomically
 
 INFO = "info"
 BANDS = "bands"
@@ -30,6 +34,54 @@ def lsh_shape(config: NearDedupConfig) -> tuple[int, int]:
     return minhash.optimal_bands(config.threshold, config.num_perm, config.false_positive_weight)
 
 
+# A band row in a spill file: its 64-bit key and its owner's uid.
+_BAND_BYTES = 16
+
+
+def spill_bands(keys: np.ndarray, owners: np.ndarray, partitions: int, spill_dir: str):
+    """A batch's LSH band keys -> one spill file, grouped by band partition; (partition, (path, start, end)).
+
+    Grouping band keys is the largest shuffle of a run (32 keys per document, 16 bytes each: 5.1 GB
+    at ten million documents), and the in-process runner holds a shuffle's data in memory, decoded
+    again when grouped; through the file system, the shuffle carries three values per partition.
+    A range is the partition's keys, then its owners. The name derives from the owners, so a
+    retried bundle rewrites the same file.
+    """
+    part = int_partitions(keys, partitions)
+    order = np.argsort(part, kind="stable")
+    keys, owners = keys[order], owners[order]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=partitions))])
+    tag = hashlib.blake2b(owners.tobytes(), digest_size=12).hexdigest()
+    path = f"{spill_dir}/{tag}-{len(keys)}.bin"
+    filled = [p for p in range(partitions) if bounds[p + 1] > bounds[p]]
+
+    def write(sink) -> None:
+        with open(sink, "wb") if isinstance(sink, str) else contextlib.nullcontext(sink) as fh:
+            for p in filled:
+                for column in (keys, owners):
+                    # A byte view: a stream that counts len() of what it is given counts bytes.
+                    fh.write(memoryview(column[bounds[p]:bounds[p + 1]]).cast("B"))
+
+    write_atomically(path, write)
+    for p in filled:
+        yield p, (path, int(bounds[p]) * _BAND_BYTES, int(bounds[p + 1]) * _BAND_BYTES)
+
+
+def read_bands(ranges: Iterable[tuple[str, int, int]], owners: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(band keys, owner uids) of spill ranges; with owners=False the keys alone, read alone.
+
+    A retried bundle may have reported its ranges twice; they name the same bytes, read once.
+    """
+    keys, uids = [np.zeros(0, np.uint64)], [np.zeros(0, np.int64)]
+    for path, start, end in sorted(set(ranges)):
+        half = (end - start) // 2
+        data = np.frombuffer(read_range(path, start, end if owners else start + half), np.uint64)
+        keys.append(data[:half // 8])
+        if owners:
+            uids.append(data[half // 8:].view(np.int64))
+    return np.concatenate(keys), np.concatenate(uids)
+
+
 def signatures_of(docs: pa.RecordBatch, near: NearDedupConfig) -> np.ndarray:
     """MinHash signature of every document of a batch, from its word hashes."""
     word_hashes, offsets = list_parts(docs.column("word_hashes"))
@@ -37,14 +89,15 @@ def signatures_of(docs: pa.RecordBatch, near: NearDedupConfig) -> np.ndarray:
 
 
 class _SketchFn(beam.DoFn):
-    """Per document batch: INFO rows with survivor keys, and LSH band keys keyed by partition.
+    """Per document batch: INFO rows with survivor keys, and LSH band keys spilled by partition.
 
     The signature itself is not kept: LSH candidates are signed again later.
     """
 
-    def __init__(self, config: DedupConfig, partitions: int) -> None:
+    def __init__(self, config: DedupConfig, partitions: int, spill_dir: str) -> None:
         self._config = config
         self._partitions = partitions
+        self._spill_dir = spill_dir
 
     def setup(self) -> None:
         self._bands, self._rows = lsh_shape(self._config.near)
@@ -65,11 +118,12 @@ class _SketchFn(beam.DoFn):
         if self._config.near.enabled:
             has_words = np.diff(list_parts(docs.column("word_hashes"))[1]) > 0
             sig = signatures_of(docs, self._config.near)[has_words]
-            # (band partition, (band keys, uids)): every band of every document with words.
+            # Every band of every document with words.
             keys = minhash.band_keys(sig, self._bands, self._rows).ravel()
             owners = np.repeat(uids[has_words], self._bands)
-            for p, rows in split_rows(int_partitions(keys, self._partitions), self._partitions):
-                yield beam.pvalue.TaggedOutput(BANDS, (p, (keys[rows], owners[rows])))
+            if len(keys):
+                for ref in spill_bands(keys, owners, self._partitions, self._spill_dir):
+                    yield beam.pvalue.TaggedOutput(BANDS, ref)
         yield pa.RecordBatch.from_arrays(
             [docs.column(name) for name in columns.INFO.names[:columns.INFO.get_field_index("skey")]]
             + [
@@ -88,15 +142,21 @@ class SketchOutputs(NamedTuple):
 
 
 class SketchDocuments(beam.PTransform):
-    """Drop the text: INFO rows for dedup and mixing, and LSH band keys for near dedup."""
+    """Drop the text: INFO rows for dedup and mixing, and LSH band keys for near dedup.
 
-    def __init__(self, config: DedupConfig, partitions: int) -> None:
+    Band keys go to spill files under `spill_dir` (a folder every worker can read: the run's
+    staging folder, which publishing clears); `bands` holds (band partition, (path, start, end))
+    ranges, read with `read_bands`.
+    """
+
+    def __init__(self, config: DedupConfig, partitions: int, spill_dir: str) -> None:
         super().__init__()
         self._config = config
         self._partitions = partitions
+        self._spill_dir = spill_dir
 
     def expand(self, docs: beam.PCollection) -> SketchOutputs:
-        out = docs | "KeyAndBand" >> beam.ParDo(_SketchFn(self._config, self._partitions)).with_outputs(
+        out = docs | "KeyAndBand" >> beam.ParDo(_SketchFn(self._config, self._partitions, self._spill_dir)).with_outputs(
             BANDS, main=INFO)
         return SketchOutputs(info=out[INFO], bands=out[BANDS])
 

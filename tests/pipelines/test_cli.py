@@ -83,6 +83,8 @@ def test_output_has_the_record_schema_and_success_marker(finished_run):
         assert pq.read_schema(f).equals(DOCUMENT_SCHEMA)
         assert pq.ParquetFile(f).metadata.row_group(0).column(0).compression == "ZSTD"
     assert not [p for p in os.listdir(out.parent) if p.endswith(".inprogress")]
+    # The shuffles that went through files (band keys, output rows) leave none behind.
+    assert not [os.path.join(d, n) for d, dirs, files in os.walk(out) for n in dirs + files if "spill" in n]
 
 
 def test_every_input_row_is_accounted_for(finished_run):

@@ -8,6 +8,7 @@ from hybridmix.schemas.stats import Figure, RunStats
 from hybridmix.transforms.components import ConnectedComponents
 from hybridmix.transforms.duplicates import cross_origin_counts
 from hybridmix.transforms.dedup_core import unique_pairs
+from hybridmix.transforms.batches import int_partitions
 from hybridmix.transforms.minhash import estimate_jaccard
 from hybridmix.transforms.near import (
     PAIRS,
@@ -19,6 +20,7 @@ from hybridmix.transforms.near import (
     _UniquePairs,
     _VerifyFn,
 )
+from hybridmix.transforms.sketch import read_bands, spill_bands
 from tests.builders import dedup_inputs, near_copy, words
 from tests.conftest import local_pipeline
 from tests.transforms.test_dedup_core import _union_find
@@ -179,3 +181,27 @@ def test_low_bit_verification_can_only_gain_a_match():
     full, partial = estimate_jaccard(a, b), estimate_jaccard(low["a"], low["b"])
     assert (partial >= full).all()
     assert np.array_equal(partial - full, ((a != b) & ((a ^ b) & np.uint32(0xFFFF) == 0)).mean(axis=1))
+
+
+def test_band_keys_cross_their_shuffle_as_file_ranges_that_read_back_per_partition(tmp_path):
+    rng = np.random.default_rng(5)
+    keys = rng.integers(0, 2**63, 3_000, dtype=np.int64).astype(np.uint64) * np.uint64(2)
+    owners = np.repeat(rng.integers(-2**62, 2**62, 100, dtype=np.int64), 30)
+    refs = list(spill_bands(keys, owners, 7, str(tmp_path / "bands")))
+    part = int_partitions(keys, 7)
+    assert sorted(p for p, _ in refs) == sorted(set(part.tolist()))
+    assert len({path for _, (path, _, _) in refs}) == 1  # one file per batch, whatever the partitions
+    for p, ref in refs:
+        got_keys, got_owners = read_bands([ref])
+        # Each partition gets its rows in batch order, keys paired with their owners.
+        np.testing.assert_array_equal(got_keys, keys[part == p])
+        np.testing.assert_array_equal(got_owners, owners[part == p])
+        # A retried bundle's range, reported twice, is read once; keys alone read only the keys.
+        np.testing.assert_array_equal(read_bands([ref, ref])[0], got_keys)
+        only_keys, no_owners = read_bands([ref], owners=False)
+        np.testing.assert_array_equal(only_keys, got_keys)
+        assert len(no_owners) == 0
+    # A retry writes the same file under the same name.
+    assert list(spill_bands(keys, owners, 7, str(tmp_path / "bands"))) == refs
+    assert len(list((tmp_path / "bands").iterdir())) == 1
+    assert [len(a) for a in read_bands([])] == [0, 0]
