@@ -123,7 +123,8 @@ def _keep_signed_b(element, partitions: int):
     pairs = list(joined[PAIRS])
     if not pairs:
         return
-    a, b = unique_pairs(*concat_blocks(pairs))
+    # DistinctPairs already made them distinct: one combined block per partition.
+    a, b = concat_blocks(pairs, np.int64, np.int64)
     signed = list(joined[SIGNED])
     keep = np.isin(b, np.concatenate(signed)) if signed else np.zeros(len(b), bool)
     yield from _key_pairs(a[keep], b[keep], partitions, by_a=True)

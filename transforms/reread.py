@@ -108,7 +108,7 @@ class ReadRowsAgain(beam.PTransform):
             requests
             # ((file, read unit), request rows): one read per unit (a row group or a slice of one)
             # holding a requested row.
-            | "KeyByRowGroup" >> beam.FlatMap(key_by_unit, starts)
-            | "GroupByRowGroup" >> beam.GroupByKey()
+            | "KeyByReadUnit" >> beam.FlatMap(key_by_unit, starts)
+            | "GroupByReadUnit" >> beam.GroupByKey()
             | "ReadRows" >> beam.ParDo(_ReadAgainFn(self._spec, self._schema, self._measure, self._words))
         )

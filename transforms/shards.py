@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from hybridmix.transforms.storage import (
     file_size,
     read_range,
     write_atomically,
+    write_buffers,
 )
 from hybridmix.transforms.text import stable_hash64
 
@@ -144,7 +144,7 @@ def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], 
         offsets = np.concatenate([[0], np.cumsum([m.size for m in messages])])
         path = f"{spill_dir}/{name}/{_spill_tag(keys[picked])}.arrow"
         # Spill files live minutes and are read once: no compression beats a smaller file.
-        write_atomically(path, lambda sink, m=messages: _write_buffers(sink, m))
+        write_buffers(path, messages)
         merge = shard[starts] // per_merge
         cuts = np.concatenate([[0], np.flatnonzero(np.diff(merge)) + 1, [len(merge)]])
         for a, b in zip(cuts[:-1], cuts[1:]):
@@ -154,12 +154,6 @@ def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], 
 
 def _spill_tag(keys: np.ndarray) -> str:
     return f"{hashlib.blake2b(keys.tobytes(), digest_size=12).hexdigest()}-{len(keys)}"
-
-
-def _write_buffers(sink, buffers: list[pa.Buffer]) -> None:
-    with (open(sink, "wb") if isinstance(sink, str) else contextlib.nullcontext(sink)) as fh:
-        for buf in buffers:
-            fh.write(buf)
 
 
 def read_spill(path: str, start: int, end: int, schema: pa.Schema, count: int) -> list[pa.RecordBatch]:

@@ -3,7 +3,6 @@ and full signatures for the LSH candidates, which are signed again from their in
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -19,7 +18,7 @@ from hybridmix.transforms.batches import concat_blocks, int_partitions, list_par
 from hybridmix.transforms.dedup_core import survivor_keys
 from hybridmix.transforms.inputs import ReadSpec
 from hybridmix.transforms.reread import ReadRowsAgain
-from hybridmix.transforms.storage import read_range, write_atomically
+from hybridmix.transforms.storage import read_range, write_buffers
 
 INFO = "info"
 BANDS = "bands"
@@ -42,8 +41,9 @@ def spill_bands(keys: np.ndarray, owners: np.ndarray, partitions: int, spill_dir
     """A batch's LSH band keys -> one spill file, grouped by band partition; (partition, (path, start, end)).
 
     Grouping band keys is the largest shuffle of a run (32 keys per document, 16 bytes each: 5.1 GB
-    at ten million documents), and the in-process runner holds a shuffle's data in memory, decoded
-    again when grouped; through the file system, the shuffle carries three values per partition.
+    at ten million documents), and the in-process runner holds a shuffle's data in memory until
+    the stage that reads it; through the file system, the shuffle carries one range per partition
+    and batch.
     A range is the partition's keys, then its owners. The name derives from the owners, so a
     retried bundle rewrites the same file.
     """
@@ -51,18 +51,11 @@ def spill_bands(keys: np.ndarray, owners: np.ndarray, partitions: int, spill_dir
     order = np.argsort(part, kind="stable")
     keys, owners = keys[order], owners[order]
     bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=partitions))])
-    tag = hashlib.blake2b(owners.tobytes(), digest_size=12).hexdigest()
+    tag = hashlib.blake2b(memoryview(owners).cast("B"), digest_size=12).hexdigest()
     path = f"{spill_dir}/{tag}-{len(keys)}.bin"
     filled = [p for p in range(partitions) if bounds[p + 1] > bounds[p]]
-
-    def write(sink) -> None:
-        with open(sink, "wb") if isinstance(sink, str) else contextlib.nullcontext(sink) as fh:
-            for p in filled:
-                for column in (keys, owners):
-                    # A byte view: a stream that counts len() of what it is given counts bytes.
-                    fh.write(memoryview(column[bounds[p]:bounds[p + 1]]).cast("B"))
-
-    write_atomically(path, write)
+    write_buffers(path, [memoryview(column[bounds[p]:bounds[p + 1]]).cast("B")
+                         for p in filled for column in (keys, owners)])
     for p in filled:
         yield p, (path, int(bounds[p]) * _BAND_BYTES, int(bounds[p + 1]) * _BAND_BYTES)
 

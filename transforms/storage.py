@@ -7,10 +7,11 @@ is published without one).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO
 
 import pyarrow as pa
@@ -114,6 +115,20 @@ def write_atomically(path: str, write: Callable[[str | IO[bytes]], None]) -> Non
     os.makedirs(os.path.dirname(path), exist_ok=True)
     write(tmp)
     os.replace(tmp, path)
+
+
+def write_buffers(path: str, buffers: Iterable) -> None:
+    """Write bytes-like buffers back to back as one file, atomically (see `write_atomically`).
+
+    Buffers must count their length in bytes (a `memoryview(...).cast("B")` of a numpy array,
+    not the array): a remote stream may count what it was given with len().
+    """
+    def write(sink) -> None:
+        with open(sink, "wb") if isinstance(sink, str) else contextlib.nullcontext(sink) as fh:
+            for buf in buffers:
+                fh.write(buf)
+
+    write_atomically(path, write)
 
 
 def file_identity(path: str) -> tuple[int, float] | None:
