@@ -246,7 +246,7 @@ def _write_ledger(p: beam.Pipeline, ctx: RunContext, out_cfg, gate, side_outputs
         filtered | "LedgerFiltered" >> beam.Map(from_filtered),
         duplicates | "LedgerDuplicates" >> beam.Map(from_duplicates),
         survivors,
-    ) | "MergeLedger" >> beam.Flatten()
+    )
     shards = p | "LedgerShards" >> beam.Create([{"part": (ledger_shards(rows), rows)}])
     return (entries | "WriteLedger" >> WriteShards(
         ShardSpec(LEDGER, LEDGER_SCHEMA, order_ledger, LINEAGE_ORDER), out_cfg, ctx.stage_dir,
@@ -313,8 +313,7 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     if out_cfg.index:
         # One index row per document; the data rows (copies included) bound their number.
         index_shards = mix.split_sizes | "IndexShards" >> beam.Map(_index_shards, out_cfg)
-        index_rows = (materialized.index, dedup.index) | "MergeIndex" >> beam.Flatten()
-        written.append((index_rows | "WriteIndex" >> WriteShards(
+        written.append(((materialized.index, dedup.index) | "WriteIndex" >> WriteShards(
             ShardSpec(INDEX, INDEX_SCHEMA, order_index, ("doc_id",), unique="doc_id"), out_cfg, stage,
             shards=index_shards, gate=gate)).files)
 

@@ -263,7 +263,8 @@ class _MergeShardFn(beam.DoFn):
 
 
 class WriteShards(beam.PTransform):
-    """Write record batches as `<folder>/<label>-NNNNN-of-MMMMM.parquet` with about `rows_per_shard` rows.
+    """Write record batches (a PCollection, or a tuple of them) as `<folder>/<label>-NNNNN-of-MMMMM.parquet`
+    with about `rows_per_shard` rows.
 
     A row's shard and its position in the shard come from `spec.order` (a seeded hash), so the
     files are the same whatever the order rows arrive in. Rows reach their shard through
@@ -286,20 +287,27 @@ class WriteShards(beam.PTransform):
         # mixture plan): a guard violation then stops the run with nothing on disk.
         self._gate = gate
 
-    def expand(self, batches: beam.PCollection) -> Any:
+    def expand(self, batches: beam.PCollection | tuple[beam.PCollection, ...]) -> Any:
+        # Several inputs spill each on its own: a Flatten of rows before the spill is a buffer
+        # that the in-process runner holds whole (index/ rows at ten million documents: 10.6 GB).
+        inputs = batches if isinstance(batches, tuple) else (batches,)
         shards = self._shards or (
-            batches
-            | "CountRows" >> beam.FlatMap(_count_labels, self._spec)
+            [rows | f"CountRows{i or ''}" >> beam.FlatMap(_count_labels, self._spec) for i, rows in enumerate(inputs)]
+            | "MergeCounts" >> beam.Flatten()
             | "SumRows" >> beam.CombinePerKey(sum)
             | "CollectCounts" >> beam.combiners.ToDict()
             | "ShardsByRows" >> beam.Map(_shards_by_rows, self._output)
         )
         gate = {"gate": beam.pvalue.AsSingleton(self._gate)} if self._gate is not None else {}
+        spill_dir = f"{self._stage_dir}/{SPILL_FOLDER}/{self._spec.folder}"
+        ranges = [
+            rows | f"SpillByShard{i or ''}" >> beam.FlatMap(
+                _spill_fragments, shards=beam.pvalue.AsSingleton(shards), spec=self._spec, spill_dir=spill_dir, **gate)
+            for i, rows in enumerate(inputs)
+        ]
         return (
-            batches
-            | "SpillByShard" >> beam.FlatMap(
-                _spill_fragments, shards=beam.pvalue.AsSingleton(shards), spec=self._spec,
-                spill_dir=f"{self._stage_dir}/{SPILL_FOLDER}/{self._spec.folder}", **gate)
+            ranges
+            | "MergeRanges" >> beam.Flatten()
             # ((label, merge, shard count), (spill path, start, end, shards)): byte ranges, not rows, are shuffled.
             | "GroupByShard" >> beam.GroupByKey()
             | "MergeShard" >> beam.ParDo(_MergeShardFn(self._spec, self._output, self._stage_dir))

@@ -28,13 +28,15 @@ def batches(repeat_first=False):
     return out + out[:1] if repeat_first else out
 
 
-def write(tmp_path, rows_per_shard, name, repeat_first=False):
+def write(tmp_path, rows_per_shard, name, repeat_first=False, inputs=1):
     stage = str(tmp_path / name)
     spec = ShardSpec("data", SCHEMA, functools.partial(order_by_id, seed=3), ("id",), label=label_by_split,
                      unique="id")
     with local_pipeline() as p:
-        _ = (p | beam.Create(batches(repeat_first))
-             | WriteShards(spec, OutputConfig(rows_per_shard=rows_per_shard, row_group_rows=7), stage))
+        # `inputs` > 1: the batches dealt over that many PCollections, written by one WriteShards.
+        rows = tuple(p | f"Create{i}" >> beam.Create(batches(repeat_first)[i::inputs]) for i in range(inputs))
+        _ = (rows if inputs > 1 else rows[0]) | WriteShards(
+            spec, OutputConfig(rows_per_shard=rows_per_shard, row_group_rows=7), stage)
     spill = [f for _, _, files in os.walk(os.path.join(stage, SPILL_FOLDER)) for f in files]
     data = sorted(os.listdir(os.path.join(stage, "data")))
     return spill, {f: pq.read_table(os.path.join(stage, "data", f)) for f in data}
@@ -76,6 +78,17 @@ def test_merges_of_many_shards_place_every_row_and_match_one_merge_per_shard(tmp
     assert grouped.keys() == single.keys() == whole.keys()
     for name in single:
         assert grouped[name].equals(single[name]) and whole[name].equals(single[name]), name
+
+
+def test_rows_of_several_inputs_are_written_as_those_of_one(tmp_path):
+    """Index rows come from two stages; each spills on its own and the shards are the same files."""
+    _, one = write(tmp_path, 40, "one")
+    spill, three = write(tmp_path, 40, "three", inputs=3)
+    assert len(spill) == BATCHES * 2
+    check_shards(three)
+    assert one.keys() == three.keys()
+    for name in one:
+        assert one[name].equals(three[name]), name
 
 
 def test_a_batch_delivered_twice_is_written_once(tmp_path):
