@@ -43,9 +43,8 @@ def spill_bands(keys: np.ndarray, owners: np.ndarray, partitions: int, spill_dir
     Grouping band keys is the largest shuffle of a run (32 keys per document, 16 bytes each: 5.1 GB
     at ten million documents), and the in-process runner holds a shuffle's data in memory until
     the stage that reads it; through the file system, the shuffle carries one range per partition
-    and batch.
-    A range is the partition's keys, then its owners. The name derives from the owners, so a
-    retried bundle rewrites the same file.
+    and batch. A range is the partition's keys, then its owners. The name derives from the owners,
+    so a retried bundle rewrites the same file.
     """
     part = int_partitions(keys, partitions)
     order = np.argsort(part, kind="stable")
@@ -67,11 +66,11 @@ def read_bands(ranges: Iterable[tuple[str, int, int]], owners: bool = True) -> t
     """
     keys, uids = [np.zeros(0, np.uint64)], [np.zeros(0, np.int64)]
     for path, start, end in sorted(set(ranges)):
-        half = (end - start) // 2
-        data = np.frombuffer(read_range(path, start, end if owners else start + half), np.uint64)
-        keys.append(data[:half // 8])
+        n = (end - start) // _BAND_BYTES
+        data = np.frombuffer(read_range(path, start, end if owners else start + 8 * n), np.uint64)
+        keys.append(data[:n])
         if owners:
-            uids.append(data[half // 8:].view(np.int64))
+            uids.append(data[n:].view(np.int64))
     return np.concatenate(keys), np.concatenate(uids)
 
 
