@@ -5,10 +5,10 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from hybridmix.schemas.config import NearDedupConfig
 from hybridmix.schemas.stats import Figure, RunStats
+from hybridmix.transforms.batches import int_partitions
 from hybridmix.transforms.components import ConnectedComponents
 from hybridmix.transforms.duplicates import cross_origin_counts
 from hybridmix.transforms.dedup_core import unique_pairs
-from hybridmix.transforms.batches import int_partitions
 from hybridmix.transforms.minhash import estimate_jaccard
 from hybridmix.transforms.near import (
     PAIRS,
