@@ -198,6 +198,10 @@ env:
   java:
     opts:
       all: $JAVA_OPTS_ALL
+      # The JobManager reads a submitted JobGraph with Java deserialization, one stack frame per
+      # link; a run's ~100 stages overflowed the default 1 MB thread stack (StackOverflowError in
+      # JobSubmitHandler, "Internal server error" at the client), not on every submission.
+      jobmanager: -Xss16m
   pid:
     dir: $RUN
 jobmanager:
@@ -314,7 +318,7 @@ java.util.logging.SimpleFormatter.format = %1$tF %1$tT %4$s %3$s: %5$s%6$s%n
 org.apache.beam.runners.flink.FlinkPipelineRunner.level = WARNING
 org.apache.flink.configuration.GlobalConfiguration.level = WARNING
 PROPS
-  nohup java -Xmx1g -Djava.io.tmpdir="$WORK/tmp" -Djava.util.logging.config.file="$JS/logging.properties" \
+  nohup java -Xmx1g -Xss16m -Djava.io.tmpdir="$WORK/tmp" -Djava.util.logging.config.file="$JS/logging.properties" \
       -cp "$THIN_JAR" "$JS_MAIN" \
       --flink-master="localhost:$REST_PORT" --flink-conf-dir="$FLINK/conf" \
       --job-host=localhost --job-port="$JOB_PORT" --artifact-port="$ARTIFACT_PORT" \
