@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from hybridmix.transforms import progress
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.stats import STATS, emit_by_source
 from hybridmix.transforms.storage import (
+    content_tag,
     file_size,
     read_range,
     write_atomically,
@@ -142,7 +142,7 @@ def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], 
         starts, ends = np.concatenate([[0], bounds]), np.concatenate([bounds, [len(shard)]])
         messages = [part.slice(a, b - a).serialize() for a, b in zip(starts, ends)]
         offsets = np.concatenate([[0], np.cumsum([m.size for m in messages])])
-        path = f"{spill_dir}/{name}/{_spill_tag(keys[picked])}.arrow"
+        path = f"{spill_dir}/{name}/{content_tag(keys[picked])}.arrow"
         # Spill files live minutes and are read once: no compression beats a smaller file.
         write_buffers(path, messages)
         merge = shard[starts] // per_merge
@@ -150,10 +150,6 @@ def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], 
         for a, b in zip(cuts[:-1], cuts[1:]):
             yield (str(name), int(merge[a]), n), (path, int(offsets[a]), int(offsets[b]),
                                                  tuple(int(s) for s in shard[starts[a:b]]))
-
-
-def _spill_tag(keys: np.ndarray) -> str:
-    return f"{hashlib.blake2b(keys.tobytes(), digest_size=12).hexdigest()}-{len(keys)}"
 
 
 def read_spill(path: str, start: int, end: int, schema: pa.Schema, count: int) -> list[pa.RecordBatch]:

@@ -3,7 +3,6 @@ and full signatures for the LSH candidates, which are signed again from their in
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -18,7 +17,7 @@ from hybridmix.transforms.batches import concat_blocks, int_partitions, list_par
 from hybridmix.transforms.dedup_core import survivor_keys
 from hybridmix.transforms.inputs import ReadSpec
 from hybridmix.transforms.reread import ReadRowsAgain
-from hybridmix.transforms.storage import read_range, write_buffers
+from hybridmix.transforms.storage import content_tag, read_range, write_buffers
 
 INFO = "info"
 BANDS = "bands"
@@ -46,17 +45,13 @@ def spill_bands(keys: np.ndarray, owners: np.ndarray, partitions: int, spill_dir
     and batch. A range is the partition's keys, then its owners. The name derives from the owners,
     so a retried bundle rewrites the same file.
     """
-    part = int_partitions(keys, partitions)
-    order = np.argsort(part, kind="stable")
-    keys, owners = keys[order], owners[order]
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=partitions))])
-    tag = hashlib.blake2b(memoryview(owners).cast("B"), digest_size=12).hexdigest()
-    path = f"{spill_dir}/{tag}-{len(keys)}.bin"
-    filled = [p for p in range(partitions) if bounds[p + 1] > bounds[p]]
-    write_buffers(path, [memoryview(column[bounds[p]:bounds[p + 1]]).cast("B")
-                         for p in filled for column in (keys, owners)])
-    for p in filled:
-        yield p, (path, int(bounds[p]) * _BAND_BYTES, int(bounds[p + 1]) * _BAND_BYTES)
+    parts = list(split_rows(int_partitions(keys, partitions), partitions))
+    ends = np.cumsum([len(rows) for _, rows in parts]) * _BAND_BYTES
+    path = f"{spill_dir}/{content_tag(owners)}.bin"
+    write_buffers(path, [memoryview(column[rows]).cast("B")
+                         for _, rows in parts for column in (keys, owners)])
+    for (p, rows), end in zip(parts, ends):
+        yield p, (path, int(end) - len(rows) * _BAND_BYTES, int(end))
 
 
 def read_bands(ranges: Iterable[tuple[str, int, int]], owners: bool = True) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import IO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
@@ -115,6 +116,12 @@ def write_atomically(path: str, write: Callable[[str | IO[bytes]], None]) -> Non
     os.makedirs(os.path.dirname(path), exist_ok=True)
     write(tmp)
     os.replace(tmp, path)
+
+
+def content_tag(key: np.ndarray) -> str:
+    """A spill file's name stem from the array that identifies its rows (uids, order keys): a
+    retried bundle writes the same rows, so it rewrites the same file instead of adding one."""
+    return f"{hashlib.blake2b(memoryview(key).cast('B'), digest_size=12).hexdigest()}-{len(key)}"
 
 
 def write_buffers(path: str, buffers: Iterable) -> None:
