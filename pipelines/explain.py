@@ -12,6 +12,7 @@ import re
 import sys
 from typing import Any
 
+import numpy as np
 import pyarrow.compute as pc
 
 from hybridmix.pipelines.inspection import read_manifest, run_folder
@@ -57,9 +58,18 @@ def ledger_rows(folder: str, manifest: dict[str, Any], doc_id: str) -> list[dict
     if len(counts) != 1 or len(files) != counts.pop():
         raise OutputError(f"ledger/ of run {manifest['run_id']} is not a complete set of shards: {files[:3]}")
     path = _join(folder, files[ledger_shard(doc_id, len(files))])
-    table = open_parquet(path).read(use_threads=parquet_threads(path))
-    found = table.filter(pc.equal(table.column("doc_id"), doc_id))
-    return found.to_pylist()
+    pf = open_parquet(path)
+    threads = parquet_threads(path)
+    # The doc_id column first, then only the row groups holding the id: a shard can hold
+    # millions of rows, and their detail text is most of its bytes.
+    ids = pf.read(columns=["doc_id"], use_threads=threads).column("doc_id")
+    rows = np.flatnonzero(pc.equal(ids, doc_id).to_numpy(zero_copy_only=False))
+    if not len(rows):
+        return []
+    starts = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
+    groups = np.unique(np.searchsorted(starts, rows, side="right") - 1)
+    table = pf.read_row_groups(groups.tolist(), use_threads=threads)
+    return table.filter(pc.equal(table.column("doc_id"), doc_id)).to_pylist()
 
 
 def explain(out: str, doc_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hybridmix.pipelines.cli import main
+from hybridmix.pipelines.explain import ledger_rows
 from hybridmix.schemas.records import LEDGER_SCHEMA
 from tests.builders import near_copy, words, write_config, write_parquet
 
@@ -41,7 +42,8 @@ def _config(tmp_path, **output):
         ],
         # The human side limits the mix: the synthetic side is cut, so some survivors are not selected.
         "mixture": {"targets": {"human": 0.7, "synthetic": 0.3}, "validation_fraction": 0.2},
-        "output": {"rows_per_shard": 20, **output},
+        # Small row groups: `explain` reads only those holding the id it looks up.
+        "output": {"rows_per_shard": 20, "row_group_rows": 5, **output},
         "partitions": 3,
     })
 
@@ -143,6 +145,15 @@ def test_explain_says_where_each_kind_of_document_went(run, capsys):
     code, text, _ = _explain(capsys, out, not_selected, "--json")
     entries = json.loads(text)["entries"]
     assert [e["fate"] for e in entries] == ["not_selected"]
+
+
+def test_explain_reads_the_rows_of_every_document_from_shards_of_many_row_groups(run):
+    out, _, _ = run
+    assert all(pq.ParquetFile(f).num_row_groups > 1 for f in glob.glob(str(out / "ledger" / "*.parquet")))
+    manifest = json.loads((out / "manifest.json").read_text())
+    ledger = _folder(out, "ledger").to_pylist()
+    for doc_id in {r["doc_id"] for r in ledger if r["doc_id"]}:
+        assert ledger_rows(str(out), manifest, doc_id) == [r for r in ledger if r["doc_id"] == doc_id]
 
 
 def test_explain_of_an_unknown_document_exits_2(run, capsys):
