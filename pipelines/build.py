@@ -216,7 +216,7 @@ def dedup_params(config: PipelineConfig) -> dict:
             "false_positive_weight": near.false_positive_weight,
             "scheme": "datasketch affine32",
             "hashfunc": f"{shingle_hash32.__module__}.{shingle_hash32.__name__}",
-            "clustering": "large-star/small-star connected components",
+            "clustering": "large-star/small-star connected components, finished by union-find",
             "max_cc_rounds": near.max_cc_rounds,
         },
         "survivor_policy": config.dedup.survivor,

@@ -287,7 +287,10 @@ class NearDedupConfig(_Model):
     # Buckets up to this size yield all their pairs; larger ones a star on their
     # smallest member plus a chain, which keeps the work linear in bucket size.
     all_pairs_bucket_limit: StrictInt = Field(default=64, ge=2)
-    max_cc_rounds: StrictInt = Field(default=12, ge=1, le=64)
+    # Large-star/small-star rounds before what is left unfinished (long chains) is finished by one
+    # union-find; the clusters are the same whatever the number. Each round is two shuffles, and
+    # real text converges in two (measured at 200,000 documents): more only cost stages.
+    max_cc_rounds: StrictInt = Field(default=3, ge=1, le=64)
 
     @model_validator(mode="after")
     def _check_bands(self) -> NearDedupConfig:
@@ -664,6 +667,8 @@ class PipelineConfig(_Model):
             payload["output"].pop("index")
         if not payload["dedup"]["against"]:  # as above
             payload["dedup"].pop("against")
+        # The star rounds set how much of the clustering a union-find finishes, never its result.
+        payload["dedup"]["near"].pop("max_cc_rounds")
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

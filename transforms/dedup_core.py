@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
+import numba as nb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -210,21 +211,51 @@ def small_star(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 class StarCheck(NamedTuple):
     children: np.ndarray
-    parents: np.ndarray
+    parents: np.ndarray  # each child's smallest parent: its root where the stars are done
     roots: np.ndarray
-    violations: int
+    unfinished: tuple[np.ndarray, np.ndarray]  # (child, parent) edges of the nodes that are not in a star
 
 
 def star_labels(node: np.ndarray, parent: np.ndarray, is_child: np.ndarray) -> StarCheck:
-    """Check that the edges of one partition's nodes form stars; return child -> root labels.
+    """Child -> parent labels of one partition's nodes, and the edges where they are not yet stars.
 
     Rows: (node, parent, True) says "node has this parent"; (node, _, False) says "node is
-    someone's parent". Converged means every child has exactly one parent and no node is
-    both a child and a parent; anything else counts as a violation.
+    someone's parent". A node is in a finished star when it has exactly one parent and is no one's
+    parent. Every edge of the other nodes is returned in `unfinished`: with them, the edges of
+    the finished nodes only attach leaves, so labelling through `min_components` of the
+    unfinished edges gives each node its component's smallest node.
     """
     pairs = np.unique(np.stack([node[is_child], parent[is_child]], axis=1), axis=0)
     children, first, n_parents = np.unique(pairs[:, 0], return_index=True, return_counts=True)
     parent_nodes = np.unique(node[~is_child])
-    violations = int(np.sum(n_parents > 1)) + len(np.intersect1d(children, parent_nodes))
+    open_nodes = np.union1d(children[n_parents > 1], np.intersect1d(children, parent_nodes))
+    unfinished = np.isin(pairs[:, 0], open_nodes)
     roots = np.setdiff1d(parent_nodes, children)
-    return StarCheck(children, pairs[first, 1], roots, violations)
+    return StarCheck(children, pairs[first, 1], roots, (pairs[unfinished, 0], pairs[unfinished, 1]))
+
+
+@nb.njit(cache=True)
+def _smallest_roots(a, b, n):
+    """Union-find over nodes 0..n-1: each node's root is the smallest node of its component."""
+    parent = np.arange(n)
+    for i in range(len(a)):
+        x, y = a[i], b[i]
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        while parent[y] != y:
+            parent[y] = parent[parent[y]]
+            y = parent[y]
+        if x < y:
+            parent[y] = x
+        elif y < x:
+            parent[x] = y
+    for i in range(n):  # roots are smaller than their nodes: ascending order finds each once
+        parent[i] = parent[parent[i]]
+    return parent
+
+
+def min_components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(nodes, the smallest node of each one's component) of an undirected edge list; nodes sorted."""
+    nodes, dense = np.unique(np.concatenate([a, b]).astype(np.int64), return_inverse=True)
+    return nodes, nodes[_smallest_roots(dense[:len(a)], dense[len(a):], len(nodes))]

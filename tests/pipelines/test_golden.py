@@ -12,9 +12,9 @@ from hybridmix.pipelines.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DEMO_FILES = {
-    "data/train-00000-of-00002.parquet": "e44cfc9b7f15e541fc0b60faf7e6d9f8a4694eaf294191c45da02701c45e6170",
-    "data/train-00001-of-00002.parquet": "7af2d65986cec9a7746e0ecdc01b312bae2ade12fdde1304fb66e263b46ce7c6",
-    "data/validation-00000-of-00001.parquet": "f3e26c2ebb6baf1f3108607253880999fbb399f87f2f848763cca76cc9d5b955",
+    "data/train-00000-of-00002.parquet": "5b2be44d7290ffd1fd0e1ce67423c87fa11bd39ed74423ed2d90eb67b91ef7eb",
+    "data/train-00001-of-00002.parquet": "649cdd25b6acedd78009b70963ba62a3fdb40961c5089537c4d8f605668f8d70",
+    "data/validation-00000-of-00001.parquet": "59cff7f33d8117d2758b9d045fb0f7151e2f29f6f8e342f7b9d7b7d954446f69",
     "duplicates/part-00000-of-00001.parquet": "9ca331f906efbcdaf58dc1b89e15bfc84e8230930560a97a26b53ba00fe3cdb8",
     "filtered/part-00000-of-00001.parquet": "4c6caf84765ac159a96c8c2b7700a5f2f49c5ac6a3516fa153c1ad81ab9b84ed",
     "index/part-00000-of-00003.parquet": "01ef0194b2c6be4f97659dce48d30d65a7faf29db4a1e67af0357a1053dfabe9",

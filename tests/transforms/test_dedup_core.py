@@ -8,6 +8,7 @@ from hybridmix.transforms.dedup_core import (
     directed,
     exact_groups,
     large_star,
+    min_components,
     small_star,
     star_labels,
     survivor_keys,
@@ -107,16 +108,47 @@ def test_star_rounds_find_the_same_components_as_union_find(shape):
         a, b = np.array([10, 10, 10, 50, 50]), np.array([11, 12, 13, 51, 13])
     a, b = unique_pairs(a.astype(np.int64), b.astype(np.int64))
     check, labels = _components_by_stars(a, b)
-    assert check.violations == 0
+    assert len(check.unfinished[0]) == 0
     expected = _union_find(a, b)
     got = {node: labels.get(node, node) for node in expected}
     assert got == expected
 
 
 def test_star_check_reports_unfinished_graphs():
-    # 3 -> 2 -> 1 is a path, not a star: node 2 is both a child and a parent.
-    check = star_labels(np.array([3, 2, 2, 1]), np.array([2, 1, 2, 1]), np.array([True, True, False, False]))
-    assert check.violations == 1
+    # 3 -> 2 -> 1 is a path, not a star: node 2 is both a child and a parent; 5 has two parents.
+    check = star_labels(np.array([3, 2, 2, 1, 5, 5, 4, 6]), np.array([2, 1, 2, 1, 4, 6, 4, 6]),
+                        np.array([True, True, False, False, True, True, False, False]))
+    assert sorted(zip(*(x.tolist() for x in check.unfinished))) == [(2, 1), (5, 4), (5, 6)]
+    assert dict(zip(check.children.tolist(), check.parents.tolist())) == {2: 1, 3: 2, 5: 4}
+
+
+@pytest.mark.parametrize("shape", ["path", "random", "two-stars"])
+@pytest.mark.parametrize("rounds", [0, 1, 2])
+def test_unfinished_stars_finished_by_union_find_give_the_components(shape, rounds):
+    rng = np.random.default_rng(5)
+    if shape == "path":
+        perm = rng.permutation(500)
+        a, b = perm[:-1], perm[1:]
+    elif shape == "random":
+        a, b = rng.integers(0, 600, 500), rng.integers(0, 600, 500)
+    else:
+        a, b = np.array([10, 10, 10, 50, 50]), np.array([11, 12, 13, 51, 13])
+    a, b = unique_pairs(a.astype(np.int64), b.astype(np.int64))
+    check, labels = _components_by_stars(a, b, rounds=rounds)
+    if shape == "path":
+        assert len(check.unfinished[0]) > 0  # too few rounds for a path: the finish step matters
+    nodes, roots = min_components(*check.unfinished)
+    finish = dict(zip(nodes.tolist(), roots.tolist()))
+    labels.update({r: r for r in check.roots.tolist()})
+    got = {node: finish.get(label, label) for node, label in labels.items()}
+    assert got == _union_find(a, b)
+
+
+def test_min_components_labels_with_the_smallest_node():
+    nodes, roots = min_components(np.array([9, 7, 3, 20], np.int64), np.array([7, 3, 8, 21], np.int64))
+    assert dict(zip(nodes.tolist(), roots.tolist())) == {3: 3, 7: 3, 8: 3, 9: 3, 20: 20, 21: 20}
+    empty = min_components(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    assert [len(x) for x in empty] == [0, 0]
 
 
 @pytest.mark.parametrize("column", [
