@@ -103,6 +103,13 @@ def test_digest_ignores_output_path_but_not_seed():
     assert cfg.digest() != cfg.with_overrides(seed=7).digest()
 
 
+def test_star_rounds_do_not_change_the_digest():
+    # The clusters are the same for any number of rounds: runs that differ only there match.
+    cfg = parse_config(with_changes(dedup={"near": {"max_cc_rounds": 1}}))
+    assert cfg.digest() == parse_config(with_changes(dedup={"near": {"max_cc_rounds": 9}})).digest()
+    assert cfg.digest() != parse_config(with_changes(dedup={"near": {"max_cc_rounds": 1, "ngram": 4}})).digest()
+
+
 def test_overrides_are_validated():
     with pytest.raises(ConfigError, match="seed"):
         make_config().with_overrides(seed=-3)
