@@ -34,11 +34,10 @@ import pyarrow.parquet as pq
 from benchmarks.judge_quality import SHARED, judged_answers, removed_ids, shared_config
 from hybridmix.pipelines.cli import main as hybridmix
 from hybridmix.transforms.mixture_core import top_priority, weighted_priority
-from hybridmix.transforms.scorer import DENSE_FEATURES
+from hybridmix.transforms.scorer import DENSE_FEATURES, load_scorer
 from hybridmix.transforms.scorer_fit import featurize, fit, fit_strata
 from hybridmix.transforms.text import stable_hash64
 
-WEIGHTS = {"text_davinci_003": 0.8, "gpt4_1106_preview": 0.2}
 
 
 def load() -> dict:
@@ -59,9 +58,12 @@ def out_of_fold(d: dict, recipe: str, salt: str) -> np.ndarray:
     names = ("log_chars",) if recipe == "baseline" else tuple(DENSE_FEATURES)
     f = featurize(d["table"].column("text").combine_chunks(), 18, names)
 
+    # The bundled scorer's own judge weights (as judge_quality uses), so "per_judge" is the recipe that ships.
+    weights = load_scorer(None).meta["training"]["parameters"]["stratum_weights"]
+
     def model(rows):
         if recipe == "per_judge":
-            return fit_strata(f, rows, d["preference"], [], d["judges"], WEIGHTS, 1.0, 1.0, 5.0, 300)
+            return fit_strata(f, rows, d["preference"], [], d["judges"], weights, 1.0, 1.0, 5.0, 300)
         if recipe == "v1":
             return fit(f, rows, d["preference"], [d["judges"], d["prompts"]], 1.0, 1.0, 5.0, 300)
         return fit(f, rows, d["wins"], [], 1.0, 1.0, 5.0, 300)
