@@ -670,12 +670,14 @@ def _count_into(keys, n, slots, counts, where):
     hashes; give small or 32-bit keys as 2 * key + 1. The table must have room for n keys;
     `_clear` empties the slots used afterwards.
     """
-    mask = len(slots) - 1
+    # Only as much of the table as n keys need (load under 1/2): the table is sized for a batch's
+    # longest text, and probing all of it for short texts missed the cache on every key.
+    bits = 1
+    while (1 << bits) < min(2 * n + 2, len(slots)):
+        bits += 1
+    mask = (1 << bits) - 1
     # Fibonacci hashing: the slot is the top log2(size) bits of k * phi. (A fixed shift used only
     # 2^24 slots whatever the size, and past ~16M keys probing turned quadratic.)
-    bits = 0
-    while (1 << bits) < len(slots):
-        bits += 1
     shift = np.uint64(64 - bits)
     for j in range(n):
         k = keys[j] | np.uint64(1)  # 0 marks an empty slot
