@@ -96,17 +96,22 @@ def _union_find(a, b):
     return {x: find(x) for x in parent}
 
 
-@pytest.mark.parametrize("shape", ["path", "random", "two-stars"])
-def test_star_rounds_find_the_same_components_as_union_find(shape):
-    rng = np.random.default_rng(3)
+def _graph(shape, seed, n):
+    """Distinct undirected edges of a path through n nodes, a random graph, or two small stars."""
+    rng = np.random.default_rng(seed)
     if shape == "path":
-        perm = rng.permutation(300)
+        perm = rng.permutation(n)
         a, b = perm[:-1], perm[1:]
     elif shape == "random":
-        a, b = rng.integers(0, 400, 300), rng.integers(0, 400, 300)
+        a, b = rng.integers(0, n + n // 3, n), rng.integers(0, n + n // 3, n)
     else:
         a, b = np.array([10, 10, 10, 50, 50]), np.array([11, 12, 13, 51, 13])
-    a, b = unique_pairs(a.astype(np.int64), b.astype(np.int64))
+    return unique_pairs(a.astype(np.int64), b.astype(np.int64))
+
+
+@pytest.mark.parametrize("shape", ["path", "random", "two-stars"])
+def test_star_rounds_find_the_same_components_as_union_find(shape):
+    a, b = _graph(shape, 3, 300)
     check, labels = _components_by_stars(a, b)
     assert len(check.unfinished[0]) == 0
     expected = _union_find(a, b)
@@ -125,15 +130,7 @@ def test_star_check_reports_unfinished_graphs():
 @pytest.mark.parametrize("shape", ["path", "random", "two-stars"])
 @pytest.mark.parametrize("rounds", [0, 1, 2])
 def test_unfinished_stars_finished_by_union_find_give_the_components(shape, rounds):
-    rng = np.random.default_rng(5)
-    if shape == "path":
-        perm = rng.permutation(500)
-        a, b = perm[:-1], perm[1:]
-    elif shape == "random":
-        a, b = rng.integers(0, 600, 500), rng.integers(0, 600, 500)
-    else:
-        a, b = np.array([10, 10, 10, 50, 50]), np.array([11, 12, 13, 51, 13])
-    a, b = unique_pairs(a.astype(np.int64), b.astype(np.int64))
+    a, b = _graph(shape, 5, 500)
     check, labels = _components_by_stars(a, b, rounds=rounds)
     if shape == "path":
         assert len(check.unfinished[0]) > 0  # too few rounds for a path: the finish step matters
