@@ -274,13 +274,14 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     evals = (p | "EvalIndex" >> BuildEvalIndex(config.decontaminate, ctx.eval_files)) if ctx.eval_files else None
     scored = read.docs | "FilterQuality" >> FilterQuality(
         config.quality, lineage, ctx.scorer_path, config.decontaminate, evals.index if evals else None)
-    sketch = scored.kept | "Sketch" >> SketchDocuments(config.dedup, parts, f"{stage}/{SPILL_FOLDER}/{BANDS}")
+    sketch = scored.kept | "Sketch" >> SketchDocuments(config.dedup, parts, f"{stage}/{SPILL_FOLDER}/{BANDS}",
+                                                       keys=bool(ctx.prior))
     ids = sketch.info | "CheckIds" >> CheckIds(spec, parts)
     prior = None
     if ctx.prior:
         carried = frozenset(c.name for c in config.corpora if c.carried)
         prior = DedupPrior(ctx.prior, config.dedup, parts, CandidateSignatures(spec, config.dedup.near, parts),
-                           carried, ctx.run_id if out_cfg.index else None, ctx.plan.planned_rows)
+                           carried, sketch.band_keys, ctx.run_id if out_cfg.index else None, ctx.plan.planned_rows)
     dedup = (ids.docs, sketch.bands) | "Deduplicate" >> Deduplicate(
         config.dedup, parts, lineage, CandidateSignatures(spec, config.dedup.near, parts), prior, out_cfg.index)
     carried_runs = tuple(f.carried.run_id if f.carried is not None else "" for f in ctx.plan.files)

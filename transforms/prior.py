@@ -187,11 +187,6 @@ class KeyFilter(beam.CombineFn):
         return acc
 
 
-def _band_keys_of(element) -> np.ndarray:
-    _, spilled = element
-    return read_bands([spilled], owners=False)[0]
-
-
 def _hash_keys_of(batch: pa.RecordBatch) -> np.ndarray:
     return _hex_words(batch.column("content_hash"))[0]
 
@@ -497,13 +492,16 @@ class DedupPrior(beam.PTransform):
     duplicate rows of those that do, and their counts.
 
     `signatures` is CandidateSignatures (new candidates are read again and signed, as in near dedup).
+    `band_keys`: the new documents' band keys, one array per batch (SketchDocuments with keys=True);
+    None when near dedup is off.
     `index_run_id`: this run's id for the index rows of removed near duplicates; None: no index.
     """
 
     def __init__(self, prior: tuple[PriorOutput, ...], config: DedupConfig, partitions: int,
-                 signatures: beam.PTransform, carried: frozenset[str], index_run_id: str | None = None,
-                 new_rows: int = 0) -> None:
+                 signatures: beam.PTransform, carried: frozenset[str], band_keys: beam.PCollection | None,
+                 index_run_id: str | None = None, new_rows: int = 0) -> None:
         super().__init__()
+        self._band_keys = band_keys
         self._new_rows = new_rows  # planned input rows: sizes the key filters
         self._prior = prior
         self._config = config
@@ -526,7 +524,7 @@ class DedupPrior(beam.PTransform):
                 info | "NewHashKeys" >> beam.Map(_hash_keys_of) | "HashFilter" >> beam.CombineGlobally(KeyFilter(bits[0])))
         if use_near:
             filters["band_filter"] = beam.pvalue.AsSingleton(
-                bands | "NewBandKeys" >> beam.Map(_band_keys_of) | "BandFilter" >> beam.CombineGlobally(KeyFilter(bits[1])))
+                self._band_keys | "BandFilter" >> beam.CombineGlobally(KeyFilter(bits[1])))
         index = (
             info.pipeline
             | "ListIndexFiles" >> beam.Create(listed)

@@ -21,6 +21,7 @@ from hybridmix.transforms.storage import content_tag, read_range, write_buffers
 
 INFO = "info"
 BANDS = "bands"
+BAND_KEYS = "band_keys"
 CANDIDATES = "candidates"
 ELIGIBLE = "eligible"
 
@@ -54,18 +55,17 @@ def spill_bands(keys: np.ndarray, owners: np.ndarray, partitions: int, spill_dir
         yield p, (path, int(end) - len(rows) * _BAND_BYTES, int(end))
 
 
-def read_bands(ranges: Iterable[tuple[str, int, int]], owners: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(band keys, owner uids) of spill ranges; with owners=False the keys alone, read alone.
+def read_bands(ranges: Iterable[tuple[str, int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(band keys, owner uids) of spill ranges.
 
     A retried bundle may have reported its ranges twice; they name the same bytes, read once.
     """
     keys, uids = [np.zeros(0, np.uint64)], [np.zeros(0, np.int64)]
     for path, start, end in sorted(set(ranges)):
         n = (end - start) // _BAND_BYTES
-        data = np.frombuffer(read_range(path, start, end if owners else start + 8 * n), np.uint64)
+        data = np.frombuffer(read_range(path, start, end), np.uint64)
         keys.append(data[:n])
-        if owners:
-            uids.append(data[n:].view(np.int64))
+        uids.append(data[n:].view(np.int64))
     return np.concatenate(keys), np.concatenate(uids)
 
 
@@ -81,10 +81,11 @@ class _SketchFn(beam.DoFn):
     The signature itself is not kept: LSH candidates are signed again later.
     """
 
-    def __init__(self, config: DedupConfig, partitions: int, spill_dir: str) -> None:
+    def __init__(self, config: DedupConfig, partitions: int, spill_dir: str, keys: bool) -> None:
         self._config = config
         self._partitions = partitions
         self._spill_dir = spill_dir
+        self._keys = keys
 
     def setup(self) -> None:
         self._bands, self._rows = lsh_shape(self._config.near)
@@ -111,6 +112,8 @@ class _SketchFn(beam.DoFn):
             if len(keys):
                 for ref in spill_bands(keys, owners, self._partitions, self._spill_dir):
                     yield beam.pvalue.TaggedOutput(BANDS, ref)
+                if self._keys:
+                    yield beam.pvalue.TaggedOutput(BAND_KEYS, keys)
         yield pa.RecordBatch.from_arrays(
             [docs.column(name) for name in columns.INFO.names[:columns.INFO.get_field_index("skey")]]
             + [
@@ -126,6 +129,7 @@ class _SketchFn(beam.DoFn):
 class SketchOutputs(NamedTuple):
     info: beam.PCollection
     bands: beam.PCollection
+    band_keys: beam.PCollection | None  # with keys=True: each batch's band keys, one array per batch
 
 
 class SketchDocuments(beam.PTransform):
@@ -133,19 +137,22 @@ class SketchDocuments(beam.PTransform):
 
     Band keys go to spill files under `spill_dir` (a folder every worker can read: the run's
     staging folder, which publishing clears); `bands` holds (band partition, (path, start, end))
-    ranges, read with `read_bands`.
+    ranges, read with `read_bands`. With `keys`, `band_keys` also has each batch's keys as an array,
+    for a combine that runs where they are made (dedup.against's key filter), so no spill file is
+    read for it.
     """
 
-    def __init__(self, config: DedupConfig, partitions: int, spill_dir: str) -> None:
+    def __init__(self, config: DedupConfig, partitions: int, spill_dir: str, keys: bool = False) -> None:
         super().__init__()
         self._config = config
         self._partitions = partitions
         self._spill_dir = spill_dir
+        self._keys = keys
 
     def expand(self, docs: beam.PCollection) -> SketchOutputs:
-        out = docs | "KeyAndBand" >> beam.ParDo(_SketchFn(self._config, self._partitions, self._spill_dir)).with_outputs(
-            BANDS, main=INFO)
-        return SketchOutputs(info=out[INFO], bands=out[BANDS])
+        out = docs | "KeyAndBand" >> beam.ParDo(
+            _SketchFn(self._config, self._partitions, self._spill_dir, self._keys)).with_outputs(BANDS, BAND_KEYS, main=INFO)
+        return SketchOutputs(info=out[INFO], bands=out[BANDS], band_keys=out[BAND_KEYS] if self._keys else None)
 
 
 # A candidate to sign again: its row, and the hash of its text when it was first read.
