@@ -50,18 +50,20 @@ class TreePeak:
 
     Summing getrusage's peaks over-counts processes that peaked at different times, and RUSAGE_CHILDREN
     reports only the largest child; sampling the tree's sum is what the machine had to hold. A spike
-    shorter than the interval can be missed: this process's own exact peak (VmHWM) is the floor.
+    shorter than the interval can be missed: this process's own exact peak (VmHWM, since the process
+    started: measure in a fresh process) is the floor.
     """
 
     # A sample walks /proc (1.6 ms here, holding the GIL): every 0.25 s costs the measured run under 1 %.
     def __init__(self, interval: float = 0.25) -> None:
         self._interval = interval
         self._stop = threading.Event()
-        self.peak_mb = 0.0
+        self.sampled_mb = 0.0  # the largest sampled sum
+        self.peak_mb = 0.0  # that, or this process's own peak since it started if larger
 
     def _sample(self) -> None:
         while not self._stop.wait(self._interval):
-            self.peak_mb = max(self.peak_mb, _tree_rss_mb(os.getpid()))
+            self.sampled_mb = max(self.sampled_mb, _tree_rss_mb(os.getpid()))
 
     def __enter__(self) -> TreePeak:
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -72,7 +74,7 @@ class TreePeak:
         self._stop.set()
         self._thread.join()
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        self.peak_mb = round(max(self.peak_mb, own), 1)
+        self.peak_mb = round(max(self.sampled_mb, own), 1)
 
 
 def time_v(cmd: list[str], cwd: str) -> dict:
