@@ -7,6 +7,7 @@ stderr and a documented exit code. Everything a run decides is in the config or 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import re
@@ -20,7 +21,6 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from hybridmix.pipelines.explain import add_parser as add_explain_parser
 from hybridmix.pipelines.explain import cmd_explain
-from hybridmix.pipelines.inspection import cmd_inspect
 from hybridmix.pipelines.inspection import cmd_inspect, cmd_report
 from hybridmix.pipelines.logs import setup_logging
 from hybridmix.pipelines.plan import DEFAULT_SAMPLE_ROWS, cmd_plan
@@ -28,7 +28,7 @@ from hybridmix.pipelines.report import safe_text
 from hybridmix.pipelines.run import DEFAULT_RUNNER, IfExists, cmd_run, cmd_validate
 from hybridmix.pipelines.train import add_parser as add_train_parser
 from hybridmix.pipelines.train import cmd_train
-from hybridmix.schemas.errors import ERRORS_BY_CODE, ConfigError, HybridmixError, Interrupted
+from hybridmix.schemas.errors import ERRORS_BY_CODE, ConfigError, HybridmixError, Interrupted, OutputError
 from hybridmix.transforms.storage import use_options
 
 __all__ = ["DEFAULT_RUNNER", "main"]
@@ -161,6 +161,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _PREFIX = re.compile(r"^\s*\[hybridmix:([a-z_]+)\]\s*")
+# A worker's full disk, as runners re-raise it in text (Beam: "OSError: [Errno 28] ... [while running 'X']").
+_DISK_FULL = re.compile(r"\[errno 28\]|No space left on device", re.IGNORECASE)
+_STEP = re.compile(r"\[while running '([^']+)'\]")
 
 
 def _clean(message: str) -> str:
@@ -187,6 +190,11 @@ def _as_hybridmix_error(exc: BaseException) -> HybridmixError | None:
             return type(current)(_clean(current.message))
     # Runners that re-raise worker failures as plain text keep our "[hybridmix:code]" prefix.
     text = str(exc)
+    if any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in _chain(exc)) or _DISK_FULL.search(text):
+        step = _STEP.search(text)
+        return OutputError(
+            "no space left on device" + (f" in step {step.group(1)}" if step else "")
+            + ": free space where the output and its staging folder are (next to the output), then run again")
     marker = text.rfind("[hybridmix:")
     if marker < 0:
         return None

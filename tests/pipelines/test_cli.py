@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hybridmix.pipelines.cli import main
+from hybridmix.pipelines.cli import _as_hybridmix_error, main
+from hybridmix.schemas.errors import OutputError
 from hybridmix.schemas.records import (
     DOCUMENT_SCHEMA,
     DUPLICATE_SCHEMA,
@@ -346,3 +347,20 @@ def test_threaded_local_mode_is_refused(finished_run, tmp_path):
                   "--direct_running_mode=multi_threading")
     assert result.returncode == 2
     assert "multi_threading is not supported" in result.stderr
+
+
+def test_a_full_disk_is_named_as_such_not_as_an_internal_error():
+    # What the in-process runner raised when a run filled this machine's disk, word for word.
+    beam_text = ("OSError: [Errno 28] Error writing bytes to file. Detail: [errno 28] No space left on device "
+                 "[while running 'WriteData/MergeShard/ParDo(_MergeShardFn)']")
+    error = _as_hybridmix_error(RuntimeError(beam_text))
+    assert isinstance(error, OutputError) and error.exit_code == 2
+    assert error.message.startswith("no space left on device in step WriteData/MergeShard/ParDo(_MergeShardFn): ")
+    # The OSError itself, from a real full device, wrapped as Beam wraps a worker's exception.
+    with pytest.raises(OSError) as full:
+        with open("/dev/full", "wb", buffering=0) as fh:
+            fh.write(b"x")
+    wrapped = RuntimeError("a step failed")
+    wrapped.__cause__ = full.value
+    assert isinstance(_as_hybridmix_error(wrapped), OutputError)
+    assert _as_hybridmix_error(RuntimeError("OSError: [Errno 5] Input/output error")) is None
