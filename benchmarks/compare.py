@@ -42,6 +42,8 @@ def corpus_size(corpus: str) -> tuple[int, int]:
 
 
 def hybridmix_config(corpus: str, path: str) -> str:
+    # Paths in a config resolve against the config's folder, not the working directory.
+    corpus = os.path.abspath(corpus)
     config = {
         "corpora": [
             {"name": "human", "origin": "human", "paths": [os.path.join(corpus, "human", "*.parquet")],

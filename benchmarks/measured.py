@@ -74,7 +74,7 @@ class TreePeak:
         self._stop.set()
         self._thread.join()
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        self.peak_mb = round(max(self.sampled_mb, own), 1)
+        self.peak_mb = max(self.sampled_mb, own)
 
 
 def time_v(cmd: list[str], cwd: str) -> dict:
@@ -115,7 +115,10 @@ def main() -> None:
         else:
             raise SystemExit(f"unknown tool {tool!r}")
     print(json.dumps({"tool": tool, "exit_code": code, "seconds": round(time.perf_counter() - started, 2),
-                      "peak_rss_mb": memory.peak_mb, **detail}))
+                      "peak_rss_mb": round(memory.peak_mb, 1), **detail}))
+    # The tool's own exit code: a run that failed in a second must not read as a fast one to
+    # callers that check the return code (compare.py did, and timed a config error).
+    sys.exit(code)
 
 
 if __name__ == "__main__":

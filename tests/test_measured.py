@@ -18,3 +18,16 @@ def test_tree_peak_adds_up_worker_processes_that_run_at_once():
     # not the peak: a test process's own peak is whatever an earlier test in it reached.
     assert two.sampled_mb >= before + 380
     assert two.peak_mb >= two.sampled_mb
+
+
+def test_a_failed_run_exits_with_its_code(tmp_path):
+    config = tmp_path / "hybridmix.yaml"
+    config.write_text("corpora:\n- {name: h, origin: human, paths: [missing/*.parquet]}\n"
+                      "mixture: {targets: {human: 1.0}}\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.measured", "hybridmix", "run", str(config),
+                           "--output", str(tmp_path / "out")], capture_output=True, text=True, cwd=root)
+    # Timed, but not mistaken for a result: compare.py reads the return code.
+    assert proc.returncode == 3, proc.stderr
+    assert '"exit_code": 3' in proc.stdout
+    assert "no file matches" in proc.stderr
