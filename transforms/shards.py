@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from hybridmix.schemas.config import OutputConfig
 from hybridmix.schemas.errors import FatalError
+from hybridmix.schemas.records import HASH_COLUMNS
 from hybridmix.schemas.stats import Figure
 from hybridmix.transforms import progress
 from hybridmix.transforms.faults import crash_point
@@ -164,9 +165,12 @@ def write_parquet(row_groups: Iterable[pa.Table], schema: pa.Schema, path: str, 
     Row groups arrive one at a time, so a shard is never held twice in memory.
     """
     compression = None if output.compression == "none" else output.compression
+    # By name only where needed: a name list leaves out the leaves of nested columns.
+    hashes = HASH_COLUMNS.intersection(schema.names)
+    dictionary = [name for name in schema.names if name not in hashes] if hashes else True
 
     def write(sink) -> None:
-        with pq.ParquetWriter(sink, schema, compression=compression) as writer:
+        with pq.ParquetWriter(sink, schema, compression=compression, use_dictionary=dictionary) as writer:
             for table in row_groups:
                 writer.write_table(table, row_group_size=output.row_group_rows)
 

@@ -17,9 +17,9 @@ DEMO_FILES = {
     "data/validation-00000-of-00001.parquet": "59cff7f33d8117d2758b9d045fb0f7151e2f29f6f8e342f7b9d7b7d954446f69",
     "duplicates/part-00000-of-00001.parquet": "9ca331f906efbcdaf58dc1b89e15bfc84e8230930560a97a26b53ba00fe3cdb8",
     "filtered/part-00000-of-00001.parquet": "4c6caf84765ac159a96c8c2b7700a5f2f49c5ac6a3516fa153c1ad81ab9b84ed",
-    "index/part-00000-of-00003.parquet": "01ef0194b2c6be4f97659dce48d30d65a7faf29db4a1e67af0357a1053dfabe9",
-    "index/part-00001-of-00003.parquet": "81568e08a88dc79ccac64db399996aa5004e88d9e8593f0b789267c32b2ea39c",
-    "index/part-00002-of-00003.parquet": "5e2a6f64334083e02525a6cea82e2768ad81a4db5afa740b3f34156e373a30a0",
+    "index/part-00000-of-00003.parquet": "a312fa5f81a982e97aa9abf2c62165d186bc1e6bc60d558af7ff93f261aa9728",
+    "index/part-00001-of-00003.parquet": "dc3bec615bb1f5aa1b2eaa03fe25c713c4bd1254275b2cd790c4706ade81b0ab",
+    "index/part-00002-of-00003.parquet": "3f705c72d6cbd0f6b3c2fa9d1919a7dd0b42441f5909d969ff42a4a4943c1e75",
     "ledger/part-00000-of-00001.parquet": "c0469dd7d3271f718c8a326a8e1b7da7b697529c581c8acf1abba2db2ee560eb",
     "rejects/part-00000-of-00001.parquet": "9e95668d03fd0ba6bc4ec38763b54e6a4cf31b6a56219819ffdb465382dbee6f",
 }

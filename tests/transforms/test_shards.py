@@ -102,3 +102,27 @@ def test_a_batch_delivered_twice_is_written_once(tmp_path):
                          [(1, 5, 1), (3, 0, 3), (4, 1_000_000, 1), (1000, 1_000_000, 100)])
 def test_shards_per_merge_follows_rows(count, rows, expected):
     assert shards.shards_per_merge(count, rows) == expected
+
+
+def test_hash_columns_are_written_without_a_dictionary(tmp_path):
+    from hybridmix.schemas.records import INDEX_SCHEMA
+
+    rng = np.random.default_rng(1)
+    n = 500
+    columns = {
+        "doc_id": pa.array([f"d{i}" for i in range(n)]), "content_hash": pa.array([f"h{i}" for i in range(n)]),
+        "bands": pa.array(list(rng.integers(0, 2**63, (n, 4), dtype=np.uint64)), pa.list_(pa.uint64())),
+        "minhash8": pa.array([rng.bytes(16) for _ in range(n)], pa.binary()),
+        "origin": pa.array(["human"] * n), "source": pa.array(["wiki"] * n), "generation": pa.array([0] * n, pa.int8()),
+        "tokens": pa.array(range(n), pa.int32()), "run_id": pa.array(["r"] * n),
+    }
+    table = pa.table({f.name: columns.get(f.name, pa.nulls(n, f.type)) for f in INDEX_SCHEMA}, schema=INDEX_SCHEMA)
+    path = str(tmp_path / "index.parquet")
+    shards.write_parquet([table], INDEX_SCHEMA, path, OutputConfig())
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(group.num_columns)}
+    # Random hashes never fit a dictionary; trying one cost more than writing them.
+    assert "RLE_DICTIONARY" not in encodings["bands.list.element"]
+    assert "RLE_DICTIONARY" not in encodings["minhash8"]
+    assert "RLE_DICTIONARY" in encodings["source"]
+    assert pq.read_table(path).equals(table)
