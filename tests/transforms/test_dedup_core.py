@@ -66,6 +66,16 @@ def test_bucket_pairs_all_pairs_then_star_and_chain():
     assert len(pairs) <= 2 * 6
 
 
+def test_unique_pairs_are_the_distinct_undirected_pairs_in_order():
+    rng = np.random.default_rng(11)
+    a = rng.integers(0, 60, 5000).astype(np.int64) + (np.int64(3) << np.int64(40))
+    b = rng.integers(0, 60, 5000).astype(np.int64) + (np.int64(3) << np.int64(40))
+    lo, hi = unique_pairs(a, b)
+    expected = sorted({(min(x, y), max(x, y)) for x, y in zip(a.tolist(), b.tolist()) if x != y})
+    assert list(zip(lo.tolist(), hi.tolist())) == expected
+    assert unique_pairs(np.array([5, 5], np.int64), np.array([5, 5], np.int64))[0].size == 0
+
+
 def _components_by_stars(a, b, partitions=3, rounds=20):
     for _ in range(rounds):
         for step in (large_star, small_star):
