@@ -6,7 +6,6 @@ Beam transforms (`transforms.exact`, `transforms.near`, `transforms.components`)
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import numba as nb
@@ -104,12 +103,53 @@ def spare_parent_copies(relation: pa.Array, is_loser: np.ndarray, same_text: np.
     return is_loser & child & ~same_text
 
 
-@functools.lru_cache(maxsize=256)
-def _triu(k: int) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs (i < j) of k members; cached, since real text has thousands of buckets per size."""
-    ia, ib = np.triu_indices(k, 1)
-    ia.flags.writeable = ib.flags.writeable = False
-    return ia, ib
+@nb.njit(cache=True)
+def _bucket_member_pairs(uids, bounds, all_pairs_limit):
+    """The pairs of every bucket (rows bounds[g]:bounds[g + 1] of `uids`, sorted by key only).
+
+    Each bucket's members are sorted and deduplicated here, where buckets are small, instead of
+    sorting every (key, uid) by both (a lexsort); then all pairs, or a star and a chain."""
+    sizes = np.zeros(len(bounds) - 1, np.int64)
+    total = 0
+    for g in range(len(bounds) - 1):
+        lo, hi = bounds[g], bounds[g + 1]
+        if hi - lo < 2:
+            sizes[g] = hi - lo
+            continue
+        members = np.sort(uids[lo:hi])
+        k = 1
+        for j in range(1, hi - lo):  # a document listed twice in a bucket counts once
+            if members[j] != members[k - 1]:
+                members[k] = members[j]
+                k += 1
+        uids[lo:lo + k] = members[:k]
+        sizes[g] = k
+        if k >= 2:
+            total += k * (k - 1) // 2 if k <= all_pairs_limit else 2 * k - 3
+    a = np.empty(total, np.int64)
+    b = np.empty(total, np.int64)
+    at = 0
+    for g in range(len(bounds) - 1):
+        lo = bounds[g]
+        hi = lo + sizes[g]
+        if hi - lo < 2:
+            continue
+        if hi - lo <= all_pairs_limit:
+            for i in range(lo, hi):
+                for j in range(i + 1, hi):
+                    a[at] = uids[i]
+                    b[at] = uids[j]
+                    at += 1
+        else:
+            for j in range(lo + 1, hi):  # a star on the smallest member
+                a[at] = uids[lo]
+                b[at] = uids[j]
+                at += 1
+            for j in range(lo + 1, hi - 1):  # and a chain through the rest
+                a[at] = uids[j]
+                b[at] = uids[j + 1]
+                at += 1
+    return a, b
 
 
 def bucket_pairs(keys: np.ndarray, uids: np.ndarray, all_pairs_limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -119,36 +159,11 @@ def bucket_pairs(keys: np.ndarray, uids: np.ndarray, all_pairs_limit: int) -> tu
     star on its smallest member plus a chain through the rest: that connects the bucket
     with work linear in its size, and verification then keeps the edges that hold.
     """
-    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     if len(keys) < 2:
-        return empty
-    order = np.lexsort((uids, keys))
-    keys_s, uids_s = keys[order], uids[order]
-    # A document appears once per bucket even if listed twice.
-    first = np.ones(len(keys_s), bool)
-    first[1:] = (keys_s[1:] != keys_s[:-1]) | (uids_s[1:] != uids_s[:-1])
-    keys_s, uids_s = keys_s[first], uids_s[first]
-    bounds = group_bounds(keys_s)
-    starts, sizes = bounds[:-1], np.diff(bounds)
-    out_a: list[np.ndarray] = []
-    out_b: list[np.ndarray] = []
-    # Most buckets hold two documents: their pairs in one vectorized step.
-    two = starts[sizes == 2]
-    out_a.append(uids_s[two])
-    out_b.append(uids_s[two + 1])
-    for g in np.nonzero(sizes > 2)[0]:
-        members = uids_s[bounds[g]:bounds[g + 1]]
-        k = len(members)
-        if k <= all_pairs_limit:
-            ia, ib = _triu(k)
-            out_a.append(members[ia])
-            out_b.append(members[ib])
-        else:
-            out_a.append(np.repeat(members[0], k - 1))
-            out_b.append(members[1:])
-            out_a.append(members[1:-1])
-            out_b.append(members[2:])
-    return unique_pairs(np.concatenate(out_a), np.concatenate(out_b))
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(keys)
+    uids_s = np.ascontiguousarray(uids[order], np.int64)
+    return unique_pairs(*_bucket_member_pairs(uids_s, group_bounds(keys[order]), all_pairs_limit))
 
 
 @nb.njit(cache=True)

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -64,6 +66,23 @@ def test_bucket_pairs_all_pairs_then_star_and_chain():
     pairs = set(zip(a.tolist(), b.tolist()))
     assert {(0, k) for k in range(1, 6)} <= pairs
     assert len(pairs) <= 2 * 6
+
+
+def test_bucket_pairs_match_a_plain_reading_of_the_rule():
+    rng = np.random.default_rng(5)
+    keys = rng.integers(0, 300, 4000).astype(np.uint64)  # buckets of 1 to ~30 members
+    uids = rng.integers(0, 2000, 4000).astype(np.int64)  # some listed twice in a bucket
+    limit = 6
+    expected = set()
+    for key in np.unique(keys):
+        members = sorted(set(uids[keys == key].tolist()))
+        if len(members) <= limit:
+            expected |= set(itertools.combinations(members, 2))
+        else:
+            expected |= {(members[0], m) for m in members[1:]}
+            expected |= set(zip(members[1:-1], members[2:]))
+    a, b = bucket_pairs(keys, uids, all_pairs_limit=limit)
+    assert list(zip(a.tolist(), b.tolist())) == sorted(expected)
 
 
 def test_unique_pairs_are_the_distinct_undirected_pairs_in_order():
