@@ -116,6 +116,12 @@ def _bucket_member_pairs(uids, bounds, all_pairs_limit):
         if hi - lo < 2:
             sizes[g] = hi - lo
             continue
+        if hi - lo == 2:  # most buckets: no sort, no allocation
+            if uids[lo] > uids[lo + 1]:
+                uids[lo], uids[lo + 1] = uids[lo + 1], uids[lo]
+            sizes[g] = 2 if uids[lo] != uids[lo + 1] else 1
+            total += sizes[g] - 1
+            continue
         members = np.sort(uids[lo:hi])
         k = 1
         for j in range(1, hi - lo):  # a document listed twice in a bucket counts once
