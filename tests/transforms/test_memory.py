@@ -46,3 +46,34 @@ def test_freed_arrays_leave_the_process():
 @linux_only
 def test_trimming_can_be_turned_off():
     assert _freed("hybridmix", HYBRIDMIX_TRIM_INTERVAL="0") < 50
+
+
+# Keeps 1,000,000 small tuples alive (as a runner holds a bundle's elements) and counts the
+# collector's passes.
+GC_PROBE = r"""
+import gc, json, sys
+gc.set_threshold(int(sys.argv[1]), 10, 10)
+if sys.argv[2] == "hybridmix":
+    import hybridmix.transforms  # noqa: F401
+passes = []
+gc.callbacks.append(lambda phase, info: phase == "start" and passes.append(info["generation"]))
+held = [(i, str(i)) for i in range(1_000_000)]
+print(json.dumps({"threshold": gc.get_threshold()[0], "passes": len(passes)}))
+"""
+
+
+def _collector(threshold: int, mode: str) -> dict:
+    result = subprocess.run([sys.executable, "-c", GC_PROBE, str(threshold), mode], capture_output=True, text=True,
+                            check=True)
+    return json.loads(result.stdout)
+
+
+def test_the_collector_runs_less_often():
+    from hybridmix.transforms.memory import GC_YOUNG_THRESHOLD
+
+    plain, tuned = _collector(700, "plain"), _collector(700, "hybridmix")
+    assert tuned["threshold"] == GC_YOUNG_THRESHOLD
+    assert plain["passes"] > 0.9 * 1_000_000 / 700
+    assert tuned["passes"] < 1.1 * 1_000_000 / GC_YOUNG_THRESHOLD
+    # A process that set a larger threshold before keeps it.
+    assert _collector(100_000, "hybridmix")["threshold"] == 100_000
