@@ -3,7 +3,7 @@
     .venv/bin/pip install -e '.[bench]'          # rensa, pyinstrument
     bash benchmarks/setup_datatrove.sh            # datatrove, in a virtualenv of its own
     .venv/bin/python -m benchmarks.make_corpus --docs 205000 --mean-bytes 1400 --out benchmarks/work/c205k
-    .venv/bin/python -m benchmarks.compare benchmarks/work/c205k [--workers 2]
+    .venv/bin/python -m benchmarks.compare benchmarks/work/c205k [--workers 2] [--kernel-threads 1]
 
 A corpus folder holds human/*.parquet and synthetic/*.parquet with `id` and `text` columns
 (`benchmarks.make_corpus` writes one; `--shared` converts ../shared/data). Every tool reads the
@@ -72,7 +72,7 @@ def _run(cmd: list[str]) -> dict:
     return result
 
 
-def compare(corpus: str, work: str, workers: int, skip: set[str]) -> dict:
+def compare(corpus: str, work: str, workers: int, skip: set[str], kernel_threads: int | None = None) -> dict:
     os.makedirs(work, exist_ok=True)
     docs, text_bytes = corpus_size(corpus)
     beam_flags = [] if workers <= 1 else [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
@@ -85,7 +85,8 @@ def compare(corpus: str, work: str, workers: int, skip: set[str]) -> dict:
     if "hybridmix" not in skip:
         config = hybridmix_config(corpus, os.path.join(work, "hybridmix.yaml"))
         runs["hybridmix"] = _run([python, "-m", "benchmarks.measured", "hybridmix", "run", config, "--output",
-                                  os.path.join(work, "hybridmix-out"), "--force", *beam_flags])
+                                  os.path.join(work, "hybridmix-out"), "--force", *beam_flags,
+                                  *([f"--kernel-threads={kernel_threads}"] if kernel_threads else [])])
         manifest = os.path.join(work, "hybridmix-out", "manifest.json")
         if os.path.exists(manifest):
             totals = json.load(open(manifest))["totals"]
@@ -112,12 +113,14 @@ def compare(corpus: str, work: str, workers: int, skip: set[str]) -> dict:
             if seconds and "error" not in runs[other]:
                 ratios[f"{other}_time / hybridmix_time"] = round(seconds / hm, 2)
     return {"corpus": corpus, "documents": docs, "text_mb": round(text_bytes / 2**20, 1), "workers": workers,
+            "kernel_threads": kernel_threads or "default",
             "params": {"ngram": 5, "num_perm": NUM_PERM, "bands": BANDS, "rows": ROWS, "threshold": THRESHOLD},
             "runs": runs, "ratios": ratios}
 
 
 def table(result: dict) -> str:
-    lines = [f"{result['documents']:,} documents, {result['text_mb']} MB of text, workers={result['workers']}",
+    lines = [f"{result['documents']:,} documents, {result['text_mb']} MB of text, workers={result['workers']}, "
+             f"hybridmix kernel threads={result['kernel_threads']}",
              f"{'tool':<11} {'seconds':>8} {'docs/s':>9} {'MB/s':>7} {'peak RSS MB':>12}  removed"]
     for tool, run in result["runs"].items():
         if "error" in run:
@@ -145,11 +148,13 @@ def main() -> None:
     parser.add_argument("--shared", help="build the corpus from this ../shared/data folder instead")
     parser.add_argument("--work", default=os.path.join(HERE, "work", "compare"))
     parser.add_argument("--workers", type=int, default=1, help="local Beam workers (multi_processing when > 1)")
+    parser.add_argument("--kernel-threads", type=int,
+                        help="hybridmix run --kernel-threads (default: hybridmix's, every core for one process)")
     parser.add_argument("--skip", default="", help="comma-separated tools to leave out")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     corpus = shared_corpus(args.shared, os.path.join(args.work, "shared-corpus")) if args.shared else args.corpus
-    result = compare(corpus, args.work, args.workers, set(filter(None, args.skip.split(","))))
+    result = compare(corpus, args.work, args.workers, set(filter(None, args.skip.split(","))), args.kernel_threads)
     print(table(result))
     if args.json:
         with open(args.json, "w") as fh:

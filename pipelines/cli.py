@@ -59,6 +59,16 @@ BEAM_LEVELS = ("debug", "info", "warning", "error")
 _STOP_SIGNALS = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
 
+def _at_least_one(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 1 or more")
+    return n
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hybridmix",
@@ -102,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--against", action="append", default=[], metavar="OUTPUT",
                      help="an earlier hybridmix output: new documents that duplicate one of its documents are "
                           "removed (added to dedup.against; repeat for several, e.g. the last seven daily outputs)")
+    run.add_argument("--kernel-threads", type=_at_least_one, metavar="N",
+                     help="threads for the compiled text kernels (text analysis, document statistics, MinHash, "
+                          "repetition, the scorer) when Beam's in-process runner runs the job in this process "
+                          "(default: every core this process may use; the output is the same for any N). Other "
+                          "runners, and --direct_running_mode=multi_processing, run one worker per core and "
+                          "keep 1")
     run.add_argument("--no-lock", action="store_true",
                      help="object-store outputs whose store has no conditional writes (gs://, older S3-compatible "
                           "servers): publish without the check that no other run published meanwhile; use only "

@@ -34,10 +34,11 @@ from hybridmix.pipelines.outputs import (
     resolve_output,
 )
 from hybridmix.pipelines.plan import certainly_infeasible
-from hybridmix.pipelines.progress import watch_run
+from hybridmix.pipelines.progress import IN_PROCESS_RUNNERS, runner_of, watch_run
 from hybridmix.pipelines.report import summary
 from hybridmix.schemas.config import PipelineConfig, load_config
 from hybridmix.schemas.errors import ConfigError, InfeasibleMixtureError, OutputError
+from hybridmix.transforms import parallel
 from hybridmix.transforms.decontam import plan_eval_sets
 from hybridmix.transforms.inputs import InputFile, plan_inputs
 from hybridmix.transforms.objectstore import read_commit, s3_settings, start_attempt
@@ -130,6 +131,15 @@ def _ready_output(ctx: RunContext, config: PipelineConfig, if_exists: IfExists, 
     return ctx
 
 
+def kernel_threads(options: PipelineOptions, asked: int | None) -> int:
+    """Threads for the compiled kernels of this process: only where the in-process runner runs the
+    workers here; other runners' workers are processes, one per core already."""
+    name, local = runner_of(options)
+    if not (local and name in IN_PROCESS_RUNNERS):
+        return 1
+    return asked or parallel.available_cores()
+
+
 def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
     started = time.monotonic()
     # Paths on the command line are the shell's, not the config file's: make them absolute.
@@ -156,13 +166,16 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
             ctx = ready
             log.info("run %s: %d input files (%d quarantined), staging in %s", ctx.run_id, len(ctx.plan.files),
                      len(ctx.plan.bad_files), ctx.stage_dir)
+            threads_before = parallel.threads()
             try:
                 pipeline = beam.Pipeline(options=options)
                 build_pipeline(pipeline, config, ctx)
                 progress.running(ctx.plan, config.output.ledger)
+                parallel.set_threads(kernel_threads(options, args.kernel_threads))
                 with worker_stderr_to_log(not args.verbose, args.log_file):
                     pipeline.run().wait_until_finish()
             finally:
+                parallel.set_threads(threads_before)
                 # After a successful publish the staging folder is the output. After a failure or an
                 # interrupt it goes, and an output parked by an interrupted publish goes back in place.
                 remove_staging(ctx.stage_dir, ctx.out_dir)

@@ -25,7 +25,7 @@ from hybridmix.schemas.config import DecontaminateConfig, FilterSpec, QualityCon
 from hybridmix.schemas.filters import FILTER_PARAMS, FilterParams
 from hybridmix.schemas.records import FILTERED_SCHEMA
 from hybridmix.schemas.stats import Figure, stat
-from hybridmix.transforms import columns, kernels
+from hybridmix.transforms import columns, kernels, parallel
 from hybridmix.transforms.batches import list_parts
 from hybridmix.transforms.decontam_core import EvalIndex, find_matches, matched_span
 from hybridmix.transforms.inputs import Lineage
@@ -75,7 +75,7 @@ class TextView:
     @cached_property
     def _stats(self) -> np.ndarray:
         data, offsets = string_buffers(self.texts)
-        return kernels.doc_stats(data, offsets, kernels.letter_classes())
+        return parallel.per_text(kernels.doc_stats, data, offsets, kernels.letter_classes())
 
     def stat(self, name: str) -> np.ndarray:
         """A column of `kernels.doc_stats` (see kernels.STAT_COLUMNS)."""
@@ -105,7 +105,8 @@ class TextView:
         if (ngram, per_word) not in cache:
             hashes, offsets = self.words
             lengths = ngram * (self.chars_per_word if per_word else np.ones(len(self), np.int64))
-            cache[ngram, per_word] = kernels.repeated_ngram_coverage(hashes, offsets, lengths)
+            cache[ngram, per_word] = parallel.per_text(kernels.repeated_ngram_coverage, hashes, offsets,
+                                                       per_text_args=(lengths,))
         return cache[ngram, per_word]
 
     @cached_property

@@ -20,6 +20,8 @@ import numba as nb
 import numpy as np
 
 from hybridmix.schemas.scripts import SCRIPTS as RECORD_SCRIPTS
+from hybridmix.transforms import parallel
+
 
 def _table_cache_dir() -> str | None:
     """Where built code point tables are kept: next to numba's cache of this module, or the user's cache."""
@@ -329,7 +331,7 @@ def _unit_tokens(token_base, token_per_char, script, length):
     return token_base[script] + token_per_char[script] * (length - 1)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
 def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_punct,
             fold_start, fold_len, fold_data, fold_bytes):
     """One pass over raw UTF-8 texts: normalize (fold_table), cut into units, hash them, count tokens.
@@ -443,16 +445,23 @@ def word_hashes(data, offsets):
     signature is made of, for rows read again (no normalized text, token counts or scripts)."""
     start, length, folded, nbytes = fold_table()
     tables = (char_classes(), start, length, folded)
-    # One unit per byte, unless folding lengthens a text (U+337F is 3 bytes and 4 units); the
-    # folded size (a second pass, rarely needed) always holds them.
-    hashes, offs, fits = _word_hashes(data, offsets, *tables, len(data) + len(offsets))
-    if not fits:
-        hashes, offs, fits = _word_hashes(data, offsets, *tables,
-                                          _folded_size(data, offsets, start, nbytes) + len(offsets))
-    return hashes, offs
+
+    def run(data, offsets):
+        # One unit per byte, unless folding lengthens a text (U+337F is 3 bytes and 4 units); the
+        # folded size (a second pass, rarely needed) always holds them.
+        hashes, offs, fits = _word_hashes(data, offsets, *tables, len(data) + len(offsets))
+        if not fits:
+            hashes, offs, fits = _word_hashes(data, offsets, *tables,
+                                              _folded_size(data, offsets, start, nbytes) + len(offsets))
+        return hashes, offs
+
+    parts = [result for _, _, result in parallel.per_text_parts(run, data, offsets)]
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([h for h, _ in parts]), parallel.joined_offsets([o for _, o in parts])
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
 def _word_hashes(data, offsets, classes, fold_start, fold_len, fold_data, capacity):
     """(hashes, offsets, True), or (_, _, False) when the texts may have more than `capacity` units.
 
@@ -541,7 +550,7 @@ def raw_hashes(data, offsets):
     return out
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
 def minhash(word_hashes, word_offsets, ngram, perm_a, perm_b):
     """MinHash signature per text over its word n-gram shingles (datasketch affine32 scheme).
 
@@ -749,7 +758,7 @@ def _close_unit(units, alpha_units, solo_units, has_letter, solo):
     return units + 1, alpha_units + has_letter, solo_units + solo
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
 def doc_stats(data, offsets, classes):
     """Counts per text for the quality heuristics (see STAT_COLUMNS), from raw UTF-8 bytes."""
     n = len(offsets) - 1
@@ -929,7 +938,7 @@ def _longest_text(offsets):
     return longest
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
 def repeated_ngram_coverage(word_hashes, word_offsets, ngrams):
     """Per text: the share of its words covered by a word n-gram that occurs more than once in it
     (n = ngrams[text]: texts of one batch may need n-grams of different lengths)."""

@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from hybridmix.transforms import kernels
+from hybridmix.transforms import kernels, parallel
 from hybridmix.transforms.text import fold
 
 EMPTY_HASH = kernels.EMPTY
@@ -102,7 +102,7 @@ def signatures(word_hashes: np.ndarray, word_offsets: np.ndarray, ngram: int, nu
     """MinHash signature per document (rows) from its word hashes (`transforms.text.analyze`);
     EMPTY_HASH everywhere for a document without words."""
     a, b = permutations(num_perm, seed)
-    return kernels.minhash(word_hashes, word_offsets, ngram, a, b)
+    return parallel.per_text(kernels.minhash, word_hashes, word_offsets, ngram, a, b)
 
 
 def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:

@@ -28,6 +28,7 @@ import numba as nb
 import numpy as np
 
 from hybridmix.schemas.config import FilterSpec
+from hybridmix.transforms import parallel
 from hybridmix.transforms.kernels import MASK32, _count_into, _counting_table, _fmix32, distinct_words
 
 FORMAT = "hybridmix-scorer-1"
@@ -94,7 +95,7 @@ def hashed_features(hashes, offsets, bits):
     return indptr, indices[:o], values[:o]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
 def hashed_dot(hashes, offsets, weights, bits):
     """Per document: weights . x, x its L2-normalized log1p bucket counts (`hashed_features`).
 
@@ -234,7 +235,7 @@ class Scorer:
 
     def log_odds(self, view) -> np.ndarray:
         hashes, offsets = view.words
-        z = hashed_dot(hashes, offsets.astype(np.int64), self.hashed_weights, self.bits)
+        z = parallel.per_text(hashed_dot, hashes, offsets.astype(np.int64), self.hashed_weights, self.bits)
         if self.dense_names:
             dense = (dense_features(view, self.dense_names) - self.dense_mean) / self.dense_scale
             z = z + np.clip(dense, -self.clip, self.clip) @ self.dense_weights

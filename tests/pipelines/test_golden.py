@@ -7,6 +7,8 @@ digests below in the same commit and say why in its message.
 import hashlib
 import os
 
+import pytest
+
 from hybridmix.pipelines.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,8 +37,12 @@ def _digests(out: str) -> dict[str, str]:
     return found
 
 
-def test_demo_output_files_are_byte_identical_to_the_recorded_ones(tmp_path):
+# The compiled kernels run on threads over runs of texts; the output must not depend on how many.
+@pytest.mark.parametrize("threads", [[], ["--kernel-threads", "1"], ["--kernel-threads", "3"]],
+                         ids=["default", "one-thread", "three-threads"])
+def test_demo_output_files_are_byte_identical_to_the_recorded_ones(tmp_path, threads):
     out = str(tmp_path / "demo")
     # A fixed run id: the digests then depend on the code, the config and the sample data only.
-    assert main(["run", os.path.join(ROOT, "examples", "demo.yaml"), "--output", out, "--run-id", "golden"]) == 0
+    assert main(["run", os.path.join(ROOT, "examples", "demo.yaml"), "--output", out, "--run-id", "golden",
+                 *threads]) == 0
     assert _digests(out) == DEMO_FILES

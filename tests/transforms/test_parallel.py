@@ -1,0 +1,90 @@
+"""The compiled kernels on several threads give the arrays one call gives."""
+
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from hybridmix.pipelines.run import kernel_threads
+from hybridmix.transforms import kernels, minhash, parallel
+from hybridmix.transforms.filters import TextView
+from hybridmix.transforms.scorer import load_scorer
+from hybridmix.transforms.text import analyze, word_hashes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def texts() -> pa.Array:
+    """Answers in English, Chinese and other scripts and an empty text: several runs' worth."""
+    data = os.path.join(ROOT, "examples", "data")
+    parts = [pq.read_table(os.path.join(data, name)).column("text").combine_chunks()
+             for name in ("synthetic_alpaca_eval.parquet", "synthetic_zh.parquet", "human_zh.parquet")]
+    return pa.concat_arrays([parts[0][:600], pa.array([""], pa.string()), parts[1], parts[2]])
+
+
+@pytest.fixture
+def threads():
+    before = parallel.threads()
+    yield parallel.set_threads
+    parallel.set_threads(before)
+
+
+def _everything(texts: pa.Array) -> dict[str, np.ndarray]:
+    a = analyze(texts)
+    view = TextView(texts)
+    return {
+        "normalized": np.frombuffer(a.normalized.buffers()[2], np.uint8),
+        "normalized_offsets": np.frombuffer(a.normalized.buffers()[1], np.int32),
+        "word_hashes": a.word_hashes, "word_offsets": a.word_offsets, "word_tokens": a.word_tokens,
+        "space_tokens": a.space_tokens, "script": a.script, "estimated_tokens": a.estimated_tokens,
+        "doc_stats": np.stack([view.stat(name) for name in kernels.STAT_COLUMNS], axis=1),
+        "repeated_5grams": view.repeated_coverage(5),
+        "repeated_per_word": view.repeated_coverage(3, per_word=True),
+        "minhash": minhash.signatures(a.word_hashes, a.word_offsets, 5, 256, 1),
+        "rows_read_again": np.concatenate(word_hashes(texts)),
+        "scores": load_scorer(None).log_odds(view),
+    }
+
+
+def test_runs_cover_every_text_once_in_order_and_split_the_bytes_evenly():
+    sizes = np.random.default_rng(0).integers(0, 5000, 1000)
+    offsets = np.concatenate([[7], 7 + np.cumsum(sizes)])
+    for parts in (2, 3, 8):
+        spans = parallel.runs(offsets, parts)
+        assert len(spans) == parts
+        assert spans[0][0] == 0 and spans[-1][1] == 1000
+        assert all(hi == lo for (_, hi), (lo, _) in zip(spans, spans[1:]))
+        shares = [(offsets[hi] - offsets[lo]) / (offsets[-1] - offsets[0]) for lo, hi in spans]
+        assert max(shares) - min(shares) < 0.02
+    # A small batch, or one text, runs whole.
+    assert parallel.runs(np.array([0, 10, 20]), 4) == [(0, 2)]
+    assert parallel.runs(np.array([0, 1 << 20]), 4) == [(0, 1)]
+    assert parallel.runs(np.array([0]), 4) == [(0, 0)]
+
+
+def test_any_number_of_threads_gives_the_same_arrays(texts, threads):
+    threads(1)
+    one = _everything(texts)
+    assert len(parallel.runs(np.frombuffer(texts.buffers()[1], np.int32).astype(np.int64), 3)) == 3
+    for n in (2, 3, 5):
+        threads(n)
+        many = _everything(texts)
+        for name, expected in one.items():
+            assert np.array_equal(many[name], expected), (n, name)
+
+
+def test_kernel_threads_only_where_the_in_process_runner_runs_here():
+    assert kernel_threads(PipelineOptions(["--runner=FnApiRunner"]), None) == parallel.available_cores()
+    assert kernel_threads(PipelineOptions(["--runner=FnApiRunner"]), 3) == 3
+    processes = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    assert kernel_threads(PipelineOptions(processes), 3) == 1
+    assert kernel_threads(PipelineOptions(["--runner=FlinkRunner", "--environment_type=PROCESS"]), 3) == 1
+
+
+def test_threads_must_be_at_least_one():
+    with pytest.raises(ValueError, match="at least 1"):
+        parallel.set_threads(0)
