@@ -24,7 +24,7 @@ INTERVAL_SECONDS = 1.0
 # Python collects its youngest generation every 700 net allocations of containers and, every
 # hundred of those, walks every object alive. Beam allocates tuples and protobuf wrappers per
 # element and bundle, so a 200,000-document run made 10 full collections of about 0.1 s each
-# (1.2 s of collector time in all); at 20,000, 0.3 s. Garbage in cycles waits a little longer.
+# (1.2 s of collector time in all); at 20,000, 0.2-0.3 s. Garbage in cycles waits a little longer.
 GC_YOUNG_THRESHOLD = 20_000
 _started: dict[int, threading.Thread] = {}
 _lock = threading.Lock()

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-# Below this many bytes (or words) a batch runs on one thread: starting threads costs more.
+# A run of texts is at least this many bytes (or words): a smaller one costs more in hand-offs than it saves.
 MIN_SPLIT = 1 << 16
 
 _threads = 1
