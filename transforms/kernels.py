@@ -455,10 +455,7 @@ def word_hashes(data, offsets):
                                               _folded_size(data, offsets, start, nbytes) + len(offsets))
         return hashes, offs
 
-    parts = [result for _, _, result in parallel.per_text_parts(run, data, offsets)]
-    if len(parts) == 1:
-        return parts[0]
-    return np.concatenate([h for h, _ in parts]), parallel.joined_offsets([o for _, o in parts])
+    return parallel.per_text_joined(run, data, offsets, offsets_at=(1,))
 
 
 @nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py

@@ -70,30 +70,36 @@ def runs(offsets: np.ndarray, parts: int) -> list[tuple[int, int]]:
     return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
 
 
-def per_text(kernel: Callable, values: np.ndarray, offsets: np.ndarray, *args, per_text_args: tuple = ()):
-    """kernel(values, offsets, *per_text_args, *args) -> array with one row per text, run on
-    `threads()` threads over runs of texts and stacked. `offsets` index `values` (text bytes or
-    word hashes) absolutely, so each run passes a slice of them and all of `values`; arrays in
-    `per_text_args` hold one entry per text and are sliced with it."""
+def _on_runs(kernel: Callable, values: np.ndarray, offsets: np.ndarray, args: tuple, per_text_args: tuple) -> list:
+    """kernel(values, offsets, *per_text_args, *args) per run of texts, on `threads()` threads. `offsets`
+    index `values` (text bytes or word hashes) absolutely, so each run passes a slice of them and all
+    of `values`; arrays in `per_text_args` hold one entry per text and are sliced with it."""
     spans = runs(offsets, _threads)
     if len(spans) == 1:
-        return kernel(values, offsets, *per_text_args, *args)
+        return [kernel(values, offsets, *per_text_args, *args)]
     futures = [_pool(_threads).submit(kernel, values, offsets[lo:hi + 1], *(a[lo:hi] for a in per_text_args), *args)
                for lo, hi in spans]
-    return np.concatenate([f.result() for f in futures])
+    return [f.result() for f in futures]
 
 
-def joined_offsets(runs: list[np.ndarray]) -> np.ndarray:
-    """Offsets of runs' outputs (each from 0) as offsets into their concatenation."""
-    shift = np.cumsum([0] + [r[-1] for r in runs[:-1]])
-    return np.concatenate([runs[0]] + [r[1:] + s for r, s in zip(runs[1:], shift[1:])])
+def per_text(kernel: Callable, values: np.ndarray, offsets: np.ndarray, *args, per_text_args: tuple = ()):
+    """A kernel whose result is one array with a row per text: the runs' results stacked."""
+    results = _on_runs(kernel, values, offsets, args, per_text_args)
+    return results[0] if len(results) == 1 else np.concatenate(results)
 
 
-def per_text_parts(kernel: Callable, values: np.ndarray, offsets: np.ndarray, *args) -> list[tuple[int, int, tuple]]:
-    """(lo, hi, kernel(values, offsets[lo:hi+1], *args)) per run, for kernels whose results need more
-    than stacking (text analysis: normalized bytes and word offsets to shift)."""
-    spans = runs(offsets, _threads)
-    if len(spans) == 1:
-        return [(0, len(offsets) - 1, kernel(values, offsets, *args))]
-    futures = [(lo, hi, _pool(_threads).submit(kernel, values, offsets[lo:hi + 1], *args)) for lo, hi in spans]
-    return [(lo, hi, f.result()) for lo, hi, f in futures]
+def per_text_joined(kernel: Callable, values: np.ndarray, offsets: np.ndarray, *args, offsets_at: tuple[int, ...]):
+    """A kernel whose result is a tuple of arrays: each concatenated over the runs, and those at
+    `offsets_at` (offsets from 0 into another of its arrays, as text analysis's normalized bytes and
+    word offsets) shifted past the runs before."""
+    results = _on_runs(kernel, values, offsets, args, ())
+    if len(results) == 1:
+        return results[0]
+    joined = []
+    for k, column in enumerate(zip(*results)):
+        if k in offsets_at:
+            shift = np.cumsum([0] + [r[-1] for r in column[:-1]])
+            joined.append(np.concatenate([column[0]] + [r[1:] + d for r, d in zip(column[1:], shift[1:])]))
+        else:
+            joined.append(np.concatenate(column))
+    return tuple(joined)

@@ -50,16 +50,10 @@ def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def analyze(texts: pa.Array) -> TextAnalysis:
     """Normalize, split into words and hash them, count tokens: one compiled pass per batch."""
     data, offsets = string_buffers(pc.fill_null(texts, ""))
-    parts = [result for _, _, result in parallel.per_text_parts(
+    # Offsets 1 and 3 point into the normalized bytes and the word hashes.
+    out, out_off, hashes, word_off, tok_words, tok_space, script, tok_est = parallel.per_text_joined(
         kernels.analyze, data, offsets, kernels.char_classes(), kernels.script_table(), *kernels.token_weights(),
-        *kernels.fold_table())]
-    if len(parts) == 1:
-        out, out_off, hashes, word_off, tok_words, tok_space, script, tok_est = parts[0]
-    else:
-        # Each run's normalized bytes and words start at 0: shift its offsets past the runs before it.
-        out, hashes = (np.concatenate([p[k] for p in parts]) for k in (0, 2))
-        out_off, word_off = (parallel.joined_offsets([p[k] for p in parts]) for k in (1, 3))
-        tok_words, tok_space, script, tok_est = (np.concatenate([p[k] for p in parts]) for k in (4, 5, 6, 7))
+        *kernels.fold_table(), offsets_at=(1, 3))
     normalized = pa.StringArray.from_buffers(
         len(offsets) - 1, pa.py_buffer(out_off.astype(np.int32)), pa.py_buffer(out))
     return TextAnalysis(normalized, hashes, word_off, tok_words, tok_space, script, tok_est)
