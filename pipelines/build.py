@@ -58,7 +58,7 @@ from hybridmix.transforms.shards import (
     shard_count,
     shards_by_split,
 )
-from hybridmix.transforms.sketch import BANDS, CandidateSignatures, SketchDocuments, lsh_shape
+from hybridmix.transforms.sketch import CandidateSignatures, SketchDocuments, lsh_shape
 from hybridmix.transforms.storage import is_remote, sha256_file
 from hybridmix.transforms.text import load_tokenizer
 
@@ -274,22 +274,24 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     evals = (p | "EvalIndex" >> BuildEvalIndex(config.decontaminate, ctx.eval_files)) if ctx.eval_files else None
     scored = read.docs | "FilterQuality" >> FilterQuality(
         config.quality, lineage, ctx.scorer_path, config.decontaminate, evals.index if evals else None)
-    sketch = scored.kept | "Sketch" >> SketchDocuments(config.dedup, parts, f"{stage}/{SPILL_FOLDER}/{BANDS}",
+    sketch = scored.kept | "Sketch" >> SketchDocuments(config.dedup, parts, f"{stage}/{SPILL_FOLDER}/sketch",
                                                        keys=bool(ctx.prior))
     ids = sketch.info | "CheckIds" >> CheckIds(spec, parts)
     prior = None
     if ctx.prior:
         carried = frozenset(c.name for c in config.corpora if c.carried)
-        prior = DedupPrior(ctx.prior, config.dedup, parts, CandidateSignatures(spec, config.dedup.near, parts),
+        prior = DedupPrior(ctx.prior, config.dedup, parts,
+                           CandidateSignatures(spec, config.dedup.near, parts, sketch.signatures),
                            carried, sketch.band_keys, ctx.run_id if out_cfg.index else None, ctx.plan.planned_rows)
     dedup = (ids.docs, sketch.bands) | "Deduplicate" >> Deduplicate(
-        config.dedup, parts, lineage, CandidateSignatures(spec, config.dedup.near, parts), prior, out_cfg.index)
+        config.dedup, parts, lineage, CandidateSignatures(spec, config.dedup.near, parts, sketch.signatures),
+        prior, out_cfg.index)
     carried_runs = tuple(f.carried.run_id if f.carried is not None else "" for f in ctx.plan.files)
     mix = dedup.survivors | "Mix" >> MixSources(config.mixture, origins, config.seed,
                                                  lineage if out_cfg.ledger else None, carried_runs, ctx.carry_forward)
     stamp = RecordStamp(lineage, config.seed, config.mixture.validation_fraction, ctx.config_digest,
                         index=out_cfg.index, near=config.dedup.near if config.dedup.near.enabled else None)
-    materialized = mix.selected | "Materialize" >> MaterializeDocuments(spec, stamp)
+    materialized = mix.selected | "Materialize" >> MaterializeDocuments(spec, stamp, sketch.signatures)
     records = materialized.records
 
     # Nothing is written before the mixture plan and its guards have passed.

@@ -120,17 +120,17 @@ def make_scored(rows: list[dict[str, Any]]) -> pa.RecordBatch:
     )
 
 
-def dedup_inputs(p, tmp_path, rows: list[dict[str, Any]], dedup: dict[str, Any] | None = None, partitions: int = 4):
-    """Write `rows` as one Parquet corpus per source and read them the way a run does.
+def sketch_inputs(p, tmp_path, rows: list[dict[str, Any]], dedup: dict[str, Any] | None = None, partitions: int = 4):
+    """Write `rows` as one Parquet corpus per source, read and sketch them the way a run does.
 
     Each row needs doc_id and text; origin (default synthetic), source (default "gen"),
-    generator and parent_id are optional. Returns ((INFO, band blocks) PCollections, Deduplicate transform).
+    generator and parent_id are optional. Returns (config, read spec, ReadCorpora's outputs,
+    SketchDocuments' outputs).
     """
-    from hybridmix.transforms.dedup import Deduplicate
     from hybridmix.transforms.ingest import ReadCorpora
     from hybridmix.transforms.inputs import ReadSpec, plan_inputs
     from hybridmix.transforms.quality import FilterQuality
-    from hybridmix.transforms.sketch import CandidateSignatures, SketchDocuments
+    from hybridmix.transforms.sketch import SketchDocuments
 
     by_source: dict[str, list[dict[str, Any]]] = {}
     origins: dict[str, str] = {}
@@ -153,11 +153,20 @@ def dedup_inputs(p, tmp_path, rows: list[dict[str, Any]], dedup: dict[str, Any] 
         "read_batch_rows": 50,
     })
     spec = ReadSpec(config.ingest, plan_inputs(config.ingest, str(tmp_path)), "run")
-    docs = p | ReadCorpora(spec)
-    kept = docs.docs | FilterQuality(config.quality, spec.lineage)
+    read = p | ReadCorpora(spec)
+    kept = read.docs | FilterQuality(config.quality, spec.lineage)
     sketch = kept.kept | SketchDocuments(config.dedup, partitions, os.path.join(str(tmp_path), "spill"))
+    return config, spec, read, sketch
+
+
+def dedup_inputs(p, tmp_path, rows: list[dict[str, Any]], dedup: dict[str, Any] | None = None, partitions: int = 4):
+    """`sketch_inputs`, and near dedup's input: ((INFO, band blocks) PCollections, Deduplicate transform)."""
+    from hybridmix.transforms.dedup import Deduplicate
+    from hybridmix.transforms.sketch import CandidateSignatures
+
+    config, spec, _, sketch = sketch_inputs(p, tmp_path, rows, dedup, partitions)
     dedup_transform = Deduplicate(config.dedup, partitions, spec.lineage,
-                                  CandidateSignatures(spec, config.dedup.near, partitions))
+                                  CandidateSignatures(spec, config.dedup.near, partitions, sketch.signatures))
     return (sketch.info, sketch.bands), dedup_transform
 
 

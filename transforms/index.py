@@ -15,8 +15,7 @@ import pyarrow as pa
 from hybridmix.schemas.config import NearDedupConfig
 from hybridmix.schemas.records import INDEX_SCHEMA
 from hybridmix.transforms import minhash
-from hybridmix.transforms.batches import list_parts
-from hybridmix.transforms.sketch import lsh_shape, signatures_of
+from hybridmix.transforms.sketch import SignatureFiles, lsh_shape
 from hybridmix.transforms.text import stable_hash64
 
 INDEX = "index"
@@ -90,11 +89,14 @@ def sketch_rows(docs: pa.Table | pa.RecordBatch, sig: np.ndarray | None, has_wor
 
 
 def index_rows(docs: pa.RecordBatch, selection: pa.Table, near: NearDedupConfig | None,
-               run_id: str) -> pa.RecordBatch:
-    """index/ rows of selected documents (one per document), row-aligned `docs` (with word hashes)
-    and `selection` rows. `near` None: near dedup was off, so no band keys or MinHash values."""
-    has_words = np.diff(list_parts(docs.column("word_hashes"))[1]) > 0
-    sig = signatures_of(docs, near) if near is not None and docs.num_rows else None
+               run_id: str, signatures: SignatureFiles | None) -> pa.RecordBatch:
+    """index/ rows of selected documents (one per document), row-aligned `docs` and `selection`
+    rows, their signatures from the run's signature files (a document without words has none).
+    `near` None: near dedup was off, so no band keys or MinHash values."""
+    if near is not None and signatures is not None:
+        sig, has_words = signatures.find(docs.column("uid").to_numpy())
+    else:
+        sig, has_words = None, np.zeros(docs.num_rows, bool)
     fields = pa.table({
         "doc_id": _array(selection.column("doc_id")), "content_hash": _array(selection.column("content_hash")),
         **{c: docs.column(c) for c in ("origin", "source", "generator", "generation", "parent_id")},

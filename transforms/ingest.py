@@ -43,7 +43,6 @@ from hybridmix.transforms.text import (
     count_tokens,
     scripts,
     text_hashes,
-    word_hashes,
 )
 
 log = logging.getLogger(__name__)
@@ -144,7 +143,6 @@ def build_documents(
     positions: np.ndarray | None = None,
     measure: bool = True,
     parsed: ParsedLines | None = None,
-    words: bool = False,
 ) -> BuiltDocuments:
     """Validate one batch of input rows and map it to the internal document schema.
 
@@ -152,7 +150,6 @@ def build_documents(
     With `measure=False` only text, provenance and lineage are filled (content hash, derived
     ids, token counts and word hashes are left empty): enough to write a selected row again.
     `parsed`: what parsing JSON Lines found (its problems come first; `meta` is made there).
-    `words`: with `measure=False`, still fill the word hashes (what a MinHash signature is made of).
     """
     corpus = spec.corpus(file)
     if positions is None:
@@ -258,10 +255,7 @@ def build_documents(
         hashes = [""] * m
         tokens = chars = np.zeros(m, np.int32)
         script = pa.array([""] * m, pa.string())
-        if words:
-            words = list_array(*word_hashes(kept_text))
-        else:
-            words = list_array(np.zeros(0, np.uint32), np.zeros(m + 1, np.int64))
+        words = list_array(np.zeros(0, np.uint32), np.zeros(m + 1, np.int64))
     if ids is not None:
         doc_ids = ids.take(take)
     else:

@@ -20,7 +20,6 @@ import numba as nb
 import numpy as np
 
 from hybridmix.schemas.scripts import SCRIPTS as RECORD_SCRIPTS
-from hybridmix.transforms import parallel
 
 
 def _table_cache_dir() -> str | None:
@@ -438,100 +437,6 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
         tok_space[d] = space_tokens
         doc_script[d] = _doc_script(script_counts)
     return out[:o], out_off, hashes[:w], word_off, tok_words, tok_space, doc_script, tok_est
-
-
-def word_hashes(data, offsets):
-    """analyze's unit hashes and their offsets per text, and nothing else: what a MinHash
-    signature is made of, for rows read again (no normalized text, token counts or scripts)."""
-    start, length, folded, nbytes = fold_table()
-    tables = (char_classes(), start, length, folded)
-
-    def run(data, offsets):
-        # One unit per byte, unless folding lengthens a text (U+337F is 3 bytes and 4 units); the
-        # folded size (a second pass, rarely needed) always holds them.
-        hashes, offs, fits = _word_hashes(data, offsets, *tables, len(data) + len(offsets))
-        if not fits:
-            hashes, offs, fits = _word_hashes(data, offsets, *tables,
-                                              _folded_size(data, offsets, start, nbytes) + len(offsets))
-        return hashes, offs
-
-    return parallel.per_text_joined(run, data, offsets, offsets_at=(1,))
-
-
-@nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
-def _word_hashes(data, offsets, classes, fold_start, fold_len, fold_data, capacity):
-    """(hashes, offsets, True), or (_, _, False) when the texts may have more than `capacity` units.
-
-    With `capacity` at least the batch's bytes plus its texts plus one, the ASCII path needs no
-    check (a byte ends at most one unit): only a code point that folds to more code points than
-    it has bytes can outgrow it, and is checked. (Growing the array inside the loop instead, or a
-    check per unit, made the loop 1.3-3x slower.)
-    """
-    n = len(offsets) - 1
-    hashes = np.empty(capacity, np.uint32)
-    word_off = np.zeros(n + 1, np.int64)
-    buf = np.empty(4, np.uint8)
-    w = 0
-    for d in range(n):
-        i = offsets[d]
-        end = offsets[d + 1]
-        in_word = False
-        in_solo = False
-        h = FNV_OFFSET
-        while i < end:
-            b0 = data[i]
-            if b0 < 0x80:
-                # ASCII (most bytes of most text), without decoding, a fold loop or re-encoding:
-                # 1.5x the speed of the general path below; the same tables and rules.
-                i += 1
-                first = fold_start[b0]
-                cp = np.int64(b0) if first < 0 else np.int64(fold_data[first])
-                cls = classes[cp]
-                if (cls & WORD) == 0:
-                    if in_word:
-                        hashes[w] = _fmix32(h)
-                        w += 1
-                        in_word = False
-                    continue
-                if not in_word:
-                    in_word = True
-                    in_solo = (cls & SOLO) != 0
-                    h = FNV_OFFSET
-                elif _breaks_before(cls, in_word, in_solo):
-                    hashes[w] = _fmix32(h)
-                    w += 1
-                    in_solo = (cls & SOLO) != 0
-                    h = FNV_OFFSET
-                h = ((h ^ np.uint64(cp)) * FNV_PRIME) & MASK32
-                continue
-            raw, size = _decode(data, i, end)
-            i += size
-            first, count = _fold_range(raw, fold_start, fold_len)
-            if count > size and w + count + (len(data) - i) + (n - d) + 1 > capacity:
-                return hashes[:0], word_off, False
-            for j in range(count):
-                cp, cls = _folded(raw, first, j, fold_data, classes)
-                if (cls & WORD) == 0:
-                    if in_word:
-                        hashes[w] = _fmix32(h)
-                        w += 1
-                        in_word = False
-                    continue
-                if _breaks_before(cls, in_word, in_solo):
-                    if in_word:
-                        hashes[w] = _fmix32(h)
-                        w += 1
-                    in_word = True
-                    in_solo = (cls & SOLO) != 0
-                    h = FNV_OFFSET
-                nbytes = _utf8(cp, buf)
-                for k in range(nbytes):
-                    h = ((h ^ np.uint64(buf[k])) * FNV_PRIME) & MASK32
-        if in_word:
-            hashes[w] = _fmix32(h)
-            w += 1
-        word_off[d + 1] = w
-    return hashes[:w], word_off, True
 
 
 @nb.njit(cache=True)

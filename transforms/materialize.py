@@ -20,6 +20,7 @@ from hybridmix.transforms.index import index_rows
 from hybridmix.transforms.inputs import Lineage, ReadSpec
 from hybridmix.transforms.mixture import split_of
 from hybridmix.transforms.reread import ReadRowsAgain
+from hybridmix.transforms.sketch import SignatureFiles
 
 
 @dataclass(frozen=True)
@@ -84,13 +85,15 @@ def records(read: tuple[pa.RecordBatch, pa.Table], stamp: RecordStamp) -> pa.Rec
 INDEX_ROWS = "index"
 
 
-def records_and_index(read: tuple[pa.RecordBatch, pa.Table], stamp: RecordStamp):
-    """Output records, and (tagged INDEX_ROWS) the documents' index/ rows."""
+def records_and_index(read: tuple[pa.RecordBatch, pa.Table], stamp: RecordStamp, signatures: list):
+    """Output records, and (tagged INDEX_ROWS) the documents' index/ rows; `signatures`: the
+    references of the run's signature files (SketchDocuments)."""
     yield records(read, stamp)
     if stamp.index:
         docs, sel = read
         progress.add(progress.INDEXED, docs.num_rows)
-        yield beam.pvalue.TaggedOutput(INDEX_ROWS, index_rows(docs, sel, stamp.near, stamp.lineage.run_id))
+        files = SignatureFiles(signatures, stamp.near.num_perm) if stamp.near is not None else None
+        yield beam.pvalue.TaggedOutput(INDEX_ROWS, index_rows(docs, sel, stamp.near, stamp.lineage.run_id, files))
 
 
 class MaterializeOutputs(NamedTuple):
@@ -101,22 +104,24 @@ class MaterializeOutputs(NamedTuple):
 class MaterializeDocuments(beam.PTransform):
     """Selections -> output records (and index/ rows): each selected row is read again, once per row group.
 
-    The index needs each document's MinHash signature, so its word hashes are computed again; the
-    signature is not carried from the first pass, as every document would then carry it through
-    the dedup and mixture shuffles to be used by the selected ones only.
+    The index needs each document's MinHash signature: it is read from the signature files of
+    the first pass (`signatures`, SketchDocuments' references), not carried through the dedup and
+    mixture shuffles by every document to be used by the selected ones only.
     """
 
-    def __init__(self, spec: ReadSpec, stamp: RecordStamp) -> None:
+    def __init__(self, spec: ReadSpec, stamp: RecordStamp, signatures: beam.PCollection) -> None:
         super().__init__()
         self._spec = spec
         self._stamp = stamp
+        self._signatures = signatures
 
     def expand(self, selected: beam.PCollection) -> MaterializeOutputs:
         stamp = self._stamp
         out = (
             selected
-            | "ReadSelected" >> ReadRowsAgain(self._spec, columns.SELECTION, measure=False,
-                                              words=stamp.index and stamp.near is not None)
-            | "ToRecords" >> beam.FlatMap(records_and_index, stamp=stamp).with_outputs(INDEX_ROWS, main="records")
+            | "ReadSelected" >> ReadRowsAgain(self._spec, columns.SELECTION, measure=False)
+            | "ToRecords" >> beam.FlatMap(records_and_index, stamp=stamp,
+                                          signatures=beam.pvalue.AsList(self._signatures))
+            .with_outputs(INDEX_ROWS, main="records")
         )
         return MaterializeOutputs(records=out["records"], index=out[INDEX_ROWS])

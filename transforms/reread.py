@@ -1,8 +1,8 @@
 """Read chosen input rows a second time, a read unit (row group, or slice of one) at a time.
 
 Dedup and mixing carry no text. When a later stage needs a document's text again (the
-output writer; MinHash signatures of LSH candidates), it names the rows by `uid` and this
-reads them back: a shuffle of small keys instead of a shuffle of all text.
+output writer), it names the rows by `uid` and this reads them back: a shuffle of small keys
+instead of a shuffle of all text.
 """
 
 from __future__ import annotations
@@ -20,6 +20,13 @@ from hybridmix.transforms.ingest import build_documents
 from hybridmix.transforms.inputs import ReadSpec, iter_row_group
 
 _UNIT_BITS = 24
+
+
+def unit_starts(spec: ReadSpec) -> list[list[int]]:
+    """Each input file's read units' first rows (`InputFile.units`), for `key_by_unit`."""
+    config = spec.config
+    return [[first for _, first, _ in f.units(config.read_batch_rows, config.read_slice_bytes)]
+            for f in spec.plan.files]
 
 
 def key_by_unit(batch: pa.RecordBatch, starts: list[list[int]]) -> Iterator[tuple[tuple[int, int], pa.RecordBatch]]:
@@ -48,11 +55,10 @@ def _check_same_rows(docs: pa.RecordBatch, requests: pa.Table, display: str) -> 
 class _ReadAgainFn(beam.DoFn):
     """((file, read unit), requests) -> (documents, requests) pairs, row-aligned, by batch."""
 
-    def __init__(self, spec: ReadSpec, schema: pa.Schema, measure: bool, words: bool) -> None:
+    def __init__(self, spec: ReadSpec, schema: pa.Schema, measure: bool) -> None:
         self._spec = spec
         self._schema = schema
         self._measure = measure
-        self._words = words
 
     def process(self, element):
         (file_index, unit), batches = element
@@ -72,7 +78,7 @@ class _ReadAgainFn(beam.DoFn):
             if hi > lo:
                 positions = uids[lo:hi] - base
                 docs = build_documents(batch, spec, file, first, positions=positions, measure=self._measure,
-                                       parsed=parsed, words=self._words).docs
+                                       parsed=parsed).docs
                 asked = requests.slice(lo, hi - lo)
                 _check_same_rows(docs, asked, file.display)
                 found += hi - lo
@@ -89,26 +95,21 @@ class _ReadAgainFn(beam.DoFn):
 class ReadRowsAgain(beam.PTransform):
     """Batches with a `uid` column (schema `schema`) -> (documents, requests), aligned row by row.
 
-    `measure` and `words` as in `build_documents`: measure=False when only text and provenance
-    are needed, plus words=True when the word hashes are too.
+    `measure` as in `build_documents`: False when only text and provenance are needed.
     """
 
-    def __init__(self, spec: ReadSpec, schema: pa.Schema, measure: bool = True, words: bool = False) -> None:
+    def __init__(self, spec: ReadSpec, schema: pa.Schema, measure: bool = True) -> None:
         super().__init__()
         self._spec = spec
         self._schema = schema
         self._measure = measure
-        self._words = words
 
     def expand(self, requests: beam.PCollection) -> beam.PCollection:
-        config = self._spec.config
-        starts = [[first for _, first, _ in f.units(config.read_batch_rows, config.read_slice_bytes)]
-                  for f in self._spec.plan.files]
         return (
             requests
             # ((file, read unit), request rows): one read per unit (a row group or a slice of one)
             # holding a requested row.
-            | "KeyByReadUnit" >> beam.FlatMap(key_by_unit, starts)
+            | "KeyByReadUnit" >> beam.FlatMap(key_by_unit, unit_starts(self._spec))
             | "GroupByReadUnit" >> beam.GroupByKey()
-            | "ReadRows" >> beam.ParDo(_ReadAgainFn(self._spec, self._schema, self._measure, self._words))
+            | "ReadRows" >> beam.ParDo(_ReadAgainFn(self._spec, self._schema, self._measure))
         )

@@ -1,5 +1,6 @@
 """MinHash sketches of documents: the text-free INFO rows and LSH band keys that dedup works on,
-and full signatures for the LSH candidates, which are signed again from their input rows."""
+and every signature in a spill file, from which LSH candidates and the index/ rows of selected
+documents take theirs."""
 
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from hybridmix.schemas.config import DedupConfig, NearDedupConfig
+from hybridmix.schemas.errors import FatalError
 from hybridmix.transforms import columns, minhash, progress
-from hybridmix.transforms.batches import concat_blocks, int_partitions, list_parts, split_rows
+from hybridmix.transforms.batches import concat, int_partitions, list_parts, split_rows
 from hybridmix.transforms.dedup_core import survivor_keys
 from hybridmix.transforms.inputs import ReadSpec
-from hybridmix.transforms.reread import ReadRowsAgain
+from hybridmix.transforms.reread import key_by_unit, unit_starts
 from hybridmix.transforms.storage import content_tag, read_range, write_buffers
 
 INFO = "info"
 BANDS = "bands"
+SIGNATURES = "signatures"
 BAND_KEYS = "band_keys"
 CANDIDATES = "candidates"
 ELIGIBLE = "eligible"
@@ -69,6 +72,61 @@ def read_bands(ranges: Iterable[tuple[str, int, int]]) -> tuple[np.ndarray, np.n
     return np.concatenate(keys), np.concatenate(uids)
 
 
+def spill_signatures(uids: np.ndarray, sig: np.ndarray, spill_dir: str) -> tuple[int, int, str, int]:
+    """A batch's MinHash signatures -> one spill file; (first uid, last uid, path, documents).
+
+    LSH candidates and the index/ rows of selected documents need signatures again, later in
+    the run. Kept here (num_perm x 4 bytes a document), they are read back instead of reading,
+    checking and hashing those documents' text a second time and signing it again. The file
+    holds the uids in order, then their signatures; its name derives from the uids, so a retried
+    bundle rewrites the same file.
+    """
+    order = np.argsort(uids, kind="stable")
+    uids, sig = np.ascontiguousarray(uids[order], np.int64), np.ascontiguousarray(sig[order], np.uint32)
+    path = f"{spill_dir}/{content_tag(uids)}.bin"
+    write_buffers(path, [memoryview(uids).cast("B"), memoryview(sig).cast("B")])
+    return int(uids[0]), int(uids[-1]), path, len(uids)
+
+
+class SignatureFiles:
+    """uid -> MinHash signature, from the spill files of `spill_signatures` (their references).
+
+    A batch's file covers a range of uids no other batch's file overlaps (a batch is a run of
+    rows of one input file), so a uid's file is found by its range. A retried bundle may have
+    reported its file twice; it names the same bytes.
+    """
+
+    def __init__(self, refs: Iterable[tuple[int, int, str, int]], num_perm: int) -> None:
+        refs = sorted(set(refs))
+        self.first = np.array([r[0] for r in refs], np.int64)
+        self.last = np.array([r[1] for r in refs], np.int64)
+        self.paths = [r[2] for r in refs]
+        self.counts = [r[3] for r in refs]
+        self.num_perm = num_perm
+
+    def _read(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        n = self.counts[k]
+        data = read_range(self.paths[k], 0, n * (8 + 4 * self.num_perm))
+        uids = np.frombuffer(data, np.int64, count=n)
+        return uids, np.frombuffer(data, np.uint32, offset=8 * n).reshape(n, self.num_perm)
+
+    def find(self, uids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(signatures, found) for `uids`: a document without words has no signature (zeros, found False)."""
+        out = np.zeros((len(uids), self.num_perm), np.uint32)
+        found = np.zeros(len(uids), bool)
+        k = np.searchsorted(self.first, uids, side="right") - 1
+        inside = k >= 0
+        inside[inside] = uids[inside] <= self.last[k[inside]]
+        for f in np.unique(k[inside]):
+            rows = np.nonzero(inside & (k == f))[0]
+            file_uids, sigs = self._read(int(f))
+            pos = np.minimum(np.searchsorted(file_uids, uids[rows]), len(file_uids) - 1)
+            hit = file_uids[pos] == uids[rows]
+            out[rows[hit]] = sigs[pos[hit]]
+            found[rows[hit]] = True
+        return out, found
+
+
 def signatures_of(docs: pa.RecordBatch, near: NearDedupConfig) -> np.ndarray:
     """MinHash signature of every document of a batch, from its word hashes."""
     word_hashes, offsets = list_parts(docs.column("word_hashes"))
@@ -76,10 +134,8 @@ def signatures_of(docs: pa.RecordBatch, near: NearDedupConfig) -> np.ndarray:
 
 
 class _SketchFn(beam.DoFn):
-    """Per document batch: INFO rows with survivor keys, and LSH band keys spilled by partition.
-
-    The signature itself is not kept: LSH candidates are signed again later.
-    """
+    """Per document batch: INFO rows with survivor keys, LSH band keys spilled by partition, and
+    the signatures spilled whole (`spill_signatures`)."""
 
     def __init__(self, config: DedupConfig, partitions: int, spill_dir: str, keys: bool) -> None:
         self._config = config
@@ -110,8 +166,10 @@ class _SketchFn(beam.DoFn):
             keys = minhash.band_keys(sig, self._bands, self._rows).ravel()
             owners = np.repeat(uids[has_words], self._bands)
             if len(keys):
-                for ref in spill_bands(keys, owners, self._partitions, self._spill_dir):
+                for ref in spill_bands(keys, owners, self._partitions, f"{self._spill_dir}/{BANDS}"):
                     yield beam.pvalue.TaggedOutput(BANDS, ref)
+                yield beam.pvalue.TaggedOutput(SIGNATURES, spill_signatures(
+                    uids[has_words], sig, f"{self._spill_dir}/{SIGNATURES}"))
                 if self._keys:
                     yield beam.pvalue.TaggedOutput(BAND_KEYS, keys)
         yield pa.RecordBatch.from_arrays(
@@ -130,14 +188,16 @@ class SketchOutputs(NamedTuple):
     info: beam.PCollection
     bands: beam.PCollection
     band_keys: beam.PCollection | None  # with keys=True: each batch's band keys, one array per batch
+    signatures: beam.PCollection  # references to signature files, for `SignatureFiles`
 
 
 class SketchDocuments(beam.PTransform):
     """Drop the text: INFO rows for dedup and mixing, and LSH band keys for near dedup.
 
-    Band keys go to spill files under `spill_dir` (a folder every worker can read: the run's
-    staging folder, which publishing clears); `bands` holds (band partition, (path, start, end))
-    ranges, read with `read_bands`. With `keys`, `band_keys` also has each batch's keys as an array,
+    Band keys and signatures go to spill files under `spill_dir` (a folder every worker can read:
+    the run's staging folder, which publishing clears); `bands` holds (band partition, (path,
+    start, end)) ranges, read with `read_bands`, and `signatures` the references of the
+    signature files, read with `SignatureFiles`. With `keys`, `band_keys` also has each batch's keys as an array,
     for a combine that runs where they are made (dedup.against's key filter), so no spill file is
     read for it.
     """
@@ -151,12 +211,14 @@ class SketchDocuments(beam.PTransform):
 
     def expand(self, docs: beam.PCollection) -> SketchOutputs:
         out = docs | "KeyAndBand" >> beam.ParDo(
-            _SketchFn(self._config, self._partitions, self._spill_dir, self._keys)).with_outputs(BANDS, BAND_KEYS, main=INFO)
-        return SketchOutputs(info=out[INFO], bands=out[BANDS], band_keys=out[BAND_KEYS] if self._keys else None)
+            _SketchFn(self._config, self._partitions, self._spill_dir, self._keys)).with_outputs(
+                BANDS, BAND_KEYS, SIGNATURES, main=INFO)
+        return SketchOutputs(info=out[INFO], bands=out[BANDS], band_keys=out[BAND_KEYS] if self._keys else None,
+                             signatures=out[SIGNATURES])
 
 
-# A candidate to sign again: its row, and the hash of its text when it was first read.
-CANDIDATE = pa.schema([pa.field("uid", pa.int64(), nullable=False), pa.field("text_hash", pa.uint64(), nullable=False)])
+# An LSH candidate still in play, whose signature is looked up.
+CANDIDATE = pa.schema([pa.field("uid", pa.int64(), nullable=False)])
 
 
 def _key_candidates(pairs, partitions: int):
@@ -168,11 +230,10 @@ def _key_candidates(pairs, partitions: int):
 
 
 def _key_eligible(batch: pa.RecordBatch, partitions: int):
-    """INFO batch -> (uid partition, (uids, text hashes)): the documents still in play after exact dedup."""
+    """INFO batch -> (uid partition, uids): the documents still in play after exact dedup."""
     uids = batch.column("uid").to_numpy()
-    hashes = batch.column("text_hash").to_numpy()
     for p, rows in split_rows(int_partitions(uids, partitions), partitions):
-        yield p, (uids[rows], hashes[rows])
+        yield p, uids[rows]
 
 
 def _eligible_candidates(element):
@@ -181,20 +242,21 @@ def _eligible_candidates(element):
     candidates = list(joined[CANDIDATES])
     if not candidates or not joined[ELIGIBLE]:
         return
-    uids, hashes = concat_blocks(joined[ELIGIBLE])
+    uids = np.concatenate(list(joined[ELIGIBLE]))
     keep = np.isin(uids, np.concatenate(candidates))
     if keep.any():
-        order = np.argsort(uids[keep], kind="stable")
-        yield pa.RecordBatch.from_arrays(
-            [pa.array(uids[keep][order], pa.int64()), pa.array(hashes[keep][order], pa.uint64())], schema=CANDIDATE)
+        yield pa.RecordBatch.from_arrays([pa.array(np.sort(uids[keep]), pa.int64())], schema=CANDIDATE)
 
 
-def _sign_again(read: tuple[pa.RecordBatch, pa.Table], near: NearDedupConfig, partitions: int):
-    """(documents read again, requests) -> (uid partition, (uids, signatures))."""
-    docs, _ = read
-    progress.add(progress.SIGNED, docs.num_rows)
-    uids = docs.column("uid").to_numpy()
-    sig = signatures_of(docs, near)
+def _look_up(element, refs: list, near: NearDedupConfig, partitions: int):
+    """((file, read unit), candidate batches) -> (uid partition, (uids, signatures)), from the
+    signature files of the first pass."""
+    _, batches = element
+    uids = concat(batches, CANDIDATE).column("uid").to_numpy()
+    sig, found = SignatureFiles(refs, near.num_perm).find(uids)
+    if not found.all():
+        raise FatalError("near dedup: an LSH candidate has no signature in the run's signature files")
+    progress.add(progress.SIGNED, len(uids))
     for p, rows in split_rows(int_partitions(uids, partitions), partitions):
         yield p, (uids[rows], sig[rows])
 
@@ -202,17 +264,20 @@ def _sign_again(read: tuple[pa.RecordBatch, pa.Table], near: NearDedupConfig, pa
 class CandidateSignatures(beam.PTransform):
     """(candidate pairs, eligible INFO) -> signatures of eligible candidates, keyed by uid partition.
 
-    Only LSH candidates need a full signature, and usually they are a small share of the
-    corpus: their rows are read again and signed, instead of carrying every signature
-    through the shuffles. Candidates that are no longer in play (exact duplicates, rejected
-    rows) get no signature, so pairs with them drop out at verification.
+    Only LSH candidates need a full signature, and usually they are a small share of the corpus:
+    theirs are read from the signature files of the first pass (`signatures`, the references
+    SketchDocuments made), one read unit of the input at a time, so each file is read once,
+    instead of carrying every signature through the shuffles. Candidates that are no longer in
+    play (exact duplicates, rejected rows) get no signature, so pairs with them drop out at
+    verification.
     """
 
-    def __init__(self, spec: ReadSpec, near: NearDedupConfig, partitions: int) -> None:
+    def __init__(self, spec: ReadSpec, near: NearDedupConfig, partitions: int, signatures: beam.PCollection) -> None:
         super().__init__()
         self._spec = spec
         self._near = near
         self._partitions = partitions
+        self._signatures = signatures
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
         pairs, info = inputs
@@ -224,7 +289,9 @@ class CandidateSignatures(beam.PTransform):
             }
             | "JoinCandidates" >> beam.CoGroupByKey()
             | "EligibleCandidates" >> beam.FlatMap(_eligible_candidates)
-            # Only the word hashes are needed: no content hash, token or character counts.
-            | "ReadCandidates" >> ReadRowsAgain(self._spec, CANDIDATE, measure=False, words=True)
-            | "SignCandidates" >> beam.FlatMap(_sign_again, near=self._near, partitions=parts)
+            # A signature file holds rows of one read unit: grouped by unit, each file is read once.
+            | "KeyByReadUnit" >> beam.FlatMap(key_by_unit, unit_starts(self._spec))
+            | "GroupByReadUnit" >> beam.GroupByKey()
+            | "LookUpSignatures" >> beam.FlatMap(
+                _look_up, beam.pvalue.AsList(self._signatures), near=self._near, partitions=parts)
         )

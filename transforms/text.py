@@ -59,11 +59,6 @@ def analyze(texts: pa.Array) -> TextAnalysis:
     return TextAnalysis(normalized, hashes, word_off, tok_words, tok_space, script, tok_est)
 
 
-def word_hashes(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """`analyze(texts)`'s word hashes and word offsets alone: a faster pass for rows read again."""
-    return kernels.word_hashes(*string_buffers(pc.fill_null(texts, "")))
-
-
 def scripts(analysis: TextAnalysis) -> pa.Array:
     """The script of each text as an ISO 15924 code ("Latn", "Hani", "Jpan", "Hang", ...)."""
     codes = pa.array(kernels.SCRIPTS, pa.string())

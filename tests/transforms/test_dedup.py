@@ -1,5 +1,6 @@
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -20,8 +21,18 @@ from hybridmix.transforms.near import (
     _UniquePairs,
     _VerifyFn,
 )
-from hybridmix.transforms.sketch import read_bands, spill_bands
-from tests.builders import dedup_inputs, near_copy, words
+from hybridmix.schemas.errors import FatalError
+from hybridmix.transforms.sketch import (
+    CANDIDATE,
+    CandidateSignatures,
+    SignatureFiles,
+    _look_up,
+    read_bands,
+    signatures_of,
+    spill_bands,
+    spill_signatures,
+)
+from tests.builders import dedup_inputs, near_copy, sketch_inputs, words
 from tests.conftest import local_pipeline
 from tests.transforms.test_dedup_core import _union_find
 
@@ -205,3 +216,48 @@ def test_band_keys_cross_their_shuffle_as_file_ranges_that_read_back_per_partiti
     assert list(spill_bands(keys, owners, 7, str(tmp_path / "bands"))) == refs
     assert len(list((tmp_path / "bands").iterdir())) == 1
     assert [len(a) for a in read_bands([])] == [0, 0]
+
+
+def test_signatures_cross_the_run_as_files_found_by_uid(tmp_path):
+    rng = np.random.default_rng(6)
+    # Two batches of one input file: uids in two ranges that do not overlap, some rows missing
+    # (filtered, or without words), the second batch out of order.
+    first = np.sort(rng.choice(np.arange(100, 200), 60, replace=False)).astype(np.int64)
+    second = rng.permutation(np.arange(300, 340)).astype(np.int64)
+    sigs = {int(u): rng.integers(0, 2**32, 16, dtype=np.uint64).astype(np.uint32) for u in [*first, *second]}
+    refs = [spill_signatures(batch, np.stack([sigs[int(u)] for u in batch]), str(tmp_path / "sigs"))
+            for batch in (first, second)]
+    assert [(lo, hi, n) for lo, hi, _, n in refs] == [(int(first.min()), int(first.max()), 60), (300, 339, 40)]
+    missing = np.setdiff1d(np.arange(100, 200), first)[:5]
+    asked = rng.permutation(np.concatenate([first, second, missing, [5, 250, 400]])).astype(np.int64)
+    # A retried bundle may report its file twice.
+    got, found = SignatureFiles([refs[1], *refs], 16).find(asked)
+    assert found.tolist() == [int(u) in sigs for u in asked]
+    for u, row, ok in zip(asked, got, found):
+        np.testing.assert_array_equal(row, sigs[int(u)] if ok else np.zeros(16, np.uint32))
+    # A retry writes the same file under the same name.
+    assert spill_signatures(second, np.stack([sigs[int(u)] for u in second]), str(tmp_path / "sigs")) == refs[1]
+    assert len(list((tmp_path / "sigs").iterdir())) == 2
+    assert not SignatureFiles([], 16).find(asked)[1].any()
+
+
+def test_lsh_candidates_get_the_signatures_their_text_gives(tmp_path):
+    p = local_pipeline()
+    config, spec, read, sketch = sketch_inputs(p, tmp_path, ROWS)
+    near = config.dedup.near
+    # Every document a candidate: paired with itself.
+    every = sketch.info | "PairEach" >> beam.Map(lambda b: (0, (b.column("uid").to_numpy(), b.column("uid").to_numpy())))
+    looked_up = (every, sketch.info) | CandidateSignatures(spec, near, 4, sketch.signatures)
+    got = looked_up | "Got" >> beam.FlatMap(lambda e: [(int(u), ("spill", s.tobytes())) for u, s in zip(*e[1])])
+    signed = read.docs | "SignText" >> beam.FlatMap(lambda b: [
+        (int(u), ("text", s.tobytes())) for u, s in zip(b.column("uid").to_numpy(), signatures_of(b, near))])
+    check = ((got, signed) | beam.Flatten() | beam.GroupByKey()
+             | beam.MapTuple(lambda _, found: (sorted(k for k, _ in found), len({s for _, s in found}))))
+    assert_that(check, equal_to([(["spill", "text"], 1)] * len(ROWS)))
+    p.run().wait_until_finish()
+
+
+def test_a_candidate_without_a_signature_stops_the_run():
+    batch = pa.RecordBatch.from_arrays([pa.array([7], pa.int64())], schema=CANDIDATE)
+    with pytest.raises(FatalError, match="has no signature"):
+        list(_look_up(((0, 0), [batch]), [], NearDedupConfig(), 4))

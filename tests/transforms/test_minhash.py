@@ -6,7 +6,7 @@ import pytest
 from datasketch import MinHash, MinHashLSH
 
 from hybridmix.transforms import minhash as mh
-from hybridmix.transforms.text import analyze, word_hashes
+from hybridmix.transforms.text import analyze
 from tests.builders import near_copy, words
 
 
@@ -46,14 +46,12 @@ def test_batch_word_hashes_match_the_reference_words():
 
 @pytest.mark.parametrize("texts, lengthens", [
     (TEXTS + ["한국어 텍스트입니다", "日本語のテキスト", "ป็นภาษาไทย", "ŒUVRE Straße ＦＵＬＬ"], False),
-    # U+337F is 3 bytes and folds to 4 Han units (株式会社): more units than bytes, the kernel's
-    # second try.
+    # U+337F is 3 bytes and folds to 4 Han units (株式会社): more units than bytes.
     (["\u337f" * 40, "\u337f", "x\u337fy \ufdfa"], True),
 ], ids=["scripts", "folding-lengthens"])
-def test_word_hashes_alone_equal_the_analysis_and_the_reference(texts, lengthens):
-    hashes, offsets = word_hashes(pa.array(texts))
+def test_word_hashes_of_every_script_equal_the_reference(texts, lengthens):
     analysis = analyze(pa.array(texts))
-    assert np.array_equal(hashes, analysis.word_hashes) and np.array_equal(offsets, analysis.word_offsets)
+    hashes, offsets = analysis.word_hashes, analysis.word_offsets
     for i, text in enumerate(texts):
         assert hashes[offsets[i]:offsets[i + 1]].tolist() == [
             mh.word_hash32(w.encode("utf-8")) for w in mh.document_words(text)], text

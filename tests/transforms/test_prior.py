@@ -1,4 +1,5 @@
-"""The pure parts of matching new documents against earlier outputs: key filters, hash words, b-bit similarity."""
+"""The pure parts of matching new documents against earlier outputs: key filters, hash words, b-bit
+similarity, index/ rows."""
 
 import hashlib
 
@@ -6,8 +7,10 @@ import numpy as np
 import pyarrow as pa
 
 from hybridmix.transforms import minhash as mh
-from hybridmix.transforms.index import bbit_similarity, low_bytes
+from hybridmix.schemas.config import NearDedupConfig
+from hybridmix.transforms.index import bbit_similarity, index_rows, low_bytes
 from hybridmix.transforms.prior import KeyFilter, _hex_words, _passes, filter_bits
+from hybridmix.transforms.sketch import SignatureFiles, lsh_shape, spill_signatures
 from hybridmix.transforms.text import analyze
 from tests.builders import near_copy, words
 
@@ -41,3 +44,23 @@ def test_bbit_similarity_estimates_jaccard_from_low_bytes():
         exact = len(sets[a] & sets[b]) / len(sets[a] | sets[b])
         assert abs(bbit_similarity(low[a], low[b]) - exact) < 0.08, (a, b, exact)
 
+
+
+def test_index_rows_take_each_signature_from_the_signature_files(tmp_path):
+    """A document with a signature gets its band keys and low bytes; one without (no words) none."""
+    near = NearDedupConfig()
+    texts = [words(21, 300), "!!! ???"]
+    analysis = analyze(pa.array(texts))
+    sig = mh.signatures(analysis.word_hashes, analysis.word_offsets, near.ngram, near.num_perm, near.seed)
+    uids = np.array([40, 41], np.int64)
+    files = SignatureFiles([spill_signatures(uids[:1], sig[:1], str(tmp_path))], near.num_perm)
+    docs = pa.RecordBatch.from_pydict({
+        "uid": uids, "origin": ["synthetic"] * 2, "source": ["gen"] * 2, "generator": ["m"] * 2,
+        "generation": pa.array([1, 1], pa.int8()), "parent_id": pa.nulls(2, pa.string())})
+    selection = pa.table({"doc_id": ["a", "b"], "content_hash": ["h1", "h2"], "tokens": pa.array([300, 2], pa.int32())})
+    rows = index_rows(docs, selection, near, "run", files).to_pylist()
+    bands, band_rows = lsh_shape(near)
+    assert rows[0]["bands"] == mh.band_keys(sig[:1], bands, band_rows)[0].tolist()
+    assert rows[0]["minhash8"] == low_bytes(sig[:1])[0].tobytes()
+    assert (rows[1]["bands"], rows[1]["minhash8"]) == ([], None)
+    assert [r["doc_id"] for r in rows] == ["a", "b"]
