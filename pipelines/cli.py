@@ -198,7 +198,7 @@ def _chain(exc: BaseException):
         current = current.__cause__ or current.__context__
 
 
-def _as_hybridmix_error(exc: BaseException) -> HybridmixError | None:
+def _as_hybridmix_error(exc: BaseException) -> HybridmixError | Interrupted | None:
     for current in _chain(exc):
         if isinstance(current, Interrupted):
             return current

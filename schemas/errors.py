@@ -73,15 +73,24 @@ class OutputLocked(OutputError):
     code = "locked"
 
 
-class Interrupted(HybridmixError):
-    """The run was stopped by a signal; its staging folder was removed and nothing was published."""
+class Interrupted(BaseException):
+    """The run was stopped by a signal; its staging folder was removed and nothing was published.
+
+    Raised by the signal handler wherever the main thread is, so it is a BaseException, as
+    KeyboardInterrupt is: library code that catches Exception (Beam's type inference does, while
+    the pipeline is built) would otherwise swallow it, and the run would go on and publish.
+    """
 
     code = "interrupted"
 
     def __init__(self, signum: int, name: str) -> None:
-        super().__init__(f"interrupted by {name}; nothing was published and the output folder is as it was")
+        self.message = f"interrupted by {name}; nothing was published and the output folder is as it was"
+        super().__init__(self.message)
         self.signum = signum
         self.exit_code = 128 + signum
+
+    def __str__(self) -> str:
+        return f"[hybridmix:{self.code}] {self.message}"
 
 
 class FatalError(HybridmixError):
