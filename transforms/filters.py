@@ -388,11 +388,17 @@ class Refusal(QualityFilter):
 
 
     def evaluate(self, view: TextView) -> Verdict:
-        head = pc.utf8_lower(pc.utf8_slice_codeunits(view.texts, 0, self.params.window_chars))
-        head = pc.replace_substring(head, "\u2019", "'")
-        # Quoted speech is someone else talking ("I'm sorry, but I cannot stay," she said).
-        head = pc.replace_substring_regex(head, r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}', "")
-        hit = pc.match_substring_regex(head, _REFUSAL).to_numpy(zero_copy_only=False)
+        # The phrase search is shared by every refusal rule with the same window (the run's filter
+        # and the scorer's feature): it is the costliest part, four passes of Arrow's RE2.
+        cache = view.__dict__.setdefault("_refusal_hits", {})
+        window = self.params.window_chars
+        if window not in cache:
+            head = pc.utf8_lower(pc.utf8_slice_codeunits(view.texts, 0, window))
+            head = pc.replace_substring(head, "\u2019", "'")
+            # Quoted speech is someone else talking ("I'm sorry, but I cannot stay," she said).
+            head = pc.replace_substring_regex(head, r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}', "")
+            cache[window] = pc.match_substring_regex(head, _REFUSAL).to_numpy(zero_copy_only=False)
+        hit = cache[window]
         if self.params.max_words is None:
             return Verdict(hit.astype(np.float64), hit, 1.0, ">=", "refusal or disclaimer in the opening")
         failed = hit & (view.word_counts < self.params.max_words)

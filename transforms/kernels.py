@@ -439,7 +439,7 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
     return out[:o], out_off, hashes[:w], word_off, tok_words, tok_space, doc_script, tok_est
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
 def raw_hashes(data, offsets):
     """64-bit FNV-1a of each text's raw UTF-8 bytes: tells whether a row read twice is the same row."""
     n = len(offsets) - 1
@@ -869,7 +869,7 @@ def repeated_ngram_coverage(word_hashes, word_offsets, ngrams):
     return out
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
 def distinct_words(word_hashes, word_offsets):
     """Per text: how many distinct words it has (by word hash)."""
     n = len(word_offsets) - 1

@@ -2,9 +2,9 @@
 
 Beam's in-process runner runs one bundle at a time on one thread, so a local run would use one
 core of a machine that has several. The heaviest kernels (text analysis, document statistics,
-MinHash, repetition, the scorer's word features) release the GIL, and each text's result depends
-on that text alone: a batch cut into runs of texts, one run per thread, gives the same arrays as
-one call, whatever the number of threads.
+MinHash, repetition, the scorer's word features, the rows' text hashes) release the GIL, and each
+text's result depends on that text alone: a batch cut into runs of texts, one run per thread,
+gives the same arrays as one call, whatever the number of threads.
 
 The number of threads is a property of the process: 1 unless set (`set_threads`). `hybridmix run`
 sets it for the in-process runner, where its workers are threads of this process

@@ -157,7 +157,8 @@ def _flag(name: str) -> Callable:
 
 def _type_token(view) -> np.ndarray:
     hashes, offsets = view.words
-    return _per(distinct_words(hashes, offsets.astype(np.int64)).astype(np.float64), np.diff(offsets).astype(np.float64))
+    distinct = parallel.per_text(distinct_words, hashes, offsets.astype(np.int64))
+    return _per(distinct.astype(np.float64), np.diff(offsets).astype(np.float64))
 
 
 # Dense features by name, each a column of `kernels.doc_stats` or a kernel over the word hashes (one

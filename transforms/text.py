@@ -101,7 +101,7 @@ def count_tokens(texts: pa.Array, kind: str, analysis: TextAnalysis | None = Non
 def text_hashes(texts: pa.Array) -> np.ndarray:
     """A 64-bit hash of each text exactly as read (no normalization): the identity of a row's text."""
     data, offsets = string_buffers(pc.fill_null(texts, ""))
-    return kernels.raw_hashes(data, offsets)
+    return parallel.per_text(kernels.raw_hashes, data, offsets)
 
 
 def char_counts(texts: pa.Array) -> np.ndarray:

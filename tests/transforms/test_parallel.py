@@ -12,7 +12,7 @@ from hybridmix.pipelines.run import kernel_threads
 from hybridmix.transforms import kernels, minhash, parallel
 from hybridmix.transforms.filters import TextView
 from hybridmix.transforms.scorer import load_scorer
-from hybridmix.transforms.text import analyze
+from hybridmix.transforms.text import analyze, text_hashes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -45,6 +45,7 @@ def _everything(texts: pa.Array) -> dict[str, np.ndarray]:
         "repeated_5grams": view.repeated_coverage(5),
         "repeated_per_word": view.repeated_coverage(3, per_word=True),
         "minhash": minhash.signatures(a.word_hashes, a.word_offsets, 5, 256, 1),
+        "text_hashes": text_hashes(texts),
         "scores": load_scorer(None).log_odds(view),
     }
 
