@@ -215,3 +215,11 @@ def test_detail_reads_the_spec_a_document_failed_when_two_specs_share_a_label():
         row = score_documents(make_documents(batch), filters, Lineage(("f",), "r")).filtered.to_pylist()[0]
         assert row["filters_failed"] == ["refusal_v3", "word_count_v1"]
         assert row["detail"].endswith("; also word_count = 7 (< 10)"), row["detail"]
+
+
+def test_the_tail_is_taken_after_trailing_whitespace_however_long_it_is():
+    body = "word " * 120 + "The last sentence ends here."
+    texts = [body, body + " " * 150, body + "\n" * 250 + " \t", "  short text  ", "", " " * 500,
+             "é" * 450 + " \u3000" * 180, "長" * 300 + "。" + "\u2003" * 300]
+    expected = [t.rstrip()[-200:] for t in texts]
+    assert TextView(pa.array(texts)).tail.to_pylist() == expected
