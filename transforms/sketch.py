@@ -192,14 +192,14 @@ class SketchOutputs(NamedTuple):
 
 
 class SketchDocuments(beam.PTransform):
-    """Drop the text: INFO rows for dedup and mixing, and LSH band keys for near dedup.
+    """Drop the text: INFO rows for dedup and mixing, LSH band keys and signatures for near dedup.
 
     Band keys and signatures go to spill files under `spill_dir` (a folder every worker can read:
     the run's staging folder, which publishing clears); `bands` holds (band partition, (path,
     start, end)) ranges, read with `read_bands`, and `signatures` the references of the
-    signature files, read with `SignatureFiles`. With `keys`, `band_keys` also has each batch's keys as an array,
-    for a combine that runs where they are made (dedup.against's key filter), so no spill file is
-    read for it.
+    signature files, read with `SignatureFiles`. With `keys`, `band_keys` also has each batch's
+    keys as an array, for a combine that runs where they are made (dedup.against's key filter),
+    so no spill file is read for it.
     """
 
     def __init__(self, config: DedupConfig, partitions: int, spill_dir: str, keys: bool = False) -> None:
