@@ -115,20 +115,7 @@ class TextView:
     @cached_property
     def tail(self) -> pa.Array:
         """The last 200 characters, trailing whitespace trimmed: where truncation shows."""
-        # Trimming only the last 400 characters gives the same tail, unless more than 200 of them
-        # were whitespace: those rows are trimmed whole. (Trimming every whole text was a pass
-        # over all the bytes.)
-        near_end = pc.utf8_rtrim_whitespace(pc.utf8_slice_codeunits(self.texts, -2 * _TAIL))
-        tail = pc.utf8_slice_codeunits(near_end, -_TAIL)
-        again = pc.and_(pc.less(pc.utf8_length(near_end), _TAIL), pc.greater(pc.utf8_length(self.texts), 2 * _TAIL))
-        rows = np.flatnonzero(pc.fill_null(again, False).to_numpy(zero_copy_only=False))
-        if not len(rows):
-            return tail
-        whole = pc.utf8_slice_codeunits(pc.utf8_rtrim_whitespace(self.texts.take(pa.array(rows))), -_TAIL)
-        values = tail.to_pylist()
-        for row, value in zip(rows, whole.to_pylist()):
-            values[row] = value
-        return pa.array(values, pa.string())
+        return pc.utf8_slice_codeunits(pc.utf8_rtrim_whitespace(self.texts), -_TAIL)
 
 
 @dataclass(frozen=True)
