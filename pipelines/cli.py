@@ -28,7 +28,14 @@ from hybridmix.pipelines.report import safe_text
 from hybridmix.pipelines.run import DEFAULT_RUNNER, IfExists, cmd_run, cmd_validate
 from hybridmix.pipelines.train import add_parser as add_train_parser
 from hybridmix.pipelines.train import cmd_train
-from hybridmix.schemas.errors import ERRORS_BY_CODE, ConfigError, HybridmixError, Interrupted, OutputError
+from hybridmix.schemas.errors import (
+    ERRORS_BY_CODE,
+    ConfigError,
+    HybridmixError,
+    Interrupted,
+    OutputError,
+    request_stop,
+)
 from hybridmix.transforms.storage import use_options
 
 __all__ = ["DEFAULT_RUNNER", "main"]
@@ -238,6 +245,7 @@ class _Signals:
         if self.received is None or self._swallowed:
             self._swallowed = False
             self.received = self.received or Interrupted(signum, _STOP_SIGNALS[signum])
+            request_stop(self.received)
             raise self.received
 
     def _unraisable(self, unraisable) -> None:
@@ -251,6 +259,7 @@ class _Signals:
         self._saved_hook(unraisable)
 
     def __enter__(self) -> _Signals:
+        request_stop(None)
         if threading.current_thread() is threading.main_thread():
             for signum in _STOP_SIGNALS:
                 self._saved[signum] = signal.signal(signum, self._handle)
@@ -258,6 +267,7 @@ class _Signals:
         return self
 
     def __exit__(self, *exc) -> None:
+        request_stop(None)
         for signum, handler in self._saved.items():
             signal.signal(signum, handler)
         if self._saved_hook is not None:

@@ -93,6 +93,25 @@ class Interrupted(BaseException):
         return f"[hybridmix:{self.code}] {self.message}"
 
 
+# The first stop signal this process received, recorded by the CLI's signal handler before it
+# raises Interrupted. Publishing checks it before it moves a run into place: with the in-process
+# runner it runs in this process, so a signal whose exception library code swallowed still stops
+# the run before anything is published.
+_stop: Interrupted | None = None
+
+
+def request_stop(interrupted: Interrupted | None) -> None:
+    """Record a stop signal (None: forget it, when a command starts or ends)."""
+    global _stop
+    _stop = interrupted
+
+
+def check_stop() -> None:
+    """Raise the recorded stop signal, if any."""
+    if _stop is not None:
+        raise _stop
+
+
 class FatalError(HybridmixError):
     """An internal invariant broke; abort and report."""
 

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 
 from hybridmix.schemas.config import OutputConfig
-from hybridmix.schemas.errors import OutputLocked
+from hybridmix.schemas.errors import OutputLocked, check_stop
 from hybridmix.schemas.manifest import Manifest
 from hybridmix.schemas.records import RECORD_TYPES
 from hybridmix.schemas.stats import RunStats
@@ -165,6 +165,8 @@ class _PublishFn(beam.DoFn):
         # From the manifest as JSON, as `hybridmix report` reads it from manifest.json: the same page.
         written = json.loads(manifest.model_dump_json())
         report = report_or_fallback(stage_dir, written)
+        # A stop signal this process received stops the run here, even if its exception was lost.
+        check_stop()
         if is_remote(out_dir):
             publish_remote(stage_dir, out_dir, manifest, scratch, report, **remote)
         else:

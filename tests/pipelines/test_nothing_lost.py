@@ -296,6 +296,40 @@ def test_a_signal_that_lands_in_a_broad_except_still_interrupts():
     assert caught.value.exit_code == 128 + signal.SIGHUP
 
 
+_SWALLOWING_RUN = """
+import os, signal, sys, time
+from hybridmix.pipelines import cli
+from hybridmix.transforms import publish
+
+built = publish.report_or_fallback
+
+def report_in_a_library_that_swallows_everything(*args, **kwargs):
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(2)  # the handler raises here
+    except BaseException:
+        pass
+    return built(*args, **kwargs)
+
+publish.report_or_fallback = report_in_a_library_that_swallows_everything
+sys.exit(cli.main(["run", sys.argv[1], "--output", sys.argv[2], "-q"]))
+"""
+
+
+def test_a_signal_whose_exception_was_swallowed_still_stops_the_run_before_it_publishes(tmp_path):
+    """The handler also records the signal, and publishing checks it: nothing is published even if
+    library code swallowed the exception (CI saw a run go on after a signal and publish)."""
+    from tests.builders import slow_config
+
+    config = slow_config(tmp_path, rows=400)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", _SWALLOWING_RUN, config, str(out)], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("hybridmix: interrupted by SIGTERM"), proc.stderr
+    assert not out.exists() and _leftovers(out) == []
+
+
 def test_an_input_replaced_during_the_run_fails_and_publishes_nothing(slow_run, tmp_path):
     root, config = slow_run
     work = tmp_path / "in"
