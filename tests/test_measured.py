@@ -15,8 +15,11 @@ def test_tree_peak_adds_up_worker_processes_that_run_at_once():
         workers = [subprocess.Popen([sys.executable, "-c", _HOLD]) for _ in range(2)]
         assert [w.wait() for w in workers] == [0, 0]
     # Both workers at once (getrusage would report the larger one alone: 200 MB). Sampled sums,
-    # not the peak: a test process's own peak is whatever an earlier test in it reached.
-    assert two.sampled_mb >= before + 380
+    # not the peak: a test process's own peak is whatever an earlier test in it reached. The bound
+    # is 400 MB less room for this process's own RSS shrinking meanwhile (hybridmix's transforms,
+    # imported by earlier tests, hand freed heap pages back once a second: a CI run missed 380 by
+    # 2 MB), still far above the one worker getrusage would see.
+    assert two.sampled_mb >= before + 320
     assert two.peak_mb >= two.sampled_mb
 
 

@@ -327,6 +327,7 @@ def test_a_signal_whose_exception_was_swallowed_still_stops_the_run_before_it_pu
                           env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
     assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("hybridmix: interrupted by SIGTERM"), proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
     assert not out.exists() and _leftovers(out) == []
 
 
