@@ -35,6 +35,7 @@ from hybridmix.schemas.errors import (
     Interrupted,
     OutputError,
     request_stop,
+    stop_requested,
 )
 from hybridmix.transforms.storage import use_options
 
@@ -234,7 +235,6 @@ class _Signals:
     """
 
     def __init__(self) -> None:
-        self.received: Interrupted | None = None
         self._saved: dict[int, object] = {}
         self._swallowed = False
         self._saved_hook = None
@@ -244,9 +244,13 @@ class _Signals:
         # The exception is raised again only when the first one was swallowed (see _unraisable).
         if self.received is None or self._swallowed:
             self._swallowed = False
-            self.received = self.received or Interrupted(signum, _STOP_SIGNALS[signum])
-            request_stop(self.received)
+            request_stop(self.received or Interrupted(signum, _STOP_SIGNALS[signum]))
             raise self.received
+
+    @property
+    def received(self) -> Interrupted | None:
+        """The first stop signal, as recorded for publishing to check (`request_stop`)."""
+        return stop_requested()
 
     def _unraisable(self, unraisable) -> None:
         # A signal that lands in a finalizer (a ParquetWriter's __del__, say) raises where Python

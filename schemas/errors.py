@@ -106,6 +106,11 @@ def request_stop(interrupted: Interrupted | None) -> None:
     _stop = interrupted
 
 
+def stop_requested() -> Interrupted | None:
+    """The recorded stop signal, if any."""
+    return _stop
+
+
 def check_stop() -> None:
     """Raise the recorded stop signal, if any."""
     if _stop is not None:
