@@ -447,7 +447,9 @@ class ReadCorpora(beam.PTransform):
                 plan.work_items(self._spec.config.read_batch_rows, self._spec.config.read_slice_bytes))
             # Spread row groups over workers; Create alone may keep them in one bundle.
             | "SpreadRowGroups" >> beam.Reshuffle()
-            | "ReadAndValidate" >> beam.ParDo(_ReadRowGroupFn(self._spec)).with_outputs(REJECTED, STATS, main=DOCS)
+            # Typed, so Beam measures the batches of text by their buffers (transforms/wire.py).
+            | "ReadAndValidate" >> beam.ParDo(_ReadRowGroupFn(self._spec)).with_output_types(pa.RecordBatch)
+            .with_outputs(REJECTED, STATS, main=DOCS)
         )
         rejected, stats = outputs[REJECTED], outputs[STATS]
         if plan.bad_files:

@@ -122,6 +122,6 @@ class MaterializeDocuments(beam.PTransform):
             | "ReadSelected" >> ReadRowsAgain(self._spec, columns.SELECTION, measure=False)
             | "ToRecords" >> beam.FlatMap(records_and_index, stamp=stamp,
                                           signatures=beam.pvalue.AsList(self._signatures))
-            .with_outputs(INDEX_ROWS, main="records")
+            .with_output_types(pa.RecordBatch).with_outputs(INDEX_ROWS, main="records")  # see transforms/wire.py
         )
         return MaterializeOutputs(records=out["records"], index=out[INDEX_ROWS])

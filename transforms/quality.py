@@ -77,6 +77,6 @@ class FilterQuality(beam.PTransform):
     def expand(self, docs: beam.PCollection) -> FilterOutputs:
         side = {} if self._index is None else {"index": beam.pvalue.AsSingleton(self._index)}
         routed = docs | "ScoreAndRoute" >> beam.ParDo(
-            _ScoreFn(self._config, self._lineage, self._scorer_path, self._decontaminate), **side).with_outputs(
-            FILTERED, STATS, main=KEPT)
+            _ScoreFn(self._config, self._lineage, self._scorer_path, self._decontaminate), **side
+        ).with_output_types(pa.RecordBatch).with_outputs(FILTERED, STATS, main=KEPT)  # see transforms/wire.py
         return FilterOutputs(kept=routed[KEPT], filtered=routed[FILTERED], stats=routed[STATS])

@@ -112,4 +112,5 @@ class ReadRowsAgain(beam.PTransform):
             | "KeyByReadUnit" >> beam.FlatMap(key_by_unit, unit_starts(self._spec))
             | "GroupByReadUnit" >> beam.GroupByKey()
             | "ReadRows" >> beam.ParDo(_ReadAgainFn(self._spec, self._schema, self._measure))
+            .with_output_types(tuple[pa.RecordBatch, pa.Table])  # see transforms/wire.py
         )

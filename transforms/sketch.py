@@ -211,8 +211,8 @@ class SketchDocuments(beam.PTransform):
 
     def expand(self, docs: beam.PCollection) -> SketchOutputs:
         out = docs | "KeyAndBand" >> beam.ParDo(
-            _SketchFn(self._config, self._partitions, self._spill_dir, self._keys)).with_outputs(
-                BANDS, BAND_KEYS, SIGNATURES, main=INFO)
+            _SketchFn(self._config, self._partitions, self._spill_dir, self._keys)
+        ).with_output_types(pa.RecordBatch).with_outputs(BANDS, BAND_KEYS, SIGNATURES, main=INFO)  # transforms/wire.py
         return SketchOutputs(info=out[INFO], bands=out[BANDS], band_keys=out[BAND_KEYS] if self._keys else None,
                              signatures=out[SIGNATURES])
 
