@@ -31,7 +31,7 @@ from hybridmix.transforms.text import stable_hash64
 
 def _key_by_doc_id(batch: pa.RecordBatch, partitions: int):
     """INFO batch -> (doc_id partition, rows)."""
-    keys = stable_hash64(batch.column("doc_id").to_pylist(), "doc_id")
+    keys = stable_hash64(batch.column("doc_id"), "doc_id")
     yield from split_batch(batch, (keys % np.uint64(partitions)).astype(np.int64), partitions)
 
 

@@ -22,7 +22,7 @@ INDEX = "index"
 
 
 def order_index(batch: pa.RecordBatch) -> np.ndarray:
-    return stable_hash64(batch.column("doc_id").to_pylist(), salt="index")
+    return stable_hash64(batch.column("doc_id"), salt="index")
 
 
 def low_bytes(sig: np.ndarray) -> np.ndarray:

@@ -89,7 +89,7 @@ class _BottomK(beam.CombineFn):
 
 def _sample_candidates(batch: pa.RecordBatch, seed: int, k: int):
     """Output rows -> ((group kind, group), [(key, text, tokens)]): a batch's k smallest per group."""
-    keys = stable_hash64(batch.column("id").to_pylist(), f"indicators/{seed}")
+    keys = stable_hash64(batch.column("id"), f"indicators/{seed}")
     for kind in ("origin", "source"):
         for group, rows in rows_by_value(batch.column(kind)):
             chosen = rows[np.argsort(keys[rows], kind="stable")[:k]]

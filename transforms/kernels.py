@@ -452,6 +452,103 @@ def raw_hashes(data, offsets):
     return out
 
 
+# BLAKE2b (RFC 7693): the initial state and the message schedule of its 12 rounds.
+_B2_IV = np.array([0x6A09E667F3BCC908, 0xBB67AE8584CAA73B, 0x3C6EF372FE94F82B, 0xA54FF53A5F1D36F1,
+                   0x510E527FADE682D1, 0x9B05688C2B3E6C1F, 0x1F83D9ABFB41BD6B, 0x5BE0CD19137E2179], np.uint64)
+_B2_SIGMA = np.array([
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+    [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
+    [11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4],
+    [7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8],
+    [9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13],
+    [2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9],
+    [12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11],
+    [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10],
+    [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5],
+    [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0],
+], np.int64)
+
+
+@nb.njit(cache=True, inline="always")
+def _rotr64(x, n):
+    return (x >> np.uint64(n)) | (x << np.uint64(64 - n))
+
+
+@nb.njit(cache=True, inline="always")
+def _b2_mix(v, a, b, c, d, x, y):
+    v[a] = v[a] + v[b] + x
+    v[d] = _rotr64(v[d] ^ v[a], 32)
+    v[c] = v[c] + v[d]
+    v[b] = _rotr64(v[b] ^ v[c], 24)
+    v[a] = v[a] + v[b] + y
+    v[d] = _rotr64(v[d] ^ v[a], 16)
+    v[c] = v[c] + v[d]
+    v[b] = _rotr64(v[b] ^ v[c], 63)
+
+
+@nb.njit(cache=True)
+def _b2_compress(h, block, counted, last, v, m):
+    for i in range(16):
+        w = np.uint64(0)
+        for k in range(8):  # little-endian words, whatever the machine's byte order
+            w |= np.uint64(block[8 * i + k]) << np.uint64(8 * k)
+        m[i] = w
+    for i in range(8):
+        v[i] = h[i]
+        v[i + 8] = _B2_IV[i]
+    v[12] ^= np.uint64(counted)
+    if last:
+        v[14] = ~v[14]
+    for r in range(12):
+        s = _B2_SIGMA[r % 10]
+        _b2_mix(v, 0, 4, 8, 12, m[s[0]], m[s[1]])
+        _b2_mix(v, 1, 5, 9, 13, m[s[2]], m[s[3]])
+        _b2_mix(v, 2, 6, 10, 14, m[s[4]], m[s[5]])
+        _b2_mix(v, 3, 7, 11, 15, m[s[6]], m[s[7]])
+        _b2_mix(v, 0, 5, 10, 15, m[s[8]], m[s[9]])
+        _b2_mix(v, 1, 6, 11, 12, m[s[10]], m[s[11]])
+        _b2_mix(v, 2, 7, 8, 13, m[s[12]], m[s[13]])
+        _b2_mix(v, 3, 4, 9, 14, m[s[14]], m[s[15]])
+    for i in range(8):
+        h[i] ^= v[i] ^ v[i + 8]
+
+
+@nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
+def blake2b(data, offsets, prefix, words):
+    """BLAKE2b of `prefix` + each text's bytes, digest size 8 * `words` bytes (as hashlib.blake2b
+    with digest_size=8 * words and no key gives): its first `words` little-endian uint64 per text."""
+    n = len(offsets) - 1
+    out = np.empty((n, words), np.uint64)
+    h = np.empty(8, np.uint64)
+    v = np.empty(16, np.uint64)
+    m = np.empty(16, np.uint64)
+    block = np.zeros(128, np.uint8)
+    p = len(prefix)
+    for d in range(n):
+        start = offsets[d]
+        total = p + offsets[d + 1] - start
+        for i in range(8):
+            h[i] = _B2_IV[i]
+        h[0] ^= np.uint64(0x01010000 | (8 * words))  # parameter block: digest length, no key, fanout and depth 1
+        done = 0
+        # Every block but the last is full; the last (an empty message's too) is padded with zeros.
+        while True:
+            size = min(128, total - done)
+            for j in range(size):
+                at = done + j
+                block[j] = prefix[at] if at < p else data[start + at - p]
+            for j in range(size, 128):
+                block[j] = 0
+            done += size
+            last = done >= total
+            _b2_compress(h, block, done, last, v, m)
+            if last:
+                break
+        for i in range(words):
+            out[d, i] = h[i]
+    return out
+
+
 @nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
 def minhash(word_hashes, word_offsets, ngram, perm_a, perm_b):
     """MinHash signature per text over its word n-gram shingles (datasketch affine32 scheme).

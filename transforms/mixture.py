@@ -39,7 +39,7 @@ from hybridmix.transforms.text import stable_hash64
 SELECTED = "selected"
 
 
-def selection_priority(doc_ids: list[str], seed: int) -> np.ndarray:
+def selection_priority(doc_ids: list[str] | pa.Array, seed: int) -> np.ndarray:
     """Seeded priority per doc id; a source is taken in ascending priority."""
     return stable_hash64(doc_ids, salt=f"select/{seed}")
 
@@ -65,7 +65,7 @@ class _Prioritize:
         self._seed = seed
 
     def __call__(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, np.ndarray, np.ndarray]:
-        priority = selection_priority(batch.column("doc_id").to_pylist(), self._seed)
+        priority = selection_priority(batch.column("doc_id"), self._seed)
         eligible = np.ones(batch.num_rows, bool)
         scores = batch.column("quality_score").to_numpy(zero_copy_only=False).astype(np.float64)
         for name, rows in _by_source(batch):

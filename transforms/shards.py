@@ -38,7 +38,7 @@ MERGE_ROWS = 100_000
 
 def order_by_id(batch: pa.RecordBatch, seed: int) -> np.ndarray:
     """Position key of output records: a seeded hash of the record id (a global shuffle)."""
-    return stable_hash64(batch.column("id").to_pylist(), salt=f"order/{seed}")
+    return stable_hash64(batch.column("id"), salt=f"order/{seed}")
 
 
 def order_by_lineage(batch: pa.RecordBatch) -> np.ndarray:

@@ -1,3 +1,5 @@
+import hashlib
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -62,3 +64,35 @@ def test_stable_hash_is_seeded_and_repeatable():
     assert not np.array_equal(a, stable_hash64(["x", "y"], "s2"))
     # A fixed value: the hash must not change between processes or releases.
     assert int(stable_hash64(["doc-1"], "select/0")[0]) == 0x6CEBBF83DBA4D74B
+
+
+# Around BLAKE2b's 128-byte blocks, for salts that fill a block on their own too.
+_LENGTHS = (0, 1, 7, 8, 100, 118, 119, 127, 128, 129, 255, 256, 257, 1000)
+
+
+@pytest.mark.parametrize("salt", ["", "select/0", "s" * 127, "长" * 50])
+def test_stable_hash_is_blake2b_of_salt_and_text(salt):
+    values = [("文" * n)[: n // 3] + "x" * (n - 3 * (n // 3)) for n in _LENGTHS] + ["doc-1", "é"]
+    want = [int.from_bytes(hashlib.blake2b(salt.encode() + b"\x00" + v.encode(), digest_size=8).digest(), "little")
+            for v in values]
+    assert stable_hash64(values, salt).tolist() == want
+    arrow = pa.chunked_array([pa.array(values[:5]), pa.array(values[5:])])
+    assert stable_hash64(arrow, salt).tolist() == want
+    assert stable_hash64(pa.array(values).slice(3), salt).tolist() == want[3:]
+
+
+def test_blake2b_kernel_gives_every_digest_size():
+    texts = [bytes(range(n % 256)) * (n // 256 + 1) for n in _LENGTHS]
+    data = np.frombuffer(b"".join(texts), np.uint8)
+    offsets = np.concatenate([[0], np.cumsum([len(t) for t in texts])]).astype(np.int64)
+    for prefix in (b"", b"p" * 200):
+        for words in (1, 2, 8):
+            got = kernels.blake2b(data, offsets, np.frombuffer(prefix, np.uint8), words)
+            want = [hashlib.blake2b(prefix + t, digest_size=8 * words).digest() for t in texts]
+            assert [row.astype("<u8").tobytes() for row in got] == want
+
+
+def test_stable_hash_refuses_nulls():
+    assert stable_hash64([], "s").shape == (0,)
+    with pytest.raises(ValueError, match="null"):
+        stable_hash64(pa.array(["a", None]), "s")
