@@ -106,8 +106,11 @@ def key_by_kept(batch: pa.RecordBatch, partitions: int):
 
 
 def key_by_cluster(batch: pa.RecordBatch, partitions: int):
-    part = (stable_hash64(batch.column("cluster").to_pylist(), "cluster") % np.uint64(partitions)).astype(np.int64)
+    part = (stable_hash64(batch.column("cluster"), "cluster") % np.uint64(partitions)).astype(np.int64)
     yield from split_batch(batch, part, partitions)
+
+
+_CROSS_ORIGIN_COLUMNS = ("cluster", "origin", "source", "generator", "kept_origin", "kept_source", "kept_generator")
 
 
 def cross_origin_counts(rows: list[dict]) -> list[tuple[tuple[str, str, str], int]]:
@@ -170,7 +173,9 @@ def self_copies(batch: pa.RecordBatch) -> list[tuple[tuple[str, str, str], int]]
 def cross_origin(element):
     """(cluster partition, duplicate rows) -> cross-origin statistics of the clusters in it."""
     _, batches = element
-    yield from cross_origin_counts(concat(batches, columns.DUPLICATE).to_pylist())
+    # Only the columns counted become Python objects: every column of every row took 0.6 s at 200k.
+    table = concat(batches, columns.DUPLICATE).select(list(_CROSS_ORIGIN_COLUMNS))
+    yield from cross_origin_counts(table.to_pylist())
 
 
 def to_output_rows(batch: pa.RecordBatch, lineage: Lineage) -> pa.RecordBatch:
