@@ -30,10 +30,10 @@ import apache_beam as beam
 import pyarrow as pa
 
 
-def _ipc_stream(schema: pa.Schema, batches) -> pa.Buffer:
+def _ipc_stream(value: pa.RecordBatch | pa.Table) -> pa.Buffer:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, schema) as writer:
-        for batch in batches:
+    with pa.ipc.new_stream(sink, value.schema) as writer:
+        for batch in [value] if isinstance(value, pa.RecordBatch) else value.to_batches():
             writer.write_batch(batch)
     return sink.getvalue()
 
@@ -47,45 +47,42 @@ def table_from_ipc(data) -> pa.Table:
 
 
 def _reduce_batch(batch: pa.RecordBatch):
-    return batch_from_ipc, (_ipc_stream(batch.schema, [batch]),)
+    return batch_from_ipc, (_ipc_stream(batch),)
 
 
 def _reduce_table(table: pa.Table):
-    return table_from_ipc, (_ipc_stream(table.schema, table.to_batches()),)
+    return table_from_ipc, (_ipc_stream(table),)
 
 
-class ArrowBatchCoder(beam.coders.Coder):
-    def encode(self, value: pa.RecordBatch) -> bytes:
-        return _ipc_stream(value.schema, [value]).to_pybytes()
+class _ArrowCoder(beam.coders.Coder):
+    """An IPC stream per element; the size Beam's metrics sample is the element's buffers."""
 
-    def decode(self, encoded: bytes) -> pa.RecordBatch:
-        return batch_from_ipc(encoded)
+    kind: type  # set by each subclass, with `read`
 
-    def estimate_size(self, value: pa.RecordBatch) -> int:
+    def encode(self, value) -> bytes:
+        return _ipc_stream(value).to_pybytes()
+
+    def decode(self, encoded: bytes):
+        return self.read(encoded)
+
+    def estimate_size(self, value) -> int:
         return value.nbytes
 
     def is_deterministic(self) -> bool:
         return False
 
     def to_type_hint(self):
-        return pa.RecordBatch
+        return self.kind
 
 
-class ArrowTableCoder(beam.coders.Coder):
-    def encode(self, value: pa.Table) -> bytes:
-        return _ipc_stream(value.schema, value.to_batches()).to_pybytes()
+class ArrowBatchCoder(_ArrowCoder):
+    kind = pa.RecordBatch
+    read = staticmethod(batch_from_ipc)
 
-    def decode(self, encoded: bytes) -> pa.Table:
-        return table_from_ipc(encoded)
 
-    def estimate_size(self, value: pa.Table) -> int:
-        return value.nbytes
-
-    def is_deterministic(self) -> bool:
-        return False
-
-    def to_type_hint(self):
-        return pa.Table
+class ArrowTableCoder(_ArrowCoder):
+    kind = pa.Table
+    read = staticmethod(table_from_ipc)
 
 
 def register() -> None:
