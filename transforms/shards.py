@@ -22,9 +22,10 @@ from hybridmix.transforms.stats import STATS, emit_by_source
 from hybridmix.transforms.storage import (
     content_tag,
     file_size,
+    flush_writes,
     read_range,
     write_atomically,
-    write_buffers,
+    write_buffers_behind,
 )
 from hybridmix.transforms.text import stable_hash64
 
@@ -145,12 +146,26 @@ def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], 
         offsets = np.concatenate([[0], np.cumsum([m.size for m in messages])])
         path = f"{spill_dir}/{name}/{content_tag(keys[picked])}.arrow"
         # Spill files live minutes and are read once: no compression beats a smaller file.
-        write_buffers(path, messages)
+        write_buffers_behind(path, messages)
         merge = shard[starts] // per_merge
         cuts = np.concatenate([[0], np.flatnonzero(np.diff(merge)) + 1, [len(merge)]])
         for a, b in zip(cuts[:-1], cuts[1:]):
             yield (str(name), int(merge[a]), n), (path, int(offsets[a]), int(offsets[b]),
                                                  tuple(int(s) for s in shard[starts[a:b]]))
+
+
+class _SpillFn(beam.DoFn):
+    """`_spill_fragments` of each batch; the bundle counts as done only once its files are whole."""
+
+    def __init__(self, spec: ShardSpec, spill_dir: str) -> None:
+        self._spec = spec
+        self._spill_dir = spill_dir
+
+    def process(self, batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], gate=None):
+        yield from _spill_fragments(batch, shards, self._spec, self._spill_dir, gate)
+
+    def finish_bundle(self) -> None:
+        flush_writes()
 
 
 def read_spill(path: str, start: int, end: int, schema: pa.Schema, count: int) -> list[pa.RecordBatch]:
@@ -301,8 +316,8 @@ class WriteShards(beam.PTransform):
         gate = {"gate": beam.pvalue.AsSingleton(self._gate)} if self._gate is not None else {}
         spill_dir = f"{self._stage_dir}/{SPILL_FOLDER}/{self._spec.folder}"
         ranges = [
-            rows | f"SpillByShard{i or ''}" >> beam.FlatMap(
-                _spill_fragments, shards=beam.pvalue.AsSingleton(shards), spec=self._spec, spill_dir=spill_dir, **gate)
+            rows | f"SpillByShard{i or ''}" >> beam.ParDo(
+                _SpillFn(self._spec, spill_dir), shards=beam.pvalue.AsSingleton(shards), **gate)
             for i, rows in enumerate(inputs)
         ]
         return (

@@ -19,7 +19,7 @@ from hybridmix.transforms.batches import concat, int_partitions, list_parts, spl
 from hybridmix.transforms.dedup_core import survivor_keys
 from hybridmix.transforms.inputs import ReadSpec
 from hybridmix.transforms.reread import key_by_unit, unit_starts
-from hybridmix.transforms.storage import content_tag, read_range, write_buffers
+from hybridmix.transforms.storage import content_tag, flush_writes, read_range, write_buffers_behind
 
 INFO = "info"
 BANDS = "bands"
@@ -52,7 +52,7 @@ def spill_bands(keys: np.ndarray, owners: np.ndarray, partitions: int, spill_dir
     parts = list(split_rows(int_partitions(keys, partitions), partitions))
     ends = np.cumsum([len(rows) for _, rows in parts]) * _BAND_BYTES
     path = f"{spill_dir}/{content_tag(owners)}.bin"
-    write_buffers(path, [memoryview(column[rows]).cast("B")
+    write_buffers_behind(path, [memoryview(column[rows]).cast("B")
                          for _, rows in parts for column in (keys, owners)])
     for (p, rows), end in zip(parts, ends):
         yield p, (path, int(end) - len(rows) * _BAND_BYTES, int(end))
@@ -84,7 +84,7 @@ def spill_signatures(uids: np.ndarray, sig: np.ndarray, spill_dir: str) -> tuple
     order = np.argsort(uids, kind="stable")
     uids, sig = np.ascontiguousarray(uids[order], np.int64), np.ascontiguousarray(sig[order], np.uint32)
     path = f"{spill_dir}/{content_tag(uids)}.bin"
-    write_buffers(path, [memoryview(uids).cast("B"), memoryview(sig).cast("B")])
+    write_buffers_behind(path, [memoryview(uids).cast("B"), memoryview(sig).cast("B")])
     return int(uids[0]), int(uids[-1]), path, len(uids)
 
 
@@ -182,6 +182,9 @@ class _SketchFn(beam.DoFn):
             ],
             schema=columns.INFO,
         )
+
+    def finish_bundle(self) -> None:
+        flush_writes()  # the spill files this bundle reported are whole before it counts as done
 
 
 class SketchOutputs(NamedTuple):

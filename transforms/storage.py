@@ -11,7 +11,9 @@ import contextlib
 import hashlib
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
 import numpy as np
@@ -118,6 +120,56 @@ def write_atomically(path: str, write: Callable[[str | IO[bytes]], None]) -> Non
     os.replace(tmp, path)
 
 
+# Spill files written behind: at most this many bytes wait for the writer at a time.
+WRITE_BEHIND_BYTES = 256 << 20
+_WRITER: list[ThreadPoolExecutor] = []
+_WRITER_LOCK = threading.Lock()
+
+
+def _writer() -> ThreadPoolExecutor:
+    with _WRITER_LOCK:
+        if not _WRITER:
+            # One thread: a process's spill writes stay in submission order, so a file written
+            # again (a retried bundle) is never written by two threads at once.
+            _WRITER.append(ThreadPoolExecutor(1, thread_name_prefix="hybridmix-writer"))
+        return _WRITER[0]
+
+
+def write_buffers_behind(path: str, buffers: Iterable) -> None:
+    """`write_buffers` on a background thread; `flush_writes` waits for it and raises its errors.
+
+    Copying a spill file into the page cache (and the kernel's throttling of dirty pages) took
+    the step that made the data seconds of a run; on the writer thread it overlaps the next
+    batch's work. The caller must not change the buffers afterwards, and must call
+    `flush_writes` before it reports the bundle done (a DoFn's `finish_bundle`): a later stage,
+    maybe in another process, reads the file. Remote files are written at once.
+    """
+    buffers = list(buffers)
+    if is_remote(path):
+        write_buffers(path, buffers)
+        return
+    pending = _pending()
+    pending.append((_writer().submit(write_buffers, path, buffers), sum(memoryview(b).nbytes for b in buffers)))
+    # Bounded: a writer that falls behind holds the buffers, so the submitter waits for it.
+    while sum(size for _, size in pending) > WRITE_BEHIND_BYTES:
+        pending.popleft()[0].result()
+
+
+def flush_writes() -> None:
+    """Wait for this thread's writes behind (`write_buffers_behind`); the first that failed raises."""
+    pending = _pending()
+    while pending:
+        pending.popleft()[0].result()
+
+
+def _pending() -> deque[tuple[Future, int]]:
+    # Per thread: an SDK harness may run bundles on several threads, and each bundle waits for
+    # (and answers for) its own writes only.
+    if not hasattr(_THREAD, "pending"):
+        _THREAD.pending = deque()
+    return _THREAD.pending
+
+
 def content_tag(key: np.ndarray) -> str:
     """A spill file's name stem from the array that identifies its rows (uids, order keys): a
     retried bundle writes the same rows, so it rewrites the same file instead of adding one."""
@@ -171,6 +223,7 @@ def parquet_threads(path: str) -> bool:
 
 def read_range(path: str, start: int, end: int) -> pa.Buffer:
     """Bytes [start, end) of a file, in one read (one ranged GET on an object store)."""
+    flush_writes()  # a read never misses a file this thread has still to write
     if not is_remote(path):
         with pa.OSFile(path) as fh:
             return fh.read_at(end - start, start)

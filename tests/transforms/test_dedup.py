@@ -1,3 +1,6 @@
+import os
+import time
+
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
@@ -6,6 +9,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from hybridmix.schemas.config import NearDedupConfig
 from hybridmix.schemas.stats import Figure, RunStats
+from hybridmix.transforms import storage
 from hybridmix.transforms.batches import int_partitions
 from hybridmix.transforms.components import ConnectedComponents
 from hybridmix.transforms.duplicates import cross_origin_counts
@@ -261,3 +265,34 @@ def test_a_candidate_without_a_signature_stops_the_run():
     batch = pa.RecordBatch.from_arrays([pa.array([7], pa.int64())], schema=CANDIDATE)
     with pytest.raises(FatalError, match="has no signature"):
         list(_look_up(((0, 0), [batch]), [], NearDedupConfig(), 4))
+
+
+def test_sketch_spill_files_are_whole_when_the_next_stage_starts(tmp_path, monkeypatch):
+    # As for WriteShards' spills (tests/transforms/test_shards.py): with a slow writer thread, the
+    # band and signature files a bundle reported are whole once the bundle counts as done.
+    write = storage.write_buffers
+
+    def write_slowly(path, buffers):
+        time.sleep(0.2)
+        write(path, buffers)
+
+    monkeypatch.setattr(storage, "write_buffers", write_slowly)
+    rows = [{"doc_id": f"d{i}", "text": words(i, 40)} for i in range(120)]
+
+    def bands_whole(element):
+        for path, _, end in element[1]:
+            assert os.path.getsize(path) >= end, path
+
+    def signatures_whole(element, num_perm):
+        _, (_, _, path, n) = element
+        assert os.path.getsize(path) == n * (8 + 4 * num_perm), path
+
+    with local_pipeline() as p:
+        config, _, _, sketch = sketch_inputs(p, tmp_path, rows)
+        _ = sketch.bands | "GroupBands" >> beam.GroupByKey() | "BandsWhole" >> beam.Map(bands_whole)
+        _ = (sketch.signatures
+             | "KeyRefs" >> beam.Map(lambda ref: (ref[2], ref))
+             | "GroupRefs" >> beam.GroupByKey()
+             | "SignaturesWhole" >> beam.FlatMap(lambda kv: kv[1])
+             | "Check" >> beam.Map(lambda ref: signatures_whole((None, ref), config.dedup.near.num_perm)))
+    assert len(list((tmp_path / "spill" / "signatures").iterdir())) == 3

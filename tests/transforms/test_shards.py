@@ -1,6 +1,7 @@
 import functools
 import os
 import re
+import time
 
 import apache_beam as beam
 import numpy as np
@@ -9,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hybridmix.schemas.config import OutputConfig
-from hybridmix.transforms import shards
+from hybridmix.transforms import shards, storage
 from hybridmix.transforms.shards import SPILL_FOLDER, ShardSpec, WriteShards, label_by_split, order_by_id
 from tests.conftest import local_pipeline
 
@@ -126,3 +127,34 @@ def test_hash_columns_are_written_without_a_dictionary(tmp_path):
     assert "RLE_DICTIONARY" not in encodings["minhash8"]
     assert "RLE_DICTIONARY" in encodings["source"]
     assert pq.read_table(path).equals(table)
+
+
+def test_spill_files_are_whole_when_the_next_stage_starts(tmp_path, monkeypatch):
+    # The writer thread is slowed down; the stage after the spill looks at the files without
+    # reading them through `read_range` (which would wait for them itself): the spill's bundle
+    # must have waited for its writes before it counted as done.
+    write = storage.write_buffers
+
+    def write_slowly(path, buffers):
+        time.sleep(0.2)
+        write(path, buffers)
+
+    monkeypatch.setattr(storage, "write_buffers", write_slowly)
+    spec = ShardSpec("data", SCHEMA, functools.partial(order_by_id, seed=3), ("id",), label=label_by_split)
+    sizes = {"train": (3, 810), "validation": (1, 90)}
+
+    def whole(element):
+        _, ranges = element
+        for path, _, end, _ in ranges:
+            assert os.path.getsize(path) >= end, path
+
+    with local_pipeline() as p:
+        _ = (
+            p
+            | beam.Create(batches())
+            | beam.ParDo(shards._SpillFn(spec, str(tmp_path / "spill")),
+                         shards=beam.pvalue.AsSingleton(p | "Sizes" >> beam.Create([sizes])))
+            | beam.GroupByKey()
+            | beam.Map(whole)
+        )
+    assert len(os.listdir(tmp_path / "spill" / "train")) == BATCHES
