@@ -37,7 +37,7 @@ from hybridmix.transforms.publish import (
     STAGING_SUFFIX,
     SUCCESS,
 )
-from hybridmix.transforms.storage import delete_files, is_remote, list_files
+from hybridmix.transforms.storage import abandon_writes, delete_files, is_remote, list_files
 
 log = logging.getLogger("hybridmix")
 
@@ -228,6 +228,7 @@ def remove_staging(stage_dir: str, out: str) -> None:
     After a successful publish a local staging folder is the output (renamed away); a remote one
     is what `_SUCCESS` names, and stays.
     """
+    abandon_writes()
     if is_remote(stage_dir):
         try:
             published = read_commit(out)

@@ -152,14 +152,28 @@ def write_buffers_behind(path: str, buffers: Iterable) -> None:
     pending.append((_writer().submit(write_buffers, path, buffers), sum(memoryview(b).nbytes for b in buffers)))
     # Bounded: a writer that falls behind holds the buffers, so the submitter waits for it.
     while sum(size for _, size in pending) > WRITE_BEHIND_BYTES:
-        pending.popleft()[0].result()
+        _wait(pending.popleft()[0])
 
 
 def flush_writes() -> None:
     """Wait for this thread's writes behind (`write_buffers_behind`); the first that failed raises."""
     pending = _pending()
     while pending:
-        pending.popleft()[0].result()
+        _wait(pending.popleft()[0])
+
+
+def abandon_writes() -> None:
+    """Drop the writes behind not yet started and wait for the one under way: a failed or
+    interrupted run's staging folder is removed after this, and no spill file may land in it later."""
+    with _WRITER_LOCK:
+        writer = _WRITER.pop() if _WRITER else None
+    if writer is not None:
+        writer.shutdown(wait=True, cancel_futures=True)
+
+
+def _wait(future: Future) -> None:
+    if not future.cancelled():  # dropped by `abandon_writes`: its run is over
+        future.result()
 
 
 def _pending() -> deque[tuple[Future, int]]:

@@ -50,3 +50,17 @@ def test_writes_behind_hold_at_most_the_budget(tmp_path, slow_writer, monkeypatc
         assert (tmp_path / f"{i - 1}.bin").exists() or i == 0
     flush_writes()
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{i}.bin" for i in range(4)]
+
+
+def test_abandoned_writes_never_land(tmp_path, slow_writer):
+    for i in range(5):
+        write_buffers_behind(str(tmp_path / "spill" / f"{i}.bin"), [b"x"])
+    storage.abandon_writes()  # a failed run: the one under way finishes, the rest are dropped
+    landed = len(list((tmp_path / "spill").iterdir())) if (tmp_path / "spill").exists() else 0
+    assert landed <= 1
+    time.sleep(0.5)
+    assert (len(list((tmp_path / "spill").iterdir())) if (tmp_path / "spill").exists() else 0) == landed
+    flush_writes()  # nothing left to answer for
+    write_buffers_behind(str(tmp_path / "after.bin"), [b"y"])  # the next run gets a writer again
+    flush_writes()
+    assert (tmp_path / "after.bin").read_bytes() == b"y"
