@@ -26,7 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 from hybridmix.schemas.config import CorpusConfig, IngestConfig
 from hybridmix.schemas.errors import ConfigError, DataError, SchemaError
 from hybridmix.schemas.reasons import RejectReason
-from hybridmix.transforms import jsonl
+from hybridmix.transforms import jsonl, parallel
 from hybridmix.transforms.batches import uid_file, uid_row
 from hybridmix.transforms.earlier import (
     FILTER_COLUMNS,
@@ -531,8 +531,9 @@ def iter_row_group(file: InputFile, row_group: int, batch_rows: int, corpus: Cor
     at = 0
     try:
         pf = open_parquet(file.path)
-        for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[row_group], columns=columns,
-                                     use_threads=parquet_threads(file.path)):
+        # The next batch is decoded while the caller works on this one (see `parallel.ahead`).
+        for batch in parallel.ahead(pf.iter_batches(batch_size=batch_rows, row_groups=[row_group], columns=columns,
+                                                    use_threads=parquet_threads(file.path))):
             lo, hi = max(first - at, 0), min(end - at, batch.num_rows)
             at += batch.num_rows
             if hi > lo:

@@ -15,15 +15,18 @@ one worker per core.
 from __future__ import annotations
 
 import os
+import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 
 # A run of texts is at least this many bytes (or words): a smaller one costs more in hand-offs than it saves.
 MIN_SPLIT = 1 << 16
 
+T = TypeVar("T")
 _threads = 1
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _lock = threading.Lock()
@@ -103,3 +106,54 @@ def per_text_joined(kernel: Callable, values: np.ndarray, offsets: np.ndarray, *
         else:
             joined.append(np.concatenate(column))
     return tuple(joined)
+
+
+_END = object()
+
+
+def ahead(items: Iterable[T]) -> Iterator[T]:
+    """`items` in order, each made on a helper thread while the caller works on the one before.
+
+    For iterators whose work releases the GIL (decoding Parquet row groups, Arrow's take): the
+    next batch is decoded while this one is validated, filtered and written. With one kernel thread
+    (`threads()`), as in a worker process of another runner, the items are made here, as usual.
+    An error making an item is raised here, in its place; leaving early stops the helper after the
+    item it is making.
+    """
+    if _threads <= 1:
+        yield from items
+        return
+    handoff: queue.Queue = queue.Queue(1)
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def make() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_END, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
+            put((_END, exc))
+
+    helper = threading.Thread(target=make, name="hybridmix-ahead", daemon=True)
+    helper.start()
+    try:
+        while True:
+            item, error = handoff.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        helper.join()

@@ -16,7 +16,7 @@ from hybridmix.schemas.config import OutputConfig
 from hybridmix.schemas.errors import FatalError
 from hybridmix.schemas.records import HASH_COLUMNS
 from hybridmix.schemas.stats import Figure
-from hybridmix.transforms import progress
+from hybridmix.transforms import parallel, progress
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.stats import STATS, emit_by_source
 from hybridmix.transforms.storage import (
@@ -265,7 +265,8 @@ class _MergeShardFn(beam.DoFn):
         keys = [p.column(ORDER_COLUMN).to_numpy() for p in parts]
         batches = [p.drop_columns([ORDER_COLUMN]) for p in parts]
         rel = f"{spec.folder}/{shard_file_name(label, shard, count)}"
-        groups = sorted_row_groups(batches, keys, spec.tiebreak, output.row_group_rows)
+        # The next row group is gathered while Parquet encodes this one (see `parallel.ahead`).
+        groups = parallel.ahead(sorted_row_groups(batches, keys, spec.tiebreak, output.row_group_rows))
         if spec.unique is not None:
             groups = _unique_rows(groups, spec.unique, rel)
         size = write_parquet(groups, spec.schema, f"{self._stage_dir}/{rel}", output)

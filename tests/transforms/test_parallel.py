@@ -1,6 +1,7 @@
 """The compiled kernels on several threads give the arrays one call gives."""
 
 import os
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -88,3 +89,44 @@ def test_kernel_threads_only_where_the_in_process_runner_runs_here():
 def test_threads_must_be_at_least_one():
     with pytest.raises(ValueError, match="at least 1"):
         parallel.set_threads(0)
+
+
+def _made_on(log: list, n: int, fail_at: int | None = None):
+    for i in range(n):
+        if i == fail_at:
+            raise OSError(f"cannot read item {i}")
+        log.append(threading.current_thread().name)
+        yield i
+
+
+def test_items_made_ahead_come_in_order_from_a_helper_thread(threads):
+    threads(2)
+    made: list[str] = []
+    assert list(parallel.ahead(_made_on(made, 50))) == list(range(50))
+    assert set(made) == {"hybridmix-ahead"}
+
+
+def test_with_one_thread_items_are_made_by_the_caller(threads):
+    threads(1)
+    made: list[str] = []
+    assert list(parallel.ahead(_made_on(made, 5))) == list(range(5))
+    assert set(made) == {threading.current_thread().name}
+
+
+def test_an_error_making_an_item_is_raised_in_its_place(threads):
+    threads(2)
+    got = []
+    with pytest.raises(OSError, match="cannot read item 3"):
+        for item in parallel.ahead(_made_on([], 10, fail_at=3)):
+            got.append(item)
+    assert got == [0, 1, 2]
+
+
+def test_leaving_early_stops_the_helper(threads):
+    threads(2)
+    made: list[str] = []
+    items = parallel.ahead(_made_on(made, 1000))
+    assert next(items) == 0
+    items.close()
+    assert len(made) <= 3  # the item handed over, one waiting, one being made
+    assert not [t for t in threading.enumerate() if t.name == "hybridmix-ahead"]
