@@ -19,3 +19,20 @@ def shared_data() -> str:
     if not os.path.isdir(SHARED_DATA):
         pytest.skip("../shared/data is not present (fresh clone); the core suite does not need it")
     return SHARED_DATA
+
+
+@pytest.fixture
+def slow_writer(monkeypatch):
+    """Spill files written behind (`storage.write_buffers_behind`) take 0.2 s each, as on a busy disk:
+    whatever reads them too early finds them missing."""
+    import time
+
+    from hybridmix.transforms import storage
+
+    write = storage.write_buffers
+
+    def write_slowly(path, buffers):
+        time.sleep(0.2)
+        write(path, buffers)
+
+    monkeypatch.setattr(storage, "write_buffers", write_slowly)

@@ -1,5 +1,4 @@
 import os
-import time
 
 import apache_beam as beam
 import numpy as np
@@ -9,7 +8,6 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from hybridmix.schemas.config import NearDedupConfig
 from hybridmix.schemas.stats import Figure, RunStats
-from hybridmix.transforms import storage
 from hybridmix.transforms.batches import int_partitions
 from hybridmix.transforms.components import ConnectedComponents
 from hybridmix.transforms.duplicates import cross_origin_counts
@@ -267,16 +265,9 @@ def test_a_candidate_without_a_signature_stops_the_run():
         list(_look_up(((0, 0), [batch]), [], NearDedupConfig(), 4))
 
 
-def test_sketch_spill_files_are_whole_when_the_next_stage_starts(tmp_path, monkeypatch):
+def test_sketch_spill_files_are_whole_when_the_next_stage_starts(tmp_path, slow_writer):
     # As for WriteShards' spills (tests/transforms/test_shards.py): with a slow writer thread, the
     # band and signature files a bundle reported are whole once the bundle counts as done.
-    write = storage.write_buffers
-
-    def write_slowly(path, buffers):
-        time.sleep(0.2)
-        write(path, buffers)
-
-    monkeypatch.setattr(storage, "write_buffers", write_slowly)
     rows = [{"doc_id": f"d{i}", "text": words(i, 40)} for i in range(120)]
 
     def bands_whole(element):

@@ -1,7 +1,6 @@
 import functools
 import os
 import re
-import time
 
 import apache_beam as beam
 import numpy as np
@@ -10,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hybridmix.schemas.config import OutputConfig
-from hybridmix.transforms import shards, storage
+from hybridmix.transforms import shards
 from hybridmix.transforms.shards import SPILL_FOLDER, ShardSpec, WriteShards, label_by_split, order_by_id
 from tests.conftest import local_pipeline
 
@@ -129,17 +128,10 @@ def test_hash_columns_are_written_without_a_dictionary(tmp_path):
     assert pq.read_table(path).equals(table)
 
 
-def test_spill_files_are_whole_when_the_next_stage_starts(tmp_path, monkeypatch):
+def test_spill_files_are_whole_when_the_next_stage_starts(tmp_path, slow_writer):
     # The writer thread is slowed down; the stage after the spill looks at the files without
     # reading them through `read_range` (which would wait for them itself): the spill's bundle
     # must have waited for its writes before it counted as done.
-    write = storage.write_buffers
-
-    def write_slowly(path, buffers):
-        time.sleep(0.2)
-        write(path, buffers)
-
-    monkeypatch.setattr(storage, "write_buffers", write_slowly)
     spec = ShardSpec("data", SCHEMA, functools.partial(order_by_id, seed=3), ("id",), label=label_by_split)
     sizes = {"train": (3, 810), "validation": (1, 90)}
 

@@ -7,18 +7,6 @@ from hybridmix.transforms import storage
 from hybridmix.transforms.storage import flush_writes, read_range, write_buffers_behind
 
 
-@pytest.fixture
-def slow_writer(monkeypatch):
-    """The writer thread takes a while per file, as on a busy disk."""
-    write = storage.write_buffers
-
-    def write_slowly(path, buffers):
-        time.sleep(0.2)
-        write(path, buffers)
-
-    monkeypatch.setattr(storage, "write_buffers", write_slowly)
-
-
 def test_a_file_written_behind_is_whole_after_the_flush(tmp_path, slow_writer):
     values = np.arange(1000, dtype=np.int64)
     path = str(tmp_path / "spill" / "a.bin")
