@@ -53,7 +53,7 @@ def spill_bands(keys: np.ndarray, owners: np.ndarray, partitions: int, spill_dir
     ends = np.cumsum([len(rows) for _, rows in parts]) * _BAND_BYTES
     path = f"{spill_dir}/{content_tag(owners)}.bin"
     write_buffers_behind(path, [memoryview(column[rows]).cast("B")
-                         for _, rows in parts for column in (keys, owners)])
+                                for _, rows in parts for column in (keys, owners)])
     for (p, rows), end in zip(parts, ends):
         yield p, (path, int(end) - len(rows) * _BAND_BYTES, int(end))
 

@@ -122,25 +122,25 @@ def write_atomically(path: str, write: Callable[[str | IO[bytes]], None]) -> Non
 
 # Spill files written behind: at most this many bytes wait for the writer at a time.
 WRITE_BEHIND_BYTES = 256 << 20
-_WRITER: list[ThreadPoolExecutor] = []
+_WRITER: dict[int, ThreadPoolExecutor] = {}
 _WRITER_LOCK = threading.Lock()
 
 
 def _writer() -> ThreadPoolExecutor:
     with _WRITER_LOCK:
-        if not _WRITER:
+        pid = os.getpid()  # a forked process inherits no threads: it needs a writer of its own
+        if pid not in _WRITER:
             # One thread: a process's spill writes stay in submission order, so a file written
             # again (a retried bundle) is never written by two threads at once.
-            _WRITER.append(ThreadPoolExecutor(1, thread_name_prefix="hybridmix-writer"))
-        return _WRITER[0]
+            _WRITER[pid] = ThreadPoolExecutor(1, thread_name_prefix="hybridmix-writer")
+        return _WRITER[pid]
 
 
 def write_buffers_behind(path: str, buffers: Iterable) -> None:
     """`write_buffers` on a background thread; `flush_writes` waits for it and raises its errors.
 
-    Copying a spill file into the page cache (and the kernel's throttling of dirty pages) took
-    the step that made the data seconds of a run; on the writer thread it overlaps the next
-    batch's work. The caller must not change the buffers afterwards, and must call
+    Copying a spill file into the page cache (and waiting while the kernel throttles dirty pages)
+    cost the main thread seconds of a run; on the writer thread it overlaps the next batch's work. The caller must not change the buffers afterwards, and must call
     `flush_writes` before it reports the bundle done (a DoFn's `finish_bundle`): a later stage,
     maybe in another process, reads the file. Remote files are written at once.
     """
@@ -166,7 +166,7 @@ def abandon_writes() -> None:
     """Drop the writes behind not yet started and wait for the one under way: a failed or
     interrupted run's staging folder is removed after this, and no spill file may land in it later."""
     with _WRITER_LOCK:
-        writer = _WRITER.pop() if _WRITER else None
+        writer = _WRITER.pop(os.getpid(), None)
     if writer is not None:
         writer.shutdown(wait=True, cancel_futures=True)
 

@@ -1,3 +1,5 @@
+import os
+import signal
 import time
 
 import numpy as np
@@ -52,3 +54,23 @@ def test_abandoned_writes_never_land(tmp_path, slow_writer):
     write_buffers_behind(str(tmp_path / "after.bin"), [b"y"])  # the next run gets a writer again
     flush_writes()
     assert (tmp_path / "after.bin").read_bytes() == b"y"
+
+
+def test_a_forked_process_gets_a_writer_of_its_own(tmp_path):
+    write_buffers_behind(str(tmp_path / "parent.bin"), [b"p"])
+    flush_writes()  # the parent's writer thread exists now; a forked child does not inherit it
+    pid = os.fork()
+    if pid == 0:
+        try:
+            write_buffers_behind(str(tmp_path / "child.bin"), [b"c"])
+            flush_writes()
+        finally:
+            os._exit(0)
+    deadline = time.monotonic() + 20
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the child's write never happened")
+        time.sleep(0.05)
+    assert (tmp_path / "child.bin").read_bytes() == b"c"
