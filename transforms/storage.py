@@ -120,8 +120,10 @@ def write_atomically(path: str, write: Callable[[str | IO[bytes]], None]) -> Non
     os.replace(tmp, path)
 
 
-# Spill files written behind: at most this many bytes wait for the writer at a time.
-WRITE_BEHIND_BYTES = 256 << 20
+# Spill files written behind: at most this many bytes wait for the writer at a time. A few files
+# are enough to keep it busy (it writes faster than a batch is made), and what waits is memory
+# the run holds on top of its peak.
+WRITE_BEHIND_BYTES = 64 << 20
 _WRITER: dict[int, ThreadPoolExecutor] = {}
 _WRITER_LOCK = threading.Lock()
 
