@@ -142,9 +142,10 @@ def write_buffers_behind(path: str, buffers: Iterable) -> None:
     """`write_buffers` on a background thread; `flush_writes` waits for it and raises its errors.
 
     Copying a spill file into the page cache (and waiting while the kernel throttles dirty pages)
-    cost the main thread seconds of a run; on the writer thread it overlaps the next batch's work. The caller must not change the buffers afterwards, and must call
-    `flush_writes` before it reports the bundle done (a DoFn's `finish_bundle`): a later stage,
-    maybe in another process, reads the file. Remote files are written at once.
+    cost the main thread seconds of a run; on the writer thread it overlaps the next batch's work.
+    The caller must not change the buffers afterwards, and must call `flush_writes` before it
+    reports the bundle done (a DoFn's `finish_bundle`): a later stage, maybe in another process,
+    reads the file. Remote files are written at once.
     """
     buffers = list(buffers)
     if is_remote(path):
@@ -184,6 +185,11 @@ def _pending() -> deque[tuple[Future, int]]:
     if not hasattr(_THREAD, "pending"):
         _THREAD.pending = deque()
     return _THREAD.pending
+
+
+# A forked child keeps the forking thread's pending writes, which the parent's writer finishes:
+# waiting for them there would never end.
+os.register_at_fork(after_in_child=lambda: _THREAD.__dict__.pop("pending", None))
 
 
 def content_tag(key: np.ndarray) -> str:

@@ -56,9 +56,11 @@ def test_abandoned_writes_never_land(tmp_path, slow_writer):
     assert (tmp_path / "after.bin").read_bytes() == b"y"
 
 
-def test_a_forked_process_gets_a_writer_of_its_own(tmp_path):
+def test_a_forked_process_gets_a_writer_of_its_own(tmp_path, slow_writer):
     write_buffers_behind(str(tmp_path / "parent.bin"), [b"p"])
     flush_writes()  # the parent's writer thread exists now; a forked child does not inherit it
+    # A write still pending at the fork is the parent's to finish; the child must not wait for it.
+    write_buffers_behind(str(tmp_path / "late.bin"), [b"l"])
     pid = os.fork()
     if pid == 0:
         try:
@@ -74,3 +76,5 @@ def test_a_forked_process_gets_a_writer_of_its_own(tmp_path):
             pytest.fail("the child's write never happened")
         time.sleep(0.05)
     assert (tmp_path / "child.bin").read_bytes() == b"c"
+    flush_writes()
+    assert (tmp_path / "late.bin").read_bytes() == b"l"
