@@ -28,7 +28,7 @@ MIN_SPLIT = 1 << 16
 
 T = TypeVar("T")
 _threads = 1
-_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_pools: dict[tuple[int, str, int], ThreadPoolExecutor] = {}
 _lock = threading.Lock()
 
 
@@ -51,12 +51,19 @@ def threads() -> int:
     return _threads
 
 
-def _pool(n: int) -> ThreadPoolExecutor:
-    key = (os.getpid(), n)  # a forked process needs threads of its own
+def pool(n: int, name: str = "kernel") -> ThreadPoolExecutor:
+    """This process's pool of `n` threads for `name`'s work (the kernels; `storage`'s spill writer)."""
+    key = (os.getpid(), name, n)  # a forked process inherits no threads: it needs a pool of its own
     with _lock:
         if key not in _pools:
-            _pools[key] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="hybridmix-kernel")
+            _pools[key] = ThreadPoolExecutor(max_workers=n, thread_name_prefix=f"hybridmix-{name}")
         return _pools[key]
+
+
+def discard_pool(n: int, name: str) -> ThreadPoolExecutor | None:
+    """Forget this process's pool (`pool(n, name)`) and return it; the next call makes a new one."""
+    with _lock:
+        return _pools.pop((os.getpid(), name, n), None)
 
 
 def runs(offsets: np.ndarray, parts: int) -> list[tuple[int, int]]:
@@ -80,7 +87,7 @@ def _on_runs(kernel: Callable, values: np.ndarray, offsets: np.ndarray, args: tu
     spans = runs(offsets, _threads)
     if len(spans) == 1:
         return [kernel(values, offsets, *per_text_args, *args)]
-    futures = [_pool(_threads).submit(kernel, values, offsets[lo:hi + 1], *(a[lo:hi] for a in per_text_args), *args)
+    futures = [pool(_threads).submit(kernel, values, offsets[lo:hi + 1], *(a[lo:hi] for a in per_text_args), *args)
                for lo, hi in spans]
     return [f.result() for f in futures]
 

@@ -22,6 +22,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from hybridmix.transforms import parallel
+
 
 def is_remote(path: str) -> bool:
     """True for paths of a Beam file system other than the local one (`gs://...`, `s3://...`)."""
@@ -124,18 +126,12 @@ def write_atomically(path: str, write: Callable[[str | IO[bytes]], None]) -> Non
 # are enough to keep it busy (it writes faster than a batch is made), and what waits is memory
 # the run holds on top of its peak.
 WRITE_BEHIND_BYTES = 64 << 20
-_WRITER: dict[int, ThreadPoolExecutor] = {}
-_WRITER_LOCK = threading.Lock()
 
 
 def _writer() -> ThreadPoolExecutor:
-    with _WRITER_LOCK:
-        pid = os.getpid()  # a forked process inherits no threads: it needs a writer of its own
-        if pid not in _WRITER:
-            # One thread: a process's spill writes stay in submission order, so a file written
-            # again (a retried bundle) is never written by two threads at once.
-            _WRITER[pid] = ThreadPoolExecutor(1, thread_name_prefix="hybridmix-writer")
-        return _WRITER[pid]
+    # One thread: a process's spill writes stay in submission order, so a file written again (a
+    # retried bundle) is never written by two threads at once.
+    return parallel.pool(1, "writer")
 
 
 def write_buffers_behind(path: str, buffers: Iterable) -> None:
@@ -168,8 +164,7 @@ def flush_writes() -> None:
 def abandon_writes() -> None:
     """Drop the writes behind not yet started and wait for the one under way: a failed or
     interrupted run's staging folder is removed after this, and no spill file may land in it later."""
-    with _WRITER_LOCK:
-        writer = _WRITER.pop(os.getpid(), None)
+    writer = parallel.discard_pool(1, "writer")
     if writer is not None:
         writer.shutdown(wait=True, cancel_futures=True)
 
