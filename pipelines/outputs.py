@@ -23,6 +23,7 @@ from enum import StrEnum
 
 from hybridmix.schemas.config import PipelineConfig
 from hybridmix.schemas.errors import OutputError, OutputLocked
+from hybridmix.transforms import parallel
 from hybridmix.transforms.inputs import glob_base, has_wildcards
 from hybridmix.transforms.objectstore import (
     LOCKING_SCHEMES,
@@ -228,6 +229,7 @@ def remove_staging(stage_dir: str, out: str) -> None:
     After a successful publish a local staging folder is the output (renamed away); a remote one
     is what `_SUCCESS` names, and stays.
     """
+    parallel.stop_helpers()  # they spill files: first, so none lands after the writes are dropped
     abandon_writes()
     if is_remote(stage_dir):
         try:

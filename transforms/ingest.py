@@ -23,7 +23,7 @@ from hybridmix.schemas.errors import DataError
 from hybridmix.schemas.reasons import RejectReason
 from hybridmix.schemas.records import REJECTION_SCHEMA
 from hybridmix.schemas.stats import Figure
-from hybridmix.transforms import columns, progress
+from hybridmix.transforms import columns, parallel, progress
 from hybridmix.transforms.batches import list_array, make_uids
 from hybridmix.transforms.earlier import carried_meta, carried_positions
 from hybridmix.transforms.faults import crash_point
@@ -366,8 +366,11 @@ def emit_rejects(rejects: pa.RecordBatch) -> Iterator[beam.pvalue.TaggedOutput]:
     yield beam.pvalue.TaggedOutput(REJECTED, rejects)
 
 
-class _ReadRowGroupFn(beam.DoFn):
-    """Read one row group, validate and map its rows; route rejects to their own output."""
+class _ReadRowGroupFn(parallel.AheadDoFn):
+    """Read one row group, validate and map its rows; route rejects to their own output.
+
+    On a helper thread, one work item ahead of the filters (`parallel.AheadDoFn`).
+    """
 
     def __init__(self, spec: ReadSpec) -> None:
         self._spec = spec
@@ -377,7 +380,7 @@ class _ReadRowGroupFn(beam.DoFn):
         self._rows = Metrics.counter(ns, "rows_read")
         self._rejected = Metrics.counter(ns, "rows_rejected")
 
-    def process(self, item: tuple[int, int, int, int]):
+    def work(self, item: tuple[int, int, int, int]):
         file_index, row_group, first_row, count = item
         spec = self._spec
         file = spec.plan.files[file_index]
@@ -394,11 +397,11 @@ class _ReadRowGroupFn(beam.DoFn):
                 taken = batch.num_rows if positions is None else len(positions)
                 built = build_documents(batch, spec, file, row, positions=positions, parsed=parsed)
                 row += batch.num_rows
-                self._rows.inc(taken)
+                yield parallel.Count(self._rows, taken)
                 progress.add(progress.READ, taken)
                 yield emit(Figure.READ, taken, corpus.name)
                 if built.rejects.num_rows:
-                    self._rejected.inc(built.rejects.num_rows)
+                    yield parallel.Count(self._rejected, built.rejects.num_rows)
                     yield from emit_rejects(built.rejects)
                 if built.docs.num_rows:
                     yield built.docs

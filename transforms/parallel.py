@@ -19,9 +19,13 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, NamedTuple, TypeVar
 
+import apache_beam as beam
 import numpy as np
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 # A run of texts is at least this many bytes (or words): a smaller one costs more in hand-offs than it saves.
 MIN_SPLIT = 1 << 16
@@ -164,3 +168,180 @@ def ahead(items: Iterable[T]) -> Iterator[T]:
     finally:
         stop.set()
         helper.join()
+
+
+class Count(NamedTuple):
+    """An increment of a Beam counter, made where Beam keeps counts: yielded by `AheadDoFn.work`."""
+
+    counter: Any
+    n: int
+
+
+class AheadDoFn(beam.DoFn):
+    """A DoFn whose work on an element runs on a helper thread, one element ahead of the steps after it.
+
+    The in-process runner runs a fused stage on one thread: a batch is read and validated, then
+    filtered and scored, then sketched, then the steps after take it, one after another, while the
+    second core mostly waits. A subclass's `work` runs on a helper thread of its own and hands its
+    outputs over one at a time, so reading the next batch overlaps filtering this one, which
+    overlaps sketching the one before: the same outputs in the same order, at most one output
+    made ahead of the one taken (memory stays bounded).
+
+    `work(element, *side_inputs)` yields the outputs. It runs on the helper thread, where Beam keeps
+    no metrics (they are kept per thread), so it yields `Count(counter, n)` for a counter to add
+    to, and the runner's thread adds it. `finish_work()` runs on the same helper thread after the
+    bundle's last element: what `work` leaves pending per thread (files written behind) is finished
+    there. With one kernel thread (`threads()`), as in a worker process of another runner, which
+    runs one worker per core already, everything runs on the runner's thread.
+    """
+
+    def work(self, element, *args, **kwargs) -> Iterator:
+        raise NotImplementedError
+
+    def finish_work(self) -> None:
+        pass
+
+    def start_bundle(self) -> None:
+        self._line: _Line | None = None
+
+    def process(self, element, *args, **kwargs):
+        if _threads <= 1:
+            yield from _counted(self.work(element, *args, **kwargs))
+            return
+        if self._line is None:
+            self._line = _Line(self)
+        try:
+            yield from _counted(self._line.push((element, args, kwargs)))
+        except BaseException:
+            self._abandon()
+            raise
+
+    def finish_bundle(self):
+        if self._line is None:
+            self.finish_work()
+            return
+        try:
+            for out in _counted(self._line.close()):
+                yield _windowed(out)
+        except BaseException:
+            self._abandon()
+            raise
+        self._line = None
+
+    def teardown(self) -> None:
+        self._abandon()
+
+    def _abandon(self) -> None:
+        line, self._line = getattr(self, "_line", None), None
+        if line is not None:
+            line.stop()
+
+
+def _counted(outputs: Iterable) -> Iterator:
+    for out in outputs:
+        if isinstance(out, Count):
+            out.counter.inc(out.n)
+        else:
+            yield out
+
+
+def _windowed(out):
+    # finish_bundle's outputs carry their window; a batch pipeline's is the global one.
+    if isinstance(out, beam.pvalue.TaggedOutput):
+        return beam.pvalue.TaggedOutput(out.tag, WindowedValue(out.value, MIN_TIMESTAMP, (GlobalWindow(),)))
+    return WindowedValue(out, MIN_TIMESTAMP, (GlobalWindow(),))
+
+
+_FINISH = object()
+_STOP = object()
+_lines: set[_Line] = set()  # this process's helpers at work, for `stop_helpers`
+
+
+def stop_helpers() -> None:
+    """Stop every `AheadDoFn` helper of this process and wait until each has left the output it
+    was making. A failed or interrupted run's staging folder goes after this: no helper may spill
+    a file into it later (an interrupted stage does not always get to stop its own)."""
+    with _lock:
+        lines = list(_lines)
+    for line in lines:
+        line.stop()
+
+
+class _Line:
+    """One bundle's helper thread of an `AheadDoFn`: elements in, their outputs out, in order."""
+
+    def __init__(self, fn: AheadDoFn) -> None:
+        self._jobs: queue.Queue = queue.Queue()
+        self._outputs: queue.Queue = queue.Queue(1)
+        self._stop = threading.Event()
+        self._waiting = 0  # elements handed to the helper whose outputs are not all taken
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="hybridmix-ahead-fn", daemon=True)
+        with _lock:
+            _lines.add(self)
+        self._thread.start()
+
+    def _put(self, entry) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._outputs.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, fn: AheadDoFn) -> None:
+        try:
+            while not self._stop.is_set():
+                job = self._jobs.get()
+                if job is _STOP:
+                    return
+                if job is _FINISH:
+                    fn.finish_work()
+                    self._put((_END, None))
+                    return
+                element, args, kwargs = job
+                for out in fn.work(element, *args, **kwargs):
+                    if not self._put((out, None)):
+                        return
+                if not self._put((_END, None)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the runner's thread, raised there
+            self._put((_END, exc))
+
+    def _element(self) -> Iterator:
+        """The outputs of the oldest element not yet taken, up to its end."""
+        while True:
+            out, error = self._outputs.get()
+            if error is not None:
+                raise error
+            if out is _END:
+                return
+            yield out
+
+    def push(self, job) -> Iterator:
+        """Hand `job` to the helper; yield the outputs of the element handed before it."""
+        self._jobs.put(job)
+        self._waiting += 1
+        if self._waiting > 1:
+            yield from self._element()
+            self._waiting -= 1
+
+    def close(self) -> Iterator:
+        """The outputs of every element not yet taken, then the helper's `finish_work`."""
+        self._jobs.put(_FINISH)
+        while self._waiting:
+            yield from self._element()
+            self._waiting -= 1
+        yield from self._element()
+        self._thread.join()
+        with _lock:
+            _lines.discard(self)
+
+    def stop(self) -> None:
+        """Stop the helper and wait for it: it leaves at its next output, or when its work is done."""
+        self._stop.set()
+        self._jobs.put(_STOP)  # a helper waiting for a job wakes and leaves
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+        with _lock:
+            _lines.discard(self)

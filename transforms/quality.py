@@ -9,7 +9,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from hybridmix.schemas.config import DecontaminateConfig, Origin, QualityConfig
-from hybridmix.transforms import progress
+from hybridmix.transforms import parallel, progress
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.filters import Contamination, build_filters, score_documents
 from hybridmix.transforms.inputs import Lineage
@@ -20,7 +20,9 @@ KEPT = "kept"
 FILTERED = "filtered"
 
 
-class _ScoreFn(beam.DoFn):
+class _ScoreFn(parallel.AheadDoFn):
+    """Filters, decontamination and the scorer, on a helper thread one batch ahead of the sketch."""
+
     def __init__(self, config: QualityConfig, lineage: Lineage, scorer_path: str | None,
                  decontaminate: DecontaminateConfig | None) -> None:
         self._config = config
@@ -35,17 +37,17 @@ class _ScoreFn(beam.DoFn):
         self._kept = Metrics.counter(FilterQuality.__name__, "kept")
         self._dropped = Metrics.counter(FilterQuality.__name__, "filtered")
 
-    def process(self, docs: pa.RecordBatch, index=None):
+    def work(self, docs: pa.RecordBatch, index=None):
         crash_point("filtered")
         contamination = Contamination(index, self._decontaminate) if index is not None else None
         scored = score_documents(docs, self._filters, self._lineage, self._scorer, self._scored, contamination)
-        self._kept.inc(scored.kept.num_rows)
+        yield parallel.Count(self._kept, scored.kept.num_rows)
         progress.add(progress.SCORED, docs.num_rows)
         progress.add(progress.FILTERED, scored.filtered.num_rows)
         for item in scored.stats:
             yield beam.pvalue.TaggedOutput(STATS, item)
         if scored.filtered.num_rows:
-            self._dropped.inc(scored.filtered.num_rows)
+            yield parallel.Count(self._dropped, scored.filtered.num_rows)
             yield beam.pvalue.TaggedOutput(FILTERED, scored.filtered)
         if scored.kept.num_rows:
             yield scored.kept

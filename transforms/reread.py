@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from hybridmix.schemas.errors import DataError
+from hybridmix.transforms import parallel
 from hybridmix.transforms.batches import concat, make_uids, uid_file, uid_row
 from hybridmix.transforms.ingest import build_documents
 from hybridmix.transforms.inputs import ReadSpec, iter_row_group
@@ -52,15 +53,16 @@ def _check_same_rows(docs: pa.RecordBatch, requests: pa.Table, display: str) -> 
                         "once the input files are stable")
 
 
-class _ReadAgainFn(beam.DoFn):
-    """((file, read unit), requests) -> (documents, requests) pairs, row-aligned, by batch."""
+class _ReadAgainFn(parallel.AheadDoFn):
+    """((file, read unit), requests) -> (documents, requests) pairs, row-aligned, by batch; on a helper
+    thread, one batch ahead of the steps that make and spill the output rows (`parallel.AheadDoFn`)."""
 
     def __init__(self, spec: ReadSpec, schema: pa.Schema, measure: bool) -> None:
         self._spec = spec
         self._schema = schema
         self._measure = measure
 
-    def process(self, element):
+    def work(self, element):
         (file_index, unit), batches = element
         spec = self._spec
         requests = concat(batches, self._schema)

@@ -154,17 +154,18 @@ def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], 
                                                  tuple(int(s) for s in shard[starts[a:b]]))
 
 
-class _SpillFn(beam.DoFn):
-    """`_spill_fragments` of each batch; the bundle counts as done only once its files are whole."""
+class _SpillFn(parallel.AheadDoFn):
+    """`_spill_fragments` of each batch, on a helper thread one batch ahead (`parallel.AheadDoFn`);
+    the bundle counts as done only once its files are whole."""
 
     def __init__(self, spec: ShardSpec, spill_dir: str) -> None:
         self._spec = spec
         self._spill_dir = spill_dir
 
-    def process(self, batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], gate=None):
+    def work(self, batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], gate=None):
         yield from _spill_fragments(batch, shards, self._spec, self._spill_dir, gate)
 
-    def finish_bundle(self) -> None:
+    def finish_work(self) -> None:
         flush_writes()
 
 

@@ -14,7 +14,7 @@ from apache_beam.metrics import Metrics
 
 from hybridmix.schemas.config import DedupConfig, NearDedupConfig
 from hybridmix.schemas.errors import FatalError
-from hybridmix.transforms import columns, minhash, progress
+from hybridmix.transforms import columns, minhash, parallel, progress
 from hybridmix.transforms.batches import concat, int_partitions, list_parts, split_rows
 from hybridmix.transforms.dedup_core import survivor_keys
 from hybridmix.transforms.inputs import ReadSpec
@@ -133,9 +133,10 @@ def signatures_of(docs: pa.RecordBatch, near: NearDedupConfig) -> np.ndarray:
     return minhash.signatures(word_hashes, offsets, near.ngram, near.num_perm, near.seed)
 
 
-class _SketchFn(beam.DoFn):
+class _SketchFn(parallel.AheadDoFn):
     """Per document batch: INFO rows with survivor keys, LSH band keys spilled by partition, and
-    the signatures spilled whole (`spill_signatures`)."""
+    the signatures spilled whole (`spill_signatures`); on a helper thread, one batch ahead of the
+    steps after it (`parallel.AheadDoFn`)."""
 
     def __init__(self, config: DedupConfig, partitions: int, spill_dir: str, keys: bool) -> None:
         self._config = config
@@ -147,9 +148,9 @@ class _SketchFn(beam.DoFn):
         self._bands, self._rows = lsh_shape(self._config.near)
         self._docs = Metrics.counter(SketchDocuments.__name__, "documents")
 
-    def process(self, docs: pa.RecordBatch):
+    def work(self, docs: pa.RecordBatch):
         n = docs.num_rows
-        self._docs.inc(n)
+        yield parallel.Count(self._docs, n)
         uids = docs.column("uid").to_numpy()
         skeys = survivor_keys(
             self._config.survivor,
@@ -183,7 +184,7 @@ class _SketchFn(beam.DoFn):
             schema=columns.INFO,
         )
 
-    def finish_bundle(self) -> None:
+    def finish_work(self) -> None:
         flush_writes()  # the spill files this bundle reported are whole before it counts as done
 
 

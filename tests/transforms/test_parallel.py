@@ -130,3 +130,128 @@ def test_leaving_early_stops_the_helper(threads):
     items.close()
     assert len(made) <= 3  # the item handed over, one waiting, one being made
     assert not [t for t in threading.enumerate() if t.name == "hybridmix-ahead"]
+
+
+# AheadDoFn, in a real pipeline on Beam's in-process runner (its DoFns run in this process).
+_events: list[tuple[str, str, int]] = []  # (what, thread, value): what the steps did, in order
+_events_lock = threading.Lock()
+
+
+def _event(what: str, value: int) -> None:
+    with _events_lock:
+        _events.append((what, threading.current_thread().name, value))
+
+
+class _Tens(parallel.AheadDoFn):
+    """n -> 10n .. 10n+9, a tagged square per element, and a count; fails at `fail_at`."""
+
+    def __init__(self, fail_at: int = -1) -> None:
+        self._fail_at = fail_at
+
+    def setup(self) -> None:
+        from apache_beam.metrics import Metrics
+        self._made = Metrics.counter("test_parallel", "made")
+
+    def work(self, n: int, offset: int = 0):
+        if n == self._fail_at:
+            raise OSError(f"cannot make element {n}")
+        for k in range(10):
+            _event("made", 10 * n + k)
+            yield 10 * n + k + offset
+        yield parallel.Count(self._made, 10)
+        import apache_beam as beam
+        yield beam.pvalue.TaggedOutput("squares", n * n)
+
+    def finish_work(self) -> None:
+        _event("finished", 0)
+
+
+def _taken(value: int) -> int:
+    _event("taken", value)
+    return value
+
+
+def _run_tens(fail_at: int = -1):
+    import apache_beam as beam
+    from apache_beam.metrics.metric import MetricsFilter
+    _events.clear()
+    p = beam.Pipeline()
+    offset = p | "Offset" >> beam.Create([1000])
+    out = (p | beam.Create(list(range(20))) | beam.ParDo(_Tens(fail_at), offset=beam.pvalue.AsSingleton(offset))
+           .with_outputs("squares", main="main"))
+    main = out.main | "Take" >> beam.Map(_taken)
+    squares = out.squares | "Square" >> beam.Map(lambda v: _event("square", v))
+    del main, squares
+    result = p.run()
+    result.wait_until_finish()
+    made = result.metrics().query(MetricsFilter().with_name("made"))["counters"]
+    return sum(c.committed or c.attempted for c in made)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_ahead_dofn_gives_the_outputs_in_order_and_counts_them(threads, n_threads):
+    threads(n_threads)
+    assert _run_tens() == 200  # counted where Beam keeps metrics, whatever thread did the work
+    taken = [v for what, _, v in _events if what == "taken"]
+    assert taken == [1000 + v for v in range(200)]  # with the side input, in the elements' order
+    assert sorted(v for what, _, v in _events if what == "square") == [n * n for n in range(20)]
+    workers = {thread for what, thread, _ in _events if what in ("made", "finished")}
+    takers = {thread for what, thread, _ in _events if what == "taken"}
+    # The work and finish_work on one helper thread (files written behind are per thread), the
+    # steps after it on the runner's; with one kernel thread everything on the runner's.
+    assert len(workers) == 1 and len(takers) == 1
+    assert (workers == {"hybridmix-ahead-fn"}) == (n_threads == 2)
+    assert (workers == takers) == (n_threads == 1)
+    assert [what for what, _, _ in _events if what != "square"][-1] == "finished"
+
+
+def test_ahead_dofn_makes_at_most_one_output_ahead(threads):
+    threads(2)
+    _run_tens()
+    made = taken = most = 0
+    for what, _, _ in _events:
+        made += what == "made"
+        taken += what == "taken"
+        most = max(most, made - taken)
+    # One handed over and waiting, one being made when the next is taken: memory stays bounded.
+    assert taken == 200 and most <= 3
+
+
+def test_ahead_dofn_raises_an_error_of_its_work_and_leaves_no_helper(threads):
+    threads(2)
+    with pytest.raises(Exception, match="cannot make element 7"):
+        _run_tens(fail_at=7)
+    for _ in range(100):
+        if not [t for t in threading.enumerate() if t.name == "hybridmix-ahead-fn"]:
+            break
+        threading.Event().wait(0.05)
+    assert not [t for t in threading.enumerate() if t.name == "hybridmix-ahead-fn"]
+
+
+class _SlowFiles(parallel.AheadDoFn):
+    """Writes a file per output, slowly: a helper still at work when its run is interrupted."""
+
+    def __init__(self, folder) -> None:
+        self._folder = folder
+
+    def work(self, n: int):
+        for k in range(100):
+            threading.Event().wait(0.02)
+            (self._folder / f"{n}-{k}").write_text("spilled")
+            yield k
+
+
+def test_stop_helpers_returns_once_no_helper_can_write(threads, tmp_path):
+    """An interrupted run removes its staging folder after `stop_helpers`: nothing lands there later."""
+    threads(2)
+    fn = _SlowFiles(tmp_path)
+    fn.setup()
+    fn.start_bundle()
+    assert list(fn.process(0)) == []  # handed to the helper, which starts on it
+    taken = fn.process(1)
+    assert next(taken) == 0  # the runner's thread is busy with element 0's outputs
+    parallel.stop_helpers()
+    written = len(os.listdir(tmp_path))
+    threading.Event().wait(0.3)
+    assert len(os.listdir(tmp_path)) == written
+    assert not [t for t in threading.enumerate() if t.name == "hybridmix-ahead-fn"]
