@@ -1,4 +1,5 @@
-"""The compiled per-text kernels on more than one core of a process.
+"""The compiled per-text kernels on more than one core of a process, and the helper threads that
+keep the other core busy outside them (`ahead`, `AheadDoFn`).
 
 Beam's in-process runner runs one bundle at a time on one thread, so a local run would use one
 core of a machine that has several. The heaviest kernels (text analysis, document statistics,
