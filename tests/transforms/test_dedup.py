@@ -34,6 +34,7 @@ from hybridmix.transforms.sketch import (
     spill_bands,
     spill_signatures,
 )
+from hybridmix.transforms.storage import flush_writes
 from tests.builders import dedup_inputs, near_copy, sketch_inputs, words
 from tests.conftest import local_pipeline
 from tests.transforms.test_dedup_core import _union_find
@@ -216,6 +217,7 @@ def test_band_keys_cross_their_shuffle_as_file_ranges_that_read_back_per_partiti
         np.testing.assert_array_equal(read_bands([ref, ref])[0], got_keys)
     # A retry writes the same file under the same name.
     assert list(spill_bands(keys, owners, 7, str(tmp_path / "bands"))) == refs
+    flush_writes()  # the file is written behind: until then its temporary sits beside it
     assert len(list((tmp_path / "bands").iterdir())) == 1
     assert [len(a) for a in read_bands([])] == [0, 0]
 
@@ -239,6 +241,7 @@ def test_signatures_cross_the_run_as_files_found_by_uid(tmp_path):
         np.testing.assert_array_equal(row, sigs[int(u)] if ok else np.zeros(16, np.uint32))
     # A retry writes the same file under the same name.
     assert spill_signatures(second, np.stack([sigs[int(u)] for u in second]), str(tmp_path / "sigs")) == refs[1]
+    flush_writes()
     assert len(list((tmp_path / "sigs").iterdir())) == 2
     assert not SignatureFiles([], 16).find(asked)[1].any()
 
