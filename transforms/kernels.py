@@ -601,6 +601,21 @@ def minhash(word_hashes, word_offsets, ngram, perm_a, perm_b):
     return sig
 
 
+@nb.njit(cache=True, nogil=True)
+def band_keys(sig, bands, rows):
+    """One 64-bit key per (text, band) of MinHash signatures (see `minhash.band_keys`)."""
+    n = sig.shape[0]
+    keys = np.empty((n, bands), np.uint64)
+    for d in range(n):
+        for band in range(bands):
+            h = np.uint64(0x9E3779B97F4A7C15) * np.uint64(band + 1)
+            for r in range(band * rows, (band + 1) * rows):
+                h = (h ^ np.uint64(sig[d, r])) * np.uint64(0x100000001B3)
+                h ^= h >> np.uint64(29)
+            keys[d, band] = h
+    return keys
+
+
 # Columns of `doc_stats`: one row per text.
 STAT_COLUMNS = (
     "lines",  # non-blank lines
