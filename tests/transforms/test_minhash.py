@@ -110,6 +110,21 @@ def test_band_keys_equal_exactly_when_bands_equal():
     assert same[0, 0] != same[0, 1]
 
 
+@pytest.mark.parametrize("bands, rows", [(32, 8), (9, 13), (1, 1)])
+def test_band_keys_keep_the_formula_stored_indexes_were_built_with(bands, rows):
+    # index/ stores band keys and later runs (`dedup.against`) look theirs up in it: a change of
+    # formula would find no earlier near copy. The formula, written out once per value:
+    sig = np.random.default_rng(3).integers(0, 2**32, (50, 256), dtype=np.uint64).astype(np.uint32)
+    mask = (1 << 64) - 1
+    for d in (0, 17, 49):
+        for band in range(bands):
+            h = (0x9E3779B97F4A7C15 * (band + 1)) & mask
+            for value in sig[d, band * rows:(band + 1) * rows]:
+                h = ((h ^ int(value)) * 0x100000001B3) & mask
+                h ^= h >> 29
+            assert int(mh.band_keys(sig, bands, rows)[d, band]) == h
+
+
 def test_signatures_load_into_datasketch_lsh():
     texts = [words(1, 300), near_copy(words(1, 300)), words(5, 300)]
     sig = signatures(texts, 5, 128, 1)
