@@ -241,8 +241,13 @@ def build_documents(
 
     keep = np.nonzero(~rejected)[0]
     take = pa.array(keep, pa.int64())
-    kept_text = text.take(take)
     m = len(keep)
+
+    def kept(values: pa.Array) -> pa.Array:
+        # Most batches reject nothing: taking every row would copy the text and columns for nothing.
+        return values if m == len(rejected) else values.take(take)
+
+    kept_text = kept(text)
     if measure:
         analysis = analyze(kept_text)
         hashes = content_hashes(analysis.normalized)
@@ -257,17 +262,17 @@ def build_documents(
         script = pa.array([""] * m, pa.string())
         words = list_array(np.zeros(0, np.uint32), np.zeros(m + 1, np.int64))
     if ids is not None:
-        doc_ids = ids.take(take)
+        doc_ids = kept(ids)
     else:
         doc_ids = pa.array([f"{corpus.name}/{h[:16]}" for h in hashes], pa.string())
 
     def mapped(role: str, default: str | None) -> pa.Array:
         values = strings.get(role)
-        return _filled(values.take(take) if values is not None else None, default, m)
+        return _filled(kept(values) if values is not None else None, default, m)
 
     prompt = strings.get("prompt")
     if parsed is not None and parsed.meta is not None:
-        meta = parsed.meta.take(take)
+        meta = kept(parsed.meta)
     elif file.carried is not None:
         meta = carried_meta(mapped("meta", None), file.carried.run_id)
     else:
@@ -284,7 +289,7 @@ def build_documents(
             mapped("parent_id", None),
             mapped("license", corpus.defaults.license),
             mapped("url", corpus.defaults.url),
-            prompt.take(take) if prompt is not None else pa.nulls(m, pa.string()),
+            kept(prompt) if prompt is not None else pa.nulls(m, pa.string()),
             meta,
             pa.array(hashes, pa.string()),
             pa.array(tokens, pa.int32()),
