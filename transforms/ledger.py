@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hybridmix.schemas.reasons import DuplicateKind, DuplicateLineage, Fate
 from hybridmix.schemas.records import LEDGER_SCHEMA
@@ -29,8 +30,15 @@ def ledger_keys(doc_ids: list[str | None], source_files: list[str], source_rows:
 
 
 def order_ledger(batch: pa.RecordBatch) -> np.ndarray:
-    return ledger_keys(batch.column("doc_id").to_pylist(), batch.column("source_file").to_pylist(),
-                       batch.column("source_row").to_pylist())
+    """`ledger_keys` of a batch's rows; only the rows without an id become Python strings (every row
+    did, 0.3 s of the GIL at 200,000 documents)."""
+    doc_ids = batch.column("doc_id")
+    if doc_ids.null_count:
+        missing = pc.is_null(doc_ids)
+        where = [f"\x00{f}\x00{r}" for f, r in zip(batch.column("source_file").filter(missing).to_pylist(),
+                                                    batch.column("source_row").filter(missing).to_pylist())]
+        doc_ids = pc.replace_with_mask(doc_ids, missing, pa.array(where, doc_ids.type))
+    return stable_hash64(doc_ids, salt=_SALT)
 
 
 def ledger_shard(doc_id: str, shards: int) -> int:

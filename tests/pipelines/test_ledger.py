@@ -13,6 +13,7 @@ import pytest
 from hybridmix.pipelines.cli import main
 from hybridmix.pipelines.explain import ledger_rows
 from hybridmix.schemas.records import LEDGER_SCHEMA
+from hybridmix.transforms.ledger import ledger_keys, ledger_shard, order_ledger
 from tests.builders import near_copy, words, write_config, write_parquet
 
 _PRIORITY = re.compile(r"priority ([0-9.]+)(?: (<=|>) cut-off ([0-9.]+))?")
@@ -170,3 +171,16 @@ def test_a_run_without_ledger_writes_none_and_explain_says_so(tmp_path, capsys):
     assert not os.path.exists(out / "ledger")
     code, _, err = _explain(capsys, out, "h00")
     assert code == 2 and "no ledger" in err
+
+
+def test_ledger_rows_are_ordered_by_the_key_explain_looks_them_up_by():
+    # Rows with an id: the id's key (`explain` finds the shard by it); rows without one (a reject
+    # whose id is null): their file and row.
+    batch = pa.RecordBatch.from_pydict({
+        "doc_id": ["a", None, "c/ü", None], "source_file": ["f1", "f2", "f3", None],
+        "source_row": pa.array([1, 2, None, 4], pa.int64())})
+    expected = ledger_keys(batch.column("doc_id").to_pylist(), batch.column("source_file").to_pylist(),
+                           batch.column("source_row").to_pylist())
+    assert order_ledger(batch).tolist() == expected.tolist()
+    assert order_ledger(batch.slice(2)).tolist() == expected[2:].tolist()
+    assert int(expected[0] % 7) == ledger_shard("a", 7)
