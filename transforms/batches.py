@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from hybridmix.transforms.text import mix64
+from hybridmix.transforms.text import mix64, string_buffers
 
 ROW_BITS = 40
 ROW_MASK = (1 << ROW_BITS) - 1
@@ -36,9 +36,25 @@ def int_partitions(values: np.ndarray, partitions: int) -> np.ndarray:
     return (mix64(values.astype(np.uint64)) % np.uint64(partitions)).astype(np.int64)
 
 
-def hex_partitions(hex_hashes: Iterable[str], partitions: int) -> np.ndarray:
-    """Partition of keys that are already hex digests (content hashes)."""
-    head = np.fromiter((int(h[:15], 16) for h in hex_hashes), dtype=np.int64)
+_HEX_DIGITS = np.full(256, -1, np.int64)
+for _digits in ("0123456789abcdef", "0123456789ABCDEF"):
+    _HEX_DIGITS[np.frombuffer(_digits.encode(), np.uint8)] = np.arange(16)
+_HEAD = 15  # hex digits read: 60 bits, a non-negative int64
+
+
+def hex_partitions(hex_hashes: Iterable[str] | pa.Array, partitions: int) -> np.ndarray:
+    """Partition of keys that are already hex digests (content hashes): their first 15 digits modulo
+    `partitions`. An Arrow string array of digests is read from its bytes, without Python strings."""
+    if isinstance(hex_hashes, pa.Array):
+        data, offsets = string_buffers(hex_hashes)
+        starts = offsets[:-1]
+        if len(starts) and np.all(np.diff(offsets) >= _HEAD):
+            digits = _HEX_DIGITS[data[starts[:, None] + np.arange(_HEAD)]]
+            if (digits >= 0).all():
+                head = (digits << (4 * np.arange(_HEAD - 1, -1, -1, dtype=np.int64))).sum(axis=1)
+                return head % np.int64(partitions)
+        hex_hashes = hex_hashes.to_pylist()
+    head = np.fromiter((int(h[:_HEAD], 16) for h in hex_hashes), dtype=np.int64)
     return head % np.int64(partitions)
 
 

@@ -65,8 +65,10 @@ def exact_groups(content_hashes: pa.Array, skeys: pa.Array) -> ExactGroups:
         return ExactGroups(empty, empty, empty, empty)
     table = pa.table({"h": content_hashes, "k": skeys, "i": pa.array(np.arange(n), pa.int64())})
     order = pc.sort_indices(table, sort_keys=[("h", "ascending"), ("k", "ascending")]).to_numpy()
-    hashes_sorted = np.asarray(content_hashes.take(pa.array(order)).to_pylist(), dtype=object)
-    bounds = group_bounds(hashes_sorted)
+    # Runs of equal hashes compared in Arrow: as Python strings they cost 0.2 s of the GIL at 200k rows.
+    hashes_sorted = content_hashes.take(pa.array(order))
+    change = pc.not_equal(hashes_sorted.slice(1), hashes_sorted.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    bounds = np.concatenate([[0], np.nonzero(change)[0] + 1, [n]]).astype(np.int64)
     starts, ends = bounds[:-1], bounds[1:]
     sizes = ends - starts
     survivors = order[starts]

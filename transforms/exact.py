@@ -61,7 +61,7 @@ class _ExactDedupFn(beam.DoFn):
 
 
 def _key_by_content_hash(batch: pa.RecordBatch, partitions: int):
-    part = hex_partitions(batch.column("content_hash").to_pylist(), partitions)
+    part = hex_partitions(batch.column("content_hash"), partitions)
     yield from split_batch(batch, part, partitions)
 
 
