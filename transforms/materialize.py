@@ -12,6 +12,7 @@ from typing import NamedTuple
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hybridmix.schemas.config import NearDedupConfig
 from hybridmix.schemas.records import DOCUMENT_SCHEMA
@@ -42,18 +43,22 @@ def records(read: tuple[pa.RecordBatch, pa.Table], stamp: RecordStamp) -> pa.Rec
     copies = sel.column("copies").to_numpy()
     n = int(copies.sum())
     rep = np.repeat(np.arange(len(copies)), copies)
-    repeat = np.concatenate([np.arange(c) for c in copies]).astype(np.int16) if n else np.zeros(0, np.int16)
+    # Each row's copy number, 0 for the first: its position past its document's first row.
+    repeat = (np.arange(n) - np.repeat(np.cumsum(copies) - copies, copies)).astype(np.int16)
     take = pa.array(rep, pa.int64())
     d = docs.take(take)
     s = sel.take(take)
-    doc_ids = s.column("doc_id").to_pylist()
-    ids = [doc if k == 0 else f"{doc}#r{k}" for doc, k in zip(doc_ids, repeat.tolist())]
+    doc_ids = s.column("doc_id").combine_chunks()
+    ids = doc_ids
+    if repeat.any():  # repeats are `<doc_id>#r<k>`
+        ids = pc.if_else(pa.array(repeat == 0), doc_ids,
+                         pc.binary_join_element_wise(doc_ids, pa.array(repeat).cast(pa.string()), "#r"))
     splits = split_of(doc_ids, stamp.seed, stamp.validation_fraction)
     uids = d.column("uid").to_numpy()
     return pa.RecordBatch.from_arrays(
         [
-            pa.array(ids, pa.string()),
-            s.column("doc_id").combine_chunks(),
+            ids,
+            doc_ids,
             d.column("text"),
             d.column("origin"),
             d.column("source"),

@@ -44,12 +44,15 @@ def selection_priority(doc_ids: list[str] | pa.Array, seed: int) -> np.ndarray:
     return stable_hash64(doc_ids, salt=f"select/{seed}")
 
 
-def split_of(doc_ids: list[str], seed: int, validation_fraction: float) -> list[str]:
-    """`train` or `validation`, decided by doc id so every copy of a document lands together."""
+_SPLITS = np.array(["train", "validation"], dtype=object)
+
+
+def split_of(doc_ids: list[str] | pa.Array, seed: int, validation_fraction: float) -> np.ndarray:
+    """`train` or `validation` (an object array), decided by doc id so every copy of a document lands together."""
     if validation_fraction <= 0:
-        return ["train"] * len(doc_ids)
+        return np.full(len(doc_ids), "train", dtype=object)
     u = stable_hash64(doc_ids, salt=f"split/{seed}").astype(np.float64) / 2.0**64
-    return ["validation" if x < validation_fraction else "train" for x in u]
+    return _SPLITS[(u < validation_fraction).astype(np.int64)]
 
 
 class _Prioritize:
