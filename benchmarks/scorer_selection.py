@@ -10,6 +10,12 @@ every selection with `judge_selection.py --json` and pools the results: the loss
 over observed losses, lift_len as the mean.
 
     .venv/bin/python -m benchmarks.scorer_selection [--recipes per_judge,v1,baseline]
+    .venv/bin/python -m benchmarks.scorer_selection --recipes per_judge --ae1-weights 1,0.9,0.8,0.6
+
+`--ae1-weights` measures the per_judge recipe at other judge weights (AlpacaEval 1 w, AlpacaEval 2
+1 - w): each judge's model is fitted once per fold, and the weighted sum of their standardized
+log-odds is what `fit_strata` would fit with those weights (the same linear model), so the sweep
+costs one fit per judge.
 
 Recipes: per_judge = one model per judge, weighted 0.8 (AlpacaEval 1) : 0.2 (AlpacaEval 2), as
 the bundled scorer; v1 = one model, the judge and the prompt as nuisance offsets (the scorer
@@ -39,13 +45,13 @@ from hybridmix.transforms.scorer_fit import featurize, fit, fit_strata
 from hybridmix.transforms.text import stable_hash64
 
 
-
 def load() -> dict:
     t = judged_answers("inner", "judge_prefers_model")
     generators = np.asarray(t.column("generator").to_pylist())
     return {
         "table": t,
         "ids": np.asarray(t.column("id").to_pylist()),
+        "generators": generators,
         "preference": t.column("preference").to_numpy().astype(float) - 1.0,
         "wins": np.asarray(t.column("judge_prefers_model").to_pylist(), float),
         "judges": np.asarray(t.column("reference").to_pylist()),
@@ -54,12 +60,15 @@ def load() -> dict:
     }
 
 
-def out_of_fold(d: dict, recipe: str, salt: str) -> np.ndarray:
+AE1, AE2 = "text_davinci_003", "gpt4_1106_preview"
+
+
+def out_of_fold(d: dict, recipe: str, salt: str, weights: dict[str, float] | None = None) -> np.ndarray:
     names = ("log_chars",) if recipe == "baseline" else tuple(DENSE_FEATURES)
     f = featurize(d["table"].column("text").combine_chunks(), 18, names)
 
     # The bundled scorer's own judge weights (as judge_quality uses), so "per_judge" is the recipe that ships.
-    weights = load_scorer(None).meta["training"]["parameters"]["stratum_weights"]
+    weights = weights or load_scorer(None).meta["training"]["parameters"]["stratum_weights"]
 
     def model(rows):
         if recipe == "per_judge":
@@ -95,6 +104,8 @@ def judged(ids: np.ndarray, tmp: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipes", default="per_judge,v1,baseline")
+    parser.add_argument("--ae1-weights", default=None,
+                        help="per_judge at these AlpacaEval 1 weights (AlpacaEval 2: 1 - w), e.g. 1,0.9,0.8")
     args = parser.parse_args()
     d = load()
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,27 +116,36 @@ def main() -> None:
         pool = np.asarray([i not in removed for i in d["ids"]])
         hashes = [stable_hash64(list(d["ids"]), f"select/{k}") for k in range(5)]
         print(f"pool: {int(pool.sum())} labelled answers the demo's filters and dedup keep")
-        print(f"{'recipe':10} {'share':>5} {'selection':12} {'lift_len AE2':>12} {'loss ratio AE1':>14} {'AE1 selected':>12}")
-        for recipe in args.recipes.split(","):
-            zs = [out_of_fold(d, recipe, salt) for salt in ("scorer/group", "fold/1", "fold/2")]
+        print(f"{'recipe':10} {'share':>5} {'selection':12} {'lift_len AE2':>12} {'loss ratio AE1':>14} {'AE1 selected':>12} {'one generator':>13}")
+        salts = ("scorer/group", "fold/1", "fold/2")
+        runs = [(recipe, None) for recipe in args.recipes.split(",")]
+        if args.ae1_weights:
+            per = {judge: [out_of_fold(d, "per_judge", salt, {judge: 1.0}) for salt in salts] for judge in (AE1, AE2)}
+            runs = [(f"AE1 {w:g}", [w * a + (1 - w) * b for a, b in zip(per[AE1], per[AE2])])
+                    for w in map(float, args.ae1_weights.split(","))] + [r for r in runs if r[0] != "per_judge"]
+        for recipe, zs in runs:
+            zs = zs or [out_of_fold(d, recipe, salt) for salt in salts]
             for share in (0.02, 0.05, 0.2):
                 quota = int(round(share * pool.sum()))
                 for how, sharpness in (("top", 0.0), ("weighted", 2.0), ("weighted", 3.0)):
-                    lifts, losses, expected, n1 = [], 0.0, 0.0, []
+                    lifts, losses, expected, n1, largest = [], 0.0, 0.0, [], []
                     for z in zs:
                         score = (np.argsort(np.argsort(z)) + 0.5) / len(z)
                         for h in hashes[:1] if how == "top" else hashes:
                             p = top_priority(score, h) if how == "top" else weighted_priority(score, h, sharpness)
                             p = np.where(pool, p, np.iinfo(np.uint64).max)
-                            refs = judged(d["ids"][np.argsort(p, kind="stable")[:quota]], tmp)
-                            lifts.append(refs["gpt4_1106_preview"]["lift_len"])
-                            ae1 = refs["text_davinci_003"]
+                            chosen = np.argsort(p, kind="stable")[:quota]
+                            refs = judged(d["ids"][chosen], tmp)
+                            # Out of fold, one generator's style can fill the top of the pool.
+                            largest.append(np.unique(d["generators"][chosen], return_counts=True)[1].max() / quota)
+                            lifts.append(refs[AE2]["lift_len"])
+                            ae1 = refs[AE1]
                             losses += (1 - ae1["p_sel"]) * ae1["selected"]
                             expected += (1 - ae1["p_pool"]) * ae1["selected"]
                             n1.append(ae1["selected"])
                     label = how if how == "top" else f"weighted {sharpness:g}"
                     print(f"{recipe:10} {share:5.0%} {label:12} {np.mean(lifts):12.2f} "
-                          f"{expected / max(losses, 1e-9):14.2f} {np.mean(n1):12.0f}", flush=True)
+                          f"{expected / max(losses, 1e-9):14.2f} {np.mean(n1):12.0f} {np.mean(largest):13.0%}", flush=True)
 
 
 if __name__ == "__main__":
