@@ -1,10 +1,12 @@
 # Every process that runs hybridmix's transforms imports this package first, Beam's worker
 # processes included (they have no other start-up hook), so each starts handing freed memory back
 # to the operating system, and collects cyclic garbage less often, here (transforms/memory.py),
-# and pickles Arrow batches as IPC streams (transforms/wire.py).
-from hybridmix.transforms import wire
+# pickles Arrow batches as IPC streams (transforms/wire.py), and answers Beam's repeated question whether
+# a DoFn keeps state once per DoFn (transforms/dofn_specs.py).
+from hybridmix.transforms import dofn_specs, wire
 from hybridmix.transforms.memory import collect_less, return_freed_memory
 
 return_freed_memory()
 collect_less()
 wire.register()
+dofn_specs.install()

@@ -719,14 +719,53 @@ def _clear(n, slots, counts, where):
 
 
 @nb.njit(cache=True)
-def _repeated_in(keys, n, slots, counts, where):
-    """How many of keys[:n] have an equal entry elsewhere."""
-    _count_into(keys, n, slots, counts, where)
+def _stamped_table(capacity):
+    """(slots, stamps, counts) for `_repeated_ngrams` with up to `capacity` n-grams per text."""
+    size = 1
+    while size < 2 * capacity + 2:
+        size *= 2
+    return np.zeros(size, np.uint64), np.zeros(size, np.int64), np.zeros(size, np.int32)
+
+
+@nb.njit(cache=True, inline="always")
+def _repeated_ngrams(values, m, n, slots, stamps, counts, stamp):
+    """How many of the n-grams of values[:m] (rolling hashes, as `_ngram_keys`) have an equal n-gram
+    elsewhere in them: the keys that occur c >= 2 times, c each.
+
+    One pass: a key's second occurrence adds 2, each later one 1. A slot whose stamp is not this
+    text's `stamp` is empty, so nothing is cleared between texts (stamps must differ per text). Against
+    counting every key first, then reading the counts back and clearing them, `doc_stats` took 2.95 s
+    instead of 3.43 s (medians of 5) on the 210 MB real-text benchmark corpus, the same counts.
+    """
+    grams = m - n + 1
+    bits = 1
+    while (1 << bits) < min(2 * grams + 2, len(slots)):
+        bits += 1
+    mask = (1 << bits) - 1
+    shift = np.uint64(64 - bits)
+    top = np.uint64(1)
+    for _ in range(n - 1):
+        top = top * _ROLL
+    h = np.uint64(0)
+    for k in range(n):
+        h = h * _ROLL + np.uint64(values[k])
     total = 0
-    for j in range(n):
-        if counts[where[j]] > 1:
-            total += 1
-    _clear(n, slots, counts, where)
+    for j in range(grams):
+        if j > 0:
+            h = (h - np.uint64(values[j - 1]) * top) * _ROLL + np.uint64(values[j + n - 1])
+        key = h | np.uint64(1)  # as `_count_into`: keys equal but for their lowest bit count as one
+        pos = np.int64((key * np.uint64(0x9E3779B97F4A7C15)) >> shift) & mask
+        while True:
+            if stamps[pos] != stamp:
+                stamps[pos] = stamp
+                slots[pos] = key
+                counts[pos] = 1
+                break
+            if slots[pos] == key:
+                total += 2 if counts[pos] == 1 else 1
+                counts[pos] += 1
+                break
+            pos = (pos + 1) & mask
     return total
 
 
@@ -786,8 +825,7 @@ def doc_stats(data, offsets, classes):
     cps = np.empty(longest + 1, np.int64)
     line_hash = np.empty(longest + 2, np.uint64)
     line_len = np.empty(longest + 2, np.int64)
-    keys = np.empty(longest + 1, np.uint64)
-    slots, counts, where = _counting_table(longest)
+    slots, stamps, counts = _stamped_table(longest)
     for d in range(n):
         i = offsets[d]
         end = offsets[d + 1]
@@ -936,9 +974,8 @@ def doc_stats(data, offsets, classes):
         # Character 10-grams that repeat inside the text.
         grams = m - _CHAR_NGRAM + 1
         if grams > 1:
-            _ngram_keys(cps, 0, m, _CHAR_NGRAM, keys)
             out[d, _CHAR_NGRAMS] = grams
-            out[d, _DUP_CHAR_NGRAMS] = _repeated_in(keys, grams, slots, counts, where)
+            out[d, _DUP_CHAR_NGRAMS] = _repeated_ngrams(cps, m, _CHAR_NGRAM, slots, stamps, counts, d + 1)
     return out
 
 

@@ -223,3 +223,36 @@ def test_the_tail_is_taken_after_trailing_whitespace_however_long_it_is():
              "é" * 450 + " \u3000" * 180, "長" * 300 + "。" + "\u2003" * 300]
     expected = [t.rstrip()[-200:] for t in texts]
     assert TextView(pa.array(texts)).tail.to_pylist() == expected
+
+
+def _repeated_char_ngrams(text: str, n: int = 10) -> int:
+    grams = [text[j:j + n] for j in range(len(text) - n + 1)]
+    counts: dict[str, int] = {}
+    for gram in grams:
+        counts[gram] = counts.get(gram, 0) + 1
+    return sum(1 for gram in grams if counts[gram] > 1) if len(grams) > 1 else 0
+
+
+def test_repeated_character_ngrams_match_a_plain_count():
+    """The compiled single pass over each text counts what a dictionary of its 10-grams counts, text
+    by text: nothing carries over from an earlier text of the batch (a long one first, then short ones
+    that share its n-grams, the same text twice)."""
+    rng = np.random.default_rng(7)
+    texts = [
+        "ha" * 3000 + " " + WIKI * 5,
+        WIKI,
+        WIKI,
+        "hahahahahahaha and then " + NOVEL,
+        LIST_ANSWER + "\n" + LIST_ANSWER,
+        "这是一个测试。" * 40 + "不同的结尾🙂🙂",
+        "short",
+        "exactly 10",
+        "abcdefghijk" * 2,
+        "",
+        " ".join("".join(rng.choice(list("abcde "), 7)) for _ in range(400)),
+    ]
+    view = TextView(pa.array(texts, pa.string()))
+    got = view.stat("dup_char_ngrams").astype(int).tolist()
+    assert got == [_repeated_char_ngrams(t) for t in texts]
+    assert view.stat("char_ngrams").astype(int).tolist() == [max(len(t) - 9, 0) if len(t) > 10 else 0
+                                                               for t in texts]
