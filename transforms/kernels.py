@@ -256,6 +256,21 @@ def fold_char(ch: str) -> str:
     return unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", ch).lower())
 
 
+@lru_cache(maxsize=1)
+def ascii_fold() -> np.ndarray:
+    """What each ASCII byte folds to (`fold_table`): one ASCII code point each (A-Z to a-z, the rest
+    to themselves), so `analyze` takes most bytes of most text without decoding them or looking up
+    an expansion."""
+    start, length, data, _ = fold_table()
+    out = np.arange(128, dtype=np.int64)
+    for b in range(128):
+        if start[b] >= 0:
+            if length[b] != 1 or data[start[b]] >= 0x80:
+                raise AssertionError(f"ASCII {b} folds to more than one ASCII code point")
+            out[b] = data[start[b]]
+    return out
+
+
 @nb.njit(cache=True, inline="always")
 def _utf8(cp, buf):
     """Encode one code point into buf; returns its length."""
@@ -300,6 +315,10 @@ def _folded_size(data, offsets, fold_start, fold_bytes):
         i = offsets[d]
         end = offsets[d + 1]
         while i < end:
+            if data[i] < 0x80:  # one byte folded too (`ascii_fold` checks the table): most bytes of most text
+                total += 1
+                i += 1
+                continue
             cp, size = _decode(data, i, end)
             i += size
             total += size if cp >= 0x110000 or fold_start[cp] < 0 else fold_bytes[cp]
@@ -332,7 +351,7 @@ def _unit_tokens(token_base, token_per_char, script, length):
 
 @nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
 def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_punct,
-            fold_start, fold_len, fold_data, fold_bytes):
+            fold_start, fold_len, fold_data, fold_bytes, ascii_folded):
     """One pass over raw UTF-8 texts: normalize (fold_table), cut into units, hash them, count tokens.
 
     Returns (normalized bytes, their offsets, unit hashes, unit offsets per text,
@@ -373,58 +392,90 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
         est = 0.0
         unit_script = 0
         unit_len = 0
-        while i < end:
-            raw, size = _decode(data, i, end)
-            i += size
-            first, count = _fold_range(raw, fold_start, fold_len)
-            for j in range(count):
-                cp, cls = _folded(raw, first, j, fold_data, classes)
-                if cls == SPACE:
-                    if in_word:
-                        hashes[w] = _fmix32(h)
-                        w += 1
-                        words += 1
-                        est += _unit_tokens(token_base, token_per_char, unit_script, unit_len)
-                        in_word = False
-                    in_token = False
-                    if o > out_off[d]:
-                        pending_space = True
-                    continue
+        # One code point of the folded text per iteration: the rest of a multi-code-point fold
+        # (fold_data[first + j], j < count), else the next input character. An ASCII byte folds to one
+        # ASCII code point (`ascii_fold`) and is written and hashed as itself. One flat loop with
+        # these fast paths instead of a loop per input character: 1.93-1.97 -> 1.57-1.60 s (medians of
+        # 5, two measurements) on the 200,000 real-text documents, the same arrays.
+        first = 0
+        j = 0
+        count = 0
+        while True:
+            if j < count:
+                cp = np.int64(fold_data[first + j])
+                j += 1
+            elif i < end:
+                b0 = data[i]
+                if b0 < 0x80:
+                    i += 1
+                    cp = ascii_folded[b0]
+                else:
+                    raw, size = _decode(data, i, end)
+                    i += size
+                    first, count = _fold_range(raw, fold_start, fold_len)
+                    if first < 0:
+                        cp = raw
+                        count = 0
+                    else:
+                        cp = np.int64(fold_data[first])
+                        j = 1
+            else:
+                break
+            cls = classes[cp] if cp < 0x110000 else 0
+            if cls == SPACE:
+                if in_word:
+                    hashes[w] = _fmix32(h)
+                    w += 1
+                    words += 1
+                    est += _unit_tokens(token_base, token_per_char, unit_script, unit_len)
+                    in_word = False
+                in_token = False
+                if o > out_off[d]:
+                    pending_space = True
+                continue
+            if pending_space:
+                out[o] = 32
+                o += 1
+                pending_space = False
+            if cp < 0x80:
+                nbytes = 1
+                out[o] = cp
+                o += 1
+            else:
                 nbytes = _utf8(cp, buf)
-                if pending_space:
-                    out[o] = 32
-                    o += 1
-                    pending_space = False
                 for k in range(nbytes):
                     out[o + k] = buf[k]
                 o += nbytes
-                if not in_token:
-                    space_tokens += 1
-                    in_token = True
-                if (cls & WORD) != 0:
-                    if _breaks_before(cls, in_word, in_solo):
-                        if in_word:
-                            hashes[w] = _fmix32(h)
-                            w += 1
-                            words += 1
-                            est += _unit_tokens(token_base, token_per_char, unit_script, unit_len)
-                        in_word = True
-                        in_solo = (cls & SOLO) != 0
-                        h = FNV_OFFSET
-                        unit_script = scripts[cp]
-                        unit_len = 0
-                        script_counts[unit_script] += 1
-                    unit_len += 1
-                    for k in range(nbytes):
-                        h = ((h ^ np.uint64(buf[k])) * FNV_PRIME) & MASK32
-                else:
+            if not in_token:
+                space_tokens += 1
+                in_token = True
+            if (cls & WORD) != 0:
+                if _breaks_before(cls, in_word, in_solo):
                     if in_word:
                         hashes[w] = _fmix32(h)
                         w += 1
                         words += 1
                         est += _unit_tokens(token_base, token_per_char, unit_script, unit_len)
-                        in_word = False
-                    punct += 1
+                    in_word = True
+                    in_solo = (cls & SOLO) != 0
+                    h = FNV_OFFSET
+                    unit_script = scripts[cp]
+                    unit_len = 0
+                    script_counts[unit_script] += 1
+                unit_len += 1
+                if nbytes == 1:
+                    h = ((h ^ np.uint64(cp)) * FNV_PRIME) & MASK32
+                else:
+                    for k in range(nbytes):
+                        h = ((h ^ np.uint64(buf[k])) * FNV_PRIME) & MASK32
+            else:
+                if in_word:
+                    hashes[w] = _fmix32(h)
+                    w += 1
+                    words += 1
+                    est += _unit_tokens(token_base, token_per_char, unit_script, unit_len)
+                    in_word = False
+                punct += 1
         if in_word:
             hashes[w] = _fmix32(h)
             w += 1

@@ -53,7 +53,7 @@ def analyze(texts: pa.Array) -> TextAnalysis:
     # Offsets 1 and 3 point into the normalized bytes and the word hashes.
     out, out_off, hashes, word_off, tok_words, tok_space, script, tok_est = parallel.per_text_joined(
         kernels.analyze, data, offsets, kernels.char_classes(), kernels.script_table(), *kernels.token_weights(),
-        *kernels.fold_table(), offsets_at=(1, 3))
+        *kernels.fold_table(), kernels.ascii_fold(), offsets_at=(1, 3))
     normalized = pa.StringArray.from_buffers(
         len(offsets) - 1, pa.py_buffer(out_off.astype(np.int32)), pa.py_buffer(out))
     return TextAnalysis(normalized, hashes, word_off, tok_words, tok_space, script, tok_est)

@@ -52,6 +52,23 @@ def test_ascii_folds_to_one_ascii_code_point():
     assert analyze(pa.array(["ABC xyz"])).normalized.to_pylist() == ["abc xyz"]
 
 
+
+def test_ascii_fast_path_matches_the_general_fold():
+    """ASCII bytes skip decoding and the fold table's expansions; the full-width forms of the same
+    characters (U+FF01..U+FF5E fold to ASCII) take the general path, and must come out the same:
+    normalized text, word hashes and offsets, token counts, script."""
+    printable = "".join(chr(c) for c in range(0x21, 0x7F))
+    wide = "".join(chr(c - 0x21 + 0xFF01) for c in range(0x21, 0x7F))
+    sentence = "Hello, World! It's 2024 -- [OK] {x=1}; path/to/file.txt ~user @me #tag"
+    as_wide = "".join(chr(ord(c) - 0x21 + 0xFF01) if 0x21 <= ord(c) < 0x7F else c for c in sentence)
+    ascii_side = analyze(pa.array([printable, sentence, "ﬁne ASCII ﬁ", "\tA\n\x0bB\x1fC\x7f"]))
+    wide_side = analyze(pa.array([wide, as_wide, "ﬁne ＡＳＣＩＩ ﬁ", "\tＡ\n\x0bＢ\x1fＣ\x7f"]))
+    assert ascii_side.normalized.to_pylist() == wide_side.normalized.to_pylist()
+    assert ascii_side.normalized.to_pylist()[0] == printable.lower()
+    for name in ("word_hashes", "word_offsets", "word_tokens", "space_tokens", "script", "estimated_tokens"):
+        assert np.array_equal(getattr(ascii_side, name), getattr(wide_side, name)), name
+    assert kernels.ascii_fold().tolist() == [ord(chr(c).lower()) for c in range(128)]
+
 def test_composed_and_decomposed_accents_hash_alike():
     composed, decomposed = "caf\u00e9", "cafe\u0301"
     a, b = content_hashes(analyze(pa.array([composed, decomposed])).normalized)
