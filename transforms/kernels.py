@@ -726,11 +726,18 @@ def letter_classes() -> np.ndarray:
 
 
 @nb.njit(cache=True)
-def _counting_table(capacity):
-    """(slots, counts, where) for `_count_into` with up to `capacity` keys at a time."""
+def _table_size(capacity):
+    """The power of two an open-addressing table for `capacity` keys gets (load under 1/2)."""
     size = 1
     while size < 2 * capacity + 2:
         size *= 2
+    return size
+
+
+@nb.njit(cache=True)
+def _counting_table(capacity):
+    """(slots, counts, where) for `_count_into` with up to `capacity` keys at a time."""
+    size = _table_size(capacity)
     return np.zeros(size, np.uint64), np.zeros(size, np.int64), np.empty(capacity + 1, np.int64)
 
 
@@ -771,21 +778,20 @@ def _clear(n, slots, counts, where):
 @nb.njit(cache=True)
 def _stamped_table(capacity):
     """(slots, stamps, counts) for `_repeated_ngrams` with up to `capacity` n-grams per text."""
-    size = 1
-    while size < 2 * capacity + 2:
-        size *= 2
+    size = _table_size(capacity)
     return np.zeros(size, np.uint64), np.zeros(size, np.int64), np.zeros(size, np.int32)
 
 
 @nb.njit(cache=True, inline="always")
 def _repeated_ngrams(values, m, n, slots, stamps, counts, stamp):
-    """How many of the n-grams of values[:m] (rolling hashes, as `_ngram_keys`) have an equal n-gram
+    """How many of the n-grams of values[:m] (hashed as `_ngram_keys` does) have an equal n-gram
     elsewhere in them: the keys that occur c >= 2 times, c each.
 
-    One pass: a key's second occurrence adds 2, each later one 1. A slot whose stamp is not this
-    text's `stamp` is empty, so nothing is cleared between texts (stamps must differ per text). Against
-    counting every key first, then reading the counts back and clearing them, `doc_stats` took 2.95 s
-    instead of 3.43 s (medians of 5) on the 210 MB real-text benchmark corpus, the same counts.
+    One pass, hashing as it counts: a key's second occurrence adds 2, each later one 1. A slot whose
+    stamp is not this text's `stamp` is empty, so nothing is cleared between texts (stamps must differ
+    per text). Against writing every key, counting them, reading the counts back and clearing them,
+    `doc_stats` took 2.86-3.11 s instead of 3.25-3.43 s (medians of 5, four measurements) on the 210 MB
+    real-text benchmark corpus, the same counts.
     """
     grams = m - n + 1
     bits = 1
@@ -793,16 +799,12 @@ def _repeated_ngrams(values, m, n, slots, stamps, counts, stamp):
         bits += 1
     mask = (1 << bits) - 1
     shift = np.uint64(64 - bits)
-    top = np.uint64(1)
-    for _ in range(n - 1):
-        top = top * _ROLL
-    h = np.uint64(0)
-    for k in range(n):
-        h = h * _ROLL + np.uint64(values[k])
+    top = _roll_top(n)
+    h = _roll_first(values, 0, n)
     total = 0
     for j in range(grams):
         if j > 0:
-            h = (h - np.uint64(values[j - 1]) * top) * _ROLL + np.uint64(values[j + n - 1])
+            h = _roll_next(h, values, j, n, top)
         key = h | np.uint64(1)  # as `_count_into`: keys equal but for their lowest bit count as one
         pos = np.int64((key * np.uint64(0x9E3779B97F4A7C15)) >> shift) & mask
         while True:
@@ -819,6 +821,31 @@ def _repeated_ngrams(values, m, n, slots, stamps, counts, stamp):
     return total
 
 
+@nb.njit(cache=True, inline="always")
+def _roll_top(n):
+    """_ROLL ** (n - 1): the weight of an n-gram's oldest value in its rolling hash."""
+    top = np.uint64(1)
+    for _ in range(n - 1):
+        top = top * _ROLL
+    return top
+
+
+@nb.njit(cache=True, inline="always")
+def _roll_first(values, lo, n):
+    """The rolling hash of values[lo : lo + n]."""
+    h = np.uint64(0)
+    for k in range(n):
+        h = h * _ROLL + np.uint64(values[lo + k])
+    return h
+
+
+@nb.njit(cache=True, inline="always")
+def _roll_next(h, values, lo, n, top):
+    """From the hash of values[lo - 1 : lo - 1 + n] to that of values[lo : lo + n] (uint64 arithmetic
+    wraps, which is exact mod 2^64, so removing the oldest value is exact)."""
+    return (h - np.uint64(values[lo - 1]) * top) * _ROLL + np.uint64(values[lo + n - 1])
+
+
 @nb.njit(cache=True)
 def _ngram_keys(values, lo, length, n, keys):
     """keys[j] = rolling hash of values[lo+j : lo+j+n] for every j; returns the number of n-grams.
@@ -828,15 +855,11 @@ def _ngram_keys(values, lo, length, n, keys):
     grams = length - n + 1
     if grams < 1:
         return 0
-    top = np.uint64(1)
-    for _ in range(n - 1):
-        top = top * _ROLL
-    h = np.uint64(0)
-    for k in range(n):
-        h = h * _ROLL + np.uint64(values[lo + k])
+    top = _roll_top(n)
+    h = _roll_first(values, lo, n)
     keys[0] = h
     for j in range(1, grams):
-        h = (h - np.uint64(values[lo + j - 1]) * top) * _ROLL + np.uint64(values[lo + j + n - 1])
+        h = _roll_next(h, values, lo + j, n, top)
         keys[j] = h
     return grams
 

@@ -52,7 +52,6 @@ def test_ascii_folds_to_one_ascii_code_point():
     assert analyze(pa.array(["ABC xyz"])).normalized.to_pylist() == ["abc xyz"]
 
 
-
 def test_ascii_fast_path_matches_the_general_fold():
     """ASCII bytes skip decoding and the fold table's expansions; the full-width forms of the same
     characters (U+FF01..U+FF5E fold to ASCII) take the general path, and must come out the same:
@@ -68,6 +67,7 @@ def test_ascii_fast_path_matches_the_general_fold():
     for name in ("word_hashes", "word_offsets", "word_tokens", "space_tokens", "script", "estimated_tokens"):
         assert np.array_equal(getattr(ascii_side, name), getattr(wide_side, name)), name
     assert kernels.ascii_fold().tolist() == [ord(chr(c).lower()) for c in range(128)]
+
 
 def test_composed_and_decomposed_accents_hash_alike():
     composed, decomposed = "caf\u00e9", "cafe\u0301"
