@@ -367,7 +367,8 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
     script s, plus token_punct per punctuation mark; see `token_weights`). The normalized
     text has every whitespace run turned into one space and the ends trimmed (the exact-dedup
     key). Units follow `_breaks_before`; a unit's hash is fmix32(FNV-1a of its normalized UTF-8
-    bytes). A text's script is the one (SCRIPTS) most of its units start in.
+    bytes). A text's script is the one (SCRIPTS) most of its units start in. `ascii_folded`
+    (`ascii_fold()`): what each ASCII byte folds to, for the loop's path that does not decode.
     """
     n = len(offsets) - 1
     size_out = _folded_size(data, offsets, fold_start, fold_bytes)
