@@ -64,17 +64,17 @@ def indicators(texts: list[str], tokens: list[int], window_words: int = WINDOW_W
     return out
 
 
-# Ties on the key (an id written more than once) fall to the text, then the token count, so
-# the sample does not depend on which batch a row arrived in.
+# Rows whose keys tie (an id that occurs twice, a 64-bit collision) are ordered by text, then token
+# count: a total order, so the sample does not depend on which batch a row arrived in.
 _SAMPLE_ORDER = [("key", "ascending"), ("text", "ascending"), ("tokens", "ascending")]
 
 
 class _BottomK(beam.CombineFn):
     """The k rows (key, text, tokens) with the smallest keys: a sample every runner agrees on.
 
-    Inputs and accumulators are Arrow batches (one per batch and group), merged in Arrow: the
-    candidates as Python strings (every output row, twice: once per origin, once per source)
-    took about 2 s of a 200,000-document run.
+    Inputs and accumulators are Arrow batches (one per batch and group), merged in Arrow: made
+    into Python strings (every output row, twice: once per origin, once per source), the
+    candidates took 1.0-1.4 s of a 200,000-document run, against about 0.5 s now.
     """
 
     def __init__(self, k: int) -> None:

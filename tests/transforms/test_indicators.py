@@ -62,7 +62,7 @@ def test_near_duplicate_rates():
 
 @pytest.mark.parametrize("batch_rows", [1, 7, 40])
 def test_sample_is_the_same_whatever_the_batching(batch_rows):
-    # An upsampled document is written more than once: its copies tie on the key.
+    # Ids that occur twice tie on the key: the sample must still not depend on the batching.
     ids = [f"d{i}" for i in range(36)] + ["d3", "d17", "d3", "d30"]
     texts = {i: f"text number {i} " + "filler " * (int(i[1:]) % 5) for i in ids}
 
