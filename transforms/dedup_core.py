@@ -169,9 +169,44 @@ def bucket_pairs(keys: np.ndarray, uids: np.ndarray, all_pairs_limit: int) -> tu
     """
     if len(keys) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    # Only keys held by two rows or more make a bucket, and most band keys are held by one (at
+    # 200,000 real documents a quarter of the rows are left): sorting every key took 0.8 s of
+    # this function's 6.3M keys, counting first and sorting what is left 0.5 s, the same pairs.
+    shared = _shared_keys(np.ascontiguousarray(keys, np.uint64))
+    keys, uids = keys[shared], uids[shared]
     order = np.argsort(keys)
     uids_s = np.ascontiguousarray(uids[order], np.int64)
     return unique_pairs(*_bucket_member_pairs(uids_s, group_bounds(keys[order]), all_pairs_limit))
+
+
+@nb.njit(cache=True, nogil=True)
+def _shared_keys(keys):
+    """Which rows hold a key that another row holds too: an open-addressing count (linear time),
+    each slot at 0 (empty), 1 (one row) or 2 (more)."""
+    n = len(keys)
+    bits = 1
+    while (1 << bits) < 2 * n + 2:
+        bits += 1
+    mask = (1 << bits) - 1
+    shift = np.uint64(64 - bits)
+    slots = np.empty(1 << bits, np.uint64)
+    state = np.zeros(1 << bits, np.uint8)
+    where = np.empty(n, np.int64)
+    for i in range(n):
+        key = keys[i]
+        pos = np.int64((key * np.uint64(0x9E3779B97F4A7C15)) >> shift) & mask
+        while state[pos] != 0 and slots[pos] != key:
+            pos = (pos + 1) & mask
+        if state[pos] == 0:
+            slots[pos] = key
+            state[pos] = 1
+        else:
+            state[pos] = 2
+        where[i] = pos
+    shared = np.empty(n, np.bool_)
+    for i in range(n):
+        shared[i] = state[where[i]] == 2
+    return shared
 
 
 @nb.njit(cache=True)

@@ -85,6 +85,22 @@ def test_bucket_pairs_match_a_plain_reading_of_the_rule():
     assert list(zip(a.tolist(), b.tolist())) == sorted(expected)
 
 
+def test_bucket_pairs_tell_every_64_bit_key_apart():
+    """Mostly singleton buckets (as band keys are), and keys that differ in one bit only."""
+    rng = np.random.default_rng(9)
+    singles = rng.integers(0, 2**63, 3000, dtype=np.uint64) * np.uint64(2)
+    twins = np.array([0, 0, 1, 1, 2**63, 2**63 + 1, 2**63 + 1, 2**40, 2**40 + 2**39, 2**40], np.uint64)
+    keys = np.concatenate([singles, twins, singles[:5]])  # five singles shared with a copy
+    uids = np.arange(len(keys), dtype=np.int64)[::-1].copy()
+    order = rng.permutation(len(keys))
+    a, b = bucket_pairs(keys[order], uids[order], all_pairs_limit=8)
+    expected = set()
+    for key in np.unique(keys):
+        expected |= set(itertools.combinations(sorted(set(uids[keys == key].tolist())), 2))
+    assert list(zip(a.tolist(), b.tolist())) == sorted(expected)
+    assert len(expected) == 5 + 4  # the copies; 0, 1, 2^63 + 1 and 2^40 twice each
+
+
 def test_unique_pairs_are_the_distinct_undirected_pairs_in_order():
     rng = np.random.default_rng(11)
     a = rng.integers(0, 60, 5000).astype(np.int64) + (np.int64(3) << np.int64(40))
