@@ -22,32 +22,44 @@ _MAX_TOKENS = 2**31 - 1
 
 def survivor_keys(
     policy: str,
-    doc_ids: list[str],
-    origins: list[str],
+    doc_ids: pa.Array | list[str],
+    origins: pa.Array | list[str],
     tokens: np.ndarray,
     quality: np.ndarray,
     uids: np.ndarray,
-) -> list[str]:
+) -> pa.Array:
     """A string per document; in each duplicate group the smallest one is kept.
 
     Fixed-width numeric prefixes make string order equal the policy's order; the doc id
-    and then the row key break ties, so the choice never depends on arrival order.
+    and then the row key break ties, so the choice never depends on arrival order. Built in
+    Arrow: a Python string per document took 0.2-0.3 s of a 200,000-document run.
     """
-    keys = []
-    for doc_id, origin, tok, q, uid in zip(doc_ids, origins, tokens, quality, uids):
-        rank = ORIGIN_RANK[Origin(origin)]
-        if policy == "prefer_human":
-            prefix = f"{rank}|"
-        elif policy == "longest":
-            prefix = f"{_MAX_TOKENS - int(tok):010d}|"
-        elif policy == "lowest_id":
-            prefix = ""
-        elif policy == "highest_quality":
-            prefix = f"{int(round((1.0 - (0.0 if np.isnan(q) else float(q))) * 1_000_000)):07d}|"
-        else:
-            raise ValueError(f"unknown survivor policy {policy!r}")
-        keys.append(f"{prefix}{doc_id}\x00{int(uid):019d}")
-    return keys
+    doc_ids = pa.array(doc_ids, pa.string()) if not isinstance(doc_ids, pa.Array) else doc_ids
+    if policy == "prefer_human":
+        values = pa.array(origins, pa.string()) if not isinstance(origins, pa.Array) else origins
+        encoded = values.dictionary_encode()
+        ranks = pa.array([f"{ORIGIN_RANK[Origin(o)]}|" for o in encoded.dictionary.to_pylist()], pa.string())
+        parts = [ranks.take(encoded.indices)]
+    elif policy == "longest":
+        parts = [_zero_padded(_MAX_TOKENS - np.asarray(tokens, np.int64), 10), "|"]
+    elif policy == "lowest_id":
+        parts = []
+    elif policy == "highest_quality":
+        q = np.asarray(quality, np.float64)
+        # np.rint rounds half to even, as round() does.
+        q = np.rint((1.0 - np.where(np.isnan(q), 0.0, q)) * 1_000_000).astype(np.int64)
+        parts = [_zero_padded(q, 7), "|"]
+    else:
+        raise ValueError(f"unknown survivor policy {policy!r}")
+    return pc.binary_join_element_wise(
+        *parts, doc_ids, "\x00", _zero_padded(np.asarray(uids, np.int64), 19), "")
+
+
+def _zero_padded(values: np.ndarray, width: int) -> pa.Array:
+    """f"{v:0{width}d}" of each value."""
+    if (values < 0).any():  # "-" then the digits, as Python pads; never so for counts and row keys
+        return pa.array([f"{int(v):0{width}d}" for v in values], pa.string())
+    return pc.utf8_lpad(pa.array(values, pa.int64()).cast(pa.string()), width=width, padding="0")
 
 
 class ExactGroups(NamedTuple):

@@ -154,8 +154,8 @@ class _SketchFn(parallel.AheadDoFn):
         uids = docs.column("uid").to_numpy()
         skeys = survivor_keys(
             self._config.survivor,
-            docs.column("doc_id").to_pylist(),
-            docs.column("origin").to_pylist(),
+            docs.column("doc_id"),
+            docs.column("origin"),
             docs.column("tokens").to_numpy(),
             docs.column("quality_score").to_numpy(zero_copy_only=False),
             uids,
@@ -176,7 +176,7 @@ class _SketchFn(parallel.AheadDoFn):
         yield pa.RecordBatch.from_arrays(
             [docs.column(name) for name in columns.INFO.names[:columns.INFO.get_field_index("skey")]]
             + [
-                pa.array(skeys, pa.string()),
+                skeys,
                 pa.array(np.ones(n, np.int32)),
                 pa.nulls(n, pa.string()),
                 pa.array(np.ones(n, np.int32)),

@@ -4,6 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from hybridmix.schemas.config import ORIGIN_RANK, Origin
 from hybridmix.transforms.batches import int_partitions, rows_by_value, split_rows
 from hybridmix.transforms.dedup_core import (
     bucket_pairs,
@@ -21,7 +22,7 @@ from hybridmix.transforms.dedup_core import (
 def _keys(policy, rows):
     doc_ids, origins, tokens, quality = zip(*rows)
     return survivor_keys(policy, list(doc_ids), list(origins), np.array(tokens), np.array(quality),
-                         np.arange(len(rows)))
+                         np.arange(len(rows))).to_pylist()
 
 
 @pytest.mark.parametrize(
@@ -43,8 +44,32 @@ def test_survivor_policies(policy, rows, winner):
 
 def test_survivor_key_ties_break_on_row_not_arrival():
     keys = survivor_keys("lowest_id", ["same", "same"], ["human", "human"], np.array([1, 1]),
-                         np.array([1.0, 1.0]), np.array([9, 3]))
+                         np.array([1.0, 1.0]), np.array([9, 3])).to_pylist()
     assert min(keys) == keys[1]
+
+
+def _plain_survivor_key(policy, doc_id, origin, tok, q, uid):
+    prefix = {"prefer_human": lambda: f"{ORIGIN_RANK[Origin(origin)]}|",
+              "longest": lambda: f"{2**31 - 1 - int(tok):010d}|",
+              "lowest_id": lambda: "",
+              "highest_quality": lambda: f"{int(round((1.0 - (0.0 if np.isnan(q) else float(q))) * 1_000_000)):07d}|"}
+    return f"{prefix[policy]()}{doc_id}\x00{int(uid):019d}"
+
+
+@pytest.mark.parametrize("policy", ["prefer_human", "longest", "lowest_id", "highest_quality"])
+def test_survivor_keys_are_the_plain_formatting(policy):
+    rng = np.random.default_rng(3)
+    n = 500
+    doc_ids = [f"src/{i:x}é" for i in rng.integers(0, 10**9, n)]
+    origins = rng.choice(["human", "synthetic"], n).tolist()
+    tokens = rng.integers(0, 2**31 - 1, n).astype(np.int32)
+    tokens[:3] = [0, 2**31 - 1, 7]
+    # float32 scores as the pipeline has them: halves that round to even, NaN (no score), > 1
+    quality = rng.random(n).astype(np.float32)
+    quality[:4] = [np.nan, 0.5, 0.0000005, 1.25]
+    uids = rng.integers(0, 2**62, n)
+    keys = survivor_keys(policy, pa.array(doc_ids), pa.array(origins), tokens, quality, uids).to_pylist()
+    assert keys == [_plain_survivor_key(policy, *row) for row in zip(doc_ids, origins, tokens, quality, uids)]
 
 
 def test_exact_groups_keep_smallest_key():
