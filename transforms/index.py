@@ -56,9 +56,15 @@ def sketch_columns(sig: np.ndarray | None, has_words: np.ndarray, near: NearDedu
     keys = minhash.band_keys(sig, bands, rows)
     offsets = np.concatenate([[0], np.cumsum(np.where(has_words, bands, 0))]).astype(np.int32)
     low = low_bytes(sig)
-    sig8 = [low[i].tobytes() if has_words[i] else None for i in range(n)]
+    # One binary value per document (its num_perm low bytes, null without words), from buffers.
+    width = low.shape[1] if low.ndim == 2 else 0
+    ends = np.concatenate([[0], np.cumsum(np.where(has_words, width, 0))]).astype(np.int32)
+    present = pa.array(has_words, pa.bool_())
+    sig8 = pa.Array.from_buffers(pa.binary(), n, [present.buffers()[1], pa.py_buffer(ends),
+                                                  pa.py_buffer(np.ascontiguousarray(low[has_words]).tobytes())],
+                                 null_count=int(n - np.count_nonzero(has_words)))
     return (pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(keys[has_words].ravel(), pa.uint64())),
-            pa.array(sig8, pa.binary()))
+            sig8)
 
 
 def sketch_rows(docs: pa.Table | pa.RecordBatch, sig: np.ndarray | None, has_words: np.ndarray,

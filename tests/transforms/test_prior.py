@@ -49,18 +49,21 @@ def test_bbit_similarity_estimates_jaccard_from_low_bytes():
 def test_index_rows_take_each_signature_from_the_signature_files(tmp_path):
     """A document with a signature gets its band keys and low bytes; one without (no words) none."""
     near = NearDedupConfig()
-    texts = [words(21, 300), "!!! ???"]
+    texts = [words(21, 300), "!!! ???", words(22, 80)]
     analysis = analyze(pa.array(texts))
     sig = mh.signatures(analysis.word_hashes, analysis.word_offsets, near.ngram, near.num_perm, near.seed)
-    uids = np.array([40, 41], np.int64)
-    files = SignatureFiles([spill_signatures(uids[:1], sig[:1], str(tmp_path))], near.num_perm)
+    uids = np.array([40, 41, 42], np.int64)
+    signed = np.array([0, 2])
+    files = SignatureFiles([spill_signatures(uids[signed], sig[signed], str(tmp_path))], near.num_perm)
     docs = pa.RecordBatch.from_pydict({
-        "uid": uids, "origin": ["synthetic"] * 2, "source": ["gen"] * 2, "generator": ["m"] * 2,
-        "generation": pa.array([1, 1], pa.int8()), "parent_id": pa.nulls(2, pa.string())})
-    selection = pa.table({"doc_id": ["a", "b"], "content_hash": ["h1", "h2"], "tokens": pa.array([300, 2], pa.int32())})
+        "uid": uids, "origin": ["synthetic"] * 3, "source": ["gen"] * 3, "generator": ["m"] * 3,
+        "generation": pa.array([1, 1, 1], pa.int8()), "parent_id": pa.nulls(3, pa.string())})
+    selection = pa.table({"doc_id": ["a", "b", "c"], "content_hash": ["h1", "h2", "h3"],
+                          "tokens": pa.array([300, 2, 80], pa.int32())})
     rows = index_rows(docs, selection, near, "run", files).to_pylist()
     bands, band_rows = lsh_shape(near)
-    assert rows[0]["bands"] == mh.band_keys(sig[:1], bands, band_rows)[0].tolist()
-    assert rows[0]["minhash8"] == low_bytes(sig[:1])[0].tobytes()
+    for r in signed:
+        assert rows[r]["bands"] == mh.band_keys(sig[r:r + 1], bands, band_rows)[0].tolist()
+        assert rows[r]["minhash8"] == low_bytes(sig[r:r + 1])[0].tobytes()
     assert (rows[1]["bands"], rows[1]["minhash8"]) == ([], None)
-    assert [r["doc_id"] for r in rows] == ["a", "b"]
+    assert [r["doc_id"] for r in rows] == ["a", "b", "c"]
