@@ -238,7 +238,6 @@ class _SelectFn(beam.DoFn):
                 boundary: list[tuple[str, int, int]]):
         crash_point("selected")
         batch, priority, eligible = element
-        doc_ids = batch.column("doc_id").to_pylist()
         bucket = _bucket(priority)
         copies = np.zeros(batch.num_rows, np.int32)
         for name, rows in _by_key(batch, self._config, self._origins):
@@ -253,7 +252,8 @@ class _SelectFn(beam.DoFn):
         tokens = batch.column("tokens").to_numpy().astype(np.int64)
         text_bytes = batch.column("bytes").to_numpy().astype(np.int64)
         units = _units(batch, self._config.unit)
-        splits = np.asarray(split_of(doc_ids, self._seed, self._config.validation_fraction), dtype=object)
+        splits = np.asarray(split_of(batch.column("doc_id"), self._seed, self._config.validation_fraction),
+                            dtype=object)
         if self._lineage is not None:
             yield beam.pvalue.TaggedOutput(LEDGER, self._ledger(batch, priority, eligible, copies, splits, scores,
                                                                 plan, cutoffs))
