@@ -32,12 +32,12 @@ def survivor_keys(
 
     Fixed-width numeric prefixes make string order equal the policy's order; the doc id
     and then the row key break ties, so the choice never depends on arrival order. Built in
-    Arrow: a Python string per document took 0.2-0.3 s of a 200,000-document run.
+    Arrow: a Python string per document (ids and origins made Python strings first) took
+    0.6 s of a 200,000-document run, against under 0.1 s.
     """
-    doc_ids = pa.array(doc_ids, pa.string()) if not isinstance(doc_ids, pa.Array) else doc_ids
+    doc_ids = _strings(doc_ids)
     if policy == "prefer_human":
-        values = pa.array(origins, pa.string()) if not isinstance(origins, pa.Array) else origins
-        encoded = values.dictionary_encode()
+        encoded = _strings(origins).dictionary_encode()
         ranks = pa.array([f"{ORIGIN_RANK[Origin(o)]}|" for o in encoded.dictionary.to_pylist()], pa.string())
         parts = [ranks.take(encoded.indices)]
     elif policy == "longest":
@@ -53,6 +53,12 @@ def survivor_keys(
         raise ValueError(f"unknown survivor policy {policy!r}")
     return pc.binary_join_element_wise(
         *parts, doc_ids, "\x00", _zero_padded(np.asarray(uids, np.int64), 19), "")
+
+
+def _strings(values: pa.Array | pa.ChunkedArray | list[str]) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    return values if isinstance(values, pa.Array) else pa.array(values, pa.string())
 
 
 def _zero_padded(values: np.ndarray, width: int) -> pa.Array:

@@ -70,6 +70,9 @@ def test_survivor_keys_are_the_plain_formatting(policy):
     uids = rng.integers(0, 2**62, n)
     keys = survivor_keys(policy, pa.array(doc_ids), pa.array(origins), tokens, quality, uids).to_pylist()
     assert keys == [_plain_survivor_key(policy, *row) for row in zip(doc_ids, origins, tokens, quality, uids)]
+    chunked = survivor_keys(policy, pa.chunked_array([doc_ids[:7], doc_ids[7:]]),
+                            pa.chunked_array([origins[:300], origins[300:]]), tokens, quality, uids)
+    assert chunked.to_pylist() == keys
 
 
 def test_exact_groups_keep_smallest_key():
