@@ -16,7 +16,7 @@ from hybridmix.transforms import columns, progress
 from hybridmix.transforms.batches import concat_blocks, rows_by_value, uid_file
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.inputs import Lineage
-from hybridmix.transforms.ledger import LEDGER, key_label, ledger_batch, selection_detail
+from hybridmix.transforms.ledger import LEDGER, key_label, ledger_batch, selection_details
 from hybridmix.transforms.mixture_core import (
     PRIORITY_BITS,
     CarryForward,
@@ -316,20 +316,27 @@ class _SelectFn(beam.DoFn):
     def _ledger(self, batch, priority, eligible, copies, splits, scores, plan: MixturePlan,
                 cutoffs: dict[str, int | None]) -> pa.RecordBatch:
         """Every survivor's ledger row: selected (copies, split) or not (priority against the cut-off)."""
-        details = [""] * batch.num_rows
+        # Each row's place in the parts joined below; 0, the first part, is "" (a row of no key).
+        at = np.zeros(batch.num_rows, np.int64)
+        parts, start = [pa.array([""], pa.string())], 1
+        split_names = pa.array(splits, pa.string())
         for name, rows in _by_key(batch, self._config, self._origins):
             source = batch.column("source")[int(rows[0])].as_py()
             mode = self._config.selection_of(source, Origin(self._origins[source]))
-            floor = self._config.min_score_of(source)
-            for row in rows.tolist():
-                if not eligible[row]:
-                    score = "no quality_score" if np.isnan(scores[row]) else f"quality_score {scores[row]:.4f}"
-                    details[row] = f"{score} below min_score {floor} of {source}: not eligible"
-                elif name not in plan.sources:
-                    details[row] = f"no quota for {key_label(*split_key(name))}"
-                else:
-                    details[row] = selection_detail(int(copies[row]), str(splits[row]), int(priority[row]),
-                                                    cutoffs.get(name), key_label(*split_key(name)), mode)
+            if name not in plan.sources:
+                text = pa.repeat(pa.scalar(f"no quota for {key_label(*split_key(name))}"), len(rows))
+            else:
+                text = selection_details(copies[rows], split_names.take(pa.array(rows)), priority[rows],
+                                         cutoffs.get(name), key_label(*split_key(name)), mode)
+            if not eligible[rows].all():
+                floor = self._config.min_score_of(source)
+                below = [f"{'no quality_score' if np.isnan(s) else f'quality_score {s:.4f}'} below min_score "
+                         f"{floor} of {source}: not eligible" for s in scores[rows[~eligible[rows]]]]
+                text = pc.replace_with_mask(text, pa.array(~eligible[rows]), pa.array(below, pa.string()))
+            at[rows] = start + np.arange(len(rows))
+            start += len(rows)
+            parts.append(text)
+        details = pa.concat_arrays(parts).take(pa.array(at))
         uids = batch.column("uid").to_numpy()
         fates = pa.array(np.where(copies > 0, Fate.SELECTED.value, Fate.NOT_SELECTED.value), pa.string())
         return ledger_batch(batch.column("doc_id"), batch.column("source"), self._lineage.source_files(uids),
