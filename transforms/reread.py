@@ -7,7 +7,6 @@ instead of a shuffle of all text.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator
 
 import apache_beam as beam
@@ -35,7 +34,10 @@ def key_by_unit(batch: pa.RecordBatch, starts: list[list[int]]) -> Iterator[tupl
     file's units' first rows (`InputFile.units`)."""
     uids = batch.column("uid").to_numpy()
     files, rows = uid_file(uids), uid_row(uids)
-    groups = np.array([bisect.bisect_right(starts[f], r) - 1 for f, r in zip(files, rows)], np.int64)
+    groups = np.zeros(len(uids), np.int64)
+    for f in np.unique(files):
+        mine = files == f
+        groups[mine] = np.searchsorted(np.asarray(starts[f], np.int64), rows[mine], side="right") - 1
     combined = files * (1 << _UNIT_BITS) + groups
     keys, inverse = np.unique(combined, return_inverse=True)
     for i, key in enumerate(keys):
