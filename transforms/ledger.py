@@ -87,8 +87,9 @@ def duplicate_details(batch: pa.RecordBatch) -> pa.Array:
     """The ledger's detail of each duplicates/ row, e.g. `near duplicate of d7 (estimated Jaccard similarity
     0.914); cluster c3 of 4 documents, one kept`.
 
-    Joined in Arrow: a Python string per removed document cost 0.4-0.7 s of the GIL on the real 200k
-    corpus. Only the distinct similarities (at most num_perm + 1 of them) are formatted in Python.
+    Joined in Arrow: an f-string per removed document took 0.16 s for the 41,758 of the real 200k
+    corpus, this 0.01-0.02 s. Only the distinct similarities (at most num_perm + 1 of them) are
+    formatted in Python.
     """
     kind, similarity = batch.column("kind"), batch.column("similarity")
     exact = pc.is_in(kind, pa.array([DuplicateKind.EXACT.value, DuplicateKind.EXACT_PRIOR.value]))
@@ -148,7 +149,7 @@ def selection_details(copies: np.ndarray, splits: pa.Array, priority: np.ndarray
 
     `cutoff` is the largest priority the key's last, partial pass took; None when there was no
     partial pass (every eligible document got the same number of copies). Joined in Arrow: an
-    f-string per survivor cost 0.3 s of the GIL on the real 200k corpus.
+    f-string per survivor took 0.18 s for 158,000 of them, this 0.08 s.
     """
     p = pc.binary_join_element_wise("priority ", _six_decimals(priority), "")
     how = f" ({mode} selection)"
