@@ -59,7 +59,7 @@ def run_one(corpus: str, mode: str) -> dict:
             sketch = kept.kept | SketchDocuments(config.dedup, config.partitions, spill)
             out = (sketch.info, sketch.bands) | Deduplicate(
                 config.dedup, config.partitions, spec.lineage,
-                CandidateSignatures(spec, config.dedup.near, config.partitions, sketch.signatures))
+                CandidateSignatures(spec, config.dedup.near, config.partitions, sketch.signatures), spill)
             _ = out.survivors | "CountSurvivors" >> beam.Map(lambda b: b.num_rows) | "SumSurvivors" >> beam.CombineGlobally(sum)
             _ = out.duplicates | "CountDuplicates" >> beam.Map(lambda b: b.num_rows) | "SumDuplicates" >> beam.CombineGlobally(sum)
     wall = time.perf_counter() - started

@@ -285,7 +285,7 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
                            carried, sketch.band_keys, ctx.run_id if out_cfg.index else None, ctx.plan.planned_rows)
     dedup = (ids.docs, sketch.bands) | "Deduplicate" >> Deduplicate(
         config.dedup, parts, lineage, CandidateSignatures(spec, config.dedup.near, parts, sketch.signatures),
-        prior, out_cfg.index)
+        f"{stage}/{SPILL_FOLDER}/near", prior, out_cfg.index)
     carried_runs = tuple(f.carried.run_id if f.carried is not None else "" for f in ctx.plan.files)
     mix = dedup.survivors | "Mix" >> MixSources(config.mixture, origins, config.seed,
                                                  lineage if out_cfg.ledger else None, carried_runs, ctx.carry_forward)

@@ -166,7 +166,8 @@ def dedup_inputs(p, tmp_path, rows: list[dict[str, Any]], dedup: dict[str, Any] 
 
     config, spec, _, sketch = sketch_inputs(p, tmp_path, rows, dedup, partitions)
     dedup_transform = Deduplicate(config.dedup, partitions, spec.lineage,
-                                  CandidateSignatures(spec, config.dedup.near, partitions, sketch.signatures))
+                                  CandidateSignatures(spec, config.dedup.near, partitions, sketch.signatures),
+                                  str(tmp_path / "near-spill"))
     return (sketch.info, sketch.bands), dedup_transform
 
 

@@ -36,16 +36,17 @@ class Deduplicate(beam.PTransform):
     Input: (INFO batches, band blocks) from SketchDocuments. `signatures` is CandidateSignatures (or any
     transform of candidate pairs to signature blocks keyed by uid partition). Output duplicates are
     `duplicates/` rows, named by `lineage`. With `index`, documents removed as near duplicates get
-    index/ rows too (output.index).
+    index/ rows too (output.index). `spill_dir`: a folder every worker can read (near dedup's files).
     """
 
     def __init__(self, config: DedupConfig, partitions: int, lineage: Lineage, signatures: beam.PTransform,
-                 prior: beam.PTransform | None = None, index: bool = False) -> None:
+                 spill_dir: str, prior: beam.PTransform | None = None, index: bool = False) -> None:
         super().__init__()
         self._config = config
         self._partitions = partitions
         self._lineage = lineage
         self._signatures = signatures
+        self._spill_dir = spill_dir
         # DedupPrior (dedup.against): duplicates of earlier outputs go first, before this run's own.
         self._prior = prior
         self._index = index
@@ -71,7 +72,7 @@ class Deduplicate(beam.PTransform):
             exact_dups = info.pipeline | "NoExactDuplicates" >> beam.Create([])
         if self._config.near.enabled:
             near = (survivors, bands) | "Near" >> DedupNear(
-                self._config.near, parts, self._signatures, self._config.parent_copies,
+                self._config.near, parts, self._signatures, self._spill_dir, self._config.parent_copies,
                 self._lineage.run_id if self._index else None)
             survivors = near.survivors
             stats.append(near.stats)

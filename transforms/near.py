@@ -36,6 +36,7 @@ from hybridmix.transforms.duplicates import SPARED, duplicate_rows, self_copy_st
 from hybridmix.transforms.index import sketch_rows
 from hybridmix.transforms.sketch import read_bands
 from hybridmix.transforms.stats import STATS, emit, emit_by_source
+from hybridmix.transforms.storage import content_tag, read_range, write_buffers
 
 PAIRS = "pairs"
 SIGS = "sigs"
@@ -128,18 +129,40 @@ def _keep_signed_b(element, partitions: int):
     yield from _key_pairs(a[keep], b[keep], partitions, by_a=True)
 
 
-def _low_bits(element):
-    """(partition, (uids, signatures)) -> the same with each MinHash value's low 16 bits.
+# A signature's low bits in a spill file: `num_perm` uint16 values after the block's uids.
+_LOW_DTYPE = np.uint16
 
-    Verification moves signatures through two shuffles; at half the bytes they were the largest
+
+def _low_bits(element, spill_dir: str):
+    """(partition, (uids, signatures)) -> (partition, (path, documents)): each MinHash value's low 16
+    bits, written to a spill file that both verification joins read.
+
+    Verification moves signatures through two joins; at half the bytes they were the largest
     data a run held (b-bit minwise hashing, Li and Koenig 2010). Two different values agree in
     their low 16 bits with chance 1/65,536, so a pair's share of equal values can only rise,
     never fall: no pair that full signatures verify is lost, and a pair one value short of
     the threshold passes when a chance agreement fills it (1 candidate pair in 70,000-90,000
-    on real text).
+    on real text). Through a file, each join carries a reference instead of the values: the
+    local runner materializes a join's inputs and groups them again, so the 29 MB of them at
+    200,000 real documents crossed its data plane six times. The name derives from the uids, so
+    a retried bundle rewrites the same file.
     """
     p, (uids, sigs) = element
-    yield p, (uids, (sigs & np.uint32(0xFFFF)).astype(np.uint16))
+    uids = np.ascontiguousarray(uids, np.int64)
+    low = np.ascontiguousarray(sigs & np.uint32(0xFFFF), _LOW_DTYPE)
+    path = f"{spill_dir}/{content_tag(uids)}.bin"
+    write_buffers(path, [memoryview(uids).cast("B"), memoryview(low).cast("B")])
+    yield p, (path, len(uids))
+
+
+def _low_blocks(refs, num_perm: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(uids, low bits) blocks of `_low_bits` files; a file a retried bundle reported twice is read once."""
+    blocks = []
+    for path, n in sorted(set(refs)):
+        data = read_range(path, 0, n * (8 + num_perm * np.dtype(_LOW_DTYPE).itemsize))
+        blocks.append((np.frombuffer(data, np.int64, count=n),
+                       np.frombuffer(data, _LOW_DTYPE, offset=8 * n).reshape(n, num_perm)))
+    return blocks
 
 
 class _SigIndex:
@@ -196,7 +219,7 @@ def _attach_sig_a(element, num_perm: int, partitions: int):
     if not pairs:
         return
     a, b = concat_blocks(pairs)
-    index = _SigIndex(list(joined[SIGS]), num_perm, np.uint16)
+    index = _SigIndex(_low_blocks(joined[SIGS], num_perm), num_perm, _LOW_DTYPE)
     _, found = index.find(a)
     a, b = a[found], b[found]
     for p, rows in split_rows(int_partitions(b, partitions), partitions):
@@ -216,7 +239,7 @@ class _VerifyFn(beam.DoFn):
         pairs = list(joined[PAIRS])
         if not pairs:
             return
-        index = _SigIndex(list(joined[SIGS]), self._config.num_perm, np.uint16)
+        index = _SigIndex(_low_blocks(joined[SIGS], self._config.num_perm), self._config.num_perm, _LOW_DTYPE)
         cut = self._config.effective_verify_threshold
         candidates = verified = 0
         for a, b, row, ends in pairs:
@@ -446,14 +469,16 @@ class DedupNear(beam.PTransform):
     Input: (exact survivors as INFO batches, band blocks from SketchDocuments). `signatures`
     turns candidate pairs into signature blocks keyed by uid partition (CandidateSignatures).
     `parent_copies` is `dedup.parent_copies`: whether a copy of its own cluster survivor stays.
+    `spill_dir` is a folder every worker can read, for the signatures' low bits (`_low_bits`).
     """
 
-    def __init__(self, config: NearDedupConfig, partitions: int, signatures: beam.PTransform,
+    def __init__(self, config: NearDedupConfig, partitions: int, signatures: beam.PTransform, spill_dir: str,
                  parent_copies: str = "drop", index_run_id: str | None = None) -> None:
         super().__init__()
         self._config = config
         self._partitions = partitions
         self._signatures = signatures
+        self._spill_dir = spill_dir
         self._parent_copies = parent_copies
         # The run id its removed documents' index/ rows carry; None: no index rows.
         self._index_run_id = index_run_id
@@ -478,7 +503,7 @@ class DedupNear(beam.PTransform):
             | "KeepSignedB" >> beam.FlatMap(_keep_signed_b, parts)
         )
         # Two joins with the signatures' low bits: attach sig(a) keyed by a, then compare with sig(b).
-        low = sigs | "LowBits" >> beam.FlatMap(_low_bits)
+        low = sigs | "LowBits" >> beam.FlatMap(_low_bits, f"{self._spill_dir}/low_bits")
         with_a = (
             {PAIRS: signed_pairs, SIGS: low}
             | "JoinSigA" >> beam.CoGroupByKey()

@@ -20,6 +20,7 @@ from hybridmix.transforms.near import (
     _attach_sig_a,
     _keep_signed_b,
     _low_bits,
+    _low_blocks,
     _UniquePairs,
     _VerifyFn,
 )
@@ -131,7 +132,7 @@ def test_cross_origin_counts_cover_kept_and_removed_synthetic_members():
     assert stats.get(Figure.CROSS_ORIGIN_SYNTHETIC, "chat", "llama") == 1
 
 
-def test_verification_moves_each_signature_once_per_partition_and_never_for_unsigned_pairs():
+def test_verification_moves_each_signature_once_per_partition_and_never_for_unsigned_pairs(tmp_path):
     parts, num_perm = 2, 8
     sig = {u: np.full(num_perm, u, np.uint32) for u in (2, 4, 6, 8)}
     sig[9] = sig[8].copy()  # 9 copies 8 exactly; 7 has no signature (an exact duplicate, say)
@@ -143,9 +144,11 @@ def test_verification_moves_each_signature_once_per_partition_and_never_for_unsi
     pairs = sorted(zip(*(np.concatenate(c) for c in zip(*(blk for _, blk in kept)))))
     assert pairs == [(2, 4), (2, 6), (2, 8), (8, 9)]  # (2, 7) is gone
 
+    # The low bits through their spill files, one per signature block as the Sign step makes them.
     sigs_by_part = {}
     for u, s in sig.items():
-        sigs_by_part.setdefault(u % parts, []).append((np.array([u], np.int64), s[None, :]))
+        for p, ref in _low_bits((u % parts, (np.array([u], np.int64), s[None, :])), str(tmp_path)):
+            sigs_by_part.setdefault(p, []).append(ref)
     moved = []
     for p in range(parts):
         mine = [blk for q, blk in kept if q == p]
@@ -184,7 +187,7 @@ def test_distinct_pairs_combine_to_each_pair_once_per_partition():
     p.run().wait_until_finish()
 
 
-def test_low_bit_verification_can_only_gain_a_match():
+def test_low_bit_verification_can_only_gain_a_match(tmp_path):
     rng = np.random.RandomState(3)
     a = rng.randint(0, 2**32, (2000, 256), dtype=np.uint64).astype(np.uint32)
     b = a.copy()
@@ -193,7 +196,12 @@ def test_low_bit_verification_can_only_gain_a_match():
     # Some values differ only above their low 16 bits: a chance agreement of the low bits.
     high_only = rng.rand(*a.shape) < 0.01
     b[high_only] = a[high_only] ^ np.uint32(0x10000)
-    low = {name: next(_low_bits((0, (np.arange(2000), sig))))[1][1] for name, sig in (("a", a), ("b", b))}
+    low = {}
+    for name, sig in (("a", a), ("b", b)):
+        refs = [ref for _, ref in _low_bits((0, (np.arange(2000) + (name == "b") * 5000, sig)), str(tmp_path))]
+        # A retried bundle reports its file twice: read once.
+        [(uids, low[name])] = _low_blocks(refs + refs, 256)
+        assert np.array_equal(uids, np.arange(2000) + (name == "b") * 5000)
     assert low["a"].dtype == np.uint16
     full, partial = estimate_jaccard(a, b), estimate_jaccard(low["a"], low["b"])
     assert (partial >= full).all()
