@@ -135,8 +135,8 @@ def _ready_output(ctx: RunContext, config: PipelineConfig, if_exists: IfExists, 
 
 def _import_charts_behind(options: PipelineOptions) -> None:
     """Import matplotlib (for report.html's charts) on a helper thread while the run works, where
-    this process will draw the report: imported by the publish step itself, it was 0.4-0.9 s of
-    every run's last, serial step. The import lock makes that step wait for this import if it is
+    this process will draw the report: imported by the publish step itself, it was 0.26-0.29 s of
+    every run's last, serial step (more on a loaded machine). The import lock makes that step wait for this import if it is
     not done; a failure here shows again there, where the report falls back to a page without charts."""
     name, local = runner_of(options)
     if not (local and name in IN_PROCESS_RUNNERS):
