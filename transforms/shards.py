@@ -17,6 +17,7 @@ from hybridmix.schemas.errors import FatalError
 from hybridmix.schemas.records import HASH_COLUMNS
 from hybridmix.schemas.stats import Figure
 from hybridmix.transforms import parallel, progress
+from hybridmix.transforms.batches import rows_by_value
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.stats import STATS, emit_by_source
 from hybridmix.transforms.storage import (
@@ -48,8 +49,8 @@ def order_by_lineage(batch: pa.RecordBatch) -> np.ndarray:
     return stable_hash64(keys, salt="lineage")
 
 
-def label_by_split(batch: pa.RecordBatch) -> np.ndarray:
-    return np.asarray(batch.column("split").to_pylist(), dtype=object)
+def label_by_split(batch: pa.RecordBatch) -> pa.Array:
+    return batch.column("split")
 
 
 @dataclass(frozen=True)
@@ -67,20 +68,26 @@ class ShardSpec:
     schema: pa.Schema
     order: Callable[[pa.RecordBatch], np.ndarray]
     tiebreak: tuple[str, ...]
-    label: Callable[[pa.RecordBatch], np.ndarray] | None = None
+    label: Callable[[pa.RecordBatch], pa.Array] | None = None
     count_sources: bool = False
     unique: str | None = None  # a column whose values must not repeat (checked while merging)
 
-    def labels(self, batch: pa.RecordBatch) -> np.ndarray:
+    def label_rows(self, batch: pa.RecordBatch) -> Iterator[tuple[str, np.ndarray]]:
+        """(label, its rows) of each label in a batch, labels in sorted order.
+
+        Through Arrow's dictionary encoding: the labels as a NumPy object array, sorted and
+        compared in Python, cost 0.3-0.4 s of the GIL for the 517,000 rows of the real 200k run.
+        """
         if self.label is None:
-            return np.full(batch.num_rows, "part", dtype=object)
-        return self.label(batch)
+            if batch.num_rows:
+                yield "part", np.arange(batch.num_rows)
+            return
+        yield from rows_by_value(self.label(batch))
 
 
 def _count_labels(batch: pa.RecordBatch, spec: ShardSpec):
-    labels = spec.labels(batch)
-    for name in np.unique(labels):
-        yield str(name), int(np.sum(labels == name))
+    for name, rows in spec.label_rows(batch):
+        yield name, len(rows)
 
 
 def shard_count(rows: int, output: OutputConfig, text_bytes: int | None = None) -> int:
@@ -128,11 +135,9 @@ def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], 
     retried bundle rewrites the same file.
     """
     progress.add(progress.STAGED, batch.num_rows)
-    labels = spec.labels(batch)
     keys = spec.order(batch)
-    for name in np.unique(labels):
-        rows = np.nonzero(labels == name)[0]
-        n, total = shards[str(name)]
+    for name, rows in spec.label_rows(batch):
+        n, total = shards[name]
         per_merge = shards_per_merge(n, total)
         shard = (keys[rows] % np.uint64(n)).astype(np.int64)
         order = np.argsort(shard, kind="stable")
