@@ -75,8 +75,9 @@ class ShardSpec:
     def label_rows(self, batch: pa.RecordBatch) -> Iterator[tuple[str, np.ndarray]]:
         """(label, its rows) of each label in a batch, labels in sorted order.
 
-        Through Arrow's dictionary encoding: the labels as a NumPy object array, sorted and
-        compared in Python, cost 0.3-0.4 s of the GIL for the 517,000 rows of the real 200k run.
+        Through Arrow's dictionary encoding: every row's label in a NumPy object array, sorted
+        and compared in Python (a folder without labels too, all "part"), took 1.0-1.2 s for
+        517,000 rows, the data/ rows of the real 200k run; this takes 0.02 s.
         """
         if self.label is None:
             if batch.num_rows:
