@@ -133,13 +133,19 @@ def _ready_output(ctx: RunContext, config: PipelineConfig, if_exists: IfExists, 
     return ctx
 
 
+def _in_process(options: PipelineOptions) -> bool:
+    """Whether the in-process runner runs the workers in this process."""
+    name, local = runner_of(options)
+    return local and name in IN_PROCESS_RUNNERS
+
+
 def _import_charts_behind(options: PipelineOptions) -> None:
     """Import matplotlib (for report.html's charts) on a helper thread while the run works, where
     this process will draw the report: imported by the publish step itself, it was 0.26-0.29 s of
-    every run's last, serial step (more on a loaded machine). The import lock makes that step wait for this import if it is
-    not done; a failure here shows again there, where the report falls back to a page without charts."""
-    name, local = runner_of(options)
-    if not (local and name in IN_PROCESS_RUNNERS):
+    every run's last, serial step (more on a loaded machine). The import lock makes that step wait
+    for this import if it is not done; a failure here shows again there, where the report falls
+    back to a page without charts."""
+    if not _in_process(options):
         return
 
     def load() -> None:
@@ -154,8 +160,7 @@ def _import_charts_behind(options: PipelineOptions) -> None:
 def kernel_threads(options: PipelineOptions, asked: int | None) -> int:
     """Threads for the compiled kernels of this process: only where the in-process runner runs the
     workers here; other runners' workers are processes, one per core already."""
-    name, local = runner_of(options)
-    if not (local and name in IN_PROCESS_RUNNERS):
+    if not _in_process(options):
         return 1
     return asked or parallel.available_cores()
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hybridmix.transforms.text import mix64, string_buffers
 
@@ -128,6 +129,13 @@ def rows_by_value(column: pa.Array | pa.ChunkedArray) -> Iterator[tuple[str, np.
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     for k in sorted(range(len(names)), key=names.__getitem__):
         yield names[k], np.flatnonzero(codes == k)
+
+
+def zero_padded(values: np.ndarray, width: int) -> pa.Array:
+    """f"{v:0{width}d}" of each value, as Arrow strings."""
+    if (values < 0).any():  # "-" then the digits, as Python pads; never so for counts and row keys
+        return pa.array([f"{int(v):0{width}d}" for v in values], pa.string())
+    return pc.utf8_lpad(pa.array(values, pa.int64()).cast(pa.string()), width=width, padding="0")
 
 
 def list_parts(values: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from hybridmix.schemas.config import ORIGIN_RANK, Origin
 from hybridmix.schemas.reasons import DuplicateLineage
-from hybridmix.transforms.batches import group_bounds
+from hybridmix.transforms.batches import group_bounds, zero_padded
 
 _MAX_TOKENS = 2**31 - 1
 
@@ -41,31 +41,24 @@ def survivor_keys(
         ranks = pa.array([f"{ORIGIN_RANK[Origin(o)]}|" for o in encoded.dictionary.to_pylist()], pa.string())
         parts = [ranks.take(encoded.indices)]
     elif policy == "longest":
-        parts = [_zero_padded(_MAX_TOKENS - np.asarray(tokens, np.int64), 10), "|"]
+        parts = [zero_padded(_MAX_TOKENS - np.asarray(tokens, np.int64), 10), "|"]
     elif policy == "lowest_id":
         parts = []
     elif policy == "highest_quality":
         q = np.asarray(quality, np.float64)
         # np.rint rounds half to even, as round() does.
         q = np.rint((1.0 - np.where(np.isnan(q), 0.0, q)) * 1_000_000).astype(np.int64)
-        parts = [_zero_padded(q, 7), "|"]
+        parts = [zero_padded(q, 7), "|"]
     else:
         raise ValueError(f"unknown survivor policy {policy!r}")
     return pc.binary_join_element_wise(
-        *parts, doc_ids, "\x00", _zero_padded(np.asarray(uids, np.int64), 19), "")
+        *parts, doc_ids, "\x00", zero_padded(np.asarray(uids, np.int64), 19), "")
 
 
 def _strings(values: pa.Array | pa.ChunkedArray | list[str]) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
         return values.combine_chunks()
     return values if isinstance(values, pa.Array) else pa.array(values, pa.string())
-
-
-def _zero_padded(values: np.ndarray, width: int) -> pa.Array:
-    """f"{v:0{width}d}" of each value."""
-    if (values < 0).any():  # "-" then the digits, as Python pads; never so for counts and row keys
-        return pa.array([f"{int(v):0{width}d}" for v in values], pa.string())
-    return pc.utf8_lpad(pa.array(values, pa.int64()).cast(pa.string()), width=width, padding="0")
 
 
 class ExactGroups(NamedTuple):

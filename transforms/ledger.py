@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from hybridmix.schemas.reasons import DuplicateKind, DuplicateLineage, Fate
 from hybridmix.schemas.records import LEDGER_SCHEMA
+from hybridmix.transforms.batches import zero_padded
 from hybridmix.transforms.text import stable_hash64
 
 LEDGER = "ledger"
@@ -132,8 +133,7 @@ def _six_decimals(priority: np.ndarray) -> pa.Array:
     scaled = x * 1e6
     n = np.rint(scaled).astype(np.int64)
     whole, frac = np.divmod(n, 1_000_000)
-    text = pc.binary_join_element_wise(pa.array(whole).cast(pa.string()), ".",
-                                       pc.utf8_lpad(pa.array(frac).cast(pa.string()), width=6, padding="0"), "")
+    text = pc.binary_join_element_wise(pa.array(whole).cast(pa.string()), ".", zero_padded(frac, 6), "")
     near_tie = np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6
     if near_tie.any():
         exact = pa.array([f"{normalized(p):.6f}" for p in priority[near_tie]], pa.string())

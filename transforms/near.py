@@ -34,9 +34,9 @@ from hybridmix.transforms.dedup_core import (
 )
 from hybridmix.transforms.duplicates import SPARED, duplicate_rows, self_copy_stats
 from hybridmix.transforms.index import sketch_rows
-from hybridmix.transforms.sketch import read_bands
+from hybridmix.transforms.sketch import read_bands, read_signature_file
 from hybridmix.transforms.stats import STATS, emit, emit_by_source
-from hybridmix.transforms.storage import content_tag, read_range, write_buffers
+from hybridmix.transforms.storage import content_tag, write_buffers
 
 PAIRS = "pairs"
 SIGS = "sigs"
@@ -157,12 +157,7 @@ def _low_bits(element, spill_dir: str):
 
 def _low_blocks(refs, num_perm: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(uids, low bits) blocks of `_low_bits` files; a file a retried bundle reported twice is read once."""
-    blocks = []
-    for path, n in sorted(set(refs)):
-        data = read_range(path, 0, n * (8 + num_perm * np.dtype(_LOW_DTYPE).itemsize))
-        blocks.append((np.frombuffer(data, np.int64, count=n),
-                       np.frombuffer(data, _LOW_DTYPE, offset=8 * n).reshape(n, num_perm)))
-    return blocks
+    return [read_signature_file(path, n, num_perm, _LOW_DTYPE) for path, n in sorted(set(refs))]
 
 
 class _SigIndex:

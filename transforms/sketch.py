@@ -88,6 +88,14 @@ def spill_signatures(uids: np.ndarray, sig: np.ndarray, spill_dir: str) -> tuple
     return int(uids[0]), int(uids[-1]), path, len(uids)
 
 
+def read_signature_file(path: str, documents: int, num_perm: int, dtype=np.uint32) -> tuple[np.ndarray, np.ndarray]:
+    """(uids, signatures) of a file of uids followed by their signature rows (`spill_signatures`;
+    near dedup's low bits use the same layout with uint16)."""
+    data = read_range(path, 0, documents * (8 + num_perm * np.dtype(dtype).itemsize))
+    uids = np.frombuffer(data, np.int64, count=documents)
+    return uids, np.frombuffer(data, dtype, offset=8 * documents).reshape(documents, num_perm)
+
+
 class SignatureFiles:
     """uid -> MinHash signature, from the spill files of `spill_signatures` (their references).
 
@@ -105,10 +113,7 @@ class SignatureFiles:
         self.num_perm = num_perm
 
     def _read(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        n = self.counts[k]
-        data = read_range(self.paths[k], 0, n * (8 + 4 * self.num_perm))
-        uids = np.frombuffer(data, np.int64, count=n)
-        return uids, np.frombuffer(data, np.uint32, offset=8 * n).reshape(n, self.num_perm)
+        return read_signature_file(self.paths[k], self.counts[k], self.num_perm)
 
     def find(self, uids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(signatures, found) for `uids`: a document without words has no signature (zeros, found False)."""
