@@ -24,16 +24,22 @@ import os
 import subprocess
 import sys
 import tempfile
+from typing import TYPE_CHECKING
 
 import yaml
 
 from hybridmix.pipelines.cli import main as hybridmix
+from hybridmix.schemas.config import MixtureConfig
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared")
 
 
-def shared_config(path: str, selection: str, human_share: float, sharpness: float | None) -> str:
+def shared_config(path: str, selection: str, human_share: float, sharpness: float | None,
+                  flag_penalty: float | None = None) -> str:
     with open(os.path.join(ROOT, "examples", "demo.yaml"), encoding="utf-8") as fh:
         config = yaml.safe_load(fh)
     data = os.path.abspath(os.path.join(SHARED, "data"))
@@ -44,6 +50,8 @@ def shared_config(path: str, selection: str, human_share: float, sharpness: floa
     config["mixture"]["selection"]["synthetic"] = selection
     if sharpness is not None:
         config["mixture"]["selection_sharpness"] = sharpness
+    if flag_penalty is not None:
+        config["mixture"]["flag_penalty"] = flag_penalty
     config["mixture"]["guards"]["max_synthetic_fraction"] = 1.0
     config["output"].pop("path", None)
     with open(path, "w", encoding="utf-8") as fh:
@@ -81,13 +89,33 @@ def removed_ids(run: str) -> set[str]:
     return removed
 
 
-def out_of_fold(run: str, selection: str, sharpness: float, out: str, prompt_folds: bool) -> None:
+def whole_pool_run(tmp: str) -> str:
+    """A run of the demo's filters and dedup on the shared corpora at a 2 % human share: every synthetic
+    survivor is selected, so its data/ holds the quality_flags of the whole pool."""
+    run = os.path.join(tmp, "whole_pool")
+    assert hybridmix(["run", shared_config(os.path.join(tmp, "whole_pool.yaml"), "weighted", 0.02, None),
+                      "--output", run, "--force", "--quiet"]) == 0
+    return run
+
+
+def flagged_in(run: str, ids: list[str]) -> np.ndarray:
+    """Whether each of `ids` carries quality_flags in `run`'s data/ (a whole_pool_run: every survivor)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(os.path.join(run, "data"), columns=["doc_id", "quality_flags"])
+    flags = dict(zip(rows.column("doc_id").to_pylist(), (len(f) > 0 for f in rows.column("quality_flags").to_pylist())))
+    return np.asarray([flags.get(i, False) for i in ids])
+
+
+def out_of_fold(run: str, selection: str, sharpness: float, penalty: float, out: str, prompt_folds: bool,
+                flagged: np.ndarray) -> None:
     """Write `out/data` with the doc ids a cross-fitted scorer's selection takes from `run`'s pool."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from hybridmix.transforms.mixture_core import top_priority, weighted_priority
+    from hybridmix.transforms.mixture_core import flag_penalized, top_priority, weighted_priority
     from hybridmix.transforms.scorer import DENSE_FEATURES, load_scorer
     from hybridmix.transforms.scorer_fit import featurize, fit_strata, fold_of
     from hybridmix.transforms.text import stable_hash64
@@ -121,7 +149,8 @@ def out_of_fold(run: str, selection: str, sharpness: float, out: str, prompt_fol
     quota = sum(1 for s in kept.column("source").to_pylist() if s == "alpaca_eval")
     removed = removed_ids(run)
     pool = np.asarray([i not in removed for i in ids])
-    score = (np.argsort(np.argsort(z)) + 0.5) / len(z)  # a rank score in (0, 1), as quality_score is
+    # A rank score in (0, 1), as quality_score is, lowered for flagged answers as the mixture does.
+    score = flag_penalized((np.argsort(np.argsort(z)) + 0.5) / len(z), flagged, penalty)
     hashes = stable_hash64(list(ids), "select/0")
     priority = top_priority(score, hashes) if selection == "top" else weighted_priority(score, hashes, sharpness)
     priority = np.where(pool, priority, np.iinfo(np.uint64).max)
@@ -135,6 +164,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--selection", default="weighted", choices=["random", "top", "weighted"])
     parser.add_argument("--sharpness", type=float, help="mixture.selection_sharpness (default: the config's)")
+    parser.add_argument("--flag-penalty", type=float, help="mixture.flag_penalty (default: the config's)")
     parser.add_argument("--human-share", type=float, default=0.7, help="human target (default 0.7, as the demo)")
     parser.add_argument("--out", help="keep the run here (default: a temporary folder)")
     parser.add_argument("--full", action="store_true", help="print the judges' whole reports")
@@ -145,14 +175,20 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or os.path.join(tmp, "out")
-        config = shared_config(os.path.join(tmp, "shared.yaml"), args.selection, args.human_share, args.sharpness)
+        config = shared_config(os.path.join(tmp, "shared.yaml"), args.selection, args.human_share, args.sharpness,
+                               args.flag_penalty)
         code = hybridmix(["run", config, "--output", out, "--force"])
         if code != 0:
             sys.exit(code)
         filters = judge("judge_filters.py", out, "--min-docs", "100")
         if args.out_of_fold:
             cross = os.path.join(tmp, "out_of_fold")
-            out_of_fold(out, args.selection, args.sharpness or 2.0, cross, args.prompt_folds)
+            defaults = MixtureConfig.model_fields
+            sharpness = defaults["selection_sharpness"].default if args.sharpness is None else args.sharpness
+            penalty = defaults["flag_penalty"].default if args.flag_penalty is None else args.flag_penalty
+            table = judged_answers("left outer")
+            flagged = flagged_in(whole_pool_run(tmp), table.column("id").to_pylist())
+            out_of_fold(out, args.selection, sharpness, penalty, cross, args.prompt_folds, flagged)
             selection = judge("judge_selection.py", cross)
         else:
             selection = judge("judge_selection.py", out)

@@ -17,6 +17,10 @@ over observed losses, lift_len as the mean.
 log-odds is what `fit_strata` would fit with those weights (the same linear model), so the sweep
 costs one fit per judge.
 
+`--flag-penalties 0,1,2,3` measures `mixture.flag_penalty` (a document with quality_flags ranked as if
+its score were that many standard deviations lower; the flags are the demo config's, read from a run
+that selects every survivor); the default measures the product's default only.
+
 Recipes: per_judge = one model per judge, weighted 0.8 (AlpacaEval 1) : 0.2 (AlpacaEval 2), as
 the bundled scorer; v1 = one model, the judge and the prompt as nuisance offsets (the scorer
 before); baseline = the issue's plain logistic model (hashed word 1-2-grams and log length, the
@@ -26,6 +30,7 @@ judge's yes/no, no offsets).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -37,9 +42,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.judge_quality import SHARED, judged_answers, removed_ids, shared_config
-from hybridmix.pipelines.cli import main as hybridmix
-from hybridmix.transforms.mixture_core import top_priority, weighted_priority
+from benchmarks.judge_quality import SHARED, flagged_in, judged_answers, removed_ids, whole_pool_run
+from hybridmix.schemas.config import MixtureConfig
+from hybridmix.transforms.mixture_core import flag_penalized, top_priority, weighted_priority
 from hybridmix.transforms.scorer import DENSE_FEATURES, load_scorer
 from hybridmix.transforms.scorer_fit import featurize, fit, fit_strata
 from hybridmix.transforms.text import stable_hash64
@@ -106,17 +111,21 @@ def main() -> None:
     parser.add_argument("--recipes", default="per_judge,v1,baseline")
     parser.add_argument("--ae1-weights", default=None,
                         help="per_judge at these AlpacaEval 1 weights (AlpacaEval 2: 1 - w), e.g. 1,0.9,0.8")
+    parser.add_argument("--flag-penalties", default=str(MixtureConfig.model_fields["flag_penalty"].default),
+                        help="mixture.flag_penalty values to measure, e.g. 0,1,2,3 (default: the product's)")
     args = parser.parse_args()
+    penalties = [float(v) for v in args.flag_penalties.split(",")]
     d = load()
     with tempfile.TemporaryDirectory() as tmp:
-        run = os.path.join(tmp, "run")
-        assert hybridmix(["run", shared_config(os.path.join(tmp, "c.yaml"), "weighted", 0.7, None),
-                          "--output", run, "--force", "--quiet"]) == 0
+        run = whole_pool_run(tmp)
         removed = removed_ids(run)
         pool = np.asarray([i not in removed for i in d["ids"]])
+        flagged = flagged_in(run, d["ids"])
         hashes = [stable_hash64(list(d["ids"]), f"select/{k}") for k in range(5)]
-        print(f"pool: {int(pool.sum())} labelled answers the demo's filters and dedup keep")
-        print(f"{'recipe':10} {'share':>5} {'selection':12} {'lift_len AE2':>12} {'loss ratio AE1':>14} {'AE1 selected':>12} {'one generator':>13}")
+        print(f"pool: {int(pool.sum())} labelled answers the demo's filters and dedup keep, "
+              f"{int((pool & flagged).sum())} of them with quality_flags")
+        print(f"{'recipe':10} {'share':>5} {'selection':12} {'flag pen.':>9} {'lift_len AE2':>12} {'loss ratio AE1':>14} "
+              f"{'AE1 selected':>12} {'one generator':>13} {'flagged':>7}")
         salts = ("scorer/group", "fold/1", "fold/2")
         runs = [(recipe, None) for recipe in args.recipes.split(",")]
         if args.ae1_weights:
@@ -127,10 +136,11 @@ def main() -> None:
             zs = zs or [out_of_fold(d, recipe, salt) for salt in salts]
             for share in (0.02, 0.05, 0.2):
                 quota = int(round(share * pool.sum()))
-                for how, sharpness in (("top", 0.0), ("weighted", 2.0), ("weighted", 3.0)):
-                    lifts, losses, expected, n1, largest = [], 0.0, 0.0, [], []
+                for (how, sharpness), penalty in itertools.product(
+                        (("top", 0.0), ("weighted", 2.0), ("weighted", 3.0)), penalties):
+                    lifts, losses, expected, n1, largest, marked = [], 0.0, 0.0, [], [], []
                     for z in zs:
-                        score = (np.argsort(np.argsort(z)) + 0.5) / len(z)
+                        score = flag_penalized((np.argsort(np.argsort(z)) + 0.5) / len(z), flagged, penalty)
                         for h in hashes[:1] if how == "top" else hashes:
                             p = top_priority(score, h) if how == "top" else weighted_priority(score, h, sharpness)
                             p = np.where(pool, p, np.iinfo(np.uint64).max)
@@ -138,14 +148,16 @@ def main() -> None:
                             refs = judged(d["ids"][chosen], tmp)
                             # Out of fold, one generator's style can fill the top of the pool.
                             largest.append(np.unique(d["generators"][chosen], return_counts=True)[1].max() / quota)
+                            marked.append(flagged[chosen].mean())
                             lifts.append(refs[AE2]["lift_len"])
                             ae1 = refs[AE1]
                             losses += (1 - ae1["p_sel"]) * ae1["selected"]
                             expected += (1 - ae1["p_pool"]) * ae1["selected"]
                             n1.append(ae1["selected"])
                     label = how if how == "top" else f"weighted {sharpness:g}"
-                    print(f"{recipe:10} {share:5.0%} {label:12} {np.mean(lifts):12.2f} "
-                          f"{expected / max(losses, 1e-9):14.2f} {np.mean(n1):12.0f} {np.mean(largest):13.0%}", flush=True)
+                    print(f"{recipe:10} {share:5.0%} {label:12} {penalty:9g} {np.mean(lifts):12.2f} "
+                          f"{expected / max(losses, 1e-9):14.2f} {np.mean(n1):12.0f} {np.mean(largest):13.0%} "
+                          f"{np.mean(marked):7.1%}", flush=True)
 
 
 if __name__ == "__main__":

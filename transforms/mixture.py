@@ -24,6 +24,7 @@ from hybridmix.transforms.mixture_core import (
     SourceTally,
     check_carry_forward,
     check_human_tokens,
+    flag_penalized,
     plan_keys,
     plan_mixture,
     resolve_boundary,
@@ -71,16 +72,23 @@ class _Prioritize:
         priority = selection_priority(batch.column("doc_id"), self._seed)
         eligible = np.ones(batch.num_rows, bool)
         scores = batch.column("quality_score").to_numpy(zero_copy_only=False).astype(np.float64)
+        flagged = _flagged(batch)
         for name, rows in _by_source(batch):
             mode = self._config.selection_of(name, Origin(self._origins[name]))
+            if mode in ("top", "weighted"):
+                ranked = flag_penalized(scores[rows], flagged[rows], self._config.flag_penalty_of(name))
             if mode == "top":
-                priority[rows] = top_priority(scores[rows], priority[rows])
+                priority[rows] = top_priority(ranked, priority[rows])
             elif mode == "weighted":
-                priority[rows] = weighted_priority(scores[rows], priority[rows], self._config.selection_sharpness)
+                priority[rows] = weighted_priority(ranked, priority[rows], self._config.selection_sharpness)
             floor = self._config.min_score_of(name)
             if floor is not None:
                 eligible[rows] = np.nan_to_num(scores[rows], nan=-1.0) >= floor
         return batch, priority, eligible
+
+
+def _flagged(batch: pa.RecordBatch) -> np.ndarray:
+    return pc.list_value_length(batch.column("quality_flags")).to_numpy(zero_copy_only=False) > 0
 
 
 def _bucket(priority: np.ndarray) -> np.ndarray:
@@ -328,6 +336,13 @@ class _SelectFn(beam.DoFn):
             else:
                 text = selection_details(copies[rows], split_names.take(pa.array(rows)), priority[rows],
                                          cutoffs.get(name), key_label(*split_key(name)), mode)
+            penalty = self._config.flag_penalty_of(source)
+            if mode in ("top", "weighted") and penalty > 0:
+                marked = _flagged(batch)[rows]
+                if marked.any():
+                    text = pc.if_else(pa.array(marked), pc.binary_join_element_wise(
+                        text, f"; flagged (quality_flags), so ranked as if its score were {penalty:g} standard "
+                        "deviations lower", ""), text)
             if not eligible[rows].all():
                 floor = self._config.min_score_of(source)
                 below = [f"{'no quality_score' if np.isnan(s) else f'quality_score {s:.4f}'} below min_score "

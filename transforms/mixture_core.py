@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from hybridmix.schemas.config import MixtureConfig, Origin
 from hybridmix.schemas.errors import GuardViolation, InfeasibleMixtureError
@@ -336,6 +336,20 @@ def weighted_priority(scores: np.ndarray, hashes: np.ndarray, sharpness: float) 
     clock = -np.log(u) * np.exp(-sharpness * z)
     # A monotone map of (0, inf) onto the uint64 keys the planner's histogram buckets read.
     return (np.floor(clock / (1.0 + clock) * 2.0**63).astype(np.uint64) << np.uint64(1)) | (hashes & np.uint64(1))
+
+
+def flag_penalized(scores: np.ndarray, flagged: np.ndarray, penalty: float) -> np.ndarray:
+    """Scores as top and weighted selection rank them: a flagged document's `penalty` standard
+    deviations lower, the score read as a standard normal quantile (as `weighted_priority` reads it).
+    Unscored documents (NaN) stay unscored."""
+    if penalty <= 0:
+        return scores
+    rows = flagged & ~np.isnan(scores)
+    if not rows.any():
+        return scores
+    out = scores.copy()
+    out[rows] = ndtr(ndtri(np.clip(scores[rows], 1e-6, 1.0 - 1e-6)) - penalty)
+    return out
 
 
 def resolve_boundary(priorities: np.ndarray, uids: np.ndarray, units: np.ndarray, need: float) -> np.ndarray:

@@ -14,16 +14,16 @@ from hybridmix.pipelines.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DEMO_FILES = {
-    "data/train-00000-of-00002.parquet": "5b2be44d7290ffd1fd0e1ce67423c87fa11bd39ed74423ed2d90eb67b91ef7eb",
-    "data/train-00001-of-00002.parquet": "649cdd25b6acedd78009b70963ba62a3fdb40961c5089537c4d8f605668f8d70",
-    "data/validation-00000-of-00001.parquet": "59cff7f33d8117d2758b9d045fb0f7151e2f29f6f8e342f7b9d7b7d954446f69",
-    "duplicates/part-00000-of-00001.parquet": "9ca331f906efbcdaf58dc1b89e15bfc84e8230930560a97a26b53ba00fe3cdb8",
-    "filtered/part-00000-of-00001.parquet": "4c6caf84765ac159a96c8c2b7700a5f2f49c5ac6a3516fa153c1ad81ab9b84ed",
-    "index/part-00000-of-00003.parquet": "a312fa5f81a982e97aa9abf2c62165d186bc1e6bc60d558af7ff93f261aa9728",
-    "index/part-00001-of-00003.parquet": "dc3bec615bb1f5aa1b2eaa03fe25c713c4bd1254275b2cd790c4706ade81b0ab",
-    "index/part-00002-of-00003.parquet": "3f705c72d6cbd0f6b3c2fa9d1919a7dd0b42441f5909d969ff42a4a4943c1e75",
-    "ledger/part-00000-of-00001.parquet": "c0469dd7d3271f718c8a326a8e1b7da7b697529c581c8acf1abba2db2ee560eb",
+    "data/train-00000-of-00002.parquet": "7594c932dab98550eb8bcee2d6102d305407e2e716d6baabae08a841cf973a23",
+    "data/train-00001-of-00002.parquet": "1b4ced15c4069be0bd9b90d5016563cf93d960feef6ab481b6578c39b78ff829",
+    "data/validation-00000-of-00001.parquet": "00cd470482a81efc5049e6f900d696cec7c8d54f0b900d7968cf116838056be1",
     "rejects/part-00000-of-00001.parquet": "9e95668d03fd0ba6bc4ec38763b54e6a4cf31b6a56219819ffdb465382dbee6f",
+    "filtered/part-00000-of-00001.parquet": "4c6caf84765ac159a96c8c2b7700a5f2f49c5ac6a3516fa153c1ad81ab9b84ed",
+    "duplicates/part-00000-of-00001.parquet": "9ca331f906efbcdaf58dc1b89e15bfc84e8230930560a97a26b53ba00fe3cdb8",
+    "ledger/part-00000-of-00001.parquet": "84d66c4e5ee23208c6b37dfcc8c0dc7ca9081c1824084560dd59ec831ac5868c",
+    "index/part-00000-of-00003.parquet": "48cefc1212764d25a68887010c3dee41e2f8d30a52f4b2957c9bf9d8dedf579e",
+    "index/part-00001-of-00003.parquet": "cfeeea2fb116ce430073e9f81eb5d2d63f8ea4d34a9fa60816ac673596cf92fe",
+    "index/part-00002-of-00003.parquet": "f46f3a77c8d9eb483312c460d0a4767b1c86dd9ae57ee2ddf1344977d1021267",
 }
 
 

@@ -75,6 +75,17 @@ def test_train_a_scorer_then_score_and_select_with_it(tmp_path, capsys):
     assert share_listed > 0.9  # the scorer learned lists; top selection takes them
     assert selected_min > 0.5
 
+    # Flagged answers competed with a lowered score (mixture.flag_penalty), and the ledger says so.
+    ledger = pq.read_table(out / "ledger").to_pylist()
+    detail = {r["doc_id"]: r["detail"] for r in ledger if r["source"] == "answers" and r["fate"] in
+              ("selected", "not_selected")}
+    mentioned = {d for d, text in detail.items() if "flagged (quality_flags), so ranked as if its score were 3 " in text}
+    assert mentioned, "no answer of the sample was flagged: the check below would test nothing"
+    selected = pq.read_table(out / "data", columns=["doc_id", "origin", "quality_flags"]).to_pylist()
+    for row in selected:
+        if row["origin"] == "synthetic":
+            assert (row["doc_id"] in mentioned) == bool(row["quality_flags"]), row
+
     assert main(["inspect", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "quality scores" in shown and "selected" in shown

@@ -14,7 +14,7 @@ from tests.conftest import local_pipeline
 ORIGINS = {"h": "human", "s": "synthetic"}
 
 
-def info_batches(n_per_source=400, batch=97):
+def info_batches(n_per_source=400, batch=97, flagged=frozenset()):
     rng = np.random.default_rng(5)
     rows = []
     for source, origin in ORIGINS.items():
@@ -22,7 +22,8 @@ def info_batches(n_per_source=400, batch=97):
             rows.append({
                 "uid": len(rows), "doc_id": f"{source}-{i:05d}", "origin": origin, "source": source,
                 "generator": None, "generation": 0 if origin == "human" else 1, "content_hash": f"{len(rows):032x}",
-                "tokens": int(rng.integers(5, 400)), "chars": 10, "script": "Latn", "bytes": 10, "quality_flags": [],
+                "tokens": int(rng.integers(5, 400)), "chars": 10, "script": "Latn", "bytes": 10,
+                "quality_flags": ["repeated_ngrams_v2"] if f"{source}-{i:05d}" in flagged else [],
                 # Synthetic documents have distinct scores (a permutation); human ones are not scored.
                 "quality_score": (i * 37 % n_per_source) / n_per_source if origin == "synthetic" else None,
                 "skey": "", "exact_count": 1, "dup_cluster": None,
@@ -37,8 +38,8 @@ def _dump(items, path):
         json.dump(sorted(items), fh)
 
 
-def run_mix(config, tmp_path, seed=0):
-    table, batches = info_batches()
+def run_mix(config, tmp_path, seed=0, flagged=frozenset()):
+    table, batches = info_batches(flagged=flagged)
     p = local_pipeline()
     out = p | beam.Create(batches) | MixSources(config, ORIGINS, seed)
     path = str(tmp_path / f"selected-{seed}-{uuid.uuid4().hex}.json")
@@ -116,6 +117,29 @@ def test_weighted_selection_prefers_high_scores_without_cutting_the_tail(tmp_pat
     assert (chosen < np.median(pool)).sum() >= 1  # the tail keeps a chance
     again, _, _ = run_mix(config, tmp_path)
     assert again == sel
+
+
+def test_flagged_documents_rank_as_if_their_score_were_lower(tmp_path):
+    _, _, table = run_mix(MixtureConfig(unit="documents", targets={"human": 0.5, "synthetic": 0.5},
+                                        total_documents=40), tmp_path)
+    scores = _scores(table)
+    ranked = sorted((v, d) for d, v in scores.items() if d.startswith("s"))
+    best, next_best = {d for _, d in ranked[-20:]}, {d for _, d in ranked[-40:-20]}
+    top = dict(unit="documents", targets={"human": 0.8, "synthetic": 0.2}, total_documents=100,
+               selection={"synthetic": "top"})
+    # The 20 best-scored answers are flagged: at the default penalty (3 standard deviations) the
+    # next 20 go first; with penalty 0, or 0 for this source, the flags do not count.
+    demoted, _, _ = run_mix(MixtureConfig(**top), tmp_path, flagged=best)
+    assert {d for d in demoted if d.startswith("s")} == next_best
+    for ignored in (MixtureConfig(**top, flag_penalty=0.0), MixtureConfig(**top, sources={"s": {"flag_penalty": 0}})):
+        sel, _, _ = run_mix(ignored, tmp_path, flagged=best)
+        assert {d for d in sel if d.startswith("s")} == best
+    # A small penalty moves a flagged answer only past answers scored just below it.
+    mild, _, _ = run_mix(MixtureConfig(**top, flag_penalty=0.05), tmp_path, flagged={ranked[-1][1]})
+    assert ranked[-1][1] in mild
+    # Random selection has no score to lower: flags change nothing.
+    plain = dict(unit="documents", targets={"human": 0.8, "synthetic": 0.2}, total_documents=100)
+    assert run_mix(MixtureConfig(**plain), tmp_path, flagged=best)[0] == run_mix(MixtureConfig(**plain), tmp_path)[0]
 
 
 def test_min_score_and_per_source_repeat_caps(tmp_path):

@@ -2,12 +2,14 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from scipy.special import ndtr, ndtri
 
 from hybridmix.schemas.config import MixtureConfig
 from hybridmix.schemas.errors import GuardViolation, InfeasibleMixtureError
 from hybridmix.transforms.mixture_core import (
     BUCKETS,
     SourceTally,
+    flag_penalized,
     plan_keys,
     plan_mixture,
     resolve_boundary,
@@ -242,3 +244,14 @@ def test_script_targets_are_checked(scripts, message):
         mix(scripts=scripts)
     with pytest.raises(ValueError, match="need targets per origin"):
         MixtureConfig(weights={"a": 1.0}, scripts={"human": {"Hani": 1.0}})
+
+
+def test_flag_penalty_lowers_flagged_scores_as_normal_quantiles():
+    scores = np.array([0.5, 0.5, 0.9, np.nan, 0.999999999])
+    flagged = np.array([False, True, True, True, True])
+    out = flag_penalized(scores, flagged, 1.0)
+    assert out[0] == 0.5 and np.isnan(out[3])
+    assert out[1] == pytest.approx(0.158655, abs=1e-6)  # the normal quantile 0 becomes -1
+    assert out[2] == pytest.approx(ndtr(ndtri(0.9) - 1.0))
+    assert 0 < out[4] < 1 and out[4] > out[2]  # scores at the edges stay ordered, and finite
+    assert flag_penalized(scores, flagged, 0.0) is scores
