@@ -327,6 +327,7 @@ class _SelectFn(beam.DoFn):
         # Each row's place in the parts joined below; 0, the first part, is "" (a row of no key).
         at = np.zeros(batch.num_rows, np.int64)
         parts, start = [pa.array([""], pa.string())], 1
+        flagged = _flagged(batch)
         split_names = pa.array(splits, pa.string())
         for name, rows in _by_key(batch, self._config, self._origins):
             source = batch.column("source")[int(rows[0])].as_py()
@@ -338,7 +339,7 @@ class _SelectFn(beam.DoFn):
                                          cutoffs.get(name), key_label(*split_key(name)), mode)
             penalty = self._config.flag_penalty_of(source)
             if mode in ("top", "weighted") and penalty > 0:
-                marked = _flagged(batch)[rows]
+                marked = flagged[rows] & ~np.isnan(scores[rows])  # as flag_penalized: unscored stay unscored
                 if marked.any():
                     text = pc.if_else(pa.array(marked), pc.binary_join_element_wise(
                         text, f"; flagged (quality_flags), so ranked as if its score were {penalty:g} standard "
