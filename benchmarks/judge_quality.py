@@ -105,6 +105,9 @@ def flagged_in(run: str, ids: list[str]) -> np.ndarray:
 
     rows = pq.read_table(os.path.join(run, "data"), columns=["doc_id", "quality_flags"])
     flags = dict(zip(rows.column("doc_id").to_pylist(), (len(f) > 0 for f in rows.column("quality_flags").to_pylist())))
+    removed = removed_ids(run)
+    unknown = [i for i in ids if i not in flags and i not in removed]
+    assert not unknown, f"{len(unknown)} survivors were not selected, so their flags are unknown: {unknown[:3]}"
     return np.asarray([flags.get(i, False) for i in ids])
 
 
