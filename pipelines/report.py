@@ -242,11 +242,13 @@ def scores_table(manifest: dict[str, Any]) -> str:
     for source, groups in scores.items():
         for group in ("pool", "selected", "filtered"):
             g = groups.get(group) or {}
+            # Flags count where the mixture chose (pool, selected); filtered documents never competed.
+            flagged = f"{g['flagged']:,}" if "flagged" in g else "-"
             if not g.get("documents"):
-                rows.append([source, group, "0", "-", "-", "-", "-"])
+                rows.append([source, group, "0", "-", "-", "-", "-", flagged])
                 continue
             rows.append([source, group, f"{g['documents']:,}", f"{g['mean']:.3f}", f"{g['p25']:.3f}",
-                         f"{g['p50']:.3f}", f"{g['p75']:.3f}"])
+                         f"{g['p50']:.3f}", f"{g['p75']:.3f}", flagged])
     scorer = (manifest.get("quality") or {}).get("scorer") or {}
     title = f"quality scores ({safe_text(scorer.get('file'), 80)}; histograms in the manifest)"
-    return title + "\n" + text_table(["source", "documents", "count", "mean", "p25", "p50", "p75"], rows)
+    return title + "\n" + text_table(["source", "documents", "count", "mean", "p25", "p50", "p75", "flagged"], rows)

@@ -90,10 +90,11 @@ class MixtureGroup(_M):
     selected_documents: int
     written_rows: int
     repeats: float = Field(description="written rows / selected distinct documents")
-    # Sources only: how the source was selected, its repeat cap and score floor.
+    # Sources only: how the source was selected, its repeat cap, score floor and flag penalty.
     selection: str | None = None
     max_repeats: int | None = None
     min_score: float | None = None
+    flag_penalty: float | None = None
 
 
 class ScriptGroup(_M):

@@ -68,6 +68,9 @@ class Figure(StrEnum):
     SCORES_POOL = "scores_pool"
     SCORES_SELECTED = "scores_selected"
     SCORES_FILTERED = "scores_filtered"
+    # Per source, detail pool / selected: documents with quality_flags the mixture could use, and
+    # those of them it selected (mixture.flag_penalty ranks them lower).
+    FLAGGED = "flagged"
     # Decontamination. Per evaluation set (source), detail: what its index holds (items,
     # distinct_items, indexed, too_short, boilerplate_only, items_with_boilerplate, ngrams);
     # per run (source ""), detail common_ngrams_ignored.

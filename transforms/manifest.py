@@ -78,7 +78,8 @@ def mixture_report(plan: MixturePlan, config: PipelineConfig, stats: RunStats) -
         sources={c.name: _group(plan, [c.name], stats, units_total).model_copy(update={
             "selection": config.mixture.selection_of(c.name, c.origin),
             "max_repeats": config.mixture.repeat_cap(c.name),
-            "min_score": config.mixture.min_score_of(c.name)}) for c in config.corpora},
+            "min_score": config.mixture.min_score_of(c.name),
+            "flag_penalty": config.mixture.flag_penalty_of(c.name)}) for c in config.corpora},
     )
 
 
@@ -137,6 +138,9 @@ def _scores_report(config: PipelineConfig, stats: RunStats) -> dict[str, Any]:
         for name, figure in (("pool", Figure.SCORES_POOL), ("selected", Figure.SCORES_SELECTED),
                              ("filtered", Figure.SCORES_FILTERED)):
             groups[name] = _score_summary([stats.get(figure, corpus.name, str(b)) for b in range(SCORE_BINS)])
+        for name in ("pool", "selected"):
+            # Documents with quality_flags (mixture.flag_penalty ranks them lower under top and weighted).
+            groups[name]["flagged"] = stats.get(Figure.FLAGGED, corpus.name, name)
         out[corpus.name] = groups
     return out
 

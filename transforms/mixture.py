@@ -262,9 +262,10 @@ class _SelectFn(beam.DoFn):
         units = _units(batch, self._config.unit)
         splits = np.asarray(split_of(batch.column("doc_id"), self._seed, self._config.validation_fraction),
                             dtype=object)
+        flagged = _flagged(batch)
         if self._lineage is not None:
             yield beam.pvalue.TaggedOutput(LEDGER, self._ledger(batch, priority, eligible, copies, splits, scores,
-                                                                plan, cutoffs))
+                                                                flagged, plan, cutoffs))
         for name, rows in _by_source(batch):
             chosen = rows[copies[rows] > 0]
             yield emit(Figure.SELECTED, len(chosen), name)
@@ -275,6 +276,8 @@ class _SelectFn(beam.DoFn):
             yield emit(Figure.SELECTED_UNITS, int((copies[rows] * units[rows]).sum()), name)
             yield from emit_histogram(Figure.SCORES_POOL, score_histogram(scores[rows]), name)
             yield from emit_histogram(Figure.SCORES_SELECTED, score_histogram(scores[chosen]), name)
+            yield emit(Figure.FLAGGED, int(flagged[rows].sum()), name, "pool")
+            yield emit(Figure.FLAGGED, int(flagged[chosen].sum()), name, "selected")
             for split in np.unique(splits[chosen]):
                 in_split = chosen[splits[chosen] == split]
                 yield emit(Figure.SPLIT_ROWS, int(copies[in_split].sum()), detail=str(split))
@@ -321,13 +324,12 @@ class _SelectFn(beam.DoFn):
                 yield emit(Figure.CARRIED_SELECTED, int((copies[mine] > 0).sum()), name, run_id)
                 yield emit(Figure.CARRIED_SELECTED_TOKENS, int(tokens[mine[copies[mine] > 0]].sum()), name, run_id)
 
-    def _ledger(self, batch, priority, eligible, copies, splits, scores, plan: MixturePlan,
+    def _ledger(self, batch, priority, eligible, copies, splits, scores, flagged, plan: MixturePlan,
                 cutoffs: dict[str, int | None]) -> pa.RecordBatch:
         """Every survivor's ledger row: selected (copies, split) or not (priority against the cut-off)."""
         # Each row's place in the parts joined below; 0, the first part, is "" (a row of no key).
         at = np.zeros(batch.num_rows, np.int64)
         parts, start = [pa.array([""], pa.string())], 1
-        flagged = _flagged(batch)
         split_names = pa.array(splits, pa.string())
         for name, rows in _by_key(batch, self._config, self._origins):
             source = batch.column("source")[int(rows[0])].as_py()

@@ -85,10 +85,14 @@ def test_train_a_scorer_then_score_and_select_with_it(tmp_path, capsys):
     for row in selected:
         if row["origin"] == "synthetic":
             assert (row["doc_id"] in mentioned) == bool(row["quality_flags"]), row
+    # The manifest counts them: every scored answer competed, so the pool's flagged are those the ledger notes.
+    assert pool["pool"]["flagged"] == len(mentioned)
+    assert pool["selected"]["flagged"] == sum(1 for r in selected if r["origin"] == "synthetic" and r["quality_flags"])
+    assert manifest["mixture"]["sources"]["answers"]["flag_penalty"] == 3.0
 
     assert main(["inspect", str(out)]) == 0
     shown = capsys.readouterr().out
-    assert "quality scores" in shown and "selected" in shown
+    assert "quality scores" in shown and "selected" in shown and "flagged" in shown
 
 
 def test_train_scorer_weighs_one_model_per_judge_and_says_what_is_wrong(tmp_path, capsys):
