@@ -112,8 +112,9 @@ def flagged_in(run: str, ids: list[str]) -> np.ndarray:
 
 
 def out_of_fold(run: str, selection: str, sharpness: float, penalty: float, out: str, prompt_folds: bool,
-                flagged: np.ndarray) -> None:
-    """Write `out/data` with the doc ids a cross-fitted scorer's selection takes from `run`'s pool."""
+                pool_run: str) -> None:
+    """Write `out/data` with the doc ids a cross-fitted scorer's selection takes from `run`'s pool;
+    `pool_run` (a whole_pool_run) says which answers carry quality_flags."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -125,6 +126,7 @@ def out_of_fold(run: str, selection: str, sharpness: float, penalty: float, out:
 
     table = judged_answers("left outer")
     ids = np.asarray(table.column("id").to_pylist())
+    flagged = flagged_in(pool_run, list(ids))
     labelled = table.column("preference").is_valid().to_numpy(zero_copy_only=False)
     target = np.nan_to_num(table.column("preference").to_numpy(zero_copy_only=False).astype(float) - 1.0)
     generators = np.asarray(table.column("generator").to_pylist())
@@ -189,9 +191,7 @@ def main() -> None:
             defaults = MixtureConfig.model_fields
             sharpness = defaults["selection_sharpness"].default if args.sharpness is None else args.sharpness
             penalty = defaults["flag_penalty"].default if args.flag_penalty is None else args.flag_penalty
-            table = judged_answers("left outer")
-            flagged = flagged_in(whole_pool_run(tmp), table.column("id").to_pylist())
-            out_of_fold(out, args.selection, sharpness, penalty, cross, args.prompt_folds, flagged)
+            out_of_fold(out, args.selection, sharpness, penalty, cross, args.prompt_folds, whole_pool_run(tmp))
             selection = judge("judge_selection.py", cross)
         else:
             selection = judge("judge_selection.py", out)

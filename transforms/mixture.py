@@ -25,6 +25,7 @@ from hybridmix.transforms.mixture_core import (
     check_carry_forward,
     check_human_tokens,
     flag_penalized,
+    flag_penalized_rows,
     plan_keys,
     plan_mixture,
     resolve_boundary,
@@ -340,8 +341,8 @@ class _SelectFn(beam.DoFn):
                 text = selection_details(copies[rows], split_names.take(pa.array(rows)), priority[rows],
                                          cutoffs.get(name), key_label(*split_key(name)), mode)
             penalty = self._config.flag_penalty_of(source)
-            if mode in ("top", "weighted") and penalty > 0:
-                marked = flagged[rows] & ~np.isnan(scores[rows])  # as flag_penalized: unscored stay unscored
+            if mode in ("top", "weighted"):
+                marked = flag_penalized_rows(scores[rows], flagged[rows], penalty)
                 if marked.any():
                     text = pc.if_else(pa.array(marked), pc.binary_join_element_wise(
                         text, f"; flagged (quality_flags), so ranked as if its score were {penalty:g} standard "

@@ -338,13 +338,18 @@ def weighted_priority(scores: np.ndarray, hashes: np.ndarray, sharpness: float) 
     return (np.floor(clock / (1.0 + clock) * 2.0**63).astype(np.uint64) << np.uint64(1)) | (hashes & np.uint64(1))
 
 
+def flag_penalized_rows(scores: np.ndarray, flagged: np.ndarray, penalty: float) -> np.ndarray:
+    """Which documents `flag_penalized` lowers: the flagged ones with a score (unscored stay unscored)."""
+    if penalty <= 0:
+        return np.zeros(len(scores), bool)
+    return flagged & ~np.isnan(scores)
+
+
 def flag_penalized(scores: np.ndarray, flagged: np.ndarray, penalty: float) -> np.ndarray:
     """Scores as top and weighted selection rank them: a flagged document's `penalty` standard
     deviations lower, the score read as a standard normal quantile (as `weighted_priority` reads it).
     Unscored documents (NaN) stay unscored."""
-    if penalty <= 0:
-        return scores
-    rows = flagged & ~np.isnan(scores)
+    rows = flag_penalized_rows(scores, flagged, penalty)
     if not rows.any():
         return scores
     out = scores.copy()
