@@ -95,7 +95,7 @@ def make_documents(rows: list[dict[str, Any]]) -> pa.RecordBatch:
         base = {
             "uid": i, "doc_id": f"d{i}", "origin": "synthetic", "source": "s", "generator": None,
             "generation": 1, "parent_id": None, "license": None, "url": None, "prompt": None, "meta": None,
-            "content_hash": content_hashes(analyze(pa.array([r["text"]])).normalized)[0],
+            "content_hash": content_hashes(analyze(pa.array([r["text"]])).normalized)[0].as_py(),
             "tokens": len(r["text"].split()), "chars": len(r["text"]), "bytes": len(r["text"].encode()),
             "script": scripts(analyze(pa.array([r["text"]]))).to_pylist()[0],
         }

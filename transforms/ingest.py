@@ -257,14 +257,14 @@ def build_documents(
         script = scripts(analysis)
         words = list_array(analysis.word_hashes, analysis.word_offsets)
     else:
-        hashes = [""] * m
+        hashes = pa.array([""] * m, pa.string())
         tokens = chars = np.zeros(m, np.int32)
         script = pa.array([""] * m, pa.string())
         words = list_array(np.zeros(0, np.uint32), np.zeros(m + 1, np.int64))
     if ids is not None:
         doc_ids = kept(ids)
     else:
-        doc_ids = pa.array([f"{corpus.name}/{h[:16]}" for h in hashes], pa.string())
+        doc_ids = pc.binary_join_element_wise(f"{corpus.name}/", pc.utf8_slice_codeunits(hashes, 0, 16), "")
 
     def mapped(role: str, default: str | None) -> pa.Array:
         values = strings.get(role)
@@ -291,7 +291,7 @@ def build_documents(
             mapped("url", corpus.defaults.url),
             kept(prompt) if prompt is not None else pa.nulls(m, pa.string()),
             meta,
-            pa.array(hashes, pa.string()),
+            hashes,
             pa.array(tokens, pa.int32()),
             pa.array(chars, pa.int32()),
             script,

@@ -10,6 +10,7 @@ from hybridmix.transforms.text import (
     content_hashes,
     count_tokens,
     stable_hash64,
+    text_hashes,
 )
 
 
@@ -19,7 +20,7 @@ def test_normalize_folds_case_width_and_whitespace():
 
 
 def test_equal_after_normalization_means_equal_hash():
-    a, b, c = content_hashes(analyze(pa.array(["The  Cat", "the cat", "the cats"])).normalized)
+    a, b, c = content_hashes(analyze(pa.array(["The  Cat", "the cat", "the cats"])).normalized).to_pylist()
     assert a == b
     assert a != c
     assert len(a) == 32
@@ -71,8 +72,18 @@ def test_ascii_fast_path_matches_the_general_fold():
 
 def test_composed_and_decomposed_accents_hash_alike():
     composed, decomposed = "caf\u00e9", "cafe\u0301"
-    a, b = content_hashes(analyze(pa.array([composed, decomposed])).normalized)
+    a, b = content_hashes(analyze(pa.array([composed, decomposed])).normalized).to_pylist()
     assert a == b
+
+
+def test_content_hash_is_hashlib_blake2b_hex_of_normalized_text():
+    # Lengths around BLAKE2b's 128-byte block, empty and multi-byte text, and a sliced array
+    # (offsets not starting at 0), across more texts than one kernel run takes.
+    texts = ["", "a", "é" * 64, "x" * 127, "y" * 128, "z" * 129, "中文 " * 100, "w" * 256] * 700
+    normalized = analyze(pa.array(texts)).normalized.slice(5)
+    want = [hashlib.blake2b(t.encode(), digest_size=16).hexdigest() for t in normalized.to_pylist()]
+    assert content_hashes(normalized).to_pylist() == want
+    assert content_hashes(normalized.slice(0, 0)).to_pylist() == []
 
 
 def test_stable_hash_is_seeded_and_repeatable():
@@ -113,3 +124,15 @@ def test_stable_hash_refuses_nulls():
     assert stable_hash64([], "s").shape == (0,)
     with pytest.raises(ValueError, match="null"):
         stable_hash64(pa.array(["a", None]), "s")
+
+
+def test_text_hash_tells_every_one_character_change_and_ignores_where_the_text_sits():
+    # Lengths on both sides of the 8-byte step, every byte position changed once.
+    base = ["", "a", "abcdefg", "abcdefgh", "abcdefghi", "héllo wörld, 中文 text" * 3]
+    variants = [t[:i] + chr(ord(t[i]) ^ 1) + t[i + 1:] for t in base for i in range(len(t))]
+    texts = base + variants + [t + " " for t in base]
+    hashes = text_hashes(pa.array(texts))
+    assert len(set(hashes.tolist())) == len(set(texts))
+    # The same text hashes alike at any offset of any batch.
+    shifted = text_hashes(pa.array(["x"] * 3 + texts).slice(3))
+    assert shifted.tolist() == hashes.tolist()
