@@ -490,29 +490,13 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
     return out[:o], out_off, hashes[:w], word_off, tok_words, tok_space, doc_script, tok_est
 
 
-@nb.njit(cache=True, inline="always")
-def _rotl64(x, n):
-    return (x << np.uint64(n)) | (x >> np.uint64(64 - n))
-
-
-@nb.njit(cache=True, inline="always")
-def _fmix64(h):
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    h ^= h >> np.uint64(33)
-    return h
-
-
 @nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
 def raw_hashes(data, offsets):
     """A 64-bit hash of each text's raw UTF-8 bytes: tells whether a row read twice is the same row.
 
-    Eight bytes per step, mixed as MurmurHash3's 64-bit body, then its finalizer over the length:
-    byte-at-a-time FNV-1a, a multiply per byte in one chain, took 0.24 CPU seconds for 200 MB of real
-    text (this: 0.12).
-    Only compared within a run (reread.py), so the function may change between versions.
+    Eight bytes per step, mixed as MurmurHash3's 64-bit body, then SplitMix64's finalizer over the
+    length: byte-at-a-time FNV-1a, a multiply per byte in one chain, took 0.24 CPU seconds for 200 MB
+    of real text (this: 0.12). Only compared within a run (reread.py), so it may change between versions.
     """
     n = len(offsets) - 1
     out = np.empty(n, np.uint64)
@@ -528,14 +512,14 @@ def raw_hashes(data, offsets):
             w = np.uint64(0)
             for k in range(8):  # little-endian, whatever the machine's byte order
                 w |= np.uint64(data[i + k]) << np.uint64(8 * k)
-            h ^= _rotl64(w * c1, 31) * c2
-            h = _rotl64(h, 27) * np.uint64(5) + np.uint64(0x52DCE729)
+            h ^= _rotr64(w * c1, 33) * c2  # rotate left by 31
+            h = _rotr64(h, 37) * np.uint64(5) + np.uint64(0x52DCE729)  # left by 27
             i += 8
         w = np.uint64(0)
         for k in range(offsets[d + 1] - full):
             w |= np.uint64(data[full + k]) << np.uint64(8 * k)
-        h ^= _rotl64(w * c1, 31) * c2
-        out[d] = _fmix64(h ^ np.uint64(size))
+        h ^= _rotr64(w * c1, 33) * c2
+        out[d] = _splitmix(h ^ np.uint64(size))
     return out
 
 
