@@ -1,4 +1,4 @@
-"""The `hybridmix` command: run, validate, plan, inspect, explain, report, train-scorer.
+"""The `hybridmix` command: run, validate, plan, inspect, explain, report, train-scorer, warmup.
 
 Thin by design: parse flags, dispatch to the command, and turn every failure into one line on
 stderr and a documented exit code. Everything a run decides is in the config or in the pipeline.
@@ -28,6 +28,8 @@ from hybridmix.pipelines.report import safe_text
 from hybridmix.pipelines.run import DEFAULT_RUNNER, IfExists, cmd_run, cmd_validate
 from hybridmix.pipelines.train import add_parser as add_train_parser
 from hybridmix.pipelines.train import cmd_train
+from hybridmix.pipelines.warmup import add_parser as add_warmup_parser
+from hybridmix.pipelines.warmup import cmd_warmup
 from hybridmix.schemas.errors import (
     ERRORS_BY_CODE,
     ConfigError,
@@ -181,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--output", help="write the page here instead of into the output (local path or s3://)")
     add_explain_parser(sub, [common])
     add_train_parser(sub)
+    add_warmup_parser(sub, [common])
     return parser
 
 
@@ -286,6 +289,8 @@ def _fail(message: str) -> None:
 def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
     if args.command == "run":
         return cmd_run(args, rest)
+    if args.command == "warmup":
+        return cmd_warmup(args)
     # Remote paths of the other commands reach their store as boto3 and Beam's defaults do (AWS_*
     # environment variables); `run` takes Beam's --s3_* options too.
     use_options(PipelineOptions([]))

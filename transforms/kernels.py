@@ -22,7 +22,7 @@ import numpy as np
 from hybridmix.schemas.scripts import SCRIPTS as RECORD_SCRIPTS
 
 
-def _table_cache_dir() -> str | None:
+def table_cache_dir() -> str | None:
     """Where built code point tables are kept: next to numba's cache of this module, or the user's cache."""
     for folder in (os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
                    os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hybridmix")):
@@ -51,7 +51,7 @@ def disk_cached(build: Callable[[], tuple[np.ndarray, ...] | np.ndarray]):
     @functools.wraps(build)
     @lru_cache(maxsize=1)
     def cached():
-        folder = _table_cache_dir()
+        folder = table_cache_dir()
         path = os.path.join(folder, f"hybridmix-{build.__name__}-{unicodedata.unidata_version}-"
                                     f"{_source_digest()}.npz") if folder else None
         if path and os.path.exists(path):
