@@ -109,9 +109,10 @@ def test_generation_outside_the_origin_range_is_rejected(tmp_path):
 def test_derived_ids_are_content_addressed(tmp_path):
     config, plan = _corpus(tmp_path, [{"text": "Same text"}, {"text": "same  TEXT"}, {"text": "other"}],
                            id_column=None)
-    ids = _build(config, plan).docs.column("doc_id").to_pylist()
+    docs = _build(config, plan).docs
+    ids = docs.column("doc_id").to_pylist()
     assert ids[0] == ids[1] != ids[2]
-    assert ids[0].startswith("human/")
+    assert ids == [f"human/{h[:16]}" for h in docs.column("content_hash").to_pylist()]
 
 
 def test_plan_errors_name_the_file(tmp_path):
