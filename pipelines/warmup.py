@@ -56,6 +56,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def cmd_warmup(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    # The run below shows no progress (its figures are about a throwaway corpus): say what is happening.
+    if not getattr(args, "quiet", False):
+        print("hybridmix warmup: running the pipeline on a small generated corpus to compile the text kernels "
+              "(on a cold cache this takes a while: 22 s on a 2-core machine)...", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="hybridmix-warmup-") as tmp:
         config = _write_job(tmp)
         run_args = argparse.Namespace(
