@@ -685,7 +685,8 @@ def minhash(word_hashes, word_offsets, ngram, perm_a, perm_b):
                     h = (h - np.uint64(word_hashes[lo + start - 1]) * top) & MASK32
                     h = (h * SHINGLE_MULT + np.uint64(word_hashes[lo + start + ngram - 1])) & MASK32
                 _min_into(acc, a, b, np.uint32(_fmix32(h)))
-        sig[d, :] = acc
+        for k in range(num_perm):  # a loop, not sig[d, :] = acc: the broadcast's shape check cost ~2 s to compile
+            sig[d, k] = acc[k]
     return sig
 
 
