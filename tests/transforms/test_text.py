@@ -4,12 +4,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hybridmix.transforms import kernels
+from hybridmix.transforms import kernels, parallel
 from hybridmix.transforms.text import (
     analyze,
     content_hashes,
     count_tokens,
     stable_hash64,
+    string_buffers,
     text_hashes,
 )
 
@@ -76,14 +77,21 @@ def test_composed_and_decomposed_accents_hash_alike():
     assert a == b
 
 
-def test_content_hash_is_hashlib_blake2b_hex_of_normalized_text():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_content_hash_is_hashlib_blake2b_hex_of_normalized_text(threads):
     # Lengths around BLAKE2b's 128-byte block, empty and multi-byte text, and a sliced array
-    # (offsets not starting at 0), across more texts than one kernel run takes.
+    # (offsets not starting at 0); with two kernel threads the batch is hashed in two runs.
     texts = ["", "a", "é" * 64, "x" * 127, "y" * 128, "z" * 129, "中文 " * 100, "w" * 256] * 700
     normalized = analyze(pa.array(texts)).normalized.slice(5)
     want = [hashlib.blake2b(t.encode(), digest_size=16).hexdigest() for t in normalized.to_pylist()]
-    assert content_hashes(normalized).to_pylist() == want
-    assert content_hashes(normalized.slice(0, 0)).to_pylist() == []
+    before = parallel.threads()
+    parallel.set_threads(threads)
+    try:
+        assert len(parallel.runs(string_buffers(normalized)[1], threads)) == threads
+        assert content_hashes(normalized).to_pylist() == want
+        assert content_hashes(normalized.slice(0, 0)).to_pylist() == []
+    finally:
+        parallel.set_threads(before)
 
 
 def test_stable_hash_is_seeded_and_repeatable():
@@ -127,7 +135,7 @@ def test_stable_hash_refuses_nulls():
 
 
 def test_text_hash_tells_every_one_character_change_and_ignores_where_the_text_sits():
-    # Lengths on both sides of the 8-byte step, every byte position changed once.
+    # Lengths on both sides of the 8-byte step, each character changed in turn.
     base = ["", "a", "abcdefg", "abcdefgh", "abcdefghi", "héllo wörld, 中文 text" * 3]
     variants = [t[:i] + chr(ord(t[i]) ^ 1) + t[i + 1:] for t in base for i in range(len(t))]
     texts = base + variants + [t + " " for t in base]
