@@ -36,6 +36,7 @@ _ALPHABETS = {
     "japanese": "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめも日本語",
     "hangul": "가나다라마바사아자차카타파하고노도로모보소오조초",
 }
+_SPACED = ("latin", "cyrillic")  # words between spaces; the others are written without them
 _DOCUMENTS = 240  # per origin: enough for near-duplicate clusters, dedup's joins and the selection
 
 
@@ -116,13 +117,13 @@ def _write_job(folder: str) -> str:
     rng = np.random.default_rng(0)
     data = os.path.join(folder, "data")
     os.makedirs(data)
-    vocab = {script: _words(rng, letters, 60, spaced=script in ("latin", "cyrillic"))
-             for script, letters in _ALPHABETS.items()}
+    vocab = {script: _words(rng, letters, 60, spaced=script in _SPACED) for script, letters in _ALPHABETS.items()}
+    scripts = list(_ALPHABETS)
     for origin in ("human", "synthetic"):
         texts = []
         for i in range(_DOCUMENTS):
-            script = list(_ALPHABETS)[i % len(_ALPHABETS)] if i % 3 == 0 else "latin"
-            texts.append(_document(rng, vocab[script], spaced=script in ("latin", "cyrillic")))
+            script = scripts[i % len(scripts)] if i % 3 == 0 else "latin"
+            texts.append(_document(rng, vocab[script], spaced=script in _SPACED))
         # Exact copies (case changed) and near copies (one word replaced) for both dedup passes.
         for i in range(0, _DOCUMENTS // 4, 2):
             texts[i + 1] = texts[i].upper()

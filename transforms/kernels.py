@@ -490,6 +490,15 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
     return out[:o], out_off, hashes[:w], word_off, tok_words, tok_space, doc_script, tok_est
 
 
+@nb.njit(cache=True, inline="always")
+def _le_word(src, at, size):
+    """The `size` (<= 8) bytes at src[at] as a little-endian uint64, whatever the machine's byte order."""
+    w = np.uint64(0)
+    for k in range(size):
+        w |= np.uint64(src[at + k]) << np.uint64(8 * k)
+    return w
+
+
 @nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
 def raw_hashes(data, offsets):
     """A 64-bit hash of each text's raw UTF-8 bytes: tells whether a row read twice is the same row.
@@ -507,18 +516,10 @@ def raw_hashes(data, offsets):
         size = offsets[d + 1] - start
         h = np.uint64(0x9E3779B97F4A7C15)
         full = start + (size // 8) * 8
-        i = start
-        while i < full:
-            w = np.uint64(0)
-            for k in range(8):  # little-endian, whatever the machine's byte order
-                w |= np.uint64(data[i + k]) << np.uint64(8 * k)
-            h ^= _rotr64(w * c1, 33) * c2  # rotate left by 31
+        for i in range(start, full, 8):
+            h ^= _rotr64(_le_word(data, i, 8) * c1, 33) * c2  # rotate left by 31
             h = _rotr64(h, 37) * np.uint64(5) + np.uint64(0x52DCE729)  # left by 27
-            i += 8
-        w = np.uint64(0)
-        for k in range(offsets[d + 1] - full):
-            w |= np.uint64(data[full + k]) << np.uint64(8 * k)
-        h ^= _rotr64(w * c1, 33) * c2
+        h ^= _rotr64(_le_word(data, full, offsets[d + 1] - full) * c1, 33) * c2
         out[d] = _splitmix(h ^ np.uint64(size))
     return out
 
@@ -562,10 +563,7 @@ def _b2_g(a, b, c, d, x, y):
 def _b2_words(src, at, m):
     """m[i] = the little-endian uint64 at src[at + 8i] (16 words: one block)."""
     for i in range(16):
-        w = np.uint64(0)
-        for k in range(8):  # little-endian words, whatever the machine's byte order
-            w |= np.uint64(src[at + 8 * i + k]) << np.uint64(8 * k)
-        m[i] = w
+        m[i] = _le_word(src, at + 8 * i, 8)
 
 
 @nb.njit(cache=True)

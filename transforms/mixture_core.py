@@ -332,7 +332,7 @@ def weighted_priority(scores: np.ndarray, hashes: np.ndarray, sharpness: float) 
     rises with its score and no document's is zero.
     """
     u = ((hashes >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
-    z = ndtri(np.clip(np.nan_to_num(scores, nan=0.0), 1e-6, 1.0 - 1e-6))
+    z = standard_score(scores)
     clock = -np.log(u) * np.exp(-sharpness * z)
     # A monotone map of (0, inf) onto the uint64 keys the planner's histogram buckets read.
     return (np.floor(clock / (1.0 + clock) * 2.0**63).astype(np.uint64) << np.uint64(1)) | (hashes & np.uint64(1))
@@ -347,14 +347,20 @@ def flag_penalized_rows(scores: np.ndarray, flagged: np.ndarray, penalty: float)
 
 def flag_penalized(scores: np.ndarray, flagged: np.ndarray, penalty: float) -> np.ndarray:
     """Scores as top and weighted selection rank them: a flagged document's `penalty` standard
-    deviations lower, the score read as a standard normal quantile (as `weighted_priority` reads it).
+    deviations lower, the score read as a standard normal quantile (`standard_score`).
     Unscored documents (NaN) stay unscored."""
     rows = flag_penalized_rows(scores, flagged, penalty)
     if not rows.any():
         return scores
     out = scores.copy()
-    out[rows] = ndtr(ndtri(np.clip(scores[rows], 1e-6, 1.0 - 1e-6)) - penalty)
+    out[rows] = ndtr(standard_score(scores[rows]) - penalty)
     return out
+
+
+def standard_score(scores: np.ndarray) -> np.ndarray:
+    """quality_score read as a standard normal quantile (the share of training documents below it ->
+    z), clipped off the infinite ends; an unscored document (NaN) reads as the lowest score."""
+    return ndtri(np.clip(np.nan_to_num(scores, nan=0.0), 1e-6, 1.0 - 1e-6))
 
 
 def resolve_boundary(priorities: np.ndarray, uids: np.ndarray, units: np.ndarray, need: float) -> np.ndarray:
