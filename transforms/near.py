@@ -34,14 +34,12 @@ from hybridmix.transforms.dedup_core import (
 )
 from hybridmix.transforms.duplicates import SPARED, duplicate_rows, self_copy_stats
 from hybridmix.transforms.index import sketch_rows
-from hybridmix.transforms.sketch import read_bands, read_signature_file
+from hybridmix.transforms.sketch import find_signature_rows, read_bands, read_signature_file, read_signature_rows
 from hybridmix.transforms.stats import STATS, emit, emit_by_source
 from hybridmix.transforms.storage import content_tag, write_buffers
 
 PAIRS = "pairs"
-SIGS = "sigs"
 SIGNED = "signed"
-INFO = "info"
 EDGES = "edges"
 KEPT = "kept"
 DUPLICATES = "duplicates"
@@ -129,35 +127,73 @@ def _keep_signed_b(element, partitions: int):
     yield from _key_pairs(a[keep], b[keep], partitions, by_a=True)
 
 
-# A signature's low bits in a spill file: `num_perm` uint16 values after the block's uids.
+# What verification compares and moves of a signature: each value's low 16 bits.
 _LOW_DTYPE = np.uint16
 
 
-def _low_bits(element, spill_dir: str):
-    """(partition, (uids, signatures)) -> (partition, (path, documents)): each MinHash value's low 16
-    bits, written to a spill file that both verification joins read.
-
-    Verification moves signatures through two joins; at half the bytes they were the largest
-    data a run held (b-bit minwise hashing, Li and Koenig 2010). Two different values agree in
-    their low 16 bits with chance 1/65,536, so a pair's share of equal values can only rise,
-    never fall: no pair that full signatures verify is lost, and a pair one value short of
-    the threshold passes when a chance agreement fills it (1 candidate pair in 70,000-90,000
-    on real text). Through a file, each join carries a reference instead of the values: the
-    local runner materializes a join's inputs and groups them again, so the 29 MB of them at
-    200,000 real documents crossed its data plane six times. The name derives from the uids, so
+def _spill_signed(element, spill_dir: str):
+    """(uid partition, (uids, signatures)) -> (uid partition, (path, documents)): the LSH
+    candidates' signatures, written once to a spill file (`spill_signatures`' layout: uids in
+    order, then their rows) that verification and clustering read, so that only references
+    cross the runner's data plane. Carried as elements, the 200,000-document real corpus's
+    candidate signatures (57 MB) were held by the local runner until clustering, which took
+    those of its members from them through one more join. The name derives from the uids, so
     a retried bundle rewrites the same file.
     """
     p, (uids, sigs) = element
-    uids = np.ascontiguousarray(uids, np.int64)
-    low = np.ascontiguousarray(sigs & np.uint32(0xFFFF), _LOW_DTYPE)
+    order = np.argsort(uids, kind="stable")
+    uids = np.ascontiguousarray(uids[order], np.int64)
+    sigs = np.ascontiguousarray(sigs[order], np.uint32)
     path = f"{spill_dir}/{content_tag(uids)}.bin"
-    write_buffers(path, [memoryview(uids).cast("B"), memoryview(low).cast("B")])
+    write_buffers(path, [memoryview(uids).cast("B"), memoryview(sigs).cast("B")])
     yield p, (path, len(uids))
 
 
 def _low_blocks(refs, num_perm: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(uids, low bits) blocks of `_low_bits` files; a file a retried bundle reported twice is read once."""
-    return [read_signature_file(path, n, num_perm, _LOW_DTYPE) for path, n in sorted(set(refs))]
+    """(uids, low 16 bits) blocks of `_spill_signed` files; a file a retried bundle reported twice is read once.
+
+    Verification moves signatures of `a` to the partitions of `b`; at half the bytes they were
+    the largest data a run held (b-bit minwise hashing, Li and Koenig 2010). Two different
+    values agree in their low 16 bits with chance 1/65,536, so a pair's share of equal values
+    can only rise, never fall: no pair that full signatures verify is lost, and a pair one
+    value short of the threshold passes when a chance agreement fills it (1 candidate pair in
+    70,000-90,000 on real text).
+    """
+    blocks = []
+    for path, n in sorted(set(refs)):
+        uids, sigs = read_signature_file(path, n, num_perm)
+        blocks.append((uids, (sigs & np.uint32(0xFFFF)).astype(_LOW_DTYPE)))
+    return blocks
+
+
+def _refs_of(signed: list, p: int) -> list[tuple[str, int]]:
+    """The `_spill_signed` references of uid partition `p`, of all (partition, reference) pairs."""
+    return [ref for q, ref in signed if q == p]
+
+
+class _SignedFiles:
+    """uid -> full signature, from the `_spill_signed` files of each uid partition (`signed`: all
+    (partition, reference) pairs, a side input), reading only the rows asked for."""
+
+    def __init__(self, signed: list, num_perm: int, partitions: int) -> None:
+        self._refs: dict[int, list] = {}
+        for p, ref in sorted(set(signed)):
+            self._refs.setdefault(p, []).append(ref)
+        self._num_perm = num_perm
+        self._partitions = partitions
+
+    def lookup(self, uids: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(uids), self._num_perm), np.uint32)
+        found = np.zeros(len(uids), bool)
+        for p, rows in split_rows(int_partitions(uids, self._partitions), self._partitions):
+            for path, n in self._refs.get(p, []):
+                pos, hit = find_signature_rows(path, n, uids[rows])
+                if hit.any():
+                    out[rows[hit]] = read_signature_rows(path, n, self._num_perm, pos[hit])
+                    found[rows[hit]] = True
+        if not found.all():
+            raise FatalError("near dedup: a clustered document has no signature in the run's spill files")
+        return out
 
 
 class _SigIndex:
@@ -202,19 +238,20 @@ class _SigIndex:
         return sigs
 
 
-def _attach_sig_a(element, num_perm: int, partitions: int):
-    """(partition of a, {pairs: [(a, b)], sigs: [...]}) -> (partition of b, (a, b, row, sigs of a)).
+def _attach_sig_a(element, signed: list, num_perm: int, partitions: int):
+    """(partition of a, [(a, b)]) -> (partition of b, (a, b, row, low bits of a's signature));
+    `signed`: the (uid partition, `_spill_signed` reference) pairs.
 
     Each b partition gets the signature of an `a` once, however many pairs it is in (`row`
     points at it): in a large cluster one document pairs with dozens of others, and copying its
     signature per pair made this the largest data the run held (12 GB at 1M real documents).
     """
-    _, joined = element
-    pairs = list(joined[PAIRS])
+    p, pairs = element
+    pairs = list(pairs)
     if not pairs:
         return
     a, b = concat_blocks(pairs)
-    index = _SigIndex(_low_blocks(joined[SIGS], num_perm), num_perm, _LOW_DTYPE)
+    index = _SigIndex(_low_blocks(_refs_of(signed, p), num_perm), num_perm, _LOW_DTYPE)
     _, found = index.find(a)
     a, b = a[found], b[found]
     for p, rows in split_rows(int_partitions(b, partitions), partitions):
@@ -223,18 +260,19 @@ def _attach_sig_a(element, num_perm: int, partitions: int):
 
 
 class _VerifyFn(beam.DoFn):
-    """(partition of b, {pairs: [(a, b, row, sigs of a)], sigs}) -> verified edges (a, b), on the
-    signatures' low 16 bits (`_low_bits`)."""
+    """(partition of b, [(a, b, row, low bits of a's signature)]) -> verified edges (a, b), on the
+    signatures' low 16 bits (`_low_blocks`); `signed`: the (uid partition, `_spill_signed` reference) pairs."""
 
     def __init__(self, config: NearDedupConfig) -> None:
         self._config = config
 
-    def process(self, element):
-        _, joined = element
-        pairs = list(joined[PAIRS])
+    def process(self, element, signed: list):
+        p, pairs = element
+        pairs = list(pairs)
         if not pairs:
             return
-        index = _SigIndex(_low_blocks(joined[SIGS], self._config.num_perm), self._config.num_perm, _LOW_DTYPE)
+        index = _SigIndex(_low_blocks(_refs_of(signed, p), self._config.num_perm), self._config.num_perm,
+                          _LOW_DTYPE)
         cut = self._config.effective_verify_threshold
         candidates = verified = 0
         for a, b, row, ends in pairs:
@@ -268,11 +306,14 @@ class _Labels:
         return labelled, self.root[pos[labelled]]
 
 
-class _ByRoot(beam.DoFn):
-    """Rows routed by the labels, a side input: clustered documents are few (their labels a few MB at
-    millions of documents), so every document is looked up where it is, and only the clustered ones
-    are shuffled. Joining all of them with the labels and signatures carried every survivor through
-    three more hops of the runner's data plane (88 MB on the real 200k corpus)."""
+class _SplitClusteredFn(beam.DoFn):
+    """INFO batch of exact survivors -> its singletons, and its clustered rows keyed by root partition.
+
+    Rows are routed by the labels, a side input: clustered documents are few (their labels a few
+    MB at millions of documents), so every document is looked up where it is, and only the
+    clustered ones are shuffled. Joining all of them with the labels and signatures carried every
+    survivor through three more hops of the runner's data plane (88 MB on the real 200k corpus).
+    """
 
     def __init__(self, partitions: int) -> None:
         self._partitions = partitions
@@ -285,10 +326,6 @@ class _ByRoot(beam.DoFn):
 
     def _by_partition(self, roots: np.ndarray):
         return split_rows(int_partitions(roots, self._partitions), self._partitions)
-
-
-class _SplitClusteredFn(_ByRoot):
-    """INFO batch of exact survivors -> its singletons, and its clustered rows keyed by root partition."""
 
     def process(self, batch: pa.RecordBatch, labels: list):
         progress.add(progress.NEAR, batch.num_rows)
@@ -303,21 +340,9 @@ class _SplitClusteredFn(_ByRoot):
                 yield beam.pvalue.TaggedOutput(MEMBERS, (p, (members.take(pa.array(rows)), roots[rows])))
 
 
-class _SignaturesByRootFn(_ByRoot):
-    """(uid partition, (uids, signatures)) of LSH candidates -> those of clustered documents, keyed by
-    root partition."""
-
-    def process(self, element, labels: list):
-        _, (uids, sigs) = element
-        labelled, roots = self._find(uids, labels)
-        uids, sigs = uids[labelled], sigs[labelled]
-        for p, rows in self._by_partition(roots):
-            yield p, (uids[rows], sigs[rows])
-
-
-def _members_in_order(joined, num_perm: int) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+def _members_in_order(blocks, signed: _SignedFiles) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     """(INFO rows, roots, signatures) of a partition's cluster members, by root, each survivor first."""
-    blocks = list(joined[INFO])
+    blocks = list(blocks)
     table = concat([b for b, _ in blocks], columns.INFO)
     roots = concat_blocks(((r,) for _, r in blocks), np.int64)[0]
     # Sorted in Arrow (stable, like lexsort; UTF-8 bytes order as code points do): the survivor
@@ -325,8 +350,7 @@ def _members_in_order(joined, num_perm: int) -> tuple[pa.Table, np.ndarray, np.n
     keys = pa.table({"root": roots, "skey": table.column("skey")})
     order = pc.sort_indices(keys, sort_keys=[("root", "ascending"), ("skey", "ascending")])
     table = table.take(order)
-    return table, roots[order.to_numpy()], _SigIndex(list(joined[SIGS]), num_perm).lookup(
-        table.column("uid").to_numpy())
+    return table, roots[order.to_numpy()], signed.lookup(table.column("uid").to_numpy())
 
 
 class _Clusters(NamedTuple):
@@ -408,21 +432,23 @@ def _cluster_stats(c: _Clusters):
 
 
 class _ClusterFn(beam.DoFn):
-    """(root partition, [members]) -> one survivor per cluster, near-duplicate rows for the rest.
+    """(root partition, [members]) -> one survivor per cluster, near-duplicate rows for the rest; the
+    members' signatures come from the `_spill_signed` files (`signed`: (uid partition, reference) pairs).
 
     Under `parent_copies: keep`, a member whose survivor is its own parent is spared: it leaves the
     cluster and goes on as a survivor with its own cluster fields, standing for its exact copies.
     """
 
-    def __init__(self, num_perm: int, parent_copies: str = "drop",
+    def __init__(self, num_perm: int, partitions: int, parent_copies: str = "drop",
                  index: tuple[NearDedupConfig, str] | None = None) -> None:
         self._num_perm = num_perm
+        self._partitions = partitions
         self._parent_copies = parent_copies
         self._index = index
 
-    def process(self, element):
-        _, joined = element
-        table, roots, sigs = _members_in_order(joined, self._num_perm)
+    def process(self, element, signed: list):
+        _, members = element
+        table, roots, sigs = _members_in_order(members, _SignedFiles(signed, self._num_perm, self._partitions))
         c = _decide(table, roots, sigs, self._parent_copies)
         yield table_to_batch(_kept_survivors(table, c))
         if c.spared.any():
@@ -497,27 +523,30 @@ class DedupNear(beam.PTransform):
             | "JoinSignedB" >> beam.CoGroupByKey()
             | "KeepSignedB" >> beam.FlatMap(_keep_signed_b, parts)
         )
-        # Two joins with the signatures' low bits: attach sig(a) keyed by a, then compare with sig(b).
-        low = sigs | "LowBits" >> beam.FlatMap(_low_bits, f"{self._spill_dir}/low_bits")
+        # The signatures go to files, and the steps that read them get their references as a side
+        # input (a few per partition): a join with them put one more pass of the runner's data plane
+        # (the local runner materializes what a join flattens) in front of each.
+        signed = sigs | "SpillSigned" >> beam.FlatMap(_spill_signed, f"{self._spill_dir}/signed")
+        # Attach sig(a) in a's partition, then compare with sig(b) in b's.
         with_a = (
-            {PAIRS: signed_pairs, SIGS: low}
-            | "JoinSigA" >> beam.CoGroupByKey()
-            | "AttachSigA" >> beam.FlatMap(_attach_sig_a, cfg.num_perm, parts)
+            signed_pairs
+            | "GroupByA" >> beam.GroupByKey()
+            | "AttachSigA" >> beam.FlatMap(_attach_sig_a, beam.pvalue.AsList(signed), cfg.num_perm, parts)
         )
         verified = (
-            {PAIRS: with_a, SIGS: low}
-            | "JoinSigB" >> beam.CoGroupByKey()
-            | "Verify" >> beam.ParDo(_VerifyFn(cfg)).with_outputs(STATS, main=EDGES)
+            with_a
+            | "GroupByB" >> beam.GroupByKey()
+            | "Verify" >> beam.ParDo(_VerifyFn(cfg), beam.pvalue.AsList(signed)).with_outputs(STATS, main=EDGES)
         )
         labels = beam.pvalue.AsList(verified[EDGES] | "Cluster" >> ConnectedComponents(parts, cfg.max_cc_rounds))
         split = info | "SplitClustered" >> beam.ParDo(_SplitClusteredFn(parts), labels).with_outputs(
             MEMBERS, main=SINGLETONS)
         clusters = (
-            {INFO: split[MEMBERS], SIGS: sigs | "SignaturesByRoot" >> beam.ParDo(_SignaturesByRootFn(parts), labels)}
-            | "GroupByRoot" >> beam.CoGroupByKey()
+            split[MEMBERS]
+            | "GroupByRoot" >> beam.GroupByKey()
             | "KeepOnePerCluster" >> beam.ParDo(_ClusterFn(
-                cfg.num_perm, self._parent_copies,
-                None if self._index_run_id is None else (cfg, self._index_run_id)))
+                cfg.num_perm, parts, self._parent_copies,
+                None if self._index_run_id is None else (cfg, self._index_run_id)), beam.pvalue.AsList(signed))
             .with_outputs(DUPLICATES, STATS, ASSIGNMENTS, INDEX_ROWS, main=KEPT)
         )
         survivors = (split[SINGLETONS], clusters[KEPT]) | "MergeSurvivors" >> beam.Flatten()

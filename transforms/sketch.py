@@ -19,7 +19,7 @@ from hybridmix.transforms.batches import concat, int_partitions, list_parts, spl
 from hybridmix.transforms.dedup_core import survivor_keys
 from hybridmix.transforms.inputs import ReadSpec
 from hybridmix.transforms.reread import key_by_unit, unit_starts
-from hybridmix.transforms.storage import content_tag, flush_writes, read_range, write_buffers_behind
+from hybridmix.transforms.storage import content_tag, flush_writes, is_remote, read_range, write_buffers_behind
 
 INFO = "info"
 BANDS = "bands"
@@ -94,6 +94,22 @@ def read_signature_file(path: str, documents: int, num_perm: int, dtype=np.uint3
     data = read_range(path, 0, documents * (8 + num_perm * np.dtype(dtype).itemsize))
     uids = np.frombuffer(data, np.int64, count=documents)
     return uids, np.frombuffer(data, dtype, offset=8 * documents).reshape(documents, num_perm)
+
+
+def find_signature_rows(path: str, documents: int, uids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, found) of each of `uids` in a `spill_signatures` file, from its uids alone."""
+    file_uids = np.frombuffer(read_range(path, 0, 8 * documents), np.int64)
+    pos = np.minimum(np.searchsorted(file_uids, uids), documents - 1)
+    return pos, file_uids[pos] == uids
+
+
+def read_signature_rows(path: str, documents: int, num_perm: int, rows: np.ndarray) -> np.ndarray:
+    """Signature rows `rows` of a `spill_signatures` file; locally only the pages that hold them are read."""
+    if is_remote(path):
+        return read_signature_file(path, documents, num_perm)[1][rows]
+    flush_writes()
+    mapped = np.memmap(path, np.uint32, "r", offset=8 * documents, shape=(documents, num_perm))
+    return np.array(mapped[rows])
 
 
 class SignatureFiles:

@@ -8,7 +8,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from hybridmix.schemas.config import NearDedupConfig
 from hybridmix.schemas.stats import Figure, RunStats
-from hybridmix.transforms.batches import int_partitions
+from hybridmix.transforms.batches import int_partitions, split_rows
 from hybridmix.transforms.components import ConnectedComponents
 from hybridmix.transforms.duplicates import cross_origin_counts
 from hybridmix.transforms.dedup_core import unique_pairs
@@ -16,11 +16,11 @@ from hybridmix.transforms.minhash import estimate_jaccard
 from hybridmix.transforms.near import (
     PAIRS,
     SIGNED,
-    SIGS,
     _attach_sig_a,
     _keep_signed_b,
-    _low_bits,
     _low_blocks,
+    _SignedFiles,
+    _spill_signed,
     _UniquePairs,
     _VerifyFn,
 )
@@ -144,15 +144,14 @@ def test_verification_moves_each_signature_once_per_partition_and_never_for_unsi
     pairs = sorted(zip(*(np.concatenate(c) for c in zip(*(blk for _, blk in kept)))))
     assert pairs == [(2, 4), (2, 6), (2, 8), (8, 9)]  # (2, 7) is gone
 
-    # The low bits through their spill files, one per signature block as the Sign step makes them.
-    sigs_by_part = {}
+    # The signatures through their spill files, one per signature block as the Sign step makes them.
+    signed = []
     for u, s in sig.items():
-        for p, ref in _low_bits((u % parts, (np.array([u], np.int64), s[None, :])), str(tmp_path)):
-            sigs_by_part.setdefault(p, []).append(ref)
+        signed += _spill_signed((u % parts, (np.array([u], np.int64), s[None, :])), str(tmp_path))
     moved = []
     for p in range(parts):
         mine = [blk for q, blk in kept if q == p]
-        moved += list(_attach_sig_a((p, {PAIRS: mine, SIGS: sigs_by_part.get(p, [])}), num_perm, parts))
+        moved += list(_attach_sig_a((p, mine), signed, num_perm, parts))
     # Document 2 pairs with 4, 6 and 8, all in partition 0: its signature travels once.
     to_zero = [blk for q, blk in moved if q == 0]
     assert sum(len(blk[3]) for blk in to_zero) == len({int(x) for blk in to_zero for x in blk[0]})
@@ -160,11 +159,29 @@ def test_verification_moves_each_signature_once_per_partition_and_never_for_unsi
     config = NearDedupConfig(num_perm=num_perm, bands=2, rows=4, threshold=0.8)
     edges = []
     for p in range(parts):
-        out = _VerifyFn(config).process((p, {PAIRS: [blk for q, blk in moved if q == p],
-                                             SIGS: sigs_by_part.get(p, [])}))
+        out = _VerifyFn(config).process((p, [blk for q, blk in moved if q == p]), signed)
         edges += [tuple(zip(*e)) for e in out if isinstance(e, tuple) and len(e) == 2
                   and isinstance(e[0], np.ndarray)]
     assert sorted(x for e in edges for x in e) == [(8, 9)]  # only the exact copy verifies
+
+
+def test_clustering_reads_the_full_signatures_of_its_members_from_the_spill_files(tmp_path):
+    parts, num_perm = 3, 16
+    rng = np.random.RandomState(11)
+    uids = rng.permutation(np.arange(1, 601, dtype=np.int64) * 7919)
+    sigs = rng.randint(0, 2**32, (len(uids), num_perm), dtype=np.uint64).astype(np.uint32)
+    signed = []
+    # Blocks as the Sign step delivers them: by uid partition, uids in no particular order.
+    for start in range(0, len(uids), 150):
+        block = slice(start, start + 150)
+        for p, rows in split_rows(int_partitions(uids[block], parts), parts):
+            # A retried bundle reports its file twice.
+            signed += 2 * list(_spill_signed((p, (uids[block][rows], sigs[block][rows])), str(tmp_path)))
+    want = rng.choice(len(uids), 250, replace=False)
+    got = _SignedFiles(signed, num_perm, parts).lookup(uids[want])
+    assert got.dtype == np.uint32 and np.array_equal(got, sigs[want])
+    with pytest.raises(FatalError, match="no signature"):
+        _SignedFiles(signed, num_perm, parts).lookup(np.array([uids[0], 5], np.int64))
 
 
 def test_distinct_pairs_combine_to_each_pair_once_per_partition():
@@ -198,7 +215,7 @@ def test_low_bit_verification_can_only_gain_a_match(tmp_path):
     b[high_only] = a[high_only] ^ np.uint32(0x10000)
     low = {}
     for name, sig in (("a", a), ("b", b)):
-        refs = [ref for _, ref in _low_bits((0, (np.arange(2000) + (name == "b") * 5000, sig)), str(tmp_path))]
+        refs = [ref for _, ref in _spill_signed((0, (np.arange(2000) + (name == "b") * 5000, sig)), str(tmp_path))]
         # A retried bundle reports its file twice: read once.
         [(uids, low[name])] = _low_blocks(refs + refs, 256)
         assert np.array_equal(uids, np.arange(2000) + (name == "b") * 5000)
