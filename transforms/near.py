@@ -34,12 +34,16 @@ from hybridmix.transforms.dedup_core import (
 )
 from hybridmix.transforms.duplicates import SPARED, duplicate_rows, self_copy_stats
 from hybridmix.transforms.index import sketch_rows
-from hybridmix.transforms.sketch import find_signature_rows, read_bands, read_signature_file, read_signature_rows
+from hybridmix.transforms.sketch import (
+    find_signature_rows,
+    read_bands,
+    read_signature_file,
+    read_signature_rows,
+    read_signature_uids,
+)
 from hybridmix.transforms.stats import STATS, emit, emit_by_source
 from hybridmix.transforms.storage import content_tag, write_buffers
 
-PAIRS = "pairs"
-SIGNED = "signed"
 EDGES = "edges"
 KEPT = "kept"
 DUPLICATES = "duplicates"
@@ -102,28 +106,18 @@ class _UniquePairs(beam.CombineFn):
         return acc
 
 
-def _signed_uids(element):
-    """(partition, (uids, signatures)) -> (partition, uids): which documents have a signature."""
-    p, (uids, _) = element
-    yield p, uids
-
-
-def _keep_signed_b(element, partitions: int):
-    """(partition of b, {pairs: [(a, b)], signed: [uids]}) -> (partition of a, (a, b)), distinct pairs
-    whose b has a signature.
+def _keep_signed_b(element, signed: list, partitions: int):
+    """(partition of b, distinct pairs (a, b)) -> (partition of a, (a, b)), the pairs whose b has a
+    signature; `signed`: the (uid partition, `_spill_signed` reference) pairs, whose files list
+    the signed uids first.
 
     Most candidate pairs of real text involve an exact duplicate, which is never signed (a
     re-delivered document shares every band with its original): dropping them here, on
     integers, keeps them from carrying a signature through the next two shuffles.
     """
-    _, joined = element
-    pairs = list(joined[PAIRS])
-    if not pairs:
-        return
-    # DistinctPairs already made them distinct: one combined block per partition.
-    a, b = concat_blocks(pairs, np.int64, np.int64)
-    signed = list(joined[SIGNED])
-    keep = np.isin(b, np.concatenate(signed)) if signed else np.zeros(len(b), bool)
+    p, (a, b) = element  # DistinctPairs made them distinct: one combined block per partition
+    uids = [read_signature_uids(path, n) for path, n in sorted(set(_refs_of(signed, p)))]
+    keep = np.isin(b, np.concatenate(uids)) if uids else np.zeros(len(b), bool)
     yield from _key_pairs(a[keep], b[keep], partitions, by_a=True)
 
 
@@ -517,16 +511,12 @@ class DedupNear(beam.PTransform):
             | "DistinctPairs" >> beam.CombinePerKey(_UniquePairs())
         )
         sigs = (pairs, info) | "Sign" >> self._signatures
-        # Pairs whose b has no signature drop out on integers, before any signature moves.
-        signed_pairs = (
-            {PAIRS: pairs, SIGNED: sigs | "SignedUids" >> beam.FlatMap(_signed_uids)}
-            | "JoinSignedB" >> beam.CoGroupByKey()
-            | "KeepSignedB" >> beam.FlatMap(_keep_signed_b, parts)
-        )
         # The signatures go to files, and the steps that read them get their references as a side
         # input (a few per partition): a join with them put one more pass of the runner's data plane
         # (the local runner materializes what a join flattens) in front of each.
         signed = sigs | "SpillSigned" >> beam.FlatMap(_spill_signed, f"{self._spill_dir}/signed")
+        # Pairs whose b has no signature drop out on integers, before any signature moves.
+        signed_pairs = pairs | "KeepSignedB" >> beam.FlatMap(_keep_signed_b, beam.pvalue.AsList(signed), parts)
         # Attach sig(a) in a's partition, then compare with sig(b) in b's.
         with_a = (
             signed_pairs

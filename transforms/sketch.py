@@ -96,9 +96,14 @@ def read_signature_file(path: str, documents: int, num_perm: int, dtype=np.uint3
     return uids, np.frombuffer(data, dtype, offset=8 * documents).reshape(documents, num_perm)
 
 
+def read_signature_uids(path: str, documents: int) -> np.ndarray:
+    """The uids of a `spill_signatures` file, in order, without its signatures."""
+    return np.frombuffer(read_range(path, 0, 8 * documents), np.int64)
+
+
 def find_signature_rows(path: str, documents: int, uids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row, found) of each of `uids` in a `spill_signatures` file, from its uids alone."""
-    file_uids = np.frombuffer(read_range(path, 0, 8 * documents), np.int64)
+    file_uids = read_signature_uids(path, documents)
     pos = np.minimum(np.searchsorted(file_uids, uids), documents - 1)
     return pos, file_uids[pos] == uids
 

@@ -14,8 +14,6 @@ from hybridmix.transforms.duplicates import cross_origin_counts
 from hybridmix.transforms.dedup_core import unique_pairs
 from hybridmix.transforms.minhash import estimate_jaccard
 from hybridmix.transforms.near import (
-    PAIRS,
-    SIGNED,
     _attach_sig_a,
     _keep_signed_b,
     _low_blocks,
@@ -139,15 +137,18 @@ def test_verification_moves_each_signature_once_per_partition_and_never_for_unsi
     # Distinct, as DistinctPairs delivers them.
     a = np.array([2, 2, 2, 2, 8], np.int64)
     b = np.array([4, 6, 8, 7, 9], np.int64)
-    signed = [np.array(sorted(sig), np.int64)]
-    kept = list(_keep_signed_b((0, {PAIRS: [(a, b)], SIGNED: signed}), parts))
+    # The signatures through their spill files, one per signature block as the Sign step makes them
+    # (keyed by uid partition).
+    signed = []
+    for u, s in sig.items():
+        uid = np.array([u], np.int64)
+        signed += _spill_signed((int(int_partitions(uid, parts)[0]), (uid, s[None, :])), str(tmp_path))
+    kept = []
+    for p, rows in split_rows(int_partitions(b, parts), parts):  # keyed by b's partition
+        kept += _keep_signed_b((p, (a[rows], b[rows])), signed, parts)
     pairs = sorted(zip(*(np.concatenate(c) for c in zip(*(blk for _, blk in kept)))))
     assert pairs == [(2, 4), (2, 6), (2, 8), (8, 9)]  # (2, 7) is gone
 
-    # The signatures through their spill files, one per signature block as the Sign step makes them.
-    signed = []
-    for u, s in sig.items():
-        signed += _spill_signed((u % parts, (np.array([u], np.int64), s[None, :])), str(tmp_path))
     moved = []
     for p in range(parts):
         mine = [blk for q, blk in kept if q == p]
