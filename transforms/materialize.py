@@ -42,12 +42,13 @@ def records(read: tuple[pa.RecordBatch, pa.Table], stamp: RecordStamp) -> pa.Rec
     docs, sel = read
     copies = sel.column("copies").to_numpy()
     n = int(copies.sum())
-    rep = np.repeat(np.arange(len(copies)), copies)
     # Each row's copy number, 0 for the first: its position past its document's first row.
     repeat = (np.arange(n) - np.repeat(np.cumsum(copies) - copies, copies)).astype(np.int16)
-    take = pa.array(rep, pa.int64())
-    d = docs.take(take)
-    s = sel.take(take)
+    if (copies == 1).all():  # one row per document: the batches as they are, not a copy of them
+        d, s = docs, sel
+    else:
+        take = pa.array(np.repeat(np.arange(len(copies)), copies), pa.int64())
+        d, s = docs.take(take), sel.take(take)
     doc_ids = s.column("doc_id").combine_chunks()
     ids = doc_ids
     if repeat.any():  # repeats are `<doc_id>#r<k>`
