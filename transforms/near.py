@@ -40,9 +40,9 @@ from hybridmix.transforms.sketch import (
     read_signature_file,
     read_signature_rows,
     read_signature_uids,
+    spill_signatures,
 )
 from hybridmix.transforms.stats import STATS, emit, emit_by_source
-from hybridmix.transforms.storage import content_tag, write_buffers
 
 EDGES = "edges"
 KEPT = "kept"
@@ -127,20 +127,15 @@ _LOW_DTYPE = np.uint16
 
 def _spill_signed(element, spill_dir: str):
     """(uid partition, (uids, signatures)) -> (uid partition, (path, documents)): the LSH
-    candidates' signatures, written once to a spill file (`spill_signatures`' layout: uids in
-    order, then their rows) that verification and clustering read, so that only references
-    cross the runner's data plane. Carried as elements, the 200,000-document real corpus's
-    candidate signatures (57 MB) were held by the local runner until clustering, which took
-    those of its members from them through one more join. The name derives from the uids, so
-    a retried bundle rewrites the same file.
+    candidates' signatures, written once to a spill file (`spill_signatures`, written before the
+    step returns: later stages may run in other processes) that verification and clustering
+    read, so that only references cross the runner's data plane. Carried as elements, the
+    200,000-document real corpus's candidate signatures (57 MB) were held by the local runner
+    until clustering, which took those of its members from them through one more join.
     """
     p, (uids, sigs) = element
-    order = np.argsort(uids, kind="stable")
-    uids = np.ascontiguousarray(uids[order], np.int64)
-    sigs = np.ascontiguousarray(sigs[order], np.uint32)
-    path = f"{spill_dir}/{content_tag(uids)}.bin"
-    write_buffers(path, [memoryview(uids).cast("B"), memoryview(sigs).cast("B")])
-    yield p, (path, len(uids))
+    _, _, path, documents = spill_signatures(uids, sigs, spill_dir, behind=False)
+    yield p, (path, documents)
 
 
 def _low_blocks(refs, num_perm: int) -> list[tuple[np.ndarray, np.ndarray]]:

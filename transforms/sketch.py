@@ -19,7 +19,14 @@ from hybridmix.transforms.batches import concat, int_partitions, list_parts, spl
 from hybridmix.transforms.dedup_core import survivor_keys
 from hybridmix.transforms.inputs import ReadSpec
 from hybridmix.transforms.reread import key_by_unit, unit_starts
-from hybridmix.transforms.storage import content_tag, flush_writes, is_remote, read_range, write_buffers_behind
+from hybridmix.transforms.storage import (
+    content_tag,
+    flush_writes,
+    is_remote,
+    read_range,
+    write_buffers,
+    write_buffers_behind,
+)
 
 INFO = "info"
 BANDS = "bands"
@@ -72,19 +79,21 @@ def read_bands(ranges: Iterable[tuple[str, int, int]]) -> tuple[np.ndarray, np.n
     return np.concatenate(keys), np.concatenate(uids)
 
 
-def spill_signatures(uids: np.ndarray, sig: np.ndarray, spill_dir: str) -> tuple[int, int, str, int]:
+def spill_signatures(uids: np.ndarray, sig: np.ndarray, spill_dir: str, behind: bool = True
+                     ) -> tuple[int, int, str, int]:
     """A batch's MinHash signatures -> one spill file; (first uid, last uid, path, documents).
 
     LSH candidates and the index/ rows of selected documents need signatures again, later in
     the run. Kept here (num_perm x 4 bytes a document), they are read back instead of reading,
     checking and hashing those documents' text a second time and signing it again. The file
     holds the uids in order, then their signatures; its name derives from the uids, so a retried
-    bundle rewrites the same file.
+    bundle rewrites the same file. `behind`: written on the writer thread, for a step that waits
+    for its writes when its bundle finishes (`flush_writes`); else here.
     """
     order = np.argsort(uids, kind="stable")
     uids, sig = np.ascontiguousarray(uids[order], np.int64), np.ascontiguousarray(sig[order], np.uint32)
     path = f"{spill_dir}/{content_tag(uids)}.bin"
-    write_buffers_behind(path, [memoryview(uids).cast("B"), memoryview(sig).cast("B")])
+    (write_buffers_behind if behind else write_buffers)(path, [memoryview(uids).cast("B"), memoryview(sig).cast("B")])
     return int(uids[0]), int(uids[-1]), path, len(uids)
 
 
