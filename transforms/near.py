@@ -35,10 +35,9 @@ from hybridmix.transforms.dedup_core import (
 from hybridmix.transforms.duplicates import SPARED, duplicate_rows, self_copy_stats
 from hybridmix.transforms.index import sketch_rows
 from hybridmix.transforms.sketch import (
-    find_signature_rows,
+    fill_signatures,
     read_bands,
     read_signature_file,
-    read_signature_rows,
     read_signature_uids,
     spill_signatures,
 )
@@ -116,7 +115,7 @@ def _keep_signed_b(element, signed: list, partitions: int):
     integers, keeps them from carrying a signature through the next two shuffles.
     """
     p, (a, b) = element  # DistinctPairs made them distinct: one combined block per partition
-    uids = [read_signature_uids(path, n) for path, n in sorted(set(_refs_of(signed, p)))]
+    uids = [read_signature_uids(path, n) for path, n in _refs_of(signed, p)]
     keep = np.isin(b, np.concatenate(uids)) if uids else np.zeros(len(b), bool)
     yield from _key_pairs(a[keep], b[keep], partitions, by_a=True)
 
@@ -156,8 +155,9 @@ def _low_blocks(refs, num_perm: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _refs_of(signed: list, p: int) -> list[tuple[str, int]]:
-    """The `_spill_signed` references of uid partition `p`, of all (partition, reference) pairs."""
-    return [ref for q, ref in signed if q == p]
+    """The `_spill_signed` references of uid partition `p`, of all (partition, reference) pairs;
+    a file a retried bundle reported twice is named once."""
+    return sorted({ref for q, ref in signed if q == p})
 
 
 class _SignedFiles:
@@ -176,10 +176,7 @@ class _SignedFiles:
         found = np.zeros(len(uids), bool)
         for p, rows in split_rows(int_partitions(uids, self._partitions), self._partitions):
             for path, n in self._refs.get(p, []):
-                pos, hit = find_signature_rows(path, n, uids[rows])
-                if hit.any():
-                    out[rows[hit]] = read_signature_rows(path, n, self._num_perm, pos[hit])
-                    found[rows[hit]] = True
+                fill_signatures(path, n, self._num_perm, uids, rows, out, found)
         if not found.all():
             raise FatalError("near dedup: a clustered document has no signature in the run's spill files")
         return out

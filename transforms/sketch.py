@@ -110,20 +110,25 @@ def read_signature_uids(path: str, documents: int) -> np.ndarray:
     return np.frombuffer(read_range(path, 0, 8 * documents), np.int64)
 
 
-def find_signature_rows(path: str, documents: int, uids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row, found) of each of `uids` in a `spill_signatures` file, from its uids alone."""
-    file_uids = read_signature_uids(path, documents)
-    pos = np.minimum(np.searchsorted(file_uids, uids), documents - 1)
-    return pos, file_uids[pos] == uids
-
-
-def read_signature_rows(path: str, documents: int, num_perm: int, rows: np.ndarray) -> np.ndarray:
+def _signature_rows(path: str, documents: int, num_perm: int, rows: np.ndarray) -> np.ndarray:
     """Signature rows `rows` of a `spill_signatures` file; locally only the pages that hold them are read."""
     if is_remote(path):
         return read_signature_file(path, documents, num_perm)[1][rows]
     flush_writes()
     mapped = np.memmap(path, np.uint32, "r", offset=8 * documents, shape=(documents, num_perm))
     return np.array(mapped[rows])
+
+
+def fill_signatures(path: str, documents: int, num_perm: int, uids: np.ndarray, rows: np.ndarray,
+                    out: np.ndarray, found: np.ndarray) -> None:
+    """Into `out` and `found` at `rows`: the signatures of `uids[rows]` that a `spill_signatures`
+    file holds, found by its uids and read row by row."""
+    file_uids = read_signature_uids(path, documents)
+    pos = np.minimum(np.searchsorted(file_uids, uids[rows]), documents - 1)
+    hit = file_uids[pos] == uids[rows]
+    if hit.any():
+        out[rows[hit]] = _signature_rows(path, documents, num_perm, pos[hit])
+        found[rows[hit]] = True
 
 
 class SignatureFiles:
@@ -142,9 +147,6 @@ class SignatureFiles:
         self.counts = [r[3] for r in refs]
         self.num_perm = num_perm
 
-    def _read(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return read_signature_file(self.paths[k], self.counts[k], self.num_perm)
-
     def find(self, uids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(signatures, found) for `uids`: a document without words has no signature (zeros, found False)."""
         out = np.zeros((len(uids), self.num_perm), np.uint32)
@@ -153,12 +155,8 @@ class SignatureFiles:
         inside = k >= 0
         inside[inside] = uids[inside] <= self.last[k[inside]]
         for f in np.unique(k[inside]):
-            rows = np.nonzero(inside & (k == f))[0]
-            file_uids, sigs = self._read(int(f))
-            pos = np.minimum(np.searchsorted(file_uids, uids[rows]), len(file_uids) - 1)
-            hit = file_uids[pos] == uids[rows]
-            out[rows[hit]] = sigs[pos[hit]]
-            found[rows[hit]] = True
+            fill_signatures(self.paths[f], self.counts[f], self.num_perm, uids,
+                            np.nonzero(inside & (k == f))[0], out, found)
         return out, found
 
 
