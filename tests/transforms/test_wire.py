@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from hybridmix.transforms import wire
+from hybridmix.transforms.batches import split_batch
 from tests.builders import sketch_inputs, words
 
 SCHEMA = pa.schema([
@@ -50,6 +51,18 @@ def test_a_slice_carries_its_own_rows_only():
         assert pickle.loads(pickled).equals(part)
         # pyarrow's own pickling writes the parent's buffers (several MB) for a slice of 5 rows.
         assert len(pickled) < 10_000
+
+
+def test_a_batch_split_by_partition_keeps_each_partitions_rows_in_input_order():
+    batch = _batch(1_000)
+    part = np.random.default_rng(3).integers(0, 40, batch.num_rows) * 2  # odd partitions stay empty
+    parts = list(split_batch(batch, part, 80))
+    assert [p for p, _ in parts] == sorted(set(part.tolist()))
+    for p, rows in parts:
+        assert rows.equals(batch.take(pa.array(np.flatnonzero(part == p))))
+        # Each part is a slice of one reordered copy; on the wire it still carries its own rows only.
+        assert len(pickle.dumps(rows, pickle.HIGHEST_PROTOCOL)) < 3_000
+    assert list(split_batch(batch.slice(0, 0), part[:0], 80)) == []
 
 
 def test_coders_measure_without_encoding():
