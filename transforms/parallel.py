@@ -223,7 +223,7 @@ class AheadDoFn(beam.DoFn):
             return
         try:
             for out in _counted(self._line.close()):
-                yield _windowed(out)
+                yield windowed(out)
         except BaseException:
             self._abandon()
             raise
@@ -246,8 +246,8 @@ def _counted(outputs: Iterable) -> Iterator:
             yield out
 
 
-def _windowed(out):
-    # finish_bundle's outputs carry their window; a batch pipeline's is the global one.
+def windowed(out):
+    """An output of `finish_bundle`, which must carry its window: a batch pipeline's is the global one."""
     if isinstance(out, beam.pvalue.TaggedOutput):
         return beam.pvalue.TaggedOutput(out.tag, WindowedValue(out.value, MIN_TIMESTAMP, (GlobalWindow(),)))
     return WindowedValue(out, MIN_TIMESTAMP, (GlobalWindow(),))

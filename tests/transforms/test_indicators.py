@@ -83,6 +83,40 @@ def test_sample_is_the_same_whatever_the_batching(batch_rows):
     p.run().wait_until_finish()
 
 
+@pytest.mark.parametrize("batch_rows", [1, 37])
+@pytest.mark.parametrize("smallest_first", [True, False])
+def test_sample_of_many_batches_is_the_k_smallest_with_ties_decided_by_text(batch_rows, smallest_first):
+    # Rows whose key is above the k-th smallest seen so far are never taken: that must not change
+    # the sample. The id at the sample's edge occurs three times with other texts, so the rows
+    # tying its key are ordered by text, whichever batch each arrives in.
+    base = [f"d{i}" for i in range(1500)]
+    rank = np.argsort(stable_hash64(base, "indicators/5"), kind="stable")
+    edge = base[int(rank[9])]
+    rows = [(i, f"text {i} " + "word " * (n % 4)) for n, i in enumerate(base)]
+    # The ten smallest first: the edge's key is the limit before its other rows arrive. In random
+    # order, the rows that pass the limit pile up past 4 x 10 and are cut back to 10 on the way.
+    first = 10 if smallest_first else 0
+    rows = [rows[k] for k in rank[:first]] + [rows[k] for k in np.random.default_rng(1).permutation(rank[first:])]
+    rows += [(edge, "zz after the others"), (edge, "aa before the others"), (edge, "text " + edge + " again")]
+    keys = stable_hash64([i for i, _ in rows], "indicators/5")
+    ranked = sorted(range(len(rows)), key=lambda k: (int(keys[k]), rows[k][1], len(rows[k][1].split())))[:10]
+    sample = [rows[k][1] for k in ranked]
+    assert "aa before the others" in sample and "zz after the others" not in sample
+    measured = indicators(sample, [len(t.split()) for t in sample])
+    expected = {"sample_documents": 10, "by_origin": {"synthetic": measured}, "by_source": {"chat": measured}}
+
+    def batch(chunk):
+        return pa.RecordBatch.from_pydict({
+            "id": [i for i, _ in chunk], "text": [t for _, t in chunk], "origin": ["synthetic"] * len(chunk),
+            "source": ["chat"] * len(chunk), "tokens": [len(t.split()) for _, t in chunk]})
+
+    p = local_pipeline()
+    parts = [batch(rows[i:i + batch_rows]) for i in range(0, len(rows), batch_rows)]
+    out = p | beam.Create(parts) | CollapseIndicators(seed=5, sample_documents=10)
+    assert_that(out, equal_to([expected]))
+    p.run().wait_until_finish()
+
+
 def test_distinct_ngrams_match_a_reference_count():
     texts = ["the cat sat on the mat the cat sat", "", "one", "the cat sat on the mat"]
     analysis = analyze(pa.array(texts))
