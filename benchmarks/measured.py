@@ -100,7 +100,7 @@ def main() -> None:
     started = time.perf_counter()
     with TreePeak() as memory:
         if tool == "hybridmix":
-            from hybridmix.pipelines.cli import main as run
+            from hybridmix.pipelines.cli import console_main as run  # as the command runs it
 
             code = run(argv)
             detail = {}

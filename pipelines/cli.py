@@ -346,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
 
 
-def console_main() -> int:
+def console_main(argv: Sequence[str] | None = None) -> int:
     """The `hybridmix` command (pyproject's entry point): `main` in a process that ends with it.
 
     What this process imported, and what the run leaves, lives until the process ends, so both
@@ -357,7 +357,7 @@ def console_main() -> int:
     and published before `main` returns. Not in `main`, which tests call in their own process.
     """
     gc.freeze()
-    code = main()
+    code = main(argv)
     gc.freeze()
     return code
 
