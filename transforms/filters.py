@@ -115,7 +115,11 @@ class TextView:
     @cached_property
     def tail(self) -> pa.Array:
         """The last 200 characters, trailing whitespace trimmed: where truncation shows."""
-        return pc.utf8_slice_codeunits(pc.utf8_rtrim_whitespace(self.texts), -_TAIL)
+        if self.texts.null_count:
+            return pc.utf8_slice_codeunits(pc.utf8_rtrim_whitespace(self.texts), -_TAIL)
+        data, offsets = string_buffers(self.texts)
+        out, out_offsets = kernels.tails(data, offsets, kernels.char_classes(), _TAIL)
+        return pa.LargeStringArray.from_buffers(len(self.texts), pa.py_buffer(out_offsets), pa.py_buffer(out))
 
 
 @dataclass(frozen=True)

@@ -1168,6 +1168,51 @@ def _splitmix(z):
     return z
 
 
+@nb.njit(cache=True, nogil=True)
+def tails(data, offsets, classes, n):
+    """Each text's last `n` code points once its trailing whitespace (SPACE: `str.isspace`, which
+    is what Arrow's utf8_rtrim_whitespace trims) is cut off, as (bytes, offsets) of a string array.
+
+    Arrow's utf8_slice_codeunits with a negative start read every text from its beginning: 0.42 s
+    for the 210 MB benchmark corpus, where this reads back from each end only.
+    """
+    count = len(offsets) - 1
+    starts = np.empty(count, np.int64)
+    ends = np.empty(count, np.int64)
+    total = 0
+    for d in range(count):
+        lo = offsets[d]
+        end = offsets[d + 1]
+        while end > lo:
+            j = end - 1
+            while j > lo and (data[j] & 0xC0) == 0x80:
+                j -= 1
+            cp, _ = _decode(data, j, end)
+            if (classes[cp] & SPACE) == 0:
+                break
+            end = j
+        start = end
+        for _ in range(n):
+            if start == lo:
+                break
+            start -= 1
+            while start > lo and (data[start] & 0xC0) == 0x80:
+                start -= 1
+        starts[d] = start
+        ends[d] = end
+        total += end - start
+    out = np.empty(total, np.uint8)
+    out_offsets = np.empty(count + 1, np.int64)
+    at = 0
+    for d in range(count):
+        out_offsets[d] = at
+        size = ends[d] - starts[d]
+        out[at:at + size] = data[starts[d]:ends[d]]
+        at += size
+    out_offsets[count] = at
+    return out, out_offsets
+
+
 @nb.njit(cache=True)
 def mix64(values):
     out = np.empty(len(values), np.uint64)

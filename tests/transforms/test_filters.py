@@ -1,5 +1,6 @@
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from hybridmix.schemas.config import FilterSpec, QualityConfig
@@ -256,3 +257,20 @@ def test_repeated_character_ngrams_match_a_plain_count():
     assert got == [_repeated_char_ngrams(t) for t in texts]
     assert view.stat("char_ngrams").astype(int).tolist() == [max(len(t) - 9, 0) if len(t) > 10 else 0
                                                                for t in texts]
+
+
+def test_the_tail_truncation_reads_is_arrows_slice_of_the_trimmed_text():
+    # The compiled tail must cut exactly where Arrow does: its whitespace (every kind it trims), its
+    # count of characters (code points: emoji, CJK, combining marks each one), slices and nulls.
+    texts = ["", " ", "\u3000\u2029 \x85\x1c", "abc\x1f", "é" * 300 + " \n", "😀" * 250 + "\u2003",
+             "a\u0301" * 150, "x" * 199, "x" * 200 + "\t", "末尾の文。 \u3000", "ends mid", "\u00a0lead and trail\u202f"]
+    batch = pa.array(texts * 3)
+    for arr in (batch, batch.slice(5, 20), pa.array(texts + [None])):
+        expected = pc.utf8_slice_codeunits(pc.utf8_rtrim_whitespace(arr), -200)
+        assert TextView(arr).tail.to_pylist() == expected.to_pylist()
+    # Every code point Arrow trims is trimmed here, and no other.
+    points = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    ends = pa.array(["a" + chr(c) for c in points])
+    trimmed = pc.utf8_length(pc.utf8_rtrim_whitespace(ends)).to_numpy() == 1
+    assert np.array_equal(pc.utf8_length(TextView(ends).tail).to_numpy() == 1, trimmed)
+
