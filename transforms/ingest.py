@@ -23,7 +23,7 @@ from hybridmix.schemas.errors import DataError
 from hybridmix.schemas.reasons import RejectReason
 from hybridmix.schemas.records import REJECTION_SCHEMA
 from hybridmix.schemas.stats import Figure
-from hybridmix.transforms import columns, parallel, progress
+from hybridmix.transforms import columns, kernels, parallel, progress
 from hybridmix.transforms.batches import list_array, make_uids
 from hybridmix.transforms.earlier import carried_meta, carried_positions
 from hybridmix.transforms.faults import crash_point
@@ -42,6 +42,7 @@ from hybridmix.transforms.text import (
     content_hashes,
     count_tokens,
     scripts,
+    string_buffers,
     text_hashes,
 )
 
@@ -181,8 +182,9 @@ def build_documents(
         limit = spec.config.max_text_bytes
         reject(nbytes > limit, RejectReason.TOO_LARGE,
                [f"text is {b:,} bytes; the limit is {limit:,} (max_text_bytes)" for b in nbytes[nbytes > limit]])
-        stripped_len = pc.utf8_length(pc.utf8_trim_whitespace(pc.fill_null(text, ""))).to_numpy(zero_copy_only=False)
-        reject(stripped_len == 0, RejectReason.EMPTY_TEXT, "text is empty or only whitespace")
+        data, offsets = string_buffers(pc.fill_null(text, ""))
+        reject(kernels.blank(data, offsets, kernels.char_classes()), RejectReason.EMPTY_TEXT,
+               "text is empty or only whitespace")
     else:
         reject(np.ones(n, bool), RejectReason.TEXT_NOT_STRING,
                f"column {corpus.text_column!r} has type {raw_text.type}, not text")

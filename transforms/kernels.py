@@ -1169,6 +1169,25 @@ def _splitmix(z):
 
 
 @nb.njit(cache=True, nogil=True)
+def blank(data, offsets, classes):
+    """Per text, whether it is empty or only whitespace (SPACE: `str.isspace`, what Arrow's
+    utf8_trim_whitespace trims). Reads up to each text's first other character: trimming every
+    text and measuring what is left took 0.18 s for the 210 MB benchmark corpus."""
+    count = len(offsets) - 1
+    out = np.ones(count, np.bool_)
+    for d in range(count):
+        i = offsets[d]
+        end = offsets[d + 1]
+        while i < end:
+            cp, size = _decode(data, i, end)
+            if (classes[cp] & SPACE) == 0:
+                out[d] = False
+                break
+            i += size
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
 def tails(data, offsets, classes, n):
     """Each text's last `n` code points once its trailing whitespace (SPACE: `str.isspace`, which
     is what Arrow's utf8_rtrim_whitespace trims) is cut off, as (bytes, offsets) of a string array.

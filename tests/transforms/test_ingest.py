@@ -2,7 +2,9 @@ import json
 import os
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -54,6 +56,20 @@ def test_bad_rows_are_rejected_with_reason_file_and_row(tmp_path):
         (4, RejectReason.NULL_ID)]
     assert {r["source_file"] for r in rejects} == {os.path.join("human", "a.parquet")}
     assert rejects[3]["text"] == "no id"
+
+
+def test_only_whitespace_is_what_arrow_trims_to_nothing(tmp_path):
+    # Every code point of the BMP alone (the other planes hold no whitespace), and runs of them: a
+    # text is empty when Arrow's trim leaves nothing.
+    points = [c for c in range(0x10000) if not 0xD800 <= c < 0xE000]
+    texts = ["\u3000\u2029 \x85\x1c\t", " \u200b ", "\u00a0x\u00a0", ""] + [chr(c) for c in points]
+    rows = [{"id": f"r{i}", "text": t} for i, t in enumerate(texts)]
+    config, plan = _corpus(tmp_path, rows)
+    built = _build(config, plan)
+    empty = {r["source_row"] for r in built.rejects.to_pylist() if r["reason"] == RejectReason.EMPTY_TEXT}
+    trimmed = pc.utf8_length(pc.utf8_trim_whitespace(pa.array(texts))).to_numpy()
+    assert empty == set(np.flatnonzero(trimmed == 0).tolist())
+    assert len(empty) == 29 + 2  # Arrow's (and str.isspace's) 29 whitespace characters, the run and ""
 
 
 def test_text_column_of_wrong_type_rejects_every_row(tmp_path):
