@@ -140,40 +140,37 @@ def _in_process(options: PipelineOptions) -> bool:
     return local and name in IN_PROCESS_RUNNERS
 
 
-def _import_charts_behind(options: PipelineOptions) -> None:
-    """Import matplotlib (for report.html's charts) on a helper thread while the run works, where
-    this process will draw the report: imported by the publish step itself, it was 0.26-0.29 s of
-    every run's last, serial step (more on a loaded machine). The import lock makes that step wait
-    for this import if it is not done; a failure here shows again there, where the report falls
-    back to a page without charts."""
+def _behind(options: PipelineOptions, name: str, work, what: str) -> None:
+    """Run `work` on a helper thread while the run goes on, where this process runs the workers
+    (the in-process runner). It only prepares what a later step needs: a failure is logged, and
+    shows again in that step, which does the work itself if it is not done."""
     if not _in_process(options):
         return
 
-    def load() -> None:
+    def run() -> None:
         try:
-            importlib.import_module("hybridmix.transforms.report_charts")
-        except Exception as exc:  # noqa: BLE001 - the publish step imports it again and reports why
-            log.debug("importing the report's charts ahead failed: %s", exc)
+            work()
+        except Exception as exc:  # noqa: BLE001 - the step that needs it does it again and reports why
+            log.debug("%s ahead failed: %s", what, exc)
 
-    threading.Thread(target=load, name="hybridmix-import-charts", daemon=True).start()
+    threading.Thread(target=run, name=f"hybridmix-{name}", daemon=True).start()
+
+
+def _import_charts_behind(options: PipelineOptions) -> None:
+    """Import matplotlib (for report.html's charts) while the run works: imported by the publish
+    step itself, it was 0.26-0.29 s of every run's last, serial step (more on a loaded machine).
+    The import lock makes that step wait for this import if it is not done; where it failed, the
+    report falls back to a page without charts."""
+    _behind(options, "import-charts", lambda: importlib.import_module("hybridmix.transforms.report_charts"),
+            "importing the report's charts")
 
 
 def _load_kernels_behind(options: PipelineOptions) -> None:
-    """Load numba's compiled code on a helper thread while the run is planned and built, where this
-    process runs the kernels: the first kernel call of a process sets up numba's code generator,
-    about 0.2 s (0.4 s on a busy core) that the first stage otherwise waits for. Loading one small
-    kernel does it; every later one loads from the cache in milliseconds. A failure here shows
-    again where the run calls the kernels."""
-    if not _in_process(options):
-        return
-
-    def load() -> None:
-        try:
-            kernels.mix64(np.zeros(1, np.uint64))
-        except Exception as exc:  # noqa: BLE001 - the run calls the kernels again and reports why
-            log.debug("loading the compiled kernels ahead failed: %s", exc)
-
-    threading.Thread(target=load, name="hybridmix-load-kernels", daemon=True).start()
+    """Load numba's compiled code while the run is planned and built: the first kernel call of a
+    process sets up numba's code generator, about 0.2 s (0.4 s on a busy core) that the first
+    stage otherwise waits for. Loading one small kernel does it; every later one loads from the
+    cache in milliseconds."""
+    _behind(options, "load-kernels", lambda: kernels.mix64(np.zeros(1, np.uint64)), "loading the compiled kernels")
 
 
 def kernel_threads(options: PipelineOptions, asked: int | None) -> int:
