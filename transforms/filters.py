@@ -382,6 +382,21 @@ _REFUSAL_PATTERNS = [
 _REFUSAL = "|".join(f"(?:{p})" for p in _REFUSAL_PATTERNS)  # one RE2 pass instead of one per phrase
 
 
+def _opening(texts: pa.Array, window: int) -> pa.Array:
+    """The first `window` characters where a refusal is looked for: U+2019 as an apostrophe, and
+    quoted speech left out, which is someone else talking ("I'm sorry, but I cannot stay," she said).
+    The compiled `kernels.openings`; Arrow where a text is null."""
+    if texts.null_count:
+        head = pc.replace_substring(pc.utf8_slice_codeunits(texts, 0, window), "\u2019", "'")
+        return pc.replace_substring_regex(head, _QUOTED, "")
+    data, offsets = string_buffers(texts)
+    out, out_offsets = kernels.openings(data, offsets, window)
+    return pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(out_offsets), pa.py_buffer(out))
+
+
+_QUOTED = r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}'
+
+
 @register("refusal", 3)
 class Refusal(QualityFilter):
     """Refusals and model disclaimers ("As an AI language model", "I'm sorry, but I can't ...").
@@ -396,15 +411,12 @@ class Refusal(QualityFilter):
 
     def evaluate(self, view: TextView) -> Verdict:
         # The phrase search is shared by every refusal rule with the same window (the run's filter
-        # and the scorer's feature): it is the costliest part, four passes of Arrow's RE2.
+        # and the scorer's feature): it is the costliest part, an RE2 pass over every opening.
         cache = view.__dict__.setdefault("_refusal_hits", {})
         window = self.params.window_chars
         if window not in cache:
-            head = pc.utf8_lower(pc.utf8_slice_codeunits(view.texts, 0, window))
-            head = pc.replace_substring(head, "\u2019", "'")
-            # Quoted speech is someone else talking ("I'm sorry, but I cannot stay," she said).
-            head = pc.replace_substring_regex(head, r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}', "")
-            cache[window] = pc.match_substring_regex(head, _REFUSAL).to_numpy(zero_copy_only=False)
+            cache[window] = pc.match_substring_regex(pc.utf8_lower(_opening(view.texts, window)),
+                                                     _REFUSAL).to_numpy(zero_copy_only=False)
         hit = cache[window]
         if self.params.max_words is None:
             return Verdict(hit.astype(np.float64), hit, 1.0, ">=", "refusal or disclaimer in the opening")

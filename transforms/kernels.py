@@ -1232,6 +1232,77 @@ def tails(data, offsets, classes, n):
     return out, out_offsets
 
 
+@nb.njit(cache=True, inline="always")
+def _is_char3(data, i, end, b2):
+    """Whether the three-byte character E2 80 `b2` (U+2000 + b2 - 0x80 block) starts at data[i]."""
+    return i + 2 < end and data[i] == 0xE2 and data[i + 1] == 0x80 and data[i + 2] == b2
+
+
+@nb.njit(cache=True, nogil=True)
+def openings(data, offsets, n):
+    """Each text's first `n` code points with U+2019 made an ASCII apostrophe and quoted spans
+    ("..." or U+201C...U+201D, closed within those `n`) left out, as (bytes, offsets) of a string
+    array: the refusal rule's opening, before lower-casing.
+
+    The same as Arrow's utf8_slice_codeunits, replace_substring and RE2's leftmost, non-overlapping
+    replace_substring_regex of a straight or curly quoted span, in that order, which took 0.33 s for
+    the 210 MB benchmark corpus. Once no closing mark is left after a position, none is after a later one, so
+    each text is read at most twice.
+    """
+    count = len(offsets) - 1
+    ends = np.empty(count, np.int64)
+    total = 0
+    for d in range(count):
+        end = offsets[d]
+        stop = offsets[d + 1]
+        seen = 0
+        while end < stop:
+            if (data[end] & 0xC0) != 0x80:
+                if seen == n:
+                    break
+                seen += 1
+            end += 1
+        ends[d] = end
+        total += end - offsets[d]
+    out = np.empty(total, np.uint8)
+    out_offsets = np.empty(count + 1, np.int64)
+    at = 0
+    for d in range(count):
+        out_offsets[d] = at
+        i = offsets[d]
+        end = ends[d]
+        straight_left = True  # a '"' may still close
+        curly_left = True  # a U+201D may still close
+        while i < end:
+            b = data[i]
+            if b == 0x22 and straight_left:
+                k = i + 1
+                while k < end and data[k] != 0x22:
+                    k += 1
+                if k < end:
+                    i = k + 1
+                    continue
+                straight_left = False
+            elif b == 0xE2 and curly_left and _is_char3(data, i, end, 0x9C):
+                k = i + 3
+                while k < end and not _is_char3(data, k, end, 0x9D):
+                    k += 1
+                if k < end:
+                    i = k + 3
+                    continue
+                curly_left = False
+            elif b == 0xE2 and _is_char3(data, i, end, 0x99):
+                out[at] = 0x27
+                at += 1
+                i += 3
+                continue
+            out[at] = b
+            at += 1
+            i += 1
+    out_offsets[count] = at
+    return out[:at], out_offsets
+
+
 @nb.njit(cache=True)
 def mix64(values):
     out = np.empty(len(values), np.uint64)

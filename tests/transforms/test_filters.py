@@ -9,6 +9,7 @@ from hybridmix.schemas.filters import FILTER_PARAMS
 from hybridmix.transforms.filters import (
     REGISTRY,
     TextView,
+    _opening,
     build_filter,
     build_filters,
     score_documents,
@@ -274,3 +275,27 @@ def test_the_tail_truncation_reads_is_arrows_slice_of_the_trimmed_text():
     trimmed = pc.utf8_length(pc.utf8_rtrim_whitespace(ends)).to_numpy() == 1
     assert np.array_equal(pc.utf8_length(TextView(ends).tail).to_numpy() == 1, trimmed)
 
+
+
+def _arrow_opening(texts: pa.Array, window: int) -> pa.Array:
+    head = pc.replace_substring(pc.utf8_slice_codeunits(texts, 0, window), "\u2019", "'")
+    return pc.replace_substring_regex(head, r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}', "")
+
+
+def test_the_refusal_opening_is_arrows_slice_and_quote_removal():
+    # The compiled opening must be what Arrow's slice, replace and RE2's leftmost non-overlapping
+    # removal of quoted spans give: quotes closed only past the window, unclosed quotes of either kind
+    # before a closed one of the other, nested and adjacent quotes, newlines inside quotes.
+    texts = ['"I\'m sorry, but I cannot stay," she said. I am sorry, but no.',
+             "\u201cI\u2019m sorry, but I can\u2019t,\u201d he said. I\u2019m sorry, but I can\u2019t.",
+             'one "open quote and "a closed one" after', "\u201c unclosed then \"closed\" \u201d",
+             '"a\nb" c', '""""', '"', "\u201c\u201d\u201d\u201c", "\u2019" * 5, "", "長い\u201c引用\u201d文", "😀\"x\"😀"]
+    rng = np.random.default_rng(3)
+    alphabet = ['"', "\u201c", "\u201d", "\u2019", "a", "é", "長", "\n", " ", "I", "😀", "\u0301"]
+    texts += ["".join(rng.choice(alphabet, int(rng.integers(0, 40)))) for _ in range(3000)]
+    batch = pa.array(texts)
+    for window in (1, 2, 7, 25, 300):
+        for arr in (batch, batch.slice(11, 500)):
+            assert _opening(arr, window).to_pylist() == _arrow_opening(arr, window).to_pylist(), window
+    with_null = pa.array(texts[:50] + [None])
+    assert _opening(with_null, 9).to_pylist() == _arrow_opening(with_null, 9).to_pylist()
