@@ -95,6 +95,9 @@ def hashed_features(hashes, offsets, bits):
     return indptr, indices[:o], values[:o]
 
 
+_LOG_COUNTS = 256
+
+
 @nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
 def hashed_dot(hashes, offsets, weights, bits):
     """Per document: weights . x, x its L2-normalized log1p bucket counts (`hashed_features`).
@@ -109,6 +112,12 @@ def hashed_dot(hashes, offsets, weights, bits):
     keys = np.empty(longest, np.uint64)
     slots, counts, where = _counting_table(longest)
     out = np.zeros(n, np.float64)
+    # log1p of the small counts looked up: computing it per bucket was a third of this function's
+    # time (1.15 -> 0.79 s for the words of the 210 MB benchmark corpus). The same function fills
+    # the table, so the values are the same bits.
+    logs = np.empty(_LOG_COUNTS, np.float64)
+    for c in range(_LOG_COUNTS):
+        logs[c] = np.log1p(c)
     for d in range(n):
         lo = offsets[d]
         length = offsets[d + 1] - lo
@@ -126,7 +135,7 @@ def hashed_dot(hashes, offsets, weights, bits):
         for j in range(m):
             c = counts[where[j]]
             if c > 0:
-                v = np.log1p(c)
+                v = logs[c] if c < _LOG_COUNTS else np.log1p(c)
                 dot += v * np.float64(weights[np.int64(keys[j] >> np.uint64(1))])
                 norm += v * v
                 counts[where[j]] = 0  # each bucket once

@@ -46,7 +46,8 @@ def test_hashed_features_follow_the_documented_definition():
 
 
 def test_hashed_dot_is_the_feature_vector_times_the_weights():
-    texts = [words(i, 30 + i) for i in range(20)] + ["", "one"]
+    # Counts of a bucket on both sides of the looked-up logarithms (256): a word said 255 and 300 times.
+    texts = [words(i, 30 + i) for i in range(20)] + ["", "one", "la " * 255 + "end", "la " * 300 + words(3, 9)]
     analysis = analyze(pa.array(texts))
     weights = np.random.default_rng(0).normal(size=1 << 10).astype(np.float32)
     indptr, indices, values = hashed_features(analysis.word_hashes, analysis.word_offsets, 10)
