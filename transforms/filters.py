@@ -105,12 +105,26 @@ class TextView:
         """Share of each text's units covered by a repeated n-gram; with `per_word`, n-grams of n
         words, i.e. n * `chars_per_word` units."""
         cache = self.__dict__.setdefault("_coverage", {})
-        if (ngram, per_word) not in cache:
-            hashes, offsets = self.words
-            lengths = ngram * (self.chars_per_word if per_word else np.ones(len(self), np.int64))
-            cache[ngram, per_word] = parallel.per_text(kernels.repeated_ngram_coverage, hashes, offsets,
-                                                       per_text_args=(lengths,))
-        return cache[ngram, per_word]
+        if (ngram, per_word) in cache:
+            return cache[ngram, per_word]
+        hashes, offsets = self.words
+        if not per_word:
+            cache[ngram, False] = parallel.per_text(kernels.repeated_ngram_coverage, hashes, offsets,
+                                                    per_text_args=(np.full(len(self), ngram, np.int64),))
+            return cache[ngram, False]
+        # In a text written with spaces n words are n units: its coverage is the plain one, which the
+        # scorer's features use too. Only the other texts are counted again, with their longer n-grams.
+        coverage = self.repeated_coverage(ngram)
+        rows = np.flatnonzero(self.chars_per_word != 1)
+        if rows.size:
+            coverage = coverage.copy()
+            starts, ends = offsets[rows], offsets[rows + 1]
+            sub_hashes = np.concatenate([hashes[a:b] for a, b in zip(starts, ends)])
+            sub_offsets = np.concatenate([[0], np.cumsum(ends - starts)]).astype(offsets.dtype)
+            coverage[rows] = parallel.per_text(kernels.repeated_ngram_coverage, sub_hashes, sub_offsets,
+                                               per_text_args=(ngram * self.chars_per_word[rows],))
+        cache[ngram, True] = coverage
+        return coverage
 
     @cached_property
     def tail(self) -> pa.Array:

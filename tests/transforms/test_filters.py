@@ -14,6 +14,7 @@ from hybridmix.transforms.filters import (
     build_filters,
     score_documents,
 )
+from hybridmix.transforms import kernels
 from hybridmix.transforms.inputs import Lineage
 from tests.builders import make_config, make_documents
 
@@ -299,3 +300,23 @@ def test_the_refusal_opening_is_arrows_slice_and_quote_removal():
             assert _opening(arr, window).to_pylist() == _arrow_opening(arr, window).to_pylist(), window
     with_null = pa.array(texts[:50] + [None])
     assert _opening(with_null, 9).to_pylist() == _arrow_opening(with_null, 9).to_pylist()
+
+
+def test_per_word_coverage_reuses_the_plain_one_only_for_texts_with_spaces():
+    texts = ["the cat sat on the mat and the cat sat on the mat again",
+             "猫坐在垫子上，猫坐在椅子上，猫坐在桌子上。",
+             "no repeats in this one at all, none",
+             "这是一个测试。这是一个测试。",
+             "Mixed 中文 and English: 中文 and English.",
+             "",
+             "word " * 40]
+    for first_plain in (True, False):
+        view = TextView(pa.array(texts))
+        if first_plain:
+            view.repeated_coverage(3)
+        got = view.repeated_coverage(3, per_word=True)
+        hashes, offsets = view.words
+        expected = kernels.repeated_ngram_coverage(hashes, offsets, 3 * view.chars_per_word)
+        assert view.chars_per_word.tolist()[:4] == [1, 2, 1, 2]  # both kinds are in the batch
+        assert np.array_equal(got, expected)
+        assert not np.array_equal(got, view.repeated_coverage(3))  # the Chinese texts differ
