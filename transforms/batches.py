@@ -62,7 +62,10 @@ def hex_partitions(hex_hashes: Iterable[str] | pa.Array, partitions: int) -> np.
 def _partition_runs(part: np.ndarray, partitions: int) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
     """(the rows in partition order, input order within one; (partition, start, stop) in that
     order for every non-empty partition)."""
-    order = np.argsort(part, kind="stable")
+    # A stable order is unique, so any stable sort gives it; numpy's radix sort of 8- and 16-bit
+    # integers is 8-12x faster than its merge sort of int64 (262,144 band keys: 10-15 -> 1.3-1.6 ms).
+    small = np.uint8 if partitions <= 1 << 8 else np.uint16 if partitions <= 1 << 16 else None
+    order = np.argsort(part.astype(small) if small else part, kind="stable")
     counts = np.bincount(part, minlength=partitions)
     ends = np.cumsum(counts)
     return order, [(int(p), int(ends[p] - counts[p]), int(ends[p])) for p in np.nonzero(counts)[0]]

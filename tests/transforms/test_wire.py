@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from hybridmix.transforms import wire
-from hybridmix.transforms.batches import split_batch
+from hybridmix.transforms.batches import split_batch, split_rows
 from tests.builders import sketch_inputs, words
 
 SCHEMA = pa.schema([
@@ -96,3 +96,15 @@ def test_batches_of_text_are_not_encoded_to_be_measured(tmp_path, monkeypatch):
         _ = sketch.info | beam.Map(lambda b: (0, b)).with_output_types(typing.Any) | beam.GroupByKey()
     assert pickled, "no batch was pickled: the shuffle did not go through the hook"
     assert not [names for names in pickled if "text" in names]
+
+
+def test_rows_split_by_partition_are_each_partitions_rows_in_input_order_for_any_partition_count():
+    # Partition numbers are sorted as 8-bit, 16-bit or 64-bit integers depending on how many there are.
+    rng = np.random.default_rng(5)
+    for partitions in (1, 3, 256, 257, 65_536, 65_537, 1 << 20):
+        part = rng.integers(0, partitions, 5_000)
+        part[:3] = partitions - 1  # the largest partition number is used
+        got = list(split_rows(part, partitions))
+        assert [p for p, _ in got] == sorted(set(part.tolist())), partitions
+        for p, rows in got:
+            assert rows.tolist() == np.flatnonzero(part == p).tolist(), (partitions, p)
