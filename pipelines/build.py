@@ -50,8 +50,9 @@ from hybridmix.transforms.quality import FilterQuality
 from hybridmix.transforms.scorer import DEFAULT_SCORER, load_scorer
 from hybridmix.transforms.shards import (
     SPILL_FOLDER,
+    MergeShards,
     ShardSpec,
-    WriteShards,
+    SpillShards,
     label_by_split,
     order_by_id,
     order_by_lineage,
@@ -237,8 +238,10 @@ def _quarantined_inputs(config: PipelineConfig, plan: InputPlan) -> list[dict]:
     ]
 
 
-def _write_ledger(p: beam.Pipeline, ctx: RunContext, out_cfg, gate, side_outputs, survivors) -> beam.PCollection:
-    """ledger/: the side outputs' rows and the mixture's survivors, reduced to one fate row per input row."""
+def _spill_ledger(p: beam.Pipeline, ctx: RunContext, out_cfg, gate, side_outputs,
+                  survivors) -> tuple[ShardSpec, beam.PCollection]:
+    """ledger/: the side outputs' rows and the mixture's survivors, reduced to one fate row per input
+    row; (its spec, its spill ranges)."""
     rejects, filtered, duplicates = (rows for _, _, rows in side_outputs)
     rows = ctx.plan.ledger_rows
     entries = (
@@ -248,9 +251,8 @@ def _write_ledger(p: beam.Pipeline, ctx: RunContext, out_cfg, gate, side_outputs
         survivors,
     )
     shards = p | "LedgerShards" >> beam.Create([{"part": (ledger_shards(rows), rows)}])
-    return (entries | "WriteLedger" >> WriteShards(
-        ShardSpec(LEDGER, LEDGER_SCHEMA, order_ledger, LINEAGE_ORDER), out_cfg, ctx.stage_dir,
-        shards=shards, gate=gate)).files
+    spec = ShardSpec(LEDGER, LEDGER_SCHEMA, order_ledger, LINEAGE_ORDER)
+    return spec, entries | "WriteLedger" >> SpillShards(spec, out_cfg, ctx.stage_dir, shards=shards, gate=gate)
 
 
 def _index_shards(sizes: dict[str, dict[str, int]], out_cfg) -> dict[str, tuple[int, int]]:
@@ -297,31 +299,35 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     # Nothing is written before the mixture plan and its guards have passed.
     gate = mix.plan
     data_shards = mix.split_sizes | "DataShards" >> beam.Map(shards_by_split, out_cfg)
-    data = records | "WriteData" >> WriteShards(
-        ShardSpec("data", DOCUMENT_SCHEMA, functools.partial(order_by_id, seed=config.seed), ("id",),
-                  label=label_by_split, count_sources=True, unique="id"),
-        out_cfg, stage, shards=data_shards, gate=gate)
+    data_spec = ShardSpec("data", DOCUMENT_SCHEMA, functools.partial(order_by_id, seed=config.seed), ("id",),
+                          label=label_by_split, count_sources=True, unique="id")
+    spilled = [(data_spec, records | "WriteData" >> SpillShards(data_spec, out_cfg, stage, shards=data_shards,
+                                                                 gate=gate))]
     side_outputs = [
         ("Rejects", REJECTION_SCHEMA, (read.rejected, ids.rejected) | "MergeRejects" >> beam.Flatten()),
         ("Filtered", FILTERED_SCHEMA, scored.filtered),
         ("Duplicates", DUPLICATE_SCHEMA, dedup.duplicates),
     ]
-    written = [data.files] + [
-        (rows | f"Write{name}" >> WriteShards(
-            ShardSpec(name.lower(), schema, order_by_lineage, LINEAGE_ORDER), out_cfg, stage, gate=gate)).files
-        for name, schema, rows in side_outputs
-    ]
+    for name, schema, rows in side_outputs:
+        spec = ShardSpec(name.lower(), schema, order_by_lineage, LINEAGE_ORDER)
+        spilled.append((spec, rows | f"Write{name}" >> SpillShards(spec, out_cfg, stage, gate=gate)))
     if out_cfg.ledger:
-        written.append(_write_ledger(p, ctx, out_cfg, gate, side_outputs, mix.ledger))
+        spilled.append(_spill_ledger(p, ctx, out_cfg, gate, side_outputs, mix.ledger))
     if out_cfg.index:
         # One index row per document; the data rows (copies included) bound their number.
         index_shards = mix.split_sizes | "IndexShards" >> beam.Map(_index_shards, out_cfg)
-        written.append(((materialized.index, dedup.index) | "WriteIndex" >> WriteShards(
-            ShardSpec(INDEX, INDEX_SCHEMA, order_index, ("doc_id",), unique="doc_id"), out_cfg, stage,
-            shards=index_shards, gate=gate)).files)
+        index_spec = ShardSpec(INDEX, INDEX_SCHEMA, order_index, ("doc_id",), unique="doc_id")
+        spilled.append((index_spec, (materialized.index, dedup.index) | "WriteIndex" >> SpillShards(
+            index_spec, out_cfg, stage, shards=index_shards, gate=gate)))
+    # Every folder's shards are merged in one stage, several at a time (see shards._MergeShardFn).
+    written = (
+        [ranges for _, ranges in spilled]
+        | "MergeRanges" >> beam.Flatten()
+        | "WriteOutputs" >> MergeShards([spec for spec, _ in spilled], out_cfg, stage)
+    )
 
     stats = (
-        (read.stats, ids.stats, scored.stats, dedup.stats, mix.stats, data.stats, *([evals.stats] if evals else []))
+        (read.stats, ids.stats, scored.stats, dedup.stats, mix.stats, written.stats, *([evals.stats] if evals else []))
         | "MergeStats" >> beam.Flatten()
         | "SumStats" >> beam.CombinePerKey(sum)
     )
@@ -339,7 +345,7 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     else:
         collapse = p | "NoIndicators" >> beam.Create([{}])
     results = RunResults(stats=stats, plan=mix.plan, inputs=inputs,
-                         outputs=written | "MergeOutputs" >> beam.Flatten(), collapse=collapse)
+                         outputs=written.files, collapse=collapse)
     return results | "Publish" >> PublishRun(
         stage_dir=stage,
         out_dir=ctx.out_dir,

@@ -156,8 +156,8 @@ def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], 
         merge = shard[starts] // per_merge
         cuts = np.concatenate([[0], np.flatnonzero(np.diff(merge)) + 1, [len(merge)]])
         for a, b in zip(cuts[:-1], cuts[1:]):
-            yield (str(name), int(merge[a]), n), (path, int(offsets[a]), int(offsets[b]),
-                                                 tuple(int(s) for s in shard[starts[a:b]]))
+            yield (spec.folder, str(name), int(merge[a]), n), (path, int(offsets[a]), int(offsets[b]),
+                                                              tuple(int(s) for s in shard[starts[a:b]]))
 
 
 class _SpillFn(parallel.AheadDoFn):
@@ -240,30 +240,59 @@ def _unique_rows(groups: Iterator[pa.Table], column: str, where: str) -> Iterato
 
 
 class _MergeShardFn(beam.DoFn):
-    """((label, merge, count), spill ranges) -> the merge's shards, each sorted and written in row groups.
+    """((folder, label, merge, count), spill ranges) -> the merge's shards, each sorted and written in row groups.
 
     The merge holds its byte ranges (about MERGE_ROWS rows, or one shard if larger) and sorts and
     writes one shard at a time. Spill files stay until the run publishes: other merges read them.
+
+    One stage merges the shards of every folder (`MergeShards`), and a bundle's merges run on
+    `parallel.threads()` threads: each writes files of its own, and Parquet encodes and compresses
+    without the GIL. A stage per folder wrote data/, index/, ledger/ and the side outputs one after
+    another. The bundle ends once every merge has ended, the failed ones too: none writes after it.
     """
 
-    def __init__(self, spec: ShardSpec, output: OutputConfig, stage_dir: str) -> None:
-        self._spec = spec
+    def __init__(self, specs: Iterable[ShardSpec], output: OutputConfig, stage_dir: str) -> None:
+        self._specs = {spec.folder: spec for spec in specs}
         self._output = output
         self._stage_dir = stage_dir.rstrip("/")
+        self._pending: list = []
+
+    def start_bundle(self) -> None:
+        self._pending = []
 
     def process(self, element):
-        (label, _, count), ranges = element
-        schema = spill_schema(self._spec.schema)
+        if parallel.threads() <= 1:
+            yield from self._merge(element)
+        else:
+            self._pending.append(parallel.pool(parallel.threads(), "merge").submit(self._merged, element))
+
+    def finish_bundle(self):
+        pending, self._pending = self._pending, []
+        errors = [future.exception() for future in pending]  # waits for each
+        for error in errors:
+            if error is not None:
+                raise error
+        for future in pending:
+            for out in future.result():
+                yield parallel.windowed(out)
+
+    def _merged(self, element) -> list:
+        return list(self._merge(element))
+
+    def _merge(self, element):
+        (folder, label, _, count), ranges = element
+        spec = self._specs[folder]
+        schema = spill_schema(spec.schema)
         parts: dict[int, list[pa.RecordBatch]] = {}
         # A retried spill bundle may have reported its ranges twice; they name the same bytes.
         for path, start, end, shards in sorted(set(ranges)):
             for shard, batch in zip(shards, read_spill(path, start, end, schema, len(shards))):
                 parts.setdefault(shard, []).append(batch)
         for shard in sorted(parts):
-            yield from self._write_shard(label, shard, count, parts.pop(shard))
+            yield from self._write_shard(spec, label, shard, count, parts.pop(shard))
 
-    def _write_shard(self, label: str, shard: int, count: int, parts: list[pa.RecordBatch]):
-        spec, output = self._spec, self._output
+    def _write_shard(self, spec: ShardSpec, label: str, shard: int, count: int, parts: list[pa.RecordBatch]):
+        output = self._output
         rows = sum(p.num_rows for p in parts)
         if len(parts) > 1 and rows <= output.row_group_rows:
             # Small shards gather a few rows from each of many spill files: one copy up front
@@ -285,16 +314,15 @@ class _MergeShardFn(beam.DoFn):
         yield {"folder": spec.folder, "path": rel, "rows": rows, "size_bytes": size}
 
 
-class WriteShards(beam.PTransform):
-    """Write record batches (a PCollection, or a tuple of them) as `<folder>/<label>-NNNNN-of-MMMMM.parquet`
-    with about `rows_per_shard` rows.
+class SpillShards(beam.PTransform):
+    """Record batches (a PCollection, or a tuple of them) -> the byte ranges of their rows in spill
+    files, keyed by (folder, label, merge, shard count): the first half of `WriteShards`, for
+    `MergeShards` to write, together with other folders' ranges.
 
-    A row's shard and its position in the shard come from `spec.order` (a seeded hash), so the
-    files are the same whatever the order rows arrive in. Rows reach their shard through
-    spill files in the staging folder (`_spill/`), a shuffle through the file system: the
-    runner moves only byte ranges, so memory holds one merge's rows (about MERGE_ROWS, or one
-    shard if larger), not the whole output. One spill file per input batch and label, whatever
-    the number of shards: small shards cost what large ones do.
+    `shards`: (shards, rows) per label, when known before the rows exist (a one-element dict
+    PCollection); without it rows are counted here, which holds them all until the count is done.
+    `gate`: a one-element PCollection that must exist before anything is written (the checked
+    mixture plan): a guard violation then stops the run with nothing on disk.
     """
 
     def __init__(self, spec: ShardSpec, output: OutputConfig, stage_dir: str,
@@ -303,14 +331,10 @@ class WriteShards(beam.PTransform):
         self._spec = spec
         self._output = output
         self._stage_dir = stage_dir.rstrip("/")
-        # (shards, rows) per label, when known before the rows exist (a one-element dict
-        # PCollection); without it rows are counted here, which holds them all until the count is done.
         self._shards = shards
-        # A one-element PCollection that must exist before anything is written (the checked
-        # mixture plan): a guard violation then stops the run with nothing on disk.
         self._gate = gate
 
-    def expand(self, batches: beam.PCollection | tuple[beam.PCollection, ...]) -> Any:
+    def expand(self, batches: beam.PCollection | tuple[beam.PCollection, ...]) -> beam.PCollection:
         # Several inputs spill each on its own: a Flatten of rows before the spill is a buffer
         # that the in-process runner holds whole (index/ rows at ten million documents: 10.6 GB).
         inputs = batches if isinstance(batches, tuple) else (batches,)
@@ -328,11 +352,47 @@ class WriteShards(beam.PTransform):
                 _SpillFn(self._spec, spill_dir), shards=beam.pvalue.AsSingleton(shards), **gate)
             for i, rows in enumerate(inputs)
         ]
+        return ranges[0] if len(ranges) == 1 else ranges | "MergeRanges" >> beam.Flatten()
+
+
+class MergeShards(beam.PTransform):
+    """Spill ranges of one or more folders (`SpillShards`, flattened) -> their Parquet files, in one
+    stage: a FILES output of {folder, path, rows, size_bytes} and a STATS output (rows written
+    per source, for folders that count them)."""
+
+    def __init__(self, specs: Iterable[ShardSpec], output: OutputConfig, stage_dir: str) -> None:
+        super().__init__()
+        self._specs = tuple(specs)
+        self._output = output
+        self._stage_dir = stage_dir
+
+    def expand(self, ranges: beam.PCollection) -> Any:
         return (
             ranges
-            | "MergeRanges" >> beam.Flatten()
-            # ((label, merge, shard count), (spill path, start, end, shards)): byte ranges, not rows, are shuffled.
+            # ((folder, label, merge, shard count), (spill path, start, end, shards)): byte ranges, not rows, are shuffled.
             | "GroupByShard" >> beam.GroupByKey()
-            | "MergeShard" >> beam.ParDo(_MergeShardFn(self._spec, self._output, self._stage_dir))
+            | "MergeShard" >> beam.ParDo(_MergeShardFn(self._specs, self._output, self._stage_dir))
             .with_outputs(STATS, main=FILES)
         )
+
+
+class WriteShards(beam.PTransform):
+    """Write record batches (a PCollection, or a tuple of them) as `<folder>/<label>-NNNNN-of-MMMMM.parquet`
+    with about `rows_per_shard` rows: `SpillShards`, then `MergeShards` of this one folder.
+
+    A row's shard and its position in the shard come from `spec.order` (a seeded hash), so the
+    files are the same whatever the order rows arrive in. Rows reach their shard through
+    spill files in the staging folder (`_spill/`), a shuffle through the file system: the
+    runner moves only byte ranges, so memory holds one merge's rows (about MERGE_ROWS, or one
+    shard if larger), not the whole output. One spill file per input batch and label, whatever
+    the number of shards: small shards cost what large ones do.
+    """
+
+    def __init__(self, spec: ShardSpec, output: OutputConfig, stage_dir: str,
+                 shards: beam.PCollection | None = None, gate: beam.PCollection | None = None) -> None:
+        super().__init__()
+        self._spill = SpillShards(spec, output, stage_dir, shards, gate)
+        self._merge = MergeShards((spec,), output, stage_dir)
+
+    def expand(self, batches: beam.PCollection | tuple[beam.PCollection, ...]) -> Any:
+        return batches | "Spill" >> self._spill | "Merge" >> self._merge

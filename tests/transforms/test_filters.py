@@ -6,6 +6,7 @@ import pytest
 from hybridmix.schemas.config import FilterSpec, QualityConfig
 from hybridmix.schemas.errors import ConfigError
 from hybridmix.schemas.filters import FILTER_PARAMS
+from hybridmix.transforms import kernels
 from hybridmix.transforms.filters import (
     REGISTRY,
     TextView,
@@ -14,7 +15,6 @@ from hybridmix.transforms.filters import (
     build_filters,
     score_documents,
 )
-from hybridmix.transforms import kernels
 from hybridmix.transforms.inputs import Lineage
 from tests.builders import make_config, make_documents
 

@@ -1,6 +1,7 @@
 import functools
 import os
 import re
+import threading
 
 import apache_beam as beam
 import numpy as np
@@ -9,8 +10,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from hybridmix.schemas.config import OutputConfig
-from hybridmix.transforms import shards
-from hybridmix.transforms.shards import SPILL_FOLDER, ShardSpec, WriteShards, label_by_split, order_by_id
+from hybridmix.transforms import parallel, shards
+from hybridmix.transforms.shards import (
+    SPILL_FOLDER,
+    MergeShards,
+    ShardSpec,
+    SpillShards,
+    WriteShards,
+    label_by_split,
+    order_by_id,
+)
 from tests.conftest import local_pipeline
 
 SCHEMA = pa.schema([("id", pa.string()), ("split", pa.string()), ("value", pa.int64())])
@@ -150,3 +159,67 @@ def test_spill_files_are_whole_when_the_next_stage_starts(tmp_path, slow_writer)
             | beam.Map(whole)
         )
     assert len(os.listdir(tmp_path / "spill" / "train")) == BATCHES
+
+
+@pytest.fixture
+def two_threads():
+    before = parallel.threads()
+    parallel.set_threads(2)
+    yield
+    parallel.set_threads(before)
+
+
+def _by_value(batch: pa.RecordBatch) -> np.ndarray:
+    return batch.column("value").to_numpy().astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+
+
+def _merge_two_folders(tmp_path, name, repeat_in_other=False):
+    """data/ and other/ (other rows, another order) spilled apart and merged in one stage."""
+    stage = str(tmp_path / name)
+    cfg = OutputConfig(rows_per_shard=4, row_group_rows=7)
+    data = ShardSpec("data", SCHEMA, functools.partial(order_by_id, seed=3), ("id",), label=label_by_split,
+                     unique="id")
+    other = ShardSpec("other", SCHEMA, _by_value, ("id",), unique="value")
+    repeat = pa.record_batch([pa.array(["again"]), pa.array(["train"]), pa.array([5])], schema=SCHEMA)
+    other_rows = batches() + ([repeat] if repeat_in_other else [])
+    with local_pipeline() as p:
+        ranges = (p | "Data" >> beam.Create(batches()) | "SpillData" >> SpillShards(data, cfg, stage),
+                  p | "Other" >> beam.Create(other_rows) | "SpillOther" >> SpillShards(other, cfg, stage))
+        _ = ranges | beam.Flatten() | MergeShards((data, other), cfg, stage)
+    return {folder: {f: pq.read_table(os.path.join(stage, folder, f)) for f in sorted(os.listdir(os.path.join(stage, folder)))}
+            for folder in ("data", "other")}
+
+
+def test_folders_merged_in_one_stage_on_two_threads_are_the_files_each_folder_writes_alone(
+        tmp_path, two_threads, monkeypatch):
+    threads_used = set()
+    write_parquet = shards.write_parquet
+
+    def noting_thread(*args, **kwargs):
+        threads_used.add(threading.current_thread().name)
+        return write_parquet(*args, **kwargs)
+
+    monkeypatch.setattr(shards, "write_parquet", noting_thread)
+    together = _merge_two_folders(tmp_path, "together")
+    # Over 200 shards of 4 rows each, one merge each: both threads of the pool wrote some.
+    assert len([t for t in threads_used if t.startswith("hybridmix-merge")]) == 2, threads_used
+    _, alone = write(tmp_path, 4, "alone")
+    check_shards(together["data"])
+    assert together["data"].keys() == alone.keys()
+    for name in alone:
+        assert together["data"][name].equals(alone[name]), name
+    values = pa.concat_tables(together["other"].values()).column("value").to_pylist()
+    assert sorted(values) == list(range(BATCHES * ROWS))
+
+
+def test_a_failed_merge_fails_the_stage_after_the_others_have_ended(tmp_path, two_threads):
+    # other/ repeats a value its merge must reject; data/'s merges go on beside it. When the stage
+    # fails, none of them is still writing: every data/ shard is whole, and the only half-written
+    # file is the one the failed merge stopped in.
+    with pytest.raises(Exception, match="value np.int64.5. occurs twice"):
+        _merge_two_folders(tmp_path, "failed", repeat_in_other=True)
+    partial = [os.path.relpath(os.path.join(d, f), tmp_path / "failed")
+               for d, _, files in os.walk(tmp_path / "failed") for f in files if f.endswith(".inprogress")]
+    assert len(partial) == 1 and partial[0].startswith("other/"), partial
+    _, alone = write(tmp_path, 4, "alone")
+    assert sorted(os.listdir(tmp_path / "failed" / "data")) == sorted(alone)
