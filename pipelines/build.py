@@ -319,7 +319,7 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
         index_spec = ShardSpec(INDEX, INDEX_SCHEMA, order_index, ("doc_id",), unique="doc_id")
         spilled.append((index_spec, (materialized.index, dedup.index) | "WriteIndex" >> SpillShards(
             index_spec, out_cfg, stage, shards=index_shards, gate=gate)))
-    # Every folder's shards are merged in one stage, several at a time (see shards._MergeShardFn).
+    # Every folder's shards are merged in one stage, two at a time (see shards._MergeShardFn).
     written = (
         [ranges for _, ranges in spilled]
         | "MergeRanges" >> beam.Flatten()
