@@ -26,7 +26,7 @@ from hybridmix.schemas.filters import FILTER_PARAMS, FilterParams
 from hybridmix.schemas.records import FILTERED_SCHEMA
 from hybridmix.schemas.stats import Figure, stat
 from hybridmix.transforms import columns, kernels, parallel
-from hybridmix.transforms.batches import list_parts
+from hybridmix.transforms.batches import list_array, list_parts
 from hybridmix.transforms.decontam_core import EvalIndex, find_matches, matched_span
 from hybridmix.transforms.inputs import Lineage
 from hybridmix.transforms.scorer import score_histogram
@@ -118,9 +118,7 @@ class TextView:
         rows = np.flatnonzero(self.chars_per_word != 1)
         if rows.size:
             coverage = coverage.copy()
-            starts, ends = offsets[rows], offsets[rows + 1]
-            sub_hashes = np.concatenate([hashes[a:b] for a, b in zip(starts, ends)])
-            sub_offsets = np.concatenate([[0], np.cumsum(ends - starts)]).astype(offsets.dtype)
+            sub_hashes, sub_offsets = list_parts(list_array(hashes, offsets).take(pa.array(rows)))
             coverage[rows] = parallel.per_text(kernels.repeated_ngram_coverage, sub_hashes, sub_offsets,
                                                per_text_args=(ngram * self.chars_per_word[rows],))
         cache[ngram, True] = coverage
@@ -396,6 +394,9 @@ _REFUSAL_PATTERNS = [
 _REFUSAL = "|".join(f"(?:{p})" for p in _REFUSAL_PATTERNS)  # one RE2 pass instead of one per phrase
 
 
+_QUOTED = r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}'  # quoted speech, straight or curly
+
+
 def _opening(texts: pa.Array, window: int) -> pa.Array:
     """The first `window` characters where a refusal is looked for: U+2019 as an apostrophe, and
     quoted speech left out, which is someone else talking ("I'm sorry, but I cannot stay," she said).
@@ -406,9 +407,6 @@ def _opening(texts: pa.Array, window: int) -> pa.Array:
     data, offsets = string_buffers(texts)
     out, out_offsets = kernels.openings(data, offsets, window)
     return pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(out_offsets), pa.py_buffer(out))
-
-
-_QUOTED = r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}'
 
 
 @register("refusal", 3)
