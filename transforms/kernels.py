@@ -469,6 +469,21 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
                 unit_len += 1
                 if nbytes == 1:
                     h = ((h ^ np.uint64(cp)) * FNV_PRIME) & MASK32
+                    if not in_solo and j >= count:
+                        # The rest of an ASCII word, byte by byte: for each, every step above but these
+                        # is a no-op (a unit and a token are open, no space is pending, no fold).
+                        while i < end:
+                            b0 = data[i]
+                            if b0 >= 0x80:
+                                break
+                            cp = ascii_folded[b0]
+                            if (classes[cp] & (WORD | SOLO)) != WORD:
+                                break
+                            i += 1
+                            out[o] = cp
+                            o += 1
+                            unit_len += 1
+                            h = ((h ^ np.uint64(cp)) * FNV_PRIME) & MASK32
                 else:
                     for k in range(nbytes):
                         h = ((h ^ np.uint64(buf[k])) * FNV_PRIME) & MASK32
@@ -991,7 +1006,8 @@ def doc_stats(data, offsets, classes):
         questions = exclamations = colons = bold = fences = paragraphs = numbered = 0
         uppers = digits = hashes = ellipses = letters = word_chars = spaced_chars = 0
         units = alpha_units = solo_units = 0
-        for j in range(m):
+        j = 0
+        while j < m:
             cp = cps[j]
             cls = classes[cp] if cp < 0x110000 else 0
             if cp < 128:
@@ -1057,6 +1073,25 @@ def doc_stats(data, offsets, classes):
             elif in_word:
                 in_word = False
                 units, alpha_units, solo_units = _close_unit(units, alpha_units, solo_units, has_letter, in_solo)
+            j += 1
+            if in_word and not in_solo:
+                # The rest of a word of a spaced script: WORD code points that are not SOLO continue
+                # it, and for them every count above but these is unchanged (the code point before
+                # was a WORD one, so no run of '*', '`' or '.', no newline and no line start is open).
+                while j < m:
+                    cp = cps[j]
+                    if cp >= 0x110000:
+                        break
+                    cls = classes[cp]
+                    if (cls & (WORD | SOLO)) != WORD:
+                        break
+                    word_chars += 1
+                    spaced_chars += 1
+                    letters += (cls & LETTER) != 0
+                    uppers += (cls & UPPER) != 0
+                    digits += (cls & DIGIT) != 0
+                    has_letter = has_letter or (cls & LETTER) != 0
+                    j += 1
         if in_word:
             units, alpha_units, solo_units = _close_unit(units, alpha_units, solo_units, has_letter, in_solo)
         out[d, _QUESTION_MARKS] = questions

@@ -228,6 +228,70 @@ def test_the_tail_is_taken_after_trailing_whitespace_however_long_it_is():
     assert TextView(pa.array(texts)).tail.to_pylist() == expected
 
 
+def _character_counts(text: str) -> dict[str, int]:
+    """Per code point, as `kernels.doc_stats` states its counts: letters, words and marks."""
+    classes = kernels.letter_classes()
+    counts = dict.fromkeys(["letters", "uppers", "digits", "word_chars", "spaced_word_chars", "words",
+                            "alpha_words", "solo_units", "bold_marks", "fences", "ellipses"], 0)
+    in_word = in_solo = has_letter = False
+    stars = ticks = dots = 0
+    previous = ""
+
+    def close() -> None:
+        counts["words"] += 1
+        counts["alpha_words"] += has_letter
+        counts["solo_units"] += in_solo
+
+    for ch in text:
+        cls = int(classes[ord(ch)])
+        counts["letters"] += bool(cls & kernels.LETTER)
+        counts["uppers"] += bool(cls & kernels.UPPER)
+        counts["digits"] += bool(cls & kernels.DIGIT)
+        stars = stars + 1 if ch == "*" else 0
+        if stars == 2:
+            counts["bold_marks"] += 1
+            stars = 0
+        ticks = ticks + 1 if ch == "`" else 0
+        if ticks == 3:
+            counts["fences"] += 1
+            ticks = 0
+        dots = dots + 1 if ch == "." else 0
+        counts["ellipses"] += dots == 3 or (ch == "\u2026" and previous != "\u2026")
+        previous = ch
+        if cls & kernels.WORD:
+            counts["word_chars"] += 1
+            if kernels.breaks_before(cls, in_word, in_solo):
+                if in_word:
+                    close()
+                in_word, in_solo, has_letter = True, bool(cls & kernels.SOLO), False
+            has_letter = has_letter or bool(cls & kernels.LETTER)
+            counts["spaced_word_chars"] += not in_solo
+        elif in_word:
+            close()
+            in_word = False
+    if in_word:
+        close()
+    return counts
+
+
+def test_character_and_word_counts_match_a_plain_count():
+    """The compiled pass reads the rest of a spaced word in a short loop of its own; every count must
+    stay what a code point by code point count gives, for words of letters, digits, '_', upper case,
+    accents and combining marks, next to CJK, Hangul with its jamo, Thai, emoji and the marks that
+    end a word ('*', '`', '.', '…')."""
+    rng = np.random.default_rng(5)
+    alphabet = (list("abcXYZ019_ *`.\n\t") + ["É", "ß", "\u0301", "中", "文", "한", "\u1161", "\u11a8", "ก", "\u0e49",
+                "🙂", "…", "Ⅻ", "٣", "\u00a0", "#", "?"])
+    texts = ["", "word", "**bold** and ``` fences ``` ... …… done.", "Hello World_42 naïve café\u0301",
+             "中文words混合text한국어\u1161", "1. one\n2. two\n\nnext"]
+    texts += ["".join(rng.choice(alphabet, int(rng.integers(1, 120)))) for _ in range(400)]
+    texts += ["".join(rng.choice(list("abcdef") + ["\u0301", " ", "中"], 60, p=[.15] * 6 + [.04, .04, .02]))
+              for _ in range(100)]
+    view = TextView(pa.array(texts, pa.string()))
+    for name in _character_counts("").keys():
+        assert view.stat(name).astype(int).tolist() == [_character_counts(t)[name] for t in texts], name
+
+
 def _repeated_char_ngrams(text: str, n: int = 10) -> int:
     grams = [text[j:j + n] for j in range(len(text) - n + 1)]
     counts: dict[str, int] = {}
