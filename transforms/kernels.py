@@ -953,6 +953,8 @@ def doc_stats(data, offsets, classes):
     cps = np.empty(longest + 1, np.int64)
     line_hash = np.empty(longest + 2, np.uint64)
     line_len = np.empty(longest + 2, np.int64)
+    line_at = np.empty(longest + 2, np.int64)
+    hashed_len = np.empty(longest + 2, np.int64)
     slots, stamps, counts = _stamped_table(longest)
     for d in range(n):
         i = offsets[d]
@@ -964,7 +966,7 @@ def doc_stats(data, offsets, classes):
             m += 1
             i += size
         out[d, _CODE_POINTS] = m
-        # Lines: hash each non-blank line (trimmed) to find repeats.
+        # Lines: each non-blank line (trimmed), to find repeats.
         lines = 0
         start = 0
         for j in range(m + 1):
@@ -975,10 +977,7 @@ def doc_stats(data, offsets, classes):
                 while b > a and (classes[cps[b - 1]] & SPACE) != 0:
                     b -= 1
                 if b > a:
-                    h = FNV_OFFSET
-                    for k in range(a, b):
-                        h = ((h ^ np.uint64(cps[k] & 0xFFFFFFFF)) * FNV_PRIME) & MASK32
-                    line_hash[lines] = (h << np.uint64(20)) ^ np.uint64(b - a)
+                    line_at[lines] = a
                     line_len[lines] = b - a
                     lines += 1
                     out[d, _LINE_CHARS] += b - a
@@ -991,11 +990,28 @@ def doc_stats(data, offsets, classes):
                 start = j + 1
         out[d, _LINES] = lines
         if lines > 1:
-            order = np.argsort(line_hash[:lines])
-            for k in range(1, lines):
-                if line_hash[order[k]] == line_hash[order[k - 1]]:
-                    out[d, _DUP_LINES] += 1
-                    out[d, _DUP_LINE_CHARS] += line_len[order[k]]
+            # A line's key holds its length in its low 20 bits, so a line whose length no other line
+            # has cannot repeat: only the others are hashed (the hash, a multiply per character in one
+            # dependency chain, cost most of this part). Lines of 2^20 code points or more are hashed.
+            by_length = np.argsort(line_len[:lines])
+            hashed = 0
+            for k in range(lines):
+                li = by_length[k]
+                size = line_len[li]
+                if size >= 1 << 20 or (k > 0 and line_len[by_length[k - 1]] == size) or (
+                        k + 1 < lines and line_len[by_length[k + 1]] == size):
+                    h = FNV_OFFSET
+                    for c in range(line_at[li], line_at[li] + size):
+                        h = ((h ^ np.uint64(cps[c] & 0xFFFFFFFF)) * FNV_PRIME) & MASK32
+                    line_hash[hashed] = (h << np.uint64(20)) ^ np.uint64(size)
+                    hashed_len[hashed] = size
+                    hashed += 1
+            if hashed > 1:
+                order = np.argsort(line_hash[:hashed])
+                for k in range(1, hashed):
+                    if line_hash[order[k]] == line_hash[order[k - 1]]:
+                        out[d, _DUP_LINES] += 1
+                        out[d, _DUP_LINE_CHARS] += hashed_len[order[k]]
         # Characters, words, symbols. Counted in scalars and stored once per text: incrementing
         # out[d, k] per character kept every count in memory and took half of this function's time.
         in_word = False

@@ -292,6 +292,32 @@ def test_character_and_word_counts_match_a_plain_count():
         assert view.stat(name).astype(int).tolist() == [_character_counts(t)[name] for t in texts], name
 
 
+def test_repeated_lines_match_a_plain_count():
+    """Only lines whose length another line shares are hashed; the counts must stay those of comparing
+    every trimmed, non-blank line with every other: repeats of one length beside different lines of
+    that length, lines of a length no other has, blank and space-only lines, CJK and emoji."""
+    rng = np.random.default_rng(11)
+    pool = ["alpha", "bravo", "delta", "x", "中文行", "🙂🙂", "a longer line of text", "  alpha\t", "\u3000bravo", ""]
+    texts = ["", "one line", "a\na", "a\nb", "same\nsame\nsame\nsome", "  \n\t\n", "中文\n中文\n英文"]
+    texts += ["\n".join(rng.choice(pool, int(rng.integers(1, 30)))) for _ in range(300)]
+    view = TextView(pa.array(texts, pa.string()))
+    dup_lines, dup_chars, lines, line_chars = [], [], [], []
+    for text in texts:
+        kept = [line.strip(" \t\u3000") for line in text.split("\n")]
+        kept = [line for line in kept if line]
+        counts: dict[str, int] = {}
+        for line in kept:
+            counts[line] = counts.get(line, 0) + 1
+        dup_lines.append(sum(c - 1 for c in counts.values()))
+        dup_chars.append(sum((c - 1) * len(line) for line, c in counts.items()))
+        lines.append(len(kept))
+        line_chars.append(sum(len(line) for line in kept))
+    assert view.stat("dup_lines").astype(int).tolist() == dup_lines
+    assert view.stat("dup_line_chars").astype(int).tolist() == dup_chars
+    assert view.stat("lines").astype(int).tolist() == lines
+    assert view.stat("line_chars").astype(int).tolist() == line_chars
+
+
 def _repeated_char_ngrams(text: str, n: int = 10) -> int:
     grams = [text[j:j + n] for j in range(len(text) - n + 1)]
     counts: dict[str, int] = {}
