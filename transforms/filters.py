@@ -101,6 +101,18 @@ class TextView:
         per_word = table[pc.fill_null(listed, len(_CHARS_PER_WORD)).to_numpy()]
         return np.where(self.unspaced, per_word, 1)
 
+    def repeated_coverages(self, ngrams) -> None:
+        """Count the plain coverages of several n at once (`kernels.repeated_ngram_coverages`), for
+        `repeated_coverage` to return."""
+        cache = self.__dict__.setdefault("_coverage", {})
+        missing = sorted({n for n in ngrams if (n, False) not in cache})
+        if len(missing) < 2:
+            return
+        hashes, offsets = self.words
+        columns = parallel.per_text(kernels.repeated_ngram_coverages, hashes, offsets, np.array(missing, np.int64))
+        for j, n in enumerate(missing):
+            cache[n, False] = np.ascontiguousarray(columns[:, j])
+
     def repeated_coverage(self, ngram: int, per_word: bool = False) -> np.ndarray:
         """Share of each text's units covered by a repeated n-gram; with `per_word`, n-grams of n
         words, i.e. n * `chars_per_word` units."""

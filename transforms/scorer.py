@@ -206,10 +206,15 @@ DENSE_FEATURES: dict[str, Callable] = {
 }
 
 
+# The coverage features' n: counted together, each n after the first only where the one before repeats.
+_COVERAGE_NGRAMS = {"rep3_cov": 3, "rep5_cov": 5, "rep10_cov": 10}
+
+
 def dense_features(view, names: tuple[str, ...]) -> np.ndarray:
     """(documents x features) matrix of the named dense features."""
     if not names:
         return np.zeros((len(view), 0))
+    view.repeated_coverages([_COVERAGE_NGRAMS[name] for name in names if name in _COVERAGE_NGRAMS])
     return np.column_stack([DENSE_FEATURES[name](view) for name in names]).astype(np.float64)
 
 

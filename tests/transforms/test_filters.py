@@ -318,6 +318,26 @@ def test_repeated_lines_match_a_plain_count():
     assert view.stat("line_chars").astype(int).tolist() == line_chars
 
 
+def test_coverages_counted_together_match_each_counted_alone():
+    """Several n at once count each n after the first only where the one before repeats; the shares
+    must be those of each n counted alone: loops, near loops that break the longer n-grams, texts
+    shorter than an n, Chinese, and texts whose only repeats are short."""
+    rng = np.random.default_rng(3)
+    words = ["the", "cat", "sat", "on", "mat", "and", "then", "ran", "中", "文"]
+    texts = [LOOP, WIKI, NOVEL, "", "one two", "a b c a b c", "a b c d a b c e a b c d", "这是一个测试。" * 20]
+    texts += [" ".join(rng.choice(words, int(rng.integers(1, 80)))) for _ in range(300)]
+    texts += [" ".join((["x", "y", "z", "w", "v"] * 4)[: int(rng.integers(3, 20))] + list(rng.choice(words, 5)))
+              for _ in range(50)]
+    alone = TextView(pa.array(texts, pa.string()))
+    together = TextView(pa.array(texts, pa.string()))
+    for ngrams in ([3, 5, 10], [2, 7], [10, 3]):
+        together.__dict__.pop("_coverage", None)
+        together.repeated_coverages(ngrams)
+        for n in ngrams:
+            assert together.repeated_coverage(n).tolist() == alone.repeated_coverage(n).tolist(), (ngrams, n)
+    assert together.repeated_coverage(10).max() > 0.5 and (together.repeated_coverage(3) > 0).sum() > 100
+
+
 def _repeated_char_ngrams(text: str, n: int = 10) -> int:
     grams = [text[j:j + n] for j in range(len(text) - n + 1)]
     counts: dict[str, int] = {}
