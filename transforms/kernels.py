@@ -1186,7 +1186,7 @@ def repeated_ngram_coverages(word_hashes, word_offsets, ngrams):
     """`repeated_ngram_coverage` for several n at once (ascending `ngrams`), one column each.
 
     An n-gram that occurs twice starts with an m-gram (m < n) that occurs twice, so each n after the
-    first counts only the n-grams starting where the previous one's repeat: in prose few do, and the
+    first counts only the n-grams starting where the previous n's n-gram repeats: in prose few do, and the
     scorer's 3-, 5- and 10-word coverages took 0.54-0.58 s instead of 0.87-0.92 s (one thread, the
     200,000 real-text documents), the same shares. (A repeat that only a 64-bit hash collision made
     would be found by the separate counts and not here.)
@@ -1535,7 +1535,7 @@ def word_spans(data, offsets, classes, fold_start, fold_len, fold_data):
             i += size
             first, count = _fold_range(raw, fold_start, fold_len)
             for j in range(count):
-                cp, cls = _folded(raw, first, j, fold_data, classes)
+                _cp, cls = _folded(raw, first, j, fold_data, classes)
                 if (cls & WORD) != 0:
                     if _breaks_before(cls, in_word, in_solo):
                         if in_word:
