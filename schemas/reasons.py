@@ -20,6 +20,7 @@ class RejectReason(StrEnum):
     UNREADABLE_FILE = "ingest_unreadable_file"
     UNREADABLE_ROW_GROUP = "ingest_unreadable_row_group"
     MISSING_COLUMN = "ingest_missing_column"
+    AMBIGUOUS_COLUMN = "ingest_ambiguous_column"  # a configured column name appears twice in a Parquet file
     INVALID_JSON = "ingest_invalid_json"  # a JSON Lines line that does not parse
     NOT_AN_OBJECT = "ingest_not_an_object"  # a JSON Lines line that parses to an array, a string, ...
 

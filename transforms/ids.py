@@ -8,6 +8,8 @@ has its own id whether or not exact dedup then removes the copies.
 
 from __future__ import annotations
 
+import re
+
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
@@ -29,9 +31,19 @@ from hybridmix.transforms.stats import STATS
 from hybridmix.transforms.text import stable_hash64
 
 
-def _key_by_doc_id(batch: pa.RecordBatch, partitions: int):
+def _partition_ids(doc_ids: pa.Array, derived: list[str]) -> pa.Array:
+    """The ids that choose partitions: an id of the form `<corpus>/<16 hex>-<k>`, for a corpus whose
+    ids are derived, without its `-<k>`. That is the form CheckIds gives a derived id's repeats, so
+    an input id of that form meets, in one partition, the derived ids whose repeats it could clash with."""
+    if not derived:
+        return doc_ids
+    names = "|".join(re.escape(name) for name in derived)
+    return pc.replace_substring_regex(doc_ids, rf"^((?:{names})/[0-9a-f]{{16}})-[0-9]+$", r"\1")
+
+
+def _key_by_doc_id(batch: pa.RecordBatch, partitions: int, derived: list[str]):
     """INFO batch -> (doc_id partition, rows)."""
-    keys = stable_hash64(batch.column("doc_id"), "doc_id")
+    keys = stable_hash64(_partition_ids(batch.column("doc_id"), derived), "doc_id")
     yield from split_batch(batch, (keys % np.uint64(partitions)).astype(np.int64), partitions)
 
 
@@ -64,7 +76,14 @@ class _CheckIdsFn(beam.DoFn):
         renamed = repeat & derived & derived[first_of]
         if renamed.any():
             k = np.arange(len(ids)) - first_of
-            ids[renamed] = [f"{i}-{n}" for i, n in zip(ids[renamed], k[renamed])]
+            # `-<k>` past the ids the partition already holds: another corpus's input ids may use that form.
+            taken = set(ids[~renamed].tolist())
+            for i in np.nonzero(renamed)[0]:
+                n = int(k[i])
+                while f"{ids[i]}-{n}" in taken:
+                    n += 1
+                ids[i] = f"{ids[i]}-{n}"
+                taken.add(ids[i])
             table = table.set_column(table.schema.get_field_index("doc_id"), columns.INFO.field("doc_id"),
                                      pa.array(list(ids), pa.string()))
         clash = repeat & ~renamed
@@ -104,7 +123,8 @@ class CheckIds(beam.PTransform):
     def expand(self, info: beam.PCollection) -> ReadOutputs:
         result = (
             info
-            | "KeyByDocId" >> beam.FlatMap(_key_by_doc_id, self._partitions)
+            | "KeyByDocId" >> beam.FlatMap(_key_by_doc_id, self._partitions,
+                                           [c.name for c in self._spec.config.corpora if not c.id_column])
             | "GroupByDocId" >> beam.GroupByKey()
             | "KeepFirstOfEachId" >> beam.ParDo(_CheckIdsFn(self._spec)).with_outputs(REJECTED, STATS, main=DOCS)
         )

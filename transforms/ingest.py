@@ -101,22 +101,117 @@ def _string_column(batch: pa.RecordBatch, column: str | None) -> tuple[pa.Array 
     if column is None:
         return None, np.zeros(batch.num_rows, bool)
     values = batch.column(column)
-    t = values.value_type if pa.types.is_dictionary(values.type) else values.type
-    if _is_stringlike(t) or _is_binarylike(t):
+    if _is_stringlike(values.type) or _is_binarylike(values.type):
         return _decoded(values)
     try:
         return values.cast(pa.string()), np.zeros(batch.num_rows, bool)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return (pa.array([None if v is None else json.dumps(v, default=str) for v in values.to_pylist()], pa.string()),
-                np.zeros(batch.num_rows, bool))
+        bad = _undecodable_rows(values)
+        # As these columns always were: keys in their order, non-ASCII escaped.
+        return (pa.array([None if v is None or b else json.dumps(_json_ready(v), default=_json_default,
+                                                               allow_nan=False)
+                          for v, b in zip(_pylist(values, bad), bad)], pa.string()), bad)
+
+
+def _integers(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """A column that Arrow cannot cast to int64 as a whole, cast value by value: the values (null where
+    one cannot be cast) and a mask of those rows."""
+    out: list[int | None] = []
+    bad = np.zeros(len(values), bool)
+    for i in range(len(values)):
+        try:
+            out.append(values.slice(i, 1).cast(pa.int64())[0].as_py())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            out.append(None)
+            bad[i] = True
+    return pa.array(out, pa.int64()), bad
+
+
+def _without_dictionaries(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Dictionary-encoded columns (what pandas writes for a categorical) as plain ones: every check
+    and mapping reads plain string, binary and number columns."""
+    if not any(pa.types.is_dictionary(t) for t in batch.schema.types):
+        return batch
+    arrays = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(
+        [pa.field(f.name, a.type) for f, a in zip(batch.schema, arrays)]))
+
+
+def _holds_strings(t: pa.DataType) -> bool:
+    if _is_stringlike(t):
+        return True
+    if pa.types.is_dictionary(t):
+        return _holds_strings(t.value_type)
+    return any(_holds_strings(t.field(i).type) for i in range(t.num_fields))
+
+
+def _undecodable_rows(values: pa.Array) -> np.ndarray:
+    """Rows of a nested column (list, struct, map) with a string inside that is not valid UTF-8.
+
+    Parquet readers do not check nested strings either, and such a row cannot become a Python value
+    (or JSON) at all; rows are looked at one by one only when the column as a whole fails the check."""
+    bad = np.zeros(len(values), bool)
+    if not _holds_strings(values.type):
+        return bad
+    try:
+        values.validate(full=True)
+        return bad
+    except pa.ArrowInvalid:
+        pass
+    for i in range(len(values)):
+        try:
+            values.slice(i, 1).to_pylist()
+        except UnicodeDecodeError:
+            bad[i] = True
+    return bad
+
+
+def _pylist(values: pa.Array, bad: np.ndarray) -> list[Any]:
+    """Python values of a column, None for the rows `bad` marks (their strings cannot be decoded)."""
+    if not bad.any():
+        return values.to_pylist()
+    return [None if b else values.slice(i, 1).to_pylist()[0] for i, b in enumerate(bad)]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value.hex()  # nested binary is not checked as UTF-8 (a top-level column is)
+    return str(value)  # dates, times, decimals: as Python writes them
+
+
+def _json_ready(value: Any) -> Any:
+    """NaN and infinities as null, so every JSON parser reads `meta` (strict ones refuse NaN)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def _json(value: Any) -> str:
+    """A value as strict JSON (RFC 8259): binary as UTF-8 text, NaN and infinities as null."""
+    try:
+        return json.dumps(value, sort_keys=True, default=_json_default, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return json.dumps(_json_ready(value), sort_keys=True, default=_json_default, ensure_ascii=False,
+                          allow_nan=False)
 
 
 def _shown_texts(values: pa.Array) -> list[str | None]:
     """Rejected values as text for `rejects/`: cut, undecodable bytes replaced, other types as JSON."""
     if _is_stringlike(values.type):
         values = values.view(pa.large_binary() if pa.types.is_large_string(values.type) else pa.binary())
+    bad = np.zeros(len(values), bool) if _is_binarylike(values.type) else _undecodable_rows(values)
     shown: list[str | None] = []
-    for value in values.to_pylist():
+    for value, undecodable in zip(_pylist(values, bad), bad):
+        if undecodable:
+            shown.append("(a value holding bytes that are not UTF-8)")
+            continue
         if value is None:
             shown.append(None)
             continue
@@ -158,6 +253,7 @@ def build_documents(
     else:
         batch = batch.take(pa.array(positions, pa.int64()))
         parsed = parsed.take(positions) if parsed is not None else None
+    batch = _without_dictionaries(batch)
     n = batch.num_rows
     rows = first_row + positions.astype(np.int64)
     uids = make_uids(file.index, rows)
@@ -173,8 +269,8 @@ def build_documents(
         details[fresh] = detail if isinstance(detail, str) else [d for d, f in zip(detail, fresh[mask]) if f]
 
     raw_text = batch.column(corpus.text_column)
-    if _is_stringlike(raw_text.type) or _is_binarylike(raw_text.type) or (
-            pa.types.is_dictionary(raw_text.type) and _is_stringlike(raw_text.type.value_type)):
+    # A column of Arrow's null type holds only nulls: null texts, not texts of a wrong type.
+    if _is_stringlike(raw_text.type) or _is_binarylike(raw_text.type) or pa.types.is_null(raw_text.type):
         text, bad = _decoded(raw_text)
         reject(bad, RejectReason.INVALID_UTF8, f"column {corpus.text_column!r} is not valid UTF-8")
         reject(text.is_null().to_numpy(zero_copy_only=False), RejectReason.NULL_TEXT, "text is null")
@@ -198,8 +294,9 @@ def build_documents(
         if role.startswith("keep:"):
             if parsed is not None:
                 continue  # JSON Lines: every line was checked as UTF-8 when parsed
-            t = batch.column(column).type
-            bad = _decoded(batch.column(column))[1] if _is_stringlike(t) or _is_binarylike(t) else np.zeros(n, bool)
+            values = batch.column(column)
+            bad = (_decoded(values)[1] if _is_stringlike(values.type) or _is_binarylike(values.type)
+                   else _undecodable_rows(values))
         else:
             strings[role], bad = _string_column(batch, column)
         reject(bad, RejectReason.INVALID_UTF8, f"column {column!r} is not valid UTF-8")
@@ -215,10 +312,15 @@ def build_documents(
         gen_raw = batch.column(corpus.columns.generation)
         try:
             gen_vals = gen_raw.cast(pa.int64())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        except pa.ArrowNotImplementedError:
             gen_vals = pa.nulls(n, pa.int64())
             reject(np.ones(n, bool), RejectReason.BAD_GENERATION,
                    f"generation column has type {gen_raw.type}, not an integer")
+        except pa.ArrowInvalid:
+            # A value that is not a whole number ("two", 1.5) rejects its own row, not its batch.
+            gen_vals, unreadable = _integers(gen_raw)
+            reject(unreadable, RejectReason.BAD_GENERATION,
+                   [f"generation {v!r} is not an integer" for v in gen_raw.filter(pa.array(unreadable)).to_pylist()])
         mask = gen_vals.is_valid().to_numpy(zero_copy_only=False)
         generation[mask] = gen_vals.to_numpy(zero_copy_only=False)[mask]
     lo = 0 if corpus.origin is Origin.HUMAN else 1
@@ -311,9 +413,7 @@ def _meta(batch: pa.RecordBatch, corpus: CorpusConfig, take: pa.Array) -> pa.Arr
     if not keys:
         return pa.nulls(len(take), pa.string())
     kept = batch.select(sorted(set(keys.values()))).take(take).to_pylist()
-    return pa.array(
-        [json.dumps({key: row[column] for key, column in keys.items()}, sort_keys=True, default=str,
-                    ensure_ascii=False) for row in kept], pa.string())
+    return pa.array([_json({key: row[column] for key, column in keys.items()}) for row in kept], pa.string())
 
 
 def _column(value: Any, n: int, type_: pa.DataType) -> pa.Array:

@@ -162,7 +162,7 @@ class BadFile:
     kind: str = "parquet"
 
     def error(self) -> DataError:
-        cls = SchemaError if self.reason == RejectReason.MISSING_COLUMN else DataError
+        cls = SchemaError if self.reason in (RejectReason.MISSING_COLUMN, RejectReason.AMBIGUOUS_COLUMN) else DataError
         return cls(self.detail)
 
 
@@ -434,6 +434,12 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
             return bad(RejectReason.MISSING_COLUMN,
                        f"{display}: column {column!r} ({_key_for_role(ci, role)}) not found; "
                        f"the file has {', '.join(names) or 'no columns'}", rows=meta.num_rows)
+    for role, column in corpus_columns(corpus).items():
+        if names.count(column) > 1:
+            return bad(RejectReason.AMBIGUOUS_COLUMN,
+                       f"{display}: column {column!r} ({_key_for_role(ci, role)}) appears {names.count(column)} "
+                       "times in the file; which one to read is ambiguous: write the file with distinct column "
+                       "names", rows=meta.num_rows)
     rg_rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
     rg_bytes = tuple(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     carried = None

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from hybridmix.pipelines.cli import main
 from hybridmix.schemas.records import DOCUMENT_SCHEMA, REJECTION_SCHEMA
@@ -155,8 +156,9 @@ def test_files_of_one_corpus_with_different_schemas(tmp_path, capsys, mode):
     "values, arrow_type, reason",
     [([1, 2], pa.int64(), "ingest_text_not_string"),
      ([b"ok text", b"\xff\xfe bad"], pa.binary(), "ingest_invalid_utf8"),
-     ([["a", "b"], ["c"]], pa.list_(pa.string()), "ingest_text_not_string")],
-    ids=["integer", "binary-invalid-utf8", "list"],
+     ([["a", "b"], ["c"]], pa.list_(pa.string()), "ingest_text_not_string"),
+     ([None, None], pa.null(), "ingest_null_text")],
+    ids=["integer", "binary-invalid-utf8", "list", "null-type"],
 )
 def test_text_of_the_wrong_type_is_rejected_per_row(tmp_path, capsys, values, arrow_type, reason):
     config = _setup(tmp_path)
@@ -258,3 +260,120 @@ def test_glob_matching_nothing_is_an_error_in_both_modes(tmp_path, capsys, mode)
     code, err, _ = _run(tmp_path, config, capsys)
     assert code == 3
     assert "corpora[0] (wiki): no file matches 'nowhere/*.parquet'" in err
+
+
+def _data(out):
+    return pa.concat_tables([pq.read_table(f) for f in sorted(glob.glob(str(out / "data" / "*.parquet")))])
+
+
+def _strict_json(text):
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("mode", ["fail", "quarantine"])
+def test_dictionary_encoded_columns(tmp_path, capsys, mode):
+    """What pandas writes for categoricals: text, id and generator read like plain columns, and bytes
+    that are not UTF-8 inside a dictionary reject their row only."""
+    config = _setup(tmp_path, on_bad_file=mode)
+    texts = [r["text"].encode() for r in SYNTH]
+    texts[3] = b"bad \xff\xfe " + texts[3]
+    table = pa.table({
+        "id": pa.array([r["id"] for r in SYNTH]).dictionary_encode(),
+        "text": pa.array(texts, pa.binary()).view(pa.string()).dictionary_encode(),
+        "model": pa.array(["m1" if i % 2 else "m2" for i in range(len(SYNTH))]).dictionary_encode(),
+    })
+    pq.write_table(table, tmp_path / "in" / "synth" / "b.parquet")
+    assert pa.types.is_dictionary(pq.read_schema(tmp_path / "in" / "synth" / "b.parquet").field("model").type)
+    code, err, out = _run(tmp_path, config, capsys)
+    assert code == 0, err
+    manifest = _accounted(out)
+    assert [(r["doc_id"], r["reason"]) for r in _rejects(out).to_pylist()] == [("s03", "ingest_invalid_utf8")]
+    assert manifest["counts"]["chat"]["read"] == len(SYNTH)
+    synthetic = [r for r in _data(out).to_pylist() if r["origin"] == "synthetic"]
+    assert synthetic and all(r["generator"] == ("m1" if int(r["doc_id"][1:]) % 2 else "m2") for r in synthetic)
+
+
+def test_kept_columns_become_strict_json(tmp_path, capsys):
+    """meta is JSON every parser reads: NaN and infinities as null, binary as text; a nested string
+    that is not UTF-8 rejects its row instead of failing the run."""
+    config = _setup(tmp_path, mixture={"targets": {"human": 1.0, "synthetic": 0.0}},
+                    keep_columns=["score", "raw", "tags"])
+    scores = [float("nan"), float("inf"), -float("inf")] + [i / 2 for i in range(3, len(HUMAN))]
+    tags = [[f"t{i}".encode()] for i in range(len(HUMAN))]
+    tags[5] = [b"ok", b"b\xff"]
+    table = pa.table({
+        "id": [r["id"] for r in HUMAN], "text": [r["text"] for r in HUMAN], "score": scores,
+        "raw": pa.array([f"r{i}".encode() for i in range(len(HUMAN))], pa.binary()),
+        "tags": pa.array(tags, pa.list_(pa.binary())).cast(pa.list_(pa.binary())).view(pa.list_(pa.string())),
+    })
+    pq.write_table(table, tmp_path / "in" / "human" / "a.parquet")
+    code, err, out = _run(tmp_path, config, capsys)
+    assert code == 0, err
+    _accounted(out)
+    assert [(r["doc_id"], r["reason"]) for r in _rejects(out).to_pylist()] == [("h05", "ingest_invalid_utf8")]
+    meta = {r["doc_id"]: _strict_json(r["meta"]) for r in _data(out).to_pylist() if r["origin"] == "human"}
+    assert len(meta) == len(HUMAN) - 1
+    assert meta["h00"] == {"score": None, "raw": "r0", "tags": ["t0"]}
+    assert meta["h01"]["score"] is None and meta["h02"]["score"] is None
+    assert meta["h04"] == {"score": 2.0, "raw": "r4", "tags": ["t4"]}
+
+
+@pytest.mark.parametrize("mode", ["fail", "quarantine"])
+def test_column_name_used_twice(tmp_path, capsys, mode):
+    config = _setup(tmp_path, on_bad_file=mode)
+    texts = pa.array([words(900 + i, 30) for i in range(4)])
+    pq.write_table(pa.Table.from_arrays([pa.array([f"z{i}" for i in range(4)]), texts, texts],
+                                        names=["id", "text", "text"]), tmp_path / "in" / "human" / "z.parquet")
+    code, err, out = _run(tmp_path, config, capsys)
+    message = "human/z.parquet: column 'text' (corpora[0].text_column) appears 2 times in the file"
+    if mode == "fail":
+        assert code == 3 and message in err, err
+        return
+    assert code == 0, err
+    manifest = _accounted(out)
+    bad = [r for r in _rejects(out).to_pylist() if r["reason"] == "ingest_ambiguous_column"]
+    assert sorted(r["source_row"] for r in bad) == [0, 1, 2, 3] and message in bad[0]["detail"]
+    assert manifest["counts"]["wiki"]["read"] == len(HUMAN) + 4
+
+
+def test_a_bad_generation_value_rejects_its_row_only(tmp_path, capsys):
+    config = _setup(tmp_path)
+    settings = yaml.safe_load(open(config))
+    settings["corpora"][1]["columns"]["generation"] = "gen"
+    write_config(config, settings)
+    rows = [dict(r, gen="two" if i == 4 else "2") for i, r in enumerate(SYNTH)]
+    write_parquet(tmp_path / "in" / "synth" / "b.parquet", rows)
+    code, err, out = _run(tmp_path, config, capsys)
+    assert code == 0, err
+    _accounted(out)
+    assert [(r["doc_id"], r["reason"], r["detail"]) for r in _rejects(out).to_pylist()] == [
+        ("s04", "ingest_bad_generation", "generation 'two' is not an integer")]
+    assert {r["generation"] for r in _data(out).to_pylist() if r["origin"] == "synthetic"} == {2}
+
+
+def test_derived_ids_of_repeated_texts_skip_ids_another_corpus_uses(tmp_path, capsys):
+    """A corpus without ids numbers its repeated texts `-1`, `-2`, ...; an input id of another corpus
+    that already has that form is not given to a repeat a second time."""
+    from hybridmix.transforms.text import analyze, content_hashes
+
+    config = _setup(tmp_path, id_column=None, mixture={"unit": "documents",
+                                                       "targets": {"human": 0.5, "synthetic": 0.5}})
+    text = open(config).read() + "dedup: {exact: false, near: {enabled: false}}\n"
+    open(config, "w").write(text)
+    human = [dict(r) for r in HUMAN]
+    human[7]["text"] = human[2]["text"]
+    write_parquet(tmp_path / "in" / "human" / "a.parquet", human)
+    base = "wiki/" + content_hashes(analyze(pa.array([human[2]["text"]])).normalized)[0].as_py()[:16]
+    synth = [dict(r) for r in SYNTH]
+    synth[0]["id"] = f"{base}-1"
+    write_parquet(tmp_path / "in" / "synth" / "b.parquet", synth)
+    code, err, out = _run(tmp_path, config, capsys)
+    assert code == 0, err
+    _accounted(out)
+    assert _rejects(out).num_rows == 0
+    ledger = pa.concat_tables([pq.read_table(f) for f in glob.glob(str(out / "ledger" / "*.parquet"))])
+    ids = ledger.column("doc_id").to_pylist()
+    assert len(ids) == len(set(ids)) == len(HUMAN) + len(SYNTH)
+    assert {base, f"{base}-1", f"{base}-2"} <= set(ids)
