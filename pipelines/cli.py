@@ -116,10 +116,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="selection / shuffle seed (overrides seed in the config)")
     run.add_argument("--run-id", help="name of this run: 1-100 letters, digits, '_' or '-' (default: a digest "
                                       "of the config and the input files, so reruns of the same job match)")
-    run.add_argument("--if-exists", choices=[m.value for m in IfExists], default=IfExists.FAIL.value,
+    run.add_argument("--if-exists", choices=[m.value for m in IfExists], default=None,
                      help="when the output holds a finished run: fail (default), skip (exit 0 if it is this "
                           "same run, else fail), replace")
-    run.add_argument("--force", action="store_true", help="replace a finished output (same as --if-exists replace)")
+    run.add_argument("--force", action="store_true",
+                     help="replace a finished output (same as --if-exists replace); refused when its folders "
+                          "hold files its manifest does not list")
     run.add_argument("--against", action="append", default=[], metavar="OUTPUT",
                      help="an earlier hybridmix output: new documents that duplicate one of its documents are "
                           "removed (added to dedup.against; repeat for several, e.g. the last seven daily outputs)")

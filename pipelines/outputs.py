@@ -25,6 +25,7 @@ from hybridmix.schemas.config import PipelineConfig
 from hybridmix.schemas.errors import OutputError, OutputLocked
 from hybridmix.transforms import parallel
 from hybridmix.transforms.inputs import glob_base, has_wildcards
+from hybridmix.transforms.manifest import OUTPUT_FOLDERS
 from hybridmix.transforms.objectstore import (
     LOCKING_SCHEMES,
     foreign_objects,
@@ -118,6 +119,34 @@ def check_output(out: str, config: PipelineConfig, base_dir: str, input_paths: l
             f"{out} is not empty and is not a finished hybridmix output (it holds {shown}); hybridmix only "
             "writes into a new or empty folder, or replaces its own finished output: choose another folder")
     return Existing.FINISHED
+
+
+def unlisted_files(out: str) -> list[str]:
+    """Files and folders inside a finished local output's folders (data/, ledger/, ...) that its manifest
+    does not list, relative to `out`: put there by someone else, so a replacing run must not delete them."""
+    try:
+        with open(os.path.join(out, MANIFEST), encoding="utf-8") as fh:
+            outputs = json.load(fh).get("outputs")
+    except (OSError, ValueError, AttributeError):
+        outputs = None
+    listed = set()
+    for files in (outputs.values() if isinstance(outputs, dict) else ()):
+        for entry in files if isinstance(files, list) else ():
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                listed.add(os.path.normpath(entry["path"]))
+    holding = {os.path.dirname(p) for p in listed}
+    found = []
+    for folder in OUTPUT_FOLDERS:
+        root = os.path.join(out, folder)
+        if os.path.lexists(root) and not os.path.isdir(root):
+            found.append(folder)
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel = os.path.relpath(dirpath, out)
+            found += [os.path.join(rel, d) for d in dirnames if os.path.join(rel, d) not in holding]
+            dirnames[:] = [d for d in dirnames if os.path.join(rel, d) in holding]
+            found += [os.path.join(rel, f) for f in filenames if os.path.join(rel, f) not in listed]
+    return sorted(found)
 
 
 def _check_remote_output(out: str, input_paths: list[str]) -> Existing:

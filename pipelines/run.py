@@ -35,6 +35,7 @@ from hybridmix.pipelines.outputs import (
     recover_and_clean,
     remove_staging,
     resolve_output,
+    unlisted_files,
 )
 from hybridmix.pipelines.plan import certainly_infeasible
 from hybridmix.pipelines.progress import IN_PROCESS_RUNNERS, runner_of, watch_run
@@ -126,6 +127,14 @@ def _ready_output(ctx: RunContext, config: PipelineConfig, if_exists: IfExists, 
             return None
         hint = f" (run {done}; this run is {ctx.run_id})" if if_exists is IfExists.SKIP else f" (run {done})"
         raise OutputError(f"{ctx.out_dir} holds a finished run{hint}; pass --force to replace it")
+    if existing is Existing.FINISHED and not remote:
+        unlisted = unlisted_files(ctx.out_dir)
+        if unlisted:
+            shown = ", ".join(unlisted[:5]) + (", ..." if len(unlisted) > 5 else "")
+            raise OutputError(
+                f"{ctx.out_dir} holds a finished run, and also files its manifest does not list ({shown}); "
+                "replacing the output would delete them, and hybridmix never deletes what it did not write: "
+                "move them out of the folder, or choose another output folder")
     if remote:
         start_attempt(ctx.stage_dir, ctx.run_id, base)
         return dataclasses.replace(ctx, remote={"base": base, "settings": s3_settings(options),
@@ -191,7 +200,10 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
     options = beam_options(beam_flags)
     _load_kernels_behind(options)
     use_options(options)
-    if_exists = IfExists.REPLACE if args.force else IfExists(args.if_exists)
+    if args.force and args.if_exists not in (None, IfExists.REPLACE.value):
+        raise ConfigError(f"--force replaces a finished output; --if-exists {args.if_exists} says otherwise: "
+                         "give one of them")
+    if_exists = IfExists.REPLACE if args.force else IfExists(args.if_exists or IfExists.FAIL.value)
     # Started before the inputs are planned: reading many footers (remote ones above all) takes a while.
     with watch_run(sys.stderr, options, args.quiet, args.log_file) as progress:
         ctx = prepare_run(config, base_dir, out_dir, args.run_id)

@@ -88,6 +88,35 @@ def test_a_folder_with_other_files_is_refused_and_left_alone(tmp_path, force):
     assert _leftovers(project) == []
 
 
+@pytest.mark.parametrize("where", ["data/notes.txt", "ledger/mine/part.parquet"])
+def test_force_keeps_files_put_inside_a_finished_output(tmp_path, where):
+    """A finished output's folders may hold files its run did not write: --force replaces nothing then."""
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    out = tmp_path / "out"
+    assert main(["run", config, "--output", str(out)]) == 0
+    before = _complete(out)
+    (out / where).parent.mkdir(parents=True, exist_ok=True)
+    (out / where).write_text("mine")
+    result = _cli("run", config, "--output", out, "--force", "--run-id", "second")
+    _one_error_line(result, 2, f"also files its manifest does not list ({where.split('/')[0]}/")
+    assert (out / where).read_text() == "mine"
+    assert _complete(out) == before and _leftovers(out) == []
+    os.remove(out / where)
+    if os.path.dirname(where) != where.split("/")[0]:
+        os.rmdir(out / os.path.dirname(where))
+    assert _cli("run", config, "--output", out, "--force", "--run-id", "second").returncode == 0
+    assert _complete(out) == "second"
+
+
+@pytest.mark.parametrize("if_exists", ["fail", "skip"])
+def test_force_and_another_if_exists_is_a_usage_error(tmp_path, if_exists):
+    _corpus(tmp_path)
+    result = _cli("run", _config(tmp_path), "--output", tmp_path / "out", "--force", "--if-exists", if_exists)
+    _one_error_line(result, 2, f"--force replaces a finished output; --if-exists {if_exists} says otherwise")
+    assert not (tmp_path / "out").exists()
+
+
 def test_output_dot_in_a_project_folder_is_refused(tmp_path):
     _corpus(tmp_path)
     config = _config(tmp_path)
