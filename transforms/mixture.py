@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hybridmix.schemas.config import MixtureConfig, Origin
+from hybridmix.schemas.errors import InfeasibleMixtureError
 from hybridmix.schemas.reasons import Fate
 from hybridmix.schemas.stats import Figure, RunStats
 from hybridmix.transforms import columns, progress
@@ -387,6 +388,14 @@ def _check_selection(plan: MixturePlan, stats: list, config: MixtureConfig, orig
     def human(figure: Figure, detail: str = "") -> int:
         return sum(n for name, n in figures.by_source(figure, detail).items() if origins.get(name) == "human")
 
+    if figures.total(Figure.SELECTED_ROWS) == 0 and plan.total_units > 0:
+        # Every source's quota rounded to whole documents is zero: an output of no rows is no mixture.
+        budget = "" if config.total is None else f" (mixture.total_{config.unit}: {config.total:,})"
+        shares = sorted(plan.sources.items())
+        raise InfeasibleMixtureError(
+            f"the mixture selects no document: the budget{budget} is too small for any source's share "
+            f"({', '.join(f'{key_label(*split_key(n))} {sp.quota_units:,.2f} {config.unit}' for n, sp in shares)}"
+            "); raise the total")
     check_human_tokens(config, human(Figure.SELECTED_TOKENS))
     if carry_forward is not None:
         check_carry_forward(carry_forward, human(Figure.SELECTED_DOCUMENT_TOKENS),

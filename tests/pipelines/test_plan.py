@@ -53,3 +53,15 @@ def test_plan_splits_sources_by_script_where_the_mixture_targets_scripts(capsys)
     assert shares["debian_zh (script Hani)"] == pytest.approx(0.28)
     assert shares["wikipedia (script Latn)"] == pytest.approx(0.42)
     assert plan["certainly_infeasible"] is None
+
+
+def test_a_budget_too_small_for_any_source_publishes_nothing(tmp_path, capsys):
+    """One document at 50/50: every source's quota rounds to no document, and an empty output is no mixture."""
+    _corpus(tmp_path)
+    config = _config(tmp_path, unit="documents", total_documents=1, targets={"human": 0.5, "synthetic": 0.5})
+    out = tmp_path / "out"
+    assert main(["run", config, "--output", str(out)]) == 5
+    err = capsys.readouterr().err
+    assert "the mixture selects no document: the budget (mixture.total_documents: 1) is too small" in err
+    assert "wiki 0.50 documents" in err and "chat 0.50 documents" in err
+    assert not out.exists()
