@@ -408,7 +408,7 @@ class MixtureConfig(_Model):
         if self.targets is not None:
             total = sum(self.targets.values())
             if not self.targets or not math.isclose(total, 1.0, abs_tol=1e-9):
-                raise ValueError(f"targets: fractions must sum to 1, they sum to {total:g}")
+                raise ValueError(f"targets: fractions must sum to 1, they sum to {total:.12g}")
             limit = self.guards.max_synthetic_fraction
             wanted = self.targets.get(Origin.SYNTHETIC, 0.0)
             if limit is not None and wanted > limit + 1e-12:
@@ -429,7 +429,7 @@ class MixtureConfig(_Model):
                 raise ValueError(f"{where}: unknown script {unknown[0]!r} (ISO 15924 codes: {', '.join(SCRIPTS)})")
             total = sum(fractions.values())
             if not fractions or not math.isclose(total, 1.0, abs_tol=1e-9):
-                raise ValueError(f"{where}: fractions must sum to 1, they sum to {total:g}")
+                raise ValueError(f"{where}: fractions must sum to 1, they sum to {total:.12g}")
         if self.temperature is not None and (self.source_weights or self.weights):
             raise ValueError("temperature: weights sources by size; it cannot be combined with explicit weights")
         if self.total_tokens is not None and self.total_documents is not None:

@@ -325,6 +325,10 @@ def match_files(pattern: str, base_dir: str, key: str, name: str) -> list[tuple[
     if not is_remote(resolved) and not has_wildcards(resolved) and os.path.isdir(resolved):
         raise ConfigError(f"{key}.paths: {pattern!r} is a folder; give its files as a glob, "
                           f"such as {os.path.join(pattern, '*.parquet')!r}")
+    if not is_remote(resolved) and has_wildcards(resolved) and os.path.isfile(resolved):
+        # A file whose name holds `[` or `?` (`part[1].parquet`) is that file, not a pattern matching nothing.
+        stat = os.stat(resolved)
+        return [(resolved, stat.st_size, stat.st_mtime)]
     try:
         results = FileSystems.match([resolved])[0].metadata_list
     except Exception as exc:  # noqa: BLE001 - filesystems raise their own types

@@ -171,3 +171,15 @@ def test_read_corpora_splits_rows_and_counts_them(tmp_path):
         ((Figure.REJECTED.value, "human", ""), 10),
         ((Figure.REJECTED_BY_REASON.value, "human", "ingest_null_text"), 10)]), label="stats")
     p.run().wait_until_finish()
+
+
+def test_a_file_named_with_brackets_is_that_file(tmp_path):
+    """`part[1].parquet` names a file that exists; as a glob it would match `part1.parquet` instead."""
+    from hybridmix.transforms.inputs import match_files
+
+    (tmp_path / "part[1].parquet").write_bytes(b"x")
+    (tmp_path / "part1.parquet").write_bytes(b"yy")
+    found = match_files("part[1].parquet", str(tmp_path), "corpora[0]", "c")
+    assert [(os.path.basename(p), size) for p, size, _ in found] == [("part[1].parquet", 1)]
+    found = match_files("part[12].parquet", str(tmp_path), "corpora[0]", "c")
+    assert [os.path.basename(p) for p, _, _ in found] == ["part1.parquet"]
