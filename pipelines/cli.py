@@ -70,6 +70,16 @@ BEAM_LEVELS = ("debug", "info", "warning", "error")
 _STOP_SIGNALS = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
 
+def _at_least_zero(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 0 or more")
+    return n
+
+
 def _at_least_one(value: str) -> int:
     try:
         n = int(value)
@@ -159,8 +169,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     plan.add_argument("config", help="YAML config file")
-    plan.add_argument("--sample-rows", type=int, default=DEFAULT_SAMPLE_ROWS,
-                      help=f"texts per corpus to count tokens on (default {DEFAULT_SAMPLE_ROWS}; 0: metadata only)")
+    plan.add_argument("--sample-rows", type=_at_least_zero, default=DEFAULT_SAMPLE_ROWS,
+                      help=f"texts per corpus to count tokens on (default {DEFAULT_SAMPLE_ROWS}; 0: metadata only, "
+                           "so a mixture in tokens is not estimated)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     inspect = sub.add_parser(

@@ -224,7 +224,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     sizes = measure(config, inputs, args.sample_rows, tokenizer)
     unit = config.mixture.unit
     tallies = _tallies(config, sizes, lambda s: s.estimated_tokens)
-    estimate, problem = _try_plan(config, tallies)
+    # Without a sample no token is counted: a plan in tokens would call every source empty.
+    unestimated = args.sample_rows == 0 and unit == "tokens"
+    estimate, problem = (None, None) if unestimated else _try_plan(config, tallies)
     certain = certainly_infeasible(config, inputs)
     origin_of = {s.name: s.origin for s in sizes}
     keys = sorted(tallies, key=lambda k: ([s.name for s in sizes].index(split_key(k)[0]), k))
@@ -238,7 +240,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         p = estimate.sources.get(key) if estimate else None
         available = tallies[key].units(unit)
         per_key.append({"source": key_label(key), "origin": origin_of[split_key(key)[0]],
-                        "documents": tallies[key].documents, "estimated_tokens": tallies[key].tokens,
+                        "documents": tallies[key].documents,
+                        "estimated_tokens": tallies[key].tokens if args.sample_rows else None,
                         "share": p.share if p else None, "quota": p.quota_units if p else None,
                         "repeats": p.quota_units / available if p and available else None})
     if args.json:
@@ -262,7 +265,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
                    f"{s.sampled_rows:,}", f"{s.estimated_tokens:,}" if args.sample_rows else "-"] for s in sizes]))
     print(f"\nplan by the estimate ({unit})")
     print(text_table(["source", "origin", "documents", "est. tokens", "share", "quota", "repeats"],
-                 [[k["source"], k["origin"], f"{k['documents']:,}", f"{k['estimated_tokens']:,}",
+                 [[k["source"], k["origin"], f"{k['documents']:,}",
+                   f"{k['estimated_tokens']:,}" if k["estimated_tokens"] is not None else "-",
                    f"{k['share']:.2%}" if k["share"] is not None else "-",
                    f"{k['quota']:,.0f}" if k["quota"] is not None else "-",
                    f"{k['repeats']:.2f}" if k["repeats"] is not None else "-"] for k in per_key]))
@@ -273,7 +277,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if certain:
         print(f"\ncertainly infeasible, even if every row were kept: {certain}")
         return InfeasibleMixtureError.exit_code
-    if problem:
+    if unestimated:
+        print("\nno estimate in tokens with --sample-rows 0 (metadata only); the run plans on what filters "
+              "and dedup keep")
+    elif problem:
         print(f"\nlikely infeasible by the estimate (the run decides on what filters and dedup keep): {problem}")
     else:
         print("\nfeasible by the estimate; the run plans again on what filters and dedup keep")

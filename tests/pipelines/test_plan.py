@@ -65,3 +65,17 @@ def test_a_budget_too_small_for_any_source_publishes_nothing(tmp_path, capsys):
     assert "the mixture selects no document: the budget (mixture.total_documents: 1) is too small" in err
     assert "wiki 0.50 documents" in err and "chat 0.50 documents" in err
     assert not out.exists()
+
+
+def test_plan_from_metadata_only_does_not_call_a_mixture_in_tokens_infeasible(tmp_path, capsys):
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    assert main(["plan", config, "--sample-rows", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "no estimate in tokens with --sample-rows 0" in text and "infeasible" not in text
+    assert main(["plan", config, "--sample-rows", "0", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["problem"] is None and all(s["estimated_tokens"] is None for s in plan["sources"])
+    with pytest.raises(SystemExit) as info:
+        main(["plan", config, "--sample-rows", "-5"])
+    assert info.value.code == 2
