@@ -60,7 +60,7 @@ EXIT_CODES = """exit codes (what a scheduler should do):
   141  standard output was closed early (e.g. piped into `head`)"""
 
 VERBOSE_HELP = "also print hybridmix's notes (run id, staging folder, clean-up) and tracebacks"
-QUIET_HELP = "run: no progress display on stderr (errors and warnings still show; --log-file still gets it)"
+QUIET_HELP = "no progress display on stderr (errors and warnings still show; --log-file still gets it)"
 LOG_FILE_HELP = "also write the log (progress, one line per stage; warnings, tracebacks) to this file"
 BEAM_LOG_HELP = "show Apache Beam's own log from this level up, on stderr and in --log-file (default: none on " \
                 "stderr, warnings in --log-file)"
@@ -182,7 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("out", help="output folder of a run")
     inspect.add_argument("--json", action="store_true", help="print manifest.json and nothing else")
-    inspect.add_argument("--rows", type=int, default=3, help="sample rows to show (default 3)")
+    inspect.add_argument("--rows", type=_at_least_zero, default=3, help="sample rows to show (default 3)")
 
     report = sub.add_parser(
         "report",

@@ -107,7 +107,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     elif rows:
         print(describe(args.doc_id, rows))
     if not rows:
-        print(f"hybridmix: no document with doc_id {safe_text(args.doc_id, 200)!s} in run {manifest['run_id']} "
+        print(f"hybridmix: error: no document with doc_id {safe_text(args.doc_id, 200)!s} in run {manifest['run_id']} "
               f"({args.out})", file=sys.stderr)
         return 2
     return 0

@@ -44,6 +44,9 @@ def run_folder(out_dir: str) -> tuple[str, bool]:
 
 
 def read_manifest(out_dir: str) -> dict:
+    if not is_remote(out_dir) and not os.path.isdir(out_dir):
+        what = "is a file" if os.path.lexists(out_dir) else "does not exist"
+        raise OutputError(f"{out_dir} {what}; give the folder a hybridmix run wrote (its --output)")
     folder, _ = run_folder(out_dir)
     path = f"{folder.rstrip('/')}/{MANIFEST}" if is_remote(folder) else os.path.join(folder, MANIFEST)
     try:

@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
     )
     train.add_argument("data", nargs="+", help="Parquet files or globs with the labelled documents")
     train.add_argument("--output", required=True, help="scorer file to write (.npz)")
-    train.add_argument("--text-column", default="text")
+    train.add_argument("--text-column", default="text", help="the column holding the texts (default text)")
     train.add_argument("--label-column", required=True,
                        help="what the scorer learns: booleans, or numbers scaled by --label-range to [0, 1]")
     train.add_argument("--label-range", nargs=2, type=float, metavar=("LOW", "HIGH"), default=(0.0, 1.0),

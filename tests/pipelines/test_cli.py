@@ -364,3 +364,13 @@ def test_a_full_disk_is_named_as_such_not_as_an_internal_error():
     wrapped.__cause__ = full.value
     assert isinstance(_as_hybridmix_error(wrapped), OutputError)
     assert _as_hybridmix_error(RuntimeError("OSError: [Errno 5] Input/output error")) is None
+
+
+def test_inspect_names_a_path_that_is_no_output_folder(tmp_path, capsys):
+    (tmp_path / "config.yaml").write_text("seed: 1\n")
+    assert main(["inspect", str(tmp_path / "nope")]) == 2
+    assert f"{tmp_path / 'nope'} does not exist; give the folder a hybridmix run wrote" in capsys.readouterr().err
+    assert main(["inspect", str(tmp_path / "config.yaml")]) == 2
+    assert f"{tmp_path / 'config.yaml'} is a file; give the folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["inspect", str(tmp_path), "--rows", "-1"])
