@@ -65,7 +65,11 @@ def mixture_report(plan: MixturePlan, config: PipelineConfig, stats: RunStats) -
     for origin in Origin:
         names = [c.name for c in config.corpora if c.origin is origin]
         if names:
-            by_origin[origin.value] = _group(plan, names, stats, units_total)
+            # The origin's own settings, which its sources follow unless `mixture.sources` says otherwise.
+            by_origin[origin.value] = _group(plan, names, stats, units_total).model_copy(update={
+                "selection": config.mixture.selection.get(origin, "random"),
+                "max_repeats": config.mixture.max_repeats,
+                "flag_penalty": config.mixture.flag_penalty})
     return MixtureReport(
         unit=plan.unit,
         targets=plan.targets,

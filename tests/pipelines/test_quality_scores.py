@@ -89,6 +89,9 @@ def test_train_a_scorer_then_score_and_select_with_it(tmp_path, capsys):
     assert pool["pool"]["flagged"] == len(mentioned)
     assert pool["selected"]["flagged"] == sum(1 for r in selected if r["origin"] == "synthetic" and r["quality_flags"])
     assert manifest["mixture"]["sources"]["answers"]["flag_penalty"] == 3.0
+    origins = manifest["mixture"]["origins"]
+    assert (origins["synthetic"]["selection"], origins["human"]["selection"]) == ("top", "random")
+    assert origins["synthetic"]["flag_penalty"] == 3.0 and origins["human"]["max_repeats"] == 1
 
     assert main(["inspect", str(out)]) == 0
     shown = capsys.readouterr().out
