@@ -151,9 +151,11 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="check a config, its input files and its output folder without running",
         description=("Validate CONFIG as `run` does before it starts: the config, each corpus's files and "
-                     "columns, and the output folder (when output.path is set). Nothing is written."),
+                     "columns, and the output folder (--output, or output.path). Nothing is written."),
     )
     validate.add_argument("config", help="YAML config file")
+    validate.add_argument("--output", help="the output folder to check, as run --output DIR takes it "
+                                           "(default: the config's output.path)")
 
     plan = sub.add_parser(
         "plan",

@@ -256,7 +256,7 @@ def carried_text(files: list[InputFile]) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Everything `run` checks before it starts the pipeline, without running or writing anything."""
-    config = load_config(args.config)
+    config = load_config(args.config).with_overrides(output_path=getattr(args, "output", None))
     base_dir = os.path.dirname(os.path.abspath(args.config))
     plan = plan_inputs(config.ingest, base_dir)
     lsh_shape(config.dedup.near)
@@ -282,11 +282,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"  evaluation set {spec.name}: {len(files)} file(s), {sum(f.size for f in files):,} bytes, "
               f"text column {spec.text_column!r}")
     if config.output.path:
-        out = resolve_output(_output_path(config, base_dir, None))
+        out = resolve_output(_output_path(config, base_dir, getattr(args, "output", None)))
         existing = check_output(out, config, base_dir, [f.path for f in plan.files])
         state = "holds a finished run (run replaces it only with --force)" if existing is Existing.FINISHED \
             else "can be written"
+        unlisted = unlisted_files(out) if existing is Existing.FINISHED and not is_remote(out) else []
+        if unlisted:
+            state = (f"holds a finished run and files its manifest does not list ({', '.join(unlisted[:5])}): "
+                     "run refuses to replace it, even with --force")
         print(f"  output {out}: {state}")
+    else:
+        print("  no output folder: output.path is not set, so run needs --output DIR (validate --output DIR "
+              "checks that folder)")
     print("  not checked until the run reads the rows: ids unique across corpora, row contents, mixture "
           "feasibility")
     return 0

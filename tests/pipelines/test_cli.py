@@ -181,7 +181,11 @@ def test_inspect_and_validate(finished_run, capsys):
     refusal = [line.split() for line in filters if line.startswith("refusal_v3")]
     assert refusal == [["refusal_v3", "dropped", "0", "1", "1"]]
     assert main(["validate", str(tmp_path / "in" / "config.yaml")]) == 0
-    assert "wiki (human): 2 file(s), 30 rows" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "wiki (human): 2 file(s), 30 rows" in text
+    assert "no output folder: output.path is not set, so run needs --output DIR" in text
+    assert main(["validate", str(tmp_path / "in" / "config.yaml"), "--output", str(out)]) == 0
+    assert f"output {out}: holds a finished run (run replaces it only with --force)" in capsys.readouterr().out
 
 
 def test_finished_output_is_not_overwritten_without_force(finished_run, capsys):
