@@ -158,8 +158,8 @@ def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], 
         merge = shard[starts] // per_merge
         cuts = np.concatenate([[0], np.flatnonzero(np.diff(merge)) + 1, [len(merge)]])
         for a, b in zip(cuts[:-1], cuts[1:]):
-            yield (spec.folder, str(name), int(merge[a]), n), (path, int(offsets[a]), int(offsets[b]),
-                                                              tuple(int(s) for s in shard[starts[a:b]]))
+            yield (spec.folder, str(name), int(merge[a]), n, per_merge), (
+                path, int(offsets[a]), int(offsets[b]), tuple(int(s) for s in shard[starts[a:b]]))
 
 
 class _SpillFn(parallel.AheadDoFn):
@@ -242,7 +242,10 @@ def _unique_rows(groups: Iterator[pa.Table], column: str, where: str) -> Iterato
 
 
 class _MergeShardFn(beam.DoFn):
-    """((folder, label, merge, count), spill ranges) -> the merge's shards, each sorted and written in row groups.
+    """((folder, label, merge, count, shards per merge), spill ranges) -> the merge's shards, each sorted
+    and written in row groups. A shard no row hashed to is written too, with no rows, so the files of a
+    label are numbered without gaps (`-00000-of-00021` to `-00020-of-00021`; tiny shards leave some empty).
+    A merge that gets no row at all writes nothing; with merges of about MERGE_ROWS rows that does not happen.
 
     The merge holds its byte ranges (about MERGE_ROWS rows, or one shard if larger) and sorts and
     writes one shard at a time. Spill files stay until the run publishes: other merges read them.
@@ -284,7 +287,7 @@ class _MergeShardFn(beam.DoFn):
         return list(self._merge(element))
 
     def _merge(self, element):
-        (folder, label, _, count), ranges = element
+        (folder, label, merge, count, per_merge), ranges = element
         spec = self._specs[folder]
         schema = spill_schema(spec.schema)
         parts: dict[int, list[pa.RecordBatch]] = {}
@@ -292,8 +295,8 @@ class _MergeShardFn(beam.DoFn):
         for path, start, end, shards in sorted(set(ranges)):
             for shard, batch in zip(shards, read_spill(path, start, end, schema, len(shards))):
                 parts.setdefault(shard, []).append(batch)
-        for shard in sorted(parts):
-            yield from self._write_shard(spec, label, shard, count, parts.pop(shard))
+        for shard in range(merge * per_merge, min((merge + 1) * per_merge, count)):
+            yield from self._write_shard(spec, label, shard, count, parts.pop(shard, []))
 
     def _write_shard(self, spec: ShardSpec, label: str, shard: int, count: int, parts: list[pa.RecordBatch]):
         output = self._output
@@ -306,7 +309,8 @@ class _MergeShardFn(beam.DoFn):
         batches = [p.drop_columns([ORDER_COLUMN]) for p in parts]
         rel = f"{spec.folder}/{shard_file_name(label, shard, count)}"
         # The next row group is gathered while Parquet encodes this one (see `parallel.ahead`).
-        groups = parallel.ahead(sorted_row_groups(batches, keys, spec.tiebreak, output.row_group_rows))
+        groups = parallel.ahead(sorted_row_groups(batches, keys, spec.tiebreak, output.row_group_rows)) \
+            if parts else iter(())
         if spec.unique is not None:
             groups = _unique_rows(groups, spec.unique, rel)
         size = write_parquet(groups, spec.schema, f"{self._stage_dir}/{rel}", output)
@@ -320,7 +324,7 @@ class _MergeShardFn(beam.DoFn):
 
 class SpillShards(beam.PTransform):
     """Record batches (a PCollection, or a tuple of them) -> the byte ranges of their rows in spill
-    files, keyed by (folder, label, merge, shard count): the first half of `WriteShards`, for
+    files, keyed by (folder, label, merge, shard count, shards per merge): the first half of `WriteShards`, for
     `MergeShards` to write, together with other folders' ranges.
 
     `shards`: (shards, rows) per label, when known before the rows exist (a one-element dict
@@ -373,7 +377,8 @@ class MergeShards(beam.PTransform):
     def expand(self, ranges: beam.PCollection) -> Any:
         return (
             ranges
-            # ((folder, label, merge, shard count), (spill path, start, end, shards)): byte ranges, not rows, are shuffled.
+            # ((folder, label, merge, shard count, shards per merge), (spill path, start, end, shards)): byte
+            # ranges, not rows, are shuffled.
             | "GroupByShard" >> beam.GroupByKey()
             | "MergeShard" >> beam.ParDo(_MergeShardFn(self._specs, self._output, self._stage_dir))
             .with_outputs(STATS, main=FILES)
