@@ -685,6 +685,8 @@ class PipelineConfig(_Model):
 def _key_path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's mark for a dict key that failed (`targets: {other: 0.5}`)
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         else:

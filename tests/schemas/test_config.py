@@ -43,6 +43,8 @@ def test_minimal_config_gets_declared_defaults():
         ({"mixture": {"targets": {"human": 0.7, "synthetic": 0.2}}}, "mixture.targets: fractions must sum to 1"),
         ({"mixture": {"targets": {"human": 0.7, "synthetic": 0.30000001}}},
          "fractions must sum to 1, they sum to 1.00000001"),
+        ({"mixture": {"targets": {"human": 0.5, "other": 0.5}}},
+         "mixture.targets.other: Input should be 'human' or 'synthetic' (got 'other')"),
         ({"mixture": {"targets": {"human": 1.0, "synthetic": 0.0}, "max_repeats": 0}},
          "mixture.max_repeats: Input should be greater than or equal to 1"),
         ({"mixture": {"targets": {"human": 1.0, "synthetic": 0.0}, "total_tokens": -5}},
@@ -57,7 +59,8 @@ def test_minimal_config_gets_declared_defaults():
         ({"dedup": {"near": {"bands": 30, "rows": 10}}}, "dedup.near.bands: bands x rows = 300 exceeds num_perm = 256"),
         ({"corpora": []}, "corpora: List should have at least 1 item"),
     ],
-    ids=["unknown-key", "bad-origin", "fractions-sum", "fractions-sum-close", "zero-repeats", "negative-total", "guard-vs-target",
+    ids=["unknown-key", "bad-origin", "fractions-sum", "fractions-sum-close", "unknown-target-origin",
+         "zero-repeats", "negative-total", "guard-vs-target",
          "duplicate-name", "human-generation", "missing-target", "unknown-weight-source", "bands-too-many",
          "no-corpora"],
 )
