@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 # One definition of what must not reach a terminal or a page (report.html uses it too).
@@ -25,6 +26,16 @@ def text_table(headers: list[str], rows: list[list[Any]]) -> str:
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def split_rows(files: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+    """(rows, files) per split of data/, from the manifest's file list (`train-00000-of-00003.parquet`)."""
+    out: dict[str, tuple[int, int]] = {}
+    for f in files:
+        split = os.path.basename(str(f.get("path", ""))).split("-", 1)[0]
+        rows, count = out.get(split, (0, 0))
+        out[split] = (rows + int(f.get("rows") or 0), count + 1)
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] != "train", kv[0])))
 
 
 def summary(manifest: dict[str, Any]) -> str:
@@ -57,6 +68,10 @@ def summary(manifest: dict[str, Any]) -> str:
         ])
     lines.append(f"mixture by {mix['unit']} (budget: {mix['budget']}, max_repeats {mix['max_repeats']})")
     lines.append(text_table(["origin", "target", "achieved", "error", mix["unit"], "rows"], origin_rows))
+    splits = split_rows((manifest.get("outputs") or {}).get("data") or [])
+    if splits:
+        lines.append("data/: " + ", ".join(f"{split} {rows:,} rows in {files} file(s)"
+                                          for split, (rows, files) in splits.items()))
     scripts = mix.get("scripts", {})
     if any(len(per) > 1 or any(g["target_fraction"] is not None for g in per.values()) for per in scripts.values()):
         script_rows = [
