@@ -59,6 +59,15 @@ EXIT_CODES = """exit codes (what a scheduler should do):
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM; nothing was published
   141  standard output was closed early (e.g. piped into `head`)"""
 
+PLAN_EXIT_CODES = """exit codes:
+  0    a plan was printed (feasible or likely infeasible by the estimate)
+  1    internal or unexpected error (report it)
+  2    configuration error (fix the config or the command)
+  3    data error: inputs missing or unreadable (fix the data)
+  5    certainly infeasible: even every input row could not fill the mixture (change targets, budget or
+       max_repeats)
+  130  interrupted (Ctrl-C)"""
+
 VERBOSE_HELP = "also print hybridmix's notes (run id, staging folder, clean-up) and tracebacks"
 QUIET_HELP = "no progress display on stderr (errors and warnings still show; --log-file still gets it)"
 LOG_FILE_HELP = "also write the log (progress, one line per stage; warnings, tracebacks) to this file"
@@ -167,7 +176,7 @@ def _parser() -> argparse.ArgumentParser:
             "and repeats, the limiting source, and whether the targets are feasible. Exit 5 when they "
             "certainly are not (even keeping every row); `run` makes that check too before it starts. "
             "Nothing is written."),
-        epilog=EXIT_CODES,
+        epilog=PLAN_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     plan.add_argument("config", help="YAML config file")
