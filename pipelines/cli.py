@@ -207,7 +207,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("out", help="output folder of a run (local or s3://)")
     report.add_argument("--output", help="write the page here instead of into the output (local path or s3://)")
     add_explain_parser(sub, [common])
-    add_train_parser(sub)
+    add_train_parser(sub, [common])
     add_warmup_parser(sub, [common])
     return parser
 

@@ -6,6 +6,7 @@ import argparse
 import glob
 import json
 import os
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -16,9 +17,10 @@ from hybridmix.schemas.errors import ConfigError, DataError
 from hybridmix.transforms.scorer import DENSE_FEATURES
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     train = sub.add_parser(
         "train-scorer",
+        parents=parents,
         help="fit a quality scorer from labelled documents",
         description=(
             "Fit a quality scorer (hashed word 1-2-grams and document statistics, logistic) from Parquet "
@@ -107,6 +109,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     # scipy is slow to import and only training needs it: every other command starts without it.
     from hybridmix.transforms.scorer_fit import UnknownStratum, train_scorer
 
+    def say(message: str) -> None:
+        # Fits take minutes on a few thousand long texts: say where it is, as `run` does.
+        if not getattr(args, "quiet", False):
+            print(f"hybridmix train-scorer: {message}", file=sys.stderr, flush=True)
+
+    say(f"{table.num_rows:,} labelled rows read ({skipped:,} without text or label skipped)")
     try:
         scorer, metrics = train_scorer(
             table.column(args.text_column).combine_chunks().cast(pa.string()),
@@ -120,6 +128,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             c=args.c,
             strata=column(args.stratum_column),
             stratum_weights=weights,
+            progress=say,
         )
     except UnknownStratum as exc:
         raise ConfigError(f"--stratum-weight: {args.stratum_column} has {exc}") from None

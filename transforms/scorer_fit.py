@@ -13,6 +13,7 @@ own training answers: still one linear model, so inference is unchanged.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,6 +181,7 @@ def train_scorer(
     maxiter: int = 300,
     strata: np.ndarray | None = None,
     stratum_weights: dict[str, float] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[Scorer, dict]:
     """Fit a scorer on every row, after measuring it on folds it did not see.
 
@@ -189,8 +191,10 @@ def train_scorer(
     fold: nothing of its generator, and nothing of its prompt, which a model could otherwise learn
     to be an easy or a hard one. `strata` (e.g. the judge) split the held-out AUC; with
     `stratum_weights` (stratum value -> weight) one model is fitted per weighted stratum and the
-    score is their weighted sum (`fit_strata`); rows of other strata are not trained on.
+    score is their weighted sum (`fit_strata`); rows of other strata are not trained on. `progress`
+    gets a line before each fit.
     """
+    say = progress or (lambda _message: None)
     if stratum_weights:
         if strata is None:
             raise ValueError("stratum weights need a stratum column")
@@ -206,6 +210,7 @@ def train_scorer(
             return fit_strata(f, rows, target, nuisance, strata, stratum_weights, c, dense_l2, clip, maxiter)
         return fit(f, rows, target, nuisance, c, dense_l2, clip, maxiter)
 
+    say(f"features of {len(texts):,} texts")
     f = featurize(texts, bits, dense_names)
     n = len(target)
     positive = target > 0.5
@@ -214,13 +219,14 @@ def train_scorer(
         group_fold = fold_of(groups, min(folds, len(np.unique(groups))), "scorer/group")
         holdout_fold = fold_of(holdout, folds, "scorer/holdout") if holdout is not None else np.zeros(n, np.int64)
         held_out = np.zeros(n)
-        for g in np.unique(group_fold):
-            for h in np.unique(holdout_fold):
-                test = (group_fold == g) & (holdout_fold == h)
-                train = (group_fold != g) & ((holdout_fold != h) if holdout is not None else True)
-                if not test.any():
-                    continue
-                held_out[test] = fitted(np.flatnonzero(train)).log_odds(f, np.flatnonzero(test))
+        cells = [(g, h) for g in np.unique(group_fold) for h in np.unique(holdout_fold)]
+        for k, (g, h) in enumerate(cells, 1):
+            test = (group_fold == g) & (holdout_fold == h)
+            train = (group_fold != g) & ((holdout_fold != h) if holdout is not None else True)
+            if not test.any():
+                continue
+            say(f"held-out fit {k} of {len(cells)} ({int(train.sum()):,} rows in, {int(test.sum()):,} scored)")
+            held_out[test] = fitted(np.flatnonzero(train)).log_odds(f, np.flatnonzero(test))
         by_group = {str(g): auc(held_out[groups == g], positive[groups == g]) for g in np.unique(groups)}
         metrics["held_out"] = {
             "folds": (f"{len(np.unique(group_fold))} group folds" + (
@@ -240,6 +246,7 @@ def train_scorer(
             "auc_by_group": {g: None if a is None else round(a, 4) for g, a in by_group.items()},
             "spearman_with_length": round(float(spearmanr(held_out, f.log_chars).statistic), 4),
         }
+    say(f"final fit on all {n:,} rows")
     model = fitted(np.arange(n))
     z = model.log_odds(f, np.arange(n))
     quantiles = np.quantile(z, np.linspace(0.0, 1.0, QUANTILES))

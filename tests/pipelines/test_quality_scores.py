@@ -32,8 +32,12 @@ def test_train_a_scorer_then_score_and_select_with_it(tmp_path, capsys):
     assert main(["train-scorer", str(tmp_path / "labelled.parquet"), "--label-column", "label",
                  "--group-column", "generator", "--holdout-column", "prompt_id", "--bits", "14",
                  "--output", str(scorer)]) == 0
-    metrics = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    metrics = json.loads(printed.out)
     assert scorer.exists() and metrics["bytes"] == scorer.stat().st_size
+    # Where the fitting is, on stderr: one line per held-out fit, then the final one.
+    said = [line for line in printed.err.splitlines() if line.startswith("hybridmix train-scorer: ")]
+    assert any("held-out fit 1 of " in line for line in said) and "final fit on all" in said[-1]
     assert metrics["held_out"]["auc"] > 0.8  # whole generators and prompts held out
 
     write_parquet(tmp_path / "in" / "human.parquet", pq.read_table(
