@@ -212,6 +212,9 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
         if impossible:
             raise InfeasibleMixtureError(f"{impossible} (even if every input row were kept; nothing was run)")
         check_carry_forward_reachable(config, ctx.plan, ctx.carry_forward)
+        if not is_remote(ctx.out_dir):
+            # Checked again under the lock; a folder refused now gets no lock file beside it.
+            check_output(ctx.out_dir, config, ctx.base_dir, [f.path for f in ctx.plan.files])
         with output_lock(ctx.out_dir, ctx.run_id, args.no_lock):
             ready = _ready_output(ctx, config, if_exists, options, args.no_lock)
             if ready is None:

@@ -86,6 +86,7 @@ def test_a_folder_with_other_files_is_refused_and_left_alone(tmp_path, force):
     assert (project / "notes.txt").read_text() == "mine" and (project / "src" / "code.py").exists()
     assert sorted(os.listdir(project)) == ["notes.txt", "src"]
     assert _leftovers(project) == []
+    assert not (tmp_path / ".project.lock").exists()  # refused before the lock: nothing written beside it
 
 
 @pytest.mark.parametrize("where", ["data/notes.txt", "ledger/mine/part.parquet"])
