@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -152,7 +153,13 @@ def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], 
         starts, ends = np.concatenate([[0], bounds]), np.concatenate([bounds, [len(shard)]])
         messages = [part.slice(a, b - a).serialize() for a, b in zip(starts, ends)]
         offsets = np.concatenate([[0], np.cumsum([m.size for m in messages])])
-        path = f"{spill_dir}/{name}/{content_tag(keys[picked])}.arrow"
+        # Named by the rows' keys and a checksum of their bytes: two batches can hold rows of equal keys
+        # (an id's ledger rows, one rejected and one kept) and must not share a file; a retried bundle,
+        # whose bytes are the same, still rewrites its own.
+        crc = 0
+        for message in messages:
+            crc = zlib.crc32(message, crc)
+        path = f"{spill_dir}/{name}/{content_tag(keys[picked])}-{crc:08x}.arrow"
         # Spill files live minutes and are read once: no compression beats a smaller file.
         write_buffers_behind(path, messages)
         merge = shard[starts] // per_merge

@@ -377,3 +377,20 @@ def test_derived_ids_of_repeated_texts_skip_ids_another_corpus_uses(tmp_path, ca
     ids = ledger.column("doc_id").to_pylist()
     assert len(ids) == len(set(ids)) == len(HUMAN) + len(SYNTH)
     assert {base, f"{base}-1", f"{base}-2"} <= set(ids)
+
+
+def test_an_id_twice_in_a_two_row_corpus_is_quarantined(tmp_path, capsys):
+    """The id's two ledger rows (one kept, one rejected) arrive in batches of their own with equal order
+    keys: their spill files once took the same name, and the run failed reading them back."""
+    write_parquet(tmp_path / "in" / "ids.parquet", [{"id": "x", "text": words(70, 12)}, {"id": "x", "text": words(71, 12)}])
+    config = write_config(tmp_path / "in" / "config.yaml", {
+        "corpora": [{"name": "p", "origin": "human", "paths": ["ids.parquet"], "id_column": "id"}],
+        "mixture": {"unit": "documents", "targets": {"human": 1.0, "synthetic": 0.0}},
+        "on_bad_file": "quarantine",
+    })
+    code, err, out = _run(tmp_path, config, capsys)
+    assert code == 0, err
+    _accounted(out)
+    assert [(r["doc_id"], r["reason"]) for r in _rejects(out).to_pylist()] == [("x", "ingest_duplicate_id")]
+    ledger = pq.read_table(out / "ledger").select(["doc_id", "fate"]).to_pylist()
+    assert sorted((r["doc_id"], r["fate"]) for r in ledger) == [("x", "rejected"), ("x", "selected")]
