@@ -403,6 +403,20 @@ def _strings(values: list[Any]) -> pa.Array:
 
 
 _INTEGER = re.compile(r"-?[0-9]+")
+# orjson reads an integer beyond 64 bits as a float (123456789012345678901234567890 -> 1.2345678901234568e+29):
+# an id of that size would lose its digits and clash with its neighbours.
+_BEYOND_64_BITS = float(2 ** 63)
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def _lossy(record: dict, roles: Roles, line: bytes) -> bool:
+    """Whether orjson may have read an integer of the values used as a float: a mapped value beyond
+    64 bits, or (for kept keys, whose values may nest) a run of 19 digits anywhere in the line."""
+    for key in roles.strings:
+        value = record.get(key)
+        if type(value) is float and abs(value) >= _BEYOND_64_BITS:
+            return True
+    return bool(roles.keep) and _LONG_DIGITS.search(line) is not None
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
@@ -461,6 +475,8 @@ def parse_records(records: list[tuple[int, bytes]], roles: Roles) -> tuple[pa.Re
             reasons[i], details[i] = _malformed(line, exc)
             shown[i] = _shown_line(line)
             continue
+        if type(record) is dict and _lossy(record, roles, line):
+            record = json.loads(line)  # exact integers; orjson already accepted the line as JSON
         if type(record) is not dict:
             reasons[i], details[i], shown[i] = RejectReason.NOT_AN_OBJECT.value, _not_object(record), _shown_line(line)
             continue

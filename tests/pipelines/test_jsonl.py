@@ -212,3 +212,20 @@ def test_a_corrupt_gzip_file_is_quarantined_or_fails_naming_it(tmp_path, capsys,
     assert {r["reason"] for r in bad} == {"ingest_unreadable_file"}
     assert "how many records follow is unknown" in bad[0]["detail"]
     assert manifest["counts"]["wiki"]["read"] == 10 + entry["rows"]
+
+
+def test_integer_ids_beyond_64_bits_keep_every_digit(tmp_path, capsys):
+    """orjson reads such integers as floats: two ids that differ in the last digit became one."""
+    big = 123456789012345678901234567890
+    lines = [f'{{"id": {big + i}, "text": "{words(800 + i, 20)}", "extra": [{big}]}}' for i in range(2)]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "ids.jsonl").write_text("\n".join(lines) + "\n")
+    config = write_config(tmp_path / "in" / "config.yaml", {
+        "corpora": [{"name": "js", "origin": "human", "paths": ["ids.jsonl"], "id_column": "id",
+                     "keep_columns": ["extra"]}],
+        "mixture": {"unit": "documents", "targets": {"human": 1.0, "synthetic": 0.0}},
+    })
+    assert main(["run", config, "--output", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    rows = pq.read_table(tmp_path / "out" / "data", columns=["doc_id", "meta"]).to_pylist()
+    assert sorted(r["doc_id"] for r in rows) == [str(big), str(big + 1)]
+    assert all(json.loads(r["meta"]) == {"extra": [big]} for r in rows)
