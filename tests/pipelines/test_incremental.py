@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import shutil
 
 import numpy as np
 import pyarrow as pa
@@ -161,6 +162,23 @@ def test_without_an_index_an_output_cannot_be_matched(days, capsys):
     config = _config(tmp, "against-plain", ["day2/*.parquet"], dedup={"against": ["plain"]})
     assert main(["run", config, "--output", str(tmp / "against-plain-out"), "-q"]) == 2
     assert "has no index/" in capsys.readouterr().err
+
+
+def test_an_index_file_missing_or_changed_stops_the_run_before_it_reads(days, tmp_path, capsys):
+    tmp, out1, *_ = days
+    damaged = tmp_path / "damaged"
+    shutil.copytree(out1, damaged)
+    index = sorted((damaged / "index").iterdir())
+    config = _config(tmp, "against-damaged", ["day2/*.parquet"], dedup={"against": [str(damaged)]})
+    index[0].write_bytes(index[0].read_bytes() + b"changed")
+    capsys.readouterr()
+    assert main(["run", config, "--output", str(tmp_path / "o1"), "-q"]) == 3
+    assert f"{index[0].relative_to(damaged)} is {index[0].stat().st_size:,} bytes, its manifest says" in \
+        capsys.readouterr().err
+    shutil.rmtree(damaged / "index")
+    assert main(["run", config, "--output", str(tmp_path / "o2"), "-q"]) == 3
+    assert "is listed in its manifest but missing; its index is incomplete" in capsys.readouterr().err
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
 
 
 def test_an_earlier_output_on_an_object_store_is_matched_as_a_local_one_is(days, tmp_path):
