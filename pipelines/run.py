@@ -21,6 +21,7 @@ from hybridmix.pipelines.build import (
     RunContext,
     build_pipeline,
     check_carry_forward_reachable,
+    dedup_params,
     load_carry_forward,
     prepare_run,
 )
@@ -46,6 +47,7 @@ from hybridmix.transforms import kernels, parallel
 from hybridmix.transforms.decontam import plan_eval_sets
 from hybridmix.transforms.inputs import InputFile, plan_inputs
 from hybridmix.transforms.objectstore import read_commit, s3_settings, start_attempt
+from hybridmix.transforms.prior import plan_prior
 from hybridmix.transforms.report_html import REPORT
 from hybridmix.transforms.sketch import lsh_shape
 from hybridmix.transforms.storage import is_remote, use_options
@@ -279,6 +281,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"  guards.carry_forward: {guard.output} (run {guard.run_id}) holds {guard.human_documents:,} human "
               f"documents, {guard.human_tokens:,} tokens; the mix must select >= {guard.min_human_documents:g} x "
               f"those documents and hold >= {guard.min_human_tokens:g} x those tokens")
+    for prior in plan_prior(config.dedup, base_dir, dedup_params(config)["near"]):
+        print(f"  dedup.against {prior.display} (run {prior.run_id}): {prior.indexed:,} documents indexed, "
+              f"matched {'exactly and near' if prior.near else 'exactly only'}")
     eval_files = plan_eval_sets(config.decontaminate, base_dir)
     for spec in config.decontaminate.against:
         files = [f for f in eval_files if f.set_name == spec.name]

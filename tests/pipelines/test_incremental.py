@@ -175,10 +175,14 @@ def test_an_index_file_missing_or_changed_stops_the_run_before_it_reads(days, tm
     assert main(["run", config, "--output", str(tmp_path / "o1"), "-q"]) == 3
     assert f"{index[0].relative_to(damaged)} is {index[0].stat().st_size:,} bytes, its manifest says" in \
         capsys.readouterr().err
+    assert main(["validate", config]) == 3  # validate checks what run checks before it starts
+    assert "its manifest says" in capsys.readouterr().err
     shutil.rmtree(damaged / "index")
     assert main(["run", config, "--output", str(tmp_path / "o2"), "-q"]) == 3
     assert "is listed in its manifest but missing; its index is incomplete" in capsys.readouterr().err
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+    assert main(["validate", _config(tmp, "against-out1", ["day2/*.parquet"], dedup={"against": [str(out1)]})]) == 0
+    assert "documents indexed, matched exactly and near" in capsys.readouterr().out
 
 
 def test_an_earlier_output_on_an_object_store_is_matched_as_a_local_one_is(days, tmp_path):
