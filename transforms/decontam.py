@@ -135,10 +135,20 @@ class _MergeIndex(beam.CombineFn):
     def extract_output(self, acc: PartialIndex) -> EvalIndex:
         try:
             config = self._config
-            return build_index(acc, [s.name for s in config.against], config.ngram, config.min_item_words,
-                               config.max_items_per_ngram, config.max_index_ngrams)
+            index = build_index(acc, [s.name for s in config.against], config.ngram, config.min_item_words,
+                                config.max_items_per_ngram, config.max_index_ngrams)
         except ValueError as exc:
             raise ConfigError(f"decontaminate: {exc}; raise max_index_ngrams or split the run") from None
+        for i, spec in enumerate(self._config.against):
+            figures = index.report["sets"][spec.name]
+            if not figures["indexed"]:
+                # A set that matches nothing would let every run pass as decontaminated against it.
+                raise DataError(
+                    f"decontaminate.against[{i}] ({spec.name}): none of its {figures['items']:,} items can be "
+                    f"matched ({figures['too_short']:,} shorter than min_item_words {self._config.min_item_words}, "
+                    f"{figures['boilerplate_only']:,} only boilerplate); check its files and text_column "
+                    f"{spec.text_column!r}")
+        return index
 
 
 def index_stats(index: EvalIndex):

@@ -3,6 +3,7 @@
 import json
 import os
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -114,6 +115,17 @@ def test_unusable_evaluation_sets_stop_the_run_before_any_work(tmp_path, sample,
     no_column = _inputs(root, sample, [{"name": "qa", "paths": ["eval/items.parquet"]}])
     assert main(["run", no_column, "--output", str(tmp_path / "out")]) == 3
     assert "has no column 'text'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("items", [[], [{"text": "too short"}, {"text": None}]], ids=["no-rows", "nothing-long-enough"])
+def test_an_evaluation_set_that_indexes_nothing_stops_the_run(tmp_path, sample, capsys, items):
+    """Decontaminating against a set none of whose items can match would pass every document silently."""
+    root = tmp_path / "in"
+    write_parquet(root / "eval" / "empty.parquet", items, schema=pa.schema([("text", pa.string())]))
+    config = _inputs(root, sample, [{"name": "qa", "paths": ["eval/empty.parquet"]}])
+    assert main(["run", config, "--output", str(tmp_path / "out")]) == 3
+    assert "decontaminate.against[0] (qa): none of its" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
