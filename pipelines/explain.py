@@ -19,7 +19,7 @@ from hybridmix.pipelines.inspection import read_manifest, run_folder
 from hybridmix.pipelines.report import safe_text
 from hybridmix.schemas.errors import OutputError
 from hybridmix.schemas.reasons import Fate
-from hybridmix.transforms.ledger import LEDGER, ledger_shard
+from hybridmix.transforms.ledger import LEDGER, PUBLISHED_EARLIER, ledger_shard
 from hybridmix.transforms.storage import is_remote, open_parquet, parquet_threads
 
 _SHARD_NAME = re.compile(r"^ledger/part-(\d{5})-of-(\d{5})\.parquet$")
@@ -79,7 +79,9 @@ def explain(out: str, doc_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]
     rows = ledger_rows(folder, manifest, doc_id)
     for row in rows:
         kept = _KEPT.search(row["detail"]) if row["fate"] == Fate.DUPLICATE else None
-        if kept:
+        # A duplicate of a document an earlier run published: that document is in that run's ledger, not
+        # this one's (where the same id may be this very row, delivered again).
+        if kept and PUBLISHED_EARLIER not in row["detail"]:
             row["kept"] = ledger_rows(folder, manifest, kept.group(1))
     return manifest, rows
 

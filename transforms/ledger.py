@@ -84,6 +84,10 @@ def _text_per_value(values: pa.Array, name) -> pa.Array:
     return pa.array(names + [""], pa.string()).take(pc.fill_null(encoded.indices, len(names)))
 
 
+# How a duplicate's detail names a kept document that an earlier run published (`explain` reads it).
+PUBLISHED_EARLIER = ", published by earlier run "
+
+
 def duplicate_details(batch: pa.RecordBatch) -> pa.Array:
     """The ledger's detail of each duplicates/ row, e.g. `near duplicate of d7 (estimated Jaccard similarity
     0.914); cluster c3 of 4 documents, one kept`.
@@ -102,7 +106,7 @@ def duplicate_details(batch: pa.RecordBatch) -> pa.Array:
     cluster = pc.binary_join_element_wise("; cluster ", batch.column("cluster"), " of ",
                                           pc.cast(batch.column("cluster_size"), pa.string()),
                                           " documents, one kept", "")
-    published = pc.binary_join_element_wise(", published by earlier run ", kept_run, "")
+    published = pc.binary_join_element_wise(PUBLISHED_EARLIER, kept_run, "")
     return pc.binary_join_element_wise(kind, " duplicate of ", batch.column("kept_doc_id"), " (", measure, ")",
                                        note, pc.if_else(earlier, published, cluster), "")
 
