@@ -472,10 +472,13 @@ _COMPLETE_END = (r"(?:[.!?)\]}\"'`*_>:|]|\x{2019}|\x{201d}|[\x{2600}-\x{27bf}]|[
                  # Ideographic and full-width closing marks (v2): 。！？」』）】〉》… and the Arabic "؟".
                  r"|[\x{3002}\x{FF01}\x{FF1F}\x{FF0E}\x{300D}\x{300F}\x{FF09}\x{3011}\x{3009}\x{300B}\x{2026}"
                  r"\x{FF5E}\x{061F}\x{06D4}\x{0964}]"
+                 # v3: the double danda, Khmer, Myanmar, Tibetan and Ethiopic full stops; and any Thai or Lao
+                 # character, since those scripts end a sentence with no mark at all.
+                 r"|[\x{0965}\x{17D4}\x{17D5}\x{104A}\x{104B}\x{0F0D}\x{0F0E}\x{1362}\x{0E00}-\x{0EFF}]"
                  r"|\w+/\S*)\s*$")
 
 
-@register("truncated", 2)
+@register("truncated", 3)
 class Truncated(QualityFilter):
     """Answers that stop mid-sentence: no closing punctuation, long enough to have needed it."""
 

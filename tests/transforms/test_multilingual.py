@@ -84,6 +84,18 @@ def test_cut_off_answers_end_without_ideographic_full_stop():
     assert truncated.evaluate(TextView(pa.array([done, cut]))).failed.tolist() == [False, True]
 
 
+def test_scripts_that_end_sentences_without_a_mark_are_not_called_cut_off():
+    """v2 flagged every finished Thai answer of 40+ characters: Thai and Lao end a sentence with no mark."""
+    truncated = _filter("truncated", min_words=10)
+    thai = "ประเทศไทยมีอาหารหลากหลายชนิด อาหารไทยมีรสชาติจัดจ้าน ทั้งเปรี้ยว หวาน เค็ม และเผ็ด"
+    lao = "ປະເທດລາວມີແມ່ນ້ຳຂອງໄຫຼຜ່ານຫຼາຍແຂວງ ແລະ ມີພູເຂົາຫຼາຍແຫ່ງທີ່ສວຍງາມ"
+    khmer = "ប្រទេសកម្ពុជាមានប្រាសាទអង្គរវត្តដែលល្បីល្បាញទូទាំងពិភពលោក។"
+    hindi = " ".join(["भारत एक विशाल देश है जहाँ अनेक भाषाएँ बोली जाती हैं"] * 2) + "॥"
+    cut = " ".join(["The northern tower was rebuilt after the fire"] * 3) + " of"
+    assert truncated.evaluate(TextView(pa.array([thai, lao, khmer, hindi, cut]))).failed.tolist() == [
+        False, False, False, False, True]
+
+
 def test_token_estimate_is_per_script():
     zh = "我们今天学习机器翻译。"  # 10 Han characters, one full stop
     en = "We study machine translation today."
