@@ -524,7 +524,8 @@ def _missing_keys(ci: int, corpus: CorpusConfig, display: str, scan: jsonl.Scan)
         if role in ("text", "id"):
             return (f"{display}: key {column!r} ({_key_for_role(ci, role)}) not found in {where} "
                     f"(keys found: {', '.join(map(repr, scan.keys))})")
-        log.warning("%s: key %r (%s) not found in %s: read as null", display, column, _key_for_role(ci, role), where)
+        log.warning("%s: key %r (%s) not found in %s: records without it read it as null", display, column,
+                    _key_for_role(ci, role), where)
     return None
 
 

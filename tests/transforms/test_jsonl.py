@@ -228,7 +228,7 @@ def test_files_that_are_not_json_lines(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         plan = plan_inputs(config.ingest, str(tmp_path))
     assert plan.files[0].rows == 1
-    assert "key 'model' (corpora[0].columns.generator) not found in any record: read as null" in caplog.text
+    assert "key 'model' (corpora[0].columns.generator) not found in any record: records without it read it as null" in caplog.text
     _write(tmp_path / "human" / "a.json.gz", b"")
     _write(tmp_path / "human" / "b.jsonl", b"")  # an empty uncompressed file: no records
     plan = plan_inputs(_config(tmp_path, on_bad_file="quarantine").ingest, str(tmp_path))
