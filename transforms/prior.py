@@ -12,6 +12,7 @@ earlier candidates are read from their index file where they are needed: no work
 
 from __future__ import annotations
 
+import collections
 import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -459,22 +460,32 @@ class _PriorDuplicatesFn(beam.DoFn):
 
     def process(self, element):
         ordinal, joined = element
+        found = []
         for tag, label in ((EXACT, DuplicateKind.EXACT_PRIOR), (NEAR, DuplicateKind.NEAR_PRIOR)):
             blocks = list(joined[tag])
             if not blocks:
                 continue
-            lost = concat([b[0] for b in blocks], columns.INFO)
             refs = np.concatenate([b[1] for b in blocks])
-            sims = np.concatenate([b[2] for b in blocks]) if tag == NEAR else np.ones(len(refs))
             earlier = _read_rows(self._files[ordinal], refs, list(_KEPT_COLUMNS))
             removed = earlier.column("kept_doc_id").is_valid()
             kept_doc = pc.if_else(removed, earlier.column("kept_doc_id"), earlier.column("doc_id"))
             kept_run = pc.if_else(removed, pc.coalesce(earlier.column("kept_run_id"), earlier.column("run_id")),
                                   earlier.column("run_id"))
+            found.append((tag, label, blocks, refs, earlier, kept_doc, kept_run))
+        # A published document's cluster is that document and every new one removed in its place
+        # (several copies delivered again); those matched through other index files are not counted.
+        published = [f"{run}\x00{doc}" for *_, kept_doc, kept_run in found
+                     for doc, run in zip(kept_doc.to_pylist(), kept_run.to_pylist())]
+        copies = collections.Counter(published)
+        at = 0
+        for tag, label, blocks, refs, earlier, kept_doc, kept_run in found:
+            lost = concat([b[0] for b in blocks], columns.INFO)
+            sims = np.concatenate([b[2] for b in blocks]) if tag == NEAR else np.ones(len(refs))
+            sizes = np.array([1 + copies[key] for key in published[at:at + len(refs)]], np.int64)
+            at += len(refs)
             by = pa.table({"uid": pa.array(np.full(len(refs), -1, np.int64)), "doc_id": kept_doc,
                            **{c: earlier.column(c) for c in ("origin", "source", "generator", "parent_id")}})
-            # The cluster is this document and the earlier one; others of this run may join it too.
-            dups = duplicate_rows(lost, by, label, np.full(len(refs), 2), sims)
+            dups = duplicate_rows(lost, by, label, sizes, sims)
             yield dups.set_column(dups.schema.get_field_index("kept_run_id"), columns.DUPLICATE.field("kept_run_id"),
                                   kept_run.combine_chunks())
             figure = Figure.EXACT_DUPLICATES if tag == EXACT else Figure.NEAR_DUPLICATES

@@ -121,11 +121,11 @@ def test_manifest_and_ledger_name_the_earlier_run(days, capsys):
     assert f"published by earlier run {earlier['run_id']}" in ledger["d2-again-0"]["detail"]
 
 
-def test_explain_does_not_take_a_redelivered_document_for_its_own_kept_one(days, tmp_path, capsys):
+def test_documents_delivered_again_are_explained_and_counted_in_the_published_cluster(days, tmp_path, capsys):
     """A day-1 document delivered again under its own id is a duplicate of the published one: explain
     points at the earlier run, not at this run's row of that id (which is the duplicate itself)."""
     tmp, out1, _, day1, *_ = days
-    write_parquet(tmp_path / "day3" / "part-0.parquet", [day1[3]] + [
+    write_parquet(tmp_path / "day3" / "part-0.parquet", [day1[3], dict(day1[3], id="d3-copy")] + [
         {"id": f"d3-{i}", "text": words(1300 + i, 60), "model": "m7"} for i in range(10)])
     config = _config(tmp_path, "day3", ["day3/*.parquet"], dedup={"against": [str(out1)]})
     assert main(["run", config, "--output", str(tmp_path / "out3"), "-q"]) == 0
@@ -134,6 +134,10 @@ def test_explain_does_not_take_a_redelivered_document_for_its_own_kept_one(days,
     told = capsys.readouterr().out
     assert "exact_prior duplicate of d1-03" in told and "published by earlier run" in told
     assert "kept document" not in told
+    # Both copies delivered again are in the published document's cluster: it, and the two of them.
+    removed = _folder(tmp_path / "out3", "duplicates").to_pylist()
+    assert sorted((r["doc_id"], r["kind"], r["cluster"], r["cluster_size"]) for r in removed) == [
+        ("d1-03", "exact_prior", "d1-03", 3), ("d3-copy", "exact_prior", "d1-03", 3)]
 
 
 def test_the_run_id_follows_the_earlier_outputs(days, tmp_path, monkeypatch):
