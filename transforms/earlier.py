@@ -47,20 +47,24 @@ class EarlierOutput:
         return f"{self.folder.rstrip('/')}/{relative}" if is_remote(self.folder) else os.path.join(self.folder,
                                                                                                    relative)
 
+    def published_file(self, relative: str, size: int, where: str | None = None,
+                       missing: str = "the output is incomplete: run the earlier mix again or read another output",
+                       ) -> tuple[str, int, float]:
+        """(path, size, modified) of a file its manifest lists: missing, or not the size the manifest
+        gives, fails (`where` names the output in the message; `missing` says what to do then)."""
+        where = where or self.display
+        path = self.file_path(relative)
+        identity = file_identity(path)
+        if identity is None:
+            raise DataError(f"{where}: {relative} is listed in its manifest but missing; {missing}")
+        if identity[0] != size:
+            raise DataError(f"{where}: {relative} is {identity[0]:,} bytes, its manifest says {size:,}: "
+                            "the file changed after the run published it")
+        return path, identity[0], identity[1]
+
     def files(self) -> list[tuple[str, int, float]]:
-        """(path, size, modified) of each data file; one missing or not the size its manifest says fails."""
-        found = []
-        for relative, _, size in self.data_files:
-            path = self.file_path(relative)
-            identity = file_identity(path)
-            if identity is None:
-                raise DataError(f"{self.display}: {relative} is listed in its manifest but missing; the output is "
-                                "incomplete: run the earlier mix again or read another output")
-            if identity[0] != size:
-                raise DataError(f"{self.display}: {relative} is {identity[0]:,} bytes, its manifest says {size:,}: "
-                                "the file changed after the run published it")
-            found.append((path, identity[0], identity[1]))
-        return found
+        """(path, size, modified) of each data file (`published_file`)."""
+        return [self.published_file(relative, size) for relative, _, size in self.data_files]
 
     def human_data(self) -> tuple[int, int]:
         """(documents, tokens) of its human documents, one copy each, from three small columns of data/.

@@ -42,7 +42,7 @@ from hybridmix.transforms.index import INDEX, bbit_similarity, low_bytes, sketch
 from hybridmix.transforms.minhash import EMPTY_HASH
 from hybridmix.transforms.sketch import lsh_shape, read_bands
 from hybridmix.transforms.stats import STATS, emit_by_source
-from hybridmix.transforms.storage import file_identity, open_parquet, parquet_threads
+from hybridmix.transforms.storage import open_parquet, parquet_threads
 
 # The near-dedup settings an index's band keys and MinHash values depend on.
 _SIGNATURE_KEYS = ("num_perm", "ngram", "seed", "bands", "rows", "scheme", "hashfunc")
@@ -100,13 +100,8 @@ def plan_prior(config: DedupConfig, base_dir: str, ours: dict[str, Any]) -> tupl
                     "explicitly to keep them when you change the threshold), or turn near dedup off")
         for f in files:
             # As for a data file of an earlier output: what the run matches against is what it published.
-            identity = file_identity(earlier.file_path(f["path"]))
-            if identity is None:
-                raise DataError(f"{key}: {path} (run {run_id}): {f['path']} is listed in its manifest but missing; "
-                                "its index is incomplete: run that mix again, or leave it out of dedup.against")
-            if identity[0] != int(f["size_bytes"]):
-                raise DataError(f"{key}: {path} (run {run_id}): {f['path']} is {identity[0]:,} bytes, its manifest "
-                                f"says {int(f['size_bytes']):,}: the file changed after the run published it")
+            earlier.published_file(f["path"], int(f["size_bytes"]), f"{key}: {path} (run {run_id})",
+                                   "its index is incomplete: run that mix again, or leave it out of dedup.against")
         planned.append(PriorOutput(
             display=path,
             location=where,
