@@ -8,6 +8,7 @@ import json
 import os
 import sys
 
+from hybridmix.pipelines.outputs import output_lock, resolve_output
 from hybridmix.pipelines.report import (
     collapse_table,
     filters_table,
@@ -17,8 +18,8 @@ from hybridmix.pipelines.report import (
     sources_table,
     summary,
 )
-from hybridmix.pipelines.outputs import output_lock, resolve_output
 from hybridmix.schemas.errors import OutputError
+from hybridmix.transforms.manifest import listed_paths
 from hybridmix.transforms.objectstore import read_bytes, read_commit
 from hybridmix.transforms.publish import MANIFEST, SUCCESS
 from hybridmix.transforms.report_html import REPORT, build_report
@@ -68,7 +69,7 @@ def read_manifest(out_dir: str) -> dict:
 
 def missing_files(folder: str, manifest: dict) -> list[str]:
     """Files the manifest lists that are not in the run's folder."""
-    listed = [f["path"] for files in manifest["outputs"].values() for f in files]
+    listed = listed_paths(manifest)
     if is_remote(folder):
         base = folder.rstrip("/") + "/"
         present = {p[len(base):] for p, _, _ in list_files(folder)}

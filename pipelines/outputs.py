@@ -25,7 +25,7 @@ from hybridmix.schemas.config import PipelineConfig
 from hybridmix.schemas.errors import OutputError, OutputLocked
 from hybridmix.transforms import parallel
 from hybridmix.transforms.inputs import glob_base, has_wildcards
-from hybridmix.transforms.manifest import OUTPUT_FOLDERS
+from hybridmix.transforms.manifest import OUTPUT_FOLDERS, listed_paths
 from hybridmix.transforms.objectstore import (
     LOCKING_SCHEMES,
     foreign_objects,
@@ -126,14 +126,10 @@ def unlisted_files(out: str) -> list[str]:
     does not list, relative to `out`: put there by someone else, so a replacing run must not delete them."""
     try:
         with open(os.path.join(out, MANIFEST), encoding="utf-8") as fh:
-            outputs = json.load(fh).get("outputs")
-    except (OSError, ValueError, AttributeError):
-        outputs = None
-    listed = set()
-    for files in (outputs.values() if isinstance(outputs, dict) else ()):
-        for entry in files if isinstance(files, list) else ():
-            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
-                listed.add(os.path.normpath(entry["path"]))
+            manifest = json.load(fh)
+    except (OSError, ValueError):
+        manifest = None
+    listed = {os.path.normpath(p) for p in listed_paths(manifest)}
     holding = {os.path.dirname(p) for p in listed}
     found = []
     for folder in OUTPUT_FOLDERS:

@@ -28,6 +28,15 @@ OUTPUT_FOLDERS = ("data", "rejects", "filtered", "duplicates", "ledger", "index"
 _COUNTED = COUNT_FIELDS + ("written",)
 
 
+def listed_paths(manifest: Any) -> list[str]:
+    """The file paths a manifest's `outputs` lists, relative to its run folder. A manifest that is not
+    one (hand-edited, cut short) lists none: callers decide what that means."""
+    outputs = manifest.get("outputs") if isinstance(manifest, dict) else None
+    return [entry["path"] for files in (outputs.values() if isinstance(outputs, dict) else ())
+            for entry in (files if isinstance(files, list) else ())
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str)]
+
+
 def _counts(stats: RunStats, sources: list[str]) -> dict[str, SourceCounts]:
     return {s: SourceCounts(**{f: stats.get(Figure(f), s) for f in _COUNTED}) for s in sources}
 

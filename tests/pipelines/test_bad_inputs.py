@@ -4,6 +4,7 @@
 import glob
 import json
 import os
+from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
@@ -338,18 +339,20 @@ def test_column_name_used_twice(tmp_path, capsys, mode):
     assert manifest["counts"]["wiki"]["read"] == len(HUMAN) + 4
 
 
-def test_a_bad_generation_value_rejects_its_row_only(tmp_path, capsys):
+@pytest.mark.parametrize("bad, good, shown", [("two", "2", "'two'"),
+                                               (Decimal("1.5"), Decimal("2.00"), "1.50")])
+def test_a_bad_generation_value_rejects_its_row_only(tmp_path, capsys, bad, good, shown):
     config = _setup(tmp_path)
     settings = yaml.safe_load(open(config))
     settings["corpora"][1]["columns"]["generation"] = "gen"
     write_config(config, settings)
-    rows = [dict(r, gen="two" if i == 4 else "2") for i, r in enumerate(SYNTH)]
+    rows = [dict(r, gen=bad if i == 4 else good) for i, r in enumerate(SYNTH)]
     write_parquet(tmp_path / "in" / "synth" / "b.parquet", rows)
     code, err, out = _run(tmp_path, config, capsys)
     assert code == 0, err
     _accounted(out)
     assert [(r["doc_id"], r["reason"], r["detail"]) for r in _rejects(out).to_pylist()] == [
-        ("s04", "ingest_bad_generation", "generation 'two' is not an integer")]
+        ("s04", "ingest_bad_generation", f"generation {shown} is not an integer")]
     assert {r["generation"] for r in _data(out).to_pylist() if r["origin"] == "synthetic"} == {2}
 
 
