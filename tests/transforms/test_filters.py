@@ -1,3 +1,5 @@
+import unicodedata
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -265,7 +267,9 @@ def _character_counts(text: str) -> dict[str, int]:
                     close()
                 in_word, in_solo, has_letter = True, bool(cls & kernels.SOLO), False
             has_letter = has_letter or bool(cls & kernels.LETTER)
-            counts["spaced_word_chars"] += not in_solo
+            counts["spaced_word_chars"] += not in_solo and not (
+                unicodedata.category(ch) == "Mn" and (unicodedata.combining(ch) == 9 or any(
+                    lo <= ord(ch) <= hi for lo, hi in kernels._OPTIONAL_MARKS)))
         elif in_word:
             close()
             in_word = False
@@ -281,7 +285,7 @@ def test_character_and_word_counts_match_a_plain_count():
     end a word ('*', '`', '.', '…')."""
     rng = np.random.default_rng(5)
     alphabet = (list("abcXYZ019_ *`.\n\t") + ["É", "ß", "\u0301", "中", "文", "한", "\u1161", "\u11a8", "ก", "\u0e49",
-                "🙂", "…", "Ⅻ", "٣", "\u00a0", "#", "?"])
+                "🙂", "…", "Ⅻ", "٣", "\u00a0", "#", "?", "\u064e", "\u20dd", "\u093e", "\u0947", "\u094d"])
     texts = ["", "word", "**bold** and ``` fences ``` ... …… done.", "Hello World_42 naïve café\u0301",
              "中文words混合text한국어\u1161", "1. one\n2. two\n\nnext"]
     texts += ["".join(rng.choice(alphabet, int(rng.integers(1, 120)))) for _ in range(400)]

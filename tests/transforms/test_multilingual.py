@@ -1,12 +1,15 @@
 """Scripts written with and without spaces: units, scripts, shingles, filters and token estimates."""
 
+import re
+import unicodedata
+
 import numpy as np
 import pyarrow as pa
 import pytest
 from datasketch import MinHash
 
 from benchmarks.dedup_eval import shingle_sets
-from hybridmix.schemas.config import FilterSpec, QualityConfig
+from hybridmix.schemas.config import FilterSpec, Origin, QualityConfig
 from hybridmix.transforms import minhash as mh
 from hybridmix.transforms.filters import TextView, build_filter
 from hybridmix.transforms.text import analyze, count_tokens, scripts
@@ -75,6 +78,49 @@ def test_word_shape_rules_judge_only_words_between_spaces():
     # Still measured where words are separated by spaces, also inside Chinese text.
     glued = "中文说明 " + " ".join(["supercalifragilisticexpialidocious"] * 12)
     assert rule.evaluate(TextView(pa.array([glued]))).failed.tolist() == [True]
+
+
+def test_word_length_counts_a_letter_once_however_it_is_written():
+    """v2 measured Vietnamese one character per word longer in NFD than in NFC, vocalized Arabic longer
+    than the same words without vowel points, and Malayalam's consonant clusters letter by letter."""
+    vi = "Bố tôi là kỹ sư, mẹ tôi là cô giáo. Hè này cả nhà sẽ về quê ở Huế để thăm ông bà."
+    plain = "يولد جميع الناس أحرارا متساوين في الكرامة والحقوق وقد وهبوا عقلا وضميرا"
+    vocalized = "يُولَدُ جَمِيعُ النَّاسِ أَحْرَارًا مُتَسَاوِينَ فِي الْكَرَامَةِ وَالْحُقُوقِ وَقَدْ وُهِبُوا عَقْلًا وَضَمِيرًا"
+    view = TextView(pa.array([vi, unicodedata.normalize("NFD", vi), plain, vocalized, "സ്വാതന്ത്ര്യം"]))
+    chars = view.stat("spaced_word_chars").tolist()
+    assert chars[0] == chars[1] == len(re.sub(r"[^\w]", "", vi))
+    assert chars[2] == chars[3] == len(plain.replace(" ", ""))
+    assert chars[4] == len("സ്വാതന്ത്ര്യം") - 4  # its four viramas
+
+
+def test_default_human_rules_keep_languages_of_short_and_of_long_words():
+    """Gopher's 3..10 dropped 4 % of the UDHR's paragraphs in 500 languages (benchmarks/multilingual.py):
+    plain Vietnamese sentences of short syllables (as Hawaiian or Tahitian), and Malayalam of long words."""
+    rule = build_filter(next(f for f in QualityConfig().filters if f.name == "mean_word_length"))
+    vi = ("Tôi đi học ở Hà Nội. Nhà tôi có ba người: bố, mẹ và tôi. Bố tôi là kỹ sư, mẹ tôi là cô giáo. "
+          "Hè này cả nhà sẽ về quê ở Huế để thăm ông bà, ăn cơm và đi chơi.")
+    ml = ("മനുഷ്യരെല്ലാവരും തുല്യാവകാശങ്ങളോടും അന്തസ്സോടും സ്വാതന്ത്ര്യത്തോടുംകൂടി ജനിച്ചിട്ടുള്ളവരാണ്\u200c. "
+          "അന്യോന്യം ഭ്രാതൃഭാവത്തോടെ പെരുമാറുവാനാണ്\u200c മനുഷ്യന്നു വിവേകബുദ്ധിയും മനസ്സാക്ഷിയും "
+          "സിദ്ധമായിരിക്കുന്നത്\u200c.")
+    gopher = _filter("mean_word_length")
+    texts = pa.array([vi, unicodedata.normalize("NFD", vi), ml])
+    assert gopher.evaluate(TextView(texts)).failed.tolist() == [True, True, True]
+    assert rule.evaluate(TextView(texts)).failed.tolist() == [False, False, False]
+    junk = [" | ".join("abcdefghijklmnopqrst") + " - * .", " ".join(["aGVsbG8gd29ybGQgdGhpcyBpcyBiYXNlNjQ="] * 12)]
+    assert rule.evaluate(TextView(pa.array(junk))).failed.tolist() == [True, True]
+
+
+def test_default_human_repetition_rule_judges_texts_of_50_words_or_more():
+    """A short formal text repeats its phrases: Sesotho's "everyone has the right to" (UDHR, article 13)."""
+    rule = build_filter(next(f for f in QualityConfig().filters
+                             if f.name == "repeated_ngrams" and f.origins == [Origin.HUMAN]))
+    article = ("Motho e mong le e mong o na le tokelo ya ho tsamaya le ho dula ka bolokolohi ka hara naha yabo.\n"
+               "Motho e mong le e mong o na le tokelo ya ho falla naheng efeng kapa efeng, seitana le ya habo, "
+               "le ho kgutlela naheng ya habo.")
+    spam = " ".join(["Buy cheap watches online today with free shipping and great prices for everyone"] * 5)
+    view = TextView(pa.array([article, spam]))
+    assert _filter("repeated_ngrams").evaluate(view).failed.tolist() == [True, True]
+    assert rule.evaluate(view).failed.tolist() == [False, True]
 
 
 def test_cut_off_answers_end_without_ideographic_full_stop():
