@@ -80,6 +80,21 @@ def test_word_shape_rules_judge_only_words_between_spaces():
     assert rule.evaluate(TextView(pa.array([glued]))).failed.tolist() == [True]
 
 
+def test_javanese_and_tai_tham_are_read_character_by_character():
+    """Both are written without spaces: v2 took a whole sentence for one word, dropped Javanese
+    articles of the UDHR as under 3 words and Tai Tham ones for a mean word length of 20+."""
+    javanese = "ꦱꦧꦼꦤ꧀ꦲꦸꦮꦺꦴꦁꦏꦭꦲꦶꦂꦫꦏꦺꦏꦤ꧀ꦛꦶꦩꦂꦢꦶꦏꦭꦤ꧀ꦢꦂꦧꦺꦩꦂꦠꦧꦠ꧀ꦭꦤ꧀ꦲꦏ꧀ꦲꦏ꧀ꦏꦁꦥꦝ꧉"
+    tai_tham = "ᨾᨶᩩᩔ᩼ᨴ᩠ᨦᩢᩉᩖᩣ᩠ᨿᨠᩮ᩠ᨯᩨᨾᩣᨾᩦᨻ᩠ᨦᩈᩁᩓᩢᨹ᩠ᨿ᩵ᨦᨻ᩠ᨿᨦᨠ᩠ᨶᩢ ᨶᩱᨠᩥᨲ᩠ᨲᩥᩈ᩠ᨠᩢ ᩓᩢᩈᩥᨴ᩠ᨵᩥ"
+    view = TextView(pa.array([javanese, tai_tham]))
+    letters = [sum(unicodedata.category(c) == "Lo" for c in t) for t in (javanese, tai_tham)]
+    assert view.word_counts.tolist() == letters and view.unspaced.all()
+    human_drops = [f for f in QualityConfig().filters if Origin.HUMAN in (f.origins or [Origin.HUMAN])
+                   and f.mode == "drop"]
+    assert len(human_drops) >= 8
+    for spec in human_drops:
+        assert not build_filter(spec).evaluate(view).failed.any(), spec.name
+
+
 def test_word_length_counts_a_letter_once_however_it_is_written():
     """v2 measured Vietnamese one character per word longer in NFD than in NFC, vocalized Arabic longer
     than the same words without vowel points, and Malayalam's consonant clusters letter by letter."""
