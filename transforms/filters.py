@@ -399,7 +399,9 @@ _REFUSAL_PATTERNS = [
     r"我(?:只)?是(?:一个|一款)?(?:ai|人工智能|语言模型|大型语言模型)",
     r"(?:抱歉|对不起|很遗憾)[，,！!。]?\s*(?:我|但|作为)",
     r"我(?:无法|不能|没有办法|不可以|不会)(?:为你|为您|帮你|帮您)?(?:提供|帮助|协助|回答|完成|满足|生成|访问|浏览|预测|"
-    r"执行|分享|推荐|给出|创作|撰写|编写|参与|支持)",
+    r"执行|分享|给出|创作|撰写|编写|参与|支持)",
+    # 我不会推荐 is advice ("I wouldn't recommend ..."); 我无法推荐 is a refusal ("I can't recommend ...").
+    r"我(?:无法|不能|没有办法|不可以)(?:为你|为您|帮你|帮您)?推荐",
     r"我(?:没有|不具备)(?:个人|实时|访问|能力|感情|情感|观点|偏好|意识|身体)",
     r"我的(?:知识|训练数据)(?:截止|有限|仅|只)",
     r"申し訳(?:ありません|ございません)が|(?:ai|人工知能)(?:言語モデル)?として|お答えできません|お手伝いできません",
@@ -423,14 +425,15 @@ def _opening(texts: pa.Array, window: int) -> pa.Array:
     return pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(out_offsets), pa.py_buffer(out))
 
 
-@register("refusal", 3)
+@register("refusal", 4)
 class Refusal(QualityFilter):
     """Refusals and model disclaimers ("As an AI language model", "I'm sorry, but I can't ...").
 
     Only the opening counts by default: a refusal is stated up front, while a long helpful
     answer may mention its limits in passing. Text in double quotes is skipped: quoted
     speech is not the writer refusing. With `max_words`, only answers shorter than that count:
-    a disclaimer followed by a full answer is an answer (v3).
+    a disclaimer followed by a full answer is an answer (v3). 我不会推荐 ("I wouldn't recommend") is
+    advice, not a refusal (v4).
     """
 
 

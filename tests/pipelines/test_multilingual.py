@@ -56,7 +56,7 @@ def test_clean_paragraphs_of_every_script_pass_the_default_filters(run):
 def test_refusals_in_cjk_are_filtered(run):
     out, _ = run
     dropped = {r["doc_id"]: r["filter"] for r in _read(out, "filtered") if r["source"] == "answers"}
-    assert dropped == {f"refusal-{i}": "refusal_v3" for i in range(len(REFUSALS))}
+    assert dropped == {f"refusal-{i}": "refusal_v4" for i in range(len(REFUSALS))}
 
 
 def test_near_copies_without_spaces_are_clustered_with_their_original(run):
@@ -187,6 +187,6 @@ def test_the_multilingual_example_mixes_english_and_chinese_at_its_script_target
         assert abs(human[script]["selected_units"] - human[script]["target_fraction"] * manifest["mixture"][
             "total_units"]) <= largest + 1
     dropped = {r["doc_id"]: r["filter"] for r in _read(out, "filtered") if r["source"] == "answers_zh"}
-    assert dropped["syn-zh-06b"] == "refusal_v3" and dropped["syn-zh-02c"] == "repetition_loop_v2"
+    assert dropped["syn-zh-06b"] == "refusal_v4" and dropped["syn-zh-02c"] == "repetition_loop_v2"
     near = {r["doc_id"]: r["kept_doc_id"] for r in _read(out, "duplicates") if r["source"] == "answers_zh"}
     assert near == {"syn-zh-00b": "syn-zh-00a"}

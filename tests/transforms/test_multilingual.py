@@ -70,6 +70,14 @@ def test_refusals_in_chinese_japanese_and_korean_are_caught():
     assert not refusal.evaluate(TextView(pa.array(clean))).failed.any()
 
 
+def test_advice_against_something_is_not_a_refusal():
+    """我不会推荐 ("I wouldn't recommend") opens advice; v3 dropped such short answers as refusals."""
+    refusal = _filter("refusal", max_words=100)
+    advice = "我不会推荐这种做法，因为它的风险很高。更稳妥的办法是先做一个小规模的测试。"
+    refused = ["我无法推荐具体的股票。", "我不会提供这类信息。"]
+    assert refusal.evaluate(TextView(pa.array([advice] + refused))).failed.tolist() == [False, True, True]
+
+
 def test_word_shape_rules_judge_only_words_between_spaces():
     """v1 took a whole Chinese clause for one long word and dropped every paragraph of ten clauses."""
     rule = _filter("mean_word_length")
