@@ -218,6 +218,11 @@ _HANI = SCRIPTS.index("Hani")
 _JPAN = SCRIPTS.index("Jpan")
 
 
+# Letters of no script (Unicode's script "Common"): ordinal indicators, superscripts and subscripts,
+# letterlike symbols (ℓ, ℝ), mathematical alphanumerics (𝑥); with the modifier letters (ˈ ː ʰ).
+_COMMON_LETTERS = ((0x00AA, 0x00AA), (0x00BA, 0x00BA), (0x2070, 0x214F), (0x1D400, 0x1D7FF))
+
+
 @disk_cached
 def script_table() -> np.ndarray:
     """Index into SCRIPTS of every code point's script (letters only; 0 for everything else)."""
@@ -228,6 +233,8 @@ def script_table() -> np.ndarray:
         if unicodedata.category(ch)[0] != "L":
             continue
         name = unicodedata.name(ch, "")
+        if name.startswith("MODIFIER LETTER") or any(lo <= cp <= hi for lo, hi in _COMMON_LETTERS):
+            continue  # common to every script, as digits are: IPA's stress and length marks, math letters
         words = name.replace("-", " ").split(" ")
         first = words[1] if words[0] in ("HALFWIDTH", "FULLWIDTH") and len(words) > 1 else words[0]
         code = _SCRIPT_NAMES.get(first)

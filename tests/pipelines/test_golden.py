@@ -14,16 +14,16 @@ from hybridmix.pipelines.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DEMO_FILES = {
-    "data/train-00000-of-00002.parquet": "7594c932dab98550eb8bcee2d6102d305407e2e716d6baabae08a841cf973a23",
-    "data/train-00001-of-00002.parquet": "1b4ced15c4069be0bd9b90d5016563cf93d960feef6ab481b6578c39b78ff829",
-    "data/validation-00000-of-00001.parquet": "00cd470482a81efc5049e6f900d696cec7c8d54f0b900d7968cf116838056be1",
+    "data/train-00000-of-00002.parquet": "e823ac383b7b41bd544407cd5e2fd8851a198ba653495d5198720d646caccd77",
+    "data/train-00001-of-00002.parquet": "65e5d02c40284343b84a8ffd634793e72d001d2a4d62f856c36d541df37a0703",
+    "data/validation-00000-of-00001.parquet": "4f3b30ed57fe79922a48623d5184697d98474fced8be076ee8b8d286b887775f",
     "rejects/part-00000-of-00001.parquet": "9e95668d03fd0ba6bc4ec38763b54e6a4cf31b6a56219819ffdb465382dbee6f",
-    "filtered/part-00000-of-00001.parquet": "4c6caf84765ac159a96c8c2b7700a5f2f49c5ac6a3516fa153c1ad81ab9b84ed",
+    "filtered/part-00000-of-00001.parquet": "616951915fe4941eb81fdeb25c25bad93278c97d1a96f83d4178c81983c4ae80",
     "duplicates/part-00000-of-00001.parquet": "9ca331f906efbcdaf58dc1b89e15bfc84e8230930560a97a26b53ba00fe3cdb8",
     "ledger/part-00000-of-00001.parquet": "84d66c4e5ee23208c6b37dfcc8c0dc7ca9081c1824084560dd59ec831ac5868c",
-    "index/part-00000-of-00003.parquet": "48cefc1212764d25a68887010c3dee41e2f8d30a52f4b2957c9bf9d8dedf579e",
-    "index/part-00001-of-00003.parquet": "cfeeea2fb116ce430073e9f81eb5d2d63f8ea4d34a9fa60816ac673596cf92fe",
-    "index/part-00002-of-00003.parquet": "f46f3a77c8d9eb483312c460d0a4767b1c86dd9ae57ee2ddf1344977d1021267",
+    "index/part-00000-of-00003.parquet": "4b6ec6c09dba96bf727c881e27b145eb37ce9d2001a98ea0d544118ae21f338d",
+    "index/part-00001-of-00003.parquet": "887d7f2398d98fc6ad19ef7536dac00fb5003f31d4806ac4b32f17d7d3afc8a1",
+    "index/part-00002-of-00003.parquet": "7dba1570b14f3d4c640638b120631d86f394f24881e786e0817933e882d92609",
 }
 
 

@@ -192,6 +192,16 @@ UDHR_TOKENS = [
 ]
 
 
+def test_letters_of_no_script_are_not_counted_as_an_unknown_script():
+    """IPA's stress mark, math letters and letterlike symbols belong to no script (as digits): counted
+    with the weights of an unnamed script (Cherokee, Vai, ...) /ˈpɪkəl/ took 17 tokens."""
+    from hybridmix.transforms import kernels
+
+    table = kernels.script_table()
+    assert [kernels.SCRIPTS[table[ord(c)]] for c in "ˈː𝑥ℓℝªa"] == ["Zyyy"] * 6 + ["Latn"]
+    assert count_tokens(pa.array(["/ˈpɪkəl/"]), "estimate").tolist()[0] <= 8
+
+
 @pytest.mark.parametrize("text, tokens", UDHR_TOKENS, ids=["hindi", "greek", "georgian", "amharic", "cherokee"])
 def test_token_estimate_of_scripts_beyond_the_nine_languages(text, tokens):
     """Every script but Cyrillic once took Cyrillic's weights: Hindi was counted at 0.75 of its tokens,
