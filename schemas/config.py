@@ -229,9 +229,7 @@ def _default_filters() -> list[FilterSpec]:
         FilterSpec(name="duplicate_lines"),
         FilterSpec(name="repetition_loop", origins=synthetic),
         FilterSpec(name="template_markers", origins=synthetic),
-        # Gopher's bounds (3..10) drop 4 % of the UDHR's clean paragraphs in 500 languages: Polynesian,
-        # West African and other languages of short syllables, and long agglutinative or Dravidian words.
-        FilterSpec(name="mean_word_length", params={"min_chars": 2, "max_chars": 15}, origins=human),
+        FilterSpec(name="mean_word_length", origins=human),
         FilterSpec(name="alpha_words", origins=human),
         # Judged from 50 words, Gopher's own length floor: a short formal text repeats its phrases.
         FilterSpec(name="repeated_ngrams", params={"min_words": 50}, origins=human),

@@ -23,8 +23,9 @@ class WordCountParams(FilterParams):
 
 
 class MeanWordLengthParams(FilterParams):
-    min_chars: float | None = 3.0
-    max_chars: float | None = 10.0
+    # Gopher's 3..10 dropped 4 % of the UDHR's clean documents in 532 translations (README).
+    min_chars: float | None = 2.0
+    max_chars: float | None = 15.0
     min_words: int = 10  # shorter texts are too small to judge
 
 

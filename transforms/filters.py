@@ -276,14 +276,15 @@ class TooShort(QualityFilter):
 
 @register("mean_word_length", 3)
 class MeanWordLength(QualityFilter):
-    """Mean word length outside 3..10 characters (Gopher): symbol soup, or glued tokens and URLs.
+    """Mean word length outside `min_chars`..`max_chars` (2..15; Gopher's 3..10 dropped Hawaiian or
+    Tahitian of short syllables and Malayalam of long words): symbol soup, or glued tokens.
 
     Only words between spaces count, and only in texts written mostly with spaces: in scripts
     without them (Chinese, Japanese, Thai, ...) a "word" is a whole clause, and every unit is one
     character (v2; v1 dropped every Chinese paragraph of ten clauses or more). A text with fewer
-    than `min_words` such words passes. A letter written with separate accents counts once, as its
-    composed form does, and Arabic and Hebrew vowel points do not count (v3; v2 measured the same
-    Vietnamese text one character per word longer in NFD than in NFC).
+    than `min_words` such words passes. A Latin, Greek or Cyrillic letter written with separate
+    accents counts once, as its composed form does; Arabic and Hebrew vowel points and viramas do not
+    count (v3; v2 measured the same Vietnamese text one character per word longer in NFD than in NFC).
     """
 
     def evaluate(self, view: TextView) -> Verdict:

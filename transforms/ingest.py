@@ -34,7 +34,7 @@ from hybridmix.transforms.inputs import (
     corpus_columns,
     iter_row_group,
 )
-from hybridmix.transforms.jsonl import ParsedLines, as_integer
+from hybridmix.transforms.jsonl import ParsedLines
 from hybridmix.transforms.stats import STATS, emit, emit_by_source
 from hybridmix.transforms.text import (
     analyze,
@@ -114,11 +114,17 @@ def _string_column(batch: pa.RecordBatch, column: str | None) -> tuple[pa.Array 
 
 
 def _integers(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """A column that Arrow cannot cast to int64 as a whole, read value by value as that cast reads one
-    (the JSON Lines reader's rule): the values (null where one is not an integer) and a mask of those rows."""
-    given = values.to_pylist()
-    out = [as_integer(v) for v in given]
-    bad = np.array([o is None and v is not None for o, v in zip(out, given)], bool)
+    """A column that Arrow cannot cast to int64 as a whole, cast value by value: the values (null where
+    one cannot be cast) and a mask of those rows. Arrow's own cast, not the JSON Lines reader's rule:
+    a row must not be kept or rejected by what the other rows of its batch hold (binary b"2", "0x10")."""
+    out: list[int | None] = []
+    bad = np.zeros(len(values), bool)
+    for i in range(len(values)):
+        try:
+            out.append(values.slice(i, 1).cast(pa.int64())[0].as_py())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            out.append(None)
+            bad[i] = True
     return pa.array(out, pa.int64()), bad
 
 

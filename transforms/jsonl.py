@@ -22,11 +22,9 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
-import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import IO, Any
 
 import numpy as np
@@ -422,13 +420,13 @@ def _lossy(record: dict, roles: Roles, line: bytes) -> bool:
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
-def as_integer(value: Any) -> int | None:
+def _integer(value: Any) -> int | None:
     """An integer as Arrow's cast to int64 reads it (2, 2.0, "2"); None when it is not one. A boolean
     is not: `true` for a generation is a mapping mistake, not generation 1."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (float, Decimal)):  # Decimal: a Parquet decimal column
-        value = int(value) if math.isfinite(value) and value == int(value) else None
+    if isinstance(value, float):
+        value = int(value) if value.is_integer() else None
     elif isinstance(value, str):
         value = int(value) if _INTEGER.fullmatch(value) else None
     if isinstance(value, int) and _INT64[0] <= value <= _INT64[1]:
@@ -504,7 +502,7 @@ def parse_records(records: list[tuple[int, bytes]], roles: Roles) -> tuple[pa.Re
                                  ensure_ascii=False)
     columns = {text_key: pa.array(texts, pa.string())}
     if roles.generation is not None:
-        ints = [as_integer(v) for v in generations]
+        ints = [_integer(v) for v in generations]
         for i, (raw, value) in enumerate(zip(generations, ints)):
             if raw is not None and value is None and not reasons[i]:
                 reasons[i] = RejectReason.BAD_GENERATION.value

@@ -87,10 +87,11 @@ DIGIT = np.uint8(16)  # category Nd
 SOLO = np.uint8(32)
 JOIN = np.uint8(64)  # combining marks and Hangul medial/final jamo: continue the unit before them
 # Marks a word's length does not count (`letter_classes` only): the accents NFD writes apart from
-# their letter ("e" + U+0302 + U+0323 is one letter, as the "ệ" NFC writes), and Arabic and Hebrew
-# vowel points, which most text leaves out; and viramas, which join two consonants of an Indic script
-# into one cluster (Malayalam's words ran to 15 code points). Other marks (vowel signs, Tibetan's
-# subjoined letters) are part of a word's spelling and count.
+# a Latin, Greek or Cyrillic letter ("e" + U+0302 + U+0323 is one letter, as the "ệ" NFC writes),
+# Arabic and Hebrew vowel points, which most text leaves out, and viramas (combining class 9), which
+# join two consonants of an Indic script into one cluster (Malayalam's words ran to 15 code points).
+# Other marks (vowel signs, nuktas, Tibetan's subjoined letters) are part of a word's spelling and
+# count, so NFC and NFD Indic text still differ where a letter decomposes into two of them.
 MARK = np.uint8(128)
 _OPTIONAL_MARKS = ((0x0300, 0x036F), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20D0, 0x20FF), (0xFE20, 0xFE2F),
                    (0x0591, 0x05C7), (0x0610, 0x061A), (0x064B, 0x065F), (0x0670, 0x0670), (0x06D6, 0x06ED),
@@ -814,8 +815,8 @@ def letter_classes() -> np.ndarray:
             table[cp] |= UPPER
         elif category == "Nd":
             table[cp] |= DIGIT
-        if category == "Mn" and (unicodedata.combining(chr(cp)) == 9
-                                 or any(lo <= cp <= hi for lo, hi in _OPTIONAL_MARKS)):
+        if unicodedata.combining(chr(cp)) == 9 or (
+                category == "Mn" and any(lo <= cp <= hi for lo, hi in _OPTIONAL_MARKS)):
             table[cp] |= MARK
     return table
 

@@ -339,7 +339,7 @@ def test_column_name_used_twice(tmp_path, capsys, mode):
     assert manifest["counts"]["wiki"]["read"] == len(HUMAN) + 4
 
 
-@pytest.mark.parametrize("bad, good, shown", [("two", "2", "'two'"),
+@pytest.mark.parametrize("bad, good, shown", [("two", "2", "'two'"), (b"x", b"2", "b'x'"),
                                                (Decimal("1.5"), Decimal("2.00"), "1.50")])
 def test_a_bad_generation_value_rejects_its_row_only(tmp_path, capsys, bad, good, shown):
     config = _setup(tmp_path)

@@ -267,9 +267,8 @@ def _character_counts(text: str) -> dict[str, int]:
                     close()
                 in_word, in_solo, has_letter = True, bool(cls & kernels.SOLO), False
             has_letter = has_letter or bool(cls & kernels.LETTER)
-            counts["spaced_word_chars"] += not in_solo and not (
-                unicodedata.category(ch) == "Mn" and (unicodedata.combining(ch) == 9 or any(
-                    lo <= ord(ch) <= hi for lo, hi in kernels._OPTIONAL_MARKS)))
+            counts["spaced_word_chars"] += not in_solo and not (unicodedata.combining(ch) == 9 or (
+                unicodedata.category(ch) == "Mn" and any(lo <= ord(ch) <= hi for lo, hi in kernels._OPTIONAL_MARKS)))
         elif in_word:
             close()
             in_word = False

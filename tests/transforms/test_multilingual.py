@@ -125,7 +125,7 @@ def test_default_human_rules_keep_languages_of_short_and_of_long_words():
     ml = ("മനുഷ്യരെല്ലാവരും തുല്യാവകാശങ്ങളോടും അന്തസ്സോടും സ്വാതന്ത്ര്യത്തോടുംകൂടി ജനിച്ചിട്ടുള്ളവരാണ്\u200c. "
           "അന്യോന്യം ഭ്രാതൃഭാവത്തോടെ പെരുമാറുവാനാണ്\u200c മനുഷ്യന്നു വിവേകബുദ്ധിയും മനസ്സാക്ഷിയും "
           "സിദ്ധമായിരിക്കുന്നത്\u200c.")
-    gopher = _filter("mean_word_length")
+    gopher = _filter("mean_word_length", min_chars=3, max_chars=10)
     texts = pa.array([vi, unicodedata.normalize("NFD", vi), ml])
     assert gopher.evaluate(TextView(texts)).failed.tolist() == [True, True, True]
     assert rule.evaluate(TextView(texts)).failed.tolist() == [False, False, False]
