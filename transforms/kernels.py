@@ -788,7 +788,7 @@ STAT_COLUMNS = (
     "ends_sentence",  # 1 when the last non-space character is one of . ! ? ) ] " ' ` *
     "solo_units",  # units of scripts written without spaces (one code point each, see _breaks_before)
     "spaced_words",  # the other units: words between spaces and punctuation
-    "spaced_word_chars",  # code points inside those, but accents and vowel points (MARK)
+    "spaced_word_chars",  # code points inside those, but accents, vowel points and viramas (MARK)
 )
 (_LINES, _ELLIPSIS_LINES, _BULLET_LINES, _DUP_LINES, _DUP_LINE_CHARS, _LINE_CHARS, _HASHES, _ELLIPSES,
  _CODE_POINTS, _LETTERS, _WORDS, _ALPHA_WORDS, _WORD_CHARS, _CHAR_NGRAMS, _DUP_CHAR_NGRAMS,
