@@ -448,9 +448,11 @@ def udhr_tokens(cache: str) -> dict:
 
     everything = np.arange(len(codes))
     fitted = fit(everything)
-    # A script with one translation has no other to be fitted on: nothing to hold out (NaN).
-    held = np.array([features[i] @ fit(np.delete(everything, i)) / targets[i]
-                     if main[i] in _KEPT or np.sum(main == main[i]) > 1 else np.nan for i in everything])
+    # A kept script's weights do not depend on the translations; a fitted script with one translation
+    # has no other to be fitted on: nothing to hold out (NaN).
+    held = np.array([features[i] @ fitted / targets[i] if main[i] in _KEPT
+                     else features[i] @ fit(np.delete(everything, i)) / targets[i] if np.sum(main == main[i]) > 1
+                     else np.nan for i in everything])
     by_script = {}
     for script in sorted(set(main), key=lambda s: -int(np.sum(main == s))):
         rows = np.nonzero(main == script)[0]
