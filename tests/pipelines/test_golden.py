@@ -14,16 +14,16 @@ from hybridmix.pipelines.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DEMO_FILES = {
-    "data/train-00000-of-00002.parquet": "e823ac383b7b41bd544407cd5e2fd8851a198ba653495d5198720d646caccd77",
-    "data/train-00001-of-00002.parquet": "65e5d02c40284343b84a8ffd634793e72d001d2a4d62f856c36d541df37a0703",
-    "data/validation-00000-of-00001.parquet": "4f3b30ed57fe79922a48623d5184697d98474fced8be076ee8b8d286b887775f",
+    "data/train-00000-of-00002.parquet": "0910ebd4d24357d338c02a5e83556efa77fdbbd253acebcb0603834e93f61433",
+    "data/train-00001-of-00002.parquet": "79978badc4b29491407ef46b1bdf449299111b044d1a2539bd5a041f394f7eb8",
+    "data/validation-00000-of-00001.parquet": "77ca848ba65666720522c67564f5a0cb927c42959dad0410e73901727d78e74c",
     "rejects/part-00000-of-00001.parquet": "9e95668d03fd0ba6bc4ec38763b54e6a4cf31b6a56219819ffdb465382dbee6f",
     "filtered/part-00000-of-00001.parquet": "616951915fe4941eb81fdeb25c25bad93278c97d1a96f83d4178c81983c4ae80",
     "duplicates/part-00000-of-00001.parquet": "9ca331f906efbcdaf58dc1b89e15bfc84e8230930560a97a26b53ba00fe3cdb8",
-    "ledger/part-00000-of-00001.parquet": "84d66c4e5ee23208c6b37dfcc8c0dc7ca9081c1824084560dd59ec831ac5868c",
-    "index/part-00000-of-00003.parquet": "4b6ec6c09dba96bf727c881e27b145eb37ce9d2001a98ea0d544118ae21f338d",
-    "index/part-00001-of-00003.parquet": "887d7f2398d98fc6ad19ef7536dac00fb5003f31d4806ac4b32f17d7d3afc8a1",
-    "index/part-00002-of-00003.parquet": "7dba1570b14f3d4c640638b120631d86f394f24881e786e0817933e882d92609",
+    "ledger/part-00000-of-00001.parquet": "4a60ed6267235fa949ce378108f2366bcfee0279c9299ca378e4f07b2eb44ebc",
+    "index/part-00000-of-00003.parquet": "25021d934f710d664e17f73e61be954dec4d9de88db3296ab073a7e3921cdd46",
+    "index/part-00001-of-00003.parquet": "37135769598d6930d632de5ec3d37bc5196c2a3d0cc1758d6e7efb6f0c6b360c",
+    "index/part-00002-of-00003.parquet": "39a940870ce58b1f4cd9f23a9c82b1c665a4e69ddebff3f45f05848a15143106",
 }
 
 

@@ -192,6 +192,43 @@ UDHR_TOKENS = [
 ]
 
 
+# Article 1 of the UDHR in languages of the Latin and Cyrillic scripts beyond English and Russian, and
+# the geometric mean of what cl100k_base, o200k_base and DeepSeek-V3 count for it.
+UDHR_WORDS_TOKENS = [
+    ("Bütün insanlar hür, haysiyet ve haklar bakımından eşit doğarlar. Akıl ve vicdana sahiptirler ve "
+     "birbirlerine karşı kardeşlik zihniyeti ile hareket etmelidirler.", 56.1),
+    ("Watu wote wamezaliwa huru, hadhi na haki zao ni sawa. Wote wamejaliwa akili na dhamiri, hivyo yapasa "
+     "watendeane kindugu.", 43.9),
+    ("Alle Menschen sind frei und gleich an Würde und Rechten geboren. Sie sind mit Vernunft und Gewissen "
+     "begabt und sollen einander im Geist der Brüderlichkeit begegnen.", 41.6),
+    ("Kaikki ihmiset syntyvät vapaina ja tasavertaisina arvoltaan ja oikeuksiltaan. Heille on annettu järki "
+     "ja omatunto, ja heidän on toimittava toisiaan kohtaan veljeyden hengessä.", 60.4),
+    ("Всі люди народжуються вільними і рівними у своїй гідності та правах. Вони наділені розумом і совістю "
+     "і повинні діяти у відношенні один до одного в дусі братерства.", 68.4),
+]
+
+
+@pytest.mark.parametrize("text, tokens", UDHR_WORDS_TOKENS,
+                         ids=["turkish", "swahili", "german", "finnish", "ukrainian"])
+def test_token_estimate_of_words_the_tokenizers_split(text, tokens):
+    """One weight per letter served English: Turkish and Swahili words of the same length as English ones
+    take two to four tokens where an English word takes one, and were counted at 0.6 of their tokens."""
+    assert count_tokens(pa.array([text]), "estimate").tolist()[0] == pytest.approx(tokens, rel=0.2)
+
+
+def test_known_word_filter_holds_the_words_it_was_built_from():
+    from hybridmix.transforms import kernels
+
+    texts = pa.array(["because", "Declaration", "человек", "qzxvbnmkwj", "übermorgenfrühstück"])
+    hashes = analyze(texts).word_hashes
+    shipped = kernels.known_words()
+    assert [bool(kernels._is_known(shipped, np.uint64(h))) for h in hashes] == [True, True, True, False, False]
+    built = kernels.known_filter(hashes[3:])
+    assert [bool(kernels._is_known(built, np.uint64(h))) for h in hashes] == [False, False, False, True, True]
+    # A known word counts one token, an unknown one of the same length more.
+    assert count_tokens(pa.array(["because", "bekausa"]), "estimate").tolist() == [1, 3]
+
+
 def test_letters_of_no_script_are_not_counted_as_an_unknown_script():
     """IPA's stress mark, math letters and letterlike symbols belong to no script (as digits): counted
     with the weights of an unnamed script (Cherokee, Vai, ...) /ˈpɪkəl/ took 17 tokens."""
