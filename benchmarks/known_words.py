@@ -13,41 +13,18 @@ the same file byte for byte. Needs `tiktoken` and `tokenizers` (`pip install -e 
 from __future__ import annotations
 
 import argparse
-import glob
 import os
-import subprocess
 import sys
 from collections import Counter
 
 import numpy as np
 import pyarrow as pa
 
-from benchmarks.multilingual import LITELLM, TOKENIZER_FILES, _bpe_counters
+from benchmarks.multilingual import LITELLM, TOKENIZER_FILES, _bpe_counters, fetch_wheel
 from hybridmix.transforms import kernels
 from hybridmix.transforms.text import string_buffers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def fetch_litellm(cache: str) -> None:
-    """The litellm wheel, once (the tokenizer files ship inside it)."""
-    os.makedirs(cache, exist_ok=True)
-    if not glob.glob(os.path.join(cache, "litellm-*.whl")):
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", LITELLM, "-d", cache],
-                       check=True)
-
-
-def _byte_decoder() -> dict[str, int]:
-    """The byte-level BPE alphabet of GPT-2 and DeepSeek (a printable character per byte), inverted."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
-        range(ord("®"), ord("ÿ") + 1))
-    chars, extra = printable[:], 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            chars.append(256 + extra)
-            extra += 1
-    return {chr(c): b for b, c in zip(printable, chars)}
 
 
 def vocabulary_words(cache: str) -> dict[str, set[str]]:
@@ -60,17 +37,13 @@ def vocabulary_words(cache: str) -> dict[str, set[str]]:
     out = {}
     pieces = {}
     for name in ("cl100k_base", "o200k_base"):
-        pieces[name] = list(tiktoken.get_encoding(name)._mergeable_ranks)
-    decoder = _byte_decoder()
+        pieces[name] = [p.decode("utf-8", "replace") for p in tiktoken.get_encoding(name)._mergeable_ranks]
     deepseek = Tokenizer.from_file(os.path.join(tok_dir, os.path.basename(TOKENIZER_FILES["deepseek"])))
-    pieces["deepseek_v3"] = [bytes(decoder[c] for c in t) for t in deepseek.get_vocab() if all(c in decoder for c in t)]
+    # Its byte-level decoder turns a token back into text (a broken UTF-8 piece into U+FFFD, not a letter).
+    pieces["deepseek_v3"] = [deepseek.decode([i]) for i in sorted(deepseek.get_vocab().values())]
     for name, raw in pieces.items():
         words = set()
-        for piece in raw:
-            try:
-                text = piece.decode("utf-8")
-            except UnicodeDecodeError:
-                continue
+        for text in raw:
             if len(text) > 1 and text[0] == " " and all(c.isalpha() for c in text[1:]):
                 words.add(text[1:])
         out[name] = words
@@ -99,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=kernels.KNOWN_WORDS_FILE, help="the filter to write")
     parser.add_argument("--min-tokenizers", type=int, default=1, help="keep words that many tokenizers hold whole")
     args = parser.parse_args(argv)
-    fetch_litellm(args.cache)
+    fetch_wheel(args.cache, LITELLM)
     by_tokenizer = vocabulary_words(args.cache)
     held = Counter(w for words in by_tokenizer.values() for w in words)
     words = sorted(w for w, k in held.items() if k >= args.min_tokenizers)

