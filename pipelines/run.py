@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import logging
 import os
 import sys
@@ -167,15 +166,6 @@ def _behind(options: PipelineOptions, name: str, work, what: str) -> None:
     threading.Thread(target=run, name=f"hybridmix-{name}", daemon=True).start()
 
 
-def _import_charts_behind(options: PipelineOptions) -> None:
-    """Import matplotlib (for report.html's charts) while the run works: imported by the publish
-    step itself, it was 0.26-0.29 s of every run's last, serial step (more on a loaded machine).
-    The import lock makes that step wait for this import if it is not done; where it failed, the
-    report falls back to a page without charts."""
-    _behind(options, "import-charts", lambda: importlib.import_module("hybridmix.transforms.report_charts"),
-            "importing the report's charts")
-
-
 def _load_kernels_behind(options: PipelineOptions) -> None:
     """Load numba's compiled code while the run is planned and built: the first kernel call of a
     process sets up numba's code generator, about 0.2 s (0.4 s on a busy core) that the first
@@ -231,7 +221,6 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
                 build_pipeline(pipeline, config, ctx)
                 progress.running(ctx.plan, config.output.ledger)
                 parallel.set_threads(kernel_threads(options, args.kernel_threads))
-                _import_charts_behind(options)
                 with worker_stderr_to_log(not args.verbose, args.log_file):
                     pipeline.run().wait_until_finish()
             finally:

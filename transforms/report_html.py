@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from hybridmix.transforms import report_charts
 from hybridmix.transforms.faults import fail_point
 from hybridmix.transforms.filters import CONTAMINATED, DECONTAMINATE
 from hybridmix.transforms.report_data import (
@@ -649,8 +650,7 @@ def _page(title: str, body: str) -> str:
 def render_report(manifest: dict[str, Any], data: ReportData) -> str:
     """The report page of a run, from its manifest (as read from manifest.json) and its files' summaries."""
     fail_point("report")
-    from hybridmix.transforms import report_charts as charts  # matplotlib: imported only to draw
-
+    charts = report_charts
     sections = [
         _summary(manifest),
         _funnel(manifest, charts),

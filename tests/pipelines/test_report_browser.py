@@ -17,9 +17,11 @@ import os
 import tempfile
 import time
 
+import numpy as np
 import pytest
 
 from hybridmix.pipelines.cli import main
+from hybridmix.transforms import report_charts as charts
 from hybridmix.transforms.report_html import REPORT
 from tests.builders import report_corpus
 
@@ -106,6 +108,54 @@ def test_the_report_renders_in_chromium(browser, page):
         assert widths and max(widths) > 0, name
     # Nothing wider than the window: tables scroll inside their box, charts shrink.
     assert browser.execute_script("return document.documentElement.scrollWidth") <= WIDTH
+
+
+def _check_labels(browser, name: str) -> None:
+    """The chart's text, as the browser laid it out (the fonts CI has), inside the chart and clear of
+    its other text: the charts reserve room for text from an estimate of its width."""
+    svg = browser.find_element("css selector", f'svg[aria-label="{name}"]')
+    chart, boxes = browser.execute_script(
+        "const r = e => { const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };"
+        "return [r(arguments[0]), Array.from(arguments[0].querySelectorAll('text'))"
+        ".map(t => [t.textContent, ...r(t)])];", svg)
+    assert len(boxes) >= 3, name
+    for text, left, top, right, bottom in boxes:
+        assert (left >= chart[0] - 0.5 and top >= chart[1] - 0.5 and right <= chart[2] + 0.5
+                and bottom <= chart[3] + 0.5), (name, text, (left, top, right, bottom), chart)
+    for i, (a, *box_a) in enumerate(boxes):
+        for b, *box_b in boxes[i + 1:]:
+            across = min(box_a[2], box_b[2]) - max(box_a[0], box_b[0])
+            down = min(box_a[3], box_b[3]) - max(box_a[1], box_b[1])
+            assert across <= 0.5 or down <= 0.5, (name, a, b, box_a, box_b)
+
+
+def test_chart_labels_stay_inside_their_chart_and_clear_of_each_other(browser, page):
+    for name in CHARTS:
+        _check_labels(browser, name)
+
+
+def test_long_and_chinese_labels_fit_too(browser, page, tmp_path):
+    """Source and filter names are the user's: wide (CJK) and long ones must fit as well."""
+    names = ["维基百科中文语料", "a_very_long_source_name-with-WIDE-CAPITALS_and_more_2026"]
+    fates = list(charts.FATE_COLORS)
+    svgs = [
+        charts.render(charts.funnel, "funnel", names, fates, np.array([[1, 2, 3, 4, 5, 85], [40, 0, 0, 0, 50, 10]])),
+        charts.render(charts.mixture, "mixture", names, [0.3, None], [0.2999, 0.7001], ["#0072B2", "#E69F00"],
+                      "tokens"),
+        charts.render(charts.filters, "filters", [f"{n}_v1" for n in names], [12_345_678, 0], [1, 999]),
+        charts.render(charts.collapse, "collapse", names, [0.41, 1.87]),
+        charts.render(charts.scores, "scores", names + ["第三个来源"],
+                      [{"pool": [5] * 20, "selected": [0] * 10 + [9] * 10, "filtered": [30] + [0] * 19}] * 3),
+    ]
+    path = tmp_path / "charts.html"
+    path.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body style="width:1180px">'
+                    + "".join(svgs) + "</body></html>", encoding="utf-8")
+    browser.get(path.as_uri())
+    try:
+        for name in ("funnel", "mixture", "filters", "collapse", "scores"):
+            _check_labels(browser, name)
+    finally:
+        browser.get(page[0])  # the other tests look at the report
 
 
 def test_no_console_error_and_no_request_outside_the_file(page):
