@@ -378,3 +378,23 @@ def test_inspect_names_a_path_that_is_no_output_folder(tmp_path, capsys):
     assert f"{tmp_path / 'config.yaml'} is a file; give the folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["inspect", str(tmp_path), "--rows", "-1"])
+
+
+def test_pipeline_options_views_are_made_once_and_share_their_values():
+    import pickle
+
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions, TypeOptions
+
+    from hybridmix.pipelines.run import DEFAULT_RUNNER, beam_options
+
+    options = beam_options(["--direct_num_workers=2"])
+    assert options.view_as(TypeOptions) is options.view_as(TypeOptions)
+    assert options.view_as(StandardOptions).runner == DEFAULT_RUNNER
+    assert options.view_as(DirectOptions).direct_num_workers == 2
+    # A value set through one view shows through the options and every other view of them.
+    options.view_as(TypeOptions).pipeline_type_check = False
+    assert options.get_all_options()["pipeline_type_check"] is False
+    assert options.view_as(TypeOptions).pipeline_type_check is False
+    copy = pickle.loads(pickle.dumps(options))
+    assert copy.get_all_options()["direct_num_workers"] == 2
+    assert copy.view_as(TypeOptions).pipeline_type_check is False
