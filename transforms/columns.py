@@ -31,6 +31,9 @@ QUALITY_FIELDS = [
     pa.field("quality_score", pa.float32()),
 ]
 SCORED_DOCUMENT = pa.schema(DOCUMENT_FIELDS + QUALITY_FIELDS)
+# What the filters pass on to sketching of a document they keep: no text. The data/ rows of
+# selected documents are read again from their input files (`transforms.reread`).
+KEPT_DOCUMENT = pa.schema([f for f in SCORED_DOCUMENT if f.name not in ("text", "prompt", "license", "url", "meta")])
 
 # What dedup and mixing need of a document: no text. `skey` orders duplicates for the
 # survivor policy (smallest wins); `exact_count` is how many input rows it stands for.
