@@ -923,51 +923,90 @@ def _clear(n, slots, counts, where):
 
 @nb.njit(cache=True)
 def _stamped_table(capacity):
-    """(slots, stamps, counts) for `_repeated_ngrams` with up to `capacity` n-grams per text."""
+    """(slots, stamps) for `_repeated_ngrams` with up to `capacity` n-grams per text."""
     size = _table_size(2 * capacity)
-    return np.zeros(size, np.uint64), np.zeros(size, np.int64), np.zeros(size, np.int32)
+    return np.zeros(size, np.uint64), np.zeros(size, np.uint8)
 
 
 @nb.njit(cache=True, inline="always")
-def _repeated_ngrams(values, m, n, slots, stamps, counts, stamp):
-    """How many of the n-grams of values[:m] (hashed as `_ngram_keys` does) have an equal n-gram
-    elsewhere in them: the keys that occur c >= 2 times, c each.
+def _count_repeat(key, slots, stamps, stamp, mask, shift):
+    """Count an (odd) key in `_repeated_ngrams`' table; returns what it adds to the total."""
+    one = np.uint64(1)
+    # Unsigned slot numbers: numba checks signed ones for negative indices on every access.
+    pos = (key * np.uint64(0x9E3779B97F4A7C15)) >> shift
+    while True:
+        if stamps[pos] != stamp:
+            stamps[pos] = stamp
+            slots[pos] = key
+            return 0
+        held = slots[pos]
+        if (held | one) == key:
+            slots[pos] = held & ~one  # the low bit cleared: seen twice or more
+            return np.int64(one + (held & one))  # 2 on the second occurrence, 1 on each later one
+        pos = (pos + one) & mask
 
-    One pass, hashing as it counts: a key's second occurrence adds 2, each later one 1. A slot whose
-    stamp is not this text's `stamp` is empty, so nothing is cleared between texts (stamps must differ
-    per text). Against writing every key, counting them, reading the counts back and clearing them,
-    `doc_stats` took 2.86-3.11 s instead of 3.25-3.43 s (medians of 5, four measurements) on the 210 MB
-    real-text benchmark corpus, the same counts.
+
+@nb.njit(cache=True, inline="always")
+def _repeated_ngrams(values, m, n, slots, stamps, stamp):
+    """How many of the n-grams of values[:m] (hashed as `_ngram_keys` does) have an equal n-gram
+    elsewhere in them: the keys that occur c >= 2 times, c each. Returns that and how many slots
+    from the table's start it may have stamped.
+
+    One pass, hashing as it counts: a key's second occurrence adds 2, each later one 1. Against
+    writing every key, counting them, reading the counts back and clearing them, `doc_stats` took
+    2.86-3.11 s instead of 3.25-3.43 s (medians of 5, four measurements) on the 210 MB real-text
+    benchmark corpus, the same counts.
+
+    A slot whose stamp is not this text's `stamp` (a uint8, 1-255) is empty, so nothing is cleared
+    between texts; stamps must differ per text, and the caller zeroes the stamped slots before it
+    reuses one. A slot holds an n-gram's hash shifted up one bit, and that lowest bit is its count:
+    set once, cleared on the second occurrence. (The hash itself cannot spare its lowest bit: two
+    n-grams that differ only in their last character, by one code point, hash one apart, and keeping
+    `h | 1` counted half of those pairs as repeats: 26 % of the benchmark corpus's texts were
+    counted high, 0.9 % of all repeats, and 18 more of them were over char_repetition's 0.5.)
+
+    Against int64 stamps, uint64 keys and int32 counts (20 bytes a slot in three arrays, each loaded
+    and stored), with the sizing, slot numbers and hashing below: `doc_stats` 3.51 -> 2.90 s (medians
+    of 18 runs in 6 alternating rounds; 4.12 -> 3.52 s, median of 7 with the batches alternating in
+    one process) and this counting alone 1.03 -> 0.67 s (medians of 7), on the benchmark corpus, the
+    same output for every text (before the shift above, which changed the counts on purpose). One uint64 array of keys and count bits with 0 for empty was no
+    faster (1.05 s): zeroing it for each text (0.17 s of memset) cost what it saved; uint8 stamps
+    beside the keys, alone, 0.82 s.
     """
     grams = m - n + 1
-    # Loaded at most 1/4, not 1/2 as `_count_into`: most n-grams are new, and each further probe of
-    # an insert is a mispredicted branch. doc_stats 3.6-3.8 -> 3.2-3.5 s (medians of 3, alternating,
-    # 210 MB benchmark corpus); a table 1/8 full was no faster.
+    if grams < 1:
+        return 0, 0
+    # Loaded at most 1/8 (but for a batch's longest texts, which get 4 slots an n-gram): most
+    # n-grams are new, and each further probe of an insert is a mispredicted branch. (1/2 -> 1/4
+    # had taken doc_stats 3.6-3.8 -> 3.2-3.5 s; with 20 bytes a slot 1/8 was no faster.) At 9 bytes
+    # a slot the counting alone took 0.70 s, 0.80 s at 1/4 and 0.68 s at 1/16 (medians of 5, batches
+    # alternating); a branch-free first probe (one branch for "empty or equal") 0.88 s.
     bits = 1
-    while (1 << bits) < min(4 * grams + 4, len(slots)):
+    while (1 << bits) < min(8 * grams + 4, len(slots)):
         bits += 1
-    mask = (1 << bits) - 1
+    mask = np.uint64((1 << bits) - 1)
     shift = np.uint64(64 - bits)
+    one = np.uint64(1)
+    # Two rolling hashes, of the first and the second half's n-grams, run side by side: each is a
+    # chain of dependent multiply-adds, and hashing alone took about 0.4 of the 1.03 s. One chain
+    # 0.76 s, two 0.70 s (and signed slot numbers 0.74 s), medians of 5. The counts do not depend on
+    # the order the keys come in.
     top = _roll_top(n)
-    h = _roll_first(values, 0, n)
+    half = grams // 2
+    h = _roll_first(values, 0, n)  # n-gram j
+    g = _roll_first(values, half, n)  # n-gram half + j
     total = 0
-    for j in range(grams):
+    for j in range(half):
         if j > 0:
             h = _roll_next(h, values, j, n, top)
-        key = h | np.uint64(1)  # as `_count_into`: keys equal but for their lowest bit count as one
-        pos = np.int64((key * np.uint64(0x9E3779B97F4A7C15)) >> shift) & mask
-        while True:
-            if stamps[pos] != stamp:
-                stamps[pos] = stamp
-                slots[pos] = key
-                counts[pos] = 1
-                break
-            if slots[pos] == key:
-                total += 2 if counts[pos] == 1 else 1
-                counts[pos] += 1
-                break
-            pos = (pos + 1) & mask
-    return total
+            g = _roll_next(g, values, half + j, n, top)
+        total += _count_repeat((h << one) | one, slots, stamps, stamp, mask, shift)
+        total += _count_repeat((g << one) | one, slots, stamps, stamp, mask, shift)
+    if grams % 2 == 1:  # the last n-gram
+        if half > 0:
+            g = _roll_next(g, values, grams - 1, n, top)
+        total += _count_repeat((g << one) | one, slots, stamps, stamp, mask, shift)
+    return total, 1 << bits
 
 
 @nb.njit(cache=True, inline="always")
@@ -1049,7 +1088,9 @@ def doc_stats(data, offsets, classes):
     line_len = np.empty(longest + 2, np.int64)
     line_at = np.empty(longest + 2, np.int64)
     hashed_len = np.empty(longest + 2, np.int64)
-    slots, stamps, counts = _stamped_table(longest)
+    slots, stamps = _stamped_table(longest)
+    stamp = 0
+    stamped = 0  # the table's first `stamped` slots may hold a stamp
     for d in range(n):
         i = offsets[d]
         end = offsets[d + 1]
@@ -1233,7 +1274,13 @@ def doc_stats(data, offsets, classes):
         grams = m - _CHAR_NGRAM + 1
         if grams > 1:
             out[d, _CHAR_NGRAMS] = grams
-            out[d, _DUP_CHAR_NGRAMS] = _repeated_ngrams(cps, m, _CHAR_NGRAM, slots, stamps, counts, d + 1)
+            if stamp == 255:  # uint8 stamps: clear the stamped slots and start again at 1
+                stamps[:stamped] = 0
+                stamp = stamped = 0
+            stamp += 1
+            dups, used = _repeated_ngrams(cps, m, _CHAR_NGRAM, slots, stamps, np.uint8(stamp))
+            out[d, _DUP_CHAR_NGRAMS] = dups
+            stamped = max(stamped, used)
     return out
 
 

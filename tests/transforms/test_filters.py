@@ -374,6 +374,21 @@ def test_repeated_character_ngrams_match_a_plain_count():
                                                                for t in texts]
 
 
+def test_repeated_character_ngrams_match_a_plain_count_over_many_texts_of_a_batch():
+    """Hundreds of texts in one batch, so the table's per-text stamps (one byte) wrap and start over:
+    odd and even numbers of n-grams, texts of exactly 10 and 11 code points, NULs, multi-byte text,
+    few letters (many repeats) and a few long texts among the short ones."""
+    rng = np.random.default_rng(11)
+    alphabets = ["ab", "abc", "\x00", "\x00\x01", "xyz \n", "héllo wörld ", "日本語テキスト", "🙂a"]
+    texts = []
+    for i in range(700):
+        length = 3000 if i % 97 == 0 else int(rng.choice([0, 1, 9, 10, 11, 12, 13, 20, 21, 50, 300]))
+        alphabet = alphabets[int(rng.integers(len(alphabets)))]
+        texts.append("".join(rng.choice(list(alphabet), length)) if length else "")
+    view = TextView(pa.array(texts, pa.string()))
+    assert view.stat("dup_char_ngrams").astype(int).tolist() == [_repeated_char_ngrams(t) for t in texts]
+
+
 def test_the_tail_truncation_reads_is_arrows_slice_of_the_trimmed_text():
     # The compiled tail must cut exactly where Arrow does: its whitespace (every kind it trims), its
     # count of characters (code points: emoji, CJK, combining marks each one), slices and nulls.
