@@ -132,7 +132,8 @@ class Chart:
 
     def svg(self, name: str) -> str:
         defs = f"<defs>{''.join(self._defs)}</defs>" if self._defs else ""
-        body = (defs + "".join(self._items)).replace('id="@', f'id="{name}-').replace("url(#@", f"url(#{name}-")
+        # Both only inside attribute values: a label's text has its quotes escaped.
+        body = (defs + "".join(self._items)).replace('id="@', f'id="{name}-').replace('"url(#@', f'"url(#{name}-')
         return (f'<svg role="img" aria-label="{escape(name)}" xmlns="http://www.w3.org/2000/svg" '
                 f'width="{_f(self.width)}" height="{_f(self.height)}" viewBox="0 0 {_f(self.width)} {_f(self.height)}" '
                 f'font-family="{_FONT}">{body}</svg>')
