@@ -395,6 +395,13 @@ def _folded_size(data, offsets, fold_start, fold_bytes):
         i = offsets[d]
         end = offsets[d + 1]
         while i < end:
+            # Eight ASCII bytes at a time, one branch for them: 0.30 -> 0.17 s on the 210 MB benchmark
+            # corpus, single thread (three alternating runs each; analyze took 2.9-3.1 s in all).
+            if i + 8 <= end and (data[i] | data[i + 1] | data[i + 2] | data[i + 3] | data[i + 4] | data[i + 5]
+                                 | data[i + 6] | data[i + 7]) < 0x80:
+                total += 8
+                i += 8
+                continue
             if data[i] < 0x80:  # one byte folded too (`ascii_fold` checks the table): most bytes of most text
                 total += 1
                 i += 1
