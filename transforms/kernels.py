@@ -976,9 +976,9 @@ def _repeated_ngrams(values, m, n, slots, stamps, stamp):
     and stored), with the sizing, slot numbers and hashing below: `doc_stats` 3.51 -> 2.90 s (medians
     of 18 runs in 6 alternating rounds; 4.12 -> 3.52 s, median of 7 with the batches alternating in
     one process) and this counting alone 1.03 -> 0.67 s (medians of 7), on the benchmark corpus, the
-    same output for every text (before the shift above, which changed the counts on purpose). One uint64 array of keys and count bits with 0 for empty was no
-    faster (1.05 s): zeroing it for each text (0.17 s of memset) cost what it saved; uint8 stamps
-    beside the keys, alone, 0.82 s.
+    same output for every text (before the shift above, which changed the counts on purpose). One
+    uint64 array of keys and count bits with 0 for empty was no faster (1.05 s): zeroing it for each
+    text (0.17 s of memset) cost what it saved; uint8 stamps beside the keys, alone, 0.82 s.
     """
     grams = m - n + 1
     if grams < 1:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from hybridmix.transforms import report_charts
+from hybridmix.transforms import report_charts as charts
 from hybridmix.transforms.faults import fail_point
 from hybridmix.transforms.filters import CONTAMINATED, DECONTAMINATE
 from hybridmix.transforms.report_data import (
@@ -174,7 +174,7 @@ def _summary(manifest: dict[str, Any]) -> str:
     return _section("summary", "Summary", "", _tiles(items), check)
 
 
-def _funnel(manifest: dict[str, Any], charts) -> str:
+def _funnel(manifest: dict[str, Any]) -> str:
     origin_of = _origins(manifest)
     sources = list(manifest["counts"])
     tokens = {n: s.get("selected_tokens", 0) for n, s in manifest["mixture"].get("sources", {}).items()}
@@ -194,7 +194,7 @@ def _funnel(manifest: dict[str, Any], charts) -> str:
     return _section("funnel", "Funnel per source", intro, table, chart)
 
 
-def _mixture(manifest: dict[str, Any], charts) -> str:
+def _mixture(manifest: dict[str, Any]) -> str:
     mix = manifest["mixture"]
     unit = mix.get("unit", "tokens")
     origin_of = _origins(manifest)
@@ -264,7 +264,7 @@ def _guards(manifest: dict[str, Any]) -> str:
             "this run passed them.</p>" + _table(["guard", "limit", "this run"], rows, numeric=(1, 2)))
 
 
-def _lengths(data: ReportData, charts) -> str:
+def _lengths(data: ReportData) -> str:
     if not any(data.lengths.get(m) for m in ("tokens", "chars")):
         return _section("lengths", "Lengths", "", '<p class="muted">data/ holds no rows.</p>')
     chart = _chart(charts.render(charts.lengths, "lengths", LENGTH_EDGES, data.lengths),
@@ -334,7 +334,7 @@ def _filter_details(label: str, modes: dict[str, Any], params: list[dict[str, An
     return f'<details class="filter"><summary>{summary}</summary>{config_line}{"".join(blocks)}</details>'
 
 
-def _filters(manifest: dict[str, Any], data: ReportData, charts) -> str:
+def _filters(manifest: dict[str, Any], data: ReportData) -> str:
     quality = manifest.get("quality") or {}
     filters = quality.get("filters") or {}
     sources = list(manifest["counts"])
@@ -406,7 +406,7 @@ def _rejects(manifest: dict[str, Any], data: ReportData) -> str:
             + "".join(blocks))
 
 
-def _duplicates(manifest: dict[str, Any], data: ReportData, charts) -> str:
+def _duplicates(manifest: dict[str, Any], data: ReportData) -> str:
     dedup = manifest.get("dedup") or {}
     near = dedup.get("near") or {}
     stats = dedup.get("stats") or {}
@@ -491,7 +491,7 @@ _INDICATORS = [
 ]
 
 
-def _collapse(manifest: dict[str, Any], charts) -> str:
+def _collapse(manifest: dict[str, Any]) -> str:
     collapse = manifest.get("collapse") or {}
     groups = list((collapse.get("by_origin") or {}).items())
     groups += [(f"{g} (source)", v) for g, v in (collapse.get("by_source") or {}).items()]
@@ -530,7 +530,7 @@ def _collapse(manifest: dict[str, Any], charts) -> str:
     return _section("collapse", "Collapse indicators", intro, *parts)
 
 
-def _scores(manifest: dict[str, Any], charts) -> str:
+def _scores(manifest: dict[str, Any]) -> str:
     quality = manifest.get("quality") or {}
     scores = quality.get("scores") or {}
     if not scores:
@@ -650,16 +650,15 @@ def _page(title: str, body: str) -> str:
 def render_report(manifest: dict[str, Any], data: ReportData) -> str:
     """The report page of a run, from its manifest (as read from manifest.json) and its files' summaries."""
     fail_point("report")
-    charts = report_charts
     sections = [
         _summary(manifest),
-        _funnel(manifest, charts),
-        _mixture(manifest, charts),
-        _lengths(data, charts),
-        _filters(manifest, data, charts),
-        _duplicates(manifest, data, charts),
-        _collapse(manifest, charts),
-        _scores(manifest, charts),
+        _funnel(manifest),
+        _mixture(manifest),
+        _lengths(data),
+        _filters(manifest, data),
+        _duplicates(manifest, data),
+        _collapse(manifest),
+        _scores(manifest),
         _inputs(manifest),
     ]
     version = (manifest.get("versions") or {}).get("hybridmix", "?")
