@@ -14,16 +14,16 @@ from hybridmix.pipelines.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DEMO_FILES = {
-    "data/train-00000-of-00002.parquet": "88b56297813a18d9a82945355f6a4a5145ad4f8153a829f1dc498b5d73500f8f",
-    "data/train-00001-of-00002.parquet": "df5fa5eb854ac6f1574cd0f85bbba3e7c36a4f44c35b1dd168027823b47f4a4e",
-    "data/validation-00000-of-00001.parquet": "2d5fc7ab2052c9ffd1484ec094a7e90355ef159256472a5fd4383e236d7119b3",
+    "data/train-00000-of-00002.parquet": "1963d0ff3ea933b2d9beb7f0f324678b3057931fd980ceab867fba08e6cc0816",
+    "data/train-00001-of-00002.parquet": "e244e43cad85f7554a415a03e6e884df1b2f9fb51d2c4702e660a25b44068e6f",
+    "data/validation-00000-of-00001.parquet": "e6c0a64ebd957fe2509aa374b9ceb4873e7fd3597426d4c20b62c2dd097c3689",
     "rejects/part-00000-of-00001.parquet": "9e95668d03fd0ba6bc4ec38763b54e6a4cf31b6a56219819ffdb465382dbee6f",
-    "filtered/part-00000-of-00001.parquet": "fe35f749b6190cb00913a8f7118f3390d74606ba64195a3523b6f32dda4f66ad",
+    "filtered/part-00000-of-00001.parquet": "4dabcc47fa3408a1190fc6ee7ba1b761e41ebd2dcdad521e6ca94617c1f69c0e",
     "duplicates/part-00000-of-00001.parquet": "9ca331f906efbcdaf58dc1b89e15bfc84e8230930560a97a26b53ba00fe3cdb8",
-    "ledger/part-00000-of-00001.parquet": "5bfc328efc89fb620d5b2fa41856262866f045ecc85b3f0fa46b2828250804f6",
+    "ledger/part-00000-of-00001.parquet": "6f8647f51b224edd2f5f7c74e4caaa1dfe2eb89e00a71056065424c2008a8b66",
     "index/part-00000-of-00003.parquet": "25021d934f710d664e17f73e61be954dec4d9de88db3296ab073a7e3921cdd46",
     "index/part-00001-of-00003.parquet": "37135769598d6930d632de5ec3d37bc5196c2a3d0cc1758d6e7efb6f0c6b360c",
-    "index/part-00002-of-00003.parquet": "39a940870ce58b1f4cd9f23a9c82b1c665a4e69ddebff3f45f05848a15143106",
+    "index/part-00002-of-00003.parquet": "737b4f67fd018539ed4d80deedb9f5ef6b830df3ed20e10b7a43e5d1d32e4fd9",
 }
 
 
