@@ -186,6 +186,13 @@ def runner_of(options: PipelineOptions) -> tuple[str, bool]:
     return name, name in IN_PROCESS_RUNNERS and not processes and environment in ("", "EMBEDDED")
 
 
+def in_process(options: PipelineOptions) -> bool:
+    """Whether the in-process runner runs the workers in this process: one worker, which runs a
+    stage's bundles one after another."""
+    name, local = runner_of(options)
+    return local and name in IN_PROCESS_RUNNERS
+
+
 class RunProgress:
     """Shows a run's progress on `stream` (None: not at all) and in the log; a context manager.
 

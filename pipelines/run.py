@@ -38,7 +38,7 @@ from hybridmix.pipelines.outputs import (
     unlisted_files,
 )
 from hybridmix.pipelines.plan import certainly_infeasible
-from hybridmix.pipelines.progress import IN_PROCESS_RUNNERS, runner_of, watch_run
+from hybridmix.pipelines.progress import in_process, watch_run
 from hybridmix.pipelines.report import summary
 from hybridmix.schemas.config import PipelineConfig, load_config
 from hybridmix.schemas.errors import ConfigError, InfeasibleMixtureError, OutputError
@@ -166,17 +166,11 @@ def _ready_output(ctx: RunContext, config: PipelineConfig, if_exists: IfExists, 
     return ctx
 
 
-def _in_process(options: PipelineOptions) -> bool:
-    """Whether the in-process runner runs the workers in this process."""
-    name, local = runner_of(options)
-    return local and name in IN_PROCESS_RUNNERS
-
-
 def _behind(options: PipelineOptions, name: str, work, what: str) -> None:
     """Run `work` on a helper thread while the run goes on, where this process runs the workers
     (the in-process runner). It only prepares what a later step needs: a failure is logged, and
     shows again in that step, which does the work itself if it is not done."""
-    if not _in_process(options):
+    if not in_process(options):
         return
 
     def run() -> None:
@@ -199,7 +193,7 @@ def _load_kernels_behind(options: PipelineOptions) -> None:
 def kernel_threads(options: PipelineOptions, asked: int | None) -> int:
     """Threads for the compiled kernels of this process: only where the in-process runner runs the
     workers here; other runners' workers are processes, one per core already."""
-    if not _in_process(options):
+    if not in_process(options):
         return 1
     return asked or parallel.available_cores()
 

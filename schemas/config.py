@@ -579,7 +579,8 @@ class PipelineConfig(_Model):
     partitions: StrictInt = Field(default=16, ge=1, le=4096)
     read_batch_rows: StrictInt = Field(default=8192, ge=16, le=1_000_000)
     # A Parquet row group larger than this (uncompressed, as its footer says) is read as up to 4
-    # work items, so one big row group is spread over workers (see InputFile.units).
+    # work items, so one big row group is spread over workers (see InputFile.units); the
+    # in-process runner, one worker, reads whole row groups (pipelines.build.read_as).
     read_slice_bytes: StrictInt = Field(default=32 << 20, ge=1)
     # Longer texts go to rejects/ (ingest_too_large): one document must not decide a run's memory.
     max_text_bytes: StrictInt = Field(default=16_000_000, ge=1)

@@ -127,6 +127,8 @@ class InputFile:
 
 
 MAX_SLICES = 4
+# A read_slice_bytes no row group reaches: every row group is one work item (see `build_pipeline`).
+UNSLICED = 1 << 62
 
 
 @lru_cache(maxsize=256)

@@ -2,7 +2,8 @@
 
 pyarrow writes up to a million rows in one row group; read as one work item, such a file is
 processed by one worker whatever the engine. `read_slice_bytes` cuts it into up to four slices
-of whole batches. Everything read twice (MinHash candidates, selected rows) must find its rows
+of whole batches, on runners with several workers (the in-process runner's one worker reads
+whole row groups). Everything read twice (MinHash candidates, selected rows) must find its rows
 in the right slice, so a run with slices must write what a run without them writes.
 """
 
@@ -12,12 +13,15 @@ import os
 import pyarrow.dataset as ds
 import pytest
 
+from hybridmix.pipelines.build import read_as
 from hybridmix.pipelines.cli import main
+from hybridmix.pipelines.run import beam_options
 from hybridmix.schemas.config import load_config
 from hybridmix.transforms.inputs import MAX_SLICES, plan_inputs
 from tests.builders import near_copy, words, write_config, write_parquet
 
 BATCH = 32
+WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
 
 
 def _corpus(root) -> None:
@@ -55,10 +59,11 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("slices")
     _corpus(root)
     outs = {}
-    for name, slice_bytes in (("whole", None), ("sliced", 1)):
+    # Two worker processes: where slices are read (the in-process runner reads whole row groups).
+    for name, slice_bytes, flags in (("whole", None, []), ("sliced", 1, WORKERS)):
         config = _config(root, f"{name}.yaml", slice_bytes)
         outs[name] = (config, str(root / name))
-        assert main(["run", config, "--output", outs[name][1]]) == 0
+        assert main(["run", config, "--output", outs[name][1], *flags]) == 0
     return outs
 
 
@@ -86,3 +91,13 @@ def test_a_sliced_run_writes_what_an_unsliced_one_does(runs):
         with open(os.path.join(out, "manifest.json"), encoding="utf-8") as fh:
             counts.append(json.load(fh)["counts"])
     assert counts[0] == counts[1]
+
+
+@pytest.mark.parametrize("flags, sliced", [([], False), (WORKERS, True), (["--runner=FlinkRunner"], True)],
+                         ids=["in-process", "two-processes", "flink"])
+def test_only_runners_with_several_workers_read_slices(runs, flags, sliced):
+    config = load_config(runs["sliced"][0])  # read_slice_bytes: 1
+    plan = plan_inputs(config.ingest, os.path.dirname(runs["sliced"][0]))
+    ingest = read_as(config.ingest, beam_options(flags))
+    items = plan.work_items(ingest.read_batch_rows, ingest.read_slice_bytes)
+    assert len(items) == len(plan.files) * (MAX_SLICES if sliced else 1)
