@@ -127,7 +127,7 @@ class InputFile:
 
 
 MAX_SLICES = 4
-# A read_slice_bytes no row group reaches: every row group is one work item (see `build_pipeline`).
+# A read_slice_bytes no row group reaches: every row group is one work item (`pipelines.build.read_as`).
 UNSLICED = 1 << 62
 
 
