@@ -214,6 +214,9 @@ class IndexEntry(_Record):
     # and the run that kept it (null: this run).
     kept_doc_id: str | None
     kept_run_id: str | None
+    # Its estimated Jaccard similarity to the document kept (null for a document of data/): a later
+    # exact copy of it is that far from the published document, not identical to it.
+    kept_similarity: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 # Columns of uniformly random hashes: a dictionary never fits them, and Parquet writers try one
@@ -234,6 +237,7 @@ INDEX_SCHEMA = pa.schema([
     pa.field("run_id", pa.string(), nullable=False),
     pa.field("kept_doc_id", pa.string()),
     pa.field("kept_run_id", pa.string()),
+    pa.field("kept_similarity", pa.float32()),
 ])
 
 

@@ -69,12 +69,13 @@ def sketch_columns(sig: np.ndarray | None, has_words: np.ndarray, near: NearDedu
 
 def sketch_rows(docs: pa.Table | pa.RecordBatch, sig: np.ndarray | None, has_words: np.ndarray,
                 near: NearDedupConfig | None, run_id: str, kept_doc_id: pa.Array | None = None,
-                kept_run_id: pa.Array | None = None,
+                kept_run_id: pa.Array | None = None, kept_similarity: np.ndarray | None = None,
                 sketch: tuple[np.ndarray, np.ndarray] | None = None) -> pa.RecordBatch:
     """index/ rows of `docs` (columns doc_id, content_hash, origin, source, generator, generation,
     parent_id, tokens), row-aligned with their signatures (or `sketch`: their band keys and 8-bit
-    values, already made; every document has words). `kept_doc_id` / `kept_run_id`: for documents
-    removed as near duplicates, the one kept in their place and the run that kept it."""
+    values, already made; every document has words). `kept_doc_id`, `kept_run_id`, `kept_similarity`:
+    for documents removed as near duplicates, the one kept in their place, the run that kept it and
+    their estimated similarity to it."""
     n = docs.num_rows
     if sketch is not None:
         keys, low = sketch
@@ -85,11 +86,13 @@ def sketch_rows(docs: pa.Table | pa.RecordBatch, sig: np.ndarray | None, has_wor
         bands, sig8 = sketch_columns(sig, has_words, near)
     kept_doc_id = kept_doc_id if kept_doc_id is not None else pa.nulls(n, pa.string())
     kept_run_id = kept_run_id if kept_run_id is not None else pa.nulls(n, pa.string())
+    similarity = (pa.nulls(n, pa.float32()) if kept_similarity is None
+                  else pa.array(np.asarray(kept_similarity, np.float32), pa.float32()))
     return pa.RecordBatch.from_arrays(
         [_array(docs.column(c)) for c in ("doc_id", "content_hash")]
         + [bands, sig8]
         + [_array(docs.column(c)) for c in ("origin", "source", "generator", "generation", "parent_id", "tokens")]
-        + [pa.array([run_id] * n, pa.string()), _array(kept_doc_id), _array(kept_run_id)],
+        + [pa.array([run_id] * n, pa.string()), _array(kept_doc_id), _array(kept_run_id), similarity],
         schema=INDEX_SCHEMA,
     )
 

@@ -459,7 +459,8 @@ class _ClusterFn(beam.DoFn):
                 near, run_id = self._index
                 progress.add(progress.INDEXED, losers.num_rows)
                 yield beam.pvalue.TaggedOutput(INDEX_ROWS, sketch_rows(
-                    losers, sigs[c.removed], np.ones(losers.num_rows, bool), near, run_id, kept.column("doc_id")))
+                    losers, sigs[c.removed], np.ones(losers.num_rows, bool), near, run_id, kept.column("doc_id"),
+                    kept_similarity=c.similarity[c.removed]))
 
 
 class NearOutputs(NamedTuple):

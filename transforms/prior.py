@@ -48,6 +48,7 @@ from hybridmix.transforms.storage import open_parquet, parquet_threads
 _SIGNATURE_KEYS = ("num_perm", "ngram", "seed", "bands", "rows", "scheme", "hashfunc")
 # What a duplicate row needs of the earlier document it matched, read by ref.
 _KEPT_COLUMNS = ("doc_id", "origin", "source", "generator", "parent_id", "run_id", "kept_doc_id", "kept_run_id")
+_KEPT_SIMILARITY = "kept_similarity"
 _ROW_BITS = 32  # a reference to an index row: (index file ordinal << 32) | row
 
 NEW, PRIOR, PAIRS, SIGS, INFO, EXACT, NEAR, KEPT, DUPLICATES, INDEX_ROWS = (
@@ -453,6 +454,16 @@ class _PriorDuplicatesFn(beam.DoFn):
         self._files = files
         self._index = index
 
+    def setup(self):
+        self._columns: dict[int, list[str]] = {}
+
+    def _kept_columns(self, ordinal: int) -> list[str]:
+        # Indexes written before kept_similarity existed are read without it.
+        if ordinal not in self._columns:
+            names = open_parquet(self._files[ordinal]).schema_arrow.names
+            self._columns[ordinal] = list(_KEPT_COLUMNS) + [c for c in (_KEPT_SIMILARITY,) if c in names]
+        return self._columns[ordinal]
+
     def process(self, element):
         ordinal, joined = element
         found = []
@@ -461,7 +472,7 @@ class _PriorDuplicatesFn(beam.DoFn):
             if not blocks:
                 continue
             refs = np.concatenate([b[1] for b in blocks])
-            earlier = _read_rows(self._files[ordinal], refs, list(_KEPT_COLUMNS))
+            earlier = _read_rows(self._files[ordinal], refs, self._kept_columns(ordinal))
             removed = earlier.column("kept_doc_id").is_valid()
             kept_doc = pc.if_else(removed, earlier.column("kept_doc_id"), earlier.column("doc_id"))
             kept_run = pc.if_else(removed, pc.coalesce(earlier.column("kept_run_id"), earlier.column("run_id")),
@@ -475,7 +486,15 @@ class _PriorDuplicatesFn(beam.DoFn):
         at = 0
         for tag, label, blocks, refs, earlier, kept_doc, kept_run in found:
             lost = concat([b[0] for b in blocks], columns.INFO)
-            sims = np.concatenate([b[2] for b in blocks]) if tag == NEAR else np.ones(len(refs))
+            if tag == NEAR:
+                sims = np.concatenate([b[2] for b in blocks])
+            else:
+                # An exact copy of a removed near duplicate is as far from the published document as
+                # that one was (1.0 where an older index does not say).
+                sims = np.ones(len(refs))
+                if _KEPT_SIMILARITY in earlier.column_names:
+                    kept_sim = earlier.column(_KEPT_SIMILARITY).to_numpy(zero_copy_only=False)
+                    sims = np.where(np.isnan(kept_sim), 1.0, kept_sim)
             sizes = np.array([1 + copies[key] for key in published[at:at + len(refs)]], np.int64)
             at += len(refs)
             by = pa.table({"uid": pa.array(np.full(len(refs), -1, np.int64)), "doc_id": kept_doc,
@@ -492,7 +511,7 @@ class _PriorDuplicatesFn(beam.DoFn):
                 progress.add(progress.INDEXED, len(refs))
                 sketch = (np.concatenate([b[3] for b in blocks]), np.concatenate([b[4] for b in blocks]))
                 yield beam.pvalue.TaggedOutput(INDEX_ROWS, sketch_rows(
-                    lost, None, np.ones(len(refs), bool), near, run_id, kept_doc, kept_run, sketch=sketch))
+                    lost, None, np.ones(len(refs), bool), near, run_id, kept_doc, kept_run, sims, sketch=sketch))
 
 
 class PriorOutputs(NamedTuple):

@@ -21,9 +21,9 @@ DEMO_FILES = {
     "filtered/part-00000-of-00001.parquet": "4dabcc47fa3408a1190fc6ee7ba1b761e41ebd2dcdad521e6ca94617c1f69c0e",
     "duplicates/part-00000-of-00001.parquet": "9ca331f906efbcdaf58dc1b89e15bfc84e8230930560a97a26b53ba00fe3cdb8",
     "ledger/part-00000-of-00001.parquet": "6f8647f51b224edd2f5f7c74e4caaa1dfe2eb89e00a71056065424c2008a8b66",
-    "index/part-00000-of-00003.parquet": "25021d934f710d664e17f73e61be954dec4d9de88db3296ab073a7e3921cdd46",
-    "index/part-00001-of-00003.parquet": "37135769598d6930d632de5ec3d37bc5196c2a3d0cc1758d6e7efb6f0c6b360c",
-    "index/part-00002-of-00003.parquet": "737b4f67fd018539ed4d80deedb9f5ef6b830df3ed20e10b7a43e5d1d32e4fd9",
+    "index/part-00000-of-00003.parquet": "8bf58bee732857f10dc06100ef088bf7025a5d81995876192f99b38fc4d436ed",
+    "index/part-00001-of-00003.parquet": "d9120cdb0596977be2c7a6276dc3bba60a88d0a1c468d5a8f730ad3f065cee34",
+    "index/part-00002-of-00003.parquet": "088c119cf3f32b834300d56bcf495ea323cfebc03d59749d260bdbc7b8d54bcd",
 }
 
 

@@ -243,9 +243,13 @@ def test_a_chain_through_a_removed_document_leads_to_the_published_one(tmp_path)
     step1 = _replaced(origin, range(20, 480, 52), "one")  # 9 words: Jaccard about 0.83 to the original
     step2 = _replaced(step1, range(45, 480, 52), "two")  # 9 more: about 0.83 to step1, 0.69 to the original
     write_parquet(tmp_path / "day1" / "part-0.parquet", [{"id": "c-0", "text": origin, "model": "m7"}])
+    own = _replaced(words(78, 300), range(100, 300, 100), "own")  # about 0.95 to new-2: removed by day 2 itself
     write_parquet(tmp_path / "day2" / "part-0.parquet", [{"id": "c-1", "text": step1, "model": "m7"},
-                                                         {"id": "new-2", "text": words(78, 90), "model": "m7"}])
+                                                         {"id": "new-2", "text": words(78, 300), "model": "m7"},
+                                                         {"id": "new-2-edit", "text": own, "model": "m7"}])
     write_parquet(tmp_path / "day3" / "part-0.parquet", [{"id": "c-2", "text": step2, "model": "m7"},
+                                                         {"id": "c-1-again", "text": step1.upper(), "model": "m7"},
+                                                         {"id": "own-again", "text": own, "model": "m7"},
                                                          {"id": "fresh", "text": words(77, 90), "model": "m7"}])
     outs = [tmp_path / f"out{d}" for d in (1, 2, 3)]
     for day, out in enumerate(outs, start=1):
@@ -255,13 +259,42 @@ def test_a_chain_through_a_removed_document_leads_to_the_published_one(tmp_path)
     first = _manifest(outs[0])["run_id"]
     indexed = {r["doc_id"]: r for r in _folder(outs[1], "index").to_pylist()}
     assert (indexed["c-1"]["kept_doc_id"], indexed["c-1"]["kept_run_id"]) == ("c-0", first)
+    removed = {r["doc_id"]: r for r in _folder(outs[1], "duplicates").to_pylist()}
+    assert sorted(removed) == ["c-1", "new-2-edit"]
+    assert removed["new-2-edit"]["kind"] == "near" and indexed["new-2-edit"]["kept_doc_id"] == "new-2"
+    for doc in removed:
+        assert 0.7 < indexed[doc]["kept_similarity"] == removed[doc]["similarity"] < 1.0
+    assert indexed["new-2"]["kept_similarity"] is None
     assert _folder(outs[1], "data").column("doc_id").to_pylist() == ["new-2"]
     dups = {r["doc_id"]: r for r in _folder(outs[2], "duplicates").to_pylist()}
     assert (dups["c-2"]["kind"], dups["c-2"]["kept_doc_id"], dups["c-2"]["kept_run_id"]) == (
         "near_prior", "c-0", first)
+    # An exact copy of the removed day-2 text is as far from the published day-1 text as that was.
+    assert (dups["c-1-again"]["kind"], dups["c-1-again"]["kept_doc_id"], dups["c-1-again"]["kept_run_id"]) == (
+        "exact_prior", "c-0", first)
+    assert dups["c-1-again"]["similarity"] == removed["c-1"]["similarity"]
+    assert (dups["own-again"]["kind"], dups["own-again"]["kept_doc_id"], dups["own-again"]["kept_run_id"]) == (
+        "exact_prior", "new-2", _manifest(outs[1])["run_id"])
+    assert dups["own-again"]["similarity"] == removed["new-2-edit"]["similarity"]
     assert _folder(outs[2], "data").column("doc_id").to_pylist() == ["fresh"]
     # Against day 1 alone, the loose copy is new.
     alone = tmp_path / "out3-alone"
     assert main(["run", _config(tmp_path, "day3-alone", ["day3/*.parquet"], dedup={"against": [str(outs[0])]}),
                  "--output", str(alone), "-q"]) == 0
-    assert sorted(_folder(alone, "data").column("doc_id").to_pylist()) == ["c-2", "fresh"]
+    assert sorted(_folder(alone, "data").column("doc_id").to_pylist()) == ["c-2", "fresh", "own-again"]
+    # An index written before kept_similarity existed is still read: its removed documents' exact
+    # copies are reported as identical to the published one, as then.
+    older = tmp_path / "out2-older"
+    shutil.copytree(outs[1], older)
+    manifest = _manifest(older)
+    for entry in manifest["outputs"]["index"]:
+        path = older / entry["path"]
+        pq.write_table(pq.read_table(path).drop_columns(["kept_similarity"]), path)
+        entry["size_bytes"] = path.stat().st_size
+    (older / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    out = tmp_path / "out3-older"
+    assert main(["run", _config(tmp_path, "day3-older", ["day3/*.parquet"],
+                                dedup={"against": [str(outs[0]), str(older)]}), "--output", str(out), "-q"]) == 0
+    dups = {r["doc_id"]: r for r in _folder(out, "duplicates").to_pylist()}
+    assert [(dups[d]["kind"], dups[d]["similarity"]) for d in ("c-1-again", "own-again")] == [("exact_prior", 1.0)] * 2
+    assert dups["c-2"]["kind"] == "near_prior"
