@@ -17,14 +17,16 @@ from hybridmix.transforms import columns, progress
 from hybridmix.transforms.batches import concat_blocks, rows_by_value, uid_file
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.inputs import Lineage
-from hybridmix.transforms.ledger import LEDGER, key_label, ledger_batch, selection_details
+from hybridmix.transforms.ledger import LEDGER, key_label, large_details, ledger_batch, selection_details
 from hybridmix.transforms.mixture_core import (
+    LARGE_DOCUMENTS,
     PRIORITY_BITS,
     CarryForward,
     MixturePlan,
     SourceTally,
     check_carry_forward,
     check_human_tokens,
+    check_selected_synthetic,
     flag_penalized,
     flag_penalized_rows,
     plan_keys,
@@ -139,16 +141,22 @@ class _TallyFn(beam.DoFn):
         units = _units(batch, self._config.unit)
         tokens = batch.column("tokens").to_numpy().astype(np.int64)
         generation = batch.column("generation").to_numpy().astype(np.int64)
+        uids = batch.column("uid").to_numpy()
         for name, rows in _by_key(batch, self._config, self._origins):
             rows = rows[eligible[rows]]
             if not len(rows):
                 continue
+            large = ()
+            if self._config.unit == "tokens":
+                top = rows[np.lexsort((uids[rows], priority[rows], -units[rows]))[:LARGE_DOCUMENTS]]
+                large = tuple(zip(units[top].tolist(), priority[top].tolist(), uids[top].tolist()))
             yield name, SourceTally(
                 documents=len(rows),
                 tokens=int(tokens[rows].sum()),
                 max_generation=int(generation[rows].max()),
                 bucket_units=np.bincount(buckets[rows], weights=units[rows],
                                          minlength=1 << PRIORITY_BITS).astype(np.int64),
+                large=large,
             )
 
 
@@ -190,7 +198,8 @@ class _BoundaryFn(beam.DoFn):
             boundary = planned.boundary_bucket if planned is not None else -1
             if boundary < 0:
                 continue
-            sel = rows[(bucket[rows] == boundary) & eligible[rows]]
+            decided, _ = plan.large_copies(name, uids[rows])
+            sel = rows[(bucket[rows] == boundary) & eligible[rows] & ~decided]
             if len(sel):
                 yield name, (priority[sel], uids[sel], units[sel])
 
@@ -250,11 +259,15 @@ class _SelectFn(beam.DoFn):
         batch, priority, eligible = element
         bucket = _bucket(priority)
         copies = np.zeros(batch.num_rows, np.int32)
+        uids = batch.column("uid").to_numpy()
+        decided = np.zeros(batch.num_rows, bool)
         for name, rows in _by_key(batch, self._config, self._origins):
             copies[rows] = plan.copies_for_bucket(name, bucket[rows])
+            decided[rows], large = plan.large_copies(name, uids[rows])
+            copies[rows] = np.where(decided[rows], large, copies[rows])
         taken, cutoffs = self._resolved(plan, boundary)
         if len(taken):
-            copies += np.isin(batch.column("uid").to_numpy(), taken).astype(np.int32)
+            copies += np.isin(uids, taken).astype(np.int32)
         copies[~eligible] = 0
         progress.add(progress.MIXED, batch.num_rows)
         progress.add(progress.SELECTED_ROWS, int(copies.sum()))
@@ -329,6 +342,8 @@ class _SelectFn(beam.DoFn):
     def _ledger(self, batch, priority, eligible, copies, splits, scores, flagged, plan: MixturePlan,
                 cutoffs: dict[str, int | None]) -> pa.RecordBatch:
         """Every survivor's ledger row: selected (copies, split) or not (priority against the cut-off)."""
+        uids = batch.column("uid").to_numpy()
+        units = _units(batch, self._config.unit)
         # Each row's place in the parts joined below; 0, the first part, is "" (a row of no key).
         at = np.zeros(batch.num_rows, np.int64)
         parts, start = [pa.array([""], pa.string())], 1
@@ -341,6 +356,21 @@ class _SelectFn(beam.DoFn):
             else:
                 text = selection_details(copies[rows], split_names.take(pa.array(rows)), priority[rows],
                                          cutoffs.get(name), key_label(*split_key(name)), mode)
+            decided, _ = plan.large_copies(name, uids[rows])
+            if decided.any():
+                # Said only where the cut-off would not tell it: left out of the pass at a priority
+                # within the cut-off, or taken at one past it.
+                cutoff = cutoffs.get(name)
+                for i in np.nonzero(decided)[0].tolist():
+                    taken = plan.sources[name].large[int(uids[rows[i]])][0]
+                    decided[i] = cutoff is None or taken == bool(priority[rows[i]] > np.uint64(cutoff))
+            if decided.any():
+                at_large = rows[decided]
+                decisions = [plan.sources[name].large[u] for u in uids[at_large].tolist()]
+                large = large_details(copies[at_large], [splits[r] for r in at_large.tolist()], priority[at_large],
+                                      units[at_large], decisions, key_label(*split_key(name)), self._config.unit,
+                                      mode)
+                text = pc.replace_with_mask(text, pa.array(decided), pa.array(large, pa.string()))
             penalty = self._config.flag_penalty_of(source)
             if mode in ("top", "weighted"):
                 marked = flag_penalized_rows(scores[rows], flagged[rows], penalty)
@@ -357,7 +387,6 @@ class _SelectFn(beam.DoFn):
             start += len(rows)
             parts.append(text)
         details = pa.concat_arrays(parts).take(pa.array(at))
-        uids = batch.column("uid").to_numpy()
         fates = pa.array(np.where(copies > 0, Fate.SELECTED.value, Fate.NOT_SELECTED.value), pa.string())
         return ledger_batch(batch.column("doc_id"), batch.column("source"), self._lineage.source_files(uids),
                             self._lineage.source_rows(uids), fates, details)
@@ -397,10 +426,20 @@ def _check_selection(plan: MixturePlan, stats: list, config: MixtureConfig, orig
             f"({', '.join(f'{key_label(*split_key(n))} {sp.quota_units:,.2f} {config.unit}' for n, sp in shares)}"
             "); raise the total")
     check_human_tokens(config, human(Figure.SELECTED_TOKENS))
+    check_selected_synthetic(config, plan, _selected_units(figures, plan))
     if carry_forward is not None:
         check_carry_forward(carry_forward, human(Figure.SELECTED_DOCUMENT_TOKENS),
                             human(Figure.CARRIED_SELECTED, carry_forward.run_id))
     return plan
+
+
+def _selected_units(figures: RunStats, plan: MixturePlan) -> dict[str, int]:
+    """Units selected per planner key: per source, or per source and script where the plan has scripts."""
+    if any(split_key(n)[1] for n in plan.sources):
+        by_script = figures.by_detail(Figure.SCRIPT_SELECTED_UNITS)
+        return {n: by_script.get(split_key(n)[1], {}).get(split_key(n)[0], 0) if split_key(n)[1]
+                else figures.by_source(Figure.SELECTED_UNITS).get(n, 0) for n in plan.sources}
+    return figures.by_source(Figure.SELECTED_UNITS)
 
 
 class MixSources(beam.PTransform):

@@ -17,6 +17,10 @@ from hybridmix.schemas.errors import GuardViolation, InfeasibleMixtureError
 
 PRIORITY_BITS = 12
 BUCKETS = 1 << PRIORITY_BITS
+# Per planner key, the largest documents (in tokens), which the plan decides one by one: the last
+# partial pass takes documents in priority order up to the quota, and one long document there (a
+# book among paragraphs) would otherwise stop it far short of the quota, or far past it.
+LARGE_DOCUMENTS = 64
 # Float slack when comparing planned units with what a source can give.
 _EPS = 1e-9
 
@@ -30,6 +34,8 @@ class SourceTally:
     max_generation: int = 0
     # Units (tokens or documents) per selection-priority bucket.
     bucket_units: np.ndarray = field(default_factory=lambda: np.zeros(BUCKETS, np.int64))
+    # (units, priority, uid) of the largest documents (`largest`); empty when the unit is documents.
+    large: tuple[tuple[int, int, int], ...] = ()
 
     def merge(self, other: SourceTally) -> SourceTally:
         return SourceTally(
@@ -37,10 +43,21 @@ class SourceTally:
             tokens=self.tokens + other.tokens,
             max_generation=max(self.max_generation, other.max_generation),
             bucket_units=self.bucket_units + other.bucket_units,
+            large=largest(self.large + other.large),
         )
 
     def units(self, unit: str) -> int:
         return self.tokens if unit == "tokens" else self.documents
+
+
+def largest(docs) -> tuple[tuple[int, int, int], ...]:
+    """The LARGE_DOCUMENTS largest of (units, priority, uid), largest first; ties by priority, then uid,
+    so the result is the same however the documents were split over workers."""
+    return tuple(sorted(docs, key=lambda d: (-d[0], d[1], d[2]))[:LARGE_DOCUMENTS])
+
+
+def bucket_of(priority: int) -> int:
+    return priority >> (64 - PRIORITY_BITS)
 
 
 # With script targets (`mixture.scripts`), the planner's unit is a source's documents in one
@@ -93,8 +110,12 @@ class SourcePlan:
     quota_units: float
     full_repeats: int
     remainder_units: float  # taken from one more pass, in priority order
-    boundary_bucket: int  # -1: no partial pass
+    boundary_bucket: int  # -1: no partial pass; BUCKETS: every document but the large ones
     boundary_need: float  # units to take inside the boundary bucket
+    # The large documents (SourceTally.large) the partial pass decided one by one: uid -> (taken, what
+    # was left of the remainder when its turn came). Every other document is decided by its bucket.
+    large: dict[int, tuple[bool, float]] = field(default_factory=dict)
+    largest_units: int = 0  # of its largest document: how far one document can move what is selected
 
     @property
     def source(self) -> str:
@@ -124,6 +145,19 @@ class MixturePlan:
         if plan.boundary_bucket >= 0:
             copies[bucket < plan.boundary_bucket] += 1
         return copies
+
+    def large_copies(self, source: str, uids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(which of `uids` the plan decided one by one, their copies)."""
+        plan = self.sources.get(source)
+        if plan is None or not plan.large:
+            return np.zeros(len(uids), bool), np.zeros(len(uids), np.int32)
+        decided = np.fromiter(plan.large, np.int64, len(plan.large))
+        taken = np.array([plan.large[u][0] for u in decided.tolist()], bool)
+        order = np.argsort(decided)
+        at = np.minimum(np.searchsorted(decided[order], uids), len(decided) - 1)
+        found = decided[order][at] == uids
+        copies = np.where(found & taken[order][at], plan.full_repeats + 1, plan.full_repeats).astype(np.int32)
+        return found, np.where(found, copies, 0).astype(np.int32)
 
 
 def source_shares(config: MixtureConfig, source_origins: dict[str, str],
@@ -222,14 +256,12 @@ def plan_mixture(
         remainder = quota - repeats * available
         if remainder <= _EPS * max(1.0, quota):
             remainder = 0.0
-        bucket, need = -1, 0.0
+        bucket, need, large = -1, 0.0, {}
         if remainder > 0:
-            cum = np.cumsum(tallies[n].bucket_units)
-            bucket = int(np.searchsorted(cum, remainder - _EPS, side="left"))
-            bucket = min(bucket, BUCKETS - 1)
-            need = remainder - (float(cum[bucket - 1]) if bucket > 0 else 0.0)
+            bucket, need, large = partial_pass(tallies[n], remainder)
+        largest_units = tallies[n].large[0][0] if tallies[n].large else 1
         plans[n] = SourcePlan(n, source_origins[n], tallies[n].documents, tallies[n].tokens, available,
-                              share, quota, repeats, remainder, bucket, need)
+                              share, quota, repeats, remainder, bucket, need, large, largest_units)
 
     plan = MixturePlan(
         unit=unit,
@@ -242,6 +274,47 @@ def plan_mixture(
     )
     check_guards(config, plan, tallies)
     return plan
+
+
+def partial_pass(tally: SourceTally, remainder: float) -> tuple[int, float, dict[int, tuple[bool, float]]]:
+    """(boundary bucket, units needed inside it, the large documents' decisions) of the last pass.
+
+    The pass takes documents in priority order, a bucket at a time, until `remainder` units. A large
+    document (`tally.large`) is decided before the rest of its bucket, on its own: taken when it fits
+    what is left, or when taking it overshoots by less than the rest of the source would fall short
+    without it; else skipped, and documents of lower priority fill the quota in its place. The
+    other documents of the boundary bucket are resolved in exact priority order (`resolve_boundary`).
+    Without large documents the boundary is the first bucket whose cumulative units reach the
+    remainder, and BUCKETS when every bucket is taken whole.
+    """
+    small = tally.bucket_units.astype(np.float64)
+    by_bucket: dict[int, list[tuple[int, int, int]]] = {}
+    if tally.large:
+        small = small.copy()
+        for doc in sorted(tally.large, key=lambda d: (d[1], d[2])):
+            small[bucket_of(doc[1])] -= doc[0]
+            by_bucket.setdefault(bucket_of(doc[1]), []).append(doc)
+    after = np.concatenate([np.cumsum(small[::-1])[::-1], [0.0]])  # the small documents' units from bucket b on
+    cum = 0.0  # units taken
+    start = 0  # the first bucket whose small documents are not counted in cum
+    decided: dict[int, tuple[bool, float]] = {}
+    for b in sorted(by_bucket):
+        reach = cum + after[start] - after[b]
+        if reach >= remainder - _EPS:
+            break  # the boundary is a bucket of small documents before b
+        cum, start = reach, b
+        for units, _, uid in by_bucket[b]:
+            left = remainder - cum
+            take = units <= left + _EPS or units - left < max(0.0, left - after[b])
+            decided[uid] = (bool(take), float(left))
+            cum += units if take else 0
+            if cum >= remainder - _EPS:
+                return b, 0.0, decided  # the rest of bucket b and after is not taken
+    running = cum + np.cumsum(small[start:])
+    at = int(np.searchsorted(running, remainder - _EPS, side="left"))
+    if at >= len(running):
+        return BUCKETS, 0.0, decided
+    return start + at, remainder - (float(running[at - 1]) if at > 0 else cum), decided
 
 
 def check_guards(config: MixtureConfig, plan: MixturePlan, tallies: dict[str, SourceTally]) -> None:
@@ -265,6 +338,30 @@ def check_guards(config: MixtureConfig, plan: MixturePlan, tallies: dict[str, So
             raise GuardViolation(
                 f"guards.min_human_tokens: the mixture would hold {human:,.0f} human tokens, "
                 f"the minimum is {guards.min_human_tokens:,}")
+
+
+def check_selected_synthetic(config: MixtureConfig, plan: MixturePlan, selected: dict[str, int]) -> None:
+    """The max_synthetic_fraction guard on what was selected (`selected`: units per planner key).
+
+    The plan meets it, but a source can fall short of its quota where its documents are too long
+    to fit it (a book among paragraphs), which raises the synthetic fraction: more than one
+    synthetic document over the limit is a violation.
+    """
+    limit = config.guards.max_synthetic_fraction
+    total = sum(selected.values())
+    if limit is None or total == 0:
+        return
+    synthetic = sum(v for n, v in selected.items() if n in plan.sources and plan.sources[n].origin == "synthetic")
+    one = max((sp.largest_units for sp in plan.sources.values() if sp.origin == "synthetic"), default=0)
+    if synthetic - limit * total <= one + _EPS:
+        return
+    short = [f"{key_label(n)} {selected.get(n, 0):,} of {sp.quota_units:,.0f}" for n, sp in sorted(plan.sources.items())
+             if selected.get(n, 0) < 0.99 * sp.quota_units]
+    raise GuardViolation(
+        f"guards.max_synthetic_fraction: the selection holds {synthetic:,} synthetic {plan.unit} of {total:,} "
+        f"({synthetic / total:.2%}), over the limit {limit:g} by more than one document"
+        + (f"; sources short of their quotas ({plan.unit} selected of quota): {', '.join(short)}, as the documents "
+           "left could not fill them (see `hybridmix explain` of their largest ones)" if short else ""))
 
 
 def check_human_tokens(config: MixtureConfig, human_tokens: int) -> None:

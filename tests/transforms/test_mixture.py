@@ -4,11 +4,12 @@ import uuid
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from hybridmix.schemas.config import MixtureConfig
 from hybridmix.transforms import columns
-from hybridmix.transforms.mixture import MixSources
+from hybridmix.transforms.mixture import MixSources, selection_priority
 from tests.conftest import local_pipeline
 
 ORIGINS = {"h": "human", "s": "synthetic"}
@@ -66,6 +67,36 @@ def test_selection_meets_quota_within_one_document(total, tmp_path):
         assert by_source["h"] == human_all
     assert abs(by_source["h"] - 0.7 * (total or total_units)) <= biggest
     assert abs(by_source["s"] - 0.3 * (total or total_units)) <= biggest
+
+
+def test_long_documents_do_not_leave_a_quota_far_from_full(tmp_path):
+    """Three human "books" of 20,000 tokens among documents of at most 400, and a quota that the
+    first book reaches when 1,000 tokens are left: it is left out and shorter documents fill the rest."""
+    table, _ = info_batches()
+    books = table.slice(0, 3).to_pylist()
+    for k, row in enumerate(books):
+        row.update(uid=table.num_rows + k, doc_id=f"h-book-{k}", tokens=20_000, content_hash=f"book{k:028d}")
+    table = pa.concat_tables([table, pa.Table.from_pylist(books, schema=columns.INFO)]).combine_chunks()
+    batches = [table.slice(i, 97).to_batches()[0] for i in range(0, table.num_rows, 97)]
+    human = table.filter(pc.equal(table.column("source"), "h"))
+    order = np.argsort(selection_priority(human.column("doc_id"), 0))
+    ids = np.asarray(human.column("doc_id").to_pylist())[order]
+    before = int(human.column("tokens").to_numpy()[order][:int(np.argmax(np.char.startswith(ids, "h-book")))].sum())
+    quota = before + 1_000
+    config = MixtureConfig(targets={"human": 0.7, "synthetic": 0.3}, total_tokens=round(quota / 0.7))
+    p = local_pipeline()
+    out = p | beam.Create(batches) | MixSources(config, ORIGINS, 0)
+    path = str(tmp_path / "selected.json")
+    _ = (out.selected
+         | beam.FlatMap(lambda b: zip(b.column("doc_id").to_pylist(), b.column("copies").to_pylist()))
+         | beam.combiners.ToList() | beam.Map(_dump, path))
+    p.run().wait_until_finish()
+    with open(path) as fh:
+        selected = dict(json.load(fh))
+    tokens = dict(zip(table.column("doc_id").to_pylist(), table.column("tokens").to_pylist()))
+    got = sum(tokens[d] * c for d, c in selected.items() if d.startswith("h"))
+    assert abs(got - round(quota / 0.7) * 0.7) <= 400
+    assert not any(d.startswith("h-book") for d in selected)
 
 
 def test_upsampling_gives_whole_repeats(tmp_path):

@@ -8,8 +8,11 @@ from hybridmix.schemas.config import MixtureConfig
 from hybridmix.schemas.errors import GuardViolation, InfeasibleMixtureError
 from hybridmix.transforms.mixture_core import (
     BUCKETS,
+    LARGE_DOCUMENTS,
     SourceTally,
     flag_penalized,
+    largest,
+    partial_pass,
     plan_keys,
     plan_mixture,
     resolve_boundary,
@@ -50,6 +53,48 @@ def test_boundary_bucket_is_found_from_the_histogram():
     assert s.full_repeats == 0
     assert s.boundary_bucket == 9
     assert s.boundary_need == pytest.approx(100)
+
+
+def _at(bucket: int, offset: int = 0) -> int:
+    """A priority inside `bucket`."""
+    return (bucket << 52) + offset
+
+
+def test_a_long_document_at_the_boundary_is_left_out_and_later_ones_fill_the_quota():
+    # 100 units in each of buckets 0-9, and a 5,000-unit book in bucket 3; the quota is 600 units.
+    book = (5000, _at(3, 7), 42)
+    hist = {b: 100 for b in range(10)}
+    hist[3] += 5000
+    s = tally(hist)
+    s.large = (book,)
+    bucket, need, large = partial_pass(s, 600)
+    assert large == {42: (False, 300.0)}  # 300 were left when its turn came
+    assert (bucket, need) == (5, 100.0)  # buckets 0-4 whole, then 100 more inside bucket 5
+    # Decided before the rest of its bucket, a book that fits is taken, and the boundary moves on.
+    assert partial_pass(s, 5_500) == (4, 100.0, {42: (True, 5_200.0)})
+
+
+def test_a_long_document_is_taken_when_nothing_after_it_could_fill_the_quota():
+    # 100 units in buckets 0 and 1, a 300-unit document in bucket 1; the quota is 390: taking it
+    # overshoots by 10, leaving it out falls 90 short.
+    s = tally({0: 100, 1: 400})
+    s.large = ((300, _at(1), 7),)
+    assert partial_pass(s, 390) == (1, 0.0, {7: (True, 290.0)})
+    # Without large documents, the boundary is the bucket where the cumulative units reach the need.
+    assert partial_pass(tally({0: 100, 1: 400}), 390) == (1, 290.0, {})
+
+
+def test_the_largest_documents_are_the_same_however_workers_split_them():
+    rng = np.random.default_rng(3)
+    docs = [(int(u), int(p), i) for i, (u, p) in enumerate(zip(rng.integers(1, 50, 500), rng.integers(0, 2**63, 500)))]
+    whole = largest(docs)
+    assert len(whole) == LARGE_DOCUMENTS and [d[0] for d in whole] == sorted((d[0] for d in docs), reverse=True)[:64]
+    for parts in (2, 7, 50):
+        split = [SourceTally(large=largest(docs[i::parts])) for i in range(parts)]
+        merged = split[0]
+        for other in reversed(split[1:]):
+            merged = merged.merge(other)
+        assert merged.large == whole
 
 
 def test_fixed_total_with_upsampling():
