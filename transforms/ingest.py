@@ -179,7 +179,7 @@ def _json_default(value: Any) -> Any:
         try:
             return value.decode("utf-8")
         except UnicodeDecodeError:
-            return value.hex()  # nested binary is not checked as UTF-8 (a top-level column is)
+            return value.hex()  # binary is not text: a digest or an image's bytes
     return str(value)  # dates, times, decimals: as Python writes them
 
 
@@ -296,8 +296,9 @@ def build_documents(
             if parsed is not None:
                 continue  # JSON Lines: every line was checked as UTF-8 when parsed
             values = batch.column(column)
-            bad = (_decoded(values)[1] if _is_stringlike(values.type) or _is_binarylike(values.type)
-                   else _undecodable_rows(values))
+            if _is_binarylike(values.type):
+                continue  # bytes, not text: `meta` holds them as UTF-8 text, or hex where they are not UTF-8
+            bad = _decoded(values)[1] if _is_stringlike(values.type) else _undecodable_rows(values)
         else:
             strings[role], bad = _string_column(batch, column)
         reject(bad, RejectReason.INVALID_UTF8, f"column {column!r} is not valid UTF-8")

@@ -306,7 +306,9 @@ def test_kept_columns_become_strict_json(tmp_path, capsys):
     tags[5] = [b"ok", b"b\xff"]
     table = pa.table({
         "id": [r["id"] for r in HUMAN], "text": [r["text"] for r in HUMAN], "score": scores,
-        "raw": pa.array([f"r{i}".encode() for i in range(len(HUMAN))], pa.binary()),
+        # A binary column is bytes, not text: a digest that is not UTF-8 goes into meta as hex.
+        "raw": pa.array([b"\xd5\x6b\x5c\xff" if i == 3 else f"r{i}".encode() for i in range(len(HUMAN))],
+                        pa.binary()),
         "tags": pa.array(tags, pa.list_(pa.binary())).cast(pa.list_(pa.binary())).view(pa.list_(pa.string())),
     })
     pq.write_table(table, tmp_path / "in" / "human" / "a.parquet")
@@ -317,6 +319,7 @@ def test_kept_columns_become_strict_json(tmp_path, capsys):
     meta = {r["doc_id"]: _strict_json(r["meta"]) for r in _data(out).to_pylist() if r["origin"] == "human"}
     assert len(meta) == len(HUMAN) - 1
     assert meta["h00"] == {"score": None, "raw": "r0", "tags": ["t0"]}
+    assert meta["h03"]["raw"] == "d56b5cff"
     assert meta["h01"]["score"] is None and meta["h02"]["score"] is None
     assert meta["h04"] == {"score": 2.0, "raw": "r4", "tags": ["t4"]}
 
