@@ -98,6 +98,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if table.num_rows < 10:
         raise DataError(f"{table.num_rows} labelled rows; a scorer needs more")
     label = table.column(args.label_column).combine_chunks()
+    if not (pa.types.is_boolean(label.type) or pa.types.is_integer(label.type) or pa.types.is_floating(label.type)):
+        raise DataError(f"--label-column {args.label_column}: type {label.type}; labels are booleans or numbers "
+                        "(0/1, or a preference within --label-range)")
     values = label.cast(pa.float64()).to_numpy(zero_copy_only=False)
     target = (values - low) / (high - low)
     if (target < -1e-9).any() or (target > 1 + 1e-9).any():

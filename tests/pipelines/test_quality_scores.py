@@ -114,6 +114,9 @@ def test_train_scorer_weighs_one_model_per_judge_and_says_what_is_wrong(tmp_path
     assert "judge has no value c (values present: a, b)" in capsys.readouterr().err
     assert main([*common, "--stratum-column", "judge", "--stratum-weight", "a=-1"]) == 2
     assert "weight above 0" in capsys.readouterr().err
+    # Labels written as words ("True", "False") are a data error that says so, not an internal one.
+    assert main([*common[:2], "--label-column", "judge", *common[4:]]) == 3
+    assert "--label-column judge: type string; labels are booleans or numbers" in capsys.readouterr().err
     assert not (tmp_path / "scorer.npz").exists()
 
     assert main([*common, "--group-column", "generator", "--stratum-column", "judge",
