@@ -103,6 +103,9 @@ def _string_column(batch: pa.RecordBatch, column: str | None) -> tuple[pa.Array 
     values = batch.column(column)
     if _is_stringlike(values.type) or _is_binarylike(values.type):
         return _decoded(values)
+    if pa.types.is_floating(values.type):
+        # NaN is how pandas writes a missing value in a float column: null, not the id "nan".
+        values = pc.if_else(pc.is_nan(values), pa.nulls(len(values), values.type), values)
     try:
         return values.cast(pa.string()), np.zeros(batch.num_rows, bool)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -304,8 +307,9 @@ def build_documents(
         reject(bad, RejectReason.INVALID_UTF8, f"column {column!r} is not valid UTF-8")
     ids = strings.get("id")
     if ids is not None:
-        reject(pc.fill_null(pc.equal(pc.utf8_length(ids), 0), True).to_numpy(zero_copy_only=False),
-               RejectReason.NULL_ID, f"id column {corpus.id_column!r} is null or empty")
+        reject(pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(ids)), 0), True)
+               .to_numpy(zero_copy_only=False),
+               RejectReason.NULL_ID, f"id column {corpus.id_column!r} is null, empty or only whitespace")
         reject(pc.fill_null(pc.match_substring_regex(ids, REPEAT_ID_SUFFIX), False).to_numpy(zero_copy_only=False),
                RejectReason.RESERVED_ID, "ids ending in '#r<number>' are reserved for upsampled copies")
 

@@ -89,6 +89,23 @@ def test_binary_text_decodes_or_rejects_invalid_utf8(tmp_path):
     assert built.rejects.column("reason").to_pylist() == [RejectReason.INVALID_UTF8]
 
 
+def test_missing_and_blank_ids_are_null_ids(tmp_path):
+    # pandas writes a missing value of a float column as NaN: a null id, not the id "nan".
+    schema = pa.schema([("id", pa.float64()), ("text", pa.string())])
+    rows = [{"id": 1.0, "text": "one"}, {"id": float("nan"), "text": "two"}, {"id": None, "text": "three"},
+            {"id": float("nan"), "text": "four"}]
+    config, plan = _corpus(tmp_path, rows, schema=schema)
+    built = _build(config, plan)
+    assert built.docs.column("doc_id").to_pylist() == ["1"]
+    assert built.rejects.column("reason").to_pylist() == [RejectReason.NULL_ID] * 3
+    blank = [{"id": i, "text": t} for i, t in (("a", "kept"), (" ", "blank"), ("\t\u3000", "blank too"), ("", "empty"))]
+    config, plan = _corpus(tmp_path / "blank", blank)
+    built = _build(config, plan)
+    assert built.docs.column("doc_id").to_pylist() == ["a"]
+    assert built.rejects.column("reason").to_pylist() == [RejectReason.NULL_ID] * 3
+    assert "is null, empty or only whitespace" in built.rejects.column("detail")[0].as_py()
+
+
 def test_provenance_mapping_defaults_and_meta(tmp_path):
     rows = [{"id": "a", "text": "x y z", "lic": None, "gen": 2, "m": "gpt", "p": "seed-1", "extra": 7},
             {"id": "b", "text": "u v w", "lic": "MIT", "gen": None, "m": None, "p": None, "extra": 8}]
