@@ -81,11 +81,14 @@ def summary(manifest: dict[str, Any]) -> str:
         lines.append("")
         lines.append("by script (of the whole mixture; targets from mixture.scripts)")
         lines.append(text_table(["origin", "script", "target", "achieved", mix["unit"], "rows"], script_rows))
-    quarantined = [i for i in manifest.get("inputs", []) if i.get("status") == "quarantined"]
+    quarantined = [i for i in manifest.get("inputs", []) if i.get("status") in ("quarantined", "partly_quarantined")]
     if quarantined:
         lines.append("")
-        lines.append(f"quarantined input files: {len(quarantined)} (their rows are in rejects/)")
-        lines.extend(f"  {safe_text(i['path'], 200)}: {safe_text(i.get('problem'), 200)}" for i in quarantined)
+        partly = sum(1 for i in quarantined if i["status"] == "partly_quarantined")
+        in_part = f", and {partly} in part" if partly else ""
+        lines.append(f"quarantined input files: {len(quarantined) - partly}{in_part} (their rows are in rejects/)")
+        lines.extend(f"  {safe_text(i['path'], 200)}: {safe_text(_unprefixed(i.get('problem'), i['path']), 200)}"
+                     for i in quarantined)
     dedup = manifest.get("dedup", {})
     cross = dedup.get("cross_origin", {})
     stats = dedup.get("stats", {})
@@ -267,3 +270,8 @@ def scores_table(manifest: dict[str, Any]) -> str:
     scorer = (manifest.get("quality") or {}).get("scorer") or {}
     title = f"quality scores ({safe_text(scorer.get('file'), 80)}; histograms in the manifest)"
     return title + "\n" + text_table(["source", "documents", "count", "mean", "p25", "p50", "p75", "flagged"], rows)
+
+
+def _unprefixed(problem: str | None, path: str) -> str | None:
+    """A problem without the path its line already starts with."""
+    return problem[len(path) + 2:] if problem and problem.startswith(f"{path}: ") else problem

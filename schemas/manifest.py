@@ -64,7 +64,7 @@ class InputFile(_M):
     size_bytes: int | None
     rows: int | None
     sha256: str | None
-    status: str = "ok"  # ok | quarantined
+    status: str = "ok"  # ok | quarantined | partly_quarantined (row groups that cannot be read)
     problem: str | None = None
     format: str = "parquet"  # parquet | jsonl | jsonl.gz | jsonl.zst | hybridmix
     carried: CarriedInput | None = None  # format hybridmix only

@@ -43,6 +43,9 @@ class Figure(StrEnum):
     SCRIPT_SELECTED_UNITS = "script_selected_units"
     # Per source, with a detail: rejected rows by reason; documents failing a filter by its label.
     REJECTED_BY_REASON = "rejected_by_reason"
+    # Per source, detail: an input file's path as the manifest lists it: rows of its row groups that
+    # could not be read and were quarantined (the file itself was read).
+    UNREADABLE_ROWS = "unreadable_rows"
     FILTER_DROPS = "filter_drops"
     FILTER_FLAGS = "filter_flags"
     # Per run: near-dedup work and clusters; documents in near clusters by cluster size bucket.

@@ -528,6 +528,7 @@ class _ReadRowGroupFn(parallel.AheadDoFn):
             log.warning("quarantined %s", detail)
             progress.add(progress.READ, end - row)
             yield emit(Figure.READ, end - row, corpus.name)
+            yield emit(Figure.UNREADABLE_ROWS, end - row, corpus.name, file.display)
             for rejects in reject_rows(corpus.name, file.display, row, end, RejectReason.UNREADABLE_ROW_GROUP.value,
                                        detail, spec.run_id):
                 yield from emit_rejects(rejects)

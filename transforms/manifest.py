@@ -251,6 +251,21 @@ def _dedup_report(dedup_params: dict[str, Any], stats: RunStats, parent_copies: 
     }
 
 
+def _partly_quarantined(inputs: list[dict[str, Any]], stats: RunStats) -> list[dict[str, Any]]:
+    """Inputs as planned, and those whose row groups could not all be read marked so."""
+    unreadable = {path: sum(per.values()) for path, per in stats.by_detail(Figure.UNREADABLE_ROWS).items()}
+    out = []
+    for item in inputs:
+        lost = unreadable.get(item["path"])
+        if lost and item.get("status", "ok") == "ok":
+            of = f" of its {item['rows']:,}" if item.get("rows") is not None else ""
+            item = {**item, "status": "partly_quarantined",
+                    "problem": f"{lost:,}{of} rows are in row groups that cannot be read (rejects/, "
+                               "ingest_unreadable_row_group)"}
+        out.append(item)
+    return out
+
+
 def _carried_report(config: PipelineConfig, stats: RunStats, inputs: list[dict[str, Any]],
                     carry_forward: CarryForward | None) -> dict[str, Any] | None:
     """What the mix carried from earlier outputs and what is new, per origin; the carry-forward guard's figures.
@@ -353,7 +368,7 @@ def build_manifest(
         versions=versions,
         config=config.model_dump(mode="json"),
         base_dir=base_dir,
-        inputs=[InputFile(**i) for i in sorted(inputs, key=lambda i: i["path"])],
+        inputs=[InputFile(**i) for i in sorted(_partly_quarantined(inputs, stats), key=lambda i: i["path"])],
         counts=counts,
         totals=totals,
         mixture=mixture_report(plan, config, stats),

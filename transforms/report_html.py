@@ -165,8 +165,10 @@ def _summary(manifest: dict[str, Any]) -> str:
          f"{_n(cross.get('synthetic_documents', 0))} synthetic document(s) in them"),
     ]
     quarantined = [i for i in manifest.get("inputs", []) if i.get("status") == "quarantined"]
-    if totals["rejected"] or quarantined:
-        items.append(("rows rejected", _n(totals["rejected"]), f"{len(quarantined)} file(s) quarantined"))
+    partly = sum(1 for i in manifest.get("inputs", []) if i.get("status") == "partly_quarantined")
+    if totals["rejected"] or quarantined or partly:
+        items.append(("rows rejected", _n(totals["rejected"]), f"{len(quarantined)} file(s) quarantined"
+                      + (f", {partly} in part" if partly else "")))
     balanced = all(c["read"] == sum(c[f] for f in _FATES) for c in manifest["counts"].values())
     check = ('<p class="ok">Every input row is accounted for: read = rejected + filtered + duplicates + '
              'not selected + selected, for every source.</p>' if balanced else

@@ -216,6 +216,12 @@ def test_corrupt_row_group(tmp_path, capsys, mode):
     bad = [r["source_row"] for r in _rejects(out).to_pylist() if r["reason"] == "ingest_unreadable_row_group"]
     assert sorted(bad) == list(range(20, 40))
     assert manifest["counts"]["wiki"]["read"] == len(HUMAN) + 60
+    entry = [i for i in manifest["inputs"] if i["path"].endswith("z.parquet")][0]
+    assert entry["status"] == "partly_quarantined"
+    assert entry["problem"] == "20 of its 60 rows are in row groups that cannot be read (rejects/, " \
+        "ingest_unreadable_row_group)"
+    assert main(["inspect", str(out)]) == 0
+    assert "quarantined input files: 0, and 1 in part" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("quality", ["defaults", "off"])
