@@ -376,7 +376,9 @@ def plan_inputs(config: IngestConfig, base_dir: str, jsonl_chunk_bytes: int = js
                 # such a file cannot be quarantined with its rows counted, so it always fails.
                 if config.on_bad_file == "fail" or corpus.carried:
                     raise described.error()
-                log.warning("quarantined %s: %s", described.display, described.detail)
+                detail = described.detail
+                log.warning("quarantined %s", detail if detail.startswith(f"{described.display}: ")
+                            else f"{described.display}: {detail}")
                 bad.append(described)
             else:
                 files.append(described)
