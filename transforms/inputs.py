@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
@@ -332,7 +333,10 @@ def match_files(pattern: str, base_dir: str, key: str, name: str) -> list[tuple[
         stat = os.stat(resolved)
         return [(resolved, stat.st_size, stat.st_mtime)]
     try:
-        results = FileSystems.match([resolved])[0].metadata_list
+        with warnings.catch_warnings():
+            # fnmatch turns `[[]` (a literal `[`) into a regex Python warns about; the match is right.
+            warnings.simplefilter("ignore", FutureWarning)
+            results = FileSystems.match([resolved])[0].metadata_list
     except Exception as exc:  # noqa: BLE001 - filesystems raise their own types
         raise DataError(f"{key} ({name}): cannot list {pattern!r}: {exc}") from None
     found = sorted((m.path, m.size_in_bytes, m.last_updated_in_seconds)
@@ -341,7 +345,9 @@ def match_files(pattern: str, base_dir: str, key: str, name: str) -> list[tuple[
     # them, so an unreadable file is reported instead of silently missing.
     found += [(path, -1, 0.0) for path in _unstattable_local(resolved)]
     if not found:
-        raise DataError(f"{key} ({name}): no file matches {pattern!r} (resolved to {resolved})")
+        hint = ("; in a glob, [...] matches one of the characters inside: write [[] for a literal ["
+                if "[" in pattern else "")
+        raise DataError(f"{key} ({name}): no file matches {pattern!r} (resolved to {resolved}){hint}")
     return found
 
 

@@ -169,6 +169,15 @@ def test_glob_matching_nothing_is_an_error(tmp_path):
         plan_inputs(config.ingest, str(tmp_path))
 
 
+def test_a_folder_named_with_brackets_is_matched_with_an_escaped_bracket(tmp_path, recwarn):
+    write_parquet(tmp_path / "data [2024]" / "a.parquet", [{"id": "a", "text": "x"}])
+    with pytest.raises(DataError, match=r"write \[\[\] for a literal \["):
+        _corpus(tmp_path, [{"id": "b", "text": "y"}], paths=["data [2024]/*.parquet"])
+    _, plan = _corpus(tmp_path, [{"id": "b", "text": "y"}], paths=["data [[]2024]/*.parquet"])
+    assert [f.display for f in plan.files][:1] == ["data [2024]/a.parquet"]
+    assert not [w for w in recwarn if issubclass(w.category, FutureWarning)]
+
+
 def test_read_corpora_splits_rows_and_counts_them(tmp_path):
     rows = [{"id": f"h{i}", "text": words(i, 12) if i % 4 else None} for i in range(40)]
     write_parquet(tmp_path / "human" / "a.parquet", rows, row_group_size=7)
