@@ -113,6 +113,11 @@ def check_output(out: str, config: PipelineConfig, base_dir: str, input_paths: l
     if not entries:
         return Existing.NOTHING
     foreign = [e for e in entries if e not in OUTPUT_ENTRIES]
+    if foreign and finished_run_id(out) is not None:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise OutputError(
+            f"{out} is a finished hybridmix output that also holds files it did not write ({shown}); hybridmix "
+            "never deletes what it did not write: move them, or choose another folder")
     if foreign or finished_run_id(out) is None:
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "") if foreign else ", ".join(entries[:5])
         raise OutputError(

@@ -110,6 +110,18 @@ def test_force_keeps_files_put_inside_a_finished_output(tmp_path, where):
     assert _complete(out) == "second"
 
 
+def test_a_file_put_beside_a_finished_outputs_folders_is_named_and_kept(tmp_path):
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    out = tmp_path / "out"
+    assert main(["run", config, "--output", str(out)]) == 0
+    before = _complete(out)
+    (out / "my_notes.txt").write_text("mine")
+    result = _cli("run", config, "--output", out, "--force", "--run-id", "second")
+    _one_error_line(result, 2, "is a finished hybridmix output that also holds files it did not write (my_notes.txt)")
+    assert (out / "my_notes.txt").read_text() == "mine" and _complete(out) == before
+
+
 @pytest.mark.parametrize("if_exists", ["fail", "skip"])
 def test_force_and_another_if_exists_is_a_usage_error(tmp_path, if_exists):
     _corpus(tmp_path)
