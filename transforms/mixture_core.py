@@ -115,7 +115,10 @@ class SourcePlan:
     # The large documents (SourceTally.large) the partial pass decided one by one: uid -> (taken, what
     # was left of the remainder when its turn came). Every other document is decided by its bucket.
     large: dict[int, tuple[bool, float]] = field(default_factory=dict)
-    largest_units: int = 0  # of its largest document: how far one document can move what is selected
+    # How far the selection may land from the quota by rounding to whole documents: the largest of
+    # its documents that are not decided one by one (every document of a source with fewer than
+    # LARGE_DOCUMENTS is, and may move it by as much as its largest).
+    rounding_units: int = 0
 
     @property
     def source(self) -> str:
@@ -259,9 +262,10 @@ def plan_mixture(
         bucket, need, large = -1, 0.0, {}
         if remainder > 0:
             bucket, need, large = partial_pass(tallies[n], remainder)
-        largest_units = tallies[n].large[0][0] if tallies[n].large else 1
+        tracked = tallies[n].large
+        rounding = 1 if not tracked else tracked[-1][0] if len(tracked) == LARGE_DOCUMENTS else tracked[0][0]
         plans[n] = SourcePlan(n, source_origins[n], tallies[n].documents, tallies[n].tokens, available,
-                              share, quota, repeats, remainder, bucket, need, large, largest_units)
+                              share, quota, repeats, remainder, bucket, need, large, rounding)
 
     plan = MixturePlan(
         unit=unit,
@@ -344,15 +348,16 @@ def check_selected_synthetic(config: MixtureConfig, plan: MixturePlan, selected:
     """The max_synthetic_fraction guard on what was selected (`selected`: units per planner key).
 
     The plan meets it, but a source can fall short of its quota where its documents are too long
-    to fit it (a book among paragraphs), which raises the synthetic fraction: more than one
-    synthetic document over the limit is a violation.
+    to fit it (a book among paragraphs), which raises the synthetic fraction. Each source lands
+    within one document of its quota otherwise, so the limit is exceeded only by more than what
+    rounding to whole documents moves (`rounding_units`, the largest of any source).
     """
     limit = config.guards.max_synthetic_fraction
     total = sum(selected.values())
     if limit is None or total == 0:
         return
     synthetic = sum(v for n, v in selected.items() if n in plan.sources and plan.sources[n].origin == "synthetic")
-    one = max((sp.largest_units for sp in plan.sources.values() if sp.origin == "synthetic"), default=0)
+    one = max((sp.rounding_units for sp in plan.sources.values()), default=0)
     if synthetic - limit * total <= one + _EPS:
         return
     short = [f"{key_label(n)} {selected.get(n, 0):,} of {sp.quota_units:,.0f}" for n, sp in sorted(plan.sources.items())

@@ -10,8 +10,8 @@ from tests.builders import words, write_config, write_parquet
 
 
 def _config(tmp_path, **guards):
-    # 60 human paragraphs of 100 words and one "book" of 30,000; 60 synthetic answers of 100 words.
-    write_parquet(tmp_path / "human.parquet", [{"id": f"h{i:02d}", "text": words(i, 100)} for i in range(60)]
+    # 100 human paragraphs of 60 words and one "book" of 30,000; 60 synthetic answers of 100 words.
+    write_parquet(tmp_path / "human.parquet", [{"id": f"h{i:02d}", "text": words(i, 60)} for i in range(100)]
                   + [{"id": "book", "text": words(999, 30_000)}])
     write_parquet(tmp_path / "chat.parquet", [{"id": f"s{i:02d}", "text": words(500 + i, 100)} for i in range(60)])
     return write_config(tmp_path / "mix.yaml", {
@@ -28,7 +28,7 @@ def test_a_book_that_cannot_fit_is_left_out_and_explained(tmp_path, capsys):
     ids = set(pq.read_table(out / "data", columns=["doc_id"]).column("doc_id").to_pylist())
     # The synthetic side bounds the mix (30 %): the human quota is under half the book, and taking
     # it would overshoot by more than the paragraphs fall short, so every paragraph goes in without it.
-    assert ids == {f"h{i:02d}" for i in range(60)} | {f"s{i:02d}" for i in range(60)}
+    assert ids == {f"h{i:02d}" for i in range(100)} | {f"s{i:02d}" for i in range(60)}
     with open(out / "manifest.json", encoding="utf-8") as fh:
         mixture = json.load(fh)["mixture"]
     assert mixture["budget"] == "max"

@@ -10,6 +10,7 @@ from hybridmix.transforms.mixture_core import (
     BUCKETS,
     LARGE_DOCUMENTS,
     SourceTally,
+    check_selected_synthetic,
     flag_penalized,
     largest,
     partial_pass,
@@ -95,6 +96,20 @@ def test_the_largest_documents_are_the_same_however_workers_split_them():
         for other in reversed(split[1:]):
             merged = merged.merge(other)
         assert merged.large == whole
+
+
+def test_the_synthetic_guard_on_the_selection_allows_rounding_to_whole_documents():
+    config = mix(targets={"human": 0.5, "synthetic": 0.5}, total_tokens=10_000,
+                 guards={"max_synthetic_fraction": 0.5})
+    h, s = tally({0: 20_000}), tally({0: 20_000})
+    h.large = tuple((500, i, i) for i in range(LARGE_DOCUMENTS))  # no document over 500 tokens is not tracked
+    s.large = tuple((100, i, 100 + i) for i in range(LARGE_DOCUMENTS))
+    plan = plan_mixture(config, ORIGINS, {"h": h, "s": s})
+    assert plan.sources["h"].rounding_units == 500
+    check_selected_synthetic(config, plan, {"h": 4_800, "s": 5_000})  # human short by less than a document
+    with pytest.raises(GuardViolation, match=r"holds 5,000 synthetic tokens of 7,000 \(71.43%\), over the limit "
+                                             r"0.5 by more than one document; .*: h 2,000 of 5,000"):
+        check_selected_synthetic(config, plan, {"h": 2_000, "s": 5_000})
 
 
 def test_fixed_total_with_upsampling():
