@@ -68,6 +68,12 @@ def summary(manifest: dict[str, Any]) -> str:
         ])
     lines.append(f"mixture by {mix['unit']} (budget: {mix['budget']}, max_repeats {mix['max_repeats']})")
     lines.append(text_table(["origin", "target", "achieved", "error", mix["unit"], "rows"], origin_rows))
+    for name, s in mix["sources"].items() if mix["unit"] == "tokens" else ():
+        target = s.get("target_units") or 0
+        if target and s["selected_units"] < 0.99 * target and abs(s.get("fraction_error") or 0) >= 0.01:
+            lines.append(f"note: {name} filled {s['selected_units']:,} of its {target:,.0f}-token quota: "
+                         "its documents left over were too long to fit what remained (`hybridmix explain` of its "
+                         "largest ones says so); add shorter documents or lower its target")
     splits = split_rows((manifest.get("outputs") or {}).get("data") or [])
     if splits:
         lines.append("data/: " + ", ".join(f"{split} {rows:,} rows in {files} file(s)"
