@@ -2,7 +2,8 @@
 
 Pure functions. Selection order inside a source is a seeded hash of the doc id, bucketed
 into a fixed histogram; the plan finds each source's boundary bucket from the histogram
-alone, so no worker ever sorts or holds a whole source.
+alone, so no worker ever sorts or holds a whole source. Its longest documents travel with the
+histogram and are decided one by one (`partial_pass`).
 """
 
 from __future__ import annotations
