@@ -287,7 +287,7 @@ class RunProgress:
                     self._show(f"{_stamp(now - self._started)} prepare: planning the inputs, building the pipeline")
                 return
             states = self._states()
-            self._report_done(states[:-1])
+            self._report_done(states[:-1], now)
             text, since = self._current(states)
             if now - self._last_line >= self._every:
                 self._line(f"{text}, {duration(now - since)} so far", now)
@@ -302,9 +302,11 @@ class RunProgress:
             return f"read: 0 of {self._planned_rows:,} rows", self._pipeline_started
         return f"running on {self._runner} (workers in other processes: no counts here)", self._pipeline_started
 
-    def _report_done(self, states: list[StageState]) -> None:
+    def _report_done(self, states: list[StageState], now: float) -> None:
+        # Stamped when printed, so stamps never go back: a stage is known done only once the next
+        # one counts, which can be long after its own last count (the kernels compiling, say).
         for state in states[self._reported:]:
-            self._line(done_text(state), state.last)
+            self._line(done_text(state), now)
         self._reported = max(self._reported, len(states))
 
     def _finish(self, ok: bool) -> None:
@@ -317,11 +319,11 @@ class RunProgress:
             states = self._states()
             now = self._clock()
             if ok:
-                self._report_done(states)
+                self._report_done(states, now)
                 if not states:
                     self._line(f"{self._runner} finished the job in {duration(now - self._pipeline_started)}", now)
                 return
-            self._report_done(states[:-1])
+            self._report_done(states[:-1], now)
             log.info("stopped during %s, after %s", self._current(states)[0], duration(now - self._started))
 
     # -- the thread ---------------------------------------------------------------------------

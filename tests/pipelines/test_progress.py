@@ -2,6 +2,7 @@
 line on a terminal, --quiet, and Beam's own log kept out unless asked for."""
 
 import fcntl
+import io
 import json
 import os
 import pty
@@ -11,9 +12,11 @@ import struct
 import subprocess
 import sys
 import termios
+import time
+from types import SimpleNamespace
 
 from hybridmix.pipelines.cli import main
-from hybridmix.pipelines.progress import STAGES, stage_states
+from hybridmix.pipelines.progress import STAGES, RunProgress, stage_states
 from hybridmix.transforms import progress as counts
 from tests.builders import other_lines, progress_lines
 from tests.pipelines.test_cli import ROOT, _cli, _config, _corpus
@@ -171,3 +174,24 @@ def test_a_stage_is_handed_what_the_last_stage_before_it_passed_on():
     assert (mix.count, mix.total) == (0, 85)
     # Rows sorted into shards mark the stage; none written yet, of 0 + 8 + 5 + 3 output rows.
     assert (write.count, write.total, write.notes) == (0, 16, ("10 sorted into shards",))
+
+
+def test_stamps_never_go_back_when_the_next_stage_starts_late():
+    """A stage is known done only once the next one counts: its line is stamped then, after the
+    "so far" line printed while the next one had not started (the kernels compiling, say)."""
+    stream = io.StringIO()
+    shown = RunProgress(stream, live=False, runner="in-process", local=True, every_s=0.1)
+    counts.reset()
+    shown.running(SimpleNamespace(planned_rows=100, ledger_rows=0, bad_files=[], files=[None]))
+    counts.add(counts.READ, 100)
+    time.sleep(0.3)
+    shown._tick()  # read has stopped counting; nothing after it has started
+    time.sleep(0.2)
+    counts.add(counts.IDS, 100)
+    shown._tick()
+    lines = stream.getvalue().splitlines()
+    assert any("so far" in line for line in lines) and any(line.split("] ", 1)[1].startswith("read: 100 of 100 rows in")
+                                                         for line in lines), lines
+    stamps = [float(re.match(r"hybridmix \[\s*([\d.]+) s\]", line)[1]) for line in lines]
+    assert stamps == sorted(stamps), lines
+    counts.reset()
