@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from hybridmix.schemas.reasons import DuplicateKind, DuplicateLineage, Fate
 from hybridmix.schemas.records import LEDGER_SCHEMA
 from hybridmix.transforms.batches import zero_padded
+from hybridmix.transforms.mixture_core import LONG_FACTOR
 from hybridmix.transforms.text import stable_hash64
 
 LEDGER = "ledger"
@@ -147,13 +148,13 @@ def _six_decimals(priority: np.ndarray) -> pa.Array:
 
 def large_details(copies: np.ndarray, splits: list[str], priority: np.ndarray, units: np.ndarray,
                   decisions: list[tuple[bool, float]], key: str, unit: str, mode: str) -> list[str]:
-    """Why each of a planner key's largest documents, decided one by one in its last, partial pass
+    """Why each of a planner key's long documents, decided one by one in its last, partial pass
     (`mixture_core.partial_pass`), is or is not in it; `decisions`: (taken, units left then)."""
     out = []
     for c, split, p, u, (taken, left) in zip(copies.tolist(), splits, priority.tolist(), units.tolist(), decisions):
         copy = f"{c} cop{'y' if c == 1 else 'ies'} in {split}; " if c else ""
-        what = (f"priority {normalized(p):.6f}; one of the largest documents of {key} ({u:,} {unit}), decided on "
-                f"its own when {left:,.0f} {unit} of the last, partial pass were left: ")
+        what = (f"priority {normalized(p):.6f}; a long document of {key} ({u:,} {unit}, over {LONG_FACTOR}x its "
+                f"mean), decided on its own when {left:,.0f} {unit} of the last, partial pass were left: ")
         why = "taken" if taken else "left out (taking it would overshoot by more than leaving it out falls short)"
         out.append(f"{copy}{what}{why} ({mode} selection)")
     return out

@@ -18,10 +18,14 @@ from hybridmix.schemas.errors import GuardViolation, InfeasibleMixtureError
 
 PRIORITY_BITS = 12
 BUCKETS = 1 << PRIORITY_BITS
-# Per planner key, the largest documents (in tokens), which the plan decides one by one: the last
-# partial pass takes documents in priority order up to the quota, and one long document there (a
-# book among paragraphs) would otherwise stop it far short of the quota, or far past it.
+# Per planner key, the largest documents (in tokens) travel with the histogram, and the plan decides
+# the long ones one by one: the last partial pass takes documents in priority order up to the quota,
+# and one long document there (a book among paragraphs) would otherwise stop it far short of the
+# quota, or far past it.
 LARGE_DOCUMENTS = 64
+# Of those, the ones over this many times their source's mean length are decided so: the others
+# stay in the priority order, where the boundary costs at most half of an ordinary document.
+LONG_FACTOR = 4
 # Float slack when comparing planned units with what a source can give.
 _EPS = 1e-9
 
@@ -55,6 +59,14 @@ def largest(docs) -> tuple[tuple[int, int, int], ...]:
     """The LARGE_DOCUMENTS largest of (units, priority, uid), largest first; ties by priority, then uid,
     so the result is the same however the documents were split over workers."""
     return tuple(sorted(docs, key=lambda d: (-d[0], d[1], d[2]))[:LARGE_DOCUMENTS])
+
+
+def long_documents(tally: SourceTally) -> tuple[tuple[int, int, int], ...]:
+    """The documents of `tally.large` that the last pass decides one by one (LONG_FACTOR)."""
+    if not tally.large or not tally.documents:
+        return ()
+    limit = LONG_FACTOR * tally.tokens / tally.documents
+    return tuple(d for d in tally.large if d[0] > limit)
 
 
 def bucket_of(priority: int) -> int:
@@ -113,12 +125,11 @@ class SourcePlan:
     remainder_units: float  # taken from one more pass, in priority order
     boundary_bucket: int  # -1: no partial pass; BUCKETS: every document but the large ones
     boundary_need: float  # units to take inside the boundary bucket
-    # The large documents (SourceTally.large) the partial pass decided one by one: uid -> (taken, what
+    # The long documents (`long_documents`) the partial pass decided one by one: uid -> (taken, what
     # was left of the remainder when its turn came). Every other document is decided by its bucket.
     large: dict[int, tuple[bool, float]] = field(default_factory=dict)
-    # How far the selection may land from the quota by rounding to whole documents: the largest of
-    # its documents that are not decided one by one (every document of a source with fewer than
-    # LARGE_DOCUMENTS is, and may move it by as much as its largest).
+    # How far the selection may land from the quota by rounding to whole documents: its largest
+    # document that is not decided one by one.
     rounding_units: int = 0
 
     @property
@@ -263,8 +274,9 @@ def plan_mixture(
         bucket, need, large = -1, 0.0, {}
         if remainder > 0:
             bucket, need, large = partial_pass(tallies[n], remainder)
-        tracked = tallies[n].large
-        rounding = 1 if not tracked else tracked[-1][0] if len(tracked) == LARGE_DOCUMENTS else tracked[0][0]
+        tracked, long = tallies[n].large, long_documents(tallies[n])
+        ordinary = [d for d in tracked if d not in long]
+        rounding = ordinary[0][0] if ordinary else tracked[-1][0] if tracked else 1
         plans[n] = SourcePlan(n, source_origins[n], tallies[n].documents, tallies[n].tokens, available,
                               share, quota, repeats, remainder, bucket, need, large, rounding)
 
@@ -284,19 +296,20 @@ def plan_mixture(
 def partial_pass(tally: SourceTally, remainder: float) -> tuple[int, float, dict[int, tuple[bool, float]]]:
     """(boundary bucket, units needed inside it, the large documents' decisions) of the last pass.
 
-    The pass takes documents in priority order, a bucket at a time, until `remainder` units. A large
-    document (`tally.large`) is decided before the rest of its bucket, on its own: taken when it fits
+    The pass takes documents in priority order, a bucket at a time, until `remainder` units. A long
+    document (`long_documents`) is decided before the rest of its bucket, on its own: taken when it fits
     what is left, or when taking it overshoots by less than the rest of the source would fall short
     without it; else skipped, and documents of lower priority fill the quota in its place. The
     other documents of the boundary bucket are resolved in exact priority order (`resolve_boundary`).
-    Without large documents the boundary is the first bucket whose cumulative units reach the
+    Without long documents the boundary is the first bucket whose cumulative units reach the
     remainder, and BUCKETS when every bucket is taken whole.
     """
     small = tally.bucket_units.astype(np.float64)
     by_bucket: dict[int, list[tuple[int, int, int]]] = {}
-    if tally.large:
+    long = long_documents(tally)
+    if long:
         small = small.copy()
-        for doc in sorted(tally.large, key=lambda d: (d[1], d[2])):
+        for doc in sorted(long, key=lambda d: (d[1], d[2])):
             small[bucket_of(doc[1])] -= doc[0]
             by_bucket.setdefault(bucket_of(doc[1]), []).append(doc)
     after = np.concatenate([np.cumsum(small[::-1])[::-1], [0.0]])  # the small documents' units from bucket b on
