@@ -123,7 +123,7 @@ class SourcePlan:
     quota_units: float
     full_repeats: int
     remainder_units: float  # taken from one more pass, in priority order
-    boundary_bucket: int  # -1: no partial pass; BUCKETS: every document but the large ones
+    boundary_bucket: int  # -1: no partial pass; BUCKETS: every bucket whole (long documents decided apart)
     boundary_need: float  # units to take inside the boundary bucket
     # The long documents (`long_documents`) the partial pass decided one by one: uid -> (taken, what
     # was left of the remainder when its turn came). Every other document is decided by its bucket.
@@ -294,7 +294,7 @@ def plan_mixture(
 
 
 def partial_pass(tally: SourceTally, remainder: float) -> tuple[int, float, dict[int, tuple[bool, float]]]:
-    """(boundary bucket, units needed inside it, the large documents' decisions) of the last pass.
+    """(boundary bucket, units needed inside it, the long documents' decisions) of the last pass.
 
     The pass takes documents in priority order, a bucket at a time, until `remainder` units. A long
     document (`long_documents`) is decided before the rest of its bucket, on its own: taken when it fits
