@@ -24,9 +24,8 @@ from hybridmix.schemas.errors import ConfigError, DataError
 from hybridmix.schemas.stats import Figure, stat
 from hybridmix.transforms.decontam_core import EvalIndex, PartialIndex, build_index, item_words
 from hybridmix.transforms.inputs import _display, match_files
+from hybridmix.transforms.jsonl import decompressed_bytes, is_jsonl_name
 from hybridmix.transforms.storage import open_raw, sha256_file
-
-JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
 
 class EvalFile(NamedTuple):
@@ -41,7 +40,7 @@ class EvalFile(NamedTuple):
 def _file_format(spec: EvalSetConfig, path: str) -> str:
     if spec.format:
         return spec.format
-    return "jsonl" if path.lower().endswith(JSONL_SUFFIXES) else "parquet"
+    return "jsonl" if is_jsonl_name(path) else "parquet"
 
 
 def plan_eval_sets(config: DecontaminateConfig, base_dir: str) -> tuple[EvalFile, ...]:
@@ -65,10 +64,11 @@ def _columns(file: EvalFile) -> list[str]:
     with open_raw(file.path) as fh:
         if file.format == "parquet":
             return pq.read_schema(fh).names
-        for line in fh:  # JSON Lines: the keys of the first row
-            if line.strip():
-                row = json.loads(line)
-                return list(row) if isinstance(row, dict) else []
+        data = fh.read()
+    for line in decompressed_bytes(data).splitlines():  # JSON Lines: the keys of the first row
+        if line.strip():
+            row = json.loads(line)
+            return list(row) if isinstance(row, dict) else []
     return []
 
 
@@ -95,7 +95,7 @@ def read_eval_file(file: EvalFile, config: DecontaminateConfig) -> PartialIndex:
         raise DataError(f"{file.display}: evaluation file changed during the run; run again")
     spec = next(s for s in config.against if s.name == file.set_name)
     try:
-        table = (pj.read_json(pa.BufferReader(data)) if file.format == "jsonl"
+        table = (pj.read_json(pa.BufferReader(decompressed_bytes(data))) if file.format == "jsonl"
                  else pq.read_table(pa.BufferReader(data)))
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{file.display}: cannot read evaluation set {spec.name!r} as {file.format}: {exc}") from None

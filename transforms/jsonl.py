@@ -107,6 +107,12 @@ def _blocks(stream: Any, limit: int | None = None, size: int = _BLOCK_BYTES) -> 
         yield bytes(block)
 
 
+def decompressed_bytes(data: bytes) -> bytes:
+    """A whole file's bytes, decompressed when its first bytes say gzip or zstd."""
+    compression = sniff_compression(data[:4])
+    return data if compression is None else _decompressed(pa.BufferReader(data), compression).read()
+
+
 def _decompressed(raw: IO[bytes] | Any, compression: str | None) -> Any:
     if compression is None:
         return raw

@@ -93,6 +93,24 @@ def test_planted_items_are_removed_with_their_item_and_span(tmp_path, sample, ca
     assert "decontamination (>= 1 13-grams, removed" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_compressed_json_lines_evaluation_sets_are_read(tmp_path, sample, compression):
+    """As corpora are: the compression is found from the file's first bytes."""
+    root = tmp_path / "in"
+    (root / "eval").mkdir(parents=True)
+    lines = "".join(json.dumps({"text": r["text"]}, ensure_ascii=False) + "\n" for r in sample[2][2:])
+    name = "more.jsonl.gz" if compression == "gzip" else "more.jsonl.zst"
+    with pa.CompressedOutputStream(str(root / "eval" / name), compression) as fh:
+        fh.write(lines.encode("utf-8"))
+    config = _inputs(root, sample, [{"name": "more", "paths": [f"eval/{name}"]}])
+    out = tmp_path / "out"
+    assert main(["run", config, "--output", str(out)]) == 0
+    filtered = pq.read_table(out / "filtered")
+    hits = filtered.filter(pc.equal(filtered.column("filter"), "decontaminate")).to_pylist()
+    assert [(h["doc_id"], h["eval_set"]) for h in hits] == [(sample[1][9]["id"], "more")]
+    assert json.loads((out / "manifest.json").read_text())["decontamination"]["sets"]["more"]["items"] == 8
+
+
 def test_flag_mode_keeps_the_document_and_names_the_set(tmp_path, sample):
     root = tmp_path / "in"
     config = _inputs(root, sample, _write_eval(root, sample[2]), mode="flag")
