@@ -100,7 +100,10 @@ def duplicate_details(batch: pa.RecordBatch) -> pa.Array:
     kind, similarity = batch.column("kind"), batch.column("similarity")
     exact = pc.is_in(kind, pa.array([DuplicateKind.EXACT.value, DuplicateKind.EXACT_PRIOR.value]))
     measures = _text_per_value(similarity, lambda v: f"estimated Jaccard similarity {v:.3f}")
-    measure = pc.if_else(exact, pa.scalar("same normalized text"), measures)
+    # An exact copy of a document removed as a near duplicate of the kept one is that far from it.
+    chained = pc.binary_join_element_wise("an exact copy of one of its near duplicates; ", measures, "")
+    measure = pc.if_else(exact, pc.if_else(pc.less(similarity, 1.0), chained, pa.scalar("same normalized text")),
+                         measures)
     note = _text_per_value(batch.column("lineage"), lambda v: _LINEAGE_NOTE.get(v, ""))
     kept_run, run = batch.column("kept_run_id"), batch.column("run_id")
     earlier = pc.and_(pc.not_equal(kept_run, ""), pc.not_equal(kept_run, run))

@@ -273,6 +273,8 @@ def test_a_chain_through_a_removed_document_leads_to_the_published_one(tmp_path)
     assert (dups["c-1-again"]["kind"], dups["c-1-again"]["kept_doc_id"], dups["c-1-again"]["kept_run_id"]) == (
         "exact_prior", "c-0", first)
     assert dups["c-1-again"]["similarity"] == removed["c-1"]["similarity"]
+    detail = {r["doc_id"]: r["detail"] for r in _folder(outs[2], "ledger").to_pylist()}["c-1-again"]
+    assert detail.startswith("exact_prior duplicate of c-0 (an exact copy of one of its near duplicates; estimated")
     assert (dups["own-again"]["kind"], dups["own-again"]["kept_doc_id"], dups["own-again"]["kept_run_id"]) == (
         "exact_prior", "new-2", _manifest(outs[1])["run_id"])
     assert dups["own-again"]["similarity"] == removed["new-2-edit"]["similarity"]

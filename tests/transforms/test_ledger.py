@@ -8,7 +8,9 @@ from hybridmix.transforms.ledger import duplicate_details, selection_details
 def plain_detail(kind, kept, similarity, cluster, size, lineage, kept_run, run):
     """The detail as DESIGN.md words it, one f-string per row."""
     exact = kind in ("exact", "exact_prior")
-    measure = "same normalized text" if exact else f"estimated Jaccard similarity {similarity:.3f}"
+    measure = f"estimated Jaccard similarity {similarity:.3f}"
+    if exact:  # below 1: an exact copy of a document removed as a near duplicate of the kept one
+        measure = "same normalized text" if similarity >= 1 else f"an exact copy of one of its near duplicates; {measure}"
     note = {"child": "; a copy of its own parent", "parent": "; the parent of the document kept"}.get(lineage, "")
     if kept_run and kept_run != run:
         return f"{kind} duplicate of {kept} ({measure}){note}, published by earlier run {kept_run}"
@@ -42,6 +44,9 @@ def test_duplicate_details_match_plain_formatting_for_every_kind_lineage_and_run
                                                      "lineage", "kept_run_id", "run_id")]
     assert got == [plain_detail(*row) for row in zip(*columns)]
     assert "published by earlier run run-a" in got[1] and "estimated Jaccard similarity 0.914); cluster c0" in got[9]
+    assert got[0].startswith("exact duplicate of k0 (an exact copy of one of its near duplicates; estimated Jaccard "
+                             "similarity 0.898)")
+    assert "(same normalized text)" in got[2]
     assert duplicate_details(duplicates([])).to_pylist() == []
 
 
