@@ -427,8 +427,9 @@ def check_carry_forward(guard: CarryForward, human_tokens: int, carried_document
             f"{key}: the mixture selects {carried_documents:,} of the {guard.human_documents:,} human documents of "
             f"the earlier output {guard.output} (run {guard.run_id}), fewer than {guard.min_human_documents:g} x "
             f"{guard.human_documents:,}; read them with a format: hybridmix corpus of origin human and paths "
-            f"[{guard.output}] and let the mixture take all of it (check filters and dedup in ledger/), or lower "
-            f"{key}.min_human_documents")
+            f"[{guard.output}] and let the mixture take all of it, or lower {key}.min_human_documents. Filters and "
+            "dedup may drop some (an exact copy under a new id can be kept in place of the earlier one): nothing was "
+            "written, but a run with the guard lowered writes ledger/, which says where each went")
 
 
 def top_priority(scores: np.ndarray, hashes: np.ndarray) -> np.ndarray:

@@ -9,7 +9,9 @@ from hybridmix.schemas.errors import GuardViolation, InfeasibleMixtureError
 from hybridmix.transforms.mixture_core import (
     BUCKETS,
     LARGE_DOCUMENTS,
+    CarryForward,
     SourceTally,
+    check_carry_forward,
     check_selected_synthetic,
     flag_penalized,
     largest,
@@ -315,3 +317,15 @@ def test_flag_penalty_lowers_flagged_scores_as_normal_quantiles():
     assert out[2] == pytest.approx(ndtr(ndtri(0.9) - 1.0))
     assert 0 < out[4] < 1 and out[4] > out[2]  # scores at the edges stay ordered, and finite
     assert flag_penalized(scores, flagged, 0.0) is scores
+
+
+def test_the_carry_forward_guard_says_where_to_look_when_nothing_was_written():
+    guard = CarryForward(output="../gen1", run_id="hm-1", human_tokens=1_000, human_documents=500,
+                         min_human_tokens=0.0, min_human_documents=1.0)
+    check_carry_forward(guard, 1_000, 500)
+    with pytest.raises(GuardViolation) as info:
+        check_carry_forward(guard, 1_000, 495)
+    msg = info.value.message
+    assert "selects 495 of the 500 human documents of the earlier output ../gen1 (run hm-1)" in msg
+    assert "nothing was written, but a run with the guard lowered writes ledger/" in msg
+    assert "an exact copy under a new id can be kept in place of the earlier one" in msg
