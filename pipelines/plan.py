@@ -83,6 +83,14 @@ def _text_column_size(path: str, column: str) -> tuple[int, bool]:
     return size, plain
 
 
+def _carried_chars(path: str, origin: str) -> tuple[int, int]:
+    """(characters of the rows a corpus of `origin` takes from a data/ file, of all its rows), from
+    data/'s `chars`: an origin's documents can be far longer than the other's."""
+    table = open_parquet(path).read(columns=[*FILTER_COLUMNS, "chars"], use_threads=parquet_threads(path))
+    chars = table.column("chars").to_numpy(zero_copy_only=False).astype(np.int64)
+    return int(chars[carried_positions(table, origin)].sum()), int(chars.sum())
+
+
 def _jsonl_text_share(files: list[InputFile], key: str, rows: int) -> float:
     """Bytes of text per byte of line in the first `rows` records of a corpus's JSON Lines files."""
     text_bytes = line_bytes = 0
@@ -95,8 +103,8 @@ def _jsonl_text_share(files: list[InputFile], key: str, rows: int) -> float:
 
 
 def _sample(config: PipelineConfig, plan: InputPlan, corpus: int, rows: int, tokenizer: dict | None):
-    """(rows, tokens, UTF-8 bytes, per script) of the first `rows` texts of a corpus, counted as the run
-    counts them."""
+    """(rows, tokens, UTF-8 bytes, characters, per script) of the first `rows` texts of a corpus, counted
+    as the run counts them."""
     column = config.corpora[corpus].text_column
     texts: list[pa.Array] = []
     taken = 0
@@ -126,13 +134,14 @@ def _sample(config: PipelineConfig, plan: InputPlan, corpus: int, rows: int, tok
         if taken >= rows:
             break
     if not texts:
-        return 0, 0, 0, ()
+        return 0, 0, 0, 0, ()
     text = pa.concat_arrays(texts)
     analysis = analyze(text)
     tokens = np.asarray(count_tokens(text, config.tokenizer.kind, analysis, tokenizer["path"] if tokenizer else None))
     codes = np.asarray(scripts(analysis).to_pylist(), dtype=object)
     by_script = tuple((str(c), int(np.sum(codes == c)), int(np.sum(tokens[codes == c]))) for c in np.unique(codes))
-    return len(text), int(np.sum(tokens)), int(pc.sum(pc.binary_length(text)).as_py() or 0), by_script
+    return (len(text), int(np.sum(tokens)), int(pc.sum(pc.binary_length(text)).as_py() or 0),
+            int(pc.sum(pc.utf8_length(text)).as_py() or 0), by_script)
 
 
 def measure(config: PipelineConfig, plan: InputPlan, sample_rows: int, tokenizer: dict | None) -> list[CorpusSize]:
@@ -141,14 +150,19 @@ def measure(config: PipelineConfig, plan: InputPlan, sample_rows: int, tokenizer
         files = [f for f in plan.files if f.corpus == ci]
         lines = [f for f in files if f.format == "jsonl"]
         text_bytes, all_plain = 0, True
-        bound = 0
+        bound = carried_chars = 0
         for f in files:
             if f.format == "jsonl":
                 continue
             size, plain = _text_column_size(f.path, corpus.text_column)
-            # Of an earlier output's file the corpus takes some rows: their share of the text is an
-            # estimate; the whole column bounds it.
-            text_bytes += size if f.carried is None else round(size * f.carried.taken / max(f.rows, 1))
+            if f.carried is None:
+                text_bytes += size
+            else:
+                # Of an earlier output's file the corpus takes some rows: their characters, at the
+                # sample's bytes per character below (or their share of the column without a sample).
+                taken, total = _carried_chars(f.path, corpus.origin.value)
+                carried_chars += taken
+                text_bytes += round(size * taken / total) if total else 0
             bound += size
             all_plain &= plain
         line_bytes = sum(f.data_bytes or 0 for f in lines)
@@ -158,8 +172,10 @@ def measure(config: PipelineConfig, plan: InputPlan, sample_rows: int, tokenizer
         size = CorpusSize(corpus.name, corpus.origin.value, len(files), sum(f.planned_rows for f in files), text_bytes,
                           all_plain, bound_bytes=bound)
         if sample_rows > 0:
-            n, tokens, nbytes, by_script = _sample(config, plan, ci, sample_rows, tokenizer)
+            n, tokens, nbytes, nchars, by_script = _sample(config, plan, ci, sample_rows, tokenizer)
             size = replace(size, sampled_rows=n, sampled_tokens=tokens, sampled_bytes=nbytes, by_script=by_script)
+            if carried_chars and nchars:
+                size = replace(size, text_bytes=round(carried_chars * nbytes / nchars))
         sizes.append(size)
     return sizes
 

@@ -168,6 +168,13 @@ def test_validate_and_plan_read_the_earlier_output(generations, capsys):
     plan = json.loads(capsys.readouterr().out)
     rows = {c["name"]: c["rows"] for c in plan["corpora"]}
     assert rows["gen1_human"] == 24 and rows["chat2"] == 20
+    # Each corpus's share of the earlier text follows its own rows' lengths, not their number.
+    earlier = [r for r in _table(generations / "gen1").to_pylist() if r["repeat"] == 0]
+    for corpus in plan["corpora"]:
+        origin = {"gen1_human": "human", "gen1_chat": "synthetic"}.get(corpus["name"])
+        if origin:
+            real = sum(len(r["text"].encode()) for r in earlier if r["origin"] == origin)
+            assert abs(corpus["text_bytes"] - real) <= 0.02 * real, (corpus["name"], corpus["text_bytes"], real)
 
 
 def test_a_third_generation_names_both_earlier_runs(generations):
