@@ -109,7 +109,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     elif rows:
         print(describe(args.doc_id, rows))
     if not rows:
+        # data/'s upsampled copies carry `<doc_id>#r<k>`; the ledger knows the document by its own id.
+        from hybridmix.transforms.ingest import REPEAT_ID_SUFFIX  # only here: ingest imports Beam and numba
+
+        original = re.sub(REPEAT_ID_SUFFIX, "", args.doc_id)
+        hint = f"; {safe_text(args.doc_id, 200)!s} is an upsampled copy: explain {safe_text(original, 200)!s}" \
+            if original != args.doc_id else ""
         print(f"hybridmix: error: no document with doc_id {safe_text(args.doc_id, 200)!s} in run {manifest['run_id']} "
-              f"({args.out})", file=sys.stderr)
+              f"({args.out}){hint}", file=sys.stderr)
         return 2
     return 0

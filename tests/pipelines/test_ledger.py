@@ -161,7 +161,9 @@ def test_explain_of_an_unknown_document_exits_2(run, capsys):
     out, _, _ = run
     code, text, err = _explain(capsys, out, "no-such-doc")
     assert code == 2 and text == ""
-    assert "no document with doc_id no-such-doc" in err
+    assert "no document with doc_id no-such-doc" in err and "upsampled copy" not in err
+    code, _, err = _explain(capsys, out, "s03#r2")  # an id as data/ writes an upsampled copy's
+    assert code == 2 and "s03#r2 is an upsampled copy: explain s03" in err
 
 
 def test_a_run_without_ledger_writes_none_and_explain_says_so(tmp_path, capsys):
