@@ -149,7 +149,8 @@ def _ready_output(ctx: RunContext, config: PipelineConfig, if_exists: IfExists, 
         if if_exists is IfExists.SKIP and done == ctx.run_id:
             return None
         hint = f" (run {done}; this run is {ctx.run_id})" if if_exists is IfExists.SKIP else f" (run {done})"
-        raise OutputError(f"{ctx.out_dir} holds a finished run{hint}; pass --force to replace it")
+        instead = " instead of --if-exists skip" if if_exists is IfExists.SKIP else ""
+        raise OutputError(f"{ctx.out_dir} holds a finished run{hint}; pass --force{instead} to replace it")
     if existing is Existing.FINISHED and not remote:
         unlisted = unlisted_files(ctx.out_dir)
         if unlisted:

@@ -604,8 +604,9 @@ def test_if_exists_skip_does_nothing_for_the_same_run(tmp_path):
     assert again.returncode == 0 and "nothing to do" in again.stdout
     assert (out / "manifest.json").stat().st_mtime_ns == before
     # Another config is another run: skip does not replace it.
-    _one_error_line(_cli("run", config, "--output", out, "--if-exists", "skip", "--seed", "9"), 2,
-                    "holds a finished run")
+    other = _cli("run", config, "--output", out, "--if-exists", "skip", "--seed", "9")
+    _one_error_line(other, 2, "holds a finished run")
+    assert "; pass --force instead of --if-exists skip to replace it" in other.stderr
     assert _cli("run", config, "--output", out, "--if-exists", "replace", "--seed", "9").returncode == 0
 
 
