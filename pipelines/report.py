@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 # One definition of what must not reach a terminal or a page (report.html uses it too).
+from hybridmix.transforms.mixture_core import FILLED
 from hybridmix.transforms.report_html import escape_controls
 
 
@@ -70,7 +71,7 @@ def summary(manifest: dict[str, Any]) -> str:
     lines.append(text_table(["origin", "target", "achieved", "error", mix["unit"], "rows"], origin_rows))
     for name, s in mix["sources"].items() if mix["unit"] == "tokens" else ():
         target = s.get("target_units") or 0
-        if target and s["selected_units"] < 0.99 * target and abs(s.get("fraction_error") or 0) >= 0.01:
+        if target and s["selected_units"] < FILLED * target and abs(s.get("fraction_error") or 0) >= 0.01:
             lines.append(f"note: {name} filled {s['selected_units']:,} of its {target:,.0f}-token quota: "
                          "its documents left over were too long to fit what remained (`hybridmix explain` of its "
                          "largest ones says so); add shorter documents or lower its target")

@@ -280,7 +280,7 @@ class _SelectFn(beam.DoFn):
         flagged = _flagged(batch)
         if self._lineage is not None:
             yield beam.pvalue.TaggedOutput(LEDGER, self._ledger(batch, priority, eligible, copies, splits, scores,
-                                                                flagged, plan, cutoffs))
+                                                                flagged, plan, cutoffs, decided))
         for name, rows in _by_source(batch):
             chosen = rows[copies[rows] > 0]
             yield emit(Figure.SELECTED, len(chosen), name)
@@ -340,8 +340,9 @@ class _SelectFn(beam.DoFn):
                 yield emit(Figure.CARRIED_SELECTED_TOKENS, int(tokens[mine[copies[mine] > 0]].sum()), name, run_id)
 
     def _ledger(self, batch, priority, eligible, copies, splits, scores, flagged, plan: MixturePlan,
-                cutoffs: dict[str, int | None]) -> pa.RecordBatch:
-        """Every survivor's ledger row: selected (copies, split) or not (priority against the cut-off)."""
+                cutoffs: dict[str, int | None], long: np.ndarray) -> pa.RecordBatch:
+        """Every survivor's ledger row: selected (copies, split) or not (priority against the cut-off).
+        `long`: the rows the plan decided one by one (`MixturePlan.large_copies`)."""
         uids = batch.column("uid").to_numpy()
         units = _units(batch, self._config.unit)
         # Each row's place in the parts joined below; 0, the first part, is "" (a row of no key).
@@ -356,7 +357,7 @@ class _SelectFn(beam.DoFn):
             else:
                 text = selection_details(copies[rows], split_names.take(pa.array(rows)), priority[rows],
                                          cutoffs.get(name), key_label(*split_key(name)), mode)
-            decided, _ = plan.large_copies(name, uids[rows])
+            decided = long[rows]
             if decided.any():
                 # Said only where the cut-off would not tell it: left out of the pass at a priority
                 # within the cut-off, or taken at one past it.

@@ -26,6 +26,8 @@ LARGE_DOCUMENTS = 64
 # Of those, the ones over this many times their source's mean length are decided so: the others
 # stay in the priority order, where the boundary costs at most half of an ordinary document.
 LONG_FACTOR = 4
+# A source that selects less than this share of its quota is named as short of it (guard, summary).
+FILLED = 0.99
 # Float slack when comparing planned units with what a source can give.
 _EPS = 1e-9
 
@@ -370,12 +372,13 @@ def check_selected_synthetic(config: MixtureConfig, plan: MixturePlan, selected:
     total = sum(selected.values())
     if limit is None or total == 0:
         return
-    synthetic = sum(v for n, v in selected.items() if n in plan.sources and plan.sources[n].origin == "synthetic")
+    synthetic = sum(v for n, v in selected.items()
+                    if n in plan.sources and plan.sources[n].origin == Origin.SYNTHETIC.value)
     one = max((sp.rounding_units for sp in plan.sources.values()), default=0)
     if synthetic - limit * total <= one + _EPS:
         return
     short = [f"{key_label(n)} {selected.get(n, 0):,} of {sp.quota_units:,.0f}" for n, sp in sorted(plan.sources.items())
-             if selected.get(n, 0) < 0.99 * sp.quota_units]
+             if selected.get(n, 0) < FILLED * sp.quota_units]
     raise GuardViolation(
         f"guards.max_synthetic_fraction: the selection holds {synthetic:,} synthetic {plan.unit} of {total:,} "
         f"({synthetic / total:.2%}), over the limit {limit:g} by more than one document"
