@@ -93,6 +93,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     extra = [c for c in [args.group_column, args.holdout_column, args.stratum_column, *args.nuisance_column] if c]
     table = _read(args.data, list(dict.fromkeys([args.text_column, args.label_column, *extra])))
     usable = pc.and_(pc.is_valid(table.column(args.text_column)), pc.is_valid(table.column(args.label_column)))
+    if pa.types.is_floating(table.schema.field(args.label_column).type):
+        # pandas writes a missing number as NaN, not null; one NaN label zeroed every weight of the fit.
+        usable = pc.and_(usable, pc.invert(pc.fill_null(pc.is_nan(table.column(args.label_column)), True)))
     skipped = table.num_rows - int(pc.sum(usable).as_py() or 0)
     table = table.filter(usable)
     if table.num_rows < 10:
@@ -105,6 +108,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     target = (values - low) / (high - low)
     if (target < -1e-9).any() or (target > 1 + 1e-9).any():
         raise DataError(f"--label-column {args.label_column}: values outside --label-range {low:g} {high:g}")
+    if target.min() == target.max():
+        raise DataError(f"--label-column {args.label_column}: every usable row has the label {values[0]:g}; "
+                        "a scorer learns from labels that differ")
 
     def column(name: str | None) -> np.ndarray | None:
         return None if name is None else np.asarray(table.column(name).cast(pa.string()).fill_null("").to_pylist())
@@ -117,7 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not getattr(args, "quiet", False):
             print(f"hybridmix train-scorer: {message}", file=sys.stderr, flush=True)
 
-    say(f"{table.num_rows:,} labelled rows read ({skipped:,} without text or label skipped)")
+    say(f"{table.num_rows:,} labelled rows read ({skipped:,} without text or label, or with a NaN label, skipped)")
     try:
         scorer, metrics = train_scorer(
             table.column(args.text_column).combine_chunks().cast(pa.string()),

@@ -46,9 +46,17 @@ def survivor_keys(
         parts = []
     elif policy == "highest_quality":
         q = np.asarray(quality, np.float64)
+        unscored = np.isnan(q)
         # np.rint rounds half to even, as round() does.
-        q = np.rint((1.0 - np.where(np.isnan(q), 0.0, q)) * 1_000_000).astype(np.int64)
-        parts = [zero_padded(q, 7), "|"]
+        q = np.rint((1.0 - np.where(unscored, 0.0, q)) * 1_000_000).astype(np.int64)
+        # A document without a score cannot be ranked by one. The scorer runs on synthetic text by
+        # default, so counting "no score" as 0 replaced human originals by their scored synthetic
+        # copies: unscored human text goes first ("0"), scored documents by score ("1..."), and
+        # unscored synthetic text last ("2"), never above a document whose quality is known.
+        human = pc.equal(_strings(origins), Origin.HUMAN.value).to_numpy(zero_copy_only=False)
+        lead = zero_padded(np.where(unscored, np.where(human, 0, 2), 1), 1)
+        parts = [pc.if_else(pa.array(unscored), pc.binary_join_element_wise(lead, "|", ""),
+                            pc.binary_join_element_wise(lead, zero_padded(q, 7), "|", ""))]
     else:
         raise ValueError(f"unknown survivor policy {policy!r}")
     return pc.binary_join_element_wise(

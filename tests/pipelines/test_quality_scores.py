@@ -127,3 +127,28 @@ def test_train_scorer_weighs_one_model_per_judge_and_says_what_is_wrong(tmp_path
         meta = json.loads(str(saved["meta"]))
     assert meta["training"]["parameters"]["stratum_weights"] == {"a": 0.8, "b": 0.2}
     assert meta["training"]["label"]["stratum_weights"] == {"a": 0.8, "b": 0.2}
+
+
+def test_train_scorer_skips_nan_labels_and_refuses_labels_that_never_differ(tmp_path, capsys):
+    labelled = _labelled_answers(tmp_path / "labelled.parquet")
+    # pandas writes a missing number as NaN: one of them zeroed every weight of the fit (exit 0).
+    label = labelled.column("label").cast(pa.float64()).to_numpy().copy()
+    label[::7] = np.nan
+    pq.write_table(labelled.set_column(labelled.schema.get_field_index("label"), "label", pa.array(label)),
+                   tmp_path / "nan.parquet")
+    scorer = tmp_path / "scorer.npz"
+    assert main(["train-scorer", str(tmp_path / "nan.parquet"), "--label-column", "label", "--bits", "12",
+                 "--group-column", "generator", "--output", str(scorer)]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["skipped_rows"] == len(label[::7])
+    assert f"{len(label[::7]):,} without text or label, or with a NaN label, skipped" in printed.err
+    with np.load(scorer) as saved:
+        assert np.isfinite(saved["hashed_weights"]).all() and np.abs(saved["hashed_weights"]).max() > 0
+
+    same = labelled.set_column(labelled.schema.get_field_index("label"), "label",
+                               pa.array(np.ones(labelled.num_rows, np.int8)))
+    pq.write_table(same, tmp_path / "same.parquet")
+    assert main(["train-scorer", str(tmp_path / "same.parquet"), "--label-column", "label", "--bits", "12",
+                 "--output", str(tmp_path / "same.npz")]) == 3
+    assert "every usable row has the label 1; a scorer learns from labels that differ" in capsys.readouterr().err
+    assert not (tmp_path / "same.npz").exists()

@@ -34,8 +34,13 @@ def _keys(policy, rows):
         ("longest", [("b", "human", 10, 1.0), ("a", "synthetic", 10, 1.0)], 1),
         ("lowest_id", [("b", "human", 10, 1.0), ("a", "synthetic", 10, 1.0)], 1),
         ("highest_quality", [("a", "human", 10, 0.5), ("b", "synthetic", 10, 0.9)], 1),
+        # The scorer runs on synthetic text by default: an unscored human original is not ranked
+        # below its scored synthetic copy, and an unscored synthetic text not above a scored one.
+        ("highest_quality", [("a", "synthetic", 10, 0.9), ("z", "human", 10, np.nan)], 1),
+        ("highest_quality", [("a", "synthetic", 10, np.nan), ("z", "synthetic", 10, 0.01)], 1),
     ],
-    ids=["human-over-synthetic", "human-tie-lowest-id", "longest", "longest-tie-id", "lowest-id", "quality"],
+    ids=["human-over-synthetic", "human-tie-lowest-id", "longest", "longest-tie-id", "lowest-id", "quality",
+         "quality-unscored-human", "quality-unscored-synthetic"],
 )
 def test_survivor_policies(policy, rows, winner):
     keys = _keys(policy, rows)
@@ -52,7 +57,8 @@ def _plain_survivor_key(policy, doc_id, origin, tok, q, uid):
     prefix = {"prefer_human": lambda: f"{ORIGIN_RANK[Origin(origin)]}|",
               "longest": lambda: f"{2**31 - 1 - int(tok):010d}|",
               "lowest_id": lambda: "",
-              "highest_quality": lambda: f"{int(round((1.0 - (0.0 if np.isnan(q) else float(q))) * 1_000_000)):07d}|"}
+              "highest_quality": lambda: ((("0|" if origin == "human" else "2|") if np.isnan(q)
+                                          else f"1{int(round((1.0 - float(q)) * 1_000_000)):07d}|"))}
     return f"{prefix[policy]()}{doc_id}\x00{int(uid):019d}"
 
 
