@@ -20,6 +20,7 @@ from hybridmix.transforms.mixture_core import (
     plan_mixture,
     resolve_boundary,
     stratum,
+    top_priority,
 )
 
 
@@ -317,6 +318,14 @@ def test_flag_penalty_lowers_flagged_scores_as_normal_quantiles():
     assert out[2] == pytest.approx(ndtr(ndtri(0.9) - 1.0))
     assert 0 < out[4] < 1 and out[4] > out[2]  # scores at the edges stay ordered, and finite
     assert flag_penalized(scores, flagged, 0.0) is scores
+    # At the clipped low end a flagged document never ranks above an unflagged one of its score
+    # (a custom scorer can give many documents exactly 0).
+    low = np.array([0.0, 0.0, 1e-9, 1e-9, 1e-6, 1e-6])
+    marked = np.array([True, False, True, False, True, False])
+    out = flag_penalized(low, marked, 3.0)
+    assert (out[marked] <= out[~marked]).all() and (out >= 0).all()
+    zero = np.zeros(3, np.uint64)
+    assert (top_priority(out[marked], zero) >= top_priority(out[~marked], zero)).all()
 
 
 def test_the_carry_forward_guard_says_where_to_look_when_nothing_was_written():
