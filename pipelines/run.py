@@ -22,6 +22,8 @@ from hybridmix.pipelines.build import (
     check_carry_forward_reachable,
     dedup_params,
     load_carry_forward,
+    load_run_scorer,
+    load_run_tokenizer,
     prepare_run,
 )
 from hybridmix.pipelines.inspection import read_manifest, run_folder
@@ -271,6 +273,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     base_dir = os.path.dirname(os.path.abspath(args.config))
     plan = plan_inputs(config.ingest, base_dir)
     lsh_shape(config.dedup.near)
+    # run loads these before it starts; a wrong path must not pass validate.
+    load_run_tokenizer(config, base_dir)
+    load_run_scorer(config, base_dir)
     print(f"{args.config}: config is valid (digest {config.digest()[:12]})")
     for ci, corpus in enumerate(config.corpora):
         files = [f for f in plan.files if f.corpus == ci]

@@ -152,3 +152,19 @@ def test_train_scorer_skips_nan_labels_and_refuses_labels_that_never_differ(tmp_
                  "--output", str(tmp_path / "same.npz")]) == 3
     assert "every usable row has the label 1; a scorer learns from labels that differ" in capsys.readouterr().err
     assert not (tmp_path / "same.npz").exists()
+
+
+def test_validate_checks_the_scorer_file_as_run_does(tmp_path, capsys):
+    write_parquet(tmp_path / "answers.parquet", [{"id": f"a{i}", "text": f"answer number {i} here"} for i in range(5)])
+    np.save(tmp_path / "weights.npy", np.zeros(3))
+    (tmp_path / "notes.yaml").write_text("a: 1\n")
+    for path, says in [("missing.npz", "No such file"), ("notes.yaml", "not a hybridmix scorer file"),
+                       ("weights.npy", "not a hybridmix scorer file")]:
+        config = write_config(tmp_path / "mix.yaml", {
+            "corpora": [{"name": "answers", "origin": "synthetic", "paths": ["answers.parquet"], "id_column": "id"}],
+            "quality": {"scorer": {"path": path}},
+            "mixture": {"targets": {"synthetic": 1.0}},
+        })
+        assert main(["validate", config]) == 2, path
+        err = capsys.readouterr().err
+        assert "quality.scorer.path: cannot load" in err and says in err and "allow_pickle" not in err, err
