@@ -55,8 +55,7 @@ def survivor_keys(
         # unscored synthetic text last ("2"), never above a document whose quality is known.
         human = pc.equal(_strings(origins), Origin.HUMAN.value).to_numpy(zero_copy_only=False)
         lead = zero_padded(np.where(unscored, np.where(human, 0, 2), 1), 1)
-        parts = [pc.if_else(pa.array(unscored), pc.binary_join_element_wise(lead, "|", ""),
-                            pc.binary_join_element_wise(lead, zero_padded(q, 7), "|", ""))]
+        parts = [lead, pc.if_else(pa.array(unscored), "", zero_padded(q, 7)), "|"]
     else:
         raise ValueError(f"unknown survivor policy {policy!r}")
     return pc.binary_join_element_wise(

@@ -285,16 +285,17 @@ def load_scorer(path: str | None) -> Scorer:
         source = resources.files("hybridmix.transforms").joinpath("scorers", DEFAULT_SCORER)
         with resources.as_file(source) as local:
             return load_scorer(str(local))
+    not_a_scorer = f"{path}: not a hybridmix scorer file ({FORMAT})"
     try:
         loaded = np.load(path, allow_pickle=False)
     except ValueError:
         # numpy's own message for a file it cannot read advises loading it with allow_pickle.
-        raise ValueError(f"{path}: not a hybridmix scorer file ({FORMAT})") from None
+        raise ValueError(not_a_scorer) from None
     if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: not a hybridmix scorer file ({FORMAT})")
+        raise ValueError(not_a_scorer)
     with loaded as data:
         if "format" not in data.files or str(data["format"]) != FORMAT:
-            raise ValueError(f"{path}: not a hybridmix scorer file ({FORMAT})")
+            raise ValueError(not_a_scorer)
         unknown = [n for n in data["dense_names"].tolist() if n not in DENSE_FEATURES]
         if unknown:
             raise ValueError(f"{path}: uses features this hybridmix does not have: {', '.join(unknown)}")
