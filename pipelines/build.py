@@ -63,7 +63,7 @@ from hybridmix.transforms.shards import (
 )
 from hybridmix.transforms.sketch import CandidateSignatures, SketchDocuments, lsh_shape
 from hybridmix.transforms.storage import is_remote, sha256_file
-from hybridmix.transforms.text import load_tokenizer
+from hybridmix.transforms.text import EXACT_KEY, load_tokenizer
 
 LINEAGE_ORDER = ("source_file", "source_row")
 
@@ -205,7 +205,7 @@ def dedup_params(config: PipelineConfig) -> dict:
     near = config.dedup.near
     bands, rows = lsh_shape(near)
     return {
-        "exact": {"enabled": config.dedup.exact, "key": "blake2b-128 of NFKD-normalized, lowercased, whitespace-collapsed text"},
+        "exact": {"enabled": config.dedup.exact, "key": EXACT_KEY},
         "near": {
             "enabled": near.enabled,
             "num_perm": near.num_perm,

@@ -313,8 +313,8 @@ def fold_table() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per code point, its normalized form: NFKD, lower case, NFKD again (e.g. "\ufb01" -> "fi").
 
     (start, length, data, utf8 bytes): start is -1 where a code point stays as it is (all but
-    about 18,000). Applied one code point at a time, so unlike full NFKD it does not reorder
-    combining marks.
+    about 22,000); length is 0 for the ignorable ones (`IGNORABLE`). Applied one code point at a
+    time, so unlike full NFKD it does not reorder combining marks.
     """
     start = np.full(0x110000, -1, np.int32)
     length = np.zeros(0x110000, np.int8)
@@ -331,9 +331,25 @@ def fold_table() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return start, length, np.array(data, np.int32), nbytes
 
 
+# Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties): soft hyphens, zero-width
+# spaces and joiners, bidi controls, variation selectors, tags. They do not show, so text that
+# differs only in them (PDF and HTML extraction leave soft hyphens inside words) is the same text:
+# the normalized form leaves them out, and a word they sit in stays one word.
+IGNORABLE = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+             (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+             (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+             (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
+
+
+def ignorable(ch: str) -> bool:
+    cp = ord(ch)
+    return any(lo <= cp <= hi for lo, hi in IGNORABLE)
+
+
 def fold_char(ch: str) -> str:
-    """The normalized form of one character (the rule `fold_table` tabulates)."""
-    return unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", ch).lower())
+    """The normalized form of one character (the rule `fold_table` tabulates); "" for an ignorable one."""
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", ch).lower())
+    return "".join(c for c in folded if not ignorable(c))
 
 
 @lru_cache(maxsize=1)
@@ -522,6 +538,11 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
                     if first < 0:
                         cp = raw
                         count = 0
+                    elif count == 0:
+                        # An ignorable code point folds to nothing, and the unit it sits in goes on. The
+                        # text keeps it, and a tokenizer spends a token on it, as on a punctuation mark.
+                        punct += 1
+                        continue
                     else:
                         cp = np.int64(fold_data[first])
                         j = 1

@@ -13,6 +13,7 @@ earlier candidates are read from their index file where they are needed: no work
 from __future__ import annotations
 
 import collections
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -43,6 +44,7 @@ from hybridmix.transforms.minhash import EMPTY_HASH
 from hybridmix.transforms.sketch import lsh_shape, read_bands
 from hybridmix.transforms.stats import STATS, emit_by_source
 from hybridmix.transforms.storage import open_parquet, parquet_threads
+from hybridmix.transforms.text import EXACT_KEY
 
 # The near-dedup settings an index's band keys and MinHash values depend on.
 _SIGNATURE_KEYS = ("num_perm", "ngram", "seed", "bands", "rows", "scheme", "hashfunc")
@@ -50,6 +52,8 @@ _SIGNATURE_KEYS = ("num_perm", "ngram", "seed", "bands", "rows", "scheme", "hash
 _KEPT_COLUMNS = ("doc_id", "origin", "source", "generator", "parent_id", "run_id", "kept_doc_id", "kept_run_id")
 _KEPT_SIMILARITY = "kept_similarity"
 _ROW_BITS = 32  # a reference to an index row: (index file ordinal << 32) | row
+
+log = logging.getLogger(__name__)
 
 NEW, PRIOR, PAIRS, SIGS, INFO, EXACT, NEAR, KEPT, DUPLICATES, INDEX_ROWS = (
     "new", "prior", "pairs", "sigs", "info", "exact", "near", "kept", "duplicates", "index")
@@ -89,6 +93,11 @@ def plan_prior(config: DedupConfig, base_dir: str, ours: dict[str, Any]) -> tupl
             raise ConfigError(
                 f"{key}: {path} (run {run_id}) has no index/: it was written with output.index: false or "
                 "by an earlier version of hybridmix; run it again to match new documents against it")
+        if manifest.get("dedup", {}).get("exact", {}).get("key") != EXACT_KEY:
+            # Not an error: most texts hash the same either way, and near dedup still matches the rest.
+            log.warning("%s: %s (run %s) hashed texts before hybridmix left invisible format characters (soft "
+                        "hyphens, zero-width spaces) out of the normalized text; its documents that hold them "
+                        "are matched by near dedup only", key, path, run_id)
         theirs = manifest.get("dedup", {}).get("near", {})
         near = bool(theirs.get("enabled")) and bool(ours.get("enabled"))
         if near:

@@ -67,6 +67,12 @@ def scripts(analysis: TextAnalysis) -> pa.Array:
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 
 
+# What the exact-dedup key is, as the manifest names it: an earlier output whose manifest names
+# another key hashed its texts differently (before default-ignorable code points were left out).
+EXACT_KEY = ("blake2b-128 of normalized text: NFKD, lower case, default-ignorable code points removed, "
+             "whitespace collapsed")
+
+
 def content_hashes(normalized: pa.Array) -> pa.Array:
     """128-bit BLAKE2b of each normalized text, as hex (hashlib's hexdigest): the exact-duplicate key.
 

@@ -15,14 +15,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 DEMO_FILES = {
     "data/train-00000-of-00002.parquet": "1963d0ff3ea933b2d9beb7f0f324678b3057931fd980ceab867fba08e6cc0816",
-    "data/train-00001-of-00002.parquet": "e244e43cad85f7554a415a03e6e884df1b2f9fb51d2c4702e660a25b44068e6f",
+    "data/train-00001-of-00002.parquet": "76ed8eca14e961d36cacf3ecf1c6a41fa19371ab2632b719f6d4afac459cb41b",
     "data/validation-00000-of-00001.parquet": "e6c0a64ebd957fe2509aa374b9ceb4873e7fd3597426d4c20b62c2dd097c3689",
     "rejects/part-00000-of-00001.parquet": "9e95668d03fd0ba6bc4ec38763b54e6a4cf31b6a56219819ffdb465382dbee6f",
     "filtered/part-00000-of-00001.parquet": "4dabcc47fa3408a1190fc6ee7ba1b761e41ebd2dcdad521e6ca94617c1f69c0e",
     "duplicates/part-00000-of-00001.parquet": "9ca331f906efbcdaf58dc1b89e15bfc84e8230930560a97a26b53ba00fe3cdb8",
-    "ledger/part-00000-of-00001.parquet": "6f8647f51b224edd2f5f7c74e4caaa1dfe2eb89e00a71056065424c2008a8b66",
-    "index/part-00000-of-00003.parquet": "8bf58bee732857f10dc06100ef088bf7025a5d81995876192f99b38fc4d436ed",
-    "index/part-00001-of-00003.parquet": "d9120cdb0596977be2c7a6276dc3bba60a88d0a1c468d5a8f730ad3f065cee34",
+    "ledger/part-00000-of-00001.parquet": "d6a80eb4dc83fc83188d9f0c032f2e58de97eefba863e20e6badc46c73630635",
+    "index/part-00000-of-00003.parquet": "4832c303c503476f381b358e89d9e7f3225af254d71a2f2140144a1c5166c093",
+    "index/part-00001-of-00003.parquet": "eb7705ee37c2d61796e1eb4358a4b92e2ecc383596d04120130829175cb19ed2",
     "index/part-00002-of-00003.parquet": "088c119cf3f32b834300d56bcf495ea323cfebc03d59749d260bdbc7b8d54bcd",
 }
 

@@ -300,3 +300,19 @@ def test_a_chain_through_a_removed_document_leads_to_the_published_one(tmp_path)
     dups = {r["doc_id"]: r for r in _folder(out, "duplicates").to_pylist()}
     assert [(dups[d]["kind"], dups[d]["similarity"]) for d in ("c-1-again", "own-again")] == [("exact_prior", 1.0)] * 2
     assert dups["c-2"]["kind"] == "near_prior"
+
+
+def test_an_output_hashed_before_ignorable_characters_were_left_out_is_matched_with_a_warning(days, tmp_path,
+                                                                                              capsys):
+    tmp, out1, *_ = days
+    older = tmp_path / "older"
+    shutil.copytree(out1, older)
+    manifest = _manifest(older)
+    manifest["dedup"]["exact"]["key"] = "blake2b-128 of NFKD-normalized, lowercased, whitespace-collapsed text"
+    (older / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    config = _config(tmp, "against-older", ["day2/*.parquet"], dedup={"against": [str(older)]})
+    capsys.readouterr()
+    assert main(["validate", config]) == 0
+    assert "its documents that hold them are matched by near dedup only" in capsys.readouterr().err
+    assert main(["validate", _config(tmp, "against-out1", ["day2/*.parquet"], dedup={"against": [str(out1)]})]) == 0
+    assert "near dedup only" not in capsys.readouterr().err

@@ -48,7 +48,9 @@ def test_batch_word_hashes_match_the_reference_words():
     (TEXTS + ["한국어 텍스트입니다", "日本語のテキスト", "ป็นภาษาไทย", "ŒUVRE Straße ＦＵＬＬ"], False),
     # U+337F is 3 bytes and folds to 4 Han units (株式会社): more units than bytes.
     (["\u337f" * 40, "\u337f", "x\u337fy \ufdfa"], True),
-], ids=["scripts", "folding-lengthens"])
+    # Ignorable code points fold to nothing: inside a word, between words, alone, at the ends.
+    (["exam\u00adple soft\u00adhyphen", "zero\u200bwidth \u200d\ufeff", "\u200b", "\u2060a\u2060 b\ufe0f"], False),
+], ids=["scripts", "folding-lengthens", "ignorable"])
 def test_word_hashes_of_every_script_equal_the_reference(texts, lengthens):
     analysis = analyze(pa.array(texts))
     hashes, offsets = analysis.word_hashes, analysis.word_offsets

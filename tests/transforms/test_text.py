@@ -27,6 +27,29 @@ def test_equal_after_normalization_means_equal_hash():
     assert len(a) == 32
 
 
+def test_invisible_format_characters_leave_the_text_and_its_words_unchanged():
+    # Soft hyphens (PDF and HTML extraction), zero-width spaces and joiners, a byte order mark: a
+    # copy that differs only in them is the same text, so exact and near dedup must see one text.
+    clean = "An example of hyphenation in Kaffeehaus and Persian میخواهم."
+    marked = ["An exam\u00adple of hy\u00adphen\u00ada\u00adtion in Kaffee\u00adhaus and Persian می\u200cخواهم.",
+              "\ufeffAn example\u200b of hyphenation in Kaffee\u200dhaus and Persian میخواهم.\u2060"]
+    analysis = analyze(pa.array([clean, *marked]))
+    assert analysis.normalized.to_pylist() == [analysis.normalized[0].as_py()] * 3
+    assert len(set(content_hashes(analysis.normalized).to_pylist())) == 1
+    words = [analysis.word_hashes[analysis.word_offsets[i]:analysis.word_offsets[i + 1]].tolist() for i in range(3)]
+    assert words[1] == words[0] and words[2] == words[0]
+    # The texts keep them, and a tokenizer spends tokens on them: counted as punctuation marks.
+    assert (analysis.word_tokens - analysis.word_tokens[0]).tolist() == [0, 6, 4]
+
+
+def test_ignorable_code_points_are_unicodes_default_ignorable_ones():
+    regex = pytest.importorskip("regex")  # Beam's dependency; it knows the Unicode property
+    prop = regex.compile(r"\p{Default_Ignorable_Code_Point}")
+    want = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and prop.match(chr(cp))]
+    start, length, _, _ = kernels.fold_table()
+    assert np.flatnonzero((start >= 0) & (length == 0)).tolist() == want
+
+
 @pytest.mark.parametrize(
     "kind, text, expected",
     [("words", "Hello, world! It's 2024.", 9), ("whitespace", "Hello, world! It's 2024.", 4),
