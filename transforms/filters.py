@@ -296,15 +296,18 @@ class MeanWordLength(QualityFilter):
         return _two_sided(values, failed, p.min_chars, p.max_chars)
 
 
-@register("symbol_ratio", 2)
+@register("symbol_ratio", 3)
 class SymbolRatio(QualityFilter):
-    """Hash marks and ellipses per word above 0.1 (Gopher): tag lists, link farms, teasers.
+    """Hashtags and ellipses per word above 0.1 (Gopher): tag lists, link farms, teasers.
 
-    The Chinese ellipsis "……" is one mark (v2; v1 counted two).
+    The Chinese ellipsis "……" is one mark (v2; v1 counted two). A "#" counts when a word follows it
+    directly, as in a hashtag (v3): Markdown headings ("## Setup") and shell and Python comments
+    ("# why") are not the tag spam the rule is for; counting every "#", it dropped human READMEs,
+    meeting notes and scripts of a few commented lines.
     """
 
     def evaluate(self, view: TextView) -> Verdict:
-        symbols = view.stat("ellipses") + (view.stat("hashes") if self.params.count_hashes else 0)
+        symbols = view.stat("ellipses") + (view.stat("hashtags") if self.params.count_hashes else 0)
         values = _ratio(symbols, view.stat("words"))
         return Verdict(values, values > self.params.max_ratio, self.params.max_ratio, ">")
 

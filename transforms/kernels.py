@@ -867,11 +867,12 @@ STAT_COLUMNS = (
     "solo_units",  # units of scripts written without spaces (one code point each, see _breaks_before)
     "spaced_words",  # the other units: words between spaces and punctuation
     "spaced_word_chars",  # code points inside those, but accents, vowel points and viramas (MARK)
+    "hashtags",  # "#" right before a unit's code point (not one before a space or another "#")
 )
 (_LINES, _ELLIPSIS_LINES, _BULLET_LINES, _DUP_LINES, _DUP_LINE_CHARS, _LINE_CHARS, _HASHES, _ELLIPSES,
  _CODE_POINTS, _LETTERS, _WORDS, _ALPHA_WORDS, _WORD_CHARS, _CHAR_NGRAMS, _DUP_CHAR_NGRAMS,
  _QUESTION_MARKS, _EXCLAMATIONS, _COLONS, _BOLD_MARKS, _FENCES, _NUMBERED_LINES, _PARAGRAPH_BREAKS, _UPPERS,
- _DIGITS, _ENDS_SENTENCE, _SOLO_UNITS, _SPACED_WORDS, _SPACED_WORD_CHARS) = range(len(STAT_COLUMNS))
+ _DIGITS, _ENDS_SENTENCE, _SOLO_UNITS, _SPACED_WORDS, _SPACED_WORD_CHARS, _HASHTAGS) = range(len(STAT_COLUMNS))
 _SENTENCE_ENDS = (46, 33, 63, 41, 93, 34, 39, 96, 42)  # . ! ? ) ] " ' ` *
 _N_STATS = len(STAT_COLUMNS)
 _BULLETS = (0x2D, 0x2A, 0x2022, 0x2023, 0x25E6, 0x00B7, 0x2013, 0x25AA, 0x25CF)
@@ -1183,7 +1184,7 @@ def doc_stats(data, offsets, classes):
         dots = stars = ticks = newlines = 0
         line_start = True
         questions = exclamations = colons = bold = fences = paragraphs = numbered = 0
-        uppers = digits = hashes = ellipses = letters = word_chars = spaced_chars = 0
+        uppers = digits = hashes = hashtags = ellipses = letters = word_chars = spaced_chars = 0
         units = alpha_units = solo_units = 0
         j = 0
         while j < m:
@@ -1198,6 +1199,8 @@ def doc_stats(data, offsets, classes):
                     colons += 1
                 elif cp == 35:
                     hashes += 1
+                    if j + 1 < m and cps[j + 1] < 0x110000 and (classes[cps[j + 1]] & WORD) != 0:
+                        hashtags += 1
             stars = stars + 1 if cp == 42 else 0
             if stars == 2:
                 bold += 1
@@ -1277,6 +1280,7 @@ def doc_stats(data, offsets, classes):
         out[d, _EXCLAMATIONS] = exclamations
         out[d, _COLONS] = colons
         out[d, _HASHES] = hashes
+        out[d, _HASHTAGS] = hashtags
         out[d, _BOLD_MARKS] = bold
         out[d, _FENCES] = fences
         out[d, _PARAGRAPH_BREAKS] = paragraphs

@@ -75,6 +75,13 @@ def test_a_novels_apology_is_not_a_refusal():
     assert [o.value for o in defaults["refusal"].origins] == ["synthetic"]
 
 
+def test_markdown_headings_and_code_comments_are_not_hashtags():
+    readme = "# hybridmix\n\n## Install\n\nRun make install.\n\n## Usage\n\n### Options\n\nSee the docs."
+    script = "#!/bin/bash\n# Build the docs.\nset -e\n# Clean first.\nrm -rf build\nmake html  # render them"
+    tags = "New post! #travel #food #sunset #beach #summer #vibes #love #photo #instagood #fun"
+    assert verdict("symbol_ratio", [readme, script, tags]) == [False, False, True]
+
+
 def test_prompt_echo():
     prompt = "Write a short poem about the sea and the moon at night"
     answers = ["Write a short poem about the sea and the moon at night.",
