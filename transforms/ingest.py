@@ -24,7 +24,7 @@ from hybridmix.schemas.reasons import RejectReason
 from hybridmix.schemas.records import REJECTION_SCHEMA
 from hybridmix.schemas.stats import Figure
 from hybridmix.transforms import columns, kernels, parallel, progress
-from hybridmix.transforms.batches import list_array, make_uids
+from hybridmix.transforms.batches import list_array, make_uids, table_to_batch
 from hybridmix.transforms.earlier import carried_meta, carried_positions
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.inputs import (
@@ -534,6 +534,43 @@ class _ReadRowGroupFn(parallel.AheadDoFn):
                 yield from emit_rejects(rejects)
 
 
+class _JoinSmallBatches(beam.DoFn):
+    """Join batches of few rows into batches of at least `rows` (or `max_bytes` of buffers).
+
+    A corpus of thousands of small files (many synthetic datasets are published so) gives one
+    batch per file, and every step after pays its fixed cost per batch: filters, the scorer,
+    MinHash, one spill file per batch and split. 2,400 files of 2-3 rows read at 115-150 rows/s.
+    What comes out per document does not depend on how documents are batched.
+    """
+
+    def __init__(self, rows: int, max_bytes: int) -> None:
+        self._target = rows
+        self._max_bytes = max_bytes
+
+    def start_bundle(self) -> None:
+        self._held: list[pa.RecordBatch] = []
+        self._rows = self._bytes = 0
+
+    def process(self, batch: pa.RecordBatch):
+        if batch.num_rows >= self._target:
+            yield batch
+            return
+        self._held.append(batch)
+        self._rows += batch.num_rows
+        self._bytes += batch.nbytes
+        if self._rows >= self._target or self._bytes >= self._max_bytes:
+            yield self._joined()
+
+    def finish_bundle(self):
+        if self._held:
+            yield parallel.windowed(self._joined())
+
+    def _joined(self) -> pa.RecordBatch:
+        held, self._held = self._held, []
+        self._rows = self._bytes = 0
+        return held[0] if len(held) == 1 else table_to_batch(pa.Table.from_batches(held, schema=columns.DOCUMENT))
+
+
 def _quarantine_file(bad: BadFile, sources: Sequence[str], run_id: str):
     source = sources[bad.corpus]
     first, end = (None, None) if bad.rows is None else (0, bad.rows)
@@ -580,4 +617,8 @@ class ReadCorpora(beam.PTransform):
             )
             rejected = (rejected, quarantined[REJECTED]) | "MergeRejected" >> beam.Flatten()
             stats = (stats, quarantined[STATS]) | "MergeReadStats" >> beam.Flatten()
-        return ReadOutputs(docs=outputs[DOCS], rejected=rejected, stats=stats)
+        config = self._spec.config
+        docs = outputs[DOCS] | "JoinSmallBatches" >> beam.ParDo(
+            _JoinSmallBatches(max(1, config.read_batch_rows // 2), config.read_slice_bytes)).with_output_types(
+            pa.RecordBatch)
+        return ReadOutputs(docs=docs, rejected=rejected, stats=stats)

@@ -169,6 +169,28 @@ def test_glob_matching_nothing_is_an_error(tmp_path):
         plan_inputs(config.ingest, str(tmp_path))
 
 
+def test_small_files_come_out_as_few_batches_holding_every_row(tmp_path):
+    # Thousands of small files must not cost the steps after reading a batch each (filters, scorer,
+    # MinHash, a spill file per batch): batches under half of read_batch_rows are joined.
+    for f in range(30):
+        write_parquet(tmp_path / "human" / f"part-{f:02d}.parquet",
+                      [{"id": f"h{f}-{r}", "text": words(f * 10 + r, 12)} for r in range(1 + f % 3)])
+    write_parquet(tmp_path / "synth" / "b.parquet", [{"id": "s1", "text": words(999, 12), "model": "m"}])
+    config = make_config(read_batch_rows=16)
+    plan = plan_inputs(config.ingest, str(tmp_path))
+    p = local_pipeline()
+    out = p | ReadCorpora(ReadSpec(config.ingest, plan, "run-1"))
+    batches = out.docs | "Batches" >> beam.Map(lambda b: (b.num_rows, tuple(b.column("doc_id").to_pylist())))
+    ids = [f"h{f}-{r}" for f in range(30) for r in range(1 + f % 3)] + ["s1"]
+
+    def check(found):
+        assert sorted(i for _, batch in found for i in batch) == sorted(ids)
+        assert len(found) <= 3 + len(ids) // 8, [n for n, _ in found]  # 61 rows: 30 files, 8 rows a batch
+
+    assert_that(batches, check)
+    p.run().wait_until_finish()
+
+
 def test_a_folder_named_with_brackets_is_matched_with_an_escaped_bracket(tmp_path, recwarn):
     write_parquet(tmp_path / "data [2024]" / "a.parquet", [{"id": "a", "text": "x"}])
     with pytest.raises(DataError, match=r"write \[\[\] for a literal \["):
