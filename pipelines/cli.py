@@ -160,7 +160,8 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="check a config, its input files and its output folder without running",
         description=("Validate CONFIG as `run` does before it starts: the config, each corpus's files and "
-                     "columns, and the output folder (--output, or output.path). Nothing is written."),
+                     "columns, and the output folder (--output, or output.path), which run must be able to write "
+                     "beside (tested with an empty folder made there and removed). Nothing else is written."),
     )
     validate.add_argument("config", help="YAML config file")
     validate.add_argument("--output", help="the output folder to check, as run --output DIR takes it "

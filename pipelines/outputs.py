@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import socket
+import tempfile
 import time
 from enum import StrEnum
 
@@ -204,6 +205,30 @@ def output_lock(out: str, run_id: str, no_lock: bool = False):
         yield
     finally:
         fh.close()
+
+
+def check_writable(out: str) -> None:
+    """Refuse a local output whose lock and staging folder `run` could not create beside it.
+
+    The only sure test of a folder's writability is a write (a read-only mount, an ACL, a parent
+    that is a file): a folder of our own is made and removed in the nearest existing folder on the
+    way to the output (`run` creates the missing ones). mkdtemp picks a name nothing holds, so only
+    what this made is removed, and its suffix is one `recover_and_clean` never matches.
+    """
+    if is_remote(out):
+        return
+    parent, name = os.path.split(out)
+    nearest = parent
+    while not os.path.lexists(nearest):
+        nearest = os.path.dirname(nearest)
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{name}.", suffix=".writable", dir=nearest))
+        # An earlier run's lock is opened again, not created: it must take a write too.
+        lock = os.path.join(parent, f".{name}.lock")
+        if os.path.lexists(lock):
+            os.close(os.open(lock, os.O_WRONLY | os.O_APPEND))
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create the output folder's lock in {parent} ({exc.strerror})") from None
 
 
 def _own_leftovers(out: str) -> tuple[list[str], list[str]]:

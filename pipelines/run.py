@@ -31,6 +31,7 @@ from hybridmix.pipelines.logs import worker_stderr_to_log
 from hybridmix.pipelines.outputs import (
     Existing,
     check_output,
+    check_writable,
     finished_run_id,
     make_staging,
     output_lock,
@@ -268,7 +269,8 @@ def carried_text(files: list[InputFile]) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Everything `run` checks before it starts the pipeline, without running or writing anything."""
+    """Everything `run` checks before it starts the pipeline, without running it (the only write is the
+    empty folder that tests the output's location, removed at once)."""
     config = load_config(args.config).with_overrides(output_path=getattr(args, "output", None))
     base_dir = os.path.dirname(os.path.abspath(args.config))
     plan = plan_inputs(config.ingest, base_dir)
@@ -303,6 +305,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if config.output.path:
         out = resolve_output(_output_path(config, base_dir, getattr(args, "output", None)))
         existing = check_output(out, config, base_dir, [f.path for f in plan.files])
+        check_writable(out)
         state = "holds a finished run (run replaces it only with --force)" if existing is Existing.FINISHED \
             else "can be written"
         unlisted = unlisted_files(out) if existing is Existing.FINISHED and not is_remote(out) else []

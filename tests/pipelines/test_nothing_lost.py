@@ -181,6 +181,53 @@ def test_read_only_output_parent_is_a_clear_error(tmp_path):
     assert os.listdir(tmp_path / "ro") == []
 
 
+def _validate_and_run_errors(config, out, capsys):
+    assert main(["validate", config, "--output", str(out)]) == 2
+    said = capsys.readouterr().err.strip()
+    assert main(["run", config, "--output", str(out)]) == 2
+    return said, capsys.readouterr().err.strip()
+
+
+def test_validate_refuses_an_output_under_a_file_as_run_does(tmp_path, capsys):
+    """validate said "can be written" where run then failed; a file on the way fails both, root or not."""
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    (tmp_path / "a_file").write_text("x")
+    before = sorted(os.listdir(tmp_path))
+    said, run_said = _validate_and_run_errors(config, tmp_path / "a_file" / "sub" / "out", capsys)
+    assert said == run_said
+    assert said.endswith("cannot create the output folder's lock in "
+                         f"{tmp_path / 'a_file' / 'sub'} (Not a directory)")
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a folder whatever its mode")
+def test_validate_refuses_a_parent_without_write_permission_as_run_does(tmp_path, capsys):
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked").chmod(0o555)
+    try:
+        said, run_said = _validate_and_run_errors(config, tmp_path / "locked" / "out", capsys)
+        assert os.listdir(tmp_path / "locked") == []
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert said == run_said and said.endswith(f"lock in {tmp_path / 'locked'} (Permission denied)")
+
+
+@pytest.mark.skipif(not _read_only_mounts_available(), reason="needs unshare -rm (user + mount namespaces)")
+def test_validate_refuses_a_read_only_output_parent(tmp_path):
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    (tmp_path / "ro").mkdir()
+    script = (f"mount --bind {tmp_path / 'ro'} {tmp_path / 'ro'} && mount -o remount,bind,ro {tmp_path / 'ro'} && "
+              f"exec {sys.executable} -m hybridmix.pipelines.cli validate {config} --output {tmp_path / 'ro' / 'out'}")
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    _one_error_line(result, 2, f"cannot create the output folder's lock in {tmp_path / 'ro'} (Read-only file system)")
+    assert os.listdir(tmp_path / "ro") == []
+
+
 def test_a_symlink_to_the_output_shares_its_lock(tmp_path):
     _corpus(tmp_path)
     config = _config(tmp_path)
