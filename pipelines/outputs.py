@@ -23,7 +23,7 @@ import time
 from enum import StrEnum
 
 from hybridmix.schemas.config import PipelineConfig
-from hybridmix.schemas.errors import OutputError, OutputLocked
+from hybridmix.schemas.errors import ConfigError, OutputError, OutputLocked
 from hybridmix.transforms import parallel
 from hybridmix.transforms.inputs import glob_base, has_wildcards
 from hybridmix.transforms.manifest import OUTPUT_FOLDERS, listed_paths
@@ -229,6 +229,27 @@ def check_writable(out: str) -> None:
             os.close(os.open(lock, os.O_WRONLY | os.O_APPEND))
     except OSError as exc:
         raise OutputError(f"{out}: cannot create the output folder's lock in {parent} ({exc.strerror})") from None
+
+
+def check_log_file(log_file: str, out: str) -> None:
+    """Refuse a --log-file in the output folder or in what a run keeps beside it (lock, staging).
+
+    The log is opened before the output is checked, so in the folder it would be a file hybridmix
+    did not write there: this run and every later --force into it would be refused because of it.
+    """
+    if is_remote(out):
+        return
+    path = os.path.realpath(os.path.abspath(log_file))
+    parent, name = os.path.split(out)
+    own = re.compile(rf"\.{re.escape(name)}\.(lock|{RUN_ID_PATTERN.pattern}{re.escape(STAGING_SUFFIX)}"
+                     rf"({re.escape(PARKED_SUFFIX)})?)")
+    first = os.path.relpath(path, parent).split(os.sep)[0]
+    if first == name:
+        raise ConfigError(f"--log-file {log_file} is inside the output folder {out}, which holds only what "
+                          f"hybridmix writes: put the log beside the output (e.g. {out}.log)")
+    if own.fullmatch(first):
+        raise ConfigError(f"--log-file {log_file} is the lock or in a staging folder of the output {out}: put the "
+                          f"log beside the output (e.g. {out}.log)")
 
 
 def _own_leftovers(out: str) -> tuple[list[str], list[str]]:

@@ -137,6 +137,17 @@ def _output_path(config: PipelineConfig, base_dir: str, given: str | None) -> st
     return out_dir
 
 
+def planned_output(config_path: str, given: str | None) -> str | None:
+    """The output folder `run` or `validate` would use, resolved as they resolve it; None when the
+    config does not load or names none (the command itself then says why)."""
+    try:
+        if given is None:
+            given = _output_path(load_config(config_path), os.path.dirname(os.path.abspath(config_path)), None)
+        return resolve_output(given)
+    except (ConfigError, OutputError):
+        return None
+
+
 def _ready_output(ctx: RunContext, config: PipelineConfig, if_exists: IfExists, options: PipelineOptions,
                   no_lock: bool) -> RunContext | None:
     """With the lock held: finish what an interrupted run left, check the output folder, create the

@@ -638,6 +638,37 @@ def test_log_file_in_a_missing_folder_and_escaped_file_names(tmp_path):
     assert "\x1b" not in line and "\x07" not in line and "\\u001b[31mred\\u0007" in line
 
 
+def test_a_log_file_inside_the_output_is_refused_before_it_is_written(tmp_path, capsys):
+    """The log was opened before the output was checked: the run refused its own log as a file it
+    did not write, and that file blocked every later --force into the output."""
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    out = tmp_path / "out"
+    assert main(["run", config, "--output", str(out)]) == 0
+    capsys.readouterr()
+    (tmp_path / "empty").mkdir()
+    in_config = _config(tmp_path, output={"path": "../empty"})
+    before = sorted(os.listdir(tmp_path)), sorted(os.listdir(out))
+    for command, log in [
+        (["run", config, "--output", str(out), "--force"], out / "run.log"),
+        (["validate", config, "--output", str(out)], out / "logs" / "run.log"),
+        (["run", in_config], tmp_path / "empty" / "run.log"),
+        (["validate", in_config], tmp_path / "empty" / "run.log"),
+        (["inspect", str(out)], out / "run.log"),
+        (["run", config, "--output", str(out), "--force"], tmp_path / ".out.lock"),
+        (["run", config, "--output", str(out), "--force"], tmp_path / ".out.hm-1.inprogress" / "run.log"),
+    ]:
+        assert main(["--log-file", str(log), *command]) == 2, (command, log)
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"hybridmix: error: --log-file {log} is ") and "\n" not in err, err
+        assert err.endswith(".log)") and "put the log beside the output" in err, err
+    assert (sorted(os.listdir(tmp_path)), sorted(os.listdir(out))) == before
+    assert os.listdir(tmp_path / "empty") == []
+    beside = tmp_path / "out.log"
+    assert main(["--log-file", str(beside), "run", config, "--output", str(out), "--force"]) == 0
+    assert beside.stat().st_size > 0
+
+
 # --- scheduling -----------------------------------------------------------------------------------
 
 
