@@ -402,6 +402,10 @@ def console_main(argv: Sequence[str] | None = None) -> int:
     """
     gc.freeze()
     code = main(argv)
+    # The outcome is decided and reported: the handler the entry point (console.py) installed for
+    # loading would now call a late signal an interruption that published nothing.
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
     gc.freeze()
     return code
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -343,6 +344,50 @@ def test_signals_clean_up_and_exit_128_plus_the_signal(slow_run, tmp_path, signu
     assert not out.exists() and _leftovers(out) == []
     # The lock went with the process: the next run goes ahead.
     assert _cli("run", config, "--output", out).returncode == 0
+
+
+def _entry_point_command() -> list[str]:
+    """What pip's `hybridmix` script runs, from pyproject.toml (an installed script may be older)."""
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as fh:
+        module, function = tomllib.load(fh)["project"]["scripts"]["hybridmix"].split(":")
+    return [sys.executable, "-c", f"import sys; from {module} import {function}; sys.exit({function}())"]
+
+
+def _wait_until_caught(pid: int, signums, limit_s: float) -> None:
+    """Until the process handles every one of `signums` (Linux: /proc), at most `limit_s`."""
+    mask = sum(1 << (s - 1) for s in signums)
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                caught = int(next(line for line in fh if line.startswith("SigCgt:")).split()[1], 16)
+        except OSError:
+            time.sleep(0.3)
+            return
+        if caught & mask == mask:
+            return
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_while_the_command_still_loads_is_one_line_too(tmp_path, signum, code):
+    """Loading Beam, pyarrow and numba takes about 2 s; a Ctrl-C then printed a KeyboardInterrupt
+    traceback, and SIGTERM ended the process without a word."""
+    _corpus(tmp_path)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*_entry_point_command(), "run", _config(tmp_path), "--output", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    # Signalled once the entry point handles the signals, or after 1 s: well inside the loading
+    # either way (the 1 s cap is for a process that does not handle them while loading).
+    _wait_until_caught(proc.pid, (signal.SIGTERM, signal.SIGHUP), 1.0)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert err == (f"hybridmix: interrupted by {signal.Signals(signum).name}; nothing was published and the "
+                   "output folder is as it was\n")
+    assert not out.exists() and _leftovers(out) == []
 
 
 def test_a_signal_that_lands_in_a_finalizer_still_interrupts():
