@@ -27,7 +27,7 @@ from hybridmix.pipelines.build import (
     prepare_run,
 )
 from hybridmix.pipelines.inspection import read_manifest, run_folder
-from hybridmix.pipelines.logs import worker_stderr_to_log
+from hybridmix.pipelines.logs import OUTCOME_LOGGER, worker_stderr_to_log
 from hybridmix.pipelines.outputs import (
     Existing,
     check_output,
@@ -55,6 +55,7 @@ from hybridmix.transforms.sketch import lsh_shape
 from hybridmix.transforms.storage import is_remote, use_options
 
 log = logging.getLogger("hybridmix")
+outcome = logging.getLogger(OUTCOME_LOGGER)
 
 # Beam's in-process runner, by its full name: Beam 2.62 has no short name for it, and its
 # DirectRunner may hand pipelines to runners that fetch components from the network.
@@ -241,7 +242,9 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
         with output_lock(ctx.out_dir, ctx.run_id, args.no_lock):
             ready = _ready_output(ctx, config, if_exists, options, args.no_lock)
             if ready is None:
-                print(f"{ctx.out_dir} already holds run {ctx.run_id} (same config and inputs); nothing to do")
+                skipped = f"{ctx.out_dir} already holds run {ctx.run_id} (same config and inputs); nothing to do"
+                print(skipped)
+                outcome.info("%s", skipped)
                 return 0
             ctx = ready
             log.info("run %s: %d input files (%d quarantined), staging in %s", ctx.run_id, len(ctx.plan.files),
@@ -262,8 +265,10 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
                 if not is_remote(ctx.out_dir):
                     recover_and_clean(ctx.out_dir)
     print(summary(read_manifest(ctx.out_dir)))
-    print(f"\nwrote {ctx.out_dir} in {time.monotonic() - started:.1f} s")
+    took = time.monotonic() - started
+    print(f"\nwrote {ctx.out_dir} in {took:.1f} s")
     print(f"report: {run_folder(ctx.out_dir)[0].rstrip('/')}/{REPORT} (open it in a browser)")
+    outcome.info("run %s succeeded: wrote %s in %.1f s", ctx.run_id, ctx.out_dir, took)
     return 0
 
 

@@ -733,6 +733,24 @@ def test_if_exists_skip_does_nothing_for_the_same_run(tmp_path):
     assert _cli("run", config, "--output", out, "--if-exists", "replace", "--seed", "9").returncode == 0
 
 
+def test_the_log_file_says_how_each_run_ended(tmp_path, capsys):
+    """A scheduled job's record is its --log-file: a skipped run left no trace there, and a
+    published one ended at `publish: done` without saying it succeeded or where it wrote."""
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    out, log = tmp_path / "out", tmp_path / "out.log"
+    assert main(["--log-file", str(log), "run", config, "--output", str(out), "-q"]) == 0
+    run_id = _complete(out)
+    last = log.read_text().splitlines()[-1]
+    assert f" run {run_id} succeeded: wrote {out} in " in last, last
+    assert main(["--log-file", str(log), "run", config, "--output", str(out), "--if-exists", "skip", "-v"]) == 0
+    said = f"{out} already holds run {run_id} (same config and inputs); nothing to do"
+    assert log.read_text().splitlines()[-1].endswith(said)
+    # Said once: on stdout, not on stderr too.
+    printed = capsys.readouterr()
+    assert said in printed.out and said not in printed.err
+
+
 def test_infeasible_targets_have_their_own_exit_code(tmp_path):
     _corpus(tmp_path)
     config = _config(tmp_path, mixture={"targets": {"human": 0.5, "synthetic": 0.5}, "total_tokens": 10_000_000})
