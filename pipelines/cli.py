@@ -24,9 +24,10 @@ from hybridmix.pipelines.explain import add_parser as add_explain_parser
 from hybridmix.pipelines.explain import cmd_explain
 from hybridmix.pipelines.inspection import cmd_inspect, cmd_report
 from hybridmix.pipelines.logs import setup_logging
+from hybridmix.pipelines.outputs import check_log_file
 from hybridmix.pipelines.plan import DEFAULT_SAMPLE_ROWS, cmd_plan
 from hybridmix.pipelines.report import safe_text
-from hybridmix.pipelines.run import DEFAULT_RUNNER, IfExists, cmd_run, cmd_validate
+from hybridmix.pipelines.run import DEFAULT_RUNNER, IfExists, cmd_run, cmd_validate, planned_output
 from hybridmix.pipelines.train import add_parser as add_train_parser
 from hybridmix.pipelines.train import cmd_train
 from hybridmix.pipelines.warmup import add_parser as add_warmup_parser
@@ -40,7 +41,7 @@ from hybridmix.schemas.errors import (
     request_stop,
     stop_requested,
 )
-from hybridmix.transforms.storage import use_options
+from hybridmix.transforms.storage import is_remote, use_options
 
 __all__ = ["DEFAULT_RUNNER", "main"]
 
@@ -70,7 +71,8 @@ PLAN_EXIT_CODES = """exit codes:
 
 VERBOSE_HELP = "also print hybridmix's notes (run id, staging folder, clean-up) and tracebacks"
 QUIET_HELP = "no progress display on stderr (errors and warnings still show; --log-file still gets it)"
-LOG_FILE_HELP = "also write the log (progress, one line per stage; warnings, tracebacks) to this file"
+LOG_FILE_HELP = "also write the log (progress, one line per stage; warnings, tracebacks) to this file (beside " \
+                "the output folder, not in it)"
 BEAM_LOG_HELP = "show Apache Beam's own log from this level up, on stderr and in --log-file (default: none on " \
                 "stderr, warnings in --log-file)"
 BEAM_LEVELS = ("debug", "info", "warning", "error")
@@ -160,7 +162,8 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="check a config, its input files and its output folder without running",
         description=("Validate CONFIG as `run` does before it starts: the config, each corpus's files and "
-                     "columns, and the output folder (--output, or output.path). Nothing is written."),
+                     "columns, and the output folder (--output, or output.path), which run must be able to write "
+                     "beside (tested with an empty folder made there and removed). Nothing else is written."),
     )
     validate.add_argument("config", help="YAML config file")
     validate.add_argument("--output", help="the output folder to check, as run --output DIR takes it "
@@ -332,11 +335,28 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
     return cmd_inspect(args)
 
 
+def _output_folder(args: argparse.Namespace) -> str | None:
+    """The output folder the command writes or reads, if it has one."""
+    if args.command in ("run", "validate"):
+        return planned_output(args.config, args.output)
+    if args.command in ("inspect", "explain", "report"):
+        return args.out if is_remote(args.out) else os.path.realpath(args.out)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    out = _output_folder(args) if args.log_file else None
+    if out is not None:
+        try:
+            # Before the log is opened: opening it writes it.
+            check_log_file(args.log_file, out)
+        except ConfigError as exc:
+            _fail(f"error: {exc.message}")
+            return exc.exit_code
     try:
         setup_logging(args.verbose, args.log_file,
                       getattr(logging, args.beam_log.upper()) if args.beam_log else None)
@@ -382,6 +402,10 @@ def console_main(argv: Sequence[str] | None = None) -> int:
     """
     gc.freeze()
     code = main(argv)
+    # The outcome is decided and reported: the handler the entry point (console.py) installed for
+    # loading would now call a late signal an interruption that published nothing.
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
     gc.freeze()
     return code
 

@@ -14,6 +14,10 @@ from hybridmix.pipelines.report import escape_controls
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+# How a command ended, as it says on stdout (a run skipped, a run published): logged under this name
+# for --log-file, where a scheduled job's record is, and kept off stderr, which would say it twice.
+OUTCOME_LOGGER = "hybridmix.outcome"
+
 
 class _TerminalFormatter(logging.Formatter):
     """Log lines for a terminal: file names and ids in messages cannot drive it."""
@@ -65,6 +69,8 @@ def setup_logging(verbose: bool, log_file: str | None, beam_level: int | None = 
     def to_console(record: logging.LogRecord) -> bool:
         if record.name.startswith("hybridmix.progress"):
             return False  # the progress display writes stderr itself
+        if record.name == OUTCOME_LOGGER:
+            return False
         if _is_beam(record, beam_dir):
             return record.levelno >= beam_shown
         return record.levelno >= (ours if record.name.startswith("hybridmix") else logging.WARNING)

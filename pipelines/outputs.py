@@ -18,11 +18,12 @@ import os
 import re
 import shutil
 import socket
+import tempfile
 import time
 from enum import StrEnum
 
 from hybridmix.schemas.config import PipelineConfig
-from hybridmix.schemas.errors import OutputError, OutputLocked
+from hybridmix.schemas.errors import ConfigError, OutputError, OutputLocked
 from hybridmix.transforms import parallel
 from hybridmix.transforms.inputs import glob_base, has_wildcards
 from hybridmix.transforms.manifest import OUTPUT_FOLDERS, listed_paths
@@ -204,6 +205,51 @@ def output_lock(out: str, run_id: str, no_lock: bool = False):
         yield
     finally:
         fh.close()
+
+
+def check_writable(out: str) -> None:
+    """Refuse a local output whose lock and staging folder `run` could not create beside it.
+
+    The only sure test of a folder's writability is a write (a read-only mount, an ACL, a parent
+    that is a file): a folder of our own is made and removed in the nearest existing folder on the
+    way to the output (`run` creates the missing ones). mkdtemp picks a name nothing holds, so only
+    what this made is removed, and its suffix is one `recover_and_clean` never matches.
+    """
+    if is_remote(out):
+        return
+    parent, name = os.path.split(out)
+    nearest = parent
+    while not os.path.lexists(nearest):
+        nearest = os.path.dirname(nearest)
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{name}.", suffix=".writable", dir=nearest))
+        # An earlier run's lock is opened again, not created: it must take a write too.
+        lock = os.path.join(parent, f".{name}.lock")
+        if os.path.lexists(lock):
+            os.close(os.open(lock, os.O_WRONLY | os.O_APPEND))
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create the output folder's lock in {parent} ({exc.strerror})") from None
+
+
+def check_log_file(log_file: str, out: str) -> None:
+    """Refuse a --log-file in the output folder or in what a run keeps beside it (lock, staging).
+
+    The log is opened before the output is checked, so in the folder it would be a file hybridmix
+    did not write there: this run and every later --force into it would be refused because of it.
+    """
+    if is_remote(out):
+        return
+    path = os.path.realpath(os.path.abspath(log_file))
+    parent, name = os.path.split(out)
+    own = re.compile(rf"\.{re.escape(name)}\.(lock|{RUN_ID_PATTERN.pattern}{re.escape(STAGING_SUFFIX)}"
+                     rf"({re.escape(PARKED_SUFFIX)})?)")
+    first = os.path.relpath(path, parent).split(os.sep)[0]
+    if first == name:
+        raise ConfigError(f"--log-file {log_file} is inside the output folder {out}, which holds only what "
+                          f"hybridmix writes: put the log beside the output (e.g. {out}.log)")
+    if own.fullmatch(first):
+        raise ConfigError(f"--log-file {log_file} is the lock or in a staging folder of the output {out}: put the "
+                          f"log beside the output (e.g. {out}.log)")
 
 
 def _own_leftovers(out: str) -> tuple[list[str], list[str]]:

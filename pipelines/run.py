@@ -27,10 +27,11 @@ from hybridmix.pipelines.build import (
     prepare_run,
 )
 from hybridmix.pipelines.inspection import read_manifest, run_folder
-from hybridmix.pipelines.logs import worker_stderr_to_log
+from hybridmix.pipelines.logs import OUTCOME_LOGGER, worker_stderr_to_log
 from hybridmix.pipelines.outputs import (
     Existing,
     check_output,
+    check_writable,
     finished_run_id,
     make_staging,
     output_lock,
@@ -54,6 +55,7 @@ from hybridmix.transforms.sketch import lsh_shape
 from hybridmix.transforms.storage import is_remote, use_options
 
 log = logging.getLogger("hybridmix")
+outcome = logging.getLogger(OUTCOME_LOGGER)
 
 # Beam's in-process runner, by its full name: Beam 2.62 has no short name for it, and its
 # DirectRunner may hand pipelines to runners that fetch components from the network.
@@ -134,6 +136,17 @@ def _output_path(config: PipelineConfig, base_dir: str, given: str | None) -> st
         # Like the corpus paths, output.path in a config file is relative to that file.
         out_dir = os.path.join(base_dir, out_dir)
     return out_dir
+
+
+def planned_output(config_path: str, given: str | None) -> str | None:
+    """The output folder `run` or `validate` would use, resolved as they resolve it; None when the
+    config does not load or names none (the command itself then says why)."""
+    try:
+        if given is None:
+            given = _output_path(load_config(config_path), os.path.dirname(os.path.abspath(config_path)), None)
+        return resolve_output(given)
+    except (ConfigError, OutputError):
+        return None
 
 
 def _ready_output(ctx: RunContext, config: PipelineConfig, if_exists: IfExists, options: PipelineOptions,
@@ -229,7 +242,9 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
         with output_lock(ctx.out_dir, ctx.run_id, args.no_lock):
             ready = _ready_output(ctx, config, if_exists, options, args.no_lock)
             if ready is None:
-                print(f"{ctx.out_dir} already holds run {ctx.run_id} (same config and inputs); nothing to do")
+                skipped = f"{ctx.out_dir} already holds run {ctx.run_id} (same config and inputs); nothing to do"
+                print(skipped)
+                outcome.info("%s", skipped)
                 return 0
             ctx = ready
             log.info("run %s: %d input files (%d quarantined), staging in %s", ctx.run_id, len(ctx.plan.files),
@@ -250,8 +265,10 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
                 if not is_remote(ctx.out_dir):
                     recover_and_clean(ctx.out_dir)
     print(summary(read_manifest(ctx.out_dir)))
-    print(f"\nwrote {ctx.out_dir} in {time.monotonic() - started:.1f} s")
+    took = time.monotonic() - started
+    print(f"\nwrote {ctx.out_dir} in {took:.1f} s")
     print(f"report: {run_folder(ctx.out_dir)[0].rstrip('/')}/{REPORT} (open it in a browser)")
+    outcome.info("run %s succeeded: wrote %s in %.1f s", ctx.run_id, ctx.out_dir, took)
     return 0
 
 
@@ -268,7 +285,8 @@ def carried_text(files: list[InputFile]) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Everything `run` checks before it starts the pipeline, without running or writing anything."""
+    """Everything `run` checks before it starts the pipeline, without running it (the only write is the
+    empty folder that tests the output's location, removed at once)."""
     config = load_config(args.config).with_overrides(output_path=getattr(args, "output", None))
     base_dir = os.path.dirname(os.path.abspath(args.config))
     plan = plan_inputs(config.ingest, base_dir)
@@ -303,6 +321,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if config.output.path:
         out = resolve_output(_output_path(config, base_dir, getattr(args, "output", None)))
         existing = check_output(out, config, base_dir, [f.path for f in plan.files])
+        check_writable(out)
         state = "holds a finished run (run replaces it only with --force)" if existing is Existing.FINISHED \
             else "can be written"
         unlisted = unlisted_files(out) if existing is Existing.FINISHED and not is_remote(out) else []

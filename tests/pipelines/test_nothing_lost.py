@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -181,6 +182,53 @@ def test_read_only_output_parent_is_a_clear_error(tmp_path):
     assert os.listdir(tmp_path / "ro") == []
 
 
+def _validate_and_run_errors(config, out, capsys):
+    assert main(["validate", config, "--output", str(out)]) == 2
+    said = capsys.readouterr().err.strip()
+    assert main(["run", config, "--output", str(out)]) == 2
+    return said, capsys.readouterr().err.strip()
+
+
+def test_validate_refuses_an_output_under_a_file_as_run_does(tmp_path, capsys):
+    """validate said "can be written" where run then failed; a file on the way fails both, root or not."""
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    (tmp_path / "a_file").write_text("x")
+    before = sorted(os.listdir(tmp_path))
+    said, run_said = _validate_and_run_errors(config, tmp_path / "a_file" / "sub" / "out", capsys)
+    assert said == run_said
+    assert said.endswith("cannot create the output folder's lock in "
+                         f"{tmp_path / 'a_file' / 'sub'} (Not a directory)")
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a folder whatever its mode")
+def test_validate_refuses_a_parent_without_write_permission_as_run_does(tmp_path, capsys):
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked").chmod(0o555)
+    try:
+        said, run_said = _validate_and_run_errors(config, tmp_path / "locked" / "out", capsys)
+        assert os.listdir(tmp_path / "locked") == []
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert said == run_said and said.endswith(f"lock in {tmp_path / 'locked'} (Permission denied)")
+
+
+@pytest.mark.skipif(not _read_only_mounts_available(), reason="needs unshare -rm (user + mount namespaces)")
+def test_validate_refuses_a_read_only_output_parent(tmp_path):
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    (tmp_path / "ro").mkdir()
+    script = (f"mount --bind {tmp_path / 'ro'} {tmp_path / 'ro'} && mount -o remount,bind,ro {tmp_path / 'ro'} && "
+              f"exec {sys.executable} -m hybridmix.pipelines.cli validate {config} --output {tmp_path / 'ro' / 'out'}")
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    _one_error_line(result, 2, f"cannot create the output folder's lock in {tmp_path / 'ro'} (Read-only file system)")
+    assert os.listdir(tmp_path / "ro") == []
+
+
 def test_a_symlink_to_the_output_shares_its_lock(tmp_path):
     _corpus(tmp_path)
     config = _config(tmp_path)
@@ -296,6 +344,50 @@ def test_signals_clean_up_and_exit_128_plus_the_signal(slow_run, tmp_path, signu
     assert not out.exists() and _leftovers(out) == []
     # The lock went with the process: the next run goes ahead.
     assert _cli("run", config, "--output", out).returncode == 0
+
+
+def _entry_point_command() -> list[str]:
+    """What pip's `hybridmix` script runs, from pyproject.toml (an installed script may be older)."""
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as fh:
+        module, function = tomllib.load(fh)["project"]["scripts"]["hybridmix"].split(":")
+    return [sys.executable, "-c", f"import sys; from {module} import {function}; sys.exit({function}())"]
+
+
+def _wait_until_caught(pid: int, signums, limit_s: float) -> None:
+    """Until the process handles every one of `signums` (Linux: /proc), at most `limit_s`."""
+    mask = sum(1 << (s - 1) for s in signums)
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                caught = int(next(line for line in fh if line.startswith("SigCgt:")).split()[1], 16)
+        except OSError:
+            time.sleep(0.3)
+            return
+        if caught & mask == mask:
+            return
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_while_the_command_still_loads_is_one_line_too(tmp_path, signum, code):
+    """Loading Beam, pyarrow and numba takes about 2 s; a Ctrl-C then printed a KeyboardInterrupt
+    traceback, and SIGTERM ended the process without a word."""
+    _corpus(tmp_path)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*_entry_point_command(), "run", _config(tmp_path), "--output", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    # Signalled once the entry point handles the signals, or after 1 s: well inside the loading
+    # either way (the 1 s cap is for a process that does not handle them while loading).
+    _wait_until_caught(proc.pid, (signal.SIGTERM, signal.SIGHUP), 1.0)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert err == (f"hybridmix: interrupted by {signal.Signals(signum).name}; nothing was published and the "
+                   "output folder is as it was\n")
+    assert not out.exists() and _leftovers(out) == []
 
 
 def test_a_signal_that_lands_in_a_finalizer_still_interrupts():
@@ -591,6 +683,37 @@ def test_log_file_in_a_missing_folder_and_escaped_file_names(tmp_path):
     assert "\x1b" not in line and "\x07" not in line and "\\u001b[31mred\\u0007" in line
 
 
+def test_a_log_file_inside_the_output_is_refused_before_it_is_written(tmp_path, capsys):
+    """The log was opened before the output was checked: the run refused its own log as a file it
+    did not write, and that file blocked every later --force into the output."""
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    out = tmp_path / "out"
+    assert main(["run", config, "--output", str(out)]) == 0
+    capsys.readouterr()
+    (tmp_path / "empty").mkdir()
+    in_config = _config(tmp_path, output={"path": "../empty"})
+    before = sorted(os.listdir(tmp_path)), sorted(os.listdir(out))
+    for command, log in [
+        (["run", config, "--output", str(out), "--force"], out / "run.log"),
+        (["validate", config, "--output", str(out)], out / "logs" / "run.log"),
+        (["run", in_config], tmp_path / "empty" / "run.log"),
+        (["validate", in_config], tmp_path / "empty" / "run.log"),
+        (["inspect", str(out)], out / "run.log"),
+        (["run", config, "--output", str(out), "--force"], tmp_path / ".out.lock"),
+        (["run", config, "--output", str(out), "--force"], tmp_path / ".out.hm-1.inprogress" / "run.log"),
+    ]:
+        assert main(["--log-file", str(log), *command]) == 2, (command, log)
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"hybridmix: error: --log-file {log} is ") and "\n" not in err, err
+        assert err.endswith(".log)") and "put the log beside the output" in err, err
+    assert (sorted(os.listdir(tmp_path)), sorted(os.listdir(out))) == before
+    assert os.listdir(tmp_path / "empty") == []
+    beside = tmp_path / "out.log"
+    assert main(["--log-file", str(beside), "run", config, "--output", str(out), "--force"]) == 0
+    assert beside.stat().st_size > 0
+
+
 # --- scheduling -----------------------------------------------------------------------------------
 
 
@@ -608,6 +731,24 @@ def test_if_exists_skip_does_nothing_for_the_same_run(tmp_path):
     _one_error_line(other, 2, "holds a finished run")
     assert "; pass --force instead of --if-exists skip to replace it" in other.stderr
     assert _cli("run", config, "--output", out, "--if-exists", "replace", "--seed", "9").returncode == 0
+
+
+def test_the_log_file_says_how_each_run_ended(tmp_path, capsys):
+    """A scheduled job's record is its --log-file: a skipped run left no trace there, and a
+    published one ended at `publish: done` without saying it succeeded or where it wrote."""
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    out, log = tmp_path / "out", tmp_path / "out.log"
+    assert main(["--log-file", str(log), "run", config, "--output", str(out), "-q"]) == 0
+    run_id = _complete(out)
+    last = log.read_text().splitlines()[-1]
+    assert f" run {run_id} succeeded: wrote {out} in " in last, last
+    assert main(["--log-file", str(log), "run", config, "--output", str(out), "--if-exists", "skip", "-v"]) == 0
+    said = f"{out} already holds run {run_id} (same config and inputs); nothing to do"
+    assert log.read_text().splitlines()[-1].endswith(said)
+    # Said once: on stdout, not on stderr too.
+    printed = capsys.readouterr()
+    assert said in printed.out and said not in printed.err
 
 
 def test_infeasible_targets_have_their_own_exit_code(tmp_path):
