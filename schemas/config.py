@@ -215,6 +215,13 @@ class FilterSpec(_Model):
             raise ValueError(f"params.{'; '.join(problems)}") from None
         return {**data, "params": full}
 
+    @model_validator(mode="after")
+    def _check_scope(self) -> FilterSpec:
+        for key in ("origins", "sources"):
+            if getattr(self, key) == []:
+                raise ValueError(f"{key}: an empty list applies {self.name} to no document; leave {key} out "
+                                 "to apply it to all, or leave the filter out")
+        return self
 
 
 def _default_filters() -> list[FilterSpec]:
@@ -638,11 +645,19 @@ class PipelineConfig(_Model):
                 raise ValueError(
                     f"mixture: source {corpus.name!r} is selected by quality_score, but no scorer scores "
                     f"{corpus.origin.value} text (quality.scorer)")
+        origin_of = {c.name: c.origin for c in self.corpora}
         for i, spec in enumerate(self.quality.filters):
             for name in spec.sources or []:
                 if name not in seen:
                     raise ValueError(
                         f"quality.filters[{i}].sources: no corpus named {name!r}")
+            if spec.sources is not None and spec.origins is not None and not any(
+                    origin_of[name] in spec.origins for name in spec.sources):
+                named = ", ".join(f"{name} ({origin_of[name].value})" for name in spec.sources)
+                raise ValueError(
+                    f"quality.filters[{i}].sources: {spec.name} applies to "
+                    f"{' and '.join(o.value for o in spec.origins)} text only, and none of {named} holds any: "
+                    "it applies to no document")
         return self
 
     @property

@@ -87,9 +87,15 @@ def test_errors_name_the_key_path(changes, expected):
          "quality.filters[0].params.min_words: truncated needs min_words >= 0 (got -1)"),
         ([{"name": "prompt_echo", "params": {"max_length_ratio": 0.0}}],
          "quality.filters[0].params.max_length_ratio: prompt_echo needs max_length_ratio > 0 (got 0.0)"),
+        ([{"name": "refusal", "origins": []}],
+         "quality.filters[0].origins: an empty list applies refusal to no document; leave origins out"),
+        ([{"name": "refusal", "sources": []}],
+         "quality.filters[0].sources: an empty list applies refusal to no document; leave sources out"),
+        ([{"name": "refusal", "origins": ["human"], "sources": ["s"]}],
+         "quality.filters[0].sources: refusal applies to human text only, and none of s (synthetic) holds any"),
     ],
     ids=["share-as-percentage", "negative-share", "min-above-max", "min-above-max-chars", "negative-count",
-         "zero-ratio"],
+         "zero-ratio", "no-origins", "no-sources", "sources-outside-origins"],
 )
 def test_filter_errors_name_the_filter_the_parameter_and_its_bounds(filters, expected):
     with pytest.raises(ConfigError) as info:
