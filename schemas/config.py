@@ -223,6 +223,15 @@ class FilterSpec(_Model):
                                  "to apply it to all, or leave the filter out")
         return self
 
+    def same_rule(self, other: FilterSpec) -> bool:
+        """Whether two specs run one filter with the same parameters on the same documents, in any mode."""
+        return (self.name, self.params, self._scope()) == (other.name, other.params, other._scope())
+
+    def _scope(self) -> tuple[frozenset[Origin], frozenset[str] | None]:
+        # No origins is every origin: [human, synthetic] names the same documents.
+        return (frozenset(self.origins if self.origins is not None else Origin),
+                None if self.sources is None else frozenset(self.sources))
+
 
 def _default_filters() -> list[FilterSpec]:
     """The measured defaults (README, "Quality filters"): rules that remove synthetic text an
@@ -267,6 +276,18 @@ class QualityConfig(_Model):
     enabled: StrictBool = True
     filters: list[FilterSpec] = Field(default_factory=_default_filters)
     scorer: ScorerConfig = ScorerConfig()
+
+    @model_validator(mode="after")
+    def _check_filters(self) -> QualityConfig:
+        # One filter may run twice with other parameters or on other documents (the defaults drop
+        # human text by `repeated_ngrams` and flag synthetic text by it); the same rule twice adds
+        # nothing: a document the drop removes never shows the flag, and a second flag repeats the first.
+        for i, spec in enumerate(self.filters):
+            for j in range(i):
+                if spec.same_rule(self.filters[j]):
+                    raise ValueError(f"filters[{i}]: repeats filters[{j}] ({spec.name} with the same params, "
+                                     "origins and sources); give one of them other params or scope, or leave it out")
+        return self
 
     def scores(self, origin: Origin) -> bool:
         """Whether documents of this origin get a quality_score."""

@@ -104,6 +104,21 @@ def test_filter_errors_name_the_filter_the_parameter_and_its_bounds(filters, exp
     assert "\n" not in info.value.message
 
 
+def test_a_filter_listed_twice_needs_other_params_or_scope():
+    refusal = {"name": "refusal", "params": {"max_words": 100}, "origins": ["synthetic"]}
+    with pytest.raises(ConfigError) as info:
+        parse_config(with_changes(quality={"filters": [refusal, {**refusal, "mode": "flag"}]}))
+    assert ("quality.filters[1]: repeats filters[0] (refusal with the same params, origins and sources)"
+            in info.value.message)
+    # No origins is every origin: the same scope as both named.
+    with pytest.raises(ConfigError, match=r"quality.filters\[1\]: repeats filters\[0\]"):
+        parse_config(with_changes(quality={"filters": [{"name": "truncated"},
+                                                       {"name": "truncated", "origins": ["synthetic", "human"]}]}))
+    # Drop short refusals, flag the rest; or one rule per origin, as the defaults do.
+    parse_config(with_changes(quality={"filters": [refusal, {**refusal, "params": {}, "mode": "flag"}]}))
+    parse_config(with_changes(quality={"filters": [refusal, {**refusal, "origins": ["human"]}]}))
+
+
 def test_every_numeric_filter_parameter_declares_its_bounds():
     for name, model in FILTER_PARAMS.items():
         for param, field in model.model_fields.items():
