@@ -37,9 +37,9 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     train.add_argument("--group-column",
                        help="held-out folds: a document is scored by a model trained without its group (generator)")
     train.add_argument("--holdout-column",
-                       help="also hold out this column's values (the prompt), so the held-out metrics do not reward "
-                            "learning which prompts are easy")
-    train.add_argument("--folds", type=int, default=5, help="folds of each held-out column (default 5)")
+                       help="with --group-column, also hold out this column's values (the prompt), so the held-out "
+                            "metrics do not reward learning which prompts are easy")
+    train.add_argument("--folds", type=_folds, default=5, help="folds of each held-out column (default 5; at least 2)")
     train.add_argument("--nuisance-column", action="append", default=[],
                        help="a column that explains labels without saying anything about the text (the judge, "
                             "the prompt): fitted apart, left out of the score; repeatable")
@@ -50,6 +50,17 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
                             "not trained on; repeatable")
     train.add_argument("--bits", type=int, default=18, help="hashed features: 2^BITS buckets (default 18)")
     train.add_argument("--c", type=float, default=1.0, help="inverse strength of the L2 penalty (default 1)")
+
+
+def _folds(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 2:
+        # One fold leaves nothing to train on while it is scored: the AUC came out NaN.
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 2 or more")
+    return n
 
 
 def _read(patterns: list[str], columns: list[str]) -> pa.Table:
@@ -90,6 +101,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     weights = _stratum_weights(args.stratum_weight)
     if weights and not args.stratum_column:
         raise ConfigError("--stratum-weight needs --stratum-column")
+    if args.holdout_column and not args.group_column:
+        # Held-out metrics hold out whole groups; the holdout column only narrows what a fold trains on.
+        raise ConfigError("--holdout-column needs --group-column (held-out folds are of groups, and of the "
+                          "holdout column's values within them)")
     extra = [c for c in [args.group_column, args.holdout_column, args.stratum_column, *args.nuisance_column] if c]
     table = _read(args.data, list(dict.fromkeys([args.text_column, args.label_column, *extra])))
     usable = pc.and_(pc.is_valid(table.column(args.text_column)), pc.is_valid(table.column(args.label_column)))

@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from hybridmix.pipelines.cli import main
 from tests.builders import write_config, write_parquet
@@ -168,3 +169,20 @@ def test_validate_checks_the_scorer_file_as_run_does(tmp_path, capsys):
         assert main(["validate", config]) == 2, path
         err = capsys.readouterr().err
         assert "quality.scorer.path: cannot load" in err and says in err and "allow_pickle" not in err, err
+
+
+def test_train_scorer_refuses_folds_and_holdout_that_measure_nothing(tmp_path, capsys):
+    _labelled_answers(tmp_path / "labelled.parquet")
+    common = ["train-scorer", str(tmp_path / "labelled.parquet"), "--label-column", "label", "--bits", "12",
+              "--output", str(tmp_path / "scorer.npz")]
+    # One fold trains on nothing while it is scored: "auc": NaN, which is not JSON, and a numpy warning.
+    for folds in ("0", "1"):
+        with pytest.raises(SystemExit) as exit_:
+            main([*common, "--group-column", "generator", "--folds", folds])
+        assert exit_.value.code == 2
+        assert f"argument --folds: '{folds}' is not a whole number of 2 or more" in capsys.readouterr().err
+    # Without groups the holdout column was ignored, and no held-out metrics came out.
+    assert main([*common, "--holdout-column", "prompt_id"]) == 2
+    assert "--holdout-column needs --group-column" in capsys.readouterr().err
+    assert not (tmp_path / "scorer.npz").exists()
+
