@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import logging
 import os
 import sys
 
@@ -15,6 +16,8 @@ import pyarrow.parquet as pq
 
 from hybridmix.schemas.errors import ConfigError, DataError
 from hybridmix.transforms.scorer import DENSE_FEATURES
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
@@ -164,6 +167,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                                         "nuisance": args.nuisance_column, "strata": args.stratum_column,
                                         "stratum_weights": weights}
     scorer.save(args.output)
+    why = (metrics.get("held_out") or {}).get("skipped")
+    if why:
+        # A warning, not progress: -q must not hide that the scorer comes with no held-out measure.
+        log.warning("--group-column %s: %s, so none are reported", args.group_column, why)
     print(json.dumps({"output": args.output, "bytes": os.path.getsize(args.output), "skipped_rows": skipped,
                       **metrics}, indent=2))
     return 0

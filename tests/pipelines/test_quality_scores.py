@@ -186,3 +186,17 @@ def test_train_scorer_refuses_folds_and_holdout_that_measure_nothing(tmp_path, c
     assert "--holdout-column needs --group-column" in capsys.readouterr().err
     assert not (tmp_path / "scorer.npz").exists()
 
+
+def test_train_scorer_says_why_one_group_gives_no_held_out_metrics(tmp_path, capsys):
+    labelled = _labelled_answers(tmp_path / "labelled.parquet")
+    one = labelled.filter(pc.equal(labelled.column("generator"), "gpt4_0613_verbose"))
+    pq.write_table(one, tmp_path / "one.parquet")
+    scorer = tmp_path / "scorer.npz"
+    assert main(["-q", "train-scorer", str(tmp_path / "one.parquet"), "--label-column", "label", "--bits", "12",
+                 "--group-column", "generator", "--holdout-column", "prompt_id", "--output", str(scorer)]) == 0
+    printed = capsys.readouterr()
+    why = "held-out metrics need 2 groups or more; the group column has 1"
+    assert json.loads(printed.out)["held_out"] == {"groups": 1, "auc": None, "skipped": why}
+    assert f"--group-column generator: {why}, so none are reported" in printed.err  # -q keeps warnings
+    with np.load(scorer) as saved:
+        assert json.loads(str(saved["meta"]))["metrics"]["held_out"]["skipped"] == why
