@@ -66,17 +66,36 @@ def _folds(value: str) -> int:
     return n
 
 
-def _read(patterns: list[str], columns: list[str]) -> pa.Table:
+def _read(patterns: list[str], columns: dict[str, str]) -> pa.Table:
+    """The `columns` (column -> the flag that names it) of every file the patterns match."""
     paths = sorted({p for pattern in patterns for p in (glob.glob(pattern) or [pattern])})
     tables = []
     for path in paths:
         try:
-            tables.append(pq.read_table(path, columns=columns))
+            tables.append(pq.read_table(path, columns=list(columns)))
         except FileNotFoundError:
             raise DataError(f"{path}: no such file") from None
         except (OSError, pa.ArrowException) as exc:
-            raise DataError(f"{path}: cannot read as Parquet with columns {', '.join(columns)}: {exc}") from None
+            raise DataError(_missing_columns(path, columns) or (
+                f"{path}: cannot read as Parquet with columns {', '.join(columns)}: {exc}")) from None
     return pa.concat_tables(tables, promote_options="default")
+
+
+def _missing_columns(path: str, columns: dict[str, str]) -> str | None:
+    """Which wanted columns a file lacks, and the ones it has; None when it has them all or cannot be read.
+
+    Arrow's own message ("No match for FieldRef.Name(score) in id: string ...") spans a line per
+    column, and only its first line reaches the one-line error.
+    """
+    try:
+        present = pq.read_schema(path).names
+    except (OSError, pa.ArrowException):
+        return None
+    missing = [f"{column!r} ({flag})" for column, flag in columns.items() if column not in present]
+    if not missing:
+        return None
+    shown = ", ".join(present[:30]) + (f", ... ({len(present)} in all)" if len(present) > 30 else "")
+    return f"{path}: no column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; its columns: {shown}"
 
 
 def _stratum_weights(items: list[str]) -> dict[str, float]:
@@ -108,8 +127,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         # Held-out metrics hold out whole groups; the holdout column only narrows what a fold trains on.
         raise ConfigError("--holdout-column needs --group-column (held-out folds are of groups, and of the "
                           "holdout column's values within them)")
-    extra = [c for c in [args.group_column, args.holdout_column, args.stratum_column, *args.nuisance_column] if c]
-    table = _read(args.data, list(dict.fromkeys([args.text_column, args.label_column, *extra])))
+    flags = [("--text-column", args.text_column), ("--label-column", args.label_column),
+             ("--group-column", args.group_column), ("--holdout-column", args.holdout_column),
+             ("--stratum-column", args.stratum_column), *[("--nuisance-column", c) for c in args.nuisance_column]]
+    columns: dict[str, str] = {}
+    for flag, column in flags:
+        if column:
+            columns.setdefault(column, flag)
+    table = _read(args.data, columns)
     usable = pc.and_(pc.is_valid(table.column(args.text_column)), pc.is_valid(table.column(args.label_column)))
     if pa.types.is_floating(table.schema.field(args.label_column).type):
         # pandas writes a missing number as NaN, not null; one NaN label zeroed every weight of the fit.

@@ -200,3 +200,12 @@ def test_train_scorer_says_why_one_group_gives_no_held_out_metrics(tmp_path, cap
     assert f"--group-column generator: {why}, so none are reported" in printed.err  # -q keeps warnings
     with np.load(scorer) as saved:
         assert json.loads(str(saved["meta"]))["metrics"]["held_out"]["skipped"] == why
+
+
+def test_train_scorer_names_a_missing_column_and_the_columns_present(tmp_path, capsys):
+    _labelled_answers(tmp_path / "labelled.parquet")
+    assert main(["train-scorer", str(tmp_path / "labelled.parquet"), "--label-column", "score", "--group-column",
+                 "model", "--output", str(tmp_path / "scorer.npz")]) == 3
+    err = capsys.readouterr().err
+    assert ("labelled.parquet: no columns 'score' (--label-column), 'model' (--group-column); its columns: id, "
+            "text, generator, prompt_id, label") in err
