@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import logging
 import os
 import sys
 
@@ -15,6 +16,8 @@ import pyarrow.parquet as pq
 
 from hybridmix.schemas.errors import ConfigError, DataError
 from hybridmix.transforms.scorer import DENSE_FEATURES
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
@@ -37,9 +40,9 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     train.add_argument("--group-column",
                        help="held-out folds: a document is scored by a model trained without its group (generator)")
     train.add_argument("--holdout-column",
-                       help="also hold out this column's values (the prompt), so the held-out metrics do not reward "
-                            "learning which prompts are easy")
-    train.add_argument("--folds", type=int, default=5, help="folds of each held-out column (default 5)")
+                       help="with --group-column, also hold out this column's values (the prompt), so the held-out "
+                            "metrics do not reward learning which prompts are easy")
+    train.add_argument("--folds", type=_folds, default=5, help="folds of each held-out column (default 5; at least 2)")
     train.add_argument("--nuisance-column", action="append", default=[],
                        help="a column that explains labels without saying anything about the text (the judge, "
                             "the prompt): fitted apart, left out of the score; repeatable")
@@ -52,17 +55,47 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     train.add_argument("--c", type=float, default=1.0, help="inverse strength of the L2 penalty (default 1)")
 
 
-def _read(patterns: list[str], columns: list[str]) -> pa.Table:
+def _folds(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 2:
+        # One fold leaves nothing to train on while it is scored: the AUC came out NaN.
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 2 or more")
+    return n
+
+
+def _read(patterns: list[str], columns: dict[str, str]) -> pa.Table:
+    """The `columns` (column -> the flag that names it) of every file the patterns match."""
     paths = sorted({p for pattern in patterns for p in (glob.glob(pattern) or [pattern])})
     tables = []
     for path in paths:
         try:
-            tables.append(pq.read_table(path, columns=columns))
+            tables.append(pq.read_table(path, columns=list(columns)))
         except FileNotFoundError:
             raise DataError(f"{path}: no such file") from None
         except (OSError, pa.ArrowException) as exc:
-            raise DataError(f"{path}: cannot read as Parquet with columns {', '.join(columns)}: {exc}") from None
+            raise DataError(_missing_columns(path, columns) or (
+                f"{path}: cannot read as Parquet with columns {', '.join(columns)}: {exc}")) from None
     return pa.concat_tables(tables, promote_options="default")
+
+
+def _missing_columns(path: str, columns: dict[str, str]) -> str | None:
+    """Which wanted columns a file lacks, and the ones it has; None when it has them all or cannot be read.
+
+    Arrow's own message ("No match for FieldRef.Name(score) in id: string ...") spans a line per
+    column, and only its first line reaches the one-line error.
+    """
+    try:
+        present = pq.read_schema(path).names
+    except (OSError, pa.ArrowException):
+        return None
+    missing = [f"{column!r} ({flag})" for column, flag in columns.items() if column not in present]
+    if not missing:
+        return None
+    shown = ", ".join(present[:30]) + (f", ... ({len(present)} in all)" if len(present) > 30 else "")
+    return f"{path}: no column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; its columns: {shown}"
 
 
 def _stratum_weights(items: list[str]) -> dict[str, float]:
@@ -90,8 +123,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     weights = _stratum_weights(args.stratum_weight)
     if weights and not args.stratum_column:
         raise ConfigError("--stratum-weight needs --stratum-column")
-    extra = [c for c in [args.group_column, args.holdout_column, args.stratum_column, *args.nuisance_column] if c]
-    table = _read(args.data, list(dict.fromkeys([args.text_column, args.label_column, *extra])))
+    if args.holdout_column and not args.group_column:
+        # Held-out metrics hold out whole groups; the holdout column only narrows what a fold trains on.
+        raise ConfigError("--holdout-column needs --group-column (held-out folds are of groups, and of the "
+                          "holdout column's values within them)")
+    flags = [("--text-column", args.text_column), ("--label-column", args.label_column),
+             ("--group-column", args.group_column), ("--holdout-column", args.holdout_column),
+             ("--stratum-column", args.stratum_column), *[("--nuisance-column", c) for c in args.nuisance_column]]
+    columns: dict[str, str] = {}
+    for flag, column in flags:
+        if column:
+            columns.setdefault(column, flag)
+    table = _read(args.data, columns)
     usable = pc.and_(pc.is_valid(table.column(args.text_column)), pc.is_valid(table.column(args.label_column)))
     if pa.types.is_floating(table.schema.field(args.label_column).type):
         # pandas writes a missing number as NaN, not null; one NaN label zeroed every weight of the fit.
@@ -149,6 +192,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                                         "nuisance": args.nuisance_column, "strata": args.stratum_column,
                                         "stratum_weights": weights}
     scorer.save(args.output)
+    why = (metrics.get("held_out") or {}).get("skipped")
+    if why:
+        # A warning, not progress: -q must not hide that the scorer comes with no held-out measure.
+        log.warning("--group-column %s: %s, so none are reported", args.group_column, why)
     print(json.dumps({"output": args.output, "bytes": os.path.getsize(args.output), "skipped_rows": skipped,
                       **metrics}, indent=2))
     return 0

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from hybridmix.schemas.errors import ConfigError
-from hybridmix.schemas.filters import FILTER_PARAMS
+from hybridmix.schemas.filters import FILTER_PARAMS, FilterParams, describe_bounds
 from hybridmix.schemas.scripts import SCRIPTS
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
@@ -211,8 +211,26 @@ class FilterSpec(_Model):
         try:
             full = model.model_validate({} if params is None else params).model_dump()
         except ValidationError as exc:
-            raise ValueError(f"params.{format_validation_error(exc)}") from None
+            problems = (_filter_param_problem(data["name"], model, item) for item in exc.errors(include_url=False))
+            raise ValueError(f"params.{'; '.join(problems)}") from None
         return {**data, "params": full}
+
+    @model_validator(mode="after")
+    def _check_scope(self) -> FilterSpec:
+        for key in ("origins", "sources"):
+            if getattr(self, key) == []:
+                raise ValueError(f"{key}: an empty list applies {self.name} to no document; leave {key} out "
+                                 "to apply it to all, or leave the filter out")
+        return self
+
+    def same_rule(self, other: FilterSpec) -> bool:
+        """Whether two specs run one filter with the same parameters on the same documents, in any mode."""
+        return (self.name, self.params, self._scope()) == (other.name, other.params, other._scope())
+
+    def _scope(self) -> tuple[frozenset[Origin], frozenset[str] | None]:
+        # No origins is every origin: [human, synthetic] names the same documents.
+        return (frozenset(self.origins if self.origins is not None else Origin),
+                None if self.sources is None else frozenset(self.sources))
 
 
 def _default_filters() -> list[FilterSpec]:
@@ -258,6 +276,18 @@ class QualityConfig(_Model):
     enabled: StrictBool = True
     filters: list[FilterSpec] = Field(default_factory=_default_filters)
     scorer: ScorerConfig = ScorerConfig()
+
+    @model_validator(mode="after")
+    def _check_filters(self) -> QualityConfig:
+        # One filter may run twice with other parameters or on other documents (the defaults drop
+        # human text by `repeated_ngrams` and flag synthetic text by it); the same rule twice adds
+        # nothing: a document the drop removes never shows the flag, and a second flag repeats the first.
+        for i, spec in enumerate(self.filters):
+            for j in range(i):
+                if spec.same_rule(self.filters[j]):
+                    raise ValueError(f"filters[{i}]: repeats filters[{j}] ({spec.name} with the same params, "
+                                     "origins and sources); give one of them other params or scope, or leave it out")
+        return self
 
     def scores(self, origin: Origin) -> bool:
         """Whether documents of this origin get a quality_score."""
@@ -636,11 +666,19 @@ class PipelineConfig(_Model):
                 raise ValueError(
                     f"mixture: source {corpus.name!r} is selected by quality_score, but no scorer scores "
                     f"{corpus.origin.value} text (quality.scorer)")
+        origin_of = {c.name: c.origin for c in self.corpora}
         for i, spec in enumerate(self.quality.filters):
             for name in spec.sources or []:
                 if name not in seen:
                     raise ValueError(
                         f"quality.filters[{i}].sources: no corpus named {name!r}")
+            if spec.sources is not None and spec.origins is not None and not any(
+                    origin_of[name] in spec.origins for name in spec.sources):
+                named = ", ".join(f"{name} ({origin_of[name].value})" for name in spec.sources)
+                raise ValueError(
+                    f"quality.filters[{i}].sources: {spec.name} applies to "
+                    f"{' and '.join(o.value for o in spec.origins)} text only, and none of {named} holds any: "
+                    "it applies to no document")
         return self
 
     @property
@@ -703,27 +741,45 @@ _SHORT_REPR.maxstring = _SHORT_REPR.maxother = 60
 
 def format_validation_error(error: ValidationError) -> str:
     """One line per problem: `key.path: message`, joined with '; '."""
-    parts = []
-    for item in error.errors(include_url=False):
-        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        msg = item["msg"]
-        if item["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-            # Cross-field validators name their key themselves, relative to the model.
-            head, sep, tail = msg.partition(": ")
-            if sep and " " not in head:
-                loc = loc + (head,)
-                msg = tail
-        elif "input" in item and item["type"] not in ("missing",):
-            # A bounded repr: a value may be huge (a YAML alias bomb expands to billions of items).
-            shown = _SHORT_REPR.repr(item["input"])
-            if len(shown) > 60:
-                shown = shown[:57] + "..."
-            msg = f"{msg} (got {shown})"
-        parts.append(f"{_key_path(loc)}: {msg}")
-    return "; ".join(parts)
+    return "; ".join(_problem(item) for item in error.errors(include_url=False))
+
+
+def _problem(item: Any) -> str:
+    loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    msg = item["msg"]
+    if item["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+        # Cross-field validators name their key themselves, relative to the model.
+        head, sep, tail = msg.partition(": ")
+        if sep and " " not in head:
+            loc = loc + (head,)
+            msg = tail
+    elif "input" in item and item["type"] not in ("missing",):
+        msg = f"{msg} (got {_shown(item['input'])})"
+    return f"{_key_path(loc)}: {msg}"
+
+
+def _shown(value: Any) -> str:
+    # A bounded repr: a value may be huge (a YAML alias bomb expands to billions of items).
+    shown = _SHORT_REPR.repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+_OUT_OF_BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _filter_param_problem(name: str, model: type[FilterParams], item: Any) -> str:
+    """A filter parameter's problem; one out of bounds, or against another, names the filter and the rule."""
+    param = item["loc"][0] if item["loc"] else None
+    bounds = describe_bounds(model, param) if item["type"] in _OUT_OF_BOUNDS and isinstance(param, str) else None
+    if bounds is not None:
+        return f"{param}: {name} needs {bounds} (got {_shown(item['input'])})"
+    if item["type"] == "value_error" and not item["loc"]:
+        head, _, rule = item["msg"].removeprefix("Value error, ").partition(": ")
+        return f"{head}: {name} needs {rule}"
+    return _problem(item)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

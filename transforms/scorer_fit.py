@@ -189,10 +189,10 @@ def train_scorer(
     generator) are split into `folds` folds; with `holdout` (e.g. the prompt) its values are too,
     and a document is scored by a model trained on neither its group's fold nor its holdout's
     fold: nothing of its generator, and nothing of its prompt, which a model could otherwise learn
-    to be an easy or a hard one. `strata` (e.g. the judge) split the held-out AUC; with
-    `stratum_weights` (stratum value -> weight) one model is fitted per weighted stratum and the
-    score is their weighted sum (`fit_strata`); rows of other strata are not trained on. `progress`
-    gets a line before each fit.
+    to be an easy or a hard one; with one group there are none, and `held_out.skipped` says so.
+    `strata` (e.g. the judge) split the held-out AUC; with `stratum_weights` (stratum value ->
+    weight) one model is fitted per weighted stratum and the score is their weighted sum
+    (`fit_strata`); rows of other strata are not trained on. `progress` gets a line before each fit.
     """
     say = progress or (lambda _message: None)
     if stratum_weights:
@@ -215,7 +215,11 @@ def train_scorer(
     n = len(target)
     positive = target > 0.5
     metrics: dict = {"documents": n, "positive_share": round(float(positive.mean()), 4)}
-    if groups is not None and len(np.unique(groups)) > 1:
+    if groups is not None and len(np.unique(groups)) < 2:
+        # Holding out the only group leaves nothing to train on: the metrics say why they are missing.
+        metrics["held_out"] = {"groups": 1, "auc": None,
+                               "skipped": "held-out metrics need 2 groups or more; the group column has 1"}
+    elif groups is not None:
         group_fold = fold_of(groups, min(folds, len(np.unique(groups))), "scorer/group")
         holdout_fold = fold_of(holdout, folds, "scorer/holdout") if holdout is not None else np.zeros(n, np.int64)
         held_out = np.zeros(n)

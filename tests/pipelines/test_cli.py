@@ -9,6 +9,7 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from hybridmix.pipelines.cli import _as_hybridmix_error, main
 from hybridmix.schemas.errors import OutputError
@@ -194,6 +195,21 @@ def test_finished_output_is_not_overwritten_without_force(finished_run, capsys):
     assert main(["run", config, "--output", str(out)]) == 2
     err = capsys.readouterr().err
     assert "holds a finished run" in err and "pass --force to replace it" in err
+
+
+def test_a_filter_share_given_as_a_percentage_stops_validate_and_run(tmp_path, capsys):
+    # 60 for 0.6 passed validate, then dropped every human document: exit 5, naming neither filter nor parameter.
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    data = yaml.safe_load(open(config))
+    data["quality"] = {"filters": [{"name": "alpha_words", "params": {"min_share": 60}, "origins": ["human"]}]}
+    write_config(config, data)
+    out = tmp_path / "out"
+    for command in ("validate", "run"):
+        assert main([command, config, "--output", str(out)]) == 2, command
+        err = capsys.readouterr().err
+        assert "quality.filters[0].params.min_share: alpha_words needs 0 <= min_share <= 1 (got 60)" in err
+        assert not out.exists()
 
 
 def _cli(*args, cwd=None):

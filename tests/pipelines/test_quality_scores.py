@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from hybridmix.pipelines.cli import main
 from tests.builders import write_config, write_parquet
@@ -168,3 +169,43 @@ def test_validate_checks_the_scorer_file_as_run_does(tmp_path, capsys):
         assert main(["validate", config]) == 2, path
         err = capsys.readouterr().err
         assert "quality.scorer.path: cannot load" in err and says in err and "allow_pickle" not in err, err
+
+
+def test_train_scorer_refuses_folds_and_holdout_that_measure_nothing(tmp_path, capsys):
+    _labelled_answers(tmp_path / "labelled.parquet")
+    common = ["train-scorer", str(tmp_path / "labelled.parquet"), "--label-column", "label", "--bits", "12",
+              "--output", str(tmp_path / "scorer.npz")]
+    # One fold trains on nothing while it is scored: "auc": NaN, which is not JSON, and a numpy warning.
+    for folds in ("0", "1"):
+        with pytest.raises(SystemExit) as exit_:
+            main([*common, "--group-column", "generator", "--folds", folds])
+        assert exit_.value.code == 2
+        assert f"argument --folds: '{folds}' is not a whole number of 2 or more" in capsys.readouterr().err
+    # Without groups the holdout column was ignored, and no held-out metrics came out.
+    assert main([*common, "--holdout-column", "prompt_id"]) == 2
+    assert "--holdout-column needs --group-column" in capsys.readouterr().err
+    assert not (tmp_path / "scorer.npz").exists()
+
+
+def test_train_scorer_says_why_one_group_gives_no_held_out_metrics(tmp_path, capsys):
+    labelled = _labelled_answers(tmp_path / "labelled.parquet")
+    one = labelled.filter(pc.equal(labelled.column("generator"), "gpt4_0613_verbose"))
+    pq.write_table(one, tmp_path / "one.parquet")
+    scorer = tmp_path / "scorer.npz"
+    assert main(["-q", "train-scorer", str(tmp_path / "one.parquet"), "--label-column", "label", "--bits", "12",
+                 "--group-column", "generator", "--holdout-column", "prompt_id", "--output", str(scorer)]) == 0
+    printed = capsys.readouterr()
+    why = "held-out metrics need 2 groups or more; the group column has 1"
+    assert json.loads(printed.out)["held_out"] == {"groups": 1, "auc": None, "skipped": why}
+    assert f"--group-column generator: {why}, so none are reported" in printed.err  # -q keeps warnings
+    with np.load(scorer) as saved:
+        assert json.loads(str(saved["meta"]))["metrics"]["held_out"]["skipped"] == why
+
+
+def test_train_scorer_names_a_missing_column_and_the_columns_present(tmp_path, capsys):
+    _labelled_answers(tmp_path / "labelled.parquet")
+    assert main(["train-scorer", str(tmp_path / "labelled.parquet"), "--label-column", "score", "--group-column",
+                 "model", "--output", str(tmp_path / "scorer.npz")]) == 3
+    err = capsys.readouterr().err
+    assert ("labelled.parquet: no columns 'score' (--label-column), 'model' (--group-column); its columns: id, "
+            "text, generator, prompt_id, label") in err

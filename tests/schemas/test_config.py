@@ -2,6 +2,7 @@ import pytest
 
 from hybridmix.schemas.config import load_config, parse_config
 from hybridmix.schemas.errors import ConfigError
+from hybridmix.schemas.filters import FILTER_PARAMS, describe_bounds
 from tests.builders import make_config, write_config
 
 BASE = {
@@ -69,6 +70,65 @@ def test_errors_name_the_key_path(changes, expected):
         parse_config(with_changes(**changes))
     assert expected in info.value.message
     assert "\n" not in info.value.message
+
+
+@pytest.mark.parametrize(
+    "filters, expected",
+    [
+        ([{"name": "alpha_words", "params": {"min_share": 60}}],
+         "quality.filters[0].params.min_share: alpha_words needs 0 <= min_share <= 1 (got 60)"),
+        ([{"name": "word_count"}, {"name": "char_repetition", "params": {"max_share": -1.0}}],
+         "quality.filters[1].params.max_share: char_repetition needs 0 <= max_share <= 1 (got -1.0)"),
+        ([{"name": "word_count", "params": {"min_words": 500, "max_words": 10}}],
+         "quality.filters[0].params.min_words: word_count needs min_words <= max_words (got 500 and 10)"),
+        ([{"name": "mean_word_length", "params": {"min_chars": 8, "max_chars": 3.5}}],
+         "quality.filters[0].params.min_chars: mean_word_length needs min_chars <= max_chars (got 8 and 3.5)"),
+        ([{"name": "truncated", "params": {"min_words": -1}}],
+         "quality.filters[0].params.min_words: truncated needs min_words >= 0 (got -1)"),
+        ([{"name": "prompt_echo", "params": {"max_length_ratio": 0.0}}],
+         "quality.filters[0].params.max_length_ratio: prompt_echo needs max_length_ratio > 0 (got 0.0)"),
+        ([{"name": "refusal", "origins": []}],
+         "quality.filters[0].origins: an empty list applies refusal to no document; leave origins out"),
+        ([{"name": "refusal", "sources": []}],
+         "quality.filters[0].sources: an empty list applies refusal to no document; leave sources out"),
+        ([{"name": "refusal", "origins": ["human"], "sources": ["s"]}],
+         "quality.filters[0].sources: refusal applies to human text only, and none of s (synthetic) holds any"),
+    ],
+    ids=["share-as-percentage", "negative-share", "min-above-max", "min-above-max-chars", "negative-count",
+         "zero-ratio", "no-origins", "no-sources", "sources-outside-origins"],
+)
+def test_filter_errors_name_the_filter_the_parameter_and_its_bounds(filters, expected):
+    with pytest.raises(ConfigError) as info:
+        parse_config(with_changes(quality={"filters": filters}))
+    assert expected in info.value.message
+    assert "\n" not in info.value.message
+
+
+def test_a_filter_listed_twice_needs_other_params_or_scope():
+    refusal = {"name": "refusal", "params": {"max_words": 100}, "origins": ["synthetic"]}
+    with pytest.raises(ConfigError) as info:
+        parse_config(with_changes(quality={"filters": [refusal, {**refusal, "mode": "flag"}]}))
+    assert ("quality.filters[1]: repeats filters[0] (refusal with the same params, origins and sources)"
+            in info.value.message)
+    # No origins is every origin: the same scope as both named.
+    with pytest.raises(ConfigError, match=r"quality.filters\[1\]: repeats filters\[0\]"):
+        parse_config(with_changes(quality={"filters": [{"name": "truncated"},
+                                                       {"name": "truncated", "origins": ["synthetic", "human"]}]}))
+    # Drop short refusals, flag the rest; or one rule per origin, as the defaults do.
+    parse_config(with_changes(quality={"filters": [refusal, {**refusal, "params": {}, "mode": "flag"}]}))
+    parse_config(with_changes(quality={"filters": [refusal, {**refusal, "origins": ["human"]}]}))
+
+
+def test_every_numeric_filter_parameter_declares_its_bounds():
+    for name, model in FILTER_PARAMS.items():
+        for param, field in model.model_fields.items():
+            if field.annotation is not bool:
+                assert describe_bounds(model, param) is not None, f"{name}.{param}"
+    shares = [(name, param) for name, model in FILTER_PARAMS.items() for param in model.model_fields
+              if param.endswith(("share", "coverage", "overlap"))]
+    assert len(shares) == 9
+    for name, param in shares:
+        assert describe_bounds(FILTER_PARAMS[name], param) == f"0 <= {param} <= 1", f"{name}.{param}"
 
 
 def test_several_problems_are_reported_on_one_line():
