@@ -55,7 +55,7 @@ class MeanWordLengthParams(FilterParams):
 
 class SymbolRatioParams(FilterParams):
     max_ratio: float = Field(default=0.1, ge=0.0)  # marks per word, not a share: it can pass 1
-    count_hashes: bool = True  # False: ellipses only (markdown headings use '#')
+    count_hashes: bool = True  # False: ellipses only, no hashtags
 
 
 class EllipsisLinesParams(FilterParams):

@@ -134,9 +134,11 @@ def fill_signatures(path: str, documents: int, num_perm: int, uids: np.ndarray, 
 class SignatureFiles:
     """uid -> MinHash signature, from the spill files of `spill_signatures` (their references).
 
-    A batch's file covers a range of uids no other batch's file overlaps (a batch is a run of
-    rows of one input file), so a uid's file is found by its range. A retried bundle may have
-    reported its file twice; it names the same bytes.
+    A batch's file covers a range of uids (first, last). Most batches are a run of rows of one
+    input file, but a batch joined from small files (`ingest._JoinSmallBatches`) spans their
+    files, and on several workers such ranges interleave: a uid is looked for in every file whose
+    range holds it, until found. A retried bundle may have reported its file twice; it names the
+    same bytes.
     """
 
     def __init__(self, refs: Iterable[tuple[int, int, str, int]], num_perm: int) -> None:
@@ -151,12 +153,15 @@ class SignatureFiles:
         """(signatures, found) for `uids`: a document without words has no signature (zeros, found False)."""
         out = np.zeros((len(uids), self.num_perm), np.uint32)
         found = np.zeros(len(uids), bool)
-        k = np.searchsorted(self.first, uids, side="right") - 1
-        inside = k >= 0
-        inside[inside] = uids[inside] <= self.last[k[inside]]
-        for f in np.unique(k[inside]):
-            fill_signatures(self.paths[f], self.counts[f], self.num_perm, uids,
-                            np.nonzero(inside & (k == f))[0], out, found)
+        order = np.argsort(uids, kind="stable")
+        ordered = uids[order]
+        lo = np.searchsorted(ordered, self.first, side="left")
+        hi = np.searchsorted(ordered, self.last, side="right")
+        for f in np.nonzero(lo < hi)[0]:
+            rows = order[lo[f]:hi[f]]
+            rows = rows[~found[rows]]
+            if len(rows):
+                fill_signatures(self.paths[f], self.counts[f], self.num_perm, uids, rows, out, found)
         return out, found
 
 

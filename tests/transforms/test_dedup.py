@@ -272,6 +272,20 @@ def test_signatures_cross_the_run_as_files_found_by_uid(tmp_path):
     assert not SignatureFiles([], 16).find(asked)[1].any()
 
 
+def test_signature_files_of_joined_batches_may_interleave(tmp_path):
+    # Batches joined from small input files (ingest._JoinSmallBatches) on two workers: each file
+    # spans the other's uids, and a uid inside both ranges is in one file only.
+    rng = np.random.default_rng(7)
+    batches = [np.array([1, 5, 9, 13], np.int64), np.array([3, 7, 11], np.int64), np.array([6], np.int64)]
+    sigs = {int(u): rng.integers(0, 2**32, 16, dtype=np.uint64).astype(np.uint32) for b in batches for u in b}
+    refs = [spill_signatures(b, np.stack([sigs[int(u)] for u in b]), str(tmp_path / "sigs")) for b in batches]
+    asked = np.array([13, 3, 5, 6, 7, 8, 1, 11, 9], np.int64)
+    got, found = SignatureFiles(refs, 16).find(asked)
+    assert found.tolist() == [int(u) in sigs for u in asked]
+    for u, row, ok in zip(asked, got, found):
+        np.testing.assert_array_equal(row, sigs[int(u)] if ok else np.zeros(16, np.uint32))
+
+
 def test_lsh_candidates_get_the_signatures_their_text_gives(tmp_path):
     p = local_pipeline()
     config, spec, read, sketch = sketch_inputs(p, tmp_path, ROWS)
