@@ -182,7 +182,7 @@ class TokenizerConfig(_Model):
     @model_validator(mode="after")
     def _check_path(self) -> TokenizerConfig:
         if (self.kind == "file") != (self.path is not None):
-            raise ValueError("tokenizer.path: give a tokenizer.json path with kind: file, and only then")
+            raise ValueError("path: give a tokenizer.json path with kind: file, and only then")
         return self
 
 

@@ -59,11 +59,12 @@ def test_minimal_config_gets_declared_defaults():
          "mixture.source_weights.x: no corpus has that name"),
         ({"dedup": {"near": {"bands": 30, "rows": 10}}}, "dedup.near.bands: bands x rows = 300 exceeds num_perm = 256"),
         ({"corpora": []}, "corpora: List should have at least 1 item"),
+        ({"tokenizer": {"kind": "file"}}, "config: tokenizer.path: give a tokenizer.json path"),
     ],
     ids=["unknown-key", "bad-origin", "fractions-sum", "fractions-sum-close", "unknown-target-origin",
          "zero-repeats", "negative-total", "guard-vs-target",
          "duplicate-name", "human-generation", "missing-target", "unknown-weight-source", "bands-too-many",
-         "no-corpora"],
+         "no-corpora", "tokenizer-file-without-path"],
 )
 def test_errors_name_the_key_path(changes, expected):
     with pytest.raises(ConfigError) as info:
