@@ -69,6 +69,22 @@ PLAN_EXIT_CODES = """exit codes:
        max_repeats)
   130  interrupted (Ctrl-C)"""
 
+VALIDATE_EXIT_CODES = """exit codes:
+  0    valid: run would start (the config, its input files and columns, the output folder)
+  1    internal or unexpected error (report it)
+  2    configuration error, or an output folder run would refuse (fix the config or the command)
+  3    data error: inputs missing or unreadable, an earlier output's index incomplete (fix the data)
+  129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM"""
+
+# inspect, explain and report: they read a finished output and write nothing into it (report
+# writes report.html).
+READ_EXIT_CODES = """exit codes:
+  0    done
+  1    internal or unexpected error (report it)
+  2    OUT is not the output of a finished hybridmix run, or files its manifest lists are missing
+       (explain: or the doc_id is not in the run)
+  129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM"""
+
 VERBOSE_HELP = "also print hybridmix's notes (run id, staging folder, clean-up) and tracebacks"
 QUIET_HELP = "no progress display on stderr (errors and warnings still show; --log-file still gets it)"
 LOG_FILE_HELP = "also write the log (progress, one line per stage; warnings, tracebacks) to this file (beside " \
@@ -101,12 +117,22 @@ def _at_least_one(value: str) -> int:
     return n
 
 
+class _Help(argparse.HelpFormatter):
+    """Descriptions wrapped to the terminal, exit-code tables as written: RawDescriptionHelpFormatter
+    kept descriptions on one line of several hundred characters."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("exit codes"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hybridmix",
         description="Build training-data mixtures from human and synthetic text (Apache Beam).",
         epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Help,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
@@ -130,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
             "Without --runner Beam's in-process FnApiRunner is used (no network access). The output "
             "folder must be new, empty, or a finished hybridmix output."),
         epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Help,
     )
     run.add_argument("config", help="YAML config file")
     run.add_argument("--output", help="output folder (overrides output.path in the config)")
@@ -164,6 +190,8 @@ def _parser() -> argparse.ArgumentParser:
         description=("Validate CONFIG as `run` does before it starts: the config, each corpus's files and "
                      "columns, and the output folder (--output, or output.path), which run must be able to write "
                      "beside (tested with an empty folder made there and removed). Nothing else is written."),
+        epilog=VALIDATE_EXIT_CODES,
+        formatter_class=_Help,
     )
     validate.add_argument("config", help="YAML config file")
     validate.add_argument("--output", help="the output folder to check, as run --output DIR takes it "
@@ -180,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
             "certainly are not (even keeping every row); `run` makes that check too before it starts. "
             "Nothing is written."),
         epilog=PLAN_EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Help,
     )
     plan.add_argument("config", help="YAML config file")
     plan.add_argument("--sample-rows", type=_at_least_zero, default=DEFAULT_SAMPLE_ROWS,
@@ -193,6 +221,8 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="show a finished run: counts, mixture, schema, sample rows",
         description="Summarize the output folder OUT of a run. Exit 2 when it is unfinished or incomplete.",
+        epilog=READ_EXIT_CODES,
+        formatter_class=_Help,
     )
     inspect.add_argument("out", help="output folder of a run")
     inspect.add_argument("--json", action="store_true", help="print manifest.json and nothing else")
@@ -206,10 +236,12 @@ def _parser() -> argparse.ArgumentParser:
                      "lengths, filters with examples, duplicates, collapse indicators, quality scores) from its "
                      "manifest and output files, and write it to OUT's report.html or to --output. A run writes "
                      "it too; this rebuilds it, e.g. after the report failed or with a newer hybridmix."),
+        epilog=READ_EXIT_CODES,
+        formatter_class=_Help,
     )
     report.add_argument("out", help="output folder of a run (local or s3://)")
     report.add_argument("--output", help="write the page here instead of into the output (local path or s3://)")
-    add_explain_parser(sub, [common])
+    add_explain_parser(sub, [common], epilog=READ_EXIT_CODES, formatter_class=_Help)
     add_train_parser(sub, [common])
     add_warmup_parser(sub, [common])
     return parser

@@ -26,10 +26,12 @@ _SHARD_NAME = re.compile(r"^ledger/part-(\d{5})-of-(\d{5})\.parquet$")
 _KEPT = re.compile(r"duplicate of (\S+) \(")
 
 
-def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(sub, parents: list[argparse.ArgumentParser], **how) -> None:
+    """`how`: the CLI's epilog and formatter, as its other commands have them."""
     explain = sub.add_parser(
         "explain",
         parents=parents,
+        **how,
         help="say where one document of a finished run went, and why",
         description=(
             "Look DOC_ID up in the ledger of the finished run in OUT and print its fate: selected (split and "

@@ -414,3 +414,15 @@ def test_pipeline_options_views_are_made_once_and_share_their_values():
     copy = pickle.loads(pickle.dumps(options))
     assert copy.get_all_options()["direct_num_workers"] == 2
     assert copy.view_as(TypeOptions).pipeline_type_check is False
+
+
+@pytest.mark.parametrize("command", ["run", "validate", "plan", "inspect", "explain", "report"])
+def test_every_command_help_lists_its_exit_codes_and_wraps_its_description(command, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "\nexit codes" in out and "\n  2    " in out
+    description = out.split("\n\n")[1]
+    assert max(len(line) for line in description.splitlines()) <= 100, description
