@@ -539,8 +539,8 @@ class _JoinSmallBatches(beam.DoFn):
 
     A corpus of thousands of small files (many synthetic datasets are published so) gives one
     batch per file, and every step after pays its fixed cost per batch: filters, the scorer,
-    MinHash, one spill file per batch and split. 2,400 files of 2-3 rows read at 115-150 rows/s.
-    What comes out per document does not depend on how documents are batched.
+    MinHash, one spill file per batch and split: 2,400 files of 2-3 rows were read at 115-150
+    rows/s before. What comes out per document does not depend on how documents are batched.
     """
 
     def __init__(self, rows: int, max_bytes: int) -> None:
