@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from hybridmix.pipelines.arguments import whole_number
 from hybridmix.pipelines.explain import add_parser as add_explain_parser
 from hybridmix.pipelines.explain import cmd_explain
 from hybridmix.pipelines.inspection import cmd_inspect, cmd_report
@@ -97,26 +98,6 @@ BEAM_LEVELS = ("debug", "info", "warning", "error")
 _STOP_SIGNALS = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
 
-def _at_least_zero(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 0 or more")
-    return n
-
-
-def _at_least_one(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 1 or more")
-    return n
-
-
 class _Help(argparse.HelpFormatter):
     """Descriptions wrapped to the terminal, exit-code tables as written: RawDescriptionHelpFormatter
     kept descriptions on one line of several hundred characters."""
@@ -172,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--against", action="append", default=[], metavar="OUTPUT",
                      help="an earlier hybridmix output: new documents that duplicate one of its documents are "
                           "removed (added to dedup.against; repeat for several, e.g. the last seven daily outputs)")
-    run.add_argument("--kernel-threads", type=_at_least_one, metavar="N",
+    run.add_argument("--kernel-threads", type=whole_number(1), metavar="N",
                      help="threads for the compiled text kernels (text analysis, document statistics, MinHash, "
                           "repetition, the scorer) when Beam's in-process runner runs the job in this process "
                           "(default: every core this process may use; the output is the same for any N). Other "
@@ -211,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=_Help,
     )
     plan.add_argument("config", help="YAML config file")
-    plan.add_argument("--sample-rows", type=_at_least_zero, default=DEFAULT_SAMPLE_ROWS,
+    plan.add_argument("--sample-rows", type=whole_number(0), default=DEFAULT_SAMPLE_ROWS,
                       help=f"texts per corpus to count tokens on (default {DEFAULT_SAMPLE_ROWS}; 0: metadata only, "
                            "so a mixture in tokens is not estimated)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
@@ -226,7 +207,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("out", help="output folder of a run")
     inspect.add_argument("--json", action="store_true", help="print manifest.json and nothing else")
-    inspect.add_argument("--rows", type=_at_least_zero, default=3, help="sample rows to show (default 3)")
+    inspect.add_argument("--rows", type=whole_number(0), default=3, help="sample rows to show (default 3)")
 
     report = sub.add_parser(
         "report",

@@ -183,12 +183,12 @@ def output_lock(out: str, run_id: str, no_lock: bool = False):
         return
     if no_lock:
         raise OutputError("--no-lock is for object-store outputs; a local output is always locked")
-    parent, name = os.path.split(out)
+    parent = os.path.dirname(out)
     try:
         os.makedirs(parent, exist_ok=True)
-        fh = open(os.path.join(parent, f".{name}.lock"), "a+", encoding="utf-8")
+        fh = open(_lock_path(out), "a+", encoding="utf-8")
     except OSError as exc:
-        raise OutputError(f"{out}: cannot create the output folder's lock in {parent} ({exc.strerror})") from None
+        raise _cannot_lock(out, exc) from None
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -205,6 +205,16 @@ def output_lock(out: str, run_id: str, no_lock: bool = False):
         yield
     finally:
         fh.close()
+
+
+def _lock_path(out: str) -> str:
+    parent, name = os.path.split(out)
+    return os.path.join(parent, f".{name}.lock")
+
+
+def _cannot_lock(out: str, exc: OSError) -> OutputError:
+    """What run and validate say when the lock (and so the staging folder) cannot be made beside `out`."""
+    return OutputError(f"{out}: cannot create the output folder's lock in {os.path.dirname(out)} ({exc.strerror})")
 
 
 def check_writable(out: str) -> None:
@@ -224,11 +234,11 @@ def check_writable(out: str) -> None:
     try:
         os.rmdir(tempfile.mkdtemp(prefix=f".{name}.", suffix=".writable", dir=nearest))
         # An earlier run's lock is opened again, not created: it must take a write too.
-        lock = os.path.join(parent, f".{name}.lock")
+        lock = _lock_path(out)
         if os.path.lexists(lock):
             os.close(os.open(lock, os.O_WRONLY | os.O_APPEND))
     except OSError as exc:
-        raise OutputError(f"{out}: cannot create the output folder's lock in {parent} ({exc.strerror})") from None
+        raise _cannot_lock(out, exc) from None
 
 
 def check_log_file(log_file: str, out: str) -> None:

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from hybridmix.pipelines.arguments import whole_number
 from hybridmix.schemas.errors import ConfigError, DataError
 from hybridmix.transforms.scorer import DENSE_FEATURES
 
@@ -42,7 +43,9 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     train.add_argument("--holdout-column",
                        help="with --group-column, also hold out this column's values (the prompt), so the held-out "
                             "metrics do not reward learning which prompts are easy")
-    train.add_argument("--folds", type=_folds, default=5, help="folds of each held-out column (default 5; at least 2)")
+    # One fold leaves nothing to train on while it is scored: the AUC came out NaN.
+    train.add_argument("--folds", type=whole_number(2), default=5,
+                       help="folds of each held-out column (default 5; at least 2)")
     train.add_argument("--nuisance-column", action="append", default=[],
                        help="a column that explains labels without saying anything about the text (the judge, "
                             "the prompt): fitted apart, left out of the score; repeatable")
@@ -53,17 +56,6 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
                             "not trained on; repeatable")
     train.add_argument("--bits", type=int, default=18, help="hashed features: 2^BITS buckets (default 18)")
     train.add_argument("--c", type=float, default=1.0, help="inverse strength of the L2 penalty (default 1)")
-
-
-def _folds(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 2:
-        # One fold leaves nothing to train on while it is scored: the AUC came out NaN.
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 2 or more")
-    return n
 
 
 def _read(patterns: list[str], columns: dict[str, str]) -> pa.Table:

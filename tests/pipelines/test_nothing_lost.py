@@ -168,16 +168,21 @@ def _read_only_mounts_available():
         return False
 
 
+def _in_read_only_folder(folder, command: str, config) -> subprocess.CompletedProcess:
+    """`hybridmix COMMAND CONFIG --output FOLDER/out`, with FOLDER (made here) mounted read-only."""
+    folder.mkdir()
+    # As root a chmod does not stop writes; a read-only bind mount does, even for root.
+    script = (f"mount --bind {folder} {folder} && mount -o remount,bind,ro {folder} && "
+              f"exec {sys.executable} -m hybridmix.pipelines.cli {command} {config} --output {folder / 'out'}")
+    return subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
+
+
 @pytest.mark.skipif(not _read_only_mounts_available(), reason="needs unshare -rm (user + mount namespaces)")
 def test_read_only_output_parent_is_a_clear_error(tmp_path):
     _corpus(tmp_path)
     config = _config(tmp_path)
-    (tmp_path / "ro").mkdir()
-    # As root a chmod does not stop writes; a read-only bind mount does, even for root.
-    script = (f"mount --bind {tmp_path / 'ro'} {tmp_path / 'ro'} && mount -o remount,bind,ro {tmp_path / 'ro'} && "
-              f"exec {sys.executable} -m hybridmix.pipelines.cli run {config} --output {tmp_path / 'ro' / 'out'}")
-    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300,
-                            env=dict(os.environ, PYTHONPATH=ROOT))
+    result = _in_read_only_folder(tmp_path / "ro", "run", config)
     _one_error_line(result, 2, "cannot")
     assert os.listdir(tmp_path / "ro") == []
 
@@ -220,11 +225,7 @@ def test_validate_refuses_a_parent_without_write_permission_as_run_does(tmp_path
 def test_validate_refuses_a_read_only_output_parent(tmp_path):
     _corpus(tmp_path)
     config = _config(tmp_path)
-    (tmp_path / "ro").mkdir()
-    script = (f"mount --bind {tmp_path / 'ro'} {tmp_path / 'ro'} && mount -o remount,bind,ro {tmp_path / 'ro'} && "
-              f"exec {sys.executable} -m hybridmix.pipelines.cli validate {config} --output {tmp_path / 'ro' / 'out'}")
-    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300,
-                            env=dict(os.environ, PYTHONPATH=ROOT))
+    result = _in_read_only_folder(tmp_path / "ro", "validate", config)
     _one_error_line(result, 2, f"cannot create the output folder's lock in {tmp_path / 'ro'} (Read-only file system)")
     assert os.listdir(tmp_path / "ro") == []
 
