@@ -33,7 +33,7 @@ from hybridmix.transforms.ids import CheckIds
 from hybridmix.transforms.index import INDEX, order_index
 from hybridmix.transforms.indicators import CollapseIndicators
 from hybridmix.transforms.ingest import ReadCorpora
-from hybridmix.transforms.inputs import UNSLICED, InputPlan, ReadSpec, checksum_file, plan_inputs
+from hybridmix.transforms.inputs import UNSLICED, InputPlan, ReadSpec, checksum_files, checksum_spans, plan_inputs
 from hybridmix.transforms.ledger import (
     LEDGER,
     from_duplicates,
@@ -276,6 +276,8 @@ def read_as(ingest: IngestConfig, options: PipelineOptions) -> IngestConfig:
 
 def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) -> beam.PCollection:
     """Add the whole run to `p`; returns the PCollection holding the published manifest."""
+    # Workers read the plan from the staging folder, once each (see `InputPlan.__reduce__`).
+    ctx = dataclasses.replace(ctx, plan=ctx.plan.store(f"{ctx.stage_dir}/{SPILL_FOLDER}/plan.bin"))
     parts = config.partitions
     ingest = config.ingest
     if ctx.tokenizer is not None:  # workers open the file by its resolved path
@@ -345,12 +347,11 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
         | "MergeStats" >> beam.Flatten()
         | "SumStats" >> beam.CombinePerKey(sum)
     )
-    sources = [config.corpora[f.corpus].name for f in ctx.plan.files]
     inputs = (
         (
             p
-            | "ListInputs" >> beam.Create(list(zip(ctx.plan.files, sources)))
-            | "ChecksumInputs" >> beam.MapTuple(checksum_file)
+            | "ListInputs" >> beam.Create(checksum_spans(ctx.plan))
+            | "ChecksumInputs" >> beam.FlatMap(checksum_files, ctx.plan, [c.name for c in config.corpora])
         ),
         p | "ListQuarantined" >> beam.Create(_quarantined_inputs(config, ctx.plan)),
     ) | "MergeInputs" >> beam.Flatten()
@@ -364,7 +365,7 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
         stage_dir=stage,
         out_dir=ctx.out_dir,
         scratch=(SPILL_FOLDER,),
-        planned_files=ctx.plan.files,
+        input_plan=ctx.plan,
         remote=ctx.remote,
         config=config,
         run_id=ctx.run_id,

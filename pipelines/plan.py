@@ -41,7 +41,6 @@ from hybridmix.transforms.storage import open_parquet, parquet_threads
 from hybridmix.transforms.text import analyze, count_tokens, scripts
 
 DEFAULT_SAMPLE_ROWS = 2000
-_DICTIONARY = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
 
 
 @dataclass(frozen=True)
@@ -67,20 +66,6 @@ class CorpusSize:
         if self.sampled_bytes == 0:
             return 0
         return int(round(self.text_bytes * self.sampled_tokens / self.sampled_bytes))
-
-
-def _text_column_size(path: str, column: str) -> tuple[int, bool]:
-    meta = open_parquet(path).metadata
-    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
-    if column not in names:
-        return 0, False
-    index = names.index(column)
-    size, plain = 0, True
-    for rg in range(meta.num_row_groups):
-        chunk = meta.row_group(rg).column(index)
-        size += chunk.total_uncompressed_size
-        plain &= not (_DICTIONARY & set(chunk.encodings))
-    return size, plain
 
 
 def _carried_chars(path: str, origin: str) -> tuple[int, int]:
@@ -154,7 +139,7 @@ def measure(config: PipelineConfig, plan: InputPlan, sample_rows: int, tokenizer
         for f in files:
             if f.format == "jsonl":
                 continue
-            size, plain = _text_column_size(f.path, corpus.text_column)
+            size, plain = f.text_bytes, f.text_plain
             if f.carried is None:
                 text_bytes += size
             else:

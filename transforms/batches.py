@@ -19,9 +19,10 @@ ROW_BITS = 40
 ROW_MASK = (1 << ROW_BITS) - 1
 
 
-def make_uids(file_index: int, rows: np.ndarray) -> np.ndarray:
-    """Internal document key: file index in the high bits, row in the file in the low 40."""
-    return (np.int64(file_index) << np.int64(ROW_BITS)) + rows.astype(np.int64)
+def make_uids(file_index: int | np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Internal document key: file index in the high bits, row in the file in the low 40 (`file_index`:
+    one for every row, or each row's)."""
+    return (np.asarray(file_index, np.int64) << np.int64(ROW_BITS)) + rows.astype(np.int64)
 
 
 def uid_file(uids: np.ndarray) -> np.ndarray:

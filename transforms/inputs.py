@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
 import re
 import warnings
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
@@ -21,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystem import FileSystem
 from apache_beam.io.filesystems import FileSystems
 
@@ -39,11 +42,14 @@ from hybridmix.transforms.earlier import (
 )
 from hybridmix.transforms.storage import (
     file_identity,
+    file_size,
     is_remote,
     open_parquet,
     open_raw,
     parquet_threads,
+    read_range,
     sha256_file,
+    write_buffers,
 )
 
 log = logging.getLogger(__name__)
@@ -77,6 +83,11 @@ class InputFile:
     # Parquet only: each row group's uncompressed size (its footer's total_byte_size), which
     # decides how many slices it is read in (`units`).
     row_group_bytes: tuple[int, ...] = ()
+    # Parquet only: the text column's uncompressed bytes in all row groups, and whether no chunk of
+    # it is dictionary-encoded (the size is then the texts' bytes plus 4 a row); from the footer,
+    # for the mixture's feasibility check before the run (`pipelines.plan`).
+    text_bytes: int = 0
+    text_plain: bool = True
 
     @property
     def kind(self) -> str:
@@ -174,6 +185,31 @@ class InputPlan:
     base_dir: str
     files: tuple[InputFile, ...] = field(default_factory=tuple)
     bad_files: tuple[BadFile, ...] = field(default_factory=tuple)
+    # (path, SHA-256) of this plan's bytes in the run's staging folder (`store`); None: not stored.
+    stored: tuple[str, str] | None = field(default=None, compare=False, repr=False)
+
+    def __reduce__(self):
+        # Beam pickles every DoFn that holds the plan with dill, a pure-Python pickler, compresses
+        # that with bz2, and in its in-process runner unpickles, pickles and unpickles it again for
+        # every bundle of every stage that uses it: with 20,000 input files each round took about
+        # 0.6 s, and dill alone took 0.17-0.26 s per copy of 2,400 files. A stored plan is pickled
+        # as its path and digest, read once per process; one that is not stored, by the standard
+        # pickler, which these plain dataclasses need no more than.
+        if self.stored is not None:
+            return _stored_plan, self.stored
+        return _unpickle_plan, (self._state(),)
+
+    def _state(self) -> bytes:
+        return zlib.compress(pickle.dumps((self.base_dir, self.files, self.bad_files), protocol=5), 1)
+
+    def store(self, path: str) -> InputPlan:
+        """This plan, written to `path` (a scratch file of the run's staging folder, where every
+        worker reads spill files), as a plan that pickles as a reference to that file."""
+        state = self._state()
+        write_buffers(path, [state])
+        plan = replace(self, stored=(path, hashlib.sha256(state).hexdigest()))
+        _STORED[plan.stored[1]] = plan
+        return plan
 
     def work_items(self, batch_rows: int, slice_bytes: int) -> list[tuple[int, int, int, int]]:
         """(file index, row group, first row in file, rows) for every read unit (`InputFile.units`)
@@ -181,6 +217,38 @@ class InputPlan:
         return [(f.index, rg, first, rows)
                 for f in self.files
                 for rg, first, rows in f.units(batch_rows, slice_bytes) if f.reads_row_group(rg)]
+
+    def read_groups(self, batch_rows: int, slice_bytes: int) -> list[tuple[tuple[int, int, int, int], ...]]:
+        """The work items of a run: each read unit of `work_items` alone, except that units under half
+        of `batch_rows` (files of a few rows) of Parquet files of one corpus are joined, in file
+        order, until they reach `batch_rows` rows or `slice_bytes` of data.
+
+        A corpus of thousands of small files made one work item per file, and its reads, its
+        validation and every step after paid their fixed cost per file: about 7 ms each
+        (2,400 files of 2-3 rows). A joined item is read file by file and validated as one batch.
+        """
+        groups: list[tuple[tuple[int, int, int, int], ...]] = []
+        open_: dict[int, tuple[list, int, int]] = {}  # corpus -> (units, rows, bytes) being joined
+        for f in self.files:
+            for rg, first, rows in f.units(batch_rows, slice_bytes):
+                if not f.reads_row_group(rg):
+                    continue
+                unit = (f.index, rg, first, rows)
+                if f.format != "parquet" or f.carried is not None or 2 * rows >= batch_rows:
+                    groups.append((unit,))
+                    continue
+                units, n, size = open_.get(f.corpus, ([], 0, 0))
+                units.append(unit)
+                n += rows
+                size += f.row_group_bytes[rg] * rows // max(f.row_group_rows[rg], 1) if rg < len(
+                    f.row_group_bytes) else 0
+                if n >= batch_rows or size >= slice_bytes:
+                    groups.append(tuple(units))
+                    open_.pop(f.corpus, None)
+                else:
+                    open_[f.corpus] = (units, n, size)
+        groups.extend(tuple(units) for units, _, _ in open_.values())
+        return groups
 
     @property
     def planned_rows(self) -> int:
@@ -200,6 +268,26 @@ class InputPlan:
         for b in self.bad_files:
             h.update(f"bad\x00{b.display}\x00{b.size_bytes}\x00{b.reason}\n".encode())
         return h.hexdigest()
+
+
+def _unpickle_plan(state: bytes) -> InputPlan:
+    return InputPlan(*pickle.loads(zlib.decompress(state)))
+
+
+# The stored plans this process has read or written, by digest: each stage unpickles its DoFns.
+_STORED: dict[str, InputPlan] = {}
+
+
+def _stored_plan(path: str, digest: str) -> InputPlan:
+    plan = _STORED.get(digest)
+    if plan is None:
+        state = read_range(path, 0, file_size(path)).to_pybytes()
+        if hashlib.sha256(state).hexdigest() != digest:
+            raise DataError(f"{path}: the run's input plan is not the one the run was built with; "
+                            "nothing was published: run again")
+        plan = replace(_unpickle_plan(state), stored=(path, digest))
+        _STORED[digest] = plan
+    return plan
 
 
 @dataclass(frozen=True)
@@ -432,10 +520,18 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
     if size == 0:
         return bad(RejectReason.UNREADABLE_FILE, f"{display}: file is empty (0 bytes), not Parquet")
     try:
-        pf = open_parquet(path)
+        if size <= _FINGERPRINT_TAIL_BYTES and not is_remote(path):
+            # A small local file is read once: its bytes are what the fingerprint hashes, and the
+            # footer is parsed from them (a corpus of 20,000 small files opened each file twice).
+            with open(path, "rb") as fh:
+                whole = fh.read()
+            fingerprint = hashlib.sha256(whole).hexdigest()
+            pf = pq.ParquetFile(pa.BufferReader(whole))
+        else:
+            pf = open_parquet(path)
+            fingerprint = _tail_fingerprint(path, size)
         meta = pf.metadata
         schema = pf.schema_arrow
-        fingerprint = _tail_fingerprint(path, size)
     except Exception as exc:  # noqa: BLE001 - pyarrow and filesystems raise many types for bad files
         return bad(RejectReason.UNREADABLE_FILE, f"{display}: cannot read as Parquet: {exc}")
     names = tuple(schema.names)
@@ -443,12 +539,13 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
     if missing:
         return bad(RejectReason.MISSING_COLUMN, f"{display}: not a hybridmix data file (no column "
                    f"{', '.join(map(repr, missing))}), though {earlier.display}'s manifest lists it")
-    for role, column in corpus_columns(corpus).items():
+    roles = corpus_columns(corpus)
+    for role, column in roles.items():
         if column not in names:
             return bad(RejectReason.MISSING_COLUMN,
                        f"{display}: column {column!r} ({_key_for_role(ci, role)}) not found; "
                        f"the file has {', '.join(names) or 'no columns'}", rows=meta.num_rows)
-    for role, column in corpus_columns(corpus).items():
+    for role, column in roles.items():
         if names.count(column) > 1:
             return bad(RejectReason.AMBIGUOUS_COLUMN,
                        f"{display}: column {column!r} ({_key_for_role(ci, role)}) appears {names.count(column)} "
@@ -476,7 +573,25 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
         columns=names,
         carried=carried,
         row_group_bytes=rg_bytes,
+        **_text_size(meta, corpus.text_column),
     )
+
+
+_DICTIONARY = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+
+
+def _text_size(meta: pq.FileMetaData, column: str) -> dict[str, Any]:
+    """`InputFile.text_bytes` and `text_plain` of a Parquet file's footer."""
+    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+    if column not in names:
+        return {"text_bytes": 0, "text_plain": False}
+    index = names.index(column)
+    size, plain = 0, True
+    for rg in range(meta.num_row_groups):
+        chunk = meta.row_group(rg).column(index)
+        size += chunk.total_uncompressed_size
+        plain &= not (_DICTIONARY & set(chunk.encodings))
+    return {"text_bytes": size, "text_plain": plain}
 
 
 def _describe_jsonl(index: int, ci: int, corpus: CorpusConfig, path: str, size: int, modified: float,
@@ -553,9 +668,13 @@ def iter_row_group(file: InputFile, row_group: int, batch_rows: int, corpus: Cor
     at = 0
     try:
         pf = open_parquet(file.path)
-        # The next batch is decoded while the caller works on this one (see `parallel.ahead`).
-        for batch in parallel.ahead(pf.iter_batches(batch_size=batch_rows, row_groups=[row_group], columns=columns,
-                                                    use_threads=parquet_threads(file.path))):
+        # A few rows (a small file) are decoded on this thread: starting Arrow's threads took 0.25 ms
+        # a file, longer than decoding one of 2-3 rows (0.2 ms).
+        batches = pf.iter_batches(batch_size=batch_rows, row_groups=[row_group], columns=columns,
+                                  use_threads=parquet_threads(file.path) and 2 * (end - first) >= batch_rows)
+        # The next batch is decoded while the caller works on this one (see `parallel.ahead`); a unit
+        # of one batch has no next one, and a helper thread per small file cost more than it read.
+        for batch in (parallel.ahead(batches) if end - first > batch_rows else batches):
             lo, hi = max(first - at, 0), min(end - at, batch.num_rows)
             at += batch.num_rows
             if hi > lo:
@@ -589,6 +708,26 @@ def _iter_chunk(file: InputFile, chunk: int, batch_rows: int, corpus: CorpusConf
     if seen != expected:
         raise DataError(f"{file.display} changed during the run: chunk {chunk} no longer holds the "
                         f"{expected:,} records planned")
+
+
+def checksum_spans(plan: InputPlan, most_bytes: int = 256 << 20, most_files: int = 256) -> list[tuple[int, int]]:
+    """The planned files as runs [first, end) of up to `most_files` files or `most_bytes`, for
+    `checksum_files`: one Beam element per file cost more than hashing a small one."""
+    spans, first, size = [], 0, 0
+    for i, f in enumerate(plan.files):
+        size += f.size_bytes
+        if i + 1 - first >= most_files or size >= most_bytes:
+            spans.append((first, i + 1))
+            first, size = i + 1, 0
+    if first < len(plan.files):
+        spans.append((first, len(plan.files)))
+    return spans
+
+
+def checksum_files(span: tuple[int, int], plan: InputPlan, sources: list[str]) -> Iterator[dict[str, Any]]:
+    """`checksum_file` of files [first, end) of the plan; `sources`: the corpora's names."""
+    for f in plan.files[span[0]:span[1]]:
+        yield checksum_file(f, sources[f.corpus])
 
 
 def checksum_file(file: InputFile, source: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from hybridmix.schemas.records import RECORD_TYPES
 from hybridmix.schemas.stats import RunStats
 from hybridmix.transforms import progress
 from hybridmix.transforms.faults import crash_point
+from hybridmix.transforms.inputs import InputPlan
 from hybridmix.transforms.manifest import OUTPUT_FOLDERS, build_manifest
 from hybridmix.transforms.objectstore import (
     STARTED,
@@ -157,7 +158,7 @@ class _PublishFn(beam.DoFn):
         stage_dir, out_dir, scratch = ctx.pop("stage_dir"), ctx.pop("out_dir"), ctx.pop("scratch")
         remote = ctx.pop("remote")
         # Every input must still be the file that was planned, read and checksummed.
-        for file in ctx.pop("planned_files"):
+        for file in ctx.pop("input_plan").files:
             file.check_unchanged()
         outputs = list(outputs) + schema_only_files(stage_dir, outputs, ctx["config"].output)
         manifest = build_manifest(stats=RunStats(stats), plan=plan, inputs=list(inputs), outputs=outputs,
@@ -189,16 +190,16 @@ class PublishRun(beam.PTransform):
     """After every writer has finished: write manifest.json, move the run into place, write _SUCCESS.
 
     `scratch` names folders of the staging folder that are not part of the output (spill files);
-    `planned_files` are the input files, checked once more to be unchanged; `remote` is what
-    `publish_remote` needs besides (base commit, S3 settings, locked); `context` is the rest of
-    `build_manifest`'s arguments.
+    `input_plan` holds the input files, checked once more to be unchanged (the plan rather than its
+    files: it pickles fast, see `InputPlan.__reduce__`); `remote` is what `publish_remote` needs
+    besides (base commit, S3 settings, locked); `context` is the rest of `build_manifest`'s arguments.
     """
 
-    def __init__(self, *, stage_dir: str, out_dir: str, scratch: tuple[str, ...], planned_files: tuple,
+    def __init__(self, *, stage_dir: str, out_dir: str, scratch: tuple[str, ...], input_plan: InputPlan,
                  remote: dict | None = None, **context: Any) -> None:
         super().__init__()
         self._context = {"stage_dir": stage_dir, "out_dir": out_dir, "scratch": scratch,
-                         "planned_files": planned_files, "remote": remote or {}, **context}
+                         "input_plan": input_plan, "remote": remote or {}, **context}
 
     def expand(self, results: RunResults) -> beam.PCollection:
         # The side inputs make this step wait for every writer and every statistic.

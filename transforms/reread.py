@@ -8,6 +8,7 @@ instead of a shuffle of all text.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -15,84 +16,140 @@ import pyarrow as pa
 
 from hybridmix.schemas.errors import DataError
 from hybridmix.transforms import parallel
-from hybridmix.transforms.batches import concat, make_uids, uid_file, uid_row
-from hybridmix.transforms.ingest import build_documents
-from hybridmix.transforms.inputs import ReadSpec, iter_row_group
-
-_UNIT_BITS = 24
+from hybridmix.transforms.batches import concat, make_uids, table_to_batch, uid_file, uid_row
+from hybridmix.transforms.ingest import build_documents, same_schema_runs
+from hybridmix.transforms.inputs import InputFile, ReadSpec, iter_row_group
 
 
-def unit_starts(spec: ReadSpec) -> list[list[int]]:
-    """Each input file's read units' first rows (`InputFile.units`), for `key_by_unit`."""
+class GroupIndex(NamedTuple):
+    """Which work item (`InputPlan.read_groups`) holds each input row, for `key_by_group`: per
+    file, its read units' first rows (`InputFile.units`) and each unit's work item."""
+
+    offsets: np.ndarray  # file f's units are starts[offsets[f]:offsets[f + 1]]
+    starts: np.ndarray
+    groups: np.ndarray  # the work item of each unit; -1 for a unit never read (an empty row group)
+
+
+def group_index(spec: ReadSpec) -> GroupIndex:
     config = spec.config
-    return [[first for _, first, _ in f.units(config.read_batch_rows, config.read_slice_bytes)]
-            for f in spec.plan.files]
+    groups = spec.plan.read_groups(config.read_batch_rows, config.read_slice_bytes)
+    at = {(file, first): g for g, units in enumerate(groups) for file, _, first, _ in units}
+    offsets, starts, owner = [0], [], []
+    for f in spec.plan.files:
+        for _, first, _ in f.units(config.read_batch_rows, config.read_slice_bytes):
+            starts.append(first)
+            owner.append(at.get((f.index, first), -1))
+        offsets.append(len(starts))
+    return GroupIndex(np.array(offsets, np.int64), np.array(starts, np.int64), np.array(owner, np.int64))
 
 
-def key_by_unit(batch: pa.RecordBatch, starts: list[list[int]]) -> Iterator[tuple[tuple[int, int], pa.RecordBatch]]:
-    """A batch with a `uid` column -> ((file, read unit), its rows in that unit); `starts`: each
-    file's units' first rows (`InputFile.units`)."""
+def key_by_group(batch: pa.RecordBatch, index: GroupIndex) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """A batch with a `uid` column -> (work item, its rows in that item)."""
     uids = batch.column("uid").to_numpy()
     files, rows = uid_file(uids), uid_row(uids)
-    groups = np.zeros(len(uids), np.int64)
+    units = np.zeros(len(uids), np.int64)
     for f in np.unique(files):
         mine = files == f
-        groups[mine] = np.searchsorted(np.asarray(starts[f], np.int64), rows[mine], side="right") - 1
-    combined = files * (1 << _UNIT_BITS) + groups
-    keys, inverse = np.unique(combined, return_inverse=True)
+        lo, hi = index.offsets[f], index.offsets[f + 1]
+        # The last unit starting at or before the row: an empty unit shares its start with the next.
+        units[mine] = lo + np.searchsorted(index.starts[lo:hi], rows[mine], side="right") - 1
+    keys, inverse = np.unique(index.groups[units], return_inverse=True)
     for i, key in enumerate(keys):
-        yield (int(key >> _UNIT_BITS), int(key & ((1 << _UNIT_BITS) - 1))), batch.filter(pa.array(inverse == i))
+        yield int(key), batch.filter(pa.array(inverse == i))
 
 
-def _check_same_rows(docs: pa.RecordBatch, requests: pa.Table, display: str) -> None:
+def _check_same_rows(docs: pa.RecordBatch, requests: pa.Table, files: tuple[InputFile, ...]) -> None:
     """Rows read again must be the rows read the first time: same rows, same text, byte for byte."""
     uids = requests.column("uid").to_numpy()
-    same = np.array_equal(docs.column("uid").to_numpy(), uids) and np.array_equal(
-        docs.column("text_hash").to_numpy(), requests.column("text_hash").to_numpy())
-    if not same:
-        raise DataError(f"{display} changed during the run: rows read a second time differ from the first read "
-                        f"(near row {int(uid_row(uids[:1])[0]) if len(uids) else 0}); nothing was published: rerun "
-                        "once the input files are stable")
+    read, texts = docs.column("uid").to_numpy(), docs.column("text_hash").to_numpy()
+    if np.array_equal(read, uids) and np.array_equal(texts, requests.column("text_hash").to_numpy()):
+        return
+    n = min(len(read), len(uids))
+    differ = np.flatnonzero((read[:n] != uids[:n]) | (texts[:n] != requests.column("text_hash").to_numpy()[:n]))
+    at = int(uids[differ[0]] if differ.size else uids[n] if n < len(uids) else read[n])
+    raise DataError(f"{files[int(uid_file(np.array([at]))[0])].display} changed during the run: rows read a second "
+                    f"time differ from the first read (near row {int(uid_row(np.array([at]))[0])}); nothing was "
+                    "published: rerun once the input files are stable")
 
 
 class _ReadAgainFn(parallel.AheadDoFn):
-    """((file, read unit), requests) -> (documents, requests) pairs, row-aligned, by batch; on a helper
-    thread, one batch ahead of the steps that make and spill the output rows (`parallel.AheadDoFn`)."""
+    """(work item, requests) -> (documents, requests) pairs, row-aligned, by batch; on a helper thread,
+    one batch ahead of the steps that make and spill the output rows (`parallel.AheadDoFn`)."""
 
     def __init__(self, spec: ReadSpec, schema: pa.Schema, measure: bool) -> None:
         self._spec = spec
         self._schema = schema
         self._measure = measure
 
+    def setup(self) -> None:
+        config = self._spec.config
+        self._groups = self._spec.plan.read_groups(config.read_batch_rows, config.read_slice_bytes)
+
     def work(self, element):
-        (file_index, unit), batches = element
-        spec = self._spec
+        group, batches = element
         requests = concat(batches, self._schema)
-        file = spec.plan.files[file_index]
         order = np.argsort(requests.column("uid").to_numpy(), kind="stable")
         requests = requests.take(pa.array(order))
         uids = requests.column("uid").to_numpy()
+        units = self._groups[group]
+        if len(units) == 1:
+            yield from self._read_unit(units[0], requests, uids)
+            return
+        # Small files read one after another, their requested rows validated together per schema:
+        # the units are in file order, so the rows come in the requests' (uid) order.
+        spec = self._spec
+        taken = []  # (requested rows of a batch, file index, their rows in the file)
+        for unit in units:
+            for batch, _, first, positions in self._requested(unit, uids):
+                taken.append((batch.take(pa.array(positions)), unit[0], first + positions))
+        done = 0
+        for run in same_schema_runs(taken):
+            batch = run[0][0] if len(run) == 1 else table_to_batch(pa.Table.from_batches([b for b, _, _ in run]))
+            files = np.concatenate([np.full(b.num_rows, f, np.int64) for b, f, _ in run])
+            rows = np.concatenate([r for _, _, r in run])
+            docs = build_documents(batch, spec, spec.plan.files[run[0][1]], 0, measure=self._measure,
+                                   joined=(files, rows)).docs
+            asked = requests.slice(done, batch.num_rows)
+            _check_same_rows(docs, asked, spec.plan.files)
+            done += batch.num_rows
+            yield docs, asked
+
+    def _read_unit(self, unit: tuple[int, int, int, int], requests: pa.Table, uids: np.ndarray):
+        spec = self._spec
+        file = spec.plan.files[unit[0]]
+        done = 0
+        for batch, parsed, first, positions in self._requested(unit, uids):
+            docs = build_documents(batch, spec, file, first, positions=positions, measure=self._measure,
+                                   parsed=parsed).docs
+            asked = requests.slice(done, len(positions))
+            _check_same_rows(docs, asked, spec.plan.files)
+            done += len(positions)
+            yield docs, asked
+
+    def _requested(self, unit: tuple[int, int, int, int], uids: np.ndarray):
+        """(batch, what parsing found, the batch's first row in its file, positions of the requested
+        rows in it) for each batch of a read unit that holds requested rows (`uids`, sorted)."""
+        spec = self._spec
+        file_index, row_group, first, rows = unit
+        file = spec.plan.files[file_index]
+        lo, hi = np.searchsorted(uids, make_uids(file_index, np.array([first, first + rows])))
+        if hi == lo:
+            return  # a unit of the work item with nothing asked of it (unreadable, maybe) is not read
         found = 0
-        batch_rows = spec.config.read_batch_rows
-        row_group, first, rows = file.units(batch_rows, spec.config.read_slice_bytes)[unit]
         file.check_unchanged()
-        for batch, parsed in iter_row_group(file, row_group, batch_rows, spec.corpus(file), (first, rows)):
+        for batch, parsed in iter_row_group(file, row_group, spec.config.read_batch_rows, spec.corpus(file),
+                                            (first, rows)):
             base = int(make_uids(file_index, np.array([first]))[0])
-            lo, hi = np.searchsorted(uids, [base, base + batch.num_rows])
-            if hi > lo:
-                positions = uids[lo:hi] - base
-                docs = build_documents(batch, spec, file, first, positions=positions, measure=self._measure,
-                                       parsed=parsed).docs
-                asked = requests.slice(lo, hi - lo)
-                _check_same_rows(docs, asked, file.display)
-                found += hi - lo
-                yield docs, asked
+            a, b = np.searchsorted(uids, [base, base + batch.num_rows])
+            if b > a:
+                found += b - a
+                yield batch, parsed, first, uids[a:b] - base
             first += batch.num_rows
-            if found == requests.num_rows:
+            if found == hi - lo:
                 # Stop early: a quarantined row group may be unreadable past its last good row.
                 break
-        if found != requests.num_rows:
-            raise DataError(f"{file.display} changed during the run: {requests.num_rows - found} rows of "
+        if found != hi - lo:
+            raise DataError(f"{file.display} changed during the run: {hi - lo - found} rows of "
                             f"{file.part(row_group)} were not found when read again; nothing was published")
 
 
@@ -111,9 +168,9 @@ class ReadRowsAgain(beam.PTransform):
     def expand(self, requests: beam.PCollection) -> beam.PCollection:
         return (
             requests
-            # ((file, read unit), request rows): one read per unit (a row group or a slice of one)
-            # holding a requested row.
-            | "KeyByReadUnit" >> beam.FlatMap(key_by_unit, unit_starts(self._spec))
+            # (work item, request rows): one read per work item (a row group, a slice of one, or
+            # small files) holding a requested row.
+            | "KeyByReadUnit" >> beam.FlatMap(key_by_group, group_index(self._spec))
             | "GroupByReadUnit" >> beam.GroupByKey()
             | "ReadRows" >> beam.ParDo(_ReadAgainFn(self._spec, self._schema, self._measure))
             .with_output_types(tuple[pa.RecordBatch, pa.Table])  # see transforms/wire.py

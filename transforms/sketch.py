@@ -18,7 +18,7 @@ from hybridmix.transforms import columns, minhash, parallel, progress
 from hybridmix.transforms.batches import concat, int_partitions, list_parts, split_rows
 from hybridmix.transforms.dedup_core import survivor_keys
 from hybridmix.transforms.inputs import ReadSpec
-from hybridmix.transforms.reread import key_by_unit, unit_starts
+from hybridmix.transforms.reread import group_index, key_by_group
 from hybridmix.transforms.storage import (
     content_tag,
     flush_writes,
@@ -291,7 +291,7 @@ def _eligible_candidates(element):
 
 
 def _look_up(element, refs: list, near: NearDedupConfig, partitions: int):
-    """((file, read unit), candidate batches) -> (uid partition, (uids, signatures)), from the
+    """(work item, candidate batches) -> (uid partition, (uids, signatures)), from the
     signature files of the first pass."""
     _, batches = element
     uids = concat(batches, CANDIDATE).column("uid").to_numpy()
@@ -331,8 +331,8 @@ class CandidateSignatures(beam.PTransform):
             }
             | "JoinCandidates" >> beam.CoGroupByKey()
             | "EligibleCandidates" >> beam.FlatMap(_eligible_candidates)
-            # A signature file holds rows of one read unit: grouped by unit, each file is read once.
-            | "KeyByReadUnit" >> beam.FlatMap(key_by_unit, unit_starts(self._spec))
+            # Grouped by the work item that read them, the candidates of a signature file come together.
+            | "KeyByReadUnit" >> beam.FlatMap(key_by_group, group_index(self._spec))
             | "GroupByReadUnit" >> beam.GroupByKey()
             | "LookUpSignatures" >> beam.FlatMap(
                 _look_up, beam.pvalue.AsList(self._signatures), near=self._near, partitions=parts)

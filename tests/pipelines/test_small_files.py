@@ -1,0 +1,103 @@
+"""Small input files are read several to a work item (`InputPlan.read_groups`) and validated as one
+batch; every row must still name its own file and row, in data/, rejects/ and ledger/, when the
+files differ in schema and when a file cannot be read."""
+
+import json
+import os
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from hybridmix.pipelines.cli import main
+from hybridmix.schemas.config import load_config
+from hybridmix.schemas.reasons import RejectReason
+from hybridmix.transforms.inputs import UNSLICED, plan_inputs
+from tests.builders import words, write_config, write_parquet
+
+BATCH = 16
+FILES = 36
+LARGE_TEXT = pa.schema([("id", pa.string()), ("text", pa.large_string())])
+
+
+def _rows(f: int) -> list[dict]:
+    rows = [{"id": f"m{f}-{r}", "text": words(f * 10 + r, 30)} for r in range(1 + f % 3)]
+    if f % 7 == 3:
+        rows[0]["text"] = None  # rejected: null text
+    if 12 <= f < 18:
+        for row in rows:
+            row["extra"] = f"x{f}"  # a column the other files lack: another schema
+    return rows
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("small")
+    written = {}
+    for f in range(FILES):
+        path = root / "in" / "many" / f"part-{f:03d}.parquet"
+        write_parquet(path, _rows(f), schema=LARGE_TEXT if 24 <= f < 27 else None)
+        written.update({(f"many/part-{f:03d}.parquet", r): row for r, row in enumerate(_rows(f))})
+    # The last file's second row group cannot be read (bytes of its text page flipped).
+    broken = root / "in" / "many" / f"part-{FILES:03d}.parquet"
+    pq.write_table(pa.Table.from_pylist([{"id": f"b{r}", "text": words(900 + r, 30)} for r in range(4)]),
+                   broken, row_group_size=2, compression="zstd")
+    page = pq.ParquetFile(broken).metadata.row_group(1).column(1).data_page_offset
+    data = bytearray(broken.read_bytes())
+    for k in range(page + 20, page + 60):
+        data[k] ^= 0xFF
+    broken.write_bytes(bytes(data))
+    for r in range(2):
+        written[(f"many/part-{FILES:03d}.parquet", r)] = {"id": f"b{r}", "text": words(900 + r, 30)}
+    write_parquet(root / "in" / "s.parquet", [{"id": f"s{i}", "text": words(5000 + i, 40)} for i in range(60)])
+    config = write_config(root / "in" / "run.yaml", {
+        "read_batch_rows": BATCH,
+        "on_bad_file": "quarantine",
+        "corpora": [{"name": "many", "origin": "human", "paths": ["many/*.parquet"], "id_column": "id"},
+                    {"name": "s", "origin": "synthetic", "paths": ["s.parquet"], "id_column": "id"}],
+        "mixture": {"targets": {"human": 0.5, "synthetic": 0.5}},
+    })
+    out = str(root / "out")
+    assert main(["run", config, "--output", out, "-q"]) == 0
+    return config, out, written
+
+
+def test_small_files_of_one_corpus_are_joined_into_work_items(run):
+    config_path, _, _ = run
+    config = load_config(config_path)
+    plan = plan_inputs(config.ingest, os.path.dirname(config_path))
+    groups = plan.read_groups(BATCH, UNSLICED)
+    units = [u for g in groups for u in g]
+    assert sorted(units) == sorted(plan.work_items(BATCH, UNSLICED))  # each unit once
+    many = [g for g in groups if plan.files[g[0][0]].corpus == 0]
+    assert len(many) < FILES / 3  # 37 files of 1-3 rows
+    for g in groups:
+        assert len({plan.files[f].corpus for f, *_ in g}) == 1
+        assert sum(n for *_, n in g[:-1]) < BATCH  # closed once it reaches the batch size
+    big = [g for g in groups if plan.files[g[0][0]].corpus == 1]
+    assert [len(g) for g in big] == [1]  # a file of 60 rows is its own work item
+
+
+def test_every_row_keeps_its_own_file_and_row(run):
+    _, out, written = run
+    data = ds.dataset(os.path.join(out, "data")).to_table().to_pylist()
+    mine = [r for r in data if r["source"] == "many"]
+    assert mine
+    for row in mine:
+        source = written[(row["source_file"], row["source_row"])]
+        assert (row["doc_id"], row["text"]) == (source["id"], source["text"])
+    rejects = ds.dataset(os.path.join(out, "rejects")).to_table().to_pylist()
+    null_text = {(r["source_file"], r["source_row"]) for r in rejects if r["reason"] == RejectReason.NULL_TEXT}
+    assert null_text == {k for k, v in written.items() if v["text"] is None}
+    unreadable = sorted(r["source_row"] for r in rejects if r["reason"] == RejectReason.UNREADABLE_ROW_GROUP)
+    assert unreadable == [2, 3]
+    ledger = ds.dataset(os.path.join(out, "ledger")).to_table().to_pylist()
+    placed = [(r["source_file"], r["source_row"]) for r in ledger if r["source"] == "many"]
+    assert sorted(placed) == sorted(set(written) | {(f"many/part-{FILES:03d}.parquet", r) for r in (2, 3)})
+    for r in ledger:
+        if r["source"] == "many" and r["doc_id"] is not None:
+            assert written[(r["source_file"], r["source_row"])]["id"] == r["doc_id"]
+    with open(os.path.join(out, "manifest.json"), encoding="utf-8") as fh:
+        counts = json.load(fh)["counts"]
+    assert counts["many"]["read"] == len(written) + 2
