@@ -281,7 +281,7 @@ _STORED: dict[str, InputPlan] = {}
 def _stored_plan(path: str, digest: str) -> InputPlan:
     plan = _STORED.get(digest)
     if plan is None:
-        state = read_range(path, 0, file_size(path)).to_pybytes()
+        state = bytes(read_range(path, 0, file_size(path)))
         if hashlib.sha256(state).hexdigest() != digest:
             raise DataError(f"{path}: the run's input plan is not the one the run was built with; "
                             "nothing was published: run again")

@@ -101,3 +101,38 @@ def test_every_row_keeps_its_own_file_and_row(run):
     with open(os.path.join(out, "manifest.json"), encoding="utf-8") as fh:
         counts = json.load(fh)["counts"]
     assert counts["many"]["read"] == len(written) + 2
+
+
+def test_a_stored_plan_pickles_as_a_reference_and_is_read_once(run, tmp_path):
+    # Beam pickles every DoFn holding the plan, and its in-process runner does so again for each
+    # stage: a stored plan travels as its path and digest.
+    import pickle
+
+    from hybridmix.schemas.errors import DataError
+    from hybridmix.transforms import inputs
+
+    config_path, _, _ = run
+    plan = plan_inputs(load_config(config_path).ingest, os.path.dirname(config_path))
+    stored = plan.store(str(tmp_path / "plan.bin"))
+    assert len(pickle.dumps(stored)) < 400 < len(pickle.dumps(plan))
+    inputs._STORED.clear()  # as in a worker process that has not read it yet
+    again = pickle.loads(pickle.dumps(stored))
+    assert again == plan and again.files == plan.files and again.stored == stored.stored
+    assert pickle.loads(pickle.dumps(stored)) is again  # read once per process
+    inputs._STORED.clear()
+    (tmp_path / "plan.bin").write_bytes(b"not the plan")
+    with pytest.raises(DataError, match="input plan is not the one the run was built with"):
+        pickle.loads(pickle.dumps(stored))
+
+
+def test_checksums_run_on_spans_of_files(run):
+    from hybridmix.transforms.inputs import checksum_spans
+
+    config_path, _, _ = run
+    plan = plan_inputs(load_config(config_path).ingest, os.path.dirname(config_path))
+    n = len(plan.files)
+    for most_bytes, most_files in ((256 << 20, 256), (1 << 30, 5), (1, 100)):
+        spans = checksum_spans(plan, most_bytes, most_files)
+        assert [a for a, _ in spans] == [0] + [b for _, b in spans[:-1]] and spans[-1][1] == n
+        assert all(0 < b - a <= most_files for a, b in spans)
+    assert len(checksum_spans(plan, 1, 100)) == n  # each file over the byte limit alone
