@@ -139,6 +139,9 @@ class InputFile:
 
 
 MAX_SLICES = 4
+# Small files are joined into one work item up to this much data (uncompressed, by their footers):
+# the item is held in memory whole, and 8,192 rows of long texts can be far more than a batch.
+JOIN_BYTES = 64 << 20
 # A read_slice_bytes no row group reaches: every row group is one work item (`pipelines.build.read_as`).
 UNSLICED = 1 << 62
 
@@ -221,7 +224,7 @@ class InputPlan:
     def read_groups(self, batch_rows: int, slice_bytes: int) -> list[tuple[tuple[int, int, int, int], ...]]:
         """The work items of a run: each read unit of `work_items` alone, except that units under half
         of `batch_rows` (files of a few rows) of Parquet files of one corpus are joined, in file
-        order, until they reach `batch_rows` rows or `slice_bytes` of data.
+        order, until they reach `batch_rows` rows or `slice_bytes` (at most JOIN_BYTES) of data.
 
         A corpus of thousands of small files made one work item per file, and its reads, its
         validation and every step after paid their fixed cost per file: about 7 ms each
@@ -242,7 +245,7 @@ class InputPlan:
                 n += rows
                 size += f.row_group_bytes[rg] * rows // max(f.row_group_rows[rg], 1) if rg < len(
                     f.row_group_bytes) else 0
-                if n >= batch_rows or size >= slice_bytes:
+                if n >= batch_rows or size >= min(slice_bytes, JOIN_BYTES):
                     groups.append(tuple(units))
                     open_.pop(f.corpus, None)
                 else:

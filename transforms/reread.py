@@ -14,7 +14,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from hybridmix.schemas.errors import DataError
+from hybridmix.schemas.errors import DataError, FatalError
 from hybridmix.transforms import parallel
 from hybridmix.transforms.batches import concat, make_uids, table_to_batch, uid_file, uid_row
 from hybridmix.transforms.ingest import build_documents, same_schema_runs
@@ -54,8 +54,25 @@ def key_by_group(batch: pa.RecordBatch, index: GroupIndex) -> Iterator[tuple[int
         # The last unit starting at or before the row: an empty unit shares its start with the next.
         units[mine] = lo + np.searchsorted(index.starts[lo:hi], rows[mine], side="right") - 1
     keys, inverse = np.unique(index.groups[units], return_inverse=True)
+    if len(keys) and keys[0] < 0:
+        raise FatalError(f"row {int(rows[inverse == 0][0])} of input file {int(files[inverse == 0][0])} is in no "
+                         "work item of the run's plan")
     for i, key in enumerate(keys):
         yield int(key), batch.filter(pa.array(inverse == i))
+
+
+class KeyByWorkItem(beam.DoFn):
+    """`key_by_group`, its index made once per worker from the plan (which pickles as a reference,
+    where an index of 20,000 files' units would be pickled with the step again and again)."""
+
+    def __init__(self, spec: ReadSpec) -> None:
+        self._spec = spec
+
+    def setup(self) -> None:
+        self._index = group_index(self._spec)
+
+    def process(self, batch: pa.RecordBatch):
+        yield from key_by_group(batch, self._index)
 
 
 def _check_same_rows(docs: pa.RecordBatch, requests: pa.Table, files: tuple[InputFile, ...]) -> None:
@@ -170,7 +187,7 @@ class ReadRowsAgain(beam.PTransform):
             requests
             # (work item, request rows): one read per work item (a row group, a slice of one, or
             # small files) holding a requested row.
-            | "KeyByReadUnit" >> beam.FlatMap(key_by_group, group_index(self._spec))
+            | "KeyByReadUnit" >> beam.ParDo(KeyByWorkItem(self._spec))
             | "GroupByReadUnit" >> beam.GroupByKey()
             | "ReadRows" >> beam.ParDo(_ReadAgainFn(self._spec, self._schema, self._measure))
             .with_output_types(tuple[pa.RecordBatch, pa.Table])  # see transforms/wire.py

@@ -18,7 +18,7 @@ from hybridmix.transforms import columns, minhash, parallel, progress
 from hybridmix.transforms.batches import concat, int_partitions, list_parts, split_rows
 from hybridmix.transforms.dedup_core import survivor_keys
 from hybridmix.transforms.inputs import ReadSpec
-from hybridmix.transforms.reread import group_index, key_by_group
+from hybridmix.transforms.reread import KeyByWorkItem
 from hybridmix.transforms.storage import (
     content_tag,
     flush_writes,
@@ -332,7 +332,7 @@ class CandidateSignatures(beam.PTransform):
             | "JoinCandidates" >> beam.CoGroupByKey()
             | "EligibleCandidates" >> beam.FlatMap(_eligible_candidates)
             # Grouped by the work item that read them, the candidates of a signature file come together.
-            | "KeyByReadUnit" >> beam.FlatMap(key_by_group, group_index(self._spec))
+            | "KeyByReadUnit" >> beam.ParDo(KeyByWorkItem(self._spec))
             | "GroupByReadUnit" >> beam.GroupByKey()
             | "LookUpSignatures" >> beam.FlatMap(
                 _look_up, beam.pvalue.AsList(self._signatures), near=self._near, partitions=parts)

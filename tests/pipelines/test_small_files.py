@@ -77,6 +77,8 @@ def test_small_files_of_one_corpus_are_joined_into_work_items(run):
         assert sum(n for *_, n in g[:-1]) < BATCH  # closed once it reaches the batch size
     big = [g for g in groups if plan.files[g[0][0]].corpus == 1]
     assert [len(g) for g in big] == [1]  # a file of 60 rows is its own work item
+    # Joined up to a number of bytes too (each file's footer says how many it holds).
+    assert all(len(g) == 1 for g in plan.read_groups(BATCH, 1))
 
 
 def test_every_row_keeps_its_own_file_and_row(run):
