@@ -184,10 +184,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                                         "nuisance": args.nuisance_column, "strata": args.stratum_column,
                                         "stratum_weights": weights}
     scorer.save(args.output)
-    why = (metrics.get("held_out") or {}).get("skipped")
+    held_out = metrics.get("held_out") or {}
+    why = held_out.get("skipped")
     if why:
         # A warning, not progress: -q must not hide that the scorer comes with no held-out measure.
         log.warning("--group-column %s: %s, so none are reported", args.group_column, why)
+    interval = held_out.get("auc_interval_95")
+    if interval is not None and (interval[0] <= 0.5 or interval[1] - interval[0] > 0.2):
+        # A dozen labelled rows give a held-out AUC anywhere from 0.1 to 0.9 whatever the scorer learned.
+        log.warning("held-out AUC %.3f (95 %% interval %.2f-%.2f) from %d labelled rows: too few to measure this "
+                    "scorer; label more rows before trusting it", held_out["auc"], *interval, metrics["documents"])
     print(json.dumps({"output": args.output, "bytes": os.path.getsize(args.output), "skipped_rows": skipped,
                       **metrics}, indent=2))
     return 0

@@ -137,6 +137,16 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def auc_interval(a: float, positive: np.ndarray) -> list[float]:
+    """An approximate 95 % interval of an AUC from its numbers of positives and negatives (Hanley and
+    McNeil, 1982): how far a held-out AUC from few labelled rows can be from the scorer's true one."""
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg)
+    half = 1.96 * float(np.sqrt(max(var, 0.0)))
+    return [round(max(0.0, a - half), 4), round(min(1.0, a + half), 4)]
+
+
 def _within(scores: np.ndarray, positive: np.ndarray, strata: np.ndarray) -> float | None:
     """AUC inside each stratum (one judge), averaged by stratum size."""
     values, weights = [], []
@@ -232,12 +242,14 @@ def train_scorer(
             say(f"held-out fit {k} of {len(cells)} ({int(train.sum()):,} rows in, {int(test.sum()):,} scored)")
             held_out[test] = fitted(np.flatnonzero(train)).log_odds(f, np.flatnonzero(test))
         by_group = {str(g): auc(held_out[groups == g], positive[groups == g]) for g in np.unique(groups)}
+        overall = auc(held_out, positive)
         metrics["held_out"] = {
             "folds": (f"{len(np.unique(group_fold))} group folds" + (
                 f" x {len(np.unique(holdout_fold))} holdout folds" if holdout is not None else "")
                 + ": each document scored by a model trained without its group (and holdout) fold"),
             "groups": len(by_group),
-            "auc": auc(held_out, positive),
+            "auc": overall,
+            "auc_interval_95": auc_interval(overall, positive) if overall is not None else None,
             "auc_within_strata": _within(held_out, positive, strata) if strata is not None else None,
             # Answers to the same prompt under the same judge: what a scorer must rank, net of the prompt.
             "auc_within_holdout_and_strata": _within(

@@ -40,6 +40,9 @@ def test_train_a_scorer_then_score_and_select_with_it(tmp_path, capsys):
     said = [line for line in printed.err.splitlines() if line.startswith("hybridmix train-scorer: ")]
     assert any("held-out fit 1 of " in line for line in said) and "final fit on all" in said[-1]
     assert metrics["held_out"]["auc"] > 0.8  # whole generators and prompts held out
+    low, high = metrics["held_out"]["auc_interval_95"]
+    assert 0.5 < low < metrics["held_out"]["auc"] < high
+    assert "too few to measure this scorer" not in printed.err
 
     write_parquet(tmp_path / "in" / "human.parquet", pq.read_table(
         os.path.join(EXAMPLES, "human_wikipedia.parquet"), columns=["id", "text"]).slice(0, 400).to_pylist())
@@ -200,6 +203,24 @@ def test_train_scorer_says_why_one_group_gives_no_held_out_metrics(tmp_path, cap
     assert f"--group-column generator: {why}, so none are reported" in printed.err  # -q keeps warnings
     with np.load(scorer) as saved:
         assert json.loads(str(saved["meta"]))["metrics"]["held_out"]["skipped"] == why
+
+
+def test_train_scorer_warns_when_too_few_labelled_rows_measure_nothing(tmp_path, capsys):
+    labelled = _labelled_answers(tmp_path / "labelled.parquet")
+    # Six answers of each of three generators, half of them labelled 1.
+    rows = [r for g in ("gpt4_0613_verbose", "gpt4_0613_concise", "gemma-7b-it")
+            for r in labelled.filter(pc.equal(labelled.column("generator"), g)).slice(0, 6).to_pylist()]
+    for i, row in enumerate(rows):
+        row["label"] = i % 2
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "tiny.parquet")
+    assert main(["-q", "train-scorer", str(tmp_path / "tiny.parquet"), "--label-column", "label", "--bits", "12",
+                 "--group-column", "generator", "--output", str(tmp_path / "tiny.npz")]) == 0
+    printed = capsys.readouterr()
+    held_out = json.loads(printed.out)["held_out"]
+    low, high = held_out["auc_interval_95"]
+    assert high - low > 0.4
+    assert (f"held-out AUC {held_out['auc']:.3f} (95 % interval {low:.2f}-{high:.2f}) from 18 labelled rows: too few "
+            "to measure this scorer") in printed.err  # a warning: -q keeps it
 
 
 def test_train_scorer_names_a_missing_column_and_the_columns_present(tmp_path, capsys):
