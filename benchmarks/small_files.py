@@ -1,9 +1,9 @@
 """A corpus published as thousands of small files: wall time, CPU time and peak RSS of one run.
 
-    .venv/bin/python -m benchmarks.small_files --files 20000 [--runs 2] [--shared ../shared/data]
-        [--python OTHER/.venv/bin/python ...]
+    .venv/bin/python -m benchmarks.small_files --files 20000 [--format parquet|jsonl] [--runs 2]
+        [--shared ../shared/data] [--python OTHER/.venv/bin/python ...]
 
-Writes `--files` Parquet files of 2 or 3 rows each of real text (the AlpacaEval answers of
+Writes `--files` Parquet (or JSON Lines) files of 2 or 3 rows each of real text (the AlpacaEval answers of
 ../shared/data, cycled as needed, each copy with its own id) as the synthetic corpus, and the
 1,856 Wikipedia paragraphs as one human file, then runs the default config on them (70/30
 tokens, the bundled scorer on the synthetic side, exact and near dedup) `--runs` times. What a
@@ -32,14 +32,19 @@ from benchmarks.measured import time_v
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def build(shared: str, files: int, out: str) -> int:
-    """The corpus in `out` (synthetic/part-NNNNN.parquet and human/wikipedia.parquet); its rows."""
+def build(shared: str, files: int, out: str, fmt: str = "parquet") -> int:
+    """The corpus in `out` (synthetic/part-NNNNN.parquet or .jsonl, human/wikipedia.parquet); its rows."""
     answers = real_text.answers(shared)
     at = 0
     os.makedirs(os.path.join(out, "synthetic"), exist_ok=True)
     for f in range(files):
         rows = [{"id": f"a{at + r}", "text": answers[(at + r) % len(answers)]} for r in range(2 + f % 2)]
-        pq.write_table(pa.Table.from_pylist(rows), os.path.join(out, "synthetic", f"part-{f:05d}.parquet"))
+        path = os.path.join(out, "synthetic", f"part-{f:05d}.{fmt}")
+        if fmt == "jsonl":
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(row) + "\n" for row in rows)
+        else:
+            pq.write_table(pa.Table.from_pylist(rows), path)
         at += len(rows)
     human = real_text.wikipedia(shared)
     os.makedirs(os.path.join(out, "human"), exist_ok=True)
@@ -48,13 +53,13 @@ def build(shared: str, files: int, out: str) -> int:
     return at + len(human)
 
 
-def config(corpus: str, path: str) -> str:
+def config(corpus: str, path: str, fmt: str = "parquet") -> str:
     doc = {
         "seed": 0,
         "corpora": [
             {"name": "wikipedia", "origin": "human", "paths": [os.path.join(corpus, "human", "*.parquet")],
              "id_column": "id"},
-            {"name": "answers", "origin": "synthetic", "paths": [os.path.join(corpus, "synthetic", "*.parquet")],
+            {"name": "answers", "origin": "synthetic", "paths": [os.path.join(corpus, "synthetic", f"*.{fmt}")],
              "id_column": "id"},
         ],
         "mixture": {"unit": "tokens", "targets": {"human": 0.7, "synthetic": 0.3},
@@ -68,6 +73,7 @@ def config(corpus: str, path: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=20_000)
+    parser.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--shared", default=os.path.join(ROOT, "..", "shared", "data"))
     parser.add_argument("--python", action="append", help="an interpreter with hybridmix installed (default: this one)")
@@ -76,8 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     scratch = os.path.join(ROOT, "benchmarks", "work")  # git-ignored
     os.makedirs(scratch, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch) as work:
-        rows = build(args.shared, args.files, os.path.join(work, "corpus"))
-        path = config(os.path.join(work, "corpus"), os.path.join(work, "small_files.yaml"))
+        rows = build(args.shared, args.files, os.path.join(work, "corpus"), args.format)
+        path = config(os.path.join(work, "corpus"), os.path.join(work, "small_files.yaml"), args.format)
         runs, digests = [], set()
         for i in range(args.runs):
             for python in pythons:
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
                 digests.add(_digest(out))
     if len(digests) != 1:
         raise SystemExit(f"the runs wrote different files: {len(digests)} different outputs")
-    print(json.dumps({"files": args.files + 1, "rows": rows, "runs": runs}))
+    print(json.dumps({"files": args.files + 1, "format": args.format, "rows": rows, "runs": runs}))
 
 
 def _digest(out: str) -> str:

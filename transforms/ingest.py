@@ -251,7 +251,7 @@ def build_documents(
     With `measure=False` only text, provenance and lineage are filled (content hash, derived
     ids, token counts and word hashes are left empty): enough to write a selected row again.
     `parsed`: what parsing JSON Lines found (its problems come first; `meta` is made there).
-    `joined`: for a batch of rows of several Parquet files of one corpus (`InputPlan.read_groups`),
+    `joined`: for a batch of rows of several files of one corpus (`InputPlan.read_groups`),
     each row's file index and row in its file; `file` is then any of those files (its corpus) and
     `first_row` is not read.
     """
@@ -537,27 +537,25 @@ class _ReadRowGroupFn(parallel.AheadDoFn):
             yield from self._unreadable(file, row_group, row, first_row + count, exc)
 
     def _read_joined(self, group: tuple[tuple[int, int, int, int], ...]):
-        """Small Parquet files of one corpus: read file by file, validated a batch of one schema at a time."""
+        """Small files of one corpus: read file by file, validated a batch of one schema at a time."""
         spec = self._spec
-        read: list[tuple[pa.RecordBatch, int, int]] = []  # (batch, file index, its first row in the file)
+        read: list[Piece] = []
         for file_index, row_group, first_row, count in group:
             file = spec.plan.files[file_index]
             row = first_row
             file.check_unchanged()
             try:
-                for batch, _ in iter_row_group(file, row_group, spec.config.read_batch_rows, spec.corpus(file),
-                                               (first_row, count)):
-                    read.append((batch, file_index, row))
+                for batch, parsed in iter_row_group(file, row_group, spec.config.read_batch_rows, spec.corpus(file),
+                                                    (first_row, count)):
+                    read.append(Piece(batch, file_index, np.arange(row, row + batch.num_rows, dtype=np.int64),
+                                      parsed))
                     row += batch.num_rows
             except DataError as exc:
                 # The rows read before the error are kept, as when the file is read alone.
                 yield from self._unreadable(file, row_group, row, first_row + count, exc)
         corpus = spec.corpus(spec.plan.files[group[0][0]])
-        for run in same_schema_runs(read):
-            batch = run[0][0] if len(run) == 1 else table_to_batch(pa.Table.from_batches([b for b, _, _ in run]))
-            files = np.concatenate([np.full(b.num_rows, f, np.int64) for b, f, _ in run])
-            rows = np.concatenate([np.arange(r, r + b.num_rows, dtype=np.int64) for b, _, r in run])
-            built = build_documents(batch, spec, spec.plan.files[run[0][1]], 0, joined=(files, rows))
+        for batch, parsed, joined in joined_runs(read):
+            built = build_documents(batch, spec, spec.plan.files[int(joined[0][0])], 0, parsed=parsed, joined=joined)
             yield from self._built(built, batch.num_rows, corpus.name)
 
     def _built(self, built: BuiltDocuments, taken: int, source: str):
@@ -587,16 +585,29 @@ class _ReadRowGroupFn(parallel.AheadDoFn):
             yield from emit_rejects(rejects)
 
 
-def same_schema_runs(read: list[tuple[pa.RecordBatch, int, int]]) -> Iterator[list[tuple[pa.RecordBatch, int, int]]]:
-    """Consecutive batches of one schema (files written alike), each run joinable into one batch."""
-    run: list[tuple[pa.RecordBatch, int, int]] = []
-    for item in read:
-        if run and not item[0].schema.equals(run[0][0].schema):
-            yield run
+class Piece(NamedTuple):
+    """Rows of one file, to be validated with other files' (`joined_runs`)."""
+
+    batch: pa.RecordBatch
+    file: int  # its index in the plan
+    rows: np.ndarray  # each row's row in its file
+    parsed: ParsedLines | None  # JSON Lines: what parsing found
+
+
+def joined_runs(pieces: list[Piece]) -> Iterator[tuple[pa.RecordBatch, ParsedLines | None, tuple[np.ndarray, np.ndarray]]]:
+    """Consecutive pieces of one schema (files written alike) and format, each run joined into one
+    batch: (batch, what parsing found, (each row's file, its row in the file)) for `build_documents`."""
+    run: list[Piece] = []
+    for piece in pieces + [None]:
+        if run and (piece is None or not piece.batch.schema.equals(run[0].batch.schema)
+                    or (piece.parsed is None) != (run[0].parsed is None)):
+            batch = run[0].batch if len(run) == 1 else table_to_batch(pa.Table.from_batches([p.batch for p in run]))
+            parsed = None if run[0].parsed is None else ParsedLines.concat([p.parsed for p in run])
+            files = np.concatenate([np.full(p.batch.num_rows, p.file, np.int64) for p in run])
+            yield batch, parsed, (files, np.concatenate([p.rows for p in run]))
             run = []
-        run.append(item)
-    if run:
-        yield run
+        if piece is not None:
+            run.append(piece)
 
 
 class _JoinSmallBatches(beam.DoFn):

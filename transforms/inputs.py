@@ -128,6 +128,17 @@ class InputFile:
         """
         return _units(self.row_group_rows, self.row_group_bytes, batch_rows, slice_bytes)
 
+    def unit_bytes(self, row_group: int, rows: int) -> int:
+        """About how many bytes of data `rows` rows of a row group (a chunk of JSON Lines) hold."""
+        if self.format == "jsonl":
+            chunk = self.chunks[row_group] if row_group < len(self.chunks) else None
+            if chunk is None or chunk.end is None:
+                return self.data_bytes or self.size_bytes
+            return chunk.end - chunk.start
+        if row_group >= len(self.row_group_bytes):
+            return 0
+        return self.row_group_bytes[row_group] * rows // max(self.row_group_rows[row_group], 1)
+
     @cached_property
     def row_group_starts(self) -> tuple[int, ...]:
         """First row (in the file) of every row group."""
@@ -223,8 +234,8 @@ class InputPlan:
 
     def read_groups(self, batch_rows: int, slice_bytes: int) -> list[tuple[tuple[int, int, int, int], ...]]:
         """The work items of a run: each read unit of `work_items` alone, except that units under half
-        of `batch_rows` (files of a few rows) of Parquet files of one corpus are joined, in file
-        order, until they reach `batch_rows` rows or `slice_bytes` (at most JOIN_BYTES) of data.
+        of `batch_rows` (files of a few rows) of one corpus are joined, in file order, until they
+        reach `batch_rows` rows or `slice_bytes` (at most JOIN_BYTES) of data.
 
         A corpus of thousands of small files made one work item per file, and its reads, its
         validation and every step after paid their fixed cost per file: about 7 ms each
@@ -237,14 +248,13 @@ class InputPlan:
                 if not f.reads_row_group(rg):
                     continue
                 unit = (f.index, rg, first, rows)
-                if f.format != "parquet" or f.carried is not None or 2 * rows >= batch_rows:
+                if f.carried is not None or 2 * rows >= batch_rows:
                     groups.append((unit,))
                     continue
                 units, n, size = open_.get(f.corpus, ([], 0, 0))
                 units.append(unit)
                 n += rows
-                size += f.row_group_bytes[rg] * rows // max(f.row_group_rows[rg], 1) if rg < len(
-                    f.row_group_bytes) else 0
+                size += f.unit_bytes(rg, rows)
                 if n >= batch_rows or size >= min(slice_bytes, JOIN_BYTES):
                     groups.append(tuple(units))
                     open_.pop(f.corpus, None)

@@ -353,6 +353,14 @@ class ParsedLines:
     shown: list[str | None]  # what rejects/ shows of a rejected row (the line, the non-string text)
     meta: pa.Array | None  # keep_columns as JSON; None when the corpus keeps none
 
+    @staticmethod
+    def concat(parts: list[ParsedLines]) -> ParsedLines:
+        """The parts' rows one after another (batches of several files joined)."""
+        metas = [p.meta for p in parts]
+        return ParsedLines(np.concatenate([p.lines for p in parts]), np.concatenate([p.reasons for p in parts]),
+                           np.concatenate([p.details for p in parts]), [s for p in parts for s in p.shown],
+                           None if metas[0] is None else pa.concat_arrays(metas))
+
     def take(self, positions: np.ndarray) -> ParsedLines:
         return ParsedLines(self.lines[positions], self.reasons[positions], self.details[positions],
                            [self.shown[i] for i in positions],

@@ -16,8 +16,8 @@ import pyarrow as pa
 
 from hybridmix.schemas.errors import DataError, FatalError
 from hybridmix.transforms import parallel
-from hybridmix.transforms.batches import concat, make_uids, table_to_batch, uid_file, uid_row
-from hybridmix.transforms.ingest import build_documents, same_schema_runs
+from hybridmix.transforms.batches import concat, make_uids, uid_file, uid_row
+from hybridmix.transforms.ingest import Piece, build_documents, joined_runs
 from hybridmix.transforms.inputs import InputFile, ReadSpec, iter_row_group
 
 
@@ -115,17 +115,13 @@ class _ReadAgainFn(parallel.AheadDoFn):
         # Small files read one after another, their requested rows validated together per schema:
         # the units are in file order, so the rows come in the requests' (uid) order.
         spec = self._spec
-        taken = []  # (requested rows of a batch, file index, their rows in the file)
-        for unit in units:
-            for batch, _, first, positions in self._requested(unit, uids):
-                taken.append((batch.take(pa.array(positions)), unit[0], first + positions))
+        taken = [Piece(batch.take(pa.array(positions)), unit[0], first + positions,
+                       parsed.take(positions) if parsed is not None else None)
+                 for unit in units for batch, parsed, first, positions in self._requested(unit, uids)]
         done = 0
-        for run in same_schema_runs(taken):
-            batch = run[0][0] if len(run) == 1 else table_to_batch(pa.Table.from_batches([b for b, _, _ in run]))
-            files = np.concatenate([np.full(b.num_rows, f, np.int64) for b, f, _ in run])
-            rows = np.concatenate([r for _, _, r in run])
-            docs = build_documents(batch, spec, spec.plan.files[run[0][1]], 0, measure=self._measure,
-                                   joined=(files, rows)).docs
+        for batch, parsed, joined in joined_runs(taken):
+            docs = build_documents(batch, spec, spec.plan.files[int(joined[0][0])], 0, measure=self._measure,
+                                   parsed=parsed, joined=joined).docs
             asked = requests.slice(done, batch.num_rows)
             _check_same_rows(docs, asked, spec.plan.files)
             done += batch.num_rows

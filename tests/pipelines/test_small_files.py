@@ -18,6 +18,7 @@ from tests.builders import words, write_config, write_parquet
 
 BATCH = 16
 FILES = 36
+LINE_FILES = 20
 LARGE_TEXT = pa.schema([("id", pa.string()), ("text", pa.large_string())])
 
 
@@ -50,11 +51,23 @@ def run(tmp_path_factory):
     broken.write_bytes(bytes(data))
     for r in range(2):
         written[(f"many/part-{FILES:03d}.parquet", r)] = {"id": f"b{r}", "text": words(900 + r, 30)}
+    # Small JSON Lines files too, some lines not JSON (never a file's only line: that file is
+    # not JSON Lines, and quarantined whole).
+    for f in range(LINE_FILES):
+        lines = []
+        for r in range(1 + f % 3):
+            row = {"id": f"j{f}-{r}", "text": words(3000 + f * 10 + r, 30)}
+            bad = f % 3 > 0 and (f + r) % 5 == 2
+            lines.append("{not json" if bad else json.dumps(row))
+            written[(f"lines/part-{f:03d}.jsonl", r)] = None if bad else row
+        (root / "in" / "lines").mkdir(exist_ok=True)
+        (root / "in" / "lines" / f"part-{f:03d}.jsonl").write_text("\n".join(lines) + "\n")
     write_parquet(root / "in" / "s.parquet", [{"id": f"s{i}", "text": words(5000 + i, 40)} for i in range(60)])
     config = write_config(root / "in" / "run.yaml", {
         "read_batch_rows": BATCH,
         "on_bad_file": "quarantine",
         "corpora": [{"name": "many", "origin": "human", "paths": ["many/*.parquet"], "id_column": "id"},
+                    {"name": "lines", "origin": "human", "paths": ["lines/*.jsonl"], "id_column": "id"},
                     {"name": "s", "origin": "synthetic", "paths": ["s.parquet"], "id_column": "id"}],
         "mixture": {"targets": {"human": 0.5, "synthetic": 0.5}},
     })
@@ -72,10 +85,11 @@ def test_small_files_of_one_corpus_are_joined_into_work_items(run):
     assert sorted(units) == sorted(plan.work_items(BATCH, UNSLICED))  # each unit once
     many = [g for g in groups if plan.files[g[0][0]].corpus == 0]
     assert len(many) < FILES / 3  # 37 files of 1-3 rows
+    assert len([g for g in groups if plan.files[g[0][0]].corpus == 1]) < LINE_FILES / 3
     for g in groups:
         assert len({plan.files[f].corpus for f, *_ in g}) == 1
         assert sum(n for *_, n in g[:-1]) < BATCH  # closed once it reaches the batch size
-    big = [g for g in groups if plan.files[g[0][0]].corpus == 1]
+    big = [g for g in groups if plan.files[g[0][0]].corpus == 2]
     assert [len(g) for g in big] == [1]  # a file of 60 rows is its own work item
     # Joined up to a number of bytes too (each file's footer says how many it holds).
     assert all(len(g) == 1 for g in plan.read_groups(BATCH, 1))
@@ -84,25 +98,30 @@ def test_small_files_of_one_corpus_are_joined_into_work_items(run):
 def test_every_row_keeps_its_own_file_and_row(run):
     _, out, written = run
     data = ds.dataset(os.path.join(out, "data")).to_table().to_pylist()
-    mine = [r for r in data if r["source"] == "many"]
-    assert mine
-    for row in mine:
-        source = written[(row["source_file"], row["source_row"])]
-        assert (row["doc_id"], row["text"]) == (source["id"], source["text"])
+    for source in ("many", "lines"):
+        mine = [r for r in data if r["source"] == source]
+        assert mine, source
+        for row in mine:
+            written_row = written[(row["source_file"], row["source_row"])]
+            assert (row["doc_id"], row["text"]) == (written_row["id"], written_row["text"])
     rejects = ds.dataset(os.path.join(out, "rejects")).to_table().to_pylist()
     null_text = {(r["source_file"], r["source_row"]) for r in rejects if r["reason"] == RejectReason.NULL_TEXT}
-    assert null_text == {k for k, v in written.items() if v["text"] is None}
+    assert null_text == {k for k, v in written.items() if v is not None and v["text"] is None}
+    not_json = {(r["source_file"], r["source_row"]) for r in rejects if r["reason"] == RejectReason.INVALID_JSON}
+    assert not_json == {k for k, v in written.items() if v is None}
+    assert all(r["detail"].startswith(f"line {r['source_row'] + 1}: ") for r in rejects
+               if r["reason"] == RejectReason.INVALID_JSON)
     unreadable = sorted(r["source_row"] for r in rejects if r["reason"] == RejectReason.UNREADABLE_ROW_GROUP)
     assert unreadable == [2, 3]
     ledger = ds.dataset(os.path.join(out, "ledger")).to_table().to_pylist()
-    placed = [(r["source_file"], r["source_row"]) for r in ledger if r["source"] == "many"]
+    placed = [(r["source_file"], r["source_row"]) for r in ledger if r["source"] in ("many", "lines")]
     assert sorted(placed) == sorted(set(written) | {(f"many/part-{FILES:03d}.parquet", r) for r in (2, 3)})
     for r in ledger:
-        if r["source"] == "many" and r["doc_id"] is not None:
+        if r["source"] in ("many", "lines") and r["doc_id"] is not None:
             assert written[(r["source_file"], r["source_row"])]["id"] == r["doc_id"]
     with open(os.path.join(out, "manifest.json"), encoding="utf-8") as fh:
         counts = json.load(fh)["counts"]
-    assert counts["many"]["read"] == len(written) + 2
+    assert counts["many"]["read"] + counts["lines"]["read"] == len(written) + 2
 
 
 def test_a_stored_plan_pickles_as_a_reference_and_is_read_once(run, tmp_path):
