@@ -221,9 +221,7 @@ class InputPlan:
         worker reads spill files), as a plan that pickles as a reference to that file."""
         state = self._state()
         write_buffers(path, [state])
-        plan = replace(self, stored=(path, hashlib.sha256(state).hexdigest()))
-        _STORED[plan.stored[1]] = plan
-        return plan
+        return _remember(replace(self, stored=(path, hashlib.sha256(state).hexdigest())))
 
     def work_items(self, batch_rows: int, slice_bytes: int) -> list[tuple[int, int, int, int]]:
         """(file index, row group, first row in file, rows) for every read unit (`InputFile.units`)
@@ -287,8 +285,17 @@ def _unpickle_plan(state: bytes) -> InputPlan:
     return InputPlan(*pickle.loads(zlib.decompress(state)))
 
 
-# The stored plans this process has read or written, by digest: each stage unpickles its DoFns.
+# The stored plans this process has read or written, by digest: each stage unpickles its DoFns. A
+# worker process may serve many runs: the oldest are forgotten (and read again if asked for).
 _STORED: dict[str, InputPlan] = {}
+_STORED_MOST = 8
+
+
+def _remember(plan: InputPlan) -> InputPlan:
+    _STORED[plan.stored[1]] = plan
+    while len(_STORED) > _STORED_MOST:
+        del _STORED[next(iter(_STORED))]
+    return plan
 
 
 def _stored_plan(path: str, digest: str) -> InputPlan:
@@ -298,8 +305,7 @@ def _stored_plan(path: str, digest: str) -> InputPlan:
         if hashlib.sha256(state).hexdigest() != digest:
             raise DataError(f"{path}: the run's input plan is not the one the run was built with; "
                             "nothing was published: run again")
-        plan = replace(_unpickle_plan(state), stored=(path, digest))
-        _STORED[digest] = plan
+        plan = _remember(replace(_unpickle_plan(state), stored=(path, digest)))
     return plan
 
 

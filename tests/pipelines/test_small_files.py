@@ -127,6 +127,7 @@ def test_every_row_keeps_its_own_file_and_row(run):
 def test_a_stored_plan_pickles_as_a_reference_and_is_read_once(run, tmp_path):
     # Beam pickles every DoFn holding the plan, and its in-process runner does so again for each
     # stage: a stored plan travels as its path and digest.
+    import dataclasses
     import pickle
 
     from hybridmix.schemas.errors import DataError
@@ -140,6 +141,11 @@ def test_a_stored_plan_pickles_as_a_reference_and_is_read_once(run, tmp_path):
     again = pickle.loads(pickle.dumps(stored))
     assert again == plan and again.files == plan.files and again.stored == stored.stored
     assert pickle.loads(pickle.dumps(stored)) is again  # read once per process
+    # A worker serving many runs keeps the last few plans, and reads an older one again.
+    for i in range(inputs._STORED_MOST):
+        dataclasses.replace(plan, base_dir=f"/runs/{i}").store(str(tmp_path / f"other-{i}.bin"))
+    assert len(inputs._STORED) == inputs._STORED_MOST and stored.stored[1] not in inputs._STORED
+    assert pickle.loads(pickle.dumps(stored)) == plan
     inputs._STORED.clear()
     (tmp_path / "plan.bin").write_bytes(b"not the plan")
     with pytest.raises(DataError, match="input plan is not the one the run was built with"):
