@@ -28,7 +28,7 @@ def _rows(f: int) -> list[dict]:
         rows[0]["text"] = None  # rejected: null text
     if 12 <= f < 18:
         for row in rows:
-            row["extra"] = f"x{f}"  # a column the other files lack: another schema
+            row["extra"] = f"x{f}"  # a column the run does not read: what is read keeps one schema
     return rows
 
 
@@ -38,6 +38,7 @@ def run(tmp_path_factory):
     written = {}
     for f in range(FILES):
         path = root / "in" / "many" / f"part-{f:03d}.parquet"
+        # Three files with their text as large_string: another schema, validated in a batch of its own.
         write_parquet(path, _rows(f), schema=LARGE_TEXT if 24 <= f < 27 else None)
         written.update({(f"many/part-{f:03d}.parquet", r): row for r, row in enumerate(_rows(f))})
     # The last file's second row group cannot be read (bytes of its text page flipped).
