@@ -506,8 +506,7 @@ class _ReadRowGroupFn(parallel.AheadDoFn):
         ns = ReadCorpora.__name__
         self._rows = Metrics.counter(ns, "rows_read")
         self._rejected = Metrics.counter(ns, "rows_rejected")
-        config = self._spec.config
-        self._groups = self._spec.plan.read_groups(config.read_batch_rows, config.read_slice_bytes)
+        self._groups = self._spec.read_groups()
 
     def work(self, item: int):
         crash_point("read")
@@ -677,8 +676,7 @@ class ReadCorpora(beam.PTransform):
             # Work items by number (each DoFn makes the list from the plan): a Create of 20,000 small
             # files' read units took 1 s to pickle.
             | "ListRowGroups" >> beam.Create(
-                list(range(len(plan.read_groups(self._spec.config.read_batch_rows,
-                                                self._spec.config.read_slice_bytes)))))
+                list(range(len(self._spec.read_groups()))))
             # Spread row groups over workers; Create alone may keep them in one bundle.
             | "SpreadRowGroups" >> beam.Reshuffle()
             # Typed, so Beam measures the batches of text by their buffers (transforms/wire.py).

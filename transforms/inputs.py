@@ -342,6 +342,11 @@ class ReadSpec:
     def corpus(self, file: InputFile) -> CorpusConfig:
         return self.config.corpora[file.corpus]
 
+    def read_groups(self) -> list[tuple[tuple[int, int, int, int], ...]]:
+        """The run's work items (`InputPlan.read_groups` at this config's batch rows and slice bytes).
+        Made where needed, not kept: a spec is pickled with every step that reads input rows."""
+        return self.plan.read_groups(self.config.read_batch_rows, self.config.read_slice_bytes)
+
     @property
     def lineage(self) -> Lineage:
         return Lineage(tuple(f.display for f in self.plan.files), self.run_id)

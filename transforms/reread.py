@@ -32,7 +32,7 @@ class GroupIndex(NamedTuple):
 
 def group_index(spec: ReadSpec) -> GroupIndex:
     config = spec.config
-    groups = spec.plan.read_groups(config.read_batch_rows, config.read_slice_bytes)
+    groups = spec.read_groups()
     at = {(file, first): g for g, units in enumerate(groups) for file, _, first, _ in units}
     offsets, starts, owner = [0], [], []
     for f in spec.plan.files:
@@ -99,8 +99,7 @@ class _ReadAgainFn(parallel.AheadDoFn):
         self._measure = measure
 
     def setup(self) -> None:
-        config = self._spec.config
-        self._groups = self._spec.plan.read_groups(config.read_batch_rows, config.read_slice_bytes)
+        self._groups = self._spec.read_groups()
 
     def work(self, element):
         group, batches = element
