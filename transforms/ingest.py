@@ -520,42 +520,44 @@ class _ReadRowGroupFn(parallel.AheadDoFn):
         spec = self._spec
         file = spec.plan.files[file_index]
         corpus = spec.corpus(file)
-        row = first_row
-        file.check_unchanged()
-        try:
-            for batch, parsed in iter_row_group(file, row_group, spec.config.read_batch_rows, corpus,
-                                                (first_row, count)):
-                # An earlier output's rows of this corpus's origin, at their own row numbers; the
-                # other rows were counted when the run was planned (its manifest `inputs` entry).
-                positions = carried_positions(batch, corpus.origin.value) if file.carried is not None else None
-                taken = batch.num_rows if positions is None else len(positions)
-                built = build_documents(batch, spec, file, row, positions=positions, parsed=parsed)
-                row += batch.num_rows
-                yield from self._built(built, taken, corpus.name)
-        except DataError as exc:
-            yield from self._unreadable(file, row_group, row, first_row + count, exc)
+        unreadable: list = []
+        for batch, parsed, row in self._batches(file, row_group, first_row, count, unreadable):
+            # An earlier output's rows of this corpus's origin, at their own row numbers; the
+            # other rows were counted when the run was planned (its manifest `inputs` entry).
+            positions = carried_positions(batch, corpus.origin.value) if file.carried is not None else None
+            taken = batch.num_rows if positions is None else len(positions)
+            built = build_documents(batch, spec, file, row, positions=positions, parsed=parsed)
+            yield from self._built(built, taken, corpus.name)
+        yield from unreadable
 
     def _read_joined(self, group: tuple[tuple[int, int, int, int], ...]):
         """Small files of one corpus: read file by file, validated a batch of one schema at a time."""
         spec = self._spec
         read: list[Piece] = []
+        unreadable: list = []
         for file_index, row_group, first_row, count in group:
-            file = spec.plan.files[file_index]
-            row = first_row
-            file.check_unchanged()
-            try:
-                for batch, parsed in iter_row_group(file, row_group, spec.config.read_batch_rows, spec.corpus(file),
-                                                    (first_row, count)):
-                    read.append(Piece(batch, file_index, np.arange(row, row + batch.num_rows, dtype=np.int64),
-                                      parsed))
-                    row += batch.num_rows
-            except DataError as exc:
-                # The rows read before the error are kept, as when the file is read alone.
-                yield from self._unreadable(file, row_group, row, first_row + count, exc)
+            for batch, parsed, row in self._batches(spec.plan.files[file_index], row_group, first_row, count,
+                                                    unreadable):
+                read.append(Piece(batch, file_index, np.arange(row, row + batch.num_rows, dtype=np.int64), parsed))
+        # The rows read before an error are kept, as when the file is read alone.
+        yield from unreadable
         corpus = spec.corpus(spec.plan.files[group[0][0]])
         for batch, parsed, joined in joined_runs(read):
             built = build_documents(batch, spec, spec.plan.files[int(joined[0][0])], 0, parsed=parsed, joined=joined)
             yield from self._built(built, batch.num_rows, corpus.name)
+
+    def _batches(self, file: InputFile, row_group: int, first_row: int, count: int, unreadable: list):
+        """(batch, what parsing found, its first row in the file) of one read unit; the outputs that
+        quarantine rows that cannot be read (`_unreadable`) go to `unreadable`, and the reading stops."""
+        row = first_row
+        file.check_unchanged()
+        try:
+            for batch, parsed in iter_row_group(file, row_group, self._spec.config.read_batch_rows,
+                                                self._spec.corpus(file), (first_row, count)):
+                yield batch, parsed, row
+                row += batch.num_rows
+        except DataError as exc:
+            unreadable.extend(self._unreadable(file, row_group, row, first_row + count, exc))
 
     def _built(self, built: BuiltDocuments, taken: int, source: str):
         yield parallel.Count(self._rows, taken)
@@ -612,10 +614,11 @@ def joined_runs(pieces: list[Piece]) -> Iterator[tuple[pa.RecordBatch, ParsedLin
 class _JoinSmallBatches(beam.DoFn):
     """Join batches of few rows into batches of at least `rows` (or `max_bytes` of buffers).
 
-    A corpus of thousands of small files (many synthetic datasets are published so) gives one
-    batch per file, and every step after pays its fixed cost per batch: filters, the scorer,
-    MinHash, one spill file per batch and split: 2,400 files of 2-3 rows were read at 115-150
-    rows/s before. What comes out per document does not depend on how documents are batched.
+    Small files are joined when they are read (`InputPlan.read_groups`); what still comes out
+    short is the last batch of each larger read unit, the rows an earlier output carries (each of
+    its files read alone), and batches that validation left few rows in. Every step after pays its
+    fixed cost per batch (filters, the scorer, MinHash, one spill file per batch and split). What
+    comes out per document does not depend on how documents are batched.
     """
 
     def __init__(self, rows: int, max_bytes: int) -> None:

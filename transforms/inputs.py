@@ -241,23 +241,21 @@ class InputPlan:
         """
         groups: list[tuple[tuple[int, int, int, int], ...]] = []
         open_: dict[int, tuple[list, int, int]] = {}  # corpus -> (units, rows, bytes) being joined
-        for f in self.files:
-            for rg, first, rows in f.units(batch_rows, slice_bytes):
-                if not f.reads_row_group(rg):
-                    continue
-                unit = (f.index, rg, first, rows)
-                if f.carried is not None or 2 * rows >= batch_rows:
-                    groups.append((unit,))
-                    continue
-                units, n, size = open_.get(f.corpus, ([], 0, 0))
-                units.append(unit)
-                n += rows
-                size += f.unit_bytes(rg, rows)
-                if n >= batch_rows or size >= min(slice_bytes, JOIN_BYTES):
-                    groups.append(tuple(units))
-                    open_.pop(f.corpus, None)
-                else:
-                    open_[f.corpus] = (units, n, size)
+        for unit in self.work_items(batch_rows, slice_bytes):
+            index, rg, _, rows = unit
+            f = self.files[index]
+            if f.carried is not None or 2 * rows >= batch_rows:
+                groups.append((unit,))
+                continue
+            units, n, size = open_.get(f.corpus, ([], 0, 0))
+            units.append(unit)
+            n += rows
+            size += f.unit_bytes(rg, rows)
+            if n >= batch_rows or size >= min(slice_bytes, JOIN_BYTES):
+                groups.append(tuple(units))
+                open_.pop(f.corpus, None)
+            else:
+                open_[f.corpus] = (units, n, size)
         groups.extend(tuple(units) for units, _, _ in open_.values())
         return groups
 
