@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from hybridmix.pipelines.outputs import output_lock, resolve_output
+from hybridmix.pipelines.outputs import check_beside_output, output_lock, resolve_output
 from hybridmix.pipelines.report import (
     collapse_table,
     filters_table,
@@ -18,7 +18,7 @@ from hybridmix.pipelines.report import (
     sources_table,
     summary,
 )
-from hybridmix.schemas.errors import OutputError
+from hybridmix.schemas.errors import ConfigError, OutputError
 from hybridmix.transforms.manifest import listed_paths
 from hybridmix.transforms.objectstore import read_bytes, read_commit
 from hybridmix.transforms.publish import MANIFEST, SUCCESS
@@ -141,9 +141,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     if missing:
         raise OutputError(f"{args.out}: {len(missing)} file(s) listed in the manifest are missing "
                           f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); cannot report on it")
-    page = build_report(folder, manifest)
+    own = f"{folder.rstrip('/')}/{REPORT}" if is_remote(folder) else os.path.join(resolve_output(args.out), REPORT)
+    target = None
     if args.output:
-        target = args.output if is_remote(args.output) else os.path.abspath(args.output)
+        target = args.output if is_remote(args.output) else os.path.realpath(os.path.abspath(args.output))
+        if target == own:
+            target = None  # the output's own page: written as without --output, under the output's lock
+        elif is_remote(args.out):
+            root = args.out.rstrip("/")
+            if target.startswith(f"{root}/"):
+                raise ConfigError(f"--output {args.output} is inside the output folder {args.out}, which holds only "
+                                  f"what hybridmix writes: put the page beside the output (e.g. {root}.html)")
+        else:
+            out = resolve_output(args.out)
+            check_beside_output(args.output, out, "--output", "the page", f"{out}.html")
+    page = build_report(folder, manifest)
+    if target is not None:
         _write_text(target, page)
     elif is_remote(folder):
         target = f"{folder.rstrip('/')}/{REPORT}"

@@ -259,19 +259,26 @@ def check_log_file(log_file: str, out: str) -> None:
     The log is opened before the output is checked, so in the folder it would be a file hybridmix
     did not write there: this run and every later --force into it would be refused because of it.
     """
+    check_beside_output(log_file, out, "--log-file", "the log", f"{out}.log")
+
+
+def check_beside_output(path: str, out: str, flag: str, what: str, example: str) -> None:
+    """Refuse a file (`flag` names it, `what` says what it is) written into the output folder `out`
+    or into what a run keeps beside it (lock, staging): readers of the output, and every later run
+    into it, would meet a file no manifest lists."""
     if is_remote(out):
         return
-    path = os.path.realpath(os.path.abspath(log_file))
+    real = os.path.realpath(os.path.abspath(path))
     parent, name = os.path.split(out)
     own = re.compile(rf"\.{re.escape(name)}\.(lock|{RUN_ID_PATTERN.pattern}{re.escape(STAGING_SUFFIX)}"
                      rf"({re.escape(PARKED_SUFFIX)})?)")
-    first = os.path.relpath(path, parent).split(os.sep)[0]
+    first = os.path.relpath(real, parent).split(os.sep)[0]
     if first == name:
-        raise ConfigError(f"--log-file {log_file} is inside the output folder {out}, which holds only what "
-                          f"hybridmix writes: put the log beside the output (e.g. {out}.log)")
+        raise ConfigError(f"{flag} {path} is inside the output folder {out}, which holds only what "
+                          f"hybridmix writes: put {what} beside the output (e.g. {example})")
     if own.fullmatch(first):
-        raise ConfigError(f"--log-file {log_file} is the lock or in a staging folder of the output {out}: put the "
-                          f"log beside the output (e.g. {out}.log)")
+        raise ConfigError(f"{flag} {path} is the lock or in a staging folder of the output {out}: put {what} "
+                          f"beside the output (e.g. {example})")
 
 
 def _own_leftovers(out: str) -> tuple[list[str], list[str]]:

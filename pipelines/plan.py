@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from hybridmix.pipelines.build import load_run_tokenizer
 from hybridmix.pipelines.report import text_table
 from hybridmix.schemas.config import PipelineConfig, load_config
-from hybridmix.schemas.errors import GuardViolation, InfeasibleMixtureError
+from hybridmix.schemas.errors import DataError, GuardViolation, InfeasibleMixtureError
 from hybridmix.transforms.earlier import FILTER_COLUMNS, carried_positions
 from hybridmix.transforms.inputs import InputFile, InputPlan, plan_inputs
 from hybridmix.transforms.jsonl import sample_texts
@@ -105,11 +105,18 @@ def _sample(config: PipelineConfig, plan: InputPlan, corpus: int, rows: int, tok
         for rg in range(pf.num_row_groups):
             if taken >= rows:
                 break
-            if file.carried is not None:  # the rows the corpus takes: its origin, no copies
-                table = pf.read_row_group(rg, columns=[column, *FILTER_COLUMNS], use_threads=parquet_threads(file.path))
-                part = table.column(column).take(carried_positions(table, config.corpora[corpus].origin.value))
-            else:
-                part = pf.read_row_group(rg, columns=[column], use_threads=parquet_threads(file.path)).column(0)
+            try:
+                if file.carried is not None:  # the rows the corpus takes: its origin, no copies
+                    table = pf.read_row_group(rg, columns=[column, *FILTER_COLUMNS],
+                                              use_threads=parquet_threads(file.path))
+                    part = table.column(column).take(carried_positions(table, config.corpora[corpus].origin.value))
+                else:
+                    part = pf.read_row_group(rg, columns=[column], use_threads=parquet_threads(file.path)).column(0)
+            except (OSError, pa.ArrowException) as exc:
+                # As the run would: fail (exit 3), or leave the row group out, as the run quarantines it.
+                if config.ingest.on_bad_file == "fail" or file.carried is not None:
+                    raise DataError(f"{file.display}: {file.part(rg)} cannot be read: {exc}") from None
+                continue
             part = part.combine_chunks()
             if pa.types.is_large_string(part.type) or pa.types.is_binary(part.type):
                 part = part.cast(pa.string())

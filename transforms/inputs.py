@@ -72,12 +72,12 @@ class InputFile:
     fingerprint: str
     columns: tuple[str, ...]
     format: str = "parquet"  # parquet | jsonl
-    # JSON Lines only: gzip, zstd or None; the byte ranges of the chunks counted in `row_group_rows`;
-    # the SHA-256 of the file's bytes (the planning scan read them all); its decompressed size.
+    # JSON Lines only: gzip, zstd or None; the byte ranges of the chunks counted in `row_group_rows`.
     compression: str | None = None
     chunks: tuple[jsonl.Chunk, ...] = ()
+    # The SHA-256 of the file's bytes, where planning read them all: a local file, a JSON Lines file.
     sha256: str | None = None
-    data_bytes: int | None = None
+    data_bytes: int | None = None  # JSON Lines only: the decompressed size
     # A data/ file of an earlier hybridmix output, read by a `format: hybridmix` corpus: the rows it takes.
     carried: Carried | None = None
     # Parquet only: each row group's uncompressed size (its footer's total_byte_size), which
@@ -389,13 +389,18 @@ def _display(path: str, base_dir: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-def _tail_fingerprint(path: str, size: int) -> str:
-    # The footer holds row counts and column statistics: cheap to read, and it changes
-    # whenever the content does. Full checksums are computed inside the pipeline.
+def _remote_fingerprint(path: str, size: int, modified: float) -> str:
+    """An object's last 64 KiB (its footer) and its modification time, hashed.
+
+    An object store rewrites an object whole and dates it anew, so the time tells a rewrite that
+    keeps the size and the footer (rows of equal length swapped, uncompressed). Reading every object
+    whole before the run would cost what reading the corpus costs; the pipeline checksums them.
+    """
     with open_raw(path) as fh:
         start = max(0, size - _FINGERPRINT_TAIL_BYTES)
         fh.seek(start)
-        return hashlib.sha256(fh.read()).hexdigest()
+        tail = fh.read()
+    return hashlib.sha256(tail + f"\x00{modified!r}".encode()).hexdigest()
 
 
 def corpus_columns(corpus: CorpusConfig) -> dict[str, str]:
@@ -541,17 +546,24 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
         return _describe_jsonl(index, ci, corpus, path, size, modified, display, bad, jsonl_chunk_bytes)
     if size == 0:
         return bad(RejectReason.UNREADABLE_FILE, f"{display}: file is empty (0 bytes), not Parquet")
+    sha256 = None
     try:
-        if size <= _FINGERPRINT_TAIL_BYTES and not is_remote(path):
+        if is_remote(path):
+            pf = open_parquet(path)
+            fingerprint = _remote_fingerprint(path, size, modified)
+        elif size <= _FINGERPRINT_TAIL_BYTES:
             # A small local file is read once: its bytes are what the fingerprint hashes, and the
             # footer is parsed from them (a corpus of 20,000 small files opened each file twice).
             with open(path, "rb") as fh:
                 whole = fh.read()
-            fingerprint = hashlib.sha256(whole).hexdigest()
+            fingerprint = sha256 = hashlib.sha256(whole).hexdigest()
             pf = pq.ParquetFile(pa.BufferReader(whole))
         else:
+            # A local file is hashed whole (about 1.5 GB/s here), and the manifest's checksum is that
+            # hash. The footer alone missed rewrites that keep the size: rows of equal length swapped
+            # in an uncompressed file kept the run id, and `--if-exists skip` kept the old output.
+            fingerprint = sha256 = sha256_file(path)
             pf = open_parquet(path)
-            fingerprint = _tail_fingerprint(path, size)
         meta = pf.metadata
         schema = pf.schema_arrow
     except Exception as exc:  # noqa: BLE001 - pyarrow and filesystems raise many types for bad files
@@ -594,6 +606,7 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
         fingerprint=fingerprint,
         columns=names,
         carried=carried,
+        sha256=sha256,
         row_group_bytes=rg_bytes,
         **_text_size(meta, corpus.text_column),
     )
@@ -754,7 +767,7 @@ def checksum_files(span: tuple[int, int], plan: InputPlan, sources: list[str]) -
 
 def checksum_file(file: InputFile, source: str) -> dict[str, Any]:
     """Manifest entry for one input file, with a SHA-256 of its bytes."""
-    # A JSON Lines file was hashed whole by its planning scan; unchanged since, it need not be read again.
+    # A file hashed whole when the run was planned (local files, JSON Lines) need not be read again.
     sha256 = file.sha256 or sha256_file(file.path)
     file.check_unchanged()  # the checksum must be of the file that was planned and read
     entry = {

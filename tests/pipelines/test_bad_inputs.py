@@ -206,6 +206,14 @@ def test_corrupt_row_group(tmp_path, capsys, mode):
     for k in range(page + 20, page + 60):
         data[k] ^= 0xFF
     open(path, "wb").write(bytes(data))
+    # `plan` samples the row groups as the run reads them: the same exit, not an internal error.
+    assert main(["plan", config]) == (3 if mode == "fail" else 0)
+    planned = capsys.readouterr()
+    assert "internal error" not in planned.err
+    if mode == "fail":
+        assert "human/z.parquet: row group 1 cannot be read" in planned.err
+    else:
+        assert "feasible by the estimate" in planned.out
     code, err, out = _run(tmp_path, config, capsys)
     if mode == "fail":
         assert code == 3, err

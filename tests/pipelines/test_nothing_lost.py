@@ -1,6 +1,7 @@
 """Nothing lost, ever: what a hostile user or a scheduler does to a run, and what must survive it."""
 
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -732,6 +733,36 @@ def test_if_exists_skip_does_nothing_for_the_same_run(tmp_path):
     _one_error_line(other, 2, "holds a finished run")
     assert "; pass --force instead of --if-exists skip to replace it" in other.stderr
     assert _cli("run", config, "--output", out, "--if-exists", "replace", "--seed", "9").returncode == 0
+
+
+def test_a_rewrite_that_keeps_the_size_and_the_footer_is_another_run(tmp_path):
+    """Rows of equal length swapped in an uncompressed file: the size, the footer and the last 64 KiB
+    stay; the run id must not, or `--if-exists skip` keeps an output of the old rows."""
+    _corpus(tmp_path)
+    texts = [words(3000 + i, 90) for i in range(400)]  # about 240 KB, uncompressed
+    texts[1] = " ".join(reversed(texts[0].split()))  # as long as row 0
+    path = tmp_path / "in" / "synth.parquet"
+
+    def write(rows):
+        pq.write_table(pa.table({"id": [f"s{i:03d}" for i in range(400)], "text": rows, "model": ["m"] * 400}),
+                       path, compression="none")
+
+    write(texts)
+    config = _config(tmp_path)
+    out = tmp_path / "out"
+    assert _cli("run", config, "--output", out).returncode == 0
+    first = _complete(out)
+    before = path.read_bytes()
+    write([texts[1], texts[0], *texts[2:]])
+    after = path.read_bytes()
+    assert len(after) == len(before) and after[-(1 << 16):] == before[-(1 << 16):] and after != before  # the premise
+    skipped = _cli("run", config, "--output", out, "--if-exists", "skip")
+    _one_error_line(skipped, 2, "holds a finished run")
+    assert _cli("run", config, "--output", out, "--force").returncode == 0
+    assert _complete(out) != first
+    # The checksum in the manifest is the hash planning made: the file's bytes.
+    entry = [f for f in json.loads((out / "manifest.json").read_text())["inputs"] if f["path"] == "synth.parquet"]
+    assert [f["sha256"] for f in entry] == [hashlib.sha256(after).hexdigest()]
 
 
 def test_the_log_file_says_how_each_run_ended(tmp_path, capsys):

@@ -179,6 +179,8 @@ def test_the_report_is_published_with_the_run_and_rebuilt_from_the_store(endpoin
     rebuilt = _cli(endpoint, "report", bucket.url("out"), "--output", copy)
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert copy.read_bytes() == published["report.html"]
+    inside = _cli(endpoint, "report", bucket.url("out"), "--output", bucket.url("out/data/x.html"))
+    assert inside.returncode == 2 and "is inside the output folder" in inside.stderr, inside.stderr
     # In place: into the run folder `_SUCCESS` names, which keeps every other file.
     again = _cli(endpoint, "report", bucket.url("out"))
     assert again.returncode == 0 and f"{bucket.url('out')}/runs/first." in again.stdout, again.stderr

@@ -64,6 +64,15 @@ def test_a_report_failure_never_costs_the_run_its_output(tmp_path, monkeypatch, 
     assert main(["report", str(out), "--output", str(tmp_path / "copy.html")]) == 0
     assert (tmp_path / "copy.html").read_text() == rebuilt
     assert f"wrote {out}/report.html" in capsys.readouterr().out
+    # Not into the output's folders, where readers of data/ would meet a file that is not Parquet.
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    for inside in (out / "data" / "x.html", out / "x.html", tmp_path / ".out.lock"):
+        assert main(["report", str(out), "--output", str(inside)]) == 2
+        err = capsys.readouterr().err
+        assert f"--output {inside} is " in err and f"put the page beside the output (e.g. {out}.html)" in err, err
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == files
+    assert main(["report", str(out), "--output", str(out / "report.html")]) == 0  # its own page, as without --output
+    assert (out / "report.html").read_text() == rebuilt
     # While rebuilding, the report is an output of the run like any other: inspect and --force accept it
     # (and the temporary file a killed rebuild leaves).
     (out / "report.html.inprogress").write_text("half")
