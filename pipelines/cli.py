@@ -86,6 +86,20 @@ READ_EXIT_CODES = """exit codes:
        (explain: or the doc_id is not in the run)
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM"""
 
+TRAIN_EXIT_CODES = """exit codes:
+  0    the scorer was written (a warning says when its held-out metrics mean little)
+  1    internal or unexpected error (report it)
+  2    a wrong option or combination of options (fix the command)
+  3    data error: a file or column missing, labels unusable, too few rows or labels that never differ
+       (fix the data)
+  129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM"""
+
+WARMUP_EXIT_CODES = """exit codes:
+  0    compiled and cached
+  1    internal or unexpected error (report it)
+  2    a wrong option (fix the command)
+  129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM"""
+
 VERBOSE_HELP = "also print hybridmix's notes (run id, staging folder, clean-up) and tracebacks"
 QUIET_HELP = "no progress display on stderr (errors and warnings still show; --log-file still gets it)"
 LOG_FILE_HELP = "also write the log (progress, one line per stage; warnings, tracebacks) to this file (beside " \
@@ -223,8 +237,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("out", help="output folder of a run (local or s3://)")
     report.add_argument("--output", help="write the page here instead of into the output (local path or s3://)")
     add_explain_parser(sub, [common], epilog=READ_EXIT_CODES, formatter_class=_Help)
-    add_train_parser(sub, [common])
-    add_warmup_parser(sub, [common])
+    add_train_parser(sub, [common], epilog=TRAIN_EXIT_CODES, formatter_class=_Help)
+    add_warmup_parser(sub, [common], epilog=WARMUP_EXIT_CODES, formatter_class=_Help)
     return parser
 
 
@@ -234,11 +248,13 @@ _DISK_FULL = re.compile(r"\[errno 28\]|No space left on device", re.IGNORECASE)
 _STEP = re.compile(r"\[while running '([^']+)'\]")
 
 
-def _clean(message: str) -> str:
-    """The first line of a message, without our type prefix or Beam's step suffix."""
+def _clean(message: str, quoted: bool = False) -> str:
+    """The first line of a message, without our type prefix or Beam's step suffix; `quoted`: a message
+    found inside a runner's text, which may end in the quote of the repr around it."""
     text = _PREFIX.sub("", message.strip())
     text = text.splitlines()[0] if text else text
-    return text.split(" [while running")[0].strip().rstrip("'\"")
+    text = text.split(" [while running")[0].strip()
+    return text.rstrip("'\"") if quoted else text
 
 
 def _chain(exc: BaseException):
@@ -268,7 +284,7 @@ def _as_hybridmix_error(exc: BaseException) -> HybridmixError | Interrupted | No
         return None
     code = _PREFIX.match(text[marker:])
     cls = ERRORS_BY_CODE.get(code.group(1), HybridmixError) if code else HybridmixError
-    return cls(_clean(text[marker:]))
+    return cls(_clean(text[marker:], quoted=True))
 
 
 class _Signals:

@@ -21,10 +21,12 @@ from hybridmix.transforms.scorer import DENSE_FEATURES
 log = logging.getLogger(__name__)
 
 
-def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(sub, parents: list[argparse.ArgumentParser], **how) -> None:
+    """`how`: the CLI's epilog and formatter, as its other commands have them."""
     train = sub.add_parser(
         "train-scorer",
         parents=parents,
+        **how,
         help="fit a quality scorer from labelled documents",
         description=(
             "Fit a quality scorer (hashed word 1-2-grams and document statistics, logistic) from Parquet "

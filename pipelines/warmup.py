@@ -40,10 +40,12 @@ _SPACED = ("latin", "cyrillic")  # words between spaces; the others are written 
 _DOCUMENTS = 240  # per origin: enough for near-duplicate clusters, dedup's joins and the selection
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser], **how) -> None:
+    """`how`: the CLI's epilog and formatter, as its other commands have them."""
     sub.add_parser(
         "warmup",
         parents=parents,
+        **how,
         help="compile the text kernels ahead of the first run (for container images and fresh installs)",
         description=(
             "Compile hybridmix's text kernels (numba) and build its code point tables into their caches, "

@@ -435,7 +435,9 @@ class MixtureConfig(_Model):
     @model_validator(mode="after")
     def _check(self) -> MixtureConfig:
         if (self.targets is None) == (self.weights is None):
-            raise ValueError("targets: give either targets (per origin) or weights (per source), not both")
+            given = "both" if self.targets is not None else "neither"
+            raise ValueError(f"targets: give either targets (per origin) or weights (per source); this config "
+                             f"gives {given}")
         if self.targets is not None:
             total = sum(self.targets.values())
             if not self.targets or not math.isclose(total, 1.0, abs_tol=1e-9):

@@ -416,7 +416,8 @@ def test_pipeline_options_views_are_made_once_and_share_their_values():
     assert copy.view_as(TypeOptions).pipeline_type_check is False
 
 
-@pytest.mark.parametrize("command", ["run", "validate", "plan", "inspect", "explain", "report"])
+@pytest.mark.parametrize("command", ["run", "validate", "plan", "inspect", "explain", "report", "train-scorer",
+                                     "warmup"])
 def test_every_command_help_lists_its_exit_codes_and_wraps_its_description(command, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "100")
     with pytest.raises(SystemExit) as done:

@@ -171,6 +171,10 @@ def test_exact_tokens_from_a_local_tokenizer_file(tmp_path, capsys):
     config = write_config(tmp_path / "broken.yaml", {**base, "tokenizer": {"kind": "file", "path": "broken.json"}})
     assert main(["run", config, "--output", str(tmp_path / "out2")]) == 2
     assert "cannot load" in capsys.readouterr().err
+    # The message ends as the error it quotes does: with the closing quote of the path.
+    config = write_config(tmp_path / "gone.yaml", {**base, "tokenizer": {"kind": "file", "path": "gone.json"}})
+    assert main(["run", config, "--output", str(tmp_path / "out2")]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"No such file or directory: '{tmp_path / 'gone.json'}'")
 
 
 def test_the_multilingual_example_mixes_english_and_chinese_at_its_script_targets(tmp_path):

@@ -60,11 +60,14 @@ def test_minimal_config_gets_declared_defaults():
         ({"dedup": {"near": {"bands": 30, "rows": 10}}}, "dedup.near.bands: bands x rows = 300 exceeds num_perm = 256"),
         ({"corpora": []}, "corpora: List should have at least 1 item"),
         ({"tokenizer": {"kind": "file"}}, "config: tokenizer.path: give a tokenizer.json path"),
+        ({"mixture": {}}, "give either targets (per origin) or weights (per source); this config gives neither"),
+        ({"mixture": {"targets": {"human": 0.5, "synthetic": 0.5}, "weights": {"wiki": 1}}},
+         "give either targets (per origin) or weights (per source); this config gives both"),
     ],
     ids=["unknown-key", "bad-origin", "fractions-sum", "fractions-sum-close", "unknown-target-origin",
          "zero-repeats", "negative-total", "guard-vs-target",
          "duplicate-name", "human-generation", "missing-target", "unknown-weight-source", "bands-too-many",
-         "no-corpora", "tokenizer-file-without-path"],
+         "no-corpora", "tokenizer-file-without-path", "neither-targets-nor-weights", "targets-and-weights"],
 )
 def test_errors_name_the_key_path(changes, expected):
     with pytest.raises(ConfigError) as info:
