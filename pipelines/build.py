@@ -297,10 +297,12 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
     ids = sketch.info | "CheckIds" >> CheckIds(spec, parts)
     prior = None
     if ctx.prior:
-        carried = frozenset(c.name for c in config.corpora if c.carried)
+        # Not matched against earlier outputs: rows read from one (not new), and origins left out.
+        exempt = frozenset(c.name for c in config.corpora
+                           if c.carried or c.origin not in config.dedup.against_origins)
         prior = DedupPrior(ctx.prior, config.dedup, parts,
                            CandidateSignatures(spec, config.dedup.near, parts, sketch.signatures),
-                           carried, sketch.band_keys, ctx.run_id if out_cfg.index else None, ctx.plan.planned_rows)
+                           exempt, sketch.band_keys, ctx.run_id if out_cfg.index else None, ctx.plan.planned_rows)
     dedup = (ids.docs, sketch.bands) | "Deduplicate" >> Deduplicate(
         config.dedup, parts, lineage, CandidateSignatures(spec, config.dedup.near, parts, sketch.signatures),
         f"{stage}/{SPILL_FOLDER}/near", prior, out_cfg.index)

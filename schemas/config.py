@@ -25,6 +25,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -351,6 +352,16 @@ class DedupConfig(_Model):
     # Earlier hybridmix outputs (folders, local or any Beam file system, relative to the config file):
     # new documents that duplicate one of their documents are removed, matched against their index/.
     against: list[str] = Field(default_factory=list)
+    # The origins whose documents are matched against them: [synthetic] keeps a human corpus that
+    # every day's run reads again in every day's mix, instead of removing it as published.
+    against_origins: list[Origin] = Field(default_factory=lambda: [Origin.HUMAN, Origin.SYNTHETIC], min_length=1)
+
+    @field_validator("against_origins")
+    @classmethod
+    def _distinct_origins(cls, value: list[Origin]) -> list[Origin]:
+        if len(set(value)) != len(value):
+            raise ValueError("name each origin once")
+        return value
 
 
 class CarryForwardConfig(_Model):
@@ -718,6 +729,8 @@ class PipelineConfig(_Model):
             payload["output"].pop("index")
         if not payload["dedup"]["against"]:  # as above
             payload["dedup"].pop("against")
+        if set(self.dedup.against_origins) == set(Origin):  # as above
+            payload["dedup"].pop("against_origins")
         # The star rounds set how much of the clustering a union-find finishes, never its result.
         payload["dedup"]["near"].pop("max_cc_rounds")
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)

@@ -396,13 +396,14 @@ class _DecideFn(beam.DoFn):
     """(uid partition, {info, exact, near}) -> new survivors, and losers keyed by their match's index file.
 
     An exact match beats a near one; among near ones the most similar earlier document wins, then
-    the first. A document read from an earlier output (`carried`: sources of format hybridmix) is
-    not new, so it is never removed as a duplicate of itself or of its own run. Under
+    the first. Documents of the `exempt` sources stay: those read from an earlier output (format
+    hybridmix) are not new, so never removed as duplicates of themselves or of their own run, and
+    those of an origin `dedup.against_origins` leaves out are not matched. Under
     `dedup.parent_copies: keep` a synthetic near copy of its own parent stays, as within a run.
     """
 
-    def __init__(self, carried: frozenset[str], parent_copies: str) -> None:
-        self._carried = carried
+    def __init__(self, exempt: frozenset[str], parent_copies: str) -> None:
+        self._exempt = exempt
         self._parent_copies = parent_copies
 
     def process(self, element):
@@ -414,12 +415,12 @@ class _DecideFn(beam.DoFn):
             yield table_to_batch(table)
             return
         uids = table.column("uid").to_numpy()
-        carried = np.array([s in self._carried for s in table.column("source").to_pylist()], bool)
+        exempt = np.array([s in self._exempt for s in table.column("source").to_pylist()], bool)
         e_uid, e_ref = concat_blocks(joined[EXACT], np.int64, np.int64)
         first = _best(e_uid, e_ref, np.ones(len(e_uid)))
         e_uid, e_ref = e_uid[first], e_ref[first]
         e_pos, exact = _lookup(e_uid, uids)
-        exact &= ~carried
+        exact &= ~exempt
         near = np.zeros(len(uids), bool)
         if joined[NEAR]:
             n_uid, n_ref, n_sim, n_ids, n_bands, n_sig8 = (np.concatenate(c) for c in zip(*joined[NEAR]))
@@ -427,7 +428,7 @@ class _DecideFn(beam.DoFn):
             n_uid, n_ref, n_sim, n_ids, n_bands, n_sig8 = (c[best] for c in (n_uid, n_ref, n_sim, n_ids, n_bands,
                                                                                n_sig8))
             n_pos, near = _lookup(n_uid, uids)
-            near &= ~exact & ~carried
+            near &= ~exact & ~exempt
             if self._parent_copies == "keep":
                 parents = np.asarray(table.column("parent_id").to_pylist(), dtype=object)
                 synthetic = np.asarray(table.column("origin").to_pylist(), dtype=object) == Origin.SYNTHETIC.value
@@ -541,7 +542,7 @@ class DedupPrior(beam.PTransform):
     """
 
     def __init__(self, prior: tuple[PriorOutput, ...], config: DedupConfig, partitions: int,
-                 signatures: beam.PTransform, carried: frozenset[str], band_keys: beam.PCollection | None,
+                 signatures: beam.PTransform, exempt: frozenset[str], band_keys: beam.PCollection | None,
                  index_run_id: str | None = None, new_rows: int = 0) -> None:
         super().__init__()
         self._band_keys = band_keys
@@ -550,7 +551,7 @@ class DedupPrior(beam.PTransform):
         self._config = config
         self._partitions = partitions
         self._signatures = signatures
-        self._carried = carried
+        self._exempt = exempt  # sources never removed as duplicates of earlier outputs (`_DecideFn`)
         self._index_run_id = index_run_id
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> PriorOutputs:
@@ -607,7 +608,7 @@ class DedupPrior(beam.PTransform):
         decided = (
             {INFO: info | "KeyInfoByUid" >> beam.FlatMap(key_by_uid, parts), EXACT: exact_matches, NEAR: near_matches}
             | "JoinMatches" >> beam.CoGroupByKey()
-            | "Decide" >> beam.ParDo(_DecideFn(self._carried, self._config.parent_copies))
+            | "Decide" >> beam.ParDo(_DecideFn(self._exempt, self._config.parent_copies))
             .with_outputs(EXACT, NEAR, main=KEPT)
         )
         index_spec = None if self._index_run_id is None else (near, self._index_run_id)

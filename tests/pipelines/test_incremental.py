@@ -316,3 +316,40 @@ def test_an_output_hashed_before_ignorable_characters_were_left_out_is_matched_w
     assert "its documents that hold them are matched by near dedup only" in capsys.readouterr().err
     assert main(["validate", _config(tmp, "against-out1", ["day2/*.parquet"], dedup={"against": [str(out1)]})]) == 0
     assert "near dedup only" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("origins", [None, ["synthetic"]])
+def test_a_human_corpus_read_every_day_stays_in_the_mix_when_only_synthetic_is_matched(tmp_path, origins):
+    """Each day reads the same human corpus and a new synthetic delivery. Matched against the first
+    day, the human documents are all removed as published (the default); with against_origins
+    [synthetic] they are all in the second day's mix, and the synthetic repeats still go."""
+    human = [{"id": f"h{i:02d}", "text": words(3000 + i, 60 + i)} for i in range(30)]
+    day1 = [{"id": f"a{i:02d}", "text": words(4000 + i, 60 + i), "model": "m"} for i in range(30)]
+    day2 = [{"id": f"b{i:02d}", "text": words(5000 + i, 60 + i), "model": "m"} for i in range(30)]
+    day2 += [{"id": f"b-again-{i}", "text": day1[i]["text"], "model": "m"} for i in range(5)]
+    write_parquet(tmp_path / "human.parquet", human)
+    write_parquet(tmp_path / "day1.parquet", day1)
+    write_parquet(tmp_path / "day2.parquet", day2)
+
+    def config(name, day, **dedup):
+        return write_config(tmp_path / f"{name}.yaml", {
+            "corpora": [{"name": "wiki", "origin": "human", "paths": ["human.parquet"], "id_column": "id"},
+                        {"name": "chat", "origin": "synthetic", "paths": [day], "id_column": "id",
+                         "columns": {"generator": "model"}}],
+            "mixture": {"unit": "documents", "targets": {"human": 0.5, "synthetic": 0.5}},
+            "dedup": dedup,
+        })
+
+    assert main(["run", config("day1", "day1.parquet"), "--output", str(tmp_path / "out1"), "-q"]) == 0
+    dedup = {"against": ["out1"]} if origins is None else {"against": ["out1"], "against_origins": origins}
+    code = main(["run", config("day2", "day2.parquet", **dedup), "--output", str(tmp_path / "out2"), "-q"])
+    if origins is None:
+        assert code == 5  # every human document was published by day 1: no human share is left
+        return
+    assert code == 0
+    manifest = _manifest(tmp_path / "out2")
+    assert manifest["config"]["dedup"]["against_origins"] == ["synthetic"]
+    prior = _folder(tmp_path / "out2", "duplicates").to_pylist()
+    assert sorted(r["doc_id"] for r in prior if r["kind"] == "exact_prior") == [f"b-again-{i}" for i in range(5)]
+    data = _folder(tmp_path / "out2", "data")
+    assert {d for d in data.column("doc_id").to_pylist() if d.startswith("h")} == {r["id"] for r in human}

@@ -63,11 +63,13 @@ def test_minimal_config_gets_declared_defaults():
         ({"mixture": {}}, "give either targets (per origin) or weights (per source); this config gives neither"),
         ({"mixture": {"targets": {"human": 0.5, "synthetic": 0.5}, "weights": {"wiki": 1}}},
          "give either targets (per origin) or weights (per source); this config gives both"),
+        ({"dedup": {"against_origins": ["synthetic", "synthetic"]}}, "dedup.against_origins: name each origin once"),
     ],
     ids=["unknown-key", "bad-origin", "fractions-sum", "fractions-sum-close", "unknown-target-origin",
          "zero-repeats", "negative-total", "guard-vs-target",
          "duplicate-name", "human-generation", "missing-target", "unknown-weight-source", "bands-too-many",
-         "no-corpora", "tokenizer-file-without-path", "neither-targets-nor-weights", "targets-and-weights"],
+         "no-corpora", "tokenizer-file-without-path", "neither-targets-nor-weights", "targets-and-weights",
+         "against-origins-twice"],
 )
 def test_errors_name_the_key_path(changes, expected):
     with pytest.raises(ConfigError) as info:
