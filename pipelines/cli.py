@@ -75,6 +75,8 @@ VALIDATE_EXIT_CODES = """exit codes:
   1    internal or unexpected error (report it)
   2    configuration error, or an output folder run would refuse (fix the config or the command)
   3    data error: inputs missing or unreadable, an earlier output's index incomplete (fix the data)
+  5    certainly infeasible: even every input row could not fill the mixture (change targets, budget or
+       max_repeats)
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM"""
 
 # inspect, explain and report: they read a finished output and write nothing into it (report

@@ -304,6 +304,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         print(f"  {corpus.name} ({corpus.origin.value}): {len(files)} file(s), {rows:,} rows, "
               f"text column {corpus.text_column!r}" + (f", {len(bad)} quarantined file(s)" if bad else ""))
+    # As run does before it starts anything: a mixture that even every input row could not fill.
+    impossible = certainly_infeasible(config, plan)
+    if impossible:
+        raise InfeasibleMixtureError(f"{impossible} (even if every input row were kept)")
     guard = load_carry_forward(config, base_dir)
     check_carry_forward_reachable(config, plan, guard)
     if guard is not None:
@@ -333,5 +337,5 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print("  no output folder: output.path is not set, so run needs --output DIR (validate --output DIR "
               "checks that folder)")
     print("  not checked until the run reads the rows: ids unique across corpora, row contents, mixture "
-          "feasibility")
+          "feasibility after filters and dedup (`hybridmix plan` estimates it)")
     return 0

@@ -38,6 +38,8 @@ def test_a_mixture_no_data_can_fill_fails_in_plan_and_before_run_starts(tmp_path
     config = _config(tmp_path, unit="documents", total_documents=10_000)
     assert main(["plan", config]) == 5
     assert "certainly infeasible, even if every row were kept: source 'chat'" in capsys.readouterr().out
+    assert main(["validate", config]) == 5  # validate checks what run checks before it starts
+    assert "even if every input row were kept" in capsys.readouterr().err
     out = tmp_path / "out"
     assert main(["run", config, "--output", str(out)]) == 5
     err = capsys.readouterr().err
