@@ -184,6 +184,11 @@ def source_shares(config: MixtureConfig, source_origins: dict[str, str],
     def size(name: str) -> float:
         return float(tallies[name].units(config.unit))
 
+    def script_part(key: str, keys: list[str]) -> float:
+        """The share of its source's units that a (source, script) key holds."""
+        whole = sum(size(k) for k in keys if split_key(k)[0] == split_key(key)[0])
+        return size(key) / whole if whole > 0 else 0.0
+
     def by_size(names: list[str]) -> dict[str, float]:
         if config.temperature is None:
             return {n: size(n) for n in names}
@@ -203,7 +208,11 @@ def source_shares(config: MixtureConfig, source_origins: dict[str, str],
         for script, group_fraction in groups.items():
             members = names if scripts is None else [n for n in names if split_key(n)[1] == script]
             if any(split_key(n)[0] in config.source_weights for n in members):
-                weights = {n: config.source_weights.get(split_key(n)[0], 0.0) for n in members}
+                # Under script targets a source's weight is spread over the scripts it holds, in
+                # proportion to its units in each: a weight given alike to every script made a source
+                # of Han text alone owe a share of the Latin quota, and the recipe infeasible.
+                weights = {n: config.source_weights.get(split_key(n)[0], 0.0)
+                           * (1.0 if scripts is None else script_part(n, names)) for n in members}
             else:
                 weights = by_size(members)
             total_weight = sum(weights.values())

@@ -290,6 +290,25 @@ def test_script_targets_split_an_origin_by_script_across_its_sources():
     assert plan.sources[stratum("h1", "Hani")].source == "h1" and plan.sources[stratum("h1", "Hani")].script == "Hani"
 
 
+def test_source_weights_under_script_targets_follow_the_scripts_each_source_holds():
+    """Weights 2 : 1 : 1 for two English sources and a Chinese one: the Chinese source owes nothing
+    of the Latin quota, and a source of both scripts weighs in each by its share of that script."""
+    config = mix(targets={"human": 0.5, "synthetic": 0.5}, scripts={"human": {"Latn": 0.7, "Hani": 0.3}},
+                 source_weights={"en": 2, "en2": 1, "zh": 1}, total_tokens=1000)
+    origins = {"en": "human", "en2": "human", "zh": "human", "s": "synthetic"}
+    tallies = {stratum("en", "Latn"): tally({0: 900}), stratum("en2", "Latn"): tally({0: 600}),
+               stratum("en2", "Hani"): tally({0: 200}), stratum("zh", "Hani"): tally({0: 500}),
+               "s": tally({0: 800})}
+    plan = plan_mixture(config, plan_keys(config, origins, sorted(tallies)), tallies)
+    quota = {k: p.quota_units for k, p in plan.sources.items()}
+    assert quota[stratum("zh", "Latn")] == 0
+    # Latn: 350 tokens, en 2 : en2 1 x 600/800. Hani: 150 tokens, en2 1 x 200/800 : zh 1.
+    assert quota[stratum("en", "Latn")] == pytest.approx(350 * 2 / 2.75)
+    assert quota[stratum("en2", "Latn")] == pytest.approx(350 * 0.75 / 2.75)
+    assert quota[stratum("en2", "Hani")] == pytest.approx(150 * 0.25 / 1.25)
+    assert quota[stratum("zh", "Hani")] == pytest.approx(150 / 1.25)
+
+
 def test_a_script_target_without_documents_is_infeasible():
     config = mix(scripts={"human": {"Hani": 0.5, "Hang": 0.5}})
     origins = {"h": "human", "s": "synthetic"}
