@@ -68,7 +68,7 @@ PLAN_EXIT_CODES = """exit codes:
   3    data error: inputs missing or unreadable (fix the data)
   5    certainly infeasible: even every input row could not fill the mixture (change targets, budget or
        max_repeats)
-  130  interrupted (Ctrl-C)"""
+  129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM"""
 
 VALIDATE_EXIT_CODES = """exit codes:
   0    valid: run would start (the config, its input files and columns, the output folder)

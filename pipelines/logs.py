@@ -20,9 +20,14 @@ OUTCOME_LOGGER = "hybridmix.outcome"
 
 
 class _TerminalFormatter(logging.Formatter):
-    """Log lines for a terminal: file names and ids in messages cannot drive it."""
+    """Log lines for a terminal: file names and ids in messages cannot drive it. hybridmix's own say
+    `hybridmix: warning: ...`, as its errors say `hybridmix: error: ...`; the time and the logger's
+    name are for --log-file. Other libraries' lines (Beam's) keep them."""
 
     def format(self, record: logging.LogRecord) -> str:
+        if record.name.startswith("hybridmix") and not record.exc_info:
+            level = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
+            return escape_controls(f"hybridmix: {level}{record.getMessage()}")
         return escape_controls(super().format(record))
 
 

@@ -220,6 +220,12 @@ def test_corrupt_row_group(tmp_path, capsys, mode):
         assert "human/z.parquet: rows 20..39 (row group 1) cannot be read" in err
         return
     assert code == 0, err
+    # A warning is one line, in the form of hybridmix's errors, whatever lines Arrow's message holds.
+    warned = [line for line in err.splitlines() if "quarantined" in line]
+    assert len(warned) == 1, err
+    assert warned[0].startswith("hybridmix: warning: quarantined human/z.parquet: rows 20..39 (row group 1) cannot "
+                                "be read"), warned
+    assert all(line.startswith("hybridmix") for line in err.splitlines() if line.strip()), err
     manifest = _accounted(out)
     bad = [r["source_row"] for r in _rejects(out).to_pylist() if r["reason"] == "ingest_unreadable_row_group"]
     assert sorted(bad) == list(range(20, 40))
