@@ -307,8 +307,10 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
         config.dedup, parts, lineage, CandidateSignatures(spec, config.dedup.near, parts, sketch.signatures),
         f"{stage}/{SPILL_FOLDER}/near", prior, out_cfg.index)
     carried_runs = tuple(f.carried.run_id if f.carried is not None else "" for f in ctx.plan.files)
+    matched_earlier = tuple(o.value for o in config.dedup.against_origins) if ctx.prior else ()
     mix = dedup.survivors | "Mix" >> MixSources(config.mixture, origins, config.seed,
-                                                 lineage if out_cfg.ledger else None, carried_runs, ctx.carry_forward)
+                                                 lineage if out_cfg.ledger else None, carried_runs, ctx.carry_forward,
+                                                 matched_earlier)
     stamp = RecordStamp(lineage, config.seed, config.mixture.validation_fraction, ctx.config_digest,
                         index=out_cfg.index, near=config.dedup.near if config.dedup.near.enabled else None)
     materialized = mix.selected | "Materialize" >> MaterializeDocuments(spec, stamp, sketch.signatures)

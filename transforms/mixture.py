@@ -177,8 +177,20 @@ class _MergeTallies(beam.CombineFn):
         return acc
 
 
-def _make_plan(tallies: dict[str, SourceTally], config: MixtureConfig, origins: dict[str, str]) -> MixturePlan:
-    return plan_mixture(config, plan_keys(config, origins, sorted(tallies)), tallies)
+def _make_plan(tallies: dict[str, SourceTally], config: MixtureConfig, origins: dict[str, str],
+               matched_earlier: tuple[str, ...] = ()) -> MixturePlan:
+    """`matched_earlier`: the origins whose documents were matched against earlier outputs (dedup.against)."""
+    try:
+        return plan_mixture(config, plan_keys(config, origins, sorted(tallies)), tallies)
+    except InfeasibleMixtureError as exc:
+        # An origin emptied by dedup.against: a human corpus every day's run reads again was published
+        # by the first day, and the message alone sent users looking at their filters.
+        if "have no documents left" in exc.message and any(exc.message.startswith(f"origin {o}")
+                                                           for o in matched_earlier):
+            raise InfeasibleMixtureError(
+                f"{exc.message}, which with dedup.against includes what earlier outputs published "
+                "(dedup.against_origins chooses the origins matched against them)") from None
+        raise
 
 
 class _BoundaryFn(beam.DoFn):
@@ -453,8 +465,9 @@ class MixSources(beam.PTransform):
 
     def __init__(self, config: MixtureConfig, source_origins: dict[str, str], seed: int,
                  lineage: Lineage | None = None, carried_runs: tuple[str, ...] = (),
-                 carry_forward: CarryForward | None = None) -> None:
+                 carry_forward: CarryForward | None = None, matched_earlier: tuple[str, ...] = ()) -> None:
         super().__init__()
+        self._matched_earlier = matched_earlier  # origins matched against earlier outputs, for messages
         self._config = config
         self._origins = source_origins
         self._seed = seed
@@ -471,7 +484,7 @@ class MixSources(beam.PTransform):
             | "TallySources" >> beam.ParDo(_TallyFn(self._config, self._origins))
             | "MergeTallies" >> beam.CombinePerKey(_MergeTallies())
             | "CollectTallies" >> beam.combiners.ToDict()
-            | "PlanQuotas" >> beam.Map(_make_plan, self._config, self._origins)
+            | "PlanQuotas" >> beam.Map(_make_plan, self._config, self._origins, self._matched_earlier)
         )
         plan_side = beam.pvalue.AsSingleton(plan)
         boundary = (

@@ -319,7 +319,7 @@ def test_an_output_hashed_before_ignorable_characters_were_left_out_is_matched_w
 
 
 @pytest.mark.parametrize("origins", [None, ["synthetic"]])
-def test_a_human_corpus_read_every_day_stays_in_the_mix_when_only_synthetic_is_matched(tmp_path, origins):
+def test_a_human_corpus_read_every_day_stays_in_the_mix_when_only_synthetic_is_matched(tmp_path, origins, capsys):
     """Each day reads the same human corpus and a new synthetic delivery. Matched against the first
     day, the human documents are all removed as published (the default); with against_origins
     [synthetic] they are all in the second day's mix, and the synthetic repeats still go."""
@@ -345,6 +345,7 @@ def test_a_human_corpus_read_every_day_stays_in_the_mix_when_only_synthetic_is_m
     code = main(["run", config("day2", "day2.parquet", **dedup), "--output", str(tmp_path / "out2"), "-q"])
     if origins is None:
         assert code == 5  # every human document was published by day 1: no human share is left
+        assert "which with dedup.against includes what earlier outputs published" in capsys.readouterr().err
         return
     assert code == 0
     manifest = _manifest(tmp_path / "out2")
