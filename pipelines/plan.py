@@ -26,7 +26,7 @@ from hybridmix.pipelines.report import text_table
 from hybridmix.schemas.config import PipelineConfig, load_config
 from hybridmix.schemas.errors import DataError, GuardViolation, InfeasibleMixtureError
 from hybridmix.transforms.earlier import FILTER_COLUMNS, carried_positions
-from hybridmix.transforms.inputs import InputFile, InputPlan, plan_inputs
+from hybridmix.transforms.inputs import InputFile, InputPlan, one_line, plan_inputs
 from hybridmix.transforms.jsonl import sample_texts
 from hybridmix.transforms.mixture_core import (
     MixturePlan,
@@ -115,7 +115,7 @@ def _sample(config: PipelineConfig, plan: InputPlan, corpus: int, rows: int, tok
             except (OSError, pa.ArrowException) as exc:
                 # As the run would: fail (exit 3), or leave the row group out, as the run quarantines it.
                 if config.ingest.on_bad_file == "fail" or file.carried is not None:
-                    raise DataError(f"{file.display}: {file.part(rg)} cannot be read: {exc}") from None
+                    raise DataError(f"{file.display}: {file.part(rg)} cannot be read: {one_line(exc)}") from None
                 continue
             part = part.combine_chunks()
             if pa.types.is_large_string(part.type) or pa.types.is_binary(part.type):

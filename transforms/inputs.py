@@ -389,7 +389,7 @@ def _display(path: str, base_dir: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """An error's message on one line: Arrow's add lines of context ("Deserializing page header
     failed."), which stood alone on stderr and split a reject's detail."""
     return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
@@ -573,7 +573,7 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
         meta = pf.metadata
         schema = pf.schema_arrow
     except Exception as exc:  # noqa: BLE001 - pyarrow and filesystems raise many types for bad files
-        return bad(RejectReason.UNREADABLE_FILE, f"{display}: cannot read as Parquet: {_one_line(exc)}")
+        return bad(RejectReason.UNREADABLE_FILE, f"{display}: cannot read as Parquet: {one_line(exc)}")
     names = tuple(schema.names)
     missing = [c for c in read_columns(corpus) if c not in names] if earlier is not None else []
     if missing:
@@ -723,7 +723,7 @@ def iter_row_group(file: InputFile, row_group: int, batch_rows: int, corpus: Cor
             if at >= end:
                 break
     except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"{file.display}: cannot read row group {row_group}: {_one_line(exc)}") from None
+        raise DataError(f"{file.display}: cannot read row group {row_group}: {one_line(exc)}") from None
 
 
 def _iter_chunk(file: InputFile, chunk: int, batch_rows: int, corpus: CorpusConfig
@@ -743,7 +743,7 @@ def _iter_chunk(file: InputFile, chunk: int, batch_rows: int, corpus: CorpusConf
                 yield jsonl.parse_records(records, roles)
                 records = []
     except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"{file.display}: cannot read chunk {chunk}: {_one_line(exc)}") from None
+        raise DataError(f"{file.display}: cannot read chunk {chunk}: {one_line(exc)}") from None
     if records:
         yield jsonl.parse_records(records, roles)
     if seen != expected:
