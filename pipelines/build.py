@@ -177,13 +177,9 @@ def prepare_run(config: PipelineConfig, base_dir: str, out_dir: str, run_id: str
     tokenizer = load_run_tokenizer(config, base_dir)
     prior = plan_prior(config.dedup, base_dir, dedup_params(config)["near"])
     carry_forward = load_carry_forward(config, base_dir)
-    rid = check_run_id(run_id) if run_id is not None else default_run_id(
-        digest, plan, scorer["digest"] if scorer else "", eval_files, tokenizer, prior)
+    rid = run_id_of(run_id, digest, plan, scorer, eval_files, tokenizer, prior)
     out = resolve_output(out_dir)
-    for p in prior:
-        if resolve_output(p.location) == out:
-            raise ConfigError(f"dedup.against: {p.display} is this run's own output, which the run replaces; "
-                              "name only earlier outputs")
+    check_prior_is_not(out, prior)
     return RunContext(
         base_dir=base_dir,
         out_dir=out,
@@ -199,6 +195,22 @@ def prepare_run(config: PipelineConfig, base_dir: str, out_dir: str, run_id: str
         prior=prior,
         carry_forward=carry_forward,
     )
+
+
+def run_id_of(given: str | None, config_digest: str, plan: InputPlan, scorer: dict | None,
+              eval_files: tuple[EvalFile, ...], tokenizer: dict | None, prior: tuple[PriorOutput, ...]) -> str:
+    """The run id: `--run-id` as given (checked), else the digest of what shapes the output."""
+    if given is not None:
+        return check_run_id(given)
+    return default_run_id(config_digest, plan, scorer["digest"] if scorer else "", eval_files, tokenizer, prior)
+
+
+def check_prior_is_not(out: str, prior: tuple[PriorOutput, ...]) -> None:
+    """Refuse an earlier output (dedup.against) that is this run's own output folder."""
+    for p in prior:
+        if resolve_output(p.location) == out:
+            raise ConfigError(f"dedup.against: {p.display} is this run's own output, which the run replaces; "
+                              "name only earlier outputs")
 
 
 def dedup_params(config: PipelineConfig) -> dict:

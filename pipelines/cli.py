@@ -71,9 +71,11 @@ PLAN_EXIT_CODES = """exit codes:
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM"""
 
 VALIDATE_EXIT_CODES = """exit codes:
-  0    valid: run would start (the config, its input files and columns, the output folder)
+  0    valid: run would start (the config, its input files and columns, the output folder), or with
+       --if-exists skip would find this same run done
   1    internal or unexpected error (report it)
-  2    configuration error, or an output folder run would refuse (fix the config or the command)
+  2    configuration error, or an output folder run would refuse: one holding a finished run, without
+       --force (fix the config or the command)
   3    data error: inputs missing or unreadable, an earlier output's index incomplete (fix the data)
   5    certainly infeasible: even every input row could not fill the mixture (change targets, budget or
        max_repeats)
@@ -124,6 +126,24 @@ class _Help(argparse.HelpFormatter):
         return super()._fill_text(text, width, indent)
 
 
+def _add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of `run` that shape the run or decide what it does with its output: `validate` takes
+    them too, so that a scheduled command line can be checked as it will run."""
+    parser.add_argument("--seed", type=int, help="selection / shuffle seed (overrides seed in the config)")
+    parser.add_argument("--run-id", help="name of this run: 1-100 letters, digits, '_' or '-' (default: a digest "
+                                         "of the config and the input files, so reruns of the same job match)")
+    parser.add_argument("--if-exists", choices=[m.value for m in IfExists], default=None,
+                        help="when the output holds a finished run: fail (default), skip (exit 0 if it is this "
+                             "same run, else fail), replace")
+    parser.add_argument("--force", action="store_true",
+                        help="replace a finished output (same as --if-exists replace); refused when its folders "
+                             "hold files its manifest does not list")
+    parser.add_argument("--against", action="append", default=[], metavar="OUTPUT",
+                        help="an earlier hybridmix output: new documents that duplicate one of its documents are "
+                             "removed (added to dedup.against; repeat for several, e.g. the last seven daily "
+                             "outputs)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hybridmix",
@@ -157,18 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("config", help="YAML config file")
     run.add_argument("--output", help="output folder (overrides output.path in the config)")
-    run.add_argument("--seed", type=int, help="selection / shuffle seed (overrides seed in the config)")
-    run.add_argument("--run-id", help="name of this run: 1-100 letters, digits, '_' or '-' (default: a digest "
-                                      "of the config and the input files, so reruns of the same job match)")
-    run.add_argument("--if-exists", choices=[m.value for m in IfExists], default=None,
-                     help="when the output holds a finished run: fail (default), skip (exit 0 if it is this "
-                          "same run, else fail), replace")
-    run.add_argument("--force", action="store_true",
-                     help="replace a finished output (same as --if-exists replace); refused when its folders "
-                          "hold files its manifest does not list")
-    run.add_argument("--against", action="append", default=[], metavar="OUTPUT",
-                     help="an earlier hybridmix output: new documents that duplicate one of its documents are "
-                          "removed (added to dedup.against; repeat for several, e.g. the last seven daily outputs)")
+    _add_run_flags(run)
     run.add_argument("--kernel-threads", type=whole_number(1), metavar="N",
                      help="threads for the compiled text kernels (text analysis, document statistics, MinHash, "
                           "repetition, the scorer) when Beam's in-process runner runs the job in this process "
@@ -184,15 +193,18 @@ def _parser() -> argparse.ArgumentParser:
         "validate",
         parents=[common],
         help="check a config, its input files and its output folder without running",
-        description=("Validate CONFIG as `run` does before it starts: the config, each corpus's files and "
-                     "columns, and the output folder (--output, or output.path), which run must be able to write "
-                     "beside (tested with an empty folder made there and removed). Nothing else is written."),
+        description=("Validate CONFIG as `run` does before it starts, with the flags run would get (--seed, "
+                     "--run-id, --if-exists, --force, --against): the config, each corpus's files and columns, "
+                     "earlier outputs, a mixture no input could fill, and the output folder (--output, or "
+                     "output.path), which run must be able to write beside (tested with an empty folder made "
+                     "there and removed) and may replace only as those flags say. Nothing else is written."),
         epilog=VALIDATE_EXIT_CODES,
         formatter_class=_Help,
     )
     validate.add_argument("config", help="YAML config file")
     validate.add_argument("--output", help="the output folder to check, as run --output DIR takes it "
                                            "(default: the config's output.path)")
+    _add_run_flags(validate)
 
     plan = sub.add_parser(
         "plan",

@@ -20,11 +20,13 @@ from hybridmix.pipelines.build import (
     RunContext,
     build_pipeline,
     check_carry_forward_reachable,
+    check_prior_is_not,
     dedup_params,
     load_carry_forward,
     load_run_scorer,
     load_run_tokenizer,
     prepare_run,
+    run_id_of,
 )
 from hybridmix.pipelines.inspection import read_manifest, run_folder
 from hybridmix.pipelines.logs import OUTCOME_LOGGER, worker_stderr_to_log
@@ -159,27 +161,50 @@ def _ready_output(ctx: RunContext, config: PipelineConfig, if_exists: IfExists, 
     existing = check_output(ctx.out_dir, config, ctx.base_dir, [f.path for f in ctx.plan.files])
     # On an object store the commit this run will replace is read before its attempt starts.
     base = read_commit(ctx.out_dir) if remote else None
-    if existing is Existing.FINISHED and if_exists is not IfExists.REPLACE:
-        done = base.run_id if base else finished_run_id(ctx.out_dir)
-        if if_exists is IfExists.SKIP and done == ctx.run_id:
-            return None
-        hint = f" (run {done}; this run is {ctx.run_id})" if if_exists is IfExists.SKIP else f" (run {done})"
-        instead = " instead of --if-exists skip" if if_exists is IfExists.SKIP else ""
-        raise OutputError(f"{ctx.out_dir} holds a finished run{hint}; pass --force{instead} to replace it")
-    if existing is Existing.FINISHED and not remote:
-        unlisted = unlisted_files(ctx.out_dir)
-        if unlisted:
-            shown = ", ".join(unlisted[:5]) + (", ..." if len(unlisted) > 5 else "")
-            raise OutputError(
-                f"{ctx.out_dir} holds a finished run, and also files its manifest does not list ({shown}); "
-                "replacing the output would delete them, and hybridmix never deletes what it did not write: "
-                "move them out of the folder, or choose another output folder")
+    if already_done(ctx.out_dir, existing, if_exists, ctx.run_id, base.run_id if base else None):
+        return None
     if remote:
         start_attempt(ctx.stage_dir, ctx.run_id, base)
         return dataclasses.replace(ctx, remote={"base": base, "settings": s3_settings(options),
                                                 "locked": not no_lock})
     make_staging(ctx.stage_dir)
     return ctx
+
+
+def already_done(out: str, existing: Existing, if_exists: IfExists, run_id: str, published: str | None = None) -> bool:
+    """Whether the output already holds this very run and `if_exists` is skip; raises where `run` refuses
+    the output (a finished run it may not replace). `published`: an object store's committed run id."""
+    if existing is not Existing.FINISHED:
+        return False
+    if if_exists is not IfExists.REPLACE:
+        done = published or finished_run_id(out)
+        if if_exists is IfExists.SKIP and done == run_id:
+            return True
+        hint = f" (run {done}; this run is {run_id})" if if_exists is IfExists.SKIP else f" (run {done})"
+        instead = " instead of --if-exists skip" if if_exists is IfExists.SKIP else ""
+        raise OutputError(f"{out} holds a finished run{hint}; pass --force{instead} to replace it")
+    unlisted = [] if is_remote(out) else unlisted_files(out)
+    if unlisted:
+        shown = ", ".join(unlisted[:5]) + (", ..." if len(unlisted) > 5 else "")
+        raise OutputError(
+            f"{out} holds a finished run, and also files its manifest does not list ({shown}); "
+            "replacing the output would delete them, and hybridmix never deletes what it did not write: "
+            "move them out of the folder, or choose another output folder")
+    return False
+
+
+def if_exists_of(args: argparse.Namespace) -> IfExists:
+    """What `--force` and `--if-exists` ask for, refused when they contradict each other."""
+    if args.force and args.if_exists not in (None, IfExists.REPLACE.value):
+        raise ConfigError(f"--force replaces a finished output; --if-exists {args.if_exists} says otherwise: "
+                          "give one of them")
+    return IfExists.REPLACE if args.force else IfExists(args.if_exists or IfExists.FAIL.value)
+
+
+def overridden_config(args: argparse.Namespace) -> PipelineConfig:
+    """The config with the command line's --seed, --output and --against (paths of the shell's folder)."""
+    against = [p if is_remote(p) else os.path.abspath(p) for p in args.against]
+    return load_config(args.config).with_overrides(seed=args.seed, output_path=args.output, against=against)
 
 
 def _behind(options: PipelineOptions, name: str, work, what: str) -> None:
@@ -216,18 +241,13 @@ def kernel_threads(options: PipelineOptions, asked: int | None) -> int:
 
 def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
     started = time.monotonic()
-    # Paths on the command line are the shell's, not the config file's: make them absolute.
-    against = [p if is_remote(p) else os.path.abspath(p) for p in args.against]
-    config = load_config(args.config).with_overrides(seed=args.seed, output_path=args.output, against=against)
+    config = overridden_config(args)
     base_dir = os.path.dirname(os.path.abspath(args.config))
     out_dir = _output_path(config, base_dir, args.output)
     options = beam_options(beam_flags)
     _load_kernels_behind(options)
     use_options(options)
-    if args.force and args.if_exists not in (None, IfExists.REPLACE.value):
-        raise ConfigError(f"--force replaces a finished output; --if-exists {args.if_exists} says otherwise: "
-                         "give one of them")
-    if_exists = IfExists.REPLACE if args.force else IfExists(args.if_exists or IfExists.FAIL.value)
+    if_exists = if_exists_of(args)
     # Started before the inputs are planned: reading many footers (remote ones above all) takes a while.
     with watch_run(sys.stderr, options, args.quiet, args.log_file) as progress:
         ctx = prepare_run(config, base_dir, out_dir, args.run_id)
@@ -287,13 +307,14 @@ def carried_text(files: list[InputFile]) -> str:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Everything `run` checks before it starts the pipeline, without running it (the only write is the
     empty folder that tests the output's location, removed at once)."""
-    config = load_config(args.config).with_overrides(output_path=getattr(args, "output", None))
+    config = overridden_config(args)
+    if_exists = if_exists_of(args)
     base_dir = os.path.dirname(os.path.abspath(args.config))
     plan = plan_inputs(config.ingest, base_dir)
     lsh_shape(config.dedup.near)
     # run loads these before it starts; a wrong path must not pass validate.
-    load_run_tokenizer(config, base_dir)
-    load_run_scorer(config, base_dir)
+    tokenizer = load_run_tokenizer(config, base_dir)
+    _, scorer = load_run_scorer(config, base_dir)
     print(f"{args.config}: config is valid (digest {config.digest()[:12]})")
     for ci, corpus in enumerate(config.corpora):
         files = [f for f in plan.files if f.corpus == ci]
@@ -314,7 +335,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"  guards.carry_forward: {guard.output} (run {guard.run_id}) holds {guard.human_documents:,} human "
               f"documents, {guard.human_tokens:,} tokens; the mix must select >= {guard.min_human_documents:g} x "
               f"those documents and hold >= {guard.min_human_tokens:g} x those tokens")
-    for prior in plan_prior(config.dedup, base_dir, dedup_params(config)["near"]):
+    priors = plan_prior(config.dedup, base_dir, dedup_params(config)["near"])
+    for prior in priors:
         print(f"  dedup.against {prior.display} (run {prior.run_id}): {prior.indexed:,} documents indexed, "
               f"matched {'exactly and near' if prior.near else 'exactly only'}")
     eval_files = plan_eval_sets(config.decontaminate, base_dir)
@@ -323,15 +345,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"  evaluation set {spec.name}: {len(files)} file(s), {sum(f.size for f in files):,} bytes, "
               f"text column {spec.text_column!r}")
     if config.output.path:
-        out = resolve_output(_output_path(config, base_dir, getattr(args, "output", None)))
+        out = resolve_output(_output_path(config, base_dir, args.output))
+        check_prior_is_not(out, priors)
         existing = check_output(out, config, base_dir, [f.path for f in plan.files])
         check_writable(out)
-        state = "holds a finished run (run replaces it only with --force)" if existing is Existing.FINISHED \
-            else "can be written"
-        unlisted = unlisted_files(out) if existing is Existing.FINISHED and not is_remote(out) else []
-        if unlisted:
-            state = (f"holds a finished run and files its manifest does not list ({', '.join(unlisted[:5])}): "
-                     "run refuses to replace it, even with --force")
+        run_id = run_id_of(args.run_id, config.digest(), plan, scorer, eval_files, tokenizer, priors)
+        published = read_commit(out).run_id if is_remote(out) and existing is Existing.FINISHED else None
+        if already_done(out, existing, if_exists, run_id, published):
+            state = f"holds this same run ({run_id}): run --if-exists skip does nothing"
+        elif existing is Existing.FINISHED:
+            state = f"holds a finished run, which run --force replaces (this run is {run_id})"
+        else:
+            state = f"can be written (run {run_id})"
         print(f"  output {out}: {state}")
     else:
         print("  no output folder: output.path is not set, so run needs --output DIR (validate --output DIR "

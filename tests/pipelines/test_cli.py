@@ -185,8 +185,21 @@ def test_inspect_and_validate(finished_run, capsys):
     text = capsys.readouterr().out
     assert "wiki (human): 2 file(s), 30 rows" in text
     assert "no output folder: output.path is not set, so run needs --output DIR" in text
-    assert main(["validate", str(tmp_path / "in" / "config.yaml"), "--output", str(out)]) == 0
-    assert f"output {out}: holds a finished run (run replaces it only with --force)" in capsys.readouterr().out
+    # With run's flags, validate answers as run would: a finished output is refused without --force, and
+    # --if-exists skip finds this same run done.
+    config = str(tmp_path / "in" / "config.yaml")
+    assert main(["validate", config, "--output", str(out)]) == 2
+    assert f"{out} holds a finished run (run {manifest['run_id']}); pass --force to replace it" in \
+        capsys.readouterr().err
+    assert main(["validate", config, "--output", str(out), "--force"]) == 0
+    assert f"output {out}: holds a finished run, which run --force replaces" in capsys.readouterr().out
+    assert main(["validate", config, "--output", str(out), "--if-exists", "skip"]) == 0
+    assert f"output {out}: holds this same run ({manifest['run_id']})" in capsys.readouterr().out
+    assert main(["validate", config, "--output", str(out), "--if-exists", "skip", "--seed", "9"]) == 2
+    assert "instead of --if-exists skip" in capsys.readouterr().err
+    assert main(["validate", config, "--output", str(out), "--force", "--if-exists", "fail"]) == 2
+    assert main(["validate", config, "--output", str(out), "--force", "--against", str(out)]) == 2
+    assert "is this run's own output" in capsys.readouterr().err
 
 
 def test_finished_output_is_not_overwritten_without_force(finished_run, capsys):
