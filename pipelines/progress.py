@@ -295,9 +295,14 @@ class RunProgress:
                 self._show(f"{_stamp(now - self._started)} {text}")
 
     def _current(self, states: list[StageState]) -> tuple[str, float]:
-        """What the running stage has done, and since when it runs."""
+        """What the running stage has done, and since when it runs; a stage that has counted all it
+        will count waits for the next one, since its last count (the next step's kernels compiling,
+        say): its "so far" went on growing while its "done" line later gave only its counting time."""
         if states:
-            return running_text(states[-1]), states[-1].start
+            state = states[-1]
+            if state.total and state.count >= state.total:
+                return f"{running_text(state)}; waiting for the next step", state.last
+            return running_text(state), state.start
         if self._local:
             return f"read: 0 of {self._planned_rows:,} rows", self._pipeline_started
         return f"running on {self._runner} (workers in other processes: no counts here)", self._pipeline_started

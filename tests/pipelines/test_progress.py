@@ -192,6 +192,10 @@ def test_stamps_never_go_back_when_the_next_stage_starts_late():
     lines = stream.getvalue().splitlines()
     assert any("so far" in line for line in lines) and any(line.split("] ", 1)[1].startswith("read: 100 of 100 rows in")
                                                          for line in lines), lines
+    # While it waited, the line said so and counted the wait, not the read's time again.
+    waiting = [line for line in lines if "so far" in line]
+    assert waiting and all("read: 100 of 100 rows (100%)" in line and "; waiting for the next step, " in line
+                           for line in waiting), waiting
     stamps = [float(re.match(r"hybridmix \[\s*([\d.]+) s\]", line)[1]) for line in lines]
     assert stamps == sorted(stamps), lines
     counts.reset()
