@@ -568,8 +568,8 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
             # A local file is hashed whole (about 1.5 GB/s here), and the manifest's checksum is that
             # hash. The footer alone missed rewrites that keep the size: rows of equal length swapped
             # in an uncompressed file kept the run id, and `--if-exists skip` kept the old output.
+            pf = open_parquet(path)  # first: a file that is not Parquet is refused before it is read whole
             fingerprint = sha256 = sha256_file(path)
-            pf = open_parquet(path)
         meta = pf.metadata
         schema = pf.schema_arrow
     except Exception as exc:  # noqa: BLE001 - pyarrow and filesystems raise many types for bad files
