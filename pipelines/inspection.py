@@ -18,7 +18,7 @@ from hybridmix.pipelines.report import (
     sources_table,
     summary,
 )
-from hybridmix.schemas.errors import ConfigError, OutputError
+from hybridmix.schemas.errors import OutputError
 from hybridmix.transforms.manifest import listed_paths
 from hybridmix.transforms.objectstore import read_bytes, read_commit
 from hybridmix.transforms.publish import MANIFEST, SUCCESS
@@ -147,11 +147,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         target = args.output if is_remote(args.output) else os.path.realpath(os.path.abspath(args.output))
         if target == own:
             target = None  # the output's own page: written as without --output, under the output's lock
-        elif is_remote(args.out):
-            root = args.out.rstrip("/")
-            if target.startswith(f"{root}/"):
-                raise ConfigError(f"--output {args.output} is inside the output folder {args.out}, which holds only "
-                                  f"what hybridmix writes: put the page beside the output (e.g. {root}.html)")
         else:
             out = resolve_output(args.out)
             check_beside_output(args.output, out, "--output", "the page", f"{out}.html")

@@ -267,6 +267,10 @@ def check_beside_output(path: str, out: str, flag: str, what: str, example: str)
     or into what a run keeps beside it (lock, staging): readers of the output, and every later run
     into it, would meet a file no manifest lists."""
     if is_remote(out):
+        root = out.rstrip("/")
+        if path.startswith(f"{root}/"):
+            raise ConfigError(f"{flag} {path} is inside the output folder {out}, which holds only what "
+                              f"hybridmix writes: put {what} beside the output (e.g. {example})")
         return
     real = os.path.realpath(os.path.abspath(path))
     parent, name = os.path.split(out)

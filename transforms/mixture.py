@@ -179,18 +179,7 @@ class _MergeTallies(beam.CombineFn):
 
 def _make_plan(tallies: dict[str, SourceTally], config: MixtureConfig, origins: dict[str, str],
                matched_earlier: tuple[str, ...] = ()) -> MixturePlan:
-    """`matched_earlier`: the origins whose documents were matched against earlier outputs (dedup.against)."""
-    try:
-        return plan_mixture(config, plan_keys(config, origins, sorted(tallies)), tallies)
-    except InfeasibleMixtureError as exc:
-        # An origin emptied by dedup.against: a human corpus every day's run reads again was published
-        # by the first day, and the message alone sent users looking at their filters.
-        if "have no documents left" in exc.message and any(exc.message.startswith(f"origin {o}")
-                                                           for o in matched_earlier):
-            raise InfeasibleMixtureError(
-                f"{exc.message}, which with dedup.against includes what earlier outputs published "
-                "(dedup.against_origins chooses the origins matched against them)") from None
-        raise
+    return plan_mixture(config, plan_keys(config, origins, sorted(tallies)), tallies, matched_earlier)
 
 
 class _BoundaryFn(beam.DoFn):

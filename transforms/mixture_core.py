@@ -178,8 +178,9 @@ class MixturePlan:
 
 
 def source_shares(config: MixtureConfig, source_origins: dict[str, str],
-                  tallies: dict[str, SourceTally]) -> dict[str, float]:
-    """Target fraction of the whole mixture for each source."""
+                  tallies: dict[str, SourceTally], matched_earlier: tuple[str, ...] = ()) -> dict[str, float]:
+    """Target fraction of the whole mixture for each source. `matched_earlier`: the origins whose
+    documents were matched against earlier outputs (dedup.against), named when one is left empty."""
 
     def size(name: str) -> float:
         return float(tallies[name].units(config.unit))
@@ -219,9 +220,14 @@ def source_shares(config: MixtureConfig, source_origins: dict[str, str],
             if group_fraction > 0 and total_weight <= 0:
                 what = f"origin {origin.value}" + (f", script {script}" if script else "")
                 sources = ", ".join(sorted({split_key(n)[0] for n in members}))
+                # An origin emptied by dedup.against (a human corpus every day's run reads again was
+                # published by the first day): the message alone sent users looking at their filters.
+                earlier = (", which with dedup.against includes what earlier outputs published "
+                           "(dedup.against_origins chooses the origins matched against them)"
+                           if origin.value in matched_earlier else "")
                 raise InfeasibleMixtureError(
                     f"{what}: target {group_fraction:g} but its sources ({sources}) "
-                    "have no documents left after filters and dedup")
+                    f"have no documents left after filters and dedup{earlier}")
             for n in members:
                 shares[n] = group_fraction * weights[n] / total_weight if group_fraction > 0 else 0.0
         for n in names:
@@ -233,11 +239,13 @@ def plan_mixture(
     config: MixtureConfig,
     source_origins: dict[str, str],
     tallies: dict[str, SourceTally],
+    matched_earlier: tuple[str, ...] = (),
 ) -> MixturePlan:
-    """Quota per source; raises InfeasibleMixtureError or GuardViolation before anything is written."""
+    """Quota per source; raises InfeasibleMixtureError or GuardViolation before anything is written.
+    `matched_earlier`: as `source_shares` takes it."""
     tallies = {name: tallies.get(name, SourceTally()) for name in source_origins}
     unit = config.unit
-    shares = source_shares(config, source_origins, tallies)
+    shares = source_shares(config, source_origins, tallies, matched_earlier)
 
     def capacity(n: str) -> float:
         return tallies[n].units(unit) * config.repeat_cap(split_key(n)[0])
