@@ -141,14 +141,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     if missing:
         raise OutputError(f"{args.out}: {len(missing)} file(s) listed in the manifest are missing "
                           f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); cannot report on it")
-    own = f"{folder.rstrip('/')}/{REPORT}" if is_remote(folder) else os.path.join(resolve_output(args.out), REPORT)
+    out = resolve_output(args.out)
+    own = f"{folder.rstrip('/')}/{REPORT}" if is_remote(folder) else os.path.join(out, REPORT)
     target = None
     if args.output:
         target = args.output if is_remote(args.output) else os.path.realpath(os.path.abspath(args.output))
         if target == own:
             target = None  # the output's own page: written as without --output, under the output's lock
         else:
-            out = resolve_output(args.out)
             check_beside_output(args.output, out, "--output", "the page", f"{out}.html")
     page = build_report(folder, manifest)
     if target is not None:
@@ -159,7 +159,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         target = os.path.join(folder, REPORT)
         # The output's own lock: a run replacing this output meanwhile must not get a report of the old one.
-        with output_lock(resolve_output(args.out), manifest["run_id"]):
+        with output_lock(out, manifest["run_id"]):
             if not os.path.exists(os.path.join(folder, SUCCESS)):
                 raise OutputError(f"{args.out} changed while the report was built; run `hybridmix report` again")
             _write_text(target, page)
