@@ -17,6 +17,7 @@ import re
 import warnings
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from typing import Any
@@ -55,6 +56,8 @@ from hybridmix.transforms.storage import (
 log = logging.getLogger(__name__)
 
 _FINGERPRINT_TAIL_BYTES = 1 << 16
+# Objects whose footers are read at once when planning: each waits on the network, not a core.
+_REMOTE_PLANNERS = 16
 
 
 @dataclass(frozen=True)
@@ -494,10 +497,10 @@ def plan_inputs(config: IngestConfig, base_dir: str, jsonl_chunk_bytes: int = js
                 for found in output.files():
                     outputs[found[0]] = output
                     matched.append(found)
-        for path, size, modified in sorted(set(matched)):
+        found = sorted(set(matched))
+        for path, _, _ in found:
             _check_one_corpus(path, seen.setdefault(path, []), corpus)
-            described = _describe_file(len(files), ci, corpus, path, size, modified, base_dir, jsonl_chunk_bytes,
-                                       outputs.get(path))
+        for described in _describe_files(found, ci, corpus, base_dir, jsonl_chunk_bytes, outputs):
             if isinstance(described, BadFile):
                 # Which rows of an earlier output's file a corpus takes is known only by reading it:
                 # such a file cannot be quarantined with its rows counted, so it always fails.
@@ -508,8 +511,38 @@ def plan_inputs(config: IngestConfig, base_dir: str, jsonl_chunk_bytes: int = js
                             else f"{described.display}: {detail}")
                 bad.append(described)
             else:
-                files.append(described)
+                files.append(replace(described, index=len(files)))
     return InputPlan(base_dir=base_dir, files=tuple(files), bad_files=tuple(bad))
+
+
+def _describe_files(found: list[tuple[str, int, float]], ci: int, corpus: CorpusConfig, base_dir: str,
+                    jsonl_chunk_bytes: int, outputs: dict[str, EarlierOutput]) -> Iterator[InputFile | BadFile]:
+    """`_describe_file` of each file, in order; Parquet files on a few threads at a time.
+
+    Hashing a local file whole and reading an object's footer leave the GIL (hashlib, Arrow, the
+    network), so files are described side by side: one at a time, a corpus of many objects in an
+    object store waited out two round trips per object. JSON Lines files are scanned here, in
+    order, as their scan may warn about keys and warnings keep the files' order. `index` is left
+    for the caller to number (a quarantined file takes none).
+    """
+    def describe(item: tuple[str, int, float]) -> InputFile | BadFile:
+        path, size, modified = item
+        return _describe_file(-1, ci, corpus, path, size, modified, base_dir, jsonl_chunk_bytes, outputs.get(path))
+
+    side = [item for item in found if corpus.carried or input_format(corpus, item[0]) != "jsonl"]
+    if len(side) < 2:
+        yield from map(describe, found)
+        return
+    workers = min(len(side), _REMOTE_PLANNERS if any(is_remote(path) for path, _, _ in side)
+                  else parallel.available_cores())
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hybridmix-plan") as pool:
+        pending = {item[0]: pool.submit(describe, item) for item in side}
+        try:
+            for item in found:
+                yield pending[item[0]].result() if item[0] in pending else describe(item)
+        finally:
+            for future in pending.values():
+                future.cancel()
 
 
 def _check_one_corpus(path: str, readers: list[CorpusConfig], corpus: CorpusConfig) -> None:

@@ -162,6 +162,35 @@ def test_plan_errors_name_the_file(tmp_path):
         plan_inputs(config.ingest, str(tmp_path))
 
 
+def test_files_described_side_by_side_keep_their_order_and_numbers(tmp_path):
+    # Planning describes Parquet files on several threads: the plan must still list every corpus's
+    # files in path order, numbered 0, 1, ... without the quarantined ones, each hashed whole, and
+    # under on_bad_file: fail the error must be the first bad file's, whichever thread finished first.
+    import hashlib
+
+    for f in range(12):
+        # Every third file is over 64 KiB, so both ways a file is fingerprinted are taken.
+        text = words(f, 20000 if f % 3 == 0 else 12)
+        write_parquet(tmp_path / "human" / f"p{f:02d}.parquet", [{"id": f"h{f}", "text": text}])
+    for bad in ("p03x", "p07x"):
+        (tmp_path / "human" / f"{bad}.parquet").write_bytes(b"not parquet" * (10000 if bad == "p03x" else 1))
+    (tmp_path / "human" / "p05.jsonl").write_text('{"id": "j5", "text": "a line of json"}\n')
+    write_parquet(tmp_path / "synth" / "b.parquet", [{"id": "s1", "text": words(99, 12), "model": "m"}])
+    corpora = [{"name": "human", "origin": "human", "paths": ["human/*"], "id_column": "id"},
+               {"name": "synth", "origin": "synthetic", "paths": ["synth/*.parquet"], "id_column": "id",
+                "columns": {"generator": "model"}}]
+    plan = plan_inputs(make_config(corpora=corpora, on_bad_file="quarantine").ingest, str(tmp_path))
+    names = [os.path.basename(f.path) for f in plan.files]
+    assert names == [f"p{f:02d}.parquet" for f in range(5)] + ["p05.jsonl"] + [
+        f"p{f:02d}.parquet" for f in range(5, 12)] + ["b.parquet"]
+    assert [f.index for f in plan.files] == list(range(len(names)))
+    for f in plan.files:
+        assert f.sha256 == hashlib.sha256(open(f.path, "rb").read()).hexdigest(), f.path
+    assert [os.path.basename(b.path) for b in plan.bad_files] == ["p03x.parquet", "p07x.parquet"]
+    with pytest.raises(DataError, match=r"p03x.parquet: cannot read as Parquet"):
+        plan_inputs(make_config(corpora=corpora).ingest, str(tmp_path))
+
+
 def test_glob_matching_nothing_is_an_error(tmp_path):
     config, _ = _corpus(tmp_path, [{"id": "a", "text": "x"}])
     os.remove(tmp_path / "human" / "a.parquet")
