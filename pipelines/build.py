@@ -89,8 +89,11 @@ class RunContext:
 
 
 def versions() -> dict[str, str]:
+    """The interpreter and the libraries whose version can change what a run writes: numba compiles the
+    text and MinHash kernels, scipy's normal quantiles weigh the selection, orjson parses JSON Lines."""
     out = {"python": platform.python_version()}
-    for dist in ("hybridmix", "apache-beam", "pyarrow", "datasketch", "pydantic", "numpy"):
+    for dist in ("hybridmix", "apache-beam", "pyarrow", "datasketch", "pydantic", "numpy", "numba", "scipy",
+                 "orjson"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -306,7 +309,7 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
         config.quality, lineage, ctx.scorer_path, config.decontaminate, evals.index if evals else None)
     sketch = scored.kept | "Sketch" >> SketchDocuments(config.dedup, parts, f"{stage}/{SPILL_FOLDER}/sketch",
                                                        keys=bool(ctx.prior))
-    ids = sketch.info | "CheckIds" >> CheckIds(spec, parts)
+    ids = (sketch.info, scored.filtered) | "CheckIds" >> CheckIds(spec, parts)
     prior = None
     if ctx.prior:
         # Not matched against earlier outputs: rows read from one (not new), and origins left out.
@@ -337,7 +340,7 @@ def build_pipeline(p: beam.Pipeline, config: PipelineConfig, ctx: RunContext) ->
                                                                  gate=gate))]
     side_outputs = [
         ("Rejects", REJECTION_SCHEMA, (read.rejected, ids.rejected) | "MergeRejects" >> beam.Flatten()),
-        ("Filtered", FILTERED_SCHEMA, scored.filtered),
+        ("Filtered", FILTERED_SCHEMA, ids.filtered),
         ("Duplicates", DUPLICATE_SCHEMA, dedup.duplicates),
     ]
     for name, schema, rows in side_outputs:

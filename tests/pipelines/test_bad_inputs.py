@@ -195,6 +195,59 @@ def test_duplicate_ids(tmp_path, capsys, mode, where):
     assert manifest["quality"]["rejects_by_reason"]["ingest_duplicate_id"]
 
 
+def _folder(out, name):
+    files = sorted(glob.glob(str(out / name / "*.parquet")))
+    return pa.concat_tables([pq.read_table(f) for f in files]).to_pylist() if files else []
+
+
+@pytest.mark.parametrize("mode", ["fail", "quarantine"], ids=["fail", "quarantine"])
+@pytest.mark.parametrize("filtered_row", [0, 1], ids=["first-copy-filtered", "later-copy-filtered"])
+def test_duplicate_id_with_a_filtered_copy(tmp_path, capsys, mode, filtered_row):
+    # The quality filters run before the id check: a copy they drop must still count as a use of its id.
+    config = _setup(tmp_path, on_bad_file=mode)
+    rows = [{"id": "dup", "text": words(999, 30)}, {"id": "dup", "text": words(998, 30)}]
+    rows[filtered_row]["text"] = "Hi"  # one word: word_count drops it
+    write_parquet(tmp_path / "in" / "human" / "z.parquet", rows)
+    code, err, out = _run(tmp_path, config, capsys)
+    if mode == "fail":
+        assert code == 3, err
+        assert "human/z.parquet row 1: doc_id 'dup' is already used by human/z.parquet row 0" in err
+        return
+    assert code == 0, err
+    manifest = _accounted(out)
+    dup = [r for r in _rejects(out).to_pylist() if r["reason"] == "ingest_duplicate_id"]
+    assert [(r["doc_id"], r["source_row"]) for r in dup] == [("dup", 1)]
+    filtered = [r for r in _folder(out, "filtered") if r["doc_id"] == "dup"]
+    assert [r["source_row"] for r in filtered] == ([0] if filtered_row == 0 else [])
+    assert manifest["counts"]["wiki"]["filtered"] == sum(r["source"] == "wiki" for r in _folder(out, "filtered"))
+    data = [r for r in _folder(out, "data") if r["doc_id"] == "dup"]
+    assert [r["source_row"] for r in data] == ([] if filtered_row == 0 else [0])
+    fates = sorted((r["source_row"], r["fate"]) for r in _folder(out, "ledger") if r["doc_id"] == "dup")
+    assert fates == [(0, "filtered" if filtered_row == 0 else "selected"), (1, "rejected")]
+
+
+def test_repeated_derived_id_with_a_filtered_copy_is_numbered(tmp_path, capsys):
+    # Corpora without ids name a document by its text: the same answer twice, one copy dropped for
+    # echoing its prompt, gives two documents, and the later one's id is numbered in filtered/ too.
+    answer = words(777, 30)
+    prompts = {0: "Tell me something.", 1: answer}  # row 1 echoes its prompt
+    config = _setup(tmp_path, on_bad_file="quarantine", id_column=None, prompt_column="prompt")
+    write_parquet(tmp_path / "in" / "human" / "a.parquet", [
+        {"text": answer, "prompt": prompts[r]} for r in (0, 1)] + [
+        {"text": h["text"], "prompt": "Q"} for h in HUMAN])
+    data = yaml.safe_load(open(config))
+    data["quality"] = {"filters": [{"name": "prompt_echo", "mode": "drop"}]}
+    config = write_config(config, data)
+    code, err, out = _run(tmp_path, config, capsys)
+    assert code == 0, err
+    _accounted(out)
+    filtered = _folder(out, "filtered")
+    assert [(r["source_row"], r["filter"]) for r in filtered] == [(1, "prompt_echo_v1")]
+    kept = [r for r in _folder(out, "ledger") if r["source_row"] == 0 and r["source"] == "wiki"][0]
+    assert filtered[0]["doc_id"] == kept["doc_id"] + "-1"
+    assert kept["fate"] != "rejected" and not _rejects(out).num_rows
+
+
 @pytest.mark.parametrize("mode", ["fail", "quarantine"])
 def test_corrupt_row_group(tmp_path, capsys, mode):
     config = _setup(tmp_path, on_bad_file=mode)
