@@ -611,7 +611,7 @@ def joined_runs(pieces: list[Piece]) -> Iterator[tuple[pa.RecordBatch, ParsedLin
             run.append(piece)
 
 
-class _JoinSmallBatches(beam.DoFn):
+class _JoinSmallBatchesFn(beam.DoFn):
     """Join batches of few rows into batches of at least `rows` (or `max_bytes` of buffers).
 
     Small files are joined when they are read (`InputPlan.read_groups`); what still comes out
@@ -699,6 +699,6 @@ class ReadCorpora(beam.PTransform):
             stats = (stats, quarantined[STATS]) | "MergeReadStats" >> beam.Flatten()
         config = self._spec.config
         docs = outputs[DOCS] | "JoinSmallBatches" >> beam.ParDo(
-            _JoinSmallBatches(max(1, config.read_batch_rows // 2), config.read_slice_bytes)).with_output_types(
+            _JoinSmallBatchesFn(max(1, config.read_batch_rows // 2), config.read_slice_bytes)).with_output_types(
             pa.RecordBatch)
         return ReadOutputs(docs=docs, rejected=rejected, stats=stats)

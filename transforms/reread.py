@@ -61,7 +61,7 @@ def key_by_group(batch: pa.RecordBatch, index: GroupIndex) -> Iterator[tuple[int
         yield int(key), batch.filter(pa.array(inverse == i))
 
 
-class KeyByWorkItem(beam.DoFn):
+class KeyByWorkItemFn(beam.DoFn):
     """`key_by_group`, its index made once per worker from the plan (which pickles as a reference,
     where an index of 20,000 files' units would be pickled with the step again and again)."""
 
@@ -182,7 +182,7 @@ class ReadRowsAgain(beam.PTransform):
             requests
             # (work item, request rows): one read per work item (a row group, a slice of one, or
             # small files) holding a requested row.
-            | "KeyByReadUnit" >> beam.ParDo(KeyByWorkItem(self._spec))
+            | "KeyByReadUnit" >> beam.ParDo(KeyByWorkItemFn(self._spec))
             | "GroupByReadUnit" >> beam.GroupByKey()
             | "ReadRows" >> beam.ParDo(_ReadAgainFn(self._spec, self._schema, self._measure))
             .with_output_types(tuple[pa.RecordBatch, pa.Table])  # see transforms/wire.py

@@ -18,7 +18,7 @@ from hybridmix.transforms import columns, minhash, parallel, progress
 from hybridmix.transforms.batches import concat, int_partitions, list_parts, split_rows
 from hybridmix.transforms.dedup_core import survivor_keys
 from hybridmix.transforms.inputs import ReadSpec
-from hybridmix.transforms.reread import KeyByWorkItem
+from hybridmix.transforms.reread import KeyByWorkItemFn
 from hybridmix.transforms.storage import (
     content_tag,
     flush_writes,
@@ -135,7 +135,7 @@ class SignatureFiles:
     """uid -> MinHash signature, from the spill files of `spill_signatures` (their references).
 
     A batch's file covers a range of uids (first, last). Most batches are a run of rows of one
-    input file, but a batch joined from small files (`ingest._JoinSmallBatches`) spans their
+    input file, but a batch joined from small files (`ingest._JoinSmallBatchesFn`) spans their
     files, and on several workers such ranges interleave: a uid is looked for in every file whose
     range holds it, until found. A retried bundle may have reported its file twice; it names the
     same bytes.
@@ -332,7 +332,7 @@ class CandidateSignatures(beam.PTransform):
             | "JoinCandidates" >> beam.CoGroupByKey()
             | "EligibleCandidates" >> beam.FlatMap(_eligible_candidates)
             # Grouped by the work item that read them, the candidates of a signature file come together.
-            | "KeyByReadUnit" >> beam.ParDo(KeyByWorkItem(self._spec))
+            | "KeyByReadUnit" >> beam.ParDo(KeyByWorkItemFn(self._spec))
             | "GroupByReadUnit" >> beam.GroupByKey()
             | "LookUpSignatures" >> beam.FlatMap(
                 _look_up, beam.pvalue.AsList(self._signatures), near=self._near, partitions=parts)

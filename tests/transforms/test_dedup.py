@@ -273,7 +273,7 @@ def test_signatures_cross_the_run_as_files_found_by_uid(tmp_path):
 
 
 def test_signature_files_of_joined_batches_may_interleave(tmp_path):
-    # Batches joined from small input files (ingest._JoinSmallBatches) on two workers: each file
+    # Batches joined from small input files (ingest._JoinSmallBatchesFn) on two workers: each file
     # spans the other's uids, and a uid inside both ranges is in one file only.
     rng = np.random.default_rng(7)
     batches = [np.array([1, 5, 9, 13], np.int64), np.array([3, 7, 11], np.int64), np.array([6], np.int64)]
