@@ -96,7 +96,7 @@ class _CheckIdsFn(beam.DoFn):
         self._derived = [c.name for c in spec.config.corpora if not c.id_column]
 
     def process(self, element):
-        _, values = element
+        values = list(element[1])  # read twice below; a runner's grouped values may be a one-pass iterable
         table = concat([rows for filtered, rows in values if not filtered], columns.INFO)
         claims = [rows for filtered, rows in values if filtered]
         progress.add(progress.IDS, table.num_rows)
