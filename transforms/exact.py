@@ -8,6 +8,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from apache_beam.metrics import Metrics
 
 from hybridmix.schemas.reasons import DuplicateKind
 from hybridmix.schemas.stats import Figure
@@ -34,11 +35,16 @@ def _set(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
 class _ExactDedupFn(beam.DoFn):
     """One content-hash partition: keep the smallest survivor key of each hash group."""
 
+    def setup(self) -> None:
+        self._documents = Metrics.counter(DedupExact.__name__, "documents")
+        self._duplicates = Metrics.counter(DedupExact.__name__, "exact_duplicates")
+
     def process(self, element: tuple[int, list[pa.RecordBatch]]):
         _, batches = element
         crash_point("deduplicated")
         table = concat(batches, columns.INFO)
         progress.add(progress.EXACT, table.num_rows)
+        self._documents.inc(table.num_rows)
         if table.num_rows == 0:
             return
         groups = exact_groups(table.column("content_hash"), table.column("skey"))
@@ -51,6 +57,7 @@ class _ExactDedupFn(beam.DoFn):
         yield table_to_batch(survivors)
         if len(groups.losers):
             progress.add(progress.EXACT_DUPLICATES, len(groups.losers))
+            self._duplicates.inc(len(groups.losers))
             losers = table.take(pa.array(groups.losers))
             kept = table.take(pa.array(groups.loser_survivor))
             size_of = dict(zip(groups.survivors.tolist(), sizes.tolist()))

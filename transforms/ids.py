@@ -20,6 +20,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from apache_beam.metrics import Metrics
 
 from hybridmix.schemas.errors import DataError, FatalError
 from hybridmix.schemas.reasons import RejectReason
@@ -95,11 +96,17 @@ class _CheckIdsFn(beam.DoFn):
         self._spec = spec
         self._derived = [c.name for c in spec.config.corpora if not c.id_column]
 
+    def setup(self) -> None:
+        self._checked = Metrics.counter(CheckIds.__name__, "documents")
+        self._renamed = Metrics.counter(CheckIds.__name__, "ids_numbered")
+        self._rejected = Metrics.counter(CheckIds.__name__, "rejected_duplicate_id")
+
     def process(self, element):
         values = list(element[1])  # read twice below; a runner's grouped values may be a one-pass iterable
         table = concat([rows for filtered, rows in values if not filtered], columns.INFO)
         claims = [rows for filtered, rows in values if filtered]
         progress.add(progress.IDS, table.num_rows)
+        self._checked.inc(table.num_rows)
         table = table.take(pc.sort_indices(table, sort_keys=[("doc_id", "ascending"), ("uid", "ascending")]))
         kept = table.num_rows
         # Every id of the partition, kept and filtered, in (doc_id, uid) order; `order` < kept: a kept row.
@@ -145,6 +152,8 @@ class _CheckIdsFn(beam.DoFn):
                             f"{lineage.where(uids[first_of[i]])} "
                             "(ids must be unique across corpora; on_bad_file: quarantine rejects the repeats)")
         is_kept = order < kept
+        self._renamed.inc(int(renamed.sum()))
+        self._rejected.inc(len(dup))
         if renamed[is_kept].any():
             table = table.set_column(table.schema.get_field_index("doc_id"), columns.INFO.field("doc_id"),
                                      pa.array(list(ids[is_kept]), pa.string()))

@@ -8,6 +8,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from apache_beam.metrics import Metrics
 
 from hybridmix.schemas.config import MixtureConfig, Origin
 from hybridmix.schemas.errors import InfeasibleMixtureError
@@ -247,6 +248,11 @@ class _SelectFn(beam.DoFn):
         self._carried_runs = np.asarray(carried_runs, dtype=object)
         self._boundary: tuple[list, np.ndarray, dict] | None = None
 
+    def setup(self) -> None:
+        self._documents = Metrics.counter(MixSources.__name__, "documents")
+        self._selected = Metrics.counter(MixSources.__name__, "selected")
+        self._rows = Metrics.counter(MixSources.__name__, "rows")
+
     def _resolved(self, plan: MixturePlan, boundary: list[tuple[str, int, int]]) -> tuple[np.ndarray, dict]:
         """(uids taken from boundary buckets, cut-off per key), computed once per side input value."""
         if self._boundary is None or self._boundary[0] is not boundary:
@@ -272,6 +278,9 @@ class _SelectFn(beam.DoFn):
         copies[~eligible] = 0
         progress.add(progress.MIXED, batch.num_rows)
         progress.add(progress.SELECTED_ROWS, int(copies.sum()))
+        self._documents.inc(batch.num_rows)
+        self._selected.inc(int(np.count_nonzero(copies)))
+        self._rows.inc(int(copies.sum()))
         scores = batch.column("quality_score").to_numpy(zero_copy_only=False).astype(np.float64)
         tokens = batch.column("tokens").to_numpy().astype(np.int64)
         text_bytes = batch.column("bytes").to_numpy().astype(np.int64)

@@ -12,6 +12,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from apache_beam.metrics import Metrics
 
 from hybridmix.schemas.config import NearDedupConfig
 from hybridmix.schemas.errors import FatalError
@@ -432,10 +433,16 @@ class _ClusterFn(beam.DoFn):
         self._parent_copies = parent_copies
         self._index = index
 
+    def setup(self) -> None:
+        self._clusters = Metrics.counter(DedupNear.__name__, "cluster_documents")
+        self._duplicates = Metrics.counter(DedupNear.__name__, "near_duplicates")
+
     def process(self, element, signed: list):
         _, members = element
         table, roots, sigs = _members_in_order(members, _SignedFiles(signed, self._num_perm, self._partitions))
         c = _decide(table, roots, sigs, self._parent_copies)
+        self._clusters.inc(table.num_rows)
+        self._duplicates.inc(int(c.removed.sum()))
         yield table_to_batch(_kept_survivors(table, c))
         if c.spared.any():
             copies = table.filter(pa.array(c.spared))

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from apache_beam.metrics import Metrics
 
 from hybridmix.schemas.config import OutputConfig
 from hybridmix.schemas.errors import FatalError
@@ -271,12 +272,17 @@ class _MergeShardFn(beam.DoFn):
         self._stage_dir = stage_dir.rstrip("/")
         self._pending: list = []
 
+    def setup(self) -> None:
+        self._rows = {folder: Metrics.counter(MergeShards.__name__, f"{folder}_rows") for folder in self._specs}
+
     def start_bundle(self) -> None:
         self._pending = []
 
     def process(self, element):
         if parallel.threads() <= 1:
-            yield from self._merge(element)
+            for out in self._merge(element):
+                self._count(out)
+                yield out
         else:
             self._pending.append(parallel.pool(MERGES_AT_ONCE, "merge").submit(self._merged, element))
 
@@ -288,7 +294,13 @@ class _MergeShardFn(beam.DoFn):
                 raise error
         for future in pending:
             for out in future.result():
+                self._count(out)
                 yield parallel.windowed(out)
+
+    def _count(self, out) -> None:
+        """Rows written per folder, counted here: Beam keeps counts on the bundle's thread, not the merges'."""
+        if isinstance(out, dict):
+            self._rows[out["folder"]].inc(out["rows"])
 
     def _merged(self, element) -> list:
         return list(self._merge(element))
