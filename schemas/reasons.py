@@ -25,6 +25,28 @@ class RejectReason(StrEnum):
     NOT_AN_OBJECT = "ingest_not_an_object"  # a JSON Lines line that parses to an array, a string, ...
 
 
+class FilterReason(StrEnum):
+    """Why a quality filter or decontamination dropped a document (`filtered/`'s `reason`): one per
+    registered filter (`transforms.filters.REGISTRY`; a test keeps the two in step)."""
+
+    WORD_COUNT = "quality_word_count"
+    TOO_SHORT = "quality_too_short"
+    MEAN_WORD_LENGTH = "quality_mean_word_length"
+    SYMBOL_RATIO = "quality_symbol_ratio"
+    ELLIPSIS_LINES = "quality_ellipsis_lines"
+    BULLET_LINES = "quality_bullet_lines"
+    DUPLICATE_LINES = "quality_duplicate_lines"
+    REPEATED_NGRAMS = "quality_repeated_ngrams"
+    REPETITION_LOOP = "quality_repetition_loop"
+    CHAR_REPETITION = "quality_char_repetition"
+    ALPHA_WORDS = "quality_alpha_words"
+    REFUSAL = "quality_refusal"
+    TEMPLATE_MARKERS = "quality_template_markers"
+    TRUNCATED = "quality_truncated"
+    PROMPT_ECHO = "quality_prompt_echo"
+    CONTAMINATED = "contaminated"  # decontamination: a document holding an evaluation item
+
+
 class DuplicateKind(StrEnum):
     """How a record was found to duplicate the record kept in its place."""
 

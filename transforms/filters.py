@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from hybridmix.schemas.config import DecontaminateConfig, FilterSpec, QualityConfig
 from hybridmix.schemas.filters import FILTER_PARAMS, FilterParams
+from hybridmix.schemas.reasons import FilterReason
 from hybridmix.schemas.records import FILTERED_SCHEMA
 from hybridmix.schemas.stats import Figure, stat
 from hybridmix.transforms import columns, kernels, parallel
@@ -182,7 +183,7 @@ class QualityFilter:
 
     @property
     def reason(self) -> str:
-        return f"quality_{self.name}"
+        return FilterReason(f"quality_{self.name}").value
 
     def evaluate(self, view: TextView) -> Verdict:
         raise NotImplementedError
@@ -534,7 +535,7 @@ def build_filters(config: QualityConfig) -> list[tuple[FilterSpec, QualityFilter
 
 
 DECONTAMINATE = "decontaminate"
-CONTAMINATED = "contaminated"  # the reason in filtered/, and the flag's prefix in quality_flags
+CONTAMINATED = FilterReason.CONTAMINATED.value  # the reason in filtered/, and the flag's prefix in quality_flags
 _CONTAMINATED_BY = -2  # `dropped_by` of a document an evaluation item contaminates
 
 

@@ -8,6 +8,7 @@ import pytest
 from hybridmix.schemas.config import FilterSpec, QualityConfig
 from hybridmix.schemas.errors import ConfigError
 from hybridmix.schemas.filters import FILTER_PARAMS
+from hybridmix.schemas.reasons import FilterReason
 from hybridmix.transforms import kernels
 from hybridmix.transforms.filters import (
     REGISTRY,
@@ -107,6 +108,12 @@ def test_unknown_filter_and_bad_params_name_the_key():
 
 def test_every_registered_filter_declares_its_parameters_and_back():
     assert set(REGISTRY) == set(FILTER_PARAMS)
+
+
+def test_every_filter_has_its_reason_code():
+    # filtered/'s reason values are declared once, in schemas/reasons.py: a new filter must add its own.
+    reasons = {build_filter(FilterSpec(name=name)).reason for name in REGISTRY}
+    assert reasons == {r.value for r in FilterReason} - {FilterReason.CONTAMINATED.value}
 
 
 def test_resolved_config_lists_every_parameter_of_every_filter():
