@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
-import sys
 
 from hybridmix.pipelines.outputs import check_beside_output, output_lock, resolve_output
 from hybridmix.pipelines.report import (
@@ -24,6 +24,8 @@ from hybridmix.transforms.objectstore import read_bytes, read_commit
 from hybridmix.transforms.publish import MANIFEST, SUCCESS
 from hybridmix.transforms.report_html import REPORT, build_report
 from hybridmix.transforms.storage import is_remote, list_files, open_parquet, parquet_threads, write_atomically
+
+log = logging.getLogger(__name__)
 
 # What `inspect` and the run summary read from a manifest, with the type each must have.
 _REQUIRED = {"run_id": str, "config": dict, "counts": dict, "totals": dict, "mixture": dict, "outputs": dict,
@@ -81,11 +83,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.out)
     folder, finished = run_folder(args.out)
     if not finished:
-        print(f"warning: {args.out} has no {SUCCESS}; the run did not finish", file=sys.stderr)
+        log.warning("%s has no %s; the run did not finish", args.out, SUCCESS)
     missing = missing_files(folder, manifest)
     if missing:
-        print(f"warning: {len(missing)} file(s) listed in the manifest are missing: {', '.join(missing[:5])}"
-              + (", ..." if len(missing) > 5 else ""), file=sys.stderr)
+        log.warning("%d file(s) listed in the manifest are missing: %s%s", len(missing), ", ".join(missing[:5]),
+                    ", ..." if len(missing) > 5 else "")
     if args.json:
         print(json.dumps(manifest, indent=2))
         return 0 if finished and not missing else 2
