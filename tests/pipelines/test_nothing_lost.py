@@ -811,6 +811,7 @@ def test_inspect_on_broken_outputs(tmp_path):
     (out / "_SUCCESS").unlink()
     warned = _cli("inspect", out, "--json")
     assert warned.returncode == 2 and "has no _SUCCESS" in warned.stderr and json.loads(warned.stdout)["run_id"]
+    assert warned.stderr.startswith("hybridmix: warning: "), warned.stderr
     victim = sorted((out / "data").iterdir())[0]
     victim.unlink()
     missing = _cli("inspect", out)
