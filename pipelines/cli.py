@@ -57,7 +57,8 @@ EXIT_CODES = """exit codes (what a scheduler should do):
   4    a collapse guard was violated; nothing was published (change the recipe; do not retry)
   5    the data cannot meet the mixture's targets (change targets, budget or max_repeats; do not retry)
   75   the output folder is locked by another run, or (object stores) another run published there
-       first (temporary: retry later)
+       first, or a service the run needs did not answer (an object store, --job_endpoint) and nothing
+       was run (temporary: retry later)
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM; nothing was published
   141  standard output was closed early (e.g. piped into `head`)"""
 
@@ -79,6 +80,7 @@ VALIDATE_EXIT_CODES = """exit codes:
   3    data error: inputs missing or unreadable, an earlier output's index incomplete (fix the data)
   5    certainly infeasible: even every input row could not fill the mixture (change targets, budget or
        max_repeats)
+  75   an object store or --job_endpoint did not answer (temporary: retry later)
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM"""
 
 # inspect, explain and report: they read a finished output and write nothing into it (report
@@ -169,7 +171,9 @@ def _parser() -> argparse.ArgumentParser:
         help="run the mixing pipeline",
         description=(
             "Run the mixing pipeline described by CONFIG. Options not listed here are passed to "
-            "Apache Beam as pipeline options, e.g. --runner=FlinkRunner --flink_master=host:8081. "
+            "Apache Beam as pipeline options, e.g. --runner=PortableRunner --job_endpoint=localhost:8099 "
+            "--environment_type=LOOPBACK for a Flink job server (README: Running at scale), or "
+            "--s3_endpoint_url=URL. "
             "Without --runner Beam's in-process FnApiRunner is used (no network access). The output "
             "folder must be new, empty, or a finished hybridmix output."),
         epilog=EXIT_CODES,
@@ -194,7 +198,8 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="check a config, its input files and its output folder without running",
         description=("Validate CONFIG as `run` does before it starts, with the flags run would get (--seed, "
-                     "--run-id, --if-exists, --force, --against): the config, each corpus's files and columns, "
+                     "--run-id, --if-exists, --force, --against, and Beam's pipeline options such as "
+                     "--s3_endpoint_url or --job_endpoint): the config, each corpus's files and columns, "
                      "earlier outputs, a mixture no input could fill, and the output folder (--output, or "
                      "output.path), which run must be able to write beside (tested with an empty folder made "
                      "there and removed) and may replace only as those flags say. Nothing else is written."),
@@ -362,11 +367,11 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
         return cmd_run(args, rest)
     if args.command == "warmup":
         return cmd_warmup(args)
-    # Remote paths of the other commands reach their store as boto3 and Beam's defaults do (AWS_*
-    # environment variables); `run` takes Beam's --s3_* options too.
-    use_options(PipelineOptions([]))
     if args.command == "validate":
-        return cmd_validate(args)
+        return cmd_validate(args, rest)
+    # Remote paths of the other commands reach their store as boto3 and Beam's defaults do (AWS_*
+    # environment variables); `run` and `validate` take Beam's --s3_* options too.
+    use_options(PipelineOptions([]))
     if args.command == "plan":
         return cmd_plan(args)
     if args.command == "train-scorer":
@@ -390,7 +395,7 @@ def _output_folder(args: argparse.Namespace) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
-    if rest and args.command != "run":
+    if rest and args.command not in ("run", "validate"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     out = _output_folder(args) if args.log_file else None
     if out is not None:
@@ -449,6 +454,16 @@ def console_main(argv: Sequence[str] | None = None) -> int:
     # loading would now call a late signal an interruption that published nothing.
     for signum in _STOP_SIGNALS:
         signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+    if code > 128 and any(t.is_alive() and not t.daemon for t in threading.enumerate()
+                          if t is not threading.main_thread()):
+        # An interrupted run whose engine's workers are threads of this process (LOOPBACK) can leave
+        # some that never end, and the interpreter would wait for them after the last line: a
+        # scheduler waited on a process that had said "interrupted". Everything is reported and
+        # removed, and the lock goes with the process.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     gc.freeze()
     return code
 

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -15,6 +16,7 @@ from enum import StrEnum
 import apache_beam as beam
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.runner import PipelineState
 
 from hybridmix.pipelines.build import (
     RunContext,
@@ -46,10 +48,10 @@ from hybridmix.pipelines.plan import certainly_infeasible
 from hybridmix.pipelines.progress import in_process, watch_run
 from hybridmix.pipelines.report import summary
 from hybridmix.schemas.config import PipelineConfig, load_config
-from hybridmix.schemas.errors import ConfigError, InfeasibleMixtureError, OutputError
+from hybridmix.schemas.errors import ConfigError, InfeasibleMixtureError, OutputError, Unreachable
 from hybridmix.transforms import kernels, parallel
 from hybridmix.transforms.decontam import plan_eval_sets
-from hybridmix.transforms.inputs import InputFile, plan_inputs
+from hybridmix.transforms.inputs import InputFile, one_line, plan_inputs
 from hybridmix.transforms.objectstore import read_commit, s3_settings, start_attempt
 from hybridmix.transforms.prior import plan_prior
 from hybridmix.transforms.report_html import REPORT
@@ -239,12 +241,55 @@ def kernel_threads(options: PipelineOptions, asked: int | None) -> int:
     return asked or parallel.available_cores()
 
 
+def _run_to_the_end(pipeline: beam.Pipeline) -> None:
+    """Run the pipeline and wait for it. A job on an engine (PortableRunner) runs on its own after
+    this process stops waiting, so a signal or an error while waiting cancels it, and waits up to
+    30 s for it to stop: under LOOPBACK its workers are threads of this process, and the staging
+    folder they write into is removed next. An engine's job left running held the cluster, and its
+    workers this process, long after `interrupted` was printed."""
+    try:
+        result = pipeline.run()
+    except RuntimeError as exc:
+        if "Unable to fetch remote job server jar" in str(exc):
+            raise ConfigError(f"{one_line(exc)}: this runner downloads its job server, and this machine cannot; "
+                              "start the job server yourself and pass --runner=PortableRunner "
+                              "--job_endpoint=HOST:PORT (see the README's 'Running at scale')") from None
+        raise
+    try:
+        result.wait_until_finish()
+    except BaseException:
+        try:
+            if not PipelineState.is_terminal(result.state):
+                result.cancel()
+                result.wait_until_finish(duration=30_000)
+        except Exception:  # noqa: BLE001 - the run is failing already; its own error is the one to report
+            log.info("cancelling the job failed", exc_info=True)
+        raise
+
+
+def check_job_server(options: PipelineOptions) -> None:
+    """A portable runner's job server answers at --job_endpoint, before the inputs are planned: without
+    one the run showed `read: 0 of N rows` for a minute and then failed with a FutureTimeoutError."""
+    values = options.get_all_options()
+    endpoint = values.get("job_endpoint") or ""
+    if values.get("runner") != "PortableRunner" or ":" not in endpoint:
+        return
+    host, _, port = endpoint.rpartition(":")
+    try:
+        socket.create_connection((host or "localhost", int(port)), timeout=10).close()
+    except (OSError, ValueError) as exc:
+        raise Unreachable(f"--job_endpoint {endpoint}: no Beam job server answers there "
+                          f"({getattr(exc, 'strerror', None) or exc}); start it (Flink: see the README's "
+                          "'Running at scale'), or check the address; nothing was run") from None
+
+
 def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
     started = time.monotonic()
     config = overridden_config(args)
     base_dir = os.path.dirname(os.path.abspath(args.config))
     out_dir = _output_path(config, base_dir, args.output)
     options = beam_options(beam_flags)
+    check_job_server(options)
     _load_kernels_behind(options)
     use_options(options)
     if_exists = if_exists_of(args)
@@ -276,7 +321,7 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
                 progress.running(ctx.plan, config.output.ledger)
                 parallel.set_threads(kernel_threads(options, args.kernel_threads))
                 with worker_stderr_to_log(not args.verbose, args.log_file):
-                    pipeline.run().wait_until_finish()
+                    _run_to_the_end(pipeline)
             finally:
                 parallel.set_threads(threads_before)
                 # After a successful publish the staging folder is the output. After a failure or an
@@ -304,9 +349,12 @@ def carried_text(files: list[InputFile]) -> str:
                      for (output, run_id), (n_files, taken, copies, other) in sorted(outputs.items()))
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def cmd_validate(args: argparse.Namespace, beam_flags: list[str] = ()) -> int:
     """Everything `run` checks before it starts the pipeline, without running it (the only write is the
     empty folder that tests the output's location, removed at once)."""
+    options = beam_options(list(beam_flags))
+    use_options(options)
+    check_job_server(options)
     config = overridden_config(args)
     if_exists = if_exists_of(args)
     base_dir = os.path.dirname(os.path.abspath(args.config))

@@ -73,6 +73,14 @@ class OutputLocked(OutputError):
     code = "locked"
 
 
+class Unreachable(HybridmixError):
+    """A service the run needs did not answer (an object store's endpoint, a runner's job server):
+    nothing was run; retry later (EX_TEMPFAIL), or fix the address."""
+
+    exit_code = 75
+    code = "unreachable"
+
+
 class Interrupted(BaseException):
     """The run was stopped by a signal; its staging folder was removed and nothing was published.
 
@@ -134,6 +142,7 @@ ERRORS_BY_CODE: dict[str, type[HybridmixError]] = {
         GuardViolation,
         OutputError,
         OutputLocked,
+        Unreachable,
         FatalError,
     )
 }

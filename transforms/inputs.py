@@ -41,6 +41,7 @@ from hybridmix.transforms.earlier import (
     carried_counts,
     find_outputs,
 )
+from hybridmix.transforms.objectstore import check_reachable
 from hybridmix.transforms.storage import (
     file_identity,
     file_size,
@@ -485,6 +486,7 @@ def plan_inputs(config: IngestConfig, base_dir: str, jsonl_chunk_bytes: int = js
     bad: list[BadFile] = []
     seen: dict[str, list[CorpusConfig]] = {}
     run_ids: dict[str, str] = {}
+    check_reachable([p for corpus in config.corpora for p in corpus.paths if is_remote(p)])
     for ci, corpus in enumerate(config.corpora):
         matched: list[tuple[str, int, float]] = []
         outputs: dict[str, EarlierOutput] = {}

@@ -29,7 +29,7 @@ import socket
 import time
 from typing import Any
 
-from hybridmix.schemas.errors import OutputError
+from hybridmix.schemas.errors import ConfigError, OutputError, Unreachable
 from hybridmix.transforms.storage import (
     create_raw,
     current_options,
@@ -50,6 +50,23 @@ LOCKING_SCHEMES = ("s3",)
 # i.e. the AWS_* environment variables and ~/.aws).
 _S3_OPTIONS = ("s3_access_key_id", "s3_secret_access_key", "s3_session_token", "s3_endpoint_url",
                "s3_region_name", "s3_api_version", "s3_verify", "s3_disable_ssl")
+
+
+# Seconds to wait for an object store to answer the first question of a run.
+_ASK_SECONDS = 10
+
+
+def check_reachable(paths: list[str]) -> None:
+    """Each s3:// bucket among `paths` answers (its existence is the caller's question): fails in
+    seconds with Unreachable where Beam's file system would retry for minutes."""
+    asked: set[str] = set()
+    for path in paths:
+        if scheme(path) not in LOCKING_SCHEMES:
+            continue
+        bucket = path.split("://", 1)[1].split("/", 1)[0]
+        if bucket not in asked:
+            asked.add(bucket)
+            Store(path).bucket_exists(path)
 
 
 class PreconditionFailed(Exception):
@@ -97,17 +114,47 @@ class Store:
     def conditional(self) -> bool:
         return self.scheme in LOCKING_SCHEMES
 
-    def _s3(self):
-        if self._client is None:
+    def _s3(self, config=None):
+        if self._client is None or config is not None:
             import boto3
 
             s = self._settings
-            self._client = boto3.session.Session().client(
+            client = boto3.session.Session().client(
                 "s3", region_name=s.get("s3_region_name"), api_version=s.get("s3_api_version"),
                 use_ssl=not s.get("s3_disable_ssl"), verify=s.get("s3_verify"),
                 endpoint_url=s.get("s3_endpoint_url"), aws_access_key_id=s.get("s3_access_key_id"),
-                aws_secret_access_key=s.get("s3_secret_access_key"), aws_session_token=s.get("s3_session_token"))
+                aws_secret_access_key=s.get("s3_secret_access_key"), aws_session_token=s.get("s3_session_token"),
+                config=config)
+            if config is not None:
+                return client
+            self._client = client
         return self._client
+
+    def bucket_exists(self, path: str) -> bool:
+        """Whether the bucket of `path` exists, asked once with short timeouts: Beam's S3 file system
+        retries a store that does not answer for about ten minutes, in silence, and then reports a
+        missing file. Raises Unreachable when the endpoint does not answer."""
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+        bucket, _ = self._bucket_key(path)
+        client = self._s3(Config(connect_timeout=_ASK_SECONDS, read_timeout=_ASK_SECONDS,
+                                 retries={"max_attempts": 2, "mode": "standard"}))
+        try:
+            client.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code"))
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                return False
+            if code in ("403", "AccessDenied"):
+                raise ConfigError(f"{path}: access to bucket {bucket!r} is denied with these credentials "
+                                  "(--s3_access_key_id or the AWS_* environment)") from None
+            raise
+        except (EndpointConnectionError, BotoCoreError) as exc:
+            where = self._settings.get("s3_endpoint_url") or client.meta.endpoint_url
+            raise Unreachable(f"{path}: the object store at {where} does not answer ({exc}); nothing was run: "
+                              "retry later, or check --s3_endpoint_url") from None
+        return True
 
     @staticmethod
     def _bucket_key(path: str) -> tuple[str, str]:

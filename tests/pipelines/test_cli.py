@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -225,6 +226,23 @@ def test_a_filter_share_given_as_a_percentage_stops_validate_and_run(tmp_path, c
         assert not out.exists()
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_validate_takes_beam_options_and_asks_the_job_server(tmp_path):
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    out = str(tmp_path / "out")
+    assert _cli("validate", config, "--output", out, "--s3_region_name=eu-west-1").returncode == 0
+    down = _cli("validate", config, "--output", out, "--runner=PortableRunner",
+                f"--job_endpoint=localhost:{_free_port()}")
+    assert down.returncode == 75 and "no Beam job server answers there" in down.stderr, down.stderr
+    assert _cli("validate", config, "--output", out, "--runer=x").returncode == 2
+
+
 def _cli(*args, cwd=None):
     env = dict(os.environ, PYTHONPATH=ROOT)
     return subprocess.run([sys.executable, "-m", "hybridmix.pipelines.cli", *args], capture_output=True, text=True,
@@ -243,8 +261,10 @@ def _cli(*args, cwd=None):
                           "mixture needs 4,000,000 (40.00% of 10,000,000)"),
         ("unknown-flag", 2, "unknown option(s): --runer"),
         ("output-inside-input", 2, "is inside input folder"),
+        ("no-job-server", 75, "no Beam job server answers there"),
     ],
-    ids=["bad-config", "missing-files", "guard", "infeasible", "impossible", "unknown-flag", "output-inside-input"],
+    ids=["bad-config", "missing-files", "guard", "infeasible", "impossible", "unknown-flag", "output-inside-input",
+         "no-job-server"],
 )
 def test_errors_exit_with_documented_code_and_one_line(tmp_path, case, code, message):
     _corpus(tmp_path)
@@ -264,6 +284,9 @@ def test_errors_exit_with_documented_code_and_one_line(tmp_path, case, code, mes
     elif case == "unknown-flag":
         config = _config(tmp_path)
         extra = ["--runer=FlinkRunner"]
+    elif case == "no-job-server":
+        config = _config(tmp_path)
+        extra = ["--runner=PortableRunner", f"--job_endpoint=localhost:{_free_port()}", "--environment_type=LOOPBACK"]
     else:
         config = _config(tmp_path)
     out = tmp_path / "in" / "human" / "out" if case == "output-inside-input" else tmp_path / "out"

@@ -348,10 +348,39 @@ def test_signals_clean_up_and_exit_128_plus_the_signal(slow_run, tmp_path, signu
     assert _cli("run", config, "--output", out).returncode == 0
 
 
-def _entry_point_command() -> list[str]:
-    """What pip's `hybridmix` script runs, from pyproject.toml (an installed script may be older)."""
+def test_an_interrupted_run_ends_its_process_though_worker_threads_remain(slow_run, tmp_path):
+    """Under an engine's LOOPBACK environment the job's workers are threads of this process; an
+    interrupted job's could outlive the run, and the process, its last line printed, never ended
+    (a scheduler waited on it). A thread that never ends stands in for them here."""
+    _, config = slow_run
+    out = tmp_path / "out"
+    module, function = _entry_point()
+    lingering = (f"import sys, threading, time; threading.Thread(target=time.sleep, args=(3600,)).start(); "
+                 f"from {module} import {function}; sys.exit({function}())")
+    proc = subprocess.Popen([sys.executable, "-c", lingering, "run", str(config), "--output", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    _wait_for_staging(proc, out)
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("hybridmix: interrupted by SIGINT"), err
+    assert not out.exists() and _leftovers(out) == []
+
+
+def _entry_point() -> tuple[str, str]:
+    """The module and function pip's `hybridmix` script runs, from pyproject.toml (an installed script
+    may be older)."""
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as fh:
         module, function = tomllib.load(fh)["project"]["scripts"]["hybridmix"].split(":")
+    return module, function
+
+
+def _entry_point_command() -> list[str]:
+    module, function = _entry_point()
     return [sys.executable, "-c", f"import sys; from {module} import {function}; sys.exit({function}())"]
 
 
