@@ -52,7 +52,7 @@ from hybridmix.schemas.errors import ConfigError, InfeasibleMixtureError, Output
 from hybridmix.transforms import kernels, parallel
 from hybridmix.transforms.decontam import plan_eval_sets
 from hybridmix.transforms.inputs import InputFile, one_line, plan_inputs
-from hybridmix.transforms.objectstore import read_commit, s3_settings, start_attempt
+from hybridmix.transforms.objectstore import check_reachable, read_commit, s3_settings, start_attempt
 from hybridmix.transforms.prior import plan_prior
 from hybridmix.transforms.report_html import REPORT
 from hybridmix.transforms.sketch import lsh_shape
@@ -295,6 +295,7 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
     if_exists = if_exists_of(args)
     # Started before the inputs are planned: reading many footers (remote ones above all) takes a while.
     with watch_run(sys.stderr, options, args.quiet, args.log_file) as progress:
+        check_reachable([out_dir])  # the inputs' stores are asked when they are planned
         ctx = prepare_run(config, base_dir, out_dir, args.run_id)
         # A mixture that even every input row could not fill fails now, not after filters and dedup.
         impossible = certainly_infeasible(config, ctx.plan)

@@ -256,3 +256,36 @@ def test_a_store_without_conditional_writes_needs_no_lock_said_out_loud(corpus, 
                            env=env)
     assert local.returncode == 2 and "a local output is always locked" in local.stderr, local.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_bucket_that_does_not_exist_is_refused_before_the_run(endpoint, corpus):
+    _, config = corpus
+    out = f"s3://hm-absent-{os.getpid()}/out"
+    for command in ("validate", "run"):
+        flags = s3.beam_flags(endpoint) if command == "validate" else []
+        refused = _cli(endpoint, command, config, "--output", out, *flags)
+        assert refused.returncode == 2, refused.stderr
+        assert f"bucket 'hm-absent-{os.getpid()}' does not exist" in refused.stderr, refused.stderr
+        assert "internal error" not in refused.stderr
+
+
+def test_a_store_that_does_not_answer_fails_in_seconds_with_exit_75(corpus, tmp_path):
+    # Beam's S3 file system retried an endpoint that did not answer for about ten minutes, in silence,
+    # then called it a data error (exit 3).
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    root, _ = corpus
+    local_config = yaml.safe_load((root / "in" / "config.yaml").read_text())
+    local_config["corpora"][0]["paths"] = ["s3://hm-nowhere/in/human/*.parquet"]
+    config = write_config(tmp_path / "remote.yaml", local_config)
+    for command in ("validate", "run"):
+        started = time.monotonic()
+        flags = s3.beam_flags(down) if command == "validate" else []
+        failed = _cli(down, command, config, "--output", str(tmp_path / "out"), *flags)
+        assert failed.returncode == 75, failed.stderr
+        assert f"the object store at {down} does not answer" in failed.stderr, failed.stderr
+        assert time.monotonic() - started < 120
+    assert not (tmp_path / "out").exists()
