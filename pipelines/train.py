@@ -38,8 +38,9 @@ def add_parser(sub, parents: list[argparse.ArgumentParser], **how) -> None:
     train.add_argument("--text-column", default="text", help="the column holding the texts (default text)")
     train.add_argument("--label-column", required=True,
                        help="what the scorer learns: booleans, or numbers scaled by --label-range to [0, 1]")
-    train.add_argument("--label-range", nargs=2, type=float, metavar=("LOW", "HIGH"), default=(0.0, 1.0),
-                       help="the label's worst and best values (default 0 1); e.g. 1 2 for AlpacaEval preferences")
+    train.add_argument("--label-range", nargs=2, type=float, metavar=("WORST", "BEST"), default=(0.0, 1.0),
+                       help="the label's worst and best values (default 0 1); e.g. 1 2 for AlpacaEval preferences, "
+                            "5 1 for a rating where 1 is best (lower is better)")
     train.add_argument("--group-column",
                        help="held-out folds: a document is scored by a model trained without its group (generator)")
     train.add_argument("--holdout-column",
@@ -47,7 +48,8 @@ def add_parser(sub, parents: list[argparse.ArgumentParser], **how) -> None:
                             "metrics do not reward learning which prompts are easy")
     # One fold leaves nothing to train on while it is scored: the AUC came out NaN.
     train.add_argument("--folds", type=whole_number(2), default=5,
-                       help="folds of each held-out column (default 5; at least 2)")
+                       help="folds of each held-out column (default 5; at least 2). Values are dealt to folds by a "
+                            "hash, so with few groups a fold may get none: the metrics say how many folds held any")
     train.add_argument("--nuisance-column", action="append", default=[],
                        help="a column that explains labels without saying anything about the text (the judge, "
                             "the prompt): fitted apart, left out of the score; repeatable")
@@ -109,9 +111,10 @@ def _stratum_weights(items: list[str]) -> dict[str, float]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    # Worst and best in either order: a rating where 1 is best is `--label-range 5 1`.
     low, high = args.label_range
-    if not high > low:
-        raise ConfigError(f"--label-range: HIGH must be above LOW, got {low:g} {high:g}")
+    if high == low:
+        raise ConfigError(f"--label-range: WORST and BEST must differ, got {low:g} {high:g}")
     if not 4 <= args.bits <= 24:
         raise ConfigError(f"--bits: between 4 and 24, got {args.bits}")
     weights = _stratum_weights(args.stratum_weight)

@@ -230,3 +230,22 @@ def test_train_scorer_names_a_missing_column_and_the_columns_present(tmp_path, c
     err = capsys.readouterr().err
     assert ("labelled.parquet: no columns 'score' (--label-column), 'model' (--group-column); its columns: id, "
             "text, generator, prompt_id, label") in err
+
+
+def test_train_scorer_takes_a_label_where_lower_is_better(tmp_path, capsys):
+    # --label-range WORST BEST in either order: a rating where 1 is best need not be rewritten first.
+    labelled = _labelled_answers(tmp_path / "labelled.parquet")
+    flipped = pc.subtract(pa.scalar(1, pa.int8()), labelled.column("label"))
+    pq.write_table(labelled.set_column(labelled.schema.get_field_index("label"), "label", flipped),
+                   tmp_path / "flipped.parquet")
+    common = ["--label-column", "label", "--bits", "12", "--group-column", "generator"]
+    assert main(["train-scorer", str(tmp_path / "labelled.parquet"), *common, "--output", str(tmp_path / "a.npz")]) == 0
+    assert main(["train-scorer", str(tmp_path / "flipped.parquet"), *common, "--label-range", "1", "0",
+                 "--output", str(tmp_path / "b.npz")]) == 0
+    with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "b.npz") as b:
+        assert np.abs(a["hashed_weights"]).max() > 0
+        np.testing.assert_allclose(a["hashed_weights"], b["hashed_weights"], rtol=1e-6, atol=1e-9)
+    capsys.readouterr()
+    assert main(["train-scorer", str(tmp_path / "labelled.parquet"), *common, "--label-range", "1", "1",
+                 "--output", str(tmp_path / "c.npz")]) == 2
+    assert "WORST and BEST must differ" in capsys.readouterr().err
