@@ -136,6 +136,8 @@ class _CheckIdsFn(beam.DoFn):
             k = np.arange(len(ids)) - first_of
             # `-<k>` past the ids the partition already holds: another corpus's input ids may use that form.
             taken = set(ids[~renamed].tolist())
+            if claimed is not None:  # filtered documents' ids too, when none of them repeats
+                taken.update(claimed.column("doc_id").to_pylist())
             for i in np.nonzero(renamed)[0]:
                 n = int(k[i])
                 while f"{ids[i]}-{n}" in taken:

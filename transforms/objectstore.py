@@ -29,7 +29,7 @@ import socket
 import time
 from typing import Any
 
-from hybridmix.schemas.errors import ConfigError, OutputError, Unreachable
+from hybridmix.schemas.errors import OutputError, Unreachable
 from hybridmix.transforms.storage import (
     create_raw,
     current_options,
@@ -135,7 +135,14 @@ class Store:
         retries a store that does not answer for about ten minutes, in silence, and then reports a
         missing file. Raises Unreachable when the endpoint does not answer."""
         from botocore.config import Config
-        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            ConnectionClosedError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            ReadTimeoutError,
+        )
 
         bucket, _ = self._bucket_key(path)
         client = self._s3(Config(connect_timeout=_ASK_SECONDS, read_timeout=_ASK_SECONDS,
@@ -143,17 +150,15 @@ class Store:
         try:
             client.head_bucket(Bucket=bucket)
         except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code"))
-            if code in ("404", "NoSuchBucket", "NotFound"):
-                return False
-            if code in ("403", "AccessDenied"):
-                raise ConfigError(f"{path}: access to bucket {bucket!r} is denied with these credentials "
-                                  "(--s3_access_key_id or the AWS_* environment)") from None
-            raise
-        except (EndpointConnectionError, BotoCoreError) as exc:
+            # The store answered. Anything but "no such bucket" (a policy that allows reading a prefix
+            # but not HeadBucket, a region redirect) is left to the reads and writes that follow.
+            return str(exc.response.get("Error", {}).get("Code")) not in ("404", "NoSuchBucket", "NotFound")
+        except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError) as exc:
             where = self._settings.get("s3_endpoint_url") or client.meta.endpoint_url
             raise Unreachable(f"{path}: the object store at {where} does not answer ({exc}); nothing was run: "
                               "retry later, or check --s3_endpoint_url") from None
+        except BotoCoreError:
+            return True  # no credentials, say: not this question's to answer
         return True
 
     @staticmethod
