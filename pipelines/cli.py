@@ -421,7 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BaseException as exc:  # noqa: BLE001 - the one place that turns failures into exit codes
             if isinstance(exc, SystemExit):
                 raise
-            known = signals.received or _as_hybridmix_error(exc)
+            # An Interrupted that reaches here says best what happened (a run may have published first).
+            known = exc if isinstance(exc, Interrupted) else (signals.received or _as_hybridmix_error(exc))
             if known is None and any(isinstance(e, KeyboardInterrupt) for e in _chain(exc)):
                 known = Interrupted(signal.SIGINT, "SIGINT")
             log.debug("run failed", exc_info=True)

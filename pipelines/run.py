@@ -48,12 +48,19 @@ from hybridmix.pipelines.plan import certainly_infeasible
 from hybridmix.pipelines.progress import in_process, watch_run
 from hybridmix.pipelines.report import summary
 from hybridmix.schemas.config import PipelineConfig, load_config
-from hybridmix.schemas.errors import ConfigError, InfeasibleMixtureError, OutputError, Unreachable
+from hybridmix.schemas.errors import (
+    ConfigError,
+    InfeasibleMixtureError,
+    OutputError,
+    Unreachable,
+    stop_requested,
+)
 from hybridmix.transforms import kernels, parallel
 from hybridmix.transforms.decontam import plan_eval_sets
 from hybridmix.transforms.inputs import InputFile, one_line, plan_inputs
 from hybridmix.transforms.objectstore import check_reachable, read_commit, s3_settings, start_attempt
 from hybridmix.transforms.prior import plan_prior
+from hybridmix.transforms.publish import SUCCESS
 from hybridmix.transforms.report_html import REPORT
 from hybridmix.transforms.sketch import lsh_shape
 from hybridmix.transforms.storage import is_remote, use_options
@@ -267,6 +274,20 @@ def _run_to_the_end(pipeline: beam.Pipeline) -> None:
         raise
 
 
+def _published_by(ctx: RunContext) -> bool:
+    """Whether this very run (not an earlier one of the same id) is what the output now publishes."""
+    if is_remote(ctx.out_dir):
+        commit = read_commit(ctx.out_dir)
+        return commit is not None and commit.folder(ctx.out_dir) == ctx.stage_dir.rstrip("/")
+    if not os.path.isfile(os.path.join(ctx.out_dir, SUCCESS)):
+        return False
+    try:
+        manifest = read_manifest(ctx.out_dir)
+    except (OutputError, OSError, ValueError):
+        return False
+    return manifest.get("run_id") == ctx.run_id and manifest.get("started_at") == ctx.started_at
+
+
 def check_job_server(options: PipelineOptions) -> None:
     """A portable runner's job server answers at --job_endpoint, before the inputs are planned: without
     one the run showed `read: 0 of N rows` for a minute and then failed with a FutureTimeoutError."""
@@ -317,19 +338,26 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
                      len(ctx.plan.bad_files), ctx.stage_dir)
             threads_before = parallel.threads()
             try:
-                pipeline = beam.Pipeline(options=options)
-                build_pipeline(pipeline, config, ctx)
-                progress.running(ctx.plan, config.output.ledger)
-                parallel.set_threads(kernel_threads(options, args.kernel_threads))
-                with worker_stderr_to_log(not args.verbose, args.log_file):
-                    _run_to_the_end(pipeline)
-            finally:
-                parallel.set_threads(threads_before)
-                # After a successful publish the staging folder is the output. After a failure or an
-                # interrupt it goes, and an output parked by an interrupted publish goes back in place.
-                remove_staging(ctx.stage_dir, ctx.out_dir)
-                if not is_remote(ctx.out_dir):
-                    recover_and_clean(ctx.out_dir)
+                try:
+                    pipeline = beam.Pipeline(options=options)
+                    build_pipeline(pipeline, config, ctx)
+                    progress.running(ctx.plan, config.output.ledger)
+                    parallel.set_threads(kernel_threads(options, args.kernel_threads))
+                    with worker_stderr_to_log(not args.verbose, args.log_file):
+                        _run_to_the_end(pipeline)
+                finally:
+                    parallel.set_threads(threads_before)
+                    # After a successful publish the staging folder is the output. After a failure or an
+                    # interrupt it goes, and an output parked by an interrupted publish goes back in place.
+                    remove_staging(ctx.stage_dir, ctx.out_dir)
+                    if not is_remote(ctx.out_dir):
+                        recover_and_clean(ctx.out_dir)
+            except BaseException:
+                # However a runner wraps the signal's exception, the signal is recorded.
+                stop = stop_requested()
+                if stop is not None and _published_by(ctx):
+                    raise stop.after_publish(ctx.out_dir, ctx.run_id) from None
+                raise
     print(summary(read_manifest(ctx.out_dir)))
     took = time.monotonic() - started
     print(f"\nwrote {ctx.out_dir} in {took:.1f} s")

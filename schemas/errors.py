@@ -91,11 +91,18 @@ class Interrupted(BaseException):
 
     code = "interrupted"
 
-    def __init__(self, signum: int, name: str) -> None:
-        self.message = f"interrupted by {name}; nothing was published and the output folder is as it was"
+    def __init__(self, signum: int, name: str, message: str | None = None) -> None:
+        self.message = message or f"interrupted by {name}; nothing was published and the output folder is as it was"
         super().__init__(self.message)
         self.signum = signum
+        self.name = name
         self.exit_code = 128 + signum
+
+    def after_publish(self, out: str, run_id: str) -> Interrupted:
+        """The same signal, come too late to stop the run: its publish step had passed the last check
+        (a worker thread of an engine's job publishes while the main thread waits)."""
+        return Interrupted(self.signum, self.name, f"interrupted by {self.name} as the run published: {out} holds "
+                                                   f"run {run_id}, complete")
 
     def __str__(self) -> str:
         return f"[hybridmix:{self.code}] {self.message}"

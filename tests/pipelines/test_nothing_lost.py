@@ -348,6 +348,27 @@ def test_signals_clean_up_and_exit_128_plus_the_signal(slow_run, tmp_path, signu
     assert _cli("run", config, "--output", out).returncode == 0
 
 
+def test_a_signal_after_the_publish_says_the_run_was_published(slow_run, tmp_path):
+    """On an engine the publish step runs on a worker thread: a Ctrl-C that came as it renamed the
+    folder into place was reported as "nothing was published" over a complete output (seen on
+    Flink). Here the run is held just after the rename, as that worker would be, and interrupted."""
+    _, config = slow_run
+    out = tmp_path / "out"
+    proc = _start(config, out, env={"HYBRIDMIX_HOLD_AT": "publish:moved",
+                                    "HYBRIDMIX_HOLD_UNTIL": str(tmp_path / "never")})
+    deadline = time.monotonic() + 300
+    while not (out / "_SUCCESS").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (out / "_SUCCESS").exists(), "the run never published"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    run_id = _complete(out)
+    assert err.strip().splitlines()[-1] == (f"hybridmix: interrupted by SIGINT as the run published: {out} holds run "
+                                            f"{run_id}, complete"), err
+    assert _leftovers(out) == []
+
+
 def test_an_interrupted_run_ends_its_process_though_worker_threads_remain(slow_run, tmp_path):
     """Under an engine's LOOPBACK environment the job's workers are threads of this process; an
     interrupted job's could outlive the run, and the process, its last line printed, never ended
