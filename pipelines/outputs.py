@@ -30,6 +30,7 @@ from hybridmix.transforms.manifest import OUTPUT_FOLDERS, listed_paths
 from hybridmix.transforms.objectstore import (
     LOCKING_SCHEMES,
     Store,
+    bucket_key,
     foreign_objects,
     read_commit,
     scheme,
@@ -166,9 +167,8 @@ def unlisted_files(out: str) -> list[str]:
 
 def _check_remote_output(out: str, input_paths: list[str]) -> Existing:
     if scheme(out) in LOCKING_SCHEMES and not Store(out).bucket_exists(out):
-        bucket = out.split("://", 1)[1].split("/", 1)[0]
-        raise OutputError(f"{out}: bucket {bucket!r} does not exist; create it first (hybridmix does not create "
-                          "buckets)")
+        raise OutputError(f"{out}: bucket {bucket_key(out)[0]!r} does not exist; create it first (hybridmix does "
+                          "not create buckets)")
     prefix = out.rstrip("/") + "/"
     for path in input_paths:
         if path.startswith(prefix):

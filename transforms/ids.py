@@ -64,11 +64,11 @@ def _uids_of_filtered(rows: pa.RecordBatch, file_names: tuple[str, ...]) -> np.n
     return make_uids(files.to_numpy(zero_copy_only=False).astype(np.int64), rows.column("source_row").to_numpy())
 
 
-def _key_by_doc_id(batch: pa.RecordBatch, partitions: int, derived: list[str]):
-    """INFO batch -> (doc_id partition, (False, rows))."""
+def _key_by_doc_id(batch: pa.RecordBatch, partitions: int, derived: list[str], filtered: bool = False):
+    """INFO batch (or FILTERED_IDS batch, `filtered`) -> (doc_id partition, (filtered, rows))."""
     keys = stable_hash64(_partition_ids(batch.column("doc_id"), derived), "doc_id")
     for part, rows in split_batch(batch, (keys % np.uint64(partitions)).astype(np.int64), partitions):
-        yield part, (False, rows)
+        yield part, (filtered, rows)
 
 
 def _key_filtered(rows: pa.RecordBatch, file_names: tuple[str, ...], partitions: int, derived: list[str]):
@@ -76,9 +76,7 @@ def _key_filtered(rows: pa.RecordBatch, file_names: tuple[str, ...], partitions:
     claims = pa.RecordBatch.from_arrays(
         [pa.array(_uids_of_filtered(rows, file_names), pa.int64()), rows.column("doc_id"), rows.column("source"),
          rows.column("quality_score")], schema=FILTERED_IDS)
-    keys = stable_hash64(_partition_ids(claims.column("doc_id"), derived), "doc_id")
-    for part, part_rows in split_batch(claims, (keys % np.uint64(partitions)).astype(np.int64), partitions):
-        yield part, (True, part_rows)
+    yield from _key_by_doc_id(claims, partitions, derived, filtered=True)
 
 
 def _shares_ids(filtered: pa.ChunkedArray, kept: pa.ChunkedArray) -> bool:

@@ -56,6 +56,12 @@ _S3_OPTIONS = ("s3_access_key_id", "s3_secret_access_key", "s3_session_token", "
 _ASK_SECONDS = 10
 
 
+def bucket_key(path: str) -> tuple[str, str]:
+    """(bucket, key) of an object-store path."""
+    bucket, _, key = path.split("://", 1)[1].partition("/")
+    return bucket, key
+
+
 def check_reachable(paths: list[str]) -> None:
     """Each s3:// bucket among `paths` answers (its existence is the caller's question): fails in
     seconds with Unreachable where Beam's file system would retry for minutes."""
@@ -63,7 +69,7 @@ def check_reachable(paths: list[str]) -> None:
     for path in paths:
         if scheme(path) not in LOCKING_SCHEMES:
             continue
-        bucket = path.split("://", 1)[1].split("/", 1)[0]
+        bucket, _ = bucket_key(path)
         if bucket not in asked:
             asked.add(bucket)
             Store(path).bucket_exists(path)
@@ -114,21 +120,21 @@ class Store:
     def conditional(self) -> bool:
         return self.scheme in LOCKING_SCHEMES
 
-    def _s3(self, config=None):
-        if self._client is None or config is not None:
-            import boto3
-
-            s = self._settings
-            client = boto3.session.Session().client(
-                "s3", region_name=s.get("s3_region_name"), api_version=s.get("s3_api_version"),
-                use_ssl=not s.get("s3_disable_ssl"), verify=s.get("s3_verify"),
-                endpoint_url=s.get("s3_endpoint_url"), aws_access_key_id=s.get("s3_access_key_id"),
-                aws_secret_access_key=s.get("s3_secret_access_key"), aws_session_token=s.get("s3_session_token"),
-                config=config)
-            if config is not None:
-                return client
-            self._client = client
+    def _s3(self):
+        if self._client is None:
+            self._client = self._new_client()
         return self._client
+
+    def _new_client(self, config=None):
+        import boto3
+
+        s = self._settings
+        return boto3.session.Session().client(
+            "s3", region_name=s.get("s3_region_name"), api_version=s.get("s3_api_version"),
+            use_ssl=not s.get("s3_disable_ssl"), verify=s.get("s3_verify"),
+            endpoint_url=s.get("s3_endpoint_url"), aws_access_key_id=s.get("s3_access_key_id"),
+            aws_secret_access_key=s.get("s3_secret_access_key"), aws_session_token=s.get("s3_session_token"),
+            config=config)
 
     def bucket_exists(self, path: str) -> bool:
         """Whether the bucket of `path` exists, asked once with short timeouts: Beam's S3 file system
@@ -144,8 +150,8 @@ class Store:
             ReadTimeoutError,
         )
 
-        bucket, _ = self._bucket_key(path)
-        client = self._s3(Config(connect_timeout=_ASK_SECONDS, read_timeout=_ASK_SECONDS,
+        bucket, _ = bucket_key(path)
+        client = self._new_client(Config(connect_timeout=_ASK_SECONDS, read_timeout=_ASK_SECONDS,
                                  retries={"max_attempts": 2, "mode": "standard"}))
         try:
             client.head_bucket(Bucket=bucket)
@@ -161,17 +167,12 @@ class Store:
             return True  # no credentials, say: not this question's to answer
         return True
 
-    @staticmethod
-    def _bucket_key(path: str) -> tuple[str, str]:
-        bucket, _, key = path.split("://", 1)[1].partition("/")
-        return bucket, key
-
     def head(self, path: str) -> tuple[str | None, float] | None:
         """(version, modification time) of an object, or None when there is none."""
         if self.conditional:
             from botocore.exceptions import ClientError
 
-            bucket, key = self._bucket_key(path)
+            bucket, key = bucket_key(path)
             try:
                 found = self._s3().head_object(Bucket=bucket, Key=key)
             except ClientError as exc:
@@ -187,7 +188,7 @@ class Store:
         if self.conditional:
             from botocore.exceptions import ClientError
 
-            bucket, key = self._bucket_key(path)
+            bucket, key = bucket_key(path)
             condition = {"IfNoneMatch": "*"} if absent else {"IfMatch": expect} if expect else {}
             try:
                 self._s3().put_object(Bucket=bucket, Key=key, Body=data, **condition)
