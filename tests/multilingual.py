@@ -106,3 +106,50 @@ def edited(text: str, every: int = 80) -> str:
         elif ch.isalpha():
             chars[i] = "x" if ch != "x" else "y"
     return "".join(chars)
+
+# Refusals and disclaimers in more languages, written for these tests in the phrasings models use.
+REFUSALS_BY_LANGUAGE: dict[str, list[str]] = {
+    "zh-hant": ["作為一個AI語言模型，我無法提供這個人的私人資訊。", "抱歉，我無法協助完成這個請求。"],
+    "ko": ["그 요청은 도와드릴 수 없습니다. 다른 질문이 있으시면 말씀해 주세요."],
+    "es": ["Como modelo de lenguaje de IA, no tengo opiniones personales sobre este tema.",
+           "Lo siento, pero no puedo ayudarte con esa solicitud.",
+           "Soy solo una inteligencia artificial y no tengo acceso a internet en tiempo real."],
+    "pt": ["Como um modelo de linguagem, não posso fornecer aconselhamento médico.",
+           "Desculpe, mas não posso ajudar com isso."],
+    "fr": ["En tant qu'IA, je ne peux pas donner d'avis personnel sur cette question.",
+           "Je suis désolé, mais je ne peux pas répondre à cette demande.",
+           "Je ne suis pas en mesure de vous aider avec cela."],
+    "it": ["Come modello di linguaggio, non ho opinioni personali.", "Mi dispiace, ma non posso aiutarti con questa richiesta."],
+    "de": ["Als KI-Sprachmodell kann ich keine persönlichen Meinungen äußern.",
+           "Es tut mir leid, aber ich kann Ihnen dabei nicht helfen.",
+           "Ich bin nur eine KI und habe keinen Zugriff auf aktuelle Nachrichten."],
+    "nl": ["Als AI-taalmodel kan ik geen medisch advies geven.", "Het spijt me, maar ik kan je daar niet mee helpen."],
+    "pl": ["Jako model językowy, nie mam osobistych opinii.", "Przepraszam, ale nie mogę pomóc w tej sprawie."],
+    "ru": ["Как языковая модель ИИ, я не могу выражать личное мнение.",
+           "Извините, но я не могу помочь с этим запросом.",
+           "У меня нет доступа к интернету в реальном времени."],
+    "tr": ["Bir yapay zeka dil modeli olarak kişisel görüşlerim yok.", "Üzgünüm, bu konuda yardımcı olamam."],
+    "id": ["Sebagai model bahasa AI, saya tidak memiliki pendapat pribadi.",
+           "Maaf, saya tidak dapat membantu permintaan tersebut."],
+    "vi": ["Là một mô hình ngôn ngữ AI, tôi không có ý kiến cá nhân.", "Xin lỗi, nhưng tôi không thể giúp bạn việc này."],
+    "ar": ["بصفتي نموذجًا لغويًا، لا أستطيع تقديم نصائح طبية.", "عذرًا، لا يمكنني المساعدة في هذا الطلب."],
+    "fa": ["به عنوان یک مدل زبانی، من نظر شخصی ندارم.", "متاسفم، اما نمی‌توانم به این درخواست کمک کنم."],
+    "hi": ["एक एआई भाषा मॉडल के रूप में, मेरी कोई व्यक्तिगत राय नहीं है।", "मुझे खेद है, लेकिन मैं इसमें आपकी मदद नहीं कर सकता।"],
+}
+
+# Answers that use the same words without declining: a phrase shared with ordinary writing counts
+# only at the start of a sentence and followed by what follows a disclaimer.
+NOT_REFUSALS: list[str] = [
+    "Tecnologías como inteligencia artificial, blockchain y la nube están cambiando la banca.",
+    "Das bezeichnet man als künstliche Intelligenz. Sie lernt aus Daten.",
+    "Как искусственный интеллект меняет медицину: три примера из практики.",
+    "ChatGPT là một mô hình ngôn ngữ lớn do OpenAI phát triển.",
+    "Model ini digunakan sebagai kecerdasan buatan dalam aplikasi, misalnya untuk terjemahan.",
+    "Je suis désolé de l'apprendre. Voici quelques conseils pour mieux dormir.",
+    "Lo siento mucho por tu pérdida. Aquí tienes algunas ideas para el homenaje.",
+    "Leider regnet es morgen. Nimm einen Schirm mit.",
+    "Come intelligenza artificiale si intende un insieme di tecniche per far apprendere i computer.",
+    "Il sistema è stato progettato come assistente virtuale per gli ospedali.",
+    "Uno studio sull'IA: non posso credere a quanto sia migliorata la traduzione automatica.",
+    "Jako sztuczna inteligencja określa się systemy, które uczą się z danych.",
+]

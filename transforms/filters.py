@@ -30,6 +30,7 @@ from hybridmix.transforms import columns, kernels, parallel
 from hybridmix.transforms.batches import list_array, list_parts
 from hybridmix.transforms.decontam_core import EvalIndex, find_matches, matched_span
 from hybridmix.transforms.inputs import Lineage
+from hybridmix.transforms.refusals import REFUSAL_REGEX
 from hybridmix.transforms.scorer import score_histogram
 from hybridmix.transforms.text import analyze, scripts, string_buffers
 
@@ -101,6 +102,12 @@ class TextView:
         table = np.array(list(_CHARS_PER_WORD.values()) + [2], np.int64)  # 2 for a script not listed
         per_word = table[pc.fill_null(listed, len(_CHARS_PER_WORD)).to_numpy()]
         return np.where(self.unspaced, per_word, 1)
+
+    @cached_property
+    def word_equivalents(self) -> np.ndarray:
+        """Words, or in texts written mostly without spaces their units over `chars_per_word`: 50
+        Chinese characters are about 25 words."""
+        return self.word_counts / self.chars_per_word
 
     def repeated_coverages(self, ngrams) -> None:
         """Count the plain coverages of several n at once (`kernels.repeated_ngram_coverages`), for
@@ -343,8 +350,8 @@ class DuplicateLines(QualityFilter):
         return Verdict(values, by_lines | by_chars, np.where(by_lines, p.max_line_share, p.max_char_share), ">")
 
 
-@register("repeated_ngrams", 2)
-@register("repetition_loop", 2)
+@register("repeated_ngrams", 3)
+@register("repetition_loop", 3)
 class RepeatedNgrams(QualityFilter):
     """Words covered by a word n-gram that occurs twice or more (Gopher's duplicate n-gram rule).
 
@@ -352,12 +359,15 @@ class RepeatedNgrams(QualityFilter):
     (degenerate loops: 10-grams covering most of the text). In texts written mostly without
     spaces the units are single characters: n-grams of n words are read as n-grams of
     n * `TextView.chars_per_word` characters (v2; v1 dropped 2.4 % of the Chinese and 7.7 % of the
-    Japanese Debian Reference paragraphs, against 0.6 % of the English original).
+    Japanese Debian Reference paragraphs, against 0.6 % of the English original). `min_words` counts
+    words in those texts too (v3; v2 counted characters, and judged Chinese and Japanese paragraphs of
+    20-25 words, whose English originals are under the floor: 44 of the 64 drops of Chinese and
+    Japanese human text measured).
     """
 
     def evaluate(self, view: TextView) -> Verdict:
         values = view.repeated_coverage(self.params.ngram, per_word=True)
-        failed = (values > self.params.max_coverage) & (view.word_counts >= self.params.min_words)
+        failed = (values > self.params.max_coverage) & (view.word_equivalents >= self.params.min_words)
         return Verdict(values, failed, self.params.max_coverage, ">", f"{self.params.ngram}-grams")
 
 
@@ -382,39 +392,6 @@ class AlphaWords(QualityFilter):
 # Synthetic text
 
 
-_REFUSAL_PATTERNS = [
-    r"\bas an ai\b",
-    r"\bas a(?:n)? (?:large )?(?:language|ai|artificial intelligence) model\b",
-    r"\bi(?: am|'m) (?:just |only |merely )?an? (?:ai|artificial intelligence|language model|large language model|"
-    r"chatbot|virtual assistant|text-based)",
-    r"\bi(?: am|'m) (?:so |very |really )?sorry,? (?:but|i)\b",
-    r"\bi apologi[sz]e,? (?:but|for any confusion)\b",
-    r"\bi (?:cannot|can't|can ?not|won't|will not|am unable to|'m unable to|am not able to|'m not able to|"
-    r"do not have the ability to|don't have the ability to) (?:help|assist|provide|fulfill|fulfil|comply|create|"
-    r"generate|write|do that|answer|engage|support|offer|give|browse|access|share|recommend|predict|perform)",
-    r"\bmy (?:knowledge|training)(?: data)? (?:cutoff|cut-off|only goes|is limited|extends)",
-    r"\b(?:as of|since) my (?:last|latest) (?:knowledge|training|update)",
-    r"\bi do(?: not|n't) have (?:access to|personal|real-time|the ability|feelings|opinions|emotions|"
-    r"preferences|a physical|the capability)",
-    r"\bi(?:'m| am) not (?:able|capable|programmed|designed) to\b",
-    r"\bit(?: is|'s) not (?:appropriate|ethical) (?:for me )?to\b",
-    r"\bi must (?:decline|refuse|respectfully)\b",
-    # Chinese, Japanese, Korean: the common openings of a refusal or a model disclaimer.
-    r"作为(?:一个|一款|一名)?(?:ai|人工智能)|作为(?:一个|一款)?(?:大型)?语言模型",
-    r"我(?:只)?是(?:一个|一款)?(?:ai|人工智能|语言模型|大型语言模型)",
-    r"(?:抱歉|对不起|很遗憾)[，,！!。]?\s*(?:我|但|作为)",
-    r"我(?:无法|不能|没有办法|不可以|不会)(?:为你|为您|帮你|帮您)?(?:提供|帮助|协助|回答|完成|满足|生成|访问|浏览|预测|"
-    r"执行|分享|给出|创作|撰写|编写|参与|支持)",
-    # 我不会推荐 is advice ("I wouldn't recommend ..."); 我无法推荐 is a refusal ("I can't recommend ...").
-    r"我(?:无法|不能|没有办法|不可以)(?:为你|为您|帮你|帮您)?推荐",
-    r"我(?:没有|不具备)(?:个人|实时|访问|能力|感情|情感|观点|偏好|意识|身体)",
-    r"我的(?:知识|训练数据)(?:截止|有限|仅|只)",
-    r"申し訳(?:ありません|ございません)が|(?:ai|人工知能)(?:言語モデル)?として|お答えできません|お手伝いできません",
-    r"죄송(?:하지만|합니다만|합니다)|(?:ai|인공지능) ?(?:언어 ?모델|어시스턴트)(?:로서|으로서|입니다)",
-]
-_REFUSAL = "|".join(f"(?:{p})" for p in _REFUSAL_PATTERNS)  # one RE2 pass instead of one per phrase
-
-
 _QUOTED = r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}'  # quoted speech, straight or curly
 
 
@@ -430,7 +407,7 @@ def _opening(texts: pa.Array, window: int) -> pa.Array:
     return pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(out_offsets), pa.py_buffer(out))
 
 
-@register("refusal", 4)
+@register("refusal", 5)
 class Refusal(QualityFilter):
     """Refusals and model disclaimers ("As an AI language model", "I'm sorry, but I can't ...").
 
@@ -438,10 +415,9 @@ class Refusal(QualityFilter):
     answer may mention its limits in passing. Text in double quotes is skipped: quoted
     speech is not the writer refusing. With `max_words`, only answers shorter than that count:
     a disclaimer followed by a full answer is an answer (v3). 我不会推荐 ("I wouldn't recommend") is
-    advice, not a refusal (v4).
+    advice, not a refusal (v4). v5 knows the phrases in 14 more languages and in Traditional Chinese
+    (`transforms/refusals.py`).
     """
-
-
 
     def evaluate(self, view: TextView) -> Verdict:
         # The phrase search is shared by every refusal rule with the same window (the run's filter
@@ -450,7 +426,7 @@ class Refusal(QualityFilter):
         window = self.params.window_chars
         if window not in cache:
             cache[window] = pc.match_substring_regex(pc.utf8_lower(_opening(view.texts, window)),
-                                                     _REFUSAL).to_numpy(zero_copy_only=False)
+                                                     REFUSAL_REGEX).to_numpy(zero_copy_only=False)
         hit = cache[window]
         if self.params.max_words is None:
             return Verdict(hit.astype(np.float64), hit, 1.0, ">=", "refusal or disclaimer in the opening")
@@ -485,16 +461,30 @@ _COMPLETE_END = (r"(?:[.!?)\]}\"'`*_>:|]|\x{2019}|\x{201d}|[\x{2600}-\x{27bf}]|[
                  # v3: the double danda, Khmer, Myanmar, Tibetan and Ethiopic full stops; and any Thai or Lao
                  # character, since those scripts end a sentence with no mark at all.
                  r"|[\x{0965}\x{17D4}\x{17D5}\x{104A}\x{104B}\x{0F0D}\x{0F0E}\x{1362}\x{0E00}-\x{0EFF}]"
-                 r"|\w+/\S*)\s*$")
+                 # v4: Armenian ։ ՞ ՜, Greek ; (U+037E), full-width ：, Ethiopic ፧ and ፡፡, Canadian syllabics ᙮,
+                 # Mongolian ᠃, Javanese ꧉, Chakma 𑅁; » and ›, and « ‹ “ closing a quote where German
+                 # writes them (no space before); Tibetan's final ག, which takes no shad; Tai Tham and
+                 # Tai Viet, which end with no mark, as Thai.
+                 r"|[\x{0589}\x{055E}\x{055C}\x{037E}\x{FF1A}\x{1367}\x{166E}\x{1803}\x{A9C9}\x{11141}\x{00BB}"
+                 r"\x{203A}\x{0F42}\x{1A20}-\x{1AAF}\x{AA80}-\x{AADF}]|\x{1361}\x{1361}|\S[\x{00AB}\x{2039}\x{201C}]"
+                 r"|[\x{0370}-\x{03FF}\x{1F00}-\x{1FFF}];"  # Greek's question mark, which NFC makes a ";"
+                 r"|\w+/\S*)"
+                 # v4: invisible characters after the last mark (zero-width space, direction marks, an
+                 # emoji's variation selector) are not the end.
+                 r"[\s\x{200B}-\x{200F}\x{2060}\x{FEFF}\x{FE0E}\x{FE0F}]*$")
 
 
-@register("truncated", 3)
+@register("truncated", 4)
 class Truncated(QualityFilter):
-    """Answers that stop mid-sentence: no closing punctuation, long enough to have needed it."""
+    """Answers that stop mid-sentence: no closing punctuation, long enough to have needed it.
+
+    v4 knows more scripts' closing marks (`_COMPLETE_END`) and counts `min_words` as words in text
+    written without spaces (`TextView.word_equivalents`), as the repeated n-gram rules do.
+    """
 
     def evaluate(self, view: TextView) -> Verdict:
         complete = pc.match_substring_regex(view.tail, _COMPLETE_END).to_numpy(zero_copy_only=False)
-        failed = ~complete & (view.word_counts >= self.params.min_words)
+        failed = ~complete & (view.word_equivalents >= self.params.min_words)
         return Verdict(failed.astype(np.float64), failed, 1.0, ">=", "ends without closing punctuation")
 
 

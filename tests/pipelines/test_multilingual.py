@@ -9,7 +9,7 @@ import pytest
 
 from hybridmix.pipelines.cli import main
 from tests.builders import write_config, write_parquet
-from tests.multilingual import ANSWERS, PARAGRAPHS, REFUSALS, edited
+from tests.multilingual import ANSWERS, NOT_REFUSALS, PARAGRAPHS, REFUSALS, REFUSALS_BY_LANGUAGE, edited
 
 EDITED = ("zh", "ja", "ko", "th")
 
@@ -30,7 +30,10 @@ def run(tmp_path_factory):
                 human.append({"id": f"{lang}-{i}-copy", "text": edited(text)})
                 copies[f"{lang}-{i}-copy"] = f"{lang}-{i}"
     answers = [{"id": f"refusal-{i}", "text": t} for i, t in enumerate(REFUSALS)]
+    answers += [{"id": f"refusal-{lang}-{i}", "text": t}
+                for lang, texts in REFUSALS_BY_LANGUAGE.items() for i, t in enumerate(texts)]
     answers += [{"id": f"answer-{i}", "text": t} for i, t in enumerate(ANSWERS)]
+    answers += [{"id": f"not-refusal-{i}", "text": t} for i, t in enumerate(NOT_REFUSALS)]
     write_parquet(root / "human.parquet", human)
     write_parquet(root / "answers.parquet", answers)
     config = write_config(root / "mix.yaml", {
@@ -40,7 +43,7 @@ def run(tmp_path_factory):
         ],
         "quality": {"scorer": {"enabled": False}},
         # The answers are few: repeat them so that every human paragraph fits in the mix.
-        "mixture": {"unit": "documents", "targets": {"human": 0.8, "synthetic": 0.2},
+        "mixture": {"unit": "documents", "targets": {"human": 0.6, "synthetic": 0.4},
                     "sources": {"answers": {"max_repeats": 10}}},
     })
     out = str(root / "out")
@@ -53,10 +56,12 @@ def test_clean_paragraphs_of_every_script_pass_the_default_filters(run):
     assert [r["doc_id"] for r in _read(out, "filtered") if r["source"] == "pages"] == []
 
 
-def test_refusals_in_cjk_are_filtered(run):
+def test_refusals_in_every_language_are_filtered_and_look_alikes_kept(run):
     out, _ = run
     dropped = {r["doc_id"]: r["filter"] for r in _read(out, "filtered") if r["source"] == "answers"}
-    assert dropped == {f"refusal-{i}": "refusal_v4" for i in range(len(REFUSALS))}
+    refusals = [f"refusal-{i}" for i in range(len(REFUSALS))]
+    refusals += [f"refusal-{lang}-{i}" for lang, texts in REFUSALS_BY_LANGUAGE.items() for i in range(len(texts))]
+    assert dropped == {doc_id: "refusal_v5" for doc_id in refusals}  # and none of the not-refusal-* answers
 
 
 def test_near_copies_without_spaces_are_clustered_with_their_original(run):
@@ -191,6 +196,6 @@ def test_the_multilingual_example_mixes_english_and_chinese_at_its_script_target
         assert abs(human[script]["selected_units"] - human[script]["target_fraction"] * manifest["mixture"][
             "total_units"]) <= largest + 1
     dropped = {r["doc_id"]: r["filter"] for r in _read(out, "filtered") if r["source"] == "answers_zh"}
-    assert dropped["syn-zh-06b"] == "refusal_v4" and dropped["syn-zh-02c"] == "repetition_loop_v2"
+    assert dropped["syn-zh-06b"] == "refusal_v5" and dropped["syn-zh-02c"] == "repetition_loop_v3"
     near = {r["doc_id"]: r["kept_doc_id"] for r in _read(out, "duplicates") if r["source"] == "answers_zh"}
     assert near == {"syn-zh-00b": "syn-zh-00a"}

@@ -13,7 +13,7 @@ from hybridmix.schemas.config import FilterSpec, Origin, QualityConfig
 from hybridmix.transforms import minhash as mh
 from hybridmix.transforms.filters import TextView, build_filter
 from hybridmix.transforms.text import analyze, count_tokens, scripts
-from tests.multilingual import PARAGRAPHS, REFUSALS, edited
+from tests.multilingual import NOT_REFUSALS, PARAGRAPHS, REFUSALS, REFUSALS_BY_LANGUAGE, edited
 
 SCRIPT_OF = {"zh": "Hani", "ja": "Jpan", "ko": "Hang", "th": "Thai", "ar": "Arab", "en": "Latn", "zh-en": "Hani"}
 NO_SPACES = ("zh", "ja", "ko", "th")
@@ -68,6 +68,25 @@ def test_refusals_in_chinese_japanese_and_korean_are_caught():
     assert verdict.failed.all()
     clean = [t for ts in PARAGRAPHS.values() for t in ts]
     assert not refusal.evaluate(TextView(pa.array(clean))).failed.any()
+
+
+@pytest.mark.parametrize("lang", sorted(REFUSALS_BY_LANGUAGE))
+def test_refusals_in_more_languages_are_caught_as_written(lang):
+    """Composed or decomposed accents (NFC, NFD) and upper case: the same refusal (v4 knew English
+    and Chinese, Japanese and Korean only)."""
+    refusal = _filter("refusal", max_words=100)
+    texts = REFUSALS_BY_LANGUAGE[lang]
+    forms = texts + [t.upper() for t in texts]
+    if lang != "ko":  # Hangul in NFD is jamo, which no one writes
+        forms += [unicodedata.normalize("NFD", t) for t in texts]
+    assert refusal.evaluate(TextView(pa.array(forms))).failed.all()
+
+
+def test_sentences_with_a_refusals_words_are_not_refusals():
+    """"Como inteligencia artificial", "Als künstliche Intelligenz", "Как искусственный интеллект"
+    open ordinary sentences too; only a disclaimer's shape counts (sentence start, then "I" or "not")."""
+    refusal = _filter("refusal", max_words=100)
+    assert not refusal.evaluate(TextView(pa.array(NOT_REFUSALS))).failed.any()
 
 
 def test_advice_against_something_is_not_a_refusal():
@@ -146,6 +165,18 @@ def test_default_human_repetition_rule_judges_texts_of_50_words_or_more():
     assert rule.evaluate(view).failed.tolist() == [False, True]
 
 
+def test_the_repetition_floor_counts_words_in_text_without_spaces():
+    """v2 counted the 50-word floor in characters: Japanese paragraphs of 25 words, whose English
+    originals are under the floor, were judged and dropped (10 of 13 drops of the Debian Reference)."""
+    rule = build_filter(next(f for f in QualityConfig().filters
+                             if f.name == "repeated_ngrams" and f.origins == [Origin.HUMAN]))
+    short = "シェルは「~/」を現在のユーザーのホームディレクトリに展開します。シェルは「~foo/」をfooのホームディレクトリに展開します。"
+    long = short * 3  # about 60 words: judged, and its repeats are most of it
+    view = TextView(pa.array([short, long]))
+    assert 50 < view.word_counts[0] < 150 and view.word_equivalents[0] < 50 <= view.word_equivalents[1]
+    assert rule.evaluate(view).failed.tolist() == [False, True]
+
+
 def test_cut_off_answers_end_without_ideographic_full_stop():
     truncated = _filter("truncated", min_words=10)
     done = PARAGRAPHS["zh"][0]
@@ -163,6 +194,26 @@ def test_scripts_that_end_sentences_without_a_mark_are_not_called_cut_off():
     cut = " ".join(["The northern tower was rebuilt after the fire"] * 3) + " of"
     assert truncated.evaluate(TextView(pa.array([thai, lao, khmer, hindi, cut]))).failed.tolist() == [
         False, False, False, False, True]
+
+
+def test_closing_marks_of_more_scripts_and_invisible_trailers_end_an_answer():
+    """truncated v4: Armenian, Greek, French and German quotes, full-width colons, an emoji with its
+    variation selector, and a zero-width space or direction mark after the last full stop."""
+    truncated = _filter("truncated", min_words=10)
+    body = "The northern tower was rebuilt after the fire and the city grew around it for a century"
+    done = [
+        "Մարդիկ ծնվում են ազատ և հավասար իրենց արժանապատվությամբ ու իրավունքներով, նրանք ունեն բանականություն և խիղճ։",
+        "Γιατί όλοι οι άνθρωποι γεννιούνται ελεύθεροι και ίσοι στην αξιοπρέπεια και τα δικαιώματα;",
+        "Il a dit : « Les êtres humains naissent libres et égaux en dignité et en droits »",
+        "Er sagte: „Alle Menschen sind frei und gleich an Würde und Rechten geboren und sollen einander helfen“",
+        "安装步骤如下，请先确认系统版本和网络连接，然后按照顺序执行以下命令：",
+        body + " ❤\ufe0f",
+        body + ".\u200b",
+        body + ".\u200f",
+    ]
+    cut = [body + " of", body + " «", "安装步骤如下，请先确认系统版本和网络连接，然后按照顺序执行以下命令，并且"]
+    verdict = truncated.evaluate(TextView(pa.array(done + cut))).failed.tolist()
+    assert verdict == [False] * len(done) + [True] * len(cut)
 
 
 def test_token_estimate_is_per_script():
