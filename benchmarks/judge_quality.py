@@ -120,7 +120,7 @@ def out_of_fold(run: str, selection: str, sharpness: float, penalty: float, out:
     import pyarrow.parquet as pq
 
     from hybridmix.transforms.mixture_core import flag_penalized, top_priority, weighted_priority
-    from hybridmix.transforms.scorer import DENSE_FEATURES, load_scorer
+    from hybridmix.transforms.scorer import TRAINED_FEATURES, load_scorer
     from hybridmix.transforms.scorer_fit import featurize, fit_strata, fold_of
     from hybridmix.transforms.text import stable_hash64
 
@@ -132,7 +132,7 @@ def out_of_fold(run: str, selection: str, sharpness: float, penalty: float, out:
     generators = np.asarray(table.column("generator").to_pylist())
     prompts = np.asarray([str(p) for p in table.column("prompt_id").to_pylist()])
     judges = np.asarray([str(r) for r in table.column("reference").to_pylist()])
-    features = featurize(table.column("text").combine_chunks(), 18, tuple(DENSE_FEATURES))
+    features = featurize(table.column("text").combine_chunks(), 18, TRAINED_FEATURES)
     gfold = fold_of(generators, 4, "scorer/group")
     pfold = fold_of(prompts, 5, "scorer/holdout") if prompt_folds else np.zeros(len(ids), np.int64)
 

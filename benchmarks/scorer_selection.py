@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 from benchmarks.judge_quality import SHARED, flagged_in, judged_answers, removed_ids, whole_pool_run
 from hybridmix.schemas.config import MixtureConfig
 from hybridmix.transforms.mixture_core import flag_penalized, top_priority, weighted_priority
-from hybridmix.transforms.scorer import DENSE_FEATURES, load_scorer
+from hybridmix.transforms.scorer import TRAINED_FEATURES, load_scorer
 from hybridmix.transforms.scorer_fit import featurize, fit, fit_strata
 from hybridmix.transforms.text import stable_hash64
 
@@ -69,7 +69,7 @@ AE1, AE2 = "text_davinci_003", "gpt4_1106_preview"
 
 
 def out_of_fold(d: dict, recipe: str, salt: str, weights: dict[str, float] | None = None) -> np.ndarray:
-    names = ("log_chars",) if recipe == "baseline" else tuple(DENSE_FEATURES)
+    names = ("log_chars",) if recipe == "baseline" else TRAINED_FEATURES
     f = featurize(d["table"].column("text").combine_chunks(), 18, names)
 
     # The bundled scorer's own judge weights (as judge_quality uses), so "per_judge" is the recipe that ships.

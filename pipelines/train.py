@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from hybridmix.pipelines.arguments import whole_number
 from hybridmix.schemas.errors import ConfigError, DataError
-from hybridmix.transforms.scorer import DENSE_FEATURES
+from hybridmix.transforms.scorer import TRAINED_FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             holdout=column(args.holdout_column),
             folds=args.folds,
             bits=args.bits,
-            dense_names=tuple(DENSE_FEATURES),
+            dense_names=TRAINED_FEATURES,
             c=args.c,
             strata=column(args.stratum_column),
             stratum_weights=weights,

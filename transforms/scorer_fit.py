@@ -24,7 +24,7 @@ from scipy.stats import rankdata, spearmanr
 
 from hybridmix.transforms.batches import list_array
 from hybridmix.transforms.filters import TextView
-from hybridmix.transforms.scorer import DENSE_FEATURES, Scorer, dense_features, hashed_features
+from hybridmix.transforms.scorer import TRAINED_FEATURES, Scorer, dense_features, hashed_features
 from hybridmix.transforms.text import analyze, scripts, stable_hash64
 
 QUANTILES = 1001
@@ -184,7 +184,7 @@ def train_scorer(
     holdout: np.ndarray | None = None,
     folds: int = 5,
     bits: int = 18,
-    dense_names: tuple[str, ...] = tuple(DENSE_FEATURES),
+    dense_names: tuple[str, ...] = TRAINED_FEATURES,
     c: float = 1.0,
     dense_l2: float = 1.0,
     clip: float = 5.0,

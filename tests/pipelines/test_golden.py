@@ -14,16 +14,16 @@ from hybridmix.pipelines.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DEMO_FILES = {
-    "data/train-00000-of-00002.parquet": "1963d0ff3ea933b2d9beb7f0f324678b3057931fd980ceab867fba08e6cc0816",
-    "data/train-00001-of-00002.parquet": "76ed8eca14e961d36cacf3ecf1c6a41fa19371ab2632b719f6d4afac459cb41b",
-    "data/validation-00000-of-00001.parquet": "e6c0a64ebd957fe2509aa374b9ceb4873e7fd3597426d4c20b62c2dd097c3689",
+    "data/train-00000-of-00002.parquet": "9eff2eee25bab2ab3a3b81b07b9561661e784ad2fea7bb717938f7f5df5de192",
+    "data/train-00001-of-00002.parquet": "5337401e080e15d2fcb4d58416b13b2268b54ed3926917961326a0a2b7035f2e",
+    "data/validation-00000-of-00001.parquet": "cb791feaaa62e73d19ea2f0d9696f07e4068d74723043445f0abf2fe3e56f1ae",
     "rejects/part-00000-of-00001.parquet": "9e95668d03fd0ba6bc4ec38763b54e6a4cf31b6a56219819ffdb465382dbee6f",
-    "filtered/part-00000-of-00001.parquet": "4dabcc47fa3408a1190fc6ee7ba1b761e41ebd2dcdad521e6ca94617c1f69c0e",
+    "filtered/part-00000-of-00001.parquet": "1bf75dbfb6746377b92344dd15f0f261f27c51d2d2ee0bd25e42517edb8d031e",
     "duplicates/part-00000-of-00001.parquet": "9ca331f906efbcdaf58dc1b89e15bfc84e8230930560a97a26b53ba00fe3cdb8",
-    "ledger/part-00000-of-00001.parquet": "d6a80eb4dc83fc83188d9f0c032f2e58de97eefba863e20e6badc46c73630635",
-    "index/part-00000-of-00003.parquet": "4832c303c503476f381b358e89d9e7f3225af254d71a2f2140144a1c5166c093",
-    "index/part-00001-of-00003.parquet": "eb7705ee37c2d61796e1eb4358a4b92e2ecc383596d04120130829175cb19ed2",
-    "index/part-00002-of-00003.parquet": "088c119cf3f32b834300d56bcf495ea323cfebc03d59749d260bdbc7b8d54bcd",
+    "ledger/part-00000-of-00001.parquet": "0aecd056b09304b345fc230e2a367ed048437ba64dcd84dbd7b7fca240b22265",
+    "index/part-00000-of-00003.parquet": "9b55d7f6baaac0206dbd0480106ef2eee6c6f050b1a534dc7f1783941e9e1443",
+    "index/part-00001-of-00003.parquet": "2118cbcb9a9c94f6b373a54bf8f0477503412b750b360207aee1533d61ee756b",
+    "index/part-00002-of-00003.parquet": "e73aa6dac93ad91e89765e091816278df9f4e83bccccf8da3f872d8cc7dbd048",
 }
 
 

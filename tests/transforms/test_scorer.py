@@ -8,6 +8,7 @@ from hybridmix.transforms.filters import TextView
 from hybridmix.transforms.minhash import word_hash32
 from hybridmix.transforms.scorer import (
     DENSE_FEATURES,
+    TRAINED_FEATURES,
     hashed_dot,
     hashed_features,
     load_scorer,
@@ -75,10 +76,29 @@ def test_new_document_statistics():
 
 
 def test_dense_features_have_one_value_per_document():
-    view = _view([words(1, 50), "", "As an AI language model, I cannot help."])
+    view = _view([words(1, 50), "", "As an AI language model, I cannot help.", "这是一个测试。我们今天学习机器翻译。"])
     for name, measure in DENSE_FEATURES.items():
         values = np.asarray(measure(view), np.float64)
-        assert values.shape == (3,) and np.isfinite(values).all(), name
+        assert values.shape == (4,) and np.isfinite(values).all(), name
+
+
+def test_v2_features_read_text_without_spaces_as_its_english_translation():
+    """v1 knew only ASCII sentence ends and counted repetition and Markdown per character in
+    Chinese: with mean word length too, the same UDHR article scored 0.05 in Chinese, 0.30 in English."""
+    en = ("**Article 1.** All human beings are born free and equal in dignity and rights. They are endowed "
+          "with reason and conscience and should act towards one another in a spirit of brotherhood.")
+    zh = "**第一条** 人人生而自由，在尊严和权利上一律平等。他们赋有理性和良心，并应以兄弟关系的精神相对待。"
+    view = _view([en, zh, en + "\u200b", "Read the chapter \u201cIntroduction.\u201d"])
+    feature = {name: DENSE_FEATURES[name](view) for name in DENSE_FEATURES}
+    assert feature["ends_sentence"].tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert feature["ends_sentence_v2"].tolist() == [1.0, 1.0, 1.0, 1.0]
+    # Markdown per word: a Chinese word is about two characters (units), an English word one unit.
+    assert feature["bold_per_word_v2"][0] == feature["bold_per_word"][0]
+    assert feature["bold_per_word_v2"][1] == pytest.approx(2 * feature["bold_per_word"][1])
+    # What a new scorer is fitted on, and the bundled one: each feature's latest version, no word length.
+    assert "ends_sentence_v2" in TRAINED_FEATURES and "ends_sentence" not in TRAINED_FEATURES
+    assert "mean_word_len" not in TRAINED_FEATURES
+    assert load_scorer(None).dense_names == TRAINED_FEATURES
 
 
 def test_distinct_words():
