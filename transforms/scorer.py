@@ -248,7 +248,7 @@ TRAINED_FEATURES: tuple[str, ...] = tuple(
 
 
 # The coverage features' n: counted together, each n after the first only where the one before repeats.
-_COVERAGE_NGRAMS = {"rep3_cov": 3, "rep5_cov": 5, "rep10_cov": 10}
+_COVERAGE_NGRAMS = {"rep3_cov": 3, "rep5_cov": 5, "rep10_cov": 10, "rep3_cov_v2": 3, "rep5_cov_v2": 5, "rep10_cov_v2": 10}
 
 
 def dense_features(view, names: tuple[str, ...]) -> np.ndarray:
