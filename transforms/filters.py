@@ -392,12 +392,15 @@ class AlphaWords(QualityFilter):
 # Synthetic text
 
 
-_QUOTED = r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}'  # quoted speech, straight or curly
+# Quoted speech (kernels.QUOTE_OPENS ... QUOTE_CLOSES): "...", “...”, «...», „...“, 「...」, 『...』.
+_QUOTED = "|".join(rf"\x{{{o:x}}}[^\x{{{c:x}}}]*\x{{{c:x}}}"
+                   for o, c in zip(kernels.QUOTE_OPENS.tolist(), kernels.QUOTE_CLOSES.tolist()))
 
 
 def _opening(texts: pa.Array, window: int) -> pa.Array:
     """The first `window` characters where a refusal is looked for: U+2019 as an apostrophe, and
-    quoted speech left out, which is someone else talking ("I'm sorry, but I cannot stay," she said).
+    quoted speech left out, which is someone else talking ("I'm sorry, but I cannot stay," she said;
+    «Je suis désolé, mais je ne peux pas», dit-elle; 「申し訳ありませんが、お答えできません」と彼は言った).
     The compiled `kernels.openings`; Arrow where a text is null."""
     if texts.null_count:
         head = pc.replace_substring(pc.utf8_slice_codeunits(texts, 0, window), "\u2019", "'")

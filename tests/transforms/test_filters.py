@@ -422,7 +422,9 @@ def test_the_tail_truncation_reads_is_arrows_slice_of_the_trimmed_text():
 
 def _arrow_opening(texts: pa.Array, window: int) -> pa.Array:
     head = pc.replace_substring(pc.utf8_slice_codeunits(texts, 0, window), "\u2019", "'")
-    return pc.replace_substring_regex(head, r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}', "")
+    quoted = (r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}|\x{ab}[^\x{bb}]*\x{bb}|\x{201e}[^\x{201c}]*\x{201c}'
+              r'|\x{300c}[^\x{300d}]*\x{300d}|\x{300e}[^\x{300f}]*\x{300f}')
+    return pc.replace_substring_regex(head, quoted, "")
 
 
 def test_the_refusal_opening_is_arrows_slice_and_quote_removal():
@@ -432,9 +434,11 @@ def test_the_refusal_opening_is_arrows_slice_and_quote_removal():
     texts = ['"I\'m sorry, but I cannot stay," she said. I am sorry, but no.',
              "\u201cI\u2019m sorry, but I can\u2019t,\u201d he said. I\u2019m sorry, but I can\u2019t.",
              'one "open quote and "a closed one" after', "\u201c unclosed then \"closed\" \u201d",
-             '"a\nb" c', '""""', '"', "\u201c\u201d\u201d\u201c", "\u2019" * 5, "", "長い\u201c引用\u201d文", "😀\"x\"😀"]
+             '"a\nb" c', '""""', '"', "\u201c\u201d\u201d\u201c", "\u2019" * 5, "", "長い\u201c引用\u201d文", "😀\"x\"😀",
+             "« Je suis désolé » dit-il", "„Es tut mir leid“, sagte sie. \u201cno\u201d", "「申し訳」と『言った』"]
     rng = np.random.default_rng(3)
-    alphabet = ['"', "\u201c", "\u201d", "\u2019", "a", "é", "長", "\n", " ", "I", "😀", "\u0301"]
+    alphabet = ['"', "\u201c", "\u201d", "\u2019", "a", "é", "長", "\n", " ", "I", "😀", "\u0301",
+                "\u00ab", "\u00bb", "\u201e", "\u300c", "\u300d", "\u300e", "\u300f"]
     texts += ["".join(rng.choice(alphabet, int(rng.integers(0, 40)))) for _ in range(3000)]
     batch = pa.array(texts)
     for window in (1, 2, 7, 25, 300):

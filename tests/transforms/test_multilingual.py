@@ -82,6 +82,17 @@ def test_refusals_in_more_languages_are_caught_as_written(lang):
     assert refusal.evaluate(TextView(pa.array(forms))).failed.all()
 
 
+def test_a_refusal_quoted_in_a_story_is_not_the_writer_refusing():
+    """Quoted speech is skipped in the quotation marks of each language: « », „ “, 「 」, 『 』."""
+    refusal = _filter("refusal", max_words=100)
+    quoted = ["«Je suis désolé, mais je ne peux pas venir», dit-elle en souriant.",
+              "„Es tut mir leid, aber ich kann dir dabei nicht helfen“, sagte der Nachbar.",
+              "「申し訳ありませんが、お答えできません」と彼は言った。",
+              "『抱歉，我无法帮助你』他说完就走了。"]
+    said = ["Je suis désolé, mais je ne peux pas répondre à cette demande.", "申し訳ありませんが、お答えできません。"]
+    assert refusal.evaluate(TextView(pa.array(quoted + said))).failed.tolist() == [False] * 4 + [True] * 2
+
+
 def test_sentences_with_a_refusals_words_are_not_refusals():
     """"Como inteligencia artificial", "Als künstliche Intelligenz", "Как искусственный интеллект"
     open ordinary sentences too; only a disclaimer's shape counts (sentence start, then "I" or "not")."""
