@@ -112,6 +112,7 @@ REFUSALS_BY_LANGUAGE: dict[str, list[str]] = {
     "zh-hant": ["作為一個AI語言模型，我無法提供這個人的私人資訊。", "抱歉，我無法協助完成這個請求。"],
     "ko": ["그 요청은 도와드릴 수 없습니다. 다른 질문이 있으시면 말씀해 주세요."],
     "es": ["Como modelo de lenguaje de IA, no tengo opiniones personales sobre este tema.",
+           "Lo siento, como inteligencia artificial no puedo opinar sobre política.",
            "Lo siento, pero no puedo ayudarte con esa solicitud.",
            "Soy solo una inteligencia artificial y no tengo acceso a internet en tiempo real."],
     "pt": ["Como um modelo de linguagem, não posso fornecer aconselhamento médico.",
@@ -152,4 +153,8 @@ NOT_REFUSALS: list[str] = [
     "Il sistema è stato progettato come assistente virtuale per gli ospedali.",
     "Uno studio sull'IA: non posso credere a quanto sia migliorata la traduzione automatica.",
     "Jako sztuczna inteligencja określa się systemy, które uczą się z danych.",
+    # "Sorry, how ...": an apology followed by "como"/"come" opens a disclaimer only before "AI" or "model".
+    "Perdona, como te decía ayer, el tren sale a las ocho.",
+    "Desculpe, como posso chegar à estação?",
+    "Scusa, come si arriva alla stazione?",
 ]

@@ -92,7 +92,7 @@ REFUSAL_PATTERNS: dict[str, list[str]] = {
         _S + r"como (?:un |una )?(?:modelo de (?:lenguaje|idioma)|ia|inteligencia artificial|"
         r"asistente (?:virtual|de ia))" + _WORDS + _then("yo|no|mi|me|soy|tengo|puedo|debo|estoy"),
         _B + r"(?:lo siento|lo lamento|disculpa|disculpe|perdón|perdona)[,.]? (?:pero )?"
-        r"(?:no (?:puedo|me es posible|soy capaz)|como )",
+        r"(?:no (?:puedo|me es posible|soy capaz)|como (?:un |una )?(?:modelo|ia|inteligencia|asistente))",
         _B + r"no (?:puedo|me es posible|soy capaz de|estoy en condiciones de) "
         r"(?:ayudar|ayudarte|ayudarle|proporcionar|proporcionarte|brindar|ofrecer|responder|cumplir|generar|"
         r"escribir|crear|dar|darte|realizar|acceder|navegar|predecir|compartir|recomendar)" + _E,
@@ -106,7 +106,7 @@ REFUSAL_PATTERNS: dict[str, list[str]] = {
         _S + r"como (?:um |uma )?(?:modelo de (?:linguagem|idioma)|ia|inteligência artificial|"
         r"assistente (?:virtual|de ia))" + _WORDS + _then("eu|não|meu|minha|sou|tenho|posso|devo|estou"),
         _B + r"(?:desculpe|desculpa|sinto muito|lamento|perdão)[,.]? (?:mas )?(?:eu )?"
-        r"(?:não (?:posso|consigo|sou capaz)|como )",
+        r"(?:não (?:posso|consigo|sou capaz)|como (?:um |uma )?(?:modelo|ia|inteligência|assistente))",
         _B + r"não (?:posso|consigo|sou capaz de|tenho como) (?:te |lhe )?"
         r"(?:ajudar|fornecer|responder|gerar|escrever|criar|dar|oferecer|acessar|navegar|prever|compartilhar|"
         r"recomendar|realizar|atender|cumprir)" + _E,
@@ -131,7 +131,8 @@ REFUSAL_PATTERNS: dict[str, list[str]] = {
     "it": [
         _S + r"come (?:un |una |un')?(?:modello (?:di linguaggio|linguistico)|ia|intelligenza artificiale|"
         r"assistente (?:virtuale|ia))" + _WORDS + _then("io|non|il mio|la mia|sono|ho|posso|devo"),
-        _B + r"(?:mi dispiace|spiacente|scusa|scusami|mi scuso)[,.]? (?:ma )?(?:non (?:posso|sono in grado)|come )",
+        _B + r"(?:mi dispiace|spiacente|scusa|scusami|mi scuso)[,.]? (?:ma )?"
+        r"(?:non (?:posso|sono in grado)|come (?:un |una |un')?(?:modello|ia|intelligenza|assistente))",
         _B + r"non (?:posso|sono in grado di|riesco a) (?:aiutarti|aiutarla|aiutare|fornire|fornirti|rispondere|"
         r"generare|scrivere|creare|dare|darti|offrire|accedere|navigare|prevedere|condividere|consigliare|"
         r"eseguire|soddisfare)" + _E,

@@ -43,7 +43,7 @@ def run(tmp_path_factory):
         ],
         "quality": {"scorer": {"enabled": False}},
         # The answers are few: repeat them so that every human paragraph fits in the mix.
-        "mixture": {"unit": "documents", "targets": {"human": 0.6, "synthetic": 0.4},
+        "mixture": {"unit": "documents", "targets": {"human": 0.5, "synthetic": 0.5},
                     "sources": {"answers": {"max_repeats": 10}}},
     })
     out = str(root / "out")
