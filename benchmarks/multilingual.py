@@ -123,6 +123,14 @@ def _fortunes(cache: str, name: str) -> list[str]:
     return [t.strip() for t in raw.split("\n%\n") if len(t.strip()) >= 60]
 
 
+def _fortunes_of(cache: str, lang: str) -> list[str]:
+    """Every entry of a language's fortune files (the Russian, German or Spanish collection)."""
+    folder = os.path.join(cache, "root", "usr/share/games/fortunes", lang)
+    return [t for name in sorted(os.listdir(folder)) if not name.endswith((".dat", ".u8"))
+            and os.path.isfile(os.path.join(folder, name)) and not os.path.islink(os.path.join(folder, name))
+            for t in _fortunes(cache, os.path.join(lang, name))]
+
+
 def _prose(entries: list[str]) -> list[str]:
     """The paragraphs of fortune entries: blocks between blank lines, lines joined, without the
     text-mode tables (box-drawing characters) that some entries render."""
@@ -239,11 +247,7 @@ def paragraphs(cache: str, data_dir: str) -> dict[str, list[str]]:
     out = {lang: _in_script(list(dict.fromkeys(texts)), expected[lang]) for lang, texts in found.items()}
     # Russian, German and Spanish fortunes: token counts only (the estimate's weights were fitted on them too).
     for lang in ("ru", "de", "es"):
-        folder = os.path.join(cache, "root", "usr/share/games/fortunes", lang)
-        entries = [t for name in sorted(os.listdir(folder)) if not name.endswith((".dat", ".u8"))
-                   and os.path.isfile(os.path.join(folder, name)) and not os.path.islink(os.path.join(folder, name))
-                   for t in _fortunes(cache, os.path.join(lang, name))]
-        out[f"{lang}-fortunes"] = entries[:3000]
+        out[f"{lang}-fortunes"] = _fortunes_of(cache, lang)[:3000]
     # Whole fortune entries as they are, tables included: reported apart.
     out["zh-entries"] = _in_script(_fortunes(cache, "chinese"), "Hani")
     out["en-debref"] = _debian_reference(cache, "en")  # the English original of the zh-CN and ja paragraphs
@@ -256,11 +260,7 @@ def refusal_hits(paras: dict[str, list[str]], cache: str) -> dict:
     dialogue, letters: the writing most like an apology), the UDHR in every translation."""
     texts = {lang: docs for lang, docs in paras.items() if not lang.endswith("-fortunes")}
     for lang in ("ru", "de", "es"):
-        folder = os.path.join(cache, "root", "usr/share/games/fortunes", lang)
-        texts[f"{lang}-fortunes"] = [t for name in sorted(os.listdir(folder)) if not name.endswith((".dat", ".u8"))
-                                     and os.path.isfile(os.path.join(folder, name))
-                                     and not os.path.islink(os.path.join(folder, name))
-                                     for t in _fortunes(cache, os.path.join(lang, name))]
+        texts[f"{lang}-fortunes"] = _fortunes_of(cache, lang)
     texts["udhr"] = [d for docs in udhr_articles(cache).values() for d in docs]
     rule = build_filter(FilterSpec(name="refusal"))
     out = {}
