@@ -257,12 +257,18 @@ def _two_sided(values: np.ndarray, failed: np.ndarray, low: float | None, high: 
 # General rules (Gopher, C4, FineWeb)
 
 
-@register("word_count", 1)
+@register("word_count", 2)
 class WordCount(QualityFilter):
-    """Too few or too many words (Gopher keeps 50..100,000 for web pages; answers can be short)."""
+    """Too few or too many words (Gopher keeps 50..100,000 for web pages; answers can be short).
+
+    In text written without spaces, words are counted as the repetition rules count them
+    (`TextView.word_equivalents`: 2 Chinese or 3 Japanese characters a word; v2). v1 counted each
+    character as a word, and dropped a Chinese or Japanese book of 100,000 characters, a third to half
+    the length of the English books it kept.
+    """
 
     def evaluate(self, view: TextView) -> Verdict:
-        values = view.word_counts.astype(np.float64)
+        values = view.word_equivalents.astype(np.float64)
         p = self.params
         return _two_sided(values, _outside(values, p.min_words, p.max_words), p.min_words, p.max_words)
 
@@ -410,7 +416,7 @@ def _opening(texts: pa.Array, window: int) -> pa.Array:
     return pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(out_offsets), pa.py_buffer(out))
 
 
-@register("refusal", 5)
+@register("refusal", 6)
 class Refusal(QualityFilter):
     """Refusals and model disclaimers ("As an AI language model", "I'm sorry, but I can't ...").
 
@@ -419,7 +425,10 @@ class Refusal(QualityFilter):
     speech is not the writer refusing. With `max_words`, only answers shorter than that count:
     a disclaimer followed by a full answer is an answer (v3). 我不会推荐 ("I wouldn't recommend") is
     advice, not a refusal (v4). v5 knows the phrases in 14 more languages and in Traditional Chinese
-    (`transforms/refusals.py`).
+    (`transforms/refusals.py`). v6 counts `max_words` as the repetition rules count words in text
+    written without spaces (v5 counted characters: a Chinese refusal of 60 words, 120 characters, was
+    kept where its English translation was dropped), and knows Vietnamese typed with the tone mark after
+    a composed vowel.
     """
 
     def evaluate(self, view: TextView) -> Verdict:
@@ -433,7 +442,7 @@ class Refusal(QualityFilter):
         hit = cache[window]
         if self.params.max_words is None:
             return Verdict(hit.astype(np.float64), hit, 1.0, ">=", "refusal or disclaimer in the opening")
-        failed = hit & (view.word_counts < self.params.max_words)
+        failed = hit & (view.word_equivalents < self.params.max_words)
         return Verdict(hit.astype(np.float64), failed, 1.0, ">=",
                        f"refusal or disclaimer in the opening, under {self.params.max_words} words")
 

@@ -367,6 +367,40 @@ def ascii_fold() -> np.ndarray:
     return out
 
 
+@disk_cached
+def combining_classes() -> np.ndarray:
+    """Canonical combining class of every code point (0 for most; 220 for a dot below, 230 for an
+    accent above, ...): the order NFD puts a letter's marks in."""
+    table = np.zeros(0x110000, np.uint8)
+    for cp in range(0x300, 0x110000):  # no combining mark comes before U+0300
+        table[cp] = unicodedata.combining(chr(cp))
+    return table
+
+
+@nb.njit(cache=True)
+def _reorder_mark(out, unit_start, o, nbytes, ccc):
+    """Move the mark just written at out[o - nbytes:o] back before the marks of a higher combining
+    class in front of it, as NFD orders them ("ê" + dot below folds to e, U+0302, U+0323, while "ệ"
+    folds to e, U+0323, U+0302). Returns whether it moved."""
+    mark_at = o - nbytes
+    cls = ccc[_decode(out, mark_at, o)[0]]
+    at = mark_at
+    while at > unit_start:
+        prev = at - 1
+        while prev > unit_start and (out[prev] & 0xC0) == 0x80:
+            prev -= 1
+        if ccc[_decode(out, prev, at)[0]] <= cls:
+            break
+        at = prev
+    if at == mark_at:
+        return False
+    mark = out[mark_at:o].copy()
+    for k in range(mark_at - 1, at - 1, -1):
+        out[k + nbytes] = out[k]
+    out[at:at + nbytes] = mark
+    return True
+
+
 @nb.njit(cache=True, inline="always")
 def _utf8(cp, buf):
     """Encode one code point into buf; returns its length."""
@@ -471,7 +505,7 @@ def _end_unit(hashes, w, h, words, est, token_base, token_per_char, token_known,
 
 @nb.njit(cache=True, nogil=True)  # run on several threads: transforms/parallel.py
 def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_punct, token_known, known,
-            fold_start, fold_len, fold_data, fold_bytes, ascii_folded):
+            fold_start, fold_len, fold_data, fold_bytes, ascii_folded, ccc):
     """One pass over raw UTF-8 texts: normalize (fold_table), cut into units, hash them, count tokens.
 
     Returns (normalized bytes, their offsets, unit hashes, unit offsets per text,
@@ -482,7 +516,9 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
     text has every whitespace run turned into one space and the ends trimmed (the exact-dedup
     key). Units follow `_breaks_before`; a unit's hash is fmix32(FNV-1a of its normalized UTF-8
     bytes). A text's script is the one (SCRIPTS) most of its units start in. `ascii_folded`
-    (`ascii_fold()`): what each ASCII byte folds to, for the loop's path that does not decode.
+    (`ascii_fold()`): what each ASCII byte folds to, for the loop's path that does not decode. `ccc`
+    (`combining_classes()`): a unit's marks are put in canonical order (`_reorder_mark`), so text
+    typed as a precomposed letter plus a mark normalizes as its NFC and NFD spellings do.
     """
     n = len(offsets) - 1
     size_out = _folded_size(data, offsets, fold_start, fold_bytes)
@@ -514,6 +550,7 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
         est = 0.0
         unit_script = 0
         unit_len = 0
+        unit_start = o
         # One code point of the folded text per iteration: the rest of a multi-code-point fold
         # (fold_data[first + j], j < count), else the next input character. An ASCII byte folds to one
         # ASCII code point (`ascii_fold`) and is written and hashed as itself. One flat loop with
@@ -582,6 +619,7 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
                     in_word = True
                     in_solo = (cls & SOLO) != 0
                     h = FNV_OFFSET
+                    unit_start = o - nbytes
                     unit_script = scripts[cp]
                     unit_len = 0
                     script_counts[unit_script] += 1
@@ -603,6 +641,11 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
                             o += 1
                             unit_len += 1
                             h = ((h ^ np.uint64(cp)) * FNV_PRIME) & MASK32
+                elif (cls & JOIN) != 0 and ccc[cp] != 0 and _reorder_mark(out, unit_start, o, nbytes, ccc):
+                    # The unit's bytes changed order: hash them again (rare: only marks out of order).
+                    h = FNV_OFFSET
+                    for k in range(unit_start, o):
+                        h = ((h ^ np.uint64(out[k])) * FNV_PRIME) & MASK32
                 else:
                     for k in range(nbytes):
                         h = ((h ^ np.uint64(buf[k])) * FNV_PRIME) & MASK32

@@ -95,9 +95,10 @@ def plan_prior(config: DedupConfig, base_dir: str, ours: dict[str, Any]) -> tupl
                 "by an earlier version of hybridmix; run it again to match new documents against it")
         if manifest.get("dedup", {}).get("exact", {}).get("key") != EXACT_KEY:
             # Not an error: most texts hash the same either way, and near dedup still matches the rest.
-            log.warning("%s: %s (run %s) hashed texts before hybridmix left invisible format characters (soft "
-                        "hyphens, zero-width spaces) out of the normalized text; its documents that hold them "
-                        "are matched by near dedup only", key, path, run_id)
+            log.warning("%s: %s (run %s) was written by an earlier version of hybridmix, which normalized some "
+                        "texts differently (invisible format characters such as soft hyphens and zero-width "
+                        "spaces; a letter's accents typed in another order, as a Vietnamese keyboard does); its "
+                        "documents that hold them are matched by near dedup only", key, path, run_id)
         theirs = manifest.get("dedup", {}).get("near", {})
         near = bool(theirs.get("enabled")) and bool(ours.get("enabled"))
         if near:

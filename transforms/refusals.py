@@ -10,7 +10,8 @@ tengo", "Als KI kann ich"): "Tecnologías como inteligencia artificial" or "Ка
 
 RE2's `\\b` knows ASCII letters only (it finds no boundary before "é" or "я"), so patterns that start
 or end in other letters use `_B` and `_E`. Accented Latin, Greek, Cyrillic and Vietnamese letters
-match whether the text composes them (NFC) or writes the mark apart (NFD): see `_either_form`.
+match whether the text composes them (NFC), writes the marks apart (NFD) or, as Vietnamese keyboards
+do, types a letter's second mark after the composed first: see `_either_form`.
 """
 
 from __future__ import annotations
@@ -262,12 +263,25 @@ def _either_form(pattern: str) -> str:
         elif ch == "]" and in_class:
             in_class = False
         elif not in_class and (0xC0 <= ord(ch) < 0x530 or 0x1E00 <= ord(ch) < 0x2000):
-            split = unicodedata.normalize("NFD", ch)
-            if split != ch:
-                out.append(f"(?:{ch}|{split})")
+            spellings = _spellings(ch)
+            if len(spellings) > 1:
+                out.append(f"(?:{'|'.join(spellings)})")
                 continue
         out.append(ch)
     return "".join(out)
+
+
+def _spellings(ch: str) -> list[str]:
+    """A precomposed letter as text writes it: composed (NFC), decomposed (NFD), and for a letter of
+    two marks, one mark composed and the other typed after it. Vietnamese keyboards type "ệ" as "ê"
+    and a dot below, "ữ" as "ư" and a tilde: canonically the same letter, other code points."""
+    split = unicodedata.normalize("NFD", ch)
+    base, marks = split[0], split[1:]
+    forms = [ch, split]
+    if len(marks) >= 2:
+        for i, mark in enumerate(marks):
+            forms.append(unicodedata.normalize("NFC", base + marks[:i] + marks[i + 1:]) + mark)
+    return list(dict.fromkeys(forms))
 
 
 # One RE2 pass over each opening instead of one per phrase.

@@ -7,6 +7,7 @@ NFKD, were the slowest steps of the whole pipeline.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -33,8 +34,10 @@ class TextAnalysis:
 def fold(text: str) -> str:
     """The normalized form of a text, character by character (see `kernels.fold_table`):
     compatibility forms folded (full-width letters, ligatures, odd spaces), accents split off,
-    lower case. The compiled pass applies the same rule; this is its reference."""
-    return "".join(kernels.fold_char(ch) for ch in text)
+    lower case, and a letter's marks in canonical order (NFD's: "ê" + a dot below and "ệ" are the
+    same letter). The compiled pass applies the same rule; this is its reference."""
+    # Each character's fold is decomposed already: NFD only puts the marks in order.
+    return unicodedata.normalize("NFD", "".join(kernels.fold_char(ch) for ch in text))
 
 
 def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +55,7 @@ def analyze(texts: pa.Array) -> TextAnalysis:
     # Offsets 1 and 3 point into the normalized bytes and the word hashes.
     out, out_off, hashes, word_off, tok_words, tok_space, script, tok_est = parallel.per_text_joined(
         kernels.analyze, data, offsets, kernels.char_classes(), kernels.script_table(), *kernels.token_weights(),
-        *kernels.fold_table(), kernels.ascii_fold(), offsets_at=(1, 3))
+        *kernels.fold_table(), kernels.ascii_fold(), kernels.combining_classes(), offsets_at=(1, 3))
     normalized = pa.StringArray.from_buffers(
         len(offsets) - 1, pa.py_buffer(out_off.astype(np.int32)), pa.py_buffer(out))
     return TextAnalysis(normalized, hashes, word_off, tok_words, tok_space, script, tok_est)
@@ -68,9 +71,10 @@ _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 
 
 # What the exact-dedup key is, as the manifest names it: an earlier output whose manifest names
-# another key hashed its texts differently (before default-ignorable code points were left out).
+# another key hashed some texts differently (before default-ignorable code points were left out,
+# or before a letter's marks were put in canonical order).
 EXACT_KEY = ("blake2b-128 of normalized text: NFKD, lower case, default-ignorable code points removed, "
-             "whitespace collapsed")
+             "combining marks in canonical order, whitespace collapsed")
 
 
 def content_hashes(normalized: pa.Array) -> pa.Array:

@@ -313,7 +313,7 @@ def test_ten_megabyte_document(tmp_path, capsys, quality):
     if quality == "defaults":
         # Gopher's 100,000-word ceiling: filtered, with the reason, not lost.
         filtered = pa.concat_tables([pq.read_table(f) for f in glob.glob(str(out / "filtered" / "*.parquet"))])
-        assert filtered.select(["doc_id", "filter"]).to_pylist() == [{"doc_id": "big", "filter": "word_count_v1"}]
+        assert filtered.select(["doc_id", "filter"]).to_pylist() == [{"doc_id": "big", "filter": "word_count_v2"}]
         return
     data = pa.concat_tables([pq.read_table(f) for f in glob.glob(str(out / "data" / "*.parquet"))])
     assert data.schema.equals(DOCUMENT_SCHEMA)

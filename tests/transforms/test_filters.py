@@ -149,11 +149,11 @@ def test_scope_mode_and_first_failing_filter_decides():
     assert scored.kept.column("doc_id").to_pylist() == ["d1", "d3"]
     assert scored.filtered.column("doc_id").to_pylist() == ["d0", "d2"]
     assert scored.filtered.column("reason").to_pylist() == ["quality_refusal", "quality_word_count"]
-    assert scored.filtered.column("filter").to_pylist() == ["refusal_v5", "word_count_v1"]
+    assert scored.filtered.column("filter").to_pylist() == ["refusal_v6", "word_count_v2"]
     assert scored.filtered.column("value").to_pylist() == [1.0, 1.0]
     assert scored.filtered.column("source_file").to_pylist() == ["file.parquet"] * 2
     flags = dict(zip(scored.kept.column("doc_id").to_pylist(), scored.kept.column("quality_flags").to_pylist()))
-    assert flags == {"d1": ["word_count_v1"], "d3": []}
+    assert flags == {"d1": ["word_count_v2"], "d3": []}
     assert scored.kept.num_rows + scored.filtered.num_rows == docs.num_rows
     # Without a scorer nothing is scored.
     assert scored.kept.column("quality_score").null_count == scored.kept.num_rows
@@ -171,10 +171,10 @@ def test_filtered_rows_name_every_failing_filter_and_a_numeric_rule():
         FilterSpec(name="template_markers", mode="flag"),
     ]))
     rows = score_documents(docs, filters, Lineage(("file.parquet",), "run")).filtered.to_pylist()
-    assert [r["filters_failed"] for r in rows] == [["refusal_v5", "word_count_v1"], ["word_count_v1"],
-                                                   ["word_count_v1"]]
+    assert [r["filters_failed"] for r in rows] == [["refusal_v6", "word_count_v2"], ["word_count_v2"],
+                                                   ["word_count_v2"]]
     assert [(r["filter"], r["value"], r["comparison"], r["threshold"]) for r in rows] == [
-        ("refusal_v5", 1.0, ">=", 1.0), ("word_count_v1", 1.0, "<", 8.0), ("word_count_v1", 30.0, ">", 20.0)]
+        ("refusal_v6", 1.0, ">=", 1.0), ("word_count_v2", 1.0, "<", 8.0), ("word_count_v2", 30.0, ">", 20.0)]
     assert rows[2]["detail"] == "word_count = 30 (> 20)"
     assert rows[0]["detail"].startswith("refusal = 1 (>= 1; refusal or disclaimer in the opening")
     assert score_documents(docs, filters, Lineage(("f",), "r")).filtered.schema.field("threshold").type == pa.float64()
@@ -232,7 +232,7 @@ def test_detail_reads_the_spec_a_document_failed_when_two_specs_share_a_label():
     refusing = {"text": "As an AI language model I refuse.", "origin": "human"}  # refusal and 7 words
     for batch in ([refusing], [refusing, {"text": " ".join(["answer"] * 30), "origin": "synthetic"}]):
         row = score_documents(make_documents(batch), filters, Lineage(("f",), "r")).filtered.to_pylist()[0]
-        assert row["filters_failed"] == ["refusal_v5", "word_count_v1"]
+        assert row["filters_failed"] == ["refusal_v6", "word_count_v2"]
         assert row["detail"].endswith("; also word_count = 7 (< 10)"), row["detail"]
 
 

@@ -50,7 +50,11 @@ def test_batch_word_hashes_match_the_reference_words():
     (["\u337f" * 40, "\u337f", "x\u337fy \ufdfa"], True),
     # Ignorable code points fold to nothing: inside a word, between words, alone, at the ends.
     (["exam\u00adple soft\u00adhyphen", "zero\u200bwidth \u200d\ufeff", "\u200b", "\u2060a\u2060 b\ufe0f"], False),
-], ids=["scripts", "folding-lengthens", "ignorable"])
+    # Marks out of canonical order, which both put in order: after a precomposed letter, after a mark
+    # that opens a unit (after a space or punctuation), after a Thai or Han unit, three in a row.
+    (["vie\u0302\u0323t \u00ea\u0323 \u0302\u0323x !\u0302\u0323", "\u0e01\u0e49\u0e38 \u4e2d\u0302\u0323",
+      "a\u0301\u0302\u0323\u031b b\u0651\u064e"], False),
+], ids=["scripts", "folding-lengthens", "ignorable", "marks-out-of-order"])
 def test_word_hashes_of_every_script_equal_the_reference(texts, lengthens):
     analysis = analyze(pa.array(texts))
     hashes, offsets = analysis.word_hashes, analysis.word_offsets

@@ -79,7 +79,27 @@ def test_refusals_in_more_languages_are_caught_as_written(lang):
     forms = texts + [t.upper() for t in texts]
     if lang != "ko":  # Hangul in NFD is jamo, which no one writes
         forms += [unicodedata.normalize("NFD", t) for t in texts]
+    if lang == "vi":
+        typed = [_vietnamese_keyboard(t) for t in texts]
+        assert all(t not in (unicodedata.normalize("NFC", t), unicodedata.normalize("NFD", t)) for t in typed)
+        forms += typed
     assert refusal.evaluate(TextView(pa.array(forms))).failed.all()
+
+
+_TONES = "\u0300\u0301\u0303\u0309\u0323"
+
+
+def _vietnamese_keyboard(text: str) -> str:
+    """As Windows' Vietnamese keyboard types it: a vowel composed with its shape mark (â, ê, ô, ă, ơ, ư),
+    its tone typed after it as a combining mark ("một" as "mô" + U+0323 + "t")."""
+    out = []
+    for ch in text:
+        split = unicodedata.normalize("NFD", ch)
+        tones = "".join(m for m in split[1:] if m in _TONES)
+        if len(split) > 2 and tones:
+            ch = unicodedata.normalize("NFC", "".join(c for c in split if c not in _TONES)) + tones
+        out.append(ch)
+    return "".join(out)
 
 
 def test_a_refusal_quoted_in_a_story_is_not_the_writer_refusing():
@@ -186,6 +206,22 @@ def test_the_repetition_floor_counts_words_in_text_without_spaces():
     view = TextView(pa.array([short, long]))
     assert 50 < view.word_counts[0] < 150 and view.word_equivalents[0] < 50 <= view.word_equivalents[1]
     assert rule.evaluate(view).failed.tolist() == [False, True]
+
+
+def test_word_count_and_the_refusal_length_count_words_in_text_without_spaces():
+    """v1 of word_count and v5 of refusal counted a Chinese character as a word: a Chinese refusal of
+    60 words (about 120 characters) was kept where its English translation was dropped, and the
+    word ceiling cut Chinese text at half the words it allows English."""
+    refusal = _filter("refusal", max_words=100)
+    zh = "作为一个AI语言模型，我无法提供具体的投资建议。" + "股票市场的价格受到许多因素的影响，包括经济数据和公司业绩。" * 3
+    en = "As an AI language model, I cannot give specific investment advice. " + " ".join(["word"] * 50)
+    view = TextView(pa.array([zh, en]))
+    assert view.word_counts[0] >= 100 and view.word_equivalents[0] < 100 and view.word_counts[1] < 100
+    assert refusal.evaluate(view).failed.tolist() == [True, True]
+    ceiling = _filter("word_count", min_words=3, max_words=100)
+    book = "他们沿着河岸走了很久，直到天色渐渐暗了下来。" * 8  # 176 characters, 88 words
+    texts = [book, " ".join(["word"] * 101), "好的。", "Yes, fine."]
+    assert ceiling.evaluate(TextView(pa.array(texts))).failed.tolist() == [False, True, True, True]
 
 
 def test_cut_off_answers_end_without_ideographic_full_stop():

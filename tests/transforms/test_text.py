@@ -1,4 +1,5 @@
 import hashlib
+import unicodedata
 
 import numpy as np
 import pyarrow as pa
@@ -9,6 +10,7 @@ from hybridmix.transforms.text import (
     analyze,
     content_hashes,
     count_tokens,
+    fold,
     stable_hash64,
     string_buffers,
     text_hashes,
@@ -98,6 +100,23 @@ def test_composed_and_decomposed_accents_hash_alike():
     composed, decomposed = "caf\u00e9", "cafe\u0301"
     a, b = content_hashes(analyze(pa.array([composed, decomposed])).normalized).to_pylist()
     assert a == b
+
+
+def test_a_letters_marks_typed_in_any_order_normalize_alike():
+    """Vietnamese typed on Windows' keyboard is a precomposed letter plus a tone mark ("ê" + U+0323 for
+    "ệ"): canonically the same text as NFC and NFD, whose marks come in another order (dot below
+    first). So are Thai tone marks typed before a vowel sign, and Arabic's shadda before a vowel."""
+    nfc = "Việt Nam, một nước ở châu Á; hoặc Nhật Bản. กุ้ง شَدَّة"
+    typed = (nfc.replace("ệ", "ê\u0323").replace("ộ", "ô\u0323").replace("ặ", "ă\u0323")
+             .replace("ậ", "â\u0323").replace("\u0e38\u0e49", "\u0e49\u0e38").replace("\u064e\u0651", "\u0651\u064e"))
+    assert typed != nfc and unicodedata.normalize("NFC", typed) == nfc
+    forms = [nfc, unicodedata.normalize("NFD", nfc), typed]
+    analysis = analyze(pa.array(forms))
+    assert len(set(analysis.normalized.to_pylist())) == 1
+    assert len(set(content_hashes(analysis.normalized).to_pylist())) == 1
+    words = [analysis.word_hashes[analysis.word_offsets[i]:analysis.word_offsets[i + 1]].tolist() for i in range(3)]
+    assert words[1] == words[0] and words[2] == words[0] and len(words[0]) == 13
+    assert analysis.normalized.to_pylist()[0] == fold(nfc)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
