@@ -448,15 +448,25 @@ class Refusal(QualityFilter):
 
 
 _TEMPLATE_MARKERS = (
-    r"<\|(?:im_start|im_end|endoftext|eot_id|start_header_id|end_header_id|system|user|assistant|end)\|>"
-    r"|\[/?INST\]|<</?SYS>>|<start_of_turn>|<end_of_turn>|</?s>|<\|begin_of_text\|>"
-    r"|(?:^|\n)\s*(?:###\s*)?(?:Human|Assistant|User|USER|ASSISTANT|Instruction|Response)\s*:"
+    # Special tokens in <|...|>: ChatML's, Llama 3's (<|eot_id|>, <|reserved_special_token_7|>), Phi's.
+    r"<\|[A-Za-z][A-Za-z0-9_.-]{0,40}\|>"
+    # DeepSeek's, written with full-width bars and U+2581 for spaces: <｜end▁of▁sentence｜>, <｜Assistant｜>.
+    r"|<\x{FF5C}[A-Za-z\x{2581}_]{1,40}\x{FF5C}>"
+    r"|\[/?INST\]|<</?SYS>>|<start_of_turn>|<end_of_turn>|</?s>"
+    # A role label opening a line, with an ASCII or a full-width colon (Chinese text writes "Human：").
+    r"|(?:^|\n)\s*(?:###\s*)?(?:Human|Assistant|User|USER|ASSISTANT|Instruction|Response)\s*[:\x{FF1A}]"
 )
 
 
-@register("template_markers", 1)
+@register("template_markers", 2)
 class TemplateMarkers(QualityFilter):
-    """Leftover chat-template tokens or role markers ("<|im_end|>", "[INST]", "### Human:")."""
+    """Leftover chat-template tokens or role markers ("<|im_end|>", "[INST]", "### Human:").
+
+    v2 knows any special token written <|name|> (Llama 3's <|eom_id|> and reserved tokens, Phi's),
+    DeepSeek's <｜end▁of▁sentence｜>, and role labels followed by a full-width colon ("Assistant：").
+    Role names in other languages (用户：, 助手：) are not markers: they open ordinary lines of
+    Chinese requirements, tables and dialogues, as "User:" can in English.
+    """
 
 
     def evaluate(self, view: TextView) -> Verdict:
@@ -500,11 +510,21 @@ class Truncated(QualityFilter):
         return Verdict(failed.astype(np.float64), failed, 1.0, ">=", "ends without closing punctuation")
 
 
-@register("prompt_echo", 1)
+def _grams(units: np.ndarray, n: int) -> set:
+    """The distinct n-grams of a text's units (the units themselves for n = 1)."""
+    if n == 1:
+        return set(units.tolist())
+    return set(zip(*(units[k:len(units) - n + 1 + k].tolist() for k in range(n))))
+
+
+@register("prompt_echo", 2)
 class PromptEcho(QualityFilter):
     """Answers that only repeat the prompt: nearly all their words are the prompt's words.
 
-    Needs the corpus's `prompt_column`; documents without a prompt pass.
+    Needs the corpus's `prompt_column`; documents without a prompt pass. In an answer written without
+    spaces a word is read as `TextView.chars_per_word` characters in a row (v2): v1 compared single
+    characters, and a Japanese or Chinese answer of everyday characters found nearly all of them in
+    its prompt (日本の首都は東京です against 日本の首都はどこですか).
     """
 
     def evaluate(self, view: TextView) -> Verdict:
@@ -515,12 +535,15 @@ class PromptEcho(QualityFilter):
         answer_hashes, answer_off = view.words
         prompts = analyze(pc.fill_null(view.prompts, ""))
         has_prompt = view.prompts.is_valid().to_numpy(zero_copy_only=False)
+        per_word = view.chars_per_word
         for i in np.nonzero(has_prompt)[0]:
-            answer = set(answer_hashes[answer_off[i]:answer_off[i + 1]].tolist())
+            units = answer_hashes[answer_off[i]:answer_off[i + 1]]
+            n = int(per_word[i]) if len(units) >= per_word[i] else 1
+            answer = _grams(units, n)
             prompt_words = prompts.word_hashes[prompts.word_offsets[i]:prompts.word_offsets[i + 1]]
             if not answer or len(prompt_words) == 0:
                 continue
-            values[i] = len(answer & set(prompt_words.tolist())) / len(answer)
+            values[i] = len(answer & _grams(prompt_words, n)) / len(answer)
             ratio = (answer_off[i + 1] - answer_off[i]) / len(prompt_words)
             failed[i] = values[i] >= self.params.min_overlap and ratio <= self.params.max_length_ratio
         return Verdict(values, failed, self.params.min_overlap, ">=", "share of words from the prompt")

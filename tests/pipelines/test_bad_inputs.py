@@ -242,7 +242,7 @@ def test_repeated_derived_id_with_a_filtered_copy_is_numbered(tmp_path, capsys):
     assert code == 0, err
     _accounted(out)
     filtered = _folder(out, "filtered")
-    assert [(r["source_row"], r["filter"]) for r in filtered] == [(1, "prompt_echo_v1")]
+    assert [(r["source_row"], r["filter"]) for r in filtered] == [(1, "prompt_echo_v2")]
     kept = [r for r in _folder(out, "ledger") if r["source_row"] == 0 and r["source"] == "wiki"][0]
     assert filtered[0]["doc_id"] == kept["doc_id"] + "-1"
     assert kept["fate"] != "rejected" and not _rejects(out).num_rows

@@ -58,6 +58,11 @@ CASES = [
     ("template_markers", {}, "Sure!<|im_end|>\n<|im_start|>user", [WIKI, CODE]),
     ("template_markers", {}, "[INST] Write a poem [/INST] Roses are red.", [NOVEL]),
     ("template_markers", {}, "Answer here.\n### Human: and another question", [LIST_ANSWER]),
+    # v2: any <|name|> token, DeepSeek's full-width bars, a full-width colon after a role label; a table
+    # or a Chinese field label ("用户：") is not a marker.
+    ("template_markers", {}, "Done.<|eom_id|>", ["a <| b |> c", "| col | x |\n|---|---|", "用户：管理员"]),
+    ("template_markers", {}, "好的，这是答案。<\uff5cend\u2581of\u2581sentence\uff5c>", [NOVEL]),
+    ("template_markers", {}, "这是答案。\nHuman\uff1a再问一个问题", [LIST_ANSWER]),
     ("truncated", {"min_words": 10}, WIKI + " The northern tower was rebuilt after the fire of", [WIKI, LIST_ANSWER, CODE]),
 ]
 
@@ -89,6 +94,16 @@ def test_prompt_echo():
                "The tide climbs silver stairs; the moon keeps count of every wave that breaks."]
     assert verdict("prompt_echo", answers, prompts=[prompt, prompt]) == [True, False]
     assert verdict("prompt_echo", answers, prompts=None) == [False, False]
+
+
+def test_prompt_echo_reads_words_of_several_characters_in_text_without_spaces():
+    """v1 compared single characters: a short Japanese or Chinese answer found all of its characters in
+    its prompt, and was flagged as an echo."""
+    prompts = ["東京と大阪、どちらの都市の人口が多いですか？", "北京和上海，哪个城市的人口更多？"]
+    answers = ["東京の人口が多いです。", "上海的人口更多。"]  # every character of each is in its prompt
+    echoes = ["東京と大阪、どちらの都市の人口が多いですか。", "北京和上海，哪个城市的人口更多？"]
+    texts, asked = answers + echoes, prompts + prompts
+    assert verdict("prompt_echo", texts, prompts=asked) == [False, False, True, True]
 
 
 def test_defaults_are_valid_and_cover_both_kinds_of_rule():
