@@ -115,7 +115,8 @@ def _sample_text(example: Example) -> str:
         return '<p class="muted">(no text)</p>'
     more = example.chars - len(example.text)
     tail = f'<span class="more">... {more:,} more characters</span>' if more > 0 else ""
-    return f'<pre class="sample">{_e(example.text)}{tail}</pre>'
+    # dir=auto: an Arabic, Hebrew or Persian example reads right to left, as its first letter says.
+    return f'<pre class="sample" dir="auto">{_e(example.text)}{tail}</pre>'
 
 
 def _origins(manifest: dict[str, Any]) -> dict[str, str]:

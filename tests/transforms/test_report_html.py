@@ -67,6 +67,8 @@ def test_every_filter_is_listed_with_escaped_examples(run):
     assert "<script" not in page.lower()
     assert "\u202e" not in page and "\x1b" not in page
     assert "\\u202e" in page and "\\u001b" in page
+    # Each example takes its direction from its own first letter (Arabic and Hebrew read right to left).
+    assert page.count('<pre class="sample" dir="auto">') == page.count("<pre class=\"sample\"") > 0
     # Rejected rows: per reason, with the row.
     assert "<summary><code>ingest_empty_text</code></summary>" in page and "<code>s-empty</code>" in page
     # The cluster that mixes origins is shown with the synthetic copy and the human text kept.
