@@ -59,7 +59,7 @@ def unit_hashes(words: list[str]) -> np.ndarray:
     unused = np.zeros(1 << kernels.KNOWN_INDEX_BITS, np.uint64)
     _, _, hashes, word_off, _, _, script, _ = kernels.analyze(
         data, offsets, kernels.char_classes(), kernels.script_table(), base, per_char, punct,
-        np.full(len(known), -1.0), unused, *kernels.fold_table(), kernels.ascii_fold(), kernels.combining_classes())
+        np.full(len(known), -1.0), unused, *kernels.fold_table(), kernels.ascii_fold(), kernels.mark_order())
     one_unit = np.diff(word_off) == 1
     keep = one_unit & np.isin(script, looked_up)
     return np.unique(hashes[word_off[:-1][keep]])

@@ -438,7 +438,7 @@ def _token_features(docs: list[str]) -> np.ndarray:
     _, _, known = kernels.script_token_weights()
     looked_up = np.where(known >= 0, 0.0, -1.0)
     args = (data, offsets, kernels.char_classes(), table)
-    tail = (kernels.known_words(), *kernels.fold_table(), kernels.ascii_fold(), kernels.combining_classes())
+    tail = (kernels.known_words(), *kernels.fold_table(), kernels.ascii_fold(), kernels.mark_order())
     out = np.zeros(3 * n + 1)
     for k in range(3 * n + 1):
         kind, script = divmod(k, n)

@@ -110,7 +110,12 @@ def edited(text: str, every: int = 80) -> str:
 # Refusals and disclaimers in more languages, written for these tests in the phrasings models use.
 REFUSALS_BY_LANGUAGE: dict[str, list[str]] = {
     "zh-hant": ["作為一個AI語言模型，我無法提供這個人的私人資訊。", "抱歉，我無法協助完成這個請求。"],
-    "ko": ["그 요청은 도와드릴 수 없습니다. 다른 질문이 있으시면 말씀해 주세요."],
+    # Spaces around a Latin word, and full-width letters, as Chinese text often writes them.
+    "zh-hans": ["作为一个 AI 语言模型，这个问题超出了我的能力范围，建议你咨询专业医生。",
+                "作为一个ＡＩ语言模型，这个问题超出了我的能力范围。"],
+    "ja": ["AIアシスタントとして、個人的な意見を持つことはできません。"],
+    "ko": ["그 요청은 도와드릴 수 없습니다. 다른 질문이 있으시면 말씀해 주세요.",
+           "저는 AI로서 개인적인 의견이 없습니다. 다만 일반적인 정보는 알려 드릴 수 있습니다."],
     "es": ["Como modelo de lenguaje de IA, no tengo opiniones personales sobre este tema.",
            "Lo siento, como inteligencia artificial no puedo opinar sobre política.",
            "Lo siento, pero no puedo ayudarte con esa solicitud.",
@@ -133,8 +138,10 @@ REFUSALS_BY_LANGUAGE: dict[str, list[str]] = {
     "id": ["Sebagai model bahasa AI, saya tidak memiliki pendapat pribadi.",
            "Maaf, saya tidak dapat membantu permintaan tersebut."],
     "vi": ["Là một mô hình ngôn ngữ AI, tôi không có ý kiến cá nhân.", "Xin lỗi, nhưng tôi không thể giúp bạn việc này."],
-    "ar": ["بصفتي نموذجًا لغويًا، لا أستطيع تقديم نصائح طبية.", "عذرًا، لا يمكنني المساعدة في هذا الطلب."],
-    "fa": ["به عنوان یک مدل زبانی، من نظر شخصی ندارم.", "متاسفم، اما نمی‌توانم به این درخواست کمک کنم."],
+    "ar": ["بصفتي نموذجًا لغويًا، لا أستطيع تقديم نصائح طبية.", "عذرًا، لا يمكنني المساعدة في هذا الطلب.",
+           "عذرا، لا استطيع المساعدة في هذا الطلب."],  # the hamza left out, as informal text does
+    "fa": ["به عنوان یک مدل زبانی، من نظر شخصی ندارم.", "متاسفم، اما نمی‌توانم به این درخواست کمک کنم.",
+           "به عنوان يك مدل زباني هوش مصنوعي، نمي‌توانم در اين مورد كمك كنم."],  # Arabic yeh and kaf
     "hi": ["एक एआई भाषा मॉडल के रूप में, मेरी कोई व्यक्तिगत राय नहीं है।", "मुझे खेद है, लेकिन मैं इसमें आपकी मदद नहीं कर सकता।"],
 }
 
@@ -157,4 +164,10 @@ NOT_REFUSALS: list[str] = [
     "Perdona, como te decía ayer, el tren sale a las ocho.",
     "Desculpe, como posso chegar à estação?",
     "Scusa, come si arriva alla stazione?",
+    # Apologies an answer was asked to write, and a character's line: the writer is not declining a request.
+    "Hey Sam, I'm so sorry I missed dinner tonight. Work ran late and I completely lost track of time.",
+    "(as the woman, walking in) I'm so sorry I'm late! I hope you haven't been waiting too long.",
+    "王老师您好：对不起，我昨天没有按时交作业，因为家里临时有事。我今天晚上会补交。",
+    "팀장님, 오늘 아침 회의에 늦어서 정말 죄송합니다. 지하철이 지연되었습니다.",
+    "이 서비스의 핵심은 AI입니다. 사용자의 질문을 분석해 답을 찾습니다.",
 ]

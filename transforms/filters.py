@@ -12,6 +12,7 @@ cut-off answers, leaked chat-template markup, and answers that only repeat the p
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -105,9 +106,15 @@ class TextView:
 
     @cached_property
     def word_equivalents(self) -> np.ndarray:
-        """Words, or in texts written mostly without spaces their units over `chars_per_word`: 50
-        Chinese characters are about 25 words."""
-        return self.word_counts / self.chars_per_word
+        """Words, or in texts written mostly without spaces their characters of those scripts over
+        `chars_per_word` (50 Chinese characters are about 25 words) plus their other units whole: an
+        English answer followed by its Korean translation keeps its English words (dividing every
+        unit counted 162 words as 94)."""
+        if not self.unspaced.any():
+            return self.word_counts.astype(np.float64)
+        solo = self.stat("solo_units")
+        mixed = np.maximum(self.word_counts - solo, 0) + solo / self.chars_per_word
+        return np.where(self.chars_per_word == 1, self.word_counts, mixed)
 
     def repeated_coverages(self, ngrams) -> None:
         """Count the plain coverages of several n at once (`kernels.repeated_ngram_coverages`), for
@@ -273,19 +280,33 @@ class WordCount(QualityFilter):
         return _two_sided(values, _outside(values, p.min_words, p.max_words), p.min_words, p.max_words)
 
 
-@register("too_short", 2)
+@register("too_short", 3)
 class TooShort(QualityFilter):
     """Texts under `min_chars` characters (not counting surrounding whitespace): too short to be an answer.
 
     A character (unit) of a script written without spaces (Chinese, Japanese, Korean, Thai, ...) counts
     as three (v2): it carries about what a short word and its space carry elsewhere, so a 16-character
-    Chinese sentence is not "too short" as 16 Latin letters are.
+    Chinese sentence is not "too short" as 16 Latin letters are. Characters are counted as NFC composes
+    them (v3): v2 counted code points, and dropped "Hà Nội là thủ đô." (17) but kept it with its accents
+    written apart (NFD, 22) or as a Vietnamese keyboard types them.
     """
 
     def evaluate(self, view: TextView) -> Verdict:
-        values = pc.utf8_length(pc.utf8_trim_whitespace(view.texts)).to_numpy(zero_copy_only=False).astype(np.float64)
-        values += 2 * view.stat("solo_units")
+        values = _length(view.texts) + 2 * view.stat("solo_units")
+        # Composing can shorten a text to a third (Hangul jamo, a Vietnamese letter of two accents):
+        # only texts that short may fail, and only they are composed and counted again. Python composes
+        # them: this pyarrow's utf8_normalize decomposes whatever form it is asked for.
+        near = np.flatnonzero(values < 3 * self.params.min_chars)
+        if near.size:
+            short = [None if t is None else unicodedata.normalize("NFC", t)
+                     for t in view.texts.take(pa.array(near)).to_pylist()]
+            values[near] = _length(pa.array(short, pa.string())) + 2 * view.stat("solo_units")[near]
         return Verdict(values, values < self.params.min_chars, self.params.min_chars, "<")
+
+
+def _length(texts: pa.Array) -> np.ndarray:
+    """Code points of each text, surrounding whitespace not counted."""
+    return pc.utf8_length(pc.utf8_trim_whitespace(texts)).to_numpy(zero_copy_only=False).astype(np.float64)
 
 
 @register("mean_word_length", 3)
@@ -356,8 +377,8 @@ class DuplicateLines(QualityFilter):
         return Verdict(values, by_lines | by_chars, np.where(by_lines, p.max_line_share, p.max_char_share), ">")
 
 
-@register("repeated_ngrams", 3)
-@register("repetition_loop", 3)
+@register("repeated_ngrams", 4)
+@register("repetition_loop", 4)
 class RepeatedNgrams(QualityFilter):
     """Words covered by a word n-gram that occurs twice or more (Gopher's duplicate n-gram rule).
 
@@ -368,7 +389,8 @@ class RepeatedNgrams(QualityFilter):
     Japanese Debian Reference paragraphs, against 0.6 % of the English original). `min_words` counts
     words in those texts too (v3; v2 counted characters, and judged Chinese and Japanese paragraphs of
     20-25 words, whose English originals are under the floor: 44 of the 64 drops of Chinese and
-    Japanese human text measured).
+    Japanese human text measured). v4 counts the Latin words and numbers of such a text whole
+    (`TextView.word_equivalents`).
     """
 
     def evaluate(self, view: TextView) -> Verdict:
@@ -490,18 +512,23 @@ _COMPLETE_END = (r"(?:[.!?)\]}\"'`*_>:|]|\x{2019}|\x{201d}|[\x{2600}-\x{27bf}]|[
                  r"|[\x{0589}\x{055E}\x{055C}\x{037E}\x{FF1A}\x{1367}\x{166E}\x{1803}\x{A9C9}\x{11141}\x{00BB}"
                  r"\x{203A}\x{0F42}\x{1A20}-\x{1AAF}\x{AA80}-\x{AADF}]|\x{1361}\x{1361}|\S[\x{00AB}\x{2039}\x{201C}]"
                  r"|[\x{0370}-\x{03FF}\x{1F00}-\x{1FFF}];"  # Greek's question mark, which NFC makes a ";"
+                 # v5: emoji outside those blocks (flags, ⭐, ⏰, ↩, a keycap's U+20E3, 〰), ⋯ (the ellipsis of
+                 # Taiwan and Hong Kong), and a closing tilde (~, 〜), a friendly sign-off in Chinese and Japanese.
+                 r"|[\x{1F000}-\x{1F2FF}\x{2300}-\x{23FF}\x{2B00}-\x{2BFF}\x{2190}-\x{21FF}\x{20E3}\x{3030}\x{303D}"
+                 r"\x{3297}\x{3299}\x{22EF}~\x{301C}]"
                  r"|\w+/\S*)"
                  # v4: invisible characters after the last mark (zero-width space, direction marks, an
                  # emoji's variation selector) are not the end.
                  r"[\s\x{200B}-\x{200F}\x{2060}\x{FEFF}\x{FE0E}\x{FE0F}]*$")
 
 
-@register("truncated", 4)
+@register("truncated", 5)
 class Truncated(QualityFilter):
     """Answers that stop mid-sentence: no closing punctuation, long enough to have needed it.
 
     v4 knows more scripts' closing marks (`_COMPLETE_END`) and counts `min_words` as words in text
-    written without spaces (`TextView.word_equivalents`), as the repeated n-gram rules do.
+    written without spaces (`TextView.word_equivalents`), as the repeated n-gram rules do. v5 takes
+    every emoji as an ending (v4 flagged answers ending in a flag, ⭐, ⏰ or a keycap), and ⋯, ~ and 〜.
     """
 
     def evaluate(self, view: TextView) -> Verdict:

@@ -367,21 +367,30 @@ def ascii_fold() -> np.ndarray:
     return out
 
 
+# Thai and Lao vowel signs above a consonant have combining class 0, so NFD leaves a tone mark typed
+# before them where it was ("ท่ี" for "ที่"), and the two spellings, which look the same, stay two
+# texts. Ordered before the tone marks (classes 107 and 122), they become one, as Thai text tools
+# normalize them.
+_ABOVE_VOWELS = (0x0E31, 0x0E34, 0x0E35, 0x0E36, 0x0E37, 0x0EB1, 0x0EB4, 0x0EB5, 0x0EB6, 0x0EB7)
+
+
 @disk_cached
-def combining_classes() -> np.ndarray:
-    """Canonical combining class of every code point (0 for most; 220 for a dot below, 230 for an
-    accent above, ...): the order NFD puts a letter's marks in."""
+def mark_order() -> np.ndarray:
+    """The order a letter's marks are put in, per code point: its canonical combining class (0 for
+    most; 220 for a dot below, 230 for an accent above, ...), as NFD orders marks, and 100 for the
+    Thai and Lao vowels above a consonant (`_ABOVE_VOWELS`). Marks of order 0 stay where they are."""
     table = np.zeros(0x110000, np.uint8)
     for cp in range(0x300, 0x110000):  # no combining mark comes before U+0300
         table[cp] = unicodedata.combining(chr(cp))
+    table[list(_ABOVE_VOWELS)] = 100
     return table
 
 
 @nb.njit(cache=True)
 def _reorder_mark(out, unit_start, o, nbytes, ccc):
-    """Move the mark just written at out[o - nbytes:o] back before the marks of a higher combining
-    class in front of it, as NFD orders them ("ê" + dot below folds to e, U+0302, U+0323, while "ệ"
-    folds to e, U+0323, U+0302). Returns whether it moved."""
+    """Move the mark just written at out[o - nbytes:o] back before the marks of a higher order
+    (`mark_order`) in front of it, as NFD orders them ("ê" + dot below folds to e, U+0302, U+0323,
+    while "ệ" folds to e, U+0323, U+0302). Returns whether it moved."""
     mark_at = o - nbytes
     cls = ccc[_decode(out, mark_at, o)[0]]
     at = mark_at
@@ -517,8 +526,8 @@ def analyze(data, offsets, classes, scripts, token_base, token_per_char, token_p
     key). Units follow `_breaks_before`; a unit's hash is fmix32(FNV-1a of its normalized UTF-8
     bytes). A text's script is the one (SCRIPTS) most of its units start in. `ascii_folded`
     (`ascii_fold()`): what each ASCII byte folds to, for the loop's path that does not decode. `ccc`
-    (`combining_classes()`): a unit's marks are put in canonical order (`_reorder_mark`), so text
-    typed as a precomposed letter plus a mark normalizes as its NFC and NFD spellings do.
+    (`mark_order()`): a unit's marks are put in canonical order (`_reorder_mark`), so text typed as
+    a precomposed letter plus a mark normalizes as its NFC and NFD spellings do.
     """
     n = len(offsets) - 1
     size_out = _folded_size(data, offsets, fold_start, fold_bytes)

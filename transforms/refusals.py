@@ -44,7 +44,10 @@ REFUSAL_PATTERNS: dict[str, list[str]] = {
         r"\bas a(?:n)? (?:large )?(?:language|ai|artificial intelligence) model\b",
         r"\bi(?: am|'m) (?:just |only |merely )?an? (?:ai|artificial intelligence|language model|"
         r"large language model|chatbot|virtual assistant|text-based)",
-        r"\bi(?: am|'m) (?:so |very |really )?sorry,? (?:but|i)\b",
+        # "I'm sorry, but" and "I'm sorry, I can't ...", not "I'm so sorry I missed dinner" (an apology
+        # the answer was asked to write, or a character's line in a role-play).
+        r"\bi(?: am|'m) (?:so |very |really )?sorry,? but\b",
+        r"\bi(?: am|'m) sorry, i(?: am|'m| can| cannot| can't| do| don't| won't| will not| must| need| have)\b",
         r"\bi apologi[sz]e,? (?:but|for any confusion)\b",
         r"\bi (?:cannot|can't|can ?not|won't|will not|am unable to|'m unable to|am not able to|'m not able to|"
         r"do not have the ability to|don't have the ability to) (?:help|assist|provide|fulfill|fulfil|comply|"
@@ -59,9 +62,10 @@ REFUSAL_PATTERNS: dict[str, list[str]] = {
         r"\bi must (?:decline|refuse|respectfully)\b",
     ],
     "zh-hans": [
-        r"作为(?:一个|一款|一名)?(?:ai|人工智能)|作为(?:一个|一款)?(?:大型)?语言模型",
-        r"我(?:只)?是(?:一个|一款)?(?:ai|人工智能|语言模型|大型语言模型)",
-        r"(?:抱歉|对不起|很遗憾)[，,！!。]?\s*(?:我|但|作为)",
+        r"作为(?:一个|一款|一名)?\s?(?:ai|人工智能)|作为(?:一个|一款)?(?:大型)?语言模型",
+        r"我(?:只)?是(?:一个|一款)?\s?(?:ai|人工智能|语言模型|大型语言模型)",
+        # "Sorry, but" or "sorry, I can't": not 对不起，我昨天没有交作业 (an apology the answer was asked to write).
+        r"(?:抱歉|对不起|很遗憾)[，,！!。]?\s*(?:但|作为|我(?:无法|不能|没有办法|不可以|不会|并不|不太|没法|暂时|目前))",
         r"我(?:无法|不能|没有办法|不可以|不会)(?:为你|为您|帮你|帮您)?"
         r"(?:提供|帮助|协助|回答|完成|满足|生成|访问|浏览|预测|执行|分享|给出|创作|撰写|编写|参与|支持)",
         # 我不会推荐 is advice ("I wouldn't recommend ..."); 我无法推荐 is a refusal ("I can't recommend ...").
@@ -71,9 +75,9 @@ REFUSAL_PATTERNS: dict[str, list[str]] = {
     ],
     # Traditional characters (Taiwan, Hong Kong): the same phrases as written there.
     "zh-hant": [
-        r"作為(?:一個|一款|一名)?(?:ai|人工智慧|人工智能)|作為(?:一個|一款)?(?:大型)?語言模型",
-        r"我(?:只)?是(?:一個|一款)?(?:ai|人工智慧|人工智能|語言模型|大型語言模型)",
-        r"(?:抱歉|對不起|很遺憾)[，,！!。]?\s*(?:我|但|作為)",
+        r"作為(?:一個|一款|一名)?\s?(?:ai|人工智慧|人工智能)|作為(?:一個|一款)?(?:大型)?語言模型",
+        r"我(?:只)?是(?:一個|一款)?\s?(?:ai|人工智慧|人工智能|語言模型|大型語言模型)",
+        r"(?:抱歉|對不起|很遺憾)[，,！!。]?\s*(?:但|作為|我(?:無法|不能|沒有辦法|不可以|不會|並不|不太|沒法|暫時|目前))",
         r"我(?:無法|不能|沒有辦法|不可以|不會)(?:為你|為您|幫你|幫您)?"
         r"(?:提供|幫助|協助|回答|完成|滿足|生成|存取|訪問|瀏覽|預測|執行|分享|給出|創作|撰寫|編寫|參與|支援|支持)",
         r"我(?:無法|不能|沒有辦法|不可以)(?:為你|為您|幫你|幫您)?推薦",
@@ -81,11 +85,13 @@ REFUSAL_PATTERNS: dict[str, list[str]] = {
         r"我的(?:知識|訓練資料|訓練數據)(?:截止|有限|僅|只)",
     ],
     "ja": [
-        r"申し訳(?:ありません|ございません)が|(?:ai|人工知能)(?:言語モデル)?として",
+        r"申し訳(?:ありません|ございません)が|(?:ai|人工知能)(?:言語モデル|アシスタント)?として",
         r"お答えできません|お手伝いできません",
     ],
     "ko": [
-        r"죄송(?:하지만|합니다만|합니다)|(?:ai|인공지능) ?(?:언어 ?모델|어시스턴트)(?:로서|으로서|입니다)",
+        # "Sorry, but", not a bare 죄송합니다 ("I'm sorry."), which opens apologies the answer was asked to write.
+        r"죄송(?:하지만|합니다만)|(?:ai|인공지능)(?: ?언어 ?모델| ?어시스턴트)?(?:로서|으로서)"
+        r"|(?:ai|인공지능) ?(?:언어 ?모델|어시스턴트)입니다",
         r"(?:도와|도움을 )드릴 수 없(?:습니다|어요)",
         r"(?:제공|답변)(?:을 |해 ?)?(?:드릴|할) 수 없(?:습니다|어요)",
     ],
@@ -283,6 +289,27 @@ def _spellings(ch: str) -> list[str]:
             forms.append(unicodedata.normalize("NFC", base + marks[:i] + marks[i + 1:]) + mark)
     return list(dict.fromkeys(forms))
 
+
+def _full_width_ai(patterns: list[str]) -> list[str]:
+    """Chinese, Japanese and Korean text may write "AI" in full-width letters (ＡＩ, lower-cased ａｉ)."""
+    return [p.replace("(?:ai|", "(?:ai|\uff41\uff49|") for p in patterns]
+
+
+def _arabic_spellings(pattern: str) -> str:
+    """Arabic typed without the hamza on its alif (استطيع for أستطيع), as informal text often is, or with
+    the hamza as a mark apart (NFD)."""
+    return pattern.replace("\u0623", "(?:\u0623|\u0627\u0654?)").replace("\u0625", "(?:\u0625|\u0627\u0655?)")
+
+
+def _persian_spellings(pattern: str) -> str:
+    """Persian typed with the Arabic yeh and kaf (ي, ك for ی, ک), as Arabic keyboard layouts write them."""
+    return pattern.replace("\u06cc", "[\u06cc\u064a]").replace("\u06a9", "[\u06a9\u0643]")
+
+
+for _lang in ("zh-hans", "zh-hant", "ja", "ko"):
+    REFUSAL_PATTERNS[_lang] = _full_width_ai(REFUSAL_PATTERNS[_lang])
+REFUSAL_PATTERNS["ar"] = [_arabic_spellings(p) for p in REFUSAL_PATTERNS["ar"]]
+REFUSAL_PATTERNS["fa"] = [_persian_spellings(p) for p in REFUSAL_PATTERNS["fa"]]
 
 # One RE2 pass over each opening instead of one per phrase.
 REFUSAL_REGEX = "|".join(f"(?:{_either_form(p)})" for patterns in REFUSAL_PATTERNS.values() for p in patterns)

@@ -184,9 +184,10 @@ def _ends_sentence(view) -> np.ndarray:
 
 
 def _per_word(name: str) -> Callable:
-    """A count per word, words counted as the filters count them (`TextView.word_equivalents`): per
-    unit, Markdown in Chinese or Thai looked two to three times rarer than the same in English."""
-    return lambda v: v.stat(name) / np.maximum(v.word_equivalents, 1.0)
+    """A count per word, words counted as the filters counted them when scorer v3 was trained (units
+    over `TextView.chars_per_word`): per unit, Markdown in Chinese or Thai looked two to three times
+    rarer than the same in English. Kept as it was, so a trained scorer scores as it did."""
+    return lambda v: v.stat(name) / np.maximum(v.word_counts / v.chars_per_word, 1.0)
 
 
 def _type_token(view) -> np.ndarray:

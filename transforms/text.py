@@ -7,7 +7,6 @@ NFKD, were the slowest steps of the whole pipeline.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -34,10 +33,22 @@ class TextAnalysis:
 def fold(text: str) -> str:
     """The normalized form of a text, character by character (see `kernels.fold_table`):
     compatibility forms folded (full-width letters, ligatures, odd spaces), accents split off,
-    lower case, and a letter's marks in canonical order (NFD's: "ê" + a dot below and "ệ" are the
-    same letter). The compiled pass applies the same rule; this is its reference."""
-    # Each character's fold is decomposed already: NFD only puts the marks in order.
-    return unicodedata.normalize("NFD", "".join(kernels.fold_char(ch) for ch in text))
+    lower case, and a letter's marks in canonical order (`kernels.mark_order`: NFD's, so "ê" + a dot
+    below and "ệ" are the same letter, and Thai and Lao vowels above a consonant before its tone
+    mark). The compiled pass applies the same rule; this is its reference."""
+    order = kernels.mark_order()
+    out: list[str] = []
+    run: list[tuple[int, int, str]] = []  # marks of a nonzero order, sorted when the run ends (stable)
+    for ch in "".join(kernels.fold_char(ch) for ch in text):
+        key = int(order[ord(ch)])
+        if key:
+            run.append((key, len(run), ch))
+            continue
+        out.extend(c for _, _, c in sorted(run))
+        run = []
+        out.append(ch)
+    out.extend(c for _, _, c in sorted(run))
+    return "".join(out)
 
 
 def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +66,7 @@ def analyze(texts: pa.Array) -> TextAnalysis:
     # Offsets 1 and 3 point into the normalized bytes and the word hashes.
     out, out_off, hashes, word_off, tok_words, tok_space, script, tok_est = parallel.per_text_joined(
         kernels.analyze, data, offsets, kernels.char_classes(), kernels.script_table(), *kernels.token_weights(),
-        *kernels.fold_table(), kernels.ascii_fold(), kernels.combining_classes(), offsets_at=(1, 3))
+        *kernels.fold_table(), kernels.ascii_fold(), kernels.mark_order(), offsets_at=(1, 3))
     normalized = pa.StringArray.from_buffers(
         len(offsets) - 1, pa.py_buffer(out_off.astype(np.int32)), pa.py_buffer(out))
     return TextAnalysis(normalized, hashes, word_off, tok_words, tok_space, script, tok_est)

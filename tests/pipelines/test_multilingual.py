@@ -196,6 +196,6 @@ def test_the_multilingual_example_mixes_english_and_chinese_at_its_script_target
         assert abs(human[script]["selected_units"] - human[script]["target_fraction"] * manifest["mixture"][
             "total_units"]) <= largest + 1
     dropped = {r["doc_id"]: r["filter"] for r in _read(out, "filtered") if r["source"] == "answers_zh"}
-    assert dropped["syn-zh-06b"] == "refusal_v6" and dropped["syn-zh-02c"] == "repetition_loop_v3"
+    assert dropped["syn-zh-06b"] == "refusal_v6" and dropped["syn-zh-02c"] == "repetition_loop_v4"
     near = {r["doc_id"]: r["kept_doc_id"] for r in _read(out, "duplicates") if r["source"] == "answers_zh"}
     assert near == {"syn-zh-00b": "syn-zh-00a"}

@@ -145,7 +145,7 @@ def test_repetition_loop_is_the_repeated_ngram_measure_with_its_own_defaults():
     loop, ngrams = build_filter(FilterSpec(name="repetition_loop")), build_filter(FilterSpec(name="repeated_ngrams"))
     assert type(loop) is type(ngrams)
     assert (loop.label, loop.params.ngram, ngrams.label, ngrams.params.ngram) == (
-        "repetition_loop_v3", 10, "repeated_ngrams_v3", 5)
+        "repetition_loop_v4", 10, "repeated_ngrams_v4", 5)
 
 
 def test_scope_mode_and_first_failing_filter_decides():

@@ -53,7 +53,8 @@ def test_batch_word_hashes_match_the_reference_words():
     # Marks out of canonical order, which both put in order: after a precomposed letter, after a mark
     # that opens a unit (after a space or punctuation), after a Thai or Han unit, three in a row.
     (["vie\u0302\u0323t \u00ea\u0323 \u0302\u0323x !\u0302\u0323", "\u0e01\u0e49\u0e38 \u4e2d\u0302\u0323",
-      "a\u0301\u0302\u0323\u031b b\u0651\u064e"], False),
+      "a\u0301\u0302\u0323\u031b b\u0651\u064e",
+      "\u0e17\u0e48\u0e35 \u0e19\u0e48\u0e31\u0e19 \u0e01\u0e49\u0e38\u0e35"], False),
 ], ids=["scripts", "folding-lengthens", "ignorable", "marks-out-of-order"])
 def test_word_hashes_of_every_script_equal_the_reference(texts, lengthens):
     analysis = analyze(pa.array(texts))

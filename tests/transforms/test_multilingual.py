@@ -213,15 +213,42 @@ def test_word_count_and_the_refusal_length_count_words_in_text_without_spaces():
     60 words (about 120 characters) was kept where its English translation was dropped, and the
     word ceiling cut Chinese text at half the words it allows English."""
     refusal = _filter("refusal", max_words=100)
-    zh = "作为一个AI语言模型，我无法提供具体的投资建议。" + "股票市场的价格受到许多因素的影响，包括经济数据和公司业绩。" * 3
+    zh = ("作为一个AI语言模型，我无法提供具体的投资建议。"
+          + "股票市场的价格受到许多因素的影响，包括经济数据和公司业绩。" * 3)
     en = "As an AI language model, I cannot give specific investment advice. " + " ".join(["word"] * 50)
     view = TextView(pa.array([zh, en]))
     assert view.word_counts[0] >= 100 and view.word_equivalents[0] < 100 and view.word_counts[1] < 100
     assert refusal.evaluate(view).failed.tolist() == [True, True]
+    # An English answer followed by its Korean translation: its English words count whole (113 words
+    # here; dividing every unit by Korean's 3 characters a word counted 68, and dropped it).
+    mixed = en + " " + "저는 인터넷을 검색할 수 없습니다. " * 10
+    view = TextView(pa.array([mixed]))
+    assert view.unspaced[0] and 105 < view.word_equivalents[0] < 120
+    assert not refusal.evaluate(view).failed[0]
     ceiling = _filter("word_count", min_words=3, max_words=100)
     book = "他们沿着河岸走了很久，直到天色渐渐暗了下来。" * 8  # 176 characters, 88 words
     texts = [book, " ".join(["word"] * 101), "好的。", "Yes, fine."]
     assert ceiling.evaluate(TextView(pa.array(texts))).failed.tolist() == [False, True, True, True]
+
+
+def test_too_short_counts_a_text_alike_whatever_its_unicode_form():
+    """v2 counted code points: "Hà Nội là thủ đô." was 17 characters in NFC and 22 in NFD."""
+    too_short = _filter("too_short")
+    forms = [unicodedata.normalize(f, t) for t in ("Hà Nội là thủ đô.", "서울입니다") for f in ("NFC", "NFD")]
+    forms.append("Hà N\u00f4\u0323i là thủ đô.")  # as a Vietnamese keyboard types ộ
+    assert too_short.evaluate(TextView(pa.array(forms))).failed.tolist() == [True] * 5
+    longer = "Hà Nội là thủ đô của Việt Nam."
+    assert not too_short.evaluate(TextView(pa.array([longer, unicodedata.normalize("NFD", longer)]))).failed.any()
+
+
+def test_an_answer_ending_in_any_emoji_is_finished():
+    """v4 knew two emoji blocks: an answer ending in a flag, a star, a clock or a keycap was "truncated"."""
+    truncated = _filter("truncated", min_words=10)
+    body = "Here is the plan for the trip, with the trains, the hotels and the museums we talked about"
+    ends = ["! \U0001F1EF\U0001F1F5", "! \u2b50", "! \u23f0", "! 1\ufe0f\u20e3", "! \U0001F60A", "\u22ef\u22ef", " ~",
+            " of the"]
+    verdict = truncated.evaluate(TextView(pa.array([body + e for e in ends]))).failed.tolist()
+    assert verdict == [False] * 7 + [True]
 
 
 def test_cut_off_answers_end_without_ideographic_full_stop():
