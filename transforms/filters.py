@@ -420,7 +420,8 @@ class AlphaWords(QualityFilter):
 # Synthetic text
 
 
-# Quoted speech (kernels.QUOTE_OPENS ... QUOTE_CLOSES): "...", “...”, «...», „...“, 「...」, 『...』.
+# Quoted speech (kernels.QUOTE_OPENS ... QUOTE_CLOSES): "...", “...”, «...», „...“, 「...」, 『...』,
+# »...«, „...”; RE2 tries the alternatives in that order, as the kernel tries the kinds.
 _QUOTED = "|".join(rf"\x{{{o:x}}}[^\x{{{c:x}}}]*\x{{{c:x}}}"
                    for o, c in zip(kernels.QUOTE_OPENS.tolist(), kernels.QUOTE_CLOSES.tolist()))
 
@@ -450,7 +451,8 @@ class Refusal(QualityFilter):
     (`transforms/refusals.py`). v6 counts `max_words` as the repetition rules count words in text
     written without spaces (v5 counted characters: a Chinese refusal of 60 words, 120 characters, was
     kept where its English translation was dropped), and knows Vietnamese typed with the tone mark after
-    a composed vowel.
+    a composed vowel, and quoted speech in German books' »...« and Polish „...”. An apology alone is not
+    a refusal: "I'm so sorry I missed dinner" opens an apology a prompt may ask for.
     """
 
     def evaluate(self, view: TextView) -> Verdict:

@@ -1559,9 +1559,10 @@ def tails(data, offsets, classes, n):
 
 
 # Quoted speech the refusal rule skips: straight and curly double quotes, guillemets (French,
-# Russian), German „...“, and Japanese and Chinese corner brackets. Opening and closing code points.
-QUOTE_OPENS = np.array([0x22, 0x201C, 0xAB, 0x201E, 0x300C, 0x300E], np.int64)
-QUOTE_CLOSES = np.array([0x22, 0x201D, 0xBB, 0x201C, 0x300D, 0x300F], np.int64)
+# Russian), German „...“ and »...« (books), Polish „...”, and Japanese and Chinese corner brackets.
+# Opening and closing code points; a mark that opens two kinds („) tries them in this order.
+QUOTE_OPENS = np.array([0x22, 0x201C, 0xAB, 0x201E, 0x300C, 0x300E, 0xBB, 0x201E], np.int64)
+QUOTE_CLOSES = np.array([0x22, 0x201D, 0xBB, 0x201C, 0x300D, 0x300F, 0xAB, 0x201D], np.int64)
 
 
 @nb.njit(cache=True, inline="always")
@@ -1635,9 +1636,8 @@ def openings(data, offsets, n):
                     if k < end:
                         i = k + c_size
                         skipped = True
-                    else:
-                        left[q] = False
-                    break  # one kind of quote opens with each mark
+                        break
+                    left[q] = False  # and the next kind this mark opens, if any, is tried
             if skipped:
                 continue
             if cp == 0x2019:

@@ -438,7 +438,8 @@ def test_the_tail_truncation_reads_is_arrows_slice_of_the_trimmed_text():
 def _arrow_opening(texts: pa.Array, window: int) -> pa.Array:
     head = pc.replace_substring(pc.utf8_slice_codeunits(texts, 0, window), "\u2019", "'")
     quoted = (r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}|\x{ab}[^\x{bb}]*\x{bb}|\x{201e}[^\x{201c}]*\x{201c}'
-              r'|\x{300c}[^\x{300d}]*\x{300d}|\x{300e}[^\x{300f}]*\x{300f}')
+              r'|\x{300c}[^\x{300d}]*\x{300d}|\x{300e}[^\x{300f}]*\x{300f}|\x{bb}[^\x{ab}]*\x{ab}'
+              r'|\x{201e}[^\x{201d}]*\x{201d}')
     return pc.replace_substring_regex(head, quoted, "")
 
 
@@ -450,7 +451,8 @@ def test_the_refusal_opening_is_arrows_slice_and_quote_removal():
              "\u201cI\u2019m sorry, but I can\u2019t,\u201d he said. I\u2019m sorry, but I can\u2019t.",
              'one "open quote and "a closed one" after', "\u201c unclosed then \"closed\" \u201d",
              '"a\nb" c', '""""', '"', "\u201c\u201d\u201d\u201c", "\u2019" * 5, "", "長い\u201c引用\u201d文", "😀\"x\"😀",
-             "« Je suis désolé » dit-il", "„Es tut mir leid“, sagte sie. \u201cno\u201d", "「申し訳」と『言った』"]
+             "« Je suis désolé » dit-il", "„Es tut mir leid“, sagte sie. \u201cno\u201d", "「申し訳」と『言った』",
+             "»Es tut mir leid«, sagte er.", "„Przepraszam\u201d – powiedział.", "„a\u201d „b\u201c", "« a » b « c"]
     rng = np.random.default_rng(3)
     alphabet = ['"', "\u201c", "\u201d", "\u2019", "a", "é", "長", "\n", " ", "I", "😀", "\u0301",
                 "\u00ab", "\u00bb", "\u201e", "\u300c", "\u300d", "\u300e", "\u300f"]

@@ -103,14 +103,18 @@ def _vietnamese_keyboard(text: str) -> str:
 
 
 def test_a_refusal_quoted_in_a_story_is_not_the_writer_refusing():
-    """Quoted speech is skipped in the quotation marks of each language: « », „ “, 「 」, 『 』."""
+    """Quoted speech is skipped in the quotation marks of each language: « », „ “, 「 」, 『 』, and (v6)
+    German books' » « and Polish „ ”."""
     refusal = _filter("refusal", max_words=100)
     quoted = ["«Je suis désolé, mais je ne peux pas venir», dit-elle en souriant.",
               "„Es tut mir leid, aber ich kann dir dabei nicht helfen“, sagte der Nachbar.",
               "「申し訳ありませんが、お答えできません」と彼は言った。",
-              "『抱歉，我无法帮助你』他说完就走了。"]
-    said = ["Je suis désolé, mais je ne peux pas répondre à cette demande.", "申し訳ありませんが、お答えできません。"]
-    assert refusal.evaluate(TextView(pa.array(quoted + said))).failed.tolist() == [False] * 4 + [True] * 2
+              "『抱歉，我无法帮助你』他说完就走了。",
+              "Der Roboter blieb stehen. »Es tut mir leid, aber ich kann dir nicht helfen«, sagte er.",
+              "Robot zatrzymał się. „Przepraszam, ale nie mogę cię wpuścić” – powiedział."]
+    said = ["Je suis désolé, mais je ne peux pas répondre à cette demande.", "申し訳ありませんが、お答えできません。",
+            "Przepraszam, ale nie mogę pomóc w tej sprawie."]
+    assert refusal.evaluate(TextView(pa.array(quoted + said))).failed.tolist() == [False] * 6 + [True] * 3
 
 
 def test_sentences_with_a_refusals_words_are_not_refusals():
