@@ -173,7 +173,7 @@ def test_malformed_lines_are_rejected_and_every_line_is_accounted_for(tmp_path, 
         (8, "ingest_text_not_string", "line 10: key 'text' holds a JSON array, not text", '["a", "list"]'),
         (9, "ingest_missing_column", "line 11: no key 'text' (corpora[0].text_column); the record has 'id', "
          "'content'", '{"id": "x3", "content": "text under another key"}'),
-        (10, "ingest_empty_text", "line 13: text is empty or only whitespace", "   "),
+        (10, "ingest_empty_text", "line 13: text is empty or only whitespace and invisible format characters", "   "),
         (17, "ingest_text_not_string", "line 20: key 'text' holds a JSON number, not text", "1"),
     ]
     assert manifest["quality"]["rejects_by_reason"]["ingest_invalid_json"] == {"wiki": 1}

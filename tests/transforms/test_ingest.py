@@ -11,6 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from hybridmix.schemas.errors import DataError, SchemaError
 from hybridmix.schemas.reasons import RejectReason
 from hybridmix.schemas.stats import Figure
+from hybridmix.transforms import kernels
 from hybridmix.transforms.ingest import ReadCorpora, build_documents
 from hybridmix.transforms.inputs import ReadSpec, plan_inputs
 from tests.builders import make_config, words, write_parquet
@@ -58,18 +59,23 @@ def test_bad_rows_are_rejected_with_reason_file_and_row(tmp_path):
     assert rejects[3]["text"] == "no id"
 
 
-def test_only_whitespace_is_what_arrow_trims_to_nothing(tmp_path):
-    # Every code point of the BMP alone (the other planes hold no whitespace), and runs of them: a
-    # text is empty when Arrow's trim leaves nothing.
+def test_empty_is_what_arrow_trims_to_nothing_or_to_invisible_characters(tmp_path):
+    # Every code point of the BMP alone, and runs of them: a text is empty when Arrow's trim leaves
+    # nothing, or only default-ignorable code points (zero-width spaces, byte order marks, direction
+    # marks), which the normalized text leaves out: such a text has no words.
     points = [c for c in range(0x10000) if not 0xD800 <= c < 0xE000]
-    texts = ["\u3000\u2029 \x85\x1c\t", " \u200b ", "\u00a0x\u00a0", ""] + [chr(c) for c in points]
+    texts = ["\u3000\u2029 \x85\x1c\t", " \u200b ", "\u00a0x\u00a0", "", "\ufeff\u200f\u200e", "\u200bx"]
+    texts += [chr(c) for c in points] + ["\U000e0041\U000e0042"]  # tag characters, outside the BMP
     rows = [{"id": f"r{i}", "text": t} for i, t in enumerate(texts)]
     config, plan = _corpus(tmp_path, rows)
     built = _build(config, plan)
     empty = {r["source_row"] for r in built.rejects.to_pylist() if r["reason"] == RejectReason.EMPTY_TEXT}
     trimmed = pc.utf8_length(pc.utf8_trim_whitespace(pa.array(texts))).to_numpy()
-    assert empty == set(np.flatnonzero(trimmed == 0).tolist())
-    assert len(empty) == 29 + 2  # Arrow's (and str.isspace's) 29 whitespace characters, the run and ""
+    invisible = {i for i, t in enumerate(texts) if t and all(kernels.ignorable(ch) or ch.isspace() for ch in t)}
+    assert empty == set(np.flatnonzero(trimmed == 0).tolist()) | invisible
+    # Arrow's (and str.isspace's) 29 whitespace characters, the BMP's 66 default-ignorable ones, the
+    # whitespace run, "", the run with a zero-width space, the two invisible runs
+    assert len(empty) == 29 + 66 + 5 and 5 not in empty
 
 
 def test_text_column_of_wrong_type_rejects_every_row(tmp_path):

@@ -271,8 +271,9 @@ def test_read_corpora_and_read_again_over_chunks_of_a_file(tmp_path):
     kept = [r for i, r in enumerate(rows) if i % 5]
     assert_that(doc_ids, equal_to([r["id"] for r in kept] + ["s1"]), label="docs")
     # Row i is on line i + 1 + the number of blank lines before it.
-    assert_that(rejected, equal_to([(i, f"line {i + 1 + (i + 6) // 7}: text is empty or only whitespace")
-                                    for i in range(0, 60, 5)]), label="rejects")
+    empty = "text is empty or only whitespace and invisible format characters"
+    assert_that(rejected, equal_to([(i, f"line {i + 1 + (i + 6) // 7}: {empty}") for i in range(0, 60, 5)]),
+                label="rejects")
     assert_that(again, equal_to([{"doc_id": r["id"], "text": r["text"]} for r in kept]
                                 + [{"doc_id": "s1", "text": words(9, 20)}]), label="again")
     p.run().wait_until_finish()
