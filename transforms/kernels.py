@@ -256,6 +256,7 @@ def known_filter(hashes: np.ndarray) -> np.ndarray:
 
 _HANI = SCRIPTS.index("Hani")
 _JPAN = SCRIPTS.index("Jpan")
+_HANG = SCRIPTS.index("Hang")
 
 
 # Letters of no script (Unicode's script "Common"): ordinal indicators, superscripts and subscripts,
@@ -476,8 +477,12 @@ def _doc_script(counts):
     """Index into SCRIPTS of the script most units of a text are in (see SCRIPTS); resets counts."""
     han = counts[_HANI]
     kana = counts[_JPAN]
+    hangul = counts[_HANG]
     if kana > 0 and 10 * kana >= han + kana:  # Japanese: Han with at least 10 % kana
         counts[_JPAN] = han + kana
+        counts[_HANI] = 0
+    elif hangul > 0 and 10 * hangul >= han + hangul:  # Korean: Han (Hanja) with at least 10 % Hangul
+        counts[_HANG] = han + hangul
         counts[_HANI] = 0
     best = 0  # Zyyy when no unit starts with a letter
     most = 0

@@ -29,6 +29,11 @@ def test_each_text_gets_the_script_most_of_its_units_are_in():
     # Numbers alone have no script; Han with a little kana stays Chinese, with more it is Japanese.
     assert scripts(analyze(pa.array(["2024 - 12", "", "我们的のです", "我们的会议是明天下午三点の"]))).to_pylist() == [
         "Zyyy", "Zyyy", "Jpan", "Hani"]
+    # Korean written with Hanja is Korean: Han with at least 10 % Hangul (more Han than Hangul here).
+    hanja = ("大韓民國 憲法 第1條 ① 大韓民國은 民主共和國이다. "
+             "② 大韓民國의 主權은 國民에게 있고, 모든 權力은 國民으로부터 나온다.")
+    chinese = "我们在首尔吃了饭，朋友说这家店在韩国很有名，大家都叫它맛집。"
+    assert scripts(analyze(pa.array([hanja, chinese]))).to_pylist() == ["Hang", "Hani"]
 
 
 @pytest.mark.parametrize("lang", NO_SPACES)
