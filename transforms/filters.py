@@ -31,7 +31,7 @@ from hybridmix.transforms import columns, kernels, parallel
 from hybridmix.transforms.batches import list_array, list_parts
 from hybridmix.transforms.decontam_core import EvalIndex, find_matches, matched_span
 from hybridmix.transforms.inputs import Lineage
-from hybridmix.transforms.refusals import REFUSAL_REGEX
+from hybridmix.transforms.refusals import REFUSAL_REGEX_LATIN, REFUSAL_REGEX_OTHER
 from hybridmix.transforms.scorer import score_histogram
 from hybridmix.transforms.text import analyze, scripts, string_buffers
 
@@ -431,12 +431,20 @@ def _opening(texts: pa.Array, window: int) -> pa.Array:
     quoted speech left out, which is someone else talking ("I'm sorry, but I cannot stay," she said;
     «Je suis désolé, mais je ne peux pas», dit-elle; 「申し訳ありませんが、お答えできません」と彼は言った).
     The compiled `kernels.openings`; Arrow where a text is null."""
+    return _openings(texts, window)[0]
+
+
+def _openings(texts: pa.Array, window: int) -> tuple[pa.Array, np.ndarray]:
+    """`_opening`, and per text whether it holds a letter of a script the second group of refusal
+    phrases is written in (`refusals.REFUSAL_REGEX_OTHER`; see `kernels.openings`)."""
     if texts.null_count:
         head = pc.replace_substring(pc.utf8_slice_codeunits(texts, 0, window), "\u2019", "'")
-        return pc.replace_substring_regex(head, _QUOTED, "")
+        opening = pc.replace_substring_regex(head, _QUOTED, "")
+        wide = pc.fill_null(pc.match_substring_regex(opening, r"[\x{400}-\x{1fff}\x{2e80}-\x{10ffff}]"), False)
+        return opening, wide.to_numpy(zero_copy_only=False)
     data, offsets = string_buffers(texts)
-    out, out_offsets = kernels.openings(data, offsets, window)
-    return pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(out_offsets), pa.py_buffer(out))
+    out, out_offsets, wide = kernels.openings(data, offsets, window)
+    return pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(out_offsets), pa.py_buffer(out)), wide
 
 
 @register("refusal", 6)
@@ -451,8 +459,9 @@ class Refusal(QualityFilter):
     (`transforms/refusals.py`). v6 counts `max_words` as the repetition rules count words in text
     written without spaces (v5 counted characters: a Chinese refusal of 60 words, 120 characters, was
     kept where its English translation was dropped), and knows Vietnamese typed with the tone mark after
-    a composed vowel, and quoted speech in German books' »...« and Polish „...”. An apology alone is not
-    a refusal: "I'm so sorry I missed dinner" opens an apology a prompt may ask for.
+    a composed vowel, quoted speech in German books' »...« and Polish „...”, and Ukrainian, Hebrew and
+    Thai. An apology alone is not a refusal: "I'm so sorry I missed dinner" opens an apology a prompt
+    may ask for.
     """
 
     def evaluate(self, view: TextView) -> Verdict:
@@ -461,8 +470,14 @@ class Refusal(QualityFilter):
         cache = view.__dict__.setdefault("_refusal_hits", {})
         window = self.params.window_chars
         if window not in cache:
-            cache[window] = pc.match_substring_regex(pc.utf8_lower(_opening(view.texts, window)),
-                                                     REFUSAL_REGEX).to_numpy(zero_copy_only=False)
+            opening, wide = _openings(view.texts, window)
+            lowered = pc.utf8_lower(opening)
+            hit = pc.match_substring_regex(lowered, REFUSAL_REGEX_LATIN).to_numpy(zero_copy_only=False)
+            rows = np.flatnonzero(wide & ~hit)
+            if rows.size:
+                others = lowered.take(pa.array(rows))
+                hit[rows] = pc.match_substring_regex(others, REFUSAL_REGEX_OTHER).to_numpy(zero_copy_only=False)
+            cache[window] = hit
         hit = cache[window]
         if self.params.max_words is None:
             return Verdict(hit.astype(np.float64), hit, 1.0, ">=", "refusal or disclaimer in the opening")

@@ -1600,7 +1600,9 @@ def _code_point_at(data, i, end):
 def openings(data, offsets, n):
     """Each text's first `n` code points with U+2019 made an ASCII apostrophe and quoted spans
     (`QUOTE_OPENS` ... `QUOTE_CLOSES`, closed within those `n`) left out, as (bytes, offsets) of a
-    string array: the refusal rule's opening, before lower-casing.
+    string array: the refusal rule's opening, before lower-casing; and per text whether the opening
+    holds a code point of U+0400-U+1FFF (Cyrillic, Hebrew, Arabic, Indic, Thai, Hangul jamo, ...) or
+    from U+2E80 on (CJK, kana, Hangul, full-width forms).
 
     The same as Arrow's utf8_slice_codeunits, replace_substring and RE2's leftmost, non-overlapping
     replace_substring_regex of the quoted spans, in that order: on the 200,000 texts of the benchmark
@@ -1627,6 +1629,7 @@ def openings(data, offsets, n):
     out_offsets = np.empty(count + 1, np.int64)
     kinds = len(QUOTE_OPENS)
     left = np.empty(kinds, np.bool_)  # a closing mark of each kind may still come
+    wide = np.zeros(count, np.bool_)
     at = 0
     for d in range(count):
         out_offsets[d] = at
@@ -1663,9 +1666,11 @@ def openings(data, offsets, n):
             else:
                 out[at:at + size] = data[i:i + size]
                 at += size
+                if 0x400 <= cp < 0x2000 or cp >= 0x2E80:
+                    wide[d] = True
             i += size
     out_offsets[count] = at
-    return out[:at], out_offsets
+    return out[:at], out_offsets, wide
 
 
 @nb.njit(cache=True)

@@ -201,6 +201,33 @@ REFUSAL_PATTERNS: dict[str, list[str]] = {
         r"эмоций|чувств)",
         _B + r"мои (?:обучающие данные|данные обучения)",
     ],
+    "uk": [
+        _S + r"як (?:мовна модель|модель ші|ші|штучний інтелект|ші-асистент|віртуальний асистент|нейромережа)"
+        + _WORDS + _then("я|мені|у мене|мій|моя|мої"),
+        _B + r"(?:вибачте|перепрошую|на жаль|мені шкода|прошу вибачення)[,.]? (?:але )?я не (?:можу|в змозі|маю)",
+        _B + r"я не (?:можу|в змозі|маю можливості) (?:вам |тобі )?(?:допомогти|надати|відповісти|виконати|створити|"
+        r"написати|згенерувати|дати|запропонувати|отримати доступ|передбачити|поділитися|рекомендувати|"
+        r"порекомендувати)" + _E,
+        _B + r"я (?:лише|просто|всього лише|тільки) (?:мовна модель|ші|штучний інтелект|комп'ютерна програма|"
+        r"віртуальний асистент|нейромережа)" + _E,
+        _B + r"у мене немає (?:доступу до|особист(?:ої|их) (?:думки|вподобань|почуттів|досвіду)|власної думки|"
+        r"емоцій|почуттів)",
+    ],
+    # Hebrew and Thai have no letter case; Thai writes no spaces between words.
+    "he": [
+        r"(?:כמודל|בתור מודל) (?:שפה|בינה מלאכותית)|כבינה מלאכותית|בתור בינה מלאכותית",
+        r"(?:מצטער|מצטערת|סליחה)[,.]? (?:אבל |אך )?(?:אני )?(?:לא יכול|לא יכולה|אינני יכול|אינני יכולה|איני יכול)",
+        r"(?:לא יכול|לא יכולה|אינני יכול|אינני יכולה|איני יכול|איני יכולה) (?:לעזור|לסייע|לספק|לענות|ליצור|לכתוב|"
+        r"לגשת|לחזות|להמליץ)",
+        r"אני (?:רק |בסך הכל )?(?:מודל שפה|בינה מלאכותית|תוכנת מחשב|עוזר וירטואלי)",
+        r"אין לי (?:גישה ל|דעות אישיות|דעה אישית|רגשות|העדפות|יכולת)",
+    ],
+    "th": [
+        r"ในฐานะ(?:ที่เป็น)?\s?(?:โมเดลภาษา|ai|ปัญญาประดิษฐ์)",
+        r"(?:ขออภัย|ขอโทษ)(?:ครับ|ค่ะ|คะ)?[,\s]*(?:แต่)?\s*(?:ฉัน|ผม|ดิฉัน)?ไม่สามารถ",
+        r"(?:ฉัน|ผม|ดิฉัน)ไม่สามารถ(?:ช่วย|ให้ข้อมูล|ตอบ|สร้าง|เขียน|เข้าถึง|ทำนาย|แนะนำ)",
+        r"(?:ฉัน|ผม|ดิฉัน)(?:เป็น|เป็นเพียง|เป็นแค่)\s?(?:โมเดลภาษา|ai|ปัญญาประดิษฐ์|โปรแกรมคอมพิวเตอร์)",
+    ],
     "tr": [_dotless(p) for p in [
         _B + r"bir (?:yapay zeka|yapay zekâ|dil modeli|ai)(?: dil modeli| asistanı| modeli)? olarak",
         _B + r"(?:yardımcı olamam|yardımcı olamıyorum|yardımcı olamayacağım|sağlayamam|yanıt veremem|"
@@ -311,5 +338,14 @@ for _lang in ("zh-hans", "zh-hant", "ja", "ko"):
 REFUSAL_PATTERNS["ar"] = [_arabic_spellings(p) for p in REFUSAL_PATTERNS["ar"]]
 REFUSAL_PATTERNS["fa"] = [_persian_spellings(p) for p in REFUSAL_PATTERNS["fa"]]
 
-# One RE2 pass over each opening instead of one per phrase.
-REFUSAL_REGEX = "|".join(f"(?:{_either_form(p)})" for patterns in REFUSAL_PATTERNS.values() for p in patterns)
+def _one_regex(languages) -> str:
+    return "|".join(f"(?:{_either_form(p)})" for lang in languages for p in REFUSAL_PATTERNS[lang])
+
+
+# One RE2 pass over each opening per group instead of one per phrase. Two groups: RE2 builds a DFA,
+# and all 22 languages in one outgrew its memory budget (6 s for 4,000 openings, against 0.1 s). Every
+# phrase of the second group holds a letter of its script, so it is looked for only in openings that
+# hold such a letter (`filters._openings`): in English text, few.
+LATIN_LANGUAGES = ("en", "es", "pt", "fr", "it", "de", "nl", "pl", "tr", "id", "vi")
+REFUSAL_REGEX_LATIN = _one_regex(LATIN_LANGUAGES)
+REFUSAL_REGEX_OTHER = _one_regex([lang for lang in REFUSAL_PATTERNS if lang not in LATIN_LANGUAGES])

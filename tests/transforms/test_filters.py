@@ -14,6 +14,7 @@ from hybridmix.transforms.filters import (
     REGISTRY,
     TextView,
     _opening,
+    _openings,
     build_filter,
     build_filters,
     score_documents,
@@ -454,15 +455,19 @@ def test_the_refusal_opening_is_arrows_slice_and_quote_removal():
              "« Je suis désolé » dit-il", "„Es tut mir leid“, sagte sie. \u201cno\u201d", "「申し訳」と『言った』",
              "»Es tut mir leid«, sagte er.", "„Przepraszam\u201d – powiedział.", "„a\u201d „b\u201c", "« a » b « c"]
     rng = np.random.default_rng(3)
-    alphabet = ['"', "\u201c", "\u201d", "\u2019", "a", "é", "長", "\n", " ", "I", "😀", "\u0301",
+    alphabet = ['"', "\u201c", "\u201d", "\u2019", "a", "é", "長", "\n", " ", "I", "😀", "\u0301", "я", "\u2026",
                 "\u00ab", "\u00bb", "\u201e", "\u300c", "\u300d", "\u300e", "\u300f"]
     texts += ["".join(rng.choice(alphabet, int(rng.integers(0, 40)))) for _ in range(3000)]
     batch = pa.array(texts)
+    wide = r"[\x{400}-\x{1fff}\x{2e80}-\x{10ffff}]"  # the scripts of the second group of refusal phrases
     for window in (1, 2, 7, 25, 300):
         for arr in (batch, batch.slice(11, 500)):
-            assert _opening(arr, window).to_pylist() == _arrow_opening(arr, window).to_pylist(), window
+            opening, flags = _openings(arr, window)
+            assert opening.to_pylist() == _arrow_opening(arr, window).to_pylist(), window
+            assert flags.tolist() == pc.match_substring_regex(opening, wide).to_pylist(), window
     with_null = pa.array(texts[:50] + [None])
     assert _opening(with_null, 9).to_pylist() == _arrow_opening(with_null, 9).to_pylist()
+    assert _openings(with_null, 9)[1].tolist() == _openings(pa.array(texts[:50] + [""]), 9)[1].tolist()
 
 
 def test_per_word_coverage_reuses_the_plain_one_only_for_texts_with_spaces():
