@@ -42,8 +42,9 @@ def run(tmp_path_factory):
             {"name": "answers", "origin": "synthetic", "paths": ["answers.parquet"], "id_column": "id"},
         ],
         "quality": {"scorer": {"enabled": False}},
-        # The answers are few: repeat them so that every human paragraph fits in the mix.
-        "mixture": {"unit": "documents", "targets": {"human": 0.5, "synthetic": 0.5},
+        # The answers are few: repeat them so that every human paragraph fits in the mix, and every
+        # answer the filters keep is selected.
+        "mixture": {"unit": "documents", "targets": {"human": 0.3, "synthetic": 0.7},
                     "sources": {"answers": {"max_repeats": 10}}},
     })
     out = str(root / "out")
@@ -78,6 +79,8 @@ def test_every_record_carries_its_script_and_the_manifest_counts_them(run):
     for lang, code in expected.items():
         for i in range(len(PARAGRAPHS[lang])):
             assert script[f"{lang}-{i}"] == code
+    kept = {f"answer-{i}" for i in range(len(ANSWERS))} | {f"not-refusal-{i}" for i in range(len(NOT_REFUSALS))}
+    assert kept <= set(script)  # every answer the filters keep is in the mix
     assert script["answer-2"] == "Jpan"
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     by_script = manifest["mixture"]["scripts"]["human"]
