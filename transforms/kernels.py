@@ -387,6 +387,52 @@ def mark_order() -> np.ndarray:
     return table
 
 
+@disk_cached
+def not_composed() -> np.ndarray:
+    """1 for every code point NFC may change: one NFC never writes (Å as U+212B, a Devanagari letter
+    with its nukta precomposed, a CJK compatibility ideograph), and one NFC may compose with the
+    code point before it (combining accents, Hangul vowel and final jamo, kana voicing marks): Unicode's
+    NFC_Quick_Check No and Maybe, derived from the decompositions of this Python's Unicode version."""
+    table = np.zeros(0x110000, np.uint8)
+    for cp in range(0x110000):
+        if 0xD800 <= cp < 0xE000:
+            continue
+        ch = chr(cp)
+        if unicodedata.normalize("NFC", ch) != ch:
+            table[cp] = 1
+            continue
+        parts = unicodedata.decomposition(ch).split()
+        if len(parts) == 2 and not parts[0].startswith("<"):
+            table[int(parts[1], 16)] = 1  # the second of a pair NFC composes into `ch`
+    table[0x1161:0x1176] = 1  # Hangul vowels and final consonants compose into syllables
+    table[0x11A8:0x11C3] = 1
+    return table
+
+
+@nb.njit(cache=True, nogil=True)
+def uncomposed(data, offsets, table):
+    """Per text, whether it holds a code point `not_composed` marks: a text NFC may change."""
+    count = len(offsets) - 1
+    out = np.zeros(count, np.bool_)
+    for d in range(count):
+        i = offsets[d]
+        end = offsets[d + 1]
+        while i < end:
+            if i + 8 <= end and (data[i] | data[i + 1] | data[i + 2] | data[i + 3] | data[i + 4] | data[i + 5]
+                                 | data[i + 6] | data[i + 7]) < 0x80:
+                i += 8
+                continue
+            if data[i] < 0x80:
+                i += 1
+                continue
+            cp, size = _decode(data, i, end)
+            i += size
+            if cp < 0x110000 and table[cp] != 0:
+                out[d] = True
+                break
+    return out
+
+
 @nb.njit(cache=True)
 def _reorder_mark(out, unit_start, o, nbytes, ccc):
     """Move the mark just written at out[o - nbytes:o] back before the marks of a higher order

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,11 +27,21 @@ from typing import Any
 
 import numba as nb
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from hybridmix.schemas.config import FilterSpec
 from hybridmix.transforms import parallel
-from hybridmix.transforms.kernels import MASK32, _count_into, _counting_table, _fmix32, distinct_words
+from hybridmix.transforms.kernels import (
+    MASK32,
+    _count_into,
+    _counting_table,
+    _fmix32,
+    distinct_words,
+    not_composed,
+    uncomposed,
+)
+from hybridmix.transforms.text import string_buffers
 
 FORMAT = "hybridmix-scorer-1"
 # Score histograms in the manifest: this many equal bins over [0, 1].
@@ -253,11 +264,22 @@ _COVERAGE_NGRAMS = {"rep3_cov": 3, "rep5_cov": 5, "rep10_cov": 10, "rep3_cov_v2"
 
 
 def dense_features(view, names: tuple[str, ...]) -> np.ndarray:
-    """(documents x features) matrix of the named dense features."""
+    """(documents x features) matrix of the named dense features, each text measured as NFC writes it:
+    the statistics count code points, and the same Korean answer measured twice as long in NFD (jamo)
+    scored 0.64 against 0.35 in NFC."""
     if not names:
         return np.zeros((len(view), 0))
     view.repeated_coverages([_COVERAGE_NGRAMS[name] for name in names if name in _COVERAGE_NGRAMS])
-    return np.column_stack([DENSE_FEATURES[name](view) for name in names]).astype(np.float64)
+    features = np.column_stack([DENSE_FEATURES[name](view) for name in names]).astype(np.float64)
+    data, offsets = string_buffers(pc.fill_null(view.texts, ""))
+    rows = np.flatnonzero(parallel.per_text(uncomposed, data, offsets, not_composed()))
+    if rows.size:
+        # Few texts, if any: model output is NFC. NFC leaves the others as they are.
+        from hybridmix.transforms.filters import TextView  # filters import this module
+
+        composed = [unicodedata.normalize("NFC", t or "") for t in view.texts.take(pa.array(rows)).to_pylist()]
+        features[rows] = dense_features(TextView(pa.array(composed, pa.large_string())), names)
+    return features
 
 
 def score_histogram(scores: np.ndarray) -> np.ndarray:
