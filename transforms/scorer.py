@@ -269,17 +269,26 @@ def dense_features(view, names: tuple[str, ...]) -> np.ndarray:
     scored 0.64 against 0.35 in NFC."""
     if not names:
         return np.zeros((len(view), 0))
-    view.repeated_coverages([_COVERAGE_NGRAMS[name] for name in names if name in _COVERAGE_NGRAMS])
-    features = np.column_stack([DENSE_FEATURES[name](view) for name in names]).astype(np.float64)
+    features = _measured(view, names)
     data, offsets = string_buffers(pc.fill_null(view.texts, ""))
     rows = np.flatnonzero(parallel.per_text(uncomposed, data, offsets, not_composed()))
     if rows.size:
-        # Few texts, if any: model output is NFC. NFC leaves the others as they are.
+        # Few texts, if any (model output is NFC), and most of those NFC leaves as they are (an accent
+        # on a letter that has no composed form): only the ones it changes are measured again.
         from hybridmix.transforms.filters import TextView  # filters import this module
 
-        composed = [unicodedata.normalize("NFC", t or "") for t in view.texts.take(pa.array(rows)).to_pylist()]
-        features[rows] = dense_features(TextView(pa.array(composed, pa.large_string())), names)
+        texts = view.texts.take(pa.array(rows)).to_pylist()
+        composed = [unicodedata.normalize("NFC", t or "") for t in texts]
+        changed = np.array([c != (t or "") for c, t in zip(composed, texts)], bool)
+        if changed.any():
+            again = TextView(pa.array([c for c, k in zip(composed, changed) if k], pa.large_string()))
+            features[rows[changed]] = _measured(again, names)
     return features
+
+
+def _measured(view, names: tuple[str, ...]) -> np.ndarray:
+    view.repeated_coverages([_COVERAGE_NGRAMS[name] for name in names if name in _COVERAGE_NGRAMS])
+    return np.column_stack([DENSE_FEATURES[name](view) for name in names]).astype(np.float64)
 
 
 def score_histogram(scores: np.ndarray) -> np.ndarray:
