@@ -88,6 +88,13 @@ class TextView:
         return self._stats[:, _STAT[name]]
 
     @cached_property
+    def uncomposed(self) -> np.ndarray:
+        """Texts NFC may change (`kernels.uncomposed`): few, as model output is NFC. Measures that
+        count characters measure these again as NFC writes them."""
+        data, offsets = string_buffers(pc.fill_null(self.texts, ""))
+        return parallel.per_text(kernels.uncomposed, data, offsets, kernels.not_composed())
+
+    @cached_property
     def unspaced(self) -> np.ndarray:
         """Texts mostly in scripts written without spaces: more single-character units than spaced words."""
         return self.stat("solo_units") > self.stat("spaced_words")
@@ -294,9 +301,9 @@ class TooShort(QualityFilter):
     def evaluate(self, view: TextView) -> Verdict:
         values = _length(view.texts) + 2 * view.stat("solo_units")
         # Composing can shorten a text to a third (Hangul jamo, a Vietnamese letter of two accents):
-        # only texts that short may fail, and only they are composed and counted again. Python composes
-        # them: this pyarrow's utf8_normalize decomposes whatever form it is asked for.
-        near = np.flatnonzero(values < 3 * self.params.min_chars)
+        # only texts that short may fail, and only those NFC may change are composed and counted again.
+        # Python composes them: this pyarrow's utf8_normalize decomposes whatever form it is asked for.
+        near = np.flatnonzero((values < 3 * self.params.min_chars) & view.uncomposed)
         if near.size:
             short = [None if t is None else unicodedata.normalize("NFC", t)
                      for t in view.texts.take(pa.array(near)).to_pylist()]
@@ -567,8 +574,8 @@ class PromptEcho(QualityFilter):
 
     Needs the corpus's `prompt_column`; documents without a prompt pass. In an answer written without
     spaces a word is read as `TextView.chars_per_word` characters in a row (v2): v1 compared single
-    characters, and a Japanese or Chinese answer of everyday characters found nearly all of them in
-    its prompt (日本の首都は東京です against 日本の首都はどこですか).
+    characters, and a short Japanese or Chinese answer found all of its characters in its prompt
+    (東京の人口が多いです against 東京と大阪、どちらの都市の人口が多いですか).
     """
 
     def evaluate(self, view: TextView) -> Verdict:

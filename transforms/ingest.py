@@ -291,7 +291,7 @@ def build_documents(
         reject(nbytes > limit, RejectReason.TOO_LARGE,
                [f"text is {b:,} bytes; the limit is {limit:,} (max_text_bytes)" for b in nbytes[nbytes > limit]])
         data, offsets = string_buffers(pc.fill_null(text, ""))
-        reject(kernels.blank(data, offsets, kernels.char_classes(), *kernels.fold_table()[:2]), RejectReason.EMPTY_TEXT,
+        reject(kernels.blank(data, offsets, kernels.blank_classes()), RejectReason.EMPTY_TEXT,
                "text is empty or only whitespace and invisible format characters")
     else:
         reject(np.ones(n, bool), RejectReason.TEXT_NOT_STRING,

@@ -409,6 +409,13 @@ def not_composed() -> np.ndarray:
     return table
 
 
+@nb.njit(cache=True, inline="always")
+def _ascii8(data, i, end):
+    """Whether the 8 bytes at data[i] are all in the text and all ASCII: one branch for them."""
+    return i + 8 <= end and (data[i] | data[i + 1] | data[i + 2] | data[i + 3] | data[i + 4] | data[i + 5]
+                             | data[i + 6] | data[i + 7]) < 0x80
+
+
 @nb.njit(cache=True, nogil=True)
 def uncomposed(data, offsets, table):
     """Per text, whether it holds a code point `not_composed` marks: a text NFC may change."""
@@ -418,8 +425,7 @@ def uncomposed(data, offsets, table):
         i = offsets[d]
         end = offsets[d + 1]
         while i < end:
-            if i + 8 <= end and (data[i] | data[i + 1] | data[i + 2] | data[i + 3] | data[i + 4] | data[i + 5]
-                                 | data[i + 6] | data[i + 7]) < 0x80:
+            if _ascii8(data, i, end):
                 i += 8
                 continue
             if data[i] < 0x80:
@@ -503,8 +509,7 @@ def _folded_size(data, offsets, fold_start, fold_bytes):
         while i < end:
             # Eight ASCII bytes at a time, one branch for them: 0.30 -> 0.17 s on the 210 MB benchmark
             # corpus, single thread (three alternating runs each; analyze took 2.9-3.1 s in all).
-            if i + 8 <= end and (data[i] | data[i + 1] | data[i + 2] | data[i + 3] | data[i + 4] | data[i + 5]
-                                 | data[i + 6] | data[i + 7]) < 0x80:
+            if _ascii8(data, i, end):
                 total += 8
                 i += 8
                 continue
@@ -1560,27 +1565,26 @@ def _trimmed_end(data, lo, end, classes):
     return end
 
 
+@disk_cached
+def blank_classes() -> np.ndarray:
+    """`char_classes` with the default-ignorable code points (`IGNORABLE`: zero-width spaces, byte
+    order marks, direction marks) as SPACE too: invisible, and left out of the normalized text, so a
+    text of only them and whitespace has no words (`blank`)."""
+    table = char_classes().copy()
+    for lo, hi in IGNORABLE:
+        table[lo:hi + 1] |= SPACE
+    return table
+
+
 @nb.njit(cache=True, nogil=True)
-def blank(data, offsets, classes, fold_start, fold_len):
-    """Per text, whether it is empty or only whitespace and default-ignorable code points (zero-width
-    spaces, byte order marks, direction marks: invisible, and left out of the normalized text, so
-    such a text has no words). Reads back from each text's end up to its last other character:
-    trimming every text with Arrow and measuring what was left took 0.18 s for the 210 MB
-    benchmark corpus."""
+def blank(data, offsets, classes):
+    """Per text, whether it is empty or only whitespace (with `blank_classes`: and invisible code
+    points). Reads back from each text's end up to its last other character: trimming every text
+    with Arrow and measuring what was left took 0.18 s for the 210 MB benchmark corpus."""
     count = len(offsets) - 1
     out = np.empty(count, np.bool_)
     for d in range(count):
-        lo = offsets[d]
-        end = offsets[d + 1]
-        while end > lo:
-            j = end - 1
-            while j > lo and (data[j] & 0xC0) == 0x80:
-                j -= 1
-            cp, _ = _decode(data, j, end)
-            if (classes[cp] & SPACE) == 0 and not (fold_start[cp] >= 0 and fold_len[cp] == 0):
-                break
-            end = j
-        out[d] = end == lo
+        out[d] = _trimmed_end(data, offsets[d], offsets[d + 1], classes) == offsets[d]
     return out
 
 
@@ -1626,20 +1630,6 @@ def tails(data, offsets, classes, n):
 # Opening and closing code points; a mark that opens two kinds („) tries them in this order.
 QUOTE_OPENS = np.array([0x22, 0x201C, 0xAB, 0x201E, 0x300C, 0x300E, 0xBB, 0x201E], np.int64)
 QUOTE_CLOSES = np.array([0x22, 0x201D, 0xBB, 0x201C, 0x300D, 0x300F, 0xAB, 0x201D], np.int64)
-
-
-@nb.njit(cache=True, inline="always")
-def _code_point_at(data, i, end):
-    """(code point, bytes) of the UTF-8 character at data[i] (valid UTF-8: Arrow's strings are)."""
-    b = np.int64(data[i])
-    if b < 0x80 or i + 1 >= end:
-        return b, 1
-    if b < 0xE0:
-        return ((b & 0x1F) << 6) | (np.int64(data[i + 1]) & 0x3F), 2
-    if b < 0xF0 or i + 3 >= end:
-        return ((b & 0x0F) << 12) | ((np.int64(data[i + 1]) & 0x3F) << 6) | (np.int64(data[i + 2]) & 0x3F), 3
-    return (((b & 0x07) << 18) | ((np.int64(data[i + 1]) & 0x3F) << 12) | ((np.int64(data[i + 2]) & 0x3F) << 6)
-            | (np.int64(data[i + 3]) & 0x3F)), 4
 
 
 @nb.njit(cache=True, nogil=True)
@@ -1689,13 +1679,13 @@ def openings(data, offsets, n):
                 at += 1
                 i += 1
                 continue
-            cp, size = _code_point_at(data, i, end)
+            cp, size = _decode(data, i, end)
             skipped = False
             for q in range(kinds):
                 if cp == QUOTE_OPENS[q] and left[q]:
                     k = i + size
                     while k < end:
-                        c, c_size = _code_point_at(data, k, end)
+                        c, c_size = _decode(data, k, end)
                         if c == QUOTE_CLOSES[q]:
                             break
                         k += c_size

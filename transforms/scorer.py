@@ -32,16 +32,7 @@ import pyarrow.compute as pc
 
 from hybridmix.schemas.config import FilterSpec
 from hybridmix.transforms import parallel
-from hybridmix.transforms.kernels import (
-    MASK32,
-    _count_into,
-    _counting_table,
-    _fmix32,
-    distinct_words,
-    not_composed,
-    uncomposed,
-)
-from hybridmix.transforms.text import string_buffers
+from hybridmix.transforms.kernels import MASK32, _count_into, _counting_table, _fmix32, distinct_words
 
 FORMAT = "hybridmix-scorer-1"
 # Score histograms in the manifest: this many equal bins over [0, 1].
@@ -270,8 +261,7 @@ def dense_features(view, names: tuple[str, ...]) -> np.ndarray:
     if not names:
         return np.zeros((len(view), 0))
     features = _measured(view, names)
-    data, offsets = string_buffers(pc.fill_null(view.texts, ""))
-    rows = np.flatnonzero(parallel.per_text(uncomposed, data, offsets, not_composed()))
+    rows = np.flatnonzero(view.uncomposed)
     if rows.size:
         # Few texts, if any (model output is NFC), and most of those NFC leaves as they are (an accent
         # on a letter that has no composed form): only the ones it changes are measured again.
