@@ -31,7 +31,7 @@ from hybridmix.transforms import columns, kernels, parallel
 from hybridmix.transforms.batches import list_array, list_parts
 from hybridmix.transforms.decontam_core import EvalIndex, find_matches, matched_span
 from hybridmix.transforms.inputs import Lineage
-from hybridmix.transforms.refusals import REFUSAL_REGEX_LATIN, REFUSAL_REGEX_OTHER
+from hybridmix.transforms.refusals import DECLINE_REGEX, REFUSAL_REGEX_LATIN, REFUSAL_REGEX_OTHER
 from hybridmix.transforms.scorer import score_histogram
 from hybridmix.transforms.text import analyze, scripts, string_buffers
 
@@ -428,9 +428,13 @@ class AlphaWords(QualityFilter):
 
 
 # Quoted speech (kernels.QUOTE_OPENS ... QUOTE_CLOSES): "...", “...”, «...», „...“, 「...」, 『...』,
-# »...«, „...”; RE2 tries the alternatives in that order, as the kernel tries the kinds.
-_QUOTED = "|".join(rf"\x{{{o:x}}}[^\x{{{c:x}}}]*\x{{{c:x}}}"
-                   for o, c in zip(kernels.QUOTE_OPENS.tolist(), kernels.QUOTE_CLOSES.tolist()))
+# »...«, „...”, ‘...’; RE2 tries the alternatives in that order, as the kernel tries the kinds. ’ is an
+# apostrophe here already, and closes ‘...’ only before a non-letter, which goes with it. Then dialogue
+# opened by a dash at a line's start, to the next space and dash or the line's end (`kernels._dash_speech_end`).
+_QUOTED = "|".join(
+    [r"\x{2018}(?:[^']|'\pL)*'(?:\PL|\z)" if o == kernels.SINGLE_QUOTE else rf"\x{{{o:x}}}[^\x{{{c:x}}}]*\x{{{c:x}}}"
+     for o, c in zip(kernels.QUOTE_OPENS.tolist(), kernels.QUOTE_CLOSES.tolist())]
+    + [r"(?m:^)[ \t]*[\x{2014}\x{2013}] [^\n]*?(?: [\x{2014}\x{2013}]|(?m:$))"])
 
 
 def _opening(texts: pa.Array, window: int) -> pa.Array:
@@ -450,11 +454,22 @@ def _openings(texts: pa.Array, window: int) -> tuple[pa.Array, np.ndarray]:
         wide = pc.fill_null(pc.match_substring_regex(opening, r"[\x{400}-\x{1fff}\x{2e80}-\x{10ffff}]"), False)
         return opening, wide.to_numpy(zero_copy_only=False)
     data, offsets = string_buffers(texts)
-    out, out_offsets, wide = kernels.openings(data, offsets, window)
+    out, out_offsets, wide = kernels.openings(data, offsets, window, kernels.letter_classes())
     return pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(out_offsets), pa.py_buffer(out)), wide
 
 
-@register("refusal", 6)
+def _refusal_phrases(lowered: pa.Array, wide: np.ndarray) -> np.ndarray:
+    """Whether each lower-cased opening holds a refusal phrase (`transforms/refusals.py`); the second
+    group's phrases only where `wide` says the opening holds a letter of their scripts."""
+    hit = pc.match_substring_regex(lowered, REFUSAL_REGEX_LATIN).to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(wide & ~hit)
+    if rows.size:
+        others = lowered.take(pa.array(rows))
+        hit[rows] = pc.match_substring_regex(others, REFUSAL_REGEX_OTHER).to_numpy(zero_copy_only=False)
+    return hit
+
+
+@register("refusal", 7)
 class Refusal(QualityFilter):
     """Refusals and model disclaimers ("As an AI language model", "I'm sorry, but I can't ...").
 
@@ -468,7 +483,8 @@ class Refusal(QualityFilter):
     kept where its English translation was dropped), and knows Vietnamese typed with the tone mark after
     a composed vowel, quoted speech in German books' »...« and Polish „...”, and Ukrainian, Hebrew and
     Thai. An apology alone is not a refusal: "I'm so sorry I missed dinner" opens an apology a prompt
-    may ask for.
+    may ask for. v7 leaves out a declined invitation ("I'm sorry, but I can't make it on Saturday",
+    `refusals.DECLINE_PATTERNS`), British quotes ‘...’ and dialogue a dash opens at a line's start.
     """
 
     def evaluate(self, view: TextView) -> Verdict:
@@ -479,11 +495,16 @@ class Refusal(QualityFilter):
         if window not in cache:
             opening, wide = _openings(view.texts, window)
             lowered = pc.utf8_lower(opening)
-            hit = pc.match_substring_regex(lowered, REFUSAL_REGEX_LATIN).to_numpy(zero_copy_only=False)
-            rows = np.flatnonzero(wide & ~hit)
+            hit = _refusal_phrases(lowered, wide)
+            # Declining an invitation ("Lo siento, pero no puedo ir a tu fiesta") is left out, and the
+            # rest looked at again: only the few openings with a phrase.
+            rows = np.flatnonzero(hit)
             if rows.size:
-                others = lowered.take(pa.array(rows))
-                hit[rows] = pc.match_substring_regex(others, REFUSAL_REGEX_OTHER).to_numpy(zero_copy_only=False)
+                found = lowered.take(pa.array(rows))
+                declined = pc.match_substring_regex(found, DECLINE_REGEX).to_numpy(zero_copy_only=False)
+                if declined.any():
+                    rest = pc.replace_substring_regex(found.filter(pa.array(declined)), DECLINE_REGEX, "")
+                    hit[rows[declined]] = _refusal_phrases(rest, wide[rows[declined]])
             cache[window] = hit
         hit = cache[window]
         if self.params.max_words is None:

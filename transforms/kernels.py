@@ -1626,16 +1626,49 @@ def tails(data, offsets, classes, n):
 
 
 # Quoted speech the refusal rule skips: straight and curly double quotes, guillemets (French,
-# Russian), German „...“ and »...« (books), Polish „...”, and Japanese and Chinese corner brackets.
-# Opening and closing code points; a mark that opens two kinds („) tries them in this order.
-QUOTE_OPENS = np.array([0x22, 0x201C, 0xAB, 0x201E, 0x300C, 0x300E, 0xBB, 0x201E], np.int64)
-QUOTE_CLOSES = np.array([0x22, 0x201D, 0xBB, 0x201C, 0x300D, 0x300F, 0xAB, 0x201D], np.int64)
+# Russian), German „...“ and »...« (books), Polish „...”, Japanese and Chinese corner brackets, and
+# British single quotes ‘...’. Opening and closing code points; a mark that opens two kinds („) tries
+# them in this order. A ’ is also the apostrophe of "I’m": it closes ‘...’ only before a code point
+# that is not a letter (that code point is left out with the quote), and so does the ASCII apostrophe
+# Arrow's path has made of it (`filters._QUOTED`).
+QUOTE_OPENS = np.array([0x22, 0x201C, 0xAB, 0x201E, 0x300C, 0x300E, 0xBB, 0x201E, 0x2018], np.int64)
+QUOTE_CLOSES = np.array([0x22, 0x201D, 0xBB, 0x201C, 0x300D, 0x300F, 0xAB, 0x201D, 0x2019], np.int64)
+SINGLE_QUOTE = 0x2018
+
+
+@nb.njit(cache=True, inline="always")
+def _dash_at(data, i, end):
+    """Whether an em or en dash (E2 80 94, E2 80 93) starts at byte i."""
+    return i + 2 < end and data[i] == 0xE2 and data[i + 1] == 0x80 and (data[i + 2] == 0x94 or data[i + 2] == 0x93)
+
+
+@nb.njit(cache=True)
+def _dash_speech_end(data, i, end):
+    """Where dialogue that a line starting at byte i opens with a dash ends; i when the line does not.
+
+    Russian, Polish, Spanish and French novels open a character's words with a dash, not a quote: a line
+    of spaces or tabs, an em or en dash and a space, and the words up to the next space and dash (the
+    narrator's "— сказал он") or the line's end."""
+    j = i
+    while j < end and (data[j] == 0x20 or data[j] == 0x09):
+        j += 1
+    if not (_dash_at(data, j, end) and j + 3 < end and data[j + 3] == 0x20):
+        return i
+    k = j + 4
+    while k < end:
+        if data[k] == 0x0A:
+            return k
+        if data[k] == 0x20 and _dash_at(data, k + 1, end):
+            return k + 4
+        k += 1
+    return end
 
 
 @nb.njit(cache=True, nogil=True)
-def openings(data, offsets, n):
+def openings(data, offsets, n, classes):
     """Each text's first `n` code points with U+2019 made an ASCII apostrophe and quoted spans
-    (`QUOTE_OPENS` ... `QUOTE_CLOSES`, closed within those `n`) left out, as (bytes, offsets) of a
+    (`QUOTE_OPENS` ... `QUOTE_CLOSES`, closed within those `n`) and dash-led dialogue
+    (`_dash_speech_end`) left out, as (bytes, offsets) of a
     string array: the refusal rule's opening, before lower-casing; and per text whether the opening
     holds a code point of U+0400-U+1FFF (Cyrillic, Hebrew, Arabic, Indic, Thai, Hangul jamo, ...) or
     from U+2E80 on (CJK, kana, Hangul, full-width forms).
@@ -1673,6 +1706,11 @@ def openings(data, offsets, n):
         end = ends[d]
         left[:] = True
         while i < end:
+            if i == offsets[d] or data[i - 1] == 0x0A:
+                past = _dash_speech_end(data, i, end)
+                if past != i:
+                    i = past
+                    continue
             b = data[i]
             if b < 0x80 and b != 0x22:  # ASCII, not a quote: most of any text
                 out[at] = b
@@ -1684,13 +1722,25 @@ def openings(data, offsets, n):
             for q in range(kinds):
                 if cp == QUOTE_OPENS[q] and left[q]:
                     k = i + size
+                    past = -1
                     while k < end:
                         c, c_size = _decode(data, k, end)
-                        if c == QUOTE_CLOSES[q]:
-                            break
+                        if cp != SINGLE_QUOTE:
+                            if c == QUOTE_CLOSES[q]:
+                                past = k + c_size
+                                break
+                        elif c == 0x2019 or c == 0x27:
+                            after = k + c_size
+                            if after == end:
+                                past = after
+                                break
+                            following, following_size = _decode(data, after, end)
+                            if (classes[following] & LETTER) == 0:
+                                past = after + following_size
+                                break
                         k += c_size
-                    if k < end:
-                        i = k + c_size
+                    if past >= 0:
+                        i = past
                         skipped = True
                         break
                     left[q] = False  # and the next kind this mark opens, if any, is tried

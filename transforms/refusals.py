@@ -349,3 +349,68 @@ def _one_regex(languages) -> str:
 LATIN_LANGUAGES = ("en", "es", "pt", "fr", "it", "de", "nl", "pl", "tr", "id", "vi")
 REFUSAL_REGEX_LATIN = _one_regex(LATIN_LANGUAGES)
 REFUSAL_REGEX_OTHER = _one_regex([lang for lang in REFUSAL_PATTERNS if lang not in LATIN_LANGUAGES])
+
+
+# Declining an invitation is not refusing a request: "Lo siento, pero no puedo ir a tu fiesta" opens a
+# message the answer was asked to write, and shares its first words with "Lo siento, pero no puedo
+# ayudarte". Models do not decline to come, attend or be there, so an apology whose "I can't" is
+# followed by one of those verbs (or, where the verb ends the clause, has one before the clause ends)
+# is left out of the opening before the refusal phrases are looked for (v7). Verbs an assistant uses
+# to decline ("participate in", "join in", "go into", "come up with") are not on the lists.
+# Gaps are unbounded (to the clause's or sentence's end, within the 300-character opening): RE2 builds
+# its DFA from these, and a gap of at most 40 characters in every phrase made it give up and search
+# 2,452 openings in 0.55 s.
+_C = r"[^.!?。！？؟।\n]*?"  # the rest of the sentence, up to the verb
+_W = r"(?: [^ .!?\n,]+){0,3}?"  # a few words ("I can't really make it", "no puedo ir mañana a")
+# German and Dutch: "nicht" after the apology, the verb later in the same clause, neither gap crossing
+# a comma, so "Leider kann ich Ihnen nicht helfen, wenn Sie nicht kommen" stays a refusal.
+_CLAUSE = r"[^.!?,\n]*?"
+DECLINE_PATTERNS: dict[str, list[str]] = {
+    "en": [r"\b(?:i(?: am|'m) (?:so |very |really |terribly |truly )?sorry|i apologi[sz]e|unfortunately)" + _C
+           + r"\bi (?:can't|cannot|can not|won't be able to|will not be able to|am unable to|'m unable to|"
+           r"am not able to|'m not able to|couldn't|could not)" + _W
+           + r" (?:make it|attend|be there|be present|show up|stop by|drop by|join you|join us|"
+           r"come(?: to| over| along| by| tonight| tomorrow| this|[,.!]|$))"],
+    "es": [_B + r"(?:lo siento|lo lamento|disculpa|disculpe|perdón|perdona|lamentablemente)" + _C
+           + r"no (?:puedo|podré|podremos|voy a poder|me será posible)" + _W
+           + r" (?:ir|asistir a|acudir|venir|llegar|estar (?:allí|ahí|presente))" + _E],
+    "pt": [_B + r"(?:desculpe|desculpa|sinto muito|lamento|perdão|infelizmente)" + _C
+           + r"não (?:posso|poderei|vou poder|consigo|conseguirei)" + _W
+           + r" (?:ir|comparecer|vir|chegar|estar (?:aí|lá|presente))" + _E],
+    "fr": [_B + r"(?:désolée?|navrée?|excuse[sz]-moi|malheureusement)" + _C
+           + r"je ne (?:peux|pourrai|pourrais|vais) pas" + _W
+           + r" (?:venir|assister|être (?:là|présente?)|me rendre|passer)" + _E],
+    "it": [_B + r"(?:mi dispiace|spiacente|scusa|scusami|mi scuso|purtroppo)" + _C
+           + r"non (?:posso|potrò|riesco a|riuscirò a)" + _W + r" (?:venire|esserci|essere presente)" + _E],
+    # The verb ends the clause: "ich kann nicht zu deiner Feier kommen".
+    "de": [_B + r"(?:es tut mir leid|entschuldigung|entschuldige|leider)[,.]? (?:aber )?" + _CLAUSE
+           + r"\bnicht" + _CLAUSE
+           + r" (?:kommen|vorbeikommen|mitkommen|dabei sein|da sein|erscheinen)" + _E],
+    "nl": [_B + r"(?:het spijt me|sorry|excuses|helaas)[,.]? (?:maar )?" + _CLAUSE + r"\bniet" + _CLAUSE
+           + r" (?:komen|langskomen|meekomen|aanwezig zijn|erbij zijn)" + _E],
+    "pl": [_B + r"(?:przepraszam|niestety)" + _C + r"nie (?:mogę|będę mógł|będę mogła|dam rady)" + _W
+           + r" (?:przyjść|przyjechać|wpaść|być na|być obecn[ya]|dotrzeć)" + _E],
+    "ru": [_B + r"(?:извините|простите|к сожалению|мне жаль|прошу прощения)" + _C + r"не (?:смогу|могу)" + _W
+           + r" (?:прийти|приехать|зайти|прибыть|присутствовать|быть на|попасть на)" + _E],
+    "uk": [_B + r"(?:вибачте|перепрошую|на жаль|мені шкода)" + _C + r"не (?:зможу|можу)" + _W
+           + r" (?:прийти|приїхати|зайти|бути присутн|бути на|відвідати)"],
+    "id": [_B + r"(?:maaf|sayangnya)" + _C + r"saya tidak (?:dapat|bisa|akan bisa)" + _W
+           + r" (?:datang|hadir)" + _E],
+    "vi": [_B + r"(?:xin lỗi|rất tiếc)" + _C + r"không thể" + _W + r" (?:đến|tham dự|có mặt)" + _E],
+    "zh-hans": [r"(?:抱歉|对不起|很遗憾)[^。！？\n]*?(?:无法|不能|没法|没办法)(?:去|来|参加|出席|赴约|到场)"],
+    "zh-hant": [r"(?:抱歉|對不起|很遺憾)[^。！？\n]*?(?:無法|不能|沒法|沒辦法)(?:去|來|參加|出席|赴約|到場)"],
+    "ja": [r"申し訳(?:ありません|ございません)が[^。！？\n]*?"
+           r"(?:欠席|出席でき|伺えません|伺うことができません|行けません)"],
+    "ko": [r"죄송(?:하지만|합니다만)[^.!?\n]*?(?:참석|갈 수 없|가지 못|못 가|못 갈)"],
+    "ar": [r"(?:عذرًا|عذراً|عذرا|آسف|أعتذر|للأسف)[^.!?؟\n]*?(?:لا (?:أستطيع|يمكنني)|لن أتمكن من) "
+           r"(?:الحضور|المجيء|القدوم)"],
+    "he": [r"(?:מצטער|מצטערת|סליחה|לצערי)[^.!?\n]*?(?:לא (?:יכול|יכולה|אוכל)|לא אוכל) (?:להגיע|לבוא)"],
+    "fa": [r"(?:متاسفم|متأسفم|ببخشید|متاسفانه|متأسفانه)[^.!?؟\n]*?نمی(?:\x{200c}| )?توانم"
+           r"[^.!?؟\n]*?(?:بیایم|حاضر شوم)"],
+    "hi": [r"मुझे (?:खेद है|क्षमा करें|माफ़ करें|माफ करें)[^।!?\n]*?नहीं (?:आ|पहुँच|पहुंच) "
+           r"(?:सकता|सकती|सकूँगा|सकूंगा|सकूँगी|सकूंगी|पाऊँगा|पाऊंगा|पाऊँगी|पाऊंगी)"],
+    "th": [r"(?:ขออภัย|ขอโทษ)[^\n]*?ไม่สามารถ(?:ไป|มา)(?:ร่วม|ได้|งาน)"],
+}
+DECLINE_PATTERNS["ar"] = [_arabic_spellings(p) for p in DECLINE_PATTERNS["ar"]]
+DECLINE_PATTERNS["fa"] = [_persian_spellings(p) for p in DECLINE_PATTERNS["fa"]]
+DECLINE_REGEX = "|".join(f"(?:{_either_form(p)})" for patterns in DECLINE_PATTERNS.values() for p in patterns)

@@ -18,7 +18,7 @@ DEMO_FILES = {
     "data/train-00001-of-00002.parquet": "5337401e080e15d2fcb4d58416b13b2268b54ed3926917961326a0a2b7035f2e",
     "data/validation-00000-of-00001.parquet": "cb791feaaa62e73d19ea2f0d9696f07e4068d74723043445f0abf2fe3e56f1ae",
     "rejects/part-00000-of-00001.parquet": "9e95668d03fd0ba6bc4ec38763b54e6a4cf31b6a56219819ffdb465382dbee6f",
-    "filtered/part-00000-of-00001.parquet": "0aa5e4a2484f62ea1a7342794c7b3d31931a7173321aa642d26355c47c03b89d",
+    "filtered/part-00000-of-00001.parquet": "0574ce1c8d923d414f067064024ac895957bba8de00e974b2b428a0699bbef44",
     "duplicates/part-00000-of-00001.parquet": "9ca331f906efbcdaf58dc1b89e15bfc84e8230930560a97a26b53ba00fe3cdb8",
     "ledger/part-00000-of-00001.parquet": "0aecd056b09304b345fc230e2a367ed048437ba64dcd84dbd7b7fca240b22265",
     "index/part-00000-of-00003.parquet": "9b55d7f6baaac0206dbd0480106ef2eee6c6f050b1a534dc7f1783941e9e1443",

@@ -165,7 +165,7 @@ def test_scope_mode_and_first_failing_filter_decides():
     assert scored.kept.column("doc_id").to_pylist() == ["d1", "d3"]
     assert scored.filtered.column("doc_id").to_pylist() == ["d0", "d2"]
     assert scored.filtered.column("reason").to_pylist() == ["quality_refusal", "quality_word_count"]
-    assert scored.filtered.column("filter").to_pylist() == ["refusal_v6", "word_count_v2"]
+    assert scored.filtered.column("filter").to_pylist() == ["refusal_v7", "word_count_v2"]
     assert scored.filtered.column("value").to_pylist() == [1.0, 1.0]
     assert scored.filtered.column("source_file").to_pylist() == ["file.parquet"] * 2
     flags = dict(zip(scored.kept.column("doc_id").to_pylist(), scored.kept.column("quality_flags").to_pylist()))
@@ -187,10 +187,10 @@ def test_filtered_rows_name_every_failing_filter_and_a_numeric_rule():
         FilterSpec(name="template_markers", mode="flag"),
     ]))
     rows = score_documents(docs, filters, Lineage(("file.parquet",), "run")).filtered.to_pylist()
-    assert [r["filters_failed"] for r in rows] == [["refusal_v6", "word_count_v2"], ["word_count_v2"],
+    assert [r["filters_failed"] for r in rows] == [["refusal_v7", "word_count_v2"], ["word_count_v2"],
                                                    ["word_count_v2"]]
     assert [(r["filter"], r["value"], r["comparison"], r["threshold"]) for r in rows] == [
-        ("refusal_v6", 1.0, ">=", 1.0), ("word_count_v2", 1.0, "<", 8.0), ("word_count_v2", 30.0, ">", 20.0)]
+        ("refusal_v7", 1.0, ">=", 1.0), ("word_count_v2", 1.0, "<", 8.0), ("word_count_v2", 30.0, ">", 20.0)]
     assert rows[2]["detail"] == "word_count = 30 (> 20)"
     assert rows[0]["detail"].startswith("refusal = 1 (>= 1; refusal or disclaimer in the opening")
     assert score_documents(docs, filters, Lineage(("f",), "r")).filtered.schema.field("threshold").type == pa.float64()
@@ -248,7 +248,7 @@ def test_detail_reads_the_spec_a_document_failed_when_two_specs_share_a_label():
     refusing = {"text": "As an AI language model I refuse.", "origin": "human"}  # refusal and 7 words
     for batch in ([refusing], [refusing, {"text": " ".join(["answer"] * 30), "origin": "synthetic"}]):
         row = score_documents(make_documents(batch), filters, Lineage(("f",), "r")).filtered.to_pylist()[0]
-        assert row["filters_failed"] == ["refusal_v6", "word_count_v2"]
+        assert row["filters_failed"] == ["refusal_v7", "word_count_v2"]
         assert row["detail"].endswith("; also word_count = 7 (< 10)"), row["detail"]
 
 
@@ -440,7 +440,10 @@ def _arrow_opening(texts: pa.Array, window: int) -> pa.Array:
     head = pc.replace_substring(pc.utf8_slice_codeunits(texts, 0, window), "\u2019", "'")
     quoted = (r'"[^"]*"|\x{201c}[^\x{201d}]*\x{201d}|\x{ab}[^\x{bb}]*\x{bb}|\x{201e}[^\x{201c}]*\x{201c}'
               r'|\x{300c}[^\x{300d}]*\x{300d}|\x{300e}[^\x{300f}]*\x{300f}|\x{bb}[^\x{ab}]*\x{ab}'
-              r'|\x{201e}[^\x{201d}]*\x{201d}')
+              r'|\x{201e}[^\x{201d}]*\x{201d}'
+              # ‘...’ closed by an apostrophe before a non-letter; dash-led dialogue at a line's start.
+              r"|\x{2018}(?:[^']|'\pL)*'(?:\PL|\z)"
+              r'|(?m:^)[ \t]*[\x{2014}\x{2013}] [^\n]*?(?: [\x{2014}\x{2013}]|(?m:$))')
     return pc.replace_substring_regex(head, quoted, "")
 
 
@@ -453,10 +456,14 @@ def test_the_refusal_opening_is_arrows_slice_and_quote_removal():
              'one "open quote and "a closed one" after', "\u201c unclosed then \"closed\" \u201d",
              '"a\nb" c', '""""', '"', "\u201c\u201d\u201d\u201c", "\u2019" * 5, "", "長い\u201c引用\u201d文", "😀\"x\"😀",
              "« Je suis désolé » dit-il", "„Es tut mir leid“, sagte sie. \u201cno\u201d", "「申し訳」と『言った』",
-             "»Es tut mir leid«, sagte er.", "„Przepraszam\u201d – powiedział.", "„a\u201d „b\u201c", "« a » b « c"]
+             "»Es tut mir leid«, sagte er.", "„Przepraszam\u201d – powiedział.", "„a\u201d „b\u201c", "« a » b « c",
+             "\u2018I\u2019m sorry, but no,\u2019 she said.", "\u2018don\u2019t", "\u2018a'b' c\u2019é\u2019",
+             "Он встал.\n\u2014 Извините, я не могу, \u2014 сказал он.\n \t\u2013 Нет\nдалее",
+             "\u2014 one\n\u2014\u2014 two \u2014", "x \u2014 not at a line's start"]
     rng = np.random.default_rng(3)
     alphabet = ['"', "\u201c", "\u201d", "\u2019", "a", "é", "長", "\n", " ", "I", "😀", "\u0301", "я", "\u2026",
-                "\u00ab", "\u00bb", "\u201e", "\u300c", "\u300d", "\u300e", "\u300f"]
+                "\u00ab", "\u00bb", "\u201e", "\u300c", "\u300d", "\u300e", "\u300f", "\u2018", "'", ",",
+                "\u2014", "\u2013", "\t", "\u2014 ", "\n\u2014 ", " \u2013", "\n \u2013 "]
     texts += ["".join(rng.choice(alphabet, int(rng.integers(0, 40)))) for _ in range(3000)]
     batch = pa.array(texts)
     wide = r"[\x{400}-\x{1fff}\x{2e80}-\x{10ffff}]"  # the scripts of the second group of refusal phrases

@@ -108,18 +108,84 @@ def _vietnamese_keyboard(text: str) -> str:
 
 
 def test_a_refusal_quoted_in_a_story_is_not_the_writer_refusing():
-    """Quoted speech is skipped in the quotation marks of each language: « », „ “, 「 」, 『 』, and (v6)
-    German books' » « and Polish „ ”."""
+    """Quoted speech is skipped in the quotation marks of each language: « », „ “, 「 」, 『 』, (v6)
+    German books' » « and Polish „ ”, and (v7) British ‘ ’ and the dash that opens a character's words
+    in Russian, Polish, Spanish or French novels."""
     refusal = _filter("refusal", max_words=100)
     quoted = ["«Je suis désolé, mais je ne peux pas venir», dit-elle en souriant.",
               "„Es tut mir leid, aber ich kann dir dabei nicht helfen“, sagte der Nachbar.",
               "「申し訳ありませんが、お答えできません」と彼は言った。",
               "『抱歉，我无法帮助你』他说完就走了。",
               "Der Roboter blieb stehen. »Es tut mir leid, aber ich kann dir nicht helfen«, sagte er.",
-              "Robot zatrzymał się. „Przepraszam, ale nie mogę cię wpuścić” – powiedział."]
+              "Robot zatrzymał się. „Przepraszam, ale nie mogę cię wpuścić” – powiedział.",
+              "The robot paused. \u2018I\u2019m sorry, but I cannot let you in,\u2019 it said.",
+              "Робот остановился.\n\u2014 Извините, но я не могу вас впустить, \u2014 сказал он.",
+              "Robot się zatrzymał.\n\u2013 Przepraszam, ale nie mogę cię wpuścić."]
+    # An apostrophe is not a closing quote, and what follows a closed quote or the narrator's dash is read.
     said = ["Je suis désolé, mais je ne peux pas répondre à cette demande.", "申し訳ありませんが、お答えできません。",
-            "Przepraszam, ale nie mogę pomóc w tej sprawie."]
-    assert refusal.evaluate(TextView(pa.array(quoted + said))).failed.tolist() == [False] * 6 + [True] * 3
+            "Przepraszam, ale nie mogę pomóc w tej sprawie.", "I\u2019m sorry, but I can\u2019t help with that.",
+            "\u2018Fine,\u2019 you said. I\u2019m sorry, but I can\u2019t help with that.",
+            "\u2014 Ладно, \u2014 сказал он. Извините, я не могу помочь с этим."]
+    assert refusal.evaluate(TextView(pa.array(quoted + said))).failed.tolist() == [False] * 9 + [True] * 6
+
+
+# A message declining an invitation, and a refusal opening with the same apology (v6 dropped both).
+DECLINED = {
+    "en": ("Hi Maya, I'm so sorry, but I can't make it to your birthday dinner on Friday. I'll be away for work.",
+           "I'm sorry, but I can't help with that request."),
+    "es": ("Hola Ana, lo siento, pero no puedo ir a tu fiesta el sábado porque estaré fuera de la ciudad.",
+           "Lo siento, pero no puedo ayudarte con esa solicitud."),
+    "pt": ("Oi Rita, desculpe, mas não posso ir ao seu aniversário no sábado.",
+           "Desculpe, mas não posso ajudar com isso."),
+    "fr": ("Chère Claire, je suis désolée, mais je ne peux pas venir à ta fête samedi.",
+           "Je suis désolé, mais je ne peux pas répondre à cette demande."),
+    "it": ("Cara Giulia, mi dispiace, ma non posso venire alla tua festa sabato.",
+           "Mi dispiace, ma non posso aiutarti con questa richiesta."),
+    # The verb ends a German clause; a "nicht kommen" in a later clause leaves the refusal a refusal.
+    "de": ("Liebe Anna, es tut mir leid, aber ich kann nicht zu deiner Feier kommen, weil ich verreist bin.",
+           "Leider kann ich Ihnen nicht helfen, wenn Sie nicht kommen."),
+    "nl": ("Beste Sanne, het spijt me, maar ik kan niet naar je feest komen op zaterdag.",
+           "Het spijt me, maar ik kan je daar niet mee helpen."),
+    "pl": ("Cześć Kasia, przepraszam, ale nie mogę przyjść na twoje urodziny w sobotę.",
+           "Przepraszam, ale nie mogę pomóc w tej sprawie."),
+    "ru": ("Извините, я не могу прийти на встречу в пятницу: в этот день у меня командировка.",
+           "Извините, я не могу помочь с этим запросом."),
+    "uk": ("Вибачте, я не можу прийти на зустріч у п'ятницю.", "Вибачте, я не можу допомогти з цим запитом."),
+    "zh": ("王老师您好：抱歉，我不能参加明天的家长会，因为要出差。", "抱歉，我无法提供这方面的信息。"),
+    "ja": ("お疲れ様です。申し訳ありませんが、明日の会議は体調不良のため欠席させていただきます。",
+           "申し訳ありませんが、その質問にはお答えできません。"),
+    "ko": ("팀장님, 죄송하지만 내일 회의에는 참석하지 못할 것 같습니다.", "죄송하지만 그 요청은 도와드릴 수 없습니다."),
+    "zh-hant": ("抱歉，我不能參加明天的家長會。", "抱歉，我無法提供這方面的資訊。"),
+    "id": ("Maaf, saya tidak bisa datang ke pesta ulang tahunmu hari Sabtu.",
+           "Maaf, saya tidak dapat membantu dengan permintaan itu."),
+    "vi": ("Xin lỗi, tôi không thể đến dự tiệc sinh nhật của bạn vào thứ Bảy.",
+           "Xin lỗi, tôi không thể giúp bạn với yêu cầu này."),
+    "ar": ("عذرًا، لا أستطيع الحضور إلى الحفلة يوم السبت.", "عذرًا، لا أستطيع المساعدة في هذا الطلب."),
+    "he": ("מצטער, לא אוכל להגיע למסיבה ביום שבת.", "מצטער, אני לא יכול לעזור בבקשה הזו."),
+    "fa": ("متاسفم، نمی\u200cتوانم به مهمانی شنبه بیایم.", "متاسفم، نمی\u200cتوانم در این مورد کمک کنم."),
+    "hi": ("मुझे खेद है, मैं शनिवार को आपकी पार्टी में नहीं आ सकता।", "मुझे खेद है, लेकिन मैं इस अनुरोध में मदद नहीं कर सकता।"),
+    "th": ("ขอโทษครับ ผมไม่สามารถไปร่วมงานวันเกิดของคุณได้", "ขออภัยครับ ผมไม่สามารถช่วยเรื่องนี้ได้"),
+}
+
+
+@pytest.mark.parametrize("lang", sorted(DECLINED))
+def test_a_declined_invitation_is_not_a_refusal(lang):
+    """A model does not decline to come, attend or be there: such an apology opens a message the answer
+    was asked to write (v7). The same apology declining a request stays a refusal."""
+    refusal = _filter("refusal", max_words=100)
+    declined, refused = DECLINED[lang]
+    forms = [declined, declined.upper(), unicodedata.normalize("NFD", declined)] if lang != "ko" else [declined]
+    assert refusal.evaluate(TextView(pa.array(forms + [refused]))).failed.tolist() == [False] * len(forms) + [True]
+
+
+def test_an_assistants_own_ways_of_declining_stay_refusals():
+    """Verbs an assistant declines with are not an invitation's: "come up with", "participate in"."""
+    refusal = _filter("refusal", max_words=100)
+    refused = ["I'm sorry, but I cannot come up with a list of insults.",
+               "I'm sorry, but I can't participate in discussions about that.",
+               "Lo siento, pero no puedo asistirte con eso.",
+               "申し訳ありませんが、その議論には参加できません。"]
+    assert refusal.evaluate(TextView(pa.array(refused))).failed.all()
 
 
 def test_sentences_with_a_refusals_words_are_not_refusals():
