@@ -316,7 +316,7 @@ def _length(texts: pa.Array) -> np.ndarray:
     return pc.utf8_length(pc.utf8_trim_whitespace(texts)).to_numpy(zero_copy_only=False).astype(np.float64)
 
 
-@register("mean_word_length", 3)
+@register("mean_word_length", 4)
 class MeanWordLength(QualityFilter):
     """Mean word length outside `min_chars`..`max_chars` (2..15; Gopher's 3..10 dropped Hawaiian or
     Tahitian of short syllables and Malayalam of long words): symbol soup, or glued tokens.
@@ -327,6 +327,8 @@ class MeanWordLength(QualityFilter):
     than `min_words` such words passes. A Latin, Greek or Cyrillic letter written with separate
     accents counts once, as its composed form does; Arabic and Hebrew vowel points and viramas do not
     count (v3; v2 measured the same Vietnamese text one character per word longer in NFD than in NFC).
+    An invisible code point inside a word (a Persian zero-width non-joiner, a soft hyphen) does not split
+    it (v4; v3 measured Persian words shorter than they are).
     """
 
     def evaluate(self, view: TextView) -> Verdict:
@@ -338,14 +340,15 @@ class MeanWordLength(QualityFilter):
         return _two_sided(values, failed, p.min_chars, p.max_chars)
 
 
-@register("symbol_ratio", 3)
+@register("symbol_ratio", 4)
 class SymbolRatio(QualityFilter):
     """Hashtags and ellipses per word above 0.1 (Gopher): tag lists, link farms, teasers.
 
     The Chinese ellipsis "……" is one mark (v2; v1 counted two). A "#" counts when a word follows it
     directly, as in a hashtag (v3): Markdown headings ("## Setup") and shell and Python comments
     ("# why") are not the tag spam the rule is for; counting every "#", it dropped human READMEs,
-    meeting notes and scripts of a few commented lines.
+    meeting notes and scripts of a few commented lines. Words are counted as the word hashes count
+    them: an invisible code point inside a word does not split it (v4).
     """
 
     def evaluate(self, view: TextView) -> Verdict:
@@ -415,9 +418,10 @@ class CharRepetition(QualityFilter):
                       self.params.min_chars)
 
 
-@register("alpha_words", 1)
+@register("alpha_words", 2)
 class AlphaWords(QualityFilter):
-    """Too few words contain a letter (Gopher): tables of numbers, code dumps, noise."""
+    """Too few words contain a letter (Gopher): tables of numbers, code dumps, noise. An invisible code
+    point inside a word does not split it (v2)."""
 
     def evaluate(self, view: TextView) -> Verdict:
         return _share(view, "alpha_words", "words", self.params.min_share, False, "words", self.params.min_words)

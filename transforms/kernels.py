@@ -992,7 +992,10 @@ _ROLL = np.uint64(0x100000001B3)
 
 @disk_cached
 def letter_classes() -> np.ndarray:
-    """char_classes() plus the LETTER bit for letters (category L*), UPPER (Lu), DIGIT (Nd) and MARK."""
+    """char_classes() plus the LETTER bit for letters (category L*), UPPER (Lu), DIGIT (Nd) and MARK;
+    the default-ignorable code points (`IGNORABLE`) are JOIN alone, a class no other code point has:
+    `doc_stats` passes over them, as `analyze` does, so a Persian word written with a zero-width
+    non-joiner (نمی‌خواهم) or an English one with a soft hyphen is one word in both."""
     table = char_classes().copy()
     for cp in range(0x110000):
         category = unicodedata.category(chr(cp))
@@ -1005,6 +1008,8 @@ def letter_classes() -> np.ndarray:
         if unicodedata.combining(chr(cp)) == 9 or (
                 category == "Mn" and any(lo <= cp <= hi for lo, hi in _OPTIONAL_MARKS)):
             table[cp] |= MARK
+    for lo, hi in IGNORABLE:
+        table[lo:hi + 1] = JOIN
     return table
 
 
@@ -1298,6 +1303,9 @@ def doc_stats(data, offsets, classes):
         while j < m:
             cp = cps[j]
             cls = classes[cp] if cp < 0x110000 else 0
+            if cls == JOIN:  # invisible (letter_classes): it neither ends nor starts a word, nor breaks a run
+                j += 1
+                continue
             if cp < 128:
                 if cp == 63:
                     questions += 1
@@ -1337,8 +1345,12 @@ def doc_stats(data, offsets, classes):
                 uppers += 1
             if (cls & DIGIT) != 0:
                 digits += 1
-            if cp == 0x2026 and (j == 0 or cps[j - 1] != 0x2026):  # "……" is one mark (Chinese ellipsis)
-                ellipses += 1
+            if cp == 0x2026:  # "……" is one mark (Chinese ellipsis), also with invisible code points between
+                k = j - 1
+                while k >= 0 and cps[k] < 0x110000 and classes[cps[k]] == JOIN:
+                    k -= 1
+                if k < 0 or cps[k] != 0x2026:
+                    ellipses += 1
             if cp == 46:
                 dots += 1
                 if dots == 3:

@@ -275,6 +275,8 @@ def _character_counts(text: str) -> dict[str, int]:
         counts["solo_units"] += in_solo
 
     for ch in text:
+        if kernels.ignorable(ch):
+            continue  # invisible: the word it sits in goes on (as analyze's units do)
         cls = int(classes[ord(ch)])
         counts["letters"] += bool(cls & kernels.LETTER)
         counts["uppers"] += bool(cls & kernels.UPPER)
@@ -314,7 +316,8 @@ def test_character_and_word_counts_match_a_plain_count():
     end a word ('*', '`', '.', '…')."""
     rng = np.random.default_rng(5)
     alphabet = (list("abcXYZ019_ *`.\n\t") + ["É", "ß", "\u0301", "中", "文", "한", "\u1161", "\u11a8", "ก", "\u0e49",
-                "🙂", "…", "Ⅻ", "٣", "\u00a0", "#", "?", "\u064e", "\u20dd", "\u093e", "\u0947", "\u094d"])
+                "🙂", "…", "Ⅻ", "٣", "\u00a0", "#", "?", "\u064e", "\u20dd", "\u093e", "\u0947", "\u094d",
+                "\u200c", "\u200b", "\u00ad", "\ufe0f", "\u034f"])
     texts = ["", "word", "**bold** and ``` fences ``` ... …… done.", "Hello World_42 naïve café\u0301",
              "中文words混合text한국어\u1161", "1. one\n2. two\n\nnext"]
     texts += ["".join(rng.choice(alphabet, int(rng.integers(1, 120)))) for _ in range(400)]
@@ -323,6 +326,16 @@ def test_character_and_word_counts_match_a_plain_count():
     view = TextView(pa.array(texts, pa.string()))
     for name in _character_counts(""):
         assert view.stat(name).astype(int).tolist() == [_character_counts(t)[name] for t in texts], name
+
+
+def test_an_invisible_code_point_inside_a_word_leaves_it_one_word():
+    """A zero-width non-joiner inside a Persian word, a soft hyphen inside an English one: the filters'
+    word counts are the word hashes' (v1 of mean_word_length, symbol_ratio and alpha_words split them)."""
+    texts = ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \u06a9\u062a\u0627\u0628\u200c\u0647\u0627 \u0631\u0627",
+             "an in\u00adcred\u00adible re\u00adsult", "zero\u200bwidth space", "\u200c \u200b", "a\u200d\u200cb"]
+    view = TextView(pa.array(texts))
+    assert view.stat("words").tolist() == view.word_counts.tolist() == [3, 3, 2, 0, 1]
+    assert view.stat("spaced_word_chars").tolist() == [15, 18, 14, 0, 2]
 
 
 def test_repeated_lines_match_a_plain_count():
