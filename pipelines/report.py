@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from typing import Any
 
 # One definition of what must not reach a terminal or a page (report.html uses it too).
@@ -18,12 +19,26 @@ def safe_text(value: Any, limit: int = 100) -> str:
     return escape_controls(text) + ("..." if cut else "")
 
 
+def display_width(text: str) -> int:
+    """Columns a terminal gives `text`: two for a wide character (CJK, Hangul, full-width forms, most
+    emoji), none for a combining mark or an invisible one, one for the rest."""
+    width = 0
+    for ch in text:
+        if unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
+
+
 def text_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """Columns aligned by the width a terminal shows (a source named 中文语料 is eight columns wide)."""
     cells = [[safe_text(h, 40) for h in headers]] + [[safe_text(c, 40) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    shown = [[display_width(c) for c in row] for row in cells]
+    widths = [max(row[i] for row in shown) for i in range(len(headers))]
     lines = []
     for i, row in enumerate(cells):
-        lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        pads = [" " * (w - s) for s, w in zip(shown[i], widths)]
+        lines.append("  ".join(c + pad if j == 0 else pad + c for j, (c, pad) in enumerate(zip(row, pads))))
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import reprlib
+import unicodedata
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,6 +19,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -33,7 +35,22 @@ from hybridmix.schemas.errors import ConfigError
 from hybridmix.schemas.filters import FILTER_PARAMS, FilterParams, describe_bounds
 from hybridmix.schemas.scripts import SCRIPTS
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+# Names appear in doc ids, the manifest, the ledger and tables, never in file names: letters and digits
+# of any script (a corpus may be called 中文语料, Корпус-1 or हिन्दी), then also marks, "_", ".", ":", "-",
+# and the zero-width joiners Persian and Indic words are spelled with. No spaces, slashes or other
+# invisible characters, which make two names that look the same.
+NAME_CHARS = "_.:-\u200c\u200d"
+
+
+def _checked_name(value: str) -> str:
+    first_ok = bool(value) and unicodedata.category(value[0])[0] in "LN"
+    if not first_ok or not all(unicodedata.category(c)[0] in "LMN" or c in NAME_CHARS for c in value[1:]):
+        raise ValueError(f"{value!r} is not a name: a letter or digit (of any script) first, then letters, "
+                         "digits, marks, '_', '.', ':' or '-'; no spaces")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_checked_name)]
 
 
 class _Model(BaseModel):
@@ -88,7 +105,7 @@ class CorpusConfig(_Model):
     """One input corpus: a set of Parquet or JSON Lines files of one origin, or the documents of one
     origin in earlier hybridmix outputs (`format: hybridmix`)."""
 
-    name: str = Field(pattern=NAME_PATTERN, max_length=128)
+    name: Name
     origin: Origin
     paths: list[str] = Field(min_length=1)
     text_column: str = "text"
@@ -547,7 +564,7 @@ class IngestConfig(_Model):
 class EvalSetConfig(_Model):
     """An evaluation set whose items must stay out of the mix."""
 
-    name: str = Field(pattern=NAME_PATTERN, max_length=128)
+    name: Name
     paths: list[str] = Field(min_length=1)  # Parquet or JSON Lines files or globs, relative to the config
     text_column: str = "text"
     id_column: str | None = None  # default: <file name>:<row>

@@ -3,11 +3,13 @@
 import hashlib
 import json
 import os
+import re
 
 import pyarrow.parquet as pq
 import pytest
 
 from hybridmix.pipelines.cli import main
+from hybridmix.pipelines.report import display_width
 from tests.builders import write_config, write_parquet
 from tests.multilingual import ANSWERS, NOT_REFUSALS, PARAGRAPHS, REFUSALS, REFUSALS_BY_LANGUAGE, edited
 
@@ -202,3 +204,32 @@ def test_the_multilingual_example_mixes_english_and_chinese_at_its_script_target
     assert dropped["syn-zh-06b"] == "refusal_v7" and dropped["syn-zh-02c"] == "repetition_loop_v4"
     near = {r["doc_id"]: r["kept_doc_id"] for r in _read(out, "duplicates") if r["source"] == "answers_zh"}
     assert near == {"syn-zh-00b": "syn-zh-00a"}
+
+
+def test_corpora_named_in_any_script_run_and_line_up_in_the_summary(tmp_path, capsys):
+    """A corpus may be called 中文语料 or Корпус-1 (v1 allowed ASCII letters only): the name goes into the
+    doc ids, the manifest and the ledger, and the terminal's tables give a wide character two columns."""
+    write_parquet(tmp_path / "zh.parquet", [{"text": t} for t in PARAGRAPHS["zh"]])
+    write_parquet(tmp_path / "ru.parquet", [{"text": f"Ответ номер {i}: это полный и законченный ответ на вопрос."}
+                                           for i in range(4)])
+    config = write_config(tmp_path / "mix.yaml", {
+        "corpora": [{"name": "中文语料", "origin": "human", "paths": ["zh.parquet"]},
+                    {"name": "Корпус-1", "origin": "synthetic", "paths": ["ru.parquet"]}],
+        "mixture": {"unit": "documents", "targets": {"human": 0.5, "synthetic": 0.5}},
+    })
+    out = str(tmp_path / "out")
+    assert main(["run", config, "--output", out]) == 0
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    assert set(manifest["counts"]) == {"中文语料", "Корпус-1"}
+    rows = _read(out, "data")
+    assert {r["source"] for r in rows} == {"中文语料", "Корпус-1"}
+    assert all(r["doc_id"].startswith(f"{r['source']}/") for r in rows)
+    assert {r["source"] for r in _read(out, "ledger")} == {"中文语料", "Корпус-1"}
+    capsys.readouterr()
+    assert main(["inspect", out]) == 0
+    table = capsys.readouterr().out.split("\n\n")[1].splitlines()
+    # Every cell of the table ends in the same column on every line.
+    assert table[2].startswith("中文语料  ") and table[3].startswith("Корпус-1  ")
+    assert len({display_width(line) for line in table}) == 1
+    ends = [[display_width(line[:m.end()]) for m in re.finditer(r"\S+", line)][-3:] for line in table[2:]]
+    assert len({tuple(e) for e in ends}) == 1

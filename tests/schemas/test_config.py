@@ -261,3 +261,18 @@ def test_carry_forward_errors_name_the_key(guard, expected):
     with pytest.raises(ConfigError) as info:
         parse_config(_guarded(guard))
     assert expected in info.value.message
+
+
+@pytest.mark.parametrize("name", ["中文语料", "Корпус-1", "données_fr", "हिन्दी", "한국어.v2", "ภาษาไทย",
+                                  "كتاب\u200cها", "wiki:en"])
+def test_corpus_names_may_be_written_in_any_script(name):
+    config = parse_config(with_changes(corpora__0__name=name))
+    assert config.corpora[0].name == name
+
+
+@pytest.mark.parametrize("name", ["two words", "a/b", "_lead", "-lead", "zero\u200bwidth", ""])
+def test_a_name_with_a_space_slash_or_invisible_character_is_refused(name):
+    with pytest.raises(ConfigError) as info:
+        parse_config(with_changes(corpora__0__name=name))
+    assert "corpora[0].name: " in info.value.message
+    assert "is not a name" in info.value.message or "at least 1 character" in info.value.message
