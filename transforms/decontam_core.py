@@ -3,7 +3,12 @@
 Units are those of the compiled text pass (`kernels.analyze`): words, normalized (case and
 accents folded, compatibility forms unified) and split at spaces and punctuation, so changes of
 casing, whitespace and punctuation leave every n-gram as it was; single characters in scripts
-written without spaces, so a Chinese item is indexed by its 13-character n-grams.
+written without spaces. There `ngram` and `min_item_words` count words as the repetition rules do
+(`filters.TextView.chars_per_word`): an item mostly in Chinese is indexed by its 26-character n-grams
+(13 words of about 2 characters), one in Japanese, Korean or Thai by 39-character ones. 13 Chinese
+characters are a stock phrase (坚持和发展中国特色社会主义, 今後ともどうぞよろしくお願いいたします in
+Japanese) that clean text shares with an item quoting it. A document is looked up with every length
+the index holds, so an item is found in a document of any script.
 
 Boilerplate. An n-gram found in more than `max_items_per_ngram` items (items of the same text
 count once) is text the items share ("Below is an instruction that describes a task ...",
@@ -23,7 +28,8 @@ import numpy as np
 import pyarrow as pa
 
 from hybridmix.transforms import kernels
-from hybridmix.transforms.text import analyze, string_buffers
+from hybridmix.transforms.batches import list_array
+from hybridmix.transforms.text import analyze, scripts, string_buffers
 
 
 def tagged(keys: np.ndarray, length: int) -> np.ndarray:
@@ -39,11 +45,13 @@ class PartialIndex:
     ids: list[str] = field(default_factory=list)  # per item: its id
     words: list[np.ndarray] = field(default_factory=list)  # per item: its word hashes
     total: dict[str, int] = field(default_factory=dict)  # per set: items read
+    scales: list[int] = field(default_factory=list)  # per item: units per word (1, or 2-3 in text without spaces)
 
     def merge(self, other: PartialIndex) -> PartialIndex:
         self.sets += other.sets
         self.ids += other.ids
         self.words += other.words
+        self.scales += other.scales
         for name, count in other.total.items():
             self.total[name] = self.total.get(name, 0) + count
         return self
@@ -51,10 +59,14 @@ class PartialIndex:
 
 def item_words(name: str, ids: list[str], texts: pa.Array) -> PartialIndex:
     """One evaluation file's items as word hashes (the costly part, done where the file is read)."""
+    from hybridmix.transforms.filters import TextView  # filters import this module
+
     analysis = analyze(texts)
     offsets = analysis.word_offsets
+    view = TextView(texts, scripts=scripts(analysis), word_hashes=list_array(analysis.word_hashes, offsets))
     return PartialIndex(sets=[name] * len(ids), ids=list(ids), total={name: len(ids)},
-                        words=[analysis.word_hashes[offsets[i]:offsets[i + 1]].copy() for i in range(len(ids))])
+                        words=[analysis.word_hashes[offsets[i]:offsets[i + 1]].copy() for i in range(len(ids))],
+                        scales=view.chars_per_word.astype(int).tolist())
 
 
 def _ngram_keys(words: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -96,12 +108,13 @@ class EvalIndex:
     items: np.ndarray  # int32, per entry: its item
     entry_len: np.ndarray  # int32, per entry: 0 for an n-gram; L for a short run keyed by its first words
     entry_full: np.ndarray  # uint64, per entry: the key of the whole short run (0 for n-grams)
+    key_len: np.ndarray  # int32, per key: the units it was made of (n-gram or short-run prefix length)
     item_sets: np.ndarray  # int32, evaluation set of each item (index into `sets`)
     item_ids: tuple[str, ...]
     item_grams: np.ndarray  # int32, distinct indexed n-grams per item
     sets: tuple[str, ...]
-    ngram: int  # n-gram length
-    prefix: int  # short runs are keyed by this many first words (min_item_words)
+    ngram: int  # n-gram length in words (decontaminate.ngram; units: times an item's scale)
+    prefix: int  # short runs are keyed by this many first words (min_item_words; the same)
     report: dict  # per set: items, indexed, too short, with common n-grams; common n-grams ignored
     _table: list | None = None
 
@@ -111,12 +124,12 @@ class EvalIndex:
 
     def tables(self) -> list[tuple]:
         """(length, slots, where, bits) per lookup length: n-grams, and the first words of short
-        runs. Built where they are used (a table is several times the size of its keys), one per
-        length, so that the few keys of short runs sit in a table small enough to stay in cache."""
+        runs, of each scale. Built where they are used (a table is several times the size of its
+        keys), one per length, so that the few keys of short runs sit in a table small enough to
+        stay in cache."""
         if self._table is None:
-            ngrams = self.entry_len[self.ptr[:-1]] == 0  # a key's entries are all of one kind
-            self._table = [(length, *kernels.probe_table(self.keys[mask], np.flatnonzero(mask)))
-                           for length, mask in ((self.ngram, ngrams), (self.prefix, ~ngrams)) if mask.any()]
+            self._table = [(int(length), *kernels.probe_table(self.keys[mask], np.flatnonzero(mask)))
+                           for length in np.unique(self.key_len) for mask in [self.key_len == length]]
         return self._table
 
     def __getstate__(self) -> dict:
@@ -125,22 +138,85 @@ class EvalIndex:
 
 def build_index(part: PartialIndex, sets: list[str], ngram: int, min_item_words: int,
                 max_items_per_ngram: int, max_keys: int) -> EvalIndex:
-    """The index of every item of every file: boilerplate cut out, one entry per (key, item), sorted."""
+    """The index of every item of every file: boilerplate cut out, one entry per (key, item), sorted.
+
+    `ngram` and `min_item_words` are words: an item of a script written without spaces is indexed by
+    n-grams of `ngram` times its units per word (`PartialIndex.scales`)."""
     # Items are (set, id), numbered in that order whatever order the files were merged in; an
     # item listed twice is one item (its first text in text order, so the choice is stable).
     names = {name: i for i, name in enumerate(sets)}
-    chosen: dict[tuple[str, str], np.ndarray] = {}
-    for name, item_id, words in sorted(zip(part.sets, part.ids, part.words),
-                                       key=lambda t: (names[t[0]], t[1], t[2].tobytes())):
-        chosen.setdefault((name, item_id), words)
+    scales = part.scales if len(part.scales) == len(part.words) else [1] * len(part.words)
+    chosen: dict[tuple[str, str], tuple[np.ndarray, int]] = {}
+    for name, item_id, words, scale in sorted(zip(part.sets, part.ids, part.words, scales),
+                                              key=lambda t: (names[t[0]], t[1], t[2].tobytes())):
+        chosen.setdefault((name, item_id), (words, int(scale)))
     ordered = list(chosen)
-    words = [chosen[item] for item in ordered]
+    words = [chosen[item][0] for item in ordered]
+    item_scale = np.asarray([chosen[item][1] for item in ordered], np.int64)
     item_sets = np.asarray([names[name] for name, _ in ordered], np.int32)
-
-    # Boilerplate: the words of n-grams that more than max_items_per_ngram items hold. Items
-    # of the same text count once: an evaluation set that repeats a question is not boilerplate.
+    # Items of the same text count once: an evaluation set that repeats a question is not boilerplate.
     text_of: dict[bytes, int] = {}
     same_text = np.asarray([text_of.setdefault(w.tobytes(), i) for i, w in enumerate(words)], np.int64)
+    sizes = np.asarray([len(w) for w in words], np.int64)
+
+    parts = []
+    touched = np.zeros(len(words), bool)
+    ignored = 0
+    for scale in np.unique(item_scale) if len(words) else []:
+        members = np.flatnonzero(item_scale == scale)
+        found = _group_entries([words[i] for i in members], same_text[members], int(ngram * scale),
+                               int(min_item_words * scale), max_items_per_ngram)
+        keys, local_items, entry_len, entry_full, lookup_len, local_touched, common = found
+        parts.append((keys, members[local_items], entry_len, entry_full, lookup_len))
+        touched[members[local_touched]] = True
+        ignored += common
+    if parts:
+        keys, items, entry_len, entry_full, lookup_len = (np.concatenate(a) for a in zip(*parts))
+    else:
+        keys, entry_full = np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+        items, entry_len, lookup_len = np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32)
+    # One entry per (key, item, whole run), sorted by key.
+    ident = entry_full ^ kernels.mix64(items.astype(np.uint64))
+    order = np.lexsort((ident, keys))
+    keys, items, entry_len, entry_full, lookup_len, ident = (
+        a[order] for a in (keys, items, entry_len, entry_full, lookup_len, ident))
+    first = np.ones(len(keys), bool)
+    first[1:] = (keys[1:] != keys[:-1]) | (ident[1:] != ident[:-1])
+    keys, items, entry_len, entry_full, lookup_len = (
+        keys[first], items[first], entry_len[first], entry_full[first], lookup_len[first])
+    if len(keys) > max_keys:
+        raise ValueError(f"the evaluation sets hold {len(keys):,} distinct n-grams, more than "
+                         f"decontaminate.max_index_ngrams ({max_keys:,}) allows in memory")
+    item_grams = np.bincount(items, minlength=len(ordered)).astype(np.int32)
+    report = {}
+    short_of = sizes < min_item_words * item_scale
+    for name in sets:
+        in_set = item_sets == names[name]
+        unindexed = in_set & (item_grams == 0)
+        report[name] = {
+            "items": part.total.get(name, 0),
+            "distinct_items": int(in_set.sum()),
+            "indexed": int(np.sum(in_set & (item_grams > 0))),
+            "too_short": int(np.sum(unindexed & short_of)),
+            "boilerplate_only": int(np.sum(unindexed & ~short_of)),
+            "items_with_boilerplate": int(np.sum(in_set & touched)),
+            "ngrams": int(item_grams[in_set].sum()),
+        }
+    unique_keys, key_starts = np.unique(keys, return_index=True)  # entries are sorted by key
+    return EvalIndex(
+        keys=unique_keys, ptr=np.append(key_starts, len(keys)).astype(np.int64), items=items.astype(np.int32),
+        entry_len=entry_len, entry_full=entry_full, key_len=lookup_len[key_starts].astype(np.int32),
+        item_sets=item_sets, item_ids=tuple(item_id for _, item_id in ordered), item_grams=item_grams,
+        sets=tuple(sets), ngram=ngram, prefix=min_item_words,
+        report={"sets": report, "common_ngrams_ignored": int(ignored)})
+
+
+def _group_entries(words: list[np.ndarray], same_text: np.ndarray, ngram: int, min_item_words: int,
+                   max_items_per_ngram: int) -> tuple:
+    """Index entries of items of one scale, n-grams of `ngram` units and short runs of at least
+    `min_item_words`: (keys, item, entry_len, entry_full, lookup length per entry, items that held
+    boilerplate, boilerplate n-grams and whole runs ignored), items numbered within `words`."""
+    # Boilerplate: the words of n-grams that more than max_items_per_ngram items hold.
     keys, owner, position = _ngram_keys(words, ngram)
     distinct, holders = _items_per_key(keys, same_text[owner] if len(owner) else owner)
     common = distinct[holders > max_items_per_ngram]
@@ -184,9 +260,11 @@ def build_index(part: PartialIndex, sets: list[str], ngram: int, min_item_words:
     items = run_owner_arr[long_runs][o] if len(long_runs) else np.zeros(0, np.int64)
     entry_len = np.zeros(len(keys), np.int32)
     entry_full = np.zeros(len(keys), np.uint64)
+    lookup_len = np.full(len(keys), ngram, np.int32)
     # Shorter runs are matched whole: keyed by their first min_item_words words (one lookup
     # length for all of them), with the key of the whole run to check.
     short = np.flatnonzero((run_lengths >= min_item_words) & (run_lengths < ngram))
+    shared = np.zeros(0, np.uint64)
     if len(short):
         full = np.zeros(len(short), np.uint64)
         for length in np.unique(run_lengths[short]):
@@ -201,38 +279,8 @@ def build_index(part: PartialIndex, sets: list[str], ngram: int, min_item_words:
         items = np.concatenate([items, run_owner_arr[short][keep]])
         entry_len = np.concatenate([entry_len, run_lengths[short][keep].astype(np.int32)])
         entry_full = np.concatenate([entry_full, full[keep]])
-    else:
-        shared = np.zeros(0, np.uint64)
-    # One entry per (key, item, whole run), sorted by key.
-    ident = entry_full ^ kernels.mix64(items.astype(np.uint64))
-    order = np.lexsort((ident, keys))
-    keys, items, entry_len, entry_full, ident = (a[order] for a in (keys, items, entry_len, entry_full, ident))
-    first = np.ones(len(keys), bool)
-    first[1:] = (keys[1:] != keys[:-1]) | (ident[1:] != ident[:-1])
-    keys, items, entry_len, entry_full = keys[first], items[first], entry_len[first], entry_full[first]
-    if len(keys) > max_keys:
-        raise ValueError(f"the evaluation sets hold {len(keys):,} distinct n-grams, more than "
-                         f"decontaminate.max_index_ngrams ({max_keys:,}) allows in memory")
-    item_grams = np.bincount(items, minlength=len(ordered)).astype(np.int32)
-    report = {}
-    for name in sets:
-        in_set = item_sets == names[name]
-        unindexed = in_set & (item_grams == 0)
-        report[name] = {
-            "items": part.total.get(name, 0),
-            "distinct_items": int(in_set.sum()),
-            "indexed": int(np.sum(in_set & (item_grams > 0))),
-            "too_short": int(np.sum(unindexed & (sizes < min_item_words))),
-            "boilerplate_only": int(np.sum(unindexed & (sizes >= min_item_words))),
-            "items_with_boilerplate": int(np.sum(in_set & touched)),
-            "ngrams": int(item_grams[in_set].sum()),
-        }
-    unique_keys, key_starts = np.unique(keys, return_index=True)  # entries are sorted by key
-    return EvalIndex(
-        keys=unique_keys, ptr=np.append(key_starts, len(keys)).astype(np.int64), items=items.astype(np.int32),
-        entry_len=entry_len, entry_full=entry_full, item_sets=item_sets, item_ids=tuple(item_id for _, item_id in ordered), item_grams=item_grams,
-        sets=tuple(sets), ngram=ngram, prefix=min_item_words,
-        report={"sets": report, "common_ngrams_ignored": int(len(common) + len(shared))})
+        lookup_len = np.concatenate([lookup_len, np.full(int(keep.sum()), min_item_words, np.int32)])
+    return keys, items, entry_len, entry_full, lookup_len, np.flatnonzero(touched), len(common) + len(shared)
 
 
 @dataclass(frozen=True)
@@ -244,6 +292,7 @@ class Matches:
     share: np.ndarray  # float64, count / the item's indexed n-grams
     word_start: np.ndarray  # int64, first word of the first matching n-gram (within the document)
     word_len: np.ndarray  # int64, its length in words
+    whole: np.ndarray  # bool, that match is a whole short item (not one n-gram of a longer one)
 
 
 def find_matches(index: EvalIndex, word_hashes: np.ndarray, word_offsets: np.ndarray) -> Matches:
@@ -253,22 +302,23 @@ def find_matches(index: EvalIndex, word_hashes: np.ndarray, word_offsets: np.nda
     share = np.zeros(n, np.float64)
     word_start = np.zeros(n, np.int64)
     word_len = np.zeros(n, np.int64)
+    whole = np.zeros(n, bool)
     if index.empty or n == 0:
-        return Matches(item, count, share, word_start, word_len)
+        return Matches(item, count, share, word_start, word_len, whole)
     found = [kernels.probe_ngrams(word_hashes, word_offsets, np.asarray([length], np.int64), slots, where, bits,
                                   index.ptr, index.entry_len, index.entry_full)
              for length, slots, where, bits in index.tables()]
     docs, entries, pos, lens = (np.concatenate(parts) for parts in zip(*found))
     if not len(docs):
-        return Matches(item, count, share, word_start, word_len)
+        return Matches(item, count, share, word_start, word_len, whole)
     items = index.items[entries].astype(np.int64)
     keys = entries.astype(np.uint64)  # an entry is one n-gram (or whole short run) of one item
     # Distinct n-grams per (document, item); the first position of each pair is its span.
     order = np.lexsort((pos, keys, items, docs))
-    docs, items, keys, pos, lens = docs[order], items[order], keys[order], pos[order], lens[order]
+    docs, items, keys, pos, lens, entries = (a[order] for a in (docs, items, keys, pos, lens, entries))
     new_key = np.ones(len(docs), bool)
     new_key[1:] = (docs[1:] != docs[:-1]) | (items[1:] != items[:-1]) | (keys[1:] != keys[:-1])
-    docs, items, pos, lens = docs[new_key], items[new_key], pos[new_key], lens[new_key]
+    docs, items, pos, lens, entries = (a[new_key] for a in (docs, items, pos, lens, entries))
     pair_start = np.ones(len(docs), bool)
     pair_start[1:] = (docs[1:] != docs[:-1]) | (items[1:] != items[:-1])
     starts = np.flatnonzero(pair_start)
@@ -289,7 +339,8 @@ def find_matches(index: EvalIndex, word_hashes: np.ndarray, word_offsets: np.nda
     share[d] = pair_share[chosen]
     word_start[d] = pair_first[chosen]
     word_len[d] = lens[first_at[chosen]]
-    return Matches(item, count, share, word_start, word_len)
+    whole[d] = index.entry_len[entries[first_at[chosen]]] > 0
+    return Matches(item, count, share, word_start, word_len, whole)
 
 
 def matched_span(text: str, word_start: int, word_len: int, limit: int = 300) -> str:

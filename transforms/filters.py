@@ -653,7 +653,8 @@ class _Matched(NamedTuple):
     items: list[str | None]
     spans: list[str | None]
     counts: np.ndarray
-    lengths: np.ndarray  # words of the first shared n-gram (or whole short item)
+    lengths: np.ndarray  # units of the first shared n-gram (or whole short item)
+    whole: np.ndarray  # that match is a whole short item
 
 
 def _contamination(view: TextView, contamination: Contamination) -> _Matched:
@@ -670,7 +671,7 @@ def _contamination(view: TextView, contamination: Contamination) -> _Matched:
         sets[row] = index.sets[index.item_sets[item]]
         items[row] = index.item_ids[item]
         spans[row] = matched_span(texts[int(row)].as_py(), int(found.word_start[row]), int(found.word_len[row]))
-    return _Matched(mask, sets, items, spans, found.count, found.word_len)
+    return _Matched(mask, sets, items, spans, found.count, found.word_len, found.whole)
 
 
 class Scored(NamedTuple):
@@ -820,8 +821,9 @@ def _filtered_batch(
             counted = isinstance(decontaminate.min_matches, int)
             threshold.append(float(decontaminate.min_matches) if counted else None)
             comparison.append(">=" if counted else None)
-            shared = (f"{int(value)} {decontaminate.ngram}-gram(s)" if matched.lengths[row] == decontaminate.ngram
-                      else f"the whole of its {int(matched.lengths[row])} words")
+            # Units: words, or characters of a script written without spaces (26 per 13-gram in Chinese).
+            shared = (f"the whole of its {int(matched.lengths[row])} words" if matched.whole[row]
+                      else f"{int(value)} {int(matched.lengths[row])}-gram(s)")
             detail.append(f"{shared} of item {matched.items[row]!r} of evaluation set {matched.sets[row]!r}")
             eval_set.append(matched.sets[row])
             eval_item.append(matched.items[row])

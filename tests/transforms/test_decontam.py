@@ -138,7 +138,7 @@ def test_min_matches_is_a_count_or_a_share(value):
 
 
 def test_items_in_chinese_are_matched_by_character_ngrams():
-    """Units are characters in Chinese: 13-character n-grams, and short items matched whole."""
+    """Units are characters in Chinese, two to a word: 26-character n-grams, and short items matched whole."""
     from tests.multilingual import PARAGRAPHS
 
     question = "光合作用是植物利用光能把二氧化碳和水转化为葡萄糖的过程吗？请解释。"
@@ -151,3 +151,29 @@ def test_items_in_chinese_are_matched_by_character_ngrams():
     assert matched_span(docs[1], int(found.word_start[1]), int(found.word_len[1])) == "长江是中国最长的河流吗"
     # The Yangtze paragraph opens with the same ten characters, without the question: no match.
     assert (found.item[2:] == -1).all()
+
+
+def test_a_stock_phrase_of_13_characters_is_not_a_leak_in_chinese_or_japanese():
+    """13 units are 13 words in English but a stock phrase in Chinese or Japanese: n-grams and the
+    shortest item are scaled by the characters of a word (2 in Chinese, 3 in Japanese), so a clean
+    email or news sentence that shares a closing or a slogan with an item is kept, as in English; a
+    real leak of the item is still found, also inside a document in another script."""
+    items = ["取引先に納品日の延期をお願いするメールを書いてください。"
+             "最後は「今後ともどうぞよろしくお願いいたします」で締めてください。",
+             "坚持和发展中国特色社会主义，必须坚持以人民为中心的发展思想。下列对此理解正确的是哪一项？",
+             "早上好，老师",  # 6 characters: about 3 words, too short to index (English needs 4 words)
+             "Write an email to a client asking to postpone the delivery date and thank them for their patience."]
+    index = index_of(items)
+    assert index.report["sets"]["eval"]["too_short"] == 1 and index.report["sets"]["eval"]["indexed"] == 3
+    clean = ["山田様\nいつもお世話になっております。ご依頼の見積書を添付いたします。ご確認のほどお願い申し上げます。"
+             "今後ともどうぞよろしくお願いいたします。",
+             "会议强调，要坚持和发展中国特色社会主义，扎实推进乡村振兴，不断增强人民群众的获得感。",
+             "他大声说：“早上好，老师！”王老师笑着点了点头，让他快回座位。"]
+    leaked = ["题目：" + items[1] + "答案：C", "Translate this: " + items[0]]
+    found = lookup(index, clean + leaked)
+    assert found.item.tolist() == [-1, -1, -1, 1, 0]
+    assert not found.whole[3:].any() and found.word_len[3:].tolist() == [26, 39]
+    # On the index of v1 (13 units whatever the script) the clean texts matched.
+    part = item_words("eval", [f"item-{i}" for i in range(len(items))], pa.array(items))
+    part.scales = [1] * len(items)
+    assert (lookup(build_index(part, ["eval"], 13, 4, 10, 10**9), clean).item >= 0).all()
