@@ -12,19 +12,33 @@ from hybridmix.transforms.report_html import escape_controls
 
 
 def safe_text(value: Any, limit: int = 100) -> str:
-    """One line of at most `limit` characters that cannot drive the terminal."""
+    """One line of about `limit` characters that cannot drive the terminal. A cut keeps a character
+    whole: its combining marks, and an emoji's joined parts and modifiers (phở stays phở, a family emoji
+    a family), so it may pass `limit` by those."""
     text = "" if value is None else str(value)
     cut = len(text) > limit
+    if cut:
+        while limit < len(text) and _continues(text[limit - 1], text[limit]):
+            limit += 1
+        cut = limit < len(text)
     text = text[:limit].replace("\n", "\\n").replace("\t", "\\t")
     return escape_controls(text) + ("..." if cut else "")
 
 
+def _continues(before: str, ch: str) -> bool:
+    """Whether `ch` belongs to the character `before` ends: a mark, a joiner or what it joins, a
+    variation selector, an emoji skin tone or tag."""
+    return (unicodedata.category(ch)[0] == "M" or before == "\u200d" or ch == "\u200d"
+            or "\ufe00" <= ch <= "\ufe0f" or "\U0001f3fb" <= ch <= "\U0001f3ff" or "\U000e0020" <= ch <= "\U000e007f")
+
+
 def display_width(text: str) -> int:
     """Columns a terminal gives `text`: two for a wide character (CJK, Hangul, full-width forms, most
-    emoji), none for a combining mark or an invisible one, one for the rest."""
+    emoji), none for a combining mark, a Hangul vowel or final jamo, or an invisible one, one for the rest."""
     width = 0
     for ch in text:
-        if unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        # Hangul vowel and final jamo join the leading consonant before them (Korean written in NFD).
+        if unicodedata.category(ch) in ("Mn", "Me", "Cf") or "\u1160" <= ch <= "\u11ff" or "\ud7b0" <= ch <= "\ud7ff":
             continue
         width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
     return width

@@ -43,11 +43,12 @@ NAME_CHARS = "_.:-\u200c\u200d"
 
 
 def _checked_name(value: str) -> str:
+    """`value` as NFC writes it: Tiếng_Việt with its accents composed or typed apart is one name."""
     first_ok = bool(value) and unicodedata.category(value[0])[0] in "LN"
     if not first_ok or not all(unicodedata.category(c)[0] in "LMN" or c in NAME_CHARS for c in value[1:]):
         raise ValueError(f"{value!r} is not a name: a letter or digit (of any script) first, then letters, "
                          "digits, marks, '_', '.', ':' or '-'; no spaces")
-    return value
+    return unicodedata.normalize("NFC", value)
 
 
 Name = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_checked_name)]

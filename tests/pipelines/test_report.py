@@ -1,7 +1,8 @@
 import json
+import unicodedata
 
 from hybridmix.pipelines.cli import main
-from hybridmix.pipelines.report import safe_text
+from hybridmix.pipelines.report import display_width, safe_text, text_table
 from tests.builders import words, write_config, write_parquet
 
 HOSTILE = "\x1b[2J\x1b[31mred\x07 bell \u202eevil\u202c \r\nnext"
@@ -11,6 +12,23 @@ def test_safe_text_neutralizes_terminal_controls():
     shown = safe_text(HOSTILE, limit=200)
     assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown and "\r" not in shown
     assert "\\u001b[31mred" in shown and "\\n" in shown
+
+
+def test_a_cut_keeps_a_character_whole():
+    """A cut never leaves a letter without its marks or an emoji without its joined parts."""
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"
+    assert safe_text("ab" + family + "cd", 3) == "ab" + family + "..."
+    assert safe_text("pho\u031b\u0309 bo", 3) == "pho\u031b\u0309..."  # phở, its marks typed apart
+    assert safe_text("\u092c\u0939\u0941\u0924", 2) == "\u092c\u0939\u0941..."  # बहु, not बह
+    assert safe_text("\U0001f44d\U0001f3fd ok", 1) == "\U0001f44d\U0001f3fd..."  # a thumb and its skin tone
+    assert safe_text("plain text", 5) == "plain..." and safe_text("short", 5) == "short"
+
+
+def test_tables_line_up_korean_written_in_jamo():
+    nfd = unicodedata.normalize("NFD", "한국어")
+    assert display_width(nfd) == display_width("한국어") == 6
+    lines = text_table(["source", "rows"], [[nfd, 1], ["English", 22]]).splitlines()
+    assert len({display_width(line) for line in lines}) == 1
 
 
 def test_inspect_escapes_document_text(tmp_path, capsys):

@@ -1,3 +1,5 @@
+import unicodedata
+
 import pytest
 
 from hybridmix.schemas.config import load_config, parse_config
@@ -276,3 +278,12 @@ def test_a_name_with_a_space_slash_or_invisible_character_is_refused(name):
         parse_config(with_changes(corpora__0__name=name))
     assert "corpora[0].name: " in info.value.message
     assert "is not a name" in info.value.message or "at least 1 character" in info.value.message
+
+
+def test_a_name_typed_with_its_accents_apart_is_the_same_name():
+    """Tiếng_Việt composed (NFC) and with its marks typed apart (NFD) look the same: one name, stored as NFC."""
+    nfd = unicodedata.normalize("NFD", "Tiếng_Việt")
+    assert parse_config(with_changes(corpora__0__name=nfd)).corpora[0].name == "Tiếng_Việt"
+    with pytest.raises(ConfigError) as info:
+        parse_config(with_changes(corpora__0__name=nfd, corpora__1__name="Tiếng_Việt"))
+    assert "is used by more than one corpus" in info.value.message
