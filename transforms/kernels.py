@@ -314,7 +314,7 @@ def fold_table() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per code point, its normalized form: NFKD, lower case, NFKD again (e.g. "\ufb01" -> "fi").
 
     (start, length, data, utf8 bytes): start is -1 where a code point stays as it is (all but
-    about 22,000); length is 0 for the ignorable ones (`IGNORABLE`). Applied one code point at a
+    about 22,000); length is 0 for the ignorable ones (`IGNORABLE`) and the tatweel. Applied one code point at a
     time, so unlike full NFKD it does not reorder combining marks.
     """
     start = np.full(0x110000, -1, np.int32)
@@ -347,10 +347,17 @@ def ignorable(ch: str) -> bool:
     return any(lo <= cp <= hi for lo, hi in IGNORABLE)
 
 
+# Spellings of Arabic-script text that are the same text: the tatweel (kashida) only stretches a
+# word on the page, and Persian and Urdu ی and ک are the Arabic ي and ك as an Arabic keyboard types
+# them (older Persian web text is full of them). A copy that differs only in these is a copy.
+SAME_LETTER = {"\u0640": "", "\u06cc": "\u064a", "\u06a9": "\u0643"}
+
+
 def fold_char(ch: str) -> str:
-    """The normalized form of one character (the rule `fold_table` tabulates); "" for an ignorable one."""
+    """The normalized form of one character (the rule `fold_table` tabulates); "" for an ignorable one
+    and the tatweel."""
     folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", ch).lower())
-    return "".join(c for c in folded if not ignorable(c))
+    return "".join(SAME_LETTER.get(c, c) for c in folded if not ignorable(c))
 
 
 @lru_cache(maxsize=1)

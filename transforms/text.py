@@ -83,9 +83,10 @@ _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 
 # What the exact-dedup key is, as the manifest names it: an earlier output whose manifest names
 # another key hashed some texts differently (before default-ignorable code points were left out,
-# or before a letter's marks were put in canonical order).
+# before a letter's marks were put in canonical order, or before the Arabic tatweel was left out).
 EXACT_KEY = ("blake2b-128 of normalized text: NFKD, lower case, default-ignorable code points removed, "
-             "combining marks in canonical order, whitespace collapsed")
+             "combining marks in canonical order, Arabic tatweel removed, Persian yeh and keheh as Arabic "
+             "yeh and kaf, whitespace collapsed")
 
 
 def content_hashes(normalized: pa.Array) -> pa.Array:
