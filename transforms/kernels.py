@@ -1724,17 +1724,17 @@ def openings(data, offsets, n, classes):
         i = offsets[d]
         end = ends[d]
         left[:] = True
+        # Dash-led dialogue starts a line: at the text's start, after a newline, or after a quote
+        # whose span took the newline. Looked for there only, not at every byte.
+        i = _dash_speech_end(data, i, end)
         while i < end:
-            if i == offsets[d] or data[i - 1] == 0x0A:
-                past = _dash_speech_end(data, i, end)
-                if past != i:
-                    i = past
-                    continue
             b = data[i]
             if b < 0x80 and b != 0x22:  # ASCII, not a quote: most of any text
                 out[at] = b
                 at += 1
                 i += 1
+                if b == 0x0A:
+                    i = _dash_speech_end(data, i, end)
                 continue
             cp, size = _decode(data, i, end)
             skipped = False
@@ -1760,6 +1760,8 @@ def openings(data, offsets, n, classes):
                         k += c_size
                     if past >= 0:
                         i = past
+                        if data[i - 1] == 0x0A:
+                            i = _dash_speech_end(data, i, end)
                         skipped = True
                         break
                     left[q] = False  # and the next kind this mark opens, if any, is tried
