@@ -1310,9 +1310,6 @@ def doc_stats(data, offsets, classes):
         while j < m:
             cp = cps[j]
             cls = classes[cp] if cp < 0x110000 else 0
-            if cls == JOIN:  # invisible (letter_classes): it neither ends nor starts a word, nor breaks a run
-                j += 1
-                continue
             if cp < 128:
                 if cp == 63:
                     questions += 1
@@ -1379,7 +1376,7 @@ def doc_stats(data, offsets, classes):
                     has_letter = True
                 if not in_solo and (cls & MARK) == 0:
                     spaced_chars += 1
-            elif in_word:
+            elif in_word and cls != JOIN:  # an invisible code point (letter_classes) does not end a word
                 in_word = False
                 units, alpha_units, solo_units = _close_unit(units, alpha_units, solo_units, has_letter, in_solo)
             j += 1

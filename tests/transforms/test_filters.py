@@ -275,8 +275,6 @@ def _character_counts(text: str) -> dict[str, int]:
         counts["solo_units"] += in_solo
 
     for ch in text:
-        if kernels.ignorable(ch):
-            continue  # invisible: the word it sits in goes on (as analyze's units do)
         cls = int(classes[ord(ch)])
         counts["letters"] += bool(cls & kernels.LETTER)
         counts["uppers"] += bool(cls & kernels.UPPER)
@@ -291,7 +289,7 @@ def _character_counts(text: str) -> dict[str, int]:
             ticks = 0
         dots = dots + 1 if ch == "." else 0
         counts["ellipses"] += dots == 3 or (ch == "\u2026" and previous != "\u2026")
-        previous = ch
+        previous = ch if not kernels.ignorable(ch) else previous  # "…\u200b…" is one mark
         if cls & kernels.WORD:
             counts["word_chars"] += 1
             if kernels.breaks_before(cls, in_word, in_solo):
@@ -301,7 +299,7 @@ def _character_counts(text: str) -> dict[str, int]:
             has_letter = has_letter or bool(cls & kernels.LETTER)
             counts["spaced_word_chars"] += not in_solo and not (unicodedata.combining(ch) == 9 or (
                 unicodedata.category(ch) == "Mn" and any(lo <= ord(ch) <= hi for lo, hi in kernels._OPTIONAL_MARKS)))
-        elif in_word:
+        elif in_word and not kernels.ignorable(ch):  # invisible: the word it sits in goes on, as analyze's
             close()
             in_word = False
     if in_word:
