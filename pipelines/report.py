@@ -7,6 +7,7 @@ import unicodedata
 from typing import Any
 
 # One definition of what must not reach a terminal or a page (report.html uses it too).
+from hybridmix.transforms.kernels import JOIN_NAMES
 from hybridmix.transforms.mixture_core import FILLED
 from hybridmix.transforms.report_html import escape_controls
 
@@ -37,8 +38,9 @@ def display_width(text: str) -> int:
     emoji), none for a combining mark, a Hangul vowel or final jamo, or an invisible one, one for the rest."""
     width = 0
     for ch in text:
-        # Hangul vowel and final jamo join the leading consonant before them (Korean written in NFD).
-        if unicodedata.category(ch) in ("Mn", "Me", "Cf") or "\u1160" <= ch <= "\u11ff" or "\ud7b0" <= ch <= "\ud7ff":
+        # Hangul vowel and final jamo join the leading consonant before them (Korean written in NFD),
+        # the jamo the word hashes join too.
+        if unicodedata.category(ch) in ("Mn", "Me", "Cf") or unicodedata.name(ch, "").startswith(JOIN_NAMES):
             continue
         width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
     return width

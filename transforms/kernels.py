@@ -109,7 +109,7 @@ EMPTY = np.uint32(0xFFFFFFFF)
 _SOLO_NAMES = ("CJK UNIFIED IDEOGRAPH", "CJK COMPATIBILITY IDEOGRAPH", "IDEOGRAPHIC", "HIRAGANA", "KATAKANA",
                "HALFWIDTH KATAKANA", "BOPOMOFO", "HANGUL SYLLABLE", "HANGUL CHOSEONG", "THAI", "LAO", "KHMER",
                "MYANMAR", "YI SYLLABLE", "JAVANESE", "BALINESE", "TAI THAM", "NEW TAI LUE", "BUGINESE")
-_JOIN_NAMES = ("HANGUL JUNGSEONG", "HANGUL JONGSEONG")
+JOIN_NAMES = ("HANGUL JUNGSEONG", "HANGUL JONGSEONG")
 
 
 @disk_cached
@@ -123,7 +123,7 @@ def char_classes() -> np.ndarray:
         if category[0] in "LNM" or ch == "_":
             table[cp] = WORD
             name = unicodedata.name(ch, "")
-            if category[0] == "M" or name.startswith(_JOIN_NAMES):
+            if category[0] == "M" or name.startswith(JOIN_NAMES):
                 table[cp] |= JOIN
             elif name.startswith(_SOLO_NAMES):
                 table[cp] |= SOLO
@@ -1001,8 +1001,9 @@ _ROLL = np.uint64(0x100000001B3)
 def letter_classes() -> np.ndarray:
     """char_classes() plus the LETTER bit for letters (category L*), UPPER (Lu), DIGIT (Nd) and MARK;
     the default-ignorable code points (`IGNORABLE`) are JOIN alone, a class no other code point has:
-    `doc_stats` passes over them, as `analyze` does, so a Persian word written with a zero-width
-    non-joiner (نمی‌خواهم) or an English one with a soft hyphen is one word in both."""
+    in `doc_stats` one does not end the word it sits in, as in `analyze`, so a Persian word written with
+    a zero-width non-joiner (نمی‌خواهم) or an English one with a soft hyphen is one word in both (it
+    still ends a run of "*", "`" or "." there, like any other code point)."""
     table = char_classes().copy()
     for cp in range(0x110000):
         category = unicodedata.category(chr(cp))
