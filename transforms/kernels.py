@@ -1927,3 +1927,15 @@ def word_spans(data, offsets, classes, fold_start, fold_len, fold_data):
         if in_word:
             w += 1
     return starts[:w], ends[:w]
+
+
+@nb.njit(cache=True, nogil=True)
+def copy_values(src, src_offsets, rows, dst, dst_offsets, at):
+    """Values `rows` of one column part (bytes `src`, value i at src_offsets[i]..[i + 1]) copied into
+    `dst` where they go: value k to dst_offsets[at[k]]. How a row group gathers a wide column (the
+    text) from many spill parts with one copy (`shards.sorted_row_groups`)."""
+    for k in range(len(rows)):
+        start = src_offsets[rows[k]]
+        end = src_offsets[rows[k] + 1]
+        to = dst_offsets[at[k]]
+        dst[to:to + end - start] = src[start:end]

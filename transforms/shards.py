@@ -18,7 +18,7 @@ from hybridmix.schemas.config import OutputConfig
 from hybridmix.schemas.errors import FatalError
 from hybridmix.schemas.records import HASH_COLUMNS
 from hybridmix.schemas.stats import Figure
-from hybridmix.transforms import parallel, progress
+from hybridmix.transforms import kernels, parallel, progress
 from hybridmix.transforms.batches import rows_by_value
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.stats import STATS, emit_by_source
@@ -214,25 +214,82 @@ def sorted_row_groups(parts: list[pa.RecordBatch], keys: list[np.ndarray], tiebr
                       rows_per_group: int) -> Iterator[pa.Table]:
     """The rows of `parts` ordered by (key, tiebreak columns), `rows_per_group` rows at a time.
 
-    Only the sort keys are gathered up front; each row group is taken from the parts it
-    draws on, so the rows are copied once.
+    Only the sort keys are gathered up front. The narrow columns of every part are copied into one
+    batch, and each row group takes its rows from it in one call per column: taking them from each
+    part a row group draws on was a call per column and part, 0.5 of the 1.3 CPU seconds sorting
+    data/ took for 138,000 rows in 139 spill parts. A wide column (`_wide_columns`: the text) is not
+    held twice: each row group copies its values from the parts once (`kernels.copy_values`).
     """
-    part_of = np.concatenate([np.full(len(k), i, np.int64) for i, k in enumerate(keys)])
-    row_of = np.concatenate([np.arange(len(k), dtype=np.int64) for k in keys])
+    sizes = [len(k) for k in keys]
+    part_of = np.repeat(np.arange(len(keys), dtype=np.int64), sizes)
+    row_of = np.arange(len(part_of), dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     index = {ORDER_COLUMN: pa.array(np.concatenate(keys), pa.uint64())}
     for column in tiebreak:
         index[column] = pa.chunked_array([p.column(column) for p in parts], type=parts[0].schema.field(column).type)
     order = pc.sort_indices(pa.table(index), sort_keys=[(c, "ascending") for c in index]).to_numpy()
+    schema = parts[0].schema
+    wide = _wide_columns(parts)
+    narrow = [name for name in schema.names if name not in wide]
+    together = pa.Table.from_batches([p.select(narrow) for p in parts], schema=pa.schema(
+        [schema.field(name) for name in narrow])).combine_chunks()
+    wide_parts = {name: [_value_buffers(p.column(name)) for p in parts] for name in wide}
     part_of, row_of = part_of[order], row_of[order]
     for start in range(0, len(order), rows_per_group):
-        chunk_parts, chunk_rows = part_of[start:start + rows_per_group], row_of[start:start + rows_per_group]
-        pieces, positions = [], []
-        for p in np.unique(chunk_parts):
-            sel = np.nonzero(chunk_parts == p)[0]
-            pieces.append(parts[p].take(pa.array(chunk_rows[sel])))
-            positions.append(sel)
-        chunk = pa.Table.from_batches(pieces).combine_chunks()
-        yield chunk.take(pa.array(np.argsort(np.concatenate(positions), kind="stable")))
+        chunk = together.take(pa.array(order[start:start + rows_per_group]))
+        columns = [chunk.column(name) if name in chunk.column_names else None for name in schema.names]
+        for name, buffers in wide_parts.items():
+            columns[schema.get_field_index(name)] = _gathered(
+                schema.field(name).type, buffers, part_of[start:start + rows_per_group],
+                row_of[start:start + rows_per_group])
+        yield pa.Table.from_arrays(columns, schema=schema)
+
+
+def _wide_columns(parts: list[pa.RecordBatch]) -> list[str]:
+    """String and binary columns without nulls whose values average 64 bytes or more: gathered by
+    `kernels.copy_values` rather than copied into one batch first. Others (ids, counts, flags) are small."""
+    rows = sum(p.num_rows for p in parts)
+    wide = []
+    for i, field in enumerate(parts[0].schema):
+        if not (pa.types.is_string(field.type) or pa.types.is_binary(field.type)
+                or pa.types.is_large_string(field.type) or pa.types.is_large_binary(field.type)):
+            continue
+        columns = [p.column(i) for p in parts]
+        if rows and not any(c.null_count for c in columns) and sum(c.nbytes for c in columns) >= 64 * rows:
+            wide.append(field.name)
+    return wide
+
+
+def _value_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes, offsets as int64 from this array's first value) of a string or binary array."""
+    large = pa.types.is_large_string(values.type) or pa.types.is_large_binary(values.type)
+    offsets = np.frombuffer(values.buffers()[1], np.int64 if large else np.int32, count=len(values) + 1,
+                            offset=values.offset * (8 if large else 4)).astype(np.int64)
+    data = values.buffers()[2]
+    return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), offsets
+
+
+def _gathered(kind: pa.DataType, parts: list[tuple[np.ndarray, np.ndarray]], part_of: np.ndarray,
+              row_of: np.ndarray) -> pa.Array:
+    """The values (part_of[k], row_of[k]) of a string or binary column, in that order, copied once."""
+    lengths = np.empty(len(part_of), np.int64)
+    by_part = np.argsort(part_of, kind="stable")
+    cuts = np.flatnonzero(np.diff(part_of[by_part])) + 1
+    groups = np.split(by_part, cuts) if len(by_part) else []
+    for at in groups:
+        offsets = parts[part_of[at[0]]][1]
+        lengths[at] = offsets[row_of[at] + 1] - offsets[row_of[at]]
+    offsets = np.zeros(len(part_of) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    large = pa.types.is_large_string(kind) or pa.types.is_large_binary(kind)
+    if not large and offsets[-1] >= 2**31:
+        # More than a 32-bit offset reaches: let Arrow say so, as a take would have.
+        raise pa.ArrowInvalid(f"a row group of {offsets[-1]:,} bytes in one {kind} column")
+    out = np.empty(int(offsets[-1]), np.uint8)
+    for at in groups:
+        data, part_offsets = parts[part_of[at[0]]]
+        kernels.copy_values(data, part_offsets, row_of[at], out, offsets, at)
+    return pa.Array.from_buffers(kind, len(part_of), [None, pa.py_buffer(offsets if large else offsets.astype(np.int32)),
+                                                       pa.py_buffer(out)])
 
 
 def _unique_rows(groups: Iterator[pa.Table], column: str, where: str) -> Iterator[pa.Table]:

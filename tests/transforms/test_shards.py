@@ -115,6 +115,34 @@ def test_a_batch_delivered_twice_is_written_once(tmp_path):
     check_shards(files)
 
 
+@pytest.mark.parametrize("text_type", [pa.string(), pa.large_string(), pa.binary()])
+def test_row_groups_are_the_parts_sorted_whatever_the_column_widths(text_type):
+    """Wide columns (long texts, gathered part by part) and narrow ones (taken from one batch) come out
+    as one sort of all the rows would give them: by key, equal keys by the tiebreak column, from parts
+    that are slices of larger batches, with empty texts and a nullable column among them."""
+    rng = np.random.default_rng(7)
+    n = 700
+    texts = [("ü" * int(rng.integers(0, 300))).encode() if text_type == pa.binary() else "ü" * int(rng.integers(0, 300))
+             for _ in range(n)]
+    whole = pa.record_batch({
+        "id": pa.array([f"d{i:04d}" for i in rng.permutation(n)]),
+        "text": pa.array(texts, text_type),
+        "note": pa.array([None if i % 5 == 0 else "x" * (i % 90) for i in range(n)]),
+        "value": pa.array(np.arange(n)),
+    })
+    cuts = [0, 3, 3, 150, 400, 401, n]
+    parts = [whole.slice(lo, hi - lo) for lo, hi in zip(cuts[:-1], cuts[1:])]
+    keys = [rng.integers(0, 40, p.num_rows).astype(np.uint64) for p in parts]
+    assert shards._wide_columns(parts) == ["text"]
+    groups = list(shards.sorted_row_groups(parts, keys, ["id"], 64))
+    assert [g.num_rows for g in groups] == [64] * 10 + [60]
+    got = pa.concat_tables(groups)
+    expected = pa.Table.from_batches([whole]).append_column("k", pa.array(np.concatenate(keys)))
+    expected = expected.sort_by([("k", "ascending"), ("id", "ascending")]).drop_columns(["k"])
+    assert got.schema == whole.schema
+    assert got.equals(expected)
+
+
 @pytest.mark.parametrize(("count", "rows", "expected"),
                          [(1, 5, 1), (3, 0, 3), (4, 1_000_000, 1), (1000, 1_000_000, 100)])
 def test_shards_per_merge_follows_rows(count, rows, expected):
