@@ -80,17 +80,28 @@ VALIDATE_EXIT_CODES = """exit codes:
   3    data error: inputs missing or unreadable, an earlier output's index incomplete (fix the data)
   5    certainly infeasible: even every input row could not fill the mixture (change targets, budget or
        max_repeats)
-  75   an object store or --job_endpoint did not answer (temporary: retry later)
+  75   another run is writing the output folder, or an object store or --job_endpoint did not answer
+       (temporary: retry later)
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM"""
 
 # inspect, explain and report: they read a finished output and write nothing into it (report
 # writes report.html).
-READ_EXIT_CODES = """exit codes:
+def read_exit_codes(command: str) -> str:
+    """The exit codes of a command that reads a run's output; 2 is what each of them refuses."""
+    refused = {
+        "inspect": "OUT is not the output of a hybridmix run, or the run did not finish, or files its manifest\n"
+                   "       lists are missing (what is there is still shown, and an error line ends it)",
+        "report": "OUT is not the output of a finished hybridmix run, or files its manifest lists are missing,\n"
+                  "       or --output is inside OUT (or its lock or staging folder)",
+        "explain": "OUT is not the output of a finished hybridmix run, files its manifest lists are missing, or\n"
+                   "       the doc_id is not in the run",
+    }[command]
+    return f"""exit codes:
   0    done
   1    internal or unexpected error (report it)
-  2    OUT is not the output of a finished hybridmix run, or files its manifest lists are missing
-       (explain: or the doc_id is not in the run)
+  2    {refused}
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM"""
+
 
 TRAIN_EXIT_CODES = """exit codes:
   0    the scorer was written (a warning says when its held-out metrics mean little)
@@ -108,8 +119,8 @@ WARMUP_EXIT_CODES = """exit codes:
 
 VERBOSE_HELP = "also print hybridmix's notes (run id, staging folder, clean-up) and tracebacks"
 QUIET_HELP = "no progress display on stderr (errors and warnings still show; --log-file still gets it)"
-LOG_FILE_HELP = "also write the log (progress, one line per stage; warnings, tracebacks) to this file (beside " \
-                "the output folder, not in it)"
+LOG_FILE_HELP = "also write the log (progress, one line per stage; warnings, tracebacks) to this file (for run: " \
+                "beside the output folder, not in it)"
 BEAM_LOG_HELP = "show Apache Beam's own log from this level up, on stderr and in --log-file (default: none on " \
                 "stderr, warnings in --log-file)"
 BEAM_LEVELS = ("debug", "info", "warning", "error")
@@ -235,7 +246,7 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="show a finished run: counts, mixture, schema, sample rows",
         description="Summarize the output folder OUT of a run. Exit 2 when it is unfinished or incomplete.",
-        epilog=READ_EXIT_CODES,
+        epilog=read_exit_codes("inspect"),
         formatter_class=_Help,
     )
     inspect.add_argument("out", help="output folder of a run")
@@ -250,12 +261,12 @@ def _parser() -> argparse.ArgumentParser:
                      "lengths, filters with examples, duplicates, collapse indicators, quality scores) from its "
                      "manifest and output files, and write it to OUT's report.html or to --output. A run writes "
                      "it too; this rebuilds it, e.g. after the report failed or with a newer hybridmix."),
-        epilog=READ_EXIT_CODES,
+        epilog=read_exit_codes("report"),
         formatter_class=_Help,
     )
     report.add_argument("out", help="output folder of a run (local or s3://)")
     report.add_argument("--output", help="write the page here instead of into the output (local path or s3://)")
-    add_explain_parser(sub, [common], epilog=READ_EXIT_CODES, formatter_class=_Help)
+    add_explain_parser(sub, [common], epilog=read_exit_codes("explain"), formatter_class=_Help)
     add_train_parser(sub, [common], epilog=TRAIN_EXIT_CODES, formatter_class=_Help)
     add_warmup_parser(sub, [common], epilog=WARMUP_EXIT_CODES, formatter_class=_Help)
     return parser

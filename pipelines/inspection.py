@@ -90,7 +90,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                     ", ..." if len(missing) > 5 else "")
     if args.json:
         print(json.dumps(manifest, indent=2))
-        return 0 if finished and not missing else 2
+        _refuse_unfinished(args.out, finished, missing)
+        return 0
     print(summary(manifest))
     print()
     print(sources_table(manifest))
@@ -117,7 +118,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                     if pf.num_row_groups else [])
             print(f"\nfirst {len(rows)} row(s) of {data[0]['path']}:")
             print(sample_rows(rows, ["id", "origin", "source", "tokens", "split", "text"]))
-    return 0 if finished and not missing else 2
+    _refuse_unfinished(args.out, finished, missing)
+    return 0
+
+
+def _refuse_unfinished(out: str, finished: bool, missing: list[str]) -> None:
+    """After what an unfinished or incomplete output holds has been shown, the error that ends it (exit
+    2): a job that checks outputs with `inspect` sees why on stderr's last line, not only warnings."""
+    if not finished:
+        raise OutputError(f"{out} has no {SUCCESS}: the run did not finish; the above is what it left")
+    if missing:
+        raise OutputError(f"{out}: {len(missing)} file(s) listed in the manifest are missing; the above is "
+                          "what is left of the run")
 
 
 def _write_text(path: str, text: str) -> None:

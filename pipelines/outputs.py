@@ -224,6 +224,28 @@ def output_lock(out: str, run_id: str, no_lock: bool = False):
         fh.close()
 
 
+def check_unlocked(out: str) -> None:
+    """Refuse, as `output_lock` would, a local output another run is writing (validate's check).
+
+    Only looks: a shared lock held for an instant conflicts with the writer's exclusive one, and
+    no lock file is made where there is none.
+    """
+    if is_remote(out):
+        return
+    try:
+        fh = open(_lock_path(out), encoding="utf-8")
+    except OSError:
+        return  # no lock file: no run has locked it; one that cannot be made is check_writable's to say
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = fh.read().strip() or "another process"
+            raise OutputLocked(f"{out} is being written by another run ({holder}); "
+                               "wait for it to finish or choose another output folder") from None
+        fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _lock_path(out: str) -> str:
     parent, name = os.path.split(out)
     return os.path.join(parent, f".{name}.lock")

@@ -35,6 +35,7 @@ from hybridmix.pipelines.logs import OUTCOME_LOGGER, worker_stderr_to_log
 from hybridmix.pipelines.outputs import (
     Existing,
     check_output,
+    check_unlocked,
     check_writable,
     finished_run_id,
     make_staging,
@@ -426,6 +427,7 @@ def cmd_validate(args: argparse.Namespace, beam_flags: list[str] = ()) -> int:
         check_prior_is_not(out, priors)
         existing = check_output(out, config, base_dir, [f.path for f in plan.files])
         check_writable(out)
+        check_unlocked(out)
         run_id = run_id_of(args.run_id, config.digest(), plan, scorer, eval_files, tokenizer, priors)
         published = read_commit(out).run_id if is_remote(out) and existing is Existing.FINISHED else None
         if already_done(out, existing, if_exists, run_id, published):

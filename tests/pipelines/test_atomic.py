@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from hybridmix.pipelines.cli import main
 from tests.builders import slow_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -73,7 +74,7 @@ def test_killed_forced_rerun_keeps_the_previous_finished_output(slow_corpus, tmp
     assert (out / "manifest.json").read_bytes() == before
 
 
-def test_second_run_into_the_same_output_fails_fast(slow_corpus, tmp_path):
+def test_second_run_into_the_same_output_fails_fast(slow_corpus, tmp_path, capsys):
     """While a run holds the output's lock, another run stops at once and says who holds it."""
     out = tmp_path / "out"
     with open(tmp_path / ".out.lock", "a+") as holder:
@@ -86,7 +87,13 @@ def test_second_run_into_the_same_output_fails_fast(slow_corpus, tmp_path):
         assert second.returncode == 75, err  # EX_TEMPFAIL: retry later
         assert "is being written by another run (run hm-running, pid 4242 on host)" in err
         assert time.monotonic() - started < 30
+        # validate answers as run did, and leaves the holder's lock as it was.
+        assert main(["validate", slow_corpus, "--output", str(out)]) == 75
+        assert "is being written by another run (run hm-running, pid 4242 on host)" in capsys.readouterr().err
+        assert (tmp_path / ".out.lock").read_text() == "run hm-running, pid 4242 on host\n"
     assert not out.exists()
+    assert main(["validate", slow_corpus, "--output", str(out)]) == 0
+    assert f"output {out}: can be written" in capsys.readouterr().out
     # The lock goes with its holder: the next run goes ahead.
     third = _start(slow_corpus, out)
     _, err = third.communicate(timeout=600)

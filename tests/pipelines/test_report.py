@@ -105,6 +105,19 @@ def test_report_needs_a_finished_run(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["report", str(out)]) == 2
     assert main(["run", config, "--output", str(out)]) == 0
+    success = (out / "_SUCCESS").read_bytes()
     (out / "_SUCCESS").unlink()
     assert main(["report", str(out)]) == 2
     assert "the run did not finish" in capsys.readouterr().err
+    # inspect shows what an unfinished run left, and an error line ends it (exit 2), with or without --json.
+    for extra in ([], ["--json"]):
+        assert main(["inspect", str(out), *extra]) == 2
+        shown = capsys.readouterr()
+        assert "run_id" in shown.out if extra else "mixture by tokens" in shown.out
+        assert shown.err.strip().splitlines()[-1] == \
+            f"hybridmix: error: {out} has no _SUCCESS: the run did not finish; the above is what it left"
+    (out / "_SUCCESS").write_bytes(success)
+    next(iter((out / "data").glob("*.parquet"))).unlink()
+    assert main(["inspect", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        f"hybridmix: error: {out}: 1 file(s) listed in the manifest are missing; the above is what is left of the run"
