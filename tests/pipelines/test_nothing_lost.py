@@ -376,7 +376,10 @@ def test_an_interrupted_run_ends_its_process_though_worker_threads_remain(slow_r
     _, config = slow_run
     out = tmp_path / "out"
     module, function = _entry_point()
-    lingering = (f"import sys, threading, time; threading.Thread(target=time.sleep, args=(3600,)).start(); "
+    # SIGUSR1 dumps every thread's stack (faulthandler): what a run that does not end is waiting on.
+    lingering = (f"import faulthandler, signal, sys, threading, time; "
+                 f"faulthandler.register(signal.SIGUSR1, all_threads=True); "
+                 f"threading.Thread(target=time.sleep, args=(3600,)).start(); "
                  f"from {module} import {function}; sys.exit({function}())")
     proc = subprocess.Popen([sys.executable, "-c", lingering, "run", str(config), "--output", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -385,6 +388,12 @@ def test_an_interrupted_run_ends_its_process_though_worker_threads_remain(slow_r
     proc.send_signal(signal.SIGINT)
     try:
         _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(5)
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"the run did not end within 120 s of SIGINT; its threads then:\n{err[-20000:]}")
     finally:
         proc.kill()
     assert proc.returncode == 130, err
