@@ -15,9 +15,12 @@ one worker per core.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
+import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeVar
@@ -30,6 +33,10 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 # A run of texts is at least this many bytes (or words): a smaller one costs more in hand-offs than it saves.
 MIN_SPLIT = 1 << 16
+# How long stopping an `AheadDoFn` helper waits for it (`_Line.stop`).
+STOP_WAIT_SECONDS = 60
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _threads = 1
@@ -339,10 +346,20 @@ class _Line:
             _lines.discard(self)
 
     def stop(self) -> None:
-        """Stop the helper and wait for it: it leaves at its next output, or when its work is done."""
+        """Stop the helper and wait for it: it leaves at its next output, or when its work is done.
+
+        An element's work takes seconds; a helper still at it after STOP_WAIT_SECONDS is stuck,
+        and an interrupted run must end all the same: it is left (a daemon thread, gone with the
+        process), and a warning says where it was.
+        """
         self._stop.set()
         self._jobs.put(_STOP)  # a helper waiting for a job wakes and leaves
         if threading.current_thread() is not self._thread:
-            self._thread.join()
+            self._thread.join(STOP_WAIT_SECONDS)
+            if self._thread.is_alive():
+                frame = sys._current_frames().get(self._thread.ident)
+                where = "".join(traceback.format_stack(frame)) if frame is not None else "(no stack)\n"
+                log.warning("a helper thread did not stop within %d s; left behind, at:\n%s",
+                            STOP_WAIT_SECONDS, where.rstrip("\n"))
         with _lock:
             _lines.discard(self)

@@ -288,8 +288,8 @@ def _gathered(kind: pa.DataType, parts: list[tuple[np.ndarray, np.ndarray]], par
     for at in groups:
         data, part_offsets = parts[part_of[at[0]]]
         kernels.copy_values(data, part_offsets, row_of[at], out, offsets, at)
-    return pa.Array.from_buffers(kind, len(part_of), [None, pa.py_buffer(offsets if large else offsets.astype(np.int32)),
-                                                       pa.py_buffer(out)])
+    offsets = offsets if large else offsets.astype(np.int32)
+    return pa.Array.from_buffers(kind, len(part_of), [None, pa.py_buffer(offsets), pa.py_buffer(out)])
 
 
 def _unique_rows(groups: Iterator[pa.Table], column: str, where: str) -> Iterator[pa.Table]:

@@ -1,7 +1,9 @@
 """The compiled kernels on several threads give the arrays one call gives."""
 
+import logging
 import os
 import threading
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -254,4 +256,38 @@ def test_stop_helpers_returns_once_no_helper_can_write(threads, tmp_path):
     written = len(os.listdir(tmp_path))
     threading.Event().wait(0.3)
     assert len(os.listdir(tmp_path)) == written
+    assert not [t for t in threading.enumerate() if t.name == "hybridmix-ahead-fn"]
+
+
+class _Stuck(parallel.AheadDoFn):
+    """A helper whose work never returns (a lock that is never released): the interrupted run ends all the same."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def work(self, n: int):
+        self.release.wait()
+        yield n
+
+
+def test_a_stuck_helper_does_not_keep_an_interrupted_run_from_ending(threads, monkeypatch, caplog):
+    threads(2)
+    monkeypatch.setattr(parallel, "STOP_WAIT_SECONDS", 1)
+    fn = _Stuck()
+    fn.setup()
+    fn.start_bundle()
+    assert list(fn.process(0)) == []
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="hybridmix.transforms.parallel"):
+        stopping = threading.Thread(target=parallel.stop_helpers, daemon=True)  # so a wait with no end fails, not hangs
+        stopping.start()
+        stopping.join(10)
+    assert not stopping.is_alive() and time.monotonic() - started >= 1
+    assert "a helper thread did not stop within 1 s; left behind, at:" in caplog.text
+    assert "in work" in caplog.text and "self.release.wait()" in caplog.text  # where it was stuck
+    fn.release.set()  # it leaves at its next output
+    for _ in range(100):
+        if not [t for t in threading.enumerate() if t.name == "hybridmix-ahead-fn"]:
+            break
+        threading.Event().wait(0.05)
     assert not [t for t in threading.enumerate() if t.name == "hybridmix-ahead-fn"]
