@@ -40,6 +40,8 @@ ORDER_COLUMN = "__order"
 MERGE_ROWS = 100_000
 # Merges of one bundle written at the same time, on threads (see _MergeShardFn).
 MERGES_AT_ONCE = 2
+# The most bytes one Arrow string or binary array holds (its offsets are 32-bit).
+MAX_ARRAY_BYTES = 2**31 - 1
 
 
 def order_by_id(batch: pa.RecordBatch, seed: int) -> np.ndarray:
@@ -245,7 +247,7 @@ def sorted_row_groups(parts: list[pa.RecordBatch], keys: list[np.ndarray], tiebr
 
 
 def _wide_columns(parts: list[pa.RecordBatch]) -> list[str]:
-    """String and binary columns without nulls whose values average 64 bytes or more: gathered by
+    """String and binary columns whose values average 64 bytes or more: gathered by
     `kernels.copy_values` rather than copied into one batch first. Others (ids, counts, flags) are small."""
     rows = sum(p.num_rows for p in parts)
     wide = []
@@ -253,43 +255,62 @@ def _wide_columns(parts: list[pa.RecordBatch]) -> list[str]:
         if not (pa.types.is_string(field.type) or pa.types.is_binary(field.type)
                 or pa.types.is_large_string(field.type) or pa.types.is_large_binary(field.type)):
             continue
-        columns = [p.column(i) for p in parts]
-        if rows and not any(c.null_count for c in columns) and sum(c.nbytes for c in columns) >= 64 * rows:
+        if rows and sum(p.column(i).nbytes for p in parts) >= 64 * rows:
             wide.append(field.name)
     return wide
 
 
-def _value_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(bytes, offsets as int64 from this array's first value) of a string or binary array."""
+def _value_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(bytes, offsets as int64 from this array's first value, which values are valid or None for
+    all) of a string or binary array."""
     large = pa.types.is_large_string(values.type) or pa.types.is_large_binary(values.type)
     offsets = np.frombuffer(values.buffers()[1], np.int64 if large else np.int32, count=len(values) + 1,
                             offset=values.offset * (8 if large else 4)).astype(np.int64)
     data = values.buffers()[2]
-    return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), offsets
+    valid = values.is_valid().to_numpy(zero_copy_only=False) if values.null_count else None
+    return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), offsets, valid
 
 
-def _gathered(kind: pa.DataType, parts: list[tuple[np.ndarray, np.ndarray]], part_of: np.ndarray,
-              row_of: np.ndarray) -> pa.Array:
+def _gathered(kind: pa.DataType, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+              part_of: np.ndarray, row_of: np.ndarray) -> pa.Array | pa.ChunkedArray:
     """The values (part_of[k], row_of[k]) of a string or binary column, in that order, copied once."""
     lengths = np.empty(len(part_of), np.int64)
+    valid = np.ones(len(part_of), bool)
     by_part = np.argsort(part_of, kind="stable")
     cuts = np.flatnonzero(np.diff(part_of[by_part])) + 1
     groups = np.split(by_part, cuts) if len(by_part) else []
     for at in groups:
-        offsets = parts[part_of[at[0]]][1]
+        _, offsets, part_valid = parts[part_of[at[0]]]
         lengths[at] = offsets[row_of[at] + 1] - offsets[row_of[at]]
+        if part_valid is not None:
+            valid[at] = part_valid[row_of[at]]
+    lengths[~valid] = 0
     offsets = np.zeros(len(part_of) + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    large = pa.types.is_large_string(kind) or pa.types.is_large_binary(kind)
-    if not large and offsets[-1] >= 2**31:
-        # More than a 32-bit offset reaches: let Arrow say so, as a take would have.
-        raise pa.ArrowInvalid(f"a row group of {offsets[-1]:,} bytes in one {kind} column")
     out = np.empty(int(offsets[-1]), np.uint8)
     for at in groups:
-        data, part_offsets = parts[part_of[at[0]]]
+        data, part_offsets, part_valid = parts[part_of[at[0]]]
+        if part_valid is not None:
+            at = at[part_valid[row_of[at]]]
         kernels.copy_values(data, part_offsets, row_of[at], out, offsets, at)
-    offsets = offsets if large else offsets.astype(np.int32)
-    return pa.Array.from_buffers(kind, len(part_of), [None, pa.py_buffer(offsets), pa.py_buffer(out)])
+
+    def validity(lo: int, hi: int):
+        return None if valid[lo:hi].all() else pa.array(valid[lo:hi], pa.bool_()).buffers()[1]
+
+    if pa.types.is_large_string(kind) or pa.types.is_large_binary(kind):
+        return pa.Array.from_buffers(kind, len(part_of), [validity(0, len(part_of)), pa.py_buffer(offsets),
+                                                          pa.py_buffer(out)])
+    # 32-bit offsets reach 2 GiB: a row group of long documents (10,000 books) is written from
+    # several arrays. Arrow's take failed on it ("offset overflow while concatenating arrays").
+    pieces, lo = [], 0
+    while lo < len(part_of) or not pieces:
+        hi = lo + max(1, int(np.searchsorted(offsets[lo + 1:], offsets[lo] + MAX_ARRAY_BYTES, side="right")))
+        hi = min(hi, len(part_of))
+        piece = (offsets[lo:hi + 1] - offsets[lo]).astype(np.int32)
+        pieces.append(pa.Array.from_buffers(kind, hi - lo, [validity(lo, hi), pa.py_buffer(piece),
+                                                            pa.py_buffer(out[offsets[lo]:offsets[hi]])]))
+        lo = hi
+    return pa.chunked_array(pieces, kind) if len(pieces) > 1 else pieces[0]
 
 
 def _unique_rows(groups: Iterator[pa.Table], column: str, where: str) -> Iterator[pa.Table]:

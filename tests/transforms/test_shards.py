@@ -115,15 +115,18 @@ def test_a_batch_delivered_twice_is_written_once(tmp_path):
     check_shards(files)
 
 
+@pytest.mark.parametrize("array_bytes", [shards.MAX_ARRAY_BYTES, 5_000], ids=["2GiB", "5000"])
 @pytest.mark.parametrize("text_type", [pa.string(), pa.large_string(), pa.binary()])
-def test_row_groups_are_the_parts_sorted_whatever_the_column_widths(text_type):
+def test_row_groups_are_the_parts_sorted_whatever_the_column_widths(text_type, array_bytes, monkeypatch):
     """Wide columns (long texts, gathered part by part) and narrow ones (taken from one batch) come out
     as one sort of all the rows would give them: by key, equal keys by the tiebreak column, from parts
-    that are slices of larger batches, with empty texts and a nullable column among them."""
+    that are slices of larger batches, with empty and null texts and a narrow nullable column among
+    them; a row group's text past what one Arrow array holds (2 GiB; 5,000 bytes here) in several."""
+    monkeypatch.setattr(shards, "MAX_ARRAY_BYTES", array_bytes)
     rng = np.random.default_rng(7)
     n = 700
-    texts = [("ü" * int(rng.integers(0, 300))).encode() if text_type == pa.binary() else "ü" * int(rng.integers(0, 300))
-             for _ in range(n)]
+    texts = [None if i % 9 == 4 else ("ü" * int(rng.integers(0, 300))).encode() if text_type == pa.binary()
+             else "ü" * int(rng.integers(0, 300)) for i in range(n)]
     whole = pa.record_batch({
         "id": pa.array([f"d{i:04d}" for i in rng.permutation(n)]),
         "text": pa.array(texts, text_type),
@@ -137,6 +140,8 @@ def test_row_groups_are_the_parts_sorted_whatever_the_column_widths(text_type):
     groups = list(shards.sorted_row_groups(parts, keys, ["id"], 64))
     assert [g.num_rows for g in groups] == [64] * 10 + [60]
     got = pa.concat_tables(groups)
+    split = array_bytes == 5_000 and text_type != pa.large_string()
+    assert all((g.column("text").num_chunks > 1) == split for g in groups)
     expected = pa.Table.from_batches([whole]).append_column("k", pa.array(np.concatenate(keys)))
     expected = expected.sort_by([("k", "ascending"), ("id", "ascending")]).drop_columns(["k"])
     assert got.schema == whole.schema
