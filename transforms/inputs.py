@@ -739,6 +739,11 @@ def iter_row_group(file: InputFile, row_group: int, batch_rows: int, corpus: Cor
         yield from _iter_chunk(file, row_group, batch_rows, corpus)
         return
     columns = read_columns(corpus)
+    # Long documents (books) make fewer rows a batch: 8,192 rows of 400 KB would be 3.3 GB, past what
+    # one Arrow string array (2 GiB) and Beam's size estimates (32-bit) hold.
+    per_row = file.unit_bytes(row_group, 1)
+    if per_row > 0:
+        batch_rows = max(1, min(batch_rows, JOIN_BYTES // per_row))
     first = 0 if unit is None else unit[0] - file.row_group_starts[row_group]
     end = file.row_group_rows[row_group] if unit is None else first + unit[1]
     at = 0

@@ -13,7 +13,7 @@ from hybridmix.schemas.reasons import RejectReason
 from hybridmix.schemas.stats import Figure
 from hybridmix.transforms import kernels
 from hybridmix.transforms.ingest import ReadCorpora, build_documents
-from hybridmix.transforms.inputs import ReadSpec, plan_inputs
+from hybridmix.transforms.inputs import ReadSpec, iter_row_group, plan_inputs
 from tests.builders import make_config, words, write_parquet
 from tests.conftest import local_pipeline
 
@@ -195,6 +195,45 @@ def test_files_described_side_by_side_keep_their_order_and_numbers(tmp_path):
     assert [os.path.basename(b.path) for b in plan.bad_files] == ["p03x.parquet", "p07x.parquet"]
     with pytest.raises(DataError, match=r"p03x.parquet: cannot read as Parquet"):
         plan_inputs(make_config(corpora=corpora).ingest, str(tmp_path))
+
+
+def test_long_documents_come_in_batches_of_bounded_bytes(tmp_path, monkeypatch):
+    """Books: a batch of read_batch_rows rows would pass what one Arrow array and Beam's size estimate
+    hold (2 GiB), so rows per batch shrink with the row group's bytes per row, and joining short
+    batches stops at JOIN_BYTES also in the in-process runner (whose reads are unsliced). Here
+    JOIN_BYTES is 20 KB and a document 1-2 KB: 2 GiB and 200 KB documents at scale."""
+    from hybridmix.pipelines.build import read_as
+    from hybridmix.transforms import ingest, inputs
+
+    monkeypatch.setattr(inputs, "JOIN_BYTES", 20_000)
+    monkeypatch.setattr(ingest, "JOIN_BYTES", 20_000)
+    # One file of one 300-row row group, and many files of 40 rows each (each read as one short batch).
+    write_parquet(tmp_path / "human" / "a.parquet", [{"id": f"a{r}", "text": words(r, 250)} for r in range(300)])
+    for f in range(12):
+        write_parquet(tmp_path / "human" / f"b{f:02d}.parquet",
+                      [{"id": f"b{f}-{r}", "text": words(1000 + 40 * f + r, 250)} for r in range(40)])
+    write_parquet(tmp_path / "synth" / "b.parquet", [{"id": "s1", "text": words(999, 12), "model": "m"}])
+    config = make_config(read_batch_rows=128)
+    plan = plan_inputs(config.ingest, str(tmp_path))
+    big = plan.files[0]
+    per_row = big.unit_bytes(0, 1)
+    assert 1_000 < per_row < 3_000
+    rows = 20_000 // per_row
+    read = [b.num_rows for b, _ in iter_row_group(big, 0, 128, ReadSpec(config.ingest, plan, "r").corpus(big))]
+    assert read == [rows] * (300 // rows) + ([300 % rows] if 300 % rows else [])
+    p = local_pipeline()
+    out = p | ReadCorpora(ReadSpec(read_as(config.ingest, p.options), plan, "run-1"))
+    batches = out.docs | "Sizes" >> beam.Map(lambda b: (b.num_rows, b.column("text").nbytes,
+                                                        tuple(b.column("doc_id").to_pylist())))
+
+    def check(found):
+        assert sorted(i for _, _, ids in found for i in ids) == sorted(
+            [f"a{r}" for r in range(300)] + [f"b{f}-{r}" for f in range(12) for r in range(40)] + ["s1"])
+        # Each batch read holds at most 20 KB, and a joined one stops at the first that takes it to 20 KB.
+        assert max(text for _, text, _ in found) < 2 * 20_000, sorted((n, t) for n, t, _ in found)
+
+    assert_that(batches, check)
+    p.run()
 
 
 def test_glob_matching_nothing_is_an_error(tmp_path):
