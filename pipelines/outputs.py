@@ -21,6 +21,7 @@ import socket
 import tempfile
 import time
 from enum import StrEnum
+from typing import IO
 
 from hybridmix.schemas.config import PipelineConfig
 from hybridmix.schemas.errors import ConfigError, OutputError, OutputLocked
@@ -210,10 +211,7 @@ def output_lock(out: str, run_id: str, no_lock: bool = False):
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise OutputLocked(f"{out} is being written by another run ({holder}); "
-                               "wait for it to finish or choose another output folder") from None
+            raise _locked(out, fh) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"run {run_id}, pid {os.getpid()} on {socket.gethostname()}, "
@@ -240,10 +238,16 @@ def check_unlocked(out: str) -> None:
         try:
             fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = fh.read().strip() or "another process"
-            raise OutputLocked(f"{out} is being written by another run ({holder}); "
-                               "wait for it to finish or choose another output folder") from None
+            raise _locked(out, fh) from None
         fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _locked(out: str, fh: IO[str]) -> OutputLocked:
+    """The refusal of an output another run holds, naming the holder its lock file records."""
+    fh.seek(0)
+    holder = fh.read().strip() or "another process"
+    return OutputLocked(f"{out} is being written by another run ({holder}); "
+                        "wait for it to finish or choose another output folder")
 
 
 def _lock_path(out: str) -> str:
