@@ -9,7 +9,6 @@ import logging
 import os
 import socket
 import sys
-import threading
 import time
 from enum import StrEnum
 
@@ -217,28 +216,15 @@ def overridden_config(args: argparse.Namespace) -> PipelineConfig:
     return load_config(args.config).with_overrides(seed=args.seed, output_path=args.output, against=against)
 
 
-def _behind(options: PipelineOptions, name: str, work, what: str) -> None:
-    """Run `work` on a helper thread while the run goes on, where this process runs the workers
-    (the in-process runner). It only prepares what a later step needs: a failure is logged, and
-    shows again in that step, which does the work itself if it is not done."""
-    if not in_process(options):
-        return
-
-    def run() -> None:
-        try:
-            work()
-        except Exception as exc:  # noqa: BLE001 - the step that needs it does it again and reports why
-            log.debug("%s ahead failed: %s", what, exc)
-
-    threading.Thread(target=run, name=f"hybridmix-{name}", daemon=True).start()
-
-
-def _load_kernels_behind(options: PipelineOptions) -> None:
-    """Load numba's compiled code while the run is planned and built: the first kernel call of a
-    process sets up numba's code generator, about 0.2 s (0.4 s on a busy core) that the first
-    stage otherwise waits for. Loading one small kernel does it; every later one loads from the
-    cache in milliseconds."""
-    _behind(options, "load-kernels", lambda: kernels.mix64(np.zeros(1, np.uint64)), "loading the compiled kernels")
+def _load_kernels(options: PipelineOptions) -> None:
+    """Load numba's compiled code before the run's threads start: the first kernel call of a process
+    sets up numba's code generator, which imports modules (scipy's among them). It was done on a
+    helper thread while the run was planned, and on a loaded machine a run hung at its first batch
+    (a CI run's interrupted-run test, which SIGINT could not end): that thread and a reading thread
+    (pyarrow asks for pandas on most calls) stood in CPython's import machinery, each waiting for
+    the global import lock. Done here it costs the run about 0.2 s (0.4 s on a busy core)."""
+    if in_process(options):
+        kernels.mix64(np.zeros(1, np.uint64))
 
 
 def kernel_threads(options: PipelineOptions, asked: int | None) -> int:
@@ -312,7 +298,7 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
     out_dir = _output_path(config, base_dir, args.output)
     options = beam_options(beam_flags)
     check_job_server(options)
-    _load_kernels_behind(options)
+    _load_kernels(options)
     use_options(options)
     if_exists = if_exists_of(args)
     # Started before the inputs are planned: reading many footers (remote ones above all) takes a while.
