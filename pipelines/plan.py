@@ -26,6 +26,7 @@ from hybridmix.pipelines.report import text_table
 from hybridmix.schemas.config import PipelineConfig, load_config
 from hybridmix.schemas.errors import DataError, GuardViolation, InfeasibleMixtureError
 from hybridmix.transforms.earlier import FILTER_COLUMNS, carried_positions
+from hybridmix.transforms.ingest import _decoded, _is_binarylike, _is_stringlike
 from hybridmix.transforms.inputs import InputFile, InputPlan, one_line, plan_inputs
 from hybridmix.transforms.jsonl import sample_texts
 from hybridmix.transforms.mixture_core import (
@@ -117,12 +118,15 @@ def _sample(config: PipelineConfig, plan: InputPlan, corpus: int, rows: int, tok
                 if config.ingest.on_bad_file == "fail" or file.carried is not None:
                     raise DataError(f"{file.display}: {file.part(rg)} cannot be read: {one_line(exc)}") from None
                 continue
-            part = part.combine_chunks()
-            if pa.types.is_large_string(part.type) or pa.types.is_binary(part.type):
-                part = part.cast(pa.string())
-            part = part.slice(0, rows - taken).drop_null()
-            texts.append(part)
-            taken += len(part)
+            for chunk in (part.chunks if isinstance(part, pa.ChunkedArray) else [part]):
+                kind = chunk.type.value_type if pa.types.is_dictionary(chunk.type) else chunk.type
+                if taken >= rows or not (_is_stringlike(kind) or _is_binarylike(kind)):
+                    continue  # texts of another type (Arrow's null type too) are rejects: the run counts none
+                # Only the rows sampled are decoded, as the run decodes them: a dictionary, binary
+                # values, and bytes that are not UTF-8 (null here, a reject there).
+                chunk = _decoded(chunk.slice(0, rows - taken))[0].drop_null()
+                texts.append(chunk)
+                taken += len(chunk)
         if taken >= rows:
             break
     if not texts:

@@ -81,3 +81,29 @@ def test_plan_from_metadata_only_does_not_call_a_mixture_in_tokens_infeasible(tm
     with pytest.raises(SystemExit) as info:
         main(["plan", config, "--sample-rows", "-5"])
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize("stored", ["dictionary", "large_binary", "bad_utf8", "null_file"])
+def test_plan_samples_every_text_type_the_run_reads(tmp_path, capsys, stored):
+    """`plan` ended with an internal error on text the run reads: a categorical column, large_binary,
+    binary with a row that is not UTF-8 (a reject in the run, not sampled), a file of null texts."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.builders import write_config
+
+    texts = [f"text number {i} " + "word " * (20 + i) for i in range(30)]
+    os.makedirs(tmp_path / "h")
+    column = {"dictionary": pa.array(texts).dictionary_encode(),
+              "large_binary": pa.array([t.encode() for t in texts], pa.large_binary()),
+              "bad_utf8": pa.array([t.encode() if i != 5 else b"\xff" + t.encode() for i, t in enumerate(texts)]),
+              "null_file": pa.array(texts)}[stored]
+    pq.write_table(pa.table({"id": [f"h{i}" for i in range(30)], "text": column}), tmp_path / "h" / "a.parquet")
+    if stored == "null_file":
+        pq.write_table(pa.table({"id": [f"n{i}" for i in range(5)], "text": pa.nulls(5)}), tmp_path / "h" / "0.parquet")
+    config = write_config(tmp_path / "c.yaml", {
+        "corpora": [{"name": "h", "origin": "human", "paths": ["h/*.parquet"], "id_column": "id"}],
+        "mixture": {"targets": {"human": 1.0}}})
+    assert main(["plan", config, "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["corpora"][0]["sampled_rows"] == (29 if stored == "bad_utf8" else 30)
