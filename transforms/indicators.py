@@ -65,21 +65,42 @@ def indicators(texts: list[str], tokens: list[int], window_words: int = WINDOW_W
     return out
 
 
+# The sample ends, before `sample_documents` rows, at the row whose text takes it to this many bytes:
+# the rows after it hold no word of the window unless words average over 64 bytes (base64, lists of
+# URLs), and 2,000 books of 400 KB held 800 MB of text per group (twice: origin and source), which
+# took a run of 6,000 books to 12 GB.
+SAMPLE_BYTES = 64 * WINDOW_WORDS
+
+
+def _sample_rows(sizes: np.ndarray, k: int, most_bytes: int) -> int:
+    """How many of the rows (text bytes `sizes`, in sample order) the sample holds."""
+    ends = np.cumsum(sizes[:k])
+    return min(len(ends), int(np.searchsorted(ends, most_bytes, side="left")) + 1)
+
+
+def _text_bytes(text: pa.Array) -> np.ndarray:
+    return pc.binary_length(text).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 # Rows whose keys tie (an id that occurs twice, a 64-bit collision) are ordered by text, then token
 # count: a total order, so the sample does not depend on which batch a row arrived in.
 _SAMPLE_ORDER = [("key", "ascending"), ("text", "ascending"), ("tokens", "ascending")]
 
 
 class _BottomK(beam.CombineFn):
-    """The k rows (key, text, tokens) with the smallest keys: a sample every runner agrees on.
+    """The k rows (key, text, tokens) with the smallest keys, up to the row whose text reaches
+    `most_bytes` (`SAMPLE_BYTES`): a sample every runner agrees on.
 
     Inputs and accumulators are Arrow batches (one per batch and group), merged in Arrow: made
     into Python strings (every output row, twice: once per origin, once per source), the
-    candidates took 1.0-1.4 s of a 200,000-document run, against about 0.5 s now.
+    candidates took 1.0-1.4 s of a 200,000-document run, against about 0.5 s now. Merging cut
+    samples gives the cut sample of all their rows: the rows of one part that are in the whole's
+    sample come first in that part, with fewer bytes before them than in the whole.
     """
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, k: int, most_bytes: int = SAMPLE_BYTES) -> None:
         self._k = k
+        self._most_bytes = most_bytes
 
     def create_accumulator(self) -> pa.RecordBatch | None:
         return None
@@ -89,12 +110,14 @@ class _BottomK(beam.CombineFn):
 
     def merge_accumulators(self, accs) -> pa.RecordBatch | None:
         parts = [a for a in accs if a is not None and a.num_rows]
-        if len(parts) <= 1:
-            return parts[0] if parts else None
-        merged = pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
-        if merged.num_rows <= self._k:
+        if not parts:
+            return None
+        merged = parts[0] if len(parts) == 1 else pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
+        if merged.num_rows <= self._k and merged.column("text").nbytes < self._most_bytes:
             return merged
-        return merged.take(pc.sort_indices(merged, sort_keys=_SAMPLE_ORDER)[:self._k])
+        order = pc.sort_indices(merged, sort_keys=_SAMPLE_ORDER)
+        sizes = _text_bytes(merged.column("text")).take(order.to_numpy()[:self._k])
+        return merged.take(order[:_sample_rows(sizes, self._k, self._most_bytes)])
 
     def extract_output(self, acc: pa.RecordBatch | None) -> tuple[list[str], list[int]]:
         if acc is None:
@@ -111,33 +134,45 @@ class _Candidates:
     its text is never taken. Rows tying that key stay: their text decides.
     """
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, k: int, most_bytes: int = SAMPLE_BYTES) -> None:
         self._k = k
+        self._most_bytes = most_bytes
         self._parts: list[pa.RecordBatch] = []
-        self._rows = 0
+        # The held rows' keys and text bytes, part after part: with small batches (100 rows) a bundle
+        # adds to a group thousands of times, and reading them back from dozens of parts each time
+        # took 35 of 87 s of a 100,000-row run.
+        self._keys = np.zeros(0, np.uint64)
+        self._sizes = np.zeros(0, np.int64)
         self._limit: np.uint64 | None = None
 
-    def add(self, keys: np.ndarray, rows: np.ndarray, text: pa.Array, tokens: pa.Array) -> None:
+    def add(self, keys: np.ndarray, rows: np.ndarray, text: pa.Array, tokens: pa.Array,
+            sizes: np.ndarray) -> None:
+        """`sizes`: the text's bytes, row by row (`_text_bytes(text)`)."""
         if self._limit is not None:
             rows = rows[keys[rows] <= self._limit]
         if not len(rows):
             return
-        chosen = rows[np.argsort(keys[rows], kind="stable")[:self._k]]
+        chosen = rows[np.argsort(keys[rows], kind="stable")]
+        # Ties on the key at the cut are kept: their text decides which of them the sample holds.
+        cut = _sample_rows(sizes[chosen], self._k, self._most_bytes)
+        chosen = chosen[keys[chosen] <= keys[chosen[cut - 1]]]
         take = pa.array(chosen)
         # large_string: a sample of up to a million documents may hold more than 2 GB of text.
         self._parts.append(pa.RecordBatch.from_arrays(
             [pa.array(keys[chosen]), text.take(take).cast(pa.large_string()), tokens.take(take).cast(pa.int64())],
             names=["key", "text", "tokens"]))
-        self._rows += len(chosen)
-        if self._rows > 4 * self._k:
-            self._parts = [_BottomK(self._k).merge_accumulators(self._parts)]
-            self._rows = self._parts[0].num_rows
-        if self._rows >= self._k:
-            held = np.concatenate([p.column("key").to_numpy() for p in self._parts])
-            self._limit = np.partition(held, self._k - 1)[self._k - 1]
+        self._keys = np.concatenate([self._keys, keys[chosen].astype(np.uint64)])
+        self._sizes = np.concatenate([self._sizes, sizes[chosen]])
+        if len(self._keys) > 4 * self._k or int(self._sizes.sum()) > 4 * self._most_bytes:
+            self._parts = [_BottomK(self._k, self._most_bytes).merge_accumulators(self._parts)]
+            self._keys = self._parts[0].column("key").to_numpy().astype(np.uint64)
+            self._sizes = _text_bytes(self._parts[0].column("text"))
+        if len(self._keys) >= self._k or int(self._sizes.sum()) >= self._most_bytes:
+            order = np.argsort(self._keys, kind="stable")
+            self._limit = self._keys[order[_sample_rows(self._sizes[order], self._k, self._most_bytes) - 1]]
 
     def batch(self) -> pa.RecordBatch | None:
-        return _BottomK(self._k).merge_accumulators(self._parts)
+        return _BottomK(self._k, self._most_bytes).merge_accumulators(self._parts)
 
 
 class _SampleCandidatesFn(beam.DoFn):
@@ -149,9 +184,10 @@ class _SampleCandidatesFn(beam.DoFn):
     the sample; `_BottomK` merges the bundles' candidates into the same sample.
     """
 
-    def __init__(self, seed: int, k: int) -> None:
+    def __init__(self, seed: int, k: int, most_bytes: int) -> None:
         self._seed = seed
         self._k = k
+        self._most_bytes = most_bytes
 
     def start_bundle(self) -> None:
         self._groups: dict[tuple[str, str], _Candidates] = {}
@@ -159,9 +195,11 @@ class _SampleCandidatesFn(beam.DoFn):
     def process(self, batch: pa.RecordBatch):
         keys = stable_hash64(batch.column("id"), f"indicators/{self._seed}")
         text, tokens = batch.column("text"), batch.column("tokens")
+        sizes = _text_bytes(text)
         for kind in ("origin", "source"):
             for group, rows in rows_by_value(batch.column(kind)):
-                self._groups.setdefault((kind, group), _Candidates(self._k)).add(keys, rows, text, tokens)
+                self._groups.setdefault((kind, group), _Candidates(self._k, self._most_bytes)).add(
+                    keys, rows, text, tokens, sizes)
         return ()
 
     def finish_bundle(self):
@@ -187,17 +225,19 @@ def _collect(items: list[tuple[tuple[str, str], dict[str, Any]]], sample_documen
 class CollapseIndicators(beam.PTransform):
     """Output record batches -> one dict of indicators per origin and per source."""
 
-    def __init__(self, seed: int, sample_documents: int) -> None:
+    def __init__(self, seed: int, sample_documents: int, sample_bytes: int = SAMPLE_BYTES) -> None:
         super().__init__()
         self._seed = seed
         self._k = sample_documents
+        self._most_bytes = sample_bytes
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
         return (
             records
-            | "SampleCandidates" >> beam.ParDo(_SampleCandidatesFn(self._seed, self._k))
-            # ((kind, group), batch of the k smallest (key, text, tokens)): bounded by k per group.
-            | "BottomK" >> beam.CombinePerKey(_BottomK(self._k))
+            | "SampleCandidates" >> beam.ParDo(_SampleCandidatesFn(self._seed, self._k, self._most_bytes))
+            # ((kind, group), batch of the k smallest (key, text, tokens)): bounded by k rows and
+            # about sample_bytes of text per group.
+            | "BottomK" >> beam.CombinePerKey(_BottomK(self._k, self._most_bytes))
             | "Measure" >> beam.Map(_measure)
             | "ToList" >> beam.combiners.ToList()
             | "Collect" >> beam.Map(_collect, self._k)

@@ -117,6 +117,39 @@ def test_sample_of_many_batches_is_the_k_smallest_with_ties_decided_by_text(batc
     p.run().wait_until_finish()
 
 
+@pytest.mark.parametrize("batch_rows", [1, 13, 400])
+def test_sample_of_long_documents_ends_at_sample_bytes(batch_rows):
+    """Books: the sample stops at the row whose text reaches sample_bytes, before k rows, whatever
+    the batching, and ties on the key at that row are decided by text as at k rows."""
+    base = [f"d{i}" for i in range(300)]
+    rank = np.argsort(stable_hash64(base, "indicators/9"), kind="stable")
+    rows = [(i, words(n, 20 + 15 * (n % 7))) for n, i in enumerate(base)]
+    # Two more rows of the id at the cut, one ordered before its first row (by text), one after.
+    ends = np.cumsum([len(rows[k][1].encode()) for k in rank])
+    edge = base[int(rank[np.searchsorted(ends, 5_000)])]
+    rows += [(edge, "aaa " + words(7, 60)), (edge, "zzz " + words(8, 60))]
+    rows = [rows[k] for k in np.random.default_rng(2).permutation(len(rows))]
+    keys = stable_hash64([i for i, _ in rows], "indicators/9")
+    ranked = sorted(range(len(rows)), key=lambda k: (int(keys[k]), rows[k][1], len(rows[k][1].split())))
+    ends = np.cumsum([len(rows[k][1].encode()) for k in ranked])
+    cut = int(np.searchsorted(ends, 5_000)) + 1
+    sample = [rows[k][1] for k in ranked[:cut]]
+    assert 5 < cut < 50 and sample.count("aaa " + words(7, 60)) == 1 and "zzz " + words(8, 60) not in sample
+    measured = indicators(sample, [len(t.split()) for t in sample])
+    expected = {"sample_documents": 50, "by_origin": {"human": measured}, "by_source": {"books": measured}}
+
+    def batch(chunk):
+        return pa.RecordBatch.from_pydict({
+            "id": [i for i, _ in chunk], "text": [t for _, t in chunk], "origin": ["human"] * len(chunk),
+            "source": ["books"] * len(chunk), "tokens": [len(t.split()) for _, t in chunk]})
+
+    p = local_pipeline()
+    parts = [batch(rows[i:i + batch_rows]) for i in range(0, len(rows), batch_rows)]
+    out = p | beam.Create(parts) | CollapseIndicators(seed=9, sample_documents=50, sample_bytes=5_000)
+    assert_that(out, equal_to([expected]))
+    p.run().wait_until_finish()
+
+
 def test_distinct_ngrams_match_a_reference_count():
     texts = ["the cat sat on the mat the cat sat", "", "one", "the cat sat on the mat"]
     analysis = analyze(pa.array(texts))
