@@ -267,14 +267,14 @@ def _spill_ledger(p: beam.Pipeline, ctx: RunContext, out_cfg, gate, side_outputs
         duplicates | "LedgerDuplicates" >> beam.Map(from_duplicates),
         survivors,
     )
-    shards = p | "LedgerShards" >> beam.Create([{"part": (ledger_shards(rows), rows)}])
+    shards = p | "LedgerShards" >> beam.Create([{"part": (ledger_shards(rows), rows, 0)}])
     spec = ShardSpec(LEDGER, LEDGER_SCHEMA, order_ledger, LINEAGE_ORDER)
     return spec, entries | "WriteLedger" >> SpillShards(spec, out_cfg, ctx.stage_dir, shards=shards, gate=gate)
 
 
-def _index_shards(sizes: dict[str, dict[str, int]], out_cfg) -> dict[str, tuple[int, int]]:
+def _index_shards(sizes: dict[str, dict[str, int]], out_cfg) -> dict[str, tuple[int, int, int]]:
     rows = sum(size["rows"] for size in sizes.values())
-    return {"part": (shard_count(rows, out_cfg), rows)}
+    return {"part": (shard_count(rows, out_cfg), rows, 0)}
 
 
 def read_as(ingest: IngestConfig, options: PipelineOptions) -> IngestConfig:

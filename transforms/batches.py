@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hybridmix.transforms.text import mix64, string_buffers
+from hybridmix.transforms.text import is_variable_width, mix64, string_buffers, value_buffers
 
 ROW_BITS = 40
 ROW_MASK = (1 << ROW_BITS) - 1
@@ -165,3 +165,35 @@ def list_parts(values: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
 
 def list_array(flat: np.ndarray, offsets: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat))
+
+
+def byte_bounds(sizes: np.ndarray, rows: int, most_bytes: int) -> list[int]:
+    """Where runs of rows with these sizes start and end: at most `rows` rows and `most_bytes`
+    bytes each, a row larger than that alone."""
+    ends = np.cumsum(sizes)
+    bounds = [0]
+    while bounds[-1] < len(sizes):
+        start = bounds[-1]
+        before = int(ends[start - 1]) if start else 0
+        fits = int(np.searchsorted(ends, before + most_bytes, side="right"))
+        bounds.append(min(len(sizes), start + rows, max(start + 1, fits)))
+    return bounds
+
+
+def row_bytes(batch: pa.RecordBatch) -> np.ndarray:
+    """The bytes of each row's string and binary values, dictionary-encoded ones as they decode
+    (a small dictionary can stand for gigabytes of text)."""
+    sizes = np.zeros(batch.num_rows, np.int64)
+    for column in batch.columns:
+        values = column
+        if pa.types.is_dictionary(column.type):
+            values = column.dictionary
+        if not is_variable_width(values.type):
+            continue
+        lengths = np.diff(value_buffers(values)[1])
+        if values is not column:
+            indices = column.indices.fill_null(0).to_numpy(zero_copy_only=False)
+            lengths = np.where(column.is_valid().to_numpy(zero_copy_only=False), lengths[indices], 0) \
+                if len(lengths) else np.zeros(len(column), np.int64)
+        sizes += lengths
+    return sizes

@@ -28,7 +28,7 @@ from hybridmix.transforms.batches import list_array, make_uids, table_to_batch
 from hybridmix.transforms.earlier import carried_meta, carried_positions
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.inputs import (
-    JOIN_BYTES,
+    BATCH_BYTES,
     BadFile,
     InputFile,
     ReadSpec,
@@ -699,10 +699,10 @@ class ReadCorpora(beam.PTransform):
             rejected = (rejected, quarantined[REJECTED]) | "MergeRejected" >> beam.Flatten()
             stats = (stats, quarantined[STATS]) | "MergeReadStats" >> beam.Flatten()
         config = self._spec.config
-        # At most JOIN_BYTES a batch, as the reads join small files: the in-process runner reads
+        # At most BATCH_BYTES a batch, as the reads join small files: the in-process runner reads
         # unsliced (read_slice_bytes unbounded), and joining 21 batches of 200 books made one of 2.7 GB,
         # past Beam's 32-bit size estimate (an OverflowError that stopped the run).
         docs = outputs[DOCS] | "JoinSmallBatches" >> beam.ParDo(
-            _JoinSmallBatchesFn(max(1, config.read_batch_rows // 2), min(config.read_slice_bytes, JOIN_BYTES))
+            _JoinSmallBatchesFn(max(1, config.read_batch_rows // 2), min(config.read_slice_bytes, BATCH_BYTES))
         ).with_output_types(pa.RecordBatch)
         return ReadOutputs(docs=docs, rejected=rejected, stats=stats)

@@ -32,7 +32,7 @@ from hybridmix.schemas.config import CorpusConfig, IngestConfig
 from hybridmix.schemas.errors import ConfigError, DataError, SchemaError
 from hybridmix.schemas.reasons import RejectReason
 from hybridmix.transforms import jsonl, parallel
-from hybridmix.transforms.batches import uid_file, uid_row
+from hybridmix.transforms.batches import byte_bounds, row_bytes, uid_file, uid_row
 from hybridmix.transforms.earlier import (
     FILTER_COLUMNS,
     META_COLUMN,
@@ -154,9 +154,9 @@ class InputFile:
 
 
 MAX_SLICES = 4
-# Small files are joined into one work item up to this much data (uncompressed, by their footers):
-# the item is held in memory whole, and 8,192 rows of long texts can be far more than a batch.
-JOIN_BYTES = 64 << 20
+# The most data (uncompressed, by the footers) held as one piece: small files joined into one work
+# item, a batch read (8,192 rows of long texts can be far more), short batches joined after reading.
+BATCH_BYTES = 64 << 20
 # A read_slice_bytes no row group reaches: every row group is one work item (`pipelines.build.read_as`).
 UNSLICED = 1 << 62
 
@@ -237,7 +237,7 @@ class InputPlan:
     def read_groups(self, batch_rows: int, slice_bytes: int) -> list[tuple[tuple[int, int, int, int], ...]]:
         """The work items of a run: each read unit of `work_items` alone, except that units under half
         of `batch_rows` (files of a few rows) of one corpus are joined, in file order, until they
-        reach `batch_rows` rows or `slice_bytes` (at most JOIN_BYTES) of data.
+        reach `batch_rows` rows or `slice_bytes` (at most BATCH_BYTES) of data.
 
         A corpus of thousands of small files made one work item per file, and its reads, its
         validation and every step after paid their fixed cost per file: about 7 ms each
@@ -255,7 +255,7 @@ class InputPlan:
             units.append(unit)
             n += rows
             size += f.unit_bytes(rg, rows)
-            if n >= batch_rows or size >= min(slice_bytes, JOIN_BYTES):
+            if n >= batch_rows or size >= min(slice_bytes, BATCH_BYTES):
                 groups.append(tuple(units))
                 open_.pop(f.corpus, None)
             else:
@@ -627,7 +627,7 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
                        "times in the file; which one to read is ambiguous: write the file with distinct column "
                        "names", rows=meta.num_rows)
     rg_rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
-    rg_bytes = tuple(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    rg_bytes = _read_bytes(meta, read_columns(corpus))
     carried = None
     if earlier is not None:
         try:
@@ -651,6 +651,16 @@ def _describe_file(index: int, ci: int, corpus: CorpusConfig, path: str, size: i
         row_group_bytes=rg_bytes,
         **_text_size(meta, corpus.text_column),
     )
+
+
+def _read_bytes(meta: pq.FileMetaData, columns: list[str]) -> tuple[int, ...]:
+    """Each row group's uncompressed bytes in the columns a run reads: a column it leaves (the page's
+    HTML beside its text) made batches of long documents smaller than they need be, and split row
+    groups into more slices than their data needs (runners of several workers)."""
+    paths = [meta.schema.column(j).path for j in range(meta.num_columns)]
+    leaves = [j for j, path in enumerate(paths) if any(path == c or path.startswith(c + ".") for c in columns)]
+    return tuple(sum(meta.row_group(i).column(j).total_uncompressed_size for j in leaves)
+                 for i in range(meta.num_row_groups))
 
 
 _DICTIONARY = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
@@ -743,7 +753,7 @@ def iter_row_group(file: InputFile, row_group: int, batch_rows: int, corpus: Cor
     # one Arrow string array (2 GiB) and Beam's size estimates (32-bit) hold.
     per_row = file.unit_bytes(row_group, 1)
     if per_row > 0:
-        batch_rows = max(1, min(batch_rows, JOIN_BYTES // per_row))
+        batch_rows = max(1, min(batch_rows, BATCH_BYTES // per_row))
     first = 0 if unit is None else unit[0] - file.row_group_starts[row_group]
     end = file.row_group_rows[row_group] if unit is None else first + unit[1]
     at = 0
@@ -759,18 +769,31 @@ def iter_row_group(file: InputFile, row_group: int, batch_rows: int, corpus: Cor
             lo, hi = max(first - at, 0), min(end - at, batch.num_rows)
             at += batch.num_rows
             if hi > lo:
-                yield (batch if hi - lo == batch.num_rows else batch.slice(lo, hi - lo)), None
+                yield from _within_batch_bytes(batch if hi - lo == batch.num_rows else batch.slice(lo, hi - lo))
             if at >= end:
                 break
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{file.display}: cannot read row group {row_group}: {one_line(exc)}") from None
 
 
+def _within_batch_bytes(batch: pa.RecordBatch) -> Iterator[tuple[pa.RecordBatch, None]]:
+    """The batch, or slices of it of at most BATCH_BYTES: the footer's sizes are those of the encoded
+    values, and a text that repeats (one 600 KB answer 4,000 times, a categorical column) is stored
+    once in a dictionary: 0.7 MB by the footer read as 2.4 GB, past Beam's 32-bit size estimate."""
+    sizes = row_bytes(batch)
+    if int(sizes.sum()) <= BATCH_BYTES:
+        yield batch, None
+        return
+    bounds = byte_bounds(sizes, batch.num_rows, BATCH_BYTES)
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        yield batch.slice(start, end - start), None
+
+
 def _iter_chunk(file: InputFile, chunk: int, batch_rows: int, corpus: CorpusConfig
                 ) -> Iterator[tuple[pa.RecordBatch, jsonl.ParsedLines]]:
     roles = jsonl.Roles.of(corpus_columns(corpus), f"corpora[{file.corpus}].text_column")
     expected = file.row_group_rows[chunk]
-    seen = 0
+    seen = size = 0
     records: list[tuple[int, bytes]] = []
     try:
         for record in jsonl.iter_records(file.path, file.compression, file.chunks[chunk]):
@@ -779,9 +802,12 @@ def _iter_chunk(file: InputFile, chunk: int, batch_rows: int, corpus: CorpusConf
                 break
             records.append(record)
             seen += 1
-            if len(records) == batch_rows:
+            size += len(record[1])
+            # Cut by bytes too: a compressed file is one chunk, and 8,192 books of 400 KB made one
+            # batch of 3.3 GB, past what one Arrow string array holds.
+            if len(records) == batch_rows or size >= BATCH_BYTES:
                 yield jsonl.parse_records(records, roles)
-                records = []
+                records, size = [], 0
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{file.display}: cannot read chunk {chunk}: {one_line(exc)}") from None
     if records:

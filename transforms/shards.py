@@ -19,7 +19,7 @@ from hybridmix.schemas.errors import FatalError
 from hybridmix.schemas.records import HASH_COLUMNS
 from hybridmix.schemas.stats import Figure
 from hybridmix.transforms import kernels, parallel, progress
-from hybridmix.transforms.batches import rows_by_value
+from hybridmix.transforms.batches import byte_bounds, rows_by_value
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.stats import STATS, emit_by_source
 from hybridmix.transforms.storage import (
@@ -30,7 +30,7 @@ from hybridmix.transforms.storage import (
     write_atomically,
     write_buffers_behind,
 )
-from hybridmix.transforms.text import stable_hash64
+from hybridmix.transforms.text import is_large, is_variable_width, stable_hash64, value_buffers
 
 FILES = "files"
 # Spill files of every folder's shards, inside the staging folder; removed before publishing.
@@ -38,10 +38,17 @@ SPILL_FOLDER = "_spill"
 ORDER_COLUMN = "__order"
 # Rows one merge writes when shards are small: its share of each spill file is one read.
 MERGE_ROWS = 100_000
+# ... or bytes of text, and a shard holds no more unless bytes_per_shard says so: memory holds a
+# merge whole, and 100,000 rows of books are 40 GB.
+MERGE_BYTES = 1 << 30
 # Merges of one bundle written at the same time, on threads (see _MergeShardFn).
 MERGES_AT_ONCE = 2
 # The most bytes one Arrow string or binary array holds (its offsets are 32-bit).
 MAX_ARRAY_BYTES = 2**31 - 1
+# A row group ends before its text passes this (or at row_group_rows rows), a row longer than it
+# alone: 10,000 books of 400 KB made one row group of 4 GB, which the writer and every reader hold
+# whole (a run of 6,000 books peaked at 7.2 GB with them, 4.0 GB with row groups of 300).
+ROW_GROUP_BYTES = 128 << 20
 
 
 def order_by_id(batch: pa.RecordBatch, seed: int) -> np.ndarray:
@@ -93,45 +100,58 @@ class ShardSpec:
 
 
 def _count_labels(batch: pa.RecordBatch, spec: ShardSpec):
+    text = batch.column("text") if "text" in batch.schema.names else None
+    sizes = pc.binary_length(text).fill_null(0).to_numpy(zero_copy_only=False) \
+        if text is not None and is_variable_width(text.type) else None
     for name, rows in spec.label_rows(batch):
-        yield name, len(rows)
+        yield name, (len(rows), 0 if sizes is None else int(sizes[rows].sum()))
 
 
-def shard_count(rows: int, output: OutputConfig, text_bytes: int | None = None) -> int:
-    """Shards for a group of rows: about `rows_per_shard` rows or, where the size of the text is
-    known and `bytes_per_shard` is set, about that many bytes of text."""
-    if text_bytes is not None and output.bytes_per_shard is not None:
+def _sum_pairs(pairs) -> tuple[int, int]:
+    rows = text_bytes = 0
+    for r, b in pairs:
+        rows, text_bytes = rows + r, text_bytes + b
+    return rows, text_bytes
+
+
+def shard_count(rows: int, output: OutputConfig, text_bytes: int = 0) -> int:
+    """Shards for a group of rows: about `rows_per_shard` rows, and no more than MERGE_BYTES of
+    text; or, when `bytes_per_shard` is set, about that many bytes of text."""
+    if output.bytes_per_shard is not None and text_bytes:
         return max(1, -(-text_bytes // output.bytes_per_shard))
-    return max(1, -(-rows // output.rows_per_shard))
+    return max(1, -(-rows // output.rows_per_shard), -(-text_bytes // MERGE_BYTES))
 
 
-def shards_by_split(sizes: dict[str, dict[str, int]], output: OutputConfig) -> dict[str, tuple[int, int]]:
-    """(shards, rows) per split: the shape of the `shards` side input of WriteShards."""
-    return {split: (shard_count(size["rows"], output, size["bytes"]), size["rows"]) for split, size in sizes.items()}
+def shards_by_split(sizes: dict[str, dict[str, int]], output: OutputConfig) -> dict[str, tuple[int, int, int]]:
+    """(shards, rows, bytes of text) per split: the shape of the `shards` side input of WriteShards."""
+    return {split: (shard_count(size["rows"], output, size["bytes"]), size["rows"], size["bytes"])
+            for split, size in sizes.items()}
 
 
-def _shards_by_rows(counts: dict[str, int], output: OutputConfig) -> dict[str, tuple[int, int]]:
-    return {label: (shard_count(rows, output), rows) for label, rows in counts.items()}
+def _shards_by_rows(counts: dict[str, tuple[int, int]], output: OutputConfig) -> dict[str, tuple[int, int, int]]:
+    return {label: (shard_count(rows, output, text_bytes), rows, text_bytes)
+            for label, (rows, text_bytes) in counts.items()}
 
 
 def shard_file_name(label: str, shard: int, count: int) -> str:
     return f"{label}-{shard:05d}-of-{count:05d}.parquet"
 
 
-def shards_per_merge(shards: int, rows: int) -> int:
-    """How many consecutive shards one merge writes: enough for about MERGE_ROWS rows, at least one.
+def shards_per_merge(shards: int, rows: int, text_bytes: int = 0) -> int:
+    """How many consecutive shards one merge writes: enough for about MERGE_ROWS rows or
+    MERGE_BYTES of text, whichever comes first, at least one.
 
     A merge reads one byte range of every spill file, so the reads (and the runner's keys) grow
     with the rows, not with how small the user asks shards to be.
     """
-    return max(1, min(shards, MERGE_ROWS * shards // max(rows, 1)))
+    return max(1, min(shards, MERGE_ROWS * shards // max(rows, 1), MERGE_BYTES * shards // max(text_bytes, 1)))
 
 
 def spill_schema(schema: pa.Schema) -> pa.Schema:
     return schema.append(pa.field(ORDER_COLUMN, pa.uint64()))
 
 
-def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], spec: ShardSpec, spill_dir: str,
+def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, tuple[int, int, int]], spec: ShardSpec, spill_dir: str,
                      gate=None):
     """Write a batch's rows, grouped by target shard, as one spill file per label; emit byte ranges.
 
@@ -144,8 +164,8 @@ def _spill_fragments(batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], 
     progress.add(progress.STAGED, batch.num_rows)
     keys = spec.order(batch)
     for name, rows in spec.label_rows(batch):
-        n, total = shards[name]
-        per_merge = shards_per_merge(n, total)
+        n, total, text_bytes = shards[name]
+        per_merge = shards_per_merge(n, total, text_bytes)
         shard = (keys[rows] % np.uint64(n)).astype(np.int64)
         order = np.argsort(shard, kind="stable")
         picked, shard = rows[order], shard[order]
@@ -180,7 +200,7 @@ class _SpillFn(parallel.AheadDoFn):
         self._spec = spec
         self._spill_dir = spill_dir
 
-    def work(self, batch: pa.RecordBatch, shards: dict[str, tuple[int, int]], gate=None):
+    def work(self, batch: pa.RecordBatch, shards: dict[str, tuple[int, int, int]], gate=None):
         yield from _spill_fragments(batch, shards, self._spec, self._spill_dir, gate)
 
     def finish_work(self) -> None:
@@ -213,8 +233,9 @@ def write_parquet(row_groups: Iterable[pa.Table], schema: pa.Schema, path: str, 
 
 
 def sorted_row_groups(parts: list[pa.RecordBatch], keys: list[np.ndarray], tiebreak: Iterable[str],
-                      rows_per_group: int) -> Iterator[pa.Table]:
-    """The rows of `parts` ordered by (key, tiebreak columns), `rows_per_group` rows at a time.
+                      rows_per_group: int, group_bytes: int | None = None) -> Iterator[pa.Table]:
+    """The rows of `parts` ordered by (key, tiebreak columns), `rows_per_group` rows at a time, or
+    fewer where their wide columns would pass `group_bytes` (default `ROW_GROUP_BYTES`).
 
     Only the sort keys are gathered up front. The narrow columns of every part are copied into one
     batch, and each row group takes its rows from it in one call per column: taking them from each
@@ -236,13 +257,17 @@ def sorted_row_groups(parts: list[pa.RecordBatch], keys: list[np.ndarray], tiebr
         [schema.field(name) for name in narrow])).combine_chunks()
     wide_parts = {name: [_value_buffers(p.column(name)) for p in parts] for name in wide}
     part_of, row_of = part_of[order], row_of[order]
-    for start in range(0, len(order), rows_per_group):
-        chunk = together.take(pa.array(order[start:start + rows_per_group]))
+    # The bytes of each row's wide values, in order.
+    row_bytes = np.zeros(len(order), np.int64)
+    for buffers in wide_parts.values():
+        row_bytes += np.concatenate([np.diff(offsets) for _, offsets, _ in buffers])[order]
+    bounds = byte_bounds(row_bytes, rows_per_group, ROW_GROUP_BYTES if group_bytes is None else group_bytes)
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        chunk = together.take(pa.array(order[start:end]))
         columns = [chunk.column(name) if name in chunk.column_names else None for name in schema.names]
         for name, buffers in wide_parts.items():
             columns[schema.get_field_index(name)] = _gathered(
-                schema.field(name).type, buffers, part_of[start:start + rows_per_group],
-                row_of[start:start + rows_per_group])
+                schema.field(name).type, buffers, part_of[start:end], row_of[start:end])
         yield pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -252,8 +277,7 @@ def _wide_columns(parts: list[pa.RecordBatch]) -> list[str]:
     rows = sum(p.num_rows for p in parts)
     wide = []
     for i, field in enumerate(parts[0].schema):
-        if not (pa.types.is_string(field.type) or pa.types.is_binary(field.type)
-                or pa.types.is_large_string(field.type) or pa.types.is_large_binary(field.type)):
+        if not is_variable_width(field.type):
             continue
         if rows and sum(p.column(i).nbytes for p in parts) >= 64 * rows:
             wide.append(field.name)
@@ -261,14 +285,9 @@ def _wide_columns(parts: list[pa.RecordBatch]) -> list[str]:
 
 
 def _value_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(bytes, offsets as int64 from this array's first value, which values are valid or None for
-    all) of a string or binary array."""
-    large = pa.types.is_large_string(values.type) or pa.types.is_large_binary(values.type)
-    offsets = np.frombuffer(values.buffers()[1], np.int64 if large else np.int32, count=len(values) + 1,
-                            offset=values.offset * (8 if large else 4)).astype(np.int64)
-    data = values.buffers()[2]
+    """`text.value_buffers` and which values are valid (None for all)."""
     valid = values.is_valid().to_numpy(zero_copy_only=False) if values.null_count else None
-    return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), offsets, valid
+    return *value_buffers(values), valid
 
 
 def _gathered(kind: pa.DataType, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
@@ -297,7 +316,7 @@ def _gathered(kind: pa.DataType, parts: list[tuple[np.ndarray, np.ndarray, np.nd
     def validity(lo: int, hi: int):
         return None if valid[lo:hi].all() else pa.array(valid[lo:hi], pa.bool_()).buffers()[1]
 
-    if pa.types.is_large_string(kind) or pa.types.is_large_binary(kind):
+    if is_large(kind):
         return pa.Array.from_buffers(kind, len(part_of), [validity(0, len(part_of)), pa.py_buffer(offsets),
                                                           pa.py_buffer(out)])
     # 32-bit offsets reach 2 GiB: a row group of long documents (10,000 books) is written from
@@ -424,7 +443,7 @@ class SpillShards(beam.PTransform):
     files, keyed by (folder, label, merge, shard count, shards per merge): the first half of `WriteShards`, for
     `MergeShards` to write, together with other folders' ranges.
 
-    `shards`: (shards, rows) per label, when known before the rows exist (a one-element dict
+    `shards`: (shards, rows, bytes of text) per label, when known before the rows exist (a one-element dict
     PCollection); without it rows are counted here, which holds them all until the count is done.
     `gate`: a one-element PCollection that must exist before anything is written (the checked
     mixture plan): a guard violation then stops the run with nothing on disk.
@@ -446,7 +465,7 @@ class SpillShards(beam.PTransform):
         shards = self._shards or (
             [rows | f"CountRows{i or ''}" >> beam.FlatMap(_count_labels, self._spec) for i, rows in enumerate(inputs)]
             | "MergeCounts" >> beam.Flatten()
-            | "SumRows" >> beam.CombinePerKey(sum)
+            | "SumRows" >> beam.CombinePerKey(_sum_pairs)
             | "CollectCounts" >> beam.combiners.ToDict()
             | "ShardsByRows" >> beam.Map(_shards_by_rows, self._output)
         )

@@ -51,13 +51,31 @@ def fold(text: str) -> str:
     return "".join(out)
 
 
-def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    arr = arr.cast(pa.string()) if arr.type != pa.string() else arr
-    n = len(arr)
-    offsets = np.frombuffer(arr.buffers()[1], np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
+def is_variable_width(t: pa.DataType) -> bool:
+    """String or binary, with 32- or 64-bit offsets: the types `value_buffers` reads."""
+    return pa.types.is_string(t) or pa.types.is_binary(t) or is_large(t)
+
+
+def is_large(t: pa.DataType) -> bool:
+    return pa.types.is_large_string(t) or pa.types.is_large_binary(t)
+
+
+def value_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes, offsets as int64) of a string or binary array (`is_variable_width`), null values empty
+    or not as Arrow left them: the offsets start at this array's first value, a slice's too."""
+    large = is_large(arr.type)
+    offsets = np.frombuffer(arr.buffers()[1], np.int64 if large else np.int32, count=len(arr) + 1,
+                            offset=arr.offset * (8 if large else 4)).astype(np.int64)
     data_buf = arr.buffers()[2]
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     return data, offsets
+
+
+def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """`value_buffers` of `arr` as UTF-8 text (other types cast to string first)."""
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = arr.cast(pa.string())
+    return value_buffers(arr)
 
 
 def analyze(texts: pa.Array) -> TextAnalysis:

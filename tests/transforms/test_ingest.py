@@ -5,6 +5,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -200,13 +201,13 @@ def test_files_described_side_by_side_keep_their_order_and_numbers(tmp_path):
 def test_long_documents_come_in_batches_of_bounded_bytes(tmp_path, monkeypatch):
     """Books: a batch of read_batch_rows rows would pass what one Arrow array and Beam's size estimate
     hold (2 GiB), so rows per batch shrink with the row group's bytes per row, and joining short
-    batches stops at JOIN_BYTES also in the in-process runner (whose reads are unsliced). Here
-    JOIN_BYTES is 20 KB and a document 1-2 KB: 2 GiB and 200 KB documents at scale."""
+    batches stops at BATCH_BYTES also in the in-process runner (whose reads are unsliced). Here
+    BATCH_BYTES is 20 KB and a document 1-2 KB: 2 GiB and 200 KB documents at scale."""
     from hybridmix.pipelines.build import read_as
     from hybridmix.transforms import ingest, inputs
 
-    monkeypatch.setattr(inputs, "JOIN_BYTES", 20_000)
-    monkeypatch.setattr(ingest, "JOIN_BYTES", 20_000)
+    monkeypatch.setattr(inputs, "BATCH_BYTES", 20_000)
+    monkeypatch.setattr(ingest, "BATCH_BYTES", 20_000)
     # One file of one 300-row row group, and many files of 40 rows each (each read as one short batch).
     write_parquet(tmp_path / "human" / "a.parquet", [{"id": f"a{r}", "text": words(r, 250)} for r in range(300)])
     for f in range(12):
@@ -234,6 +235,65 @@ def test_long_documents_come_in_batches_of_bounded_bytes(tmp_path, monkeypatch):
 
     assert_that(batches, check)
     p.run()
+
+
+def test_batch_bytes_count_only_the_columns_read(tmp_path, monkeypatch):
+    """A page's HTML beside its text (20x its size, not read) made every batch of long documents
+    20x smaller than BATCH_BYTES allows; a nested kept column counts, all of its leaves."""
+    from hybridmix.transforms import inputs
+
+    monkeypatch.setattr(inputs, "BATCH_BYTES", 20_000)
+    rows = [{"id": f"a{r}", "text": words(r, 150), "html": f"<p>{r}" * 7_000, "extra": {"k": f"v{r}" * 250, "n": r}}
+            for r in range(200)]
+    write_parquet(tmp_path / "human" / "a.parquet", rows)
+    write_parquet(tmp_path / "synth" / "b.parquet", [{"id": "s1", "text": words(999, 12), "model": "m"}])
+    config = make_config(read_batch_rows=128)
+    plan = plan_inputs(config.ingest, str(tmp_path))
+    per_row = plan.files[0].unit_bytes(0, 1)
+    assert 800 < per_row < 1_500, per_row
+    kept = make_config(read_batch_rows=128, corpora=[
+        {**config.corpora[0].model_dump(mode="json", exclude_none=True), "keep_columns": ["extra"]},
+        config.corpora[1].model_dump(mode="json", exclude_none=True)])
+    assert plan_inputs(kept.ingest, str(tmp_path)).files[0].unit_bytes(0, 1) > per_row + 500
+    spec = ReadSpec(config.ingest, plan, "r")
+    read = [b.num_rows for b, _ in iter_row_group(plan.files[0], 0, 128, spec.corpus(plan.files[0]))]
+    assert sum(read) == 200 and read[0] == 20_000 // per_row
+
+
+@pytest.mark.parametrize("stored", ["dictionary", "repeated"])
+def test_text_a_dictionary_holds_once_is_read_in_batches_of_bounded_bytes(tmp_path, monkeypatch, stored):
+    """A text that repeats is stored once in a dictionary, so the footer's sizes do not bound what the
+    rows decode to: one 600 KB answer 4,000 times (0.7 MB by the footer) read as 2.4 GB, a categorical
+    column of 5 MB texts as more than 2 GiB (both stopped the run). Batches are cut by what they decode
+    to: BATCH_BYTES is 20 KB here, the repeated text 5 KB."""
+    from hybridmix.transforms import inputs
+
+    monkeypatch.setattr(inputs, "BATCH_BYTES", 20_000)
+    long = words(7, 900)
+    texts = [words(r, 20) if r % 10 else long for r in range(400)]
+    if stored == "dictionary":
+        others = [r for r in range(400) if r % 10]
+        at = {r: k + 1 for k, r in enumerate(others)}
+        column = pa.DictionaryArray.from_arrays(pa.array([at.get(r, 0) for r in range(400)], pa.int32()),
+                                                pa.array([long] + [texts[r] for r in others]))
+    else:
+        column = pa.array(texts)
+    os.makedirs(tmp_path / "human")
+    pq.write_table(pa.table({"id": [f"a{r}" for r in range(400)], "text": column}), tmp_path / "human" / "a.parquet")
+    write_parquet(tmp_path / "synth" / "b.parquet", [{"id": "s1", "text": words(999, 12), "model": "m"}])
+    config = make_config(read_batch_rows=1000)
+    plan = plan_inputs(config.ingest, str(tmp_path))
+    # The footer's view: a fraction of what the rows hold.
+    assert plan.files[0].unit_bytes(0, 400) * 3 < sum(len(t.encode()) for t in texts)
+    spec = ReadSpec(config.ingest, plan, "r")
+    batches = [b for b, _ in iter_row_group(plan.files[0], 0, 1000, spec.corpus(plan.files[0]))]
+    assert len(batches) > 1
+    decoded = [sum(len(t.encode()) for t in b.column("text").to_pylist()) for b in batches]
+    assert max(decoded) <= 20_000
+    assert [t for b in batches for t in b.column("text").to_pylist()] == texts
+    built = [build_documents(b, spec, plan.files[0], sum(x.num_rows for x in batches[:i])).docs
+             for i, b in enumerate(batches)]
+    assert [d for b in built for d in b.column("doc_id").to_pylist()] == [f"a{r}" for r in range(400)]
 
 
 def test_glob_matching_nothing_is_an_error(tmp_path):

@@ -6,6 +6,7 @@ import logging
 import os
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pytest
 import zstandard
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from hybridmix.schemas.errors import DataError, SchemaError
 from hybridmix.schemas.reasons import RejectReason
 from hybridmix.transforms import columns, jsonl
+from hybridmix.transforms.batches import uid_row
 from hybridmix.transforms.ingest import ReadCorpora, build_documents
 from hybridmix.transforms.inputs import ReadSpec, iter_row_group, plan_inputs
 from hybridmix.transforms.reread import ReadRowsAgain
@@ -126,6 +128,29 @@ def test_compression_is_recognised_by_content_and_the_format_by_name_or_config(t
 
 
 # --- values: the same as Parquet's -----------------------------------------------------------------
+
+def test_a_compressed_file_of_long_documents_is_read_in_batches_of_bounded_bytes(tmp_path, monkeypatch):
+    """A compressed file is one chunk, and its batches were cut by rows only: 6,000 books of 400 KB
+    failed the run (one batch past what an Arrow string array holds). Here BATCH_BYTES is 20 KB and a
+    record about 1.7 KB."""
+    from hybridmix.transforms import inputs
+
+    monkeypatch.setattr(inputs, "BATCH_BYTES", 20_000)
+    rows = [{"id": f"h{i}", "text": words(i, 250)} for i in range(300)]
+    _write(tmp_path / "human" / "a.jsonl.gz", _lines(rows), "gzip")
+    config = _config(tmp_path)
+    plan = plan_inputs(config.ingest, str(tmp_path))
+    file = plan.files[0]
+    assert len(file.chunks) == 1
+    spec = ReadSpec(config.ingest, plan, "run-1")
+    batches = [batch for batch, _ in iter_row_group(file, 0, config.read_batch_rows, spec.corpus(file))]
+    assert len(batches) > 1
+    assert max(b.column("text").nbytes for b in batches) < 20_000 + 2_000
+    assert [t for b in batches for t in b.column("text").to_pylist()] == [r["text"] for r in rows]
+    docs, rejects = _built(config, plan)
+    assert [d["doc_id"] for d in docs] == [r["id"] for r in rows] and rejects == []
+    assert [uid_row(np.array([d["uid"]]))[0] for d in docs] == list(range(300))
+
 
 def test_rows_are_the_documents_the_same_rows_give_as_parquet(tmp_path):
     """Ints, floats and booleans in string roles, generation, nested kept values (one renamed): as Parquet

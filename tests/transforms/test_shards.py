@@ -149,10 +149,66 @@ def test_row_groups_are_the_parts_sorted_whatever_the_column_widths(text_type, a
     assert got.equals(expected)
 
 
+def test_row_groups_end_before_their_text_passes_row_group_bytes(monkeypatch):
+    """Books: 10,000 of them made one row group of 4 GB. A group takes rows until the next would take
+    its wide columns past ROW_GROUP_BYTES (2,000 here), or row_group_rows; a longer row is a group alone."""
+    monkeypatch.setattr(shards, "ROW_GROUP_BYTES", 2_000)
+    rng = np.random.default_rng(3)
+    n = 300
+    sizes = rng.integers(0, 220, n)
+    sizes[[17, 150]] = 2_500
+    whole = pa.record_batch({"id": pa.array([f"d{i:04d}" for i in range(n)]),
+                             "text": pa.array(["a" * int(k) for k in sizes]), "value": pa.array(np.arange(n))})
+    parts = [whole.slice(0, 120), whole.slice(120, 180)]
+    keys = [rng.integers(0, 1 << 40, p.num_rows).astype(np.uint64) for p in parts]
+    groups = list(shards.sorted_row_groups(parts, keys, ["id"], 16))
+    got = pa.concat_tables(groups)
+    expected = pa.Table.from_batches([whole]).append_column("k", pa.array(np.concatenate(keys)))
+    assert got.equals(expected.sort_by([("k", "ascending"), ("id", "ascending")]).drop_columns(["k"]))
+    text_bytes = [sum(map(len, g.column("text").to_pylist())) for g in groups]
+    assert [g.num_rows for g in groups if len(g.column("text")[0].as_py()) == 2_500] == [1, 1]
+    for g, size, after in zip(groups, text_bytes, groups[1:]):
+        assert g.num_rows == 1 or size <= 2_000
+        # Nothing more would have fitted: the next group's first row takes it past either bound.
+        assert g.num_rows == 16 or size + len(after.column("text")[0].as_py()) > 2_000
+    assert max(g.num_rows for g in groups) == 16 and len(groups) > n // 16 + 2
+
+
 @pytest.mark.parametrize(("count", "rows", "expected"),
                          [(1, 5, 1), (3, 0, 3), (4, 1_000_000, 1), (1000, 1_000_000, 100)])
 def test_shards_per_merge_follows_rows(count, rows, expected):
     assert shards.shards_per_merge(count, rows) == expected
+
+
+@pytest.mark.parametrize(("count", "rows", "text_bytes", "expected"),
+                         [(1000, 1_000_000, 10 << 30, 100), (1000, 1_000_000, 40 << 30, 25), (7, 6_000, 7 << 30, 1)])
+def test_shards_per_merge_follows_text_bytes(count, rows, text_bytes, expected):
+    assert shards.shards_per_merge(count, rows, text_bytes) == expected
+
+
+def test_shards_hold_at_most_merge_bytes_of_text_unless_bytes_per_shard_says_otherwise(tmp_path, monkeypatch):
+    """Books: 100,000 rows a shard were 40 GB a file, and a merge holds its shard whole. Counted
+    while spilling (filtered/, duplicates/) as planned from the mixture (data/)."""
+    assert shards.shard_count(6_000, OutputConfig(), 2_400_000_000) == 3
+    assert shards.shard_count(250_000, OutputConfig(), 300_000_000) == 3
+    assert shards.shard_count(6_000, OutputConfig(bytes_per_shard=500_000_000), 2_400_000_000) == 5
+    assert shards.shards_by_split({"train": {"rows": 10, "bytes": 3 << 30}}, OutputConfig()) == {
+        "train": (3, 10, 3 << 30)}
+    monkeypatch.setattr(shards, "MERGE_BYTES", 100_000)
+    schema = pa.schema([("id", pa.string()), ("text", pa.string())])
+    texts = pa.array(["x" * (1_000 + i) for i in range(150)])
+    rows = [pa.record_batch([pa.array([f"d{b}-{i}" for i in range(150)]), texts], schema=schema) for b in range(6)]
+    spec = ShardSpec("filtered", schema, functools.partial(order_by_id, seed=3), ("id",))
+    stage = str(tmp_path / "stage")
+    with local_pipeline() as p:
+        _ = p | beam.Create(rows) | WriteShards(spec, OutputConfig(), stage)
+    files = sorted(os.listdir(os.path.join(stage, "filtered")))
+    text_bytes = sum(1_000 + i for i in range(150)) * 6
+    assert len(files) == -(-text_bytes // 100_000) == 10
+    written = [pq.read_table(os.path.join(stage, "filtered", f)) for f in files]
+    assert sorted(i for t in written for i in t.column("id").to_pylist()) == sorted(
+        f"d{b}-{i}" for b in range(6) for i in range(150))
+    assert max(sum(map(len, t.column("text").to_pylist())) for t in written) < 2 * 100_000
 
 
 def test_hash_columns_are_written_without_a_dictionary(tmp_path):
@@ -184,7 +240,7 @@ def test_spill_files_are_whole_when_the_next_stage_starts(tmp_path, slow_writer)
     # reading them through `read_range` (which would wait for them itself): the spill's bundle
     # must have waited for its writes before it counted as done.
     spec = ShardSpec("data", SCHEMA, functools.partial(order_by_id, seed=3), ("id",), label=label_by_split)
-    sizes = {"train": (3, 810), "validation": (1, 90)}
+    sizes = {"train": (3, 810, 0), "validation": (1, 90, 0)}
 
     def whole(element):
         _, ranges = element
