@@ -26,7 +26,7 @@ from hybridmix.pipelines.report import text_table
 from hybridmix.schemas.config import PipelineConfig, load_config
 from hybridmix.schemas.errors import DataError, GuardViolation, InfeasibleMixtureError
 from hybridmix.transforms.earlier import FILTER_COLUMNS, carried_positions
-from hybridmix.transforms.ingest import _decoded, _is_binarylike, _is_stringlike
+from hybridmix.transforms.ingest import decoded, is_binarylike, is_stringlike
 from hybridmix.transforms.inputs import InputFile, InputPlan, one_line, plan_inputs
 from hybridmix.transforms.jsonl import sample_texts
 from hybridmix.transforms.mixture_core import (
@@ -120,11 +120,11 @@ def _sample(config: PipelineConfig, plan: InputPlan, corpus: int, rows: int, tok
                 continue
             for chunk in (part.chunks if isinstance(part, pa.ChunkedArray) else [part]):
                 kind = chunk.type.value_type if pa.types.is_dictionary(chunk.type) else chunk.type
-                if taken >= rows or not (_is_stringlike(kind) or _is_binarylike(kind)):
+                if taken >= rows or not (is_stringlike(kind) or is_binarylike(kind)):
                     continue  # texts of another type (Arrow's null type too) are rejects: the run counts none
                 # Only the rows sampled are decoded, as the run decodes them: a dictionary, binary
                 # values, and bytes that are not UTF-8 (null here, a reject there).
-                chunk = _decoded(chunk.slice(0, rows - taken))[0].drop_null()
+                chunk = decoded(chunk.slice(0, rows - taken))[0].drop_null()
                 texts.append(chunk)
                 taken += len(chunk)
         if taken >= rows:

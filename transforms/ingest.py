@@ -63,16 +63,16 @@ class BuiltDocuments(NamedTuple):
     rejects: pa.RecordBatch
 
 
-def _is_stringlike(t: pa.DataType) -> bool:
+def is_stringlike(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
 
-def _is_binarylike(t: pa.DataType) -> bool:
+def is_binarylike(t: pa.DataType) -> bool:
     return (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)
             or pa.types.is_binary_view(t))
 
 
-def _decoded(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+def decoded(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """String or binary values as valid pa.string(), and a mask of rows that were not valid UTF-8
     (null in the result). Parquet readers do not check that string columns hold UTF-8."""
     if pa.types.is_dictionary(values.type):
@@ -85,16 +85,16 @@ def _decoded(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     raw = values.view(pa.large_binary() if pa.types.is_large_string(values.type) else pa.binary()) \
-        if _is_stringlike(values.type) else values
-    decoded: list[str | None] = []
+        if is_stringlike(values.type) else values
+    texts: list[str | None] = []
     bad = np.zeros(len(values), bool)
     for i, item in enumerate(raw.to_pylist()):
         try:
-            decoded.append(None if item is None else item.decode("utf-8"))
+            texts.append(None if item is None else item.decode("utf-8"))
         except UnicodeDecodeError:
-            decoded.append(None)
+            texts.append(None)
             bad[i] = True
-    return pa.array(decoded, pa.string()), bad
+    return pa.array(texts, pa.string()), bad
 
 
 def _string_column(batch: pa.RecordBatch, column: str | None) -> tuple[pa.Array | None, np.ndarray]:
@@ -102,8 +102,8 @@ def _string_column(batch: pa.RecordBatch, column: str | None) -> tuple[pa.Array 
     if column is None:
         return None, np.zeros(batch.num_rows, bool)
     values = batch.column(column)
-    if _is_stringlike(values.type) or _is_binarylike(values.type):
-        return _decoded(values)
+    if is_stringlike(values.type) or is_binarylike(values.type):
+        return decoded(values)
     if pa.types.is_floating(values.type):
         # NaN is how pandas writes a missing value in a float column: null, not the id "nan".
         values = pc.if_else(pc.is_nan(values), pa.nulls(len(values), values.type), values)
@@ -143,7 +143,7 @@ def _without_dictionaries(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 
 def _holds_strings(t: pa.DataType) -> bool:
-    if _is_stringlike(t):
+    if is_stringlike(t):
         return True
     if pa.types.is_dictionary(t):
         return _holds_strings(t.value_type)
@@ -209,9 +209,9 @@ def _json(value: Any) -> str:
 
 def _shown_texts(values: pa.Array) -> list[str | None]:
     """Rejected values as text for `rejects/`: cut, undecodable bytes replaced, other types as JSON."""
-    if _is_stringlike(values.type):
+    if is_stringlike(values.type):
         values = values.view(pa.large_binary() if pa.types.is_large_string(values.type) else pa.binary())
-    bad = np.zeros(len(values), bool) if _is_binarylike(values.type) else _undecodable_rows(values)
+    bad = np.zeros(len(values), bool) if is_binarylike(values.type) else _undecodable_rows(values)
     shown: list[str | None] = []
     for value, undecodable in zip(_pylist(values, bad), bad):
         if undecodable:
@@ -283,8 +283,8 @@ def build_documents(
 
     raw_text = batch.column(corpus.text_column)
     # A column of Arrow's null type holds only nulls: null texts, not texts of a wrong type.
-    if _is_stringlike(raw_text.type) or _is_binarylike(raw_text.type) or pa.types.is_null(raw_text.type):
-        text, bad = _decoded(raw_text)
+    if is_stringlike(raw_text.type) or is_binarylike(raw_text.type) or pa.types.is_null(raw_text.type):
+        text, bad = decoded(raw_text)
         reject(bad, RejectReason.INVALID_UTF8, f"column {corpus.text_column!r} is not valid UTF-8")
         reject(text.is_null().to_numpy(zero_copy_only=False), RejectReason.NULL_TEXT, "text is null")
         nbytes = pc.fill_null(pc.binary_length(text), 0).to_numpy(zero_copy_only=False)
@@ -308,9 +308,9 @@ def build_documents(
             if parsed is not None:
                 continue  # JSON Lines: every line was checked as UTF-8 when parsed
             values = batch.column(column)
-            if _is_binarylike(values.type):
+            if is_binarylike(values.type):
                 continue  # bytes, not text: `meta` holds them as UTF-8 text, or hex where they are not UTF-8
-            bad = _decoded(values)[1] if _is_stringlike(values.type) else _undecodable_rows(values)
+            bad = decoded(values)[1] if is_stringlike(values.type) else _undecodable_rows(values)
         else:
             strings[role], bad = _string_column(batch, column)
         reject(bad, RejectReason.INVALID_UTF8, f"column {column!r} is not valid UTF-8")

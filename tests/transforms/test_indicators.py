@@ -60,27 +60,33 @@ def test_near_duplicate_rates():
     assert rates["by_origin"]["human"]["near_duplicate_rate"] == 0.0
 
 
+def _check_indicators(rows: list[tuple[str, str]], origin: str, source: str, batch_rows: int, expected: dict,
+                      **options) -> None:
+    """CollapseIndicators over rows (id, text) of one origin and source, in batches of `batch_rows`,
+    gives `expected`."""
+    parts = [pa.RecordBatch.from_pydict({
+        "id": [i for i, _ in chunk], "text": [t for _, t in chunk], "origin": [origin] * len(chunk),
+        "source": [source] * len(chunk), "tokens": [len(t.split()) for _, t in chunk]})
+        for chunk in (rows[i:i + batch_rows] for i in range(0, len(rows), batch_rows))]
+    p = local_pipeline()
+    out = p | beam.Create(parts) | CollapseIndicators(**options)
+    assert_that(out, equal_to([expected]))
+    p.run().wait_until_finish()
+
+
 @pytest.mark.parametrize("batch_rows", [1, 7, 40])
 def test_sample_is_the_same_whatever_the_batching(batch_rows):
     # Ids that occur twice tie on the key: the sample must still not depend on the batching.
     ids = [f"d{i}" for i in range(36)] + ["d3", "d17", "d3", "d30"]
     texts = {i: f"text number {i} " + "filler " * (int(i[1:]) % 5) for i in ids}
 
-    def batch(chunk):
-        return pa.RecordBatch.from_pydict({
-            "id": chunk, "text": [texts[i] for i in chunk], "origin": ["human"] * len(chunk),
-            "source": ["wiki"] * len(chunk), "tokens": [len(texts[i].split()) for i in chunk]})
-
     keys = stable_hash64(ids, "indicators/3")
     sample = [ids[k] for k in np.argsort(keys, kind="stable")[:10]]
     assert len(set(sample)) < 10  # the copies are in the sample
     measured = indicators([texts[i] for i in sample], [len(texts[i].split()) for i in sample])
     expected = {"sample_documents": 10, "by_origin": {"human": measured}, "by_source": {"wiki": measured}}
-    p = local_pipeline()
-    parts = [batch(ids[i:i + batch_rows]) for i in range(0, 40, batch_rows)]
-    out = p | beam.Create(parts) | CollapseIndicators(seed=3, sample_documents=10)
-    assert_that(out, equal_to([expected]))
-    p.run().wait_until_finish()
+    _check_indicators([(i, texts[i]) for i in ids], "human", "wiki", batch_rows, expected,
+                      seed=3, sample_documents=10)
 
 
 @pytest.mark.parametrize("batch_rows", [1, 37])
@@ -104,17 +110,7 @@ def test_sample_of_many_batches_is_the_k_smallest_with_ties_decided_by_text(batc
     assert "aa before the others" in sample and "zz after the others" not in sample
     measured = indicators(sample, [len(t.split()) for t in sample])
     expected = {"sample_documents": 10, "by_origin": {"synthetic": measured}, "by_source": {"chat": measured}}
-
-    def batch(chunk):
-        return pa.RecordBatch.from_pydict({
-            "id": [i for i, _ in chunk], "text": [t for _, t in chunk], "origin": ["synthetic"] * len(chunk),
-            "source": ["chat"] * len(chunk), "tokens": [len(t.split()) for _, t in chunk]})
-
-    p = local_pipeline()
-    parts = [batch(rows[i:i + batch_rows]) for i in range(0, len(rows), batch_rows)]
-    out = p | beam.Create(parts) | CollapseIndicators(seed=5, sample_documents=10)
-    assert_that(out, equal_to([expected]))
-    p.run().wait_until_finish()
+    _check_indicators(rows, "synthetic", "chat", batch_rows, expected, seed=5, sample_documents=10)
 
 
 @pytest.mark.parametrize("batch_rows", [1, 13, 400])
@@ -137,17 +133,7 @@ def test_sample_of_long_documents_ends_at_sample_bytes(batch_rows):
     assert 5 < cut < 50 and sample.count("aaa " + words(7, 60)) == 1 and "zzz " + words(8, 60) not in sample
     measured = indicators(sample, [len(t.split()) for t in sample])
     expected = {"sample_documents": 50, "by_origin": {"human": measured}, "by_source": {"books": measured}}
-
-    def batch(chunk):
-        return pa.RecordBatch.from_pydict({
-            "id": [i for i, _ in chunk], "text": [t for _, t in chunk], "origin": ["human"] * len(chunk),
-            "source": ["books"] * len(chunk), "tokens": [len(t.split()) for _, t in chunk]})
-
-    p = local_pipeline()
-    parts = [batch(rows[i:i + batch_rows]) for i in range(0, len(rows), batch_rows)]
-    out = p | beam.Create(parts) | CollapseIndicators(seed=9, sample_documents=50, sample_bytes=5_000)
-    assert_that(out, equal_to([expected]))
-    p.run().wait_until_finish()
+    _check_indicators(rows, "human", "books", batch_rows, expected, seed=9, sample_documents=50, sample_bytes=5_000)
 
 
 def test_distinct_ngrams_match_a_reference_count():
