@@ -177,7 +177,9 @@ def measure(config: PipelineConfig, plan: InputPlan, sample_rows: int, tokenizer
 
 
 def _tally(documents: int, tokens: int) -> SourceTally:
-    tally = SourceTally(documents=documents, tokens=tokens)
+    # No rows, no tokens: a file of no rows still stores a few bytes for its text column (14 in
+    # one), which made an origin of empty files look feasible until the run had read everything.
+    tally = SourceTally(documents=documents, tokens=tokens if documents else 0)
     tally.bucket_units[0] = tokens  # one bucket: quotas, not priorities, are planned here
     return tally
 
@@ -222,7 +224,8 @@ def certainly_infeasible(config: PipelineConfig, plan: InputPlan) -> str | None:
         # The planner speaks of what filters and dedup left; here every row counts, at its upper bound.
         bound = ("at most, counting one per byte of text" if config.mixture.unit == "tokens"
                  else "in its input files")
-        return exc.message.replace("after filters and dedup", bound)
+        return exc.message.replace("no documents left after filters and dedup", "no rows in their input files") \
+            .replace("after filters and dedup", bound)
     except GuardViolation:
         return None  # guards are judged on what the run keeps, not on upper bounds
     return None

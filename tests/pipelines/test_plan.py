@@ -4,6 +4,7 @@ that even every input row could not fill, before it runs anything."""
 import json
 import os
 
+import pyarrow.parquet as pq
 import pytest
 
 from hybridmix.pipelines.cli import main
@@ -44,6 +45,22 @@ def test_a_mixture_no_data_can_fill_fails_in_plan_and_before_run_starts(tmp_path
     assert main(["run", config, "--output", str(out)]) == 5
     err = capsys.readouterr().err
     assert "even if every input row were kept; nothing was run" in err
+    assert not out.exists()
+
+
+def test_an_origin_of_files_without_rows_is_certainly_infeasible(tmp_path, capsys):
+    """A file of no rows still stores a few bytes for its text column: they are no tokens."""
+    _corpus(tmp_path)
+    answers = tmp_path / "in" / "synth" / "answers.parquet"
+    pq.write_table(pq.read_table(answers).slice(0, 0), answers)
+    config = _config(tmp_path)
+    assert main(["plan", config]) == 5
+    assert "sources (chat) have no rows in their input files" in capsys.readouterr().out
+    assert main(["validate", config]) == 5
+    out = tmp_path / "out"
+    assert main(["run", config, "--output", str(out)]) == 5
+    assert "no rows in their input files (even if every input row were kept; nothing was run)" \
+        in capsys.readouterr().err
     assert not out.exists()
 
 
