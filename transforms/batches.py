@@ -182,12 +182,16 @@ def byte_bounds(sizes: np.ndarray, rows: int, most_bytes: int) -> list[int]:
 
 def row_bytes(batch: pa.RecordBatch) -> np.ndarray:
     """The bytes of each row's string and binary values, dictionary-encoded ones as they decode
-    (a small dictionary can stand for gigabytes of text)."""
+    (a small dictionary can stand for gigabytes of text); a nested column's bytes shared evenly
+    among its rows."""
     sizes = np.zeros(batch.num_rows, np.int64)
     for column in batch.columns:
         values = column
         if pa.types.is_dictionary(column.type):
             values = column.dictionary
+        if pa.types.is_nested(values.type) and batch.num_rows:
+            sizes += values.nbytes // batch.num_rows
+            continue
         if not is_variable_width(values.type):
             continue
         lengths = np.diff(value_buffers(values)[1])

@@ -756,24 +756,42 @@ def iter_row_group(file: InputFile, row_group: int, batch_rows: int, corpus: Cor
         batch_rows = max(1, min(batch_rows, BATCH_BYTES // per_row))
     first = 0 if unit is None else unit[0] - file.row_group_starts[row_group]
     end = file.row_group_rows[row_group] if unit is None else first + unit[1]
+    while True:
+        try:
+            for batch in _row_group_batches(file, row_group, batch_rows, columns, first, end):
+                first += batch.num_rows
+                yield from _within_batch_bytes(batch)
+            return
+        except pa.ArrowNotImplementedError as exc:
+            # Arrow returns a nested column (a struct kept in `meta`) in one array, and a batch whose
+            # nested strings pass 2 GiB cannot be read: the footer gave their dictionary-encoded
+            # size (one 600 KB note repeated 4,000 times read as 151 KB). The rest of the row group
+            # is read again in smaller batches.
+            if "chunked array" not in str(exc) or batch_rows == 1:
+                raise DataError(f"{file.display}: cannot read row group {row_group}: {one_line(exc)}") from None
+            batch_rows = max(1, batch_rows // 8)
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError(f"{file.display}: cannot read row group {row_group}: {one_line(exc)}") from None
+
+
+def _row_group_batches(file: InputFile, row_group: int, batch_rows: int, columns: list[str], first: int,
+                       end: int) -> Iterator[pa.RecordBatch]:
+    """Rows first..end (within the row group) of `columns`, `batch_rows` at a time."""
     at = 0
-    try:
-        pf = open_parquet(file.path)
-        # A few rows (a small file) are decoded on this thread: starting Arrow's threads took 0.25 ms
-        # a file, longer than decoding one of 2-3 rows (0.2 ms).
-        batches = pf.iter_batches(batch_size=batch_rows, row_groups=[row_group], columns=columns,
-                                  use_threads=parquet_threads(file.path) and 2 * (end - first) >= batch_rows)
-        # The next batch is decoded while the caller works on this one (see `parallel.ahead`); a unit
-        # of one batch has no next one, and a helper thread per small file cost more than it read.
-        for batch in (parallel.ahead(batches) if end - first > batch_rows else batches):
-            lo, hi = max(first - at, 0), min(end - at, batch.num_rows)
-            at += batch.num_rows
-            if hi > lo:
-                yield from _within_batch_bytes(batch if hi - lo == batch.num_rows else batch.slice(lo, hi - lo))
-            if at >= end:
-                break
-    except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"{file.display}: cannot read row group {row_group}: {one_line(exc)}") from None
+    pf = open_parquet(file.path)
+    # A few rows (a small file) are decoded on this thread: starting Arrow's threads took 0.25 ms
+    # a file, longer than decoding one of 2-3 rows (0.2 ms).
+    batches = pf.iter_batches(batch_size=batch_rows, row_groups=[row_group], columns=columns,
+                              use_threads=parquet_threads(file.path) and 2 * (end - first) >= batch_rows)
+    # The next batch is decoded while the caller works on this one (see `parallel.ahead`); a unit
+    # of one batch has no next one, and a helper thread per small file cost more than it read.
+    for batch in (parallel.ahead(batches) if end - first > batch_rows else batches):
+        lo, hi = max(first - at, 0), min(end - at, batch.num_rows)
+        at += batch.num_rows
+        if hi > lo:
+            yield batch if hi - lo == batch.num_rows else batch.slice(lo, hi - lo)
+        if at >= end:
+            break
 
 
 def _within_batch_bytes(batch: pa.RecordBatch) -> Iterator[tuple[pa.RecordBatch, None]]:

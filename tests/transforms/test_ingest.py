@@ -14,7 +14,7 @@ from hybridmix.schemas.reasons import RejectReason
 from hybridmix.schemas.stats import Figure
 from hybridmix.transforms import kernels
 from hybridmix.transforms.ingest import ReadCorpora, build_documents
-from hybridmix.transforms.inputs import ReadSpec, iter_row_group, plan_inputs
+from hybridmix.transforms.inputs import BATCH_BYTES, ReadSpec, iter_row_group, plan_inputs
 from tests.builders import make_config, words, write_parquet
 from tests.conftest import local_pipeline
 
@@ -294,6 +294,38 @@ def test_text_a_dictionary_holds_once_is_read_in_batches_of_bounded_bytes(tmp_pa
     built = [build_documents(b, spec, plan.files[0], sum(x.num_rows for x in batches[:i])).docs
              for i, b in enumerate(batches)]
     assert [d for b in built for d in b.column("doc_id").to_pylist()] == [f"a{r}" for r in range(400)]
+
+
+def test_nested_column_past_two_gib_in_one_batch_is_read_in_smaller_batches(tmp_path):
+    """Arrow returns a nested column in one array, and one batch of a struct kept in `meta` whose
+    strings pass 2 GiB could not be read ('Nested data conversions not implemented for chunked array
+    outputs'): the file was rejected as damaged. The footer cannot warn: one 1 MB note repeated 2,200
+    times is stored once, in a dictionary."""
+    note = "n" * 1_000_000
+    rows = 2_200
+    info = pa.StructArray.from_arrays(
+        [pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int32)), pa.array([note])),
+         pa.array(np.arange(rows))], names=["note", "k"])
+    os.makedirs(tmp_path / "human")
+    pq.write_table(pa.table({"id": [f"a{r}" for r in range(rows)], "text": [words(r, 12) for r in range(rows)],
+                             "info": info}), tmp_path / "human" / "a.parquet",
+                   store_schema=False)  # as other writers store it: a reader decodes the note
+    write_parquet(tmp_path / "synth" / "b.parquet", [{"id": "s1", "text": words(999, 12), "model": "m"}])
+    config = make_config(read_batch_rows=8192)
+    config = make_config(read_batch_rows=8192, corpora=[
+        {**config.corpora[0].model_dump(mode="json", exclude_none=True), "keep_columns": ["info"]},
+        config.corpora[1].model_dump(mode="json", exclude_none=True)])
+    plan = plan_inputs(config.ingest, str(tmp_path))
+    assert plan.files[0].unit_bytes(0, rows) < 4 << 20  # the footer's view, of 2.2 GB
+    spec = ReadSpec(config.ingest, plan, "r")
+    ids, keys, notes = [], [], 0
+    for batch, _ in iter_row_group(plan.files[0], 0, 8192, spec.corpus(plan.files[0])):
+        assert batch.num_rows <= BATCH_BYTES // len(note)  # and batches hold what others do
+        ids += batch.column("id").to_pylist()
+        nested = batch.column("info")
+        keys += nested.field("k").to_pylist()
+        notes += int(pc.sum(pc.binary_length(nested.field("note").cast(pa.string()))).as_py())
+    assert ids == [f"a{r}" for r in range(rows)] and keys == list(range(rows)) and notes == rows * len(note)
 
 
 def test_glob_matching_nothing_is_an_error(tmp_path):
