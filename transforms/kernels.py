@@ -1159,6 +1159,35 @@ def _repeated_ngrams(values, m, n, slots, stamps, stamp):
     return total, 1 << bits
 
 
+# Texts of more character n-grams than this count their repeats by sorting their keys: the table
+# (9 bytes a slot, 4 to 8 slots an n-gram) took 9.7 GB for one 200 MB text (max_text_bytes raised),
+# where the sorted keys take 8 bytes an n-gram. 4M n-grams are 150-300 MB of table.
+_SORT_FROM = 1 << 22
+
+
+@nb.njit(cache=True)
+def _repeated_ngrams_sorted(values, m, n):
+    """`_repeated_ngrams`' count, by sorting the n-grams' keys (the same keys: hashes shifted up one bit)
+    and counting the runs of two or more."""
+    grams = m - n + 1
+    if grams < 1:
+        return 0
+    keys = np.empty(grams, np.uint64)
+    _ngram_keys(values, 0, m, n, keys)
+    keys <<= np.uint64(1)
+    keys.sort()
+    total = 0
+    run = 1
+    for j in range(1, grams + 1):
+        if j < grams and keys[j] == keys[j - 1]:
+            run += 1
+            continue
+        if run > 1:
+            total += run
+        run = 1
+    return total
+
+
 @nb.njit(cache=True, inline="always")
 def _roll_top(n):
     """_ROLL ** (n - 1): the weight of an n-gram's oldest value in its rolling hash."""
@@ -1238,7 +1267,7 @@ def doc_stats(data, offsets, classes):
     line_len = np.empty(longest + 2, np.int64)
     line_at = np.empty(longest + 2, np.int64)
     hashed_len = np.empty(longest + 2, np.int64)
-    slots, stamps = _stamped_table(longest)
+    slots, stamps = _stamped_table(min(longest, _SORT_FROM))
     stamp = 0
     stamped = 0  # the table's first `stamped` slots may hold a stamp
     for d in range(n):
@@ -1434,10 +1463,13 @@ def doc_stats(data, offsets, classes):
             if stamp == 255:  # uint8 stamps: clear the stamped slots and start again at 1
                 stamps[:stamped] = 0
                 stamp = stamped = 0
-            stamp += 1
-            dups, used = _repeated_ngrams(cps, m, _CHAR_NGRAM, slots, stamps, np.uint8(stamp))
-            out[d, _DUP_CHAR_NGRAMS] = dups
-            stamped = max(stamped, used)
+            if grams > _SORT_FROM:
+                out[d, _DUP_CHAR_NGRAMS] = _repeated_ngrams_sorted(cps, m, _CHAR_NGRAM)
+            else:
+                stamp += 1
+                dups, used = _repeated_ngrams(cps, m, _CHAR_NGRAM, slots, stamps, np.uint8(stamp))
+                out[d, _DUP_CHAR_NGRAMS] = dups
+                stamped = max(stamped, used)
     return out
 
 

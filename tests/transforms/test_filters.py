@@ -430,6 +430,20 @@ def test_repeated_character_ngrams_match_a_plain_count_over_many_texts_of_a_batc
     assert view.stat("dup_char_ngrams").astype(int).tolist() == [_repeated_char_ngrams(t) for t in texts]
 
 
+def test_repeated_character_ngrams_of_a_text_past_the_table_are_counted_by_sorting():
+    """A text of more 10-grams than kernels._SORT_FROM (4.2M) counts them by sorting its keys, not in
+    the table (4 to 8 slots of 9 bytes each: one 200 MB text took 9.7 GB): the same count, and the
+    short texts after it still counted in the table."""
+    rng = np.random.default_rng(3)
+    alphabet = list("abcdefgh ij\n日本語🙂")
+    block = "".join(rng.choice(alphabet, 300_000))
+    long = block * 14 + "".join(rng.choice(alphabet, 100_000))
+    assert len(long) - 9 > kernels._SORT_FROM
+    texts = ["ha" * 30, long, "abcdefghijk" * 2, WIKI]
+    view = TextView(pa.array(texts, pa.string()))
+    assert view.stat("dup_char_ngrams").astype(int).tolist() == [_repeated_char_ngrams(t) for t in texts]
+
+
 def test_the_tail_truncation_reads_is_arrows_slice_of_the_trimmed_text():
     # The compiled tail must cut exactly where Arrow does: its whitespace (every kind it trims), its
     # count of characters (code points: emoji, CJK, combining marks each one), slices and nulls.
