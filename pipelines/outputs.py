@@ -27,7 +27,7 @@ from hybridmix.schemas.config import PipelineConfig
 from hybridmix.schemas.errors import ConfigError, OutputError, OutputLocked
 from hybridmix.transforms import parallel
 from hybridmix.transforms.inputs import glob_base, has_wildcards
-from hybridmix.transforms.manifest import OUTPUT_FOLDERS, listed_paths
+from hybridmix.transforms.manifest import OUTPUT_FOLDERS, listed_paths, listed_sizes
 from hybridmix.transforms.objectstore import (
     LOCKING_SCHEMES,
     Store,
@@ -142,15 +142,30 @@ def _real_file(path: str, folders: dict[str, str]) -> str:
     return os.path.join(folders[head], name)
 
 
-def unlisted_files(out: str) -> list[str]:
+def not_written_here(out: str) -> list[str]:
     """Files and folders inside a finished local output's folders (data/, ledger/, ...) that its manifest
-    does not list, relative to `out`: put there by someone else, so a replacing run must not delete them."""
+    does not list, or lists with another size (or as a plain file, where a link or folder now stands),
+    relative to `out`: put there by someone else, so a replacing run must not delete them."""
     try:
         with open(os.path.join(out, MANIFEST), encoding="utf-8") as fh:
             manifest = json.load(fh)
     except (OSError, ValueError):
         manifest = None
     listed = {os.path.normpath(p) for p in listed_paths(manifest)}
+    return sorted(_unlisted(out, listed) + _changed(out, manifest))
+
+
+def _changed(out: str, manifest) -> list[str]:
+    changed = []
+    for path, size in listed_sizes(manifest):
+        full = os.path.join(out, path)
+        if os.path.islink(full) or (os.path.lexists(full) and (
+                not os.path.isfile(full) or os.path.getsize(full) != size)):
+            changed.append(os.path.normpath(path))
+    return changed
+
+
+def _unlisted(out: str, listed: set[str]) -> list[str]:
     holding = {os.path.dirname(p) for p in listed}
     found = []
     for folder in OUTPUT_FOLDERS:
@@ -163,7 +178,7 @@ def unlisted_files(out: str) -> list[str]:
             found += [os.path.join(rel, d) for d in dirnames if os.path.join(rel, d) not in holding]
             dirnames[:] = [d for d in dirnames if os.path.join(rel, d) in holding]
             found += [os.path.join(rel, f) for f in filenames if os.path.join(rel, f) not in listed]
-    return sorted(found)
+    return found
 
 
 def _check_remote_output(out: str, input_paths: list[str]) -> Existing:

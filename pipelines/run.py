@@ -38,11 +38,11 @@ from hybridmix.pipelines.outputs import (
     check_writable,
     finished_run_id,
     make_staging,
+    not_written_here,
     output_lock,
     recover_and_clean,
     remove_staging,
     resolve_output,
-    unlisted_files,
 )
 from hybridmix.pipelines.plan import certainly_infeasible
 from hybridmix.pipelines.progress import in_process, watch_run
@@ -192,11 +192,12 @@ def already_done(out: str, existing: Existing, if_exists: IfExists, run_id: str,
         hint = f" (run {done}; this run is {run_id})" if if_exists is IfExists.SKIP else f" (run {done})"
         instead = " instead of --if-exists skip" if if_exists is IfExists.SKIP else ""
         raise OutputError(f"{out} holds a finished run{hint}; pass --force{instead} to replace it")
-    unlisted = [] if is_remote(out) else unlisted_files(out)
-    if unlisted:
-        shown = ", ".join(unlisted[:5]) + (", ..." if len(unlisted) > 5 else "")
+    foreign = [] if is_remote(out) else not_written_here(out)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         raise OutputError(
-            f"{out} holds a finished run, and also files its manifest does not list ({shown}); "
+            f"{out} holds a finished run, and also files its manifest does not list, or lists with "
+            f"another size (written over since; {shown}); "
             "replacing the output would delete them, and hybridmix never deletes what it did not write: "
             "move them out of the folder, or choose another output folder")
     return False

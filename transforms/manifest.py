@@ -28,13 +28,23 @@ OUTPUT_FOLDERS = ("data", "rejects", "filtered", "duplicates", "ledger", "index"
 _COUNTED = COUNT_FIELDS + ("written",)
 
 
+def _listed(manifest: Any) -> list[dict]:
+    outputs = manifest.get("outputs") if isinstance(manifest, dict) else None
+    return [entry for files in (outputs.values() if isinstance(outputs, dict) else ())
+            for entry in (files if isinstance(files, list) else ())
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str)]
+
+
 def listed_paths(manifest: Any) -> list[str]:
     """The file paths a manifest's `outputs` lists, relative to its run folder. A manifest that is not
     one (hand-edited, cut short) lists none: callers decide what that means."""
-    outputs = manifest.get("outputs") if isinstance(manifest, dict) else None
-    return [entry["path"] for files in (outputs.values() if isinstance(outputs, dict) else ())
-            for entry in (files if isinstance(files, list) else ())
-            if isinstance(entry, dict) and isinstance(entry.get("path"), str)]
+    return [entry["path"] for entry in _listed(manifest)]
+
+
+def listed_sizes(manifest: Any) -> list[tuple[str, int]]:
+    """(path, size_bytes) of the files a manifest's `outputs` lists with a size."""
+    return [(entry["path"], entry["size_bytes"]) for entry in _listed(manifest)
+            if isinstance(entry.get("size_bytes"), int)]
 
 
 def _counts(stats: RunStats, sources: list[str]) -> dict[str, SourceCounts]:

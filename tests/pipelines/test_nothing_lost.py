@@ -91,20 +91,24 @@ def test_a_folder_with_other_files_is_refused_and_left_alone(tmp_path, force):
     assert not (tmp_path / ".project.lock").exists()  # refused before the lock: nothing written beside it
 
 
-@pytest.mark.parametrize("where", ["data/notes.txt", "ledger/mine/part.parquet"])
+@pytest.mark.parametrize("where", ["data/notes.txt", "ledger/mine/part.parquet", "written over"])
 def test_force_keeps_files_put_inside_a_finished_output(tmp_path, where):
-    """A finished output's folders may hold files its run did not write: --force replaces nothing then."""
+    """A finished output's folders may hold files its run did not write, or a file of its own someone
+    wrote over (the manifest gives another size): --force replaces nothing then."""
     _corpus(tmp_path)
     config = _config(tmp_path)
     out = tmp_path / "out"
     assert main(["run", config, "--output", str(out)]) == 0
     before = _complete(out)
+    if where == "written over":
+        where = os.path.relpath(sorted(glob.glob(str(out / "data" / "*.parquet")))[0], out)
     (out / where).parent.mkdir(parents=True, exist_ok=True)
     (out / where).write_text("mine")
     result = _cli("run", config, "--output", out, "--force", "--run-id", "second")
-    _one_error_line(result, 2, f"also files its manifest does not list ({where.split('/')[0]}/")
-    assert (out / where).read_text() == "mine"
-    assert _complete(out) == before and _leftovers(out) == []
+    _one_error_line(result, 2, f"also files its manifest does not list, or lists with another size (written "
+                               f"over since; {where.split('/')[0]}/")
+    assert (out / where).read_text() == "mine" and _leftovers(out) == []
+    assert (out / "_SUCCESS").read_text().strip() == before  # the first run still stands
     os.remove(out / where)
     if os.path.dirname(where) != where.split("/")[0]:
         os.rmdir(out / os.path.dirname(where))
