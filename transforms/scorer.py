@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -351,26 +353,38 @@ def load_scorer(path: str | None) -> Scorer:
     not_a_scorer = f"{path}: not a hybridmix scorer file ({FORMAT})"
     try:
         loaded = np.load(path, allow_pickle=False)
-    except ValueError:
+    except (ValueError, EOFError, zipfile.BadZipFile) as exc:
         # numpy's own message for a file it cannot read advises loading it with allow_pickle.
-        raise ValueError(not_a_scorer) from None
+        raise ValueError(_damaged(path, exc) if isinstance(exc, zipfile.BadZipFile) else not_a_scorer) from None
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise ValueError(not_a_scorer)
     with loaded as data:
-        if "format" not in data.files or str(data["format"]) != FORMAT:
-            raise ValueError(not_a_scorer)
-        unknown = [n for n in data["dense_names"].tolist() if n not in DENSE_FEATURES]
-        if unknown:
-            raise ValueError(f"{path}: uses features this hybridmix does not have: {', '.join(unknown)}")
-        return Scorer(
-            bits=int(data["bits"]),
-            hashed_weights=data["hashed_weights"].astype(np.float32),
-            dense_names=tuple(data["dense_names"].tolist()),
-            dense_mean=data["dense_mean"].astype(np.float64),
-            dense_scale=data["dense_scale"].astype(np.float64),
-            dense_weights=data["dense_weights"].astype(np.float64),
-            clip=float(data["clip"]),
-            bias=float(data["bias"]),
-            quantiles=data["quantiles"].astype(np.float64),
-            meta=json.loads(str(data["meta"])),
-        )
+        try:
+            return _scorer_of(data, path, not_a_scorer)
+        except (EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ValueError(_damaged(path, exc)) from None
+
+
+def _damaged(path: str, exc: Exception) -> str:
+    """A scorer file cut short or changed since it was written: a zip archive numpy cannot read whole."""
+    return f"{path}: damaged or incomplete scorer file ({type(exc).__name__}: {exc}); write it again"
+
+
+def _scorer_of(data: np.lib.npyio.NpzFile, path: str, not_a_scorer: str) -> Scorer:
+    if "format" not in data.files or str(data["format"]) != FORMAT:
+        raise ValueError(not_a_scorer)
+    unknown = [n for n in data["dense_names"].tolist() if n not in DENSE_FEATURES]
+    if unknown:
+        raise ValueError(f"{path}: uses features this hybridmix does not have: {', '.join(unknown)}")
+    return Scorer(
+        bits=int(data["bits"]),
+        hashed_weights=data["hashed_weights"].astype(np.float32),
+        dense_names=tuple(data["dense_names"].tolist()),
+        dense_mean=data["dense_mean"].astype(np.float64),
+        dense_scale=data["dense_scale"].astype(np.float64),
+        dense_weights=data["dense_weights"].astype(np.float64),
+        clip=float(data["clip"]),
+        bias=float(data["bias"]),
+        quantiles=data["quantiles"].astype(np.float64),
+        meta=json.loads(str(data["meta"])),
+    )

@@ -10,7 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from hybridmix.pipelines.cli import main
+from hybridmix.transforms.scorer import DEFAULT_SCORER
 from tests.builders import write_config, write_parquet
+from tests.pipelines.test_cli import ROOT
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "data")
 
@@ -162,8 +164,15 @@ def test_validate_checks_the_scorer_file_as_run_does(tmp_path, capsys):
     write_parquet(tmp_path / "answers.parquet", [{"id": f"a{i}", "text": f"answer number {i} here"} for i in range(5)])
     np.save(tmp_path / "weights.npy", np.zeros(3))
     (tmp_path / "notes.yaml").write_text("a: 1\n")
+    with open(os.path.join(ROOT, "transforms", "scorers", DEFAULT_SCORER), "rb") as fh:
+        bundled = fh.read()
+    (tmp_path / "cut.npz").write_bytes(bundled[:len(bundled) // 2])  # a copy that stopped half way
+    middle = len(bundled) // 2
+    (tmp_path / "flipped.npz").write_bytes(bundled[:middle] + bytes(b ^ 0xFF for b in bundled[middle:middle + 64])
+                                           + bundled[middle + 64:])
     for path, says in [("missing.npz", "No such file"), ("notes.yaml", "not a hybridmix scorer file"),
-                       ("weights.npy", "not a hybridmix scorer file")]:
+                       ("weights.npy", "not a hybridmix scorer file"), ("cut.npz", "damaged or incomplete scorer file"),
+                       ("flipped.npz", "damaged or incomplete scorer file")]:
         config = write_config(tmp_path / "mix.yaml", {
             "corpora": [{"name": "answers", "origin": "synthetic", "paths": ["answers.parquet"], "id_column": "id"}],
             "quality": {"scorer": {"path": path}},
