@@ -15,7 +15,7 @@ from enum import StrEnum
 import apache_beam as beam
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.runners.runner import PipelineState
+from apache_beam.runners.runner import PipelineState, create_runner
 
 from hybridmix.pipelines.build import (
     RunContext,
@@ -136,7 +136,18 @@ def beam_options(flags: list[str]) -> PipelineOptions:
             "measured to lose elements; use multi_processing or in_memory")
     if not values.get("runner"):
         options = Options(flags + [f"--runner={DEFAULT_RUNNER}"])
+    else:
+        _check_runner(values["runner"])
     return options
+
+
+def _check_runner(name: str) -> None:
+    """A runner Beam knows, named as Beam names runners: a misspelt one (FlinkRuner) passed `validate`
+    and stopped `run` with an internal error."""
+    try:
+        create_runner(name)
+    except (ValueError, ImportError, AttributeError) as exc:
+        raise ConfigError(f"--runner={name}: {one_line(exc)}") from None
 
 
 def _output_path(config: PipelineConfig, base_dir: str, given: str | None) -> str:

@@ -241,6 +241,8 @@ def test_validate_takes_beam_options_and_asks_the_job_server(tmp_path):
                 f"--job_endpoint=localhost:{_free_port()}")
     assert down.returncode == 75 and "no Beam job server answers there" in down.stderr, down.stderr
     assert _cli("validate", config, "--output", out, "--runer=x").returncode == 2
+    misspelt = _cli("validate", config, "--output", out, "--runner=FlinkRuner")
+    assert misspelt.returncode == 2 and "--runner=FlinkRuner: Unexpected pipeline runner" in misspelt.stderr
 
 
 def _cli(*args, cwd=None):
@@ -260,11 +262,12 @@ def _cli(*args, cwd=None):
         ("impossible", 5, "source 'chat' (synthetic) has 43,174 tokens at most, counting one per byte of text; the "
                           "mixture needs 4,000,000 (40.00% of 10,000,000)"),
         ("unknown-flag", 2, "unknown option(s): --runer"),
+        ("unknown-runner", 2, "--runner=FlinkRuner: Unexpected pipeline runner: FlinkRuner. Valid values are"),
         ("output-inside-input", 2, "is inside input folder"),
         ("no-job-server", 75, "no Beam job server answers there"),
     ],
-    ids=["bad-config", "missing-files", "guard", "infeasible", "impossible", "unknown-flag", "output-inside-input",
-         "no-job-server"],
+    ids=["bad-config", "missing-files", "guard", "infeasible", "impossible", "unknown-flag", "unknown-runner",
+         "output-inside-input", "no-job-server"],
 )
 def test_errors_exit_with_documented_code_and_one_line(tmp_path, case, code, message):
     _corpus(tmp_path)
@@ -284,6 +287,9 @@ def test_errors_exit_with_documented_code_and_one_line(tmp_path, case, code, mes
     elif case == "unknown-flag":
         config = _config(tmp_path)
         extra = ["--runer=FlinkRunner"]
+    elif case == "unknown-runner":
+        config = _config(tmp_path)
+        extra = ["--runner=FlinkRuner"]
     elif case == "no-job-server":
         config = _config(tmp_path)
         extra = ["--runner=PortableRunner", f"--job_endpoint=localhost:{_free_port()}", "--environment_type=LOOPBACK"]
