@@ -16,14 +16,15 @@ from typing import NamedTuple
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from hybridmix.schemas.config import DecontaminateConfig, EvalSetConfig
 from hybridmix.schemas.errors import ConfigError, DataError
+from hybridmix.schemas.reasons import RejectReason
 from hybridmix.schemas.stats import Figure, stat
 from hybridmix.transforms.decontam_core import EvalIndex, PartialIndex, build_index, item_words
 from hybridmix.transforms.inputs import _display, match_files
+from hybridmix.transforms import jsonl
 from hybridmix.transforms.jsonl import decompressed_bytes, is_jsonl_name
 from hybridmix.transforms.storage import open_raw, sha256_file
 
@@ -95,11 +96,11 @@ def read_eval_file(file: EvalFile, config: DecontaminateConfig) -> PartialIndex:
         raise DataError(f"{file.display}: evaluation file changed during the run; run again")
     spec = next(s for s in config.against if s.name == file.set_name)
     try:
-        table = (pj.read_json(pa.BufferReader(decompressed_bytes(data))) if file.format == "jsonl"
+        table = (_jsonl_table(decompressed_bytes(data), file, spec) if file.format == "jsonl"
                  else pq.read_table(pa.BufferReader(data)))
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{file.display}: cannot read evaluation set {spec.name!r} as {file.format}: {exc}") from None
-    _require_columns(table.column_names, file, spec)  # JSON Lines rows may differ from the first
+    _require_columns(table.column_names, file, spec)
     texts = table.column(spec.text_column).combine_chunks()
     if not pa.types.is_string(texts.type) and not pa.types.is_large_string(texts.type):
         try:
@@ -114,6 +115,22 @@ def read_eval_file(file: EvalFile, config: DecontaminateConfig) -> PartialIndex:
     else:
         ids = [f"{os.path.basename(file.path)}:{row}" for row in range(table.num_rows)]
     return item_words(spec.name, ids, texts)
+
+
+def _jsonl_table(data: bytes, file: EvalFile, spec: EvalSetConfig) -> pa.Table:
+    """An evaluation set's text and id keys, read as a corpus reads JSON Lines: record by record, so
+    other keys may hold any type (Arrow's reader inferred one type per key over the whole file, and an
+    unused `meta` that was an object in one record and a string in the next stopped the run), and an
+    id may be a number in one record and a string in another. A record without the text key has no
+    text; a line that is not a JSON object, or a text that is not a string, is an error naming the line:
+    an item left out would let a contaminated document through."""
+    roles = {"text": spec.text_column, **({"id": spec.id_column} if spec.id_column else {})}
+    batch, parsed = jsonl.parse_records(list(jsonl.records_of(data)),
+                                        jsonl.Roles.of(roles, f"decontaminate.against ({spec.name}).text_column"))
+    for line, reason, detail in zip(parsed.lines, parsed.reasons, parsed.details):
+        if reason and reason != RejectReason.MISSING_COLUMN.value:
+            raise DataError(f"{file.display}: line {line} of evaluation set {spec.name!r}: {detail}")
+    return pa.Table.from_batches([batch])
 
 
 class _MergeIndex(beam.CombineFn):

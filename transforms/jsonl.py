@@ -142,6 +142,13 @@ def _lines_of(blocks: Iterator[bytes], strip_bom: bool) -> Iterator[bytes]:
         yield tail
 
 
+def records_of(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, line) of every record of a whole file's decompressed bytes."""
+    for number, line in enumerate(_lines_of(iter([data]), strip_bom=True), 1):
+        if line.strip(_WHITESPACE):
+            yield number, line
+
+
 def is_blank(line: bytes) -> bool:
     return not line.strip(_WHITESPACE)
 

@@ -111,6 +111,36 @@ def test_compressed_json_lines_evaluation_sets_are_read(tmp_path, sample, compre
     assert json.loads((out / "manifest.json").read_text())["decontamination"]["sets"]["more"]["items"] == 8
 
 
+def test_json_lines_evaluation_sets_are_read_record_by_record(tmp_path, sample, capsys):
+    """Published evaluation sets are loosely typed: a key the run does not use holds an object in one
+    record and a string in the next, ids are numbers and strings, a record lacks the text (Arrow's
+    whole-file reader stopped the run on the first two). A line that is not JSON names itself."""
+    root = tmp_path / "in"
+    (root / "eval").mkdir(parents=True)
+    items = sample[2]
+    records = [{"qid": 1, "text": items[2]["text"], "meta": {"source": "x"}},
+               {"qid": "q-2", "text": items[3]["text"], "meta": "plain string"},
+               {"qid": 3, "meta": None},
+               {"text": items[4]["text"], "meta": [1, "two"]}]
+    with open(root / "eval" / "loose.jsonl", "w", encoding="utf-8") as fh:
+        fh.write("\ufeff" + "\r\n".join(json.dumps(r) for r in records) + "\r\n")
+    eval_set = {"name": "loose", "paths": ["eval/loose.jsonl"], "id_column": "qid"}
+    config = _inputs(root, sample, [eval_set])
+    out = tmp_path / "out"
+    assert main(["run", config, "--output", str(out)]) == 0
+    filtered = pq.read_table(out / "filtered")
+    hits = filtered.filter(pc.equal(filtered.column("filter"), "decontaminate")).to_pylist()
+    assert [(h["doc_id"], h["eval_item"]) for h in hits] == [(sample[1][9]["id"], "1")]
+    figures = json.loads((out / "manifest.json").read_text())["decontamination"]["sets"]["loose"]
+    assert figures["items"] == 4 and figures["indexed"] == 3
+
+    with open(root / "eval" / "loose.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"qid": 5, "text": "cut off her')
+    assert main(["run", config, "--output", str(tmp_path / "out2")]) == 3
+    assert ("loose.jsonl: line 5 of evaluation set 'loose': not valid JSON: unexpected end of data"
+            in capsys.readouterr().err)
+
+
 def test_flag_mode_keeps_the_document_and_names_the_set(tmp_path, sample):
     root = tmp_path / "in"
     config = _inputs(root, sample, _write_eval(root, sample[2]), mode="flag")
