@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
-from hybridmix.pipelines.inspection import read_manifest, run_folder
+from hybridmix.pipelines.inspection import missing_files, read_manifest, reading_output, run_folder, shown_files
 from hybridmix.pipelines.report import safe_text
 from hybridmix.schemas.errors import OutputError
 from hybridmix.schemas.reasons import Fate
 from hybridmix.transforms.ledger import LEDGER, PUBLISHED_EARLIER, ledger_shard
+from hybridmix.transforms.manifest import listed_paths
 from hybridmix.transforms.storage import is_remote, open_parquet, parquet_threads
 
 _SHARD_NAME = re.compile(r"^ledger/part-(\d{5})-of-(\d{5})\.parquet$")
@@ -78,13 +79,19 @@ def explain(out: str, doc_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]
     """(manifest, ledger rows of the document, each with the kept document's rows for a duplicate)."""
     manifest = read_manifest(out)
     folder, _ = run_folder(out)
-    rows = ledger_rows(folder, manifest, doc_id)
-    for row in rows:
-        kept = _KEPT.search(row["detail"]) if row["fate"] == Fate.DUPLICATE else None
-        # A duplicate of a document an earlier run published: that document is in that run's ledger, not
-        # this one's (where the same id may be this very row, delivered again).
-        if kept and PUBLISHED_EARLIER not in row["detail"]:
-            row["kept"] = ledger_rows(folder, manifest, kept.group(1))
+    ledger = {p for p in listed_paths(manifest) if p.startswith(f"{LEDGER}/")}
+    damaged = {p: note for p, note in missing_files(folder, manifest).items() if p in ledger}
+    if damaged:
+        raise OutputError(f"{out}: {len(damaged)} file(s) of ledger/ are missing or changed since the run wrote them "
+                          f"({shown_files(damaged)}); run the mix again, or restore the folder from a copy")
+    with reading_output(out):
+        rows = ledger_rows(folder, manifest, doc_id)
+        for row in rows:
+            kept = _KEPT.search(row["detail"]) if row["fate"] == Fate.DUPLICATE else None
+            # A duplicate of a document an earlier run published: that document is in that run's ledger,
+            # not this one's (where the same id may be this very row, delivered again).
+            if kept and PUBLISHED_EARLIER not in row["detail"]:
+                row["kept"] = ledger_rows(folder, manifest, kept.group(1))
     return manifest, rows
 
 

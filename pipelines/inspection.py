@@ -4,9 +4,12 @@ manifest, and its report.html rebuilt from the manifest and the output files."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+
+import pyarrow as pa
 
 from hybridmix.pipelines.outputs import check_beside_output, output_lock, resolve_output
 from hybridmix.pipelines.report import (
@@ -19,7 +22,7 @@ from hybridmix.pipelines.report import (
     summary,
 )
 from hybridmix.schemas.errors import OutputError
-from hybridmix.transforms.manifest import listed_paths
+from hybridmix.transforms.manifest import listed_paths, listed_sizes
 from hybridmix.transforms.objectstore import read_bytes, read_commit
 from hybridmix.transforms.publish import MANIFEST, SUCCESS
 from hybridmix.transforms.report_html import REPORT, build_report
@@ -69,14 +72,35 @@ def read_manifest(out_dir: str) -> dict:
     return manifest
 
 
-def missing_files(folder: str, manifest: dict) -> list[str]:
-    """Files the manifest lists that are not in the run's folder."""
-    listed = listed_paths(manifest)
+def missing_files(folder: str, manifest: dict) -> dict[str, str]:
+    """Files the manifest lists that are not in the run's folder, or not as the run wrote them (another
+    size: cut short in a copy, or written over), each with what is wrong ("" for missing)."""
+    sizes = dict(listed_sizes(manifest))
     if is_remote(folder):
         base = folder.rstrip("/") + "/"
-        present = {p[len(base):] for p, _, _ in list_files(folder)}
-        return [p for p in listed if p not in present]
-    return [p for p in listed if not os.path.isfile(os.path.join(folder, p))]
+        present = {p[len(base):]: size for p, size, _ in list_files(folder)}
+    else:
+        present = {p: os.path.getsize(os.path.join(folder, p)) for p in listed_paths(manifest)
+                   if os.path.isfile(os.path.join(folder, p))}
+    return {p: "" if p not in present else f"{present[p]:,} bytes; the manifest says {sizes[p]:,}"
+            for p in listed_paths(manifest) if p not in present or present[p] != sizes.get(p, present[p])}
+
+
+def shown_files(files: dict[str, str], most: int = 5) -> str:
+    """`missing_files`' files, each with what is wrong with it, the first `most` of them."""
+    shown = [f"{p} ({note})" if note else p for p, note in list(files.items())[:most]]
+    return ", ".join(shown) + (", ..." if len(files) > most else "")
+
+
+@contextlib.contextmanager
+def reading_output(out: str):
+    """Reads of an output's files: one that is not Parquet any more (damaged in place, the same size)
+    is the output's fault, exit 2, not an internal error."""
+    try:
+        yield
+    except (OSError, pa.ArrowException) as exc:
+        raise OutputError(f"{out}: a file of the run cannot be read ({' '.join(str(exc).split())}); the output is damaged: "
+                          "run the mix again, or restore the folder from a copy") from None
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -86,8 +110,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         log.warning("%s has no %s; the run did not finish", args.out, SUCCESS)
     missing = missing_files(folder, manifest)
     if missing:
-        log.warning("%d file(s) listed in the manifest are missing: %s%s", len(missing), ", ".join(missing[:5]),
-                    ", ..." if len(missing) > 5 else "")
+        log.warning("%d file(s) listed in the manifest are missing or changed: %s", len(missing), shown_files(missing))
     if args.json:
         print(json.dumps(manifest, indent=2))
         _refuse_unfinished(args.out, finished, missing)
@@ -110,26 +133,27 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if data:
         first = (f"{folder.rstrip('/')}/{data[0]['path']}" if is_remote(folder)
                  else os.path.join(folder, data[0]["path"]))
-        pf = open_parquet(first)
-        print(f"\nschema of data/ ({len(data)} file(s), {sum(d['rows'] for d in data):,} rows):")
-        print(schema_text(pf.schema_arrow))
-        if args.rows > 0:
+        with reading_output(args.out):
+            pf = open_parquet(first)
+            print(f"\nschema of data/ ({len(data)} file(s), {sum(d['rows'] for d in data):,} rows):")
+            print(schema_text(pf.schema_arrow))
             rows = (pf.read_row_group(0, use_threads=parquet_threads(first)).slice(0, args.rows).to_pylist()
-                    if pf.num_row_groups else [])
+                    if args.rows > 0 and pf.num_row_groups else [])
+        if args.rows > 0:
             print(f"\nfirst {len(rows)} row(s) of {data[0]['path']}:")
             print(sample_rows(rows, ["id", "origin", "source", "tokens", "split", "text"]))
     _refuse_unfinished(args.out, finished, missing)
     return 0
 
 
-def _refuse_unfinished(out: str, finished: bool, missing: list[str]) -> None:
+def _refuse_unfinished(out: str, finished: bool, missing: dict[str, str]) -> None:
     """After what an unfinished or incomplete output holds has been shown, the error that ends it (exit
     2): a job that checks outputs with `inspect` sees why on stderr's last line, not only warnings."""
     if not finished:
         raise OutputError(f"{out} has no {SUCCESS}: the run did not finish; the above is what it left")
     if missing:
-        raise OutputError(f"{out}: {len(missing)} file(s) listed in the manifest are missing; the above is "
-                          "what is left of the run")
+        raise OutputError(f"{out}: {len(missing)} file(s) listed in the manifest are missing or changed since the "
+                          "run wrote them; the above is what is left of the run")
 
 
 def _write_text(path: str, text: str) -> None:
@@ -153,8 +177,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise OutputError(f"{args.out} has no {SUCCESS}: the run did not finish, so there is nothing to report")
     missing = missing_files(folder, manifest)
     if missing:
-        raise OutputError(f"{args.out}: {len(missing)} file(s) listed in the manifest are missing "
-                          f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); cannot report on it")
+        raise OutputError(f"{args.out}: {len(missing)} file(s) listed in the manifest are missing or changed since "
+                          f"the run wrote them ({shown_files(missing)}); cannot report on it")
     out = resolve_output(args.out)
     own = f"{folder.rstrip('/')}/{REPORT}" if is_remote(folder) else os.path.join(out, REPORT)
     target = None
@@ -164,7 +188,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             target = None  # the output's own page: written as without --output, under the output's lock
         else:
             check_beside_output(args.output, out, "--output", "the page", f"{out}.html")
-    page = build_report(folder, manifest)
+    with reading_output(args.out):
+        page = build_report(folder, manifest)
     if target is not None:
         _write_text(target, page)
     elif is_remote(folder):

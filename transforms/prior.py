@@ -16,6 +16,7 @@ import collections
 import logging
 import math
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -40,6 +41,7 @@ from hybridmix.transforms.batches import (
 from hybridmix.transforms.duplicates import duplicate_rows
 from hybridmix.transforms.earlier import open_output, resolve
 from hybridmix.transforms.index import INDEX, bbit_similarity, low_bytes, sketch_rows
+from hybridmix.transforms.inputs import one_line
 from hybridmix.transforms.minhash import EMPTY_HASH
 from hybridmix.transforms.sketch import lsh_shape, read_bands
 from hybridmix.transforms.stats import STATS, emit_by_source
@@ -223,8 +225,7 @@ class _ReadIndexFn(beam.DoFn):
         parts = self._partitions
         columns_read = (["content_hash"] if self._exact else []) + (["bands"] if near else [])
         row = 0
-        for batch in open_parquet(path).iter_batches(batch_size=65_536, columns=columns_read,
-                                                     use_threads=parquet_threads(path)):
+        for batch in _index_batches(path, columns_read):
             n = batch.num_rows
             refs = _refs(ordinal, row, n)
             row += n
@@ -316,10 +317,28 @@ def _not_exact(element):
         yield int(o), (uids[rows], refs[rows])
 
 
+def _unreadable_index(path: str, exc: Exception) -> DataError:
+    """An index file of an earlier output that is not Parquet any more: damaged in place (the size the
+    manifest gives, which the plan checks), not an internal error."""
+    return DataError(f"{path}: this index file of an earlier output cannot be read ({one_line(exc)}): run that "
+                     "mix again, or leave it out of dedup.against")
+
+
+def _index_batches(path: str, columns_read: list[str]) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from open_parquet(path).iter_batches(batch_size=65_536, columns=columns_read,
+                                                   use_threads=parquet_threads(path))
+    except (OSError, pa.ArrowException) as exc:
+        raise _unreadable_index(path, exc) from None
+
+
 def _read_rows(path: str, refs: np.ndarray, columns_read: list[str]) -> pa.Table:
     """Rows `refs` (all of one index file) of its `columns_read`, in the order of `refs`."""
     rows = (refs & np.int64((1 << _ROW_BITS) - 1)).astype(np.int64)
-    table = open_parquet(path).read(columns=columns_read, use_threads=parquet_threads(path))
+    try:
+        table = open_parquet(path).read(columns=columns_read, use_threads=parquet_threads(path))
+    except (OSError, pa.ArrowException) as exc:
+        raise _unreadable_index(path, exc) from None
     if len(rows) and int(rows.max()) >= table.num_rows:
         raise DataError(f"{path} changed during the run: it has {table.num_rows} rows, fewer than the run read; "
                         "nothing was published")

@@ -117,7 +117,26 @@ def test_report_needs_a_finished_run(tmp_path, capsys):
         assert shown.err.strip().splitlines()[-1] == \
             f"hybridmix: error: {out} has no _SUCCESS: the run did not finish; the above is what it left"
     (out / "_SUCCESS").write_bytes(success)
-    next(iter((out / "data").glob("*.parquet"))).unlink()
+    data = next(iter((out / "data").glob("*.parquet")))
+    whole = data.read_bytes()
+    data.unlink()
     assert main(["inspect", str(out)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == \
-        f"hybridmix: error: {out}: 1 file(s) listed in the manifest are missing; the above is what is left of the run"
+        (f"hybridmix: error: {out}: 1 file(s) listed in the manifest are missing or changed since the run wrote them; "
+         "the above is what is left of the run")
+    # Cut short in a copy: named with both sizes, by inspect, report and explain (exit 2, no traceback).
+    data.write_bytes(whole[:500])
+    for command in (["inspect", str(out)], ["report", str(out)]):
+        assert main(command) == 2
+        assert f"(500 bytes; the manifest says {len(whole):,})" in capsys.readouterr().err
+    ledger = next(iter((out / "ledger").glob("*.parquet")))
+    kept = ledger.read_bytes()
+    ledger.write_bytes(kept[:300])
+    assert main(["explain", str(out), "anything"]) == 2
+    assert "1 file(s) of ledger/ are missing or changed since the run wrote them (ledger/" in capsys.readouterr().err
+    # Damaged in place, the same size: not Parquet any more.
+    ledger.write_bytes(b"\0" * len(kept))
+    data.write_bytes(b"\0" * len(whole))
+    for command in (["inspect", str(out)], ["explain", str(out), "anything"]):
+        assert main(command) == 2
+        assert "a file of the run cannot be read (" in capsys.readouterr().err
