@@ -99,7 +99,8 @@ def reading_output(out: str):
     try:
         yield
     except (OSError, pa.ArrowException) as exc:
-        raise OutputError(f"{out}: a file of the run cannot be read ({' '.join(str(exc).split())}); the output is damaged: "
+        said = " ".join(str(exc).split())
+        raise OutputError(f"{out}: a file of the run cannot be read ({said}); the output is damaged: "
                           "run the mix again, or restore the folder from a copy") from None
 
 

@@ -22,9 +22,9 @@ from hybridmix.schemas.config import DecontaminateConfig, EvalSetConfig
 from hybridmix.schemas.errors import ConfigError, DataError
 from hybridmix.schemas.reasons import RejectReason
 from hybridmix.schemas.stats import Figure, stat
+from hybridmix.transforms import jsonl
 from hybridmix.transforms.decontam_core import EvalIndex, PartialIndex, build_index, item_words
 from hybridmix.transforms.inputs import _display, match_files
-from hybridmix.transforms import jsonl
 from hybridmix.transforms.jsonl import decompressed_bytes, is_jsonl_name
 from hybridmix.transforms.storage import open_raw, sha256_file
 

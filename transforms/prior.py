@@ -15,8 +15,8 @@ from __future__ import annotations
 import collections
 import logging
 import math
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import apache_beam as beam
