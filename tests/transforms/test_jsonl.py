@@ -4,6 +4,7 @@ import gzip
 import json
 import logging
 import os
+import zlib
 
 import apache_beam as beam
 import numpy as np
@@ -223,20 +224,36 @@ def test_malformed_lines_become_rejects_with_their_line_and_reason(tmp_path):
 
 # --- files that cannot be used ---------------------------------------------------------------------
 
+def _whole_lines_before_break(data: bytes, compression: str) -> int:
+    """Records a broken compressed file holds whole before its break, read 64 bytes at a time."""
+    stream, seen = pa.CompressedInputStream(pa.BufferReader(data), compression), b""
+    try:
+        while block := stream.read(64):
+            seen += block
+    except OSError:
+        pass
+    return seen.count(b"\n")
+
+
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])
-def test_a_truncated_compressed_file_is_quarantined_with_the_records_known(tmp_path, compression):
-    rows = [{"id": f"h{i}", "text": words(i, 400)} for i in range(3000)]  # 8 MB: several read blocks
+@pytest.mark.parametrize("rows", [1000, 3000])  # 3,000: 8 MB, several read blocks; 1,000: 0.7 MB, less than one
+def test_a_truncated_compressed_file_is_quarantined_with_the_records_known(tmp_path, compression, rows):
+    rows = [{"id": f"h{i}", "text": words(i, 400 if rows > 1000 else 100)} for i in range(rows)]
     path = _write(tmp_path / "human" / "a.jsonl.gz", _lines(rows), compression)
     data = open(path, "rb").read()
     open(path, "wb").write(data[: len(data) * 2 // 3])
+    known = _whole_lines_before_break(data[: len(data) * 2 // 3], compression)
+    if compression == "gzip":  # zlib gives what decompresses before the break, to the byte
+        assert known == zlib.decompressobj(wbits=31).decompress(data[: len(data) * 2 // 3]).count(b"\n")
+    assert 0 < known < len(rows)
     with pytest.raises(DataError, match=r"a.jsonl.gz: cannot read as .*-compressed JSON Lines: .* after [0-9,]+ "
                                         r"records \(line [0-9]+\); how many records follow is unknown"):
         plan_inputs(_config(tmp_path).ingest, str(tmp_path))
     plan = plan_inputs(_config(tmp_path, on_bad_file="quarantine").ingest, str(tmp_path))
     (bad,) = plan.bad_files
-    assert bad.reason == RejectReason.UNREADABLE_FILE and 0 < bad.rows < 3000
+    assert bad.reason == RejectReason.UNREADABLE_FILE and bad.rows == known
     assert bad.kind == ("jsonl.gz" if compression == "gzip" else "jsonl.zst")
-    assert f"after {bad.rows:,} records" in bad.detail
+    assert f"after {known:,} records (line {known + 1})" in bad.detail
 
 
 def test_files_that_are_not_json_lines(tmp_path, caplog):
