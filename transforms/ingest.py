@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -102,6 +103,8 @@ def _string_column(batch: pa.RecordBatch, column: str | None) -> tuple[pa.Array 
     if column is None:
         return None, np.zeros(batch.num_rows, bool)
     values = batch.column(column)
+    if pa.types.is_fixed_size_binary(values.type):
+        return _fixed_width_text(values), np.zeros(batch.num_rows, bool)
     if is_stringlike(values.type) or is_binarylike(values.type):
         return decoded(values)
     if pa.types.is_floating(values.type):
@@ -115,6 +118,15 @@ def _string_column(batch: pa.RecordBatch, column: str | None) -> tuple[pa.Array 
         return (pa.array([None if v is None or b else json.dumps(_json_ready(v), default=_json_default,
                                                                allow_nan=False)
                           for v, b in zip(_pylist(values, bad), bad)], pa.string()), bad)
+
+
+def _fixed_width_text(values: pa.Array) -> pa.Array:
+    """Fixed-width binary values (keys, not text: Parquet's UUID type reads as 16 bytes) as text: a UUID
+    in its standard form (8-4-4-4-12 hex digits), other widths as hex. Decoded as UTF-8, random UUIDs
+    were rejected as invalid UTF-8 and others became ids of control characters."""
+    if values.type.byte_width == 16:
+        return pa.array([None if v is None else str(uuid.UUID(bytes=v)) for v in values.to_pylist()], pa.string())
+    return pa.array([None if v is None else v.hex() for v in values.to_pylist()], pa.string())
 
 
 def _integers(values: pa.Array) -> tuple[pa.Array, np.ndarray]:

@@ -1,5 +1,6 @@
 import json
 import os
+import uuid
 
 import apache_beam as beam
 import numpy as np
@@ -111,6 +112,20 @@ def test_missing_and_blank_ids_are_null_ids(tmp_path):
     assert built.docs.column("doc_id").to_pylist() == ["a"]
     assert built.rejects.column("reason").to_pylist() == [RejectReason.NULL_ID] * 3
     assert "is null, empty or only whitespace" in built.rejects.column("detail")[0].as_py()
+
+
+@pytest.mark.parametrize("width", [16, 4])
+def test_fixed_width_binary_ids_are_hex(tmp_path, width):
+    """Keys, not text: UUIDs (16 bytes, Parquet's UUID type) in their standard form, other widths as hex.
+    Decoded as UTF-8, random UUIDs were rejected as invalid UTF-8, and bytes 0x09-0x0d as blank ids."""
+    keys = [bytes(range(k, k + width)) for k in (0, 9, 200)] + [None]
+    schema = pa.schema([("id", pa.binary(width)), ("text", pa.string())])
+    config, plan = _corpus(tmp_path, [{"id": k, "text": words(n, 12)} for n, k in enumerate(keys)], schema=schema)
+    built = _build(config, plan)
+    expected = [str(uuid.UUID(bytes=k)) if width == 16 else k.hex() for k in keys[:3]]
+    assert built.docs.column("doc_id").to_pylist() == expected
+    assert width != 16 or expected[0] == "00010203-0405-0607-0809-0a0b0c0d0e0f"
+    assert built.rejects.column("reason").to_pylist() == [RejectReason.NULL_ID]
 
 
 def test_provenance_mapping_defaults_and_meta(tmp_path):
