@@ -5,7 +5,8 @@ runs. Nothing is written.
 Two plans are made with the run's own planner. The estimate: every input row kept, tokens from a
 sample of each corpus (the run's tokenizer over its first rows, scaled by the text column's bytes).
 The upper bound: every row kept and at most one token per byte of text (a token covers at least
-one byte in every tokenizer kind hybridmix has). Filters and dedup only ever remove documents, so a
+one byte in every tokenizer kind hybridmix has but the default estimate, which counts at most
+`kernels.most_tokens_per_byte()`, 3.77). Filters and dedup only ever remove documents, so a
 mixture the upper bound cannot fill cannot be filled by the run: that, and only that, is
 "certainly infeasible" (exit 5), and `run` makes the same check before its heavy stages.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from dataclasses import dataclass, replace
 
@@ -29,6 +31,7 @@ from hybridmix.transforms.earlier import FILTER_COLUMNS, carried_positions
 from hybridmix.transforms.ingest import decoded, is_binarylike, is_stringlike
 from hybridmix.transforms.inputs import InputFile, InputPlan, one_line, plan_inputs
 from hybridmix.transforms.jsonl import sample_texts
+from hybridmix.transforms.kernels import most_tokens_per_byte
 from hybridmix.transforms.mixture_core import (
     MixturePlan,
     SourceTally,
@@ -218,17 +221,29 @@ def certainly_infeasible(config: PipelineConfig, plan: InputPlan) -> str | None:
     if config.mixture.unit == "tokens" and not config.dedup.exact and not all(s.plain for s in sizes):
         return None
     origins = {c.name: c.origin.value for c in config.corpora}
+    per_byte = most_tokens_per_byte() if config.tokenizer.kind == "estimate" else 1.0
     try:
-        plan_mixture(config.mixture, origins, _tallies(config, sizes, lambda s: s.bound_bytes))
+        plan_mixture(config.mixture, origins, _tallies(config, sizes, lambda s: _most_tokens(s, per_byte)))
     except InfeasibleMixtureError as exc:
         # The planner speaks of what filters and dedup left; here every row counts, at its upper bound.
-        bound = ("at most, counting one per byte of text" if config.mixture.unit == "tokens"
-                 else "in its input files")
+        bound = (f"at most, counting {'one' if per_byte == 1.0 else f'{per_byte:g}'} per byte of text"
+                 if config.mixture.unit == "tokens" else "in its input files")
         return exc.message.replace("no documents left after filters and dedup", "no rows in their input files") \
             .replace("after filters and dedup", bound)
     except GuardViolation:
         return None  # guards are judged on what the run keeps, not on upper bounds
     return None
+
+
+def _most_tokens(size: CorpusSize, per_byte: float) -> int:
+    """The most tokens a corpus's text can count. Every tokenizer kind but the default estimate counts a
+    token per byte at most (a token covers a byte or more). The estimate can count more (a one-letter
+    Cyrillic word: 3.77 tokens for 2 bytes; 2.9 per 2-byte character of Thaana), and rounds each text's
+    count: taken as one token per byte, 200 Dhivehi documents that count 197,290 tokens were bounded at
+    145,290, and a mixture they fill was refused as certainly infeasible."""
+    if per_byte == 1.0:
+        return size.bound_bytes
+    return math.ceil(size.bound_bytes * per_byte) + size.rows
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -218,6 +218,16 @@ def token_weights() -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarr
     return base, per_char, _PUNCT_TOKENS, known, known_words()
 
 
+def most_tokens_per_byte() -> float:
+    """The most tokens the default estimate counts per byte of text, before each text's count is rounded
+    (half a token at most): a unit of n code points (n bytes or more) counts base + per_char * (n - 1),
+    no more than the larger of the two times n, a known word 1, a punctuation mark _PUNCT_TOKENS. A
+    one-letter Cyrillic or Arabic word counts 3.77 tokens for 2 bytes; Thaana (an unnamed script) 2.9
+    a character of 2 bytes."""
+    base, per_char, known = script_token_weights()
+    return float(max(base.max(), per_char.max(), known.max(), _PUNCT_TOKENS))
+
+
 def script_token_weights() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(base, per_char, known) per script, as token_weights gives them."""
     base = np.empty(len(SCRIPTS))

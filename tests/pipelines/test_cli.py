@@ -259,8 +259,9 @@ def _cli(*args, cwd=None):
         ("guard", 4, "guards.max_generation: source 'chat' holds generation-1"),
         # Infeasible once filters and dedup have run, and infeasible whatever they keep (found before the run).
         ("infeasible", 5, "source 'chat' (synthetic) has 5,241 tokens after filters and dedup; the mixture needs 8,000"),
-        ("impossible", 5, "source 'chat' (synthetic) has 43,174 tokens at most, counting one per byte of text; the "
-                          "mixture needs 4,000,000 (40.00% of 10,000,000)"),
+        # The default estimate's most: 3.77 tokens per byte of text (43,174 bytes), and a token per row (rounding).
+        ("impossible", 5, "source 'chat' (synthetic) has 162,814 tokens at most, counting 3.77 per byte of text; "
+                          "the mixture needs 4,000,000 (40.00% of 10,000,000)"),
         ("unknown-flag", 2, "unknown option(s): --runer"),
         ("unknown-runner", 2, "--runner=FlinkRuner: Unexpected pipeline runner: FlinkRuner. Valid values are"),
         ("output-inside-input", 2, "is inside input folder"),

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hybridmix.pipelines.cli import main
+from tests.builders import write_parquet
 from tests.pipelines.test_cli import ROOT, _config, _corpus
 
 
@@ -62,6 +63,28 @@ def test_an_origin_of_files_without_rows_is_certainly_infeasible(tmp_path, capsy
     assert "no rows in their input files (even if every input row were kept; nothing was run)" \
         in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_bound_allows_the_estimates_tokens_per_byte(tmp_path, capsys):
+    """The default estimate counts Thaana (Dhivehi; a script it does not name) at 2.9 tokens per 2-byte
+    character: a mixture that needs more tokens than the text has bytes can still be filled, and was
+    refused as certainly infeasible (the bound counted a token per byte)."""
+    _corpus(tmp_path)
+    verse = "ހުރިހާ އިންސާނުންވެސް ދުނިޔެއަށް އުފަންވަނީ، މިނިވަންކަމުގައި، ހަމަހަމަ ޙައްޤުތަކަކާއި"
+    write_parquet(tmp_path / "in" / "human" / "part-0.parquet",
+                  [{"id": f"dv{i}", "text": f"{verse} {verse} ({i})", "lic": "CC0"} for i in range(40)])
+    os.remove(tmp_path / "in" / "human" / "part-1.parquet")
+    config = _config(tmp_path, targets={"human": 0.5, "synthetic": 0.5})
+    assert main(["plan", config, "--json"]) == 0
+    wiki = next(c for c in json.loads(capsys.readouterr().out)["corpora"] if c["name"] == "wiki")
+    assert wiki["estimated_tokens"] > 1.3 * wiki["text_bytes"]
+    between = _config(tmp_path, targets={"human": 0.5, "synthetic": 0.5},
+                      total_tokens=wiki["text_bytes"] + wiki["estimated_tokens"])  # human: bytes < quota < tokens
+    assert main(["plan", between, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["certainly_infeasible"] is None
+    beyond = _config(tmp_path, targets={"human": 0.5, "synthetic": 0.5}, total_tokens=10 * wiki["text_bytes"])
+    assert main(["plan", beyond]) == 5
+    assert "tokens at most, counting 3.77 per byte of text" in capsys.readouterr().out
 
 
 def test_plan_splits_sources_by_script_where_the_mixture_targets_scripts(capsys):
