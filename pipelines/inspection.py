@@ -98,6 +98,8 @@ def reading_output(out: str):
     is the output's fault, exit 2, not an internal error."""
     try:
         yield
+    except BrokenPipeError:
+        raise  # standard output closed early (`inspect OUT | head`): exit 141, as the CLI says
     except (OSError, pa.ArrowException) as exc:
         said = " ".join(str(exc).split())
         raise OutputError(f"{out}: a file of the run cannot be read ({said}); the output is damaged: "
@@ -134,12 +136,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if data:
         first = (f"{folder.rstrip('/')}/{data[0]['path']}" if is_remote(folder)
                  else os.path.join(folder, data[0]["path"]))
-        with reading_output(args.out):
+        with reading_output(args.out):  # only the reads: a closed stdout is not a damaged output
             pf = open_parquet(first)
-            print(f"\nschema of data/ ({len(data)} file(s), {sum(d['rows'] for d in data):,} rows):")
-            print(schema_text(pf.schema_arrow))
+            schema = pf.schema_arrow
             rows = (pf.read_row_group(0, use_threads=parquet_threads(first)).slice(0, args.rows).to_pylist()
                     if args.rows > 0 and pf.num_row_groups else [])
+        print(f"\nschema of data/ ({len(data)} file(s), {sum(d['rows'] for d in data):,} rows):")
+        print(schema_text(schema))
         if args.rows > 0:
             print(f"\nfirst {len(rows)} row(s) of {data[0]['path']}:")
             print(sample_rows(rows, ["id", "origin", "source", "tokens", "split", "text"]))

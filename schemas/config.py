@@ -255,8 +255,10 @@ class FilterSpec(_Model):
 def _default_filters() -> list[FilterSpec]:
     """The measured defaults (README, "Quality filters"): rules that remove synthetic text an
     external judge likes less, and Gopher-style rules for human text. Rules that removed answers
-    the judge liked as much or more (mean word length, share of words with letters, repeated
-    n-grams, truncation, prompt echo) only flag synthetic text. Parameters: the filters' own
+    the judge liked as much (repeated n-grams and characters, truncation, prompt echo) only flag
+    synthetic text; those that removed answers it liked better (mean word length, share of words
+    with letters: code and math) do not judge it, since a flag lowers an answer's chance in
+    selection. Parameters: the filters' own
     defaults in `schemas/filters.py`, unless given here."""
     synthetic, human = [Origin.SYNTHETIC], [Origin.HUMAN]
     return [

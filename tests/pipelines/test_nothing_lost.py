@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 import tomllib
 
@@ -871,6 +872,22 @@ def test_inspect_on_broken_outputs(tmp_path):
     piped = subprocess.run(f"{sys.executable} -m hybridmix.pipelines.cli inspect {out} | head -1", shell=True,
                            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)
     assert piped.stdout.startswith("run ") and piped.stderr == ""
+    # The reader gone while the schema of data/ is printed, right after the first reads of a data file:
+    # still exit 141, not "the output is damaged" (exit 2).
+    breaking = textwrap.dedent(f"""
+        import io, os, sys
+        from hybridmix.pipelines.cli import main
+        class Closed(io.TextIOWrapper):
+            def write(self, text):
+                if "schema of data/" in text:
+                    raise BrokenPipeError(32, "Broken pipe")
+                return super().write(text)
+        sys.stdout = Closed(open(os.devnull, "wb"))
+        sys.exit(main(["inspect", {str(out)!r}]))
+    """)
+    closed = subprocess.run([sys.executable, "-c", breaking], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)
+    assert closed.returncode == 141 and closed.stderr == "", closed.stderr
     (out / "_SUCCESS").unlink()
     warned = _cli("inspect", out, "--json")
     assert warned.returncode == 2 and "has no _SUCCESS" in warned.stderr and json.loads(warned.stdout)["run_id"]
