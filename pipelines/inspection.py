@@ -11,7 +11,7 @@ import os
 
 import pyarrow as pa
 
-from hybridmix.pipelines.outputs import check_beside_output, output_lock, resolve_output
+from hybridmix.pipelines.outputs import changed_files, check_beside_output, output_lock, resolve_output
 from hybridmix.pipelines.report import (
     collapse_table,
     filters_table,
@@ -75,13 +75,12 @@ def read_manifest(out_dir: str) -> dict:
 def missing_files(folder: str, manifest: dict) -> dict[str, str]:
     """Files the manifest lists that are not in the run's folder, or not as the run wrote them (another
     size: cut short in a copy, or written over), each with what is wrong ("" for missing)."""
+    if not is_remote(folder):
+        missing = {p: "" for p in listed_paths(manifest) if not os.path.lexists(os.path.join(folder, p))}
+        return missing | changed_files(folder, manifest)
     sizes = dict(listed_sizes(manifest))
-    if is_remote(folder):
-        base = folder.rstrip("/") + "/"
-        present = {p[len(base):]: size for p, size, _ in list_files(folder)}
-    else:
-        present = {p: os.path.getsize(os.path.join(folder, p)) for p in listed_paths(manifest)
-                   if os.path.isfile(os.path.join(folder, p))}
+    base = folder.rstrip("/") + "/"
+    present = {p[len(base):]: size for p, size, _ in list_files(folder)}
     return {p: "" if p not in present else f"{present[p]:,} bytes; the manifest says {sizes[p]:,}"
             for p in listed_paths(manifest) if p not in present or present[p] != sizes.get(p, present[p])}
 

@@ -152,16 +152,19 @@ def not_written_here(out: str) -> list[str]:
     except (OSError, ValueError):
         manifest = None
     listed = {os.path.normpath(p) for p in listed_paths(manifest)}
-    return sorted(_unlisted(out, listed) + _changed(out, manifest))
+    return sorted(_unlisted(out, listed) + [os.path.normpath(p) for p in changed_files(out, manifest)])
 
 
-def _changed(out: str, manifest) -> list[str]:
-    changed = []
+def changed_files(out: str, manifest) -> dict[str, str]:
+    """Files of a local output that its manifest lists and that are there, but not as the run wrote them
+    (another size, or a link or folder in a file's place), each with what is wrong."""
+    changed = {}
     for path, size in listed_sizes(manifest):
         full = os.path.join(out, path)
-        if os.path.islink(full) or (os.path.lexists(full) and (
-                not os.path.isfile(full) or os.path.getsize(full) != size)):
-            changed.append(os.path.normpath(path))
+        if os.path.islink(full) or (os.path.lexists(full) and not os.path.isfile(full)):
+            changed[path] = "not a plain file"
+        elif os.path.isfile(full) and os.path.getsize(full) != size:
+            changed[path] = f"{os.path.getsize(full):,} bytes; the manifest says {size:,}"
     return changed
 
 

@@ -147,11 +147,17 @@ def _lines_of(blocks: Iterator[bytes], strip_bom: bool) -> Iterator[bytes]:
         yield tail
 
 
-def records_of(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, line) of every record of a whole file's decompressed bytes."""
-    for number, line in enumerate(_lines_of(iter([data]), strip_bom=True), 1):
+def _records(blocks: Iterator[bytes], strip_bom: bool, first_line: int) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, line) of every record (non-blank line) of a run of blocks whose first line
+    follows line `first_line`."""
+    for number, line in enumerate(_lines_of(blocks, strip_bom), first_line + 1):
         if line.strip(_WHITESPACE):
             yield number, line
+
+
+def records_of(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, line) of every record of a whole file's decompressed bytes."""
+    return _records(iter([data]), strip_bom=True, first_line=0)
 
 
 def is_blank(line: bytes) -> bool:
@@ -369,12 +375,7 @@ def open_chunk(path: str, compression: str | None, chunk: Chunk, block_bytes: in
 def iter_records(path: str, compression: str | None, chunk: Chunk, block_bytes: int = _BLOCK_BYTES
                  ) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, line) of every record of a chunk, in file order."""
-    number = chunk.first_line
-    blocks = open_chunk(path, compression, chunk, block_bytes)
-    for line in _lines_of(blocks, strip_bom=chunk.start == 0):
-        number += 1
-        if line.strip(_WHITESPACE):
-            yield number, line
+    yield from _records(open_chunk(path, compression, chunk, block_bytes), chunk.start == 0, chunk.first_line)
 
 
 @dataclass(frozen=True)
