@@ -11,7 +11,7 @@ import os
 
 import pyarrow as pa
 
-from hybridmix.pipelines.outputs import changed_files, check_beside_output, output_lock, resolve_output
+from hybridmix.pipelines.outputs import check_beside_output, output_lock, resolve_output
 from hybridmix.pipelines.report import (
     collapse_table,
     filters_table,
@@ -24,7 +24,7 @@ from hybridmix.pipelines.report import (
 from hybridmix.schemas.errors import OutputError
 from hybridmix.transforms.manifest import listed_paths, listed_sizes
 from hybridmix.transforms.objectstore import read_bytes, read_commit
-from hybridmix.transforms.publish import MANIFEST, SUCCESS
+from hybridmix.transforms.publish import MANIFEST, SUCCESS, changed_files
 from hybridmix.transforms.report_html import REPORT, build_report
 from hybridmix.transforms.storage import is_remote, list_files, open_parquet, parquet_threads, write_atomically
 

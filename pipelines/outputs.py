@@ -27,7 +27,6 @@ from hybridmix.schemas.config import PipelineConfig
 from hybridmix.schemas.errors import ConfigError, OutputError, OutputLocked
 from hybridmix.transforms import parallel
 from hybridmix.transforms.inputs import glob_base, has_wildcards
-from hybridmix.transforms.manifest import OUTPUT_FOLDERS, listed_paths, listed_sizes
 from hybridmix.transforms.objectstore import (
     LOCKING_SCHEMES,
     Store,
@@ -140,48 +139,6 @@ def _real_file(path: str, folders: dict[str, str]) -> str:
     if head not in folders:
         folders[head] = os.path.realpath(head)
     return os.path.join(folders[head], name)
-
-
-def not_written_here(out: str) -> list[str]:
-    """Files and folders inside a finished local output's folders (data/, ledger/, ...) that its manifest
-    does not list, or lists with another size (or as a plain file, where a link or folder now stands),
-    relative to `out`: put there by someone else, so a replacing run must not delete them."""
-    try:
-        with open(os.path.join(out, MANIFEST), encoding="utf-8") as fh:
-            manifest = json.load(fh)
-    except (OSError, ValueError):
-        manifest = None
-    listed = {os.path.normpath(p) for p in listed_paths(manifest)}
-    return sorted(_unlisted(out, listed) + [os.path.normpath(p) for p in changed_files(out, manifest)])
-
-
-def changed_files(out: str, manifest) -> dict[str, str]:
-    """Files of a local output that its manifest lists and that are there, but not as the run wrote them
-    (another size, or a link or folder in a file's place), each with what is wrong."""
-    changed = {}
-    for path, size in listed_sizes(manifest):
-        full = os.path.join(out, path)
-        if os.path.islink(full) or (os.path.lexists(full) and not os.path.isfile(full)):
-            changed[path] = "not a plain file"
-        elif os.path.isfile(full) and os.path.getsize(full) != size:
-            changed[path] = f"{os.path.getsize(full):,} bytes; the manifest says {size:,}"
-    return changed
-
-
-def _unlisted(out: str, listed: set[str]) -> list[str]:
-    holding = {os.path.dirname(p) for p in listed}
-    found = []
-    for folder in OUTPUT_FOLDERS:
-        root = os.path.join(out, folder)
-        if os.path.lexists(root) and not os.path.isdir(root):
-            found.append(folder)
-            continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            rel = os.path.relpath(dirpath, out)
-            found += [os.path.join(rel, d) for d in dirnames if os.path.join(rel, d) not in holding]
-            dirnames[:] = [d for d in dirnames if os.path.join(rel, d) in holding]
-            found += [os.path.join(rel, f) for f in filenames if os.path.join(rel, f) not in listed]
-    return found
 
 
 def _check_remote_output(out: str, input_paths: list[str]) -> Existing:

@@ -38,7 +38,6 @@ from hybridmix.pipelines.outputs import (
     check_writable,
     finished_run_id,
     make_staging,
-    not_written_here,
     output_lock,
     recover_and_clean,
     remove_staging,
@@ -60,7 +59,7 @@ from hybridmix.transforms.decontam import plan_eval_sets
 from hybridmix.transforms.inputs import InputFile, one_line, plan_inputs
 from hybridmix.transforms.objectstore import check_reachable, read_commit, s3_settings, start_attempt
 from hybridmix.transforms.prior import plan_prior
-from hybridmix.transforms.publish import SUCCESS
+from hybridmix.transforms.publish import SUCCESS, not_written_here
 from hybridmix.transforms.report_html import REPORT
 from hybridmix.transforms.sketch import lsh_shape
 from hybridmix.transforms.storage import is_remote, use_options

@@ -13,6 +13,7 @@ one conditional write of `OUT/_SUCCESS` (see `objectstore`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from typing import Any, NamedTuple
@@ -20,14 +21,14 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 
 from hybridmix.schemas.config import OutputConfig
-from hybridmix.schemas.errors import OutputLocked, check_stop
+from hybridmix.schemas.errors import OutputError, OutputLocked, check_stop
 from hybridmix.schemas.manifest import Manifest
 from hybridmix.schemas.records import RECORD_TYPES
 from hybridmix.schemas.stats import RunStats
 from hybridmix.transforms import progress
 from hybridmix.transforms.faults import crash_point
 from hybridmix.transforms.inputs import InputPlan
-from hybridmix.transforms.manifest import OUTPUT_FOLDERS, build_manifest
+from hybridmix.transforms.manifest import OUTPUT_FOLDERS, build_manifest, listed_paths, listed_sizes
 from hybridmix.transforms.objectstore import (
     STARTED,
     SUCCESS,
@@ -41,6 +42,8 @@ from hybridmix.transforms.objectstore import (
 from hybridmix.transforms.report_html import REPORT, report_or_fallback
 from hybridmix.transforms.shards import shard_file_name, write_parquet
 from hybridmix.transforms.storage import create_raw, delete_files, is_remote, list_files
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 # Everything a finished output holds; a folder holding anything else is not hybridmix's to replace.
@@ -66,6 +69,65 @@ def parked_dir(stage_dir: str) -> str:
     return stage_dir + PARKED_SUFFIX
 
 
+def _manifest_of(out: str) -> Any:
+    """A local output's manifest.json as JSON, None where there is none or it does not parse."""
+    try:
+        with open(os.path.join(out, MANIFEST), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def not_written_here(out: str) -> list[str]:
+    """Files and folders inside a finished local output's folders (data/, ledger/, ...) that its manifest
+    does not list, or lists with another size (or as a plain file, where a link or folder now stands),
+    relative to `out`: put there by someone else, so a replacing run must not delete them."""
+    manifest = _manifest_of(out)
+    listed = {os.path.normpath(p) for p in listed_paths(manifest)}
+    return sorted(_unlisted(out, listed) + [os.path.normpath(p) for p in changed_files(out, manifest)])
+
+
+def changed_files(out: str, manifest) -> dict[str, str]:
+    """Files of a local output that its manifest lists and that are there, but not as the run wrote them
+    (another size, or a link or folder in a file's place), each with what is wrong."""
+    changed = {}
+    for path, size in listed_sizes(manifest):
+        full = os.path.join(out, path)
+        if os.path.islink(full) or (os.path.lexists(full) and not os.path.isfile(full)):
+            changed[path] = "not a plain file"
+        elif os.path.isfile(full) and os.path.getsize(full) != size:
+            changed[path] = f"{os.path.getsize(full):,} bytes; the manifest says {size:,}"
+    return changed
+
+
+def _unlisted(out: str, listed: set[str]) -> list[str]:
+    holding = {os.path.dirname(p) for p in listed}
+    found = []
+    for folder in OUTPUT_FOLDERS:
+        root = os.path.join(out, folder)
+        if os.path.lexists(root) and not os.path.isdir(root):
+            found.append(folder)
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel = os.path.relpath(dirpath, out)
+            found += [os.path.join(rel, d) for d in dirnames if os.path.join(rel, d) not in holding]
+            dirnames[:] = [d for d in dirnames if os.path.join(rel, d) in holding]
+            found += [os.path.join(rel, f) for f in filenames if os.path.join(rel, f) not in listed]
+    return found
+
+
+def strangers(out: str) -> list[str]:
+    """What a local output folder holds that no hybridmix run wrote there: entries beside a finished
+    output's own (`OUTPUT_ENTRIES`), files inside its folders that its manifest does not list (or lists
+    with another size), and anything at all in a folder that holds no finished output."""
+    if not os.path.isdir(out) or os.path.islink(out):
+        return []
+    entries = sorted(os.listdir(out))
+    if not os.path.isfile(os.path.join(out, SUCCESS)) or _manifest_of(out) is None:
+        return [e for e in entries if e != MANIFEST]
+    return [e for e in entries if e not in OUTPUT_ENTRIES] + not_written_here(out)
+
+
 def publish_local(stage_dir: str, out_dir: str, manifest: Manifest, scratch: tuple[str, ...],
                   report: str | None = None) -> None:
     """Finish the staged folder (report, manifest, then `_SUCCESS`) and rename it into place."""
@@ -80,12 +142,27 @@ def publish_local(stage_dir: str, out_dir: str, manifest: Manifest, scratch: tup
     with open(os.path.join(stage_dir, SUCCESS), "w", encoding="utf-8") as fh:
         fh.write(manifest.run_id + "\n")
     crash_point("publish:staged")
+    # The output was checked when the run started; files put into it since (a note in the empty folder
+    # it was given, a shard copied into data/ of the output it replaces) are not the run's to delete.
+    found = strangers(out_dir)
+    if found:
+        shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        raise OutputError(
+            f"{out_dir} now holds files this run did not write, put there while it worked ({shown}); "
+            "hybridmix never deletes what it did not write, so this run published nothing: move them out of "
+            "the folder, or choose another output folder, and run again")
     parked = parked_dir(stage_dir)
     if os.path.lexists(out_dir):
         os.replace(out_dir, parked)
         crash_point("publish:parked")
     os.replace(stage_dir, out_dir)
     crash_point("publish:moved")
+    late = strangers(parked)
+    if late:
+        # Written in the moment between the check and the move: the replaced output stays where it is.
+        log.warning("kept %s, the output this run replaced: it holds files no run wrote (%s)", parked,
+                    ", ".join(late[:5]))
+        return
     shutil.rmtree(parked, ignore_errors=True)
 
 

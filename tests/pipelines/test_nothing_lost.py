@@ -129,6 +129,41 @@ def test_a_file_put_beside_a_finished_outputs_folders_is_named_and_kept(tmp_path
     assert (out / "my_notes.txt").read_text() == "mine" and _complete(out) == before
 
 
+@pytest.mark.parametrize("case", ["into the empty folder", "into data/ of the output it replaces"])
+def test_files_put_into_the_output_while_the_run_works_are_kept(tmp_path, case):
+    """The output is checked when a run starts; a file put into it after that (a note in the empty
+    folder the run was given, a shard copied into the data/ it replaces) was deleted with the folder
+    the run moved aside. Now the run publishes nothing and says which files, and they stay."""
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    out = tmp_path / "out"
+    replacing = case != "into the empty folder"
+    if replacing:
+        assert main(["run", config, "--output", str(out)]) == 0
+        before = _complete(out)
+    else:
+        out.mkdir()
+    where = out / ("data" if replacing else "") / "mine.txt"
+    release = tmp_path / "go"
+    proc = _start(config, out, *(["--force", "--run-id", "second"] if replacing else []),
+                  env={"HYBRIDMIX_HOLD_AT": "publish:staged", "HYBRIDMIX_HOLD_UNTIL": str(release)})
+    deadline = time.monotonic() + 300
+    while not any(os.path.exists(out.parent / e / "_SUCCESS") for e in _leftovers(out)):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.05)
+    where.write_text("mine")
+    release.touch()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    assert (f"{out} now holds files this run did not write, put there while it worked ({os.path.relpath(where, out)}); "
+            "hybridmix never deletes what it did not write, so this run published nothing") in err.splitlines()[-1]
+    assert where.read_text() == "mine" and _leftovers(out) == []
+    if replacing:
+        assert _complete(out) == before
+    else:
+        assert os.listdir(out) == ["mine.txt"]
+
+
 @pytest.mark.parametrize("if_exists", ["fail", "skip"])
 def test_force_and_another_if_exists_is_a_usage_error(tmp_path, if_exists):
     _corpus(tmp_path)
