@@ -35,6 +35,7 @@ from hybridmix.transforms.inputs import (
     ReadSpec,
     corpus_columns,
     iter_row_group,
+    one_line,
 )
 from hybridmix.transforms.jsonl import ParsedLines
 from hybridmix.transforms.stats import STATS, emit, emit_by_source
@@ -444,8 +445,30 @@ def _meta(batch: pa.RecordBatch, corpus: CorpusConfig, take: pa.Array) -> pa.Arr
     keys = corpus.kept_columns
     if not keys:
         return pa.nulls(len(take), pa.string())
-    kept = batch.select(sorted(set(keys.values()))).take(take).to_pylist()
-    return pa.array([_json({key: row[column] for key, column in keys.items()}) for row in kept], pa.string())
+    selected = batch.select(sorted(set(keys.values()))).take(take)
+    columns = {name: _meta_values(name, selected.column(name)) for name in selected.schema.names}
+    return pa.array([_json({key: columns[column][i] for key, column in keys.items()}) for i in range(len(take))],
+                    pa.string())
+
+
+def _meta_values(name: str, column: pa.Array) -> list:
+    """A kept column's values for `meta`: as Python has them, and times Python cannot hold (nanoseconds,
+    which pandas writes for every datetime; years past 9999) as Arrow writes them: converting them
+    stopped the run with an internal error."""
+    type_ = column.type
+    temporal = pa.types.is_timestamp(type_) or pa.types.is_time(type_) or pa.types.is_duration(type_)
+    if temporal and type_.unit == "ns":
+        return column.cast(pa.string()).to_pylist()
+    try:
+        return column.to_pylist()
+    except (ValueError, OverflowError, pa.ArrowException) as exc:
+        if pa.types.is_timestamp(type_) and type_.unit in ("s", "ms"):
+            column = column.cast(pa.timestamp("us", type_.tz))  # Arrow writes no date past 9999 in s or ms
+        if temporal or pa.types.is_date(type_):
+            return column.cast(pa.string()).to_pylist()
+        raise DataError(f"keep_columns: column {name!r} ({type_}) holds values hybridmix cannot write into meta "
+                        f"({type(exc).__name__}: {one_line(exc)}); cast it to a plain type (string, "
+                        "or timestamp[us]) first, or leave it out of keep_columns") from None
 
 
 def _column(value: Any, n: int, type_: pa.DataType) -> pa.Array:

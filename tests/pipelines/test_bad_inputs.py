@@ -313,7 +313,7 @@ def test_ten_megabyte_document(tmp_path, capsys, quality):
     if quality == "defaults":
         # Gopher's 100,000-word ceiling: filtered, with the reason, not lost.
         filtered = pa.concat_tables([pq.read_table(f) for f in glob.glob(str(out / "filtered" / "*.parquet"))])
-        assert filtered.select(["doc_id", "filter"]).to_pylist() == [{"doc_id": "big", "filter": "word_count_v2"}]
+        assert filtered.select(["doc_id", "filter"]).to_pylist() == [{"doc_id": "big", "filter": "word_count_v3"}]
         return
     data = pa.concat_tables([pq.read_table(f) for f in glob.glob(str(out / "data" / "*.parquet"))])
     assert data.schema.equals(DOCUMENT_SCHEMA)
@@ -395,6 +395,30 @@ def test_kept_columns_become_strict_json(tmp_path, capsys):
     assert meta["h03"]["raw"] == "d56b5cff"
     assert meta["h01"]["score"] is None and meta["h02"]["score"] is None
     assert meta["h04"] == {"score": 2.0, "raw": "r4", "tags": ["t4"]}
+
+
+def test_kept_times_python_cannot_hold_are_written_as_arrow_writes_them(tmp_path, capsys):
+    """pandas writes datetimes in nanoseconds: converting a kept timestamp[ns] with digits below the
+    microsecond (or a time or duration in ns, or a date past 9999) stopped the run, internal error."""
+    config = _setup(tmp_path, mixture={"targets": {"human": 1.0, "synthetic": 0.0}},
+                    keep_columns=["at", "clock", "took", "until", "day"])
+    n = len(HUMAN)
+    table = pa.table({
+        "id": [r["id"] for r in HUMAN], "text": [r["text"] for r in HUMAN],
+        "at": pa.array([1700000000123456789 + i for i in range(n)], pa.timestamp("ns", "UTC")),
+        "clock": pa.array([3723123456789] * n, pa.time64("ns")),
+        "took": pa.array([1234567891] * n, pa.duration("ns")),
+        "until": pa.array([253402300800000000] * n, pa.timestamp("us")),  # 10000-01-01
+        "day": pa.array([19000] * n, pa.date32()),
+    })
+    pq.write_table(table, tmp_path / "in" / "human" / "a.parquet")
+    code, err, out = _run(tmp_path, config, capsys)
+    assert code == 0, err
+    _accounted(out)
+    meta = {r["doc_id"]: _strict_json(r["meta"]) for r in _data(out).to_pylist() if r["origin"] == "human"}
+    assert len(meta) == n
+    assert meta["h02"] == {"at": "2023-11-14 22:13:20.123456791Z", "clock": "01:02:03.123456789",
+                           "took": "1234567891", "until": "10000-01-01 00:00:00.000000", "day": "2022-01-08"}
 
 
 @pytest.mark.parametrize("mode", ["fail", "quarantine"])
