@@ -104,6 +104,7 @@ def check_output(out: str, config: PipelineConfig, base_dir: str, input_paths: l
                 raise OutputError(
                     f"output folder {out} is inside input folder {folder} (corpora[{i}].paths); "
                     "choose an output folder outside the inputs")
+    _check_not_inside_an_output(out)
     folders: dict[str, str] = {}
     for path in input_paths:
         real = path if is_remote(path) else _real_file(path, folders)
@@ -128,6 +129,19 @@ def check_output(out: str, config: PipelineConfig, base_dir: str, input_paths: l
             f"{out} is not empty and is not a finished hybridmix output (it holds {shown}); hybridmix only "
             "writes into a new or empty folder, or replaces its own finished output: choose another folder")
     return Existing.FINISHED
+
+
+def _check_not_inside_an_output(out: str) -> None:
+    """Refuse an output folder inside a finished hybridmix output (`--output out/data/v2`): readers of
+    that output's folders (`load_dataset(..., data_dir="out/data")`) would read the new run's files
+    as its own rows, and a `--force` rerun of it would refuse to replace what it did not write."""
+    parent = os.path.dirname(out)
+    while parent and parent != os.path.dirname(parent):
+        if finished_run_id(parent) is not None:
+            raise OutputError(
+                f"output folder {out} is inside the finished hybridmix output {parent}, whose readers would take "
+                "its files for that output's rows; choose an output folder outside it")
+        parent = os.path.dirname(parent)
 
 
 def _real_file(path: str, folders: dict[str, str]) -> str:

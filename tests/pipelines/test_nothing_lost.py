@@ -183,6 +183,21 @@ def test_output_dot_in_a_project_folder_is_refused(tmp_path):
     assert (project / "README").read_text() == "keep me"
 
 
+@pytest.mark.parametrize("inside", ["data/v2", "ledger/a/b"])
+def test_an_output_inside_a_finished_output_is_refused(tmp_path, inside):
+    """`--output out/data/v2` wrote a second run into the first one's data/: load_dataset(data_dir=
+    "out/data") read twice the rows its manifest lists."""
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    out = tmp_path / "out"
+    assert main(["run", config, "--output", str(out)]) == 0
+    before = _complete(out)
+    for command in ("run", "validate"):
+        result = _cli(command, config, "--output", out / inside)
+        _one_error_line(result, 2, f"output folder {out / inside} is inside the finished hybridmix output {out}")
+    assert not (out / inside).exists() and _complete(out) == before and _cli("inspect", out).returncode == 0
+
+
 def test_an_empty_folder_is_a_fine_output(tmp_path):
     _corpus(tmp_path)
     (tmp_path / "empty").mkdir()
