@@ -222,9 +222,12 @@ def if_exists_of(args: argparse.Namespace) -> IfExists:
 
 
 def overridden_config(args: argparse.Namespace) -> PipelineConfig:
-    """The config with the command line's --seed, --output and --against (paths of the shell's folder)."""
+    """The config with the command line's --seed, --output and --against (paths of the shell's folder,
+    made absolute: the manifest's other paths are read against the config's folder, and a relative
+    `--output` there named a folder that does not exist)."""
     against = [p if is_remote(p) else os.path.abspath(p) for p in args.against]
-    return load_config(args.config).with_overrides(seed=args.seed, output_path=args.output, against=against)
+    output = args.output if args.output is None or is_remote(args.output) else os.path.abspath(args.output)
+    return load_config(args.config).with_overrides(seed=args.seed, output_path=output, against=against)
 
 
 def _load_kernels(options: PipelineOptions) -> None:

@@ -785,6 +785,18 @@ def test_single_input_file_next_to_the_output_and_a_folder_as_paths(tmp_path):
                         "corpora[0].paths: '.' is a folder; give its files as a glob")
 
 
+def test_the_manifest_names_an_output_given_relative_to_the_shell_as_the_folder_written(tmp_path):
+    """The manifest's paths are read against its base_dir (the config's folder); `--output runs/mix`
+    typed in another folder was stored as typed, naming a folder that does not exist."""
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    (tmp_path / "shell").mkdir()
+    assert _cli("run", config, "--output", "runs/mix", cwd=tmp_path / "shell").returncode == 0
+    out = tmp_path / "shell" / "runs" / "mix"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert os.path.join(manifest["base_dir"], manifest["config"]["output"]["path"]) == str(out)
+
+
 def test_log_file_in_a_missing_folder_and_escaped_file_names(tmp_path):
     _corpus(tmp_path)
     result = _cli("--log-file", tmp_path / "nope" / "run.log", "validate", _config(tmp_path))
