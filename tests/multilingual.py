@@ -115,6 +115,7 @@ REFUSALS_BY_LANGUAGE: dict[str, list[str]] = {
                 "作为一个ＡＩ语言模型，这个问题超出了我的能力范围。"],
     "ja": ["AIアシスタントとして、個人的な意見を持つことはできません。"],
     "ko": ["그 요청은 도와드릴 수 없습니다. 다른 질문이 있으시면 말씀해 주세요.",
+           "저는 그런 정보를 제공할 수 없습니다.", "해당 정보는 제공해 드릴 수 없습니다.",
            "저는 AI로서 개인적인 의견이 없습니다. 다만 일반적인 정보는 알려 드릴 수 있습니다."],
     "es": ["Como modelo de lenguaje de IA, no tengo opiniones personales sobre este tema.",
            "Lo siento, como inteligencia artificial no puedo opinar sobre política.",
@@ -141,7 +142,8 @@ REFUSALS_BY_LANGUAGE: dict[str, list[str]] = {
     "tr": ["Bir yapay zeka dil modeli olarak kişisel görüşlerim yok.", "Üzgünüm, bu konuda yardımcı olamam."],
     "id": ["Sebagai model bahasa AI, saya tidak memiliki pendapat pribadi.",
            "Maaf, saya tidak dapat membantu permintaan tersebut."],
-    "vi": ["Là một mô hình ngôn ngữ AI, tôi không có ý kiến cá nhân.", "Xin lỗi, nhưng tôi không thể giúp bạn việc này."],
+    "vi": ["Là một mô hình ngôn ngữ AI, tôi không có ý kiến cá nhân.", "Xin lỗi, nhưng tôi không thể giúp bạn việc này.",
+           "Tôi là một AI, nên tôi không có cảm xúc."],
     "ar": ["بصفتي نموذجًا لغويًا، لا أستطيع تقديم نصائح طبية.", "عذرًا، لا يمكنني المساعدة في هذا الطلب.",
            "عذرا، لا استطيع المساعدة في هذا الطلب."],  # the hamza left out, as informal text does
     "fa": ["به عنوان یک مدل زبانی، من نظر شخصی ندارم.", "متاسفم، اما نمی‌توانم به این درخواست کمک کنم.",
@@ -176,4 +178,15 @@ NOT_REFUSALS: list[str] = [
     "이 서비스의 핵심은 AI입니다. 사용자의 질문을 분석해 답을 찾습니다.",
     "Як штучний інтелект змінює медицину: три приклади з практики.",
     "ในฐานะผู้ช่วยศาสตราจารย์ เขาสอนวิชาฟิสิกส์มาสิบปี",
+    # refusal v8: the speaker is not an AI, or not the one who cannot (v7 took each of these).
+    "Đây là đâu, tôi là ai?",  # "Where is this, who am I?": Vietnamese "ai" is "who"
+    "Tôi là ai đó rất bình thường, sống ở Huế.",
+    "현재 서비스를 제공할 수 없습니다. 잠시 후 다시 시도해 주세요.",  # "the service cannot be provided now"
+    "作为一名人工智能研究员，我每天都在读论文。",
+    "我是人工智能专业的学生，明年毕业。",
+    "作為一名人工智慧研究員，我每天都在讀論文。",
+    "I'm an aide to the senator and I handle her schedule.",
+    "डॉक्टर भी उसकी मदद नहीं कर सकता था।",
+    "אף אחד לא יכול לעזור לו עכשיו.",
+    "بصفتي مساعد باحث في الجامعة، أجمع البيانات كل يوم.",
 ]

@@ -44,6 +44,18 @@ _STAT = {name: i for i, name in enumerate(kernels.STAT_COLUMNS)}
 # and 1.0 % of the Japanese ones, 0.6 % of the English original (benchmarks/multilingual.py).
 _CHARS_PER_WORD = {"Hani": 2, "Bopo": 2, "Yiii": 2, "Jpan": 3, "Hang": 3, "Thai": 3, "Laoo": 3, "Khmr": 3,
                    "Mymr": 3}
+# Scripts that mark syllables, not words: Tibetan's tsheg (་) ends every syllable, so its units are
+# syllables, about two to a word as Chinese characters are. A 5-word rule read 5 syllables, about 2
+# words, and dropped 32 % of the Dzongkha LibreOffice help pages against 6-8 % of the same pages in
+# Greek, Turkish or Khmer.
+_SYLLABLES_PER_WORD = {"Tibt": 2}
+# Vietnamese writes a space after every syllable, in Latin letters: a text whose words hold this many
+# letters only Vietnamese writes (ă đ ơ ư ạ ế ..., `kernels._vietnamese`) per word is read as syllables,
+# two to a word. Vietnamese prose has about 0.5 (LibreOffice's help pages: median 0.54, 9 in 10 above
+# 0.27); an English sentence naming Nguyễn Văn Thiệu, Trần Văn Hương and Sài Gòn has 0.22. Read word by
+# word, 17 % of the Vietnamese help pages failed the human repetition rule, against 8-12 % in Greek,
+# Turkish or Khmer.
+_VIETNAMESE_PER_WORD = 0.25
 
 
 _TAIL = 200  # characters at the end of a text where truncation shows
@@ -112,16 +124,35 @@ class TextView:
         return np.where(self.unspaced, per_word, 1)
 
     @cached_property
+    def units_per_word(self) -> np.ndarray:
+        """`chars_per_word`, and in texts whose units are syllables (mostly in Tibetan,
+        `_SYLLABLES_PER_WORD`, or in Vietnamese, `_VIETNAMESE_PER_WORD`) two syllables to a word: what
+        the word rules (repeated n-grams, word counts) read as a word. The scorer's per-word features
+        keep `chars_per_word`, as trained."""
+        per_word = self.chars_per_word
+        vietnamese = self.stat("vietnamese_letters") >= _VIETNAMESE_PER_WORD * np.maximum(self.stat("spaced_words"), 1)
+        codes = self._scripts if self._scripts is not None else scripts(analyze(self.texts))
+        listed = pc.index_in(codes, value_set=pa.array(list(_SYLLABLES_PER_WORD)))
+        if listed.null_count == len(listed) and not vietnamese.any():
+            return per_word
+        table = np.array(list(_SYLLABLES_PER_WORD.values()) + [1], np.int64)
+        syllables = np.where(vietnamese, 2, table[pc.fill_null(listed, len(_SYLLABLES_PER_WORD)).to_numpy()])
+        return np.where(self.unspaced, per_word, syllables)
+
+    @cached_property
     def word_equivalents(self) -> np.ndarray:
         """Words, or in texts written mostly without spaces their characters of those scripts over
         `chars_per_word` (50 Chinese characters are about 25 words) plus their other units whole: an
         English answer followed by its Korean translation keeps its English words (dividing every
-        unit counted 162 words as 94)."""
-        if not self.unspaced.any():
+        unit counted 162 words as 94). A text of syllables (Tibetan, Vietnamese) counts them over
+        `units_per_word`."""
+        syllabic = ~self.unspaced & (self.units_per_word != 1)
+        if not self.unspaced.any() and not syllabic.any():
             return self.word_counts.astype(np.float64)
         solo = self.stat("solo_units")
         mixed = np.maximum(self.word_counts - solo, 0) + solo / self.chars_per_word
-        return np.where(self.chars_per_word == 1, self.word_counts, mixed)
+        counted = np.where(self.chars_per_word == 1, self.word_counts, mixed)
+        return np.where(syllabic, self.word_counts / self.units_per_word, counted)
 
     def repeated_coverages(self, ngrams) -> None:
         """Count the plain coverages of several n at once (`kernels.repeated_ngram_coverages`), for
@@ -137,7 +168,7 @@ class TextView:
 
     def repeated_coverage(self, ngram: int, per_word: bool = False) -> np.ndarray:
         """Share of each text's units covered by a repeated n-gram; with `per_word`, n-grams of n
-        words, i.e. n * `chars_per_word` units."""
+        words, i.e. n * `units_per_word` units."""
         cache = self.__dict__.setdefault("_coverage", {})
         if (ngram, per_word) in cache:
             return cache[ngram, per_word]
@@ -149,12 +180,12 @@ class TextView:
         # In a text written with spaces n words are n units: its coverage is the plain one, which the
         # scorer's features use too. Only the other texts are counted again, with their longer n-grams.
         coverage = self.repeated_coverage(ngram)
-        rows = np.flatnonzero(self.chars_per_word != 1)
+        rows = np.flatnonzero(self.units_per_word != 1)
         if rows.size:
             coverage = coverage.copy()
             sub_hashes, sub_offsets = list_parts(list_array(hashes, offsets).take(pa.array(rows)))
             coverage[rows] = parallel.per_text(kernels.repeated_ngram_coverage, sub_hashes, sub_offsets,
-                                               per_text_args=(ngram * self.chars_per_word[rows],))
+                                               per_text_args=(ngram * self.units_per_word[rows],))
         cache[ngram, True] = coverage
         return coverage
 
@@ -271,14 +302,14 @@ def _two_sided(values: np.ndarray, failed: np.ndarray, low: float | None, high: 
 # General rules (Gopher, C4, FineWeb)
 
 
-@register("word_count", 2)
+@register("word_count", 3)
 class WordCount(QualityFilter):
     """Too few or too many words (Gopher keeps 50..100,000 for web pages; answers can be short).
 
     In text written without spaces, words are counted as the repetition rules count them
     (`TextView.word_equivalents`: 2 Chinese or 3 Japanese characters a word; v2). v1 counted each
     character as a word, and dropped a Chinese or Japanese book of 100,000 characters, a third to half
-    the length of the English books it kept.
+    the length of the English books it kept. v3 counts Tibetan and Vietnamese syllables two to a word.
     """
 
     def evaluate(self, view: TextView) -> Verdict:
@@ -387,8 +418,8 @@ class DuplicateLines(QualityFilter):
         return Verdict(values, by_lines | by_chars, np.where(by_lines, p.max_line_share, p.max_char_share), ">")
 
 
-@register("repeated_ngrams", 4)
-@register("repetition_loop", 4)
+@register("repeated_ngrams", 5)
+@register("repetition_loop", 5)
 class RepeatedNgrams(QualityFilter):
     """Words covered by a word n-gram that occurs twice or more (Gopher's duplicate n-gram rule).
 
@@ -400,7 +431,9 @@ class RepeatedNgrams(QualityFilter):
     words in those texts too (v3; v2 counted characters, and judged Chinese and Japanese paragraphs of
     20-25 words, whose English originals are under the floor: 44 of the 64 drops of Chinese and
     Japanese human text measured). v4 counts the Latin words and numbers of such a text whole
-    (`TextView.word_equivalents`).
+    (`TextView.word_equivalents`). v5 reads the syllables of Tibetan and Vietnamese two to a word
+    (`TextView.units_per_word`): v4 dropped 31 % of the Dzongkha and 17 % of the Vietnamese LibreOffice
+    help pages against 8-12 % of the same pages in Greek, Turkish or Khmer (now 8 % both).
     """
 
     def evaluate(self, view: TextView) -> Verdict:
@@ -473,7 +506,7 @@ def _refusal_phrases(lowered: pa.Array, wide: np.ndarray) -> np.ndarray:
     return hit
 
 
-@register("refusal", 7)
+@register("refusal", 8)
 class Refusal(QualityFilter):
     """Refusals and model disclaimers ("As an AI language model", "I'm sorry, but I can't ...").
 
@@ -489,6 +522,9 @@ class Refusal(QualityFilter):
     Thai. An apology alone is not a refusal: "I'm so sorry I missed dinner" opens an apology a prompt
     may ask for. v7 leaves out a declined invitation ("I'm sorry, but I can't make it on Saturday",
     `refusals.DECLINE_PATTERNS`), British quotes ‘...’ and dialogue a dash opens at a line's start.
+    v8 asks that the speaker be the AI or the one who cannot: v7 took Vietnamese "tôi là ai?" ("who am
+    I?"), Korean's impersonal "서비스를 제공할 수 없습니다" ("the service cannot be provided"), "作为一名人工智能
+    研究员" ("as an AI researcher"), "I'm an aide", and Hebrew and Hindi "no one / the doctor can't help him".
     """
 
     def evaluate(self, view: TextView) -> Verdict:
@@ -565,19 +601,22 @@ _COMPLETE_END = (r"(?:[.!?)\]}\"'`*_>:|]|\x{2019}|\x{201d}|[\x{2600}-\x{27bf}]|[
                  # Taiwan and Hong Kong), and a closing tilde (~, 〜), a friendly sign-off in Chinese and Japanese.
                  r"|[\x{1F000}-\x{1F2FF}\x{2300}-\x{23FF}\x{2B00}-\x{2BFF}\x{2190}-\x{21FF}\x{20E3}\x{3030}\x{303D}"
                  r"\x{3297}\x{3299}\x{22EF}~\x{301C}]"
-                 r"|\w+/\S*)"
+                 r"|\w+/\S*"
+                 # v6: Hebrew's sof pasuq ׃, which ends a verse.
+                 r"|\x{05C3})"
                  # v4: invisible characters after the last mark (zero-width space, direction marks, an
                  # emoji's variation selector) are not the end.
                  r"[\s\x{200B}-\x{200F}\x{2060}\x{FEFF}\x{FE0E}\x{FE0F}]*$")
 
 
-@register("truncated", 5)
+@register("truncated", 6)
 class Truncated(QualityFilter):
     """Answers that stop mid-sentence: no closing punctuation, long enough to have needed it.
 
     v4 knows more scripts' closing marks (`_COMPLETE_END`) and counts `min_words` as words in text
     written without spaces (`TextView.word_equivalents`), as the repeated n-gram rules do. v5 takes
     every emoji as an ending (v4 flagged answers ending in a flag, ⭐, ⏰ or a keycap), and ⋯, ~ and 〜.
+    v6 takes Hebrew's sof pasuq (׃): v5 flagged every chapter of the Hebrew Bible.
     """
 
     def evaluate(self, view: TextView) -> Verdict:

@@ -100,7 +100,8 @@ def plan_prior(config: DedupConfig, base_dir: str, ours: dict[str, Any]) -> tupl
             log.warning("%s: %s (run %s) was written by an earlier version of hybridmix, which normalized some "
                         "texts differently (invisible format characters such as soft hyphens and zero-width "
                         "spaces; a letter's accents typed in another order, as a Vietnamese keyboard does; the Arabic "
-                        "tatweel, Persian typed on an Arabic keyboard); its "
+                        "tatweel, Persian typed on an Arabic keyboard; Hebrew and Arabic vowel points; Malayalam's "
+                        "chillu letters); its "
                         "documents that hold them are matched by near dedup only", key, path, run_id)
         theirs = manifest.get("dedup", {}).get("near", {})
         near = bool(theirs.get("enabled")) and bool(ours.get("enabled"))

@@ -38,12 +38,18 @@ def _dotless(pattern: str) -> str:
     return pattern.replace("ı", "[ıi]")
 
 
+# After "as an AI" or "I am an AI" in Chinese: the AI is the speaker when a comma, a full stop, 我 or the
+# end follows it (with 助手, 模型 and the like between), not a field (作为一名人工智能研究员, 人工智能专业的学生).
+_ZH_AI_END = r"(?:\s?(?:语言模型|大型语言模型|助手|助理|模型|程序|聊天机器人|系统))?\s?(?:[，,。.！!、：:；;\n]|我|$)"
+_ZH_AI_END_HANT = (r"(?:\s?(?:語言模型|大型語言模型|助手|助理|模型|程式|程序|聊天機器人|系統))?"
+                   r"\s?(?:[，,。.！!、：:；;\n]|我|$)")
+
 REFUSAL_PATTERNS: dict[str, list[str]] = {
     "en": [
         r"\bas an ai\b",
         r"\bas a(?:n)? (?:large )?(?:language|ai|artificial intelligence) model\b",
         r"\bi(?: am|'m) (?:just |only |merely )?an? (?:ai|artificial intelligence|language model|"
-        r"large language model|chatbot|virtual assistant|text-based)",
+        r"large language model|chatbot|virtual assistant|text-based)\b",
         # "I'm sorry, but" and "I'm sorry, I can't ...", not "I'm so sorry I missed dinner" (an apology
         # the answer was asked to write, or a character's line in a role-play).
         r"\bi(?: am|'m) (?:so |very |really )?sorry,? but\b",
@@ -62,8 +68,8 @@ REFUSAL_PATTERNS: dict[str, list[str]] = {
         r"\bi must (?:decline|refuse|respectfully)\b",
     ],
     "zh-hans": [
-        r"作为(?:一个|一款|一名)?\s?(?:ai|人工智能)|作为(?:一个|一款)?(?:大型)?语言模型",
-        r"我(?:只)?是(?:一个|一款)?\s?(?:ai|人工智能|语言模型|大型语言模型)",
+        r"作为(?:一个|一款|一名)?\s?(?:ai|人工智能)" + _ZH_AI_END + r"|作为(?:一个|一款)?(?:大型)?语言模型",
+        r"我(?:只)?是(?:一个|一款)?\s?(?:ai|人工智能|语言模型|大型语言模型)" + _ZH_AI_END,
         # "Sorry, but" or "sorry, I can't": not 对不起，我昨天没有交作业 (an apology the answer was asked to write).
         r"(?:抱歉|对不起|很遗憾)[，,！!。]?\s*(?:但|作为|我(?:无法|不能|没有办法|不可以|不会|并不|不太|没法|暂时|目前))",
         r"我(?:无法|不能|没有办法|不可以|不会)(?:为你|为您|帮你|帮您)?"
@@ -75,8 +81,9 @@ REFUSAL_PATTERNS: dict[str, list[str]] = {
     ],
     # Traditional characters (Taiwan, Hong Kong): the same phrases as written there.
     "zh-hant": [
-        r"作為(?:一個|一款|一名)?\s?(?:ai|人工智慧|人工智能)|作為(?:一個|一款)?(?:大型)?語言模型",
-        r"我(?:只)?是(?:一個|一款)?\s?(?:ai|人工智慧|人工智能|語言模型|大型語言模型)",
+        r"作為(?:一個|一款|一名)?\s?(?:ai|人工智慧|人工智能)" + _ZH_AI_END_HANT
+        + r"|作為(?:一個|一款)?(?:大型)?語言模型",
+        r"我(?:只)?是(?:一個|一款)?\s?(?:ai|人工智慧|人工智能|語言模型|大型語言模型)" + _ZH_AI_END_HANT,
         r"(?:抱歉|對不起|很遺憾)[，,！!。]?\s*(?:但|作為|我(?:無法|不能|沒有辦法|不可以|不會|並不|不太|沒法|暫時|目前))",
         r"我(?:無法|不能|沒有辦法|不可以|不會)(?:為你|為您|幫你|幫您)?"
         r"(?:提供|幫助|協助|回答|完成|滿足|生成|存取|訪問|瀏覽|預測|執行|分享|給出|創作|撰寫|編寫|參與|支援|支持)",
@@ -93,7 +100,8 @@ REFUSAL_PATTERNS: dict[str, list[str]] = {
         r"죄송(?:하지만|합니다만)|(?:ai|인공지능)(?: ?언어 ?모델| ?어시스턴트)?(?:로서|으로서)"
         r"|(?:ai|인공지능) ?(?:언어 ?모델|어시스턴트)입니다",
         r"(?:도와|도움을 )드릴 수 없(?:습니다|어요)",
-        r"(?:제공|답변)(?:을 |해 ?)?(?:드릴|할) 수 없(?:습니다|어요)",
+        r"(?:제공|답변)(?:을 |해 ?)?드릴 수 없(?:습니다|어요)",
+        r"(?:저는|제가) [^.!?\n]{0,40}?(?:제공|답변)(?:을 |해 ?)?할 수 없(?:습니다|어요)",
     ],
     "es": [
         _S + r"como (?:un |una )?(?:modelo de (?:lenguaje|idioma)|ia|inteligencia artificial|"
@@ -217,7 +225,8 @@ REFUSAL_PATTERNS: dict[str, list[str]] = {
     "he": [
         r"(?:כמודל|בתור מודל) (?:שפה|בינה מלאכותית)|כבינה מלאכותית|בתור בינה מלאכותית",
         r"(?:מצטער|מצטערת|סליחה)[,.]? (?:אבל |אך )?(?:אני )?(?:לא יכול|לא יכולה|אינני יכול|אינני יכולה|איני יכול)",
-        r"(?:לא יכול|לא יכולה|אינני יכול|אינני יכולה|איני יכול|איני יכולה) (?:לעזור|לסייע|לספק|לענות|ליצור|לכתוב|"
+        r"(?:אני לא יכול|אני לא יכולה|אינני יכול|אינני יכולה|איני יכול|איני יכולה) "
+        r"(?:לעזור|לסייע|לספק|לענות|ליצור|לכתוב|"
         r"לגשת|לחזות|להמליץ)",
         r"אני (?:רק |בסך הכל )?(?:מודל שפה|בינה מלאכותית|תוכנת מחשב|עוזר וירטואלי)",
         r"אין לי (?:גישה ל|דעות אישיות|דעה אישית|רגשות|העדפות|יכולת)",
@@ -247,15 +256,16 @@ REFUSAL_PATTERNS: dict[str, list[str]] = {
     ],
     "vi": [
         _S + r"là (?:một )?(?:mô hình ngôn ngữ|trí tuệ nhân tạo|ai|trợ lý (?:ảo|ai))" + _WORDS + _then("tôi|mình"),
-        _B + r"tôi (?:chỉ )?là (?:một )?(?:mô hình ngôn ngữ|trí tuệ nhân tạo|ai|trợ lý (?:ảo|ai)|"
+        _B + r"tôi (?:chỉ )?là (?:một )?(?:mô hình ngôn ngữ|trí tuệ nhân tạo|trợ lý (?:ảo|ai)|"
         r"chương trình máy tính)" + _E,
+        _B + r"tôi (?:chỉ )?là một ai(?:[,.!;:\n]|$)",
         _B + r"xin lỗi[,.]? (?:nhưng )?tôi không thể",
         _B + r"tôi không thể (?:giúp|hỗ trợ|cung cấp|trả lời|tạo|viết|truy cập|dự đoán|chia sẻ|đề xuất|"
         r"thực hiện|đáp ứng)" + _E,
         _B + r"tôi không có (?:quyền truy cập|khả năng|ý kiến|cảm xúc|sở thích|kinh nghiệm cá nhân)",
     ],
     "ar": [
-        r"بصفتي (?:نموذج|ذكاء|مساعد)|كنموذج (?:لغوي|ذكاء)|كذكاء اصطناعي",
+        r"بصفتي (?:نموذج|ذكاء|مساعد(?:ًا|اً|ا)? (?:ذكي|افتراضي|رقمي|آلي|الذكاء))|كنموذج (?:لغوي|ذكاء)|كذكاء اصطناعي",
         r"(?:عذرًا|عذراً|عذرا|آسف|أعتذر|للأسف)[،,.]? ?(?:ولكن |لكن )?"
         r"(?:لا (?:أستطيع|يمكنني)|أنا غير قادر|لست قادر)",
         r"(?:لا (?:أستطيع|يمكنني)|لست قادرًا على|لست قادراً على) "
@@ -273,7 +283,7 @@ REFUSAL_PATTERNS: dict[str, list[str]] = {
     "hi": [
         r"(?:एक )?(?:एआई|ai|कृत्रिम बुद्धिमत्ता)(?: भाषा)? मॉडल के रूप में|(?:एक )?भाषा मॉडल के रूप में",
         r"मुझे (?:खेद है|क्षमा करें|मा(?:फ\x{93c}?|\x{95e}) (?:करें|कीजिए))[,।]? ?(?:लेकिन|परंतु|पर|किंतु)? ?मैं",
-        r"(?:मदद|सहायता|प्रदान|उत्तर|जवाब) नहीं (?:कर|दे) (?:सकता|सकती)",
+        r"मैं [^।!?\n]{0,40}?(?:मदद|सहायता|प्रदान|उत्तर|जवाब) नहीं (?:कर|दे) (?:सकता|सकती)",
         r"मैं (?:केवल |सिर्फ |बस |तो )?एक (?:एआई|ai|भाषा मॉडल|कृत्रिम बुद्धिमत्ता)",
     ],
 }

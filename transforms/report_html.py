@@ -295,7 +295,7 @@ def _filter_params(manifest: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def _base_name(label: str) -> str:
-    """`refusal_v7` -> `refusal`: filters are configured by name and reported by name and version."""
+    """`refusal_v8` -> `refusal`: filters are configured by name and reported by name and version."""
     return re.sub(r"_v\d+$", "", label)
 
 

@@ -101,10 +101,12 @@ _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 
 # What the exact-dedup key is, as the manifest names it: an earlier output whose manifest names
 # another key hashed some texts differently (before default-ignorable code points were left out,
-# before a letter's marks were put in canonical order, or before the Arabic tatweel was left out).
+# before a letter's marks were put in canonical order, before the Arabic tatweel was left out, or
+# before Hebrew and Arabic vowel points were left out and Malayalam's chillu letters spelled out).
 EXACT_KEY = ("blake2b-128 of normalized text: NFKD, lower case, default-ignorable code points removed, "
              "combining marks in canonical order, Arabic tatweel removed, Persian yeh and keheh as Arabic "
-             "yeh and kaf, whitespace collapsed")
+             "yeh and kaf, Hebrew and Arabic vowel points removed, Malayalam chillu letters as consonant "
+             "and virama, whitespace collapsed")
 
 
 def content_hashes(normalized: pa.Array) -> pa.Array:

@@ -180,8 +180,8 @@ def test_inspect_and_validate(finished_run, capsys):
                                     "selection"]
     assert [line.split()[:2] for line in by_source[2:]] == [["wiki", "60.00%"], ["chat", "40.00%"]]
     filters = text.split("quality filters, documents per source", 1)[1].split("\n\n", 1)[0].splitlines()
-    refusal = [line.split() for line in filters if line.startswith("refusal_v7")]
-    assert refusal == [["refusal_v7", "dropped", "0", "1", "1"]]
+    refusal = [line.split() for line in filters if line.startswith("refusal_v8")]
+    assert refusal == [["refusal_v8", "dropped", "0", "1", "1"]]
     assert main(["validate", str(tmp_path / "in" / "config.yaml")]) == 0
     text = capsys.readouterr().out
     assert "wiki (human): 2 file(s), 30 rows" in text

@@ -64,7 +64,7 @@ def test_refusals_in_every_language_are_filtered_and_look_alikes_kept(run):
     dropped = {r["doc_id"]: r["filter"] for r in _read(out, "filtered") if r["source"] == "answers"}
     refusals = [f"refusal-{i}" for i in range(len(REFUSALS))]
     refusals += [f"refusal-{lang}-{i}" for lang, texts in REFUSALS_BY_LANGUAGE.items() for i in range(len(texts))]
-    assert dropped == {doc_id: "refusal_v7" for doc_id in refusals}  # and none of the not-refusal-* answers
+    assert dropped == {doc_id: "refusal_v8" for doc_id in refusals}  # and none of the not-refusal-* answers
 
 
 def test_near_copies_without_spaces_are_clustered_with_their_original(run):
@@ -201,7 +201,7 @@ def test_the_multilingual_example_mixes_english_and_chinese_at_its_script_target
         assert abs(human[script]["selected_units"] - human[script]["target_fraction"] * manifest["mixture"][
             "total_units"]) <= largest + 1
     dropped = {r["doc_id"]: r["filter"] for r in _read(out, "filtered") if r["source"] == "answers_zh"}
-    assert dropped["syn-zh-06b"] == "refusal_v7" and dropped["syn-zh-02c"] == "repetition_loop_v4"
+    assert dropped["syn-zh-06b"] == "refusal_v8" and dropped["syn-zh-02c"] == "repetition_loop_v5"
     near = {r["doc_id"]: r["kept_doc_id"] for r in _read(out, "duplicates") if r["source"] == "answers_zh"}
     assert near == {"syn-zh-00b": "syn-zh-00a"}
 

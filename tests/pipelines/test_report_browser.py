@@ -176,7 +176,7 @@ def test_no_console_error_and_no_request_outside_the_file(page):
 def test_example_texts_stay_text(browser, page):
     assert browser.execute_script("return document.scripts.length") == 0
     refusal = next(d for d in browser.find_elements("css selector", "details.filter")
-                   if d.find_element("tag name", "summary").text.startswith("refusal_v7"))
+                   if d.find_element("tag name", "summary").text.startswith("refusal_v8"))
     refusal.find_element("tag name", "summary").click()
     sample = refusal.find_element("css selector", "pre.sample")
     assert sample.is_displayed()

@@ -146,7 +146,7 @@ def test_repetition_loop_is_the_repeated_ngram_measure_with_its_own_defaults():
     loop, ngrams = build_filter(FilterSpec(name="repetition_loop")), build_filter(FilterSpec(name="repeated_ngrams"))
     assert type(loop) is type(ngrams)
     assert (loop.label, loop.params.ngram, ngrams.label, ngrams.params.ngram) == (
-        "repetition_loop_v4", 10, "repeated_ngrams_v4", 5)
+        "repetition_loop_v5", 10, "repeated_ngrams_v5", 5)
 
 
 def test_scope_mode_and_first_failing_filter_decides():
@@ -165,11 +165,11 @@ def test_scope_mode_and_first_failing_filter_decides():
     assert scored.kept.column("doc_id").to_pylist() == ["d1", "d3"]
     assert scored.filtered.column("doc_id").to_pylist() == ["d0", "d2"]
     assert scored.filtered.column("reason").to_pylist() == ["quality_refusal", "quality_word_count"]
-    assert scored.filtered.column("filter").to_pylist() == ["refusal_v7", "word_count_v2"]
+    assert scored.filtered.column("filter").to_pylist() == ["refusal_v8", "word_count_v3"]
     assert scored.filtered.column("value").to_pylist() == [1.0, 1.0]
     assert scored.filtered.column("source_file").to_pylist() == ["file.parquet"] * 2
     flags = dict(zip(scored.kept.column("doc_id").to_pylist(), scored.kept.column("quality_flags").to_pylist()))
-    assert flags == {"d1": ["word_count_v2"], "d3": []}
+    assert flags == {"d1": ["word_count_v3"], "d3": []}
     assert scored.kept.num_rows + scored.filtered.num_rows == docs.num_rows
     # Without a scorer nothing is scored.
     assert scored.kept.column("quality_score").null_count == scored.kept.num_rows
@@ -187,10 +187,10 @@ def test_filtered_rows_name_every_failing_filter_and_a_numeric_rule():
         FilterSpec(name="template_markers", mode="flag"),
     ]))
     rows = score_documents(docs, filters, Lineage(("file.parquet",), "run")).filtered.to_pylist()
-    assert [r["filters_failed"] for r in rows] == [["refusal_v7", "word_count_v2"], ["word_count_v2"],
-                                                   ["word_count_v2"]]
+    assert [r["filters_failed"] for r in rows] == [["refusal_v8", "word_count_v3"], ["word_count_v3"],
+                                                   ["word_count_v3"]]
     assert [(r["filter"], r["value"], r["comparison"], r["threshold"]) for r in rows] == [
-        ("refusal_v7", 1.0, ">=", 1.0), ("word_count_v2", 1.0, "<", 8.0), ("word_count_v2", 30.0, ">", 20.0)]
+        ("refusal_v8", 1.0, ">=", 1.0), ("word_count_v3", 1.0, "<", 8.0), ("word_count_v3", 30.0, ">", 20.0)]
     assert rows[2]["detail"] == "word_count = 30 (> 20)"
     assert rows[0]["detail"].startswith("refusal = 1 (>= 1; refusal or disclaimer in the opening")
     assert score_documents(docs, filters, Lineage(("f",), "r")).filtered.schema.field("threshold").type == pa.float64()
@@ -248,7 +248,7 @@ def test_detail_reads_the_spec_a_document_failed_when_two_specs_share_a_label():
     refusing = {"text": "As an AI language model I refuse.", "origin": "human"}  # refusal and 7 words
     for batch in ([refusing], [refusing, {"text": " ".join(["answer"] * 30), "origin": "synthetic"}]):
         row = score_documents(make_documents(batch), filters, Lineage(("f",), "r")).filtered.to_pylist()[0]
-        assert row["filters_failed"] == ["refusal_v7", "word_count_v2"]
+        assert row["filters_failed"] == ["refusal_v8", "word_count_v3"]
         assert row["detail"].endswith("; also word_count = 7 (< 10)"), row["detail"]
 
 

@@ -55,12 +55,12 @@ def test_the_run_writes_every_section_and_chart(run):
 def test_every_filter_is_listed_with_escaped_examples(run):
     out, manifest, page = run
     filters = manifest["quality"]["filters"]
-    assert {"refusal_v7", "too_short_v3", "duplicate_lines_v1"} <= set(filters)
+    assert {"refusal_v8", "too_short_v3", "duplicate_lines_v1"} <= set(filters)
     for label in filters:
         assert f"<summary><code>{label}</code>" in page, label
     filtered = ds.dataset(os.path.join(out, "filtered")).to_table(columns=["doc_id", "filter"]).to_pylist()
     for row in filtered:
-        if row["filter"] in ("refusal_v7", "too_short_v3"):
+        if row["filter"] in ("refusal_v8", "too_short_v3"):
             assert f"<code>{row['doc_id']}</code>" in page, row
     # The refusal's markup is shown as text; its controls are visible, not active.
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page

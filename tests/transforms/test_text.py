@@ -62,13 +62,35 @@ def test_arabic_script_spellings_of_the_same_text_normalize_alike():
     assert fold(stretched) == fold(persian)
 
 
+def test_pointed_and_unpointed_hebrew_and_arabic_and_both_malayalam_chillus_normalize_alike():
+    """Hebrew and Arabic write vowel points only in some texts (Genesis 1:1 below, pointed and with its
+    cantillation, and not); Malayalam writes ൻ, or, as older text does, ന + virama + zero-width joiner.
+    Each pair was two texts to dedup (a Jaccard similarity of 0.00 for the Hebrew)."""
+    pointed = "בְּרֵאשִׁ֖ית בָּרָ֣א אֱלֹהִ֑ים אֵ֥ת הַשָּׁמַ֖יִם וְאֵ֥ת הָאָֽרֶץ׃"
+    plain = "בראשית ברא אלהים את השמים ואת הארץ׃"
+    arabic_pointed, arabic = "العِلْمُ نُورٌ وَالجَهْلُ ظَلامٌ", "العلم نور والجهل ظلام"
+    chillu, legacy = "അവൻ വന്നു, അവൾ പോയി", "അവന്\u200d വന്നു, അവള്\u200d പോയി"
+    analysis = analyze(pa.array([pointed, plain, arabic_pointed, arabic, chillu, legacy]))
+    normalized = analysis.normalized.to_pylist()
+    assert normalized[0] == normalized[1] and normalized[2] == normalized[3] and normalized[4] == normalized[5]
+    assert len(set(content_hashes(analysis.normalized).to_pylist())) == 3
+    words = [analysis.word_hashes[analysis.word_offsets[i]:analysis.word_offsets[i + 1]].tolist() for i in range(6)]
+    assert words[0] == words[1] and len(words[0]) == 7 and words[2] == words[3] and words[4] == words[5]
+    # Hebrew's punctuation stays: the maqaf joins words, sof pasuq ends a verse.
+    assert fold("על־פני׃") == "על־פני׃" and fold(pointed) == fold(plain)
+
+
 def test_ignorable_code_points_are_unicodes_default_ignorable_ones():
     regex = pytest.importorskip("regex")  # Beam's dependency; it knows the Unicode property
     prop = regex.compile(r"\p{Default_Ignorable_Code_Point}")
     want = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and prop.match(chr(cp))]
     start, length, _, _ = kernels.fold_table()
-    # and the Arabic tatweel, which folds to nothing too (kernels.SAME_LETTER)
-    assert np.flatnonzero((start >= 0) & (length == 0)).tolist() == sorted(want + [0x0640])
+    # and what is only the Arabic tatweel (kernels.SAME_LETTER) and vowel points (kernels.VOWEL_POINTS):
+    # they fold to nothing too, as do the presentation forms made of them (U+FE71, a tatweel with fathatan)
+    points = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and cp not in want
+              and {ord(c) for c in unicodedata.normalize("NFKD", chr(cp))} <= {0x0640, *kernels.VOWEL_POINTS}]
+    assert 0xFE71 in points and len(points) > len(kernels.VOWEL_POINTS)
+    assert np.flatnonzero((start >= 0) & (length == 0)).tolist() == sorted(want + points)
 
 
 @pytest.mark.parametrize(
