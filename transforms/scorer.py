@@ -39,7 +39,7 @@ from hybridmix.transforms.kernels import MASK32, _count_into, _counting_table, _
 FORMAT = "hybridmix-scorer-1"
 # Score histograms in the manifest: this many equal bins over [0, 1].
 SCORE_BINS = 20
-DEFAULT_SCORER = "alpaca_judge_v3.npz"
+DEFAULT_SCORER = "alpaca_judge_v4.npz"
 
 
 @nb.njit(cache=True, inline="always")
@@ -194,6 +194,24 @@ def _per_word(name: str) -> Callable:
     return lambda v: v.stat(name) / np.maximum(v.word_counts / v.chars_per_word, 1.0)
 
 
+# Characters of a Latin-script word with its space: a unit of a script written without spaces counts as
+# this many over its script's characters per word (a Chinese character 3, a Japanese one 2).
+_LATIN_WORD_CHARS = 6.0
+
+
+def _latin_equivalent_chars(view) -> np.ndarray:
+    """The text's length in characters of Latin-script text saying as much: spaced words' characters
+    without their accents, vowel signs and viramas, the characters between words as they are, and each
+    unit of a script written without spaces as `_LATIN_WORD_CHARS` over its script's characters per
+    word (3 in a text mostly in spaced scripts, as `too_short` counts it). On the UDHR's 492
+    translations the same article's length against English's has a median of 1.03 and its log a
+    spread of 0.22, against 0.33 for code points (Chinese 0.74 of English, not 0.26)."""
+    solo = view.stat("solo_units")
+    per_unit = np.where(view.unspaced, _LATIN_WORD_CHARS / view.chars_per_word, 3.0)
+    between = view.stat("code_points") - view.stat("word_chars")
+    return view.stat("spaced_word_chars") + between + solo * per_unit
+
+
 def _type_token(view) -> np.ndarray:
     hashes, offsets = view.words
     distinct = parallel.per_text(distinct_words, hashes, offsets.astype(np.int64))
@@ -240,6 +258,15 @@ DENSE_FEATURES: dict[str, Callable] = {
     "rep5_cov_v2": lambda v: v.repeated_coverage(5, per_word=True),
     "rep10_cov_v2": lambda v: v.repeated_coverage(10, per_word=True),
     "hash_per_word_v2": _per_word("hashes"),
+    # v2 of length and letter features that measured the script: the same UDHR article is 0.26x the
+    # characters in Chinese as in English and 1.45x the units; Hindi's vowel signs are not letters (a
+    # share of 0.49 against English's 0.82), and Chinese and Thai have no spaces to count against
+    # their letters. letter_share_v2: the share of the characters that are not whitespace that are in
+    # words and not digits (punctuation, symbols and numbers are the rest).
+    "log_chars_v2": lambda v: np.log1p(_latin_equivalent_chars(v)),
+    "log_words_v2": lambda v: np.log1p(v.word_equivalents),
+    "letter_share_v2": lambda v: _per(v.stat("word_chars") - v.stat("digits"),
+                                      v.stat("code_points") - v.stat("spaces")),
     "bold_per_word_v2": _per_word("bold_marks"),
 }
 

@@ -1,4 +1,4 @@
-"""Rebuild the scorer that ships with hybridmix (transforms/scorers/alpaca_judge_v3.npz).
+"""Rebuild the scorer that ships with hybridmix (transforms/scorers/alpaca_judge_v4.npz).
 
 It learns what AlpacaEval's judge prefers, from ../shared/data/labels/judge_labels.parquet joined to
 the answers in ../shared/data/synthetic/alpaca_eval_outputs.parquet (7,241 answers of 9 models;
@@ -56,5 +56,5 @@ def build(shared: str, output: str) -> int:
 
 if __name__ == "__main__":
     shared = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "..", "shared", "data")
-    output = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "transforms", "scorers", "alpaca_judge_v3.npz")
+    output = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "transforms", "scorers", "alpaca_judge_v4.npz")
     sys.exit(build(shared, output))
