@@ -110,6 +110,13 @@ def summary(manifest: dict[str, Any]) -> str:
     if splits:
         lines.append("data/: " + ", ".join(f"{split} {rows:,} rows in {files} file(s)"
                                           for split, (rows, files) in splits.items()))
+    fraction = ((manifest.get("config") or {}).get("mixture") or {}).get("validation_fraction") or 0
+    if splits and fraction > 0 and not splits.get("validation", (0, 0))[0]:
+        # Each document goes to validation with this chance, decided by its id: a small share of few
+        # documents can choose none, and then there is no validation file to load.
+        lines.append(f"note: no document went to the validation split (validation_fraction {fraction:g} of "
+                     f"{sum(rows for rows, _ in splits.values()):,} rows): data/ has no validation file; "
+                     "raise validation_fraction for one")
     scripts = mix.get("scripts", {})
     if any(len(per) > 1 or any(g["target_fraction"] is not None for g in per.values()) for per in scripts.values()):
         script_rows = [

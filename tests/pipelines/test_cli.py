@@ -371,6 +371,19 @@ def test_upsampling_splits_and_shard_layout(tmp_path):
     assert abs(wiki["selected_units"] - 8_800) <= max(r["tokens"] for r in human)
 
 
+def test_a_validation_split_that_drew_no_document_is_said_in_the_summary(tmp_path, capsys):
+    """Each document goes to validation with the fraction's chance: 0.001 of 70 documents drew none,
+    and the run wrote no validation file without a word."""
+    _corpus(tmp_path)
+    out = tmp_path / "out"
+    assert main(["run", _config(tmp_path, validation_fraction=0.001), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert not glob.glob(str(out / "data" / "validation-*"))
+    assert "note: no document went to the validation split (validation_fraction 0.001 of " in printed
+    assert main(["run", _config(tmp_path), "--output", str(tmp_path / "other")]) == 0
+    assert "no document went to the validation split" not in capsys.readouterr().out
+
+
 def test_log_file_after_the_command(finished_run, tmp_path):
     src, _, _, _ = finished_run
     log_file = tmp_path / "run.log"
