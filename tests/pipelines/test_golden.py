@@ -14,14 +14,14 @@ from hybridmix.pipelines.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DEMO_FILES = {
-    "data/train-00000-of-00002.parquet": "91d3715845f453fc74913e08427307423178083c8df2e0aa55b0a666e8067931",
-    "data/train-00001-of-00002.parquet": "55293bf2d5b7ce86bbf3a55daf25f8f9e8732b02e69cb585af972cce456e7b0e",
-    "data/validation-00000-of-00001.parquet": "cb791feaaa62e73d19ea2f0d9696f07e4068d74723043445f0abf2fe3e56f1ae",
+    "data/train-00000-of-00002.parquet": "9d06e71a987334841768448b707e429339e905aa26a323103b3934921926c9d5",
+    "data/train-00001-of-00002.parquet": "c77fa66008a3d28fc230d44785b50b574c0299759f15e1d5b23350d199dee8e7",
+    "data/validation-00000-of-00001.parquet": "1f786f611e33b2dcbd20fcfe17f88c87089156382b40dbc5c5daa52f99bb9035",
     "rejects/part-00000-of-00001.parquet": "9e95668d03fd0ba6bc4ec38763b54e6a4cf31b6a56219819ffdb465382dbee6f",
-    "filtered/part-00000-of-00001.parquet": "bd70e0ce1c60c592622aef0c4d22d2696e7c328e4aaad139c5aa25e58e3d8d8a",
+    "filtered/part-00000-of-00001.parquet": "44ff4fb2fbafd1dec45688936078a567a668cc0b97e96bae7399f2a33bbaa885",
     "duplicates/part-00000-of-00001.parquet": "9ca331f906efbcdaf58dc1b89e15bfc84e8230930560a97a26b53ba00fe3cdb8",
-    "ledger/part-00000-of-00001.parquet": "4e7104a38ed65cc143ad814683edb11424a3d73e6c05c45500fdd5eb5ad32927",
-    "index/part-00000-of-00003.parquet": "79922ebc58cf8cfe7f154189ddba8dd0e673c7b7798fa01e75fc5fdad8343cd2",
+    "ledger/part-00000-of-00001.parquet": "45ae339ebb06066aa9b1890145cdea95c48a48fdd99d5fb451c350611c5e79bb",
+    "index/part-00000-of-00003.parquet": "8b91da611c74bf93ada0369b363f0117314b69a18ce0217919f58fe05f0f4671",
     "index/part-00001-of-00003.parquet": "1270fafb03d5c625087098118e3c9b2f30d6d7c0e653aa479da9ce5c96714565",
     "index/part-00002-of-00003.parquet": "e73aa6dac93ad91e89765e091816278df9f4e83bccccf8da3f872d8cc7dbd048",
 }
