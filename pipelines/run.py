@@ -190,6 +190,13 @@ def _ready_output(ctx: RunContext, config: PipelineConfig, if_exists: IfExists, 
     return ctx
 
 
+def _skipped(ctx: RunContext) -> int:
+    skipped = f"{ctx.out_dir} already holds run {ctx.run_id} (same config and inputs); nothing to do"
+    print(skipped)
+    outcome.info("%s", skipped)
+    return 0
+
+
 def already_done(out: str, existing: Existing, if_exists: IfExists, run_id: str, published: str | None = None) -> bool:
     """Whether the output already holds this very run and `if_exists` is skip; raises where `run` refuses
     the output (a finished run it may not replace). `published`: an object store's committed run id."""
@@ -326,14 +333,16 @@ def cmd_run(args: argparse.Namespace, beam_flags: list[str]) -> int:
         check_carry_forward_reachable(config, ctx.plan, ctx.carry_forward)
         if not is_remote(ctx.out_dir):
             # Checked again under the lock; a folder refused now gets no lock file beside it.
-            check_output(ctx.out_dir, config, ctx.base_dir, [f.path for f in ctx.plan.files])
+            existing = check_output(ctx.out_dir, config, ctx.base_dir, [f.path for f in ctx.plan.files])
+            # This very run, finished: nothing is written, so no lock is taken (on a read-only file
+            # system, an archive or a snapshot, taking one failed with exit 2, and a scheduler gave up).
+            if if_exists is IfExists.SKIP and existing is Existing.FINISHED \
+                    and finished_run_id(ctx.out_dir) == ctx.run_id:
+                return _skipped(ctx)
         with output_lock(ctx.out_dir, ctx.run_id, args.no_lock):
             ready = _ready_output(ctx, config, if_exists, options, args.no_lock)
             if ready is None:
-                skipped = f"{ctx.out_dir} already holds run {ctx.run_id} (same config and inputs); nothing to do"
-                print(skipped)
-                outcome.info("%s", skipped)
-                return 0
+                return _skipped(ctx)
             ctx = ready
             log.info("run %s: %d input files (%d quarantined), staging in %s", ctx.run_id, len(ctx.plan.files),
                      len(ctx.plan.bad_files), ctx.stage_dir)
@@ -426,11 +435,13 @@ def cmd_validate(args: argparse.Namespace, beam_flags: list[str] = ()) -> int:
         out = resolve_output(_output_path(config, base_dir, args.output))
         check_prior_is_not(out, priors)
         existing = check_output(out, config, base_dir, [f.path for f in plan.files])
-        check_writable(out)
-        check_unlocked(out)
         run_id = run_id_of(args.run_id, config.digest(), plan, scorer, eval_files, tokenizer, priors)
         published = read_commit(out).run_id if is_remote(out) and existing is Existing.FINISHED else None
-        if already_done(out, existing, if_exists, run_id, published):
+        done = already_done(out, existing, if_exists, run_id, published)
+        if not done:  # as run: a run that would skip writes nothing, so the folder need not be writable
+            check_writable(out)
+            check_unlocked(out)
+        if done:
             state = f"holds this same run ({run_id}): run --if-exists skip does nothing"
         elif existing is Existing.FINISHED:
             state = f"holds a finished run, which run --force replaces (this run is {run_id})"

@@ -861,6 +861,35 @@ def test_if_exists_skip_does_nothing_for_the_same_run(tmp_path):
     assert _cli("run", config, "--output", out, "--if-exists", "replace", "--seed", "9").returncode == 0
 
 
+@pytest.fixture
+def read_only_mount(tmp_path):
+    """A tmpfs at tmp_path/mnt, and a function that remounts it read-only (needs root, as CI runs)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    yield mnt, lambda: subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_if_exists_skip_needs_no_write_access_to_an_output_that_holds_the_run(tmp_path, read_only_mount):
+    """A scheduler reruns a job whose output now sits on a read-only file system (an archive, a
+    snapshot): the lock file could not be opened for writing, and run and validate exited 2 (do not
+    retry) although there was nothing to do."""
+    mnt, make_read_only = read_only_mount
+    _corpus(tmp_path)
+    config = _config(tmp_path)
+    out = mnt / "out"
+    assert _cli("run", config, "--output", out).returncode == 0
+    make_read_only()
+    again = _cli("run", config, "--output", out, "--if-exists", "skip")
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr
+    checked = _cli("validate", config, "--output", out, "--if-exists", "skip")
+    assert checked.returncode == 0 and "run --if-exists skip does nothing" in checked.stdout, checked.stderr
+    # Anything that would write there still stops at once, naming the file system.
+    _one_error_line(_cli("run", config, "--output", out, "--force", "--seed", "9"), 2, "Read-only file system")
+
+
 def test_a_rewrite_that_keeps_the_size_and_the_footer_is_another_run(tmp_path):
     """Rows of equal length swapped in an uncompressed file: the size, the footer and the last 64 KiB
     stay; the run id must not, or `--if-exists skip` keeps an output of the old rows."""
