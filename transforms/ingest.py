@@ -462,9 +462,12 @@ def _meta_values(name: str, column: pa.Array) -> list:
     try:
         return column.to_pylist()
     except (ValueError, OverflowError, pa.ArrowException) as exc:
-        if pa.types.is_timestamp(type_) and type_.unit in ("s", "ms"):
-            column = column.cast(pa.timestamp("us", type_.tz))  # Arrow writes no date past 9999 in s or ms
         if temporal or pa.types.is_date(type_):
+            if pa.types.is_timestamp(type_) and type_.unit in ("s", "ms"):
+                try:  # Arrow writes no date past 9999 in s or ms, and does in us
+                    column = column.cast(pa.timestamp("us", type_.tz))
+                except pa.ArrowInvalid:
+                    pass  # past year 294,247: Arrow writes "<value out of range: ...>"
             return column.cast(pa.string()).to_pylist()
         raise DataError(f"keep_columns: column {name!r} ({type_}) holds values hybridmix cannot write into meta "
                         f"({type(exc).__name__}: {one_line(exc)}); cast it to a plain type (string, "
