@@ -50,12 +50,13 @@ _CHARS_PER_WORD = {"Hani": 2, "Bopo": 2, "Yiii": 2, "Jpan": 3, "Hang": 3, "Thai"
 # Greek, Turkish or Khmer.
 _SYLLABLES_PER_WORD = {"Tibt": 2}
 # Vietnamese writes a space after every syllable, in Latin letters: a text whose words hold this many
-# letters only Vietnamese writes (ă đ ơ ư ạ ế ..., `kernels._vietnamese`) per word is read as syllables,
-# two to a word. Vietnamese prose has about 0.5 (LibreOffice's help pages: median 0.54, 9 in 10 above
-# 0.27); an English sentence naming Nguyễn Văn Thiệu, Trần Văn Hương and Sài Gòn has 0.22. Read word by
-# word, 17 % of the Vietnamese help pages failed the human repetition rule, against 8-12 % in Greek,
-# Turkish or Khmer.
-_VIETNAMESE_PER_WORD = 0.25
+# letters only Vietnamese writes (ơ ư ả ế ờ ..., `kernels._vietnamese`) per word is read as syllables,
+# two to a word. LibreOffice's Vietnamese help pages have a median of 0.37 (9 in 10 above 0.18), its
+# UDHR 0.26, and no other of the UDHR's 500 translations 0.1 (Yoruba's and Igbo's ẹ and ọ do not count);
+# an English sentence naming Nguyễn Văn Thiệu, Trần Văn Hương and Sài Gòn has 0.15. Read word by word,
+# 17 % of the Vietnamese help pages failed the human repetition rule, against 8-12 % in Greek, Turkish
+# or Khmer.
+_VIETNAMESE_PER_WORD = 0.2
 
 
 _TAIL = 200  # characters at the end of a text where truncation shows

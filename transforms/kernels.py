@@ -1013,7 +1013,7 @@ STAT_COLUMNS = (
     "spaced_word_chars",  # code points inside those, but accents, vowel points and viramas (MARK)
     "hashtags",  # "#" right before a unit's code point (not one before a space or another "#")
     "spaces",  # whitespace code points (line breaks included)
-    "vietnamese_letters",  # letters only Vietnamese writes: ă đ ơ ư, and the vowels of U+1EA0..U+1EF9 (ạ ả ế ...)
+    "vietnamese_letters",  # letters only Vietnamese writes (ơ ư ả ế ờ ...; `_vietnamese`)
 )
 (_LINES, _ELLIPSIS_LINES, _BULLET_LINES, _DUP_LINES, _DUP_LINE_CHARS, _LINE_CHARS, _HASHES, _ELLIPSES,
  _CODE_POINTS, _LETTERS, _WORDS, _ALPHA_WORDS, _WORD_CHARS, _CHAR_NGRAMS, _DUP_CHAR_NGRAMS,
@@ -1279,13 +1279,20 @@ def ngram_hashes(word_hashes, word_offsets, n):
 
 @nb.njit(cache=True, inline="always")
 def _vietnamese(cp):
-    """1 for a letter only Vietnamese writes (ă đ ơ ư, either case, and the block of its toned vowels)."""
-    if cp < 0x102:
+    """1 for a letter only Vietnamese writes: ơ and ư (either case), and the vowels of U+1EA0..U+1EF9
+    but those other languages write too (ạ ẹ ị ọ ụ ỵ: Yoruba and Igbo; ẽ ỹ: Guarani; ỳ: Welsh). ă (Romanian)
+    and đ (Croatian) do not count either."""
+    if cp < 0x1A0:
         return 0
-    if 0x1EA0 <= cp <= 0x1EF9:
+    if cp == 0x1A0 or cp == 0x1A1 or cp == 0x1AF or cp == 0x1B0:
         return 1
-    return 1 if cp == 0x102 or cp == 0x103 or cp == 0x110 or cp == 0x111 or cp == 0x1A0 or cp == 0x1A1 \
-        or cp == 0x1AF or cp == 0x1B0 else 0
+    if cp < 0x1EA0 or cp > 0x1EF9:
+        return 0
+    low = cp | 1
+    if low == 0x1EA1 or low == 0x1EB9 or low == 0x1ECB or low == 0x1ECD or low == 0x1EE5 or low == 0x1EF5 \
+            or low == 0x1EBD or low == 0x1EF9 or low == 0x1EF3:
+        return 0
+    return 1
 
 
 @nb.njit(cache=True, inline="always")
