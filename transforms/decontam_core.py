@@ -142,18 +142,20 @@ def build_index(part: PartialIndex, sets: list[str], ngram: int, min_item_words:
 
     `ngram` and `min_item_words` are words: an item of a script written without spaces is indexed by
     n-grams of `ngram` times its units per word (`PartialIndex.scales`)."""
-    # Items are (set, id), numbered in that order whatever order the files were merged in; an
-    # item listed twice is one item (its first text in text order, so the choice is stable).
+    # Items are (set, id, text), numbered in that order whatever order the files were merged in: an
+    # item listed twice is one item, and items that share an id but not a text are two. Keyed by id
+    # alone, the second text of an id was never indexed, and its copies stayed in the mix (ids 0..n in
+    # both a test and a validation file, or the default <file name>:<row> of two test.jsonl).
     names = {name: i for i, name in enumerate(sets)}
     scales = part.scales if len(part.scales) == len(part.words) else [1] * len(part.words)
-    chosen: dict[tuple[str, str], tuple[np.ndarray, int]] = {}
+    chosen: dict[tuple[str, str, bytes], tuple[np.ndarray, int]] = {}
     for name, item_id, words, scale in sorted(zip(part.sets, part.ids, part.words, scales),
                                               key=lambda t: (names[t[0]], t[1], t[2].tobytes())):
-        chosen.setdefault((name, item_id), (words, int(scale)))
+        chosen.setdefault((name, item_id, words.tobytes()), (words, int(scale)))
     ordered = list(chosen)
     words = [chosen[item][0] for item in ordered]
     item_scale = np.asarray([chosen[item][1] for item in ordered], np.int64)
-    item_sets = np.asarray([names[name] for name, _ in ordered], np.int32)
+    item_sets = np.asarray([names[name] for name, _, _ in ordered], np.int32)
     # Items of the same text count once: an evaluation set that repeats a question is not boilerplate.
     text_of: dict[bytes, int] = {}
     same_text = np.asarray([text_of.setdefault(w.tobytes(), i) for i, w in enumerate(words)], np.int64)
@@ -206,7 +208,7 @@ def build_index(part: PartialIndex, sets: list[str], ngram: int, min_item_words:
     return EvalIndex(
         keys=unique_keys, ptr=np.append(key_starts, len(keys)).astype(np.int64), items=items.astype(np.int32),
         entry_len=entry_len, entry_full=entry_full, key_len=lookup_len[key_starts].astype(np.int32),
-        item_sets=item_sets, item_ids=tuple(item_id for _, item_id in ordered), item_grams=item_grams,
+        item_sets=item_sets, item_ids=tuple(item_id for _, item_id, _ in ordered), item_grams=item_grams,
         sets=tuple(sets), ngram=ngram, prefix=min_item_words,
         report={"sets": report, "common_ngrams_ignored": int(ignored)})
 

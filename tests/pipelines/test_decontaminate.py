@@ -141,6 +141,43 @@ def test_json_lines_evaluation_sets_are_read_record_by_record(tmp_path, sample, 
             in capsys.readouterr().err)
 
 
+def test_items_that_share_an_id_but_not_a_text_are_all_checked(tmp_path, sample):
+    """A set's items were one per id: a test and a validation file both numbering their items 0..n, or
+    two files named test.jsonl whose default ids (<file name>:<row>) are the same, had the second
+    file's items never indexed, and the training documents that copy them stayed in the mix."""
+    root = tmp_path / "in"
+    items = sample[2]
+    for folder, part in (("a", items[2:5]), ("b", items[5:8])):
+        (root / "eval" / folder).mkdir(parents=True)
+        with open(root / "eval" / folder / "test.jsonl", "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps({"n": i, "text": r["text"]}) + "\n" for i, r in enumerate(part))
+    wiki, answers, _ = sample
+    human = [dict(r) for r in wiki]
+    planted = {}
+    for k, r in enumerate(items[2:8]):  # every item of both files copied into a human document
+        human[20 + k]["text"] = r["text"]
+        planted[human[20 + k]["id"]] = r["text"]
+    write_parquet(root / "human.parquet", human)
+    write_parquet(root / "answers.parquet", [{"id": r["id"], "text": r["text"]} for r in answers])
+    for eval_set in ({"name": "qa", "paths": ["eval/*/test.jsonl"]},
+                     {"name": "qa", "paths": ["eval/*/test.jsonl"], "id_column": "n"}):
+        config = write_config(root / "mix.yaml", {
+            "corpora": [
+                {"name": "wiki", "origin": "human", "paths": ["human.parquet"], "id_column": "id"},
+                {"name": "answers", "origin": "synthetic", "paths": ["answers.parquet"], "id_column": "id"},
+            ],
+            "decontaminate": {"against": [eval_set]},
+            "mixture": {"unit": "documents", "targets": {"human": 0.5, "synthetic": 0.5}},
+        })
+        out = tmp_path / f"out-{len(eval_set)}"
+        assert main(["run", config, "--output", str(out)]) == 0
+        filtered = pq.read_table(out / "filtered")
+        hits = filtered.filter(pc.equal(filtered.column("filter"), "decontaminate")).column("doc_id").to_pylist()
+        assert set(hits) == set(planted)
+        figures = json.loads((out / "manifest.json").read_text())["decontamination"]["sets"]["qa"]
+        assert figures["items"] == 6 and figures["distinct_items"] == 6 and figures["indexed"] == 6
+
+
 def test_flag_mode_keeps_the_document_and_names_the_set(tmp_path, sample):
     root = tmp_path / "in"
     config = _inputs(root, sample, _write_eval(root, sample[2]), mode="flag")
