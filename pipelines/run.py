@@ -437,16 +437,14 @@ def cmd_validate(args: argparse.Namespace, beam_flags: list[str] = ()) -> int:
         existing = check_output(out, config, base_dir, [f.path for f in plan.files])
         run_id = run_id_of(args.run_id, config.digest(), plan, scorer, eval_files, tokenizer, priors)
         published = read_commit(out).run_id if is_remote(out) and existing is Existing.FINISHED else None
-        done = already_done(out, existing, if_exists, run_id, published)
-        if not done:  # as run: a run that would skip writes nothing, so the folder need not be writable
+        if already_done(out, existing, if_exists, run_id, published):
+            # As run: a run that would skip writes nothing, so the folder need not be writable.
+            state = f"holds this same run ({run_id}): run --if-exists skip does nothing"
+        else:
             check_writable(out)
             check_unlocked(out)
-        if done:
-            state = f"holds this same run ({run_id}): run --if-exists skip does nothing"
-        elif existing is Existing.FINISHED:
-            state = f"holds a finished run, which run --force replaces (this run is {run_id})"
-        else:
-            state = f"can be written (run {run_id})"
+            state = (f"holds a finished run, which run --force replaces (this run is {run_id})"
+                     if existing is Existing.FINISHED else f"can be written (run {run_id})")
         print(f"  output {out}: {state}")
     else:
         print("  no output folder: output.path is not set, so run needs --output DIR (validate --output DIR "

@@ -118,11 +118,17 @@ class TextView:
         characters of a word in their script (an n-word rule reads n times as many characters)."""
         if not self.unspaced.any():
             return np.ones(len(self), np.int64)
-        codes = self._scripts if self._scripts is not None else scripts(analyze(self.texts))
-        listed = pc.index_in(codes, value_set=pa.array(list(_CHARS_PER_WORD)))
-        table = np.array(list(_CHARS_PER_WORD.values()) + [2], np.int64)  # 2 for a script not listed
-        per_word = table[pc.fill_null(listed, len(_CHARS_PER_WORD)).to_numpy()]
-        return np.where(self.unspaced, per_word, 1)
+        return np.where(self.unspaced, self._per_script(_CHARS_PER_WORD, 2), 1)  # 2 for a script not listed
+
+    @cached_property
+    def _script_codes(self) -> pa.Array:
+        return self._scripts if self._scripts is not None else scripts(analyze(self.texts))
+
+    def _per_script(self, table: dict[str, int], default: int) -> np.ndarray:
+        """`table`'s value for each text's script, `default` for a script it does not list."""
+        listed = pc.index_in(self._script_codes, value_set=pa.array(list(table)))
+        values = np.array(list(table.values()) + [default], np.int64)
+        return values[pc.fill_null(listed, len(table)).to_numpy()]
 
     @cached_property
     def units_per_word(self) -> np.ndarray:
@@ -130,15 +136,9 @@ class TextView:
         `_SYLLABLES_PER_WORD`, or in Vietnamese, `_VIETNAMESE_PER_WORD`) two syllables to a word: what
         the word rules (repeated n-grams, word counts) read as a word. The scorer's per-word features
         keep `chars_per_word`, as trained."""
-        per_word = self.chars_per_word
         vietnamese = self.stat("vietnamese_letters") >= _VIETNAMESE_PER_WORD * np.maximum(self.stat("spaced_words"), 1)
-        codes = self._scripts if self._scripts is not None else scripts(analyze(self.texts))
-        listed = pc.index_in(codes, value_set=pa.array(list(_SYLLABLES_PER_WORD)))
-        if listed.null_count == len(listed) and not vietnamese.any():
-            return per_word
-        table = np.array(list(_SYLLABLES_PER_WORD.values()) + [1], np.int64)
-        syllables = np.where(vietnamese, 2, table[pc.fill_null(listed, len(_SYLLABLES_PER_WORD)).to_numpy()])
-        return np.where(self.unspaced, per_word, syllables)
+        syllables = np.where(vietnamese, 2, self._per_script(_SYLLABLES_PER_WORD, 1))
+        return np.where(self.unspaced, self.chars_per_word, syllables)
 
     @cached_property
     def word_equivalents(self) -> np.ndarray:

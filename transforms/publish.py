@@ -78,11 +78,12 @@ def _manifest_of(out: str) -> Any:
         return None
 
 
-def not_written_here(out: str) -> list[str]:
+def not_written_here(out: str, manifest: Any = None) -> list[str]:
     """Files and folders inside a finished local output's folders (data/, ledger/, ...) that its manifest
-    does not list, or lists with another size (or as a plain file, where a link or folder now stands),
-    relative to `out`: put there by someone else, so a replacing run must not delete them."""
-    manifest = _manifest_of(out)
+    (read from `out` unless given) does not list, or lists with another size (or as a plain file, where
+    a link or folder now stands), relative to `out`: put there by someone else, so a replacing run must
+    not delete them."""
+    manifest = _manifest_of(out) if manifest is None else manifest
     listed = {os.path.normpath(p) for p in listed_paths(manifest)}
     return sorted(_unlisted(out, listed) + [os.path.normpath(p) for p in changed_files(out, manifest)])
 
@@ -123,9 +124,10 @@ def strangers(out: str) -> list[str]:
     if not os.path.isdir(out) or os.path.islink(out):
         return []
     entries = sorted(os.listdir(out))
-    if not os.path.isfile(os.path.join(out, SUCCESS)) or _manifest_of(out) is None:
+    manifest = _manifest_of(out)
+    if not os.path.isfile(os.path.join(out, SUCCESS)) or manifest is None:
         return [e for e in entries if e != MANIFEST]
-    return [e for e in entries if e not in OUTPUT_ENTRIES] + not_written_here(out)
+    return [e for e in entries if e not in OUTPUT_ENTRIES] + not_written_here(out, manifest)
 
 
 def publish_local(stage_dir: str, out_dir: str, manifest: Manifest, scratch: tuple[str, ...],

@@ -40,9 +40,12 @@ def _dotless(pattern: str) -> str:
 
 # After "as an AI" or "I am an AI" in Chinese: the AI is the speaker when a comma, a full stop, 我 or the
 # end follows it (with 助手, 模型 and the like between), not a field (作为一名人工智能研究员, 人工智能专业的学生).
-_ZH_AI_END = r"(?:\s?(?:语言模型|大型语言模型|助手|助理|模型|程序|聊天机器人|系统))?\s?(?:[，,。.！!、：:；;\n]|我|$)"
-_ZH_AI_END_HANT = (r"(?:\s?(?:語言模型|大型語言模型|助手|助理|模型|程式|程序|聊天機器人|系統))?"
-                   r"\s?(?:[，,。.！!、：:；;\n]|我|$)")
+def _zh_ai_end(nouns: str) -> str:
+    return rf"(?:\s?(?:{nouns}))?\s?(?:[，,。.！!、：:；;\n]|我|$)"
+
+
+_ZH_AI_END = _zh_ai_end("语言模型|大型语言模型|助手|助理|模型|程序|聊天机器人|系统")
+_ZH_AI_END_HANT = _zh_ai_end("語言模型|大型語言模型|助手|助理|模型|程式|程序|聊天機器人|系統")
 
 REFUSAL_PATTERNS: dict[str, list[str]] = {
     "en": [
